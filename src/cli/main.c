@@ -1,0 +1,126 @@
+/*
+ * main.c - `sstream`, the SecureStreams command line: a table of
+ * subcommands, one file each, in the manner of git's builtins.
+ */
+#include "cli/cmds.h"
+#include "core/ss_log.h"
+#include "securestreams.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Subcommands not linked into this build are weak so that a partial
+ * build still starts; every one of them is linked in a release build. */
+#pragma weak cmd_run
+#pragma weak cmd_source
+#pragma weak cmd_router
+#pragma weak cmd_worker
+#pragma weak cmd_sink
+#pragma weak cmd_gen
+#pragma weak cmd_lua
+#pragma weak cmd_keygen
+#pragma weak cmd_encrypt
+#pragma weak cmd_decrypt
+#pragma weak cmd_keyservice
+#pragma weak cmd_enclave
+#pragma weak cmd_bench
+
+struct cmd {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+    int hidden;
+};
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+static const struct cmd commands[] = {
+    {"run", cmd_run, "run a whole pipeline on this machine", 0},
+    {"source", cmd_source, "inject a file (or stdin) into a pipeline", 0},
+    {"router", cmd_router, "dispatch batches between two stages", 0},
+    {"worker", cmd_worker, "run a stage script on batches", 0},
+    {"sink", cmd_sink, "run a printer script at the end of a pipeline", 0},
+    {"gen", cmd_gen, "generate a synthetic dataset", 0},
+    {"lua", cmd_lua, "run a single-process Rx script", 0},
+    {"keygen", cmd_keygen, "create a pipeline's keys", 0},
+    {"encrypt", cmd_encrypt, "encrypt a dataset into a sealed stream", 0},
+    {"decrypt", cmd_decrypt, "decrypt a sealed stream or result", 0},
+    {"keyservice", cmd_keyservice, "release keys to attested enclaves", 0},
+    {"bench", cmd_bench, "run the benchmark suites", 0},
+    {"enclave", cmd_enclave, "(internal) the sandbox enclave process", 1},
+    {"version", cmd_version, "print the version", 0},
+    {"help", cmd_help, "list the commands, or show one's help", 0},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct cmd *find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sstream <command> [<args>]\n\n"
+               "SecureStreams %s: secure stream processing with Lua stages\n"
+               "over ZeroMQ.\n\ncommands:\n",
+            SS_VERSION_STRING);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!commands[i].hidden)
+            fprintf(f, "   %-11s %s\n", commands[i].name,
+                    commands[i].summary);
+    fprintf(f, "\n'sstream <command> --help' shows a command's options.\n");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("sstream %s\n", SS_VERSION_STRING);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stdout);
+        return 0;
+    }
+    const struct cmd *c = find(argv[1]);
+    if (!c || !c->fn) {
+        fprintf(stderr, "sstream help: unknown command '%s'\n", argv[1]);
+        return 2;
+    }
+    char *args[] = {argv[1], "--help", NULL};
+    return c->fn(2, args);
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(1, argv);
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(1, argv);
+    const struct cmd *c = find(argv[1]);
+    if (!c) {
+        fprintf(stderr, "sstream: '%s' is not a command; see 'sstream "
+                        "help'\n", argv[1]);
+        return 2;
+    }
+    if (!c->fn) {
+        fprintf(stderr, "sstream: '%s' is not built into this binary\n",
+                c->name);
+        return 2;
+    }
+    ss_log_init(c->name);
+    return c->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,132 @@
+/*
+ * ss_util.c - clocks, strict number parsing, environment, UTF-8.
+ */
+#include "core/ss_util.h"
+#include "securestreams.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* See ss_util.h. */
+uint64_t ss_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* See ss_util.h. */
+uint64_t ss_now_ms(void) { return ss_now_ns() / 1000000ull; }
+
+/* See ss_util.h. */
+int ss_parse_u64(const char *s, uint64_t min, uint64_t max, int allow_suffix,
+                 uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return SS_EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return SS_EINVAL;
+    if (allow_suffix && *end) {
+        unsigned shift = 0;
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return SS_EINVAL;
+        }
+        end++;
+        if (*end == 'i' || *end == 'B')
+            end++;
+        if (*end == 'B')
+            end++;
+        if (v > (UINT64_MAX >> shift))
+            return SS_EINVAL;
+        v <<= shift;
+    }
+    if (*end || v < min || v > max)
+        return SS_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* See ss_util.h. */
+const char *ss_env(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+/* See ss_util.h. */
+int ss_utf8_valid(const char *s, size_t n, size_t *bad)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            goto fail;
+        }
+        if (i + len > n)
+            goto fail;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                goto fail;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            goto fail;
+        i += len;
+    }
+    return 1;
+fail:
+    if (bad)
+        *bad = i;
+    return 0;
+}
+
+/* See ss_util.h. */
+long ss_peak_rss_kb(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru))
+        return -1;
+    return ru.ru_maxrss;
+}
+
+/* See ss_util.h. */
+long ss_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    long size, res;
+    int ok = fscanf(f, "%ld %ld", &size, &res) == 2;
+    fclose(f);
+    if (!ok)
+        return -1;
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}

@@ -1,0 +1,32 @@
+/*
+ * ss_util.h - small helpers shared by every area: clocks, strict number
+ * parsing, environment lookups, UTF-8 validation.
+ */
+#ifndef SS_UTIL_H
+#define SS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic time in nanoseconds / milliseconds. Can't fail. */
+uint64_t ss_now_ns(void);
+uint64_t ss_now_ms(void);
+
+/* Parses a whole decimal unsigned integer in [min, max] (suffixes k, M, G
+ * multiply by 1024^n when allow_suffix). Returns 0 or SS_EINVAL. */
+int ss_parse_u64(const char *s, uint64_t min, uint64_t max, int allow_suffix,
+                 uint64_t *out);
+
+/* Returns getenv(name) if set and non-empty, else dflt. */
+const char *ss_env(const char *name, const char *dflt);
+
+/* Returns 1 if [p, p+n) is valid UTF-8 (no overlongs, no surrogates),
+ * else 0, and sets *bad to the offset of the first bad byte. */
+int ss_utf8_valid(const char *p, size_t n, size_t *bad);
+
+/* Peak resident set size of this process in KiB (from getrusage). */
+long ss_peak_rss_kb(void);
+/* Current resident set size in KiB (from /proc/self/statm), or -1. */
+long ss_rss_kb(void);
+
+#endif

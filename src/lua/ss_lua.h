@@ -1,0 +1,64 @@
+/*
+ * ss_lua.h - a Lua 5.4 state for user code: memory cap, library allow
+ * list, and the runtime's modules served from the binary.
+ *
+ * Every state gets package.preload entries for the built-in modules
+ * (rx, zmq-rx, sgx-rx, csv, json, log, ...). A sandboxed state (the
+ * enclave's) opens only base (minus dofile/loadfile/load of binary
+ * chunks), string, table, math, utf8, coroutine and os.clock/time/date;
+ * no io, no debug, no package.loadlib, no C module searchers.
+ */
+#ifndef SS_LUA_H
+#define SS_LUA_H
+
+#include <lua.h>
+#include <stddef.h>
+
+typedef struct ss_lua ss_lua;
+
+typedef struct ss_lua_opts {
+    size_t mem_limit;      /* bytes; 0 means unlimited */
+    int sandboxed;         /* 1: the enclave's restricted library set */
+    const char *component; /* name used by the log module and print() */
+} ss_lua_opts;
+
+/* Creates a state with the cap and library set of o (o may be NULL for an
+ * unsandboxed, uncapped state). Returns 0 and *out (caller destroys), or
+ * SS_ENOMEM. */
+int ss_lua_new(const ss_lua_opts *o, ss_lua **out);
+
+/* Closes the state and frees L; sets *p to NULL. Safe on NULL/twice. */
+void ss_lua_destroy(ss_lua **p);
+
+/* The state (borrowed; valid until ss_lua_destroy). */
+lua_State *ss_lua_state(ss_lua *s);
+
+/* Bytes currently allocated by the state, and the peak so far. */
+size_t ss_lua_mem_used(const ss_lua *s);
+size_t ss_lua_mem_peak(const ss_lua *s);
+
+/* Loads a text chunk (binary chunks are refused) from path or from
+ * (src, len) named chunkname, and runs it under lua_pcall with a
+ * traceback. On failure returns SS_ELUA (or SS_EIO / SS_ENOMEM) and
+ * writes a one-line reason naming the file and line into err. */
+int ss_lua_dofile(ss_lua *s, const char *path, char *err, size_t errlen);
+int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
+                    const char *chunkname, char *err, size_t errlen);
+
+/* Checks that a script file compiles, without running it. Returns 0 or
+ * SS_ELUA/SS_EIO with the reason in err. */
+int ss_lua_check_file(const char *path, char *err, size_t errlen);
+
+/* Message handler for lua_pcall: appends a traceback to the error. */
+int ss_lua_traceback(lua_State *L);
+
+/* Registers the C modules csv, json and log in package.preload of L
+ * (called by ss_lua_new; exposed for tests). */
+void ss_lua_preload_builtins(lua_State *L);
+
+/* Lua C modules served by the runtime (ss_lua_mods.c, ss_csv.c, ...). */
+int luaopen_ss_csv(lua_State *L);
+int luaopen_ss_json(lua_State *L);
+int luaopen_ss_log(lua_State *L);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * ss_stage.h - runs one stage script over batches of events.
+ *
+ * A stage loads the user's script in its own capped Lua state. The script
+ * builds an Rx chain on the subject returned by fromZmqSocket() and ends it
+ * with subscribeToSocket() (or subscribe() for a sink). ss_stage_process()
+ * decodes each event of a batch, pushes it through the chain under
+ * lua_pcall, and collects what reaches the output: encoded events for the
+ * next stage, and rejects for events that raised an error or produced a
+ * value that cannot be sent. The same code runs in a worker process
+ * (security plain/encrypted) and inside an enclave (security enclave).
+ *
+ * Accounting, per batch and in total: in = passed + dropped + rejected,
+ * where passed events produced >= 1 output, dropped produced none
+ * (filtered, or folded into a reduce), and rejected raised an error.
+ */
+#ifndef SS_STAGE_H
+#define SS_STAGE_H
+
+#include "core/ss_buf.h"
+#include "wire/ss_batch.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ss_stage ss_stage;
+
+typedef struct ss_stage_opts {
+    const char *script_path; /* the stage script (or NULL with script_src) */
+    const char *script_src;  /* script text, when not read from a file */
+    size_t script_len;
+    const char *name;  /* this worker's name, e.g. "map-1" */
+    const char *stage; /* the stage name, e.g. "map" */
+    size_t mem_limit;  /* Lua memory cap in bytes (0: none) */
+    int sandboxed;     /* restricted library set (enclave) */
+    int in_enclave;    /* mapSGX & co. run here (1) or are plain maps (0) */
+} ss_stage_opts;
+
+typedef struct ss_stage_counts {
+    uint64_t in;       /* events decoded from input batches */
+    uint64_t passed;   /* events that produced at least one output */
+    uint64_t dropped;  /* events that produced no output, no error */
+    uint64_t rejected; /* events that raised an error (or undecodable) */
+    uint64_t out;      /* output events emitted */
+    uint64_t out_bytes;
+} ss_stage_counts;
+
+/* The output of processing one batch (or the completion). Embedded value:
+ * ss_stage_out_init / ss_stage_out_release. */
+typedef struct ss_stage_out {
+    ss_buf events;   /* MessagePack values, back to back */
+    uint32_t count;  /* number of values in events */
+    ss_buf rejects;  /* JSON lines, one per rejected event */
+    uint32_t nrejects;
+    ss_stage_counts delta; /* this call's contribution to the totals */
+} ss_stage_out;
+
+void ss_stage_out_init(ss_stage_out *o);
+void ss_stage_out_reset(ss_stage_out *o);
+void ss_stage_out_release(ss_stage_out *o);
+
+/* Loads the script and runs its main chunk. Returns 0 and *out (caller
+ * destroys), or a negative code with a one-line reason in err. */
+int ss_stage_new(const ss_stage_opts *o, ss_stage **out, char *err,
+                 size_t errlen);
+void ss_stage_destroy(ss_stage **p);
+
+/* The endpoints the script named (borrowed; NULL if none). */
+const char *ss_stage_from(const ss_stage *s);
+const char *ss_stage_to(const ss_stage *s);
+/* 1 if the chain keeps state across events (reduce, scan, ...). */
+int ss_stage_stateful(const ss_stage *s);
+/* 1 if the script called sendZmqCompleted(). */
+int ss_stage_done_called(const ss_stage *s);
+/* 1 if the script uses mapSGX/filterSGX/reduceSGX. */
+int ss_stage_uses_sgx(const ss_stage *s);
+
+/* Processes one plaintext batch: hdr describes it, payload holds
+ * hdr->count MessagePack values. Appends to out. Never stops on a bad
+ * event: it is rejected and counted. Returns 0, or a negative code if the
+ * stage itself is broken (out of memory at the C level). */
+int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
+                     size_t len, ss_stage_out *out);
+
+/* Signals completion (onCompleted) and collects what the chain emits then
+ * (e.g. a reduce's result). */
+int ss_stage_complete(ss_stage *s, ss_stage_out *out);
+
+/* Running totals and the Lua memory peak. */
+const ss_stage_counts *ss_stage_totals(const ss_stage *s);
+size_t ss_stage_mem_peak(const ss_stage *s);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * ss_batch.c - encoding and validation of the wire header (ss_batch.h).
+ */
+#include "wire/ss_batch.h"
+#include "securestreams.h"
+
+#include <string.h>
+
+/* See ss_batch.h. */
+void ss_hdr_encode(const ss_hdr *h, uint8_t out[SS_HDR_SIZE])
+{
+    memcpy(out, SS_WIRE_MAGIC, 4);
+    out[4] = SS_WIRE_VERSION;
+    out[5] = h->kind;
+    ss_put_u16(out + 6, h->flags);
+    ss_put_u32(out + 8, h->stream);
+    ss_put_u32(out + 12, h->part);
+    ss_put_u64(out + 16, h->seq);
+    ss_put_u32(out + 24, h->count);
+    ss_put_u32(out + 28, h->len);
+    ss_put_u64(out + 32, h->first_row);
+    ss_put_u64(out + 40, h->aux);
+}
+
+/* See ss_batch.h. */
+int ss_hdr_decode(const void *p, size_t n, ss_hdr *h, const char **why)
+{
+    const uint8_t *b = p;
+    if (n < SS_HDR_SIZE) {
+        *why = "message shorter than the 48-byte header";
+        return SS_EPROTO;
+    }
+    if (memcmp(b, SS_WIRE_MAGIC, 4) != 0) {
+        *why = "bad magic (not a SecureStreams message)";
+        return SS_EPROTO;
+    }
+    if (b[4] != SS_WIRE_VERSION) {
+        *why = "unsupported protocol version";
+        return SS_EPROTO;
+    }
+    h->version = b[4];
+    h->kind = b[5];
+    if (h->kind < 1 || h->kind > SS_MSG_KIND_MAX) {
+        *why = "unknown message kind";
+        return SS_EPROTO;
+    }
+    h->flags = ss_get_u16(b + 6);
+    h->stream = ss_get_u32(b + 8);
+    h->part = ss_get_u32(b + 12);
+    h->seq = ss_get_u64(b + 16);
+    h->count = ss_get_u32(b + 24);
+    h->len = ss_get_u32(b + 28);
+    h->first_row = ss_get_u64(b + 32);
+    h->aux = ss_get_u64(b + 40);
+    if ((size_t)h->len != n - SS_HDR_SIZE) {
+        *why = "payload length does not match the header (truncated?)";
+        return SS_EPROTO;
+    }
+    if (h->kind == SS_MSG_DATA && h->count > h->len && !(h->flags & SS_BF_ENCRYPTED)) {
+        *why = "event count larger than the payload";
+        return SS_EPROTO;
+    }
+    return 0;
+}
+
+/* See ss_batch.h. */
+const char *ss_msg_kind_name(int kind)
+{
+    static const char *const names[] = {
+        "?",         "data",  "eos",   "hello",  "welcome", "credit",
+        "received",  "heartbeat", "abort", "stats", "done",    "reject"};
+    if (kind < 1 || kind > SS_MSG_KIND_MAX)
+        return "unknown";
+    return names[kind];
+}
