@@ -33,7 +33,10 @@ typedef struct ss_stage_opts {
     const char *stage; /* the stage name, e.g. "map" */
     size_t mem_limit;  /* Lua memory cap in bytes (0: none) */
     int sandboxed;     /* restricted library set (enclave) */
-    int in_enclave;    /* mapSGX & co. run here (1) or are plain maps (0) */
+    int in_enclave;    /* 1: running inside an enclave */
+    int host_errors;   /* 1: an error in a user function rejects that
+                          event and the stream goes on (workers); 0: RxLua
+                          semantics, routed to onError (sstream lua) */
 } ss_stage_opts;
 
 typedef struct ss_stage_counts {
@@ -85,6 +88,29 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
 /* Signals completion (onCompleted) and collects what the chain emits then
  * (e.g. a reduce's result). */
 int ss_stage_complete(ss_stage *s, ss_stage_out *out);
+
+/* Called when a script emits outside ss_stage_process (a source script
+ * built on fromFileByLine): with the collected output once it holds
+ * batch_size bytes, and with final=1 when the output completes. The
+ * callback consumes out (it is reset afterwards); a non-zero return stops
+ * further flushes and is reported by ss_stage_load. */
+typedef int (*ss_stage_flush_fn)(void *arg, ss_stage_out *out, int final);
+void ss_stage_set_flush(ss_stage *s, ss_stage_flush_fn fn, void *arg,
+                        size_t batch_size);
+
+/* Runs the script of o in s (ss_stage_new does this when o names a
+ * script; call it separately to set a flush callback first). */
+int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
+                  size_t errlen);
+
+/* 1 if the script registered an input subject (fromZmqSocket). */
+int ss_stage_has_input(const ss_stage *s);
+/* 1 once the output subscriber saw onCompleted. */
+int ss_stage_output_done(const ss_stage *s);
+/* The last error message (borrowed). */
+const char *ss_stage_error(const ss_stage *s);
+/* The Lua state (borrowed), for tests and the standalone runner. */
+struct lua_State *ss_stage_lua(ss_stage *s);
 
 /* Running totals and the Lua memory peak. */
 const ss_stage_counts *ss_stage_totals(const ss_stage *s);

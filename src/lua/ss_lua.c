@@ -1,0 +1,312 @@
+/*
+ * ss_lua.c - Lua states for user code: a memory cap enforced by the
+ * allocator, an allow list of libraries, and the runtime's own modules
+ * served from the binary (see ss_lua.h).
+ */
+#include "lua/ss_lua.h"
+#include "core/ss_log.h"
+#include "lua/ss_lua_embed.h"
+#include "securestreams.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ss_lua {
+    lua_State *L;
+    size_t used;
+    size_t peak;
+    size_t limit;
+    int sandboxed;
+    char component[64];
+};
+
+/* The allocator: refuses to grow past the cap so that Lua raises a
+ * "not enough memory" error inside the user's pcall instead of the
+ * process being killed. */
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    ss_lua *s = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        s->used -= old;
+        return NULL;
+    }
+    if (s->limit && nsize > old && s->used - old + nsize > s->limit)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    s->used = s->used - old + nsize;
+    if (s->used > s->peak)
+        s->peak = s->used;
+    return p;
+}
+
+static int panic_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    ss_fatal("unprotected lua error: %s", msg ? msg : "?");
+    return 0; /* lua aborts after this */
+}
+
+/* package.preload loader for a module embedded in the binary. */
+static int load_embedded(lua_State *L)
+{
+    const ss_lua_embedded *m = lua_touserdata(L, lua_upvalueindex(1));
+    char chunk[96];
+    snprintf(chunk, sizeof chunk, "=[builtin %s]", m->name);
+    if (luaL_loadbufferx(L, m->src, m->len, chunk, "t") != LUA_OK)
+        return lua_error(L);
+    lua_pushstring(L, m->name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+/* See ss_lua.h. */
+void ss_lua_preload_builtins(lua_State *L)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    for (const ss_lua_embedded *m = ss_lua_embedded_modules; m->name; m++) {
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pushcfunction(L, luaopen_ss_csv);
+    lua_setfield(L, -2, "csv");
+    lua_pushcfunction(L, luaopen_ss_json);
+    lua_setfield(L, -2, "json");
+    lua_pushcfunction(L, luaopen_ss_log);
+    lua_setfield(L, -2, "log");
+    lua_pop(L, 1);
+}
+
+/* load() restricted to text chunks: binary chunks can break the VM. */
+static int safe_load(lua_State *L)
+{
+    int nargs = lua_gettop(L);
+    if (nargs >= 3 && !lua_isnil(L, 3)) {
+        const char *mode = luaL_checkstring(L, 3);
+        if (strchr(mode, 'b'))
+            return luaL_error(L, "load: binary chunks are not allowed");
+    }
+    lua_settop(L, 4);
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 4, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* print() inside a sandbox: goes to the component's log via the host. */
+static int log_print(lua_State *L)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_addlstring(&b, s, len);
+        lua_pop(L, 1);
+    }
+    luaL_pushresult(&b);
+    ss_info("%s", lua_tostring(L, -1));
+    return 0;
+}
+
+static void open_lib(lua_State *L, const char *name, lua_CFunction fn)
+{
+    luaL_requiref(L, name, fn, 1);
+    lua_pop(L, 1);
+}
+
+/* The enclave's library set: no io, no debug, no dynamic loading. */
+static void open_sandboxed(lua_State *L)
+{
+    open_lib(L, LUA_GNAME, luaopen_base);
+    open_lib(L, LUA_LOADLIBNAME, luaopen_package);
+    open_lib(L, LUA_COLIBNAME, luaopen_coroutine);
+    open_lib(L, LUA_TABLIBNAME, luaopen_table);
+    open_lib(L, LUA_STRLIBNAME, luaopen_string);
+    open_lib(L, LUA_MATHLIBNAME, luaopen_math);
+    open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8);
+
+    /* os: only the clock and calendar functions */
+    luaopen_os(L);
+    lua_newtable(L);
+    static const char *const keep[] = {"clock", "time", "date", "difftime",
+                                       NULL};
+    for (int i = 0; keep[i]; i++) {
+        lua_getfield(L, -2, keep[i]);
+        lua_setfield(L, -2, keep[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getglobal(L, "os");
+    lua_setfield(L, -2, "os");
+    lua_pop(L, 1);
+
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_pushcfunction(L, log_print);
+    lua_setglobal(L, "print");
+
+    /* package: only preload, no file or C searchers, no loadlib */
+    lua_getglobal(L, "package");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "loadlib");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "path");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "cpath");
+    lua_getfield(L, -1, "searchers");
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = n; i >= 2; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pop(L, 2);
+}
+
+/* See ss_lua.h. */
+int ss_lua_new(const ss_lua_opts *o, ss_lua **out)
+{
+    *out = NULL;
+    ss_lua *s = calloc(1, sizeof *s);
+    if (!s)
+        return SS_ENOMEM;
+    if (o) {
+        s->limit = o->mem_limit;
+        s->sandboxed = o->sandboxed;
+        snprintf(s->component, sizeof s->component, "%s",
+                 o->component ? o->component : "lua");
+    }
+    s->L = lua_newstate(capped_alloc, s);
+    if (!s->L) {
+        free(s);
+        return SS_ENOMEM;
+    }
+    lua_State *L = s->L;
+    lua_atpanic(L, panic_handler);
+    lua_gc(L, LUA_GCGEN, 0, 0); /* generational: short-lived events */
+    if (s->sandboxed)
+        open_sandboxed(L);
+    else
+        luaL_openlibs(L);
+    /* every state: load() takes text only */
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, safe_load, 1);
+    lua_setglobal(L, "load");
+    ss_lua_preload_builtins(L);
+    *out = s;
+    return 0;
+}
+
+/* See ss_lua.h. */
+void ss_lua_destroy(ss_lua **p)
+{
+    if (!p || !*p)
+        return;
+    if ((*p)->L)
+        lua_close((*p)->L);
+    free(*p);
+    *p = NULL;
+}
+
+/* See ss_lua.h. */
+lua_State *ss_lua_state(ss_lua *s) { return s->L; }
+/* See ss_lua.h. */
+size_t ss_lua_mem_used(const ss_lua *s) { return s->used; }
+/* See ss_lua.h. */
+size_t ss_lua_mem_peak(const ss_lua *s) { return s->peak; }
+
+/* See ss_lua.h. */
+int ss_lua_traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") &&
+            lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)",
+                              luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Copies the first line of the message at the top of L into err. */
+static void first_line(lua_State *L, char *err, size_t errlen)
+{
+    const char *m = lua_tostring(L, -1);
+    if (!m)
+        m = "(error object is not a string)";
+    size_t n = strcspn(m, "\n");
+    if (n >= errlen)
+        n = errlen - 1;
+    memcpy(err, m, n);
+    err[n] = '\0';
+}
+
+static int run_loaded(ss_lua *s, int st, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    if (st == LUA_OK) {
+        lua_pushcfunction(L, ss_lua_traceback);
+        lua_insert(L, -2);
+        st = lua_pcall(L, 0, 0, -2);
+        if (st == LUA_OK) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        first_line(L, err, errlen);
+        lua_pop(L, 2);
+        return st == LUA_ERRMEM ? SS_ENOMEM : SS_ELUA;
+    }
+    first_line(L, err, errlen);
+    lua_pop(L, 1);
+    return st == LUA_ERRMEM ? SS_ENOMEM : st == LUA_ERRFILE ? SS_EIO
+                                                            : SS_ELUA;
+}
+
+/* See ss_lua.h. */
+int ss_lua_dofile(ss_lua *s, const char *path, char *err, size_t errlen)
+{
+    int st = luaL_loadfilex(s->L, path, "t");
+    return run_loaded(s, st, err, errlen);
+}
+
+/* See ss_lua.h. */
+int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
+                    const char *chunkname, char *err, size_t errlen)
+{
+    int st = luaL_loadbufferx(s->L, src, len, chunkname, "t");
+    return run_loaded(s, st, err, errlen);
+}
+
+/* See ss_lua.h. */
+int ss_lua_check_file(const char *path, char *err, size_t errlen)
+{
+    lua_State *L = luaL_newstate();
+    if (!L)
+        return SS_ENOMEM;
+    int st = luaL_loadfilex(L, path, "t");
+    int rc = 0;
+    if (st != LUA_OK) {
+        first_line(L, err, errlen);
+        rc = st == LUA_ERRFILE ? SS_EIO : SS_ELUA;
+    }
+    lua_close(L);
+    return rc;
+}
