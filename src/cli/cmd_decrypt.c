@@ -1,0 +1,310 @@
+/*
+ * cmd_decrypt.c - `sstream decrypt`: gives back the dataset (or result)
+ * sealed in a sealed stream file (format in crypto/ss_sealfile.h).
+ *
+ *   sstream decrypt --keys DIR IN OUT
+ */
+#include "cli/cmds.h"
+#include "core/ss_buf.h"
+#include "crypto/ss_aead.h"
+#include "crypto/ss_keys.h"
+#include "crypto/ss_sealfile.h"
+#include "securestreams.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void decrypt_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sstream decrypt --keys DIR IN OUT\n\n"
+            "Opens every sealed batch of IN (made by `sstream encrypt`, or a "
+            "sealed\n"
+            "result) and writes the events to OUT, one per line: a dataset "
+            "comes\n"
+            "back byte for byte. Any modified, missing, reordered or extra "
+            "batch\n"
+            "is an error naming the batch; OUT is then not created. IN or "
+            "OUT\n"
+            "may be '-' (with '-', output already written stays).\n\n"
+            "options:\n"
+            "   --keys DIR   key directory (sstream keygen)\n"
+            "   --help       show this help\n");
+}
+
+typedef struct decrypt_ctx {
+    const ss_key *key;
+    FILE *out;
+    ss_buf msg, pt, tmp;
+    uint64_t batches, rows;
+    uint32_t stream;
+    int started;  /* a line has been written (next one needs '\n') */
+    int reported; /* an error message was already printed */
+} decrypt_ctx;
+
+/* Writes one non-line event (a result value) as text into c->tmp. */
+static int decrypt_value_text(decrypt_ctx *c, const msgpack_object *o)
+{
+    ss_buf_reset(&c->tmp);
+    if (o->type == MSGPACK_OBJECT_STR)
+        return ss_buf_append(&c->tmp, o->via.str.ptr, o->via.str.size);
+    size_t cap = 256;
+    for (;;) {
+        if (ss_buf_grow(&c->tmp, cap))
+            return SS_ENOMEM;
+        int n = msgpack_object_print_buffer(c->tmp.data, cap, *o);
+        if (n >= 0 && (size_t)n + 1 < cap) {
+            c->tmp.len = (size_t)n;
+            return 0;
+        }
+        if (cap > SS_BATCH_MAX_SIZE)
+            return SS_ETOOBIG;
+        cap *= 4;
+    }
+}
+
+/* Writes one event, preceded by the newline that ended the previous. */
+static int decrypt_emit(decrypt_ctx *c, const char *s, size_t n)
+{
+    if (c->started && fputc('\n', c->out) == EOF)
+        return SS_EIO;
+    c->started = 1;
+    if (n && fwrite(s, 1, n, c->out) != n)
+        return SS_EIO;
+    return 0;
+}
+
+/* Writes the events of an opened batch; SS_EDECODE if they are not
+ * h->count well-formed values filling the payload. */
+static int decrypt_events(decrypt_ctx *c, const ss_hdr *h)
+{
+    const char *p = c->pt.data;
+    size_t n = c->pt.len, off = 0;
+    int rc = 0;
+    if (h->flags & SS_BF_LINES) {
+        for (uint32_t i = 0; i < h->count && !rc; i++) {
+            const char *s;
+            size_t len;
+            rc = ss_sealfile_get_str(p, n, &off, &s, &len);
+            if (!rc)
+                rc = decrypt_emit(c, s, len);
+        }
+        return rc ? rc : (off == n ? 0 : SS_EDECODE);
+    }
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    for (uint32_t i = 0; i < h->count && !rc; i++) {
+        if (msgpack_unpack_next(&u, p, n, &off) != MSGPACK_UNPACK_SUCCESS) {
+            rc = SS_EDECODE;
+            break;
+        }
+        rc = decrypt_value_text(c, &u.data);
+        if (!rc)
+            rc = decrypt_emit(c, c->tmp.data, c->tmp.len);
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc ? rc : (off == n ? 0 : SS_EDECODE);
+}
+
+/* Reads and checks every record of in. Prints the error itself. */
+static int decrypt_stream(decrypt_ctx *c, FILE *in, const char *inname)
+{
+    const char *why = NULL;
+    ss_hdr h, o;
+    unsigned long long pos = 0, next = 0;
+    for (;;) {
+        pos = next;
+        int r = ss_sealfile_read(in, &c->msg, &h, &why);
+        if (r == 0) {
+            fprintf(stderr, "sstream decrypt: %s: the file ends after "
+                            "batch %llu without its end record "
+                            "(truncated?)\n", inname,
+                    (unsigned long long)c->batches);
+            return SS_EINTEGRITY;
+        }
+        if (r < 0) {
+            c->reported = 1;
+            if (r == SS_EIO)
+                fprintf(stderr, "sstream decrypt: cannot read %s: %s\n",
+                        inname, strerror(errno));
+            else
+                fprintf(stderr, "sstream decrypt: %s: batch %llu (at byte "
+                                "%llu): %s: the file is corrupted or was "
+                                "tampered with\n", inname,
+                        (unsigned long long)c->batches, pos,
+                        why ? why : ss_strerror(r));
+            return r;
+        }
+        next = pos + 4 + c->msg.len;
+        int last = h.kind == SS_MSG_EOS;
+        ss_buf_reset(&c->pt);
+        int rc = ss_aead_open(c->key, c->msg.data, c->msg.len, &o, &c->pt);
+        if (rc == SS_ECRYPTO) {
+            if (last)
+                fprintf(stderr, "sstream decrypt: %s: end record (after "
+                                "batch %llu, at byte %llu): authentication "
+                                "failed: modified, or sealed with another "
+                                "key\n", inname,
+                        (unsigned long long)c->batches, pos);
+            else
+                fprintf(stderr, "sstream decrypt: %s: batch %llu (at byte "
+                                "%llu): authentication failed: the batch "
+                                "was modified or truncated, or sealed with "
+                                "another key\n", inname,
+                        (unsigned long long)c->batches, pos);
+            return rc;
+        }
+        if (rc)
+            return rc;
+        if (c->batches == 0 && !c->started)
+            c->stream = o.stream;
+        if (last) {
+            if (o.seq != c->batches || o.first_row != c->rows ||
+                o.stream != c->stream || !(o.flags & SS_BF_FINAL)) {
+                fprintf(stderr, "sstream decrypt: %s: the end record "
+                                "announces %llu batches and %llu rows, the "
+                                "file holds %llu and %llu (batches dropped "
+                                "or added)\n", inname,
+                        (unsigned long long)o.seq,
+                        (unsigned long long)o.first_row,
+                        (unsigned long long)c->batches,
+                        (unsigned long long)c->rows);
+                return SS_EINTEGRITY;
+            }
+            if ((o.aux & SS_SEALFILE_NEWLINE) && c->started &&
+                fputc('\n', c->out) == EOF)
+                return SS_EIO;
+            if (fgetc(in) != EOF) {
+                fprintf(stderr, "sstream decrypt: %s: data after the end "
+                                "record\n", inname);
+                return SS_EINTEGRITY;
+            }
+            return 0;
+        }
+        if (o.kind != SS_MSG_DATA || o.seq != c->batches ||
+            o.stream != c->stream || o.first_row != c->rows || o.part) {
+            fprintf(stderr, "sstream decrypt: %s: batch %llu (at byte %llu) "
+                            "is authentic but out of place (kind %s, "
+                            "stream %u, seq %llu): batches reordered, "
+                            "dropped or duplicated\n", inname,
+                    (unsigned long long)c->batches, pos,
+                    ss_msg_kind_name(o.kind), o.stream,
+                    (unsigned long long)o.seq);
+            return SS_EINTEGRITY;
+        }
+        rc = decrypt_events(c, &o);
+        sodium_memzero(c->pt.data, c->pt.len);
+        if (rc == SS_EDECODE) {
+            fprintf(stderr, "sstream decrypt: %s: batch %llu: the events "
+                            "are not %u MessagePack values\n", inname,
+                    (unsigned long long)c->batches, o.count);
+            return rc;
+        }
+        if (rc)
+            return rc;
+        c->batches++;
+        c->rows += o.count;
+    }
+}
+
+/*
+ * The `decrypt` subcommand. Writes OUT through a temporary file renamed
+ * once the end record verified, so a tampered IN leaves no OUT. Returns 0,
+ * 2 on bad usage, 1 on any failure (message on stderr naming the batch).
+ */
+int cmd_decrypt(int argc, char **argv)
+{
+    const char *keys = NULL, *inname = NULL, *outname = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            decrypt_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--keys") && i + 1 < argc) {
+            keys = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "sstream decrypt: unknown or incomplete option "
+                            "'%s'\n", a);
+            return 2;
+        } else if (!inname) {
+            inname = a;
+        } else if (!outname) {
+            outname = a;
+        } else {
+            fprintf(stderr, "sstream decrypt: unexpected argument '%s'\n",
+                    a);
+            return 2;
+        }
+    }
+    if (!keys || !inname || !outname) {
+        fprintf(stderr, "sstream decrypt: need --keys DIR, IN and OUT "
+                        "(see --help)\n");
+        return 2;
+    }
+    char err[512];
+    ss_key *key = NULL;
+    int rc = ss_keys_load_data(keys, &key, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "sstream decrypt: %s\n", err);
+        return 1;
+    }
+    FILE *in = strcmp(inname, "-") ? fopen(inname, "rb") : stdin;
+    if (!in) {
+        fprintf(stderr, "sstream decrypt: cannot open %s: %s\n", inname,
+                strerror(errno));
+        ss_key_destroy(&key);
+        return 1;
+    }
+    char tmp[4200] = "";
+    FILE *out = stdout;
+    if (strcmp(outname, "-")) {
+        snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", outname);
+        int fd = strlen(outname) < 4096 ? mkstemp(tmp) : -1;
+        out = fd < 0 ? NULL : fdopen(fd, "wb");
+        if (!out) {
+            fprintf(stderr, "sstream decrypt: cannot create %s: %s\n",
+                    outname, strerror(errno));
+            if (fd >= 0) {
+                close(fd);
+                unlink(tmp);
+            }
+            if (in != stdin)
+                fclose(in);
+            ss_key_destroy(&key);
+            return 1;
+        }
+    }
+    decrypt_ctx c;
+    memset(&c, 0, sizeof c);
+    c.key = key;
+    c.out = out;
+    rc = decrypt_stream(&c, in, inname);
+    int werr = 0;
+    if (!rc && fflush(out) != 0)
+        werr = 1;
+    if (out != stdout && fclose(out) != 0)
+        werr = 1;
+    if (in != stdin)
+        fclose(in);
+    if (!rc && werr)
+        rc = SS_EIO;
+    if (!rc && tmp[0] && rename(tmp, outname) != 0)
+        rc = SS_EIO;
+    if (rc == SS_EIO && !c.reported)
+        fprintf(stderr, "sstream decrypt: cannot write %s: %s\n", outname,
+                strerror(errno));
+    else if (rc == SS_ENOMEM || rc == SS_ETOOBIG)
+        fprintf(stderr, "sstream decrypt: %s\n", ss_strerror(rc));
+    if (rc && tmp[0])
+        unlink(tmp);
+    ss_buf_release(&c.msg);
+    ss_buf_release(&c.pt);
+    ss_buf_release(&c.tmp);
+    ss_key_destroy(&key);
+    return rc ? 1 : 0;
+}

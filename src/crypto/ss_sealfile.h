@@ -1,0 +1,57 @@
+/*
+ * ss_sealfile.h - the file format of a sealed stream (pre-encrypted
+ * datasets, `sstream encrypt` / `sstream decrypt`).
+ *
+ * A sealed file is a sequence of records, each a 4-byte little-endian
+ * length followed by one wire message (ss_batch.h) of that length:
+ *
+ *   data records   kind DATA, flags ENCRYPTED (+ LINES for a dataset),
+ *                  stream = the stream id given at encryption (default 0),
+ *                  seq = 0, 1, 2 ... (the batch number), part 0,
+ *                  count = events, first_row = row number of event 0.
+ *                  The plaintext payload is `count` MessagePack values;
+ *                  with LINES, one str per input line, without its '\n'.
+ *   trailer        the last record: kind EOS, flags ENCRYPTED | FINAL,
+ *                  seq = number of data records, first_row = total
+ *                  events, count 0, aux bit 0 (SS_SEALFILE_NEWLINE) set
+ *                  if the original ended with '\n'; sealed empty payload.
+ *
+ * Every record is sealed with ss_aead_seal, so its header is authenticated
+ * but readable: a source that does not hold the data key (enclave mode)
+ * can forward the data records as they are and learn the batch count from
+ * the trailer's seq; whoever holds the key verifies the trailer, which
+ * detects reordering, dropped or appended batches and truncation.
+ */
+#ifndef SS_SEALFILE_H
+#define SS_SEALFILE_H
+
+#include "core/ss_buf.h"
+#include "wire/ss_batch.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SS_SEALFILE_NEWLINE 1u /* trailer aux: input ended with '\n' */
+
+/* Largest record length accepted by the reader. */
+#define SS_SEALFILE_MAX_RECORD (SS_HDR_SIZE + SS_BATCH_MAX_SIZE)
+
+/* Reads the next record into msg (reset first) and decodes its clear
+ * header into h (not authenticated yet). Returns 1 for a record, 0 at a
+ * clean end of file, SS_EIO on a read error, or SS_EPROTO with a static
+ * reason in *why (truncated record, bad length, bad header). */
+int ss_sealfile_read(FILE *f, ss_buf *msg, ss_hdr *h, const char **why);
+
+/* Writes one record (length + msg). Returns 0 or SS_EIO. */
+int ss_sealfile_write(FILE *f, const void *msg, size_t n);
+
+/* MessagePack str helpers for line payloads. ss_sealfile_put_str appends
+ * one str value (0, SS_ENOMEM, SS_ETOOBIG over 4 GiB). ss_sealfile_get_str
+ * reads one str value at *off in p[0..n): returns 0 and sets *s, *len and
+ * advances *off, or SS_EDECODE (not a str, or truncated). */
+int ss_sealfile_put_str(ss_buf *b, const char *s, size_t len);
+int ss_sealfile_get_str(const char *p, size_t n, size_t *off,
+                        const char **s, size_t *len);
+
+#endif
