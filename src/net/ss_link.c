@@ -1,0 +1,233 @@
+/*
+ * ss_link.c - the producer end of a router (see ss_link.h).
+ */
+#include "net/ss_link.h"
+#include "core/ss_log.h"
+#include "core/ss_util.h"
+#include "net/ss_peer.h"
+#include "securestreams.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_WINDOW 16
+#define MAX_WINDOW 4096
+
+typedef struct pending {
+    ss_hdr lineage;
+    uint64_t tag;
+} pending;
+
+struct ss_link {
+    ss_peer peer;
+    pending *pend; /* window slots, npend used, in send order */
+    unsigned npend, window;
+    ss_link_received_fn fn;
+    void *fn_arg;
+    char group[SS_PROTO_NAME_MAX];
+    unsigned members;
+    int eos_confirmed;
+};
+
+/* See ss_link.h. */
+int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
+                size_t errlen)
+{
+    *out = NULL;
+    ss_hello h = {.members = o->members ? o->members : 1};
+    const char *role = o->role ? o->role : "source";
+    const char *stage = o->stage ? o->stage : role;
+    const char *group = o->group ? o->group : stage;
+    if (!o->name || !*o->name || strlen(o->name) >= sizeof h.name ||
+        strlen(role) >= sizeof h.role || strlen(stage) >= sizeof h.stage ||
+        strlen(group) >= sizeof h.group) {
+        snprintf(err, errlen, "link to %s: missing or too long name, role, "
+                              "stage or group",
+                 o->endpoint ? o->endpoint : "?");
+        return SS_EINVAL;
+    }
+    snprintf(h.name, sizeof h.name, "%s", o->name);
+    snprintf(h.role, sizeof h.role, "%s", role);
+    snprintf(h.stage, sizeof h.stage, "%s", stage);
+    snprintf(h.group, sizeof h.group, "%s", group);
+
+    ss_link *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "link '%s': out of memory", o->name);
+        return SS_ENOMEM;
+    }
+    l->window = o->window ? o->window : DEFAULT_WINDOW;
+    if (l->window > MAX_WINDOW)
+        l->window = MAX_WINDOW;
+    l->pend = calloc(l->window, sizeof *l->pend);
+    if (!l->pend) {
+        free(l);
+        snprintf(err, errlen, "link '%s': out of memory", o->name);
+        return SS_ENOMEM;
+    }
+    snprintf(l->group, sizeof l->group, "%s", group);
+    l->members = h.members;
+    int rc = ss_peer_open(&l->peer, zctx, o->endpoint, &h,
+                          o->connect_timeout_ms, 0, err, errlen);
+    if (rc) {
+        free(l->pend);
+        free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+/* See ss_link.h. */
+void ss_link_on_received(ss_link *l, ss_link_received_fn fn, void *arg)
+{
+    l->fn = fn;
+    l->fn_arg = arg;
+}
+
+/* Handles one message from the router; returns 1 if it confirmed one of
+ * our batches. */
+static int handle(ss_link *l, zmq_msg_t *m, const ss_hdr *h)
+{
+    int confirmed = 0;
+    if (h->kind == SS_MSG_RECEIVED && h->aux == SS_MSG_EOS) {
+        l->eos_confirmed = 1;
+    } else if (h->kind == SS_MSG_RECEIVED) {
+        for (unsigned i = 0; i < l->npend; i++) {
+            if (!ss_proto_same_lineage(&l->pend[i].lineage, h))
+                continue;
+            uint64_t tag = l->pend[i].tag;
+            memmove(l->pend + i, l->pend + i + 1,
+                    (l->npend - i - 1) * sizeof *l->pend);
+            l->npend--;
+            confirmed = 1;
+            if (l->fn)
+                l->fn(tag, l->fn_arg);
+            break;
+        }
+        if (!confirmed)
+            ss_debug("link '%s': router confirmed batch %u/%llu/%u that is "
+                     "not pending",
+                     l->peer.name, h->stream, (unsigned long long)h->seq,
+                     h->part);
+    } else {
+        ss_warn("link '%s': ignored unexpected %s message from router %s",
+                l->peer.name, ss_msg_kind_name(h->kind), l->peer.router);
+    }
+    zmq_msg_close(m);
+    return confirmed;
+}
+
+/* See ss_link.h. */
+int ss_link_service(ss_link *l, int timeout_ms)
+{
+    int n = 0;
+    for (;;) {
+        zmq_msg_t m;
+        ss_hdr h;
+        int rc = ss_peer_recv(&l->peer, &m, &h, timeout_ms);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return n;
+        n += handle(l, &m, &h);
+        timeout_ms = 0; /* drain what is there, then return */
+    }
+}
+
+/* See ss_link.h. */
+int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag)
+{
+    ss_hdr h;
+    const char *why;
+    if (ss_hdr_decode(msg, len, &h, &why) || h.kind != SS_MSG_DATA) {
+        snprintf(l->peer.err, sizeof l->peer.err,
+                 "link '%s': refusing to send a message that is not a valid "
+                 "data batch",
+                 l->peer.name);
+        return SS_EINVAL;
+    }
+    while (l->npend >= l->window) {
+        int rc = ss_link_service(l, -1);
+        if (rc < 0)
+            return rc;
+    }
+    ss_link_service(l, 0); /* keep confirmations and heartbeats flowing */
+    if (l->peer.failed)
+        return SS_EPEER;
+    int rc = ss_peer_send(&l->peer, msg, len);
+    if (rc)
+        return rc;
+    l->pend[l->npend].lineage = h;
+    l->pend[l->npend].tag = tag;
+    l->npend++;
+    return 0;
+}
+
+/* See ss_link.h. */
+int ss_link_send_eos(ss_link *l, const ss_eos *eos, int timeout_ms)
+{
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : ss_now_ms() + (uint64_t)timeout_ms;
+    while (l->npend > 0) {
+        uint64_t now = ss_now_ms();
+        if (deadline != UINT64_MAX && now >= deadline)
+            goto timeout;
+        int rc = ss_link_service(
+            l, deadline == UINT64_MAX ? -1 : (int)(deadline - now));
+        if (rc < 0)
+            return rc;
+    }
+    ss_eos e = *eos; /* shallow: only group and members change */
+    if (!e.group[0])
+        snprintf(e.group, sizeof e.group, "%s", l->group);
+    if (!e.members)
+        e.members = l->members;
+    ss_buf b = SS_BUF_INIT;
+    int rc = ss_eos_encode(&e, &b);
+    if (rc == 0)
+        rc = ss_peer_send(&l->peer, b.data, b.len);
+    ss_buf_release(&b);
+    if (rc)
+        return rc;
+    l->eos_confirmed = 0;
+    while (!l->eos_confirmed) {
+        uint64_t now = ss_now_ms();
+        if (deadline != UINT64_MAX && now >= deadline)
+            goto timeout;
+        rc = ss_link_service(
+            l, deadline == UINT64_MAX ? -1 : (int)(deadline - now));
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+timeout:
+    snprintf(l->peer.err, sizeof l->peer.err,
+             "link '%s': router %s at %s did not confirm the end of stream "
+             "in %d ms (%u batches unconfirmed)",
+             l->peer.name, l->peer.router, l->peer.endpoint, timeout_ms,
+             l->npend);
+    return SS_ETIMEOUT;
+}
+
+/* See ss_link.h. */
+unsigned ss_link_pending(const ss_link *l) { return l->npend; }
+
+/* See ss_link.h. */
+const char *ss_link_error(const ss_link *l) { return l->peer.err; }
+
+/* See ss_link.h. */
+void *ss_link_socket(ss_link *l) { return l->peer.sock; }
+
+/* See ss_link.h. */
+void ss_link_destroy(ss_link **p)
+{
+    if (!p || !*p)
+        return;
+    ss_link *l = *p;
+    ss_peer_close(&l->peer);
+    free(l->pend);
+    free(l);
+    *p = NULL;
+}

@@ -1,0 +1,89 @@
+/*
+ * ss_link.h - the producer end of a router: a DEALER connected to the
+ * router's FRONT endpoint, used by sources and by the workers of the
+ * stage before the router.
+ *
+ * The link sends DATA batches and keeps at most `window` of them sent but
+ * not yet RECEIVED by the router (a batch is RECEIVED once the router has
+ * queued it: from then on the router, not the producer, answers for it).
+ * Each RECEIVED fires the on_received callback with the tag given to
+ * ss_link_send, which is how a worker knows when it may acknowledge the
+ * input batch the output derives from. When everything was RECEIVED the
+ * producer sends its end of stream with ss_link_send_eos.
+ *
+ * One thread per link. Nothing here asserts on what the router sends.
+ */
+#ifndef SS_LINK_H
+#define SS_LINK_H
+
+#include "net/ss_proto.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ss_link ss_link;
+
+typedef struct ss_link_opts {
+    const char *endpoint; /* the router's FRONT, e.g. tcp://host:5555 */
+    const char *name;     /* unique peer name, also the routing id */
+    const char *role;     /* "source" or "worker" (default "source") */
+    const char *stage;    /* this producer's stage (default = role) */
+    const char *group;    /* completion group (default = stage) */
+    unsigned members;     /* producers in the group (default 1) */
+    unsigned window;      /* max batches sent but not RECEIVED (16) */
+    int connect_timeout_ms; /* wait for WELCOME at most this (5000) */
+} ss_link_opts;
+
+typedef void (*ss_link_received_fn)(uint64_t tag, void *arg);
+
+/*
+ * Connects to o->endpoint, says HELLO and waits for WELCOME. Returns 0
+ * and *out (caller destroys), or a negative code with a sentence in err:
+ * SS_ETIMEOUT "cannot reach router at tcp://...: no answer in 5000 ms",
+ * SS_EPEER (the router aborted), SS_EINVAL (bad options), SS_EIO,
+ * SS_ENOMEM. zctx must outlive the link.
+ */
+int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
+                size_t errlen);
+
+/* Sets the function called with a batch's tag when the router confirms
+ * it. Called from inside ss_link_send, _service and _send_eos only. */
+void ss_link_on_received(ss_link *l, ss_link_received_fn fn, void *arg);
+
+/*
+ * Sends msg (a whole DATA message, header + payload, copied) and
+ * remembers tag until the router confirms its lineage. First waits,
+ * servicing RECEIVED messages, while `window` batches are unconfirmed.
+ * Returns 0; SS_EINVAL if msg is not a valid DATA message; SS_EPEER if the
+ * router aborted or went silent (ss_link_error says why); SS_EINTR if a
+ * signal interrupted the wait; SS_EIO.
+ */
+int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag);
+
+/* Waits up to timeout_ms (-1: forever, 0: just look) for messages from
+ * the router and handles all that arrived (heartbeating if idle). Returns
+ * how many batches were confirmed, or the errors of ss_link_send. */
+int ss_link_service(ss_link *l, int timeout_ms);
+
+/*
+ * Waits until every batch was RECEIVED, then sends eos (group and members
+ * default to the link's when eos->group is empty / members is 0) and
+ * waits for the router to confirm it. Returns 0, SS_ETIMEOUT after
+ * timeout_ms (-1: forever), or the errors of ss_link_send.
+ */
+int ss_link_send_eos(ss_link *l, const ss_eos *eos, int timeout_ms);
+
+/* Batches sent and not yet confirmed. Can't fail. */
+unsigned ss_link_pending(const ss_link *l);
+
+/* Why the last call failed (the router's ABORT reason...); never NULL. */
+const char *ss_link_error(const ss_link *l);
+
+/* The DEALER socket, for zmq_poll only (ZMQ_POLLIN: call _service). */
+void *ss_link_socket(ss_link *l);
+
+/* Closes the link (pending batches are forgotten) and sets *p to NULL.
+ * Safe with NULL or *p NULL. */
+void ss_link_destroy(ss_link **p);
+
+#endif

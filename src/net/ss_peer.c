@@ -1,0 +1,327 @@
+/*
+ * ss_peer.c - the DEALER end shared by ss_link and ss_inlet (ss_peer.h).
+ */
+#include "net/ss_peer.h"
+#include "core/ss_log.h"
+#include "core/ss_util.h"
+#include "securestreams.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PEER_LINGER_MS 500
+#define DEFAULT_HEARTBEAT_MS 500
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Milliseconds left until deadline (UINT64_MAX: none), capped to int. */
+static int left_ms(uint64_t deadline)
+{
+    if (deadline == UINT64_MAX)
+        return -1;
+    uint64_t now = ss_now_ms();
+    if (now >= deadline)
+        return 0;
+    uint64_t d = deadline - now;
+    return d > 1000000 ? 1000000 : (int)d;
+}
+
+/* Sends without blocking past deadline. 0, SS_ETIMEOUT or SS_EIO. */
+static int send_until(ss_peer *p, const void *m, size_t n, uint64_t deadline)
+{
+    for (;;) {
+        if (zmq_send(p->sock, m, n, ZMQ_DONTWAIT) >= 0) {
+            p->last_send_ms = ss_now_ms();
+            return 0;
+        }
+        if (errno != EAGAIN && errno != EINTR)
+            return SS_EIO;
+        int left = left_ms(deadline);
+        if (left == 0)
+            return SS_ETIMEOUT;
+        zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLOUT, 0};
+        if (zmq_poll(&it, 1, left < 0 || left > 100 ? 100 : left) < 0 &&
+            errno != EINTR)
+            return SS_EIO;
+    }
+}
+
+/* Waits for WELCOME until deadline. */
+static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
+                         char *err, size_t errlen, int timeout_ms)
+{
+    for (;;) {
+        int left = left_ms(deadline);
+        zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLIN, 0};
+        int rc = left == 0 ? 0 : zmq_poll(&it, 1, left);
+        if (rc < 0 && errno == EINTR)
+            return SS_EINTR;
+        if (rc < 0) {
+            set_err(err, errlen, "cannot poll router at %s: %s",
+                    p->endpoint, zmq_strerror(errno));
+            return SS_EIO;
+        }
+        if (rc == 0) {
+            set_err(err, errlen,
+                    "cannot reach router at %s: no answer in %d ms",
+                    p->endpoint, timeout_ms);
+            return SS_ETIMEOUT;
+        }
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, p->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        ss_hdr h;
+        const char *why;
+        const uint8_t *d = zmq_msg_data(&m);
+        size_t n = zmq_msg_size(&m);
+        int ok = ss_hdr_decode(d, n, &h, &why) == 0;
+        if (ok && h.kind == SS_MSG_WELCOME) {
+            ss_welcome w;
+            if (ss_proto_welcome_parse(d + SS_HDR_SIZE, h.len, &w, &why)) {
+                set_err(err, errlen, "router at %s sent a bad welcome: %s",
+                        p->endpoint, why);
+                zmq_msg_close(&m);
+                return SS_EPROTO;
+            }
+            snprintf(p->router, sizeof p->router, "%s", w.router);
+            p->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms
+                              : w.heartbeat_ms ? (int)w.heartbeat_ms
+                                               : DEFAULT_HEARTBEAT_MS;
+            p->peer_timeout_ms = (int)w.peer_timeout_ms;
+            zmq_msg_close(&m);
+            p->last_recv_ms = ss_now_ms();
+            return 0;
+        }
+        if (ok && h.kind == SS_MSG_ABORT) {
+            char reason[SS_PROTO_REASON_MAX];
+            if (ss_proto_abort_parse(d + SS_HDR_SIZE, h.len, reason,
+                                     sizeof reason, &why))
+                snprintf(reason, sizeof reason, "(unreadable reason)");
+            set_err(err, errlen, "%s", reason);
+            zmq_msg_close(&m);
+            return SS_EPEER;
+        }
+        zmq_msg_close(&m); /* anything else before WELCOME is noise */
+    }
+}
+
+/* See ss_peer.h. */
+int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
+                 const ss_hello *hello, int connect_timeout_ms,
+                 int heartbeat_ms, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    ss_buf_init(&p->out);
+    if (!endpoint || !*endpoint || strlen(endpoint) >= sizeof p->endpoint) {
+        set_err(err, errlen, "bad router endpoint '%s'",
+                endpoint ? endpoint : "");
+        return SS_EINVAL;
+    }
+    if (!hello->name[0]) {
+        set_err(err, errlen, "a peer of %s needs a name", endpoint);
+        return SS_EINVAL;
+    }
+    snprintf(p->endpoint, sizeof p->endpoint, "%s", endpoint);
+    snprintf(p->name, sizeof p->name, "%s", hello->name);
+    if (connect_timeout_ms <= 0)
+        connect_timeout_ms = 5000;
+    p->sock = zmq_socket(zctx, ZMQ_DEALER);
+    if (!p->sock) {
+        set_err(err, errlen, "cannot create a socket for %s: %s", endpoint,
+                zmq_strerror(errno));
+        return SS_EIO;
+    }
+    int linger = PEER_LINGER_MS;
+    zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, p->name, strlen(p->name))) {
+        set_err(err, errlen, "bad peer name '%s': %s", p->name,
+                zmq_strerror(errno));
+        ss_peer_close(p);
+        return SS_EINVAL;
+    }
+    if (zmq_connect(p->sock, endpoint)) {
+        set_err(err, errlen, "cannot connect to %s: %s", endpoint,
+                zmq_strerror(errno));
+        ss_peer_close(p);
+        return SS_EINVAL;
+    }
+    int rc = ss_proto_hello(&p->out, hello);
+    if (rc) {
+        set_err(err, errlen, "cannot build hello for '%s': %s", p->name,
+                ss_strerror(rc));
+        ss_peer_close(p);
+        return rc;
+    }
+    uint64_t deadline = ss_now_ms() + (uint64_t)connect_timeout_ms;
+    rc = send_until(p, p->out.data, p->out.len, deadline);
+    if (rc == 0)
+        rc = await_welcome(p, deadline, heartbeat_ms, err, errlen,
+                           connect_timeout_ms);
+    else if (rc == SS_ETIMEOUT)
+        set_err(err, errlen, "cannot reach router at %s: no answer in %d ms",
+                endpoint, connect_timeout_ms);
+    else
+        set_err(err, errlen, "cannot send hello to %s: %s", endpoint,
+                zmq_strerror(errno));
+    if (rc) {
+        ss_peer_close(p);
+        return rc;
+    }
+    ss_debug("'%s' joined router %s at %s", p->name, p->router, endpoint);
+    return 0;
+}
+
+/* See ss_peer.h. */
+void ss_peer_close(ss_peer *p)
+{
+    if (p->sock)
+        zmq_close(p->sock);
+    p->sock = NULL;
+    ss_buf_release(&p->out);
+}
+
+/* See ss_peer.h. */
+int ss_peer_send(ss_peer *p, const void *msg, size_t len)
+{
+    if (p->failed)
+        return SS_EPEER;
+    int limit = p->peer_timeout_ms > 0 ? p->peer_timeout_ms : 5000;
+    int rc = send_until(p, msg, len, ss_now_ms() + (uint64_t)limit);
+    if (rc == SS_ETIMEOUT) {
+        snprintf(p->err, sizeof p->err,
+                 "router at %s took no message from '%s' for %d ms",
+                 p->endpoint, p->name, limit);
+        p->failed = SS_PEER_STUCK;
+        return SS_EPEER;
+    }
+    if (rc) {
+        snprintf(p->err, sizeof p->err, "cannot send to router at %s: %s",
+                 p->endpoint, zmq_strerror(errno));
+        return SS_EIO;
+    }
+    return 0;
+}
+
+/* See ss_peer.h. */
+void ss_peer_tick(ss_peer *p)
+{
+    if (p->heartbeat_ms <= 0 || p->failed)
+        return;
+    uint64_t now = ss_now_ms();
+    if (now - p->last_send_ms < (uint64_t)p->heartbeat_ms)
+        return;
+    if (ss_proto_heartbeat(&p->out))
+        return;
+    if (zmq_send(p->sock, p->out.data, p->out.len, ZMQ_DONTWAIT) >= 0)
+        p->last_send_ms = now;
+}
+
+/* Milliseconds until the next heartbeat is due (at least 1). */
+static int until_heartbeat(const ss_peer *p)
+{
+    if (p->heartbeat_ms <= 0)
+        return -1;
+    uint64_t since = ss_now_ms() - p->last_send_ms;
+    if (since >= (uint64_t)p->heartbeat_ms)
+        return 1;
+    return (int)((uint64_t)p->heartbeat_ms - since);
+}
+
+/* Milliseconds until the router counts as silent (-1: never). */
+static int until_silence(const ss_peer *p)
+{
+    if (p->peer_timeout_ms <= 0)
+        return -1;
+    uint64_t since = ss_now_ms() - p->last_recv_ms;
+    if (since > (uint64_t)p->peer_timeout_ms)
+        return 1;
+    return (int)((uint64_t)p->peer_timeout_ms - since) + 1;
+}
+
+/* See ss_peer.h. */
+int ss_peer_recv(ss_peer *p, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms)
+{
+    if (p->failed)
+        return SS_EPEER;
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : ss_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        ss_peer_tick(p);
+        int wait = left_ms(deadline);
+        int hb = until_heartbeat(p);
+        if (hb >= 0 && (wait < 0 || hb < wait))
+            wait = hb;
+        int silent = until_silence(p);
+        if (silent >= 0 && (wait < 0 || silent < wait))
+            wait = silent;
+        zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&it, 1, wait);
+        if (rc < 0) {
+            if (errno == EINTR)
+                return SS_EINTR;
+            snprintf(p->err, sizeof p->err, "cannot poll router at %s: %s",
+                     p->endpoint, zmq_strerror(errno));
+            return SS_EIO;
+        }
+        uint64_t now = ss_now_ms();
+        if (rc == 0) {
+            if (p->peer_timeout_ms > 0 &&
+                now - p->last_recv_ms > (uint64_t)p->peer_timeout_ms) {
+                snprintf(p->err, sizeof p->err,
+                         "router %s at %s was silent for %d ms", p->router,
+                         p->endpoint, p->peer_timeout_ms);
+                p->failed = SS_PEER_SILENT;
+                return SS_EPEER;
+            }
+            if (left_ms(deadline) == 0)
+                return 0;
+            continue;
+        }
+        zmq_msg_init(msg);
+        if (zmq_msg_recv(msg, p->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(msg);
+            continue;
+        }
+        p->last_recv_ms = now;
+        const char *why;
+        const uint8_t *d = zmq_msg_data(msg);
+        if (ss_hdr_decode(d, zmq_msg_size(msg), hdr, &why)) {
+            ss_warn("'%s' dropped malformed message from router %s: %s",
+                    p->name, p->router, why);
+            zmq_msg_close(msg);
+            continue;
+        }
+        if (hdr->kind == SS_MSG_HEARTBEAT || hdr->kind == SS_MSG_WELCOME) {
+            zmq_msg_close(msg);
+            continue;
+        }
+        if (hdr->kind == SS_MSG_ABORT) {
+            char reason[SS_PROTO_REASON_MAX];
+            if (ss_proto_abort_parse(d + SS_HDR_SIZE, hdr->len, reason,
+                                     sizeof reason, &why))
+                snprintf(reason, sizeof reason, "(unreadable reason: %s)",
+                         why);
+            snprintf(p->err, sizeof p->err, "%s", reason);
+            p->failed = SS_PEER_ABORTED;
+            zmq_msg_close(msg);
+            return SS_EPEER;
+        }
+        return 1;
+    }
+}

@@ -1,0 +1,74 @@
+/*
+ * ss_peer.h - (internal to src/net) what ss_link and ss_inlet share: a
+ * DEALER socket connected to one router that introduces itself with
+ * HELLO, waits for WELCOME, sends HEARTBEAT when it has been quiet for a
+ * heartbeat interval, and notices a router that aborted or went silent.
+ *
+ * Embedded by value in its owner; not thread-safe (one thread per socket,
+ * as ZeroMQ wants).
+ */
+#ifndef SS_PEER_H
+#define SS_PEER_H
+
+#include "core/ss_buf.h"
+#include "net/ss_proto.h"
+#include "wire/ss_batch.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+/* Why a peer end failed (ss_peer.failed); 0 while it is fine. */
+enum {
+    SS_PEER_ABORTED = 1, /* the router sent ABORT */
+    SS_PEER_SILENT = 2,  /* nothing from the router for a peer timeout */
+    SS_PEER_STUCK = 3,   /* the router took no message for a peer timeout */
+};
+
+typedef struct ss_peer {
+    void *sock;
+    char endpoint[256];
+    char name[SS_PROTO_NAME_MAX];
+    char router[SS_PROTO_NAME_MAX]; /* from WELCOME */
+    ss_buf out;                     /* scratch for control messages */
+    int heartbeat_ms;               /* 0: never */
+    int peer_timeout_ms;            /* router silence limit, 0: none */
+    uint64_t last_recv_ms, last_send_ms;
+    int failed;                          /* sticky: SS_PEER_ABORTED... */
+    char err[SS_PROTO_REASON_MAX + 128]; /* why, when failed */
+} ss_peer;
+
+/*
+ * Creates the DEALER (routing id = hello->name), connects it to endpoint,
+ * sends hello and waits up to connect_timeout_ms for WELCOME. heartbeat_ms
+ * 0 means "as the router says". Returns 0; SS_ETIMEOUT with err "cannot
+ * reach router at EP: no answer in N ms"; SS_EPEER with the router's ABORT
+ * reason; SS_EINVAL / SS_EIO / SS_ENOMEM. On error p holds nothing.
+ */
+int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
+                 const ss_hello *hello, int connect_timeout_ms,
+                 int heartbeat_ms, char *err, size_t errlen);
+
+/* Closes the socket and frees p's memory. Safe twice. */
+void ss_peer_close(ss_peer *p);
+
+/* Sends one whole message, blocking at most a peer timeout. Returns 0,
+ * SS_EPEER (p->err says why) or SS_EIO. */
+int ss_peer_send(ss_peer *p, const void *msg, size_t len);
+
+/* Sends a HEARTBEAT if nothing was sent for a heartbeat interval.
+ * Never blocks; a heartbeat that cannot leave now is skipped. */
+void ss_peer_tick(ss_peer *p);
+
+/*
+ * Waits up to timeout_ms (-1: forever) for the next message other than
+ * HEARTBEAT and WELCOME, heartbeating meanwhile. Returns 1 with *msg
+ * (initialised here, caller closes) and *hdr filled; 0 on timeout;
+ * SS_EPEER after an ABORT or when the router stayed silent longer than
+ * the peer timeout (p->err says which, and every later call fails the
+ * same way); SS_EINTR when a signal interrupted the wait; SS_EIO.
+ * Malformed messages are logged and skipped.
+ */
+int ss_peer_recv(ss_peer *p, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms);
+
+#endif

@@ -1,0 +1,1317 @@
+/*
+ * ss_router.c - the router between two stages (see ss_router.h).
+ *
+ * Design notes. One thread, one zmq_poll loop over two ROUTER sockets:
+ *
+ *           FRONT (producers)                      BACK (workers)
+ *   HELLO -> WELCOME                         HELLO -> WELCOME
+ *   DATA  -> dedup -> queue -> RECEIVED      queue -> DATA (one credit)
+ *   EOS   -> merge table -> RECEIVED         CREDIT -> forget the batch
+ *   HEARTBEAT                                HEARTBEAT / silence -> lost
+ *
+ *   RUNNING --all groups sent EOS--> DRAINING --queue empty, nothing in
+ *     |                                 |        flight, >= 1 worker-->
+ *     |                                 |     CHECK --complete--> DONE
+ *     +--stateful worker lost, bad ------+          |                (EOS
+ *        tables, stop request--> ABORTED <--missing-+          to workers)
+ *
+ * RUNNING and DRAINING differ only in whether the completion test can
+ * pass, so the code keeps one loop and tests completion on every turn.
+ *
+ * A batch lives in exactly one place: the queue (a ring of items), or the
+ * in-flight array of the worker it was sent to. Sending gives ZeroMQ a
+ * zmq_msg_copy (a reference, not a copy of the bytes), so the router can
+ * send the batch again if the worker is lost. Items move between places
+ * with zmq_msg_move.
+ *
+ * Duplicates: each stream keeps a bitmap of the seqs whose batch fully
+ * arrived; batches split in parts keep a small side record (parts seen,
+ * last part) until every part arrived, then set the seq's bit.
+ */
+#include "net/ss_router.h"
+#include "core/ss_buf.h"
+#include "core/ss_log.h"
+#include "core/ss_util.h"
+#include "net/ss_proto.h"
+#include "securestreams.h"
+#include "wire/ss_batch.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define DRAIN_MAX 256               /* messages read per socket per turn */
+#define SEQ_LIMIT (1ull << 32)      /* bitmaps stay below 512 MiB */
+#define PART_LIMIT (1u << 16)
+#define WARN_FIRST 20               /* rejects logged before sampling */
+
+typedef struct item {
+    ss_hdr h;      /* the batch's header: lineage, flags, len */
+    zmq_msg_t msg; /* the whole message (header + payload) */
+} item;
+
+typedef struct queue { /* ring of items, oldest at head */
+    item *v;
+    size_t cap, head, n;
+} queue;
+
+typedef struct peer {
+    uint8_t id[256]; /* routing id */
+    size_t idlen;
+    char label[SS_PROTO_NAME_MAX]; /* printable name for logs */
+    ss_hello hello;
+    uint32_t credits, max_credits; /* workers */
+    item *inflight;                /* workers: sent, not acknowledged */
+    size_t ninflight, capinflight;
+    uint64_t last_seen, last_sent;
+    uint64_t batches;
+    int eos;  /* producers: sent their EOS */
+    int gone; /* unreachable: skip heartbeats until it talks again */
+} peer;
+
+typedef struct peers {
+    peer **v;
+    size_t n, cap;
+} peers;
+
+typedef struct strack { /* seqs of one stream that fully arrived */
+    uint32_t id;
+    uint64_t *bits;
+    size_t nwords;
+    uint64_t hi; /* 1 + highest seq seen, in any part */
+} strack;
+
+typedef struct split { /* a batch whose parts are still arriving */
+    uint32_t stream;
+    uint64_t seq;
+    uint64_t *bits; /* parts seen */
+    size_t nwords;
+    uint32_t have, maxpart;
+    int64_t last; /* index of the LAST_PART part, or -1 */
+} split;
+
+typedef struct group {
+    char name[SS_PROTO_NAME_MAX];
+    uint32_t members;
+    char (*names)[SS_PROTO_NAME_MAX]; /* producers that sent EOS */
+    size_t n;
+} group;
+
+struct ss_router {
+    void *front, *back;
+    char name[SS_PROTO_NAME_MAX];
+    char from[256], to[256];
+    unsigned producers, qmax;
+    int hb, ptimeout;
+    peers prod, work;
+    size_t rr; /* round-robin cursor among workers */
+    queue q;
+    strack *streams; /* sorted by id */
+    size_t nstreams, capstreams;
+    split *splits;
+    size_t nsplits, capsplits;
+    group *groups;
+    size_t ngroups;
+    ss_eos merged;
+    ss_buf out; /* scratch for control messages */
+    ss_router_stats st;
+    uint64_t next_house;
+    atomic_int stop;
+    int rc;   /* nonzero once failed */
+    int done; /* EOS sent */
+    char err[SS_PROTO_REASON_MAX];
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* A printable label for a routing id: itself if it is plain text, else
+ * its first bytes in hex. */
+static void id_label(const uint8_t *id, size_t n, char *out, size_t cap)
+{
+    int plain = n > 0 && n < cap;
+    for (size_t i = 0; plain && i < n; i++)
+        if (id[i] < 0x21 || id[i] > 0x7e || id[i] == '\'')
+            plain = 0;
+    if (plain) {
+        memcpy(out, id, n);
+        out[n] = 0;
+        return;
+    }
+    size_t o = (size_t)snprintf(out, cap, "0x");
+    for (size_t i = 0; i < n && o + 3 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%02x", id[i]);
+}
+
+static const char *lineage_str(const ss_hdr *h, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%u/%llu/%u", h->stream, (unsigned long long)h->seq,
+             h->part);
+    return buf;
+}
+
+/* ---- queue ------------------------------------------------------------ */
+
+static void item_move(item *dst, item *src)
+{
+    dst->h = src->h;
+    zmq_msg_init(&dst->msg);
+    zmq_msg_move(&dst->msg, &src->msg);
+}
+
+static int q_grow(queue *q)
+{
+    size_t cap = q->cap ? 2 * q->cap : 64;
+    item *v = malloc(cap * sizeof *v);
+    if (!v)
+        return SS_ENOMEM;
+    for (size_t i = 0; i < q->n; i++)
+        item_move(&v[i], &q->v[(q->head + i) % q->cap]);
+    for (size_t i = 0; i < q->n; i++)
+        zmq_msg_close(&q->v[(q->head + i) % q->cap].msg);
+    free(q->v);
+    q->v = v;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
+/* Moves *it to the tail (front = 0) or head (front = 1) of q. */
+static int q_push(queue *q, item *it, int front)
+{
+    if (q->n == q->cap && q_grow(q))
+        return SS_ENOMEM;
+    size_t at;
+    if (front) {
+        q->head = (q->head + q->cap - 1) % q->cap;
+        at = q->head;
+    } else {
+        at = (q->head + q->n) % q->cap;
+    }
+    item_move(&q->v[at], it);
+    q->n++;
+    return 0;
+}
+
+static void q_pop(queue *q, item *out)
+{
+    item_move(out, &q->v[q->head]);
+    zmq_msg_close(&q->v[q->head].msg);
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+}
+
+static void q_release(queue *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        zmq_msg_close(&q->v[(q->head + i) % q->cap].msg);
+    free(q->v);
+    memset(q, 0, sizeof *q);
+}
+
+/* ---- peers ------------------------------------------------------------ */
+
+static peer *peers_find(const peers *ps, const uint8_t *id, size_t n)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (ps->v[i]->idlen == n && memcmp(ps->v[i]->id, id, n) == 0)
+            return ps->v[i];
+    return NULL;
+}
+
+static peer *peers_add(peers *ps, const uint8_t *id, size_t n)
+{
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? 2 * ps->cap : 8;
+        peer **v = realloc(ps->v, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        ps->v = v;
+        ps->cap = cap;
+    }
+    peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    memcpy(p->id, id, n);
+    p->idlen = n;
+    id_label(id, n, p->label, sizeof p->label);
+    ps->v[ps->n++] = p;
+    return p;
+}
+
+static void peer_free(peer *p)
+{
+    for (size_t i = 0; i < p->ninflight; i++)
+        zmq_msg_close(&p->inflight[i].msg);
+    free(p->inflight);
+    free(p);
+}
+
+static void peers_remove(peers *ps, peer *p)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        if (ps->v[i] != p)
+            continue;
+        memmove(ps->v + i, ps->v + i + 1, (ps->n - i - 1) * sizeof *ps->v);
+        ps->n--;
+        break;
+    }
+    peer_free(p);
+}
+
+static void peers_release(peers *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        peer_free(ps->v[i]);
+    free(ps->v);
+    memset(ps, 0, sizeof *ps);
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+/* Sends one message (copied from data) to routing id on sock without
+ * blocking. Returns 0 or -errno (EHOSTUNREACH: gone, EAGAIN: full). */
+static int send_id(void *sock, const uint8_t *id, size_t idlen,
+                   const void *data, size_t n)
+{
+    if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -errno;
+    if (zmq_send(sock, data, n, ZMQ_DONTWAIT) < 0)
+        return -errno;
+    return 0;
+}
+
+static int send_to(void *sock, peer *p, const void *data, size_t n)
+{
+    int rc = send_id(sock, p->id, p->idlen, data, n);
+    if (rc == 0)
+        p->last_sent = ss_now_ms();
+    else if (rc == -EHOSTUNREACH)
+        p->gone = 1;
+    return rc;
+}
+
+/* Sends r->out (a control message just built) to p. */
+static int send_out(ss_router *r, void *sock, peer *p)
+{
+    return send_to(sock, p, r->out.data, r->out.len);
+}
+
+/* ---- failure ---------------------------------------------------------- */
+
+/* Records the failure, logs it and sends ABORT with the reason to every
+ * peer. Returns code. Only the first failure counts. */
+static int fail(ss_router *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(ss_router *r, int code, const char *fmt, ...)
+{
+    if (r->rc)
+        return r->rc;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+    r->rc = code;
+    char self[SS_PROTO_NAME_MAX + 8];
+    snprintf(self, sizeof self, "router %s ", r->name);
+    if (strncmp(r->err, self, strlen(self)) == 0) /* names itself */
+        ss_error("%s; aborting the run", r->err);
+    else
+        ss_error("router %s: %s; aborting the run", r->name, r->err);
+    if (ss_proto_abort(&r->out, r->err) == 0) {
+        for (size_t i = 0; i < r->work.n; i++)
+            send_out(r, r->back, r->work.v[i]);
+        for (size_t i = 0; i < r->prod.n; i++)
+            send_out(r, r->front, r->prod.v[i]);
+    }
+    return code;
+}
+
+/* Counts and logs a message the router drops. */
+static void reject(ss_router *r, const char *label, const char *what,
+                   const char *why)
+{
+    r->st.rejected++;
+    if (r->st.rejected <= WARN_FIRST || r->st.rejected % 1000 == 0)
+        ss_warn("router %s: dropped %s from '%s': %s%s", r->name, what,
+                label, why,
+                r->st.rejected == WARN_FIRST ? " (logging every 1000th "
+                                               "from now on)"
+                                             : "");
+}
+
+/* ---- lineage tracking ------------------------------------------------- */
+
+static int bits_grow(uint64_t **bits, size_t *nwords, uint64_t bit)
+{
+    size_t need = (size_t)(bit / 64) + 1;
+    if (need <= *nwords)
+        return 0;
+    size_t cap = *nwords ? *nwords : 4;
+    while (cap < need)
+        cap *= 2;
+    uint64_t *b = realloc(*bits, cap * sizeof *b);
+    if (!b)
+        return SS_ENOMEM;
+    memset(b + *nwords, 0, (cap - *nwords) * sizeof *b);
+    *bits = b;
+    *nwords = cap;
+    return 0;
+}
+
+static int bit_get(const uint64_t *bits, size_t nwords, uint64_t bit)
+{
+    size_t w = (size_t)(bit / 64);
+    return w < nwords && (bits[w] >> (bit % 64)) & 1;
+}
+
+static void bit_set(uint64_t *bits, uint64_t bit)
+{
+    bits[bit / 64] |= 1ull << (bit % 64);
+}
+
+static size_t strack_lower(const ss_router *r, uint32_t id)
+{
+    size_t lo = 0, hi = r->nstreams;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->streams[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static strack *strack_find(ss_router *r, uint32_t id)
+{
+    size_t i = strack_lower(r, id);
+    return i < r->nstreams && r->streams[i].id == id ? &r->streams[i]
+                                                     : NULL;
+}
+
+static strack *strack_get(ss_router *r, uint32_t id)
+{
+    size_t i = strack_lower(r, id);
+    if (i < r->nstreams && r->streams[i].id == id)
+        return &r->streams[i];
+    if (r->nstreams == r->capstreams) {
+        size_t cap = r->capstreams ? 2 * r->capstreams : 8;
+        strack *v = realloc(r->streams, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        r->streams = v;
+        r->capstreams = cap;
+    }
+    memmove(r->streams + i + 1, r->streams + i,
+            (r->nstreams - i) * sizeof *r->streams);
+    memset(&r->streams[i], 0, sizeof r->streams[i]);
+    r->streams[i].id = id;
+    r->nstreams++;
+    return &r->streams[i];
+}
+
+static split *split_find(ss_router *r, uint32_t stream, uint64_t seq)
+{
+    for (size_t i = 0; i < r->nsplits; i++)
+        if (r->splits[i].stream == stream && r->splits[i].seq == seq)
+            return &r->splits[i];
+    return NULL;
+}
+
+static split *split_add(ss_router *r, uint32_t stream, uint64_t seq)
+{
+    if (r->nsplits == r->capsplits) {
+        size_t cap = r->capsplits ? 2 * r->capsplits : 8;
+        split *v = realloc(r->splits, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        r->splits = v;
+        r->capsplits = cap;
+    }
+    split *s = &r->splits[r->nsplits++];
+    memset(s, 0, sizeof *s);
+    s->stream = stream;
+    s->seq = seq;
+    s->last = -1;
+    return s;
+}
+
+static void split_remove(ss_router *r, split *s)
+{
+    free(s->bits);
+    *s = r->splits[--r->nsplits];
+}
+
+/*
+ * Records that the batch with header h arrived. Returns 0 if it is new,
+ * 1 if that lineage was already accepted, SS_EPROTO (reason in *why) for
+ * an impossible lineage, SS_ENOMEM. Nothing changes unless it returns 0.
+ */
+static int lineage_accept(ss_router *r, const ss_hdr *h, const char **why)
+{
+    if (h->seq >= SEQ_LIMIT) {
+        *why = "sequence number too large";
+        return SS_EPROTO;
+    }
+    if (h->part >= PART_LIMIT) {
+        *why = "part index too large";
+        return SS_EPROTO;
+    }
+    int last = (h->flags & SS_BF_LAST_PART) != 0;
+    strack *st = strack_find(r, h->stream);
+    if (st && bit_get(st->bits, st->nwords, h->seq))
+        return 1;
+    split *sp = split_find(r, h->stream, h->seq);
+    if (!(h->part == 0 && last)) { /* one part of a split batch */
+        if (sp && bit_get(sp->bits, sp->nwords, h->part))
+            return 1;
+        if (sp && last && sp->last >= 0) {
+            *why = "a split batch has two different last parts";
+            return SS_EPROTO;
+        }
+        if (sp && last && sp->maxpart > h->part) {
+            *why = "a split batch has parts beyond its last part";
+            return SS_EPROTO;
+        }
+        if (sp && sp->last >= 0 && h->part > (uint64_t)sp->last) {
+            *why = "part index beyond the last part of its batch";
+            return SS_EPROTO;
+        }
+    }
+    if (!st && !(st = strack_get(r, h->stream)))
+        return SS_ENOMEM;
+    if (bits_grow(&st->bits, &st->nwords, h->seq))
+        return SS_ENOMEM;
+    if (h->part == 0 && last) { /* unsplit: the common case */
+        if (sp)
+            split_remove(r, sp);
+    } else {
+        if (!sp && !(sp = split_add(r, h->stream, h->seq)))
+            return SS_ENOMEM;
+        if (bits_grow(&sp->bits, &sp->nwords, h->part))
+            return SS_ENOMEM; /* sp stays, empty: harmless */
+        bit_set(sp->bits, h->part);
+        sp->have++;
+        if (h->part > sp->maxpart)
+            sp->maxpart = h->part;
+        if (last)
+            sp->last = h->part;
+        if (sp->last < 0 || sp->have != (uint64_t)sp->last + 1) {
+            if (h->seq + 1 > st->hi)
+                st->hi = h->seq + 1;
+            return 0;
+        }
+        split_remove(r, sp);
+    }
+    bit_set(st->bits, h->seq);
+    if (h->seq + 1 > st->hi)
+        st->hi = h->seq + 1;
+    return 0;
+}
+
+/* First seq below count whose batch did not fully arrive, or count. */
+static uint64_t first_missing(const strack *st, uint64_t count)
+{
+    if (!st)
+        return count ? 0 : count;
+    for (uint64_t w = 0; w * 64 < count; w++) {
+        uint64_t word = w < st->nwords ? st->bits[w] : 0;
+        if (~word == 0)
+            continue;
+        for (unsigned b = 0; b < 64; b++)
+            if (!((word >> b) & 1))
+                return w * 64 + b < count ? w * 64 + b : count;
+    }
+    return count;
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+/* Handles the loss of worker w: its batches go back to the head of the
+ * queue (stateless) or the run aborts (stateful). w is freed either way
+ * when it returns 0. */
+static int worker_lost(ss_router *r, peer *w, const char *why)
+{
+    if (w->hello.stateful) {
+        ss_error("router %s: stateful worker '%s' of stage %s was lost (%s)",
+                 r->name, w->label, w->hello.stage, why);
+        return fail(r, SS_EPEER,
+                    "worker %s of stage %s was lost with %zu batches in "
+                    "flight; stateful stages cannot be retried",
+                    w->hello.name, w->hello.stage, w->ninflight);
+    }
+    ss_warn("router %s: worker '%s' of stage %s was lost (%s); "
+            "redelivering its %zu batches in flight",
+            r->name, w->label, w->hello.stage, why, w->ninflight);
+    for (size_t i = w->ninflight; i-- > 0;) {
+        if (q_push(&r->q, &w->inflight[i], 1))
+            return fail(r, SS_ENOMEM, "out of memory requeueing batches");
+        zmq_msg_close(&w->inflight[i].msg);
+        w->ninflight = i;
+        r->st.redelivered++;
+    }
+    r->st.workers_lost++;
+    peers_remove(&r->work, w);
+    if (r->rr >= r->work.n)
+        r->rr = 0;
+    return 0;
+}
+
+static int inflight_push(peer *w, item *it)
+{
+    if (w->ninflight == w->capinflight) {
+        size_t cap = w->capinflight ? 2 * w->capinflight : 4;
+        item *v = malloc(cap * sizeof *v);
+        if (!v)
+            return SS_ENOMEM;
+        for (size_t i = 0; i < w->ninflight; i++) {
+            item_move(&v[i], &w->inflight[i]);
+            zmq_msg_close(&w->inflight[i].msg);
+        }
+        free(w->inflight);
+        w->inflight = v;
+        w->capinflight = cap;
+    }
+    item_move(&w->inflight[w->ninflight++], it);
+    return 0;
+}
+
+/* The worker to send the next batch to: most credit left, ties broken
+ * round robin from the last one chosen. NULL if none has credit. */
+static peer *pick(ss_router *r)
+{
+    size_t n = r->work.n;
+    peer *best = NULL;
+    size_t bi = 0;
+    for (size_t k = 1; k <= n; k++) {
+        size_t i = (r->rr + k) % n;
+        peer *w = r->work.v[i];
+        if (w->credits > 0 && (!best || w->credits > best->credits)) {
+            best = w;
+            bi = i;
+        }
+    }
+    if (best)
+        r->rr = bi;
+    return best;
+}
+
+/* Deals queued batches to workers with credit. */
+static void dispatch(ss_router *r)
+{
+    while (r->q.n > 0 && !r->rc) {
+        peer *w = pick(r);
+        if (!w)
+            return;
+        item it;
+        q_pop(&r->q, &it);
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, &it.msg);
+        int rc = 0;
+        if (zmq_send(r->back, w->id, w->idlen,
+                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_msg_send(&copy, r->back, ZMQ_DONTWAIT) < 0)
+            rc = -errno;
+        zmq_msg_close(&copy); /* no-op after a successful send */
+        if (rc) {
+            int pushed = q_push(&r->q, &it, 1);
+            zmq_msg_close(&it.msg);
+            if (pushed) {
+                fail(r, SS_ENOMEM, "out of memory requeueing a batch");
+                return;
+            }
+            if (rc == -EHOSTUNREACH) {
+                worker_lost(r, w, "disconnected");
+                continue;
+            }
+            return; /* its pipe is full: try again next turn */
+        }
+        w->last_sent = ss_now_ms();
+        r->st.out_batches++;
+        r->st.out_bytes += SS_HDR_SIZE + (uint64_t)it.h.len;
+        w->batches++;
+        w->credits--;
+        if (inflight_push(w, &it)) {
+            zmq_msg_close(&it.msg);
+            fail(r, SS_ENOMEM, "out of memory recording a batch in flight");
+            return;
+        }
+        zmq_msg_close(&it.msg);
+        ss_debug_rate(r->st.out_batches, "router %s: batch %u/%llu/%u to "
+                                         "'%s'",
+                      r->name, it.h.stream, (unsigned long long)it.h.seq,
+                      it.h.part, w->label);
+    }
+}
+
+/* ---- FRONT: producers ------------------------------------------------- */
+
+static void front_hello(ss_router *r, const uint8_t *id, size_t idlen,
+                        peer *p, const ss_hdr *h, const uint8_t *payload,
+                        const char *label)
+{
+    ss_hello he;
+    const char *why;
+    if (ss_proto_hello_parse(payload, h->len, &he, &why)) {
+        reject(r, label, "malformed hello", why);
+        return;
+    }
+    if (strcmp(he.role, "sink") == 0) {
+        reject(r, label, "hello", "a sink cannot send to a router's front");
+        return;
+    }
+    if (!p) {
+        if (!(p = peers_add(&r->prod, id, idlen))) {
+            fail(r, SS_ENOMEM, "out of memory adding producer '%s'", label);
+            return;
+        }
+        ss_info("router %s: producer '%s' (%s of stage %s, group %s) "
+                "joined",
+                r->name, p->label, he.role, he.stage,
+                he.group[0] ? he.group : he.name);
+    } else {
+        ss_debug("router %s: producer '%s' said hello again", r->name,
+                 p->label);
+    }
+    p->hello = he;
+    p->gone = 0;
+    ss_welcome w = {.heartbeat_ms = (uint32_t)r->hb,
+                    .peer_timeout_ms = (uint32_t)r->ptimeout};
+    snprintf(w.router, sizeof w.router, "%s", r->name);
+    if (ss_proto_welcome(&r->out, &w) == 0)
+        send_out(r, r->front, p);
+}
+
+static void front_data(ss_router *r, peer *p, const ss_hdr *h,
+                       zmq_msg_t *body)
+{
+    const char *why;
+    char lin[64];
+    int rc = lineage_accept(r, h, &why);
+    if (rc == SS_ENOMEM) {
+        fail(r, SS_ENOMEM, "out of memory tracking stream %u", h->stream);
+        return;
+    }
+    if (rc < 0) {
+        char reason[SS_PROTO_REASON_MAX];
+        reject(r, p->label, "data batch", why);
+        snprintf(reason, sizeof reason,
+                 "router %s rejected batch %s from '%s': %s", r->name,
+                 lineage_str(h, lin, sizeof lin), p->label, why);
+        if (ss_proto_abort(&r->out, reason) == 0)
+            send_out(r, r->front, p);
+        return;
+    }
+    if (rc == 1) {
+        r->st.duplicates++;
+        ss_debug("router %s: dropped duplicate batch %s from '%s'", r->name,
+                 lineage_str(h, lin, sizeof lin), p->label);
+    } else {
+        item it = {.h = *h};
+        zmq_msg_init(&it.msg);
+        zmq_msg_move(&it.msg, body);
+        int pushed = q_push(&r->q, &it, 0);
+        zmq_msg_close(&it.msg);
+        if (pushed) {
+            fail(r, SS_ENOMEM, "out of memory queueing a batch");
+            return;
+        }
+        r->st.in_batches++;
+        r->st.in_bytes += SS_HDR_SIZE + (uint64_t)h->len;
+        p->batches++;
+        ss_debug_rate(r->st.in_batches, "router %s: batch %s from '%s'",
+                      r->name, lineage_str(h, lin, sizeof lin), p->label);
+    }
+    if (ss_proto_received(&r->out, h) == 0)
+        send_out(r, r->front, p);
+}
+
+static group *group_get(ss_router *r, const char *name)
+{
+    for (size_t i = 0; i < r->ngroups; i++)
+        if (strcmp(r->groups[i].name, name) == 0)
+            return &r->groups[i];
+    return NULL;
+}
+
+static void front_eos(ss_router *r, peer *p, const ss_hdr *h,
+                      const uint8_t *payload)
+{
+    const char *why;
+    ss_eos e;
+    ss_eos_init(&e);
+    int rc = ss_eos_decode(payload, h->len, &e, &why);
+    if (rc) {
+        if (rc == SS_ENOMEM)
+            fail(r, SS_ENOMEM, "out of memory reading an end of stream");
+        else
+            reject(r, p->label, "malformed end of stream", why);
+        return;
+    }
+    const char *gname = e.group[0]         ? e.group
+                        : p->hello.group[0] ? p->hello.group
+                                            : p->hello.name;
+    uint32_t members = e.members ? e.members : 1;
+    if (p->eos) {
+        ss_debug("router %s: '%s' sent its end of stream again", r->name,
+                 p->label);
+        goto confirm;
+    }
+    group *g = group_get(r, gname);
+    if (!g) {
+        if (r->ngroups >= r->producers) {
+            fail(r, SS_EPROTO,
+                 "end of stream from '%s' opens producer group '%s' but "
+                 "this router expects %u group%s (--producers)",
+                 p->label, gname, r->producers,
+                 r->producers == 1 ? "" : "s");
+            goto out;
+        }
+        group *v = realloc(r->groups, (r->ngroups + 1) * sizeof *v);
+        if (!v) {
+            fail(r, SS_ENOMEM, "out of memory adding a producer group");
+            goto out;
+        }
+        r->groups = v;
+        g = &r->groups[r->ngroups++];
+        memset(g, 0, sizeof *g);
+        snprintf(g->name, sizeof g->name, "%s", gname);
+        g->members = members;
+    } else if (g->members != members) {
+        fail(r, SS_EPROTO,
+             "producers of group '%s' disagree on its size: %u, but '%s' "
+             "says %u",
+             g->name, g->members, p->label, members);
+        goto out;
+    }
+    if (g->n >= g->members) {
+        fail(r, SS_EPROTO,
+             "group '%s' has %u members but '%s' is one more to end its "
+             "stream",
+             g->name, g->members, p->label);
+        goto out;
+    }
+    void *names = realloc(g->names, (g->n + 1) * sizeof *g->names);
+    if (!names) {
+        fail(r, SS_ENOMEM, "out of memory adding a producer group");
+        goto out;
+    }
+    g->names = names;
+    snprintf(g->names[g->n++], SS_PROTO_NAME_MAX, "%s", p->label);
+    uint32_t sid = 0;
+    rc = ss_eos_merge(&r->merged, &e, &sid, &why);
+    if (rc == SS_EINTEGRITY) {
+        const ss_eos_stream *a = ss_eos_find(&r->merged, sid);
+        const ss_eos_stream *b = ss_eos_find(&e, sid);
+        fail(r, SS_EINTEGRITY,
+             "stream %u is declared with %llu batches by '%s' but with %llu "
+             "by another producer",
+             sid, b ? (unsigned long long)b->count : 0ull, p->label,
+             a ? (unsigned long long)a->count : 0ull);
+        goto out;
+    }
+    if (rc) {
+        fail(r, SS_ENOMEM, "out of memory merging stream tables");
+        goto out;
+    }
+    p->eos = 1;
+    ss_info("router %s: end of stream from '%s' (group %s: %zu of %u; %zu "
+            "stream%s)",
+            r->name, p->label, g->name, g->n, g->members, e.nstreams,
+            e.nstreams == 1 ? "" : "s");
+confirm:
+    if (ss_proto_received(&r->out, h) == 0)
+        send_out(r, r->front, p);
+out:
+    ss_eos_release(&e);
+}
+
+static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
+                     zmq_msg_t *body)
+{
+    peer *p = peers_find(&r->prod, id, idlen);
+    char label[SS_PROTO_NAME_MAX];
+    id_label(id, idlen, label, sizeof label);
+    const uint8_t *d = zmq_msg_data(body);
+    ss_hdr h;
+    const char *why;
+    if (ss_hdr_decode(d, zmq_msg_size(body), &h, &why)) {
+        reject(r, label, "malformed message", why);
+        return;
+    }
+    if (!p && h.kind != SS_MSG_HELLO) {
+        reject(r, label, ss_msg_kind_name(h.kind),
+               "message before hello (unknown producer)");
+        return;
+    }
+    switch (h.kind) {
+    case SS_MSG_HELLO:
+        front_hello(r, id, idlen, p, &h, d + SS_HDR_SIZE, label);
+        break;
+    case SS_MSG_DATA:
+        front_data(r, p, &h, body);
+        break;
+    case SS_MSG_EOS:
+        front_eos(r, p, &h, d + SS_HDR_SIZE);
+        break;
+    case SS_MSG_HEARTBEAT:
+        break;
+    default:
+        reject(r, label, "message",
+               "unexpected message kind on a router's front");
+        return;
+    }
+    if ((p = peers_find(&r->prod, id, idlen))) {
+        p->last_seen = ss_now_ms();
+        p->gone = 0;
+    }
+}
+
+/* ---- BACK: workers ---------------------------------------------------- */
+
+static void back_hello(ss_router *r, const uint8_t *id, size_t idlen,
+                       peer *w, const ss_hdr *h, const uint8_t *payload,
+                       const char *label)
+{
+    ss_hello he;
+    const char *why;
+    if (ss_proto_hello_parse(payload, h->len, &he, &why)) {
+        reject(r, label, "malformed hello", why);
+        return;
+    }
+    if (strcmp(he.role, "source") == 0) {
+        reject(r, label, "hello", "a source cannot take from a router's "
+                                  "back");
+        return;
+    }
+    if (w && worker_lost(r, w, "it said hello again"))
+        return;
+    if (!(w = peers_add(&r->work, id, idlen))) {
+        fail(r, SS_ENOMEM, "out of memory adding worker '%s'", label);
+        return;
+    }
+    w->hello = he;
+    w->max_credits = he.credits ? he.credits : 1;
+    w->credits = w->max_credits;
+    w->last_seen = w->last_sent = ss_now_ms();
+    ss_info("router %s: %s '%s' of stage %s joined with %u credit%s%s",
+            r->name, he.role, w->label, he.stage, w->credits,
+            w->credits == 1 ? "" : "s", he.stateful ? " (stateful)" : "");
+    ss_welcome wl = {.heartbeat_ms = (uint32_t)r->hb,
+                     .peer_timeout_ms = (uint32_t)r->ptimeout};
+    snprintf(wl.router, sizeof wl.router, "%s", r->name);
+    if (ss_proto_welcome(&r->out, &wl) == 0)
+        send_out(r, r->back, w);
+}
+
+static void back_credit(ss_router *r, peer *w, const ss_hdr *h)
+{
+    char lin[64];
+    for (size_t i = 0; i < w->ninflight; i++) {
+        if (!ss_proto_same_lineage(&w->inflight[i].h, h))
+            continue;
+        zmq_msg_close(&w->inflight[i].msg);
+        w->ninflight--;
+        if (i != w->ninflight)
+            item_move(&w->inflight[i], &w->inflight[w->ninflight]);
+        uint64_t c = (uint64_t)w->credits + (h->aux ? h->aux : 1);
+        uint64_t room = w->max_credits - w->ninflight;
+        w->credits = (uint32_t)(c < room ? c : room);
+        r->st.acked++;
+        return;
+    }
+    char why[128];
+    snprintf(why, sizeof why, "acknowledges batch %s, which it does not hold",
+             lineage_str(h, lin, sizeof lin));
+    reject(r, w->label, "credit", why);
+}
+
+static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
+                    zmq_msg_t *body)
+{
+    peer *w = peers_find(&r->work, id, idlen);
+    char label[SS_PROTO_NAME_MAX];
+    id_label(id, idlen, label, sizeof label);
+    const uint8_t *d = zmq_msg_data(body);
+    ss_hdr h;
+    const char *why;
+    if (ss_hdr_decode(d, zmq_msg_size(body), &h, &why)) {
+        reject(r, label, "malformed message", why);
+        return;
+    }
+    if (!w && h.kind != SS_MSG_HELLO) {
+        reject(r, label, ss_msg_kind_name(h.kind),
+               "message before hello (unknown or lost worker)");
+        if (h.kind == SS_MSG_CREDIT || h.kind == SS_MSG_HEARTBEAT) {
+            char reason[SS_PROTO_REASON_MAX];
+            snprintf(reason, sizeof reason,
+                     "router %s does not know worker '%s' (it was lost or "
+                     "never said hello); its batches went to other workers",
+                     r->name, label);
+            if (ss_proto_abort(&r->out, reason) == 0)
+                send_id(r->back, id, idlen, r->out.data, r->out.len);
+        }
+        return;
+    }
+    switch (h.kind) {
+    case SS_MSG_HELLO:
+        back_hello(r, id, idlen, w, &h, d + SS_HDR_SIZE, label);
+        break;
+    case SS_MSG_CREDIT:
+        back_credit(r, w, &h);
+        break;
+    case SS_MSG_HEARTBEAT:
+        break;
+    default:
+        reject(r, label, "message",
+               "unexpected message kind on a router's back");
+        return;
+    }
+    if ((w = peers_find(&r->work, id, idlen))) {
+        w->last_seen = ss_now_ms();
+        w->gone = 0;
+    }
+}
+
+/* Reads up to DRAIN_MAX messages from one socket (FRONT only while the
+ * queue has room). */
+static void drain(ss_router *r, void *sock, int back)
+{
+    for (int i = 0; i < DRAIN_MAX && !r->rc; i++) {
+        if (!back && r->q.n >= r->qmax)
+            return;
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        if (zmq_msg_recv(&id, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            return;
+        }
+        zmq_msg_init(&body);
+        if (!zmq_msg_more(&id) || zmq_msg_recv(&body, sock, 0) < 0) {
+            char label[SS_PROTO_NAME_MAX];
+            id_label(zmq_msg_data(&id), zmq_msg_size(&id), label,
+                     sizeof label);
+            reject(r, label, "malformed message", "empty message");
+        } else if (zmq_msg_more(&body)) {
+            char label[SS_PROTO_NAME_MAX];
+            id_label(zmq_msg_data(&id), zmq_msg_size(&id), label,
+                     sizeof label);
+            while (zmq_msg_more(&body) &&
+                   zmq_msg_recv(&body, sock, 0) >= 0)
+                ;
+            reject(r, label, "malformed message",
+                   "multipart message (one frame expected)");
+        } else if (back) {
+            on_back(r, zmq_msg_data(&id), zmq_msg_size(&id), &body);
+        } else {
+            on_front(r, zmq_msg_data(&id), zmq_msg_size(&id), &body);
+        }
+        zmq_msg_close(&body);
+        zmq_msg_close(&id);
+    }
+}
+
+/* ---- time ------------------------------------------------------------- */
+
+/* Declares silent workers lost and heartbeats idle peers. */
+static void housekeeping(ss_router *r, uint64_t now)
+{
+    for (size_t i = r->work.n; i-- > 0 && !r->rc;) {
+        peer *w = r->work.v[i];
+        if (now - w->last_seen <= (uint64_t)r->ptimeout)
+            continue;
+        char why[64];
+        snprintf(why, sizeof why, "silent for %llu ms",
+                 (unsigned long long)(now - w->last_seen));
+        worker_lost(r, w, why);
+    }
+    if (r->rc || ss_proto_heartbeat(&r->out))
+        return;
+    for (size_t i = r->work.n; i-- > 0 && !r->rc;) {
+        peer *w = r->work.v[i];
+        if (now - w->last_sent >= (uint64_t)r->hb &&
+            send_out(r, r->back, w) == -EHOSTUNREACH) {
+            worker_lost(r, w, "disconnected");
+            if (!r->rc && ss_proto_heartbeat(&r->out))
+                return;
+        }
+    }
+    if (r->rc)
+        return;
+    for (size_t i = 0; i < r->prod.n; i++) {
+        peer *p = r->prod.v[i];
+        if (!p->gone && now - p->last_sent >= (uint64_t)r->hb)
+            send_out(r, r->front, p);
+    }
+}
+
+static void update_gauges(ss_router *r)
+{
+    uint32_t inflight = 0, credits = 0;
+    for (size_t i = 0; i < r->work.n; i++) {
+        inflight += (uint32_t)r->work.v[i]->ninflight;
+        credits += r->work.v[i]->credits;
+    }
+    r->st.queue_depth = (uint32_t)r->q.n;
+    r->st.inflight = inflight;
+    r->st.credits = credits;
+    r->st.workers = (uint32_t)r->work.n;
+    r->st.producers = (uint32_t)r->prod.n;
+}
+
+/* ---- completion ------------------------------------------------------- */
+
+static int all_eos(const ss_router *r)
+{
+    if (r->ngroups != r->producers)
+        return 0;
+    for (size_t i = 0; i < r->ngroups; i++)
+        if (r->groups[i].n < r->groups[i].members)
+            return 0;
+    return 1;
+}
+
+/* Checks that every declared batch arrived and nothing undeclared did.
+ * Returns 0 or fails the run. */
+static int verify(ss_router *r)
+{
+    for (size_t i = 0; i < r->merged.nstreams; i++) {
+        const ss_eos_stream *row = &r->merged.streams[i];
+        strack *st = strack_find(r, row->stream);
+        uint64_t miss = first_missing(st, row->count);
+        if (miss < row->count)
+            return fail(r, SS_EINTEGRITY,
+                        "stream %u is incomplete: batch %llu is missing%s "
+                        "(its end of stream declares %llu batches)",
+                        row->stream, (unsigned long long)miss,
+                        split_find(r, row->stream, miss)
+                            ? " (some of its parts never arrived)"
+                            : "",
+                        (unsigned long long)row->count);
+        if (st && st->hi > row->count)
+            return fail(r, SS_EINTEGRITY,
+                        "stream %u: batch %llu arrived but its end of "
+                        "stream declares only %llu batches",
+                        row->stream, (unsigned long long)(st->hi - 1),
+                        (unsigned long long)row->count);
+    }
+    for (size_t i = 0; i < r->nstreams; i++)
+        if (!ss_eos_find(&r->merged, r->streams[i].id))
+            return fail(r, SS_EINTEGRITY,
+                        "stream %u: batches arrived but no end of stream "
+                        "declares the stream",
+                        r->streams[i].id);
+    return 0;
+}
+
+/* Sends EOS to every live worker if the run is complete. Returns 1 when
+ * the router is done (or failed), 0 to keep going. */
+static int maybe_complete(ss_router *r)
+{
+    if (!all_eos(r) || r->q.n > 0 || r->work.n == 0)
+        return 0;
+    for (size_t i = 0; i < r->work.n; i++)
+        if (r->work.v[i]->ninflight)
+            return 0;
+    if (verify(r))
+        return 1;
+    ss_eos e = r->merged; /* shallow: the table is borrowed */
+    e.roster = NULL;
+    e.nroster = e.caproster = 0;
+    snprintf(e.group, sizeof e.group, "%s", r->work.v[0]->hello.stage);
+    e.members = (uint32_t)r->work.n;
+    int rc = 0;
+    for (size_t i = 0; i < r->work.n && !rc; i++) {
+        rc = ss_eos_add_roster(&e, r->work.v[i]->hello.name);
+        if (strcmp(r->work.v[i]->hello.stage, e.group) != 0)
+            ss_warn("router %s: worker '%s' is of stage %s, not %s",
+                    r->name, r->work.v[i]->label,
+                    r->work.v[i]->hello.stage, e.group);
+    }
+    if (rc == 0)
+        rc = ss_eos_encode(&e, &r->out);
+    for (size_t i = 0; i < e.nroster; i++)
+        free(e.roster[i]);
+    free(e.roster);
+    if (rc) {
+        fail(r, rc, "cannot build the end of stream: %s", ss_strerror(rc));
+        return 1;
+    }
+    for (size_t i = 0; i < r->work.n; i++)
+        if (send_out(r, r->back, r->work.v[i]))
+            ss_warn("router %s: cannot send the end of stream to '%s': %s",
+                    r->name, r->work.v[i]->label, zmq_strerror(errno));
+    ss_info("router %s: complete: %llu batches in, %llu sent (%llu "
+            "redelivered), %llu duplicates, %llu rejected; end of stream "
+            "sent to %zu worker%s",
+            r->name, (unsigned long long)r->st.in_batches,
+            (unsigned long long)r->st.out_batches,
+            (unsigned long long)r->st.redelivered,
+            (unsigned long long)r->st.duplicates,
+            (unsigned long long)r->st.rejected, r->work.n,
+            r->work.n == 1 ? "" : "s");
+    r->done = 1;
+    return 1;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+static void *open_router(void *zctx, const char *ep, int linger, char *err,
+                         size_t errlen)
+{
+    void *s = zmq_socket(zctx, ZMQ_ROUTER);
+    if (!s) {
+        fmt_err(err, errlen, "cannot create a socket for %s: %s", ep,
+                zmq_strerror(errno));
+        return NULL;
+    }
+    int one = 1;
+    zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(s, ep)) {
+        fmt_err(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* See ss_router.h. */
+int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
+                  char *err, size_t errlen)
+{
+    *out = NULL;
+    const char *name = o->name && *o->name ? o->name : "router";
+    if (!o->from || !*o->from || !o->to || !*o->to) {
+        fmt_err(err, errlen, "router %s needs both endpoints", name);
+        return SS_EINVAL;
+    }
+    if (strlen(name) >= SS_PROTO_NAME_MAX || strlen(o->from) >= 256 ||
+        strlen(o->to) >= 256) {
+        fmt_err(err, errlen, "router name or endpoint too long");
+        return SS_EINVAL;
+    }
+    ss_router *r = calloc(1, sizeof *r);
+    if (!r) {
+        fmt_err(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->from, sizeof r->from, "%s", o->from);
+    snprintf(r->to, sizeof r->to, "%s", o->to);
+    r->producers = o->producers ? o->producers : 1;
+    r->qmax = o->queue ? o->queue : 64;
+    r->hb = o->heartbeat_ms > 0 ? o->heartbeat_ms : 500;
+    r->ptimeout = o->peer_timeout_ms > 0 ? o->peer_timeout_ms : 5000;
+    int linger = o->linger_ms > 0 ? o->linger_ms : 1000;
+    ss_eos_init(&r->merged);
+    ss_buf_init(&r->out);
+    atomic_init(&r->stop, 0);
+    r->front = open_router(zctx, o->from, linger, err, errlen);
+    if (r->front)
+        r->back = open_router(zctx, o->to, linger, err, errlen);
+    if (!r->back) {
+        ss_router_destroy(&r);
+        return SS_EIO;
+    }
+    *out = r;
+    return 0;
+}
+
+/* See ss_router.h. */
+int ss_router_run(ss_router *r, char *err, size_t errlen)
+{
+    ss_info("router %s: producers connect to %s, workers to %s; waiting "
+            "for %u producer group%s",
+            r->name, r->from, r->to, r->producers,
+            r->producers == 1 ? "" : "s");
+    r->next_house = ss_now_ms();
+    while (!r->rc && !r->done) {
+        if (atomic_load(&r->stop)) {
+            fail(r, SS_EINTR, "router %s was stopped by a signal", r->name);
+            break;
+        }
+        dispatch(r);
+        update_gauges(r);
+        if (r->rc || maybe_complete(r))
+            break;
+        zmq_pollitem_t it[2] = {
+            {r->back, 0, ZMQ_POLLIN, 0},
+            {r->front, 0, r->q.n < r->qmax ? ZMQ_POLLIN : 0, 0}};
+        uint64_t now = ss_now_ms();
+        int wait = now >= r->next_house ? 0 : (int)(r->next_house - now);
+        int rc = zmq_poll(it, 2, wait);
+        if (rc < 0 && errno != EINTR) {
+            fail(r, SS_EIO, "cannot poll: %s", zmq_strerror(errno));
+            break;
+        }
+        if (rc > 0 && (it[0].revents & ZMQ_POLLIN))
+            drain(r, r->back, 1);
+        if (rc > 0 && (it[1].revents & ZMQ_POLLIN))
+            drain(r, r->front, 0);
+        now = ss_now_ms();
+        if (now >= r->next_house) {
+            housekeeping(r, now);
+            int step = r->hb / 2 > 5 ? r->hb / 2 : 5;
+            r->next_house = now + (uint64_t)step;
+        }
+    }
+    update_gauges(r);
+    if (r->rc)
+        fmt_err(err, errlen, "%s", r->err);
+    return r->rc;
+}
+
+/* See ss_router.h. */
+void ss_router_stop(ss_router *r) { atomic_store(&r->stop, 1); }
+
+/* See ss_router.h. */
+const ss_router_stats *ss_router_stats_get(ss_router *r) { return &r->st; }
+
+/* See ss_router.h. */
+void ss_router_destroy(ss_router **p)
+{
+    if (!p || !*p)
+        return;
+    ss_router *r = *p;
+    if (r->front)
+        zmq_close(r->front);
+    if (r->back)
+        zmq_close(r->back);
+    q_release(&r->q);
+    peers_release(&r->prod);
+    peers_release(&r->work);
+    for (size_t i = 0; i < r->nstreams; i++)
+        free(r->streams[i].bits);
+    free(r->streams);
+    for (size_t i = 0; i < r->nsplits; i++)
+        free(r->splits[i].bits);
+    free(r->splits);
+    for (size_t i = 0; i < r->ngroups; i++)
+        free(r->groups[i].names);
+    free(r->groups);
+    ss_eos_release(&r->merged);
+    ss_buf_release(&r->out);
+    free(r);
+    *p = NULL;
+}

@@ -1,0 +1,89 @@
+/*
+ * ss_router.h - the router between two stages: it takes batches from the
+ * producers on FRONT and deals them to the workers on BACK against their
+ * credits, so that nothing is lost, nothing is counted twice, and faster
+ * workers get more.
+ *
+ * The router reads only the 48-byte header of a DATA batch, never its
+ * payload (which may be sealed). Guarantees, in order of importance:
+ *
+ *  - A batch RECEIVED from a producer is kept until a worker acknowledged
+ *    it with CREDIT. A lost stateless worker's batches are dealt again;
+ *    the loss of a stateful worker aborts the run (ABORT to every peer).
+ *  - A lineage (stream, seq, part) is accepted from FRONT once; later
+ *    copies are dropped and counted as duplicates.
+ *  - Completion: when every producer group sent its EOS, the queue is
+ *    empty and every batch was acknowledged, the router checks that every
+ *    declared batch arrived (else ABORT naming the first missing one) and
+ *    sends EOS to each live worker with the merged stream table and the
+ *    roster of the stage.
+ *
+ * docs/PROTOCOL-net.md has the state machine.
+ */
+#ifndef SS_ROUTER_H
+#define SS_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ss_router ss_router;
+
+typedef struct ss_router_opts {
+    const char *from;     /* FRONT endpoint to bind (producers connect) */
+    const char *to;       /* BACK endpoint to bind (workers connect) */
+    const char *name;     /* for logs and messages (default "router") */
+    unsigned producers;   /* producer groups to wait for (default 1) */
+    unsigned queue;       /* stop reading FRONT above this (default 64) */
+    int heartbeat_ms;     /* peers' heartbeat interval (default 500) */
+    int peer_timeout_ms;  /* a silent worker is lost (default 5000) */
+    int linger_ms;        /* socket linger after the end (default 1000) */
+} ss_router_opts;
+
+/* Counters, updated by the router's thread as it goes. */
+typedef struct ss_router_stats {
+    uint64_t in_batches, in_bytes;   /* DATA accepted from FRONT */
+    uint64_t out_batches, out_bytes; /* DATA sent to workers (retries too) */
+    uint64_t acked;                  /* batches acknowledged by workers */
+    uint64_t duplicates;             /* DATA dropped as already accepted */
+    uint64_t rejected;               /* malformed or unexpected messages */
+    uint64_t redelivered;            /* batches dealt again after a loss */
+    uint64_t workers_lost;
+    uint32_t queue_depth;  /* batches waiting for a worker */
+    uint32_t inflight;     /* batches sent and not yet acknowledged */
+    uint32_t credits;      /* credits the live workers have left */
+    uint32_t workers;      /* live workers */
+    uint32_t producers;    /* producers that said HELLO */
+} ss_router_stats;
+
+/*
+ * Creates the router and binds both endpoints in zctx (which must outlive
+ * it). Returns 0 and *out (caller destroys), or a negative code with a
+ * sentence in err, e.g. SS_EIO "cannot bind tcp://x:5555: Address already
+ * in use", SS_EINVAL for bad options, SS_ENOMEM.
+ */
+int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
+                  char *err, size_t errlen);
+
+/*
+ * Runs the router until the run completes (returns 0 after sending EOS
+ * to the workers) or fails: SS_EINTEGRITY (a batch is missing, a stream
+ * table is inconsistent), SS_EPEER (a stateful worker was lost), SS_EINTR
+ * (ss_router_stop), SS_EPROTO (producers disagree on their groups),
+ * SS_EIO. Every failure sends ABORT with the reason to every peer and
+ * copies it into err. Call once.
+ */
+int ss_router_run(ss_router *r, char *err, size_t errlen);
+
+/* Asks a running router to abort at its next wake-up (at most a
+ * heartbeat later). Async-signal-safe and thread-safe. */
+void ss_router_stop(ss_router *r);
+
+/* The counters. Read them from the router's thread (a hook) or after
+ * ss_router_run returned; another thread may see a torn snapshot. */
+const ss_router_stats *ss_router_stats_get(ss_router *r);
+
+/* Closes the sockets (lingering linger_ms for messages still queued),
+ * frees everything and sets *p to NULL. Safe with NULL or *p NULL. */
+void ss_router_destroy(ss_router **p);
+
+#endif
