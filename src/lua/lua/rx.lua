@@ -1,0 +1,1779 @@
+--[[
+rx.lua - SecureStreams' own implementation of the RxLua API (Lua 5.4).
+
+Scripts written for RxLua run unchanged:
+
+    local Rx = require 'rx'
+    Rx.Observable.fromRange(1, 10)
+      :filter(function(x) return x % 2 == 0 end)
+      :map(function(x) return x * x end)
+      :subscribe(print)
+
+Everything here is written for the per-event path: an event pushed with
+subject:onNext(v) walks the chain through plain method calls on small sink
+tables; operators allocate nothing per event (no closures, no packing of
+varargs). Multi-value events (onNext(a, b)) are forwarded with `...`.
+
+RUNTIME HOOKS FOR THE C HOST
+============================
+
+1. Rx.config.hostErrors (boolean, default false)
+
+   false: an error raised by a user callback (map's function, filter's
+          predicate, reduce's accumulator, a subscriber's onNext when it
+          gave an onError, ...) is caught with pcall and routed to the
+          downstream observer's onError(message), as RxLua does. An observer
+          without an onError rethrows the message, as in RxLua.
+   true:  nothing is caught. The error propagates out of subject:onNext(...)
+          (or onCompleted) to the caller. The host calls onNext under its own
+          lua_pcall per event, so it rejects and counts that one event and
+          the stream goes on. Operators update their state only after the
+          user callback returned, so e.g. a reduce whose accumulator raised
+          keeps its previous accumulator.
+
+   Rx.config is a proxy table: set the flag with an ordinary (non-raw)
+   assignment, `Rx.config.hostErrors = true` in Lua or lua_setfield() in C.
+   It takes effect immediately, also for chains built earlier. Do not
+   replace the Rx.config table itself, and do not rawset into it.
+
+2. Rx.stateful (boolean, starts false)
+
+   Set to true when an operator that keeps state across events is created
+   (at chain-building time): reduce, scan, count, sum, min, max, average,
+   distinct, distinctUntilChanged, buffer, window, last, takeLast, skipLast,
+   zip, combineLatest, all, contains, find, first, elementAt,
+   defaultIfEmpty. The host reads it after running a stage script to tell
+   routers that the stage cannot be transparently retried; it may reset it
+   to false before loading a script.
+
+The module needs no io (fromFileByLine reports an error through onError
+when io is absent, as in the enclave's sandbox).
+]]
+
+local setmetatable, getmetatable = setmetatable, getmetatable
+local pcall, error, type, select = pcall, error, type, select
+local tostring, pairs, next = tostring, pairs, next
+local tpack, tunpack = table.pack, table.unpack
+local tremove, tconcat = table.remove, table.concat
+local mmax, mmin = math.max, math.min
+local cocreate, coresume, costatus, coyield =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+
+local Rx = {}
+
+-------------------------------------------------------------------------------
+-- configuration
+-------------------------------------------------------------------------------
+
+-- The per-event code reads this upvalue; Rx.config proxies it.
+local HOST = false
+local configExtra = {}
+
+Rx.config = setmetatable({}, {
+  __index = function(_, k)
+    if k == 'hostErrors' then return HOST end
+    return configExtra[k]
+  end,
+  __newindex = function(_, k, v)
+    if k == 'hostErrors' then HOST = not not v else configExtra[k] = v end
+  end,
+  __pairs = function()
+    local t = { hostErrors = HOST }
+    for k, v in pairs(configExtra) do t[k] = v end
+    return next, t, nil
+  end,
+})
+
+Rx.stateful = false
+
+local function markStateful()
+  Rx.stateful = true
+end
+
+-------------------------------------------------------------------------------
+-- util
+-------------------------------------------------------------------------------
+
+local function noop() end
+local function identity(...) return ... end
+local function rethrow(e) error(e, 0) end
+
+local util = {}
+Rx.util = util
+
+util.pack = tpack
+util.unpack = tunpack
+util.noop = noop
+util.identity = identity
+
+function util.eq(x, y) return x == y end
+
+function util.constant(...)
+  local values = tpack(...)
+  return function() return tunpack(values, 1, values.n) end
+end
+
+function util.isa(object, class)
+  if type(object) ~= 'table' then return false end
+  local mt = getmetatable(object)
+  local seen = 0
+  while mt and seen < 32 do
+    if mt == class or mt.__index == class then return true end
+    mt = getmetatable(mt)
+    seen = seen + 1
+  end
+  return false
+end
+
+-- Calls fn(...) and routes an error to observer:onError (or lets it
+-- propagate when Rx.config.hostErrors is set). Returns true on success.
+function util.tryWithObserver(observer, fn, ...)
+  if HOST then
+    fn(...)
+    return true
+  end
+  local ok, err = pcall(fn, ...)
+  if not ok then observer:onError(err) end
+  return ok, err
+end
+
+-- ok, results... of a user callback (pcall unless the host handles errors).
+local function try(fn, ...)
+  if HOST then return true, fn(...) end
+  return pcall(fn, ...)
+end
+
+-- Emits the results of a pcall, or routes its error.
+local function forward(observer, ok, ...)
+  if ok then return observer:onNext(...) end
+  return observer:onError((...))
+end
+
+local function add(x, y) return x + y end
+
+-- A FIFO of events. Single-value events are stored unpacked.
+local Queue = {}
+Queue.__index = Queue
+
+local function newQueue()
+  return setmetatable({ head = 1, tail = 0, v = {}, p = {} }, Queue)
+end
+
+function Queue:push(...)
+  local i = self.tail + 1
+  self.tail = i
+  if select('#', ...) == 1 then
+    self.v[i] = ...
+    self.p[i] = nil
+  else
+    self.v[i] = nil
+    self.p[i] = tpack(...)
+  end
+end
+
+function Queue:size() return self.tail - self.head + 1 end
+
+function Queue:get(i)
+  local p = self.p[i]
+  if p then return tunpack(p, 1, p.n) end
+  return self.v[i]
+end
+
+function Queue:shift()
+  local i = self.head
+  self.head = i + 1
+  local p, v = self.p[i], self.v[i]
+  self.p[i], self.v[i] = nil, nil
+  if p then return tunpack(p, 1, p.n) end
+  return v
+end
+
+-------------------------------------------------------------------------------
+-- Subscription
+-------------------------------------------------------------------------------
+
+local Subscription = {}
+Subscription.__index = Subscription
+Subscription.__tostring = function() return 'Subscription' end
+Rx.Subscription = Subscription
+
+function Subscription.create(action)
+  return setmetatable({ action = action or noop, unsubscribed = false },
+    Subscription)
+end
+
+function Subscription:unsubscribe()
+  if self.unsubscribed then return end
+  self.unsubscribed = true
+  self.action(self)
+end
+
+local function toSubscription(s)
+  if type(s) == 'table' and s.unsubscribe then return s end
+  if type(s) == 'function' then return Subscription.create(s) end
+  return Subscription.create()
+end
+
+local function unsubscribeAll(list, n)
+  for i = 1, n or #list do
+    local s = list[i]
+    if s then s:unsubscribe() end
+  end
+end
+
+-- Lets an operator stop its upstream early even when the source emits
+-- synchronously, before subscribe() has returned the subscription.
+local function newLink()
+  local link = { stopped = false }
+  function link.cancel()
+    link.stopped = true
+    if link.sub then link.sub:unsubscribe() end
+  end
+  function link.attach(sub)
+    link.sub = sub
+    if link.stopped then sub:unsubscribe() end
+    return sub
+  end
+  return link
+end
+
+-------------------------------------------------------------------------------
+-- Observer
+-------------------------------------------------------------------------------
+
+local Observer = {}
+Observer.__index = Observer
+Observer.__tostring = function() return 'Observer' end
+Rx.Observer = Observer
+
+function Observer.create(onNext, onError, onCompleted)
+  return setmetatable({
+    _onNext = onNext or noop,
+    _onError = onError or rethrow,
+    _onCompleted = onCompleted or noop,
+    _guard = onError ~= nil,
+    stopped = false,
+  }, Observer)
+end
+
+function Observer:onNext(...)
+  if self.stopped then return end
+  if HOST or not self._guard then return self._onNext(...) end
+  local ok, err = pcall(self._onNext, ...)
+  if not ok then return self:onError(err) end
+end
+
+function Observer:onError(message)
+  if self.stopped then return end
+  self.stopped = true
+  return self._onError(message)
+end
+
+function Observer:onCompleted()
+  if self.stopped then return end
+  self.stopped = true
+  return self._onCompleted()
+end
+
+-- Internal observers: plain tables (no metatable lookups per event).
+local function Sink(observer, onNext, onError, onCompleted)
+  return {
+    onNext = onNext,
+    onError = onError or function(_, e) return observer:onError(e) end,
+    onCompleted = onCompleted or function() return observer:onCompleted() end,
+  }
+end
+
+local function passThrough(observer)
+  return function(_, ...) return observer:onNext(...) end
+end
+
+-------------------------------------------------------------------------------
+-- Observable
+-------------------------------------------------------------------------------
+
+local Observable = {}
+Observable.__index = Observable
+Observable.__tostring = function() return 'Observable' end
+Rx.Observable = Observable
+
+function Observable.create(subscribe)
+  return setmetatable({ _subscribe = subscribe }, Observable)
+end
+
+-- subscribe(onNext, onError, onCompleted) or subscribe(observer).
+function Observable:subscribe(onNext, onError, onCompleted)
+  local observer
+  if type(onNext) == 'table' then
+    observer = onNext
+  else
+    observer = Observer.create(onNext, onError, onCompleted)
+  end
+  return toSubscription(self._subscribe(observer))
+end
+
+local function toObserver(onNext, onError, onCompleted)
+  if type(onNext) == 'table' then return onNext end
+  return Observer.create(onNext, onError, onCompleted)
+end
+
+--- constructors --------------------------------------------------------------
+
+function Observable.empty()
+  return Observable.create(function(observer)
+    observer:onCompleted()
+  end)
+end
+
+function Observable.never()
+  return Observable.create(noop)
+end
+
+function Observable.throw(message)
+  return Observable.create(function(observer)
+    observer:onError(message)
+  end)
+end
+
+function Observable.of(...)
+  local values = tpack(...)
+  return Observable.create(function(observer)
+    for i = 1, values.n do observer:onNext(values[i]) end
+    observer:onCompleted()
+  end)
+end
+
+function Observable.fromRange(initial, limit, step)
+  if limit == nil and step == nil then initial, limit = 1, initial end
+  step = step or 1
+  return Observable.create(function(observer)
+    for i = initial, limit, step do observer:onNext(i) end
+    observer:onCompleted()
+  end)
+end
+
+-- Values of t (as produced by iterator, default pairs); with keys, each
+-- event is (value, key).
+function Observable.fromTable(t, iterator, keys)
+  iterator = iterator or pairs
+  return Observable.create(function(observer)
+    if keys then
+      for key, value in iterator(t) do observer:onNext(value, key) end
+    else
+      for _, value in iterator(t) do observer:onNext(value) end
+    end
+    observer:onCompleted()
+  end)
+end
+
+-- Emits what the coroutine (or function run as one) yields, completing
+-- when it returns. With a scheduler, one value per scheduler step;
+-- without, synchronously on subscription.
+function Observable.fromCoroutine(fn, scheduler)
+  return Observable.create(function(observer)
+    local thread = type(fn) == 'function' and cocreate(fn) or fn
+    local stopped = false
+    local function step(ok, ...)
+      if not ok then
+        stopped = true
+        observer:onError((...))
+      elseif costatus(thread) == 'dead' then
+        stopped = true
+        observer:onCompleted()
+      else
+        observer:onNext(...)
+      end
+    end
+    if scheduler then
+      return scheduler:schedule(function()
+        while not stopped do
+          step(coresume(thread))
+          if not stopped then coyield() end
+        end
+      end)
+    end
+    while not stopped do step(coresume(thread)) end
+  end)
+end
+
+function Observable.fromFileByLine(filename)
+  return Observable.create(function(observer)
+    local io = io
+    if not io then
+      return observer:onError(tostring(filename) .. ': io is not available')
+    end
+    local file, err = io.open(filename, 'r')
+    if not file then return observer:onError(err or filename) end
+    local ok, e = pcall(function()
+      for line in file:lines() do observer:onNext(line) end
+    end)
+    file:close()
+    if not ok then error(e, 0) end
+    return observer:onCompleted()
+  end)
+end
+
+function Observable.defer(fn)
+  if type(fn) ~= 'function' then error('Expected a function', 2) end
+  return Observable.create(function(observer)
+    local ok, observable = try(fn)
+    if not ok then return observer:onError(observable) end
+    return observable:subscribe(observer)
+  end)
+end
+
+-- Emits value count times (forever when count is nil).
+function Observable.replicate(value, count)
+  return Observable.create(function(observer)
+    if count == nil then
+      while true do observer:onNext(value) end
+    end
+    for _ = 1, count do observer:onNext(value) end
+    observer:onCompleted()
+  end)
+end
+
+-- Prints every notification (for debugging). Uses the global print at call
+-- time, so a host that redirects print() also redirects dump().
+function Observable:dump(name, formatter)
+  name = name and (tostring(name) .. ' ') or ''
+  formatter = formatter or tostring
+  local function fmt(...)
+    local parts = {}
+    for i = 1, select('#', ...) do parts[i] = formatter((select(i, ...))) end
+    return tconcat(parts, ', ')
+  end
+  return self:subscribe(
+    function(...) print(name .. 'onNext: ' .. fmt(...)) end,
+    function(e) print(name .. 'onError: ' .. tostring(e)) end,
+    function() print(name .. 'onCompleted') end)
+end
+
+--- transforming (the hot path: map, filter, reduce) --------------------------
+
+function Observable:map(callback)
+  callback = callback or identity
+  local source = self
+  return Observable.create(function(observer)
+    return source:subscribe(Sink(observer, function(_, ...)
+      if HOST then return observer:onNext(callback(...)) end
+      return forward(observer, pcall(callback, ...))
+    end))
+  end)
+end
+
+function Observable:filter(predicate)
+  predicate = predicate or identity
+  local source = self
+  return Observable.create(function(observer)
+    return source:subscribe(Sink(observer, function(_, ...)
+      if HOST then
+        if predicate(...) then return observer:onNext(...) end
+        return
+      end
+      local ok, keep = pcall(predicate, ...)
+      if not ok then return observer:onError(keep) end
+      if keep then return observer:onNext(...) end
+    end))
+  end)
+end
+
+function Observable:reject(predicate)
+  predicate = predicate or identity
+  local source = self
+  return Observable.create(function(observer)
+    return source:subscribe(Sink(observer, function(_, ...)
+      if HOST then
+        if not predicate(...) then return observer:onNext(...) end
+        return
+      end
+      local ok, drop = pcall(predicate, ...)
+      if not ok then return observer:onError(drop) end
+      if not drop then return observer:onNext(...) end
+    end))
+  end)
+end
+
+-- reduce(accumulator, seed): folds the events, emits the result when the
+-- source completes. Without a seed the first value is the seed.
+function Observable:reduce(accumulator, seed)
+  markStateful()
+  local source = self
+  return Observable.create(function(observer)
+    local acc, has = seed, seed ~= nil
+    return source:subscribe(Sink(observer, function(_, ...)
+      if has then
+        if HOST then
+          acc = accumulator(acc, ...)
+        else
+          local ok, r = pcall(accumulator, acc, ...)
+          if not ok then return observer:onError(r) end
+          acc = r
+        end
+      else
+        acc, has = ..., true
+      end
+    end, nil, function()
+      if has then observer:onNext(acc) end
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+-- scan(accumulator, seed): emits every intermediate accumulator. Without a
+-- seed the first value becomes the accumulator (and is not emitted).
+function Observable:scan(accumulator, seed)
+  markStateful()
+  local source = self
+  return Observable.create(function(observer)
+    local acc, has = seed, seed ~= nil
+    return source:subscribe(Sink(observer, function(_, ...)
+      if has then
+        if HOST then
+          acc = accumulator(acc, ...)
+        else
+          local ok, r = pcall(accumulator, acc, ...)
+          if not ok then return observer:onError(r) end
+          acc = r
+        end
+        return observer:onNext(acc)
+      end
+      acc, has = ..., true
+    end))
+  end)
+end
+
+function Observable:compact()
+  return self:filter(identity)
+end
+
+function Observable:pack()
+  return self:map(tpack)
+end
+
+function Observable:unpack()
+  return self:map(tunpack)
+end
+
+function Observable:partition(predicate)
+  return self:filter(predicate), self:reject(predicate)
+end
+
+function Observable:pluck(key, ...)
+  if key == nil then return self end
+  if type(key) ~= 'string' and type(key) ~= 'number' then
+    error('Key must be either a string or a number', 2)
+  end
+  local source = self
+  local function get(t) return t[key] end
+  return Observable.create(function(observer)
+    return source:subscribe(Sink(observer, function(_, t)
+      if HOST then return observer:onNext(t[key]) end
+      return forward(observer, pcall(get, t))
+    end))
+  end):pluck(...)
+end
+
+-- Emits each value of a multi-value event as its own event.
+function Observable:unwrap()
+  local source = self
+  return Observable.create(function(observer)
+    return source:subscribe(Sink(observer, function(_, ...)
+      for i = 1, select('#', ...) do observer:onNext((select(i, ...))) end
+    end))
+  end)
+end
+
+function Observable:tap(onNext, onError, onCompleted)
+  onNext = onNext or noop
+  onError = onError or noop
+  onCompleted = onCompleted or noop
+  local source = self
+  return Observable.create(function(observer)
+    return source:subscribe(Sink(observer, function(_, ...)
+      if HOST then
+        onNext(...)
+        return observer:onNext(...)
+      end
+      local ok, err = pcall(onNext, ...)
+      if not ok then return observer:onError(err) end
+      return observer:onNext(...)
+    end, function(_, message)
+      local ok, err = try(onError, message)
+      if not ok then return observer:onError(err) end
+      return observer:onError(message)
+    end, function()
+      local ok, err = try(onCompleted)
+      if not ok then return observer:onError(err) end
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+function Observable:ignoreElements()
+  local source = self
+  return Observable.create(function(observer)
+    return source:subscribe(Sink(observer, noop))
+  end)
+end
+
+function Observable:startWith(...)
+  local values = tpack(...)
+  local source = self
+  return Observable.create(function(observer)
+    observer:onNext(tunpack(values, 1, values.n))
+    return source:subscribe(observer)
+  end)
+end
+
+function Observable:defaultIfEmpty(...)
+  markStateful()
+  local defaults = tpack(...)
+  local source = self
+  return Observable.create(function(observer)
+    local empty = true
+    return source:subscribe(Sink(observer, function(_, ...)
+      empty = false
+      return observer:onNext(...)
+    end, nil, function()
+      if empty then observer:onNext(tunpack(defaults, 1, defaults.n)) end
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+--- aggregates ----------------------------------------------------------------
+
+function Observable:count(predicate)
+  markStateful()
+  local source = self
+  return Observable.create(function(observer)
+    local n = 0
+    return source:subscribe(Sink(observer, function(_, ...)
+      if not predicate then
+        n = n + 1
+        return
+      end
+      if HOST then
+        if predicate(...) then n = n + 1 end
+        return
+      end
+      local ok, r = pcall(predicate, ...)
+      if not ok then return observer:onError(r) end
+      if r then n = n + 1 end
+    end, nil, function()
+      observer:onNext(n)
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+function Observable:sum()
+  markStateful()
+  return self:reduce(add, 0)
+end
+
+function Observable:max()
+  markStateful()
+  return self:reduce(mmax)
+end
+
+function Observable:min()
+  markStateful()
+  return self:reduce(mmin)
+end
+
+-- Emits sum / count on completion (nothing for an empty source).
+function Observable:average()
+  markStateful()
+  local source = self
+  return Observable.create(function(observer)
+    local sum, n = 0, 0
+    return source:subscribe(Sink(observer, function(_, value)
+      if HOST then
+        sum = sum + value
+      else
+        local ok, r = pcall(add, sum, value)
+        if not ok then return observer:onError(r) end
+        sum = r
+      end
+      n = n + 1
+    end, nil, function()
+      if n > 0 then observer:onNext(sum / n) end
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+function Observable:all(predicate)
+  markStateful()
+  predicate = predicate or identity
+  local source = self
+  return Observable.create(function(observer)
+    local done = false
+    local link = newLink()
+    return link.attach(source:subscribe(Sink(observer, function(_, ...)
+      if done then return end
+      local ok, r = try(predicate, ...)
+      if not ok then return observer:onError(r) end
+      if not r then
+        done = true
+        link.cancel()
+        observer:onNext(false)
+        return observer:onCompleted()
+      end
+    end, function(_, e)
+      if not done then return observer:onError(e) end
+    end, function()
+      if done then return end
+      done = true
+      observer:onNext(true)
+      return observer:onCompleted()
+    end)))
+  end)
+end
+
+-- Emits true as soon as an event contains value, false on completion.
+function Observable:contains(value)
+  markStateful()
+  local source = self
+  return Observable.create(function(observer)
+    local done = false
+    local link = newLink()
+    return link.attach(source:subscribe(Sink(observer, function(_, ...)
+      if done then return end
+      local n = select('#', ...)
+      local found = (n == 0 and value == nil)
+      for i = 1, n do
+        if select(i, ...) == value then found = true break end
+      end
+      if found then
+        done = true
+        link.cancel()
+        observer:onNext(true)
+        return observer:onCompleted()
+      end
+    end, function(_, e)
+      if not done then return observer:onError(e) end
+    end, function()
+      if done then return end
+      done = true
+      observer:onNext(false)
+      return observer:onCompleted()
+    end)))
+  end)
+end
+
+--- filtering -----------------------------------------------------------------
+
+function Observable:distinct()
+  markStateful()
+  local source = self
+  return Observable.create(function(observer)
+    local seen, seenNil = {}, false
+    return source:subscribe(Sink(observer, function(_, ...)
+      local v = ...
+      if v == nil then
+        if seenNil then return end
+        seenNil = true
+      elseif v == v then -- NaN is never a duplicate (and cannot be a key)
+        if seen[v] then return end
+        seen[v] = true
+      end
+      return observer:onNext(...)
+    end))
+  end)
+end
+
+function Observable:distinctUntilChanged(comparator)
+  markStateful()
+  comparator = comparator or util.eq
+  local source = self
+  return Observable.create(function(observer)
+    local first, current = true, nil
+    return source:subscribe(Sink(observer, function(_, ...)
+      local v = ...
+      if not first then
+        local ok, same = try(comparator, v, current)
+        if not ok then return observer:onError(same) end
+        if same then return end
+      end
+      first, current = false, v
+      return observer:onNext(...)
+    end))
+  end)
+end
+
+function Observable:elementAt(index)
+  markStateful()
+  if type(index) ~= 'number' then error('Expected a number', 2) end
+  local source = self
+  return Observable.create(function(observer)
+    local i, done = 0, false
+    local link = newLink()
+    return link.attach(source:subscribe(Sink(observer, function(_, ...)
+      if done then return end
+      i = i + 1
+      if i == index then
+        done = true
+        link.cancel()
+        observer:onNext(...)
+        return observer:onCompleted()
+      end
+    end, function(_, e)
+      if not done then return observer:onError(e) end
+    end, function()
+      if not done then done = true return observer:onCompleted() end
+    end)))
+  end)
+end
+
+-- Emits the first event satisfying predicate, then completes.
+function Observable:find(predicate)
+  markStateful()
+  predicate = predicate or identity
+  local source = self
+  return Observable.create(function(observer)
+    local done = false
+    local link = newLink()
+    return link.attach(source:subscribe(Sink(observer, function(_, ...)
+      if done then return end
+      local ok, r = try(predicate, ...)
+      if not ok then return observer:onError(r) end
+      if r then
+        done = true
+        link.cancel()
+        observer:onNext(...)
+        return observer:onCompleted()
+      end
+    end, function(_, e)
+      if not done then return observer:onError(e) end
+    end, function()
+      if not done then done = true return observer:onCompleted() end
+    end)))
+  end)
+end
+
+local function take(source, n)
+  return Observable.create(function(observer)
+    if n <= 0 then
+      observer:onCompleted()
+      return
+    end
+    local i, done = 0, false
+    local link = newLink()
+    return link.attach(source:subscribe(Sink(observer, function(_, ...)
+      if done then return end
+      i = i + 1
+      if i >= n then
+        done = true
+        link.cancel()
+        observer:onNext(...)
+        return observer:onCompleted()
+      end
+      return observer:onNext(...)
+    end, function(_, e)
+      if not done then done = true return observer:onError(e) end
+    end, function()
+      if not done then done = true return observer:onCompleted() end
+    end)))
+  end)
+end
+
+function Observable:take(n)
+  return take(self, n or 1)
+end
+
+function Observable:first()
+  markStateful()
+  return take(self, 1)
+end
+
+function Observable:last()
+  markStateful()
+  local source = self
+  return Observable.create(function(observer)
+    local has, value, packed = false, nil, nil
+    return source:subscribe(Sink(observer, function(_, ...)
+      has = true
+      if select('#', ...) == 1 then
+        value, packed = ..., nil
+      else
+        packed = tpack(...)
+      end
+    end, nil, function()
+      if has then
+        if packed then
+          observer:onNext(tunpack(packed, 1, packed.n))
+        else
+          observer:onNext(value)
+        end
+      end
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+function Observable:skip(n)
+  n = n or 1
+  local source = self
+  return Observable.create(function(observer)
+    local i = 0
+    return source:subscribe(Sink(observer, function(_, ...)
+      if i >= n then return observer:onNext(...) end
+      i = i + 1
+    end))
+  end)
+end
+
+function Observable:skipLast(count)
+  markStateful()
+  if type(count) ~= 'number' then error('Expected a number', 2) end
+  local source = self
+  return Observable.create(function(observer)
+    local q = newQueue()
+    return source:subscribe(Sink(observer, function(_, ...)
+      q:push(...)
+      if q:size() > count then return observer:onNext(q:shift()) end
+    end))
+  end)
+end
+
+function Observable:takeLast(count)
+  markStateful()
+  if type(count) ~= 'number' then error('Expected a number', 2) end
+  local source = self
+  return Observable.create(function(observer)
+    local q = newQueue()
+    return source:subscribe(Sink(observer, function(_, ...)
+      q:push(...)
+      if q:size() > count then q:shift() end
+    end, nil, function()
+      while q:size() > 0 do observer:onNext(q:shift()) end
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+function Observable:skipWhile(predicate)
+  predicate = predicate or identity
+  local source = self
+  return Observable.create(function(observer)
+    local skipping = true
+    return source:subscribe(Sink(observer, function(_, ...)
+      if skipping then
+        local ok, r = try(predicate, ...)
+        if not ok then return observer:onError(r) end
+        if r then return end
+        skipping = false
+      end
+      return observer:onNext(...)
+    end))
+  end)
+end
+
+function Observable:takeWhile(predicate)
+  predicate = predicate or identity
+  local source = self
+  return Observable.create(function(observer)
+    local done = false
+    local link = newLink()
+    return link.attach(source:subscribe(Sink(observer, function(_, ...)
+      if done then return end
+      local ok, r = try(predicate, ...)
+      if not ok then return observer:onError(r) end
+      if r then return observer:onNext(...) end
+      done = true
+      link.cancel()
+      return observer:onCompleted()
+    end, function(_, e)
+      if not done then done = true return observer:onError(e) end
+    end, function()
+      if not done then done = true return observer:onCompleted() end
+    end)))
+  end)
+end
+
+-- Ignores the source's events until other produces one.
+function Observable:skipUntil(other)
+  local source = self
+  return Observable.create(function(observer)
+    local triggered = false
+    local otherLink = newLink()
+    otherLink.attach(other:subscribe(Sink(observer, function()
+      triggered = true
+      otherLink.cancel()
+    end, nil, noop)))
+    local sub = source:subscribe(Sink(observer, function(_, ...)
+      if triggered then return observer:onNext(...) end
+    end))
+    return Subscription.create(function()
+      sub:unsubscribe()
+      otherLink.cancel()
+    end)
+  end)
+end
+
+-- Mirrors the source until other produces an event, then completes.
+function Observable:takeUntil(other)
+  local source = self
+  return Observable.create(function(observer)
+    local done = false
+    local link, otherLink = newLink(), newLink()
+    otherLink.attach(other:subscribe(Sink(observer, function()
+      if done then return end
+      done = true
+      otherLink.cancel()
+      link.cancel()
+      return observer:onCompleted()
+    end, function(_, e)
+      if not done then done = true link.cancel() return observer:onError(e) end
+    end, noop)))
+    if not done then
+      link.attach(source:subscribe(Sink(observer, function(_, ...)
+        if not done then return observer:onNext(...) end
+      end, function(_, e)
+        if not done then done = true otherLink.cancel() return observer:onError(e) end
+      end, function()
+        if not done then done = true otherLink.cancel() return observer:onCompleted() end
+      end)))
+    end
+    return Subscription.create(function()
+      link.cancel()
+      otherLink.cancel()
+    end)
+  end)
+end
+
+--- buffering -----------------------------------------------------------------
+
+-- Groups values into events of size values (the last may be shorter).
+function Observable:buffer(size)
+  markStateful()
+  if type(size) ~= 'number' then error('Expected a number', 2) end
+  local source = self
+  return Observable.create(function(observer)
+    local buf, n = {}, 0
+    local function flush()
+      if n > 0 then
+        local b, k = buf, n
+        buf, n = {}, 0
+        observer:onNext(tunpack(b, 1, k))
+      end
+    end
+    return source:subscribe(Sink(observer, function(_, ...)
+      for i = 1, select('#', ...) do
+        n = n + 1
+        buf[n] = (select(i, ...))
+        if n >= size then flush() end
+      end
+    end, function(_, e)
+      flush()
+      return observer:onError(e)
+    end, function()
+      flush()
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+-- Sliding window: once size values arrived, each new value emits the last
+-- size values as one event.
+function Observable:window(size)
+  markStateful()
+  if type(size) ~= 'number' then error('Expected a number', 2) end
+  local source = self
+  return Observable.create(function(observer)
+    local w, n = {}, 0
+    return source:subscribe(Sink(observer, function(_, value)
+      if n == size then
+        for i = 1, n - 1 do w[i] = w[i + 1] end
+        w[n] = value
+      else
+        n = n + 1
+        w[n] = value
+      end
+      if n == size then return observer:onNext(tunpack(w, 1, n)) end
+    end))
+  end)
+end
+
+--- combining -----------------------------------------------------------------
+
+function Observable:merge(...)
+  local sources = { self, ... }
+  return Observable.create(function(observer)
+    local n = #sources
+    local remaining = n
+    local subs = {}
+    local s = Sink(observer, passThrough(observer), nil, function()
+      remaining = remaining - 1
+      if remaining == 0 then return observer:onCompleted() end
+    end)
+    for i = 1, n do subs[i] = sources[i]:subscribe(s) end
+    return Subscription.create(function() unsubscribeAll(subs, n) end)
+  end)
+end
+
+function Observable:concat(other, ...)
+  if other == nil then return self end
+  local rest = other:concat(...)
+  local source = self
+  return Observable.create(function(observer)
+    local firstSub, restSub
+    firstSub = source:subscribe(Sink(observer, passThrough(observer), nil,
+      function() restSub = rest:subscribe(observer) end))
+    return Subscription.create(function()
+      if firstSub then firstSub:unsubscribe() end
+      if restSub then restSub:unsubscribe() end
+    end)
+  end)
+end
+
+-- The first source to notify anything wins; the others are unsubscribed.
+function Observable.amb(...)
+  local sources = tpack(...)
+  if sources.n <= 1 then return sources[1] end
+  return Observable.create(function(observer)
+    local n = sources.n
+    local winner
+    local subs = {}
+    local function pick(i)
+      if winner == nil then
+        winner = i
+        for j = 1, n do
+          if j ~= i and subs[j] then subs[j]:unsubscribe() end
+        end
+      end
+      return winner == i
+    end
+    for i = 1, n do
+      if winner then break end
+      subs[i] = sources[i]:subscribe(Sink(observer, function(_, ...)
+        if pick(i) then return observer:onNext(...) end
+      end, function(_, e)
+        if pick(i) then return observer:onError(e) end
+      end, function()
+        if pick(i) then return observer:onCompleted() end
+      end))
+      if winner and winner ~= i then subs[i]:unsubscribe() end
+    end
+    return Subscription.create(function() unsubscribeAll(subs, n) end)
+  end)
+end
+
+-- combineLatest(o1, o2, ..., [combinator]): once every source produced a
+-- value, each new value emits combinator(latest1, latest2, ...) (default:
+-- all latest values). Completes when all sources completed.
+function Observable:combineLatest(...)
+  markStateful()
+  local sources = { self, ... }
+  local combinator = identity
+  if type(sources[#sources]) == 'function' then combinator = tremove(sources) end
+  return Observable.create(function(observer)
+    local n = #sources
+    local latest, has = {}, {}
+    local missing, active = n, n
+    local subs = {}
+    local done = false
+    for i = 1, n do
+      subs[i] = sources[i]:subscribe(Sink(observer, function(_, value)
+        if done then return end
+        if not has[i] then has[i] = true missing = missing - 1 end
+        latest[i] = value
+        if missing == 0 then
+          if HOST then return observer:onNext(combinator(tunpack(latest, 1, n))) end
+          return forward(observer, pcall(combinator, tunpack(latest, 1, n)))
+        end
+      end, function(_, e)
+        if not done then done = true return observer:onError(e) end
+      end, function()
+        active = active - 1
+        if active == 0 and not done then done = true return observer:onCompleted() end
+      end))
+    end
+    return Subscription.create(function() unsubscribeAll(subs, n) end)
+  end)
+end
+
+-- zip(o1, o2, ..., [combinator]): pairs the k-th values of every source.
+-- Completes when a completed source has no queued value left.
+function Observable.zip(...)
+  markStateful()
+  local sources = { ... }
+  local combinator = identity
+  if type(sources[#sources]) == 'function' then combinator = tremove(sources) end
+  return Observable.create(function(observer)
+    local n = #sources
+    local queues, completed, subs = {}, {}, {}
+    local done = false
+    for i = 1, n do queues[i] = { head = 1, tail = 0 } end
+    local function finish()
+      if done then return end
+      done = true
+      unsubscribeAll(subs, n)
+      return observer:onCompleted()
+    end
+    local function drain()
+      while not done do
+        for i = 1, n do
+          local q = queues[i]
+          if q.tail < q.head then return end
+        end
+        local row = {}
+        for i = 1, n do
+          local q = queues[i]
+          row[i] = q[q.head]
+          q[q.head] = nil
+          q.head = q.head + 1
+        end
+        if HOST then
+          observer:onNext(combinator(tunpack(row, 1, n)))
+        else
+          forward(observer, pcall(combinator, tunpack(row, 1, n)))
+        end
+        for i = 1, n do
+          local q = queues[i]
+          if completed[i] and q.tail < q.head then return finish() end
+        end
+      end
+    end
+    for i = 1, n do
+      if done then break end
+      subs[i] = sources[i]:subscribe(Sink(observer, function(_, value)
+        if done then return end
+        local q = queues[i]
+        q.tail = q.tail + 1
+        q[q.tail] = value
+        return drain()
+      end, function(_, e)
+        if not done then done = true unsubscribeAll(subs, n) return observer:onError(e) end
+      end, function()
+        completed[i] = true
+        local q = queues[i]
+        if q.tail < q.head then return finish() end
+      end))
+    end
+    return Subscription.create(function() unsubscribeAll(subs, n) end)
+  end)
+end
+
+-- Each event of the source is emitted with the latest value of every other
+-- source appended (nil for a source that has not produced yet).
+function Observable:with(...)
+  local others = tpack(...)
+  local source = self
+  return Observable.create(function(observer)
+    local n = others.n
+    local latest, subs = {}, {}
+    for i = 1, n do
+      subs[i] = others[i]:subscribe(Sink(observer, function(_, value)
+        latest[i] = value
+      end, nil, noop))
+    end
+    subs[n + 1] = source:subscribe(Sink(observer, function(_, value)
+      return observer:onNext(value, tunpack(latest, 1, n))
+    end))
+    return Subscription.create(function() unsubscribeAll(subs, n + 1) end)
+  end)
+end
+
+-- Emits the latest source event each time sampler produces; completes
+-- with the sampler.
+function Observable:sample(sampler)
+  if not sampler then error('Expected an Observable', 2) end
+  local source = self
+  return Observable.create(function(observer)
+    local has, value, packed = false, nil, nil
+    local sourceSub = source:subscribe(Sink(observer, function(_, ...)
+      has = true
+      if select('#', ...) == 1 then value, packed = ..., nil else packed = tpack(...) end
+    end, nil, noop))
+    local samplerSub = sampler:subscribe(Sink(observer, function()
+      if not has then return end
+      if packed then return observer:onNext(tunpack(packed, 1, packed.n)) end
+      return observer:onNext(value)
+    end))
+    return Subscription.create(function()
+      sourceSub:unsubscribe()
+      samplerSub:unsubscribe()
+    end)
+  end)
+end
+
+--- higher order --------------------------------------------------------------
+
+-- Subscribes to every observable the source produces and forwards their
+-- events; completes when the source and all of them completed.
+function Observable:flatten()
+  local source = self
+  return Observable.create(function(observer)
+    local active = 1
+    local live = {}
+    local outerSub
+    local function finished()
+      active = active - 1
+      if active == 0 then return observer:onCompleted() end
+    end
+    local onNext = passThrough(observer)
+    outerSub = source:subscribe(Sink(observer, function(_, inner)
+      active = active + 1
+      local completed, sub = false, nil
+      sub = inner:subscribe(Sink(observer, onNext, nil, function()
+        completed = true
+        if sub then live[sub] = nil end
+        return finished()
+      end))
+      if not completed then live[sub] = true end
+    end, nil, finished))
+    return Subscription.create(function()
+      outerSub:unsubscribe()
+      for s in pairs(live) do s:unsubscribe() end
+    end)
+  end)
+end
+
+function Observable:flatMap(callback)
+  return self:map(callback):flatten()
+end
+
+-- Forwards the events of the most recent observable the source produced.
+function Observable:switch()
+  local source = self
+  return Observable.create(function(observer)
+    local current, generation = nil, 0
+    local innerActive, outerDone = false, false
+    local outerSub = source:subscribe(Sink(observer, function(_, inner)
+      if current then current:unsubscribe() current = nil end
+      generation = generation + 1
+      local mine = generation
+      innerActive = true
+      local sub = inner:subscribe(Sink(observer, function(_, ...)
+        if mine == generation then return observer:onNext(...) end
+      end, function(_, e)
+        if mine == generation then return observer:onError(e) end
+      end, function()
+        if mine ~= generation then return end
+        innerActive = false
+        if outerDone then return observer:onCompleted() end
+      end))
+      if mine == generation then current = sub else sub:unsubscribe() end
+    end, nil, function()
+      outerDone = true
+      if not innerActive then return observer:onCompleted() end
+    end))
+    return Subscription.create(function()
+      outerSub:unsubscribe()
+      if current then current:unsubscribe() end
+    end)
+  end)
+end
+
+function Observable:flatMapLatest(callback)
+  return self:map(callback):switch()
+end
+
+--- errors --------------------------------------------------------------------
+
+-- catch(handler): on error, continue with the observable handler(message)
+-- returns (handler may also be an observable). Without a handler the error
+-- completes the stream; if the handler raises or returns nil, the (new)
+-- error is forwarded.
+function Observable:catch(handler)
+  if handler ~= nil and type(handler) ~= 'function' then
+    handler = util.constant(handler)
+  end
+  local source = self
+  return Observable.create(function(observer)
+    local sub, nextSub
+    sub = source:subscribe(Sink(observer, passThrough(observer), function(_, e)
+      if not handler then return observer:onCompleted() end
+      local ok, continuation = try(handler, e)
+      if ok and continuation then
+        if sub then sub:unsubscribe() end
+        nextSub = continuation:subscribe(observer)
+      else
+        return observer:onError(ok and e or continuation)
+      end
+    end))
+    return Subscription.create(function()
+      sub:unsubscribe()
+      if nextSub then nextSub:unsubscribe() end
+    end)
+  end)
+end
+
+-- Resubscribes to the source on error, at most count times (forever when
+-- count is nil).
+function Observable:retry(count)
+  local source = self
+  return Observable.create(function(observer)
+    local retries = 0
+    local current
+    local subscribing, again, disposed = false, false, false
+    local s
+    local function run()
+      while not disposed do
+        again = false
+        subscribing = true
+        local sub = source:subscribe(s)
+        subscribing = false
+        if again then sub:unsubscribe() else current = sub return end
+      end
+    end
+    s = Sink(observer, passThrough(observer), function(_, e)
+      retries = retries + 1
+      if count and retries > count then return observer:onError(e) end
+      if current then current:unsubscribe() current = nil end
+      if subscribing then again = true else return run() end
+    end)
+    run()
+    return Subscription.create(function()
+      disposed = true
+      if current then current:unsubscribe() end
+    end)
+  end)
+end
+
+--- time (needs a scheduler) --------------------------------------------------
+
+local function scheduled(observer, scheduler, delay, method, ...)
+  local values = tpack(...)
+  return scheduler:schedule(function()
+    return observer[method](observer, tunpack(values, 1, values.n))
+  end, delay)
+end
+
+-- Emits an event only once time has passed without another one.
+function Observable:debounce(time, scheduler)
+  if not scheduler then error('debounce needs a scheduler', 2) end
+  time = time or 0
+  local source = self
+  return Observable.create(function(observer)
+    local pending, final
+    local sub = source:subscribe(Sink(observer, function(_, ...)
+      if pending then pending:unsubscribe() end
+      pending = scheduled(observer, scheduler, time, 'onNext', ...)
+    end, function(_, e)
+      if pending then pending:unsubscribe() pending = nil end
+      return observer:onError(e)
+    end, function()
+      final = scheduled(observer, scheduler, time, 'onCompleted')
+    end))
+    return Subscription.create(function()
+      sub:unsubscribe()
+      if pending then pending:unsubscribe() end
+      if final then final:unsubscribe() end
+    end)
+  end)
+end
+
+-- Shifts every notification by time (a number or a function returning
+-- one) on scheduler.
+function Observable:delay(time, scheduler)
+  if not scheduler then error('delay needs a scheduler', 2) end
+  local getTime = type(time) == 'function' and time or util.constant(time or 0)
+  local source = self
+  return Observable.create(function(observer)
+    local live = {}
+    local function later(method, ...)
+      local values = tpack(...)
+      local handle
+      handle = scheduler:schedule(function()
+        if handle then live[handle] = nil end
+        return observer[method](observer, tunpack(values, 1, values.n))
+      end, getTime())
+      if handle and not handle.unsubscribed then live[handle] = true end
+    end
+    local sub = source:subscribe({
+      onNext = function(_, ...) return later('onNext', ...) end,
+      onError = function(_, e) return later('onError', e) end,
+      onCompleted = function() return later('onCompleted') end,
+    })
+    return Subscription.create(function()
+      sub:unsubscribe()
+      for h in pairs(live) do h:unsubscribe() end
+    end)
+  end)
+end
+
+-------------------------------------------------------------------------------
+-- Schedulers
+-------------------------------------------------------------------------------
+
+local ImmediateScheduler = {}
+ImmediateScheduler.__index = ImmediateScheduler
+ImmediateScheduler.__tostring = function() return 'ImmediateScheduler' end
+Rx.ImmediateScheduler = ImmediateScheduler
+
+function ImmediateScheduler.create()
+  return setmetatable({}, ImmediateScheduler)
+end
+
+function ImmediateScheduler:schedule(action)
+  action()
+  return Subscription.create()
+end
+
+-- Runs actions as coroutines when update(dt) advances its clock past their
+-- due time. An action may coroutine.yield(delay) to run again later.
+local CooperativeScheduler = {}
+CooperativeScheduler.__index = CooperativeScheduler
+CooperativeScheduler.__tostring = function() return 'CooperativeScheduler' end
+Rx.CooperativeScheduler = CooperativeScheduler
+
+function CooperativeScheduler.create(currentTime)
+  return setmetatable({ tasks = {}, currentTime = currentTime or 0 },
+    CooperativeScheduler)
+end
+
+function CooperativeScheduler:schedule(action, delay)
+  local task = {
+    thread = cocreate(action),
+    due = self.currentTime + (delay or 0),
+    done = false,
+  }
+  self.tasks[#self.tasks + 1] = task
+  return Subscription.create(function() task.done = true end)
+end
+
+local function compact(tasks)
+  local j = 0
+  local n = #tasks
+  for k = 1, n do
+    local t = tasks[k]
+    if not t.done then
+      j = j + 1
+      tasks[j] = t
+    end
+  end
+  for k = n, j + 1, -1 do tasks[k] = nil end
+end
+
+function CooperativeScheduler:update(delta)
+  self.currentTime = self.currentTime + (delta or 0)
+  local tasks = self.tasks
+  local i = 1
+  while i <= #tasks do
+    local task = tasks[i]
+    if not task.done and self.currentTime >= task.due then
+      local ok, delay = coresume(task.thread)
+      if not ok then
+        task.done = true
+        compact(tasks)
+        error(delay, 0)
+      end
+      if costatus(task.thread) == 'dead' then
+        task.done = true
+      else
+        task.due = mmax(task.due + (delay or 0), self.currentTime)
+      end
+    end
+    i = i + 1
+  end
+  compact(tasks)
+end
+
+function CooperativeScheduler:isEmpty()
+  compact(self.tasks)
+  return #self.tasks == 0
+end
+
+-------------------------------------------------------------------------------
+-- Subjects
+-------------------------------------------------------------------------------
+
+-- Subject: an observable and an observer. Its class table falls back to
+-- Observable, so static constructors work on it too
+-- (Rx.Subject.fromFileByLine(f) == Rx.Observable.fromFileByLine(f)).
+local Subject = setmetatable({}, Observable)
+Subject.__index = Subject
+Subject.__tostring = function() return 'Subject' end
+Rx.Subject = Subject
+
+function Subject.create()
+  return setmetatable({ observers = {}, stopped = false }, Subject)
+end
+
+-- Adds an observer (copy on write: an event being delivered keeps its
+-- snapshot, so observers may unsubscribe from inside onNext).
+local function addObserver(self, observer)
+  local old = self.observers
+  local new = {}
+  local n = #old
+  for i = 1, n do new[i] = old[i] end
+  new[n + 1] = observer
+  self.observers = new
+  return Subscription.create(function()
+    local cur = self.observers
+    local out, removed = {}, false
+    for i = 1, #cur do
+      if not removed and cur[i] == observer then
+        removed = true
+      else
+        out[#out + 1] = cur[i]
+      end
+    end
+    self.observers = out
+  end)
+end
+
+-- Notifies an observer subscribing after the subject stopped.
+local function lateTerminal(self, observer)
+  if self.hasError then
+    observer:onError(self.errorMessage)
+  else
+    observer:onCompleted()
+  end
+  return Subscription.create()
+end
+
+function Subject:subscribe(onNext, onError, onCompleted)
+  local observer = toObserver(onNext, onError, onCompleted)
+  if self.stopped then return lateTerminal(self, observer) end
+  return addObserver(self, observer)
+end
+
+function Subject:onNext(...)
+  if self.stopped then return end
+  local observers = self.observers
+  local n = #observers
+  if n == 1 then return observers[1]:onNext(...) end
+  for i = 1, n do observers[i]:onNext(...) end
+end
+
+function Subject:onError(message)
+  if self.stopped then return end
+  self.stopped = true
+  self.hasError, self.errorMessage = true, message
+  local observers = self.observers
+  for i = 1, #observers do observers[i]:onError(message) end
+end
+
+function Subject:onCompleted()
+  if self.stopped then return end
+  self.stopped = true
+  local observers = self.observers
+  for i = 1, #observers do observers[i]:onCompleted() end
+end
+
+Subject.__call = Subject.onNext
+
+-- BehaviorSubject: remembers the latest value and gives it to new
+-- subscribers.
+local BehaviorSubject = setmetatable({}, Subject)
+BehaviorSubject.__index = BehaviorSubject
+BehaviorSubject.__tostring = function() return 'BehaviorSubject' end
+Rx.BehaviorSubject = BehaviorSubject
+
+local function storeValue(self, ...)
+  self.hasValue = true
+  if select('#', ...) == 1 then
+    self._value, self._packed = ..., nil
+  else
+    self._value, self._packed = nil, tpack(...)
+  end
+end
+
+function BehaviorSubject.create(...)
+  local self = setmetatable({ observers = {}, stopped = false, hasValue = false },
+    BehaviorSubject)
+  if select('#', ...) > 0 then storeValue(self, ...) end
+  return self
+end
+
+function BehaviorSubject:subscribe(onNext, onError, onCompleted)
+  local observer = toObserver(onNext, onError, onCompleted)
+  if self.stopped then return lateTerminal(self, observer) end
+  local sub = addObserver(self, observer)
+  if self.hasValue then observer:onNext(self:getValue()) end
+  return sub
+end
+
+function BehaviorSubject:onNext(...)
+  if self.stopped then return end
+  storeValue(self, ...)
+  return Subject.onNext(self, ...)
+end
+
+function BehaviorSubject:getValue()
+  local p = self._packed
+  if p then return tunpack(p, 1, p.n) end
+  return self._value
+end
+
+BehaviorSubject.__call = BehaviorSubject.onNext
+
+-- ReplaySubject: replays the last bufferSize events (all when nil) to new
+-- subscribers.
+local ReplaySubject = setmetatable({}, Subject)
+ReplaySubject.__index = ReplaySubject
+ReplaySubject.__tostring = function() return 'ReplaySubject' end
+Rx.ReplaySubject = ReplaySubject
+
+function ReplaySubject.create(bufferSize)
+  return setmetatable({ observers = {}, stopped = false, buffer = newQueue(),
+    bufferSize = bufferSize }, ReplaySubject)
+end
+
+function ReplaySubject:subscribe(onNext, onError, onCompleted)
+  local observer = toObserver(onNext, onError, onCompleted)
+  local q = self.buffer
+  for i = q.head, q.tail do observer:onNext(q:get(i)) end
+  if self.stopped then return lateTerminal(self, observer) end
+  return addObserver(self, observer)
+end
+
+function ReplaySubject:onNext(...)
+  if self.stopped then return end
+  local q = self.buffer
+  q:push(...)
+  local size = self.bufferSize
+  if size and q:size() > size then q:shift() end
+  return Subject.onNext(self, ...)
+end
+
+ReplaySubject.__call = ReplaySubject.onNext
+
+-- AsyncSubject: emits only its last value, when it completes.
+local AsyncSubject = setmetatable({}, Subject)
+AsyncSubject.__index = AsyncSubject
+AsyncSubject.__tostring = function() return 'AsyncSubject' end
+Rx.AsyncSubject = AsyncSubject
+
+function AsyncSubject.create()
+  return setmetatable({ observers = {}, stopped = false, hasValue = false },
+    AsyncSubject)
+end
+
+function AsyncSubject:subscribe(onNext, onError, onCompleted)
+  local observer = toObserver(onNext, onError, onCompleted)
+  if self.stopped then
+    if not self.hasError and self.hasValue then
+      observer:onNext(BehaviorSubject.getValue(self))
+    end
+    return lateTerminal(self, observer)
+  end
+  return addObserver(self, observer)
+end
+
+function AsyncSubject:onNext(...)
+  if self.stopped then return end
+  storeValue(self, ...)
+end
+
+function AsyncSubject:onCompleted()
+  if self.stopped then return end
+  self.stopped = true
+  local observers = self.observers
+  for i = 1, #observers do
+    local o = observers[i]
+    if self.hasValue then o:onNext(BehaviorSubject.getValue(self)) end
+    o:onCompleted()
+  end
+end
+
+AsyncSubject.getValue = BehaviorSubject.getValue
+AsyncSubject.__call = AsyncSubject.onNext
+
+return Rx
