@@ -24,7 +24,7 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm -lrt
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/wire/*.c src/net/*.c \
-            src/lua/*.c src/crypto/*.c src/enclave/*.c src/gen/*.c \
+            src/lua/*.c src/crypto/*.c src/enclave/*.c src/gen/*.c src/node/*.c \
             src/run/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 LUA_MODS := $(sort $(wildcard src/lua/lua/*.lua))

@@ -294,19 +294,3 @@ int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
     int st = luaL_loadbufferx(s->L, src, len, chunkname, "t");
     return run_loaded(s, st, err, errlen);
 }
-
-/* See ss_lua.h. */
-int ss_lua_check_file(const char *path, char *err, size_t errlen)
-{
-    lua_State *L = luaL_newstate();
-    if (!L)
-        return SS_ENOMEM;
-    int st = luaL_loadfilex(L, path, "t");
-    int rc = 0;
-    if (st != LUA_OK) {
-        first_line(L, err, errlen);
-        rc = st == LUA_ERRFILE ? SS_EIO : SS_ELUA;
-    }
-    lua_close(L);
-    return rc;
-}

@@ -1,0 +1,192 @@
+/*
+ * cli_node.c - option parsing shared by worker, sink and lua.
+ */
+#include "cli/cli_node.h"
+#include "core/ss_util.h"
+#include "wire/ss_batch.h"
+
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f, const char *cmd)
+{
+    if (strcmp(cmd, "lua") == 0) {
+        fprintf(f,
+                "usage: sstream lua SCRIPT [ARGS...]\n\n"
+                "Runs a single-process Rx script (like the seed's Listings "
+                "5.1 and 8.2) with\nthe runtime's modules: rx, zmq-rx, "
+                "sgx-rx, csv, json, log. Errors inside\nuser functions "
+                "follow RxLua: they reach the subscriber's onError.\n"
+                "ARGS are in the script's `arg` table.\n\n"
+                "  --mem-limit BYTES   cap the script's memory (default "
+                "256M)\n"
+                "  --help              show this help\n");
+        return;
+    }
+    int sink = strcmp(cmd, "sink") == 0;
+    fprintf(f,
+            "usage: sstream %s SCRIPT [options]\n\n%s\n\n"
+            "  --from EP            input router endpoint (default: FROM,"
+            " else the script's)\n",
+            cmd,
+            sink ? "Runs a printer script at the end of a pipeline: it "
+                   "receives the last stage's\nevents, and its "
+                   "sendZmqCompleted() reports the end of the run."
+                 : "Runs a stage script on the batches a router hands it, "
+                   "and sends the results\nto the next router. An error "
+                   "in a user function rejects that event only.");
+    if (!sink)
+        fprintf(f, "  --to EP              output router endpoint "
+                   "(default: TO, else the script's)\n");
+    fprintf(f,
+            "  --name NAME          this component's name (default: "
+            "STAGE-PID)\n"
+            "  --stage NAME         the stage's name (default: the "
+            "script's basename)\n"
+            "  --credits N          batches it may hold at once (default "
+            "4)\n"
+            "  --batch-size BYTES   target output batch size (default "
+            "64K)\n"
+            "  --mem-limit BYTES    cap the script's memory (default "
+            "256M)\n"
+            "  --rejects FILE       append rejected events as JSON lines\n"
+            "  --security MODE      plain | encrypted | enclave (default "
+            "plain)\n"
+            "  --keys DIR           the pipeline's keys (encrypted, "
+            "enclave)\n"
+            "  --enclave BACKEND    sandbox | gramine (enclave mode; "
+            "default sandbox)\n"
+            "  --connect-timeout-ms N  wait for the router (default "
+            "5000)\n"
+            "  --heartbeat-ms N     heartbeat period (default 500)\n"
+            "  --help               show this help\n\n"
+            "Environment: FROM, TO, LOG_LEVEL, LOG_RATE, SS_CONTROL.\n");
+}
+
+static int bad(const char *cmd, const char *what, const char *val)
+{
+    fprintf(stderr, "sstream %s: %s '%s'\n", cmd, what, val ? val : "");
+    return 2;
+}
+
+/* See cli_node.h. */
+int cli_node_parse(int argc, char **argv, const char *role,
+                   ss_node_opts *o)
+{
+    const char *cmd = argv[0];
+    static char name_buf[96], stage_buf[64];
+    static const struct option longopts[] = {
+        {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},
+        {"name", required_argument, 0, 'n'},
+        {"stage", required_argument, 0, 's'},
+        {"credits", required_argument, 0, 'c'},
+        {"batch-size", required_argument, 0, 'b'},
+        {"mem-limit", required_argument, 0, 'm'},
+        {"rejects", required_argument, 0, 'r'},
+        {"security", required_argument, 0, 'S'},
+        {"keys", required_argument, 0, 'k'},
+        {"enclave", required_argument, 0, 'e'},
+        {"connect-timeout-ms", required_argument, 0, 'T'},
+        {"heartbeat-ms", required_argument, 0, 'H'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    ss_node_opts_default(o);
+    o->role = role;
+    int is_lua = strcmp(role, "lua") == 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    uint64_t v;
+    /* "+": stop at the first non-option (the script), so that a lua
+     * script's own arguments are left alone */
+    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': o->from = optarg; break;
+        case 't': o->to = optarg; break;
+        case 'n': o->name = optarg; break;
+        case 's': o->stage = optarg; break;
+        case 'r': o->rejects = optarg; break;
+        case 'k': o->keys = optarg; break;
+        case 'e': o->enclave = optarg; break;
+        case 'S':
+            if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&
+                strcmp(optarg, "enclave"))
+                return bad(cmd, "--security must be plain, encrypted or "
+                                "enclave, not", optarg);
+            o->security = optarg;
+            break;
+        case 'c':
+            if (ss_parse_u64(optarg, 1, 128, 0, &v))
+                return bad(cmd, "--credits takes 1 to 128, not", optarg);
+            o->credits = (unsigned)v;
+            break;
+        case 'b':
+            if (ss_parse_u64(optarg, 256, SS_BATCH_MAX_SIZE, 1, &v))
+                return bad(cmd, "--batch-size takes 256 to 64M, not",
+                           optarg);
+            o->batch_size = v;
+            break;
+        case 'm':
+            if (ss_parse_u64(optarg, 1u << 20, 1ull << 40, 1, &v))
+                return bad(cmd, "--mem-limit takes 1M or more, not", optarg);
+            o->mem_limit = v;
+            break;
+        case 'T':
+            if (ss_parse_u64(optarg, 1, 3600000, 0, &v))
+                return bad(cmd, "--connect-timeout-ms takes 1 to 3600000,"
+                                " not", optarg);
+            o->connect_timeout_ms = (int)v;
+            break;
+        case 'H':
+            if (ss_parse_u64(optarg, 1, 60000, 0, &v))
+                return bad(cmd, "--heartbeat-ms takes 1 to 60000, not",
+                           optarg);
+            o->heartbeat_ms = (int)v;
+            break;
+        case 'h':
+            usage(stdout, cmd);
+            return 0;
+        default:
+            return bad(cmd, "unknown or incomplete option",
+                       argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "sstream %s: no script given (see 'sstream %s "
+                        "--help')\n", cmd, cmd);
+        return 2;
+    }
+    o->script = argv[optind];
+    if (access(o->script, R_OK) != 0) {
+        fprintf(stderr, "sstream %s: cannot read script '%s'\n", cmd,
+                o->script);
+        return 2;
+    }
+    if (is_lua) {
+        o->argc = argc - optind - 1;
+        o->argv = argv + optind + 1;
+    } else if (optind + 1 < argc) {
+        return bad(cmd, "unexpected argument", argv[optind + 1]);
+    }
+    if (!o->stage) {
+        char tmp[256];
+        snprintf(tmp, sizeof tmp, "%s", o->script);
+        char *b = basename(tmp);
+        char *dot = strrchr(b, '.');
+        if (dot)
+            *dot = '\0';
+        snprintf(stage_buf, sizeof stage_buf, "%s", b);
+        o->stage = stage_buf;
+    }
+    if (!o->name) {
+        snprintf(name_buf, sizeof name_buf, "%s-%ld", o->stage,
+                 (long)getpid());
+        o->name = name_buf;
+    }
+    return -1;
+}

@@ -1,0 +1,503 @@
+/*
+ * ss_stage.c - runs one stage script over batches of events (ss_stage.h).
+ *
+ * The script talks to us through the private module `ss.host`, which the
+ * Lua side of zmq-rx / sgx-rx uses:
+ *
+ *   host.input(subject, addr)   the subject fromZmqSocket() returned
+ *   host.output(addr)           -> emit, fail, done for subscribeToSocket()
+ *   host.done()                 sendZmqCompleted()
+ *   host.hostErrors             errors propagate to us (reject the event)
+ *   host.in_enclave, host.name, host.stage
+ *
+ * Per event we call subject:onNext(value) under lua_pcall; whatever the
+ * chain emits lands in emit(), which encodes it into the current output
+ * buffer. An error rolls the output back to where the event started, so
+ * a rejected event leaves no partial output behind.
+ */
+#include "lua/ss_stage.h"
+#include "core/ss_log.h"
+#include "lua/ss_lua.h"
+#include "securestreams.h"
+#include "wire/ss_msgpack.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ss_stage {
+    ss_lua *lua;
+    lua_State *L;
+    int ref_subject;   /* the input subject, or LUA_NOREF */
+    int ref_onnext;    /* subject.onNext */
+    int ref_complete;  /* subject.onCompleted */
+    char *from, *to;
+    char name[64], stage[64];
+    int done_called, uses_sgx, stateful, in_enclave, outputs, host_errors;
+    int output_done;   /* the socket subscriber saw onCompleted */
+    ss_stage_out *cur; /* where emit() writes (NULL: free-running) */
+    ss_stage_out free_out;
+    ss_stage_flush_fn flush;
+    void *flush_arg;
+    size_t flush_size;
+    int flush_rc;
+    ss_stage_counts totals;
+    /* location of the event being processed, for reject records */
+    const ss_hdr *hdr;
+    uint32_t index;
+    char err[512];
+};
+
+/* --- output records ---------------------------------------------------- */
+
+/* See ss_stage.h. */
+void ss_stage_out_init(ss_stage_out *o)
+{
+    memset(o, 0, sizeof *o);
+    ss_buf_init(&o->events);
+    ss_buf_init(&o->rejects);
+}
+
+/* See ss_stage.h. */
+void ss_stage_out_reset(ss_stage_out *o)
+{
+    ss_buf_reset(&o->events);
+    ss_buf_reset(&o->rejects);
+    o->count = 0;
+    o->nrejects = 0;
+    memset(&o->delta, 0, sizeof o->delta);
+}
+
+/* See ss_stage.h. */
+void ss_stage_out_release(ss_stage_out *o)
+{
+    ss_buf_release(&o->events);
+    ss_buf_release(&o->rejects);
+    ss_stage_out_init(o);
+}
+
+/* Appends s as a JSON string literal. */
+static void json_str(ss_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    ss_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            ss_buf_append(b, e, 2);
+        } else if (c < 0x20) {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            ss_buf_append(b, e, 6);
+        } else {
+            ss_buf_append(b, &s[i], 1);
+        }
+    }
+    ss_buf_append(b, "\"", 1);
+}
+
+/* Records one rejected event (or `n` events of a broken batch). The event
+ * itself is included as JSON when ev is given, except inside an enclave
+ * where the reject log is outside the trust boundary. */
+static void add_reject(ss_stage *s, ss_stage_out *o, uint32_t n,
+                       const char *reason, const char *ev, size_t evlen)
+{
+    ss_buf *b = &o->rejects;
+    const ss_hdr *h = s->hdr;
+    ss_buf_printf(b, "{\"stage\":");
+    json_str(b, s->stage, strlen(s->stage));
+    ss_buf_printf(b, ",\"worker\":");
+    json_str(b, s->name, strlen(s->name));
+    if (h)
+        ss_buf_printf(b,
+                      ",\"stream\":%u,\"seq\":%llu,\"part\":%u,"
+                      "\"index\":%u,\"row\":%llu",
+                      h->stream, (unsigned long long)h->seq, h->part,
+                      s->index,
+                      (unsigned long long)(h->first_row + s->index));
+    if (n > 1)
+        ss_buf_printf(b, ",\"events\":%u", n);
+    ss_buf_printf(b, ",\"error\":");
+    json_str(b, reason, strlen(reason));
+    if (ev && !s->in_enclave) {
+        size_t off = 0;
+        ss_buf_printf(b, ",\"event\":");
+        size_t mark = b->len;
+        if (ss_mp_to_json(ev, evlen, &off, b) != 0) {
+            b->len = mark;
+            ss_buf_printf(b, "null");
+        }
+    }
+    ss_buf_append(b, "}\n", 2);
+    o->nrejects += n;
+    o->delta.rejected += n;
+}
+
+/* --- the ss.host module ------------------------------------------------ */
+
+static ss_stage *host_stage(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int host_input(lua_State *L)
+{
+    ss_stage *s = host_stage(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *addr = luaL_optstring(L, 2, "");
+    if (s->ref_subject != LUA_NOREF)
+        return luaL_error(L, "fromZmqSocket: a stage has one input "
+                             "socket, and this script opens a second (%s)",
+                          addr);
+    lua_getfield(L, 1, "onNext");
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "fromZmqSocket: subject has no onNext");
+    s->ref_onnext = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, 1, "onCompleted");
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "fromZmqSocket: subject has no onCompleted");
+    s->ref_complete = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 1);
+    s->ref_subject = luaL_ref(L, LUA_REGISTRYINDEX);
+    free(s->from);
+    s->from = strdup(addr);
+    return 0;
+}
+
+/* Flushes the free-running output if it is over the threshold (or final).
+ * Used when a script emits outside ss_stage_process (e.g. a source script
+ * built on fromFileByLine). */
+static void maybe_flush(ss_stage *s, int final)
+{
+    ss_stage_out *o = &s->free_out;
+    if (!s->flush || s->flush_rc)
+        return;
+    if (!final && o->events.len < s->flush_size)
+        return;
+    s->flush_rc = s->flush(s->flush_arg, o, final);
+    ss_stage_out_reset(o);
+}
+
+static int host_emit(lua_State *L)
+{
+    ss_stage *s = host_stage(L);
+    ss_stage_out *o = s->cur ? s->cur : &s->free_out;
+    if (lua_gettop(L) < 1)
+        lua_pushnil(L);
+    int rc = ss_mp_encode_lua(L, 1, &o->events, s->err, sizeof s->err);
+    if (rc)
+        return luaL_error(L, "%s", s->err);
+    o->count++;
+    o->delta.out++;
+    if (!s->cur)
+        maybe_flush(s, 0);
+    return 0;
+}
+
+static int host_fail(lua_State *L)
+{
+    ss_stage *s = host_stage(L);
+    const char *msg = luaL_tolstring(L, 1, NULL);
+    if (s->cur) /* inside an event: reject it */
+        return luaL_error(L, "%s", msg);
+    ss_error("stream error reached the output: %s", msg);
+    return 0;
+}
+
+static int host_output_done(lua_State *L)
+{
+    ss_stage *s = host_stage(L);
+    s->output_done = 1;
+    if (!s->cur)
+        maybe_flush(s, 1);
+    return 0;
+}
+
+static int host_output(lua_State *L)
+{
+    ss_stage *s = host_stage(L);
+    const char *addr = luaL_optstring(L, 1, "");
+    if (s->outputs++)
+        return luaL_error(L, "subscribeToSocket: a stage has one output "
+                             "socket, and this script opens a second (%s)",
+                          addr);
+    free(s->to);
+    s->to = strdup(addr);
+    lua_pushlightuserdata(L, s);
+    lua_pushcclosure(L, host_emit, 1);
+    lua_pushlightuserdata(L, s);
+    lua_pushcclosure(L, host_fail, 1);
+    lua_pushlightuserdata(L, s);
+    lua_pushcclosure(L, host_output_done, 1);
+    return 3;
+}
+
+static int host_done(lua_State *L)
+{
+    host_stage(L)->done_called = 1;
+    return 0;
+}
+
+static int host_sgx(lua_State *L)
+{
+    host_stage(L)->uses_sgx = 1;
+    return 0;
+}
+
+static int open_host(lua_State *L)
+{
+    ss_stage *s = lua_touserdata(L, lua_upvalueindex(1));
+    static const luaL_Reg fns[] = {{"input", host_input},
+                                   {"output", host_output},
+                                   {"done", host_done},
+                                   {"sgx", host_sgx},
+                                   {NULL, NULL}};
+    lua_createtable(L, 0, 10);
+    lua_pushlightuserdata(L, s);
+    luaL_setfuncs(L, fns, 1);
+    lua_pushboolean(L, s->host_errors);
+    lua_setfield(L, -2, "hostErrors");
+    lua_pushboolean(L, s->in_enclave);
+    lua_setfield(L, -2, "in_enclave");
+    lua_pushstring(L, s->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, s->stage);
+    lua_setfield(L, -2, "stage");
+    return 1;
+}
+
+/* --- life cycle ---------------------------------------------------------- */
+
+/* See ss_stage.h. */
+int ss_stage_new(const ss_stage_opts *o, ss_stage **out, char *err,
+                 size_t errlen)
+{
+    *out = NULL;
+    ss_stage *s = calloc(1, sizeof *s);
+    if (!s)
+        return SS_ENOMEM;
+    s->ref_subject = s->ref_onnext = s->ref_complete = LUA_NOREF;
+    snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "worker");
+    snprintf(s->stage, sizeof s->stage, "%s", o->stage ? o->stage : "");
+    s->in_enclave = o->in_enclave;
+    s->host_errors = o->host_errors;
+    s->flush_size = SS_BATCH_DEFAULT_SIZE;
+    ss_stage_out_init(&s->free_out);
+    ss_lua_opts lo = {o->mem_limit, o->sandboxed, s->name};
+    int rc = ss_lua_new(&lo, &s->lua);
+    if (rc) {
+        snprintf(err, errlen, "cannot create a lua state: %s",
+                 ss_strerror(rc));
+        free(s);
+        return rc;
+    }
+    s->L = ss_lua_state(s->lua);
+    luaL_getsubtable(s->L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushlightuserdata(s->L, s);
+    lua_pushcclosure(s->L, open_host, 1);
+    lua_setfield(s->L, -2, "ss.host");
+    lua_pop(s->L, 1);
+    *out = s;
+    if (o->script_path || o->script_src) {
+        rc = ss_stage_load(s, o, err, errlen);
+        if (rc) {
+            ss_stage_destroy(out);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* See ss_stage.h. */
+void ss_stage_set_flush(ss_stage *s, ss_stage_flush_fn fn, void *arg,
+                        size_t batch_size)
+{
+    s->flush = fn;
+    s->flush_arg = arg;
+    if (batch_size)
+        s->flush_size = batch_size;
+}
+
+/* See ss_stage.h. */
+int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
+                  size_t errlen)
+{
+    int rc;
+    if (o->script_src)
+        rc = ss_lua_dostring(s->lua, o->script_src, o->script_len,
+                             o->script_path ? o->script_path : "=script",
+                             err, errlen);
+    else
+        rc = ss_lua_dofile(s->lua, o->script_path, err, errlen);
+    if (rc)
+        return rc;
+    if (s->flush_rc) {
+        snprintf(err, errlen, "output failed: %s",
+                 ss_strerror(s->flush_rc));
+        return s->flush_rc;
+    }
+    /* Rx.stateful, when the rx module was loaded */
+    lua_State *L = s->L;
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "rx");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "stateful");
+        s->stateful = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return 0;
+}
+
+/* See ss_stage.h. */
+void ss_stage_destroy(ss_stage **p)
+{
+    if (!p || !*p)
+        return;
+    ss_stage *s = *p;
+    ss_lua_destroy(&s->lua);
+    ss_stage_out_release(&s->free_out);
+    free(s->from);
+    free(s->to);
+    free(s);
+    *p = NULL;
+}
+
+const char *ss_stage_from(const ss_stage *s) { return s->from; }
+const char *ss_stage_to(const ss_stage *s) { return s->to; }
+int ss_stage_stateful(const ss_stage *s) { return s->stateful; }
+int ss_stage_done_called(const ss_stage *s) { return s->done_called; }
+int ss_stage_uses_sgx(const ss_stage *s) { return s->uses_sgx; }
+int ss_stage_has_input(const ss_stage *s)
+{
+    return s->ref_subject != LUA_NOREF;
+}
+int ss_stage_output_done(const ss_stage *s) { return s->output_done; }
+const ss_stage_counts *ss_stage_totals(const ss_stage *s)
+{
+    return &s->totals;
+}
+size_t ss_stage_mem_peak(const ss_stage *s)
+{
+    return ss_lua_mem_peak(s->lua);
+}
+lua_State *ss_stage_lua(ss_stage *s) { return s->L; }
+
+static void add_totals(ss_stage_counts *t, const ss_stage_counts *d)
+{
+    t->in += d->in;
+    t->passed += d->passed;
+    t->dropped += d->dropped;
+    t->rejected += d->rejected;
+    t->out += d->out;
+    t->out_bytes += d->out_bytes;
+}
+
+/* --- processing ---------------------------------------------------------- */
+
+/* See ss_stage.h. */
+int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
+                     size_t len, ss_stage_out *out)
+{
+    lua_State *L = s->L;
+    ss_stage_counts before = out->delta;
+    size_t bytes_before = out->events.len;
+    if (s->ref_subject == LUA_NOREF) {
+        s->hdr = hdr;
+        s->index = 0;
+        add_reject(s, out, hdr->count,
+                   "stage script has no input (no fromZmqSocket)", NULL, 0);
+        out->delta.in += hdr->count;
+        goto done;
+    }
+    s->cur = out;
+    s->hdr = hdr;
+    size_t off = 0;
+    int top = lua_gettop(L);
+    for (uint32_t i = 0; i < hdr->count; i++) {
+        s->index = i;
+        size_t start = off;
+        size_t mark = out->events.len;
+        uint32_t cnt = out->count;
+        uint64_t outs = out->delta.out;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_onnext);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
+        int rc = ss_mp_decode_lua(L, payload, len, &off, s->err,
+                                  sizeof s->err);
+        if (rc) {
+            lua_settop(L, top);
+            uint32_t rest = hdr->count - i;
+            char why[640];
+            snprintf(why, sizeof why,
+                     "malformed event encoding: %s (%u events of the "
+                     "batch rejected)", s->err, rest);
+            add_reject(s, out, rest, why, NULL, 0);
+            out->delta.in += rest;
+            break;
+        }
+        out->delta.in++;
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+            const char *m = lua_tostring(L, -1);
+            snprintf(s->err, sizeof s->err, "%s",
+                     m ? m : "(error object is not a string)");
+            lua_settop(L, top);
+            out->events.len = mark;
+            out->count = cnt;
+            out->delta.out = outs;
+            add_reject(s, out, 1, s->err, payload + start, off - start);
+            continue;
+        }
+        if (out->count > cnt)
+            out->delta.passed++;
+        else
+            out->delta.dropped++;
+    }
+    s->cur = NULL;
+done:
+    out->delta.out_bytes += out->events.len - bytes_before;
+    {
+        ss_stage_counts d = out->delta;
+        d.in -= before.in;
+        d.passed -= before.passed;
+        d.dropped -= before.dropped;
+        d.rejected -= before.rejected;
+        d.out -= before.out;
+        d.out_bytes -= before.out_bytes;
+        add_totals(&s->totals, &d);
+    }
+    s->hdr = NULL;
+    return 0;
+}
+
+/* See ss_stage.h. */
+int ss_stage_complete(ss_stage *s, ss_stage_out *out)
+{
+    lua_State *L = s->L;
+    if (s->ref_subject == LUA_NOREF)
+        return 0;
+    size_t bytes_before = out->events.len;
+    uint64_t outs = out->delta.out;
+    s->cur = out;
+    s->hdr = NULL;
+    lua_pushcfunction(L, ss_lua_traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_complete);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
+    int rc = lua_pcall(L, 1, 0, -3);
+    s->cur = NULL;
+    if (rc != LUA_OK) {
+        const char *m = lua_tostring(L, -1);
+        snprintf(s->err, sizeof s->err, "%s", m ? m : "?");
+        lua_pop(L, 2);
+        ss_error("completion of stage '%s' failed: %s", s->stage, s->err);
+        return SS_ELUA;
+    }
+    lua_pop(L, 1);
+    out->delta.out_bytes += out->events.len - bytes_before;
+    s->totals.out += out->delta.out - outs;
+    s->totals.out_bytes += out->events.len - bytes_before;
+    return 0;
+}
+
+/* See ss_stage.h. */
+const char *ss_stage_error(const ss_stage *s) { return s->err; }

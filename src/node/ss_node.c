@@ -1,0 +1,557 @@
+/*
+ * ss_node.c - runs a stage script as a pipeline component (ss_node.h).
+ *
+ *   inlet (credits) --DATA--> stage --encoded events--> link (window)
+ *        ^                                                  |
+ *        +------------- CREDIT when RECEIVED <--------------+
+ *
+ * Every input batch yields exactly one output batch with the same lineage
+ * (possibly empty), so the next router can check completeness and drop
+ * the duplicate of a retried batch. What a stateful chain emits at
+ * completion goes out under the node's own stream id, flagged FINAL.
+ */
+#include "node/ss_node.h"
+#include "core/ss_buf.h"
+#include "core/ss_log.h"
+#include "core/ss_util.h"
+#include "lua/ss_stage.h"
+#include "net/ss_inlet.h"
+#include "net/ss_link.h"
+#include "net/ss_proto.h"
+#include "run/ss_stats.h"
+#include "securestreams.h"
+#include "wire/ss_batch.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define NSLOTS 256
+
+typedef struct slot {
+    int used;
+    ss_hdr hdr;       /* the input batch, to acknowledge */
+    unsigned pending; /* output messages not yet RECEIVED */
+} slot;
+
+typedef struct node {
+    const ss_node_opts *o;
+    void *zctx;
+    ss_stage *stage;
+    ss_link *link;
+    ss_inlet *inlet;
+    ss_stats_reporter *stats;
+    FILE *rejects;
+    ss_stage_out out;
+    ss_buf msg;
+    slot slots[NSLOTS];
+    unsigned busy;
+    uint32_t own_stream;
+    uint64_t own_seq;
+    uint64_t batches_in, batches_out, bytes_in;
+    uint64_t rejects_logged;
+    uint64_t last_stats_ms;
+    const char *to;
+    char err[512];
+} node;
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* See ss_node.h. */
+void ss_node_opts_default(ss_node_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->role = "worker";
+    o->security = "plain";
+    o->batch_size = SS_BATCH_DEFAULT_SIZE;
+    o->mem_limit = 256u << 20;
+    o->credits = 4;
+    o->connect_timeout_ms = 5000;
+    o->heartbeat_ms = 500;
+}
+
+/* FNV-1a of the name, top bit set: the stream id of what this node emits
+ * on its own (a reduce's result), distinct from source stream ids. */
+static uint32_t own_stream_id(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h | 0x80000000u;
+}
+
+static void report(node *n, int final)
+{
+    if (!n->stats)
+        return;
+    const ss_stage_counts *t = n->stage ? ss_stage_totals(n->stage) : NULL;
+    ss_stats st;
+    memset(&st, 0, sizeof st);
+    snprintf(st.name, sizeof st.name, "%s", n->o->name);
+    snprintf(st.role, sizeof st.role, "%s", n->o->role);
+    snprintf(st.stage, sizeof st.stage, "%s", n->o->stage ? n->o->stage : "");
+    st.pid = getpid();
+    if (t) {
+        st.in = t->in;
+        st.out = t->out;
+        st.out_bytes = t->out_bytes;
+        st.passed = t->passed;
+        st.dropped = t->dropped;
+        st.rejected = t->rejected;
+    }
+    st.in_bytes = n->bytes_in;
+    st.batches_in = n->batches_in;
+    st.batches_out = n->batches_out;
+    st.credits = n->o->credits;
+    st.queue = n->busy;
+    st.rss_kb = ss_rss_kb();
+    st.peak_rss_kb = ss_peak_rss_kb();
+    st.final = final;
+    ss_stats_report(n->stats, &st);
+    n->last_stats_ms = ss_now_ms();
+}
+
+static void maybe_report(node *n)
+{
+    if (ss_now_ms() - n->last_stats_ms >= 1000)
+        report(n, 0);
+}
+
+/* Writes the rejects of out to the rejects file and logs the first few. */
+static void flush_rejects(node *n, ss_stage_out *out)
+{
+    if (!out->nrejects)
+        return;
+    if (n->rejects) {
+        fwrite(out->rejects.data, 1, out->rejects.len, n->rejects);
+        fflush(n->rejects);
+    }
+    /* log the first 10 in full, then one line per LOG_RATE */
+    const char *p = out->rejects.data, *end = p + out->rejects.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        n->rejects_logged++;
+        if (n->rejects_logged <= 10 ||
+            n->rejects_logged % (ss_log_rate ? ss_log_rate : 100) == 0)
+            ss_warn("rejected event: %.*s", (int)(len > 600 ? 600 : len),
+                    p);
+        p += len + 1;
+    }
+    ss_buf_reset(&out->rejects);
+    out->nrejects = 0;
+}
+
+static void on_received(uint64_t tag, void *arg)
+{
+    node *n = arg;
+    if (tag >= NSLOTS || !n->slots[tag].used)
+        return;
+    slot *s = &n->slots[tag];
+    if (s->pending && --s->pending == 0) {
+        if (n->inlet)
+            ss_inlet_ack(n->inlet, &s->hdr);
+        s->used = 0;
+        n->busy--;
+    }
+}
+
+/* Builds one DATA message in n->msg from the events of out. */
+static void build_msg(node *n, const ss_hdr *lineage, uint16_t flags,
+                      const ss_stage_out *out)
+{
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.flags = flags;
+    h.stream = lineage->stream;
+    h.seq = lineage->seq;
+    h.part = lineage->part;
+    h.first_row = lineage->first_row;
+    h.count = out->count;
+    h.len = (uint32_t)out->events.len;
+    ss_buf_reset(&n->msg);
+    ss_buf_grow(&n->msg, SS_HDR_SIZE + out->events.len);
+    ss_hdr_encode(&h, (uint8_t *)n->msg.data);
+    n->msg.len = SS_HDR_SIZE;
+    if (out->events.len)
+        ss_buf_put(&n->msg, out->events.data, out->events.len);
+}
+
+static int open_link(node *n)
+{
+    if (n->link)
+        return 0;
+    if (!n->to || !*n->to) {
+        snprintf(n->err, sizeof n->err,
+                 "the script emits to a socket but no address was given");
+        return SS_EINVAL;
+    }
+    ss_link_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.endpoint = n->to;
+    lo.name = n->o->name;
+    lo.role = strcmp(n->o->role, "lua") == 0 ? "source" : "worker";
+    lo.stage = n->o->stage ? n->o->stage : n->o->name;
+    lo.group = lo.stage;
+    lo.members = 1;
+    lo.window = 16;
+    lo.connect_timeout_ms = n->o->connect_timeout_ms;
+    int rc = ss_link_new(n->zctx, &lo, &n->link, n->err, sizeof n->err);
+    if (rc)
+        return rc;
+    ss_link_on_received(n->link, on_received, n);
+    return 0;
+}
+
+/* Flush callback for scripts that emit outside a batch (a Lua source):
+ * sends what was collected under the node's own stream. */
+static int free_flush(void *arg, ss_stage_out *out, int final)
+{
+    node *n = arg;
+    int rc = open_link(n);
+    if (rc) {
+        ss_error("%s", n->err);
+        return rc;
+    }
+    if (out->count) {
+        ss_hdr lin;
+        memset(&lin, 0, sizeof lin);
+        lin.stream = n->own_stream;
+        lin.seq = n->own_seq++;
+        build_msg(n, &lin, SS_BF_LAST_PART, out);
+        rc = ss_link_send(n->link, n->msg.data, n->msg.len, UINT64_MAX);
+        if (rc)
+            return rc;
+        n->batches_out++;
+    }
+    flush_rejects(n, out);
+    if (final) {
+        ss_eos eos;
+        ss_eos_init(&eos);
+        ss_eos_add_stream(&eos, n->own_stream, n->own_seq);
+        snprintf(eos.group, sizeof eos.group, "%s",
+                 n->o->stage ? n->o->stage : n->o->name);
+        eos.members = 1;
+        rc = ss_link_send_eos(n->link, &eos, 60000);
+        ss_eos_release(&eos);
+    }
+    return rc;
+}
+
+static int take_slot(node *n, const ss_hdr *h)
+{
+    for (int i = 0; i < NSLOTS; i++)
+        if (!n->slots[i].used) {
+            n->slots[i].used = 1;
+            n->slots[i].hdr = *h;
+            n->slots[i].pending = 0;
+            n->busy++;
+            return i;
+        }
+    return -1;
+}
+
+/* Processes one DATA batch and sends its output. */
+static int handle_data(node *n, const ss_hdr *h, const char *payload)
+{
+    n->batches_in++;
+    n->bytes_in += h->len;
+    ss_stage_out_reset(&n->out);
+    int rc = ss_stage_process(n->stage, h, payload, h->len, &n->out);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "stage failed: %s",
+                 ss_strerror(rc));
+        return rc;
+    }
+    flush_rejects(n, &n->out);
+    if (!n->link) { /* a sink: done with it */
+        if (n->inlet)
+            ss_inlet_ack(n->inlet, h);
+        return 0;
+    }
+    int s = take_slot(n, h);
+    if (s < 0) {
+        snprintf(n->err, sizeof n->err, "too many batches in flight");
+        return SS_EPROTO;
+    }
+    n->slots[s].pending = 1;
+    build_msg(n, h, h->flags & (SS_BF_LAST_PART | SS_BF_FINAL), &n->out);
+    rc = ss_link_send(n->link, n->msg.data, n->msg.len, (uint64_t)s);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "cannot send to %s: %s", n->to,
+                 ss_strerror(rc));
+        return rc;
+    }
+    n->batches_out++;
+    return 0;
+}
+
+/* Waits until every output was RECEIVED (so every input is acknowledged). */
+static int drain(node *n)
+{
+    while (n->busy && n->link && !stop_requested) {
+        int rc = ss_link_service(n->link, 100);
+        if (rc < 0) {
+            snprintf(n->err, sizeof n->err, "output link failed: %s",
+                     ss_strerror(rc));
+            return rc;
+        }
+        if (n->inlet)
+            ss_inlet_heartbeat(n->inlet);
+        maybe_report(n);
+    }
+    return stop_requested ? SS_EINTR : 0;
+}
+
+/* End of input: completion of the chain, final outputs, EOS downstream. */
+static int handle_eos(node *n, const char *payload, size_t len)
+{
+    ss_eos eos;
+    ss_eos_init(&eos);
+    const char *why = "?";
+    int rc = ss_eos_decode(payload, len, &eos, &why);
+    if (rc) {
+        snprintf(n->err, sizeof n->err,
+                 "malformed end-of-stream message: %s", why);
+        ss_eos_release(&eos);
+        return rc;
+    }
+    rc = drain(n);
+    if (rc)
+        goto out;
+    ss_stage_out_reset(&n->out);
+    rc = ss_stage_complete(n->stage, &n->out);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "completion failed: %s",
+                 ss_stage_error(n->stage));
+        goto out;
+    }
+    flush_rejects(n, &n->out);
+    if (n->link) {
+        if (n->out.count) {
+            ss_hdr lin;
+            memset(&lin, 0, sizeof lin);
+            lin.stream = n->own_stream;
+            lin.seq = n->own_seq++;
+            build_msg(n, &lin, SS_BF_LAST_PART | SS_BF_FINAL, &n->out);
+            rc = ss_link_send(n->link, n->msg.data, n->msg.len, UINT64_MAX);
+            if (rc)
+                goto out;
+            n->batches_out++;
+        }
+        if (n->own_seq)
+            ss_eos_add_stream(&eos, n->own_stream, n->own_seq);
+        rc = ss_link_send_eos(n->link, &eos, 60000);
+        if (rc)
+            snprintf(n->err, sizeof n->err,
+                     "cannot deliver end of stream to %s: %s", n->to,
+                     ss_strerror(rc));
+    }
+out:
+    ss_eos_release(&eos);
+    return rc;
+}
+
+static int run_input_loop(node *n)
+{
+    const char *from = n->o->from ? n->o->from
+                                  : ss_env("FROM", ss_stage_from(n->stage));
+    ss_inlet_opts io;
+    memset(&io, 0, sizeof io);
+    io.endpoint = from;
+    io.name = n->o->name;
+    io.stage = n->o->stage ? n->o->stage : n->o->name;
+    io.credits = n->o->credits;
+    io.stateful = ss_stage_stateful(n->stage);
+    io.connect_timeout_ms = n->o->connect_timeout_ms;
+    io.heartbeat_ms = n->o->heartbeat_ms;
+    io.role = strcmp(n->o->role, "sink") == 0 ? "sink" : "worker";
+    int rc = ss_inlet_new(n->zctx, &io, &n->inlet, n->err, sizeof n->err);
+    if (rc)
+        return rc;
+    if (ss_stage_to(n->stage) || n->o->to) {
+        if (strcmp(n->o->role, "sink") == 0) {
+            snprintf(n->err, sizeof n->err,
+                     "a sink script must not call subscribeToSocket");
+            return SS_EINVAL;
+        }
+        rc = open_link(n);
+        if (rc)
+            return rc;
+    }
+    ss_info("%s: stage '%s' ready (from %s%s%s, %s)", n->o->name,
+            io.stage, from, n->link ? " to " : "", n->link ? n->to : "",
+            io.stateful ? "stateful" : "stateless");
+    for (;;) {
+        if (stop_requested)
+            return SS_EINTR;
+        zmq_pollitem_t items[2] = {
+            {ss_inlet_socket(n->inlet), 0, ZMQ_POLLIN, 0},
+            {n->link ? ss_link_socket(n->link) : NULL, 0, ZMQ_POLLIN, 0}};
+        int nitems = n->link ? 2 : 1;
+        if (zmq_poll(items, nitems, n->o->heartbeat_ms) < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(n->err, sizeof n->err, "poll failed: %s",
+                     zmq_strerror(errno));
+            return SS_EIO;
+        }
+        if (n->link && (items[1].revents & ZMQ_POLLIN)) {
+            rc = ss_link_service(n->link, 0);
+            if (rc < 0) {
+                snprintf(n->err, sizeof n->err, "output link failed: %s",
+                         ss_strerror(rc));
+                return rc;
+            }
+        }
+        zmq_msg_t m;
+        ss_hdr h;
+        rc = ss_inlet_recv(n->inlet, &m, &h, 0, n->err, sizeof n->err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            const char *body = (const char *)zmq_msg_data(&m) + SS_HDR_SIZE;
+            if (h.kind == SS_MSG_DATA)
+                rc = handle_data(n, &h, body);
+            else if (h.kind == SS_MSG_EOS) {
+                rc = handle_eos(n, body, h.len);
+                zmq_msg_close(&m);
+                return rc;
+            } else
+                rc = 0;
+            zmq_msg_close(&m);
+            if (rc)
+                return rc;
+        }
+        maybe_report(n);
+    }
+}
+
+/* See ss_node.h. */
+int ss_node_run(const ss_node_opts *o)
+{
+    node n;
+    memset(&n, 0, sizeof n);
+    n.o = o;
+    ss_stage_out_init(&n.out);
+    ss_buf_init(&n.msg);
+    n.own_stream = own_stream_id(o->name);
+    int status = 1, rc;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    n.zctx = zmq_ctx_new();
+    if (!n.zctx) {
+        ss_error("cannot create a zeromq context: %s", zmq_strerror(errno));
+        return 1;
+    }
+    rc = ss_stats_reporter_new(n.zctx, getenv("SS_CONTROL"), &n.stats);
+    if (rc) {
+        ss_error("cannot connect to the supervisor at %s: %s",
+                 getenv("SS_CONTROL"), ss_strerror(rc));
+        goto out;
+    }
+    if (o->rejects) {
+        n.rejects = fopen(o->rejects, "a");
+        if (!n.rejects) {
+            ss_error("cannot open rejects file '%s': %s", o->rejects,
+                     strerror(errno));
+            goto out;
+        }
+    }
+    int is_lua = strcmp(o->role, "lua") == 0;
+    ss_stage_opts so;
+    memset(&so, 0, sizeof so);
+    so.name = o->name;
+    so.stage = o->stage ? o->stage : o->name;
+    so.mem_limit = o->mem_limit;
+    so.host_errors = !is_lua;
+    rc = ss_stage_new(&so, &n.stage, n.err, sizeof n.err);
+    if (rc) {
+        ss_error("%s", n.err);
+        goto out;
+    }
+    n.to = o->to;
+    ss_stage_set_flush(n.stage, free_flush, &n, o->batch_size);
+    {
+        /* the script's `arg` table, as the lua interpreter does */
+        lua_State *L = ss_stage_lua(n.stage);
+        lua_createtable(L, o->argc, 1);
+        lua_pushstring(L, o->script);
+        lua_rawseti(L, -2, 0);
+        for (int i = 0; i < o->argc; i++) {
+            lua_pushstring(L, o->argv[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setglobal(L, "arg");
+    }
+    /* addresses: --to beats TO beats the script; known before the script
+     * runs only through the overrides, so resolve the script's lazily */
+    if (!n.to && getenv("TO") && *getenv("TO"))
+        n.to = getenv("TO");
+    so.script_path = o->script;
+    if (!n.to) {
+        /* the script names it when it calls subscribeToSocket; open_link
+         * reads it then */
+    }
+    rc = ss_stage_load(n.stage, &so, n.err, sizeof n.err);
+    if (!n.to)
+        n.to = ss_stage_to(n.stage);
+    if (rc) {
+        ss_error("%s: %s", o->script, n.err);
+        goto out;
+    }
+    if (ss_stage_uses_sgx(n.stage) && strcmp(o->security, "enclave") != 0 &&
+        !is_lua)
+        ss_warn("%s uses mapSGX/filterSGX/reduceSGX but security is '%s':"
+                " its functions run outside any enclave", o->script,
+                o->security);
+    if (ss_stage_has_input(n.stage)) {
+        rc = run_input_loop(&n);
+        if (rc) {
+            if (rc == SS_EINTR)
+                ss_warn("%s: stopped by a signal", o->name);
+            else
+                ss_error("%s: %s", o->name, n.err);
+            goto out;
+        }
+    } else if (n.link && !ss_stage_output_done(n.stage)) {
+        ss_warn("%s: the script's output never completed", o->name);
+    }
+    if (strcmp(o->role, "sink") == 0 || ss_stage_done_called(n.stage)) {
+        if (!ss_stage_done_called(n.stage) && strcmp(o->role, "sink") == 0)
+            ss_warn("%s: the sink script never called "
+                    "sendZmqCompleted(); completing anyway", o->name);
+        if (n.stats)
+            ss_stats_report_done(n.stats);
+    }
+    status = 0;
+out:
+    if (n.stage)
+        report(&n, 1);
+    ss_link_destroy(&n.link);
+    ss_inlet_destroy(&n.inlet);
+    ss_stats_reporter_destroy(&n.stats);
+    ss_stage_destroy(&n.stage);
+    ss_stage_out_release(&n.out);
+    ss_buf_release(&n.msg);
+    if (n.rejects)
+        fclose(n.rejects);
+    zmq_ctx_term(n.zctx);
+    return status;
+}

@@ -1,0 +1,45 @@
+/*
+ * ss_node.h - a pipeline component that runs a stage script: a worker
+ * (input from a router, output to the next router), a sink (input only),
+ * or a standalone script (`sstream lua`), which may still open sockets.
+ *
+ * The node owns the stage (ss_stage), its input (ss_inlet, credit-based),
+ * its output (ss_link, windowed with receipts), the rejects file and the
+ * stats reporter. An input batch is acknowledged upstream only when the
+ * output batch derived from it was RECEIVED by the next router, so a
+ * worker that dies loses nothing: its unacknowledged batches are retried.
+ */
+#ifndef SS_NODE_H
+#define SS_NODE_H
+
+#include <stddef.h>
+
+typedef struct ss_node_opts {
+    const char *script;     /* stage script path (required) */
+    const char *role;       /* "worker", "sink" or "lua" */
+    const char *name;       /* component name, e.g. "map-1" */
+    const char *stage;      /* stage name, e.g. "map" */
+    const char *from;       /* input endpoint override (NULL: FROM/script) */
+    const char *to;         /* output endpoint override (NULL: TO/script) */
+    const char *rejects;    /* rejects file (JSON lines), NULL: none */
+    const char *security;   /* plain | encrypted | enclave */
+    const char *keys;       /* key directory (encrypted, enclave) */
+    const char *enclave;    /* enclave backend: sandbox | gramine | none */
+    size_t batch_size;      /* target output batch size in bytes */
+    size_t mem_limit;       /* Lua memory cap in bytes, 0: none */
+    unsigned credits;       /* batches in flight towards this node */
+    int connect_timeout_ms; /* how long to wait for a router */
+    int heartbeat_ms;
+    int argc;               /* script arguments (the `arg` table) */
+    char **argv;
+} ss_node_opts;
+
+/* Fills o with the defaults (role worker, 64 KiB batches, 4 credits,
+ * 256 MiB Lua cap, 5 s connect timeout, 500 ms heartbeats). */
+void ss_node_opts_default(ss_node_opts *o);
+
+/* Runs the component to completion. Returns the process exit status:
+ * 0 on success, 1 on a runtime failure (reported on stderr). */
+int ss_node_run(const ss_node_opts *o);
+
+#endif
