@@ -1,0 +1,45 @@
+/*
+ * cmd_enclave.c - `sstream enclave`: the sandbox enclave process. Started
+ * by a worker's sandbox backend (src/enclave/ss_enclave_sandbox.c) as
+ * /proc/self/exe enclave ..., with the shared-memory channel on fd 3; the
+ * same program runs under gramine-sgx (deploy/gramine/). Not meant to be
+ * started by hand.
+ *
+ *   sstream enclave --stage S (--script F | --echo) [--name N]
+ *                   [--mem-limit BYTES] [--encrypted --keys DIR]
+ *                   [--shm-fd FD] [--spin-us US]
+ *
+ * Test hook: with SS_ENCLAVE_TEST_SYSCALL=1 in its environment the child
+ * calls socket() when it gets its first batch, after the seccomp filter
+ * is in place, and must be killed by SIGSYS (tests/unit/test_enclave.c).
+ */
+#include "cli/cmds.h"
+#include "enclave/ss_enclave_chan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * The `enclave` subcommand. Runs until the host asks it to quit (exit 0)
+ * or dies; exit 1 if it cannot start (the reason also goes to the host
+ * through the channel), 2 on bad usage.
+ */
+int cmd_enclave(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: sstream enclave --stage S (--script F | --echo) "
+                   "[--name N]\n"
+                   "       [--mem-limit BYTES] [--encrypted --keys DIR] "
+                   "[--shm-fd FD]\n"
+                   "       [--spin-us US]\n\n"
+                   "(internal) The sandbox enclave process of a worker: "
+                   "runs the stage\n"
+                   "script under a seccomp filter and serves batches over "
+                   "the shared\n"
+                   "memory channel on FD (default 3). Started by the "
+                   "worker.\n");
+            return 0;
+        }
+    return ss_enclave_child_main(argc, argv);
+}

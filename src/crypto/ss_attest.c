@@ -1,0 +1,203 @@
+/*
+ * ss_attest.c - measurements and signed attestation reports (see
+ * ss_attest.h).
+ */
+#include "crypto/ss_attest.h"
+#include "securestreams.h"
+#include "wire/ss_batch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define REPORT_MAGIC "SSRPT1\0\0"
+#define REPORT_SIGNED 200
+#define MEASURE_TAG "sstream-measurement-v1"
+
+/* 1 if s is a non-empty name of [A-Za-z0-9._-] shorter than max. */
+static int plain_name(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    if (n == 0 || n >= max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* See ss_attest.h. */
+int ss_attest_config(char *buf, size_t len, const char *stage,
+                     size_t mem_limit, int encrypted, int echo)
+{
+    if (!stage || !plain_name(stage, SS_REPORT_NAME_MAX))
+        return SS_EINVAL;
+    int n = snprintf(buf, len,
+                     "sstream-enclave-config v1\nstage=%s\nmem_limit=%zu\n"
+                     "encrypted=%d\nprocessor=%s\nsandboxed=1\n",
+                     stage, mem_limit, encrypted ? 1 : 0,
+                     echo ? "echo" : "stage");
+    if (n < 0 || (size_t)n >= len)
+        return SS_EINVAL;
+    return n;
+}
+
+/* Feeds a length-prefixed field into the hash. */
+static void absorb(crypto_hash_sha256_state *st, const void *p, size_t n)
+{
+    uint8_t l[8];
+    ss_put_u64(l, (uint64_t)n);
+    crypto_hash_sha256_update(st, l, 8);
+    if (n)
+        crypto_hash_sha256_update(st, p, n);
+}
+
+/* See ss_attest.h. */
+void ss_measure(const void *program, size_t nprogram, const void *script,
+                size_t nscript, const char *config,
+                uint8_t out[SS_MEASUREMENT_BYTES])
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)MEASURE_TAG,
+                              sizeof MEASURE_TAG);
+    absorb(&st, program, nprogram);
+    absorb(&st, script, nscript);
+    absorb(&st, config, strlen(config));
+    crypto_hash_sha256_final(&st, out);
+}
+
+/* See ss_attest.h. */
+int ss_attest_read_file(const char *path, size_t max, char **out,
+                        size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? SS_ENOTFOUND : SS_EIO;
+    size_t cap = 64 * 1024, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b) {
+        close(fd);
+        return SS_ENOMEM;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                free(b);
+                close(fd);
+                return SS_ETOOBIG;
+            }
+            cap = cap * 2 > max ? max : cap * 2;
+            char *nb = realloc(b, cap + 1);
+            if (!nb) {
+                free(b);
+                close(fd);
+                return SS_ENOMEM;
+            }
+            b = nb;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(b);
+            close(fd);
+            return SS_EIO;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    b[n] = '\0';
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+/* See ss_attest.h. */
+int ss_measure_files(const char *program, const char *script,
+                     const char *config, uint8_t out[SS_MEASUREMENT_BYTES],
+                     char *err, size_t errlen)
+{
+    char *prog = NULL, *src = NULL;
+    size_t np = 0, ns = 0;
+    int rc = ss_attest_read_file(program, 1u << 30, &prog, &np);
+    if (rc) {
+        snprintf(err, errlen, "cannot read enclave program %s: %s",
+                 program, ss_strerror(rc));
+        return rc;
+    }
+    if (script) {
+        rc = ss_attest_read_file(script, 64u << 20, &src, &ns);
+        if (rc) {
+            snprintf(err, errlen, "cannot read stage script %s: %s", script,
+                     ss_strerror(rc));
+            free(prog);
+            return rc;
+        }
+    }
+    ss_measure(prog, np, src, ns, config, out);
+    free(prog);
+    free(src);
+    return 0;
+}
+
+/* See ss_attest.h. */
+void ss_report_sign(const ss_report *r, const uint8_t *sk,
+                    uint8_t out[SS_REPORT_BYTES])
+{
+    memset(out, 0, SS_REPORT_BYTES);
+    memcpy(out, REPORT_MAGIC, 8);
+    memcpy(out + 8, r->measurement, 32);
+    memcpy(out + 40, r->pubkey, 32);
+    memcpy(out + 72, r->stage, strnlen(r->stage, SS_REPORT_NAME_MAX - 1));
+    memcpy(out + 136, r->name, strnlen(r->name, SS_REPORT_NAME_MAX - 1));
+    crypto_sign_detached(out + REPORT_SIGNED, NULL, out, REPORT_SIGNED, sk);
+}
+
+/* Copies a NUL-padded name field; 0 if it is not a plain name. */
+static int get_name(const uint8_t *p, char out[SS_REPORT_NAME_MAX])
+{
+    memcpy(out, p, SS_REPORT_NAME_MAX);
+    if (out[SS_REPORT_NAME_MAX - 1] != '\0')
+        return 0;
+    size_t n = strlen(out);
+    for (size_t i = n; i < SS_REPORT_NAME_MAX; i++)
+        if (out[i])
+            return 0;
+    return plain_name(out, SS_REPORT_NAME_MAX);
+}
+
+/* See ss_attest.h. */
+int ss_report_verify(const void *buf, size_t n, const uint8_t pk[32],
+                     ss_report *r)
+{
+    const uint8_t *b = buf;
+    if (n != SS_REPORT_BYTES || memcmp(b, REPORT_MAGIC, 8) != 0)
+        return SS_EPROTO;
+    if (crypto_sign_verify_detached(b + REPORT_SIGNED, b, REPORT_SIGNED,
+                                    pk) != 0)
+        return SS_EDENIED;
+    memcpy(r->measurement, b + 8, 32);
+    memcpy(r->pubkey, b + 40, 32);
+    if (!get_name(b + 72, r->stage) || !get_name(b + 136, r->name))
+        return SS_EPROTO;
+    return 0;
+}
+
+/* See ss_attest.h. */
+void ss_measurement_hex(const uint8_t m[SS_MEASUREMENT_BYTES],
+                        char out[2 * SS_MEASUREMENT_BYTES + 1])
+{
+    sodium_bin2hex(out, 2 * SS_MEASUREMENT_BYTES + 1, m,
+                   SS_MEASUREMENT_BYTES);
+}

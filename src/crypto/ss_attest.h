@@ -1,0 +1,81 @@
+/*
+ * ss_attest.h - enclave measurements and attestation reports.
+ *
+ * Measurement: SHA-256 over
+ *
+ *     "sstream-measurement-v1\0"
+ *     u64le(len(program)) program bytes      (the enclave executable)
+ *     u64le(len(script))  script bytes       (the stage script)
+ *     u64le(len(config))  config bytes       (ss_attest_config)
+ *
+ * Report (SS_REPORT_BYTES, fixed layout, signed by the platform key):
+ *
+ *     off  size
+ *       0     8  magic "SSRPT1\0\0"
+ *       8    32  measurement
+ *      40    32  X25519 public key the enclave made at start (crypto_box)
+ *      72    64  stage name, NUL-padded (measured through the config)
+ *     136    64  worker name, NUL-padded (informational)
+ *     200    64  ed25519 signature over bytes 0..199
+ *
+ * With the sandbox backend the enclave process computes its own
+ * measurement (reading /proc/self/exe) and signs with platform.key: this
+ * emulates SGX (EREPORT + quote) but is NOT hardware-rooted: whoever can
+ * read platform.key can forge a report. Under Gramine/SGX the measurement
+ * is MRENCLAVE and the signature a quote verified through Intel's chain.
+ */
+#ifndef SS_ATTEST_H
+#define SS_ATTEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SS_MEASUREMENT_BYTES 32
+#define SS_REPORT_BYTES 264
+#define SS_REPORT_NAME_MAX 64 /* with the NUL */
+
+typedef struct ss_report {
+    uint8_t measurement[SS_MEASUREMENT_BYTES];
+    uint8_t pubkey[32];
+    char stage[SS_REPORT_NAME_MAX];
+    char name[SS_REPORT_NAME_MAX];
+} ss_report;
+
+/* Writes the canonical configuration text measured with an enclave into
+ * buf: the stage name, Lua memory cap, encryption, processor ("stage" or
+ * "echo") and the sandboxed flag. Returns the length, or SS_EINVAL if it
+ * does not fit or stage is not a plain name. */
+int ss_attest_config(char *buf, size_t len, const char *stage,
+                     size_t mem_limit, int encrypted, int echo);
+
+/* Computes a measurement from bytes. Can't fail. */
+void ss_measure(const void *program, size_t nprogram, const void *script,
+                size_t nscript, const char *config,
+                uint8_t out[SS_MEASUREMENT_BYTES]);
+
+/* Same, reading program and script (script may be NULL: empty). Returns
+ * 0 or SS_EIO / SS_ENOTFOUND / SS_ENOMEM with a reason in err. */
+int ss_measure_files(const char *program, const char *script,
+                     const char *config, uint8_t out[SS_MEASUREMENT_BYTES],
+                     char *err, size_t errlen);
+
+/* Reads a whole file into a malloc'd buffer (*out, free()). Returns 0,
+ * SS_ENOTFOUND, SS_EIO, SS_ETOOBIG (over max) or SS_ENOMEM. */
+int ss_attest_read_file(const char *path, size_t max, char **out,
+                        size_t *len);
+
+/* Encodes and signs r with the ed25519 secret key sk (64 bytes). */
+void ss_report_sign(const ss_report *r, const uint8_t *sk,
+                    uint8_t out[SS_REPORT_BYTES]);
+
+/* Checks the size, magic, signature (against platform_pk) and the names
+ * of an untrusted report and decodes it into r. Returns 0 or SS_EDENIED
+ * (bad signature) / SS_EPROTO (malformed). */
+int ss_report_verify(const void *buf, size_t n, const uint8_t pk[32],
+                     ss_report *r);
+
+/* Lowercase hex of a measurement into out (65 bytes). */
+void ss_measurement_hex(const uint8_t m[SS_MEASUREMENT_BYTES],
+                        char out[2 * SS_MEASUREMENT_BYTES + 1]);
+
+#endif

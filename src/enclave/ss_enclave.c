@@ -1,0 +1,385 @@
+/*
+ * ss_enclave.c - the backend-neutral enclave interface and the `none`
+ * backend (see ss_enclave.h).
+ */
+#include "core/ss_util.h"
+#include "crypto/ss_keys.h"
+#include "enclave/ss_enclave_int.h"
+#include "securestreams.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/wait.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* See ss_enclave.h. */
+void ss_enclave_result_init(ss_enclave_result *r)
+{
+    memset(r, 0, sizeof *r);
+    ss_buf_init(&r->msg);
+    ss_buf_init(&r->rejects);
+}
+
+/* See ss_enclave.h. */
+void ss_enclave_result_release(ss_enclave_result *r)
+{
+    ss_buf_release(&r->msg);
+    ss_buf_release(&r->rejects);
+    ss_enclave_result_init(r);
+}
+
+/* Resets r for a new call, keeping its buffers. */
+static void result_reset(ss_enclave_result *r)
+{
+    ss_buf_reset(&r->msg);
+    ss_buf_reset(&r->rejects);
+    r->nrejects = 0;
+    memset(&r->delta, 0, sizeof r->delta);
+}
+
+static char *dup_or_null(const char *s, int *fail)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *fail = 1;
+    return d;
+}
+
+/* Output placement for the none backend: into the result's buffers. */
+static void *none_reserve(void *ctx, int which, size_t n)
+{
+    ss_enclave_result *r = ctx;
+    ss_buf *b = which ? &r->rejects : &r->msg;
+    ss_buf_reset(b);
+    if (ss_buf_grow(b, n))
+        return NULL;
+    b->len = n;
+    b->data[n] = '\0';
+    return b->data;
+}
+
+/* Starts the none backend: the stage in this process. */
+static int none_start(ss_enclave *e, char *err, size_t errlen)
+{
+    char cfg[512];
+    if (ss_attest_config(cfg, sizeof cfg, e->stage, e->o.mem_limit,
+                         e->o.encrypted, e->o.echo) < 0) {
+        snprintf(err, errlen, "bad stage name '%s'", e->stage);
+        return SS_EINVAL;
+    }
+    ss_key *k = NULL;
+    int rc;
+    if (e->o.encrypted) {
+        if (!e->key_dir) {
+            snprintf(err, errlen, "encrypted mode needs the key directory");
+            return SS_EINVAL;
+        }
+        rc = ss_keys_load_data(e->key_dir, &k, err, errlen);
+        if (rc)
+            return rc;
+    }
+    ss_stage_opts so;
+    memset(&so, 0, sizeof so);
+    so.name = e->name;
+    so.stage = e->stage;
+    so.mem_limit = e->o.mem_limit;
+    char *src = NULL;
+    size_t ns = 0;
+    if (!e->o.echo) {
+        rc = ss_attest_read_file(e->script, 64u << 20, &src, &ns);
+        if (rc) {
+            snprintf(err, errlen, "cannot read stage script %s: %s",
+                     e->script, ss_strerror(rc));
+            ss_key_destroy(&k);
+            return rc;
+        }
+        so.script_src = src;
+        so.script_len = ns;
+    }
+    rc = ss_ecore_init(&e->core, &so, e->o.encrypted, e->o.echo, err,
+                       errlen);
+    if (rc) {
+        free(src);
+        ss_key_destroy(&k);
+        return rc;
+    }
+    e->core_ready = 1;
+    ss_ecore_set_key(&e->core, k);
+    /* informational here: nothing is attested in this process */
+    char *prog = NULL;
+    size_t np = 0;
+    if (ss_attest_read_file("/proc/self/exe", 1u << 30, &prog, &np) == 0)
+        ss_measure(prog, np, src, ns, cfg, e->measurement);
+    free(prog);
+    free(src);
+    ss_ecore_info(&e->core, e->from, e->to, sizeof e->from, &e->stateful,
+                  &e->uses_sgx);
+    return 0;
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    const char *b = o->backend ? o->backend : "none";
+    int backend;
+    if (!strcmp(b, "none")) {
+        backend = SS_BACKEND_NONE;
+    } else if (!strcmp(b, "sandbox")) {
+        backend = SS_BACKEND_SANDBOX;
+    } else if (!strcmp(b, "gramine")) {
+        snprintf(err, errlen, "enclave backend 'gramine' runs the worker's "
+                              "`sstream enclave` under gramine-sgx "
+                              "(deploy/gramine/launch.sh); it is not "
+                              "available in-process on this machine");
+        return SS_EINVAL;
+    } else {
+        snprintf(err, errlen, "unknown enclave backend '%s' (none, "
+                              "sandbox, gramine)", b);
+        return SS_EINVAL;
+    }
+    if (!o->stage || (!o->echo && !o->script_path)) {
+        snprintf(err, errlen, "an enclave needs a stage name and a script");
+        return SS_EINVAL;
+    }
+    if (backend == SS_BACKEND_SANDBOX && o->encrypted &&
+        (!o->get_key || !o->key_dir)) {
+        snprintf(err, errlen, "an encrypted sandbox enclave needs the key "
+                              "directory (platform key) and a key service");
+        return SS_EINVAL;
+    }
+    if (sodium_init() < 0)
+        return SS_ENOMEM;
+    ss_enclave *e = calloc(1, sizeof *e);
+    if (!e)
+        return SS_ENOMEM;
+    e->memfd = -1;
+    e->backend = backend;
+    e->o = *o;
+    int fail = 0;
+    e->name = dup_or_null(o->name ? o->name : o->stage, &fail);
+    e->stage = dup_or_null(o->stage, &fail);
+    e->script = dup_or_null(o->script_path, &fail);
+    e->key_dir = dup_or_null(o->key_dir, &fail);
+    e->program = dup_or_null(o->program ? o->program : "/proc/self/exe",
+                             &fail);
+    e->o.name = e->name;
+    e->o.stage = e->stage;
+    e->o.script_path = e->script;
+    e->o.key_dir = e->key_dir;
+    e->o.program = e->program;
+    e->o.backend = NULL;
+    if (!e->o.mem_limit)
+        e->o.mem_limit = SS_ENCLAVE_DEFAULT_MEM;
+    if (!e->o.spin_us)
+        e->o.spin_us = 50;
+    if (fail) {
+        ss_enclave_close(&e);
+        return SS_ENOMEM;
+    }
+    int rc = backend == SS_BACKEND_NONE ? none_start(e, err, errlen)
+                                        : ss_sandbox_start(e, err, errlen);
+    if (rc) {
+        ss_enclave_close(&e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+/* See ss_enclave.h. */
+void ss_enclave_close(ss_enclave **p)
+{
+    if (!p || !*p)
+        return;
+    ss_enclave *e = *p;
+    if (e->core_ready)
+        ss_ecore_release(&e->core);
+    if (e->backend == SS_BACKEND_SANDBOX)
+        ss_sandbox_stop(e);
+    free(e->name);
+    free(e->stage);
+    free(e->script);
+    free(e->key_dir);
+    free(e->program);
+    free(e);
+    *p = NULL;
+}
+
+/* See ss_enclave.h. */
+const uint8_t *ss_enclave_measurement(const ss_enclave *e)
+{
+    return e->measurement;
+}
+/* See ss_enclave.h. */
+const char *ss_enclave_backend(const ss_enclave *e)
+{
+    return e->backend == SS_BACKEND_SANDBOX ? "sandbox" : "none";
+}
+/* See ss_enclave.h. */
+const char *ss_enclave_from(const ss_enclave *e)
+{
+    return e->from[0] ? e->from : NULL;
+}
+/* See ss_enclave.h. */
+const char *ss_enclave_to(const ss_enclave *e)
+{
+    return e->to[0] ? e->to : NULL;
+}
+/* See ss_enclave.h. */
+int ss_enclave_stateful(const ss_enclave *e) { return e->stateful; }
+/* See ss_enclave.h. */
+int ss_enclave_uses_sgx(const ss_enclave *e) { return e->uses_sgx; }
+/* See ss_enclave.h. */
+pid_t ss_enclave_pid(const ss_enclave *e) { return e->pid; }
+/* See ss_enclave.h. */
+long ss_enclave_peak_rss_kb(const ss_enclave *e)
+{
+    return e->backend == SS_BACKEND_SANDBOX ? e->peak_rss_kb
+                                            : ss_peak_rss_kb();
+}
+
+/* Copies the sandbox child's outputs (checked) into res. */
+static int sandbox_collect(ss_enclave *e, ss_enclave_result *res, char *err,
+                           size_t errlen)
+{
+    ss_chan_ctl *ctl = e->ctl;
+    uint64_t ml = ctl->msg_len, rl = ctl->rej_len;
+    if (ml > SS_CHAN_OUT_CAP / 2 || rl > SS_CHAN_OUT_CAP / 2) {
+        snprintf(err, errlen, "enclave of worker %s returned bad lengths",
+                 e->name);
+        return SS_EPEER;
+    }
+    if (ss_buf_append(&res->msg, ss_chan_out(e->base, 0), ml) ||
+        ss_buf_append(&res->rejects, ss_chan_out(e->base, 1), rl))
+        return SS_ENOMEM;
+    res->nrejects = ctl->nrejects;
+    res->delta.in = ctl->counts[0];
+    res->delta.passed = ctl->counts[1];
+    res->delta.dropped = ctl->counts[2];
+    res->delta.rejected = ctl->counts[3];
+    res->delta.out = ctl->counts[4];
+    res->delta.out_bytes = ctl->counts[5];
+    res->mem_peak = ctl->mem_peak;
+    return 0;
+}
+
+/* Fills res from a none-backend core result. */
+static void none_collect(ss_enclave_result *res, const ss_ecore_res *cr)
+{
+    res->msg.len = cr->msg_len;
+    res->rejects.len = cr->rej_len;
+    res->nrejects = cr->nrejects;
+    res->delta = cr->delta;
+    res->mem_peak = cr->mem_peak;
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_call(ss_enclave *e, const void *msg, size_t n,
+                    ss_enclave_result *res, char *err, size_t errlen)
+{
+    result_reset(res);
+    if (e->backend == SS_BACKEND_NONE) {
+        ss_ecore_res cr;
+        int rc = ss_ecore_call(&e->core, msg, n, none_reserve, res, &cr,
+                               err, errlen);
+        if (rc)
+            return rc;
+        none_collect(res, &cr);
+        return 0;
+    }
+    if (n > SS_CHAN_IN_CAP) {
+        snprintf(err, errlen, "batch larger than the enclave channel");
+        return SS_ETOOBIG;
+    }
+    int rc = ss_sandbox_request(e, SS_CHAN_CALL, msg, n, err, errlen);
+    return rc ? rc : sandbox_collect(e, res, err, errlen);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_complete(ss_enclave *e, const ss_hdr *final,
+                        ss_enclave_result *res, char *err, size_t errlen)
+{
+    result_reset(res);
+    if (e->backend == SS_BACKEND_NONE) {
+        ss_ecore_res cr;
+        int rc = ss_ecore_complete(&e->core, final, none_reserve, res, &cr,
+                                   err, errlen);
+        if (rc)
+            return rc;
+        none_collect(res, &cr);
+        return 0;
+    }
+    ss_hdr h = *final;
+    h.kind = SS_MSG_DATA;
+    h.len = 0;
+    uint8_t raw[SS_HDR_SIZE];
+    ss_hdr_encode(&h, raw);
+    int rc = ss_sandbox_request(e, SS_CHAN_COMPLETE, raw, sizeof raw, err,
+                                errlen);
+    return rc ? rc : sandbox_collect(e, res, err, errlen);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_alive(ss_enclave *e)
+{
+    if (e->backend == SS_BACKEND_NONE)
+        return 1;
+    if (e->dead || !e->pid)
+        return 0;
+    int st;
+    if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
+        e->pid = 0;
+        e->dead = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_restart(ss_enclave *e, char *err, size_t errlen)
+{
+    if (e->backend == SS_BACKEND_NONE) {
+        if (e->core_ready)
+            ss_ecore_release(&e->core);
+        e->core_ready = 0;
+        return none_start(e, err, errlen);
+    }
+    if (e->pid) {
+        kill(e->pid, SIGKILL);
+        while (waitpid(e->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        e->pid = 0;
+    }
+    return ss_sandbox_start(e, err, errlen);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_ping(ss_enclave *e, char *err, size_t errlen)
+{
+    if (e->backend == SS_BACKEND_NONE)
+        return 0;
+    return ss_sandbox_request(e, SS_CHAN_PING, NULL, 0, err, errlen);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_echo(ss_enclave *e, const void *p, size_t n, ss_buf *out,
+                    char *err, size_t errlen)
+{
+    ss_buf_reset(out);
+    if (e->backend == SS_BACKEND_NONE)
+        return ss_buf_append(out, p, n);
+    int rc = ss_sandbox_request(e, SS_CHAN_ECHO, p, n, err, errlen);
+    if (rc)
+        return rc;
+    uint64_t ml = e->ctl->msg_len;
+    if (ml > SS_CHAN_OUT_CAP / 2)
+        return SS_EPEER;
+    return ss_buf_append(out, ss_chan_out(e->base, 0), ml);
+}

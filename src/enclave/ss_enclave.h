@@ -1,0 +1,151 @@
+/*
+ * ss_enclave.h - where a stage's user code runs: the backend-neutral
+ * interface between a worker and its (possibly enclaved) stage runner.
+ *
+ * A worker opens an enclave for its stage script, then calls it with one
+ * input wire message at a time and gets one output wire message back
+ * (plus rejects and counters). Backends:
+ *
+ *   none     ss_stage runs in the calling process (security plain or
+ *            encrypted; with encrypted the process holds the data key).
+ *   sandbox  a child process (`sstream enclave`, cmd_enclave.c) runs
+ *            ss_stage in a sandboxed, capped Lua state under a seccomp
+ *            filter; batches cross a shared-memory region. With encrypted
+ *            the child gets the data key only after attestation (its
+ *            signed report checked by the key service, see get_key) and
+ *            decrypts, processes and re-encrypts itself: this process only
+ *            ever sees ciphertext. Emulated isolation, not hardware.
+ *   gramine  the same `sstream enclave` program under gramine-sgx
+ *            (deploy/gramine/); not available from this API on machines
+ *            without SGX: open returns SS_EINVAL with an explanation.
+ *
+ * Output message: the input's header with kind DATA, flags keeping only
+ * LAST_PART and FINAL of the input (plus ENCRYPTED when encrypted), count
+ * and len those of the output events; lineage, first_row and aux as in
+ * the input. In encrypted mode the input must be sealed (a plaintext
+ * batch is refused: the host cannot inject events) and the output is
+ * sealed by the enclave. Rejects: JSON lines (plain), or one sealed
+ * message of kind REJECT, count = number of rejects, same lineage as the
+ * input (encrypted): reject texts may quote event data.
+ *
+ * Reduce state stays inside: ss_enclave_complete() makes the chain emit
+ * its final result, which leaves sealed like any other output.
+ */
+#ifndef SS_ENCLAVE_H
+#define SS_ENCLAVE_H
+
+#include "core/ss_buf.h"
+#include "crypto/ss_attest.h"
+#include "lua/ss_stage.h"
+#include "wire/ss_batch.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SS_ENCLAVE_DEFAULT_MEM (64u << 20) /* Lua cap: within ~90 MB EPC */
+
+typedef struct ss_enclave ss_enclave;
+
+/* Provisions the data key to an attested enclave: given the enclave's
+ * signed report (SS_REPORT_BYTES), appends to sealed the data key blob
+ * sealed to the report's public key (crypto_box_seal), or returns a
+ * negative code with the refusal in err. ss_keyservice.h provides one for
+ * an in-process key service and one for a remote one. */
+typedef int (*ss_enclave_keyfn)(void *ctx, const void *report, size_t n,
+                                ss_buf *sealed, char *err, size_t errlen);
+
+typedef struct ss_enclave_opts {
+    const char *backend;     /* "none" (default), "sandbox", "gramine" */
+    const char *name;        /* worker name, e.g. "map-1" */
+    const char *stage;       /* stage name, e.g. "map" */
+    const char *script_path; /* the stage script (not needed with echo) */
+    size_t mem_limit;        /* Lua cap in bytes; 0: 64 MiB */
+    int encrypted;           /* batches in and out are sealed */
+    const char *key_dir;     /* none: data.key is read from here when
+                                encrypted; sandbox: platform.key signs the
+                                report (required when encrypted) */
+    ss_enclave_keyfn get_key; /* sandbox + encrypted: key provisioning */
+    void *key_ctx;
+    const char *program; /* sandbox: enclave executable (default
+                            /proc/self/exe, i.e. this sstream) */
+    unsigned spin_us;    /* sandbox: busy-wait before sleeping (default
+                            50 us; 0 keeps the default) */
+    int echo;            /* test/bench: no script; the output message is
+                            the input message (transport only) */
+} ss_enclave_opts;
+
+/* What one call produced. Embedded by value: ss_enclave_result_init /
+ * ss_enclave_result_release; the call resets it first. */
+typedef struct ss_enclave_result {
+    ss_buf msg;     /* output wire message (header + payload) */
+    ss_buf rejects; /* see above; empty when nrejects is 0 */
+    uint32_t nrejects;
+    ss_stage_counts delta; /* this call's counts */
+    uint64_t mem_peak;     /* Lua memory peak so far, bytes */
+} ss_enclave_result;
+
+void ss_enclave_result_init(ss_enclave_result *r);
+void ss_enclave_result_release(ss_enclave_result *r);
+
+/* Starts the stage runner for o (copied). For sandbox: spawns the child,
+ * waits for its report, and when encrypted runs attestation through
+ * o->get_key. Returns 0 and *out (caller closes), or a negative code with
+ * a one-line reason in err: SS_EINVAL (options), SS_ELUA (script failed
+ * to load), SS_EDENIED (key refused), SS_EPEER (the child died: reason
+ * says how). */
+int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
+                    size_t errlen);
+
+/* Stops the runner (the child is asked to quit, then killed) and frees
+ * everything; sets *p to NULL. Safe on NULL and twice. */
+void ss_enclave_close(ss_enclave **p);
+
+/* The enclave's measurement (SS_MEASUREMENT_BYTES, borrowed). */
+const uint8_t *ss_enclave_measurement(const ss_enclave *e);
+/* The backend's name ("none", "sandbox"). */
+const char *ss_enclave_backend(const ss_enclave *e);
+/* What the script declared: endpoints (borrowed, may be NULL), whether it
+ * keeps state, whether it uses the SGX operators. */
+const char *ss_enclave_from(const ss_enclave *e);
+const char *ss_enclave_to(const ss_enclave *e);
+int ss_enclave_stateful(const ss_enclave *e);
+int ss_enclave_uses_sgx(const ss_enclave *e);
+/* The child's pid (sandbox) or 0. */
+pid_t ss_enclave_pid(const ss_enclave *e);
+
+/* Processes one input message msg[0..n) (kind DATA). Returns 0 and fills
+ * res, or: SS_ECRYPTO (input does not authenticate), SS_EDENIED
+ * (plaintext input in encrypted mode), SS_EPROTO (bad message),
+ * SS_ETOOBIG (output too large), SS_ENOMEM, or SS_EPEER if the enclave
+ * died: err then says e.g. "enclave of worker map-1 was killed by signal
+ * 31 (SIGSYS): forbidden system call"; the enclave is then down until
+ * ss_enclave_restart. Never trusts msg. */
+int ss_enclave_call(ss_enclave *e, const void *msg, size_t n,
+                    ss_enclave_result *res, char *err, size_t errlen);
+
+/* Completion: the chain's onCompleted; res->msg gets what it emitted
+ * (e.g. the reduce result) under header final (kind DATA; SS_BF_FINAL is
+ * added; count/len are set). Same errors as ss_enclave_call. */
+int ss_enclave_complete(ss_enclave *e, const ss_hdr *final,
+                        ss_enclave_result *res, char *err, size_t errlen);
+
+/* 1 if the runner is up (a sandbox child that died makes it 0). */
+int ss_enclave_alive(ss_enclave *e);
+
+/* Starts a fresh runner after a death (sandbox: new child, new report,
+ * new key provisioning). State of a stateful chain is lost: the caller
+ * decides whether that is acceptable. Returns like ss_enclave_open. */
+int ss_enclave_restart(ss_enclave *e, char *err, size_t errlen);
+
+/* Transport-only round trips for benchmarks: ping (no payload) and echo
+ * (n bytes in, the same n bytes out into out). Sandbox and none. */
+int ss_enclave_ping(ss_enclave *e, char *err, size_t errlen);
+int ss_enclave_echo(ss_enclave *e, const void *p, size_t n, ss_buf *out,
+                    char *err, size_t errlen);
+
+/* Peak resident set of the child in KiB as last reported (sandbox), or
+ * of this process (none). */
+long ss_enclave_peak_rss_kb(const ss_enclave *e);
+
+#endif

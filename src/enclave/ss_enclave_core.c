@@ -1,0 +1,250 @@
+/*
+ * ss_enclave_core.c - the inside of an enclave (see ss_enclave_core.h).
+ */
+#include "enclave/ss_enclave_core.h"
+#include "crypto/ss_aead.h"
+#include "securestreams.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The stage runner is referenced weakly so that this file links before
+ * (and without) lua/ss_stage.c; ss_ecore_have_stage() tells. */
+#pragma weak ss_stage_new
+#pragma weak ss_stage_destroy
+#pragma weak ss_stage_process
+#pragma weak ss_stage_complete
+#pragma weak ss_stage_out_init
+#pragma weak ss_stage_out_reset
+#pragma weak ss_stage_out_release
+#pragma weak ss_stage_mem_peak
+#pragma weak ss_stage_from
+#pragma weak ss_stage_to
+#pragma weak ss_stage_stateful
+#pragma weak ss_stage_uses_sgx
+
+/* See ss_enclave_core.h. */
+int ss_ecore_have_stage(void)
+{
+    return ss_stage_new && ss_stage_destroy && ss_stage_process &&
+           ss_stage_complete && ss_stage_out_init && ss_stage_out_reset &&
+           ss_stage_out_release && ss_stage_mem_peak;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_init(ss_ecore *c, const ss_stage_opts *so, int encrypted,
+                  int echo, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->encrypted = encrypted;
+    c->echo = echo;
+    ss_buf_init(&c->pt);
+    if (echo)
+        return 0;
+    if (!ss_ecore_have_stage()) {
+        snprintf(err, errlen, "the stage runner (lua/ss_stage.c) is not "
+                              "linked into this program");
+        return SS_EINVAL;
+    }
+    ss_stage_out_init(&c->out);
+    c->out_ready = 1;
+    int rc = ss_stage_new(so, &c->stage, err, errlen);
+    if (rc) {
+        ss_stage_out_release(&c->out);
+        c->out_ready = 0;
+    }
+    return rc;
+}
+
+/* See ss_enclave_core.h. */
+void ss_ecore_info(const ss_ecore *c, char *from, char *to, size_t len,
+                   int *stateful, int *uses_sgx)
+{
+    from[0] = to[0] = '\0';
+    *stateful = *uses_sgx = 0;
+    if (!c->stage)
+        return;
+    const char *f = ss_stage_from ? ss_stage_from(c->stage) : NULL;
+    const char *t = ss_stage_to ? ss_stage_to(c->stage) : NULL;
+    snprintf(from, len, "%s", f ? f : "");
+    snprintf(to, len, "%s", t ? t : "");
+    *stateful = ss_stage_stateful ? ss_stage_stateful(c->stage) : 0;
+    *uses_sgx = ss_stage_uses_sgx ? ss_stage_uses_sgx(c->stage) : 0;
+}
+
+/* See ss_enclave_core.h. */
+void ss_ecore_set_key(ss_ecore *c, ss_key *k)
+{
+    ss_key_destroy(&c->key);
+    c->key = k;
+}
+
+/* See ss_enclave_core.h. */
+void ss_ecore_release(ss_ecore *c)
+{
+    if (c->stage)
+        ss_stage_destroy(&c->stage);
+    if (c->out_ready) {
+        if (c->out.events.data)
+            sodium_memzero(c->out.events.data, c->out.events.cap);
+        ss_stage_out_release(&c->out);
+        c->out_ready = 0;
+    }
+    if (c->pt.data)
+        sodium_memzero(c->pt.data, c->pt.cap);
+    ss_buf_release(&c->pt);
+    ss_key_destroy(&c->key);
+}
+
+/* Writes header h + payload p[0..n) (sealed when encrypted) through rs. */
+static int emit(ss_ecore *c, ss_hdr *h, int which, const void *p, size_t n,
+                ss_ecore_reserve rs, void *rctx, size_t *outlen)
+{
+    if (c->encrypted) {
+        size_t need = SS_HDR_SIZE + n + ss_aead_overhead(c->key);
+        if (n > SS_BATCH_MAX_SIZE - ss_aead_overhead(c->key))
+            return SS_ETOOBIG;
+        void *dst = rs(rctx, which, need);
+        if (!dst)
+            return SS_ETOOBIG;
+        return ss_aead_seal_to(c->key, h, p, n, dst, need, outlen);
+    }
+    if (n > SS_BATCH_MAX_SIZE)
+        return SS_ETOOBIG;
+    uint8_t *dst = rs(rctx, which, SS_HDR_SIZE + n);
+    if (!dst)
+        return SS_ETOOBIG;
+    h->len = (uint32_t)n;
+    ss_hdr_encode(h, dst);
+    if (n)
+        memcpy(dst + SS_HDR_SIZE, p, n);
+    *outlen = SS_HDR_SIZE + n;
+    return 0;
+}
+
+/* Emits the stage output under out_hdr, and the rejects with in_hdr's
+ * lineage. */
+static int emit_all(ss_ecore *c, ss_hdr *oh, const ss_hdr *in,
+                    ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
+                    char *err, size_t errlen)
+{
+    oh->count = c->out.count;
+    int rc = emit(c, oh, 0, c->out.events.data, c->out.events.len, rs,
+                  rctx, &res->msg_len);
+    if (rc == 0 && c->out.nrejects) {
+        ss_hdr rh = *in;
+        rh.kind = SS_MSG_REJECT;
+        rh.flags = 0;
+        rh.count = c->out.nrejects;
+        rc = emit(c, &rh, 1, c->out.rejects.data, c->out.rejects.len, rs,
+                  rctx, &res->rej_len);
+        res->nrejects = c->out.nrejects;
+    }
+    if (rc == SS_ETOOBIG)
+        snprintf(err, errlen, "the output of batch %llu is larger than a "
+                              "batch may be",
+                 (unsigned long long)in->seq);
+    res->delta = c->out.delta;
+    res->mem_peak = ss_stage_mem_peak(c->stage);
+    if (c->out.events.data)
+        sodium_memzero(c->out.events.data, c->out.events.len);
+    if (c->out.rejects.data)
+        sodium_memzero(c->out.rejects.data, c->out.rejects.len);
+    return rc;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
+                  ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
+                  char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    ss_hdr h;
+    const char *why = "";
+    if (c->echo) {
+        void *dst = rs(rctx, 0, n);
+        if (!dst)
+            return SS_ETOOBIG;
+        memcpy(dst, msg, n);
+        res->msg_len = n;
+        return 0;
+    }
+    if (ss_hdr_decode(msg, n, &h, &why) != 0) {
+        snprintf(err, errlen, "bad input message: %s", why);
+        return SS_EPROTO;
+    }
+    if (h.kind != SS_MSG_DATA) {
+        snprintf(err, errlen, "input message is a %s, not a batch",
+                 ss_msg_kind_name(h.kind));
+        return SS_EPROTO;
+    }
+    const char *payload;
+    size_t len;
+    if (c->encrypted) {
+        if (!(h.flags & SS_BF_ENCRYPTED)) {
+            snprintf(err, errlen, "refusing plaintext batch %llu: this "
+                                  "enclave only accepts sealed batches",
+                     (unsigned long long)h.seq);
+            return SS_EDENIED;
+        }
+        ss_buf_reset(&c->pt);
+        int rc = ss_aead_open(c->key, msg, n, &h, &c->pt);
+        if (rc) {
+            if (rc == SS_ECRYPTO)
+                snprintf(err, errlen, "batch %llu does not authenticate "
+                                      "(modified, or sealed with another "
+                                      "key)",
+                         (unsigned long long)h.seq);
+            return rc;
+        }
+        payload = c->pt.data;
+        len = c->pt.len;
+    } else {
+        if (h.flags & SS_BF_ENCRYPTED) {
+            snprintf(err, errlen, "batch %llu is sealed but this stage "
+                                  "runs without the data key",
+                     (unsigned long long)h.seq);
+            return SS_EINVAL;
+        }
+        payload = (const char *)msg + SS_HDR_SIZE;
+        len = h.len;
+    }
+    ss_stage_out_reset(&c->out);
+    int rc = ss_stage_process(c->stage, &h, payload, len, &c->out);
+    if (c->encrypted)
+        sodium_memzero(c->pt.data, c->pt.len);
+    if (rc) {
+        snprintf(err, errlen, "the stage failed on batch %llu: %s",
+                 (unsigned long long)h.seq, ss_strerror(rc));
+        return rc;
+    }
+    ss_hdr oh = h;
+    oh.kind = SS_MSG_DATA;
+    oh.flags = h.flags & (SS_BF_LAST_PART | SS_BF_FINAL);
+    return emit_all(c, &oh, &h, rs, rctx, res, err, errlen);
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
+                      void *rctx, ss_ecore_res *res, char *err,
+                      size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    if (c->echo) {
+        res->msg_len = 0;
+        return 0;
+    }
+    ss_stage_out_reset(&c->out);
+    int rc = ss_stage_complete(c->stage, &c->out);
+    if (rc) {
+        snprintf(err, errlen, "the stage failed at completion: %s",
+                 ss_strerror(rc));
+        return rc;
+    }
+    ss_hdr oh = *final;
+    oh.kind = SS_MSG_DATA;
+    oh.flags = (uint16_t)((final->flags & (SS_BF_LAST_PART | SS_BF_FINAL)) |
+                          SS_BF_FINAL);
+    return emit_all(c, &oh, final, rs, rctx, res, err, errlen);
+}

@@ -1,0 +1,72 @@
+/*
+ * ss_enclave_core.h - what runs inside an enclave, whatever the backend:
+ * open the input (when encrypted), run ss_stage, build and seal the
+ * output message and the rejects. Used in-process by the none backend and
+ * by the sandbox child (`sstream enclave`). Internal to src/enclave and
+ * cmd_enclave.c.
+ */
+#ifndef SS_ENCLAVE_CORE_H
+#define SS_ENCLAVE_CORE_H
+
+#include "core/ss_buf.h"
+#include "crypto/ss_keys.h"
+#include "lua/ss_stage.h"
+#include "wire/ss_batch.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SS_ENCLAVE_CORE_DEFAULT_MEM (64u << 20)
+
+/* Where outputs go: returns a buffer of at least n bytes for the output
+ * message (which 0) or the rejects (which 1), or NULL if it cannot. */
+typedef void *(*ss_ecore_reserve)(void *ctx, int which, size_t n);
+
+typedef struct ss_ecore {
+    ss_stage *stage; /* NULL with echo */
+    ss_key *key;     /* the data key (encrypted), owned */
+    int encrypted;
+    int echo;
+    ss_buf pt;          /* plaintext of the input */
+    ss_stage_out out;   /* the stage's output */
+    int out_ready;      /* out was initialised */
+} ss_ecore;
+
+/* What one call wrote through reserve. */
+typedef struct ss_ecore_res {
+    size_t msg_len;
+    size_t rej_len;
+    uint32_t nrejects;
+    ss_stage_counts delta;
+    uint64_t mem_peak;
+} ss_ecore_res;
+
+/* 1 if the stage runner is linked into this program. */
+int ss_ecore_have_stage(void);
+
+/* Loads the stage (unless echo). The key is given later (set_key).
+ * Returns 0, or a negative code with a one-line reason in err. */
+int ss_ecore_init(ss_ecore *c, const ss_stage_opts *so, int encrypted,
+                  int echo, char *err, size_t errlen);
+/* Takes ownership of k (destroys any previous key). */
+void ss_ecore_set_key(ss_ecore *c, ss_key *k);
+void ss_ecore_release(ss_ecore *c);
+
+/* What the script declared (see ss_stage.h); from/to get "" if none.
+ * Echo: nothing. */
+void ss_ecore_info(const ss_ecore *c, char *from, char *to, size_t len,
+                   int *stateful, int *uses_sgx);
+
+/* Processes one untrusted input message (which must not change while
+ * this runs: the sandbox child passes a private copy). See ss_enclave.h
+ * for the output rules and errors. */
+int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
+                  ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
+                  char *err, size_t errlen);
+
+/* Completion, output under header final. */
+int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
+                      void *rctx, ss_ecore_res *res, char *err,
+                      size_t errlen);
+
+#endif

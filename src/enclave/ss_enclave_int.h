@@ -1,0 +1,42 @@
+/*
+ * ss_enclave_int.h - the enclave handle, shared by the backends
+ * (ss_enclave.c: dispatch and none; ss_enclave_sandbox.c). Internal.
+ */
+#ifndef SS_ENCLAVE_INT_H
+#define SS_ENCLAVE_INT_H
+
+#include "enclave/ss_enclave.h"
+#include "enclave/ss_enclave_chan.h"
+#include "enclave/ss_enclave_core.h"
+
+#include <sys/types.h>
+
+enum { SS_BACKEND_NONE = 0, SS_BACKEND_SANDBOX = 1 };
+
+struct ss_enclave {
+    ss_enclave_opts o; /* strings point into the copies below */
+    char *name, *stage, *script, *key_dir, *program;
+    int backend;
+    uint8_t measurement[SS_MEASUREMENT_BYTES];
+    char from[256], to[256];
+    int stateful, uses_sgx;
+    /* none */
+    ss_ecore core;
+    int core_ready;
+    /* sandbox */
+    int memfd;
+    void *base; /* mapped channel */
+    ss_chan_ctl *ctl;
+    pid_t pid;  /* 0 when no child */
+    int dead;   /* the child died; restart needed */
+    uint32_t seq;
+    long peak_rss_kb;
+};
+
+/* Sandbox backend entry points (ss_enclave_sandbox.c). */
+int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen);
+void ss_sandbox_stop(ss_enclave *e);
+int ss_sandbox_request(ss_enclave *e, uint32_t op, const void *in,
+                       size_t n, char *err, size_t errlen);
+
+#endif
