@@ -198,8 +198,8 @@ int ss_link_send_eos(ss_link *l, const ss_eos *eos, int timeout_ms)
             goto timeout;
         rc = ss_link_service(
             l, deadline == UINT64_MAX ? -1 : (int)(deadline - now));
-        if (rc < 0)
-            return rc;
+        if (rc < 0 && !l->eos_confirmed) /* an ABORT right after the */
+            return rc;                   /* confirmation is not ours */
     }
     return 0;
 timeout:

@@ -180,6 +180,8 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
         set_err(err, errlen, "cannot send hello to %s: %s", endpoint,
                 zmq_strerror(errno));
     if (rc) {
+        int zero = 0; /* nothing queued here is worth waiting for */
+        zmq_setsockopt(p->sock, ZMQ_LINGER, &zero, sizeof zero);
         ss_peer_close(p);
         return rc;
     }

@@ -676,7 +676,8 @@ static void front_hello(ss_router *r, const uint8_t *id, size_t idlen,
         return;
     }
     if (strcmp(he.role, "sink") == 0) {
-        reject(r, label, "hello", "a sink cannot send to a router's front");
+        reject(r, label, "hello message",
+               "a sink cannot send to a router's front");
         return;
     }
     if (!p) {
@@ -713,7 +714,7 @@ static void front_data(ss_router *r, peer *p, const ss_hdr *h,
     }
     if (rc < 0) {
         char reason[SS_PROTO_REASON_MAX];
-        reject(r, p->label, "data batch", why);
+        reject(r, p->label, "data message", why);
         snprintf(reason, sizeof reason,
                  "router %s rejected batch %s from '%s': %s", r->name,
                  lineage_str(h, lin, sizeof lin), p->label, why);
@@ -858,9 +859,10 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
         reject(r, label, "malformed message", why);
         return;
     }
+    char what[32];
+    snprintf(what, sizeof what, "%s message", ss_msg_kind_name(h.kind));
     if (!p && h.kind != SS_MSG_HELLO) {
-        reject(r, label, ss_msg_kind_name(h.kind),
-               "message before hello (unknown producer)");
+        reject(r, label, what, "it never said hello");
         return;
     }
     switch (h.kind) {
@@ -876,8 +878,7 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
     case SS_MSG_HEARTBEAT:
         break;
     default:
-        reject(r, label, "message",
-               "unexpected message kind on a router's front");
+        reject(r, label, what, "producers may not send this kind");
         return;
     }
     if ((p = peers_find(&r->prod, id, idlen))) {
@@ -899,8 +900,8 @@ static void back_hello(ss_router *r, const uint8_t *id, size_t idlen,
         return;
     }
     if (strcmp(he.role, "source") == 0) {
-        reject(r, label, "hello", "a source cannot take from a router's "
-                                  "back");
+        reject(r, label, "hello message",
+               "a source cannot take from a router's back");
         return;
     }
     if (w && worker_lost(r, w, "it said hello again"))
@@ -942,7 +943,7 @@ static void back_credit(ss_router *r, peer *w, const ss_hdr *h)
     char why[128];
     snprintf(why, sizeof why, "acknowledges batch %s, which it does not hold",
              lineage_str(h, lin, sizeof lin));
-    reject(r, w->label, "credit", why);
+    reject(r, w->label, "credit message", why);
 }
 
 static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
@@ -958,9 +959,11 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
         reject(r, label, "malformed message", why);
         return;
     }
+    char what[32];
+    snprintf(what, sizeof what, "%s message", ss_msg_kind_name(h.kind));
     if (!w && h.kind != SS_MSG_HELLO) {
-        reject(r, label, ss_msg_kind_name(h.kind),
-               "message before hello (unknown or lost worker)");
+        reject(r, label, what,
+               "it never said hello, or was counted as lost");
         if (h.kind == SS_MSG_CREDIT || h.kind == SS_MSG_HEARTBEAT) {
             char reason[SS_PROTO_REASON_MAX];
             snprintf(reason, sizeof reason,
@@ -982,8 +985,7 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
     case SS_MSG_HEARTBEAT:
         break;
     default:
-        reject(r, label, "message",
-               "unexpected message kind on a router's back");
+        reject(r, label, what, "workers may not send this kind");
         return;
     }
     if ((w = peers_find(&r->work, id, idlen))) {
@@ -1100,11 +1102,11 @@ static int verify(ss_router *r)
         uint64_t miss = first_missing(st, row->count);
         if (miss < row->count)
             return fail(r, SS_EINTEGRITY,
-                        "stream %u is incomplete: batch %llu is missing%s "
-                        "(its end of stream declares %llu batches)",
+                        "stream %u is incomplete: batch %llu is missing "
+                        "(%sits end of stream declares %llu batches)",
                         row->stream, (unsigned long long)miss,
                         split_find(r, row->stream, miss)
-                            ? " (some of its parts never arrived)"
+                            ? "only some of its parts arrived; "
                             : "",
                         (unsigned long long)row->count);
         if (st && st->hi > row->count)

@@ -1,0 +1,1017 @@
+/*
+ * test_router.c - the credit router (src/net/ss_router.c) with its two
+ * peer ends, ss_link (producers) and ss_inlet (workers), and the control
+ * messages of ss_proto.
+ *
+ * Each test runs a router in a thread on inproc:// endpoints and drives
+ * it with fake producers and workers, each in its own thread, all in one
+ * ZeroMQ context. Timeouts are small (heartbeat 50 ms, peer timeout
+ * 300 ms) so that the whole file runs in a few seconds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "core/ss_buf.h"
+#include "core/ss_log.h"
+#include "net/ss_inlet.h"
+#include "net/ss_link.h"
+#include "net/ss_proto.h"
+#include "net/ss_router.h"
+#include "securestreams.h"
+#include "wire/ss_batch.h"
+
+#define HB_MS 50
+#define PEER_TIMEOUT_MS 300
+
+static void *zctx;
+static char front_ep[64], back_ep[64];
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int setup(void **state)
+{
+    static int n;
+    (void)state;
+    zctx = zmq_ctx_new();
+    n++;
+    snprintf(front_ep, sizeof front_ep, "inproc://front-%d", n);
+    snprintf(back_ep, sizeof back_ep, "inproc://back-%d", n);
+    return zctx ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    zmq_ctx_term(zctx); /* hangs if a test leaked a socket */
+    zctx = NULL;
+    return 0;
+}
+
+/* ------------------------------------------------------------ router */
+
+typedef struct rthread {
+    pthread_t t;
+    ss_router *r;
+    int rc;
+    char err[600];
+    ss_router_stats st;
+} rthread;
+
+static void *router_main(void *arg)
+{
+    rthread *rt = arg;
+    rt->rc = ss_router_run(rt->r, rt->err, sizeof rt->err);
+    return NULL;
+}
+
+static void router_start(rthread *rt, unsigned producers, unsigned queue)
+{
+    memset(rt, 0, sizeof *rt);
+    ss_router_opts o = {.from = front_ep,
+                        .to = back_ep,
+                        .name = "r1",
+                        .producers = producers,
+                        .queue = queue,
+                        .heartbeat_ms = HB_MS,
+                        .peer_timeout_ms = PEER_TIMEOUT_MS,
+                        .linger_ms = 100};
+    char err[600];
+    int rc = ss_router_new(zctx, &o, &rt->r, err, sizeof err);
+    if (rc)
+        fail_msg("router_new: %s", err);
+    assert_int_equal(pthread_create(&rt->t, NULL, router_main, rt), 0);
+}
+
+/* Joins the router thread, keeps its counters and destroys it. */
+static int router_join(rthread *rt)
+{
+    pthread_join(rt->t, NULL);
+    rt->st = *ss_router_stats_get(rt->r);
+    ss_router_destroy(&rt->r);
+    assert_null(rt->r);
+    return rt->rc;
+}
+
+/* ------------------------------------------------------------ workers */
+
+typedef struct fworker {
+    const char *name, *stage;
+    unsigned credits;
+    int stateful;
+    int sleep_ms;  /* per batch */
+    int die_after; /* vanish without acking at this batch (0: never) */
+    int hold;      /* keep up to `credits` batches before acking them */
+    pthread_t t;
+    /* results */
+    uint64_t *keys; /* lineages acknowledged, as key() */
+    size_t nkeys;
+    atomic_int received;
+    int eos_count, eos_with_unacked;
+    ss_eos eos;
+    int rc;
+    char err[600];
+} fworker;
+
+static uint64_t key(const ss_hdr *h)
+{
+    return ((uint64_t)h->stream << 40) | (h->seq << 8) | h->part;
+}
+
+static void record(fworker *w, const ss_hdr *h)
+{
+    w->keys = realloc(w->keys, (w->nkeys + 1) * sizeof *w->keys);
+    w->keys[w->nkeys++] = key(h);
+}
+
+static void *worker_main(void *arg)
+{
+    fworker *w = arg;
+    ss_inlet *in;
+    ss_inlet_opts o = {.endpoint = back_ep,
+                       .name = w->name,
+                       .stage = w->stage ? w->stage : "map",
+                       .credits = w->credits,
+                       .stateful = w->stateful,
+                       .connect_timeout_ms = 2000};
+    ss_eos_init(&w->eos);
+    w->rc = ss_inlet_new(zctx, &o, &in, w->err, sizeof w->err);
+    if (w->rc)
+        return NULL;
+    ss_hdr held[64];
+    int nheld = 0, idle = 0;
+    for (;;) {
+        zmq_msg_t m;
+        ss_hdr h;
+        int rc = ss_inlet_recv(in, &m, &h, w->hold ? 20 : 5000, w->err,
+                               sizeof w->err);
+        if (rc < 0) {
+            w->rc = rc;
+            break;
+        }
+        if (rc == 0) {
+            for (int i = 0; i < nheld; i++) {
+                ss_inlet_ack(in, &held[i]);
+                record(w, &held[i]);
+            }
+            nheld = 0;
+            if (w->eos_count || (++idle) * 20 > 5000 || !w->hold) {
+                if (!w->eos_count)
+                    w->rc = SS_ETIMEOUT;
+                break;
+            }
+            continue;
+        }
+        idle = 0;
+        if (h.kind == SS_MSG_EOS) {
+            const char *why;
+            w->eos_count++;
+            w->eos_with_unacked += nheld;
+            if (ss_eos_decode((const uint8_t *)zmq_msg_data(&m) +
+                                  SS_HDR_SIZE,
+                              h.len, &w->eos, &why))
+                w->rc = SS_EPROTO;
+            zmq_msg_close(&m);
+            /* listen a little longer: a second EOS would be a bug */
+            w->hold = 1;
+            continue;
+        }
+        zmq_msg_close(&m);
+        int n = atomic_fetch_add(&w->received, 1) + 1;
+        if (w->die_after && n == w->die_after) {
+            ss_inlet_destroy(&in); /* vanish: no ack for what we hold */
+            return NULL;
+        }
+        if (w->sleep_ms)
+            sleep_ms(w->sleep_ms);
+        if (w->hold && nheld < (int)(sizeof held / sizeof *held)) {
+            held[nheld++] = h;
+            if (nheld < (int)w->credits)
+                continue;
+        } else {
+            held[nheld++] = h;
+        }
+        for (int i = 0; i < nheld; i++) {
+            ss_inlet_ack(in, &held[i]);
+            record(w, &held[i]);
+        }
+        nheld = 0;
+    }
+    ss_inlet_destroy(&in);
+    return NULL;
+}
+
+static void worker_start(fworker *w)
+{
+    assert_int_equal(pthread_create(&w->t, NULL, worker_main, w), 0);
+}
+
+static void worker_join(fworker *w) { pthread_join(w->t, NULL); }
+
+static void worker_free(fworker *w)
+{
+    free(w->keys);
+    ss_eos_release(&w->eos);
+}
+
+static int has_roster(const ss_eos *e, const char *name)
+{
+    for (size_t i = 0; i < e->nroster; i++)
+        if (strcmp(e->roster[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------- producers */
+
+typedef struct fprod {
+    const char *name, *group;
+    unsigned members;
+    uint32_t stream;
+    uint64_t n;        /* batches 0..n-1 (unless items) */
+    int64_t skip;      /* seq not sent (-1: none) */
+    int64_t dup;       /* seq sent twice (-1: none) */
+    uint64_t declared; /* count in the EOS (0: n) */
+    const ss_hdr *items; /* explicit lineages to send instead */
+    size_t nitems;
+    pthread_t t;
+    int rc;
+    char err[600];
+    uint64_t confirmed;
+} fprod;
+
+static void on_received(uint64_t tag, void *arg)
+{
+    (void)tag;
+    ((fprod *)arg)->confirmed++;
+}
+
+static int send_batch(ss_link *l, ss_buf *b, const ss_hdr *lin)
+{
+    char payload[32];
+    int n = snprintf(payload, sizeof payload, "s%u-%llu-%u", lin->stream,
+                     (unsigned long long)lin->seq, lin->part);
+    ss_hdr h = {.kind = SS_MSG_DATA,
+                .flags = lin->flags,
+                .stream = lin->stream,
+                .seq = lin->seq,
+                .part = lin->part,
+                .count = 1,
+                .first_row = lin->seq};
+    int rc = ss_proto_build(b, &h, payload, (size_t)n);
+    return rc ? rc : ss_link_send(l, b->data, b->len, lin->seq);
+}
+
+static void *prod_main(void *arg)
+{
+    fprod *p = arg;
+    ss_link *l;
+    ss_link_opts o = {.endpoint = front_ep,
+                      .name = p->name,
+                      .role = "source",
+                      .stage = "source",
+                      .group = p->group,
+                      .members = p->members,
+                      .window = 8,
+                      .connect_timeout_ms = 2000};
+    p->rc = ss_link_new(zctx, &o, &l, p->err, sizeof p->err);
+    if (p->rc)
+        return NULL;
+    ss_link_on_received(l, on_received, p);
+    ss_buf b = SS_BUF_INIT;
+    int rc = 0;
+    if (p->items) {
+        for (size_t i = 0; i < p->nitems && !rc; i++)
+            rc = send_batch(l, &b, &p->items[i]);
+    } else {
+        for (uint64_t s = 0; s < p->n && !rc; s++) {
+            if ((int64_t)s == p->skip)
+                continue;
+            ss_hdr lin = {.stream = p->stream, .seq = s,
+                          .flags = SS_BF_LAST_PART};
+            rc = send_batch(l, &b, &lin);
+        }
+        if (!rc && p->dup >= 0) {
+            ss_hdr lin = {.stream = p->stream, .seq = (uint64_t)p->dup,
+                          .flags = SS_BF_LAST_PART};
+            rc = send_batch(l, &b, &lin);
+        }
+    }
+    if (!rc) {
+        ss_eos e;
+        ss_eos_init(&e);
+        ss_eos_add_stream(&e, p->stream, p->declared ? p->declared : p->n);
+        rc = ss_link_send_eos(l, &e, 10000);
+        ss_eos_release(&e);
+    }
+    if (rc)
+        snprintf(p->err, sizeof p->err, "%s", ss_link_error(l));
+    p->rc = rc;
+    ss_buf_release(&b);
+    ss_link_destroy(&l);
+    return NULL;
+}
+
+static void prod_start(fprod *p)
+{
+    assert_int_equal(pthread_create(&p->t, NULL, prod_main, p), 0);
+}
+
+static void prod_join(fprod *p) { pthread_join(p->t, NULL); }
+
+/* ------------------------------------------------------------ checks */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Asserts that the workers acknowledged every batch 0..n-1 of each given
+ * stream exactly once, and nothing else. */
+static void check_exactly_once(fworker *ws, int nw, const uint32_t *streams,
+                               int nstreams, uint64_t n)
+{
+    size_t total = 0;
+    for (int i = 0; i < nw; i++)
+        total += ws[i].nkeys;
+    uint64_t *all = malloc((total + 1) * sizeof *all);
+    size_t k = 0;
+    for (int i = 0; i < nw; i++)
+        for (size_t j = 0; j < ws[i].nkeys; j++)
+            all[k++] = ws[i].keys[j];
+    qsort(all, total, sizeof *all, cmp_u64);
+    assert_int_equal(total, (size_t)nstreams * n);
+    k = 0;
+    for (int s = 0; s < nstreams; s++)
+        for (uint64_t q = 0; q < n; q++) {
+            ss_hdr h = {.stream = streams[s], .seq = q};
+            assert_int_equal(all[k++], key(&h));
+        }
+    free(all);
+}
+
+/* Asserts that worker w got exactly one EOS, after acknowledging all it
+ * held, with the given stream table and roster size. */
+static void check_eos(const fworker *w, const uint32_t *streams,
+                      int nstreams, uint64_t n, size_t roster)
+{
+    assert_int_equal(w->rc, 0);
+    assert_int_equal(w->eos_count, 1);
+    assert_int_equal(w->eos_with_unacked, 0);
+    assert_int_equal(w->eos.nstreams, (size_t)nstreams);
+    for (int s = 0; s < nstreams; s++) {
+        const ss_eos_stream *row = ss_eos_find(&w->eos, streams[s]);
+        assert_non_null(row);
+        assert_int_equal(row->count, n);
+    }
+    assert_int_equal(w->eos.nroster, roster);
+    assert_int_equal(w->eos.members, roster);
+    assert_string_equal(w->eos.group, w->stage ? w->stage : "map");
+    assert_true(has_roster(&w->eos, w->name));
+}
+
+/* ------------------------------------------------------------- tests */
+
+/* Messages build and parse back; hostile payloads are refused. */
+static void test_proto(void **state)
+{
+    (void)state;
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+    const char *why;
+
+    ss_hello he = {.name = "map-1", .role = "worker", .stage = "map",
+                   .group = "map", .credits = 4, .members = 3,
+                   .stateful = 1};
+    assert_int_equal(ss_proto_hello(&b, &he), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(h.kind, SS_MSG_HELLO);
+    assert_int_equal(h.aux, 4);
+    ss_hello back;
+    assert_int_equal(
+        ss_proto_hello_parse(b.data + SS_HDR_SIZE, h.len, &back, &why), 0);
+    assert_string_equal(back.name, "map-1");
+    assert_string_equal(back.role, "worker");
+    assert_string_equal(back.stage, "map");
+    assert_int_equal(back.credits, 4);
+    assert_int_equal(back.members, 3);
+    assert_true(back.stateful);
+    /* truncated payload, wrong role, garbage */
+    assert_int_equal(ss_proto_hello_parse(b.data + SS_HDR_SIZE, h.len - 3,
+                                          &back, &why),
+                     SS_EPROTO);
+    snprintf(he.role, sizeof he.role, "boss");
+    ss_proto_hello(&b, &he);
+    assert_int_equal(ss_proto_hello_parse(b.data + SS_HDR_SIZE,
+                                          b.len - SS_HDR_SIZE, &back, &why),
+                     SS_EPROTO);
+    assert_string_equal(why, "hello role is not source, worker or sink");
+    assert_int_equal(ss_proto_hello_parse("\xc1\x00", 2, &back, &why),
+                     SS_EPROTO);
+    assert_int_equal(ss_proto_hello_parse("\x93\x01\x02\x03", 4, &back,
+                                          &why),
+                     SS_EPROTO);
+
+    ss_hdr batch = {.kind = SS_MSG_DATA, .stream = 7, .seq = 42, .part = 1,
+                    .flags = SS_BF_LAST_PART};
+    assert_int_equal(ss_proto_credit(&b, &batch, 1), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(h.kind, SS_MSG_CREDIT);
+    assert_true(ss_proto_same_lineage(&h, &batch));
+    assert_int_equal(h.aux, 1);
+    assert_int_equal(ss_proto_received(&b, &batch), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(h.kind, SS_MSG_RECEIVED);
+    assert_true(ss_proto_same_lineage(&h, &batch));
+    assert_int_equal(h.aux, SS_MSG_DATA);
+
+    char reason[16];
+    assert_int_equal(ss_proto_abort(&b, "worker x was lost, and more"), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(ss_proto_abort_parse(b.data + SS_HDR_SIZE, h.len,
+                                          reason, sizeof reason, &why),
+                     0);
+    assert_string_equal(reason, "worker x was lo");
+
+    ss_eos e, d;
+    ss_eos_init(&e);
+    ss_eos_init(&d);
+    assert_int_equal(ss_eos_add_stream(&e, 9, 100), 0);
+    assert_int_equal(ss_eos_add_stream(&e, 2, 5), 0);
+    assert_int_equal(ss_eos_add_stream(&e, 2, 5), 0);
+    assert_int_equal(ss_eos_add_stream(&e, 2, 6), SS_EINTEGRITY);
+    assert_int_equal(ss_eos_add_roster(&e, "map-1"), 0);
+    assert_int_equal(ss_eos_add_roster(&e, "map-2"), 0);
+    snprintf(e.group, sizeof e.group, "map");
+    e.members = 2;
+    assert_int_equal(ss_eos_encode(&e, &b), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(h.kind, SS_MSG_EOS);
+    assert_int_equal(ss_eos_decode(b.data + SS_HDR_SIZE, h.len, &d, &why),
+                     0);
+    assert_int_equal(d.nstreams, 2);
+    assert_int_equal(d.streams[0].stream, 2);
+    assert_int_equal(d.streams[0].count, 5);
+    assert_int_equal(d.streams[1].stream, 9);
+    assert_int_equal(d.streams[1].count, 100);
+    assert_int_equal(d.nroster, 2);
+    assert_string_equal(d.roster[1], "map-2");
+    assert_string_equal(d.group, "map");
+    assert_int_equal(d.members, 2);
+    /* every truncation of a valid payload is refused, never crashes */
+    for (size_t n = 0; n < h.len; n++)
+        assert_int_equal(ss_eos_decode(b.data + SS_HDR_SIZE, n, &d, &why),
+                         SS_EPROTO);
+    assert_int_equal(d.nstreams, 0);
+
+    /* merging: union, same counts agree, different counts conflict */
+    ss_eos m;
+    ss_eos_init(&m);
+    assert_int_equal(ss_eos_add_stream(&m, 3, 1), 0);
+    assert_int_equal(ss_eos_merge(&m, &e, NULL, &why), 0);
+    assert_int_equal(m.nstreams, 3);
+    assert_int_equal(ss_eos_merge(&m, &e, NULL, &why), 0);
+    ss_eos_release(&d);
+    assert_int_equal(ss_eos_add_stream(&d, 9, 99), 0);
+    uint32_t sid = 0;
+    assert_int_equal(ss_eos_merge(&m, &d, &sid, &why), SS_EINTEGRITY);
+    assert_int_equal(sid, 9);
+    ss_eos_release(&m);
+    ss_eos_release(&d);
+    ss_eos_release(&e);
+    ss_eos_release(&e); /* safe twice */
+    ss_buf_release(&b);
+}
+
+/* One producer, one worker: every batch once, then one EOS. */
+static void test_one_worker(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 16);
+    fworker w = {.name = "map-1", .credits = 4, .hold = 1};
+    worker_start(&w);
+    fprod p = {.name = "src-1", .stream = 1, .n = 200, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(p.confirmed, 200);
+    uint32_t streams[] = {1};
+    check_exactly_once(&w, 1, streams, 1, 200);
+    check_eos(&w, streams, 1, 200, 1);
+    assert_int_equal(rt.st.in_batches, 200);
+    assert_int_equal(rt.st.out_batches, 200);
+    assert_int_equal(rt.st.acked, 200);
+    assert_int_equal(rt.st.duplicates, 0);
+    assert_int_equal(rt.st.rejected, 0);
+    assert_int_equal(rt.st.queue_depth, 0);
+    assert_int_equal(rt.st.inflight, 0);
+    worker_free(&w);
+}
+
+/* Three producers in two groups, three workers: every batch once; EOS
+ * with the merged table and the roster of the three. */
+static void test_three_workers(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 2, 32);
+    fworker w[3] = {{.name = "map-1", .credits = 4, .hold = 1},
+                    {.name = "map-2", .credits = 2, .hold = 1},
+                    {.name = "map-3", .credits = 3, .sleep_ms = 1}};
+    for (int i = 0; i < 3; i++)
+        worker_start(&w[i]);
+    fprod p[3] = {
+        {.name = "src-1", .group = "source", .members = 2, .stream = 1,
+         .n = 150, .skip = -1, .dup = -1},
+        {.name = "src-2", .group = "source", .members = 2, .stream = 2,
+         .n = 150, .skip = -1, .dup = -1},
+        {.name = "side", .group = "side", .stream = 3, .n = 150,
+         .skip = -1, .dup = -1}};
+    for (int i = 0; i < 3; i++)
+        prod_start(&p[i]);
+    for (int i = 0; i < 3; i++) {
+        prod_join(&p[i]);
+        assert_int_equal(p[i].rc, 0);
+    }
+    for (int i = 0; i < 3; i++)
+        worker_join(&w[i]);
+    assert_int_equal(router_join(&rt), 0);
+    uint32_t streams[] = {1, 2, 3};
+    check_exactly_once(w, 3, streams, 3, 150);
+    for (int i = 0; i < 3; i++) {
+        check_eos(&w[i], streams, 3, 150, 3);
+        assert_true(has_roster(&w[i].eos, "map-1"));
+        assert_true(has_roster(&w[i].eos, "map-2"));
+        assert_true(has_roster(&w[i].eos, "map-3"));
+        assert_true(w[i].nkeys > 0);
+    }
+    assert_int_equal(rt.st.in_batches, 450);
+    assert_int_equal(rt.st.acked, 450);
+    for (int i = 0; i < 3; i++)
+        worker_free(&w[i]);
+}
+
+/* A worker that sleeps per batch gets clearly fewer than a fast one. */
+static void test_slow_worker(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w[2] = {{.name = "fast", .credits = 2},
+                    {.name = "slow", .credits = 2, .sleep_ms = 20}};
+    for (int i = 0; i < 2; i++)
+        worker_start(&w[i]);
+    sleep_ms(20); /* both joined before the first batch */
+    fprod p = {.name = "src-1", .stream = 1, .n = 400, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    prod_join(&p);
+    for (int i = 0; i < 2; i++)
+        worker_join(&w[i]);
+    assert_int_equal(router_join(&rt), 0);
+    uint32_t streams[] = {1};
+    check_exactly_once(w, 2, streams, 1, 400);
+    print_message("fast worker: %zu batches, slow worker: %zu\n",
+                  w[0].nkeys, w[1].nkeys);
+    assert_true(w[1].nkeys > 0);
+    assert_true(w[1].nkeys * 3 < w[0].nkeys);
+    for (int i = 0; i < 2; i++)
+        worker_free(&w[i]);
+}
+
+/* A worker that joins mid-stream gets work from then on. */
+static void test_late_joiner(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w[2] = {{.name = "early", .credits = 2, .sleep_ms = 2},
+                    {.name = "late", .credits = 2, .sleep_ms = 2}};
+    worker_start(&w[0]);
+    fprod p = {.name = "src-1", .stream = 1, .n = 300, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    while (atomic_load(&w[0].received) < 20)
+        sleep_ms(1);
+    worker_start(&w[1]);
+    prod_join(&p);
+    worker_join(&w[0]);
+    worker_join(&w[1]);
+    assert_int_equal(router_join(&rt), 0);
+    uint32_t streams[] = {1};
+    check_exactly_once(w, 2, streams, 1, 300);
+    print_message("early worker: %zu batches, late worker: %zu\n",
+                  w[0].nkeys, w[1].nkeys);
+    assert_true(w[1].nkeys >= 50);
+    check_eos(&w[0], streams, 1, 300, 2);
+    check_eos(&w[1], streams, 1, 300, 2);
+    worker_free(&w[0]);
+    worker_free(&w[1]);
+}
+
+/* A worker that vanishes holding batches: they go to the other one and
+ * the total is still exact; the lost worker is not in the roster. */
+static void test_worker_vanishes(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w[2] = {{.name = "map-1", .credits = 4, .die_after = 10},
+                    {.name = "map-2", .credits = 4, .sleep_ms = 1}};
+    for (int i = 0; i < 2; i++)
+        worker_start(&w[i]);
+    sleep_ms(20);
+    fprod p = {.name = "src-1", .stream = 1, .n = 200, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    prod_join(&p);
+    for (int i = 0; i < 2; i++)
+        worker_join(&w[i]);
+    assert_int_equal(router_join(&rt), 0);
+    assert_int_equal(p.rc, 0);
+    uint32_t streams[] = {1};
+    check_exactly_once(w, 2, streams, 1, 200);
+    assert_int_equal(w[0].nkeys, 9);
+    assert_int_equal(w[0].eos_count, 0);
+    check_eos(&w[1], streams, 1, 200, 1);
+    assert_false(has_roster(&w[1].eos, "map-1"));
+    assert_int_equal(rt.st.workers_lost, 1);
+    assert_true(rt.st.redelivered >= 1);
+    assert_int_equal(rt.st.out_batches, 200 + rt.st.redelivered);
+    assert_int_equal(rt.st.acked, 200);
+    for (int i = 0; i < 2; i++)
+        worker_free(&w[i]);
+}
+
+/* A batch sent twice by a producer reaches the workers once. */
+static void test_duplicate_dropped(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    fprod p = {.name = "src-1", .stream = 5, .n = 10, .skip = -1, .dup = 3};
+    prod_start(&p);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(p.confirmed, 11); /* the duplicate is confirmed too */
+    uint32_t streams[] = {5};
+    check_exactly_once(&w, 1, streams, 1, 10);
+    check_eos(&w, streams, 1, 10, 1);
+    assert_int_equal(rt.st.duplicates, 1);
+    assert_int_equal(rt.st.in_batches, 10);
+    worker_free(&w);
+}
+
+/* Split batches: complete when every part up to LAST_PART arrived; a
+ * repeated part is a duplicate. */
+static void test_split_parts(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    ss_hdr items[] = {
+        {.stream = 4, .seq = 0, .part = 0},
+        {.stream = 4, .seq = 0, .part = 2, .flags = SS_BF_LAST_PART},
+        {.stream = 4, .seq = 1, .part = 0, .flags = SS_BF_LAST_PART},
+        {.stream = 4, .seq = 0, .part = 2, .flags = SS_BF_LAST_PART},
+        {.stream = 4, .seq = 0, .part = 1},
+    };
+    fprod p = {.name = "src-1", .stream = 4, .n = 2, .items = items,
+               .nitems = 5};
+    prod_start(&p);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    assert_int_equal(w.nkeys, 4);
+    assert_int_equal(rt.st.duplicates, 1);
+    worker_free(&w);
+
+    /* the same without part 1: batch 0 is missing */
+    teardown(state);
+    setup(state);
+    router_start(&rt, 1, 64);
+    fworker w2 = {.name = "map-1", .credits = 4};
+    worker_start(&w2);
+    p.nitems = 4;
+    prod_start(&p);
+    prod_join(&p);
+    worker_join(&w2);
+    assert_int_equal(router_join(&rt), SS_EINTEGRITY);
+    assert_string_equal(rt.err, "stream 4 is incomplete: batch 0 is missing "
+                                "(only some of its parts arrived; its end "
+                                "of stream declares 2 batches)");
+    assert_int_equal(w2.rc, SS_EPEER);
+    worker_free(&w2);
+}
+
+/* An EOS table that declares a batch nobody sent: ABORT naming it. */
+static void test_missing_seq_aborts(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    fprod p = {.name = "src-1", .stream = 1, .n = 10, .skip = 5, .dup = -1};
+    prod_start(&p);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), SS_EINTEGRITY);
+    assert_int_equal(p.rc, 0);
+    const char *want = "stream 1 is incomplete: batch 5 is missing (its end "
+                       "of stream declares 10 batches)";
+    assert_string_equal(rt.err, want);
+    assert_int_equal(w.rc, SS_EPEER);
+    assert_string_equal(w.err, want);
+    assert_int_equal(w.eos_count, 0);
+    assert_int_equal(w.nkeys, 9);
+    worker_free(&w);
+}
+
+/* A stateful worker that dies: ABORT naming it, to every peer. */
+static void test_stateful_death_aborts(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w[2] = {{.name = "reduce-1", .stage = "reduce", .credits = 4,
+                     .stateful = 1, .die_after = 3},
+                    {.name = "reduce-2", .stage = "reduce", .credits = 4,
+                     .stateful = 1, .sleep_ms = 5}};
+    for (int i = 0; i < 2; i++)
+        worker_start(&w[i]);
+    sleep_ms(20);
+    fprod p = {.name = "src-1", .stream = 1, .n = 300, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    for (int i = 0; i < 2; i++)
+        worker_join(&w[i]);
+    prod_join(&p);
+    assert_int_equal(router_join(&rt), SS_EPEER);
+    print_message("abort reason: %s\n", rt.err);
+    assert_non_null(strstr(rt.err, "worker reduce-1 of stage reduce was "
+                                   "lost with "));
+    assert_non_null(strstr(rt.err, " batches in flight; stateful stages "
+                                   "cannot be retried"));
+    assert_int_equal(w[1].rc, SS_EPEER);
+    assert_string_equal(w[1].err, rt.err);
+    assert_int_equal(p.rc, SS_EPEER); /* 300 batches cannot have fit */
+    assert_string_equal(p.err, rt.err);
+    for (int i = 0; i < 2; i++)
+        worker_free(&w[i]);
+}
+
+/* Sends one frame on a raw DEALER. */
+static void raw_send(void *s, const void *p, size_t n)
+{
+    assert_int_equal(zmq_send(s, p, n, 0), (int)n);
+}
+
+/* Receives one message on a raw DEALER into h; returns its kind. */
+static int raw_recv(void *s, ss_hdr *h)
+{
+    uint8_t buf[1024];
+    int timeout = 2000;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    int n = zmq_recv(s, buf, sizeof buf, 0);
+    assert_true(n >= SS_HDR_SIZE);
+    const char *why;
+    assert_int_equal(ss_hdr_decode(buf, (size_t)n, h, &why), 0);
+    return h->kind;
+}
+
+static void *raw_dealer(const char *ep, const char *id)
+{
+    void *s = zmq_socket(zctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
+    assert_int_equal(zmq_connect(s, ep), 0);
+    return s;
+}
+
+/* Malformed, truncated and unexpected messages are counted and dropped;
+ * the router keeps working. */
+static void test_malformed(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+
+    void *f = raw_dealer(front_ep, "client-7");
+    raw_send(f, "garbage!!!", 10); /* 1: shorter than a header */
+    ss_hdr d = {.kind = SS_MSG_DATA, .stream = 1, .seq = 0, .count = 1,
+                .flags = SS_BF_LAST_PART};
+    char payload[100] = {0};
+    ss_proto_build(&b, &d, payload, sizeof payload);
+    raw_send(f, b.data, SS_HDR_SIZE + 20); /* 2: truncated */
+    raw_send(f, b.data, b.len);            /* 3: data before hello */
+    b.data[0] = 'X';
+    raw_send(f, b.data, b.len); /* 4: bad magic */
+    b.data[0] = 'S';
+    b.data[5] = 99;
+    raw_send(f, b.data, b.len); /* 5: unknown kind */
+    ss_hdr hh = {.kind = SS_MSG_HELLO};
+    ss_proto_build(&b, &hh, "\x81\xa4name", 6);
+    raw_send(f, b.data, b.len); /* 6: hello whose map is cut short */
+    zmq_send(f, "a", 1, ZMQ_SNDMORE);
+    raw_send(f, "b", 1); /* 7: multipart */
+    /* a valid hello: its WELCOME proves the above were all handled */
+    ss_hello he = {.name = "client-7", .role = "source", .stage = "x"};
+    ss_proto_hello(&b, &he);
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    ss_hdr st = {.kind = SS_MSG_STATS};
+    ss_proto_build(&b, &st, NULL, 0);
+    raw_send(f, b.data, b.len); /* 8: a kind routers do not take */
+    ss_proto_hello(&b, &he);
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    zmq_close(f);
+
+    void *k = raw_dealer(back_ep, "client-8");
+    raw_send(k, "\0\0\0\0", 4); /* 9 */
+    ss_proto_credit(&b, &d, 1);
+    raw_send(k, b.data, b.len); /* 10: credit before hello: ABORT back */
+    assert_int_equal(raw_recv(k, &h), SS_MSG_ABORT);
+    zmq_close(k);
+
+    /* and a normal run still completes */
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    fprod p = {.name = "src-1", .stream = 1, .n = 50, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    uint32_t streams[] = {1};
+    check_exactly_once(&w, 1, streams, 1, 50);
+    check_eos(&w, streams, 1, 50, 1);
+    assert_int_equal(rt.st.rejected, 10);
+    ss_buf_release(&b);
+    worker_free(&w);
+}
+
+/* A worker that stays connected but goes silent (no heartbeat, no ack)
+ * is counted as lost after the peer timeout; its batches go elsewhere. */
+static void test_silent_worker_lost(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+    void *z = raw_dealer(back_ep, "zombie");
+    ss_hello he = {.name = "zombie", .role = "worker", .stage = "map",
+                   .credits = 2};
+    ss_proto_hello(&b, &he);
+    raw_send(z, b.data, b.len);
+    assert_int_equal(raw_recv(z, &h), SS_MSG_WELCOME);
+    fprod p = {.name = "src-1", .stream = 1, .n = 100, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    int got = 0;
+    while (got < 2)
+        if (raw_recv(z, &h) == SS_MSG_DATA)
+            got++;
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    uint32_t streams[] = {1};
+    check_exactly_once(&w, 1, streams, 1, 100);
+    check_eos(&w, streams, 1, 100, 1);
+    assert_int_equal(rt.st.workers_lost, 1);
+    assert_int_equal(rt.st.redelivered, 2);
+    zmq_close(z);
+    ss_buf_release(&b);
+    worker_free(&w);
+}
+
+/* No router at the endpoint: a clear timeout, for both ends. */
+static void test_connect_timeout(void **state)
+{
+    (void)state;
+    char err[256];
+    ss_link *l = (ss_link *)&err; /* must be reset to NULL */
+    ss_link_opts o = {.endpoint = "tcp://127.0.0.1:1", .name = "src-1",
+                      .connect_timeout_ms = 200};
+    assert_int_equal(ss_link_new(zctx, &o, &l, err, sizeof err),
+                     SS_ETIMEOUT);
+    assert_null(l);
+    assert_string_equal(err, "cannot reach router at tcp://127.0.0.1:1: no "
+                             "answer in 200 ms");
+    ss_inlet *in = (ss_inlet *)&err;
+    ss_inlet_opts io = {.endpoint = "inproc://nobody", .name = "map-1",
+                        .connect_timeout_ms = 100};
+    assert_int_equal(ss_inlet_new(zctx, &io, &in, err, sizeof err),
+                     SS_ETIMEOUT);
+    assert_null(in);
+    assert_string_equal(err, "cannot reach router at inproc://nobody: no "
+                             "answer in 100 ms");
+    ss_link_opts bad = {.endpoint = "tcp://127.0.0.1:1"};
+    assert_int_equal(ss_link_new(zctx, &bad, &l, err, sizeof err),
+                     SS_EINVAL);
+    ss_link_destroy(&l);
+    ss_link_destroy(NULL);
+    ss_inlet_destroy(NULL);
+}
+
+/* A port in use: the router says which and why. */
+static void test_bind_error(void **state)
+{
+    (void)state;
+    void *s = zmq_socket(zctx, ZMQ_PULL);
+    assert_int_equal(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
+    char ep[128];
+    size_t n = sizeof ep;
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &n);
+    ss_router_opts o = {.from = ep, .to = "inproc://to"};
+    ss_router *r = NULL;
+    char err[256], want[256];
+    assert_int_equal(ss_router_new(zctx, &o, &r, err, sizeof err), SS_EIO);
+    assert_null(r);
+    snprintf(want, sizeof want, "cannot bind %s: Address already in use",
+             ep);
+    assert_string_equal(err, want);
+    zmq_close(s);
+}
+
+/* ss_router_stop aborts a waiting router and tells its peers. */
+static void test_stop(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    sleep_ms(30);
+    ss_router_stop(rt.r);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), SS_EINTR);
+    assert_string_equal(rt.err, "router r1 was stopped by a signal");
+    assert_int_equal(w.rc, SS_EPEER);
+    assert_string_equal(w.err, rt.err);
+    worker_free(&w);
+}
+
+int main(void)
+{
+    ss_log_init("test_router");
+    if (!getenv("LOG_LEVEL"))
+        ss_log_level_current = SS_LOG_ERROR + 1; /* quiet unless asked */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proto),
+        cmocka_unit_test_setup_teardown(test_one_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_three_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_joiner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_vanishes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_dropped, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_split_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_seq_aborts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stateful_death_aborts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_worker_lost, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_connect_timeout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bind_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
