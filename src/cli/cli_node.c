@@ -104,7 +104,8 @@ int cli_node_parse(int argc, char **argv, const char *role,
     uint64_t v;
     /* "+": stop at the first non-option (the script), so that a lua
      * script's own arguments are left alone */
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, is_lua ? "+h" : "h", longopts,
+                            NULL)) != -1) {
         switch (c) {
         case 'f': o->from = optarg; break;
         case 't': o->to = optarg; break;

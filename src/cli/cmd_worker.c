@@ -1,0 +1,17 @@
+/*
+ * cmd_worker.c - `sstream worker`: see cli_node.c for its options.
+ */
+#include "cli/cli_node.h"
+#include "cli/cmds.h"
+#include "core/ss_log.h"
+
+/* Runs a stage script as a worker; returns the exit status. */
+int cmd_worker(int argc, char **argv)
+{
+    ss_node_opts o;
+    int rc = cli_node_parse(argc, argv, "worker", &o);
+    if (rc >= 0)
+        return rc;
+    ss_log_set_component(o.name);
+    return ss_node_run(&o);
+}

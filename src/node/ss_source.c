@@ -1,0 +1,651 @@
+/*
+ * ss_source.c - file and stdin injection (ss_source.h).
+ */
+#include "node/ss_source.h"
+#include "core/ss_buf.h"
+#include "core/ss_log.h"
+#include "core/ss_util.h"
+#include "lua/ss_lua.h"
+#include "net/ss_link.h"
+#include "net/ss_proto.h"
+#include "run/ss_stats.h"
+#include "securestreams.h"
+#include "wire/ss_batch.h"
+#include "wire/ss_csv.h"
+#include "wire/ss_msgpack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct source source;
+
+typedef struct part {
+    source *src;
+    unsigned index;
+    const char *begin, *end; /* the part's bytes (mmap mode) */
+    uint64_t first_line;     /* 1-based line number of begin */
+    uint64_t nlines;
+    ss_link *link;
+    ss_buf batch;    /* header + events being built */
+    uint32_t count;  /* events in batch */
+    uint64_t row;    /* line number of the batch's first event */
+    uint64_t seq;
+    ss_buf scratch;
+    lua_State *L;    /* jsonl: json.decode */
+    ss_buf rejects;
+    int rc;
+    char err[512];
+} part;
+
+struct source {
+    const ss_source_opts *o;
+    void *zctx;
+    int csv, jsonl;
+    long expected_fields; /* csv: -1 until known */
+    pthread_mutex_t lock; /* rejects file, expected_fields */
+    FILE *rejects;
+    atomic_ullong lines, events, bytes, batches, rejected, out_bytes;
+    atomic_int failed;
+    pthread_barrier_t counted;
+    part *parts;
+    unsigned nparts;
+};
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* See ss_source.h. */
+void ss_source_opts_default(ss_source_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->parts = 1;
+    o->batch_size = SS_BATCH_DEFAULT_SIZE;
+    o->format = "lines";
+    o->name = "source";
+    o->security = "plain";
+    o->window = 16;
+    o->connect_timeout_ms = 5000;
+}
+
+static void json_str(ss_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    ss_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            ss_buf_append(b, e, 2);
+        } else if (c < 0x20 || c >= 0x7f) {
+            /* bytes, not characters: the line may not be UTF-8 */
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            ss_buf_append(b, e, 6);
+        } else {
+            ss_buf_append(b, &s[i], 1);
+        }
+    }
+    ss_buf_append(b, "\"", 1);
+}
+
+static void reject(part *p, uint64_t line, const char *why, const char *l,
+                   size_t n)
+{
+    source *s = p->src;
+    atomic_fetch_add(&s->rejected, 1);
+    ss_buf *b = &p->rejects;
+    ss_buf_reset(b);
+    ss_buf_printf(b, "{\"stage\":\"source\",\"worker\":");
+    json_str(b, s->o->name, strlen(s->o->name));
+    ss_buf_printf(b, ",\"file\":");
+    const char *f = s->o->file ? s->o->file : "-";
+    json_str(b, f, strlen(f));
+    ss_buf_printf(b, ",\"line\":%llu,\"error\":", (unsigned long long)line);
+    json_str(b, why, strlen(why));
+    ss_buf_printf(b, ",\"event\":");
+    json_str(b, l, n > 4096 ? 4096 : n);
+    ss_buf_append(b, "}\n", 2);
+    unsigned long long nrej = atomic_load(&s->rejected);
+    if (nrej <= 10 || nrej % (ss_log_rate ? ss_log_rate : 100) == 0)
+        ss_warn("%s line %llu rejected: %s", f, (unsigned long long)line,
+                why);
+    pthread_mutex_lock(&s->lock);
+    if (s->rejects)
+        fwrite(b->data, 1, b->len, s->rejects);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void batch_start(part *p, uint64_t row)
+{
+    ss_buf_reset(&p->batch);
+    ss_buf_grow(&p->batch, p->src->o->batch_size + SS_HDR_SIZE);
+    p->batch.len = SS_HDR_SIZE;
+    p->count = 0;
+    p->row = row;
+}
+
+static int batch_send(part *p)
+{
+    if (p->count == 0)
+        return 0;
+    source *s = p->src;
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.flags = SS_BF_LAST_PART | (s->jsonl ? 0 : SS_BF_LINES);
+    h.stream = p->index;
+    h.seq = p->seq;
+    h.count = p->count;
+    h.len = (uint32_t)(p->batch.len - SS_HDR_SIZE);
+    h.first_row = p->row;
+    ss_hdr_encode(&h, (uint8_t *)p->batch.data);
+    int rc = ss_link_send(p->link, p->batch.data, p->batch.len, p->seq);
+    if (rc) {
+        snprintf(p->err, sizeof p->err, "cannot send batch %llu of part "
+                 "%u: %s", (unsigned long long)p->seq, p->index,
+                 ss_strerror(rc));
+        return rc;
+    }
+    p->seq++;
+    atomic_fetch_add(&s->batches, 1);
+    atomic_fetch_add(&s->out_bytes, h.len);
+    atomic_fetch_add(&s->events, p->count);
+    return 0;
+}
+
+/* Checks one line and appends it to the batch (sending a full batch
+ * first). Returns 0, or a negative code if sending failed. */
+static int take_line(part *p, uint64_t line, const char *l, size_t n)
+{
+    source *s = p->src;
+    char why[600];
+    atomic_fetch_add(&s->lines, 1);
+    atomic_fetch_add(&s->bytes, n + 1);
+    if (n && l[n - 1] == '\r')
+        n--;
+    size_t need = n + 5;
+    if (need > s->o->batch_size) {
+        snprintf(why, sizeof why, "line is %zu bytes, longer than the "
+                 "batch size (%zu bytes)", n, s->o->batch_size);
+        goto bad;
+    }
+    size_t at;
+    if (!ss_utf8_valid(l, n, &at)) {
+        snprintf(why, sizeof why, "invalid UTF-8 at byte %zu", at + 1);
+        goto bad;
+    }
+    if (s->csv) {
+        char err[256];
+        int nf = ss_csv_count(l, n, err, sizeof err);
+        if (nf < 0) {
+            snprintf(why, sizeof why, "%s", err);
+            goto bad;
+        }
+        long exp = s->expected_fields;
+        if (exp < 0) {
+            pthread_mutex_lock(&s->lock);
+            if (s->expected_fields < 0)
+                s->expected_fields = nf;
+            exp = s->expected_fields;
+            pthread_mutex_unlock(&s->lock);
+        }
+        if (nf != exp) {
+            snprintf(why, sizeof why, "expected %ld fields, got %d", exp,
+                     nf);
+            goto bad;
+        }
+    }
+    if (p->batch.len - SS_HDR_SIZE + need > s->o->batch_size) {
+        int rc = batch_send(p);
+        if (rc)
+            return rc;
+        batch_start(p, line);
+    }
+    if (p->count == 0)
+        p->row = line;
+    if (s->jsonl) {
+        lua_State *L = p->L;
+        lua_getfield(L, LUA_REGISTRYINDEX, "ss.json.decode");
+        lua_pushlstring(L, l, n);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+            snprintf(why, sizeof why, "%s", lua_tostring(L, -1));
+            lua_pop(L, 1);
+            goto bad;
+        }
+        size_t mark = p->batch.len;
+        char err[256];
+        int rc = ss_mp_encode_lua(L, -1, &p->batch, err, sizeof err);
+        lua_pop(L, 1);
+        if (rc) {
+            p->batch.len = mark;
+            snprintf(why, sizeof why, "%s", err);
+            goto bad;
+        }
+    } else {
+        ss_mp_put_str(&p->batch, l, n);
+    }
+    p->count++;
+    return 0;
+bad:
+    reject(p, line, why, l, n);
+    /* a batch never spans a rejected line: line numbers stay exact */
+    {
+        int rc = batch_send(p);
+        if (rc)
+            return rc;
+        batch_start(p, line + 1);
+    }
+    return 0;
+}
+
+static uint64_t count_lines(const char *b, const char *e)
+{
+    uint64_t n = 0;
+    while (b < e) {
+        const char *nl = memchr(b, '\n', (size_t)(e - b));
+        if (!nl) {
+            n++;
+            break;
+        }
+        n++;
+        b = nl + 1;
+    }
+    return n;
+}
+
+static int open_part_link(part *p)
+{
+    source *s = p->src;
+    char name[96];
+    snprintf(name, sizeof name, "%s-%u", s->o->name, p->index);
+    ss_link_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.endpoint = s->o->to;
+    lo.name = name;
+    lo.role = "source";
+    lo.stage = s->o->name;
+    lo.group = s->o->name;
+    lo.members = s->nparts;
+    lo.window = s->o->window;
+    lo.connect_timeout_ms = s->o->connect_timeout_ms;
+    return ss_link_new(s->zctx, &lo, &p->link, p->err, sizeof p->err);
+}
+
+static int part_setup(part *p)
+{
+    source *s = p->src;
+    if (s->jsonl) {
+        ss_lua *lua = NULL;
+        /* leaked on purpose until the thread ends: see part_cleanup */
+        if (ss_lua_new(NULL, &lua))
+            return SS_ENOMEM;
+        p->L = ss_lua_state(lua);
+        lua_getglobal(p->L, "require");
+        lua_pushliteral(p->L, "json");
+        if (lua_pcall(p->L, 1, 1, 0) != LUA_OK)
+            return SS_ELUA;
+        lua_getfield(p->L, -1, "decode");
+        lua_setfield(p->L, LUA_REGISTRYINDEX, "ss.json.decode");
+        lua_pop(p->L, 1);
+        lua_pushlightuserdata(p->L, lua);
+        lua_setfield(p->L, LUA_REGISTRYINDEX, "ss.self");
+    }
+    return open_part_link(p);
+}
+
+static void part_cleanup(part *p)
+{
+    if (p->L) {
+        lua_getfield(p->L, LUA_REGISTRYINDEX, "ss.self");
+        ss_lua *lua = lua_touserdata(p->L, -1);
+        ss_lua_destroy(&lua);
+        p->L = NULL;
+    }
+    ss_link_destroy(&p->link);
+    ss_buf_release(&p->batch);
+    ss_buf_release(&p->scratch);
+    ss_buf_release(&p->rejects);
+}
+
+static int part_finish(part *p)
+{
+    int rc = batch_send(p);
+    if (rc)
+        return rc;
+    ss_eos eos;
+    ss_eos_init(&eos);
+    ss_eos_add_stream(&eos, p->index, p->seq);
+    snprintf(eos.group, sizeof eos.group, "%s", p->src->o->name);
+    eos.members = p->src->nparts;
+    rc = ss_link_send_eos(p->link, &eos, 600000);
+    ss_eos_release(&eos);
+    if (rc)
+        snprintf(p->err, sizeof p->err, "cannot deliver end of stream of "
+                 "part %u: %s", p->index, ss_strerror(rc));
+    return rc;
+}
+
+/* Thread body for one part of an mmap'ed file. */
+static void *part_main(void *arg)
+{
+    part *p = arg;
+    source *s = p->src;
+    p->nlines = count_lines(p->begin, p->end);
+    pthread_barrier_wait(&s->counted);
+    /* line numbers: the main thread filled first_line after the barrier */
+    pthread_barrier_wait(&s->counted);
+    int rc = part_setup(p);
+    if (rc)
+        goto out;
+    batch_start(p, p->first_line);
+    const char *c = p->begin;
+    uint64_t line = p->first_line;
+    while (c < p->end && !stop_requested && !atomic_load(&s->failed)) {
+        const char *nl = memchr(c, '\n', (size_t)(p->end - c));
+        const char *e = nl ? nl : p->end;
+        rc = take_line(p, line, c, (size_t)(e - c));
+        if (rc)
+            goto out;
+        line++;
+        c = e + 1;
+    }
+    if (stop_requested) {
+        rc = SS_EINTR;
+        snprintf(p->err, sizeof p->err, "stopped by a signal");
+        goto out;
+    }
+    rc = part_finish(p);
+out:
+    if (rc) {
+        p->rc = rc;
+        atomic_store(&s->failed, 1);
+    }
+    return NULL;
+}
+
+static void report(source *s, ss_stats_reporter *r, uint64_t total,
+                   int final)
+{
+    if (!r)
+        return;
+    ss_stats st;
+    memset(&st, 0, sizeof st);
+    snprintf(st.name, sizeof st.name, "%s", s->o->name);
+    snprintf(st.role, sizeof st.role, "source");
+    snprintf(st.stage, sizeof st.stage, "source");
+    st.pid = getpid();
+    st.in = atomic_load(&s->lines);
+    st.in_bytes = atomic_load(&s->bytes);
+    st.out = atomic_load(&s->events);
+    st.out_bytes = atomic_load(&s->out_bytes);
+    st.passed = st.out;
+    st.rejected = atomic_load(&s->rejected);
+    st.batches_out = atomic_load(&s->batches);
+    st.total_bytes = total;
+    st.rss_kb = ss_rss_kb();
+    st.peak_rss_kb = ss_peak_rss_kb();
+    st.final = final;
+    ss_stats_report(r, &st);
+}
+
+/* Reads a non-seekable input (stdin, a pipe) in one part. */
+static int run_stream(source *s, int fd, const char *skip_header)
+{
+    part *p = &s->parts[0];
+    int rc = part_setup(p);
+    if (rc)
+        return rc;
+    size_t cap = 4u << 20, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return SS_ENOMEM;
+    uint64_t line = 1;
+    int header_pending = skip_header != NULL;
+    batch_start(p, 1);
+    for (;;) {
+        if (len == cap) { /* a line longer than the buffer */
+            size_t ncap = cap * 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                rc = SS_ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR && !stop_requested)
+            continue;
+        if (r < 0) {
+            rc = stop_requested ? SS_EINTR : SS_EIO;
+            snprintf(p->err, sizeof p->err, "cannot read input: %s",
+                     strerror(errno));
+            break;
+        }
+        size_t have = len + (size_t)r, off = 0;
+        for (;;) {
+            char *nl = memchr(buf + off, '\n', have - off);
+            if (!nl && r > 0)
+                break;
+            if (!nl && off == have)
+                break;
+            size_t e = nl ? (size_t)(nl - buf) : have;
+            if (header_pending) {
+                header_pending = 0;
+                if (s->csv) {
+                    char err[256];
+                    int nf = ss_csv_count(buf + off, e - off, err,
+                                          sizeof err);
+                    if (nf > 0)
+                        s->expected_fields = nf;
+                }
+            } else {
+                rc = take_line(p, line, buf + off, e - off);
+                if (rc)
+                    goto done;
+            }
+            line++;
+            off = nl ? e + 1 : have;
+        }
+        memmove(buf, buf + off, have - off);
+        len = have - off;
+        if (r == 0)
+            break;
+    }
+    if (!rc)
+        rc = part_finish(p);
+done:
+    free(buf);
+    p->rc = rc;
+    return rc;
+}
+
+/* See ss_source.h. */
+int ss_source_run(const ss_source_opts *o)
+{
+    source s;
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.csv = strcmp(o->format, "csv") == 0;
+    s.jsonl = strcmp(o->format, "jsonl") == 0;
+    s.expected_fields = -1;
+    pthread_mutex_init(&s.lock, NULL);
+    int status = 1, fd = -1;
+    char *map = NULL;
+    size_t size = 0;
+    ss_stats_reporter *rep = NULL;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int use_stdin = !o->file || strcmp(o->file, "-") == 0;
+    fd = use_stdin ? 0 : open(o->file, O_RDONLY);
+    if (fd < 0) {
+        ss_error("cannot open input '%s': %s", o->file, strerror(errno));
+        return 1;
+    }
+    struct stat st;
+    int seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (o->rejects) {
+        s.rejects = fopen(o->rejects, "a");
+        if (!s.rejects) {
+            ss_error("cannot open rejects file '%s': %s", o->rejects,
+                     strerror(errno));
+            goto out;
+        }
+    }
+    s.zctx = zmq_ctx_new();
+    if (ss_stats_reporter_new(s.zctx, getenv("SS_CONTROL"), &rep)) {
+        ss_error("cannot connect to the supervisor at %s",
+                 getenv("SS_CONTROL"));
+        goto out;
+    }
+    s.nparts = seekable ? o->parts : 1;
+    if (!seekable && o->parts > 1)
+        ss_warn("input is not a regular file: injecting it as 1 part, "
+                "not %u", o->parts);
+    s.parts = calloc(s.nparts, sizeof *s.parts);
+    if (!s.parts)
+        goto out;
+    for (unsigned i = 0; i < s.nparts; i++) {
+        s.parts[i].src = &s;
+        s.parts[i].index = i;
+    }
+    if (!seekable) {
+        int rc = run_stream(&s, fd, o->header ? "" : NULL);
+        report(&s, rep, 0, 1);
+        if (rc) {
+            ss_error("%s", s.parts[0].err[0] ? s.parts[0].err
+                                             : ss_strerror(rc));
+            part_cleanup(&s.parts[0]);
+            goto out;
+        }
+        part_cleanup(&s.parts[0]);
+        status = 0;
+        goto out;
+    }
+
+    size = (size_t)st.st_size;
+    if (size == 0)
+        ss_warn("input '%s' is empty", o->file);
+    else {
+        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            map = NULL;
+            ss_error("cannot map input '%s': %s", o->file, strerror(errno));
+            goto out;
+        }
+        madvise(map, size, MADV_SEQUENTIAL);
+    }
+    const char *data = map ? map : "", *end = data + size;
+    uint64_t first = 1;
+    if (o->header && size) {
+        const char *nl = memchr(data, '\n', size);
+        const char *he = nl ? nl : end;
+        if (s.csv) {
+            char err[256];
+            int nf = ss_csv_count(data, (size_t)(he - data), err,
+                                  sizeof err);
+            if (nf < 0) {
+                ss_error("%s line 1 (header): %s", o->file, err);
+                goto out;
+            }
+            s.expected_fields = nf;
+        }
+        data = nl ? nl + 1 : end;
+        first = 2;
+    }
+    /* cut into parts on line boundaries */
+    size_t body = (size_t)(end - data);
+    const char *cut = data;
+    for (unsigned i = 0; i < s.nparts; i++) {
+        part *p = &s.parts[i];
+        p->begin = cut;
+        const char *e = data + body * (i + 1) / s.nparts;
+        if (i + 1 == s.nparts)
+            e = end;
+        else if (e > cut) {
+            const char *nl = memchr(e - 1, '\n', (size_t)(end - e + 1));
+            e = nl ? nl + 1 : end;
+        } else
+            e = cut;
+        p->end = e;
+        cut = e;
+    }
+    pthread_barrier_init(&s.counted, NULL, s.nparts + 1);
+    pthread_t *th = calloc(s.nparts, sizeof *th);
+    for (unsigned i = 0; i < s.nparts; i++)
+        pthread_create(&th[i], NULL, part_main, &s.parts[i]);
+    pthread_barrier_wait(&s.counted);
+    for (unsigned i = 0; i < s.nparts; i++) {
+        s.parts[i].first_line = first;
+        first += s.parts[i].nlines;
+    }
+    pthread_barrier_wait(&s.counted);
+    uint64_t t0 = ss_now_ms(), last = t0;
+    unsigned running = s.nparts;
+    char *joined = calloc(s.nparts, 1);
+    while (running) {
+        for (unsigned i = 0; i < s.nparts; i++)
+            if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == 0) {
+                joined[i] = 1;
+                running--;
+            }
+        if (!running)
+            break;
+        usleep(20000);
+        if (ss_now_ms() - last >= 1000) {
+            report(&s, rep, size, 0);
+            last = ss_now_ms();
+        }
+    }
+    free(joined);
+    free(th);
+    pthread_barrier_destroy(&s.counted);
+    report(&s, rep, size, 1);
+    status = 0;
+    for (unsigned i = 0; i < s.nparts; i++) {
+        if (s.parts[i].rc) {
+            ss_error("%s", s.parts[i].err[0] ? s.parts[i].err
+                                             : ss_strerror(s.parts[i].rc));
+            status = 1;
+        }
+        part_cleanup(&s.parts[i]);
+    }
+    ss_info("%s: %llu lines, %llu events in %llu batches, %llu rejected, "
+            "%.1f s", o->name, (unsigned long long)atomic_load(&s.lines),
+            (unsigned long long)atomic_load(&s.events),
+            (unsigned long long)atomic_load(&s.batches),
+            (unsigned long long)atomic_load(&s.rejected),
+            (double)(ss_now_ms() - t0) / 1000.0);
+out:
+    if (map)
+        munmap(map, size);
+    if (fd > 0)
+        close(fd);
+    if (s.rejects)
+        fclose(s.rejects);
+    free(s.parts);
+    ss_stats_reporter_destroy(&rep);
+    if (s.zctx)
+        zmq_ctx_term(s.zctx);
+    pthread_mutex_destroy(&s.lock);
+    return status;
+}

@@ -1,0 +1,46 @@
+/*
+ * ss_source.h - injects a file (or stdin) into a pipeline as batches of
+ * events, as fast as the first router takes them.
+ *
+ * With parts = N the file is cut into N ranges of about equal size on line
+ * boundaries, each injected by its own thread as its own stream (stream id
+ * = part index), like the seed's 4 data nodes. Every line is checked
+ * first; a bad one is rejected (counted, written to the rejects file with
+ * its line number) and the rest goes on:
+ *   - longer than the batch size;
+ *   - not valid UTF-8;
+ *   - format csv: malformed quoting, or a field count other than the
+ *     header's (or the first line's, without a header);
+ *   - format jsonl: not a JSON value (valid lines are sent as values).
+ * A batch's first_row is the 1-based line number of its first event, and
+ * a batch never spans a rejected line, so downstream stages can name the
+ * exact line of any event they reject.
+ */
+#ifndef SS_SOURCE_H
+#define SS_SOURCE_H
+
+#include <stddef.h>
+
+typedef struct ss_source_opts {
+    const char *to;      /* first router's FRONT endpoint */
+    const char *file;    /* input file; NULL or "-": stdin */
+    unsigned parts;      /* 1..64; stdin: 1 */
+    size_t batch_size;   /* bytes per batch (default 64 KiB) */
+    const char *format;  /* "lines" (default), "csv", "jsonl" */
+    int header;          /* first line is a header: skip it */
+    const char *name;    /* component name (default "source") */
+    const char *rejects; /* rejects file (JSON lines), or NULL */
+    const char *security;
+    const char *keys;
+    unsigned window;     /* batches in flight per part (default 16) */
+    int connect_timeout_ms;
+} ss_source_opts;
+
+/* Fills o with the defaults. */
+void ss_source_opts_default(ss_source_opts *o);
+
+/* Injects the whole input, then end-of-stream. Returns the exit status:
+ * 0 (even with rejected lines, which are reported), 1 on failure. */
+int ss_source_run(const ss_source_opts *o);
+
+#endif

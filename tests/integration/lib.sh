@@ -1,0 +1,38 @@
+# Shared helpers for the integration tests (bash). Source it first thing.
+# Every check prints "ok - NAME" or "not ok - NAME"; finish prints the
+# closing "N passed, M failed" line and sets the exit status.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SS=${SS:-$ROOT/bin/sstream}
+PY=/usr/bin/python3
+T=$(mktemp -d "${TMPDIR:-/tmp}/sstest.XXXXXX")
+_pass=0 _fail=0
+_pids=()
+cleanup() {
+    for p in "${_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+ok() { _pass=$((_pass + 1)); echo "ok - $1"; }
+notok() {
+    _fail=$((_fail + 1)); echo "not ok - $1"
+    if [ $# -gt 1 ] && [ -n "$2" ]; then printf '%s\n' "$2" | head -30 | sed 's/^/    /'; fi
+}
+# check NAME CMD...: passes when CMD succeeds
+check() { local n=$1; shift; if "$@"; then ok "$n"; else notok "$n"; fi; }
+# contains NAME FILE PATTERN (grep -E)
+contains() {
+    if grep -qE -- "$3" "$2"; then ok "$1"; else notok "$1" "$(tail -20 "$2")"; fi
+}
+lacks() {
+    if grep -qE -- "$3" "$2"; then notok "$1" "$(grep -E -- "$3" "$2" | head)"; else ok "$1"; fi
+}
+# same NAME FILE1 FILE2
+same() {
+    if diff -q "$2" "$3" >/dev/null; then ok "$1"; else notok "$1" "$(diff "$2" "$3" | head -20)"; fi
+}
+bg() { "$@" & _pids+=($!); }
+finish() { echo "$_pass passed, $_fail failed"; [ "$_fail" -eq 0 ]; }
+# expected DelayedFlights answer for a CSV file
+reference() { mawk -F, -f "$ROOT/tests/reference/delayed_flights.awk" "$1"; }

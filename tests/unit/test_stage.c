@@ -1,0 +1,291 @@
+/*
+ * test_stage.c - the stage runner: events through a user's Rx chain,
+ * rejects that roll back partial output, accounting, completion, the
+ * memory cap and the sandboxed library set.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lua/ss_lua.h"
+#include "lua/ss_stage.h"
+#include "securestreams.h"
+#include "wire/ss_msgpack.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+static ss_stage *load(const char *src, int sandboxed, size_t cap)
+{
+    ss_stage_opts o;
+    memset(&o, 0, sizeof o);
+    o.script_src = src;
+    o.script_len = strlen(src);
+    o.script_path = "=test";
+    o.name = "t-1";
+    o.stage = "t";
+    o.host_errors = 1;
+    o.sandboxed = sandboxed;
+    o.mem_limit = cap;
+    ss_stage *s = NULL;
+    char err[512] = "";
+    int rc = ss_stage_new(&o, &s, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "load failed: %s\n", err);
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+/* Encodes the Lua expression exprs (a list) as a batch payload. */
+static uint32_t payload(const char *exprs, ss_buf *b)
+{
+    lua_State *L = luaL_newstate();
+    char chunk[1024];
+    snprintf(chunk, sizeof chunk, "return %s", exprs);
+    assert_int_equal(luaL_dostring(L, chunk), 0);
+    int n = lua_gettop(L);
+    char err[256];
+    for (int i = 1; i <= n; i++)
+        assert_int_equal(ss_mp_encode_lua(L, i, b, err, sizeof err), 0);
+    lua_close(L);
+    return (uint32_t)n;
+}
+
+/* Decodes output event i as a Lua value and returns tostring-ish text. */
+static void out_event(const ss_stage_out *o, int want, char *txt, size_t n)
+{
+    lua_State *L = luaL_newstate();
+    size_t off = 0;
+    char err[256];
+    for (int i = 0; i <= want; i++) {
+        lua_settop(L, 0);
+        assert_int_equal(ss_mp_decode_lua(L, o->events.data, o->events.len,
+                                          &off, err, sizeof err),
+                         0);
+    }
+    if (lua_istable(L, 1)) {
+        lua_getfield(L, 1, "k");
+        snprintf(txt, n, "k=%s", lua_tostring(L, -1));
+    } else {
+        snprintf(txt, n, "%s", luaL_tolstring(L, 1, NULL));
+    }
+    lua_close(L);
+}
+
+static void run_batch(ss_stage *s, const char *exprs, ss_stage_out *out)
+{
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.count = payload(exprs, &b);
+    h.len = (uint32_t)b.len;
+    h.stream = 3;
+    h.seq = 9;
+    h.first_row = 100;
+    assert_int_equal(ss_stage_process(s, &h, b.data, b.len, out), 0);
+    ss_buf_release(&b);
+}
+
+static void test_map_filter_chain(void **state)
+{
+    (void)state;
+    ss_stage *s = load("local Rx = require 'zmq-rx'\n"
+                       "Rx.Subject.fromZmqSocket('ipc://in')\n"
+                       "  :map(function(x) return x * 10 end)\n"
+                       "  :filter(function(x) return x > 15 end)\n"
+                       "  :subscribeToSocket('ipc://out')\n",
+                       0, 0);
+    assert_string_equal(ss_stage_from(s), "ipc://in");
+    assert_string_equal(ss_stage_to(s), "ipc://out");
+    assert_int_equal(ss_stage_stateful(s), 0);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(s, "1, 2, 3", &out);
+    assert_int_equal(out.count, 2);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "20");
+    out_event(&out, 1, txt, sizeof txt);
+    assert_string_equal(txt, "30");
+    assert_int_equal(out.delta.in, 3);
+    assert_int_equal(out.delta.passed, 2);
+    assert_int_equal(out.delta.dropped, 1);
+    assert_int_equal(out.delta.rejected, 0);
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+    assert_null(s);
+}
+
+static void test_error_rejects_one_event(void **state)
+{
+    (void)state;
+    ss_stage *s = load("local Rx = require 'zmq-rx'\n"
+                       "Rx.Subject.fromZmqSocket('x')\n"
+                       "  :map(function(x)\n"
+                       "     if x == 2 then error('two is bad') end\n"
+                       "     return x end)\n"
+                       "  :subscribeToSocket('y')\n",
+                       0, 0);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(s, "1, 2, 3", &out);
+    assert_int_equal(out.count, 2);
+    assert_int_equal(out.delta.rejected, 1);
+    assert_int_equal(out.nrejects, 1);
+    assert_non_null(strstr(out.rejects.data, "two is bad"));
+    assert_non_null(strstr(out.rejects.data, "\"row\":101"));
+    assert_non_null(strstr(out.rejects.data, "\"stream\":3"));
+    assert_non_null(strstr(out.rejects.data, "\"worker\":\"t-1\""));
+    /* the stream goes on: a later batch still flows */
+    ss_stage_out_reset(&out);
+    run_batch(s, "4", &out);
+    assert_int_equal(out.count, 1);
+    const ss_stage_counts *t = ss_stage_totals(s);
+    assert_int_equal(t->in, 4);
+    assert_int_equal(t->in, t->passed + t->dropped + t->rejected);
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+}
+
+static void test_unsendable_value_rolls_back(void **state)
+{
+    (void)state;
+    /* flatMap emits a good value then a function: the event is rejected
+     * and its first (good) output must not leak into the batch */
+    ss_stage *s = load("local Rx = require 'zmq-rx'\n"
+                       "Rx.Subject.fromZmqSocket('x')\n"
+                       "  :flatMap(function(x)\n"
+                       "     if x == 2 then return Rx.Observable.of(x, "
+                       "print) end\n"
+                       "     return Rx.Observable.of(x) end)\n"
+                       "  :subscribeToSocket('y')\n",
+                       0, 0);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(s, "1, 2, 3", &out);
+    assert_int_equal(out.delta.rejected, 1);
+    assert_int_equal(out.count, 2);
+    char txt[64];
+    out_event(&out, 1, txt, sizeof txt);
+    assert_string_equal(txt, "3");
+    assert_non_null(strstr(out.rejects.data, "function"));
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+}
+
+static void test_reduce_emits_at_completion(void **state)
+{
+    (void)state;
+    ss_stage *s = load("local Rx = require 'zmq-rx'\n"
+                       "Rx.Subject.fromZmqSocket('x')\n"
+                       "  :reduce(function(a, x) a.k = (a.k or 0) + x "
+                       "return a end, {})\n"
+                       "  :subscribeToSocket('y')\n",
+                       0, 0);
+    assert_int_equal(ss_stage_stateful(s), 1);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(s, "1, 2, 3", &out);
+    assert_int_equal(out.count, 0);
+    assert_int_equal(out.delta.dropped, 3);
+    run_batch(s, "'oops', 4", &out); /* 'oops' + number: rejected */
+    assert_int_equal(out.delta.rejected, 1);
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_stage_complete(s, &out), 0);
+    assert_int_equal(out.count, 1);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "k=10"); /* the bad event left no trace */
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+}
+
+static void test_malformed_payload(void **state)
+{
+    (void)state;
+    ss_stage *s = load("local Rx = require 'zmq-rx'\n"
+                       "Rx.Subject.fromZmqSocket('x'):subscribeToSocket('y')\n",
+                       0, 0);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    ss_buf b = SS_BUF_INIT;
+    payload("1", &b);
+    ss_buf_append(&b, "\xdb\x00\x00\x10\x00ab", 7); /* str32, truncated */
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.count = 3;
+    h.len = (uint32_t)b.len;
+    assert_int_equal(ss_stage_process(s, &h, b.data, b.len, &out), 0);
+    assert_int_equal(out.count, 1);
+    assert_int_equal(out.delta.in, 3);
+    assert_int_equal(out.delta.rejected, 2);
+    assert_non_null(strstr(out.rejects.data, "malformed event encoding"));
+    ss_buf_release(&b);
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+}
+
+static void test_sandbox_refuses(void **state)
+{
+    (void)state;
+    ss_stage *s = load(
+        "local Rx = require 'zmq-rx'\n"
+        "Rx.Subject.fromZmqSocket('x')\n"
+        "  :map(function(what)\n"
+        "     if what == 'io' then return io.open('/tmp/ss-pwned', 'w') end\n"
+        "     if what == 'exec' then return os.execute('true') end\n"
+        "     if what == 'debug' then return debug.getinfo(1) end\n"
+        "     if what == 'cmod' then return require('socket.core') end\n"
+        "     if what == 'bin' then return load(string.dump(print)) end\n"
+        "     if what == 'mem' then local t = {} for i = 1, 1e8 do "
+        "t[i] = ('x'):rep(64) .. i end end\n"
+        "     return 'fine' end)\n"
+        "  :subscribeToSocket('y')\n",
+        1, 8u << 20);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    remove("/tmp/ss-pwned");
+    run_batch(s, "'io', 'exec', 'debug', 'cmod', 'bin', 'mem', 'ok'", &out);
+    assert_int_equal(out.delta.rejected, 6);
+    assert_int_equal(out.count, 1);
+    FILE *f = fopen("/tmp/ss-pwned", "r");
+    assert_null(f);
+    assert_non_null(strstr(out.rejects.data, "not enough memory"));
+    assert_true(ss_stage_mem_peak(s) <= (8u << 20));
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+}
+
+static void test_syntax_error_reported(void **state)
+{
+    (void)state;
+    ss_stage_opts o;
+    memset(&o, 0, sizeof o);
+    o.script_src = "local x = \n end";
+    o.script_len = strlen(o.script_src);
+    o.script_path = "=bad.lua";
+    ss_stage *s = NULL;
+    char err[512] = "";
+    assert_int_equal(ss_stage_new(&o, &s, err, sizeof err), SS_ELUA);
+    assert_null(s);
+    assert_non_null(strstr(err, "bad.lua:2"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_map_filter_chain),
+        cmocka_unit_test(test_error_rejects_one_event),
+        cmocka_unit_test(test_unsendable_value_rolls_back),
+        cmocka_unit_test(test_reduce_emits_at_completion),
+        cmocka_unit_test(test_malformed_payload),
+        cmocka_unit_test(test_sandbox_refuses),
+        cmocka_unit_test(test_syntax_error_reported),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
