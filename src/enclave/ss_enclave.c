@@ -88,6 +88,7 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     so.name = e->name;
     so.stage = e->stage;
     so.mem_limit = e->o.mem_limit;
+    so.host_errors = 1;
     char *src = NULL;
     size_t ns = 0;
     if (!e->o.echo) {

@@ -24,9 +24,10 @@
  * and len those of the output events; lineage, first_row and aux as in
  * the input. In encrypted mode the input must be sealed (a plaintext
  * batch is refused: the host cannot inject events) and the output is
- * sealed by the enclave. Rejects: JSON lines (plain), or one sealed
- * message of kind REJECT, count = number of rejects, same lineage as the
- * input (encrypted): reject texts may quote event data.
+ * sealed by the enclave. Rejects: one wire message of kind REJECT, count
+ * = number of rejects, same lineage as the input, payload the stage's
+ * JSON reject lines; sealed when encrypted (reject texts may quote event
+ * data).
  *
  * Reduce state stays inside: ss_enclave_complete() makes the chain emit
  * its final result, which leaves sealed like any other output.

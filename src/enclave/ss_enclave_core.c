@@ -9,27 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The stage runner is referenced weakly so that this file links before
- * (and without) lua/ss_stage.c; ss_ecore_have_stage() tells. */
-#pragma weak ss_stage_new
-#pragma weak ss_stage_destroy
-#pragma weak ss_stage_process
-#pragma weak ss_stage_complete
-#pragma weak ss_stage_out_init
-#pragma weak ss_stage_out_reset
-#pragma weak ss_stage_out_release
-#pragma weak ss_stage_mem_peak
-#pragma weak ss_stage_from
-#pragma weak ss_stage_to
-#pragma weak ss_stage_stateful
-#pragma weak ss_stage_uses_sgx
-
 /* See ss_enclave_core.h. */
 int ss_ecore_have_stage(void)
 {
-    return ss_stage_new && ss_stage_destroy && ss_stage_process &&
-           ss_stage_complete && ss_stage_out_init && ss_stage_out_reset &&
-           ss_stage_out_release && ss_stage_mem_peak;
+    return 1; /* lua/ss_stage.c is part of the library */
 }
 
 /* See ss_enclave_core.h. */
@@ -65,12 +48,12 @@ void ss_ecore_info(const ss_ecore *c, char *from, char *to, size_t len,
     *stateful = *uses_sgx = 0;
     if (!c->stage)
         return;
-    const char *f = ss_stage_from ? ss_stage_from(c->stage) : NULL;
-    const char *t = ss_stage_to ? ss_stage_to(c->stage) : NULL;
+    const char *f = ss_stage_from(c->stage);
+    const char *t = ss_stage_to(c->stage);
     snprintf(from, len, "%s", f ? f : "");
     snprintf(to, len, "%s", t ? t : "");
-    *stateful = ss_stage_stateful ? ss_stage_stateful(c->stage) : 0;
-    *uses_sgx = ss_stage_uses_sgx ? ss_stage_uses_sgx(c->stage) : 0;
+    *stateful = ss_stage_stateful(c->stage);
+    *uses_sgx = ss_stage_uses_sgx(c->stage);
 }
 
 /* See ss_enclave_core.h. */

@@ -1,0 +1,144 @@
+/*
+ * cmd_keyservice.c - `sstream keyservice`: the key service for enclaves
+ * on other hosts (the same logic runs in-process in `sstream run`).
+ *
+ *   sstream keyservice --keys DIR [--manifest FILE] [--stage S=SCRIPT]...
+ *                      [--program PATH] [--mem-limit SIZE]
+ *                      [--bind ENDPOINT | --print-manifest]
+ */
+#include "cli/cmds.h"
+#include "core/ss_log.h"
+#include "core/ss_util.h"
+#include "crypto/ss_keyservice.h"
+#include "enclave/ss_enclave.h"
+#include "securestreams.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t keyservice_stop;
+
+static void keyservice_on_signal(int sig)
+{
+    (void)sig;
+    keyservice_stop = 1;
+}
+
+static void keyservice_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sstream keyservice --keys DIR [--manifest FILE] "
+            "[--stage S=SCRIPT]...\n"
+            "                          [--program PATH] [--mem-limit SIZE]"
+            "\n"
+            "                          [--bind ENDPOINT | "
+            "--print-manifest]\n\n"
+            "Releases the data key of DIR only to enclaves whose signed "
+            "report\n"
+            "carries the expected measurement of their stage. Expected "
+            "measurements\n"
+            "come from a manifest file and/or are computed here from each "
+            "stage\n"
+            "script, the enclave program and the configuration.\n\n"
+            "options:\n"
+            "   --keys DIR         key directory (data.key, platform.pub)\n"
+            "   --manifest FILE    lines '<stage> <sha-256 hex>'\n"
+            "   --stage S=SCRIPT   expect stage S to run SCRIPT "
+            "(repeatable)\n"
+            "   --program PATH     the trusted sstream binary (default: "
+            "this one)\n"
+            "   --mem-limit SIZE   the enclaves' Lua cap (default 64M)\n"
+            "   --bind ENDPOINT    where to serve (default "
+            "tcp://*:5599)\n"
+            "   --print-manifest   print the manifest and exit\n"
+            "   --help             show this help\n");
+}
+
+/*
+ * The `keyservice` subcommand. Serves until SIGINT/SIGTERM (exit 0), or
+ * prints the manifest. Returns 2 on bad usage, 1 on failure. Never prints
+ * key material.
+ */
+int cmd_keyservice(int argc, char **argv)
+{
+    const char *keys = NULL, *manifest = NULL, *program = "/proc/self/exe";
+    const char *bind = "tcp://*:5599";
+    uint64_t mem = SS_ENCLAVE_DEFAULT_MEM;
+    int print = 0;
+    const char *stages[64];
+    int nstages = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            keyservice_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--print-manifest")) {
+            print = 1;
+            continue;
+        }
+        if (!v || a[0] != '-') {
+            fprintf(stderr, "sstream keyservice: bad argument '%s' (see "
+                            "--help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--keys")) {
+            keys = v;
+        } else if (!strcmp(a, "--manifest")) {
+            manifest = v;
+        } else if (!strcmp(a, "--program")) {
+            program = v;
+        } else if (!strcmp(a, "--bind")) {
+            bind = v;
+        } else if (!strcmp(a, "--mem-limit")) {
+            if (ss_parse_u64(v, 1 << 20, (uint64_t)1 << 40, 1, &mem)) {
+                fprintf(stderr, "sstream keyservice: bad --mem-limit '%s'\n",
+                        v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--stage") && nstages < 64 && strchr(v, '=')) {
+            stages[nstages++] = v;
+        } else {
+            fprintf(stderr, "sstream keyservice: bad argument '%s %s'\n", a,
+                    v);
+            return 2;
+        }
+    }
+    if (!keys || (!manifest && !nstages)) {
+        fprintf(stderr, "sstream keyservice: need --keys and a manifest or "
+                        "--stage (see --help)\n");
+        return 2;
+    }
+    char err[1024];
+    ss_keyservice *ks = NULL;
+    int rc = ss_keyservice_new(keys, &ks, err, sizeof err);
+    if (!rc && manifest)
+        rc = ss_keyservice_load_manifest(ks, manifest, err, sizeof err);
+    for (int i = 0; !rc && i < nstages; i++) {
+        char stage[128];
+        const char *eq = strchr(stages[i], '=');
+        snprintf(stage, sizeof stage, "%.*s", (int)(eq - stages[i]),
+                 stages[i]);
+        rc = ss_keyservice_expect_stage(ks, stage, program, eq + 1,
+                                        (size_t)mem, 1, err, sizeof err);
+    }
+    if (rc) {
+        fprintf(stderr, "sstream keyservice: %s\n", err);
+        ss_keyservice_destroy(&ks);
+        return 1;
+    }
+    if (print) {
+        rc = ss_keyservice_write_manifest(ks, stdout);
+    } else {
+        signal(SIGINT, keyservice_on_signal);
+        signal(SIGTERM, keyservice_on_signal);
+        rc = ss_keyservice_serve(ks, bind, &keyservice_stop, err,
+                                 sizeof err);
+        if (rc)
+            fprintf(stderr, "sstream keyservice: %s\n", err);
+    }
+    ss_keyservice_destroy(&ks);
+    return rc ? 1 : 0;
+}

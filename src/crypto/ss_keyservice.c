@@ -1,0 +1,333 @@
+/*
+ * ss_keyservice.c - attestation-gated release of the data key (see
+ * ss_keyservice.h).
+ */
+#include "crypto/ss_keyservice.h"
+#include "core/ss_log.h"
+#include "crypto/ss_keys.h"
+#include "securestreams.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define KS_REQ_MAGIC "SSKR1"
+#define KS_MAX_STAGES 256
+#define KS_REMOTE_TIMEOUT_MS 10000
+
+typedef struct ks_expect {
+    char stage[SS_REPORT_NAME_MAX];
+    uint8_t m[SS_MEASUREMENT_BYTES];
+} ks_expect;
+
+struct ss_keyservice {
+    ss_key *key;
+    uint8_t platform_pk[32];
+    ks_expect *exp;
+    size_t nexp;
+};
+
+/* See ss_keyservice.h. */
+int ss_keyservice_new(const char *key_dir, ss_keyservice **out, char *err,
+                      size_t errlen)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return SS_ENOMEM;
+    ss_keyservice *ks = calloc(1, sizeof *ks);
+    if (!ks)
+        return SS_ENOMEM;
+    int rc = ss_keys_load_data(key_dir, &ks->key, err, errlen);
+    if (!rc)
+        rc = ss_keys_load_platform_pk(key_dir, ks->platform_pk, err, errlen);
+    if (rc) {
+        ss_keyservice_destroy(&ks);
+        return rc;
+    }
+    ks->exp = calloc(KS_MAX_STAGES, sizeof *ks->exp);
+    if (!ks->exp) {
+        ss_keyservice_destroy(&ks);
+        return SS_ENOMEM;
+    }
+    *out = ks;
+    return 0;
+}
+
+/* See ss_keyservice.h. */
+void ss_keyservice_destroy(ss_keyservice **p)
+{
+    if (!p || !*p)
+        return;
+    ss_key_destroy(&(*p)->key);
+    free((*p)->exp);
+    free(*p);
+    *p = NULL;
+}
+
+/* The manifest entry of stage, or NULL. */
+static ks_expect *find(const ss_keyservice *ks, const char *stage)
+{
+    for (size_t i = 0; i < ks->nexp; i++)
+        if (!strcmp(ks->exp[i].stage, stage))
+            return &ks->exp[i];
+    return NULL;
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_expect(ss_keyservice *ks, const char *stage,
+                         const uint8_t m[SS_MEASUREMENT_BYTES])
+{
+    char cfg[512];
+    if (ss_attest_config(cfg, sizeof cfg, stage, 0, 0, 0) < 0)
+        return SS_EINVAL; /* validates the name */
+    ks_expect *x = find(ks, stage);
+    if (!x) {
+        if (ks->nexp == KS_MAX_STAGES)
+            return SS_ENOMEM;
+        x = &ks->exp[ks->nexp++];
+        snprintf(x->stage, sizeof x->stage, "%s", stage);
+    }
+    memcpy(x->m, m, SS_MEASUREMENT_BYTES);
+    return 0;
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_expect_stage(ss_keyservice *ks, const char *stage,
+                               const char *program, const char *script,
+                               size_t mem_limit, int encrypted, char *err,
+                               size_t errlen)
+{
+    char cfg[512];
+    if (ss_attest_config(cfg, sizeof cfg, stage, mem_limit, encrypted, 0) <
+        0) {
+        snprintf(err, errlen, "bad stage name '%s'", stage);
+        return SS_EINVAL;
+    }
+    uint8_t m[SS_MEASUREMENT_BYTES];
+    int rc = ss_measure_files(program, script, cfg, m, err, errlen);
+    return rc ? rc : ss_keyservice_expect(ks, stage, m);
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_load_manifest(ss_keyservice *ks, const char *path,
+                                char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot open manifest %s: %s", path,
+                 strerror(errno));
+        return errno == ENOENT ? SS_ENOTFOUND : SS_EIO;
+    }
+    char line[512];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        lineno++;
+        char stage[128], hex[128];
+        if (line[0] == '#' || strspn(line, " \t\r\n") == strlen(line))
+            continue;
+        uint8_t m[SS_MEASUREMENT_BYTES];
+        size_t bl = 0;
+        if (sscanf(line, "%127s %127s", stage, hex) != 2 ||
+            strlen(hex) != 2 * SS_MEASUREMENT_BYTES ||
+            sodium_hex2bin(m, sizeof m, hex, strlen(hex), NULL, &bl,
+                           NULL) != 0 ||
+            bl != sizeof m || ss_keyservice_expect(ks, stage, m) != 0) {
+            snprintf(err, errlen, "%s:%d: expected '<stage> <64 hex "
+                                  "digits>'", path, lineno);
+            rc = SS_EINVAL;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_write_manifest(const ss_keyservice *ks, FILE *f)
+{
+    fprintf(f, "# sstream enclave manifest: <stage> <sha-256 measurement>\n");
+    for (size_t i = 0; i < ks->nexp; i++) {
+        char hex[2 * SS_MEASUREMENT_BYTES + 1];
+        ss_measurement_hex(ks->exp[i].m, hex);
+        fprintf(f, "%s %s\n", ks->exp[i].stage, hex);
+    }
+    return ferror(f) ? SS_EIO : 0;
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_request(ss_keyservice *ks, const void *report, size_t n,
+                          ss_buf *sealed, char *err, size_t errlen)
+{
+    ss_report r;
+    int rc = ss_report_verify(report, n, ks->platform_pk, &r);
+    if (rc == SS_EDENIED) {
+        snprintf(err, errlen, "key service: the report is not signed by "
+                              "this pipeline's platform key: refusing key");
+        ss_warn("%s", err);
+        return rc;
+    }
+    if (rc) {
+        snprintf(err, errlen, "key service: malformed attestation report: "
+                              "refusing key");
+        ss_warn("%s", err);
+        return rc;
+    }
+    char hex[2 * SS_MEASUREMENT_BYTES + 1];
+    ss_measurement_hex(r.measurement, hex);
+    const ks_expect *x = find(ks, r.stage);
+    if (!x) {
+        snprintf(err, errlen, "key service: stage '%s' is not in the "
+                              "manifest: refusing key", r.stage);
+        ss_warn("%s (worker %s)", err, r.name);
+        return SS_EDENIED;
+    }
+    if (sodium_memcmp(x->m, r.measurement, SS_MEASUREMENT_BYTES) != 0) {
+        snprintf(err, errlen, "key service: measurement of stage '%s' does "
+                              "not match the manifest (script changed?): "
+                              "refusing key", r.stage);
+        ss_warn("%s (worker %s, measurement %.16s...)", err, r.name, hex);
+        return SS_EDENIED;
+    }
+    uint8_t *blob = sodium_malloc(SS_KEY_BLOB_BYTES);
+    if (!blob)
+        return SS_ENOMEM;
+    ss_key_export(ks->key, blob);
+    rc = ss_buf_grow(sealed, crypto_box_SEALBYTES + SS_KEY_BLOB_BYTES);
+    if (!rc) {
+        crypto_box_seal((uint8_t *)sealed->data + sealed->len, blob,
+                        SS_KEY_BLOB_BYTES, r.pubkey);
+        sealed->len += crypto_box_SEALBYTES + SS_KEY_BLOB_BYTES;
+        sealed->data[sealed->len] = '\0';
+    }
+    sodium_free(blob);
+    if (!rc)
+        ss_info("key service: released the data key to worker %s of stage "
+                "'%s' (measurement %.16s...)", r.name, r.stage, hex);
+    return rc;
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_keyfn(void *ctx, const void *report, size_t n,
+                        ss_buf *sealed, char *err, size_t errlen)
+{
+    return ss_keyservice_request(ctx, report, n, sealed, err, errlen);
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_remote_keyfn(void *ctx, const void *report, size_t n,
+                               ss_buf *sealed, char *err, size_t errlen)
+{
+    const char *endpoint = ctx;
+    void *zctx = zmq_ctx_new();
+    void *s = zctx ? zmq_socket(zctx, ZMQ_REQ) : NULL;
+    int rc = SS_EIO;
+    if (!s) {
+        snprintf(err, errlen, "key service: cannot create a socket");
+        goto out;
+    }
+    int linger = 0, tmo = KS_REMOTE_TIMEOUT_MS;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
+    if (zmq_connect(s, endpoint) != 0) {
+        snprintf(err, errlen, "key service: cannot connect to %s: %s",
+                 endpoint, zmq_strerror(zmq_errno()));
+        goto out;
+    }
+    uint8_t req[5 + SS_REPORT_BYTES];
+    if (n != SS_REPORT_BYTES) {
+        rc = SS_EINVAL;
+        goto out;
+    }
+    memcpy(req, KS_REQ_MAGIC, 5);
+    memcpy(req + 5, report, n);
+    if (zmq_send(s, req, sizeof req, 0) < 0) {
+        snprintf(err, errlen, "key service %s: send failed: %s", endpoint,
+                 zmq_strerror(zmq_errno()));
+        goto out;
+    }
+    char rep[1024];
+    int got = zmq_recv(s, rep, sizeof rep - 1, 0);
+    if (got < 0) {
+        snprintf(err, errlen, "key service %s did not answer in %d s",
+                 endpoint, KS_REMOTE_TIMEOUT_MS / 1000);
+        rc = SS_ETIMEOUT;
+        goto out;
+    }
+    if (got > (int)sizeof rep - 1)
+        got = (int)sizeof rep - 1;
+    if (got >= 2 && !memcmp(rep, "OK", 2)) {
+        rc = ss_buf_append(sealed, rep + 2, (size_t)got - 2);
+    } else {
+        rep[got] = '\0';
+        /* the reason is text from the service: keep it printable */
+        for (int i = 0; i < got; i++)
+            if ((unsigned char)rep[i] < 32 || (unsigned char)rep[i] > 126)
+                rep[i] = '?';
+        snprintf(err, errlen, "%s", got > 2 ? rep + 2 : "key service: "
+                                                         "refused");
+        rc = SS_EDENIED;
+    }
+out:
+    if (s)
+        zmq_close(s);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    return rc;
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_serve(ss_keyservice *ks, const char *endpoint,
+                        volatile sig_atomic_t *stop, char *err,
+                        size_t errlen)
+{
+    void *zctx = zmq_ctx_new();
+    void *s = zctx ? zmq_socket(zctx, ZMQ_REP) : NULL;
+    int rc = 0;
+    if (!s || zmq_bind(s, endpoint) != 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", endpoint,
+                 zmq_strerror(zmq_errno()));
+        rc = SS_EIO;
+        goto out;
+    }
+    int tmo = 200, linger = 0;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    ss_info("key service: serving %zu stage(s) on %s", ks->nexp, endpoint);
+    ss_buf reply = SS_BUF_INIT;
+    while (!*stop) {
+        uint8_t req[5 + SS_REPORT_BYTES + 1];
+        int got = zmq_recv(s, req, sizeof req, 0);
+        if (got < 0) {
+            if (zmq_errno() == EAGAIN || zmq_errno() == EINTR)
+                continue;
+            snprintf(err, errlen, "receive failed: %s",
+                     zmq_strerror(zmq_errno()));
+            rc = SS_EIO;
+            break;
+        }
+        ss_buf_reset(&reply);
+        char why[512] = "key service: malformed request";
+        int r = SS_EPROTO;
+        if (got == (int)(5 + SS_REPORT_BYTES) &&
+            !memcmp(req, KS_REQ_MAGIC, 5)) {
+            ss_buf_append(&reply, "OK", 2);
+            r = ss_keyservice_request(ks, req + 5, SS_REPORT_BYTES, &reply,
+                                      why, sizeof why);
+        }
+        if (r) {
+            ss_buf_reset(&reply);
+            ss_buf_append(&reply, "NO", 2);
+            ss_buf_append(&reply, why, strlen(why));
+        }
+        zmq_send(s, reply.data, reply.len, 0);
+    }
+    ss_buf_release(&reply);
+out:
+    if (s)
+        zmq_close(s);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    return rc;
+}

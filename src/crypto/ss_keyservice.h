@@ -1,0 +1,82 @@
+/*
+ * ss_keyservice.h - releases the data key to attested enclaves only.
+ *
+ * The key service holds the data key, the platform public key and the
+ * pipeline's manifest: the expected measurement of every enclaved stage
+ * (computed by the pipeline owner from the trusted sstream binary, the
+ * stage script and the enclave configuration; ss_attest.h). For a report
+ * it checks the platform signature, that the stage is in the manifest and
+ * that the measurement matches, and only then returns the data key sealed
+ * to the report's public key (crypto_box_seal): nobody but that enclave
+ * can open it, so the worker host relaying it learns nothing.
+ *
+ * In-process (`sstream run`): ss_keyservice_keyfn as the enclave's
+ * get_key. Multi-host: `sstream keyservice` serves ss_keyservice_serve on
+ * a ZeroMQ REP socket; workers use ss_keyservice_remote_keyfn. Protocol:
+ * request "SSKR1" + report; reply "OK" + sealed key, or "NO" + reason.
+ *
+ * Manifest file: one line per stage, "<stage> <64 hex digits>", '#'
+ * comments.
+ */
+#ifndef SS_KEYSERVICE_H
+#define SS_KEYSERVICE_H
+
+#include "core/ss_buf.h"
+#include "crypto/ss_attest.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct ss_keyservice ss_keyservice;
+
+/* Loads the data key and platform public key of dir. Returns 0 and *out
+ * (caller destroys), or a negative code with a reason in err. */
+int ss_keyservice_new(const char *key_dir, ss_keyservice **out, char *err,
+                      size_t errlen);
+/* Zeroes the key and frees everything; sets *p to NULL. Safe twice. */
+void ss_keyservice_destroy(ss_keyservice **p);
+
+/* Adds (or replaces) the expected measurement of stage. 0, SS_EINVAL (bad
+ * name) or SS_ENOMEM. */
+int ss_keyservice_expect(ss_keyservice *ks, const char *stage,
+                         const uint8_t m[SS_MEASUREMENT_BYTES]);
+
+/* Computes and adds the expected measurement of an enclaved stage from
+ * the program, the script and the configuration the enclave will run
+ * with (same arguments as the enclave's: see ss_attest_config). */
+int ss_keyservice_expect_stage(ss_keyservice *ks, const char *stage,
+                               const char *program, const char *script,
+                               size_t mem_limit, int encrypted, char *err,
+                               size_t errlen);
+
+/* Reads / writes a manifest file. */
+int ss_keyservice_load_manifest(ss_keyservice *ks, const char *path,
+                                char *err, size_t errlen);
+int ss_keyservice_write_manifest(const ss_keyservice *ks, FILE *f);
+
+/* Decides on one untrusted report. On success appends the sealed key to
+ * sealed and returns 0. Otherwise returns SS_EDENIED (or SS_EPROTO for a
+ * malformed report) with err e.g. "key service: measurement of stage
+ * 'map' does not match the manifest (script changed?): refusing key".
+ * Logs each decision (stage, worker, measurement prefix; never the key). */
+int ss_keyservice_request(ss_keyservice *ks, const void *report, size_t n,
+                          ss_buf *sealed, char *err, size_t errlen);
+
+/* ss_enclave_keyfn for an in-process key service (ctx: ss_keyservice*). */
+int ss_keyservice_keyfn(void *ctx, const void *report, size_t n,
+                        ss_buf *sealed, char *err, size_t errlen);
+
+/* ss_enclave_keyfn for a remote key service (ctx: the endpoint string,
+ * e.g. "tcp://keys:5599"); waits at most 10 s for the answer. */
+int ss_keyservice_remote_keyfn(void *ctx, const void *report, size_t n,
+                               ss_buf *sealed, char *err, size_t errlen);
+
+/* Serves requests on a REP socket bound to endpoint until *stop becomes
+ * non-zero (checked every 200 ms). Returns 0, or SS_EIO with a reason. */
+int ss_keyservice_serve(ss_keyservice *ks, const char *endpoint,
+                        volatile sig_atomic_t *stop, char *err,
+                        size_t errlen);
+
+#endif

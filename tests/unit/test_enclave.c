@@ -1,0 +1,589 @@
+/*
+ * test_enclave.c - the enclave backends (src/enclave) and attestation
+ * (src/crypto/ss_attest.c, ss_keyservice.c).
+ *
+ * The sandbox tests start bin/sstream (or $SSTREAM_BIN) as the enclave
+ * program, so run them from the repository root after `make`.
+ *
+ *  - forbidden Lua (io.open, os.execute, require of a C module, binary
+ *    chunk, debug.getinfo, allocation past the cap) is refused with a
+ *    clear error, writes nothing, and the enclave keeps working;
+ *  - a forbidden system call from inside the enclave process
+ *    (SS_ENCLAVE_TEST_SYSCALL=1) kills it with SIGSYS, reported clearly,
+ *    and the enclave can be restarted;
+ *  - attestation: the right script gets the key and processes sealed
+ *    batches; a changed script, an unknown stage or a foreign platform
+ *    key get no key; plaintext input to an encrypted enclave is refused;
+ *    reduce state stays inside and only the sealed result leaves.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/ss_buf.h"
+#include "crypto/ss_aead.h"
+#include "crypto/ss_keyservice.h"
+#include "crypto/ss_keys.h"
+#include "crypto/ss_sealfile.h"
+#include "enclave/ss_enclave.h"
+#include "securestreams.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/ss_test_enclave_XXXXXX";
+static char prog[4096];
+
+static const char *find_program(void)
+{
+    const char *env = getenv("SSTREAM_BIN");
+    if (env && access(env, X_OK) == 0)
+        return env;
+    static const char *const cand[] = {"bin/sstream", "../bin/sstream",
+                                       "../../bin/sstream"};
+    for (size_t i = 0; i < 3; i++)
+        if (access(cand[i], X_OK) == 0)
+            return cand[i];
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *p = find_program();
+    if (!p) {
+        fprintf(stderr, "test_enclave: bin/sstream not found (run from the "
+                        "repository root after make, or set SSTREAM_BIN)\n");
+        return -1;
+    }
+    if (!realpath(p, prog))
+        return -1;
+    if (!mkdtemp(tmpdir))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Writes a script file under tmpdir and returns its path (static). */
+static const char *script(const char *name, const char *body)
+{
+    static char path[8][512];
+    static int next;
+    char *p = path[next++ % 8];
+    snprintf(p, 512, "%s/%s.lua", tmpdir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    return p;
+}
+
+#define MAP_SCRIPT(body)                                                     \
+    "local ZmqRx = require 'sgx-rx'\n"                                       \
+    "ZmqRx.Subject.fromZmqSocket('tcp://localhost:5555')\n"                  \
+    ":mapSGX(function(v)\n" body "\nend)\n"                                  \
+    ":subscribeToSocket('tcp://localhost:5556')\n"
+
+/* A plain DATA message of string events. */
+static void batch(ss_buf *msg, uint64_t seq, const char *const *ev,
+                  size_t n)
+{
+    ss_buf pl = SS_BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ss_sealfile_put_str(&pl, ev[i], strlen(ev[i])), 0);
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.seq = seq;
+    h.count = (uint32_t)n;
+    h.len = (uint32_t)pl.len;
+    uint8_t raw[SS_HDR_SIZE];
+    ss_hdr_encode(&h, raw);
+    ss_buf_reset(msg);
+    ss_buf_append(msg, raw, sizeof raw);
+    ss_buf_append(msg, pl.data, pl.len);
+    ss_buf_release(&pl);
+}
+
+static ss_enclave *open_sandbox(const char *path, const char *name,
+                                size_t mem)
+{
+    ss_enclave_opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = "sandbox";
+    o.name = name;
+    o.stage = "map";
+    o.script_path = path;
+    o.program = prog;
+    o.mem_limit = mem;
+    ss_enclave *e = NULL;
+    char err[1024];
+    int rc = ss_enclave_open(&o, &e, err, sizeof err);
+    if (rc)
+        fail_msg("open: %s", err);
+    return e;
+}
+
+static void test_sandbox_echo(void **state)
+{
+    (void)state;
+    ss_enclave_opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = "sandbox";
+    o.name = "echo-1";
+    o.stage = "echo";
+    o.echo = 1;
+    o.program = prog;
+    ss_enclave *e = NULL;
+    char err[1024];
+    assert_int_equal(ss_enclave_open(&o, &e, err, sizeof err), 0);
+    assert_true(ss_enclave_pid(e) > 0);
+    assert_int_equal(ss_enclave_ping(e, err, sizeof err), 0);
+    size_t n = 64 * 1024;
+    char *big = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)(i * 13);
+    ss_buf out = SS_BUF_INIT;
+    assert_int_equal(ss_enclave_echo(e, big, n, &out, err, sizeof err), 0);
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.data, big, n);
+    ss_buf_release(&out);
+    free(big);
+    pid_t pid = ss_enclave_pid(e);
+    ss_enclave_close(&e);
+    assert_null(e);
+    assert_int_equal(kill(pid, 0), -1); /* the child is gone */
+}
+
+static void test_sandbox_stage(void **state)
+{
+    (void)state;
+    const char *p = script("upper", MAP_SCRIPT("  return string.upper(v)"));
+    ss_enclave *e = open_sandbox(p, "map-1", 0);
+    assert_string_equal(ss_enclave_backend(e), "sandbox");
+    assert_true(ss_enclave_uses_sgx(e));
+    ss_buf msg = SS_BUF_INIT;
+    const char *ev[] = {"abc", "hello"};
+    batch(&msg, 4, ev, 2);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    char err[1024];
+    int rc = ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err);
+    if (rc)
+        fail_msg("call: %s", err);
+    ss_hdr h;
+    const char *why;
+    assert_int_equal(ss_hdr_decode(r.msg.data, r.msg.len, &h, &why), 0);
+    assert_int_equal(h.count, 2);
+    assert_int_equal(h.seq, 4);
+    assert_non_null(memmem(r.msg.data, r.msg.len, "HELLO", 5));
+    assert_int_equal(r.delta.in, 2);
+    assert_true(r.mem_peak > 0);
+    /* the same script measures the same; the measurement is not zero */
+    ss_enclave *e2 = open_sandbox(p, "map-2", 0);
+    assert_memory_equal(ss_enclave_measurement(e),
+                        ss_enclave_measurement(e2), SS_MEASUREMENT_BYTES);
+    uint8_t zero[SS_MEASUREMENT_BYTES] = {0};
+    assert_memory_not_equal(ss_enclave_measurement(e), zero,
+                            SS_MEASUREMENT_BYTES);
+    ss_enclave_close(&e2);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&msg);
+    ss_enclave_close(&e);
+}
+
+/* Each script misbehaves on the event "bad" only. */
+static void test_forbidden_lua(void **state)
+{
+    (void)state;
+    char victim[600];
+    snprintf(victim, sizeof victim, "%s/pwned", tmpdir);
+    char body[2048];
+    struct {
+        const char *what;
+        const char *code;
+        const char *expect; /* in the reject text */
+    } cases[] = {
+        {"io.open", "local f = io.open('%s', 'w'); f:write('x'); f:close()",
+         "io"},
+        {"os.execute", "os.execute('touch %s')", "execute"},
+        {"require C module", "local m = require('socket.core'); "
+                             "return m ~= nil or '%s'", "socket.core"},
+        {"loadlib", "return package.loadlib('/lib/x86_64-linux-gnu/"
+                    "libc.so.6', 'system')('touch %s')", "loadlib"},
+        {"binary chunk", "local f, e = load(string.dump(function() "
+                         "return '%s' end)); if not f then error(e) end; "
+                         "return f()", "binary"},
+        {"debug.getinfo", "return debug.getinfo(1).source .. '%s'",
+         "debug"},
+        {"past the cap", "local t = {} for i = 1, 64 do t[i] = "
+                         "string.rep('%s', 1048576 / 8 * i) end "
+                         "return #t", "memory"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char code[1024];
+        snprintf(code, sizeof code, cases[i].code, victim);
+        snprintf(body, sizeof body,
+                 "  if v == 'bad' then\n    %s\n  end\n  return v .. '!'",
+                 code);
+        char src[4096];
+        snprintf(src, sizeof src, MAP_SCRIPT("%s"), body);
+        const char *p = script("forbidden", src);
+        ss_enclave *e = open_sandbox(p, "map-1", 16u << 20);
+        ss_buf msg = SS_BUF_INIT;
+        const char *ev[] = {"ok1", "bad", "ok2"};
+        batch(&msg, 0, ev, 3);
+        ss_enclave_result r;
+        ss_enclave_result_init(&r);
+        char err[1024];
+        int rc = ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err);
+        if (rc)
+            fail_msg("%s: the enclave did not survive: %s", cases[i].what,
+                     err);
+        if (r.nrejects != 1 || r.delta.rejected != 1)
+            fail_msg("%s: not refused (%u rejects)", cases[i].what,
+                     r.nrejects);
+        if (!memmem(r.rejects.data, r.rejects.len, cases[i].expect,
+                    strlen(cases[i].expect)))
+            fail_msg("%s: unclear error: %.*s", cases[i].what,
+                     (int)r.rejects.len - SS_HDR_SIZE,
+                     r.rejects.data + SS_HDR_SIZE);
+        ss_hdr h;
+        const char *why;
+        assert_int_equal(ss_hdr_decode(r.msg.data, r.msg.len, &h, &why), 0);
+        if (h.count != 2)
+            fail_msg("%s: %u events passed instead of 2 (rejects: %.*s)",
+                     cases[i].what, h.count, (int)r.rejects.len - 48,
+                     r.rejects.data + 48);
+        /* still alive and working */
+        assert_true(ss_enclave_alive(e));
+        const char *ev2[] = {"again"};
+        batch(&msg, 1, ev2, 1);
+        assert_int_equal(
+            ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err), 0);
+        assert_non_null(memmem(r.msg.data, r.msg.len, "again!", 6));
+        assert_int_equal(access(victim, F_OK), -1); /* nothing written */
+        ss_enclave_result_release(&r);
+        ss_buf_release(&msg);
+        ss_enclave_close(&e);
+    }
+}
+
+static void test_forbidden_syscall(void **state)
+{
+    (void)state;
+    const char *p = script("plain", MAP_SCRIPT("  return v"));
+    setenv("SS_ENCLAVE_TEST_SYSCALL", "1", 1);
+    ss_enclave *e = open_sandbox(p, "map-1", 0);
+    unsetenv("SS_ENCLAVE_TEST_SYSCALL");
+    ss_buf msg = SS_BUF_INIT;
+    const char *ev[] = {"x"};
+    batch(&msg, 0, ev, 1);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    char err[1024] = "";
+    int rc = ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err);
+    assert_int_equal(rc, SS_EPEER);
+    if (!strstr(err, "enclave of worker map-1 was killed by signal 31 "
+                     "(SIGSYS): forbidden system call"))
+        fail_msg("unclear report: %s", err);
+    assert_false(ss_enclave_alive(e));
+    /* down until restarted; the restarted one has no hook and works */
+    assert_int_equal(ss_enclave_call(e, msg.data, msg.len, &r, err,
+                                     sizeof err), SS_EPEER);
+    assert_int_equal(ss_enclave_restart(e, err, sizeof err), 0);
+    assert_int_equal(ss_enclave_call(e, msg.data, msg.len, &r, err,
+                                     sizeof err), 0);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&msg);
+    ss_enclave_close(&e);
+}
+
+/* An encrypted sandbox enclave provisioned by ks (or refused). */
+static int open_encrypted(const char *keys, const char *path,
+                          ss_keyservice *ks, ss_enclave **e, char *err,
+                          size_t errlen)
+{
+    ss_enclave_opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = "sandbox";
+    o.name = "map-1";
+    o.stage = "map";
+    o.script_path = path;
+    o.program = prog;
+    o.encrypted = 1;
+    o.key_dir = keys;
+    o.get_key = ss_keyservice_keyfn;
+    o.key_ctx = ks;
+    return ss_enclave_open(&o, e, err, errlen);
+}
+
+static void test_attestation(void **state)
+{
+    (void)state;
+    char keys[600], other[600], err[1024];
+    snprintf(keys, sizeof keys, "%s/keys", tmpdir);
+    snprintf(other, sizeof other, "%s/other-keys", tmpdir);
+    assert_int_equal(ss_keys_create_dir(keys, 0, NULL, 0, 0, err,
+                                        sizeof err), 0);
+    assert_int_equal(ss_keys_create_dir(other, 0, NULL, 0, 0, err,
+                                        sizeof err), 0);
+    const char *good = script("good", MAP_SCRIPT("  return v .. '#'"));
+    ss_keyservice *ks = NULL;
+    assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
+    assert_int_equal(ss_keyservice_expect_stage(ks, "map", prog, good,
+                                                SS_ENCLAVE_DEFAULT_MEM, 1,
+                                                err, sizeof err), 0);
+    ss_enclave *e = NULL;
+    int rc = open_encrypted(keys, good, ks, &e, err, sizeof err);
+    if (rc)
+        fail_msg("attested enclave refused: %s", err);
+
+    /* sealed in, sealed out; plaintext in is refused */
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    ss_buf plain = SS_BUF_INIT, sealed = SS_BUF_INIT, back = SS_BUF_INIT;
+    const char *ev[] = {"secret-a", "secret-b"};
+    batch(&plain, 7, ev, 2);
+    ss_hdr h;
+    const char *why;
+    assert_int_equal(ss_hdr_decode(plain.data, plain.len, &h, &why), 0);
+    assert_int_equal(ss_aead_seal(k, &h, plain.data + SS_HDR_SIZE, h.len,
+                                  &sealed), 0);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    rc = ss_enclave_call(e, sealed.data, sealed.len, &r, err, sizeof err);
+    if (rc)
+        fail_msg("call: %s", err);
+    assert_null(memmem(r.msg.data, r.msg.len, "secret-a", 8));
+    ss_hdr o;
+    assert_int_equal(ss_aead_open(k, r.msg.data, r.msg.len, &o, &back), 0);
+    assert_int_equal(o.count, 2);
+    assert_int_equal(o.seq, 7);
+    assert_non_null(memmem(back.data, back.len, "secret-a#", 9));
+    assert_int_equal(ss_enclave_call(e, plain.data, plain.len, &r, err,
+                                     sizeof err), SS_EDENIED);
+    /* a flipped bit in the sealed batch is caught inside */
+    sealed.data[sealed.len - 3] ^= 1;
+    assert_int_equal(ss_enclave_call(e, sealed.data, sealed.len, &r, err,
+                                     sizeof err), SS_ECRYPTO);
+    assert_true(ss_enclave_alive(e));
+    ss_enclave_close(&e);
+
+    /* a changed script gets no key */
+    const char *evil = script("good", MAP_SCRIPT("  print(v) return v"));
+    rc = open_encrypted(keys, evil, ks, &e, err, sizeof err);
+    assert_int_equal(rc, SS_EDENIED);
+    assert_null(e);
+    assert_string_equal(err, "key service: measurement of stage 'map' does "
+                             "not match the manifest (script changed?): "
+                             "refusing key");
+
+    /* a report signed by another platform key gets no key */
+    good = script("good", MAP_SCRIPT("  return v .. '#'"));
+    rc = open_encrypted(other, good, ks, &e, err, sizeof err);
+    assert_int_equal(rc, SS_EDENIED);
+    assert_non_null(strstr(err, "not signed by this pipeline's platform"));
+
+    /* a stage that is not in the manifest gets no key */
+    ss_keyservice *ks2 = NULL;
+    assert_int_equal(ss_keyservice_new(keys, &ks2, err, sizeof err), 0);
+    rc = open_encrypted(keys, good, ks2, &e, err, sizeof err);
+    assert_int_equal(rc, SS_EDENIED);
+    assert_non_null(strstr(err, "stage 'map' is not in the manifest"));
+
+    /* the manifest round-trips through its file */
+    char mpath[700];
+    snprintf(mpath, sizeof mpath, "%s/manifest", tmpdir);
+    FILE *f = fopen(mpath, "w");
+    assert_int_equal(ss_keyservice_write_manifest(ks, f), 0);
+    fclose(f);
+    assert_int_equal(ss_keyservice_load_manifest(ks2, mpath, err,
+                                                 sizeof err), 0);
+    rc = open_encrypted(keys, good, ks2, &e, err, sizeof err);
+    if (rc)
+        fail_msg("manifest from file refused: %s", err);
+    ss_enclave_close(&e);
+
+    ss_keyservice_destroy(&ks2);
+    ss_keyservice_destroy(&ks);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&plain);
+    ss_buf_release(&sealed);
+    ss_buf_release(&back);
+    ss_key_destroy(&k);
+}
+
+/* A forged report (right measurement, own key, no platform key) fails;
+ * a report altered after signing fails. */
+static void test_report_forgery(void **state)
+{
+    (void)state;
+    char keys[600], err[1024];
+    snprintf(keys, sizeof keys, "%s/keys-forge", tmpdir);
+    assert_int_equal(ss_keys_create_dir(keys, 0, NULL, 0, 0, err,
+                                        sizeof err), 0);
+    ss_keyservice *ks = NULL;
+    assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
+    uint8_t m[SS_MEASUREMENT_BYTES];
+    memset(m, 0x42, sizeof m);
+    assert_int_equal(ss_keyservice_expect(ks, "map", m), 0);
+    uint8_t *sk = sodium_malloc(64);
+    assert_int_equal(ss_keys_load_platform_sk(keys, sk, err, sizeof err), 0);
+    ss_report rep;
+    memset(&rep, 0, sizeof rep);
+    memcpy(rep.measurement, m, sizeof m);
+    uint8_t bsk[32];
+    crypto_box_keypair(rep.pubkey, bsk);
+    strcpy(rep.stage, "map");
+    strcpy(rep.name, "map-1");
+    uint8_t raw[SS_REPORT_BYTES];
+    ss_report_sign(&rep, sk, raw);
+    ss_buf sealed = SS_BUF_INIT;
+    assert_int_equal(ss_keyservice_request(ks, raw, sizeof raw, &sealed, err,
+                                           sizeof err), 0);
+    /* only the report's key opens the sealed data key */
+    uint8_t blob[SS_KEY_BLOB_BYTES];
+    assert_int_equal(crypto_box_seal_open(blob, (uint8_t *)sealed.data,
+                                          sealed.len, rep.pubkey, bsk), 0);
+    /* swap in an attacker's public key after signing: refused */
+    for (size_t i = 0; i < SS_REPORT_BYTES; i++) {
+        raw[i] ^= 0x01;
+        ss_buf_reset(&sealed);
+        assert_int_not_equal(ss_keyservice_request(ks, raw, sizeof raw,
+                                                   &sealed, err, sizeof err),
+                             0);
+        assert_int_equal(sealed.len, 0);
+        raw[i] ^= 0x01;
+    }
+    sodium_memzero(blob, sizeof blob);
+    sodium_free(sk);
+    ss_buf_release(&sealed);
+    ss_keyservice_destroy(&ks);
+}
+
+static void test_reduce_inside(void **state)
+{
+    (void)state;
+    char keys[600], err[1024];
+    snprintf(keys, sizeof keys, "%s/keys-reduce", tmpdir);
+    assert_int_equal(ss_keys_create_dir(keys, 0, NULL, 0, 0, err,
+                                        sizeof err), 0);
+    const char *p = script("reduce",
+                           "local ZmqRx = require 'sgx-rx'\n"
+                           "ZmqRx.Subject.fromZmqSocket('tcp://x:1')\n"
+                           ":reduceSGX(function(acc, v)\n"
+                           "  acc.n = acc.n + #v return acc end, {n = 0})\n"
+                           ":subscribeToSocket('tcp://x:2')\n");
+    ss_keyservice *ks = NULL;
+    assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
+    assert_int_equal(ss_keyservice_expect_stage(ks, "map", prog, p,
+                                                SS_ENCLAVE_DEFAULT_MEM, 1,
+                                                err, sizeof err), 0);
+    ss_enclave *e = NULL;
+    if (open_encrypted(keys, p, ks, &e, err, sizeof err))
+        fail_msg("open: %s", err);
+    assert_true(ss_enclave_stateful(e));
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    ss_buf plain = SS_BUF_INIT, sealed = SS_BUF_INIT, back = SS_BUF_INIT;
+    const char *ev[] = {"aaa", "bbbb"};
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    ss_hdr h, o;
+    const char *why;
+    for (uint64_t s = 0; s < 3; s++) {
+        batch(&plain, s, ev, 2);
+        assert_int_equal(ss_hdr_decode(plain.data, plain.len, &h, &why), 0);
+        ss_buf_reset(&sealed);
+        assert_int_equal(ss_aead_seal(k, &h, plain.data + SS_HDR_SIZE,
+                                      h.len, &sealed), 0);
+        if (ss_enclave_call(e, sealed.data, sealed.len, &r, err, sizeof err))
+            fail_msg("call: %s", err);
+        ss_buf_reset(&back);
+        assert_int_equal(ss_aead_open(k, r.msg.data, r.msg.len, &o, &back),
+                         0);
+        assert_int_equal(o.count, 0); /* folded, nothing leaves */
+    }
+    memset(&h, 0, sizeof h);
+    h.stream = 9;
+    if (ss_enclave_complete(e, &h, &r, err, sizeof err))
+        fail_msg("complete: %s", err);
+    ss_hdr fh;
+    assert_int_equal(ss_hdr_decode(r.msg.data, r.msg.len, &fh, &why), 0);
+    assert_true(fh.flags & SS_BF_ENCRYPTED);
+    assert_true(fh.flags & SS_BF_FINAL);
+    ss_buf_reset(&back);
+    assert_int_equal(ss_aead_open(k, r.msg.data, r.msg.len, &o, &back), 0);
+    assert_int_equal(o.count, 1);
+    assert_int_equal(o.stream, 9);
+    /* {n = 21}: a fixmap with key "n" and 21 */
+    assert_non_null(memmem(back.data, back.len, "\xa1n\x15", 3));
+    ss_enclave_close(&e);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&plain);
+    ss_buf_release(&sealed);
+    ss_buf_release(&back);
+    ss_key_destroy(&k);
+    ss_keyservice_destroy(&ks);
+}
+
+static void test_none_backend(void **state)
+{
+    (void)state;
+    const char *p = script("none", MAP_SCRIPT("  return v .. v"));
+    ss_enclave_opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = "none";
+    o.name = "map-1";
+    o.stage = "map";
+    o.script_path = p;
+    ss_enclave *e = NULL;
+    char err[1024];
+    if (ss_enclave_open(&o, &e, err, sizeof err))
+        fail_msg("open: %s", err);
+    assert_string_equal(ss_enclave_backend(e), "none");
+    ss_buf msg = SS_BUF_INIT;
+    const char *ev[] = {"ab"};
+    batch(&msg, 0, ev, 1);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    assert_int_equal(ss_enclave_call(e, msg.data, msg.len, &r, err,
+                                     sizeof err), 0);
+    assert_non_null(memmem(r.msg.data, r.msg.len, "abab", 4));
+    o.backend = "gramine";
+    ss_enclave *g = NULL;
+    assert_int_equal(ss_enclave_open(&o, &g, err, sizeof err), SS_EINVAL);
+    assert_non_null(strstr(err, "gramine"));
+    ss_enclave_result_release(&r);
+    ss_buf_release(&msg);
+    ss_enclave_close(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sandbox_echo),
+        cmocka_unit_test(test_sandbox_stage),
+        cmocka_unit_test(test_forbidden_lua),
+        cmocka_unit_test(test_forbidden_syscall),
+        cmocka_unit_test(test_attestation),
+        cmocka_unit_test(test_report_forgery),
+        cmocka_unit_test(test_reduce_inside),
+        cmocka_unit_test(test_none_backend),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
