@@ -7,7 +7,7 @@
  *
  *   sstream enclave --stage S (--script F | --echo) [--name N]
  *                   [--mem-limit BYTES] [--encrypted --keys DIR]
- *                   [--shm-fd FD] [--spin-us US]
+ *                   [--shm-fd FD | --shm-path FILE] [--spin-us US]
  *
  * Test hook: with SS_ENCLAVE_TEST_SYSCALL=1 in its environment the child
  * calls socket() when it gets its first batch, after the seccomp filter

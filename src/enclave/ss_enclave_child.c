@@ -15,6 +15,7 @@
 #include "securestreams.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sodium.h>
@@ -250,7 +251,7 @@ int ss_enclave_child_main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     ss_buf_init(&c.in);
     const char *name = "enclave", *stage = NULL, *script = NULL;
-    const char *keys = NULL;
+    const char *keys = NULL, *shm_path = NULL;
     uint64_t fd = SS_CHAN_FD, mem = SS_ENCLAVE_CORE_DEFAULT_MEM,
              spin_us = 50;
     int encrypted = 0, echo = 0;
@@ -272,6 +273,8 @@ int ss_enclave_child_main(int argc, char **argv)
         i++;
         if (!strcmp(a, "--shm-fd"))
             bad = ss_parse_u64(v, 0, 1 << 20, 0, &fd);
+        else if (!strcmp(a, "--shm-path"))
+            shm_path = v;
         else if (!strcmp(a, "--name"))
             name = v;
         else if (!strcmp(a, "--stage"))
@@ -295,7 +298,17 @@ int ss_enclave_child_main(int argc, char **argv)
     ss_log_set_component(name);
     c.spin_ns = spin_us * 1000;
 
-    /* the channel */
+    /* the channel: fd 3 from the sandbox host, or a shared file (the
+     * untrusted_shm mount under Gramine) */
+    if (shm_path) {
+        int sfd = open(shm_path, O_RDWR | O_CLOEXEC);
+        if (sfd < 0) {
+            fprintf(stderr, "sstream enclave: cannot open %s: %s\n",
+                    shm_path, strerror(errno));
+            return 1;
+        }
+        fd = (uint64_t)sfd;
+    }
     c.base = mmap(NULL, SS_CHAN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
                   (int)fd, 0);
     if (c.base == MAP_FAILED) {
