@@ -192,6 +192,8 @@ static int open_link(node *n)
 {
     if (n->link)
         return 0;
+    if (!n->to && n->stage)
+        n->to = ss_stage_to(n->stage); /* the script's own address */
     if (!n->to || !*n->to) {
         snprintf(n->err, sizeof n->err,
                  "the script emits to a socket but no address was given");

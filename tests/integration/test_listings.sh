@@ -34,7 +34,7 @@ pipeline() { # $1: mapper, $2: filter, $3: reducer
     "$SS" sink "$L/listing-8.7.lua" --from "ipc://$d/r4-out" --name printer > out 2> err &
     local sink=$!
     _pids+=($sink)
-    "$SS" lua "$L/listing-8.3.lua" --to "ipc://$d/r1-in" 2> src-err
+    "$SS" lua --to "ipc://$d/r1-in" "$L/listing-8.3.lua" 2> src-err
     local src=$?
     wait $sink; local snk=$?
     check "listing 8.3 (data stream, $1) exits 0" test $src -eq 0
