@@ -1,0 +1,65 @@
+/*
+ * ss_supervisor.h - starts the processes of a pipeline, watches them and
+ * reports (live progress, metrics file, final summary).
+ *
+ * One supervisor runs one pipeline once. Every component is a child
+ * process running the same binary (/proc/self/exe, or SS_RUN_EXEC when
+ * set, for tests) in its own process group, with PR_SET_PDEATHSIG so that
+ * none outlives the supervisor. Components report their counters over the
+ * control endpoint (ss_stats.h) given to them in SS_CONTROL.
+ *
+ * Start order: routers (router-1 between source and stage 1, router-k+1
+ * after stage k, the last one feeding the sink), the sink, the workers,
+ * the source. The run ends when the sink sent DONE (or exited) and every
+ * child exited; a child exiting non-zero or by a signal fails the run and
+ * every other child is stopped (SIGTERM, SIGKILL 2 s later).
+ */
+#ifndef SS_SUPERVISOR_H
+#define SS_SUPERVISOR_H
+
+#include "run/ss_pipeline.h"
+
+/* Exit statuses of a run, as returned by ss_supervisor_run. */
+enum {
+    SS_RUN_OK = 0,
+    SS_RUN_FAILED = 1,
+    SS_RUN_TIMEOUT = 124,
+    SS_RUN_INTERRUPTED = 130,
+};
+
+/* How to run. Zero-initialise, then set what you need. */
+typedef struct ss_run_opts {
+    const char *exe;        /* program run for each component; NULL:
+                               $SS_RUN_EXEC, else /proc/self/exe */
+    const char *output_dir; /* logs, rejects; NULL: out/<name> */
+    const char *metrics;    /* JSON lines of every STATS sample, or NULL */
+    double timeout_s;       /* stop and fail with 124 after this; 0: none */
+    int quiet;              /* no progress, no summary: errors only */
+    int no_progress;        /* no live progress line */
+    int tcp;                /* loopback tcp endpoints instead of ipc */
+} ss_run_opts;
+
+typedef struct ss_supervisor ss_supervisor;
+
+/* Prepares a run of p (borrowed: it must outlive the supervisor): makes
+ * the output folder, the private endpoint folder and every component's
+ * command line and environment. Starts nothing. Returns 0 and *out
+ * (caller destroys), or a negative code with a reason in err. */
+int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
+                      ss_supervisor **out, char *err, size_t errlen);
+
+/* Number of components, and the command line of component i (argv[0] is
+ * the program name; NULL-terminated; borrowed). For tests and --help. */
+size_t ss_supervisor_count(const ss_supervisor *sv);
+char *const *ss_supervisor_argv(const ss_supervisor *sv, size_t i);
+
+/* Runs the pipeline to its end. Installs handlers for SIGINT, SIGTERM and
+ * SIGCHLD for the duration (restored before returning). Prints progress,
+ * errors and the summary to stderr. Returns one of SS_RUN_*; never
+ * returns while a child it started is alive. Call once. */
+int ss_supervisor_run(ss_supervisor *sv);
+
+/* Frees sv, removes the endpoint folder; sets *p to NULL. Safe on NULL. */
+void ss_supervisor_destroy(ss_supervisor **p);
+
+#endif

@@ -1,0 +1,455 @@
+/*
+ * test_pipeline.c - the pipeline file of `sstream run`
+ * (src/run/ss_pipeline.c): a good file, every validation error with its
+ * line number, the command-line overrides and the pre-start checks.
+ *
+ * The tests run in a fresh temporary folder (the current directory while
+ * they run) holding small scripts and a data file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "run/ss_pipeline.h"
+#include "securestreams.h"
+#include "wire/ss_batch.h"
+
+static char tmpdir[PATH_MAX];
+static char oldcwd[PATH_MAX];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(tmpdir, sizeof tmpdir, "%s/test_pipeline.XXXXXX", base);
+    if (!mkdtemp(tmpdir) || !getcwd(oldcwd, sizeof oldcwd) ||
+        chdir(tmpdir) != 0)
+        return -1;
+    write_file("map.lua", "local x = 1\nreturn x\n");
+    write_file("filter.lua", "return true\n");
+    write_file("print.lua", "print('ok')\n");
+    write_file("bad.lua", "local function f()\n  return 1\nend end\n");
+    write_file("data.csv", "a,b\n1,2\n");
+    mkdir("sub", 0755);
+    write_file("sub/map.lua", "return 1\n");
+    write_file("sub/print.lua", "return 1\n");
+    mkdir("adir.lua", 0755);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (chdir(oldcwd) != 0)
+        return -1;
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char good[] =
+    "# a comment\n"                      /* 1 */
+    "name: delayed-flights\n"            /* 2 */
+    "security: encrypted\n"              /* 3 */
+    "batch_size: 128K\n"                 /* 4 */
+    "source:\n"                          /* 5 */
+    "  file: data.csv\n"                 /* 6 */
+    "  parts: 4\n"                       /* 7 */
+    "  format: csv\n"                    /* 8 */
+    "  header: true\n"                   /* 9 */
+    "stages:\n"                          /* 10 */
+    "  - name: map\n"                    /* 11 */
+    "    script: map.lua\n"              /* 12 */
+    "    workers: 3\n"                   /* 13 */
+    "  - name: filter\n"                 /* 14 */
+    "    script: filter.lua\n"           /* 15 */
+    "sink:\n"                            /* 16 */
+    "  script: print.lua\n"              /* 17 */
+    "  output: results.txt\n";           /* 18 */
+
+static ss_pipeline *parse_ok(const char *path, const char *text)
+{
+    ss_pipeline *p = NULL;
+    char err[512] = "";
+    int rc = ss_pipeline_parse(path, text, strlen(text), &p, err, sizeof err);
+    if (rc)
+        fail_msg("unexpected error %d: %s", rc, err);
+    assert_non_null(p);
+    return p;
+}
+
+static void good_file(void **state)
+{
+    (void)state;
+    write_file("p.yml", good);
+    ss_pipeline *p = NULL;
+    char err[512];
+    assert_int_equal(ss_pipeline_load("p.yml", &p, err, sizeof err), 0);
+    assert_string_equal(p->name, "delayed-flights");
+    assert_string_equal(p->security, "encrypted");
+    assert_int_equal(p->batch_size, 128 * 1024);
+    assert_string_equal(p->source.file, "data.csv");
+    assert_int_equal(p->source.parts, 4);
+    assert_string_equal(p->source.format, "csv");
+    assert_int_equal(p->source.header, 1);
+    assert_int_equal(p->nstages, 2);
+    assert_string_equal(p->stages[0].name, "map");
+    assert_string_equal(p->stages[0].script, "map.lua");
+    assert_int_equal(p->stages[0].workers, 3);
+    assert_int_equal(p->stages[0].line, 11);
+    assert_string_equal(p->stages[1].name, "filter");
+    assert_int_equal(p->stages[1].workers, 1);
+    assert_string_equal(p->sink.script, "print.lua");
+    assert_string_equal(p->sink.output, "results.txt");
+    assert_int_equal(ss_pipeline_total_workers(p), 4);
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), 0);
+    ss_pipeline_destroy(&p);
+    assert_null(p);
+    ss_pipeline_destroy(&p);
+}
+
+static void defaults_and_paths(void **state)
+{
+    (void)state;
+    /* relative paths resolve against the file's folder */
+    ss_pipeline *p = parse_ok("sub/my pipe.v2.yml",
+                              "stages:\n"
+                              "  - {name: m, script: map.lua}\n"
+                              "sink: {script: print.lua}\n");
+    assert_string_equal(p->name, "my_pipe.v2");
+    assert_string_equal(p->dir, "sub");
+    assert_string_equal(p->security, "plain");
+    assert_int_equal(p->batch_size, SS_BATCH_DEFAULT_SIZE);
+    assert_null(p->source.file);
+    assert_int_equal(p->source.parts, 1);
+    assert_string_equal(p->source.format, "lines");
+    assert_int_equal(p->source.header, 0);
+    assert_string_equal(p->stages[0].script, "sub/map.lua");
+    assert_string_equal(p->sink.script, "sub/print.lua");
+    assert_null(p->sink.output);
+    ss_pipeline_destroy(&p);
+
+    /* absolute script paths are kept */
+    char text[PATH_MAX * 3 + 128];
+    snprintf(text, sizeof text,
+             "stages:\n  - name: m\n    script: %s/map.lua\n"
+             "sink:\n  script: %s/print.lua\n"
+             "source:\n  file: %s/data.csv\n  header: no\n",
+             tmpdir, tmpdir, tmpdir);
+    p = parse_ok("/nowhere/p.yml", text);
+    char want[PATH_MAX + 16];
+    snprintf(want, sizeof want, "%s/map.lua", tmpdir);
+    assert_string_equal(p->stages[0].script, want);
+    assert_string_equal(p->dir, "/nowhere");
+    snprintf(want, sizeof want, "%s/data.csv", tmpdir);
+    assert_string_equal(p->source.file, want);
+    ss_pipeline_destroy(&p);
+}
+
+/* Replaces line `line` (from 1) of the good file by `repl` (which may
+ * hold several lines or be empty) and expects "p.yml:<eline>: <msg>". */
+static void expect_edit(int line, const char *repl, int eline,
+                        const char *msg)
+{
+    char text[4096] = "";
+    const char *s = good;
+    for (int n = 1; *s; n++) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s + 1) : strlen(s);
+        if (n == line)
+            strcat(text, repl);
+        else
+            strncat(text, s, len);
+        s += len;
+    }
+    ss_pipeline *p = NULL;
+    char err[512] = "";
+    int rc = ss_pipeline_parse("p.yml", text, strlen(text), &p, err,
+                               sizeof err);
+    char want[512];
+    snprintf(want, sizeof want, "p.yml:%d: %s", eline, msg);
+    if (rc != SS_EINVAL || strcmp(err, want) != 0)
+        fail_msg("edit of line %d: got %d '%s', want '%s'", line, rc, err,
+                 want);
+    assert_null(p);
+}
+
+/* Expects text to fail with exactly msg. */
+static void expect_text(const char *text, const char *msg)
+{
+    ss_pipeline *p = NULL;
+    char err[512] = "";
+    int rc = ss_pipeline_parse("p.yml", text, strlen(text), &p, err,
+                               sizeof err);
+    if (rc != SS_EINVAL || strcmp(err, msg) != 0)
+        fail_msg("got %d '%s', want '%s'", rc, err, msg);
+}
+
+static void errors_top_level(void **state)
+{
+    (void)state;
+    expect_edit(2, "nmae: x\n", 2,
+                "unknown key 'nmae' in the pipeline (expected name, "
+                "security, batch_size, source, stages, sink)");
+    expect_edit(2, "name: [a]\n", 2,
+                "name must be 1 to 48 letters, digits, '_', '-' or '.'");
+    expect_edit(2, "name: a/b\n", 2,
+                "name must be 1 to 48 letters, digits, '_', '-' or '.'");
+    expect_edit(3, "security: secret\n", 3,
+                "security must be one of plain, encrypted or enclave");
+    expect_edit(4, "batch_size: 65M\n", 4,
+                "batch_size must be a size from 1 to 64M (such as 65536 "
+                "or 64K)");
+    expect_edit(4, "batch_size: lots\n", 4,
+                "batch_size must be a size from 1 to 64M (such as 65536 "
+                "or 64K)");
+    expect_edit(4, "batch_size: '64K'\n", 4,
+                "batch_size must be a size from 1 to 64M (such as 65536 "
+                "or 64K)");
+    expect_edit(4, "security: plain\n", 4,
+                "duplicate key 'security' in the pipeline");
+    expect_text("stages: [{name: a, script: map.lua}]\n",
+                "p.yml:1: sink is missing");
+    expect_text("\n\nsink: {script: print.lua}\n",
+                "p.yml:3: stages is missing");
+    expect_edit(10, "stagez:\n", 10,
+                "unknown key 'stagez' in the pipeline (expected name, "
+                "security, batch_size, source, stages, sink)");
+    expect_text("source: data.csv\n", "p.yml:1: source must be a mapping "
+                "(key: value lines)");
+    expect_text("stages: [{name: a, script: map.lua}]\nsink: print.lua\n",
+                "p.yml:2: sink must be a mapping (key: value lines)");
+}
+
+static void errors_source(void **state)
+{
+    (void)state;
+    expect_edit(7, "  parts: 65\n", 7, "parts must be a number from 1 to 64");
+    expect_edit(7, "  parts: 0\n", 7, "parts must be a number from 1 to 64");
+    expect_edit(7, "  parts: -1\n", 7, "parts must be a number from 1 to 64");
+    expect_edit(8, "  format: xml\n", 8,
+                "format must be one of lines, csv or jsonl");
+    expect_edit(9, "  header: maybe\n", 9, "header must be true or false");
+    expect_edit(6, "  file: [a, b]\n", 6, "file must be a non-empty string");
+    expect_edit(6, "  file: ''\n", 6, "file must be a non-empty string");
+    expect_edit(6, "  fiel: data.csv\n", 6,
+                "unknown key 'fiel' in source (expected file, parts, "
+                "format, header)");
+}
+
+static void errors_stages(void **state)
+{
+    (void)state;
+    expect_edit(13, "    workers: 0\n", 13,
+                "stage 'map': workers must be a number from 1 to 64");
+    expect_edit(13, "    workers: 65\n", 13,
+                "stage 'map': workers must be a number from 1 to 64");
+    expect_edit(13, "    workers: two\n", 13,
+                "stage 'map': workers must be a number from 1 to 64");
+    expect_edit(13, "    workers: \"2\"\n", 13,
+                "stage 'map': workers must be a number from 1 to 64");
+    expect_edit(13, "    workers: 1.5\n", 13,
+                "stage 'map': workers must be a number from 1 to 64");
+    expect_edit(13, "    worker: 2\n", 13,
+                "stage 'map': unknown key 'worker' in a stage (expected "
+                "name, script, workers)");
+    expect_edit(12, "    script: nope.lua\n", 12,
+                "stage 'map': script 'nope.lua' not found");
+    expect_edit(12, "    script: adir.lua\n", 12,
+                "stage 'map': script 'adir.lua' is not a regular file");
+    expect_edit(12, "", 11, "stage 'map': script is missing");
+    expect_text("sink: {script: print.lua}\nstages:\n  - workers: 2\n"
+                "    script: map.lua\n",
+                "p.yml:3: stage 1: name is missing");
+    expect_edit(14, "  - name: map\n", 14,
+                "stage 'map': name already used by the stage at line 11");
+    expect_edit(14, "  - name: router\n", 14,
+                "stage 'router': name 'router' is reserved");
+    expect_edit(14, "  - name: 'a b'\n", 14,
+                "stage 2: name must be 1 to 48 letters, digits, '_', '-' "
+                "or '.'");
+    expect_edit(14, "  - filter.lua\n  - name: x\n", 14,
+                "stage 2: a stage must be a mapping (key: value lines)");
+    expect_text("sink: {script: print.lua}\nstages: map.lua\n",
+                "p.yml:2: stages must be a list of 1 to 32 stages");
+    expect_text("sink: {script: print.lua}\nstages: []\n",
+                "p.yml:2: stages must be a list of 1 to 32 stages (has 0)");
+    expect_edit(17, "  scrip: print.lua\n", 17,
+                "unknown key 'scrip' in sink (expected script, "
+                "output)");
+    expect_edit(17, "  script: none.lua\n", 17,
+                "sink: script 'none.lua' not found");
+    expect_edit(18, "  output: {a: 1}\n", 18,
+                "sink: output must be a non-empty string");
+}
+
+static void too_many_stages(void **state)
+{
+    (void)state;
+    char text[8192] = "stages:\n";
+    for (int i = 0; i < 33; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "  - {name: s%d, script: map.lua}\n", i);
+        strcat(text, line);
+    }
+    strcat(text, "sink: {script: print.lua}\n");
+    ss_pipeline *p = NULL;
+    char err[512];
+    assert_int_equal(
+        ss_pipeline_parse("p.yml", text, strlen(text), &p, err, sizeof err),
+        SS_EINVAL);
+    assert_string_equal(err, "p.yml:2: stages must be a list of 1 to 32 "
+                             "stages (has 33)");
+    /* 32 is fine */
+    char *last = strstr(text, "  - {name: s32");
+    assert_non_null(last);
+    memmove(last, strstr(last, "sink:"), strlen(strstr(last, "sink:")) + 1);
+    p = parse_ok("p.yml", text);
+    assert_int_equal(p->nstages, 32);
+    ss_pipeline_destroy(&p);
+}
+
+static void yaml_and_file_errors(void **state)
+{
+    (void)state;
+    ss_pipeline *p = NULL;
+    char err[512];
+    const char *bad = "stages:\n  - name: map\n   script: x\n";
+    assert_int_equal(
+        ss_pipeline_parse("p.yml", bad, strlen(bad), &p, err, sizeof err),
+        SS_EINVAL);
+    assert_true(strncmp(err, "p.yml:3: yaml: ", 15) == 0);
+    assert_null(p);
+
+    assert_int_equal(ss_pipeline_parse("p.yml", "", 0, &p, err, sizeof err),
+                     SS_EINVAL);
+    assert_string_equal(err, "p.yml:1: the file is empty");
+    assert_int_equal(
+        ss_pipeline_parse("p.yml", "- a\n- b\n", 8, &p, err, sizeof err),
+        SS_EINVAL);
+    assert_string_equal(err, "p.yml:1: the pipeline must be a mapping "
+                             "(key: value lines)");
+
+    assert_int_equal(ss_pipeline_load("missing.yml", &p, err, sizeof err),
+                     SS_ENOTFOUND);
+    assert_string_equal(err, "missing.yml: No such file or directory");
+    assert_int_equal(ss_pipeline_load("sub", &p, err, sizeof err), SS_EIO);
+    assert_null(p);
+}
+
+static void overrides(void **state)
+{
+    (void)state;
+    ss_pipeline *p = parse_ok("p.yml", good);
+    char err[256];
+    ss_pipeline_overrides o = {0};
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    assert_string_equal(p->source.file, "data.csv");
+
+    o.env_data = "env.csv";
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    assert_string_equal(p->source.file, "env.csv");
+    o.data = "cli.csv";
+    o.workers = 7;
+    o.security = "enclave";
+    o.batch_size = 1024;
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    assert_string_equal(p->source.file, "cli.csv");
+    assert_int_equal(p->stages[0].workers, 7);
+    assert_int_equal(p->stages[1].workers, 7);
+    assert_string_equal(p->security, "enclave");
+    assert_int_equal(p->batch_size, 1024);
+
+    ss_pipeline_overrides bad = {0};
+    bad.workers = 65;
+    assert_int_equal(ss_pipeline_apply(p, &bad, err, sizeof err), SS_EINVAL);
+    assert_string_equal(err, "--workers must be a number from 1 to 64");
+    bad.workers = 0;
+    bad.security = "tls";
+    assert_int_equal(ss_pipeline_apply(p, &bad, err, sizeof err), SS_EINVAL);
+    assert_string_equal(err,
+                        "--security must be plain, encrypted or enclave");
+    assert_true(ss_pipeline_security_valid("plain"));
+    assert_false(ss_pipeline_security_valid("Plain"));
+    assert_false(ss_pipeline_security_valid(NULL));
+    assert_int_equal(ss_pipeline_apply(p, NULL, err, sizeof err), 0);
+    ss_pipeline_destroy(&p);
+}
+
+static void checks(void **state)
+{
+    (void)state;
+    char err[512];
+    ss_pipeline *p = parse_ok("p.yml", good);
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), 0);
+
+    /* a syntax error in a stage script, named with its line */
+    free(p->stages[1].script);
+    p->stages[1].script = strdup("bad.lua");
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_ELUA);
+    assert_true(strncmp(err, "stage 'filter': bad.lua:3: ", 27) == 0);
+    assert_non_null(strstr(err, "near 'end'"));
+    assert_null(strchr(err, '\n'));
+
+    free(p->stages[1].script);
+    p->stages[1].script = strdup("filter.lua");
+    free(p->sink.script);
+    p->sink.script = strdup("bad.lua");
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_ELUA);
+    assert_true(strncmp(err, "sink: bad.lua:3: ", 17) == 0);
+    free(p->sink.script);
+    p->sink.script = strdup("print.lua");
+
+    ss_pipeline_overrides o = {0};
+    o.data = "nothere.csv";
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_ENOTFOUND);
+    assert_string_equal(err, "data file 'nothere.csv': No such file or "
+                             "directory");
+    o.data = "sub";
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_EINVAL);
+    assert_string_equal(err, "data file 'sub': not a regular file");
+    ss_pipeline_destroy(&p);
+
+    p = parse_ok("p.yml", "stages: [{name: a, script: map.lua}]\n"
+                          "sink: {script: print.lua}\n");
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_EINVAL);
+    assert_string_equal(err, "p.yml: no data file: give source.file, "
+                             "DATA_FILE or --data");
+    ss_pipeline_destroy(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(good_file),
+        cmocka_unit_test(defaults_and_paths),
+        cmocka_unit_test(errors_top_level),
+        cmocka_unit_test(errors_source),
+        cmocka_unit_test(errors_stages),
+        cmocka_unit_test(too_many_stages),
+        cmocka_unit_test(yaml_and_file_errors),
+        cmocka_unit_test(overrides),
+        cmocka_unit_test(checks),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
