@@ -186,8 +186,10 @@ static int host_emit(lua_State *L)
     if (lua_gettop(L) < 1)
         lua_pushnil(L);
     int rc = ss_mp_encode_lua(L, 1, &o->events, s->err, sizeof s->err);
-    if (rc)
-        return luaL_error(L, "%s", s->err);
+    if (rc) { /* no position prefix: the reason names the value */
+        lua_pushstring(L, s->err);
+        return lua_error(L);
+    }
     o->count++;
     o->delta.out++;
     if (!s->cur)

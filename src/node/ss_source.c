@@ -117,7 +117,7 @@ static void reject(part *p, uint64_t line, const char *why, const char *l,
     ss_buf_printf(b, ",\"line\":%llu,\"error\":", (unsigned long long)line);
     json_str(b, why, strlen(why));
     ss_buf_printf(b, ",\"event\":");
-    json_str(b, l, n > 4096 ? 4096 : n);
+    json_str(b, l, n > 1024 ? 1024 : n); /* enough to find it */
     ss_buf_append(b, "}\n", 2);
     unsigned long long nrej = atomic_load(&s->rejected);
     if (nrej <= 10 || nrej % (ss_log_rate ? ss_log_rate : 100) == 0)
