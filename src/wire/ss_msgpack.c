@@ -164,11 +164,18 @@ static inline int put_bytes(ss_buf *b, const char *s, size_t n, int str)
 /* Whether s is valid UTF-8, with a word-at-a-time ASCII fast path. */
 static inline int is_utf8(const char *s, size_t n)
 {
+    const uint64_t hi = 0x8080808080808080ull;
     size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        uint64_t w[4];
+        memcpy(w, s + i, 32);
+        if ((w[0] | w[1] | w[2] | w[3]) & hi)
+            return ss_utf8_valid(s + i, n - i, NULL);
+    }
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080ull)
+        if (w & hi)
             return ss_utf8_valid(s + i, n - i, NULL);
     }
     for (; i < n; i++)
@@ -527,6 +534,10 @@ static int enc_value(mp_enc *e, int idx, int depth)
     case LUA_TLIGHTUSERDATA:
         return enc_fail(e, depth, SS_EENCODE,
                         "cannot send a light userdata value");
+    case LUA_TNONE:
+        if (e->err && e->errlen)
+            snprintf(e->err, e->errlen, "no value at stack index %d", idx);
+        return SS_EINVAL;
     default: {
         char what[64];
         snprintf(what, sizeof what, "cannot send a %s value",
@@ -555,14 +566,7 @@ int ss_mp_encode_lua_as(lua_State *L, int idx, ss_buf *b, const char *root,
         err[0] = '\0';
     size_t start = b->len;
     int top = lua_gettop(L);
-    int rc;
-    if (lua_type(L, idx) == LUA_TNONE) {
-        if (err && errlen)
-            snprintf(err, errlen, "no value at stack index %d", idx);
-        rc = SS_EINVAL;
-    } else {
-        rc = enc_value(&e, lua_absindex(L, idx), 0);
-    }
+    int rc = enc_value(&e, lua_absindex(L, idx), 0);
     if (rc) {
         b->len = start;
         if (b->data)
@@ -1062,7 +1066,10 @@ static int json_str(ss_buf *out, const char *s, size_t n)
 
 static int json_value(mp_dec *d, ss_buf *out, int depth);
 
-/* A map key: strings as they are, anything else as its JSON text. */
+#define JSON_KEY_MAX 128
+
+/* A map key: strings as they are, anything else as its JSON text (cut to
+ * JSON_KEY_MAX bytes). */
 static int json_key(mp_dec *d, ss_buf *out, int depth)
 {
     size_t at = d->off;
@@ -1077,6 +1084,15 @@ static int json_key(mp_dec *d, ss_buf *out, int depth)
     }
     ss_buf tmp = SS_BUF_INIT;
     int rc = json_value(d, &tmp, depth);
+    if (!rc && tmp.len > JSON_KEY_MAX) {
+        /* cut (at a character boundary): keys nested in keys would
+         * otherwise grow exponentially with each level of escaping */
+        size_t cut = JSON_KEY_MAX;
+        while (cut > 0 && ((unsigned char)tmp.data[cut] & 0xc0) == 0x80)
+            cut--;
+        tmp.len = cut;
+        rc = ss_buf_append(&tmp, "...", 3);
+    }
     if (!rc)
         rc = json_str(out, tmp.data ? tmp.data : "", tmp.len);
     ss_buf_release(&tmp);

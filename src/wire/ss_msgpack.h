@@ -106,9 +106,10 @@ int ss_mp_get_str(const char *p, size_t n, size_t *off, const char **s,
  * are written as \u00XX (their Latin-1 reading); floats use the shortest
  * of %.15g/%.16g/%.17g that reads back exactly, NaN and infinities become
  * null; map keys that are not strings become the string of their JSON
- * text ({1:2} -> {"1":2}). Returns 0, SS_EDECODE (what ss_mp_skip
- * rejects, except that nil/NaN keys are printed) or SS_ENOMEM; on failure
- * out->len and *off are restored.
+ * text ({1:2} -> {"1":2}), cut to 128 bytes + "..." (keys nested in
+ * keys would otherwise grow exponentially through escaping). Returns 0,
+ * SS_EDECODE (what ss_mp_skip rejects, except that nil/NaN keys are
+ * printed) or SS_ENOMEM; on failure out->len and *off are restored.
  */
 int ss_mp_to_json(const char *p, size_t n, size_t *off, ss_buf *out);
 

@@ -796,6 +796,44 @@ static void test_table_classification(void **state)
         ss_buf_release(&b);
         lua_pop(L, 1);
     }
+    /* Sequences whose keys lua_next does not return as 1, 2, 3...: keys
+     * in the hash part (filled backwards), or 1..2 in the array part and
+     * 3..n in the hash part (the fast path starts, then must restart). */
+    static const struct {
+        int narr, nhash, n;
+        int first_is_1;
+    } seqs[] = {{0, 3, 3, 0}, {0, 4, 4, 0}, {0, 8, 8, 0}, {0, 16, 16, 0},
+                {2, 8, 8, 1}, {2, 16, 16, 1}};
+    for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+        int n = seqs[i].n;
+        lua_createtable(L, seqs[i].narr, seqs[i].nhash);
+        for (int k = n; k >= 1; k--) {
+            lua_pushinteger(L, k * 10);
+            lua_rawseti(L, -2, k);
+        }
+        /* the premise: iteration order is not 1..n */
+        lua_Integer prev = 0, first = 0;
+        int sorted = 1;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_Integer k = lua_tointeger(L, -2);
+            if (!first)
+                first = k;
+            sorted &= k == prev + 1;
+            prev = k;
+            lua_pop(L, 1);
+        }
+        assert_false(sorted);
+        assert_int_equal(first == 1, seqs[i].first_is_1);
+        uint8_t want = n <= 15 ? (uint8_t)(0x90 | n) : 0xdc;
+        assert_int_equal(round_trip(L), want);
+        ss_buf b = SS_BUF_INIT;
+        encode_ok(L, -1, &b);
+        check_with_msgpackc(L, -1, &b);
+        check_from_msgpackc(L, -1, 1); /* byte-identical to msgpack-c */
+        ss_buf_release(&b);
+        lua_pop(L, 1);
+    }
     lua_close(L);
 }
 
@@ -1461,6 +1499,29 @@ static void test_to_json(void **state)
     assert_int_equal(ss_mp_to_json("\x91\xd4\x01\x00", 4, &off, &j),
                      SS_EDECODE);
     assert_string_equal(j.data, "x=[1,null]");
+    ss_buf_release(&j);
+    /* keys nested in keys: each level escapes the one below; the cut at
+     * 128 bytes keeps the text small instead of exponential */
+    ss_buf k = SS_BUF_INIT;
+    for (int i = 0; i < SS_MP_MAX_DEPTH; i++)
+        assert_int_equal(ss_mp_put_map(&k, 1), 0);
+    assert_int_equal(ss_mp_put_str(&k, "key\"q", 5), 0);
+    for (int i = 0; i < SS_MP_MAX_DEPTH; i++)
+        assert_int_equal(ss_mp_put_int(&k, i), 0);
+    ss_buf_init(&j);
+    off = 0;
+    assert_int_equal(ss_mp_to_json(k.data, k.len, &off, &j), 0);
+    assert_int_equal(off, k.len);
+    assert_true(j.len < 2048);
+    assert_memory_equal(j.data, "{\"{\\\"{\\\\\\\"{", 11);
+    assert_non_null(strstr(j.data, "...\":31}"));
+    ss_buf_release(&j);
+    ss_buf_release(&k);
+    /* a short non-string key is not cut */
+    ss_buf_init(&j);
+    off = 0;
+    assert_int_equal(ss_mp_to_json("\x81\x92\x01\x02\x03", 5, &off, &j), 0);
+    assert_string_equal(j.data, "{\"[1,2]\":3}");
     ss_buf_release(&j);
     /* float formatting helper */
     char num[32];
