@@ -1370,7 +1370,9 @@ int ss_supervisor_run(ss_supervisor *sv)
     sv->ran = 1;
     sv->result = SS_RUN_OK;
     sv->progress = !sv->o.quiet && !sv->o.no_progress && isatty(2);
-    sv->relay_stdout = sv->progress && isatty(1);
+    /* a child in its own process group must not write to the terminal
+     * itself (SIGTTOU with `stty tostop`): relay the sink's results */
+    sv->relay_stdout = isatty(1);
     struct winsize ws;
     if (sv->progress && ioctl(2, TIOCGWINSZ, &ws) == 0)
         sv->cols = ws.ws_col;
