@@ -124,7 +124,7 @@ static volatile sig_atomic_t sig_stop_count;
 static void on_signal(int sig)
 {
     int saved = errno;
-    if (sig == SIGINT || sig == SIGTERM)
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
         sig_stop_count++;
     char c = (char)sig;
     if (sig_pipe[1] >= 0)
@@ -589,6 +589,7 @@ static void exec_child(const char *exe, char **argv, char **envp, int in,
     sa.sa_handler = SIG_DFL;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGCHLD, &sa, NULL);
     sigaction(SIGPIPE, &sa, NULL);
     sigset_t none;
@@ -1359,6 +1360,8 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
         if (sv->progress && !sv->stopping &&
             now - sv->last_draw >= DRAW_EVERY_NS)
             draw_progress(sv, now);
+        if (sv->metrics)
+            fflush(sv->metrics); /* readable while the run goes on */
     }
 }
 
@@ -1404,7 +1407,7 @@ int ss_supervisor_run(ss_supervisor *sv)
     }
     raise_nofile();
 
-    struct sigaction sa, old_int, old_term, old_chld;
+    struct sigaction sa, old_int, old_term, old_hup, old_chld;
     if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         say(sv, "pipe: %s", strerror(errno));
         free(items);
@@ -1419,6 +1422,7 @@ int ss_supervisor_run(ss_supervisor *sv)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
     sigaction(SIGCHLD, &sa, &old_chld);
 
     sv->t0 = ss_now_ns();
@@ -1464,6 +1468,7 @@ int ss_supervisor_run(ss_supervisor *sv)
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     sigaction(SIGCHLD, &old_chld, NULL);
     close(sig_pipe[0]);
     close(sig_pipe[1]);

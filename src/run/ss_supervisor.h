@@ -53,8 +53,9 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
 size_t ss_supervisor_count(const ss_supervisor *sv);
 char *const *ss_supervisor_argv(const ss_supervisor *sv, size_t i);
 
-/* Runs the pipeline to its end. Installs handlers for SIGINT, SIGTERM and
- * SIGCHLD for the duration (restored before returning). Prints progress,
+/* Runs the pipeline to its end. Installs handlers for SIGINT, SIGTERM,
+ * SIGHUP (all three stop the run: SS_RUN_INTERRUPTED) and SIGCHLD for the
+ * duration (restored before returning). Prints progress,
  * errors and the summary to stderr. Returns one of SS_RUN_*; never
  * returns while a child it started is alive. Call once. */
 int ss_supervisor_run(ss_supervisor *sv);

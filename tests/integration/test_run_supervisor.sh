@@ -227,9 +227,10 @@ rm -f "$A"/*
 FAKE_LOG_DIR=$A FAKE_MODE=hang "$SS" run "$P/pipeline.yml" --output-dir "$T/o14" \
     > /dev/null 2>&1 &
 sv=$!
+disown $sv # no "Killed" notice from bash
 wait_for 8 "$A"
 kill -KILL $sv
-wait $sv 2>/dev/null
+for i in $(seq 50); do kill -0 $sv 2>/dev/null || break; sleep 0.1; done
 no_orphans "a supervisor killed by SIGKILL leaves no orphans (PDEATHSIG)"
 
 # --- the real components, once they are built ---------------------------------
