@@ -1066,7 +1066,7 @@ static void fmt_count(char *buf, size_t n, const child *c, uint64_t v)
 
 /* Checks rows in = out + filtered + rejected, and each stage's
  * in = passed + dropped + rejected. Prints the result. */
-static void balance(ss_supervisor *sv, uint64_t now)
+static int balance(ss_supervisor *sv, uint64_t now)
 {
     const child *src = &sv->kids[sv->source];
     for (size_t i = 0; i < sv->nkids; i++) {
@@ -1074,7 +1074,7 @@ static void balance(ss_supervisor *sv, uint64_t now)
         if (!c->have_st && (c->stage >= 0 || c == src)) {
             say(sv, "cannot check the balance: no counters from %s",
                 c->name);
-            return;
+            return -1;
         }
     }
     uint64_t rows_in = src->st.in, filtered = 0;
@@ -1127,6 +1127,7 @@ static void balance(ss_supervisor *sv, uint64_t now)
         !bad && ok ? "balanced" : "MISMATCH");
     if (bad)
         say(sv, "the counts do not add up: %s", why);
+    return !bad && ok ? 0 : -1;
 }
 
 /* Index in kids of the k-th component in the order of the flow: source,
@@ -1149,7 +1150,9 @@ static size_t flow_order(const ss_supervisor *sv, size_t k)
     return (size_t)sv->sink;
 }
 
-static void summary(ss_supervisor *sv, long nrejects, const char *rpath)
+/* Prints the summary; returns 0, or -1 if the counts do not balance
+ * (something was lost or counted twice: the run must not pass). */
+static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
 {
     static const child nostats; /* prints "-" */
     uint64_t now = ss_now_ns();
@@ -1189,11 +1192,12 @@ static void summary(ss_supervisor *sv, long nrejects, const char *rpath)
         wall, (double)bytes / 1e6, wall > 0 ? (double)bytes / 1e6 / wall : 0,
         (double)peak / 1024.0, peak_c ? " (" : "",
         peak_c ? peak_c->name : "", peak_c ? ")" : "");
-    balance(sv, now);
+    int bal = balance(sv, now);
     if (nrejects >= 0)
         out(sv, "  rejects: %ld in %s\n", nrejects, rpath);
     if (!sv->o.quiet)
         fflush(stderr);
+    return bal;
 }
 
 /* ---- the run ------------------------------------------------------------- */
@@ -1484,7 +1488,10 @@ int ss_supervisor_run(ss_supervisor *sv)
     if (sv->result == SS_RUN_OK) {
         if (!sv->done)
             say(sv, "warning: the sink never called sendZmqCompleted()");
-        summary(sv, nrej, rpath);
+        if (summary(sv, nrej, rpath) != 0) {
+            say(sv, "the counts do not balance: failing the run");
+            sv->result = SS_RUN_FAILED;
+        }
     }
     free(rpath);
     if (sv->metrics) {
