@@ -360,7 +360,14 @@ static int enc_nomem(mp_enc *e, int depth)
     return enc_fail(e, depth, SS_ENOMEM, "out of memory");
 }
 
-static int enc_value(mp_enc *e, int idx, int depth);
+static int enc_typed(mp_enc *e, int idx, int type, int depth);
+
+/* Writes the value at absolute index idx, found depth keys down from the
+ * root. */
+static inline int enc_value(mp_enc *e, int idx, int depth)
+{
+    return enc_typed(e, idx, lua_type(e->L, idx), depth);
+}
 
 /* 1 if the keys of table t are exactly the integers 1..len. */
 static int is_sequence(lua_State *L, int t, lua_Unsigned len)
@@ -412,8 +419,8 @@ static int enc_map(mp_enc *e, int t, int depth, size_t start, int have_pair)
         if (!lua_next(L, t))
             goto done;
     }
+    int top = lua_gettop(L); /* lua_next keeps key and value here */
     do {
-        int top = lua_gettop(L);
         int kt = lua_type(L, top - 1);
         if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN &&
             kt != LUA_TTABLE) {
@@ -425,7 +432,7 @@ static int enc_map(mp_enc *e, int t, int depth, size_t start, int have_pair)
             return enc_fail(e, depth - 1, SS_EENCODE, what);
         }
         e->keyidx[depth] = top - 1;
-        int rc = enc_value(e, top - 1, depth);
+        int rc = enc_typed(e, top - 1, kt, depth);
         if (!rc)
             rc = enc_value(e, top, depth);
         if (rc) {
@@ -463,9 +470,10 @@ static int enc_table(mp_enc *e, int t, int depth)
     b->len++;
     lua_Integer i = 0;
     lua_pushnil(L);
+    int top = lua_gettop(L) + 1; /* where lua_next leaves the value */
     while (lua_next(L, t)) {
-        int top = lua_gettop(L);
-        if (lua_isinteger(L, top - 1) && lua_tointeger(L, top - 1) == i + 1) {
+        int isint = lua_isinteger(L, top - 1);
+        if (isint && lua_tointeger(L, top - 1) == i + 1) {
             e->keyidx[depth] = top - 1;
             int rc = enc_value(e, top, depth);
             lua_pop(L, 1);
@@ -478,7 +486,7 @@ static int enc_table(mp_enc *e, int t, int depth)
         }
         /* Keys did not come out as 1, 2, 3...: a map, unless this is a
          * sequence stored out of order (e.g. filled from the end). */
-        if (lua_isinteger(L, top - 1)) {
+        if (isint) {
             lua_Integer k = lua_tointeger(L, top - 1);
             lua_Unsigned len = lua_rawlen(L, t);
             if (k >= 1 && (lua_Unsigned)k <= len && is_sequence(L, t, len)) {
@@ -502,13 +510,12 @@ static int enc_table(mp_enc *e, int t, int depth)
     return 0;
 }
 
-/* Writes the value at absolute index idx, found at depth keys from the
- * root. */
-static int enc_value(mp_enc *e, int idx, int depth)
+/* enc_value for a value whose lua_type is known. */
+static int enc_typed(mp_enc *e, int idx, int type, int depth)
 {
     lua_State *L = e->L;
     int rc;
-    switch (lua_type(L, idx)) {
+    switch (type) {
     case LUA_TNIL:
         rc = put1(e->b, 0xc0);
         break;
