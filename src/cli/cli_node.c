@@ -63,6 +63,8 @@ static void usage(FILE *f, const char *cmd)
             "  --connect-timeout-ms N  wait for the router (default "
             "5000)\n"
             "  --heartbeat-ms N     heartbeat period (default 500)\n"
+            "  --metrics-port N     serve Prometheus metrics on "
+            "127.0.0.1:N/metrics\n"
             "  --help               show this help\n\n"
             "Environment: FROM, TO, LOG_LEVEL, LOG_RATE, SS_CONTROL.\n");
 }

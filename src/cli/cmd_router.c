@@ -12,12 +12,15 @@
 #include "core/ss_log.h"
 #include "core/ss_util.h"
 #include "net/ss_router.h"
+#include "run/ss_stats.h"
 #include "securestreams.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 static ss_router *running; /* for the signal handler only */
@@ -27,6 +30,35 @@ static void router_on_signal(int sig)
     (void)sig;
     if (running)
         ss_router_stop(running);
+}
+
+/* Reports the router's counters like every component (ss_stats.h): to
+ * the supervisor in SS_CONTROL and to the metrics endpoint. */
+typedef struct router_report {
+    ss_stats_reporter *rep;
+    const char *name;
+} router_report;
+
+static void router_tick(void *arg, const ss_router_stats *rs, int final)
+{
+    router_report *rr = arg;
+    if (!final && !ss_stats_reporter_due(rr->rep))
+        return;
+    ss_stats st;
+    ss_stats_init(&st);
+    ss_stats_set_names(&st, rr->name, "router", "");
+    ss_stats_fill_self(&st);
+    st.in = rs->in_events;
+    st.out = rs->out_events;
+    st.in_bytes = rs->in_bytes;
+    st.out_bytes = rs->out_bytes;
+    st.batches_in = rs->in_batches;
+    st.batches_out = rs->out_batches;
+    st.rejected = rs->rejected;
+    st.queue = rs->queue_depth;
+    st.credits = rs->credits;
+    st.final = final;
+    ss_stats_report(rr->rep, &st);
 }
 
 static void router_usage(FILE *f)
@@ -51,6 +83,8 @@ static void router_usage(FILE *f)
             "   --peer-timeout-ms N  a silent worker is lost (default 5000)\n"
             "   --name NAME          name in logs and messages (default\n"
             "                        router)\n"
+            "   --metrics-port N     serve Prometheus metrics on\n"
+            "                        127.0.0.1:N (--metrics-addr A)\n"
             "   --help               show this help\n");
 }
 
@@ -152,10 +186,21 @@ int cmd_router(int argc, char **argv)
         return 1;
     }
     char err[600];
+    router_report rr = {NULL, o.name};
+    int rc = ss_stats_reporter_new(zctx, getenv("SS_CONTROL"), &rr.rep);
+    if (rc) {
+        fprintf(stderr, "sstream router: cannot report to %s: %s\n",
+                getenv("SS_CONTROL"), ss_strerror(rc));
+        zmq_ctx_term(zctx);
+        return 1;
+    }
+    o.tick = router_tick;
+    o.tick_arg = &rr;
     ss_router *r;
-    int rc = ss_router_new(zctx, &o, &r, err, sizeof err);
+    rc = ss_router_new(zctx, &o, &r, err, sizeof err);
     if (rc) {
         fprintf(stderr, "sstream router: %s\n", err);
+        ss_stats_reporter_destroy(&rr.rep);
         zmq_ctx_term(zctx);
         return 1;
     }
@@ -174,6 +219,7 @@ int cmd_router(int argc, char **argv)
     signal(SIGTERM, SIG_DFL);
     running = NULL;
     ss_router_destroy(&r);
+    ss_stats_reporter_destroy(&rr.rep);
     zmq_ctx_term(zctx); /* waits up to the linger for the last messages */
     return rc ? 1 : 0;
 }

@@ -32,6 +32,8 @@ static void usage(FILE *f)
         "  --output-dir DIR    logs, rejects.jsonl, output (default "
         "out/<name>)\n"
         "  --metrics FILE      write every counters sample as a JSON line\n"
+        "  --metrics-port N    serve every component's counters in the\n"
+        "                      Prometheus format on 127.0.0.1:N/metrics\n"
         "  --timeout S         stop and exit 124 after S seconds\n"
         "  --tcp               loopback tcp endpoints instead of ipc\n"
         "  --no-progress       no live progress line\n"

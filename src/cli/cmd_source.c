@@ -37,6 +37,8 @@ static void usage(FILE *f)
             "enclave)\n"
             "  --connect-timeout-ms N  wait for the router (default "
             "5000)\n"
+            "  --metrics-port N     serve Prometheus metrics on "
+            "127.0.0.1:N/metrics\n"
             "  --help               show this help\n");
 }
 

@@ -4,10 +4,13 @@
  */
 #include "cli/cmds.h"
 #include "core/ss_log.h"
+#include "core/ss_util.h"
+#include "run/ss_metrics_http.h"
 #include "securestreams.h"
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Subcommands not linked into this build are weak so that a partial
@@ -99,6 +102,67 @@ static int cmd_help(int argc, char **argv)
     return c->fn(2, args);
 }
 
+/* The long-running components (and `run`, for the whole pipeline) serve
+ * their counters in the Prometheus format when given --metrics-port N
+ * [--metrics-addr A] or SS_METRICS_PORT [SS_METRICS_ADDR]
+ * (run/ss_metrics_http.h). The options are taken out of argv; the
+ * variables are unset so that the components `run` starts don't try to
+ * bind the same port. Returns 0, or the exit status after a message. */
+static int metrics_endpoint(const char *cmd, int *argc, char **argv)
+{
+    static const char *const served[] = {"run", "source", "router",
+                                         "worker", "sink"};
+    int want = 0;
+    for (size_t i = 0; i < sizeof served / sizeof served[0]; i++)
+        want |= strcmp(cmd, served[i]) == 0;
+    if (!want)
+        return 0;
+    const char *port = getenv("SS_METRICS_PORT");
+    const char *addr = getenv("SS_METRICS_ADDR");
+    int n = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        const char **dst = NULL;
+        const char *v = NULL;
+        if (!strncmp(a, "--metrics-port", 14) && (!a[14] || a[14] == '='))
+            dst = &port;
+        else if (!strncmp(a, "--metrics-addr", 14) &&
+                 (!a[14] || a[14] == '='))
+            dst = &addr;
+        if (!dst) {
+            argv[n++] = argv[i];
+            continue;
+        }
+        if (a[14] == '=')
+            v = a + 15;
+        else if (i + 1 < *argc)
+            v = argv[++i];
+        if (!v || !*v) {
+            fprintf(stderr, "sstream %s: %.14s needs a value\n", cmd, a);
+            return 2;
+        }
+        *dst = v;
+    }
+    argv[n] = NULL;
+    *argc = n;
+    if (!port || !*port)
+        return 0;
+    uint64_t p;
+    if (ss_parse_u64(port, 0, 65535, 0, &p)) {
+        fprintf(stderr, "sstream %s: --metrics-port must be a port number "
+                        "(0-65535), not '%s'\n", cmd, port);
+        return 2;
+    }
+    char err[256];
+    if (ss_metrics_global_start(addr, (unsigned)p, err, sizeof err)) {
+        fprintf(stderr, "sstream %s: %s\n", cmd, err);
+        return 1;
+    }
+    unsetenv("SS_METRICS_PORT");
+    unsetenv("SS_METRICS_ADDR");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -122,5 +186,11 @@ int main(int argc, char **argv)
         return 2;
     }
     ss_log_init(c->name);
-    return c->fn(argc - 1, argv + 1);
+    int sub_argc = argc - 1;
+    int rc = metrics_endpoint(c->name, &sub_argc, argv + 1);
+    if (rc)
+        return rc;
+    rc = c->fn(sub_argc, argv + 1);
+    ss_metrics_global_stop();
+    return rc;
 }

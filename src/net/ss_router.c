@@ -107,6 +107,8 @@ struct ss_router {
     char from[256], to[256];
     unsigned producers, qmax;
     int hb, ptimeout;
+    void (*tick)(void *, const ss_router_stats *, int);
+    void *tick_arg;
     peers prod, work;
     size_t rr; /* round-robin cursor among workers */
     queue q;
@@ -648,6 +650,7 @@ static void dispatch(ss_router *r)
         w->last_sent = ss_now_ms();
         r->st.out_batches++;
         r->st.out_bytes += SS_HDR_SIZE + (uint64_t)it.h.len;
+        r->st.out_events += it.h.count;
         w->batches++;
         w->credits--;
         if (inflight_push(w, &it)) {
@@ -738,6 +741,7 @@ static void front_data(ss_router *r, peer *p, const ss_hdr *h,
         }
         r->st.in_batches++;
         r->st.in_bytes += SS_HDR_SIZE + (uint64_t)h->len;
+        r->st.in_events += h->count;
         p->batches++;
         ss_debug_rate(r->st.in_batches, "router %s: batch %s from '%s'",
                       r->name, lineage_str(h, lin, sizeof lin), p->label);
@@ -1224,6 +1228,8 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
     r->producers = o->producers ? o->producers : 1;
     r->qmax = o->queue ? o->queue : 64;
     r->hb = o->heartbeat_ms > 0 ? o->heartbeat_ms : 500;
+    r->tick = o->tick;
+    r->tick_arg = o->tick_arg;
     r->ptimeout = o->peer_timeout_ms > 0 ? o->peer_timeout_ms : 5000;
     int linger = o->linger_ms > 0 ? o->linger_ms : 1000;
     ss_eos_init(&r->merged);
@@ -1276,9 +1282,13 @@ int ss_router_run(ss_router *r, char *err, size_t errlen)
             housekeeping(r, now);
             int step = r->hb / 2 > 5 ? r->hb / 2 : 5;
             r->next_house = now + (uint64_t)step;
+            if (r->tick)
+                r->tick(r->tick_arg, &r->st, 0);
         }
     }
     update_gauges(r);
+    if (r->tick)
+        r->tick(r->tick_arg, &r->st, 1);
     if (r->rc)
         fmt_err(err, errlen, "%s", r->err);
     return r->rc;

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 typedef struct ss_router ss_router;
+struct ss_router_stats;
 
 typedef struct ss_router_opts {
     const char *from;     /* FRONT endpoint to bind (producers connect) */
@@ -37,12 +38,18 @@ typedef struct ss_router_opts {
     int heartbeat_ms;     /* peers' heartbeat interval (default 500) */
     int peer_timeout_ms;  /* a silent worker is lost (default 5000) */
     int linger_ms;        /* socket linger after the end (default 1000) */
+    /* optional: called from the router's thread at every housekeeping
+     * turn (every heartbeat/2) and once more when ss_router_run ends
+     * (final = 1), e.g. to report the counters (cmd_router.c) */
+    void (*tick)(void *arg, const struct ss_router_stats *st, int final);
+    void *tick_arg;
 } ss_router_opts;
 
 /* Counters, updated by the router's thread as it goes. */
 typedef struct ss_router_stats {
     uint64_t in_batches, in_bytes;   /* DATA accepted from FRONT */
     uint64_t out_batches, out_bytes; /* DATA sent to workers (retries too) */
+    uint64_t in_events, out_events;  /* events in those batches */
     uint64_t acked;                  /* batches acknowledged by workers */
     uint64_t duplicates;             /* DATA dropped as already accepted */
     uint64_t rejected;               /* malformed or unexpected messages */

@@ -4,6 +4,7 @@
  */
 #include "run/ss_stats.h"
 #include "core/ss_util.h"
+#include "run/ss_metrics_http.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
@@ -297,7 +298,7 @@ fail:
 /* See ss_stats.h. */
 int ss_stats_reporter_due(const ss_stats_reporter *r)
 {
-    if (!r || !r->sock)
+    if (!r || (!r->sock && !ss_metrics_global()))
         return 0;
     return !r->reported || ss_now_ms() - r->last_ms >= 1000;
 }
@@ -314,6 +315,12 @@ static int send_buf(ss_stats_reporter *r)
 /* See ss_stats.h. */
 int ss_stats_report(ss_stats_reporter *r, const ss_stats *s)
 {
+    /* the Prometheus endpoint, when this process serves one */
+    ss_metrics_http_publish(ss_metrics_global(), s);
+    if (r && !r->sock) {
+        r->last_ms = ss_now_ms();
+        r->reported = 1;
+    }
     if (!r || !r->sock)
         return 0;
     int rc = ss_stats_encode(s, &r->buf);

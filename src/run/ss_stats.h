@@ -89,7 +89,8 @@ typedef struct ss_stats_reporter ss_stats_reporter;
 int ss_stats_reporter_new(void *zctx, const char *endpoint,
                           ss_stats_reporter **out);
 
-/* 1 if the reporter is enabled and a second or more passed since its last
+/* 1 if the reporter is enabled (or this process serves a metrics
+ * endpoint, ss_metrics_http.h) and a second or more passed since its last
  * report (or it never reported), else 0. */
 int ss_stats_reporter_due(const ss_stats_reporter *r);
 

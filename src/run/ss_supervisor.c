@@ -5,6 +5,7 @@
 #include "run/ss_supervisor.h"
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
+#include "run/ss_metrics_http.h"
 #include "run/ss_stats.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
@@ -826,6 +827,7 @@ static child *find_child(ss_supervisor *sv, const ss_stats *s)
 
 static void on_stats(ss_supervisor *sv, const ss_stats *s, uint64_t now)
 {
+    ss_metrics_http_publish(ss_metrics_global(), s); /* --metrics-port */
     if (sv->metrics)
         write_metrics(sv, s, now);
     child *c = find_child(sv, s);
