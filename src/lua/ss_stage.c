@@ -46,6 +46,10 @@ struct ss_stage {
     /* location of the event being processed, for reject records */
     const ss_hdr *hdr;
     uint32_t index;
+    /* the batch being decoded (event_step) */
+    const char *payload;
+    size_t len, off;
+    int decoded, malformed;
     char err[512];
 };
 
@@ -398,6 +402,39 @@ static void add_totals(ss_stage_counts *t, const ss_stage_counts *d)
 
 /* --- processing ---------------------------------------------------------- */
 
+/* Decodes the next event of the batch and pushes it through the chain.
+ * Runs under lua_pcall, so that running out of Lua memory while decoding
+ * is an error like any other, not a panic. A malformed encoding is not
+ * raised: it sets s->malformed and returns. */
+static int event_step(lua_State *L)
+{
+    ss_stage *s = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_onnext);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
+    if (ss_mp_decode_lua(L, s->payload, s->len, &s->off, s->err,
+                         sizeof s->err) != 0) {
+        s->malformed = 1;
+        return 0;
+    }
+    s->decoded = 1;
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+/* Rejects the events i..count-1 of a batch whose encoding is broken. */
+static void reject_rest(ss_stage *s, ss_stage_out *out, uint32_t i,
+                        uint32_t count)
+{
+    uint32_t rest = count - i;
+    char why[640];
+    snprintf(why, sizeof why,
+             "malformed event encoding: %s (%u events of the batch "
+             "rejected)", s->err, rest);
+    add_reject(s, out, rest, why, NULL, 0);
+    out->delta.in += rest;
+}
+
 /* See ss_stage.h. */
 int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
                      size_t len, ss_stage_out *out)
@@ -405,41 +442,35 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
     lua_State *L = s->L;
     ss_stage_counts before = out->delta;
     size_t bytes_before = out->events.len;
+    s->hdr = hdr;
+    s->index = 0;
     if (s->ref_subject == LUA_NOREF) {
-        s->hdr = hdr;
-        s->index = 0;
         add_reject(s, out, hdr->count,
                    "stage script has no input (no fromZmqSocket)", NULL, 0);
         out->delta.in += hdr->count;
         goto done;
     }
     s->cur = out;
-    s->hdr = hdr;
-    size_t off = 0;
+    s->payload = payload;
+    s->len = len;
+    s->off = 0;
     int top = lua_gettop(L);
     for (uint32_t i = 0; i < hdr->count; i++) {
         s->index = i;
-        size_t start = off;
+        size_t start = s->off;
         size_t mark = out->events.len;
         uint32_t cnt = out->count;
         uint64_t outs = out->delta.out;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_onnext);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
-        int rc = ss_mp_decode_lua(L, payload, len, &off, s->err,
-                                  sizeof s->err);
-        if (rc) {
+        s->decoded = s->malformed = 0;
+        lua_pushcfunction(L, event_step);
+        lua_pushlightuserdata(L, s);
+        int st = lua_pcall(L, 1, 0, 0);
+        if (st == LUA_OK && s->malformed) {
             lua_settop(L, top);
-            uint32_t rest = hdr->count - i;
-            char why[640];
-            snprintf(why, sizeof why,
-                     "malformed event encoding: %s (%u events of the "
-                     "batch rejected)", s->err, rest);
-            add_reject(s, out, rest, why, NULL, 0);
-            out->delta.in += rest;
+            reject_rest(s, out, i, hdr->count);
             break;
         }
-        out->delta.in++;
-        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        if (st != LUA_OK) {
             const char *m = lua_tostring(L, -1);
             snprintf(s->err, sizeof s->err, "%s",
                      m ? m : "(error object is not a string)");
@@ -447,9 +478,20 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
             out->events.len = mark;
             out->count = cnt;
             out->delta.out = outs;
-            add_reject(s, out, 1, s->err, payload + start, off - start);
+            if (!s->decoded) {
+                /* failed while decoding (out of memory): find where the
+                 * next event starts without a Lua state */
+                s->off = start;
+                if (ss_mp_skip(payload, len, &s->off) != 0) {
+                    reject_rest(s, out, i, hdr->count);
+                    break;
+                }
+            }
+            out->delta.in++;
+            add_reject(s, out, 1, s->err, payload + start, s->off - start);
             continue;
         }
+        out->delta.in++;
         if (out->count > cnt)
             out->delta.passed++;
         else

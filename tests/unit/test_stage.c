@@ -16,6 +16,7 @@
 
 #include <lauxlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static ss_stage *load(const char *src, int sandboxed, size_t cap)
@@ -261,6 +262,44 @@ static void test_sandbox_refuses(void **state)
     ss_stage_destroy(&s);
 }
 
+static void test_decode_past_memory_cap(void **state)
+{
+    (void)state;
+    /* an event too large for the stage's Lua memory: rejected while
+     * decoding (no panic), and the next event is still processed */
+    ss_stage *s = load("local Rx = require 'zmq-rx'\n"
+                       "Rx.Subject.fromZmqSocket('x')\n"
+                       "  :map(function(v) return #v end)\n"
+                       "  :subscribeToSocket('y')\n",
+                       1, 4u << 20);
+    ss_buf b = SS_BUF_INIT;
+    size_t big = 8u << 20;
+    char *blob = malloc(big);
+    assert_non_null(blob);
+    memset(blob, 'x', big);
+    assert_int_equal(ss_mp_put_str(&b, blob, big), 0);
+    assert_int_equal(ss_mp_put_str(&b, "abc", 3), 0);
+    free(blob);
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.count = 2;
+    h.len = (uint32_t)b.len;
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    assert_int_equal(ss_stage_process(s, &h, b.data, b.len, &out), 0);
+    assert_int_equal(out.delta.in, 2);
+    assert_int_equal(out.delta.rejected, 1);
+    assert_int_equal(out.count, 1);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "3");
+    assert_non_null(strstr(out.rejects.data, "not enough memory"));
+    ss_buf_release(&b);
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+}
+
 static void test_syntax_error_reported(void **state)
 {
     (void)state;
@@ -285,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_reduce_emits_at_completion),
         cmocka_unit_test(test_malformed_payload),
         cmocka_unit_test(test_sandbox_refuses),
+        cmocka_unit_test(test_decode_past_memory_cap),
         cmocka_unit_test(test_syntax_error_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
