@@ -144,9 +144,11 @@ FAKE_LOG_DIR=$A DATA_FILE=$T/other.csv "$SS" run "$P/pipeline.yml" --quiet \
     --output-dir "$T/o3" > /dev/null 2>&1
 contains "DATA_FILE overrides source.file" "$A/source.args" "--file $T/other.csv "
 
-FAKE_NO_DONE=1 FAKE_WORKERS=2 "$SS" run "$P/pipeline.yml" --output-dir "$T/o4" \
+FAKE_NO_DONE=1 FAKE_WORKERS_map=2 "$SS" run "$P/pipeline.yml" --output-dir "$T/o4" \
     > /dev/null 2> "$T/err4"
-check "a sink without sendZmqCompleted() still ends" test $? -eq 0
+rc=$?
+if [ $rc -eq 0 ]; then ok "a sink without sendZmqCompleted() still ends"
+else notok "a sink without sendZmqCompleted() still ends" "$(tail -5 "$T/err4")"; fi
 contains "... with a warning" "$T/err4" "never called sendZmqCompleted"
 
 # --- failures ----------------------------------------------------------------
