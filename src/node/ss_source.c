@@ -5,6 +5,9 @@
 #include "core/ss_buf.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
+#include "crypto/ss_aead.h"
+#include "crypto/ss_keys.h"
+#include "crypto/ss_sealfile.h"
 #include "lua/ss_lua.h"
 #include "net/ss_link.h"
 #include "net/ss_proto.h"
@@ -42,6 +45,7 @@ typedef struct part {
     uint64_t row;    /* line number of the batch's first event */
     uint64_t seq;
     ss_buf scratch;
+    ss_buf sealed;   /* the sealed batch (encrypted, enclave) */
     lua_State *L;    /* jsonl: json.decode */
     ss_buf rejects;
     int rc;
@@ -52,6 +56,7 @@ struct source {
     const ss_source_opts *o;
     void *zctx;
     int csv, jsonl;
+    ss_key *key; /* data key: batches leave sealed (NULL: plain) */
     long expected_fields; /* csv: -1 until known */
     pthread_mutex_t lock; /* rejects file, expected_fields */
     FILE *rejects;
@@ -138,22 +143,46 @@ static void batch_start(part *p, uint64_t row)
     p->row = row;
 }
 
-static int batch_send(part *p)
+/* Sends the batch being built (an empty one only as the end of the
+ * stream). The last batch of a stream carries SS_AUX_END and the number
+ * of streams in aux, sealed with the rest of the header when there is a
+ * key: the sink checks the whole stream against it, whatever the routers
+ * say. */
+static int batch_send_end(part *p, int end)
 {
-    if (p->count == 0)
+    if (p->count == 0 && !end)
         return 0;
     source *s = p->src;
     ss_hdr h;
     memset(&h, 0, sizeof h);
     h.kind = SS_MSG_DATA;
     h.flags = SS_BF_LAST_PART | (s->jsonl ? 0 : SS_BF_LINES);
+    if (end)
+        h.aux = SS_AUX_END | s->nparts;
     h.stream = p->index;
     h.seq = p->seq;
     h.count = p->count;
     h.len = (uint32_t)(p->batch.len - SS_HDR_SIZE);
     h.first_row = p->row;
-    ss_hdr_encode(&h, (uint8_t *)p->batch.data);
-    int rc = ss_link_send(p->link, p->batch.data, p->batch.len, p->seq);
+    const void *msg = p->batch.data;
+    size_t mlen = p->batch.len;
+    int rc;
+    if (s->key) {
+        ss_buf_reset(&p->sealed);
+        rc = ss_aead_seal(s->key, &h, p->batch.data + SS_HDR_SIZE,
+                          p->batch.len - SS_HDR_SIZE, &p->sealed);
+        if (rc) {
+            snprintf(p->err, sizeof p->err, "cannot seal batch %llu of "
+                     "part %u: %s", (unsigned long long)p->seq, p->index,
+                     ss_strerror(rc));
+            return rc;
+        }
+        msg = p->sealed.data;
+        mlen = p->sealed.len;
+    } else {
+        ss_hdr_encode(&h, (uint8_t *)p->batch.data);
+    }
+    rc = ss_link_send(p->link, msg, mlen, p->seq);
     if (rc) {
         snprintf(p->err, sizeof p->err, "cannot send batch %llu of part "
                  "%u: %s", (unsigned long long)p->seq, p->index,
@@ -166,6 +195,8 @@ static int batch_send(part *p)
     atomic_fetch_add(&s->events, p->count);
     return 0;
 }
+
+static int batch_send(part *p) { return batch_send_end(p, 0); }
 
 /* Checks one line and appends it to the batch (sending a full batch
  * first). Returns 0, or a negative code if sending failed. */
@@ -252,21 +283,6 @@ bad:
     return 0;
 }
 
-static uint64_t count_lines(const char *b, const char *e)
-{
-    uint64_t n = 0;
-    while (b < e) {
-        const char *nl = memchr(b, '\n', (size_t)(e - b));
-        if (!nl) {
-            n++;
-            break;
-        }
-        n++;
-        b = nl + 1;
-    }
-    return n;
-}
-
 static int open_part_link(part *p)
 {
     source *s = p->src;
@@ -318,12 +334,13 @@ static void part_cleanup(part *p)
     ss_link_destroy(&p->link);
     ss_buf_release(&p->batch);
     ss_buf_release(&p->scratch);
+    ss_buf_release(&p->sealed);
     ss_buf_release(&p->rejects);
 }
 
 static int part_finish(part *p)
 {
-    int rc = batch_send(p);
+    int rc = batch_send_end(p, 1);
     if (rc)
         return rc;
     ss_eos eos;
@@ -337,6 +354,38 @@ static int part_finish(part *p)
         snprintf(p->err, sizeof p->err, "cannot deliver end of stream of "
                  "part %u: %s", p->index, ss_strerror(rc));
     return rc;
+}
+
+/* Pages of the mapped input that were sent are given back every 2 MiB, so
+ * that the source's resident size stays small whatever the file size
+ * (they are clean file pages: the kernel just drops them). */
+#define RELEASE_CHUNK (2 << 20)
+
+static const char *release_pages(const char *from, const char *to)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)from + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t b = (uintptr_t)to & ~((uintptr_t)pg - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+    return (const char *)b;
+}
+
+/* Counts the lines of [b, e), giving pages back as it goes. */
+static uint64_t count_lines(const char *b, const char *e)
+{
+    uint64_t n = 0;
+    const char *released = b;
+    while (b < e) {
+        const char *nl = memchr(b, '\n', (size_t)(e - b));
+        n++;
+        if (!nl)
+            break;
+        b = nl + 1;
+        if (b - released >= RELEASE_CHUNK)
+            released = release_pages(released, b);
+    }
+    return n;
 }
 
 /* Thread body for one part of an mmap'ed file. */
@@ -353,6 +402,7 @@ static void *part_main(void *arg)
         goto out;
     batch_start(p, p->first_line);
     const char *c = p->begin;
+    const char *released = p->begin; /* pages before this were dropped */
     uint64_t line = p->first_line;
     while (c < p->end && !stop_requested && !atomic_load(&s->failed)) {
         const char *nl = memchr(c, '\n', (size_t)(p->end - c));
@@ -362,6 +412,8 @@ static void *part_main(void *arg)
             goto out;
         line++;
         c = e + 1;
+        if (c - released >= RELEASE_CHUNK)
+            released = release_pages(released, c);
     }
     if (stop_requested) {
         rc = SS_EINTR;
@@ -511,6 +563,18 @@ int ss_source_run(const ss_source_opts *o)
             goto out;
         }
     }
+    if (strcmp(o->security, "plain") != 0) {
+        char kerr[512];
+        if (!o->keys) {
+            ss_error("security '%s' needs the pipeline's keys (--keys)",
+                     o->security);
+            goto out;
+        }
+        if (ss_keys_load_data(o->keys, &s.key, kerr, sizeof kerr)) {
+            ss_error("%s", kerr);
+            goto out;
+        }
+    }
     s.zctx = zmq_ctx_new();
     if (ss_stats_reporter_new(s.zctx, getenv("SS_CONTROL"), &rep)) {
         ss_error("cannot connect to the supervisor at %s",
@@ -644,6 +708,7 @@ out:
         fclose(s.rejects);
     free(s.parts);
     ss_stats_reporter_destroy(&rep);
+    ss_key_destroy(&s.key);
     if (s.zctx)
         zmq_ctx_term(s.zctx);
     pthread_mutex_destroy(&s.lock);
