@@ -60,6 +60,14 @@ enum {
     SS_BF_FINAL = 1u << 3,     /* emitted at completion (own lineage) */
 };
 
+/* aux of a DATA batch. SS_AUX_END marks the last batch of its stream
+ * (seq + 1 = the stream's batch count); on a source's last batches the
+ * low 32 bits hold the number of streams the source injected. Workers and
+ * enclaves keep aux from input to output, and sealing authenticates it:
+ * the sink's end-to-end check (node/ss_integrity.h) relies on it. */
+#define SS_AUX_END (1ull << 63)
+#define SS_AUX_STREAMS(aux) ((uint32_t)(aux))
+
 typedef struct ss_hdr {
     uint8_t version;
     uint8_t kind;
