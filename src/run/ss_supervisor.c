@@ -88,6 +88,7 @@ typedef struct child {
     int running;
     int status; /* wait status once exited */
     int exited;
+    int lost;   /* a worker that died while its stage went on */
     int err_fd, out_fd; /* read ends of stderr / relayed stdout, or -1 */
     ss_buf err_line, out_line;
     ss_stats st;
@@ -107,6 +108,7 @@ struct ss_supervisor {
     strv endpoints; /* 2 per router: from (producers), to (consumers) */
     child *kids;
     size_t nkids;
+    size_t lost; /* workers that died while their stage went on */
     int sink, source; /* indices in kids */
     void *zctx, *pull;
     FILE *metrics;
@@ -325,6 +327,41 @@ static int child_files(ss_supervisor *sv, child *c, int log, int rejects)
     return 0;
 }
 
+/* Appends the security options of a source, worker or sink: --security,
+ * and outside plain mode the key directory, the key service and enclave
+ * backend (workers), and --ordered (the sink, when every stage has one
+ * worker, so every stream keeps its order on the way). */
+static int push_security(const ss_supervisor *sv, strv *a, const char *role)
+{
+    const ss_pipeline *p = sv->p;
+    int rc = strv_push(a, "--security");
+    if (!rc)
+        rc = strv_push(a, "%s", p->security);
+    if (rc || strcmp(p->security, "plain") == 0)
+        return rc;
+    if (sv->o.keys && ((rc = strv_push(a, "--keys")) ||
+                       (rc = strv_push(a, "%s", sv->o.keys))))
+        return rc;
+    if (strcmp(role, "worker") == 0 &&
+        strcmp(p->security, "enclave") == 0) {
+        if (sv->o.keyservice &&
+            ((rc = strv_push(a, "--keyservice")) ||
+             (rc = strv_push(a, "%s", sv->o.keyservice))))
+            return rc;
+        if (sv->o.enclave && ((rc = strv_push(a, "--enclave")) ||
+                              (rc = strv_push(a, "%s", sv->o.enclave))))
+            return rc;
+    }
+    if (strcmp(role, "sink") == 0) {
+        int ordered = 1;
+        for (size_t s = 0; s < p->nstages; s++)
+            ordered &= p->stages[s].workers == 1;
+        if (ordered)
+            rc = strv_push(a, "--ordered");
+    }
+    return rc;
+}
+
 /* Builds every component's command line and environment. */
 static int plan(ss_supervisor *sv)
 {
@@ -382,6 +419,7 @@ static int plan(ss_supervisor *sv)
             (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "sink")) ||
             (rc = strv_push(&a, "--rejects")) ||
             (rc = strv_push(&a, "%s", c->rejects)) ||
+            (rc = push_security(sv, &a, "sink")) ||
             (rc = strv_push(&e, "FROM=%s", from)))
             goto sink_fail;
         if (p->sink.output) {
@@ -425,8 +463,7 @@ static int plan(ss_supervisor *sv)
                 (rc = strv_push(&a, "%s", sc->name)) ||
                 (rc = strv_push(&a, "--rejects")) ||
                 (rc = strv_push(&a, "%s", c->rejects)) ||
-                (rc = strv_push(&a, "--security")) ||
-                (rc = strv_push(&a, "%s", p->security)) ||
+                (rc = push_security(sv, &a, "worker")) ||
                 (rc = strv_push(&e, "FROM=%s", from)) ||
                 (rc = strv_push(&e, "TO=%s", to))) {
                 strv_free(a.v);
@@ -460,6 +497,7 @@ static int plan(ss_supervisor *sv)
         (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "source")) ||
         (rc = strv_push(&a, "--rejects")) ||
         (rc = strv_push(&a, "%s", c->rejects)) ||
+        (rc = push_security(sv, &a, "source")) ||
         (rc = strv_push(&e, "TO=%s", to)) ||
         (rc = strv_push(&e, "DATA_FILE=%s", file))) {
         strv_free(a.v);
@@ -994,6 +1032,31 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
         return;
     char w[SS_STATS_NAME_MAX + 16];
     who(c, w, sizeof w);
+    if (c->stage >= 0 && c != &sv->kids[sv->sink]) {
+        /* A worker died: while its stage has other live workers, its
+         * router gives its unacknowledged batches to them (or aborts
+         * the run itself if the stage is stateful), so the run goes on. */
+        size_t alive = 0;
+        for (size_t i = 0; i < sv->nkids; i++)
+            if (sv->kids[i].stage == c->stage && sv->kids[i].running)
+                alive++;
+        if (alive > 0) {
+            c->lost = 1;
+            sv->lost++;
+            if (WIFSIGNALED(status))
+                say(sv, "warning: %s was killed by signal %d; stage '%s' "
+                    "goes on with %zu worker(s), its router retries the "
+                    "batches it had not acknowledged", w, WTERMSIG(status),
+                    sv->p->stages[c->stage].name, alive);
+            else
+                say(sv, "warning: %s exited with status %d; stage '%s' "
+                    "goes on with %zu worker(s), its router retries the "
+                    "batches it had not acknowledged", w,
+                    WEXITSTATUS(status), sv->p->stages[c->stage].name,
+                    alive);
+            return;
+        }
+    }
     if (WIFSIGNALED(status))
         say(sv, "%s killed by signal %d", w, WTERMSIG(status));
     else
@@ -1078,6 +1141,14 @@ static int balance(ss_supervisor *sv, uint64_t now)
                 c->name);
             return -1;
         }
+    }
+    if (sv->lost) {
+        out(sv, "  rows in = rows out + rows filtered + rows rejected: not "
+                "checked: %zu worker(s) died during the run, and the "
+                "events they had processed but not acknowledged were "
+                "processed again by others (their routers checked that no "
+                "batch was lost or duplicated)\n", sv->lost);
+        return 0;
     }
     uint64_t rows_in = src->st.in, filtered = 0;
     uint64_t rejected = src->st.rejected, rows_out = 0;
