@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""A SecureStreams client in Python, written from docs/PROTOCOL.md only.
+
+It shows that another language can push events into a router and read
+results from one: the wire format is a 48-byte little-endian header and
+MessagePack events, the router protocol HELLO / WELCOME / DATA / RECEIVED /
+CREDIT / EOS. Needs Debian's python3-zmq and python3-msgpack.
+"""
+import struct
+
+import msgpack
+import zmq
+
+MAGIC = b"SSB1"
+HDR = struct.Struct("<4sBBHIIQIIQQ")  # 48 bytes
+DATA, EOS, HELLO, WELCOME, CREDIT, RECEIVED, HEARTBEAT, ABORT = (
+    1, 2, 3, 4, 5, 6, 7, 8)
+LAST_PART = 1
+
+
+def message(kind, payload=b"", flags=0, stream=0, part=0, seq=0, count=0,
+            first_row=0, aux=0):
+    return HDR.pack(MAGIC, 1, kind, flags, stream, part, seq, count,
+                    len(payload), first_row, aux) + payload
+
+
+def parse(frame):
+    (magic, version, kind, flags, stream, part, seq, count, length,
+     first_row, aux) = HDR.unpack_from(frame)
+    if magic != MAGIC or version != 1 or length != len(frame) - HDR.size:
+        raise ValueError("not a SecureStreams message")
+    return dict(kind=kind, flags=flags, stream=stream, part=part, seq=seq,
+                count=count, first_row=first_row, aux=aux,
+                payload=frame[HDR.size:])
+
+
+class Peer:
+    """A DEALER connected to a router, introduced by HELLO."""
+
+    def __init__(self, ctx, endpoint, name, role, stage, credits=0,
+                 timeout_ms=5000):
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.ROUTING_ID, name.encode())
+        self.sock.setsockopt(zmq.LINGER, 1000)
+        self.sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+        self.sock.connect(endpoint)
+        hello = msgpack.packb({"name": name, "role": role, "stage": stage,
+                               "credits": credits, "stateful": False,
+                               "group": stage, "members": 1})
+        self.sock.send(message(HELLO, hello, aux=credits))
+        welcome = self.recv()
+        if welcome["kind"] != WELCOME:
+            raise RuntimeError("expected WELCOME, got kind %d"
+                               % welcome["kind"])
+
+    def recv(self):
+        while True:
+            m = parse(self.sock.recv())
+            if m["kind"] == ABORT:
+                raise RuntimeError("router aborted: %r"
+                                   % msgpack.unpackb(m["payload"]))
+            if m["kind"] != HEARTBEAT:
+                return m
+
+
+class Producer(Peer):
+    def __init__(self, ctx, endpoint, name, stage):
+        super().__init__(ctx, endpoint, name, "source", stage)
+        self.stage = stage
+
+    def send_batch(self, stream, seq, events, raw=None, first_row=1):
+        payload = raw if raw is not None else b"".join(
+            msgpack.packb(e, use_bin_type=True) for e in events)
+        self.sock.send(message(DATA, payload, flags=LAST_PART, stream=stream,
+                               seq=seq, count=len(events),
+                               first_row=first_row))
+        r = self.recv()
+        assert r["kind"] == RECEIVED and (r["stream"], r["seq"]) == \
+            (stream, seq), r
+
+    def end(self, streams):
+        eos = msgpack.packb({"streams": [[s, n] for s, n in streams],
+                             "roster": [], "group": self.stage,
+                             "members": 1})
+        self.sock.send(message(EOS, eos))
+        r = self.recv()
+        assert r["kind"] == RECEIVED and r["aux"] == EOS, r
+
+
+class Consumer(Peer):
+    def __init__(self, ctx, endpoint, name, stage, credits=4):
+        super().__init__(ctx, endpoint, name, "sink", stage, credits)
+
+    def batches(self):
+        """Yields (header, [events]) until end of stream."""
+        while True:
+            m = self.recv()
+            if m["kind"] == EOS:
+                self.eos = msgpack.unpackb(m["payload"])
+                return
+            events = self._events(m)
+            self.sock.send(message(CREDIT, stream=m["stream"],
+                                   part=m["part"], seq=m["seq"],
+                                   flags=m["flags"], aux=1))
+            yield m, events
+
+    @staticmethod
+    def _events(m):
+        u = msgpack.Unpacker(raw=False)
+        u.feed(m["payload"])
+        return [e for e in u]
