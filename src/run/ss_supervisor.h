@@ -37,6 +37,11 @@ typedef struct ss_run_opts {
     int quiet;              /* no progress, no summary: errors only */
     int no_progress;        /* no live progress line */
     int tcp;                /* loopback tcp endpoints instead of ipc */
+    /* security encrypted / enclave (the pipeline's `security:`) */
+    const char *keys;       /* key directory given to every component
+                               but the routers' data key (required) */
+    const char *keyservice; /* enclave: the key service's endpoint */
+    const char *enclave;    /* enclave: backend (NULL: sandbox) */
 } ss_run_opts;
 
 typedef struct ss_supervisor ss_supervisor;
