@@ -46,9 +46,14 @@ struct ss_stage {
     /* location of the event being processed, for reject records */
     const ss_hdr *hdr;
     uint32_t index;
-    /* the batch being decoded (event_step) */
+    /* the batch being processed (batch_step) and the event in progress:
+     * where its encoding and its output start, for a rollback */
     const char *payload;
     size_t len, off;
+    uint32_t count;
+    size_t ev_start, ev_mark;
+    uint32_t ev_cnt;
+    uint64_t ev_outs;
     int decoded, malformed;
     char err[512];
 };
@@ -402,23 +407,40 @@ static void add_totals(ss_stage_counts *t, const ss_stage_counts *d)
 
 /* --- processing ---------------------------------------------------------- */
 
-/* Decodes the next event of the batch and pushes it through the chain.
- * Runs under lua_pcall, so that running out of Lua memory while decoding
- * is an error like any other, not a panic. A malformed encoding is not
- * raised: it sets s->malformed and returns. */
-static int event_step(lua_State *L)
+/* Pushes the events of the batch, from s->index on, through the chain.
+ * Runs under one lua_pcall for the whole batch: an error (from the user's
+ * functions, an unsendable value, or running out of Lua memory while
+ * decoding) unwinds to ss_stage_process, which rejects that one event,
+ * rolls its output back and calls us again for the rest. A malformed
+ * encoding is not raised: it sets s->malformed and returns. */
+static int batch_step(lua_State *L)
 {
     ss_stage *s = lua_touserdata(L, 1);
-    lua_settop(L, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_onnext);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
-    if (ss_mp_decode_lua(L, s->payload, s->len, &s->off, s->err,
-                         sizeof s->err) != 0) {
-        s->malformed = 1;
-        return 0;
+    ss_stage_out *out = s->cur;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_onnext);  /* 2 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject); /* 3 */
+    while (s->index < s->count) {
+        s->ev_start = s->off;
+        s->ev_mark = out->events.len;
+        s->ev_cnt = out->count;
+        s->ev_outs = out->delta.out;
+        s->decoded = 0;
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, 3);
+        if (ss_mp_decode_lua(L, s->payload, s->len, &s->off, s->err,
+                             sizeof s->err) != 0) {
+            s->malformed = 1;
+            return 0;
+        }
+        s->decoded = 1;
+        lua_call(L, 2, 0);
+        out->delta.in++;
+        if (out->count > s->ev_cnt)
+            out->delta.passed++;
+        else
+            out->delta.dropped++;
+        s->index++;
     }
-    s->decoded = 1;
-    lua_call(L, 2, 0);
     return 0;
 }
 
@@ -454,48 +476,40 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
     s->payload = payload;
     s->len = len;
     s->off = 0;
+    s->count = hdr->count;
+    s->malformed = 0;
     int top = lua_gettop(L);
-    for (uint32_t i = 0; i < hdr->count; i++) {
-        s->index = i;
-        size_t start = s->off;
-        size_t mark = out->events.len;
-        uint32_t cnt = out->count;
-        uint64_t outs = out->delta.out;
-        s->decoded = s->malformed = 0;
-        lua_pushcfunction(L, event_step);
+    while (s->index < s->count) {
+        lua_pushcfunction(L, batch_step);
         lua_pushlightuserdata(L, s);
         int st = lua_pcall(L, 1, 0, 0);
-        if (st == LUA_OK && s->malformed) {
+        if (st == LUA_OK) {
             lua_settop(L, top);
-            reject_rest(s, out, i, hdr->count);
+            if (s->malformed)
+                reject_rest(s, out, s->index, s->count);
             break;
         }
-        if (st != LUA_OK) {
-            const char *m = lua_tostring(L, -1);
-            snprintf(s->err, sizeof s->err, "%s",
-                     m ? m : "(error object is not a string)");
-            lua_settop(L, top);
-            out->events.len = mark;
-            out->count = cnt;
-            out->delta.out = outs;
-            if (!s->decoded) {
-                /* failed while decoding (out of memory): find where the
-                 * next event starts without a Lua state */
-                s->off = start;
-                if (ss_mp_skip(payload, len, &s->off) != 0) {
-                    reject_rest(s, out, i, hdr->count);
-                    break;
-                }
+        /* event s->index failed: roll back its output, reject it */
+        const char *m = lua_tostring(L, -1);
+        snprintf(s->err, sizeof s->err, "%s",
+                 m ? m : "(error object is not a string)");
+        lua_settop(L, top);
+        out->events.len = s->ev_mark;
+        out->count = s->ev_cnt;
+        out->delta.out = s->ev_outs;
+        if (!s->decoded) {
+            /* failed while decoding (out of memory): find where the
+             * next event starts without a Lua state */
+            s->off = s->ev_start;
+            if (ss_mp_skip(payload, len, &s->off) != 0) {
+                reject_rest(s, out, s->index, s->count);
+                break;
             }
-            out->delta.in++;
-            add_reject(s, out, 1, s->err, payload + start, s->off - start);
-            continue;
         }
         out->delta.in++;
-        if (out->count > cnt)
-            out->delta.passed++;
-        else
-            out->delta.dropped++;
+        add_reject(s, out, 1, s->err, payload + s->ev_start,
+                   s->off - s->ev_start);
+        s->index++;
     }
     s->cur = NULL;
 done:
