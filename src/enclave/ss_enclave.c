@@ -209,6 +209,7 @@ void ss_enclave_close(ss_enclave **p)
     free(e->script);
     free(e->key_dir);
     free(e->program);
+    ss_buf_release(&e->store);
     free(e);
     *p = NULL;
 }
@@ -367,6 +368,36 @@ int ss_enclave_ping(ss_enclave *e, char *err, size_t errlen)
     if (e->backend == SS_BACKEND_NONE)
         return 0;
     return ss_sandbox_request(e, SS_CHAN_PING, NULL, 0, err, errlen);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_push(ss_enclave *e, const void *p, size_t n, char *err,
+                    size_t errlen)
+{
+    if (e->backend == SS_BACKEND_NONE)
+        return ss_buf_append(&e->store, p, n);
+    return ss_sandbox_request(e, SS_CHAN_PUSH, p, n, err, errlen);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_digest(ss_enclave *e, uint8_t sha256[32], uint64_t *len,
+                      char *err, size_t errlen)
+{
+    if (e->backend == SS_BACKEND_NONE) {
+        crypto_hash_sha256(sha256, (const unsigned char *)e->store.data,
+                           e->store.len);
+        *len = e->store.len;
+        ss_buf_reset(&e->store);
+        return 0;
+    }
+    int rc = ss_sandbox_request(e, SS_CHAN_DIGEST, NULL, 0, err, errlen);
+    if (rc)
+        return rc;
+    if (e->ctl->msg_len != crypto_hash_sha256_BYTES)
+        return SS_EPEER;
+    memcpy(sha256, ss_chan_out(e->base, 0), crypto_hash_sha256_BYTES);
+    *len = e->ctl->counts[0];
+    return 0;
 }
 
 /* See ss_enclave.h. */

@@ -145,6 +145,15 @@ int ss_enclave_ping(ss_enclave *e, char *err, size_t errlen);
 int ss_enclave_echo(ss_enclave *e, const void *p, size_t n, ss_buf *out,
                     char *err, size_t errlen);
 
+/* Copy benchmark (bench micro): push appends n bytes to a store private
+ * to the enclave (one copy in, nothing out); digest returns the SHA-256
+ * of the store and its length, then empties it (keeping its memory).
+ * Sandbox and none. */
+int ss_enclave_push(ss_enclave *e, const void *p, size_t n, char *err,
+                    size_t errlen);
+int ss_enclave_digest(ss_enclave *e, uint8_t sha256[32], uint64_t *len,
+                      char *err, size_t errlen);
+
 /* Peak resident set of the child in KiB as last reported (sandbox), or
  * of this process (none). */
 long ss_enclave_peak_rss_kb(const ss_enclave *e);

@@ -52,6 +52,10 @@ enum ss_chan_op {
     SS_CHAN_PING = 5,      /* nothing */
     SS_CHAN_ECHO = 6,      /* in: bytes, out: the same bytes */
     SS_CHAN_QUIT = 7,      /* the child exits 0 */
+    SS_CHAN_PUSH = 8,      /* bench: in: bytes, appended to a private
+                              store; out: nothing */
+    SS_CHAN_DIGEST = 9,    /* bench: out: SHA-256 of the store (32 bytes);
+                              counts[0] = its length; the store empties */
 };
 
 typedef struct ss_chan_ctl {

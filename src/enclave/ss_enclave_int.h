@@ -31,6 +31,7 @@ struct ss_enclave {
     int dead;   /* the child died; restart needed */
     uint32_t seq;
     long peak_rss_kb;
+    ss_buf store; /* none: what ss_enclave_push appended */
 };
 
 /* Sandbox backend entry points (ss_enclave_sandbox.c). */
