@@ -158,6 +158,7 @@ static void test_wrong_key(void **state)
                 SS_ECRYPTO);
         assert_int_equal(back.len, 0);
         ss_buf_release(&msg);
+        ss_buf_release(&back);
         ss_key_destroy(&k);
         ss_key_destroy(&k2);
         ss_key_destroy(&other);
@@ -190,6 +191,7 @@ static void test_truncated_and_extended(void **state)
     assert_int_equal(ss_aead_open(k, NULL, 0, &o, &back), SS_ECRYPTO);
     assert_int_equal(back.len, 0);
     ss_buf_release(&msg);
+    ss_buf_release(&back);
     ss_key_destroy(&k);
 }
 
@@ -220,6 +222,7 @@ static void test_lineage_swap(void **state)
     ss_buf_release(&m1);
     ss_buf_release(&m2);
     ss_buf_release(&plain);
+    ss_buf_release(&back);
     ss_key_destroy(&k);
 }
 

@@ -215,7 +215,7 @@ static void test_malformed_payload(void **state)
     ss_stage_out_init(&out);
     ss_buf b = SS_BUF_INIT;
     payload("1", &b);
-    ss_buf_append(&b, "\xdb\x00\x00\x10\x00ab", 7); /* str32, truncated */
+    ss_buf_append(&b, "\xdb\x00\x00\x10\x00" "ab", 7); /* str32, truncated */
     ss_hdr h;
     memset(&h, 0, sizeof h);
     h.kind = SS_MSG_DATA;
