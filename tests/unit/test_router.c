@@ -32,11 +32,13 @@
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
-#define HB_MS 50
-#define PEER_TIMEOUT_MS 300
+/* Heartbeat and peer timeout: small, or larger when SS_TEST_SLOW=1
+ * (tests/run-unit.sh sets it under valgrind, where threads crawl). */
+static int hb_ms = 50, peer_timeout_ms = 300;
 
 static void *zctx;
 static char front_ep[64], back_ep[64];
+static int test_done; /* set by each test that ran to its end */
 
 static void sleep_ms(int ms)
 {
@@ -48,6 +50,7 @@ static int setup(void **state)
 {
     static int n;
     (void)state;
+    test_done = 0;
     zctx = zmq_ctx_new();
     n++;
     snprintf(front_ep, sizeof front_ep, "inproc://front-%d", n);
@@ -58,7 +61,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    zmq_ctx_term(zctx); /* hangs if a test leaked a socket */
+    if (test_done) {
+        zmq_ctx_term(zctx); /* hangs if a test leaked a socket */
+    } else {
+        /* an assertion failed with threads still holding sockets: wake
+         * them with ETERM and leave the context, rather than hang */
+        zmq_ctx_shutdown(zctx);
+    }
     zctx = NULL;
     return 0;
 }
@@ -68,6 +77,7 @@ static int teardown(void **state)
 typedef struct rthread {
     pthread_t t;
     ss_router *r;
+    atomic_int finished;
     int rc;
     char err[600];
     ss_router_stats st;
@@ -77,19 +87,21 @@ static void *router_main(void *arg)
 {
     rthread *rt = arg;
     rt->rc = ss_router_run(rt->r, rt->err, sizeof rt->err);
+    atomic_store(&rt->finished, 1);
     return NULL;
 }
 
 static void router_start(rthread *rt, unsigned producers, unsigned queue)
 {
     memset(rt, 0, sizeof *rt);
+    atomic_init(&rt->finished, 0);
     ss_router_opts o = {.from = front_ep,
                         .to = back_ep,
                         .name = "r1",
                         .producers = producers,
                         .queue = queue,
-                        .heartbeat_ms = HB_MS,
-                        .peer_timeout_ms = PEER_TIMEOUT_MS,
+                        .heartbeat_ms = hb_ms,
+                        .peer_timeout_ms = peer_timeout_ms,
                         .linger_ms = 100};
     char err[600];
     int rc = ss_router_new(zctx, &o, &rt->r, err, sizeof err);
@@ -98,9 +110,15 @@ static void router_start(rthread *rt, unsigned producers, unsigned queue)
     assert_int_equal(pthread_create(&rt->t, NULL, router_main, rt), 0);
 }
 
-/* Joins the router thread, keeps its counters and destroys it. */
+/* Joins the router thread, keeps its counters and destroys it. A router
+ * still running 10 s after its peers are done (it would wait forever,
+ * e.g. for a worker) is stopped: its result is then SS_EINTR. */
 static int router_join(rthread *rt)
 {
+    for (int i = 0; i < 1000 && !atomic_load(&rt->finished); i++)
+        sleep_ms(10);
+    if (!atomic_load(&rt->finished))
+        ss_router_stop(rt->r);
     pthread_join(rt->t, NULL);
     rt->st = *ss_router_stats_get(rt->r);
     ss_router_destroy(&rt->r);
@@ -371,7 +389,8 @@ static void check_exactly_once(fworker *ws, int nw, const uint32_t *streams,
 static void check_eos(const fworker *w, const uint32_t *streams,
                       int nstreams, uint64_t n, size_t roster)
 {
-    assert_int_equal(w->rc, 0);
+    if (w->rc)
+        fail_msg("worker %s: %s: %s", w->name, ss_strerror(w->rc), w->err);
     assert_int_equal(w->eos_count, 1);
     assert_int_equal(w->eos_with_unacked, 0);
     assert_int_equal(w->eos.nstreams, (size_t)nstreams);
@@ -526,6 +545,7 @@ static void test_one_worker(void **state)
     assert_int_equal(rt.st.queue_depth, 0);
     assert_int_equal(rt.st.inflight, 0);
     worker_free(&w);
+    test_done = 1;
 }
 
 /* Three producers in two groups, three workers: every batch once; EOS
@@ -569,6 +589,7 @@ static void test_three_workers(void **state)
     assert_int_equal(rt.st.acked, 450);
     for (int i = 0; i < 3; i++)
         worker_free(&w[i]);
+    test_done = 1;
 }
 
 /* A worker that sleeps per batch gets clearly fewer than a fast one. */
@@ -597,6 +618,7 @@ static void test_slow_worker(void **state)
     assert_true(w[1].nkeys * 3 < w[0].nkeys);
     for (int i = 0; i < 2; i++)
         worker_free(&w[i]);
+    test_done = 1;
 }
 
 /* A worker that joins mid-stream gets work from then on. */
@@ -611,7 +633,7 @@ static void test_late_joiner(void **state)
     fprod p = {.name = "src-1", .stream = 1, .n = 300, .skip = -1,
                .dup = -1};
     prod_start(&p);
-    while (atomic_load(&w[0].received) < 20)
+    for (int i = 0; i < 10000 && atomic_load(&w[0].received) < 20; i++)
         sleep_ms(1);
     worker_start(&w[1]);
     prod_join(&p);
@@ -627,6 +649,7 @@ static void test_late_joiner(void **state)
     check_eos(&w[1], streams, 1, 300, 2);
     worker_free(&w[0]);
     worker_free(&w[1]);
+    test_done = 1;
 }
 
 /* A worker that vanishes holding batches: they go to the other one and
@@ -661,6 +684,7 @@ static void test_worker_vanishes(void **state)
     assert_int_equal(rt.st.acked, 200);
     for (int i = 0; i < 2; i++)
         worker_free(&w[i]);
+    test_done = 1;
 }
 
 /* A batch sent twice by a producer reaches the workers once. */
@@ -684,6 +708,7 @@ static void test_duplicate_dropped(void **state)
     assert_int_equal(rt.st.duplicates, 1);
     assert_int_equal(rt.st.in_batches, 10);
     worker_free(&w);
+    test_done = 1;
 }
 
 /* Split batches: complete when every part up to LAST_PART arrived; a
@@ -713,6 +738,7 @@ static void test_split_parts(void **state)
     worker_free(&w);
 
     /* the same without part 1: batch 0 is missing */
+    test_done = 1;
     teardown(state);
     setup(state);
     router_start(&rt, 1, 64);
@@ -728,6 +754,7 @@ static void test_split_parts(void **state)
                                 "of stream declares 2 batches)");
     assert_int_equal(w2.rc, SS_EPEER);
     worker_free(&w2);
+    test_done = 1;
 }
 
 /* An EOS table that declares a batch nobody sent: ABORT naming it. */
@@ -752,6 +779,7 @@ static void test_missing_seq_aborts(void **state)
     assert_int_equal(w.eos_count, 0);
     assert_int_equal(w.nkeys, 9);
     worker_free(&w);
+    test_done = 1;
 }
 
 /* A stateful worker that dies: ABORT naming it, to every peer. */
@@ -785,6 +813,7 @@ static void test_stateful_death_aborts(void **state)
     assert_string_equal(p.err, rt.err);
     for (int i = 0; i < 2; i++)
         worker_free(&w[i]);
+    test_done = 1;
 }
 
 /* Sends one frame on a raw DEALER. */
@@ -879,6 +908,7 @@ static void test_malformed(void **state)
     assert_int_equal(rt.st.rejected, 10);
     ss_buf_release(&b);
     worker_free(&w);
+    test_done = 1;
 }
 
 /* A worker that stays connected but goes silent (no heartbeat, no ack)
@@ -916,6 +946,7 @@ static void test_silent_worker_lost(void **state)
     zmq_close(z);
     ss_buf_release(&b);
     worker_free(&w);
+    test_done = 1;
 }
 
 /* No router at the endpoint: a clear timeout, for both ends. */
@@ -945,6 +976,7 @@ static void test_connect_timeout(void **state)
     ss_link_destroy(&l);
     ss_link_destroy(NULL);
     ss_inlet_destroy(NULL);
+    test_done = 1;
 }
 
 /* A port in use: the router says which and why. */
@@ -965,6 +997,7 @@ static void test_bind_error(void **state)
              ep);
     assert_string_equal(err, want);
     zmq_close(s);
+    test_done = 1;
 }
 
 /* ss_router_stop aborts a waiting router and tells its peers. */
@@ -983,11 +1016,17 @@ static void test_stop(void **state)
     assert_int_equal(w.rc, SS_EPEER);
     assert_string_equal(w.err, rt.err);
     worker_free(&w);
+    test_done = 1;
 }
 
 int main(void)
 {
     ss_log_init("test_router");
+    const char *slow = getenv("SS_TEST_SLOW");
+    if (slow && strcmp(slow, "1") == 0) {
+        hb_ms = 200;
+        peer_timeout_ms = 3000;
+    }
     if (!getenv("LOG_LEVEL"))
         ss_log_level_current = SS_LOG_ERROR + 1; /* quiet unless asked */
     const struct CMUnitTest tests[] = {
