@@ -16,7 +16,7 @@ for t in "$dir"/tests/test_*; do
     [ -x "$t" ] || continue
     bins=$((bins + 1))
     name=$(basename "$t")
-    out=$(CMOCKA_MESSAGE_OUTPUT=stdout "${vg[@]}" "$t" 2>&1)
+    out=$(CMOCKA_MESSAGE_OUTPUT=stdout timeout 900 "${vg[@]}" "$t" 2>&1)
     rc=$?
     p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
     f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
