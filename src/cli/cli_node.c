@@ -60,6 +60,12 @@ static void usage(FILE *f, const char *cmd)
             "enclave)\n"
             "  --enclave BACKEND    sandbox | gramine (enclave mode; "
             "default sandbox)\n"
+            "  --keyservice EP      the key service (enclave mode), e.g. "
+            "tcp://keys:5599\n"
+            "  --ordered            sink: each stream arrives in order "
+            "(one worker per\n"
+            "                       stage): a reordered batch fails the "
+            "run\n"
             "  --connect-timeout-ms N  wait for the router (default "
             "5000)\n"
             "  --heartbeat-ms N     heartbeat period (default 500)\n"
@@ -93,6 +99,8 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"security", required_argument, 0, 'S'},
         {"keys", required_argument, 0, 'k'},
         {"enclave", required_argument, 0, 'e'},
+        {"keyservice", required_argument, 0, 'K'},
+        {"ordered", no_argument, 0, 'O'},
         {"connect-timeout-ms", required_argument, 0, 'T'},
         {"heartbeat-ms", required_argument, 0, 'H'},
         {"help", no_argument, 0, 'h'},
@@ -116,6 +124,8 @@ int cli_node_parse(int argc, char **argv, const char *role,
         case 'r': o->rejects = optarg; break;
         case 'k': o->keys = optarg; break;
         case 'e': o->enclave = optarg; break;
+        case 'K': o->keyservice = optarg; break;
+        case 'O': o->ordered = 1; break;
         case 'S':
             if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&
                 strcmp(optarg, "enclave"))

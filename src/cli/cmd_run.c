@@ -3,16 +3,26 @@
  * machine (ss_pipeline for the file, ss_supervisor for the processes).
  */
 #include "cli/cmds.h"
+#include "core/ss_log.h"
 #include "core/ss_util.h"
+#include "crypto/ss_keys.h"
+#include "crypto/ss_keyservice.h"
+#include "enclave/ss_enclave.h"
 #include "run/ss_pipeline.h"
 #include "run/ss_supervisor.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -28,6 +38,10 @@ static void usage(FILE *f)
         "file's source.file)\n"
         "  --workers N         workers of every stage (1-64)\n"
         "  --security MODE     plain, encrypted or enclave\n"
+        "  --keys DIR          the pipeline's keys (sstream keygen); "
+        "default: made\n"
+        "                      once in the output folder's keys/\n"
+        "  --enclave BACKEND   enclave mode: sandbox (default)\n"
         "  --batch-size B      max bytes per batch (e.g. 65536, 64K, 1M)\n"
         "  --output-dir DIR    logs, rejects.jsonl, output (default "
         "out/<name>)\n"
@@ -56,7 +70,8 @@ typedef struct run_args {
 static int parse_args(int argc, char **argv, run_args *a)
 {
     enum { O_DATA = 256, O_WORKERS, O_SECURITY, O_BATCH, O_OUTDIR,
-           O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP };
+           O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP, O_KEYS,
+           O_ENCLAVE };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -68,6 +83,8 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"metrics", required_argument, NULL, O_METRICS},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"tcp", no_argument, NULL, O_TCP},
+        {"keys", required_argument, NULL, O_KEYS},
+        {"enclave", required_argument, NULL, O_ENCLAVE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -131,6 +148,12 @@ static int parse_args(int argc, char **argv, run_args *a)
         case O_TCP:
             a->ro.tcp = 1;
             break;
+        case O_KEYS:
+            a->ro.keys = optarg;
+            break;
+        case O_ENCLAVE:
+            a->ro.enclave = optarg;
+            break;
         case O_HELP:
         case 'h':
             return 1;
@@ -160,6 +183,147 @@ static int parse_args(int argc, char **argv, run_args *a)
     return 0;
 }
 
+/* ---- security: keys and the key service -------------------------------- */
+
+static int mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -1;
+    for (char *c = tmp + 1; *c; c++)
+        if (*c == '/') {
+            *c = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *c = '/';
+        }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The key directory: --keys, else <output>/keys, made on first use. */
+static int prepare_keys(const ss_pipeline *p, run_args *a, char *dir,
+                        size_t len, char *err, size_t errlen)
+{
+    if (a->ro.keys) {
+        snprintf(dir, len, "%s", a->ro.keys);
+        return 0;
+    }
+    char outdir[PATH_MAX - 16];
+    if (a->ro.output_dir)
+        snprintf(outdir, sizeof outdir, "%s", a->ro.output_dir);
+    else
+        snprintf(outdir, sizeof outdir, "out/%s", p->name);
+    if (mkdirs(outdir) != 0) {
+        snprintf(err, errlen, "output folder '%.512s': %s", outdir,
+                 strerror(errno));
+        return SS_EIO;
+    }
+    if ((size_t)snprintf(dir, len, "%s/keys", outdir) >= len)
+        return SS_EINVAL;
+    a->ro.keys = dir;
+    char data[PATH_MAX + 16];
+    snprintf(data, sizeof data, "%s/%s", dir, SS_KEYS_DATA);
+    if (access(data, F_OK) == 0)
+        return 0; /* made by an earlier run: keep it */
+    return ss_keys_create_dir(dir, SS_AEAD_AUTO, NULL, 0, 0, err, errlen);
+}
+
+/* The in-process key service, on its own thread. */
+typedef struct keyserver {
+    ss_keyservice *ks;
+    char tmp[PATH_MAX];
+    char endpoint[PATH_MAX + 16];
+    pthread_t th;
+    int running;
+    volatile sig_atomic_t stop;
+    char err[512];
+} keyserver;
+
+static void *keyserver_main(void *arg)
+{
+    keyserver *k = arg;
+    if (ss_keyservice_serve(k->ks, k->endpoint, &k->stop, k->err,
+                            sizeof k->err))
+        fprintf(stderr, "sstream run: key service: %s\n", k->err);
+    return NULL;
+}
+
+/* Starts the key service with the expected measurement of every stage
+ * (computed now from the program the workers run and the scripts as they
+ * are). Test hook: SS_RUN_TEST_SWAP_SCRIPT=STAGE=FILE then gives stage
+ * STAGE's workers FILE instead, as if the script changed after the
+ * manifest was made. */
+static int keyserver_start(keyserver *k, ss_pipeline *p, const char *keys,
+                           char *err, size_t errlen)
+{
+    /* the run prints its own messages: the service's refusals (warn)
+     * show, its routine lines only with LOG_LEVEL=info */
+    if (!getenv("LOG_LEVEL") && ss_log_level_current < SS_LOG_WARN)
+        ss_log_level_current = SS_LOG_WARN;
+    ss_log_set_component("run");
+    int rc = ss_keyservice_new(keys, &k->ks, err, errlen);
+    if (rc)
+        return rc;
+    char prog[PATH_MAX];
+    const char *exe = ss_env("SS_RUN_EXEC", NULL);
+    ssize_t n = readlink("/proc/self/exe", prog, sizeof prog - 1);
+    prog[n > 0 ? n : 0] = '\0';
+    if (!exe)
+        exe = prog;
+    for (size_t i = 0; i < p->nstages; i++) {
+        rc = ss_keyservice_expect_stage(k->ks, p->stages[i].name, exe,
+                                        p->stages[i].script,
+                                        SS_ENCLAVE_DEFAULT_MEM, 1, err,
+                                        errlen);
+        if (rc)
+            return rc;
+    }
+    const char *swap = ss_env("SS_RUN_TEST_SWAP_SCRIPT", NULL);
+    const char *eq = swap ? strchr(swap, '=') : NULL;
+    for (size_t i = 0; eq && i < p->nstages; i++)
+        if (strlen(p->stages[i].name) == (size_t)(eq - swap) &&
+            strncmp(p->stages[i].name, swap, (size_t)(eq - swap)) == 0) {
+            char *s = strdup(eq + 1);
+            if (!s)
+                return SS_ENOMEM;
+            free(p->stages[i].script);
+            p->stages[i].script = s;
+        }
+    snprintf(k->tmp, sizeof k->tmp, "%s/sstream-keys-XXXXXX",
+             strlen(ss_env("TMPDIR", "/tmp")) > 60 ? "/tmp"
+                                                    : ss_env("TMPDIR", "/tmp"));
+    if (!mkdtemp(k->tmp)) {
+        snprintf(err, errlen, "cannot make a folder for the key service: "
+                 "%s", strerror(errno));
+        k->tmp[0] = '\0';
+        return SS_EIO;
+    }
+    snprintf(k->endpoint, sizeof k->endpoint, "ipc://%s/ks", k->tmp);
+    if (pthread_create(&k->th, NULL, keyserver_main, k) != 0) {
+        snprintf(err, errlen, "cannot start the key service");
+        return SS_EIO;
+    }
+    k->running = 1;
+    return 0;
+}
+
+static void keyserver_stop(keyserver *k)
+{
+    if (k->running) {
+        k->stop = 1;
+        pthread_join(k->th, NULL);
+        k->running = 0;
+    }
+    if (k->tmp[0]) {
+        char sock[PATH_MAX + 8];
+        snprintf(sock, sizeof sock, "%s/ks", k->tmp);
+        unlink(sock);
+        rmdir(k->tmp);
+        k->tmp[0] = '\0';
+    }
+    ss_keyservice_destroy(&k->ks);
+}
+
 /* See cmds.h. */
 int cmd_run(int argc, char **argv)
 {
@@ -182,14 +346,31 @@ int cmd_run(int argc, char **argv)
         ss_pipeline_destroy(&p);
         return 1;
     }
+    char keys[PATH_MAX];
+    keyserver ksrv;
+    memset(&ksrv, 0, sizeof ksrv);
+    if (strcmp(p->security, "plain") != 0) {
+        if (prepare_keys(p, &a, keys, sizeof keys, err, sizeof err) ||
+            (strcmp(p->security, "enclave") == 0 &&
+             keyserver_start(&ksrv, p, keys, err, sizeof err))) {
+            fprintf(stderr, "sstream run: %s\n", err);
+            keyserver_stop(&ksrv);
+            ss_pipeline_destroy(&p);
+            return 1;
+        }
+        if (ksrv.running)
+            a.ro.keyservice = ksrv.endpoint;
+    }
     ss_supervisor *sv = NULL;
     if (ss_supervisor_new(p, &a.ro, &sv, err, sizeof err)) {
         fprintf(stderr, "sstream run: %s\n", err);
+        keyserver_stop(&ksrv);
         ss_pipeline_destroy(&p);
         return 1;
     }
     rc = ss_supervisor_run(sv);
     ss_supervisor_destroy(&sv);
+    keyserver_stop(&ksrv);
     ss_pipeline_destroy(&p);
     return rc;
 }

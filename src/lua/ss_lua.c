@@ -122,13 +122,24 @@ static int log_print(lua_State *L)
     return 0;
 }
 
+/* os.getenv() inside a sandbox: always nil. The host's environment is
+ * untrusted and not measured, so it must not steer the script; stage
+ * scripts read FROM/TO only for addresses, which the host decides. */
+static int no_getenv(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_pushnil(L);
+    return 1;
+}
+
 static void open_lib(lua_State *L, const char *name, lua_CFunction fn)
 {
     luaL_requiref(L, name, fn, 1);
     lua_pop(L, 1);
 }
 
-/* The enclave's library set: no io, no debug, no dynamic loading. */
+/* The enclave's library set: no io, no debug, no dynamic loading; os has
+ * the clock and calendar functions and a getenv that finds nothing. */
 static void open_sandboxed(lua_State *L)
 {
     open_lib(L, LUA_GNAME, luaopen_base);
@@ -148,6 +159,8 @@ static void open_sandboxed(lua_State *L)
         lua_getfield(L, -2, keep[i]);
         lua_setfield(L, -2, keep[i]);
     }
+    lua_pushcfunction(L, no_getenv);
+    lua_setfield(L, -2, "getenv");
     lua_setglobal(L, "os");
     lua_pop(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

@@ -14,10 +14,15 @@
 #include "core/ss_buf.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
+#include "crypto/ss_aead.h"
+#include "crypto/ss_keys.h"
+#include "crypto/ss_keyservice.h"
+#include "enclave/ss_enclave.h"
 #include "lua/ss_stage.h"
 #include "net/ss_inlet.h"
 #include "net/ss_link.h"
 #include "net/ss_proto.h"
+#include "node/ss_integrity.h"
 #include "run/ss_stats.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
@@ -57,6 +62,14 @@ typedef struct node {
     uint64_t rejects_logged;
     uint64_t last_stats_ms;
     const char *to;
+    /* security encrypted / enclave */
+    ss_enclave *enc;        /* worker: where the stage runs (none/sandbox) */
+    ss_enclave_result res;
+    ss_stage_counts totals; /* worker: the enclave's deltas, summed */
+    uint64_t enclave_calls, enclave_ns;
+    ss_key *key;      /* sink: opens its input; encrypted worker: rejects */
+    ss_buf pt;        /* sink: the opened payload */
+    ss_integrity *ig; /* sink: end-to-end check of the stream */
     char err[512];
 } node;
 
@@ -94,7 +107,9 @@ static void report(node *n, int final)
 {
     if (!n->stats)
         return;
-    const ss_stage_counts *t = n->stage ? ss_stage_totals(n->stage) : NULL;
+    const ss_stage_counts *t = n->enc     ? &n->totals
+                               : n->stage ? ss_stage_totals(n->stage)
+                                          : NULL;
     ss_stats st;
     memset(&st, 0, sizeof st);
     snprintf(st.name, sizeof st.name, "%s", n->o->name);
@@ -116,7 +131,10 @@ static void report(node *n, int final)
     st.queue = n->busy;
     st.rss_kb = ss_rss_kb();
     st.peak_rss_kb = ss_peak_rss_kb();
+    st.enclave_calls = n->enclave_calls;
+    st.enclave_ns = n->enclave_ns;
     st.final = final;
+    st.stateful = n->stage ? ss_stage_stateful(n->stage) : 0;
     ss_stats_report(n->stats, &st);
     n->last_stats_ms = ss_now_ms();
 }
@@ -178,6 +196,7 @@ static void build_msg(node *n, const ss_hdr *lineage, uint16_t flags,
     h.seq = lineage->seq;
     h.part = lineage->part;
     h.first_row = lineage->first_row;
+    h.aux = lineage->aux; /* the end-of-stream mark (SS_AUX_END) */
     h.count = out->count;
     h.len = (uint32_t)out->events.len;
     ss_buf_reset(&n->msg);
@@ -194,6 +213,8 @@ static int open_link(node *n)
         return 0;
     if (!n->to && n->stage)
         n->to = ss_stage_to(n->stage); /* the script's own address */
+    if (!n->to && n->enc)
+        n->to = ss_enclave_to(n->enc);
     if (!n->to || !*n->to) {
         snprintf(n->err, sizeof n->err,
                  "the script emits to a socket but no address was given");
@@ -264,9 +285,180 @@ static int take_slot(node *n, const ss_hdr *h)
     return -1;
 }
 
+static void add_counts(ss_stage_counts *t, const ss_stage_counts *d)
+{
+    t->in += d->in;
+    t->passed += d->passed;
+    t->dropped += d->dropped;
+    t->rejected += d->rejected;
+    t->out += d->out;
+    t->out_bytes += d->out_bytes;
+}
+
+/* Writes the REJECT message of an enclave call to the rejects file: its
+ * lines as they are when in clear, opened with the key in encrypted mode;
+ * in enclave mode the host cannot open them (reasons may quote data), so
+ * it writes one line with the lineage, the count and the sealed reasons
+ * for the owner (base64 of the REJECT message). */
+static void enclave_rejects(node *n)
+{
+    ss_enclave_result *r = &n->res;
+    ss_hdr rh;
+    const char *why;
+    if (!r->nrejects || ss_hdr_decode(r->rejects.data, r->rejects.len, &rh,
+                                      &why) != 0)
+        return;
+    ss_stage_out_reset(&n->out);
+    ss_buf *b = &n->out.rejects;
+    if (!(rh.flags & SS_BF_ENCRYPTED)) {
+        ss_buf_append(b, r->rejects.data + SS_HDR_SIZE, rh.len);
+    } else if (n->key) {
+        ss_hdr ph;
+        if (ss_aead_open(n->key, r->rejects.data, r->rejects.len, &ph, b))
+            ss_buf_printf(b, "{\"stage\":\"%s\",\"worker\":\"%s\","
+                          "\"stream\":%u,\"seq\":%llu,\"events\":%u,"
+                          "\"error\":\"sealed rejects do not "
+                          "authenticate\"}\n", n->o->stage, n->o->name,
+                          rh.stream, (unsigned long long)rh.seq, rh.count);
+    } else {
+        size_t blen = sodium_base64_ENCODED_LEN(
+            r->rejects.len, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(blen);
+        ss_buf_printf(b, "{\"stage\":\"%s\",\"worker\":\"%s\","
+                      "\"stream\":%u,\"seq\":%llu,\"row\":%llu,"
+                      "\"events\":%u,\"error\":\"rejected inside the "
+                      "enclave (reasons sealed for the owner)\"",
+                      n->o->stage, n->o->name, rh.stream,
+                      (unsigned long long)rh.seq,
+                      (unsigned long long)rh.first_row, rh.count);
+        if (b64) {
+            sodium_bin2base64(b64, blen,
+                              (const unsigned char *)r->rejects.data,
+                              r->rejects.len,
+                              sodium_base64_VARIANT_ORIGINAL);
+            ss_buf_printf(b, ",\"sealed\":\"%s\"", b64);
+            free(b64);
+        }
+        ss_buf_append(b, "}\n", 2);
+    }
+    n->out.nrejects = r->nrejects;
+    flush_rejects(n, &n->out);
+}
+
+/* The enclave died during a call on batch h (message msg[0..len)): a
+ * stateful stage lost its state and the run fails; a stateless one gets
+ * a fresh enclave (new attestation) which takes the batch again. */
+static int enclave_died(node *n, const ss_hdr *h, const char *msg,
+                        size_t len)
+{
+    char why[512];
+    snprintf(why, sizeof why, "%s", n->err);
+    if (ss_enclave_stateful(n->enc)) {
+        snprintf(n->err, sizeof n->err, "%.400s (on stream %u batch %llu); "
+                 "stage '%s' keeps state, which is lost with it: the run "
+                 "cannot go on", why, h->stream,
+                 (unsigned long long)h->seq, n->o->stage);
+        return SS_EPEER;
+    }
+    ss_error("%s (on stream %u batch %llu); stage '%s' is stateless: "
+             "restarting the enclave", why, h->stream,
+             (unsigned long long)h->seq, n->o->stage);
+    int rc = ss_enclave_restart(n->enc, n->err, sizeof n->err);
+    if (rc)
+        return rc;
+    rc = ss_enclave_call(n->enc, msg, len, &n->res, n->err, sizeof n->err);
+    n->enclave_calls++;
+    if (rc == SS_EPEER) {
+        snprintf(why, sizeof why, "%s", n->err);
+        snprintf(n->err, sizeof n->err, "%.400s again on stream %u batch %llu:"
+                 " giving up", why, h->stream, (unsigned long long)h->seq);
+    }
+    return rc;
+}
+
+/* Encrypted / enclave worker: the (sealed) batch goes through the
+ * enclave as it is; its sealed output goes on as it is. */
+static int handle_data_enclave(node *n, const ss_hdr *h, const char *msg,
+                               size_t len)
+{
+    n->batches_in++;
+    n->bytes_in += h->len;
+    uint64_t t0 = ss_now_ns();
+    int rc = ss_enclave_call(n->enc, msg, len, &n->res, n->err,
+                             sizeof n->err);
+    n->enclave_calls++;
+    if (rc == SS_EPEER)
+        rc = enclave_died(n, h, msg, len);
+    n->enclave_ns += ss_now_ns() - t0;
+    if (rc) {
+        if (rc != SS_EPEER) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", n->err);
+            snprintf(n->err, sizeof n->err, "stream %u batch %llu: %.400s",
+                     h->stream, (unsigned long long)h->seq, why);
+        }
+        return rc;
+    }
+    add_counts(&n->totals, &n->res.delta);
+    enclave_rejects(n);
+    int s = take_slot(n, h);
+    if (s < 0) {
+        snprintf(n->err, sizeof n->err, "too many batches in flight");
+        return SS_EPROTO;
+    }
+    n->slots[s].pending = 1;
+    rc = ss_link_send(n->link, n->res.msg.data, n->res.msg.len,
+                      (uint64_t)s);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "cannot send to %s: %s", n->to,
+                 ss_strerror(rc));
+        return rc;
+    }
+    n->batches_out++;
+    return 0;
+}
+
+/* Sink in encrypted / enclave mode: authenticates and opens a batch into
+ * n->pt (*ph its plaintext header), and records it for the end-to-end
+ * check. */
+static int open_input(node *n, const ss_hdr *h, const char *payload,
+                      ss_hdr *ph)
+{
+    if (!(h->flags & SS_BF_ENCRYPTED)) {
+        snprintf(n->err, sizeof n->err, "integrity: stream %u batch %llu "
+                 "arrived in clear: refusing plaintext in %s mode",
+                 h->stream, (unsigned long long)h->seq, n->o->security);
+        return SS_EINTEGRITY;
+    }
+    ss_buf_reset(&n->pt);
+    int rc = ss_aead_open(n->key, payload - SS_HDR_SIZE,
+                          SS_HDR_SIZE + (size_t)h->len, ph, &n->pt);
+    if (rc == SS_ECRYPTO) {
+        snprintf(n->err, sizeof n->err, "integrity: stream %u batch %llu "
+                 "does not authenticate (altered on the way, or sealed "
+                 "with another key)", h->stream,
+                 (unsigned long long)h->seq);
+        return SS_EINTEGRITY;
+    }
+    if (rc)
+        return rc;
+    return ss_integrity_batch(n->ig, ph, n->err, sizeof n->err);
+}
+
 /* Processes one DATA batch and sends its output. */
 static int handle_data(node *n, const ss_hdr *h, const char *payload)
 {
+    if (n->enc)
+        return handle_data_enclave(n, h, payload - SS_HDR_SIZE,
+                                   SS_HDR_SIZE + (size_t)h->len);
+    ss_hdr ph;
+    if (n->ig) {
+        int rc = open_input(n, h, payload, &ph);
+        if (rc)
+            return rc;
+        h = &ph;
+        payload = n->pt.data ? n->pt.data : "";
+    }
     n->batches_in++;
     n->bytes_in += h->len;
     ss_stage_out_reset(&n->out);
@@ -316,6 +508,47 @@ static int drain(node *n)
     return stop_requested ? SS_EINTR : 0;
 }
 
+/* Completion inside the enclave: what the chain emits then (a reduce's
+ * result) leaves sealed under the node's own stream, marked as its end. */
+static int complete_enclave(node *n)
+{
+    ss_hdr fin;
+    memset(&fin, 0, sizeof fin);
+    fin.kind = SS_MSG_DATA;
+    fin.flags = SS_BF_LAST_PART | SS_BF_FINAL;
+    fin.stream = n->own_stream;
+    fin.seq = n->own_seq;
+    fin.aux = SS_AUX_END;
+    int rc = ss_enclave_complete(n->enc, &fin, &n->res, n->err,
+                                 sizeof n->err);
+    n->enclave_calls++;
+    if (rc == SS_EPEER && ss_enclave_stateful(n->enc)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", n->err);
+        snprintf(n->err, sizeof n->err, "%.400s at completion; stage '%s' "
+                 "keeps state, which is lost with it", why, n->o->stage);
+    }
+    if (rc)
+        return rc;
+    add_counts(&n->totals, &n->res.delta);
+    enclave_rejects(n);
+    ss_hdr oh;
+    const char *why;
+    if (ss_hdr_decode(n->res.msg.data, n->res.msg.len, &oh, &why) != 0) {
+        snprintf(n->err, sizeof n->err, "the enclave's final output is "
+                 "malformed: %s", why);
+        return SS_EPROTO;
+    }
+    if (!oh.count || !n->link)
+        return 0;
+    rc = ss_link_send(n->link, n->res.msg.data, n->res.msg.len, UINT64_MAX);
+    if (rc)
+        return rc;
+    n->own_seq++;
+    n->batches_out++;
+    return 0;
+}
+
 /* End of input: completion of the chain, final outputs, EOS downstream. */
 static int handle_eos(node *n, const char *payload, size_t len)
 {
@@ -332,6 +565,17 @@ static int handle_eos(node *n, const char *payload, size_t len)
     rc = drain(n);
     if (rc)
         goto out;
+    if (n->ig) { /* the sink: nothing is completed on a broken stream */
+        rc = ss_integrity_finish(n->ig, &eos, n->err, sizeof n->err);
+        if (rc)
+            goto out;
+    }
+    if (n->enc) {
+        rc = complete_enclave(n);
+        if (rc)
+            goto out;
+        goto eos;
+    }
     ss_stage_out_reset(&n->out);
     rc = ss_stage_complete(n->stage, &n->out);
     if (rc) {
@@ -346,12 +590,16 @@ static int handle_eos(node *n, const char *payload, size_t len)
             memset(&lin, 0, sizeof lin);
             lin.stream = n->own_stream;
             lin.seq = n->own_seq++;
+            lin.aux = SS_AUX_END;
             build_msg(n, &lin, SS_BF_LAST_PART | SS_BF_FINAL, &n->out);
             rc = ss_link_send(n->link, n->msg.data, n->msg.len, UINT64_MAX);
             if (rc)
                 goto out;
             n->batches_out++;
         }
+    }
+eos:
+    if (n->link) {
         if (n->own_seq)
             ss_eos_add_stream(&eos, n->own_stream, n->own_seq);
         rc = ss_link_send_eos(n->link, &eos, 60000);
@@ -365,24 +613,35 @@ out:
     return rc;
 }
 
+/* What the script declared, wherever it runs. */
+static const char *node_from(node *n)
+{
+    return n->enc ? ss_enclave_from(n->enc) : ss_stage_from(n->stage);
+}
+static const char *node_to(node *n)
+{
+    return n->enc ? ss_enclave_to(n->enc) : ss_stage_to(n->stage);
+}
+
 static int run_input_loop(node *n)
 {
     const char *from = n->o->from ? n->o->from
-                                  : ss_env("FROM", ss_stage_from(n->stage));
+                                  : ss_env("FROM", node_from(n));
     ss_inlet_opts io;
     memset(&io, 0, sizeof io);
     io.endpoint = from;
     io.name = n->o->name;
     io.stage = n->o->stage ? n->o->stage : n->o->name;
     io.credits = n->o->credits;
-    io.stateful = ss_stage_stateful(n->stage);
+    io.stateful = n->enc ? ss_enclave_stateful(n->enc)
+                         : ss_stage_stateful(n->stage);
     io.connect_timeout_ms = n->o->connect_timeout_ms;
     io.heartbeat_ms = n->o->heartbeat_ms;
     io.role = strcmp(n->o->role, "sink") == 0 ? "sink" : "worker";
     int rc = ss_inlet_new(n->zctx, &io, &n->inlet, n->err, sizeof n->err);
     if (rc)
         return rc;
-    if (ss_stage_to(n->stage) || n->o->to) {
+    if (node_to(n) || n->o->to) {
         if (strcmp(n->o->role, "sink") == 0) {
             snprintf(n->err, sizeof n->err,
                      "a sink script must not call subscribeToSocket");
@@ -440,6 +699,85 @@ static int run_input_loop(node *n)
     }
 }
 
+/* Worker in encrypted or enclave mode: the stage runs behind
+ * ss_enclave, in this process with the data key (encrypted: backend
+ * none) or in an attested sandbox child that alone gets the key from the
+ * key service (enclave: this process never holds it). */
+static int run_enclave_worker(node *n)
+{
+    const ss_node_opts *o = n->o;
+    int enclave = strcmp(o->security, "enclave") == 0;
+    if (!o->keys) {
+        ss_error("%s: security '%s' needs the pipeline's keys (--keys)",
+                 o->name, o->security);
+        return SS_EINVAL;
+    }
+    ss_enclave_opts eo;
+    memset(&eo, 0, sizeof eo);
+    eo.backend = enclave ? (o->enclave ? o->enclave : "sandbox") : "none";
+    eo.name = o->name;
+    eo.stage = o->stage;
+    eo.script_path = o->script;
+    eo.mem_limit = enclave ? 0 : o->mem_limit; /* enclave: 64 MiB (EPC) */
+    eo.encrypted = 1;
+    eo.key_dir = o->keys;
+    if (enclave && strcmp(eo.backend, "none") != 0) {
+        if (!o->keyservice) {
+            ss_error("%s: security 'enclave' needs the key service "
+                     "(--keyservice ENDPOINT)", o->name);
+            return SS_EINVAL;
+        }
+        eo.get_key = ss_keyservice_remote_keyfn;
+        eo.key_ctx = (void *)(uintptr_t)o->keyservice;
+    }
+    int rc = ss_enclave_open(&eo, &n->enc, n->err, sizeof n->err);
+    if (rc) {
+        ss_error("%s: %s", o->name, n->err);
+        return rc;
+    }
+    if (!enclave || strcmp(eo.backend, "none") == 0) {
+        /* this process is trusted with the key: it opens the rejects */
+        rc = ss_keys_load_data(o->keys, &n->key, n->err, sizeof n->err);
+        if (rc) {
+            ss_error("%s: %s", o->name, n->err);
+            return rc;
+        }
+    }
+    ss_info("%s: stage '%s' runs in enclave backend %s (pid %ld)", o->name,
+            o->stage, ss_enclave_backend(n->enc),
+            (long)ss_enclave_pid(n->enc));
+    n->to = o->to;
+    if (!n->to && getenv("TO") && *getenv("TO"))
+        n->to = getenv("TO");
+    if (!n->to)
+        n->to = ss_enclave_to(n->enc);
+    rc = run_input_loop(n);
+    if (rc == SS_EINTR)
+        ss_warn("%s: stopped by a signal", o->name);
+    else if (rc)
+        ss_error("%s: %s", o->name, n->err);
+    return rc;
+}
+
+/* Sink in encrypted or enclave mode: the data key opens every batch and
+ * the whole stream is checked end to end. */
+static int setup_sink_security(node *n)
+{
+    const ss_node_opts *o = n->o;
+    if (!o->keys) {
+        ss_error("%s: security '%s' needs the pipeline's keys (--keys)",
+                 o->name, o->security);
+        return SS_EINVAL;
+    }
+    int rc = ss_keys_load_data(o->keys, &n->key, n->err, sizeof n->err);
+    if (!rc)
+        rc = ss_integrity_new(o->ordered, &n->ig);
+    if (rc)
+        ss_error("%s: %s", o->name, rc == SS_ENOMEM ? "out of memory"
+                                                    : n->err);
+    return rc;
+}
+
 /* See ss_node.h. */
 int ss_node_run(const ss_node_opts *o)
 {
@@ -448,6 +786,8 @@ int ss_node_run(const ss_node_opts *o)
     n.o = o;
     ss_stage_out_init(&n.out);
     ss_buf_init(&n.msg);
+    ss_buf_init(&n.pt);
+    ss_enclave_result_init(&n.res);
     n.own_stream = own_stream_id(o->name);
     int status = 1, rc;
 
@@ -477,6 +817,14 @@ int ss_node_run(const ss_node_opts *o)
         }
     }
     int is_lua = strcmp(o->role, "lua") == 0;
+    int secure = strcmp(o->security, "plain") != 0;
+    if (secure && strcmp(o->role, "worker") == 0) {
+        if (run_enclave_worker(&n) == 0)
+            status = 0;
+        goto out;
+    }
+    if (secure && strcmp(o->role, "sink") == 0 && setup_sink_security(&n))
+        goto out;
     ss_stage_opts so;
     memset(&so, 0, sizeof so);
     so.name = o->name;
@@ -544,12 +892,19 @@ int ss_node_run(const ss_node_opts *o)
     }
     status = 0;
 out:
-    if (n.stage)
+    if (n.stage || n.enc)
         report(&n, 1);
     ss_link_destroy(&n.link);
     ss_inlet_destroy(&n.inlet);
     ss_stats_reporter_destroy(&n.stats);
     ss_stage_destroy(&n.stage);
+    ss_enclave_close(&n.enc);
+    ss_enclave_result_release(&n.res);
+    ss_key_destroy(&n.key);
+    ss_integrity_destroy(&n.ig);
+    if (n.pt.data)
+        sodium_memzero(n.pt.data, n.pt.cap);
+    ss_buf_release(&n.pt);
     ss_stage_out_release(&n.out);
     ss_buf_release(&n.msg);
     if (n.rejects)

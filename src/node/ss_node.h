@@ -25,6 +25,9 @@ typedef struct ss_node_opts {
     const char *security;   /* plain | encrypted | enclave */
     const char *keys;       /* key directory (encrypted, enclave) */
     const char *enclave;    /* enclave backend: sandbox | gramine | none */
+    const char *keyservice; /* enclave: the key service's endpoint */
+    int ordered;            /* sink: every stream keeps its order on the
+                               way (one worker per stage): check it */
     size_t batch_size;      /* target output batch size in bytes */
     size_t mem_limit;       /* Lua memory cap in bytes, 0: none */
     unsigned credits;       /* batches in flight towards this node */

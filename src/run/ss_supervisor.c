@@ -334,10 +334,13 @@ static int child_files(ss_supervisor *sv, child *c, int log, int rejects)
 static int push_security(const ss_supervisor *sv, strv *a, const char *role)
 {
     const ss_pipeline *p = sv->p;
+    int plain = strcmp(p->security, "plain") == 0;
+    if (plain && strcmp(role, "worker") != 0)
+        return 0;
     int rc = strv_push(a, "--security");
     if (!rc)
         rc = strv_push(a, "%s", p->security);
-    if (rc || strcmp(p->security, "plain") == 0)
+    if (rc || plain)
         return rc;
     if (sv->o.keys && ((rc = strv_push(a, "--keys")) ||
                        (rc = strv_push(a, "%s", sv->o.keys))))

@@ -131,7 +131,8 @@ FAKE_LOG_DIR=$A FAKE_WORKERS=3 DATA_FILE=/nonexistent "$SS" run "$P/pipeline.yml
     --tcp --quiet --output-dir "$T/o2" > "$T/out2" 2> "$T/err2"
 check "run with overrides and --tcp exits 0" test $? -eq 0
 check "--workers 3 starts 3 workers per stage" test -e "$A/filter-3.args" -a -e "$A/map-3.args"
-contains "--security reaches the workers" "$A/filter-1.args" "--security enclave$"
+contains "--security reaches the workers" "$A/filter-1.args" "--security enclave( |$)"
+contains "... with the keys and the key service" "$A/filter-1.args" "--keys $T/o2/keys --keyservice ipc://"
 contains "--batch-size reaches the source" "$A/source.args" "--batch-size 1048576 "
 contains "--tcp gives loopback endpoints" "$A/map-1.args" "^FROM=tcp://127\.0\.0\.1:[0-9]+$"
 contains "--tcp control endpoint" "$A/map-1.args" "^SS_CONTROL=tcp://127\.0\.0\.1:[0-9]+$"

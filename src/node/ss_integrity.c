@@ -1,0 +1,225 @@
+/*
+ * ss_integrity.c - the sink's end-to-end stream check (ss_integrity.h).
+ */
+#include "node/ss_integrity.h"
+#include "securestreams.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_END UINT64_MAX
+
+typedef struct istream {
+    uint32_t id;
+    int final;        /* emitted at completion (a stage's own stream) */
+    uint8_t *seen;    /* bitmap by seq */
+    size_t cap;       /* bytes of seen */
+    uint64_t nseen;
+    uint64_t max_seq; /* highest seq seen (valid when nseen) */
+    uint64_t end;     /* seq of the END batch, or NO_END */
+    uint64_t nstreams; /* aux of the END batch (source streams) */
+} istream;
+
+struct ss_integrity {
+    int ordered;
+    istream *s;
+    size_t n, cap;
+};
+
+/* See ss_integrity.h. */
+int ss_integrity_new(int ordered, ss_integrity **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return SS_ENOMEM;
+    (*out)->ordered = ordered;
+    return 0;
+}
+
+/* See ss_integrity.h. */
+void ss_integrity_destroy(ss_integrity **p)
+{
+    if (!p || !*p)
+        return;
+    for (size_t i = 0; i < (*p)->n; i++)
+        free((*p)->s[i].seen);
+    free((*p)->s);
+    free(*p);
+    *p = NULL;
+}
+
+static istream *find(ss_integrity *ig, uint32_t id)
+{
+    for (size_t i = 0; i < ig->n; i++)
+        if (ig->s[i].id == id)
+            return &ig->s[i];
+    return NULL;
+}
+
+static istream *get(ss_integrity *ig, uint32_t id)
+{
+    istream *st = find(ig, id);
+    if (st)
+        return st;
+    if (ig->n == ig->cap) {
+        size_t cap = ig->cap ? ig->cap * 2 : 16;
+        istream *v = realloc(ig->s, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        ig->s = v;
+        ig->cap = cap;
+    }
+    st = &ig->s[ig->n++];
+    memset(st, 0, sizeof *st);
+    st->id = id;
+    st->end = NO_END;
+    return st;
+}
+
+static int has(const istream *st, uint64_t seq)
+{
+    return seq / 8 < st->cap && (st->seen[seq / 8] >> (seq % 8)) & 1;
+}
+
+/* See ss_integrity.h. */
+int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,
+                       size_t errlen)
+{
+    istream *st = get(ig, h->stream);
+    if (!st)
+        return SS_ENOMEM;
+    unsigned long long seq = (unsigned long long)h->seq;
+    if (h->seq >= (1ull << 40)) {
+        snprintf(err, errlen, "integrity: stream %u batch %llu: batch "
+                 "number out of range", h->stream, seq);
+        return SS_EINTEGRITY;
+    }
+    if (h->flags & SS_BF_FINAL)
+        st->final = 1;
+    if (has(st, h->seq)) {
+        snprintf(err, errlen, "integrity: stream %u batch %llu was "
+                 "received twice (duplicated or replayed)", h->stream, seq);
+        return SS_EINTEGRITY;
+    }
+    if (st->end != NO_END && h->seq > st->end) {
+        snprintf(err, errlen, "integrity: stream %u batch %llu arrived "
+                 "after the end of its stream (batch %llu)", h->stream, seq,
+                 (unsigned long long)st->end);
+        return SS_EINTEGRITY;
+    }
+    if (h->aux & SS_AUX_END) {
+        if (st->nseen && st->max_seq > h->seq) {
+            snprintf(err, errlen, "integrity: stream %u batch %llu says "
+                     "it ends the stream but batch %llu came before it",
+                     h->stream, seq, (unsigned long long)st->max_seq);
+            return SS_EINTEGRITY;
+        }
+        st->end = h->seq;
+        st->nstreams = SS_AUX_STREAMS(h->aux);
+    }
+    if (ig->ordered && st->nseen && h->seq < st->max_seq) {
+        snprintf(err, errlen, "integrity: stream %u batch %llu arrived "
+                 "after batch %llu (reordered)", h->stream, seq,
+                 (unsigned long long)st->max_seq);
+        return SS_EINTEGRITY;
+    }
+    size_t need = (size_t)(h->seq / 8 + 1);
+    if (need > st->cap) {
+        size_t cap = st->cap ? st->cap : 64;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *v = realloc(st->seen, cap);
+        if (!v)
+            return SS_ENOMEM;
+        memset(v + st->cap, 0, cap - st->cap);
+        st->seen = v;
+        st->cap = cap;
+    }
+    st->seen[h->seq / 8] |= (uint8_t)(1u << (h->seq % 8));
+    if (!st->nseen || h->seq > st->max_seq)
+        st->max_seq = h->seq;
+    st->nseen++;
+    return 0;
+}
+
+/* Checks one stream is whole: an end, and every batch up to it. */
+static int whole(const istream *st, char *err, size_t errlen)
+{
+    if (st->end == NO_END) {
+        snprintf(err, errlen, "integrity: stream %u has no end: its last "
+                 "batch (after batch %llu) is missing (dropped on the way)",
+                 st->id, (unsigned long long)st->max_seq);
+        return SS_EINTEGRITY;
+    }
+    for (uint64_t q = 0; q <= st->end; q++)
+        if (!has(st, q)) {
+            snprintf(err, errlen, "integrity: stream %u batch %llu is "
+                     "missing (dropped on the way)", st->id,
+                     (unsigned long long)q);
+            return SS_EINTEGRITY;
+        }
+    return 0;
+}
+
+/* See ss_integrity.h. */
+int ss_integrity_finish(ss_integrity *ig, const ss_eos *eos, char *err,
+                        size_t errlen)
+{
+    uint64_t declared = 0, ended = 0;
+    for (size_t i = 0; i < ig->n; i++) {
+        const istream *st = &ig->s[i];
+        int rc = whole(st, err, errlen);
+        if (rc)
+            return rc;
+        if (st->final)
+            continue;
+        if (declared && st->nstreams != declared) {
+            snprintf(err, errlen, "integrity: stream %u ends saying the "
+                     "source has %llu streams, another said %llu", st->id,
+                     (unsigned long long)st->nstreams,
+                     (unsigned long long)declared);
+            return SS_EINTEGRITY;
+        }
+        declared = st->nstreams;
+        ended++;
+    }
+    if (!declared) {
+        snprintf(err, errlen, "integrity: no source stream arrived with its "
+                 "end: the end batches were dropped on the way");
+        return SS_EINTEGRITY;
+    }
+    if (ended != declared) {
+        /* the native source numbers its streams 0..N-1: name one */
+        uint64_t miss = 0;
+        while (miss < declared && find(ig, (uint32_t)miss))
+            miss++;
+        snprintf(err, errlen, "integrity: the source injected %llu streams "
+                 "but %llu arrived (stream %llu missing entirely)",
+                 (unsigned long long)declared, (unsigned long long)ended,
+                 (unsigned long long)miss);
+        return SS_EINTEGRITY;
+    }
+    /* the routers' table must agree with what arrived */
+    for (size_t i = 0; eos && i < eos->nstreams; i++) {
+        const ss_eos_stream *row = &eos->streams[i];
+        const istream *st = find(ig, row->stream);
+        uint64_t have = st ? st->end + 1 : 0;
+        if (row->count != have) {
+            snprintf(err, errlen, "integrity: the end-of-stream table says "
+                     "stream %u has %llu batches but %llu arrived with an "
+                     "authenticated end", row->stream,
+                     (unsigned long long)row->count,
+                     (unsigned long long)have);
+            return SS_EINTEGRITY;
+        }
+    }
+    for (size_t i = 0; eos && i < ig->n; i++)
+        if (!ss_eos_find(eos, ig->s[i].id)) {
+            snprintf(err, errlen, "integrity: stream %u arrived but the "
+                     "end-of-stream table does not list it", ig->s[i].id);
+            return SS_EINTEGRITY;
+        }
+    return 0;
+}

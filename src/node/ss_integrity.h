@@ -1,0 +1,50 @@
+/*
+ * ss_integrity.h - the sink's end-to-end check of a whole stream, kept
+ * independent of the routers (which are untrusted).
+ *
+ * Every DATA batch that reaches the sink is recorded here by lineage
+ * (stream, seq) after it was authenticated (ss_aead_open, in encrypted and
+ * enclave modes: then the header fields used below cannot have been
+ * changed on the way). The last batch of each stream carries SS_AUX_END
+ * in aux, and a source's end batches carry in aux the number of streams
+ * the source injected; so the sink learns, from authenticated data only, which
+ * streams exist and how many batches each has. It reports:
+ *
+ *   - a batch received twice (duplicated or replayed);
+ *   - a batch after the end of its stream, or two different ends;
+ *   - in ordered mode, a batch arriving after a later one of its stream
+ *     (reordered; only meaningful when every stage has one worker, so the
+ *     path keeps each stream's order: the supervisor says so);
+ *   - at the end: a missing batch (dropped), a stream without its end, a
+ *     source stream missing entirely, and an EOS table (built by routers)
+ *     that disagrees with what arrived.
+ *
+ * Messages name the stream and the batch number, e.g. "integrity: stream
+ * 0 batch 12 is missing (dropped on the way)".
+ */
+#ifndef SS_INTEGRITY_H
+#define SS_INTEGRITY_H
+
+#include "net/ss_proto.h"
+#include "wire/ss_batch.h"
+
+#include <stddef.h>
+
+typedef struct ss_integrity ss_integrity;
+
+/* Returns 0 and *out, or SS_ENOMEM. ordered: see above. */
+int ss_integrity_new(int ordered, ss_integrity **out);
+void ss_integrity_destroy(ss_integrity **p);
+
+/* Records one authenticated DATA batch. Returns 0, or SS_EINTEGRITY (or
+ * SS_ENOMEM) with the reason in err. */
+int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,
+                       size_t errlen);
+
+/* At the end of the input: checks that every stream is complete and that
+ * the (untrusted) EOS table agrees. Returns 0 or SS_EINTEGRITY with the
+ * first problem in err. */
+int ss_integrity_finish(ss_integrity *ig, const ss_eos *eos, char *err,
+                        size_t errlen);
+
+#endif
