@@ -11,6 +11,7 @@
 #include "cli/cmds.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
+#include "net/ss_curve.h"
 #include "net/ss_router.h"
 #include "run/ss_stats.h"
 #include "securestreams.h"
@@ -83,6 +84,9 @@ static void router_usage(FILE *f)
             "   --peer-timeout-ms N  a silent worker is lost (default 5000)\n"
             "   --name NAME          name in logs and messages (default\n"
             "                        router)\n"
+            "   --keys DIR           CurveZMQ on both endpoints with the\n"
+            "                        pipeline's keys (curve-server pair);\n"
+            "                        only its curve-*.pub may connect\n"
             "   --metrics-port N     serve Prometheus metrics on\n"
             "                        127.0.0.1:N (--metrics-addr A)\n"
             "   --help               show this help\n");
@@ -122,6 +126,7 @@ static const char *router_optarg(int argc, char **argv, int *i,
  */
 int cmd_router(int argc, char **argv)
 {
+    const char *keys = NULL;
     ss_router_opts o = {.from = ss_env("FROM", "tcp://*:5555"),
                         .to = ss_env("TO", "tcp://*:5556"),
                         .name = "router",
@@ -138,9 +143,9 @@ int cmd_router(int argc, char **argv)
         }
         static const char *const names[] = {
             "--from",  "--to",           "--producers",       "--queue",
-            "--heartbeat-ms", "--peer-timeout-ms", "--name"};
+            "--heartbeat-ms", "--peer-timeout-ms", "--name", "--keys"};
         int k = -1;
-        for (int j = 0; j < 7; j++)
+        for (int j = 0; j < 8; j++)
             if (router_is_opt(a, names[j]))
                 k = j;
         if (k < 0)
@@ -151,6 +156,7 @@ int cmd_router(int argc, char **argv)
         case 0: o.from = v; break;
         case 1: o.to = v; break;
         case 6: o.name = v; break;
+        case 7: keys = v; break;
         case 2:
             if (ss_parse_u64(v, 1, 4096, 0, &n))
                 return router_bad("--producers wants 1..4096, not", v);
@@ -196,8 +202,21 @@ int cmd_router(int argc, char **argv)
     }
     o.tick = router_tick;
     o.tick_arg = &rr;
+    ss_curve curve;
+    if (keys) {
+        rc = ss_curve_load(&curve, keys, 1, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "sstream router: %s\n", err);
+            ss_stats_reporter_destroy(&rr.rep);
+            zmq_ctx_term(zctx);
+            return 1;
+        }
+        o.curve = &curve;
+    }
     ss_router *r;
     rc = ss_router_new(zctx, &o, &r, err, sizeof err);
+    if (keys)
+        ss_curve_wipe(&curve); /* the sockets keep their own copy */
     if (rc) {
         fprintf(stderr, "sstream router: %s\n", err);
         ss_stats_reporter_destroy(&rr.rep);

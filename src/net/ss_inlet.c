@@ -52,8 +52,8 @@ int ss_inlet_new(void *zctx, const ss_inlet_opts *o, ss_inlet **out,
         return SS_ENOMEM;
     }
     int rc = ss_peer_open(&in->peer, zctx, o->endpoint, &h,
-                          o->connect_timeout_ms, o->heartbeat_ms, err,
-                          errlen);
+                          o->connect_timeout_ms, o->heartbeat_ms, o->curve,
+                          err, errlen);
     if (rc) {
         free(in);
         return rc;

@@ -35,6 +35,7 @@ typedef struct ss_inlet_opts {
     int connect_timeout_ms; /* wait for WELCOME at most this (5000) */
     int heartbeat_ms;     /* 0: the router's (from WELCOME) */
     const char *role;     /* "worker" (default) or "sink" */
+    const struct ss_curve *curve; /* CURVE client keys, or NULL */
 } ss_inlet_opts;
 
 /*

@@ -16,6 +16,7 @@
 #ifndef SS_LINK_H
 #define SS_LINK_H
 
+#include "net/ss_curve.h"
 #include "net/ss_proto.h"
 
 #include <stddef.h>
@@ -32,6 +33,7 @@ typedef struct ss_link_opts {
     unsigned members;     /* producers in the group (default 1) */
     unsigned window;      /* max batches sent but not RECEIVED (16) */
     int connect_timeout_ms; /* wait for WELCOME at most this (5000) */
+    const ss_curve *curve;  /* CURVE client keys, or NULL (ss_curve.h) */
 } ss_link_opts;
 
 typedef void (*ss_link_received_fn)(uint64_t tag, void *arg);

@@ -124,7 +124,8 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
 /* See ss_peer.h. */
 int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
                  const ss_hello *hello, int connect_timeout_ms,
-                 int heartbeat_ms, char *err, size_t errlen)
+                 int heartbeat_ms, const ss_curve *curve, char *err,
+                 size_t errlen)
 {
     memset(p, 0, sizeof *p);
     ss_buf_init(&p->out);
@@ -154,6 +155,12 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
                 zmq_strerror(errno));
         ss_peer_close(p);
         return SS_EINVAL;
+    }
+    if (curve && ss_curve_apply(p->sock, curve)) {
+        set_err(err, errlen, "cannot set the CURVE keys for %s: %s",
+                endpoint, zmq_strerror(errno));
+        ss_peer_close(p);
+        return SS_EIO;
     }
     if (zmq_connect(p->sock, endpoint)) {
         set_err(err, errlen, "cannot connect to %s: %s", endpoint,

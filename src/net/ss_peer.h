@@ -11,6 +11,7 @@
 #define SS_PEER_H
 
 #include "core/ss_buf.h"
+#include "net/ss_curve.h"
 #include "net/ss_proto.h"
 #include "wire/ss_batch.h"
 
@@ -39,7 +40,8 @@ typedef struct ss_peer {
 } ss_peer;
 
 /*
- * Creates the DEALER (routing id = hello->name), connects it to endpoint,
+ * Creates the DEALER (routing id = hello->name; a CURVE client with curve's
+ * keys unless curve is NULL), connects it to endpoint,
  * sends hello and waits up to connect_timeout_ms for WELCOME. heartbeat_ms
  * 0 means "as the router says". Returns 0; SS_ETIMEOUT with err "cannot
  * reach router at EP: no answer in N ms"; SS_EPEER with the router's ABORT
@@ -47,7 +49,8 @@ typedef struct ss_peer {
  */
 int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
                  const ss_hello *hello, int connect_timeout_ms,
-                 int heartbeat_ms, char *err, size_t errlen);
+                 int heartbeat_ms, const ss_curve *curve, char *err,
+                 size_t errlen);
 
 /* Closes the socket and frees p's memory. Safe twice. */
 void ss_peer_close(ss_peer *p);

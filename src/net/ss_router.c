@@ -32,6 +32,7 @@
 #include "core/ss_buf.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
+#include "net/ss_curve.h"
 #include "net/ss_proto.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
@@ -103,6 +104,7 @@ typedef struct group {
 
 struct ss_router {
     void *front, *back;
+    ss_zap *zap; /* CURVE: the ZAP handler of the context */
     char name[SS_PROTO_NAME_MAX];
     char from[256], to[256];
     unsigned producers, qmax;
@@ -1181,8 +1183,8 @@ static int maybe_complete(ss_router *r)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-static void *open_router(void *zctx, const char *ep, int linger, char *err,
-                         size_t errlen)
+static void *open_router(void *zctx, const char *ep, int linger,
+                         const ss_curve *curve, char *err, size_t errlen)
 {
     void *s = zmq_socket(zctx, ZMQ_ROUTER);
     if (!s) {
@@ -1194,6 +1196,12 @@ static void *open_router(void *zctx, const char *ep, int linger, char *err,
     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (curve && ss_curve_apply(s, curve)) {
+        fmt_err(err, errlen, "cannot set the CURVE keys for %s: %s", ep,
+                zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_bind(s, ep)) {
         fmt_err(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(errno));
         zmq_close(s);
@@ -1235,9 +1243,14 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
     ss_eos_init(&r->merged);
     ss_buf_init(&r->out);
     atomic_init(&r->stop, 0);
-    r->front = open_router(zctx, o->from, linger, err, errlen);
+    if (o->curve &&
+        ss_zap_start(zctx, o->curve, &r->zap, err, errlen) != 0) {
+        ss_router_destroy(&r);
+        return SS_EIO;
+    }
+    r->front = open_router(zctx, o->from, linger, o->curve, err, errlen);
     if (r->front)
-        r->back = open_router(zctx, o->to, linger, err, errlen);
+        r->back = open_router(zctx, o->to, linger, o->curve, err, errlen);
     if (!r->back) {
         ss_router_destroy(&r);
         return SS_EIO;
@@ -1310,6 +1323,7 @@ void ss_router_destroy(ss_router **p)
         zmq_close(r->front);
     if (r->back)
         zmq_close(r->back);
+    ss_zap_stop(&r->zap);
     q_release(&r->q);
     peers_release(&r->prod);
     peers_release(&r->work);

@@ -38,6 +38,9 @@ typedef struct ss_router_opts {
     int heartbeat_ms;     /* peers' heartbeat interval (default 500) */
     int peer_timeout_ms;  /* a silent worker is lost (default 5000) */
     int linger_ms;        /* socket linger after the end (default 1000) */
+    const struct ss_curve *curve; /* CURVE server keys and the allowed
+                                     peers (a ZAP handler runs in zctx),
+                                     or NULL: no CURVE (ss_curve.h) */
     /* optional: called from the router's thread at every housekeeping
      * turn (every heartbeat/2) and once more when ss_router_run ends
      * (final = 1), e.g. to report the counters (cmd_router.c) */

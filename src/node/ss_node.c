@@ -70,6 +70,8 @@ typedef struct node {
     ss_key *key;      /* sink: opens its input; encrypted worker: rejects */
     ss_buf pt;        /* sink: the opened payload */
     ss_integrity *ig; /* sink: end-to-end check of the stream */
+    ss_curve curve;   /* CurveZMQ client keys (outside plain mode) */
+    int have_curve;
     char err[512];
 } node;
 
@@ -230,6 +232,7 @@ static int open_link(node *n)
     lo.members = 1;
     lo.window = 16;
     lo.connect_timeout_ms = n->o->connect_timeout_ms;
+    lo.curve = n->have_curve ? &n->curve : NULL;
     int rc = ss_link_new(n->zctx, &lo, &n->link, n->err, sizeof n->err);
     if (rc)
         return rc;
@@ -638,6 +641,7 @@ static int run_input_loop(node *n)
     io.connect_timeout_ms = n->o->connect_timeout_ms;
     io.heartbeat_ms = n->o->heartbeat_ms;
     io.role = strcmp(n->o->role, "sink") == 0 ? "sink" : "worker";
+    io.curve = n->have_curve ? &n->curve : NULL;
     int rc = ss_inlet_new(n->zctx, &io, &n->inlet, n->err, sizeof n->err);
     if (rc)
         return rc;
@@ -818,6 +822,13 @@ int ss_node_run(const ss_node_opts *o)
     }
     int is_lua = strcmp(o->role, "lua") == 0;
     int secure = strcmp(o->security, "plain") != 0;
+    if (secure && o->keys) { /* every link is a CurveZMQ client */
+        if (ss_curve_load(&n.curve, o->keys, 0, n.err, sizeof n.err)) {
+            ss_error("%s: %s", o->name, n.err);
+            goto out;
+        }
+        n.have_curve = 1;
+    }
     if (secure && strcmp(o->role, "worker") == 0) {
         if (run_enclave_worker(&n) == 0)
             status = 0;
@@ -902,6 +913,7 @@ out:
     ss_enclave_result_release(&n.res);
     ss_key_destroy(&n.key);
     ss_integrity_destroy(&n.ig);
+    ss_curve_wipe(&n.curve);
     if (n.pt.data)
         sodium_memzero(n.pt.data, n.pt.cap);
     ss_buf_release(&n.pt);

@@ -57,6 +57,7 @@ struct source {
     void *zctx;
     int csv, jsonl;
     ss_key *key; /* data key: batches leave sealed (NULL: plain) */
+    ss_curve curve; /* CurveZMQ client keys (with key) */
     long expected_fields; /* csv: -1 until known */
     pthread_mutex_t lock; /* rejects file, expected_fields */
     FILE *rejects;
@@ -298,6 +299,7 @@ static int open_part_link(part *p)
     lo.members = s->nparts;
     lo.window = s->o->window;
     lo.connect_timeout_ms = s->o->connect_timeout_ms;
+    lo.curve = s->key ? &s->curve : NULL;
     return ss_link_new(s->zctx, &lo, &p->link, p->err, sizeof p->err);
 }
 
@@ -570,7 +572,8 @@ int ss_source_run(const ss_source_opts *o)
                      o->security);
             goto out;
         }
-        if (ss_keys_load_data(o->keys, &s.key, kerr, sizeof kerr)) {
+        if (ss_keys_load_data(o->keys, &s.key, kerr, sizeof kerr) ||
+            ss_curve_load(&s.curve, o->keys, 0, kerr, sizeof kerr)) {
             ss_error("%s", kerr);
             goto out;
         }
@@ -709,6 +712,7 @@ out:
     free(s.parts);
     ss_stats_reporter_destroy(&rep);
     ss_key_destroy(&s.key);
+    ss_curve_wipe(&s.curve);
     if (s.zctx)
         zmq_ctx_term(s.zctx);
     pthread_mutex_destroy(&s.lock);

@@ -392,6 +392,10 @@ static int plan(ss_supervisor *sv)
             (rc = strv_push(&a, "--producers")) ||
             (rc = strv_push(&a, "1")) || (rc = strv_push(&a, "--name")) ||
             (rc = strv_push(&a, "%s", name)) ||
+            /* CurveZMQ: the routers' pair and the allowed peers only */
+            (strcmp(p->security, "plain") != 0 && sv->o.keys &&
+             ((rc = strv_push(&a, "--keys")) ||
+              (rc = strv_push(&a, "%s", sv->o.keys)))) ||
             (rc = strv_push(&e, "FROM=%s", ep_from(sv, r))) ||
             (rc = strv_push(&e, "TO=%s", ep_to(sv, r))))
             goto fail;

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""A tampering man in the middle for tests/integration/test_tamper.sh.
+
+It sits between a router's BACK endpoint and its consumer (the sink):
+the consumer connects to LISTEN as if it were the router, and the proxy
+connects to ROUTER as that consumer (same routing id), forwarding every
+message both ways. It speaks just enough of the router protocol
+(docs/PROTOCOL.md: 48-byte header, kinds DATA=1, CREDIT=5) to attack the
+Nth DATA batch going to the consumer:
+
+  none     forward everything (the control case)
+  flip     flip one payload bit
+  drop     swallow it (and acknowledge it upstream itself, so the router
+           completes as if it had been delivered)
+  replay   deliver it twice (the consumer's second acknowledgement is
+           swallowed)
+  reorder  hold it back and deliver it after the next one of its stream
+
+Usage: tamper_proxy.py LISTEN ROUTER MODE N [CURVE_DIR]
+With CURVE_DIR (a `sstream keygen` directory) it uses the pipeline's CURVE
+keys on both sides, as a compromised host on the path would. Prints what it
+did to stderr ("tamper: drop stream 0 batch 3").
+"""
+import struct
+import sys
+
+import zmq
+
+DATA, CREDIT = 1, 5
+HDR = struct.Struct("<4sBBHIIQIIQQ")  # magic ver kind flags stream part seq
+                                       # count len first_row aux
+
+
+def header(msg):
+    return HDR.unpack_from(msg, 0)
+
+
+def credit_for(msg):
+    """A CREDIT acknowledging batch msg (same lineage, one credit)."""
+    magic, ver, _k, _f, stream, part, seq, _c, _l, _r, _a = header(msg)
+    return HDR.pack(magic, ver, CREDIT, 0, stream, part, seq, 0, 0, 0, 1)
+
+
+def lineage(msg):
+    h = header(msg)
+    return (h[4], h[6], h[5])
+
+
+def curve(sock, keydir, server):
+    def read(name):
+        with open("%s/curve-%s" % (keydir, name)) as f:
+            return f.read().strip().encode()
+    sock.curve_publickey = read("client.pub")
+    sock.curve_secretkey = read("client.key")
+    sock.curve_serverkey = read("server.pub")
+    if server:
+        sock.curve_server = True
+        sock.curve_publickey = read("server.pub")
+        sock.curve_secretkey = read("server.key")
+
+
+def main():
+    listen, router, mode, nth = sys.argv[1:5]
+    nth = int(nth)
+    keydir = sys.argv[5] if len(sys.argv) > 5 else None
+    ctx = zmq.Context()
+    front = ctx.socket(zmq.ROUTER)
+    front.linger = 0
+    if keydir:
+        curve(front, keydir, True)
+    front.bind(listen)
+    up = None
+    peer = None
+    ndata = 0
+    held = None
+    swallow = set()
+    poller = zmq.Poller()
+    poller.register(front, zmq.POLLIN)
+    idle = 0
+    while True:
+        ev = dict(poller.poll(500))
+        if not ev:
+            idle += 1
+            if peer is not None and idle > 40:  # 20 s of silence: done
+                break
+            continue
+        idle = 0
+        if front in ev:
+            pid, msg = front.recv_multipart()
+            if up is None:
+                peer = pid
+                up = ctx.socket(zmq.DEALER)
+                up.linger = 0
+                up.setsockopt(zmq.ROUTING_ID, pid)
+                if keydir:
+                    curve(up, keydir, False)
+                up.connect(router)
+                poller.register(up, zmq.POLLIN)
+            if len(msg) >= HDR.size and header(msg)[2] == CREDIT and \
+                    lineage(msg) in swallow:
+                swallow.discard(lineage(msg))
+                continue
+            up.send(msg)
+        if up is not None and up in ev:
+            msg = up.recv()
+            if len(msg) < HDR.size or header(msg)[2] != DATA:
+                if held is not None:  # nothing may overtake the held one
+                    front.send_multipart([peer, held])
+                    held = None
+                front.send_multipart([peer, msg])
+                continue
+            ndata += 1
+            h = header(msg)
+            what = "stream %d batch %d" % (h[4], h[6])
+            if held is not None and header(held)[4] == h[4]:
+                front.send_multipart([peer, msg])  # overtakes the held one
+                front.send_multipart([peer, held])
+                held = None
+                continue
+            if ndata != nth or mode == "none":
+                front.send_multipart([peer, msg])
+                continue
+            print("tamper: %s %s" % (mode, what), file=sys.stderr,
+                  flush=True)
+            if mode == "flip":
+                b = bytearray(msg)
+                b[HDR.size + len(b[HDR.size:]) // 2] ^= 0x10
+                front.send_multipart([peer, bytes(b)])
+            elif mode == "drop":
+                up.send(credit_for(msg))
+            elif mode == "replay":
+                front.send_multipart([peer, msg])
+                front.send_multipart([peer, msg])
+                swallow.add(lineage(msg))
+            elif mode == "reorder":
+                held = msg
+    ctx.destroy(0)
+
+
+if __name__ == "__main__":
+    main()
