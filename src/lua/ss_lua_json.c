@@ -15,7 +15,8 @@
  *     error; boolean/table keys, functions, userdata, threads, other light
  *     userdata and tables nested deeper than 32 (cycles) -> error naming
  *     the path, e.g. "json.encode: cannot encode a function value (at
- *     value.cb)". Metatables are ignored.
+ *     value.cb)". Metatables are ignored, except a lazy CSV row
+ *     (csv.parse) -> array of its fields, read as row[i] would be.
  *
  *   json.decode(text) -> value
  *     objects -> tables; arrays -> tables 1..n (so [] -> {} which encodes
@@ -33,6 +34,7 @@
 #include "core/ss_util.h"
 #include "lua/ss_lua.h"
 #include "securestreams.h"
+#include "wire/ss_csv.h"
 #include "wire/ss_msgpack.h"
 
 #include <lauxlib.h>
@@ -309,6 +311,46 @@ fail:
     return -1;
 }
 
+/* Writes the lazy CSV row t (ss_csv.h) as the array of its fields: what
+ * the row holds at an index wins over the line's text. */
+static int enc_row(jenc *e, int t, int depth, const char *line, size_t n,
+                   char sep)
+{
+    lua_State *L = e->L;
+    ss_csv_cursor c;
+    ss_csv_cursor_init(&c, line, n, sep);
+    if (jput(e, "[", 1))
+        return -1;
+    e->path[depth].key = NULL;
+    lua_Integer i = 0;
+    const char *f;
+    size_t fl, dq;
+    while (ss_csv_cursor_next(&c, &f, &fl, &dq)) {
+        if (i && jput(e, ",", 1))
+            return -1;
+        e->path[depth].index = ++i;
+        if (lua_rawgeti(L, t, i) == LUA_TNIL && !dq) {
+            lua_pop(L, 1);
+            if (!ss_utf8_valid(f, fl, NULL))
+                return jfail(e, depth, "invalid UTF-8 in a string");
+            if (jstring(e, f, fl))
+                return -1;
+            continue;
+        }
+        if (lua_isnil(L, -1)) { /* the line's text, unescaped */
+            lua_pop(L, 1);
+            luaL_Buffer lb;
+            char *p = luaL_buffinitsize(L, &lb, fl - dq);
+            luaL_pushresultsize(&lb, ss_csv_unescape(p, f, fl));
+        }
+        int rc = enc_value(e, lua_gettop(L), depth);
+        lua_pop(L, 1);
+        if (rc)
+            return rc;
+    }
+    return jput(e, "]", 1);
+}
+
 static int enc_table(jenc *e, int t, int depth)
 {
     lua_State *L = e->L;
@@ -321,6 +363,15 @@ static int enc_table(jenc *e, int t, int depth)
     }
     if (!lua_checkstack(L, 6))
         return jfail(e, depth - 1, "Lua stack overflow");
+    const char *line;
+    size_t ln;
+    char sep;
+    int row = ss_csv_lua_row(L, t, &line, &ln, &sep);
+    if (row < 0)
+        return jfail(e, depth - 1, "damaged csv row: its line was "
+                                   "replaced");
+    if (row)
+        return enc_row(e, t, depth, line, ln, sep);
     lua_Unsigned len = lua_rawlen(L, t);
     if (!is_sequence(L, t, len))
         return enc_object(e, t, depth);

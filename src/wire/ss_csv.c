@@ -10,6 +10,7 @@
 #include "securestreams.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -158,6 +159,187 @@ int ss_csv_count_sep(const char *line, size_t n, char sep, char *err,
 int ss_csv_count(const char *line, size_t n, char *err, size_t errlen)
 {
     return scan(line, n, ',', NULL, NULL, NULL, err, errlen);
+}
+
+/* ------------------------------------------------------------------ */
+/* cursors                                                             */
+
+/* See ss_csv.h. */
+void ss_csv_cursor_init(ss_csv_cursor *c, const char *line, size_t n,
+                        char sep)
+{
+    if (n && line[n - 1] == '\r')
+        n--;
+    c->s = line;
+    c->n = n;
+    c->pos = 0;
+    c->sep = sep;
+    c->done = 0;
+}
+
+/* The quoted field whose opening quote is at s[i]: sets its bytes and
+ * doubled quotes, returns the index just past it (at the separator or
+ * the end on a valid line). */
+static size_t quoted_field(const char *s, size_t n, size_t i, char sep,
+                           const char **f, size_t *len, size_t *dq)
+{
+    size_t start = ++i, d = 0;
+    for (;;) {
+        const char *q = i < n ? memchr(s + i, '"', n - i) : NULL;
+        if (!q) { /* unterminated: not on a checked line */
+            i = n;
+            *len = n - start;
+            break;
+        }
+        size_t k = (size_t)(q - s);
+        if (k + 1 < n && s[k + 1] == '"') {
+            d++;
+            i = k + 2;
+            continue;
+        }
+        *len = k - start;
+        i = k + 1;
+        break;
+    }
+    *f = s + start;
+    *dq = d;
+    while (i < n && s[i] != sep) /* nothing on a checked line */
+        i++;
+    return i;
+}
+
+/* See ss_csv.h. */
+int ss_csv_cursor_next(ss_csv_cursor *c, const char **f, size_t *len,
+                       size_t *dq)
+{
+    if (c->done)
+        return 0;
+    const char *s = c->s;
+    size_t n = c->n, i = c->pos;
+    char sep = c->sep;
+    if (i < n && s[i] == '"') {
+        i = quoted_field(s, n, i, sep, f, len, dq);
+    } else {
+        size_t start = i;
+        while (i < n && s[i] != sep)
+            i++;
+        *f = s + start;
+        *len = i - start;
+        *dq = 0;
+    }
+    if (i >= n)
+        c->done = 1;
+    else
+        c->pos = i + 1;
+    return 1;
+}
+
+#define ONES 0x0101010101010101ull
+#define LOW7 0x7f7f7f7f7f7f7f7full
+
+/* The high bit of each byte of w equal to the byte b (b * ONES), exactly
+ * (no borrow between bytes). */
+static inline uint64_t bytes_eq(uint64_t w, uint64_t b)
+{
+    uint64_t x = w ^ b;
+    return ~(((x & LOW7) + LOW7) | x | LOW7);
+}
+
+/* See ss_csv.h. */
+size_t ss_csv_cursor_skip(ss_csv_cursor *c, size_t k)
+{
+    const char *s = c->s;
+    size_t n = c->n, i = c->pos, first = c->pos, left = k;
+    char sep = c->sep;
+    const uint64_t seps = (unsigned char)sep * ONES, quotes = '"' * ONES;
+    if (c->done)
+        return 0;
+    while (left) {
+        /* eight bytes at a time while they hold no quote and fewer
+         * separators than fields to skip */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (bytes_eq(w, quotes))
+                break;
+            uint64_t m = bytes_eq(w, seps);
+            size_t cnt = (size_t)(((m >> 7) * ONES) >> 56);
+            if (cnt >= left) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                while (--left) /* the left-th separator of the word */
+                    m &= m - 1;
+                c->pos = i + (size_t)__builtin_ctzll(m) / 8 + 1;
+                return k;
+#else
+                break;
+#endif
+            }
+            left -= cnt;
+            i += 8;
+        }
+        /* then byte by byte up to the next separator */
+        for (;;) {
+            if (i >= n) { /* the end closes the last field */
+                c->done = 1;
+                return k - left + 1;
+            }
+            char ch = s[i];
+            if (ch == sep)
+                break;
+            if (ch == '"' && (i == first || s[i - 1] == sep)) {
+                const char *f;
+                size_t len, dq;
+                i = quoted_field(s, n, i, sep, &f, &len, &dq);
+            } else {
+                i++;
+            }
+        }
+        i++;
+        left--;
+    }
+    c->pos = i;
+    return k;
+}
+
+/* See ss_csv.h. */
+size_t ss_csv_unescape(char *dst, const char *f, size_t len)
+{
+    char *q = dst;
+    for (size_t i = 0; i < len; i++) {
+        *q++ = f[i];
+        if (f[i] == '"' && i + 1 < len && f[i + 1] == '"')
+            i++;
+    }
+    return (size_t)(q - dst);
+}
+
+/* ------------------------------------------------------------------ */
+/* lazy rows                                                           */
+
+const char ss_csv_row_line = 0;
+const char ss_csv_row_sep = 0;
+
+/* See ss_csv.h. */
+int ss_csv_lua_row(lua_State *L, int idx, const char **line, size_t *n,
+                   char *sep)
+{
+    idx = lua_absindex(L, idx);
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    if (lua_rawgetp(L, -1, &ss_csv_row_sep) != LUA_TNUMBER) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    *sep = (char)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    if (lua_rawgetp(L, idx, &ss_csv_row_line) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return SS_EINVAL;
+    }
+    /* the row holds the string: the pointer outlives the pop */
+    *line = lua_tolstring(L, -1, n);
+    lua_pop(L, 1);
+    return 1;
 }
 
 /* See ss_csv.h. */

@@ -20,6 +20,7 @@
 
 #include "core/ss_buf.h"
 
+#include <lua.h>
 #include <stddef.h>
 
 /* Called once per field, in order: field points to len bytes (not
@@ -52,6 +53,62 @@ int ss_csv_split_sep(const char *line, size_t n, char sep,
 int ss_csv_count(const char *line, size_t n, char *err, size_t errlen);
 int ss_csv_count_sep(const char *line, size_t n, char sep, char *err,
                      size_t errlen);
+
+/*
+ * Walking a line field by field, for lazy rows: a cursor returns one
+ * field per call without copying anything. It is meant for lines that
+ * ss_csv_count_sep accepted (csv.parse checks them first); on any other
+ * line it still never reads outside line[0..n): an unterminated quoted
+ * field runs to the end of the line, bytes after a closing quote are
+ * skipped up to the next separator, and a quote that does not start a
+ * field is data.
+ */
+typedef struct ss_csv_cursor {
+    const char *s;
+    size_t n;   /* without the trailing '\r' */
+    size_t pos; /* where the next field starts */
+    char sep;
+    int done;   /* the last field has been returned */
+} ss_csv_cursor;
+
+/* Points c at the first field of line[0..n) (one trailing '\r' dropped). */
+void ss_csv_cursor_init(ss_csv_cursor *c, const char *line, size_t n,
+                        char sep);
+
+/* Returns 1 and the next field, or 0 when every field has been returned.
+ * f and len give the field's bytes inside the line, quotes removed; dq
+ * is how many doubled quotes ("") they still hold, so the field's text
+ * is len - dq bytes long (ss_csv_unescape writes it). */
+int ss_csv_cursor_next(ss_csv_cursor *c, const char **f, size_t *len,
+                       size_t *dq);
+
+/* Skips up to k fields; returns how many were skipped (< k: the line
+ * ran out). */
+size_t ss_csv_cursor_skip(ss_csv_cursor *c, size_t k);
+
+/* Writes the text of a field returned by ss_csv_cursor_next ("" -> ")
+ * to dst (room for len - dq bytes); returns the bytes written. */
+size_t ss_csv_unescape(char *dst, const char *f, size_t len);
+
+/*
+ * Lazy rows: csv.parse (src/lua/ss_lua_csv.c) returns a Lua table that
+ * holds only its line, under the light userdata key &ss_csv_row_line,
+ * and whose metatable (shared by every row of one separator) holds the
+ * separator as an integer under &ss_csv_row_sep. Encoders that want a
+ * row as the array of its fields use ss_csv_lua_row and a cursor; a
+ * field that was assigned (or cached) in the table itself, row[i] ~=
+ * nil by raw access, wins over the line's text.
+ */
+extern const char ss_csv_row_line;
+extern const char ss_csv_row_sep;
+
+/* 1 if the value at idx is a lazy row (line and n: its line, valid while
+ * the row is alive and its private key untouched; sep: its separator),
+ * 0 if it is anything else, SS_EINVAL if it has the row metatable but
+ * no line (raw access replaced it). Raw access only; the stack is left
+ * as found. */
+int ss_csv_lua_row(lua_State *L, int idx, const char **line, size_t *n,
+                   char *sep);
 
 /* Appends s[0..n) to b as one field: quoted (with '"' doubled) when it
  * holds sep, '"', '\r' or '\n', as is otherwise. No separator is

@@ -9,11 +9,13 @@
  * case of more than 15 elements. The decoder parses each header once
  * (read_head) and pushes straight onto the Lua stack; the same header
  * parser serves skip/validate and to_json, so that all three accept the
- * same bytes.
+ * same bytes. A lazy CSV row (csv.parse, ss_csv.h) is written as the
+ * array of its fields straight from its line, without Lua strings.
  */
 #include "wire/ss_msgpack.h"
 #include "core/ss_util.h"
 #include "securestreams.h"
+#include "wire/ss_csv.h"
 
 #include <lauxlib.h>
 #include <locale.h>
@@ -450,6 +452,55 @@ done:
     return 0;
 }
 
+/* Writes the str/bin of a field a CSV cursor returned, "" unescaped. */
+static inline int put_csv_field(ss_buf *b, const char *f, size_t len,
+                                size_t dq)
+{
+    int str = is_utf8(f, len); /* dropping ASCII quotes keeps it so */
+    if (put_bytes(b, f, len - dq, str))
+        return SS_ENOMEM;
+    if (dq) /* put_bytes copied len - dq raw bytes: the text goes there */
+        ss_csv_unescape(b->data + b->len - (len - dq), f, len);
+    return 0;
+}
+
+/* Writes the lazy CSV row t (ss_csv.h) as the array of its fields: what
+ * the row holds at an index wins over the line's text. */
+static int enc_row(mp_enc *e, int t, int depth, const char *line, size_t n,
+                   char sep)
+{
+    lua_State *L = e->L;
+    ss_buf *b = e->b;
+    size_t start = b->len;
+    if (reserve(b, 1))
+        return enc_nomem(e, depth - 1);
+    b->len++;
+    ss_csv_cursor c;
+    ss_csv_cursor_init(&c, line, n, sep);
+    e->keyidx[depth] = 0;
+    lua_Integer i = 0;
+    const char *f;
+    size_t fl, dq;
+    while (ss_csv_cursor_next(&c, &f, &fl, &dq)) {
+        e->ikey[depth] = ++i;
+        if (lua_rawgeti(L, t, i) != LUA_TNIL) {
+            int rc = enc_value(e, lua_gettop(L), depth);
+            lua_pop(L, 1);
+            if (rc)
+                return rc;
+            continue;
+        }
+        lua_pop(L, 1);
+        if (fl - dq > UINT32_MAX)
+            return enc_fail(e, depth, SS_EENCODE, "string too long");
+        if (put_csv_field(b, f, fl, dq))
+            return enc_nomem(e, depth);
+    }
+    if (fix_header(b, start, 0, (uint64_t)i))
+        return enc_nomem(e, depth - 1);
+    return 0;
+}
+
 /* Writes table t, which sits at depth (1 = outermost). */
 static int enc_table(mp_enc *e, int t, int depth)
 {
@@ -464,6 +515,14 @@ static int enc_table(mp_enc *e, int t, int depth)
     }
     if (!lua_checkstack(L, 4))
         return enc_fail(e, depth - 1, SS_ENOMEM, "Lua stack overflow");
+    const char *line;
+    size_t ln;
+    char sep;
+    int row = ss_csv_lua_row(L, t, &line, &ln, &sep);
+    if (row)
+        return row < 0 ? enc_fail(e, depth - 1, SS_EENCODE,
+                                  "damaged csv row: its line was replaced")
+                       : enc_row(e, t, depth, line, ln, sep);
     size_t start = b->len;
     if (reserve(b, 1))
         return enc_nomem(e, depth - 1);

@@ -11,7 +11,9 @@
  *   is the empty map), keys encoded like values; function, userdata,
  *   light userdata and thread -> error. Tables nest at most SS_MP_MAX_DEPTH
  *   deep (the outermost table is depth 1), which also stops cycles.
- *   Metamethods are never called (raw access only).
+ *   Metamethods are never called (raw access only), with one exception:
+ *   a lazy CSV row (csv.parse; ss_csv.h) -> array of its fields, read
+ *   from its line as row[i] would be.
  *
  * MessagePack -> Lua:
  *   nil, booleans; every int -> integer, except a uint64 above INT64_MAX

@@ -19,6 +19,7 @@
 #include "lua/ss_lua.h"
 #include "securestreams.h"
 #include "wire/ss_csv.h"
+#include "wire/ss_msgpack.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -60,8 +61,59 @@ static void fields_free(fields *fs)
     memset(fs, 0, sizeof *fs);
 }
 
+/* A cursor over line returns want[0..nw) in order, then nothing; skipping
+ * k fields lands on want[k] for every k; skipping everything counts. */
+static void expect_cursor(const char *line, size_t n, char sep,
+                          const char *const *want, int nw)
+{
+    ss_csv_cursor c;
+    const char *f;
+    size_t len, dq;
+    char text[256];
+    ss_csv_cursor_init(&c, line, n, sep);
+    for (int i = 0; i < nw; i++) {
+        if (!ss_csv_cursor_next(&c, &f, &len, &dq))
+            fail_msg("'%s': cursor ends after %d fields, want %d", line, i,
+                     nw);
+        assert_true(f >= line && f + len <= line + n);
+        assert_true(len - dq < sizeof text);
+        size_t tl = ss_csv_unescape(text, f, len);
+        assert_int_equal(tl, len - dq);
+        if (tl != strlen(want[i]) || memcmp(text, want[i], tl) != 0)
+            fail_msg("'%s' cursor field %d: '%.*s', want '%s'", line, i,
+                     (int)tl, text, want[i]);
+    }
+    assert_int_equal(ss_csv_cursor_next(&c, &f, &len, &dq), 0);
+    assert_int_equal(ss_csv_cursor_next(&c, &f, &len, &dq), 0);
+    assert_int_equal(ss_csv_cursor_skip(&c, 3), 0);
+    for (int k = 0; k <= nw + 1; k++) {
+        ss_csv_cursor_init(&c, line, n, sep);
+        size_t got = ss_csv_cursor_skip(&c, (size_t)k);
+        if (k < nw) {
+            assert_int_equal(got, k);
+            assert_int_equal(ss_csv_cursor_next(&c, &f, &len, &dq), 1);
+            size_t tl = ss_csv_unescape(text, f, len);
+            if (tl != strlen(want[k]) || memcmp(text, want[k], tl) != 0)
+                fail_msg("'%s' skip %d: '%.*s', want '%s'", line, k,
+                         (int)tl, text, want[k]);
+        } else {
+            assert_int_equal(got, nw);
+            assert_int_equal(ss_csv_cursor_next(&c, &f, &len, &dq), 0);
+        }
+    }
+    /* one field at a time, as a reader going up the fields does */
+    ss_csv_cursor_init(&c, line, n, sep);
+    for (int i = 0; i < nw; i++) {
+        assert_int_equal(ss_csv_cursor_skip(&c, 0), 0);
+        if (i + 1 < nw)
+            assert_int_equal(ss_csv_cursor_skip(&c, 1), 1);
+    }
+    ss_csv_cursor_init(&c, line, n, sep);
+    assert_int_equal(ss_csv_cursor_skip(&c, SIZE_MAX), nw);
+}
+
 /* Splits line (strlen) and checks the fields against want[] (NULL
- * terminated); the count function must agree. */
+ * terminated); the count function and a cursor must agree. */
 static void expect_fields_sep(const char *line, char sep,
                               const char *const *want)
 {
@@ -84,6 +136,7 @@ static void expect_fields_sep(const char *line, char sep,
             fail_msg("'%s' field %d: '%s', want '%s'", line, i, fs.f[i],
                      want[i]);
     assert_int_equal(ss_csv_count_sep(line, n, sep, err, sizeof err), nw);
+    expect_cursor(line, n, sep, want, nw);
     if (sep == ',') {
         fields_free(&fs);
         fs.stop_at = -1;
@@ -278,6 +331,115 @@ static void test_long_line(void **state)
     ss_buf_release(&line);
 }
 
+/* Fields of every length 0..20, some quoted (with "" and separators
+ * inside), so that separators fall at every offset of an 8-byte word. */
+static void test_cursor_offsets(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < 4; variant++) {
+        ss_buf line = SS_BUF_INIT;
+        char *want[MAXF];
+        int nw = 0;
+        for (int i = 0; i < MAXF - 1; i++) {
+            int flen = (i * 7 + variant) % 21;
+            char f[32];
+            for (int j = 0; j < flen; j++)
+                f[j] = (char)('a' + (i + j) % 26);
+            if (variant >= 2 && flen > 2 && i % 5 == 0)
+                f[1] = variant == 2 ? ',' : '"';
+            f[flen] = 0;
+            want[nw] = strdup(f);
+            assert_non_null(want[nw]);
+            nw++;
+            if (i)
+                assert_int_equal(ss_buf_append(&line, ",", 1), 0);
+            int quote = variant == 1 ? i % 3 == 0 : variant >= 2 && i % 5 == 0;
+            if (quote || strchr(f, ',') || strchr(f, '"'))
+                assert_int_equal(ss_csv_put_field(&line, f, (size_t)flen, ','),
+                                 0);
+            else
+                assert_int_equal(ss_buf_append(&line, f, (size_t)flen), 0);
+            if (quote && !strchr(f, ',') && !strchr(f, '"')) {
+                /* put_field leaves it bare: quote it by hand */
+                line.len -= (size_t)flen;
+                assert_int_equal(ss_buf_append(&line, "\"", 1), 0);
+                assert_int_equal(ss_buf_append(&line, f, (size_t)flen), 0);
+                assert_int_equal(ss_buf_append(&line, "\"", 1), 0);
+            }
+        }
+        want[nw] = NULL;
+        expect_fields_sep(line.data, ',', (const char *const *)want);
+        for (int i = 0; i < nw; i++)
+            free(want[i]);
+        ss_buf_release(&line);
+    }
+    /* 100000 fields: skip and count */
+    ss_buf line = SS_BUF_INIT;
+    for (int i = 0; i < 100000; i++)
+        assert_int_equal(ss_buf_printf(&line, i ? ",%d" : "%d", i), 0);
+    ss_csv_cursor c;
+    const char *f;
+    size_t len, dq;
+    for (int k = 0; k < 100000; k += 9973) {
+        ss_csv_cursor_init(&c, line.data, line.len, ',');
+        assert_int_equal(ss_csv_cursor_skip(&c, (size_t)k), k);
+        assert_int_equal(ss_csv_cursor_next(&c, &f, &len, &dq), 1);
+        char num[16];
+        snprintf(num, sizeof num, "%d", k);
+        assert_int_equal(len, strlen(num));
+        assert_memory_equal(f, num, len);
+    }
+    ss_csv_cursor_init(&c, line.data, line.len, ',');
+    assert_int_equal(ss_csv_cursor_skip(&c, SIZE_MAX), 100000);
+    ss_buf_release(&line);
+}
+
+/* A cursor on a line that was not checked stays inside it (valgrind and
+ * ASan see an exact-size heap copy, with no NUL after it). */
+static void test_cursor_unchecked(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line;
+        const char *fields; /* the fields' texts, joined with '|' */
+    } cases[] = {
+        {"\"abc", "abc"},               /* unterminated: to the end */
+        {"a,\"b\"\"", "a|b\""},       /* unterminated after a "" */
+        {"\"ab\"x,c", "ab|c"},          /* after the quote: skipped */
+        {"\"ab\"x", "ab"},
+        {"ab\"c,d", "ab\"c|d"},          /* a quote inside: data */
+        {"\"", ""},
+        {"a,\"", "a|"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].line);
+        char *line = malloc(n ? n : 1);
+        assert_non_null(line);
+        memcpy(line, cases[i].line, n);
+        ss_csv_cursor c;
+        const char *f;
+        size_t len, dq;
+        ss_buf got = SS_BUF_INIT;
+        ss_csv_cursor_init(&c, line, n, ',');
+        int k = 0;
+        while (ss_csv_cursor_next(&c, &f, &len, &dq)) {
+            char text[64];
+            assert_true(len < sizeof text);
+            size_t tl = ss_csv_unescape(text, f, len);
+            assert_int_equal(ss_buf_printf(&got, "%s%.*s", k++ ? "|" : "",
+                                           (int)tl, text),
+                             0);
+        }
+        if (strcmp(got.data ? got.data : "", cases[i].fields) != 0)
+            fail_msg("'%s': '%s', want '%s'", cases[i].line,
+                     got.data ? got.data : "", cases[i].fields);
+        ss_csv_cursor_init(&c, line, n, ',');
+        assert_int_equal(ss_csv_cursor_skip(&c, SIZE_MAX), k);
+        ss_buf_release(&got);
+        free(line);
+    }
+}
+
 static void test_put_field(void **state)
 {
     (void)state;
@@ -310,6 +472,36 @@ static void test_put_field(void **state)
 /* ------------------------------------------------------------------ */
 /* the Lua module                                                      */
 
+/* mp(v) -> the MessagePack bytes of v (ss_mp_encode_lua), or raises the
+ * encoder's reason; unmp(bytes) -> the value back. */
+static int l_mp(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    ss_buf b = SS_BUF_INIT;
+    char err[256];
+    int top = lua_gettop(L);
+    int rc = ss_mp_encode_lua(L, 1, &b, err, sizeof err);
+    assert_int_equal(lua_gettop(L), top);
+    if (rc) {
+        ss_buf_release(&b);
+        return luaL_error(L, "%s", err);
+    }
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    ss_buf_release(&b);
+    return 1;
+}
+
+static int l_unmp(lua_State *L)
+{
+    size_t n, off = 0;
+    const char *p = luaL_checklstring(L, 1, &n);
+    char err[256];
+    if (ss_mp_decode_lua(L, p, n, &off, err, sizeof err))
+        return luaL_error(L, "%s", err);
+    assert_int_equal(off, n);
+    return 1;
+}
+
 static lua_State *csv_state(void)
 {
     lua_State *L = luaL_newstate();
@@ -317,6 +509,10 @@ static lua_State *csv_state(void)
     luaL_openlibs(L);
     luaL_requiref(L, "csv", luaopen_ss_csv, 1);
     lua_pop(L, 1);
+    luaL_requiref(L, "json", luaopen_ss_json, 1);
+    lua_pop(L, 1);
+    lua_register(L, "mp", l_mp);
+    lua_register(L, "unmp", l_unmp);
     return L;
 }
 
@@ -383,6 +579,20 @@ static void test_lua_errors(void **state)
                      "csv.parse: unterminated quote starting at column 12");
     expect_lua_error(L, "return csv.parse('a,\"bc\"d')",
                      "csv.parse: character after closing quote at column 7");
+    expect_lua_error(L, "return csv.parse('ab\"c')",
+                     "csv.parse: quote inside unquoted field at column 3");
+    /* the line is checked when parsed, not when a field is read */
+    expect_lua_error(L, "local ok = pcall(csv.parse, 'a,\"b') "
+                        "if not ok then error('raised at parse') end",
+                     "raised at parse");
+    expect_lua_error(L, "return csv.fields('a,\"b')",
+                     "csv.fields: unterminated quote starting at column 3");
+    expect_lua_error(L, "return csv.fields('a,\"bc\"d', ';')",
+                     "csv.fields: quote inside unquoted field at column 3");
+    expect_lua_error(L, "return csv.parse('a;\"b\"c', ';')",
+                     "csv.parse: character after closing quote at column 6");
+    expect_lua_error(L, "return csv.fields(nil)", "bad argument #1");
+    expect_lua_error(L, "return csv.fields('a', '\\n')", "bad argument #2");
     expect_lua_error(L, "return csv.parse(nil)", "bad argument #1");
     expect_lua_error(L, "return csv.parse({})", "bad argument #1");
     expect_lua_error(L, "return csv.parse('a', ';;')", "bad argument #2");
@@ -417,6 +627,297 @@ static void test_lua_encode(void **state)
     lua_close(L);
 }
 
+/* csv.parse returns a lazy row: a table holding only its line, whose
+ * metamethods cut fields out of it. Everything a plain array offers
+ * for reading works, with the same values as csv.fields. */
+static void test_lua_row_reads(void **state)
+{
+    (void)state;
+    lua_State *L = csv_state();
+    lua_ok(L,
+        "local line = '2008,1,3,4,2003,1955,2211,2225,WN,335,N712SW,128,150,"
+        "116,-14,8,IAD,TPA,810,4,8,0,,0,NA,NA,NA,NA,NA' "
+        "local r, f = csv.parse(line), csv.fields(line) "
+        /* a table, holding only the line under a private key */
+        "assert(type(r) == 'table' and getmetatable(r) == 'csv.row') "
+        "assert(rawlen(r) == 0) "
+        "local k, v = next(r) "
+        "assert(type(k) == 'userdata' and v == line and next(r, k) == nil) "
+        /* csv.fields: a plain table, as csv.parse used to return */
+        "assert(getmetatable(f) == nil and rawlen(f) == 29) "
+        "assert(#r == 29) "
+        "for i = 1, 29 do assert(r[i] == f[i], i) end "
+        /* any order, repeated */
+        "for _, i in ipairs{15, 9, 29, 1, 2, 29, 28, 3, 17, 9, 15, 23} do "
+        "  assert(r[i] == f[i], i) end "
+        "assert(r[9] == 'WN' and r[15] == '-14' and r[23] == '') "
+        /* keys that are not field numbers */
+        "for _, k in ipairs{0, -1, 30, 31, 1e9, math.maxinteger, "
+        "  math.mininteger, 1.5, -0.5, '1', 'x', true, false, r, print} do "
+        "  assert(r[k] == nil, tostring(k)) end "
+        "assert(r[2.0] == '1' and r[9.0] == 'WN' and r[29.0] == 'NA') "
+        "assert(r[0/0] == nil and r[math.huge] == nil) "
+        /* ipairs, pairs (in order), table functions */
+        "local n = 0 "
+        "for i, x in ipairs(r) do n = n + 1 assert(i == n and x == f[i]) end "
+        "assert(n == 29) "
+        "n = 0 "
+        "for i, x in pairs(r) do n = n + 1 assert(i == n and x == f[i]) end "
+        "assert(n == 29) "
+        "assert(table.concat(r, ',') == line) "
+        "assert(table.concat(r, '|', 9, 11) == 'WN|335|N712SW') "
+        "assert(select('#', table.unpack(r)) == 29) "
+        "local t = {table.unpack(r)} "
+        "for i = 1, 29 do assert(t[i] == f[i]) end "
+        "assert(table.unpack(r, 9, 9) == 'WN') "
+        "return true");
+    lua_close(L);
+}
+
+/* Every line shape gives the same fields lazily and eagerly, read up,
+ * down, and through ipairs/pairs/concat. */
+static void test_lua_row_shapes(void **state)
+{
+    (void)state;
+    lua_State *L = csv_state();
+    lua_ok(L,
+        "local lines = {'', '\\r', ',', ',,', 'a,', ',a', 'a\\r\\r', "
+        "  'a\\rb,c', ' a , b ', '\"\"', '\"\",\"\"', '\"\"\"\"', "
+        "  '\"\"\"\"\"\"', '\"x\"\"\",y', '\"\"\"x\",y', 'a,\"\"', "
+        "  '\"a,b,c\"', '\"a\\rb\"', '\"a\\nb\",c', '\"a\"\\r', "
+        "  '\\xc3\\xa9t\\xc3\\xa9,\\xff', 'aaa,\"b\"\"bb\",ccc', "
+        "  string.rep('x', 100) .. ',\"' .. string.rep('y\"\"', 30) .. "
+        "  '\",z', string.rep('ab,', 200) .. '\"q\"', "
+        "  '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17'} "
+        "for _, l in ipairs(lines) do "
+        "  local r, f = csv.parse(l), csv.fields(l) "
+        "  assert(#r == #f, l) "
+        "  for i = 1, #f do assert(r[i] == f[i], l) end "
+        "  for i = #f, 1, -1 do assert(r[i] == f[i], l) end "
+        "  assert(r[#f + 1] == nil and r[#f + 2] == nil) "
+        "  assert(r[#f] == f[#f]) "
+        "  local n = 0 for i, x in ipairs(r) do n = i assert(x == f[i]) end "
+        "  assert(n == #f) "
+        "  n = 0 for i, x in pairs(r) do n = n + 1 assert(x == f[i]) end "
+        "  assert(n == #f) "
+        "  assert(table.concat(r, '|') == table.concat(f, '|'), l) "
+        "  local again = csv.parse(csv.encode(r)) "
+        "  assert(table.concat(again, '|') == table.concat(f, '|'), l) "
+        "end "
+        /* another separator */
+        "local r = csv.parse('a;b,c;\"d;e\"', ';') "
+        "assert(#r == 3 and r[1] == 'a' and r[2] == 'b,c' and r[3] == 'd;e') "
+        "local t = csv.parse('x y\\t\\tz', '\\t') "
+        "assert(#t == 3 and t[2] == '' and t[3] == 'z') "
+        "return true");
+    lua_close(L);
+}
+
+/* Several rows read in turns: each read finds its own row's line. */
+static void test_lua_row_interleaved(void **state)
+{
+    (void)state;
+    lua_State *L = csv_state();
+    lua_ok(L,
+        "local a, b = csv.parse('a1,a2,a3,a4'), csv.parse('b1,b2,b3') "
+        "assert(a[3] == 'a3' and b[3] == 'b3' and a[4] == 'a4') "
+        "assert(b[1] == 'b1' and a[1] == 'a1' and #b == 3 and #a == 4) "
+        "assert(b[4] == nil and a[4] == 'a4' and #b == 3) "
+        "local out = {} "
+        "for _, x in ipairs(a) do for _, y in ipairs(b) do "
+        "  out[#out + 1] = x .. y end end "
+        "assert(#out == 12 and out[1] == 'a1b1' and out[12] == 'a4b3') "
+        "out = {} "
+        "for _, x in pairs(b) do for _, y in pairs(a) do "
+        "  out[#out + 1] = x .. y end end "
+        "assert(#out == 12 and out[1] == 'b1a1' and out[12] == 'b3a4') "
+        /* one string, two separators */
+        "local s = 'x;y,z;w' "
+        "local c, d = csv.parse(s), csv.parse(s, ';') "
+        "assert(#c == 2 and #d == 3 and c[2] == 'z;w' and d[2] == 'y,z') "
+        "assert(c[1] == 'x;y' and d[3] == 'w' and c[3] == nil) "
+        /* equal short lines are one Lua string */
+        "local e, f = csv.parse('p,q'), csv.parse('p,q') "
+        "assert(e[2] == 'q' and f[1] == 'p' and e[1] == 'p' and f[2] == 'q') "
+        "return true");
+    lua_close(L);
+}
+
+/* Rows die and new ones take their addresses: reads stay right, in
+ * both GC modes. */
+static void test_lua_row_gc(void **state)
+{
+    (void)state;
+    lua_State *L = csv_state();
+    static const char *const gc[2] = {"incremental", "generational"};
+    for (int m = 0; m < 2; m++) {
+        char code[1024];
+        snprintf(code, sizeof code,
+            "collectgarbage('%s') "
+            "local kept = {} "
+            "for i = 1, 3000 do "
+            "  local l = 'r' .. i .. ',' .. string.rep('f', i %% 50) .. ',' "
+            "    .. i "
+            "  local r = csv.parse(l) "
+            "  if i %% 3 == 0 then assert(r[3] == tostring(i)) end "
+            "  if i %% 7 == 0 then collectgarbage() end "
+            "  if i %% 11 == 0 then csv.parse('z,z,z') collectgarbage() end "
+            "  assert(r[1] == 'r' .. i and #r == 3) "
+            "  if i %% 100 == 1 then kept[#kept + 1] = {r, i} end "
+            "end "
+            "collectgarbage() "
+            "for _, p in ipairs(kept) do "
+            "  assert(p[1][3] == tostring(p[2]) and p[1][1] == 'r' .. p[2]) "
+            "end "
+            "return true",
+            gc[m]);
+        lua_ok(L, code);
+    }
+    lua_close(L);
+}
+
+/* row[i] = v for i in 1..#row: reads, pairs, encoders see v; nil gives
+ * the line's text back; anything else is an error. */
+static void test_lua_row_assign(void **state)
+{
+    (void)state;
+    lua_State *L = csv_state();
+    lua_ok(L,
+        "local r = csv.parse('a,b,c') "
+        "r[2] = 'B' "
+        "assert(r[2] == 'B' and r[1] == 'a' and r[3] == 'c' and #r == 3) "
+        "r[3] = 42 "
+        "assert(r[3] == 42 and table.concat(r, ',') == 'a,B,42') "
+        "r[2] = nil assert(r[2] == 'b') "
+        "r[1] = nil assert(r[1] == 'a') "
+        "r[2.0] = 'two' assert(r[2] == 'two' and rawget(r, 2) == 'two') "
+        "local seen = {} for k, v in pairs(r) do seen[k] = v end "
+        "assert(seen[1] == 'a' and seen[2] == 'two' and seen[3] == 42) "
+        "assert(#seen == 3) "
+        "assert(csv.encode(r) == 'a,two,42') "
+        "assert(csv.encode(r, ';') == 'a;two;42') "
+        "assert(json.encode(r) == '[\"a\",\"two\",42]') "
+        "local u = unmp(mp(r)) "
+        "assert(getmetatable(u) == nil and #u == 3 and u[2] == 'two' "
+        "  and u[3] == 42) "
+        "local ok, err = pcall(function() r[4] = 'x' end) "
+        "assert(not ok and err:find('csv row: cannot set field 4: a row "
+        "has fields 1..3 only', 1, true), err) "
+        "ok, err = pcall(function() r.x = 1 end) "
+        "assert(not ok and err:find('cannot set field x', 1, true)) "
+        "ok, err = pcall(function() r[0] = 1 end) "
+        "assert(not ok and err:find('cannot set field 0', 1, true)) "
+        "ok, err = pcall(function() r[1.5] = 1 end) "
+        "assert(not ok) "
+        "ok, err = pcall(table.insert, r, 'd') "
+        "assert(not ok and err:find('csv.fields', 1, true)) "
+        "assert(#r == 3 and r[4] == nil) "
+        "assert(not pcall(setmetatable, r, nil)) "
+        "assert(getmetatable(r) == 'csv.row') "
+        /* table.sort goes through the same metamethods */
+        "local s = csv.parse('c,a,b') table.sort(s) "
+        "assert(table.concat(s, ',') == 'a,b,c') "
+        "return true");
+    lua_close(L);
+}
+
+/* Encoders write a row as the array of its fields: the same bytes as
+ * for the csv.fields table, nested or not. */
+static void test_lua_row_encode(void **state)
+{
+    (void)state;
+    lua_State *L = csv_state();
+    lua_ok(L,
+        "local lines = {'', 'a', 'a,b', 'a,\"b\"\"c\",\"d,e\"', "
+        "  '2008,1,3,4,2003,1955,2211,2225,WN,335,N712SW,128,150,116,-14,8,"
+        "IAD,TPA,810,4,8,0,,0,NA,NA,NA,NA,NA', "
+        "  string.rep('x', 40) .. ',' .. string.rep('y', 300), "
+        "  '\"' .. string.rep('q\"\"', 100) .. '\",w', "
+        "  'caf\\xc3\\xa9,\\xff\\xfe,\"\\xff\"\"\"', "
+        "  string.rep(',', 70000)} "
+        "for _, l in ipairs(lines) do "
+        "  local r, f = csv.parse(l), csv.fields(l) "
+        "  assert(mp(r) == mp(f), l) "
+        "  assert(mp({row = r, list = {r, r}}) == "
+        "    mp({row = f, list = {f, f}})) "
+        "  local u = unmp(mp(r)) "
+        "  assert(#u == #f and table.concat(u, '|') == table.concat(f, '|')) "
+        "  if utf8.len(l) then "
+        "    assert(json.encode(r) == json.encode(f), l) "
+        "    assert(json.encode({row = r, n = 1}) == "
+        "      json.encode({row = f, n = 1})) "
+        "  end "
+        "end "
+        /* bin for the non-UTF-8 field, str for the others */
+        "local b = mp(csv.parse('a,\\xff')) "
+        "assert(b == '\\x92\\xa1a\\xc4\\x01\\xff', b) "
+        "assert(mp(csv.parse('\"a\"\"b\"')) == '\\x91\\xa3a\"b') "
+        "assert(json.encode(csv.parse('\"a\"\"b\",\\\\')) == "
+        "  '[\"a\\\\\"b\",\"\\\\\\\\\"]') "
+        /* what the row holds wins */
+        "local r = csv.parse('a,b,c') r[2] = 42 r[3] = {x = 1} "
+        "assert(mp(r) == mp({'a', 42, {x = 1}})) "
+        "assert(json.encode(r) == '[\"a\",42,{\"x\":1}]') "
+        "return true");
+    /* errors name the place */
+    expect_lua_error(L, "local r = csv.parse('a,b') r[2] = print "
+                        "return mp(r)",
+                     "cannot send a function value (at event[2])");
+    expect_lua_error(L, "local r = csv.parse('a,b') r[2] = print "
+                        "return mp({x = {r}})",
+                     "cannot send a function value (at event.x[1][2])");
+    expect_lua_error(L, "local r = csv.parse('a,b') r[2] = print "
+                        "return json.encode({x = r})",
+                     "json.encode: cannot encode a function value (at "
+                     "value.x[2])");
+    expect_lua_error(L, "return json.encode(csv.parse('a,\\xff'))",
+                     "json.encode: invalid UTF-8 in a string (at "
+                     "value[2])");
+    expect_lua_error(L, "return json.encode({csv.parse('\"\\xff\"\"\"')})",
+                     "json.encode: invalid UTF-8 in a string (at "
+                     "value[1][1])");
+    lua_close(L);
+}
+
+/* A row whose private key was replaced by raw access is refused, never
+ * misread. */
+static void test_lua_row_damaged(void **state)
+{
+    (void)state;
+    lua_State *L = csv_state();
+    const char *damage = "local r = csv.parse('a,b') "
+                         "rawset(r, (next(r)), nil) "
+                         "local other = csv.parse('x') ";
+    char code[512];
+    snprintf(code, sizeof code, "%s return r[1]", damage);
+    expect_lua_error(L, code, "damaged csv row: its line was replaced");
+    snprintf(code, sizeof code, "%s return #r", damage);
+    expect_lua_error(L, code, "damaged csv row: its line was replaced");
+    snprintf(code, sizeof code, "%s r[1] = 'x'", damage);
+    expect_lua_error(L, code, "damaged csv row: its line was replaced");
+    snprintf(code, sizeof code, "%s return mp(r)", damage);
+    expect_lua_error(L, code, "damaged csv row: its line was replaced "
+                              "(at event)");
+    snprintf(code, sizeof code, "%s return mp({{r}})", damage);
+    expect_lua_error(L, code, "damaged csv row: its line was replaced "
+                              "(at event[1][1])");
+    snprintf(code, sizeof code, "%s return json.encode(r)", damage);
+    expect_lua_error(L, code, "json.encode: damaged csv row: its line was "
+                              "replaced (at value)");
+    snprintf(code, sizeof code, "%s return csv.encode(r)", damage);
+    expect_lua_error(L, code, "csv.encode: damaged csv row: its line was "
+                              "replaced");
+    /* replaced by another string: reads keep the line they started
+     * with until another row is read; encoders take the new one */
+    lua_ok(L, "local r = csv.parse('a,b') assert(r[2] == 'b') "
+              "rawset(r, (next(r)), 'c,d,e') "
+              "assert(r[2] == 'b') "
+              "local other = csv.parse('x') "
+              "assert(r[2] == 'd' and #r == 3) "
+              "return mp(r) == mp({'c', 'd', 'e'})");
+    lua_close(L);
+}
+
 /* The module is also reachable through require after preload. */
 static void test_lua_require(void **state)
 {
@@ -448,10 +949,19 @@ int main(void)
         cmocka_unit_test(test_multiline_record),
         cmocka_unit_test(test_callback_contract),
         cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_cursor_offsets),
+        cmocka_unit_test(test_cursor_unchecked),
         cmocka_unit_test(test_put_field),
         cmocka_unit_test(test_lua_parse),
         cmocka_unit_test(test_lua_errors),
         cmocka_unit_test(test_lua_encode),
+        cmocka_unit_test(test_lua_row_reads),
+        cmocka_unit_test(test_lua_row_shapes),
+        cmocka_unit_test(test_lua_row_interleaved),
+        cmocka_unit_test(test_lua_row_gc),
+        cmocka_unit_test(test_lua_row_assign),
+        cmocka_unit_test(test_lua_row_encode),
+        cmocka_unit_test(test_lua_row_damaged),
         cmocka_unit_test(test_lua_require),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
