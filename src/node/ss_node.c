@@ -136,7 +136,6 @@ static void report(node *n, int final)
     st.enclave_calls = n->enclave_calls;
     st.enclave_ns = n->enclave_ns;
     st.final = final;
-    st.stateful = n->stage ? ss_stage_stateful(n->stage) : 0;
     ss_stats_report(n->stats, &st);
     n->last_stats_ms = ss_now_ms();
 }
