@@ -130,7 +130,7 @@ int ss_stats_encode(const ss_stats *s, ss_buf *out)
 
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, buf_write);
-    if (msgpack_pack_map(&pk, 5 + NCOUNTERS) ||
+    if (msgpack_pack_map(&pk, 6 + NCOUNTERS) ||
         pack_str(&pk, "name", tmp.name) || pack_str(&pk, "role", tmp.role) ||
         pack_str(&pk, "stage", tmp.stage) || pack_key(&pk, "pid") ||
         msgpack_pack_int64(&pk, tmp.pid))
@@ -141,6 +141,9 @@ int ss_stats_encode(const ss_stats *s, ss_buf *out)
             return SS_ENOMEM;
     if (pack_key(&pk, "final") ||
         (tmp.final ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)))
+        return SS_ENOMEM;
+    if (pack_key(&pk, "stateful") ||
+        (tmp.stateful ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)))
         return SS_ENOMEM;
     put_header(out, SS_MSG_STATS);
     return 0;
@@ -197,10 +200,11 @@ static int decode_pair(const msgpack_object *k, const msgpack_object *v,
             return SS_EPROTO;
         return 0;
     }
-    if (key_is(k, "final")) {
+    if (key_is(k, "final") || key_is(k, "stateful")) {
         if (v->type != MSGPACK_OBJECT_BOOLEAN)
             return SS_EPROTO;
-        s->final = v->via.boolean ? 1 : 0;
+        *(key_is(k, "final") ? &s->final : &s->stateful) =
+            v->via.boolean ? 1 : 0;
         return 0;
     }
     for (size_t i = 0; i < NCOUNTERS; i++) {

@@ -48,6 +48,7 @@ typedef struct ss_stats {
     uint64_t enclave_calls, enclave_ns;
     uint64_t total_bytes; /* source only: input size, for the ETA */
     int final;            /* 1 on the last message before exit */
+    int stateful;         /* workers: the chain folds events (reduce...) */
 } ss_stats;
 
 /* Sets every field of s to zero / "". Can't fail. */

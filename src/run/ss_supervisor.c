@@ -927,6 +927,7 @@ static void read_control(ss_supervisor *sv)
 
 typedef struct agg {
     uint64_t in, out, passed, dropped, rejected, in_bytes;
+    int stateful; /* some worker of the stage folds events (reduce...) */
     double ev_rate, byte_rate;
     size_t missing; /* components without counters */
     const child *missing_one;
@@ -957,8 +958,11 @@ static void stage_agg(const ss_supervisor *sv, int stage, agg *a,
     memset(a, 0, sizeof *a);
     for (size_t i = 0; i < sv->nkids; i++)
         if (sv->kids[i].stage == stage &&
-            strcmp(sv->kids[i].role, "worker") == 0)
+            strcmp(sv->kids[i].role, "worker") == 0) {
             add_agg(a, &sv->kids[i], now);
+            if (sv->kids[i].have_st && sv->kids[i].st.stateful)
+                a->stateful = 1;
+        }
 }
 
 /* 1234 -> "1.2k"; 1234567 -> "1.2M". */
@@ -1039,10 +1043,13 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
         return;
     char w[SS_STATS_NAME_MAX + 16];
     who(c, w, sizeof w);
-    if (c->stage >= 0 && c != &sv->kids[sv->sink]) {
-        /* A worker died: while its stage has other live workers, its
-         * router gives its unacknowledged batches to them (or aborts
-         * the run itself if the stage is stateful), so the run goes on. */
+    if (c->stage >= 0 && c != &sv->kids[sv->sink] && WIFSIGNALED(status)) {
+        /* A worker was killed (a crash, the OOM killer, an operator):
+         * while its stage has other live workers, its router gives its
+         * unacknowledged batches to them (or aborts the run itself if the
+         * stage is stateful), so the run goes on. A worker that exits
+         * with an error status has reported a failure: that fails the
+         * run, below. */
         size_t alive = 0;
         for (size_t i = 0; i < sv->nkids; i++)
             if (sv->kids[i].stage == c->stage && sv->kids[i].running)
@@ -1050,17 +1057,10 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
         if (alive > 0) {
             c->lost = 1;
             sv->lost++;
-            if (WIFSIGNALED(status))
-                say(sv, "warning: %s was killed by signal %d; stage '%s' "
-                    "goes on with %zu worker(s), its router retries the "
-                    "batches it had not acknowledged", w, WTERMSIG(status),
-                    sv->p->stages[c->stage].name, alive);
-            else
-                say(sv, "warning: %s exited with status %d; stage '%s' "
-                    "goes on with %zu worker(s), its router retries the "
-                    "batches it had not acknowledged", w,
-                    WEXITSTATUS(status), sv->p->stages[c->stage].name,
-                    alive);
+            say(sv, "warning: %s was killed by signal %d; stage '%s' goes "
+                "on with %zu worker(s), its router retries the batches it "
+                "had not acknowledged", w, WTERMSIG(status),
+                sv->p->stages[c->stage].name, alive);
             return;
         }
     }
@@ -1158,6 +1158,7 @@ static int balance(ss_supervisor *sv, uint64_t now)
         return 0;
     }
     uint64_t rows_in = src->st.in, filtered = 0;
+    int folded = 0;
     uint64_t rejected = src->st.rejected, rows_out = 0;
     const char *bad = NULL;
     char why[256] = "";
@@ -1188,9 +1189,20 @@ static int balance(ss_supervisor *sv, uint64_t now)
                      "but %s sent %llu", name, (unsigned long long)a.in,
                      upname, (unsigned long long)upstream);
         }
-        filtered += a.dropped;
-        rejected += a.rejected;
-        rows_out = a.passed;
+        /* rows: until the first stateful stage, what a stage drops was
+         * filtered out; what a stateful stage drops was folded into its
+         * results, and counts as rows out (after it, events are results,
+         * not rows) */
+        if (!folded) {
+            rejected += a.rejected;
+            if (a.stateful) {
+                rows_out = a.passed + a.dropped;
+                folded = 1;
+            } else {
+                filtered += a.dropped;
+                rows_out = a.passed;
+            }
+        }
         upstream = a.out;
         upname = name;
     }

@@ -43,6 +43,7 @@ static void sample(ss_stats *s)
     s->enclave_ns = UINT64_MAX;
     s->total_bytes = 1ull << 40;
     s->final = 1;
+    s->stateful = 1;
 }
 
 static void round_trip(void **state)
@@ -65,6 +66,7 @@ static void round_trip(void **state)
     assert_string_equal(b.role, "worker");
     assert_string_equal(b.stage, "map");
     assert_int_equal(b.enclave_ns, UINT64_MAX);
+    assert_int_equal(b.stateful, 1);
 
     /* zero values and final = 0 */
     ss_stats_init(&a);
