@@ -28,10 +28,10 @@
  *   __index(row, i)     field i (an integer key, or a float with an
  *                       integer value), or nil past the last field and
  *                       for any other key. Nothing is cached in the row:
- *                       caching makes the mapper's two reads 70% dearer
- *                       (each first read grows the row's hash part) and
- *                       even reading both fields twice stays cheaper
- *                       without it (bench/csv_bench.c);
+ *                       caching makes parse + the mapper's two reads 75%
+ *                       dearer (each first read grows the row's hash
+ *                       part), reading them twice 20% dearer, ipairs 35%
+ *                       (bench/csv_bench.c, instructions per line);
  *   __len(row)          the number of fields;
  *   __newindex(row,i,v) i must be 1..#row: v goes into the row, where
  *                       reads, pairs and encoders find it first; v == nil
