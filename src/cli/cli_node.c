@@ -48,7 +48,7 @@ static void usage(FILE *f, const char *cmd)
             "  --stage NAME         the stage's name (default: the "
             "script's basename)\n"
             "  --credits N          batches it may hold at once (default "
-            "4)\n"
+            "16)\n"
             "  --batch-size BYTES   target output batch size (default "
             "64K)\n"
             "  --mem-limit BYTES    cap the script's memory (default "

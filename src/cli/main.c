@@ -5,6 +5,7 @@
 #include "cli/cmds.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
+#include "net/ss_transport.h"
 #include "run/ss_metrics_http.h"
 #include "securestreams.h"
 
@@ -165,6 +166,7 @@ static int metrics_endpoint(const char *cmd, int *argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    ss_transport_init();
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);

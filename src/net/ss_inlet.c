@@ -17,6 +17,8 @@
 struct ss_inlet {
     ss_peer peer;
     int eos_seen;
+    ss_lineage *acks; /* acknowledged, not yet sent: nacks of capacks */
+    unsigned nacks, capacks, ack_batch;
 };
 
 /* See ss_inlet.h. */
@@ -47,14 +49,23 @@ int ss_inlet_new(void *zctx, const ss_inlet_opts *o, ss_inlet **out,
     snprintf(h.group, sizeof h.group, "%s", stage);
 
     ss_inlet *in = calloc(1, sizeof *in);
-    if (!in) {
+    if (in) {
+        in->capacks = h.credits;
+        in->acks = calloc(in->capacks, sizeof *in->acks);
+    }
+    if (!in || !in->acks) {
+        free(in);
         snprintf(err, errlen, "inlet '%s': out of memory", o->name);
         return SS_ENOMEM;
     }
+    in->ack_batch = o->ack_batch ? o->ack_batch : (h.credits + 1) / 2;
+    if (in->ack_batch > in->capacks)
+        in->ack_batch = in->capacks;
     int rc = ss_peer_open(&in->peer, zctx, o->endpoint, &h,
                           o->connect_timeout_ms, o->heartbeat_ms, o->curve,
                           err, errlen);
     if (rc) {
+        free(in->acks);
         free(in);
         return rc;
     }
@@ -63,11 +74,33 @@ int ss_inlet_new(void *zctx, const ss_inlet_opts *o, ss_inlet **out,
 }
 
 /* See ss_inlet.h. */
+int ss_inlet_flush(ss_inlet *in)
+{
+    if (!in->nacks)
+        return 0;
+    if (in->peer.failed)
+        return SS_EPEER;
+    int rc = ss_proto_credit_n(&in->peer.out, in->acks, in->nacks,
+                               in->nacks);
+    if (rc == 0)
+        rc = ss_peer_send(&in->peer, in->peer.out.data, in->peer.out.len);
+    if (rc == 0)
+        in->nacks = 0;
+    return rc;
+}
+
+/* See ss_inlet.h. */
 int ss_inlet_recv(ss_inlet *in, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms,
                   char *err, size_t errlen)
 {
     for (;;) {
-        int rc = ss_peer_recv(&in->peer, msg, hdr, timeout_ms);
+        /* what is already there first; acknowledgements held back go out
+         * before waiting, so the router never waits for them */
+        int rc = ss_peer_recv(&in->peer, msg, hdr, 0);
+        if (rc == 0 && in->nacks)
+            rc = ss_inlet_flush(in);
+        if (rc == 0 && timeout_ms != 0)
+            rc = ss_peer_recv(&in->peer, msg, hdr, timeout_ms);
         if (rc == SS_EPEER && in->eos_seen &&
             in->peer.failed == SS_PEER_SILENT) {
             in->peer.failed = 0; /* the router exits after EOS */
@@ -96,10 +129,15 @@ int ss_inlet_recv(ss_inlet *in, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms,
 /* See ss_inlet.h. */
 int ss_inlet_ack(ss_inlet *in, const ss_hdr *batch)
 {
-    int rc = ss_proto_credit(&in->peer.out, batch, 1);
-    if (rc)
-        return rc;
-    return ss_peer_send(&in->peer, in->peer.out.data, in->peer.out.len);
+    if (in->peer.failed)
+        return SS_EPEER;
+    if (in->nacks == in->capacks) { /* more acks than credits: a bug */
+        int rc = ss_inlet_flush(in);
+        if (rc)
+            return rc;
+    }
+    in->acks[in->nacks++] = ss_proto_lineage(batch);
+    return in->nacks >= in->ack_batch ? ss_inlet_flush(in) : 0;
 }
 
 /* See ss_inlet.h. */
@@ -107,6 +145,9 @@ int ss_inlet_heartbeat(ss_inlet *in)
 {
     if (in->peer.failed)
         return SS_EPEER;
+    int rc = ss_inlet_flush(in);
+    if (rc)
+        return rc;
     ss_peer_tick(&in->peer);
     return 0;
 }
@@ -122,7 +163,14 @@ void ss_inlet_destroy(ss_inlet **p)
 {
     if (!p || !*p)
         return;
-    ss_peer_close(&(*p)->peer);
-    free(*p);
+    ss_inlet *in = *p;
+    if (in->nacks && !in->peer.failed && /* acknowledged is acknowledged */
+        ss_proto_credit_n(&in->peer.out, in->acks, in->nacks,
+                          in->nacks) == 0)
+        zmq_send(in->peer.sock, in->peer.out.data, in->peer.out.len,
+                 ZMQ_DONTWAIT); /* the socket lingers while it leaves */
+    ss_peer_close(&in->peer);
+    free(in->acks);
+    free(in);
     *p = NULL;
 }

@@ -6,7 +6,10 @@
  * The inlet announces `credits` (how many batches it may hold at once) in
  * its HELLO; the router sends a DATA batch only against a credit, and
  * ss_inlet_ack returns one when the batch is fully processed and its
- * outputs were RECEIVED downstream. Until then the router keeps the batch
+ * outputs were RECEIVED downstream. Acknowledgements are coalesced: they
+ * leave as one CREDIT message when `ack_batch` of them are waiting, when
+ * ss_inlet_recv finds no input (before it waits), on ss_inlet_heartbeat
+ * and on ss_inlet_flush. Until then the router keeps the batch
  * and gives it to another worker if this one dies (stateless stages) or
  * aborts the run (stateful ones). The inlet heartbeats while it waits in
  * ss_inlet_recv; a worker busy for longer than a heartbeat interval calls
@@ -36,6 +39,7 @@ typedef struct ss_inlet_opts {
     int heartbeat_ms;     /* 0: the router's (from WELCOME) */
     const char *role;     /* "worker" (default) or "sink" */
     const struct ss_curve *curve; /* CURVE client keys, or NULL */
+    unsigned ack_batch;   /* acks sent together (default credits/2, >= 1) */
 } ss_inlet_opts;
 
 /*
@@ -59,11 +63,17 @@ int ss_inlet_recv(ss_inlet *in, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms,
                   char *err, size_t errlen);
 
 /* Acknowledges batch (its header as received: the lineage is what
- * counts) and returns one credit. Returns 0, SS_EPEER or SS_EIO. */
+ * counts) and returns one credit, at once or with the next acks (see
+ * above). Returns 0, SS_EPEER or SS_EIO. */
 int ss_inlet_ack(ss_inlet *in, const ss_hdr *batch);
 
-/* Sends a HEARTBEAT now unless something was sent within a heartbeat
- * interval. Never blocks. Returns 0, or SS_EPEER after an abort. */
+/* Sends the acknowledgements held back, if any, as one CREDIT. Returns 0,
+ * SS_EPEER or SS_EIO. */
+int ss_inlet_flush(ss_inlet *in);
+
+/* Sends the acknowledgements held back, then a HEARTBEAT unless
+ * something was sent within a heartbeat interval. Returns 0, or SS_EPEER
+ * after an abort (or SS_EIO). */
 int ss_inlet_heartbeat(ss_inlet *in);
 
 /* Why the last call failed; never NULL. */
@@ -72,8 +82,9 @@ const char *ss_inlet_error(const ss_inlet *in);
 /* The DEALER socket, for zmq_poll only (ZMQ_POLLIN: call _recv). */
 void *ss_inlet_socket(ss_inlet *in);
 
-/* Closes the inlet and sets *p to NULL; unacknowledged batches go back
- * to the router's queue when it notices. Safe with NULL or *p NULL. */
+/* Sends the acknowledgements held back (without waiting), closes the
+ * inlet and sets *p to NULL; unacknowledged batches go back to the
+ * router's queue when it notices. Safe with NULL or *p NULL. */
 void ss_inlet_destroy(ss_inlet **p);
 
 #endif

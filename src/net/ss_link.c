@@ -22,6 +22,7 @@ typedef struct pending {
 struct ss_link {
     ss_peer peer;
     pending *pend; /* window slots, npend used, in send order */
+    ss_lineage *acks; /* scratch: what one RECEIVED confirms */
     unsigned npend, window;
     ss_link_received_fn fn;
     void *fn_arg;
@@ -61,7 +62,10 @@ int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
     if (l->window > MAX_WINDOW)
         l->window = MAX_WINDOW;
     l->pend = calloc(l->window, sizeof *l->pend);
-    if (!l->pend) {
+    l->acks = calloc(SS_PROTO_ACKS_MAX, sizeof *l->acks);
+    if (!l->pend || !l->acks) {
+        free(l->pend);
+        free(l->acks);
         free(l);
         snprintf(err, errlen, "link '%s': out of memory", o->name);
         return SS_ENOMEM;
@@ -73,6 +77,7 @@ int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
                           errlen);
     if (rc) {
         free(l->pend);
+        free(l->acks);
         free(l);
         return rc;
     }
@@ -87,31 +92,46 @@ void ss_link_on_received(ss_link *l, ss_link_received_fn fn, void *arg)
     l->fn_arg = arg;
 }
 
-/* Handles one message from the router; returns 1 if it confirmed one of
- * our batches. */
+/* Forgets the pending batch with lineage *v and fires the callback;
+ * returns 1, or 0 if no such batch is pending. Confirmations come in send
+ * order, so the match is nearly always the first slot. */
+static int confirm(ss_link *l, const ss_lineage *v)
+{
+    for (unsigned i = 0; i < l->npend; i++) {
+        if (!ss_proto_is_lineage(&l->pend[i].lineage, v))
+            continue;
+        uint64_t tag = l->pend[i].tag;
+        memmove(l->pend + i, l->pend + i + 1,
+                (l->npend - i - 1) * sizeof *l->pend);
+        l->npend--;
+        if (l->fn)
+            l->fn(tag, l->fn_arg);
+        return 1;
+    }
+    ss_debug("link '%s': router confirmed batch %u/%llu/%u that is not "
+             "pending",
+             l->peer.name, v->stream, (unsigned long long)v->seq, v->part);
+    return 0;
+}
+
+/* Handles one message from the router; returns how many of our batches
+ * it confirmed (a RECEIVED may confirm several). */
 static int handle(ss_link *l, zmq_msg_t *m, const ss_hdr *h)
 {
     int confirmed = 0;
     if (h->kind == SS_MSG_RECEIVED && h->aux == SS_MSG_EOS) {
         l->eos_confirmed = 1;
     } else if (h->kind == SS_MSG_RECEIVED) {
-        for (unsigned i = 0; i < l->npend; i++) {
-            if (!ss_proto_same_lineage(&l->pend[i].lineage, h))
-                continue;
-            uint64_t tag = l->pend[i].tag;
-            memmove(l->pend + i, l->pend + i + 1,
-                    (l->npend - i - 1) * sizeof *l->pend);
-            l->npend--;
-            confirmed = 1;
-            if (l->fn)
-                l->fn(tag, l->fn_arg);
-            break;
-        }
-        if (!confirmed)
-            ss_debug("link '%s': router confirmed batch %u/%llu/%u that is "
-                     "not pending",
-                     l->peer.name, h->stream, (unsigned long long)h->seq,
-                     h->part);
+        const char *why;
+        int n = ss_proto_acks_parse(
+            h, (const uint8_t *)zmq_msg_data(m) + SS_HDR_SIZE, h->len,
+            l->acks, SS_PROTO_ACKS_MAX, &why);
+        if (n < 0)
+            ss_warn("link '%s': ignored malformed confirmation from router "
+                    "%s: %s",
+                    l->peer.name, l->peer.router, why);
+        for (int i = 0; i < n; i++)
+            confirmed += confirm(l, &l->acks[i]);
     } else {
         ss_warn("link '%s': ignored unexpected %s message from router %s",
                 l->peer.name, ss_msg_kind_name(h->kind), l->peer.router);
@@ -229,6 +249,7 @@ void ss_link_destroy(ss_link **p)
     ss_link *l = *p;
     ss_peer_close(&l->peer);
     free(l->pend);
+    free(l->acks);
     free(l);
     *p = NULL;
 }

@@ -2,6 +2,7 @@
  * ss_peer.c - the DEALER end shared by ss_link and ss_inlet (ss_peer.h).
  */
 #include "net/ss_peer.h"
+#include "net/ss_transport.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
 #include "securestreams.h"
@@ -268,28 +269,23 @@ int ss_peer_recv(ss_peer *p, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms)
 {
     if (p->failed)
         return SS_EPEER;
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-                                       : ss_now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = UINT64_MAX;
+    if (timeout_ms >= 0)
+        deadline = timeout_ms ? ss_now_ms() + (uint64_t)timeout_ms : 0;
     for (;;) {
-        ss_peer_tick(p);
-        int wait = left_ms(deadline);
-        int hb = until_heartbeat(p);
-        if (hb >= 0 && (wait < 0 || hb < wait))
-            wait = hb;
-        int silent = until_silence(p);
-        if (silent >= 0 && (wait < 0 || silent < wait))
-            wait = silent;
-        zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&it, 1, wait);
-        if (rc < 0) {
-            if (errno == EINTR)
-                return SS_EINTR;
-            snprintf(p->err, sizeof p->err, "cannot poll router at %s: %s",
-                     p->endpoint, zmq_strerror(errno));
-            return SS_EIO;
-        }
-        uint64_t now = ss_now_ms();
-        if (rc == 0) {
+        /* read first: a message already there costs no poll at all */
+        zmq_msg_init(msg);
+        if (zmq_msg_recv(msg, p->sock, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(msg);
+            if (e != EAGAIN && e != EINTR) {
+                snprintf(p->err, sizeof p->err,
+                         "cannot receive from router at %s: %s",
+                         p->endpoint, zmq_strerror(e));
+                return SS_EIO;
+            }
+            ss_peer_tick(p);
+            uint64_t now = ss_now_ms();
             if (p->peer_timeout_ms > 0 &&
                 now - p->last_recv_ms > (uint64_t)p->peer_timeout_ms) {
                 snprintf(p->err, sizeof p->err,
@@ -298,16 +294,26 @@ int ss_peer_recv(ss_peer *p, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms)
                 p->failed = SS_PEER_SILENT;
                 return SS_EPEER;
             }
-            if (left_ms(deadline) == 0)
+            int wait = left_ms(deadline);
+            if (wait == 0)
                 return 0;
+            int hb = until_heartbeat(p);
+            if (hb >= 0 && (wait < 0 || hb < wait))
+                wait = hb;
+            int silent = until_silence(p);
+            if (silent >= 0 && (wait < 0 || silent < wait))
+                wait = silent;
+            if (ss_transport_wait(&p->sock, 1, wait) < 0) {
+                if (errno == EINTR)
+                    return SS_EINTR;
+                snprintf(p->err, sizeof p->err,
+                         "cannot poll router at %s: %s", p->endpoint,
+                         zmq_strerror(errno));
+                return SS_EIO;
+            }
             continue;
         }
-        zmq_msg_init(msg);
-        if (zmq_msg_recv(msg, p->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(msg);
-            continue;
-        }
-        p->last_recv_ms = now;
+        p->last_recv_ms = ss_now_ms();
         const char *why;
         const uint8_t *d = zmq_msg_data(msg);
         if (ss_hdr_decode(d, zmq_msg_size(msg), hdr, &why)) {

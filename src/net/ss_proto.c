@@ -131,6 +131,48 @@ int ss_proto_received(ss_buf *out, const ss_hdr *msg)
     return ss_proto_build(out, &h, NULL, 0);
 }
 
+/* One CREDIT/RECEIVED for v[0..n-1]: header = v[0], count = n, and the
+ * list in the payload when n > 1. */
+static int acks(ss_buf *out, int kind, const ss_lineage *v, size_t n,
+                uint64_t aux)
+{
+    if (n == 0 || n > SS_PROTO_ACKS_MAX)
+        return SS_EINVAL;
+    ss_hdr h = {.kind = (uint8_t)kind,
+                .stream = v[0].stream,
+                .part = v[0].part,
+                .seq = v[0].seq,
+                .count = (uint32_t)n,
+                .aux = aux};
+    if (n == 1)
+        return ss_proto_build(out, &h, NULL, 0);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int e = msgpack_pack_map(&pk, 1) || pack_str(&pk, "batches") ||
+            msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n && !e; i++)
+        e = msgpack_pack_array(&pk, 3) ||
+            msgpack_pack_uint32(&pk, v[i].stream) ||
+            msgpack_pack_uint64(&pk, v[i].seq) ||
+            msgpack_pack_uint32(&pk, v[i].part);
+    return finish(out, &h, &sb, e);
+}
+
+/* See ss_proto.h. */
+int ss_proto_credit_n(ss_buf *out, const ss_lineage *v, size_t n,
+                      uint32_t credits)
+{
+    return acks(out, SS_MSG_CREDIT, v, n, credits);
+}
+
+/* See ss_proto.h. */
+int ss_proto_received_n(ss_buf *out, const ss_lineage *v, size_t n)
+{
+    return acks(out, SS_MSG_RECEIVED, v, n, SS_MSG_DATA);
+}
+
 /* See ss_proto.h. */
 int ss_proto_heartbeat(ss_buf *out)
 {
@@ -236,6 +278,57 @@ static int get_u32(const msgpack_object *o, uint32_t max, uint32_t *v,
 }
 
 static const char *const toolong_name = "a name is longer than 63 bytes";
+
+/* See ss_proto.h. */
+int ss_proto_acks_parse(const ss_hdr *h, const void *p, size_t n,
+                        ss_lineage *v, size_t cap, const char **why)
+{
+    if (h->count <= 1 && n == 0) {
+        if (cap < 1) {
+            *why = "too many batches acknowledged at once";
+            return SS_EPROTO;
+        }
+        v[0] = ss_proto_lineage(h);
+        return 1;
+    }
+    msgpack_unpacked u;
+    int rc = unpack_map(p, n, &u, why);
+    const msgpack_object *list = NULL;
+    for (uint32_t i = 0; rc == 0 && i < u.data.via.map.size; i++)
+        if (key_is(&u.data.via.map.ptr[i].key, "batches"))
+            list = &u.data.via.map.ptr[i].val;
+    if (rc == 0 && (!list || list->type != MSGPACK_OBJECT_ARRAY)) {
+        *why = "acknowledgement without its list of batches";
+        rc = SS_EPROTO;
+    }
+    if (rc == 0 && (list->via.array.size != h->count ||
+                    list->via.array.size == 0)) {
+        *why = "acknowledgement lists another number of batches than its "
+               "count";
+        rc = SS_EPROTO;
+    }
+    if (rc == 0 && (list->via.array.size > cap ||
+                    list->via.array.size > SS_PROTO_ACKS_MAX)) {
+        *why = "too many batches acknowledged at once";
+        rc = SS_EPROTO;
+    }
+    for (uint32_t i = 0; rc == 0 && i < list->via.array.size; i++) {
+        const msgpack_object *e = &list->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3) {
+            *why = "an acknowledged batch is not [stream, seq, part]";
+            rc = SS_EPROTO;
+            break;
+        }
+        rc = get_u32(&e->via.array.ptr[0], UINT32_MAX, &v[i].stream, why);
+        if (rc == 0)
+            rc = get_u64(&e->via.array.ptr[1], UINT64_MAX, &v[i].seq, why);
+        if (rc == 0)
+            rc = get_u32(&e->via.array.ptr[2], UINT32_MAX, &v[i].part, why);
+    }
+    size_t count = rc == 0 ? list->via.array.size : 0;
+    msgpack_unpacked_destroy(&u);
+    return rc ? rc : (int)count;
+}
 
 /* See ss_proto.h. */
 int ss_proto_hello_parse(const void *p, size_t n, ss_hello *h,

@@ -11,10 +11,12 @@
  *                                              stateful, group, members}
  *   WELCOME    -                              {router, heartbeat_ms,
  *                                              peer_timeout_ms}
- *   CREDIT     lineage of the acknowledged    none
- *              batch; aux = credits returned
- *   RECEIVED   lineage of the batch received; none
- *              aux = kind received (DATA/EOS)
+ *   CREDIT     lineage of the acknowledged    none, or {batches: [[stream,
+ *              batch; count = batches; aux =   seq, part]...]} when count > 1
+ *              credits returned
+ *   RECEIVED   lineage of the batch received; none, or {batches: ...} as
+ *              count = batches; aux = kind     CREDIT (DATA only)
+ *              received (DATA/EOS)
  *   HEARTBEAT  -                              none
  *   ABORT      -                              {reason}
  *   EOS        -                              {streams: [[id, count]...],
@@ -41,6 +43,14 @@
 #define SS_PROTO_CREDITS_MAX 1024
 #define SS_PROTO_ROSTER_MAX 4096
 #define SS_PROTO_STREAMS_MAX (1u << 20)
+#define SS_PROTO_ACKS_MAX 1024 /* batches one CREDIT/RECEIVED confirms */
+
+/* The lineage of a batch: what CREDIT and RECEIVED name. */
+typedef struct ss_lineage {
+    uint32_t stream;
+    uint32_t part;
+    uint64_t seq;
+} ss_lineage;
 
 /* Who a peer is; sent once as HELLO, answered by WELCOME. */
 typedef struct ss_hello {
@@ -89,6 +99,17 @@ static inline int ss_proto_same_lineage(const ss_hdr *a, const ss_hdr *b)
     return a->stream == b->stream && a->seq == b->seq && a->part == b->part;
 }
 
+static inline ss_lineage ss_proto_lineage(const ss_hdr *h)
+{
+    ss_lineage l = {.stream = h->stream, .part = h->part, .seq = h->seq};
+    return l;
+}
+
+static inline int ss_proto_is_lineage(const ss_hdr *h, const ss_lineage *l)
+{
+    return h->stream == l->stream && h->seq == l->seq && h->part == l->part;
+}
+
 /* Writes header h (its len field replaced by len) and the payload into
  * out. Returns 0, SS_ETOOBIG if len exceeds SS_BATCH_MAX_SIZE, or
  * SS_ENOMEM. */
@@ -110,6 +131,21 @@ int ss_proto_welcome_parse(const void *p, size_t n, ss_welcome *w,
 int ss_proto_credit(ss_buf *out, const ss_hdr *batch, uint32_t credits);
 /* RECEIVED: lineage of msg (a DATA or EOS header), aux = its kind. */
 int ss_proto_received(ss_buf *out, const ss_hdr *msg);
+/* Coalesced acknowledgements: one CREDIT returning `credits` (or one
+ * RECEIVED of DATA) for the n batches v[0..n-1], 1 <= n <=
+ * SS_PROTO_ACKS_MAX. The header carries v[0]'s lineage and count = n;
+ * for n > 1 the payload is {batches: [[stream, seq, part], ...]} listing
+ * all n. n = 1 builds exactly ss_proto_credit / ss_proto_received. */
+int ss_proto_credit_n(ss_buf *out, const ss_lineage *v, size_t n,
+                      uint32_t credits);
+int ss_proto_received_n(ss_buf *out, const ss_lineage *v, size_t n);
+/* The batches a CREDIT or RECEIVED (header h, payload p[0..n)) confirms,
+ * into v[0..cap-1] (cap >= SS_PROTO_ACKS_MAX takes any valid message):
+ * the header's lineage when count <= 1 and the payload is empty, else the
+ * payload's list, which must hold exactly count entries. Returns how
+ * many (>= 1), or SS_EPROTO with *why. */
+int ss_proto_acks_parse(const ss_hdr *h, const void *p, size_t n,
+                        ss_lineage *v, size_t cap, const char **why);
 int ss_proto_heartbeat(ss_buf *out);
 /* ABORT with a reason, truncated to SS_PROTO_REASON_MAX - 1 bytes. */
 int ss_proto_abort(ss_buf *out, const char *reason);

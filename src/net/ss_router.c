@@ -34,6 +34,7 @@
 #include "core/ss_util.h"
 #include "net/ss_curve.h"
 #include "net/ss_proto.h"
+#include "net/ss_transport.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
@@ -70,6 +71,8 @@ typedef struct peer {
     size_t ninflight, capinflight;
     uint64_t last_seen, last_sent;
     uint64_t batches;
+    ss_lineage *acks; /* producers: batches to confirm (one RECEIVED) */
+    size_t nacks, capacks;
     int eos;  /* producers: sent their EOS */
     int gone; /* unreachable: skip heartbeats until it talks again */
 } peer;
@@ -122,6 +125,7 @@ struct ss_router {
     size_t ngroups;
     ss_eos merged;
     ss_buf out; /* scratch for control messages */
+    ss_lineage acks[SS_PROTO_ACKS_MAX]; /* scratch: what a CREDIT names */
     ss_router_stats st;
     uint64_t next_house;
     atomic_int stop;
@@ -264,6 +268,7 @@ static void peer_free(peer *p)
     for (size_t i = 0; i < p->ninflight; i++)
         zmq_msg_close(&p->inflight[i].msg);
     free(p->inflight);
+    free(p->acks);
     free(p);
 }
 
@@ -315,6 +320,48 @@ static int send_to(void *sock, peer *p, const void *data, size_t n)
 static int send_out(ss_router *r, void *sock, peer *p)
 {
     return send_to(sock, p, r->out.data, r->out.len);
+}
+
+/* Confirms to producer p, in RECEIVED messages of up to
+ * SS_PROTO_ACKS_MAX batches, every DATA taken from it since the last
+ * flush. Called when the router is done reading FRONT for this turn, so
+ * a producer that sent several batches gets one message for all. */
+static void flush_received(ss_router *r, peer *p)
+{
+    for (size_t i = 0; i < p->nacks; i += SS_PROTO_ACKS_MAX) {
+        size_t n = p->nacks - i;
+        if (n > SS_PROTO_ACKS_MAX)
+            n = SS_PROTO_ACKS_MAX;
+        if (ss_proto_received_n(&r->out, p->acks + i, n) == 0)
+            send_out(r, r->front, p);
+    }
+    p->nacks = 0;
+}
+
+/* Queues the confirmation of DATA h for producer p (sent at once if the
+ * queue cannot grow). */
+static void queue_received(ss_router *r, peer *p, const ss_hdr *h)
+{
+    if (p->nacks == p->capacks) {
+        size_t cap = p->capacks ? 2 * p->capacks : 16;
+        ss_lineage *v = realloc(p->acks, cap * sizeof *v);
+        if (!v) {
+            flush_received(r, p);
+            if (ss_proto_received(&r->out, h) == 0)
+                send_out(r, r->front, p);
+            return;
+        }
+        p->acks = v;
+        p->capacks = cap;
+    }
+    p->acks[p->nacks++] = ss_proto_lineage(h);
+}
+
+static void flush_all_received(ss_router *r)
+{
+    for (size_t i = 0; i < r->prod.n; i++)
+        if (r->prod.v[i]->nacks)
+            flush_received(r, r->prod.v[i]);
 }
 
 /* ---- failure ---------------------------------------------------------- */
@@ -748,8 +795,7 @@ static void front_data(ss_router *r, peer *p, const ss_hdr *h,
         ss_debug_rate(r->st.in_batches, "router %s: batch %s from '%s'",
                       r->name, lineage_str(h, lin, sizeof lin), p->label);
     }
-    if (ss_proto_received(&r->out, h) == 0)
-        send_out(r, r->front, p);
+    queue_received(r, p, h);
 }
 
 static group *group_get(ss_router *r, const char *name)
@@ -846,6 +892,7 @@ static void front_eos(ss_router *r, peer *p, const ss_hdr *h,
             r->name, p->label, g->name, g->n, g->members, e.nstreams,
             e.nstreams == 1 ? "" : "s");
 confirm:
+    flush_received(r, p); /* its batches' confirmations first */
     if (ss_proto_received(&r->out, h) == 0)
         send_out(r, r->front, p);
 out:
@@ -930,26 +977,47 @@ static void back_hello(ss_router *r, const uint8_t *id, size_t idlen,
         send_out(r, r->back, w);
 }
 
-static void back_credit(ss_router *r, peer *w, const ss_hdr *h)
+/* Forgets the batch with lineage *v that w holds; 1, or 0 (rejected) if
+ * w does not hold it. */
+static int credit_one(ss_router *r, peer *w, const ss_lineage *v)
 {
-    char lin[64];
     for (size_t i = 0; i < w->ninflight; i++) {
-        if (!ss_proto_same_lineage(&w->inflight[i].h, h))
+        if (!ss_proto_is_lineage(&w->inflight[i].h, v))
             continue;
         zmq_msg_close(&w->inflight[i].msg);
         w->ninflight--;
         if (i != w->ninflight)
             item_move(&w->inflight[i], &w->inflight[w->ninflight]);
-        uint64_t c = (uint64_t)w->credits + (h->aux ? h->aux : 1);
-        uint64_t room = w->max_credits - w->ninflight;
-        w->credits = (uint32_t)(c < room ? c : room);
         r->st.acked++;
-        return;
+        return 1;
     }
     char why[128];
-    snprintf(why, sizeof why, "acknowledges batch %s, which it does not hold",
-             lineage_str(h, lin, sizeof lin));
+    snprintf(why, sizeof why,
+             "acknowledges batch %u/%llu/%u, which it does not hold",
+             v->stream, (unsigned long long)v->seq, v->part);
     reject(r, w->label, "credit message", why);
+    return 0;
+}
+
+static void back_credit(ss_router *r, peer *w, const ss_hdr *h,
+                        const uint8_t *payload)
+{
+    const char *why;
+    int n = ss_proto_acks_parse(h, payload, h->len, r->acks,
+                                SS_PROTO_ACKS_MAX, &why);
+    if (n < 0) {
+        reject(r, w->label, "malformed credit message", why);
+        return;
+    }
+    int ok = 0;
+    for (int i = 0; i < n; i++)
+        ok += credit_one(r, w, &r->acks[i]);
+    if (!ok)
+        return;
+    /* aux credits back (default: one per batch), never more than room */
+    uint64_t c = (uint64_t)w->credits + (h->aux ? h->aux : (uint64_t)ok);
+    uint64_t room = w->max_credits - w->ninflight;
+    w->credits = (uint32_t)(c < room ? c : room);
 }
 
 static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
@@ -986,7 +1054,7 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
         back_hello(r, id, idlen, w, &h, d + SS_HDR_SIZE, label);
         break;
     case SS_MSG_CREDIT:
-        back_credit(r, w, &h);
+        back_credit(r, w, &h, d + SS_HDR_SIZE);
         break;
     case SS_MSG_HEARTBEAT:
         break;
@@ -1001,17 +1069,20 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
 }
 
 /* Reads up to DRAIN_MAX messages from one socket (FRONT only while the
- * queue has room). */
-static void drain(ss_router *r, void *sock, int back)
+ * queue has room) without waiting. Returns 1 if it stopped at DRAIN_MAX
+ * (more may be waiting), else 0: the socket is empty, or FRONT is not
+ * read for now. */
+static int drain(ss_router *r, void *sock, int back)
 {
-    for (int i = 0; i < DRAIN_MAX && !r->rc; i++) {
+    int i;
+    for (i = 0; i < DRAIN_MAX && !r->rc; i++) {
         if (!back && r->q.n >= r->qmax)
-            return;
+            break;
         zmq_msg_t id, body;
         zmq_msg_init(&id);
         if (zmq_msg_recv(&id, sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&id);
-            return;
+            break;
         }
         zmq_msg_init(&body);
         if (!zmq_msg_more(&id) || zmq_msg_recv(&body, sock, 0) < 0) {
@@ -1036,6 +1107,9 @@ static void drain(ss_router *r, void *sock, int back)
         zmq_msg_close(&body);
         zmq_msg_close(&id);
     }
+    if (!back)
+        flush_all_received(r);
+    return i == DRAIN_MAX;
 }
 
 /* ---- time ------------------------------------------------------------- */
@@ -1267,6 +1341,7 @@ int ss_router_run(ss_router *r, char *err, size_t errlen)
             r->name, r->from, r->to, r->producers,
             r->producers == 1 ? "" : "s");
     r->next_house = ss_now_ms();
+    int more = 1; /* a socket may hold more than the last turn read */
     while (!r->rc && !r->done) {
         if (atomic_load(&r->stop)) {
             fail(r, SS_EINTR, "router %s was stopped by a signal", r->name);
@@ -1276,20 +1351,23 @@ int ss_router_run(ss_router *r, char *err, size_t errlen)
         update_gauges(r);
         if (r->rc || maybe_complete(r))
             break;
-        zmq_pollitem_t it[2] = {
-            {r->back, 0, ZMQ_POLLIN, 0},
-            {r->front, 0, r->q.n < r->qmax ? ZMQ_POLLIN : 0, 0}};
         uint64_t now = ss_now_ms();
-        int wait = now >= r->next_house ? 0 : (int)(r->next_house - now);
-        int rc = zmq_poll(it, 2, wait);
-        if (rc < 0 && errno != EINTR) {
-            fail(r, SS_EIO, "cannot poll: %s", zmq_strerror(errno));
-            break;
+        if (!more) {
+            /* the last turn emptied both sockets: sleep until one has
+             * something (FRONT not while the queue is full); no poll at all
+             * while messages keep coming faster than one turn reads */
+            void *socks[2] = {r->back, r->q.n < r->qmax ? r->front : NULL};
+            int wait = now >= r->next_house ? 0 : (int)(r->next_house - now);
+            if (ss_transport_wait(socks, 2, wait) < 0 && errno != EINTR) {
+                fail(r, SS_EIO, "cannot poll: %s", zmq_strerror(errno));
+                break;
+            }
         }
-        if (rc > 0 && (it[0].revents & ZMQ_POLLIN))
-            drain(r, r->back, 1);
-        if (rc > 0 && (it[1].revents & ZMQ_POLLIN))
-            drain(r, r->front, 0);
+        more = drain(r, r->back, 1);
+        if (!r->rc) {
+            dispatch(r); /* credits just came back */
+            more |= drain(r, r->front, 0);
+        }
         now = ss_now_ms();
         if (now >= r->next_house) {
             housekeeping(r, now);

@@ -22,6 +22,7 @@
 #include "net/ss_inlet.h"
 #include "net/ss_link.h"
 #include "net/ss_proto.h"
+#include "net/ss_transport.h"
 #include "node/ss_integrity.h"
 #include "run/ss_stats.h"
 #include "securestreams.h"
@@ -90,7 +91,7 @@ void ss_node_opts_default(ss_node_opts *o)
     o->security = "plain";
     o->batch_size = SS_BATCH_DEFAULT_SIZE;
     o->mem_limit = 256u << 20;
-    o->credits = 4;
+    o->credits = 16;
     o->connect_timeout_ms = 5000;
     o->heartbeat_ms = 500;
 }
@@ -658,21 +659,22 @@ static int run_input_loop(node *n)
     ss_info("%s: stage '%s' ready (from %s%s%s, %s)", n->o->name,
             io.stage, from, n->link ? " to " : "", n->link ? n->to : "",
             io.stateful ? "stateful" : "stateless");
+    int idle = 0; /* the last turn found no input: wait before the next */
     for (;;) {
         if (stop_requested)
             return SS_EINTR;
-        zmq_pollitem_t items[2] = {
-            {ss_inlet_socket(n->inlet), 0, ZMQ_POLLIN, 0},
-            {n->link ? ss_link_socket(n->link) : NULL, 0, ZMQ_POLLIN, 0}};
-        int nitems = n->link ? 2 : 1;
-        if (zmq_poll(items, nitems, n->o->heartbeat_ms) < 0) {
-            if (errno == EINTR)
-                continue;
-            snprintf(n->err, sizeof n->err, "poll failed: %s",
-                     zmq_strerror(errno));
-            return SS_EIO;
+        if (idle) { /* no poll while batches keep coming */
+            void *socks[2] = {ss_inlet_socket(n->inlet),
+                              n->link ? ss_link_socket(n->link) : NULL};
+            if (ss_transport_wait(socks, 2, n->o->heartbeat_ms) < 0) {
+                if (errno == EINTR)
+                    continue;
+                snprintf(n->err, sizeof n->err, "poll failed: %s",
+                         zmq_strerror(errno));
+                return SS_EIO;
+            }
         }
-        if (n->link && (items[1].revents & ZMQ_POLLIN)) {
+        if (n->link) {
             rc = ss_link_service(n->link, 0);
             if (rc < 0) {
                 snprintf(n->err, sizeof n->err, "output link failed: %s",
@@ -685,6 +687,7 @@ static int run_input_loop(node *n)
         rc = ss_inlet_recv(n->inlet, &m, &h, 0, n->err, sizeof n->err);
         if (rc < 0)
             return rc;
+        idle = rc == 0;
         if (rc == 1) {
             const char *body = (const char *)zmq_msg_data(&m) + SS_HDR_SIZE;
             if (h.kind == SS_MSG_DATA)

@@ -20,7 +20,8 @@ run_and_kill() { # $1 pipeline, $2 worker to kill, $3 tag
     _pids+=($run)
     local victim=""
     for _ in $(seq 1 100); do
-        victim=$(pgrep -f "sstream worker .*--name $2( |$)" | head -1)
+        # only this run's children: other runs may share the machine
+        victim=$(pgrep -P "$run" -f "sstream worker .*--name $2( |$)" | head -1)
         [ -n "$victim" ] && break
         sleep 0.05
     done

@@ -4,7 +4,8 @@
 It shows that another language can push events into a router and read
 results from one: the wire format is a 48-byte little-endian header and
 MessagePack events, the router protocol HELLO / WELCOME / DATA / RECEIVED /
-CREDIT / EOS. Needs Debian's python3-zmq and python3-msgpack.
+CREDIT / EOS (a RECEIVED or CREDIT may acknowledge several batches). Needs
+Debian's python3-zmq and python3-msgpack.
 """
 import struct
 
@@ -32,6 +33,16 @@ def parse(frame):
     return dict(kind=kind, flags=flags, stream=stream, part=part, seq=seq,
                 count=count, first_row=first_row, aux=aux,
                 payload=frame[HDR.size:])
+
+
+def confirmed(m):
+    """The (stream, seq, part) lineages a RECEIVED or CREDIT names: the
+    header's, or the payload's list when it acknowledges several."""
+    if m["count"] <= 1 and not m["payload"]:
+        return [(m["stream"], m["seq"], m["part"])]
+    batches = msgpack.unpackb(m["payload"])["batches"]
+    assert len(batches) == m["count"], m
+    return [tuple(b) for b in batches]
 
 
 class Peer:
@@ -75,8 +86,8 @@ class Producer(Peer):
                                seq=seq, count=len(events),
                                first_row=first_row))
         r = self.recv()
-        assert r["kind"] == RECEIVED and (r["stream"], r["seq"]) == \
-            (stream, seq), r
+        assert r["kind"] == RECEIVED and (stream, seq, 0) in \
+            confirmed(r), r
 
     def end(self, streams):
         eos = msgpack.packb({"streams": [[s, n] for s, n in streams],
@@ -92,17 +103,29 @@ class Consumer(Peer):
         super().__init__(ctx, endpoint, name, "sink", stage, credits)
 
     def batches(self):
-        """Yields (header, [events]) until end of stream."""
+        """Yields (header, [events]) until end of stream. Acknowledges
+        what it has read when nothing more is waiting: one CREDIT for
+        all of them (coalesced, as the C workers do)."""
+        done = []
         while True:
+            if done and not self.sock.poll(0):
+                self.ack(done)
+                done = []
             m = self.recv()
             if m["kind"] == EOS:
                 self.eos = msgpack.unpackb(m["payload"])
                 return
             events = self._events(m)
-            self.sock.send(message(CREDIT, stream=m["stream"],
-                                   part=m["part"], seq=m["seq"],
-                                   flags=m["flags"], aux=1))
+            done.append((m["stream"], m["seq"], m["part"]))
             yield m, events
+
+    def ack(self, lineages):
+        """One CREDIT for every batch in lineages (stream, seq, part)."""
+        s, q, p = lineages[0]
+        payload = b"" if len(lineages) == 1 else msgpack.packb(
+            {"batches": [list(x) for x in lineages]})
+        self.sock.send(message(CREDIT, payload, stream=s, seq=q, part=p,
+                               count=len(lineages), aux=len(lineages)))
 
     @staticmethod
     def _events(m):

@@ -460,6 +460,48 @@ static void test_proto(void **state)
     assert_true(ss_proto_same_lineage(&h, &batch));
     assert_int_equal(h.aux, SS_MSG_DATA);
 
+    /* coalesced acknowledgements: the header names the first, count = n,
+     * the payload lists all n; a single one is the plain message */
+    ss_lineage acks[3] = {{7, 1, 42}, {7, 0, 43}, {9, 0, 1ull << 40}};
+    ss_lineage got[SS_PROTO_ACKS_MAX];
+    assert_int_equal(ss_proto_credit_n(&b, acks, 3, 3), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(h.kind, SS_MSG_CREDIT);
+    assert_true(ss_proto_same_lineage(&h, &batch));
+    assert_int_equal(h.count, 3);
+    assert_int_equal(h.aux, 3);
+    assert_int_equal(ss_proto_acks_parse(&h, b.data + SS_HDR_SIZE, h.len,
+                                         got, SS_PROTO_ACKS_MAX, &why),
+                     3);
+    assert_memory_equal(got, acks, sizeof acks);
+    assert_int_equal(ss_proto_acks_parse(&h, b.data + SS_HDR_SIZE, h.len,
+                                         got, 2, &why),
+                     SS_EPROTO);
+    h.count = 2; /* the list must hold exactly count batches */
+    assert_int_equal(ss_proto_acks_parse(&h, b.data + SS_HDR_SIZE, h.len,
+                                         got, SS_PROTO_ACKS_MAX, &why),
+                     SS_EPROTO);
+    assert_int_equal(ss_proto_received_n(&b, acks + 2, 1), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(h.kind, SS_MSG_RECEIVED);
+    assert_int_equal(h.len, 0);
+    assert_int_equal(h.aux, SS_MSG_DATA);
+    assert_int_equal(ss_proto_acks_parse(&h, b.data + SS_HDR_SIZE, h.len,
+                                         got, SS_PROTO_ACKS_MAX, &why),
+                     1);
+    assert_memory_equal(got, acks + 2, sizeof *acks);
+    assert_int_equal(ss_proto_received(&b, &batch), 0); /* count 0 */
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(ss_proto_acks_parse(&h, b.data + SS_HDR_SIZE, h.len,
+                                         got, SS_PROTO_ACKS_MAX, &why),
+                     1);
+    assert_memory_equal(got, acks, sizeof *acks);
+    assert_int_equal(ss_proto_credit_n(&b, acks, 0, 0), SS_EINVAL);
+    h.count = 2; /* a list that is not one */
+    assert_int_equal(ss_proto_acks_parse(&h, "\x81\xa7" "batches" "\x01", 10,
+                                         got, SS_PROTO_ACKS_MAX, &why),
+                     SS_EPROTO);
+
     char reason[16];
     assert_int_equal(ss_proto_abort(&b, "worker x was lost, and more"), 0);
     assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
