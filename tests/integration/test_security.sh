@@ -45,8 +45,9 @@ cat > "$T/scan.py" <<'EOF'
 import re, sys
 pid, needle = sys.argv[1], sys.argv[2].encode()
 total = 0
-with open("/proc/%s/maps" % pid) as maps, \
-        open("/proc/%s/mem" % pid, "rb", 0) as mem:
+with open("/proc/%s/maps" % pid) as f:
+    maps = f.read().splitlines()  # at once: the process may end meanwhile
+with open("/proc/%s/mem" % pid, "rb", 0) as mem:
     for line in maps:
         m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
         lo, hi, perm = int(m.group(1), 16), int(m.group(2), 16), m.group(3)
@@ -66,20 +67,20 @@ EOF
 # canary MODE: runs DelayedFlights on the canary data and scans the reduce
 # worker's process (never its enclave child) a few times while it runs
 canary_run() {
-    local mode=$1 o=$T/canary-$1 pid="" res="" i
+    local mode=$1 o=$T/canary-$1 pid res="" i r
     "$SS" run "$EX/pipeline.yml" --data "$T/c.csv" --security "$mode" \
         --output-dir "$o" --no-progress > "$o.out" 2> "$o.err" &
     local run=$!
     _pids+=($run)
-    for i in $(seq 100); do
-        pid=$(pgrep -f -- "worker .*--name reduce-1 " | head -1)
-        [ -n "$pid" ] && break
-        sleep 0.05
-    done
-    for i in $(seq 20); do
-        [ -n "$pid" ] || break
-        r=$($PY "$T/scan.py" "$pid" "$canary" 2> /dev/null) || break
-        case $r in found) res=found; break ;; absent*) res=$r ;; esac
+    for i in $(seq 200); do
+        kill -0 $run 2> /dev/null || break
+        # this run's reduce worker: a child of this sstream run (its
+        # enclave child is the worker's child, other runs have others)
+        pid=$(pgrep -P $run -f -- "worker .*--name reduce-1 " | head -1)
+        if [ -n "$pid" ]; then
+            r=$($PY "$T/scan.py" "$pid" "$canary" 2>> "$o.scanerr")
+            case $r in found) res=found; break ;; absent*) res=$r ;; esac
+        fi
         sleep 0.1
     done
     wait $run
@@ -89,7 +90,7 @@ canary_run encrypted
 contains "encrypted: the test sees the canary in the worker's memory" \
     "$T/canary-encrypted.scan" "^found$"
 canary_run enclave
-contains "enclave: the worker's memory was read" "$T/canary-enclave.scan" \
+contains "enclave: the worker's memory was read ($(tail -1 "$T/canary-enclave.scanerr" 2>/dev/null))" "$T/canary-enclave.scan" \
     "^absent [0-9]{7,}$"
 lacks "enclave: no canary in the worker's memory" "$T/canary-enclave.scan" \
     "found"
