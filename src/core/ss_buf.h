@@ -31,6 +31,11 @@ int ss_buf_append(ss_buf *b, const void *p, size_t n);
 /* Appends a formatted string. Returns 0 or SS_ENOMEM. */
 int ss_buf_printf(ss_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends s[0..n) as a JSON string literal, quotes included: control
+ * characters, quotes and backslashes are escaped, valid UTF-8 is kept, and
+ * each byte of an invalid UTF-8 sequence becomes \u00XX, so the result is
+ * always valid JSON. Returns 0 or SS_ENOMEM. */
+int ss_buf_json_str(ss_buf *b, const char *s, size_t n);
 /* Transfers ownership of the bytes to the caller (NUL-terminated, never
  * NULL unless out of memory) and leaves b empty. */
 char *ss_buf_detach(ss_buf *b, size_t *len);

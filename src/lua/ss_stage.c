@@ -86,26 +86,6 @@ void ss_stage_out_release(ss_stage_out *o)
     ss_stage_out_init(o);
 }
 
-/* Appends s as a JSON string literal. */
-static void json_str(ss_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    ss_buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            ss_buf_append(b, e, 2);
-        } else if (c < 0x20) {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            ss_buf_append(b, e, 6);
-        } else {
-            ss_buf_append(b, &s[i], 1);
-        }
-    }
-    ss_buf_append(b, "\"", 1);
-}
-
 /* Records one rejected event (or `n` events of a broken batch). The event
  * itself is included as JSON when ev is given, except inside an enclave
  * where the reject log is outside the trust boundary. */
@@ -115,9 +95,9 @@ static void add_reject(ss_stage *s, ss_stage_out *o, uint32_t n,
     ss_buf *b = &o->rejects;
     const ss_hdr *h = s->hdr;
     ss_buf_printf(b, "{\"stage\":");
-    json_str(b, s->stage, strlen(s->stage));
+    ss_buf_json_str(b, s->stage, strlen(s->stage));
     ss_buf_printf(b, ",\"worker\":");
-    json_str(b, s->name, strlen(s->name));
+    ss_buf_json_str(b, s->name, strlen(s->name));
     if (h)
         ss_buf_printf(b,
                       ",\"stream\":%u,\"seq\":%llu,\"part\":%u,"
@@ -128,7 +108,7 @@ static void add_reject(ss_stage *s, ss_stage_out *o, uint32_t n,
     if (n > 1)
         ss_buf_printf(b, ",\"events\":%u", n);
     ss_buf_printf(b, ",\"error\":");
-    json_str(b, reason, strlen(reason));
+    ss_buf_json_str(b, reason, strlen(reason));
     if (ev && !s->in_enclave) {
         size_t off = 0;
         ss_buf_printf(b, ",\"event\":");

@@ -88,26 +88,6 @@ void ss_source_opts_default(ss_source_opts *o)
     o->connect_timeout_ms = 5000;
 }
 
-static void json_str(ss_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    ss_buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            ss_buf_append(b, e, 2);
-        } else if (c < 0x20 || c >= 0x7f) {
-            /* bytes, not characters: the line may not be UTF-8 */
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            ss_buf_append(b, e, 6);
-        } else {
-            ss_buf_append(b, &s[i], 1);
-        }
-    }
-    ss_buf_append(b, "\"", 1);
-}
-
 static void reject(part *p, uint64_t line, const char *why, const char *l,
                    size_t n)
 {
@@ -116,14 +96,14 @@ static void reject(part *p, uint64_t line, const char *why, const char *l,
     ss_buf *b = &p->rejects;
     ss_buf_reset(b);
     ss_buf_printf(b, "{\"stage\":\"source\",\"worker\":");
-    json_str(b, s->o->name, strlen(s->o->name));
+    ss_buf_json_str(b, s->o->name, strlen(s->o->name));
     ss_buf_printf(b, ",\"file\":");
     const char *f = s->o->file ? s->o->file : "-";
-    json_str(b, f, strlen(f));
+    ss_buf_json_str(b, f, strlen(f));
     ss_buf_printf(b, ",\"line\":%llu,\"error\":", (unsigned long long)line);
-    json_str(b, why, strlen(why));
+    ss_buf_json_str(b, why, strlen(why));
     ss_buf_printf(b, ",\"event\":");
-    json_str(b, l, n > 1024 ? 1024 : n); /* enough to find it */
+    ss_buf_json_str(b, l, n > 1024 ? 1024 : n); /* enough to find it */
     ss_buf_append(b, "}\n", 2);
     unsigned long long nrej = atomic_load(&s->rejected);
     if (nrej <= 10 || nrej % (ss_log_rate ? ss_log_rate : 100) == 0)
