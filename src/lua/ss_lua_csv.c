@@ -322,10 +322,11 @@ static int csv_parse(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &n);
     char sep = opt_sep(L, 2);
     /* only a line with a quote can be malformed */
+    int count = 0;
     if (n >= INT_MAX || (n && memchr(s, '"', n))) {
         char err[128];
-        int r = ss_csv_count_sep(s, n, sep, err, sizeof err);
-        if (r < 0)
+        count = ss_csv_count_sep(s, n, sep, err, sizeof err);
+        if (count < 0)
             return luaL_error(L, "csv.parse: %s", err);
     }
     lua_createtable(L, 0, 1);
@@ -334,9 +335,10 @@ static int csv_parse(lua_State *L)
     push_row_mt(L, sep);
     lua_setmetatable(L, -2);
     /* a mapper reads the row it just made: aim the cursor at it */
+    csv_state *cs = lua_touserdata(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
-    row_aim(L, lua_touserdata(L, lua_upvalueindex(1)),
-            lua_upvalueindex(1), lua_topointer(L, -2), s, n, sep);
+    row_aim(L, cs, lua_upvalueindex(1), lua_topointer(L, -2), s, n, sep);
+    cs->count = count; /* known when checked, else 0 */
     return 1;
 }
 
