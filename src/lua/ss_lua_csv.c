@@ -251,7 +251,10 @@ static int row_newindex(lua_State *L)
 /* The __pairs iterator: (row, i) -> i + 1, row[i + 1]. */
 static int row_next(lua_State *L)
 {
-    lua_Integer i = luaL_checkinteger(L, 2) + 1;
+    lua_Integer k = luaL_checkinteger(L, 2);
+    if (k < 0 || k >= LUA_MAXINTEGER)
+        return 0;
+    lua_Integer i = k + 1;
     lua_settop(L, 1);
     lua_pushinteger(L, i);
     if (lua_rawgeti(L, 1, i) != LUA_TNIL)

@@ -670,6 +670,11 @@ static void test_lua_row_reads(void **state)
         "local t = {table.unpack(r)} "
         "for i = 1, 29 do assert(t[i] == f[i]) end "
         "assert(table.unpack(r, 9, 9) == 'WN') "
+        /* the pairs iterator called by hand */
+        "local it, s, c = pairs(r) "
+        "assert(s == r and c == 0 and select(2, it(r, 28)) == 'NA') "
+        "assert(it(r, 29) == nil and it(r, -3) == nil) "
+        "assert(it(r, math.maxinteger) == nil) "
         "return true");
     lua_close(L);
 }
