@@ -51,16 +51,24 @@ typedef struct encrypt_ctx {
     int reported; /* an error message was already printed */
 } encrypt_ctx;
 
-/* Seals and writes the pending batch (if any). */
-static int encrypt_flush(encrypt_ctx *c)
+/* Seals and writes the pending batch (if any; with end, even an empty
+ * one). The last data batch carries SS_AUX_END and 1 source stream in
+ * aux, sealed with the header, as the native source's last batch does:
+ * `sstream source --format sealed` forwards the batches unchanged and the
+ * sink checks the stream whole against it. */
+static int encrypt_flush(encrypt_ctx *c, int end)
 {
-    if (!c->h.count)
+    if (!c->h.count && !end)
         return 0;
     ss_buf_reset(&c->msg);
     ss_hdr h = c->h;
-    int rc = ss_aead_seal(c->key, &h, c->payload.data, c->payload.len,
-                          &c->msg);
-    sodium_memzero(c->payload.data, c->payload.len);
+    if (end)
+        h.aux = SS_AUX_END | 1u;
+    int rc = ss_aead_seal(c->key, &h, c->payload.data ? c->payload.data
+                                                        : "",
+                          c->payload.len, &c->msg);
+    if (c->payload.data)
+        sodium_memzero(c->payload.data, c->payload.len);
     if (!rc)
         rc = ss_sealfile_write(c->out, c->msg.data, c->msg.len);
     if (rc)
@@ -106,7 +114,7 @@ static int encrypt_stream(encrypt_ctx *c, FILE *in, size_t batch,
             break;
         }
         if (c->h.count && c->payload.len + len + 5 > batch) {
-            rc = encrypt_flush(c);
+            rc = encrypt_flush(c, 0);
             if (rc)
                 break;
         }
@@ -121,7 +129,7 @@ static int encrypt_stream(encrypt_ctx *c, FILE *in, size_t batch,
         free(line);
     }
     if (!rc)
-        rc = encrypt_flush(c);
+        rc = encrypt_flush(c, 1);
     if (rc)
         return rc;
     /* The end record: batch count, row count and final newline, sealed. */
@@ -227,7 +235,7 @@ int cmd_encrypt(int argc, char **argv)
     c.key = key;
     c.out = out;
     c.h.kind = SS_MSG_DATA;
-    c.h.flags = SS_BF_LINES;
+    c.h.flags = SS_BF_LINES | SS_BF_LAST_PART; /* unsplit, as the source's */
     c.h.stream = (uint32_t)stream;
     rc = encrypt_stream(&c, in, (size_t)batch, inname);
     if (!rc && fflush(out) != 0)

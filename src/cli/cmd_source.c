@@ -23,7 +23,12 @@ static void usage(FILE *f)
             "  --file FILE          the input (same as the FILE operand)\n"
             "  --parts N            inject N equal parts in parallel "
             "(default 1)\n"
-            "  --format F           lines | csv | jsonl (default lines)\n"
+            "  --format F           lines | csv | jsonl (default lines), "
+            "or sealed: a file\n"
+            "                       from `sstream encrypt`, forwarded "
+            "as it is (1 stream,\n"
+            "                       no data key; encrypted or enclave "
+            "only)\n"
             "  --header             the first line is a header: skip it "
             "(csv: it sets the\n"
             "                       expected field count)\n"
@@ -91,8 +96,9 @@ int cmd_source(int argc, char **argv)
             break;
         case 'F':
             if (strcmp(optarg, "lines") && strcmp(optarg, "csv") &&
-                strcmp(optarg, "jsonl"))
-                return bad("--format must be lines, csv or jsonl, not",
+                strcmp(optarg, "jsonl") && strcmp(optarg, "sealed"))
+                return bad("--format must be lines, csv, jsonl or sealed, "
+                           "not",
                            optarg);
             o.format = optarg;
             break;

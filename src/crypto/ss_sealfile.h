@@ -5,10 +5,14 @@
  * A sealed file is a sequence of records, each a 4-byte little-endian
  * length followed by one wire message (ss_batch.h) of that length:
  *
- *   data records   kind DATA, flags ENCRYPTED (+ LINES for a dataset),
- *                  stream = the stream id given at encryption (default 0),
- *                  seq = 0, 1, 2 ... (the batch number), part 0,
- *                  count = events, first_row = row number of event 0.
+ *   data records   kind DATA, flags ENCRYPTED | LAST_PART (+ LINES for a
+ *                  dataset), stream = the stream id given at encryption
+ *                  (default 0), seq = 0, 1, 2 ... (the batch number),
+ *                  part 0, count = events, first_row = row number of
+ *                  event 0; aux 0 except on the last data record:
+ *                  SS_AUX_END | 1 (the end of the one source stream, what
+ *                  the sink's integrity check expects; an empty input
+ *                  gives one empty data record carrying it).
  *                  The plaintext payload is `count` MessagePack values;
  *                  with LINES, one str per input line, without its '\n'.
  *   trailer        the last record: kind EOS, flags ENCRYPTED | FINAL,
@@ -18,9 +22,10 @@
  *
  * Every record is sealed with ss_aead_seal, so its header is authenticated
  * but readable: a source that does not hold the data key (enclave mode)
- * can forward the data records as they are and learn the batch count from
- * the trailer's seq; whoever holds the key verifies the trailer, which
- * detects reordering, dropped or appended batches and truncation.
+ * can forward the data records as they are (`sstream source --format
+ * sealed`) and learn the batch count from the trailer's seq; whoever
+ * holds the key verifies the trailer, which detects reordering, dropped
+ * or appended batches and truncation.
  */
 #ifndef SS_SEALFILE_H
 #define SS_SEALFILE_H

@@ -56,6 +56,7 @@ struct source {
     const ss_source_opts *o;
     void *zctx;
     int csv, jsonl;
+    int sealed;  /* format sealed: forwards a sealed file, holds no key */
     ss_key *key; /* data key: batches leave sealed (NULL: plain) */
     ss_curve curve; /* CurveZMQ client keys (with key) */
     long expected_fields; /* csv: -1 until known */
@@ -279,7 +280,7 @@ static int open_part_link(part *p)
     lo.members = s->nparts;
     lo.window = s->o->window;
     lo.connect_timeout_ms = s->o->connect_timeout_ms;
-    lo.curve = s->key ? &s->curve : NULL;
+    lo.curve = s->key || s->sealed ? &s->curve : NULL;
     return ss_link_new(s->zctx, &lo, &p->link, p->err, sizeof p->err);
 }
 
@@ -508,6 +509,208 @@ done:
     return rc;
 }
 
+/* format sealed: a file written by `sstream encrypt` (crypto/ss_sealfile.h)
+ * whose data records are forwarded unchanged, in order, as one stream,
+ * without the data key. Its clear headers are checked first, before
+ * anything is sent (their authenticity is the sink's and the workers'
+ * business): one stream, seq 0..N-1, unsplit, the last data record
+ * marked as the stream's end, an end record announcing N, nothing after. */
+typedef struct sealed_info {
+    uint32_t stream;
+    uint64_t batches, events;
+} sealed_info;
+
+static int sealed_scan(FILE *f, const char *name, ss_buf *msg,
+                       sealed_info *si, char *err, size_t errlen)
+{
+    uint64_t rec = 0, pos = 0;
+    int ended = 0; /* the last data record so far carries SS_AUX_END */
+    memset(si, 0, sizeof *si);
+    for (;;) {
+        ss_hdr h;
+        const char *why = NULL;
+        int rc = ss_sealfile_read(f, msg, &h, &why);
+        rec++;
+        if (rc == 0) {
+            snprintf(err, errlen, "%s: ends after record %llu without its "
+                     "end record (truncated)", name,
+                     (unsigned long long)(rec - 1));
+            return SS_EPROTO;
+        }
+        if (rc < 0) {
+            if (rc == SS_EIO)
+                snprintf(err, errlen, "%s: cannot read record %llu: %s",
+                         name, (unsigned long long)rec, strerror(errno));
+            else
+                snprintf(err, errlen, "%s: record %llu (at byte %llu): %s%s",
+                         name, (unsigned long long)rec,
+                         (unsigned long long)pos,
+                         why ? why : ss_strerror(rc),
+                         rec == 1 && why && !strstr(why, "truncated")
+                             ? ": not a sealed file (sstream encrypt)"
+                             : "");
+            return rc == SS_EIO ? rc : SS_EPROTO;
+        }
+        if (!(h.flags & SS_BF_ENCRYPTED)) {
+            snprintf(err, errlen, "%s: record %llu (at byte %llu) is not "
+                     "sealed: not a sealed file (sstream encrypt)", name,
+                     (unsigned long long)rec, (unsigned long long)pos);
+            return SS_EPROTO;
+        }
+        if (rec == 1)
+            si->stream = h.stream;
+        if (h.kind == SS_MSG_EOS) {
+            if (h.stream != si->stream || h.seq != si->batches ||
+                h.first_row != si->events || !(h.flags & SS_BF_FINAL)) {
+                snprintf(err, errlen, "%s: the end record (record %llu) "
+                         "announces %llu batches and %llu rows of stream %u,"
+                         " the file holds %llu and %llu of stream %u", name,
+                         (unsigned long long)rec,
+                         (unsigned long long)h.seq,
+                         (unsigned long long)h.first_row, h.stream,
+                         (unsigned long long)si->batches,
+                         (unsigned long long)si->events, si->stream);
+                return SS_EPROTO;
+            }
+            if (!ended) {
+                snprintf(err, errlen, "%s: record %llu, the last data "
+                         "record, does not mark the end of the stream: "
+                         "sealed by an older sstream encrypt? (encrypt "
+                         "it again)", name, (unsigned long long)(rec - 1));
+                return SS_EPROTO;
+            }
+            if (fgetc(f) != EOF) {
+                snprintf(err, errlen, "%s: data after the end record "
+                         "(record %llu)", name, (unsigned long long)rec);
+                return SS_EPROTO;
+            }
+            return 0;
+        }
+        if (h.kind != SS_MSG_DATA) {
+            snprintf(err, errlen, "%s: record %llu (at byte %llu) is a %s "
+                     "message, not a data batch", name,
+                     (unsigned long long)rec, (unsigned long long)pos,
+                     ss_msg_kind_name(h.kind));
+            return SS_EPROTO;
+        }
+        if (ended || h.stream != si->stream || h.seq != si->batches ||
+            h.part != 0 || !(h.flags & SS_BF_LAST_PART)) {
+            snprintf(err, errlen, "%s: record %llu (at byte %llu) is out "
+                     "of place (stream %u, batch %llu, part %llu%s)", name,
+                     (unsigned long long)rec, (unsigned long long)pos,
+                     h.stream, (unsigned long long)h.seq,
+                     (unsigned long long)h.part,
+                     ended ? ", after the stream's end batch" : "");
+            return SS_EPROTO;
+        }
+        if (h.aux & SS_AUX_END) {
+            if (SS_AUX_STREAMS(h.aux) != 1) {
+                snprintf(err, errlen, "%s: record %llu says the source "
+                         "has %u streams, a sealed file holds 1", name,
+                         (unsigned long long)rec, SS_AUX_STREAMS(h.aux));
+                return SS_EPROTO;
+            }
+            ended = 1;
+        }
+        si->batches++;
+        si->events += h.count;
+        pos += 4 + msg->len;
+    }
+}
+
+/* Sends the data records of a scanned sealed file, then the EOS. */
+static int sealed_send(source *s, FILE *f, const sealed_info *si,
+                       ss_buf *msg, char *err, size_t errlen)
+{
+    part *p = &s->parts[0];
+    int rc = open_part_link(p);
+    if (rc) {
+        snprintf(err, errlen, "%s", p->err);
+        return rc;
+    }
+    for (uint64_t i = 0; i < si->batches; i++) {
+        ss_hdr h;
+        const char *why = NULL;
+        if (stop_requested) {
+            snprintf(err, errlen, "stopped by a signal");
+            return SS_EINTR;
+        }
+        rc = ss_sealfile_read(f, msg, &h, &why);
+        if (rc != 1 || h.kind != SS_MSG_DATA || h.seq != i) {
+            snprintf(err, errlen, "%s: record %llu changed while it was "
+                     "being read", s->o->file, (unsigned long long)i + 1);
+            return rc < 0 ? rc : SS_EPROTO;
+        }
+        rc = ss_link_send(p->link, msg->data, msg->len, i);
+        if (rc) {
+            snprintf(err, errlen, "cannot send batch %llu: %s",
+                     (unsigned long long)i, ss_strerror(rc));
+            return rc;
+        }
+        atomic_fetch_add(&s->lines, h.count);
+        atomic_fetch_add(&s->events, h.count);
+        atomic_fetch_add(&s->bytes, 4 + msg->len);
+        atomic_fetch_add(&s->out_bytes, h.len);
+        atomic_fetch_add(&s->batches, 1);
+    }
+    ss_eos eos;
+    ss_eos_init(&eos);
+    rc = ss_eos_add_stream(&eos, si->stream, si->batches);
+    snprintf(eos.group, sizeof eos.group, "%s", s->o->name);
+    eos.members = 1;
+    if (!rc)
+        rc = ss_link_send_eos(p->link, &eos, 600000);
+    ss_eos_release(&eos);
+    if (rc)
+        snprintf(err, errlen, "cannot deliver end of stream: %s",
+                 ss_strerror(rc));
+    return rc;
+}
+
+static int run_sealed(source *s, ss_stats_reporter *rep)
+{
+    const ss_source_opts *o = s->o;
+    char err[700] = "";
+    ss_buf msg;
+    memset(&msg, 0, sizeof msg);
+    if (!o->file || !strcmp(o->file, "-")) {
+        ss_error("format sealed reads a file (sstream encrypt), not stdin");
+        return 1;
+    }
+    FILE *f = fopen(o->file, "rb");
+    if (!f) {
+        ss_error("cannot open input '%s': %s", o->file, strerror(errno));
+        return 1;
+    }
+    if (o->parts > 1)
+        ss_warn("a sealed file is injected as 1 stream, not %u parts",
+                o->parts);
+    uint64_t t0 = ss_now_ms();
+    sealed_info si;
+    int rc = sealed_scan(f, o->file, &msg, &si, err, sizeof err);
+    if (!rc && fseek(f, 0, SEEK_SET) != 0) {
+        rc = SS_EIO;
+        snprintf(err, sizeof err, "cannot rewind '%s': %s", o->file,
+                 strerror(errno));
+    }
+    if (!rc) {
+        rc = sealed_send(s, f, &si, &msg, err, sizeof err);
+        part_cleanup(&s->parts[0]);
+    }
+    report(s, rep, 0, 1);
+    fclose(f);
+    ss_buf_release(&msg);
+    if (rc) {
+        ss_error("%s", err[0] ? err : ss_strerror(rc));
+        return 1;
+    }
+    ss_info("%s: %llu sealed events in %llu batches forwarded, %.1f s",
+            o->name, (unsigned long long)si.events,
+            (unsigned long long)si.batches,
+            (double)(ss_now_ms() - t0) / 1000.0);
+    return 0;
+}
+
 /* See ss_source.h. */
 int ss_source_run(const ss_source_opts *o)
 {
@@ -516,6 +719,7 @@ int ss_source_run(const ss_source_opts *o)
     s.o = o;
     s.csv = strcmp(o->format, "csv") == 0;
     s.jsonl = strcmp(o->format, "jsonl") == 0;
+    s.sealed = strcmp(o->format, "sealed") == 0;
     s.expected_fields = -1;
     pthread_mutex_init(&s.lock, NULL);
     int status = 1, fd = -1;
@@ -529,11 +733,45 @@ int ss_source_run(const ss_source_opts *o)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    if (s.sealed && !strcmp(o->security, "plain")) {
+        ss_error("sealed input needs security encrypted or enclave");
+        goto out;
+    }
+    if (s.sealed && o->header) {
+        ss_error("a sealed file's header line cannot be skipped without "
+                 "the data key: leave header off (the stages see it)");
+        goto out;
+    }
     int use_stdin = !o->file || strcmp(o->file, "-") == 0;
-    fd = use_stdin ? 0 : open(o->file, O_RDONLY);
-    if (fd < 0) {
+    fd = s.sealed ? -1 : use_stdin ? 0 : open(o->file, O_RDONLY);
+    if (!s.sealed && fd < 0) {
         ss_error("cannot open input '%s': %s", o->file, strerror(errno));
         return 1;
+    }
+    if (s.sealed) { /* no data key: only the transport's CURVE keys */
+        char kerr[512];
+        if (!o->keys) {
+            ss_error("security '%s' needs the pipeline's keys (--keys)",
+                     o->security);
+            goto out;
+        }
+        if (ss_curve_load(&s.curve, o->keys, 0, kerr, sizeof kerr)) {
+            ss_error("%s", kerr);
+            goto out;
+        }
+        s.zctx = zmq_ctx_new();
+        if (ss_stats_reporter_new(s.zctx, getenv("SS_CONTROL"), &rep)) {
+            ss_error("cannot connect to the supervisor at %s",
+                     getenv("SS_CONTROL"));
+            goto out;
+        }
+        s.nparts = 1;
+        s.parts = calloc(1, sizeof *s.parts);
+        if (!s.parts)
+            goto out;
+        s.parts[0].src = &s;
+        status = run_sealed(&s, rep);
+        goto out;
     }
     struct stat st;
     int seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);

@@ -258,7 +258,8 @@ static int parse_source(pctx *c, yaml_node_t *n)
 {
     static const char *const keys[] = {"file", "parts", "format", "header",
                                        NULL};
-    static const char *const formats[] = {"lines", "csv", "jsonl", NULL};
+    static const char *const formats[] = {"lines", "csv", "jsonl", "sealed",
+                                          NULL};
     ss_pipeline *p = c->p;
     int rc = check_keys(c, "source", n, keys);
     if (rc)
@@ -280,12 +281,16 @@ static int parse_source(pctx *c, yaml_node_t *n)
                       &p->source.parts)))
         return rc;
     if ((v = lookup(c, n, "format", NULL)) &&
-        (rc = get_choice(c, "format", v, formats, "lines, csv or jsonl",
-                         &p->source.format)))
+        (rc = get_choice(c, "format", v, formats,
+                         "lines, csv, jsonl or sealed", &p->source.format)))
         return rc;
     if ((v = lookup(c, n, "header", NULL)) &&
         (rc = get_bool(c, "header", v, &p->source.header)))
         return rc;
+    if (v && p->source.header && !strcmp(p->source.format, "sealed"))
+        return fail(c, v, "header: a sealed file's header line cannot be "
+                    "skipped without the data key (leave header off: the "
+                    "stages see it)");
     return 0;
 }
 

@@ -246,8 +246,13 @@ static void errors_source(void **state)
     expect_edit(7, "  parts: 0\n", 7, "parts must be a number from 1 to 64");
     expect_edit(7, "  parts: -1\n", 7, "parts must be a number from 1 to 64");
     expect_edit(8, "  format: xml\n", 8,
-                "format must be one of lines, csv or jsonl");
+                "format must be one of lines, csv, jsonl or sealed");
     expect_edit(9, "  header: maybe\n", 9, "header must be true or false");
+    /* the good file has header: true on line 9 */
+    expect_edit(8, "  format: sealed\n", 9,
+                "header: a sealed file's header line cannot be skipped "
+                "without the data key (leave header off: the stages see "
+                "it)");
     expect_edit(6, "  file: [a, b]\n", 6, "file must be a non-empty string");
     expect_edit(6, "  file: ''\n", 6, "file must be a non-empty string");
     expect_edit(6, "  fiel: data.csv\n", 6,
