@@ -4,6 +4,7 @@
  *
  *   sstream decrypt --keys DIR IN OUT
  */
+#include "cli/cli_io.h"
 #include "cli/cmds.h"
 #include "core/ss_buf.h"
 #include "crypto/ss_aead.h"
@@ -253,55 +254,22 @@ int cmd_decrypt(int argc, char **argv)
         fprintf(stderr, "sstream decrypt: %s\n", err);
         return 1;
     }
-    FILE *in = strcmp(inname, "-") ? fopen(inname, "rb") : stdin;
-    if (!in) {
-        fprintf(stderr, "sstream decrypt: cannot open %s: %s\n", inname,
-                strerror(errno));
+    cli_files files;
+    if (cli_files_open(&files, "decrypt", inname, outname) != 0) {
         ss_key_destroy(&key);
         return 1;
-    }
-    char tmp[4200] = "";
-    FILE *out = stdout;
-    if (strcmp(outname, "-")) {
-        snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", outname);
-        int fd = strlen(outname) < 4096 ? mkstemp(tmp) : -1;
-        out = fd < 0 ? NULL : fdopen(fd, "wb");
-        if (!out) {
-            fprintf(stderr, "sstream decrypt: cannot create %s: %s\n",
-                    outname, strerror(errno));
-            if (fd >= 0) {
-                close(fd);
-                unlink(tmp);
-            }
-            if (in != stdin)
-                fclose(in);
-            ss_key_destroy(&key);
-            return 1;
-        }
     }
     decrypt_ctx c;
     memset(&c, 0, sizeof c);
     c.key = key;
-    c.out = out;
-    rc = decrypt_stream(&c, in, inname);
-    int werr = 0;
-    if (!rc && fflush(out) != 0)
-        werr = 1;
-    if (out != stdout && fclose(out) != 0)
-        werr = 1;
-    if (in != stdin)
-        fclose(in);
-    if (!rc && werr)
-        rc = SS_EIO;
-    if (!rc && tmp[0] && rename(tmp, outname) != 0)
-        rc = SS_EIO;
+    c.out = files.out;
+    rc = decrypt_stream(&c, files.in, inname);
+    rc = cli_files_close(&files, rc);
     if (rc == SS_EIO && !c.reported)
         fprintf(stderr, "sstream decrypt: cannot write %s: %s\n", outname,
                 strerror(errno));
     else if (rc == SS_ENOMEM || rc == SS_ETOOBIG)
         fprintf(stderr, "sstream decrypt: %s\n", ss_strerror(rc));
-    if (rc && tmp[0])
-        unlink(tmp);
     ss_buf_release(&c.msg);
     ss_buf_release(&c.pt);
     ss_buf_release(&c.tmp);

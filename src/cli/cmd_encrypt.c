@@ -4,6 +4,7 @@
  *
  *   sstream encrypt --keys DIR [--batch-size 64K] [--stream N] IN OUT
  */
+#include "cli/cli_io.h"
 #include "cli/cmds.h"
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
@@ -204,53 +205,21 @@ int cmd_encrypt(int argc, char **argv)
         fprintf(stderr, "sstream encrypt: %s\n", err);
         return 1;
     }
-    FILE *in = strcmp(inname, "-") ? fopen(inname, "rb") : stdin;
-    if (!in) {
-        fprintf(stderr, "sstream encrypt: cannot open %s: %s\n", inname,
-                strerror(errno));
+    cli_files files;
+    if (cli_files_open(&files, "encrypt", inname, outname) != 0) {
         ss_key_destroy(&key);
         return 1;
-    }
-    char tmp[4200] = "";
-    FILE *out = stdout;
-    if (strcmp(outname, "-")) {
-        snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", outname);
-        int fd = strlen(outname) < 4096 ? mkstemp(tmp) : -1;
-        out = fd < 0 ? NULL : fdopen(fd, "wb");
-        if (!out) {
-            fprintf(stderr, "sstream encrypt: cannot create %s: %s\n",
-                    outname, strerror(errno));
-            if (fd >= 0) {
-                close(fd);
-                unlink(tmp);
-            }
-            if (in != stdin)
-                fclose(in);
-            ss_key_destroy(&key);
-            return 1;
-        }
     }
     encrypt_ctx c;
     memset(&c, 0, sizeof c);
     c.key = key;
-    c.out = out;
+    c.out = files.out;
     c.h.kind = SS_MSG_DATA;
     c.h.flags = SS_BF_LINES | SS_BF_LAST_PART; /* unsplit, as the source's */
     c.h.stream = (uint32_t)stream;
-    rc = encrypt_stream(&c, in, (size_t)batch, inname);
-    if (!rc && fflush(out) != 0)
-        rc = SS_EIO;
-    if (!rc && out != stdout && fsync(fileno(out)) != 0)
-        rc = SS_EIO;
-    if (out != stdout && fclose(out) != 0 && !rc)
-        rc = SS_EIO;
-    if (in != stdin)
-        fclose(in);
-    if (!rc && tmp[0] && rename(tmp, outname) != 0)
-        rc = SS_EIO;
+    rc = encrypt_stream(&c, files.in, (size_t)batch, inname);
+    rc = cli_files_close(&files, rc);
     if (rc) {
-        if (tmp[0])
-            unlink(tmp);
         if (c.reported)
             ;
         else if (rc == SS_EIO)
