@@ -14,6 +14,7 @@
  * Build and run (from the repository root):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
  *     -I/usr/include/lua5.4 tests/fuzz/fuzz_msgpack.c src/wire/ss_msgpack.c \
+ *     src/wire/ss_csv.c \
  *     src/core/ss_*.c -llua5.4 -o build/fuzz_msgpack
  *   build/fuzz_msgpack -max_total_time=60 -max_len=4096
  */
