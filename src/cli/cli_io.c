@@ -47,6 +47,29 @@ int cli_files_open(cli_files *f, const char *cmd, const char *inname,
 }
 
 /* See cli_io.h. */
+int cli_keyed_files_open(cli_files *f, const char *cmd, const char *keys,
+                         const char *inname, const char *outname,
+                         ss_key **key)
+{
+    *key = NULL;
+    if (!keys || !inname || !outname) {
+        fprintf(stderr, "sstream %s: need --keys DIR, IN and OUT "
+                        "(see --help)\n", cmd);
+        return 2;
+    }
+    char err[512];
+    if (ss_keys_load_data(keys, key, err, sizeof err) != 0) {
+        fprintf(stderr, "sstream %s: %s\n", cmd, err);
+        return 1;
+    }
+    if (cli_files_open(f, cmd, inname, outname) != 0) {
+        ss_key_destroy(key);
+        return 1;
+    }
+    return -1;
+}
+
+/* See cli_io.h. */
 int cli_files_close(cli_files *f, int rc)
 {
     if (f->out) {

@@ -8,6 +8,8 @@
 #ifndef SS_CLI_IO_H
 #define SS_CLI_IO_H
 
+#include "crypto/ss_keys.h"
+
 #include <stdio.h>
 
 typedef struct cli_files {
@@ -23,6 +25,15 @@ typedef struct cli_files {
  * in which case nothing is left open. */
 int cli_files_open(cli_files *f, const char *cmd, const char *inname,
                    const char *outname);
+
+/* The common start of a command that turns IN into OUT with the
+ * pipeline's data key: checks that keys, inname and outname were given
+ * (else says "need --keys DIR, IN and OUT", returns 2), loads the data key
+ * from the keys directory and opens the files (else says why, returns 1).
+ * Returns -1 to go on, with *key loaded (caller destroys) and f open. */
+int cli_keyed_files_open(cli_files *f, const char *cmd, const char *keys,
+                         const char *inname, const char *outname,
+                         ss_key **key);
 
 /* Ends the command: when rc is 0, flushes, syncs and closes the output
  * and renames it into place (SS_EIO if any of that fails, with errno

@@ -193,23 +193,12 @@ int cmd_encrypt(int argc, char **argv)
             return 2;
         }
     }
-    if (!keys || !inname || !outname) {
-        fprintf(stderr, "sstream encrypt: need --keys DIR, IN and OUT "
-                        "(see --help)\n");
-        return 2;
-    }
-    char err[512];
-    ss_key *key = NULL;
-    int rc = ss_keys_load_data(keys, &key, err, sizeof err);
-    if (rc) {
-        fprintf(stderr, "sstream encrypt: %s\n", err);
-        return 1;
-    }
+    ss_key *key;
     cli_files files;
-    if (cli_files_open(&files, "encrypt", inname, outname) != 0) {
-        ss_key_destroy(&key);
-        return 1;
-    }
+    int rc = cli_keyed_files_open(&files, "encrypt", keys, inname, outname,
+                                  &key);
+    if (rc >= 0)
+        return rc;
     encrypt_ctx c;
     memset(&c, 0, sizeof c);
     c.key = key;
