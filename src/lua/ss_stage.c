@@ -375,7 +375,8 @@ size_t ss_stage_mem_peak(const ss_stage *s)
 }
 lua_State *ss_stage_lua(ss_stage *s) { return s->L; }
 
-static void add_totals(ss_stage_counts *t, const ss_stage_counts *d)
+/* See ss_stage.h. */
+void ss_stage_counts_add(ss_stage_counts *t, const ss_stage_counts *d)
 {
     t->in += d->in;
     t->passed += d->passed;
@@ -502,7 +503,7 @@ done:
         d.rejected -= before.rejected;
         d.out -= before.out;
         d.out_bytes -= before.out_bytes;
-        add_totals(&s->totals, &d);
+        ss_stage_counts_add(&s->totals, &d);
     }
     s->hdr = NULL;
     return 0;

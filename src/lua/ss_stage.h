@@ -48,6 +48,9 @@ typedef struct ss_stage_counts {
     uint64_t out_bytes;
 } ss_stage_counts;
 
+/* Adds every counter of d to t. Can't fail. */
+void ss_stage_counts_add(ss_stage_counts *t, const ss_stage_counts *d);
+
 /* The output of processing one batch (or the completion). Embedded value:
  * ss_stage_out_init / ss_stage_out_release. */
 typedef struct ss_stage_out {

@@ -289,16 +289,6 @@ static int take_slot(node *n, const ss_hdr *h)
     return -1;
 }
 
-static void add_counts(ss_stage_counts *t, const ss_stage_counts *d)
-{
-    t->in += d->in;
-    t->passed += d->passed;
-    t->dropped += d->dropped;
-    t->rejected += d->rejected;
-    t->out += d->out;
-    t->out_bytes += d->out_bytes;
-}
-
 /* Writes the REJECT message of an enclave call to the rejects file: its
  * lines as they are when in clear, opened with the key in encrypted mode;
  * in enclave mode the host cannot open them (reasons may quote data), so
@@ -403,7 +393,7 @@ static int handle_data_enclave(node *n, const ss_hdr *h, const char *msg,
         }
         return rc;
     }
-    add_counts(&n->totals, &n->res.delta);
+    ss_stage_counts_add(&n->totals, &n->res.delta);
     enclave_rejects(n);
     int s = take_slot(n, h);
     if (s < 0) {
@@ -534,7 +524,7 @@ static int complete_enclave(node *n)
     }
     if (rc)
         return rc;
-    add_counts(&n->totals, &n->res.delta);
+    ss_stage_counts_add(&n->totals, &n->res.delta);
     enclave_rejects(n);
     ss_hdr oh;
     const char *why;
