@@ -27,7 +27,12 @@ for t in "$dir"/tests/test_*; do
         echo "unit ${VALGRIND:+(valgrind) }$name: $p passed"
     else
         echo "unit ${VALGRIND:+(valgrind) }$name: FAILED (exit $rc)"
-        printf '%s\n' "$out" | tail -40 | sed 's/^/    /'
+        # cmocka's own failure lines first: a leak report from valgrind
+        # after a failed assertion would push them out of the tail
+        printf '%s\n' "$out" |
+            grep -E '^\[ *(ERROR|LINE|FAILED) *\]|error:' | head -30 |
+            sed 's/^/    /'
+        printf '%s\n' "$out" | tail -25 | sed 's/^/    /'
     fi
 done
 echo "unit: $passed passed, $failed failed"

@@ -33,6 +33,23 @@ same() {
     if diff -q "$2" "$3" >/dev/null; then ok "$1"; else notok "$1" "$(diff "$2" "$3" | head -20)"; fi
 }
 bg() { "$@" & _pids+=($!); }
+# wait_max SECONDS PID: `wait PID`, but for at most SECONDS. A process
+# still running then is killed (TERM, then KILL) and the status is 124:
+# a component that hangs fails its check instead of stalling the suite.
+wait_max() {
+    local i
+    for ((i = 0; i < $1 * 10; i++)); do
+        kill -0 "$2" 2> /dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$2" 2> /dev/null; then
+        echo "    (pid $2 still running after $1 s: killed)"
+        kill -TERM "$2" 2> /dev/null; sleep 2; kill -KILL "$2" 2> /dev/null
+        wait "$2" 2> /dev/null
+        return 124
+    fi
+    wait "$2"
+}
 finish() { echo "$_pass passed, $_fail failed"; [ "$_fail" -eq 0 ]; }
 # expected DelayedFlights answer for a CSV file
 reference() { mawk -F, -f "$ROOT/tests/reference/delayed_flights.awk" "$1"; }

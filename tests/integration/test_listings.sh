@@ -36,7 +36,7 @@ pipeline() { # $1: mapper, $2: filter, $3: reducer
     _pids+=($sink)
     "$SS" lua --to "ipc://$d/r1-in" "$L/listing-8.3.lua" 2> src-err
     local src=$?
-    wait $sink; local snk=$?
+    wait_max 120 $sink; local snk=$?
     check "listing 8.3 (data stream, $1) exits 0" test $src -eq 0
     check "listing 8.7 (printer, $1) exits 0" test $snk -eq 0
     awk '/^Delays/ { printf "Delays for carrier %s -> %.2f average mins - %d delayed flights\n", $4, $6, $10 }' out | sort > got

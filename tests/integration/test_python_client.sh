@@ -18,7 +18,7 @@ sleep 0.3
 "$SS" worker double.lua --from ipc://$T/a-out --to ipc://$T/b-in --name dbl-1 \
     --rejects rejects.jsonl 2> w.err &
 wpid=$!; _pids+=($wpid)
-PYTHONPATH=$ROOT/tests/python $PY - "$T" > py.out 2> py.err <<'PY'
+PYTHONPATH=$ROOT/tests/python timeout -k 5 120 $PY - "$T" > py.out 2> py.err <<'PY'
 import sys, threading
 import zmq
 from sstream_client import Producer, Consumer
@@ -58,7 +58,7 @@ contains "every value was doubled by the Lua worker" py.out "^values_ok True$"
 contains "UTF-8 strings survive the round trip" py.out "^tags_ok True$"
 contains "lineage is kept end to end" py.out "^lineage \[\(7, 0\), \(7, 1\), \(7, 2\), \(7, 3\)\]$"
 contains "end of stream carries the stream table" py.out "^eos_streams \[\[7, 4\]\]$"
-wait $wpid; wrc=$?
+wait_max 60 $wpid; wrc=$?
 check "the worker exits 0 after the client's end of stream" test $wrc -eq 0
 contains "the malformed batch is rejected by the worker" rejects.jsonl '"seq":3.*malformed event encoding.*"events":2|"events":2.*malformed event encoding'
 finish

@@ -7,28 +7,15 @@
 # --timeout, all without leaving a process behind. When bin/sstream has
 # the real source/router/worker/sink, a small real pipeline runs too.
 # Last line: "N passed, M failed".
-set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SS=${SS:-$ROOT/bin/sstream}
-T=$(mktemp -d "${TMPDIR:-/tmp}/ss-run-test.XXXXXX")
+source "$(dirname "$0")/lib.sh"
 FAKE=$T/fake-component.sh
-pass=0 fail=0
-cleanup() {
+cleanup_fakes() {
     # only what this test started (the fakes under $T), by pid
     local p
     for p in $(pgrep -f "$FAKE"); do kill -KILL "$p" 2>/dev/null; done
-    rm -rf "$T"
+    cleanup
 }
-trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-notok() {
-    fail=$((fail + 1)); echo "not ok - $1"
-    if [ $# -gt 1 ] && [ -n "$2" ]; then printf '%s\n' "$2" | head -30 | sed 's/^/    /'; fi
-}
-check() { local n=$1; shift; if "$@"; then ok "$n"; else notok "$n"; fi; }
-contains() { if grep -qE -- "$3" "$2"; then ok "$1"; else notok "$1" "$(tail -20 "$2")"; fi; }
-lacks() { if grep -qE -- "$3" "$2"; then notok "$1" "$(grep -E -- "$3" "$2" | head)"; else ok "$1"; fi; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
+trap cleanup_fakes EXIT
 fakes() { pgrep -f "$FAKE" | wc -l; }
 # no_orphans NAME: no fake component left (waits up to 3 s for exits)
 no_orphans() {
@@ -197,7 +184,7 @@ FAKE_LOG_DIR=$A FAKE_MODE=hang "$SS" run "$P/pipeline.yml" --output-dir "$T/o11"
 sv=$!
 if wait_for 8 "$A"; then ok "all 8 components started"; else notok "all 8 components started"; fi
 kill -INT $sv
-wait $sv
+wait_max 60 $sv
 check "Ctrl-C exits 130" test $? -eq 130
 contains "... saying so" "$T/err11" "interrupted; stopping every component"
 no_orphans "Ctrl-C leaves no orphans"
@@ -209,7 +196,7 @@ sv=$!
 wait_for 8 "$A"
 start=$(date +%s%N)
 kill -TERM $sv
-wait $sv
+wait_max 60 $sv
 rc=$?
 el=$(( ($(date +%s%N) - start) / 1000000 ))
 check "SIGTERM exits 130 even when children ignore SIGTERM" test $rc -eq 130

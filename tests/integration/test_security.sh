@@ -83,7 +83,7 @@ canary_run() {
         fi
         sleep 0.1
     done
-    wait $run
+    wait_max 180 $run
     echo "$res" > "$o.scan"
 }
 canary_run encrypted

@@ -34,7 +34,7 @@ wire() { # $1: tag; then the source's arguments
     sleep 0.3
     "$SS" source --to ipc://$T/$tag-in --name src-$tag --rejects rej-$tag.jsonl "$@" 2> src-$tag.err
     echo $? > rc-$tag
-    wait $sink
+    wait_max 120 $sink
 }
 seq 1 50000 | sed 's/$/,x/' > nums.csv      # 1..50000, sum 1250025000
 wire file --parts 3 nums.csv

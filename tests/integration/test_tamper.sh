@@ -44,7 +44,7 @@ run() {
     local sink=$!
     "$SS" source --to "ipc://$d/r1-in" --file "$T/f.csv" --format csv \
         --header --parts 2 --batch-size 4K "${K[@]}" > "$T/$mode.src" 2>&1
-    wait $sink
+    wait_max 120 $sink
     echo $? > "$T/$mode.rc"
     for p in "${pids[@]}"; do kill "$p" 2> /dev/null; done
     wait 2> /dev/null
