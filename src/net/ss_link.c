@@ -36,7 +36,8 @@ int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
                 size_t errlen)
 {
     *out = NULL;
-    ss_hello h = {.members = o->members ? o->members : 1};
+    ss_hello h = {.members = o->members ? o->members : 1,
+                  .stateful = o->stateful != 0};
     const char *role = o->role ? o->role : "source";
     const char *stage = o->stage ? o->stage : role;
     const char *group = o->group ? o->group : stage;

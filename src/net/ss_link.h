@@ -34,6 +34,8 @@ typedef struct ss_link_opts {
     unsigned window;      /* max batches sent but not RECEIVED (16) */
     int connect_timeout_ms; /* wait for WELCOME at most this (5000) */
     const ss_curve *curve;  /* CURVE client keys, or NULL (ss_curve.h) */
+    int stateful; /* its output cannot be produced again if it dies: the
+                     router fails the run if it vanishes before its EOS */
 } ss_link_opts;
 
 typedef void (*ss_link_received_fn)(uint64_t tag, void *arg);

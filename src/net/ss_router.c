@@ -75,6 +75,7 @@ typedef struct peer {
     size_t nacks, capacks;
     int eos;  /* producers: sent their EOS */
     int gone; /* unreachable: skip heartbeats until it talks again */
+    int lost; /* producers: gone before their EOS (see producer_lost) */
 } peer;
 
 typedef struct peers {
@@ -918,6 +919,11 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
         reject(r, label, what, "it never said hello");
         return;
     }
+    if (p && p->lost) { /* it talks: it counts again, EOS and all */
+        p->lost = 0;
+        r->st.producers_lost--;
+        ss_info("router %s: producer '%s' is back", r->name, p->label);
+    }
     switch (h.kind) {
     case SS_MSG_HELLO:
         front_hello(r, id, idlen, p, &h, d + SS_HDR_SIZE, label);
@@ -938,6 +944,46 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
         p->last_seen = ss_now_ms();
         p->gone = 0;
     }
+}
+
+/* The completion group a producer belongs to, before its EOS says. */
+static const char *producer_group(const peer *p)
+{
+    return p->hello.group[0] ? p->hello.group : p->hello.name;
+}
+
+/* Handles a producer that is disconnected and was silent for a peer
+ * timeout, before its end of stream: it is dead (a live producer busy in
+ * a long computation stays connected, and is waited for).
+ *
+ * A stateless worker may go: it acknowledged its inputs upstream only
+ * once this router confirmed their outputs, so what it leaves behind is
+ * either here already or redelivered to a sibling upstream. Its group
+ * completes without its EOS (all_eos), and verify() still checks every
+ * declared batch. It is counted back in if it talks again.
+ *
+ * A source or a stateful worker takes data that exists nowhere else: the
+ * run fails, naming it. */
+static void producer_lost(ss_router *r, peer *p, uint64_t silent_ms)
+{
+    if (!p->gone)
+        return;
+    p->lost = 1;
+    r->st.producers_lost++;
+    if (strcmp(p->hello.role, "worker") == 0 && !p->hello.stateful) {
+        ss_warn("router %s: producer '%s' of stage %s went away before its "
+                "end of stream (disconnected, silent for %llu ms); its "
+                "stage is stateless, so group %s completes without it",
+                r->name, p->label, p->hello.stage,
+                (unsigned long long)silent_ms, producer_group(p));
+        return;
+    }
+    fail(r, SS_EPEER,
+         "%s %s of stage %s disconnected before its end of stream; what "
+         "it had not sent is lost%s",
+         strcmp(p->hello.role, "source") == 0 ? "source" : "producer",
+         p->hello.name, p->hello.stage,
+         p->hello.stateful ? " (stateful stages cannot be retried)" : "");
 }
 
 /* ---- BACK: workers ---------------------------------------------------- */
@@ -1144,6 +1190,12 @@ static void housekeeping(ss_router *r, uint64_t now)
         if (!p->gone && now - p->last_sent >= (uint64_t)r->hb)
             send_out(r, r->front, p);
     }
+    for (size_t i = 0; i < r->prod.n && !r->rc; i++) {
+        peer *p = r->prod.v[i];
+        if (!p->eos && !p->lost &&
+            now - p->last_seen > (uint64_t)r->ptimeout)
+            producer_lost(r, p, now - p->last_seen);
+    }
 }
 
 static void update_gauges(ss_router *r)
@@ -1162,13 +1214,23 @@ static void update_gauges(ss_router *r)
 
 /* ---- completion ------------------------------------------------------- */
 
+/* Whether every producer group has ended: each member sent its EOS or,
+ * for stateless workers, went away (producer_lost). */
 static int all_eos(const ss_router *r)
 {
     if (r->ngroups != r->producers)
         return 0;
-    for (size_t i = 0; i < r->ngroups; i++)
-        if (r->groups[i].n < r->groups[i].members)
+    for (size_t i = 0; i < r->ngroups; i++) {
+        const group *g = &r->groups[i];
+        size_t ended = g->n;
+        for (size_t j = 0; j < r->prod.n && ended < g->members; j++) {
+            const peer *p = r->prod.v[j];
+            if (p->lost && strcmp(producer_group(p), g->name) == 0)
+                ended++;
+        }
+        if (ended < g->members)
             return 0;
+    }
     return 1;
 }
 

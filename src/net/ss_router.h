@@ -58,6 +58,7 @@ typedef struct ss_router_stats {
     uint64_t rejected;               /* malformed or unexpected messages */
     uint64_t redelivered;            /* batches dealt again after a loss */
     uint64_t workers_lost;
+    uint64_t producers_lost; /* went away before their end of stream */
     uint32_t queue_depth;  /* batches waiting for a worker */
     uint32_t inflight;     /* batches sent and not yet acknowledged */
     uint32_t credits;      /* credits the live workers have left */

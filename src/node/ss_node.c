@@ -232,6 +232,9 @@ static int open_link(node *n)
     lo.group = lo.stage;
     lo.members = 1;
     lo.window = 16;
+    lo.stateful = n->enc     ? ss_enclave_stateful(n->enc)
+                  : n->stage ? ss_stage_stateful(n->stage)
+                             : 0;
     lo.connect_timeout_ms = n->o->connect_timeout_ms;
     lo.curve = n->have_curve ? &n->curve : NULL;
     int rc = ss_link_new(n->zctx, &lo, &n->link, n->err, sizeof n->err);

@@ -1101,6 +1101,7 @@ test('Rx.stateful is set by every stateful operator', function()
     first = function(o) return o:first() end,
     elementAt = function(o) return o:elementAt(1) end,
     defaultIfEmpty = function(o) return o:defaultIfEmpty(0) end,
+    concat = function(o) return o:concat(other) end,
   }
   local count = 0
   for name, make in pairs(makers) do
@@ -1109,7 +1110,7 @@ test('Rx.stateful is set by every stateful operator', function()
     eq(Rx.stateful, true, name)
     count = count + 1
   end
-  eq(count, 22)
+  eq(count, 23)
 end)
 
 -------------------------------------------------------------------------------

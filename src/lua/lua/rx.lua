@@ -42,8 +42,8 @@ RUNTIME HOOKS FOR THE C HOST
    (at chain-building time): reduce, scan, count, sum, min, max, average,
    distinct, distinctUntilChanged, buffer, window, last, takeLast, skipLast,
    zip, combineLatest, all, contains, find, first, elementAt,
-   defaultIfEmpty. The host reads it after running a stage script to tell
-   routers that the stage cannot be transparently retried; it may reset it
+   defaultIfEmpty; and concat, which emits when its source completes.
+   The host reads it after running a stage script to tell routers that the stage cannot be transparently retried; it may reset it
    to false before loading a script.
 
 The module needs no io (fromFileByLine reports an error through onError
@@ -1117,6 +1117,7 @@ end
 
 function Observable:concat(other, ...)
   if other == nil then return self end
+  markStateful() -- emits when the source completes: a retry cannot redo it
   local rest = other:concat(...)
   local source = self
   return Observable.create(function(observer)
