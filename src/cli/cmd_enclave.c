@@ -9,9 +9,12 @@
  *                   [--mem-limit BYTES] [--encrypted --keys DIR]
  *                   [--shm-fd FD | --shm-path FILE] [--spin-us US]
  *
- * Test hook: with SS_ENCLAVE_TEST_SYSCALL=1 in its environment the child
- * calls socket() when it gets its first batch, after the seccomp filter
- * is in place, and must be killed by SIGSYS (tests/unit/test_enclave.c).
+ * Test hooks: with SS_ENCLAVE_TEST_SYSCALL=1 in its environment the child
+ * calls socket() when it gets a batch, after the seccomp filter is in
+ * place, and must be killed by SIGSYS (tests/unit/test_enclave.c); with
+ * SS_ENCLAVE_TEST_SYSCALL=TEXT it does so only for a batch whose
+ * plaintext contains TEXT (a poison batch, tests/integration/
+ * test_security.sh).
  */
 #include "cli/cmds.h"
 #include "enclave/ss_enclave_chan.h"

@@ -282,15 +282,19 @@ static void none_collect(ss_enclave_result *res, const ss_ecore_res *cr)
     res->mem_peak = cr->mem_peak;
 }
 
-/* See ss_enclave.h. */
-int ss_enclave_call(ss_enclave *e, const void *msg, size_t n,
-                    ss_enclave_result *res, char *err, size_t errlen)
+/* One batch in (op SS_CHAN_CALL or SS_CHAN_REJECT), results in res. */
+static int batch_request(ss_enclave *e, uint32_t op, const void *msg,
+                         size_t n, ss_enclave_result *res, char *err,
+                         size_t errlen)
 {
     result_reset(res);
     if (e->backend == SS_BACKEND_NONE) {
         ss_ecore_res cr;
-        int rc = ss_ecore_call(&e->core, msg, n, none_reserve, res, &cr,
-                               err, errlen);
+        int rc = op == SS_CHAN_CALL
+                     ? ss_ecore_call(&e->core, msg, n, none_reserve, res,
+                                     &cr, err, errlen)
+                     : ss_ecore_reject(&e->core, msg, n, none_reserve, res,
+                                       &cr, err, errlen);
         if (rc)
             return rc;
         none_collect(res, &cr);
@@ -300,8 +304,22 @@ int ss_enclave_call(ss_enclave *e, const void *msg, size_t n,
         snprintf(err, errlen, "batch larger than the enclave channel");
         return SS_ETOOBIG;
     }
-    int rc = ss_sandbox_request(e, SS_CHAN_CALL, msg, n, err, errlen);
+    int rc = ss_sandbox_request(e, op, msg, n, err, errlen);
     return rc ? rc : sandbox_collect(e, res, err, errlen);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_call(ss_enclave *e, const void *msg, size_t n,
+                    ss_enclave_result *res, char *err, size_t errlen)
+{
+    return batch_request(e, SS_CHAN_CALL, msg, n, res, err, errlen);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_reject(ss_enclave *e, const void *msg, size_t n,
+                      ss_enclave_result *res, char *err, size_t errlen)
+{
+    return batch_request(e, SS_CHAN_REJECT, msg, n, res, err, errlen);
 }
 
 /* See ss_enclave.h. */

@@ -125,6 +125,14 @@ pid_t ss_enclave_pid(const ss_enclave *e);
 int ss_enclave_call(ss_enclave *e, const void *msg, size_t n,
                     ss_enclave_result *res, char *err, size_t errlen);
 
+/* For a batch that killed the enclave each time: authenticates msg like
+ * ss_enclave_call but runs nothing. Every event is rejected and counted
+ * (one reject record, sealed when encrypted) and res->msg is an empty
+ * batch with the input's lineage, so that the stream stays complete.
+ * Same errors as ss_enclave_call. */
+int ss_enclave_reject(ss_enclave *e, const void *msg, size_t n,
+                      ss_enclave_result *res, char *err, size_t errlen);
+
 /* Completion: the chain's onCompleted; res->msg gets what it emitted
  * (e.g. the reduce result) under header final (kind DATA; SS_BF_FINAL is
  * added; count/len are set). Same errors as ss_enclave_call. */

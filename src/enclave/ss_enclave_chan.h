@@ -56,6 +56,9 @@ enum ss_chan_op {
                               store; out: nothing */
     SS_CHAN_DIGEST = 9,    /* bench: out: SHA-256 of the store (32 bytes);
                               counts[0] = its length; the store empties */
+    SS_CHAN_REJECT = 10,   /* in: one wire message, authenticated but not
+                              run: all its events rejected (see
+                              ss_enclave_reject) */
 };
 
 typedef struct ss_chan_ctl {

@@ -143,6 +143,14 @@ static int child_provision(child *c, const uint8_t *in, size_t n, char *err,
     return rc;
 }
 
+/* Test hooks (SS_ENCLAVE_TEST_SYSCALL): a system call the seccomp filter
+ * forbids, so that the kernel kills this process with SIGSYS. */
+static void forbidden_call(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    (void)s;
+}
+
 /* Handles one request; returns 1 to quit. */
 static int child_handle(child *c, uint32_t seq)
 {
@@ -204,11 +212,9 @@ static int child_handle(child *c, uint32_t seq)
         break;
     case SS_CHAN_CALL:
     case SS_CHAN_COMPLETE:
-        if (c->test_syscall) {
-            /* test hook (SS_ENCLAVE_TEST_SYSCALL=1): a forbidden call */
-            int s = socket(AF_INET, SOCK_STREAM, 0);
-            (void)s;
-        }
+    case SS_CHAN_REJECT:
+        if (c->test_syscall && op != SS_CHAN_REJECT)
+            forbidden_call(); /* test hook (SS_ENCLAVE_TEST_SYSCALL=1) */
         if (c->core.encrypted && !c->core.key) {
             rc = SS_EDENIED;
             snprintf(err, sizeof err, "no data key: the enclave was not "
@@ -218,6 +224,9 @@ static int child_handle(child *c, uint32_t seq)
         if (op == SS_CHAN_CALL) {
             rc = ss_ecore_call(&c->core, c->in.data, n, child_reserve, c,
                                &res, err, sizeof err);
+        } else if (op == SS_CHAN_REJECT) {
+            rc = ss_ecore_reject(&c->core, c->in.data, n, child_reserve, c,
+                                 &res, err, sizeof err);
         } else {
             ss_hdr fh;
             const char *why;
@@ -412,7 +421,12 @@ int ss_enclave_child_main(int argc, char **argv)
         return child_fail(&c, SS_EINVAL, "--encrypted needs --keys (the "
                                          "platform key signs the report)");
     }
-    c.test_syscall = !strcmp(ss_env("SS_ENCLAVE_TEST_SYSCALL", "0"), "1");
+    const char *hook = ss_env("SS_ENCLAVE_TEST_SYSCALL", "0");
+    c.test_syscall = !strcmp(hook, "1");
+    if (!c.test_syscall && strcmp(hook, "0") != 0 && *hook) {
+        c.core.die_on = hook; /* the environment outlives the loop */
+        c.core.die = forbidden_call;
+    }
 
     /* lock down: no core dumps, no ptrace by the host's user, capped
      * data segment, no descriptors but stdio, system call allow list */

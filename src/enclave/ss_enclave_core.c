@@ -137,14 +137,60 @@ static int emit_all(ss_ecore *c, ss_hdr *oh, const ss_hdr *in,
     return rc;
 }
 
+/* Checks and opens one untrusted input message: *h its header, and
+ * its (plaintext) events in *payload[0..*len). */
+static int open_input(ss_ecore *c, const void *msg, size_t n, ss_hdr *h,
+                      const char **payload, size_t *len, char *err,
+                      size_t errlen)
+{
+    const char *why = "";
+    if (ss_hdr_decode(msg, n, h, &why) != 0) {
+        snprintf(err, errlen, "bad input message: %s", why);
+        return SS_EPROTO;
+    }
+    if (h->kind != SS_MSG_DATA) {
+        snprintf(err, errlen, "input message is a %s, not a batch",
+                 ss_msg_kind_name(h->kind));
+        return SS_EPROTO;
+    }
+    if (!c->encrypted) {
+        if (h->flags & SS_BF_ENCRYPTED) {
+            snprintf(err, errlen, "batch %llu is sealed but this stage "
+                                  "runs without the data key",
+                     (unsigned long long)h->seq);
+            return SS_EINVAL;
+        }
+        *payload = (const char *)msg + SS_HDR_SIZE;
+        *len = h->len;
+        return 0;
+    }
+    if (!(h->flags & SS_BF_ENCRYPTED)) {
+        snprintf(err, errlen, "refusing plaintext batch %llu: this "
+                              "enclave only accepts sealed batches",
+                 (unsigned long long)h->seq);
+        return SS_EDENIED;
+    }
+    ss_buf_reset(&c->pt);
+    int rc = ss_aead_open(c->key, msg, n, h, &c->pt);
+    if (rc) {
+        if (rc == SS_ECRYPTO)
+            snprintf(err, errlen, "batch %llu does not authenticate "
+                                  "(modified, or sealed with another "
+                                  "key)",
+                     (unsigned long long)h->seq);
+        return rc;
+    }
+    *payload = c->pt.data;
+    *len = c->pt.len;
+    return 0;
+}
+
 /* See ss_enclave_core.h. */
 int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
                   ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
                   char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
-    ss_hdr h;
-    const char *why = "";
     if (c->echo) {
         void *dst = rs(rctx, 0, n);
         if (!dst)
@@ -153,48 +199,17 @@ int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
         res->msg_len = n;
         return 0;
     }
-    if (ss_hdr_decode(msg, n, &h, &why) != 0) {
-        snprintf(err, errlen, "bad input message: %s", why);
-        return SS_EPROTO;
-    }
-    if (h.kind != SS_MSG_DATA) {
-        snprintf(err, errlen, "input message is a %s, not a batch",
-                 ss_msg_kind_name(h.kind));
-        return SS_EPROTO;
-    }
+    ss_hdr h;
     const char *payload;
     size_t len;
-    if (c->encrypted) {
-        if (!(h.flags & SS_BF_ENCRYPTED)) {
-            snprintf(err, errlen, "refusing plaintext batch %llu: this "
-                                  "enclave only accepts sealed batches",
-                     (unsigned long long)h.seq);
-            return SS_EDENIED;
-        }
-        ss_buf_reset(&c->pt);
-        int rc = ss_aead_open(c->key, msg, n, &h, &c->pt);
-        if (rc) {
-            if (rc == SS_ECRYPTO)
-                snprintf(err, errlen, "batch %llu does not authenticate "
-                                      "(modified, or sealed with another "
-                                      "key)",
-                         (unsigned long long)h.seq);
-            return rc;
-        }
-        payload = c->pt.data;
-        len = c->pt.len;
-    } else {
-        if (h.flags & SS_BF_ENCRYPTED) {
-            snprintf(err, errlen, "batch %llu is sealed but this stage "
-                                  "runs without the data key",
-                     (unsigned long long)h.seq);
-            return SS_EINVAL;
-        }
-        payload = (const char *)msg + SS_HDR_SIZE;
-        len = h.len;
-    }
+    int rc = open_input(c, msg, n, &h, &payload, &len, err, errlen);
+    if (rc)
+        return rc;
+    if (c->die_on && c->die &&
+        memmem(payload, len, c->die_on, strlen(c->die_on)))
+        c->die(); /* test hook, see ss_enclave_core.h */
     ss_stage_out_reset(&c->out);
-    int rc = ss_stage_process(c->stage, &h, payload, len, &c->out);
+    rc = ss_stage_process(c->stage, &h, payload, len, &c->out);
     if (c->encrypted)
         sodium_memzero(c->pt.data, c->pt.len);
     if (rc) {
@@ -202,6 +217,35 @@ int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
                  (unsigned long long)h.seq, ss_strerror(rc));
         return rc;
     }
+    ss_hdr oh = h;
+    oh.kind = SS_MSG_DATA;
+    oh.flags = h.flags & (SS_BF_LAST_PART | SS_BF_FINAL);
+    return emit_all(c, &oh, &h, rs, rctx, res, err, errlen);
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
+                    ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
+                    char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    if (c->echo) {
+        snprintf(err, errlen, "an echo enclave has no stage to reject for");
+        return SS_EINVAL;
+    }
+    ss_hdr h;
+    const char *payload;
+    size_t len;
+    int rc = open_input(c, msg, n, &h, &payload, &len, err, errlen);
+    if (c->encrypted && c->pt.data)
+        sodium_memzero(c->pt.data, c->pt.len); /* authenticated: enough */
+    if (rc)
+        return rc;
+    ss_stage_out_reset(&c->out);
+    ss_stage_reject_batch(c->stage, &h,
+                          "the enclave died each time it processed this "
+                          "batch: all its events are rejected",
+                          &c->out);
     ss_hdr oh = h;
     oh.kind = SS_MSG_DATA;
     oh.flags = h.flags & (SS_BF_LAST_PART | SS_BF_FINAL);

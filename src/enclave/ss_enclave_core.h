@@ -30,6 +30,10 @@ typedef struct ss_ecore {
     ss_buf pt;          /* plaintext of the input */
     ss_stage_out out;   /* the stage's output */
     int out_ready;      /* out was initialised */
+    /* Test hook (the sandbox child, SS_ENCLAVE_TEST_SYSCALL=TEXT): die()
+     * is called when a batch's plaintext contains die_on. */
+    const char *die_on;
+    void (*die)(void);
 } ss_ecore;
 
 /* What one call wrote through reserve. */
@@ -63,6 +67,14 @@ void ss_ecore_info(const ss_ecore *c, char *from, char *to, size_t len,
 int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
                   ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
                   char *err, size_t errlen);
+
+/* Opens (authenticates) one input message like ss_ecore_call, but runs
+ * nothing: all its events are rejected (ss_stage_reject_batch) and its
+ * output is an empty batch with its lineage, so that the stream stays
+ * complete. For a batch the host reports killed the enclave twice. */
+int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
+                    ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
+                    char *err, size_t errlen);
 
 /* Completion, output under header final. */
 int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,

@@ -439,6 +439,20 @@ static void reject_rest(ss_stage *s, ss_stage_out *out, uint32_t i,
 }
 
 /* See ss_stage.h. */
+void ss_stage_reject_batch(ss_stage *s, const ss_hdr *hdr,
+                           const char *reason, ss_stage_out *out)
+{
+    ss_stage_counts d = {.in = hdr->count, .rejected = hdr->count};
+    s->hdr = hdr;
+    s->index = 0;
+    if (hdr->count)
+        add_reject(s, out, hdr->count, reason, NULL, 0);
+    out->delta.in += hdr->count;
+    ss_stage_counts_add(&s->totals, &d);
+    s->hdr = NULL;
+}
+
+/* See ss_stage.h. */
 int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
                      size_t len, ss_stage_out *out)
 {

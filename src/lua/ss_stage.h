@@ -88,6 +88,13 @@ int ss_stage_uses_sgx(const ss_stage *s);
 int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
                      size_t len, ss_stage_out *out);
 
+/* Rejects every event of the batch hdr describes, unread, with reason
+ * (one reject record with "events": hdr->count), and counts them in and
+ * rejected: for a batch that cannot be processed at all (it killed the
+ * enclave each time it was tried). */
+void ss_stage_reject_batch(ss_stage *s, const ss_hdr *hdr,
+                           const char *reason, ss_stage_out *out);
+
 /* Signals completion (onCompleted) and collects what the chain emits then
  * (e.g. a reduce's result). */
 int ss_stage_complete(ss_stage *s, ss_stage_out *out);

@@ -344,7 +344,10 @@ static void enclave_rejects(node *n)
 
 /* The enclave died during a call on batch h (message msg[0..len)): a
  * stateful stage lost its state and the run fails; a stateless one gets
- * a fresh enclave (new attestation) which takes the batch again. */
+ * a fresh enclave (new attestation) which takes the batch again. If that
+ * one dies on it too, the batch is poison: a third enclave rejects all
+ * its events (counted, and an empty batch keeps the stream complete)
+ * and the run goes on. */
 static int enclave_died(node *n, const ss_hdr *h, const char *msg,
                         size_t len)
 {
@@ -365,11 +368,17 @@ static int enclave_died(node *n, const ss_hdr *h, const char *msg,
         return rc;
     rc = ss_enclave_call(n->enc, msg, len, &n->res, n->err, sizeof n->err);
     n->enclave_calls++;
-    if (rc == SS_EPEER) {
-        snprintf(why, sizeof why, "%s", n->err);
-        snprintf(n->err, sizeof n->err, "%.400s again on stream %u batch %llu:"
-                 " giving up", why, h->stream, (unsigned long long)h->seq);
-    }
+    if (rc != SS_EPEER)
+        return rc;
+    ss_error("%s again (on stream %u batch %llu): rejecting the batch's %u "
+             "events and restarting the enclave",
+             n->err, h->stream, (unsigned long long)h->seq, h->count);
+    rc = ss_enclave_restart(n->enc, n->err, sizeof n->err);
+    if (rc)
+        return rc;
+    rc = ss_enclave_reject(n->enc, msg, len, &n->res, n->err,
+                           sizeof n->err);
+    n->enclave_calls++;
     return rc;
 }
 

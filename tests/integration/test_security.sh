@@ -214,4 +214,30 @@ contains "forbidden Lua: their reasons sealed for the owner" \
 
 lacks "forbidden Lua: no event text in the rejects" "$T/fbo/rejects.jsonl" "EVIL-"
 check "forbidden Lua: nothing written" test ! -e "$T/pwned-io" -a ! -e "$T/pwned-exec"
+
+# --- a batch that kills the enclave every time ---------------------------------
+# (test hook: a sandbox enclave whose batch contains the text makes a
+# forbidden system call.) The map enclave dies on it, is restarted, dies
+# again; then the batch's events are rejected and counted, and the run
+# goes on. The poisoned row (~180 bytes) is alone in its 256-byte batch,
+# rows being about 100 bytes: only it is lost.
+{ head -1000 "$T/fb-rows"
+  sed -n 1p "$T/fb-rows" |
+      awk -F, -v OFS=, '{ $11 = sprintf("POISON-ROW%080d", 0) } 1'
+  tail -n +1001 "$T/fb-rows"; } > "$T/po-rows"
+{ head -1 "$T/f.csv"; cat "$T/po-rows"; } > "$T/po.csv"
+SS_ENCLAVE_TEST_SYSCALL=POISON-ROW timeout -k 10 300 "$SS" run \
+    "$EX/pipeline.yml" --data "$T/po.csv" --security enclave --batch-size 256 \
+    --output-dir "$T/poo" --no-progress > "$T/po.out" 2> "$T/po.err"
+rc=$?
+check "poison batch: the run goes on and exits 0" test $rc -eq 0
+grep '^Delays' "$T/po.out" > "$T/po.d"
+same "poison batch: the other rows give awk's answer" "$T/po.d" "$T/fb-expected"
+contains "poison batch: the enclave was killed, twice" "$T/po.err" \
+    "killed by signal 31 \(SIGSYS\).* again .*rejecting the batch's 1 events"
+contains "poison batch: its event is rejected and counted" "$T/po.err" \
+    "rows in = rows out \+ rows filtered \+ rows rejected: 2001 = .* \+ 1: balanced"
+contains "poison batch: one sealed reject for it" "$T/poo/rejects.jsonl" \
+    '"stage":"map".*"sealed":"[A-Za-z0-9+/=]{40,}"'
+lacks "poison batch: no event text in the rejects" "$T/poo/rejects.jsonl" "POISON-ROW"
 finish

@@ -312,6 +312,64 @@ static void test_forbidden_syscall(void **state)
     ss_enclave_close(&e);
 }
 
+/* A batch that kills every enclave that takes it (the hook's text is in
+ * it): two deaths, then ss_enclave_reject rejects its events whole with an
+ * empty output of the same lineage; other batches are unaffected. */
+static void test_poison_batch_rejected(void **state)
+{
+    (void)state;
+    const char *p = script("plain", MAP_SCRIPT("  return v"));
+    setenv("SS_ENCLAVE_TEST_SYSCALL", "POISON", 1);
+    ss_enclave *e = open_sandbox(p, "map-1", 0);
+    ss_buf good = SS_BUF_INIT, bad = SS_BUF_INIT;
+    const char *gev[] = {"a", "b"};
+    const char *bev[] = {"x", "has POISON in it", "y"};
+    batch(&good, 0, gev, 2);
+    batch(&bad, 1, bev, 3);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    char err[1024] = "";
+    assert_int_equal(ss_enclave_call(e, good.data, good.len, &r, err,
+                                     sizeof err), 0);
+    assert_int_equal(r.delta.out, 2);
+    for (int i = 0; i < 2; i++) { /* dies on it, restarted (same hook) */
+        assert_int_equal(ss_enclave_call(e, bad.data, bad.len, &r, err,
+                                         sizeof err), SS_EPEER);
+        assert_non_null(strstr(err, "SIGSYS"));
+        assert_int_equal(ss_enclave_restart(e, err, sizeof err), 0);
+    }
+    assert_int_equal(ss_enclave_reject(e, bad.data, bad.len, &r, err,
+                                       sizeof err), 0);
+    assert_true(ss_enclave_alive(e));
+    assert_int_equal(r.delta.in, 3);
+    assert_int_equal(r.delta.rejected, 3);
+    assert_int_equal(r.delta.out, 0);
+    assert_int_equal(r.nrejects, 3);
+    ss_hdr h;
+    const char *why;
+    assert_int_equal(ss_hdr_decode(r.msg.data, r.msg.len, &h, &why), 0);
+    assert_int_equal(h.kind, SS_MSG_DATA);
+    assert_int_equal(h.seq, 1);
+    assert_int_equal(h.count, 0);
+    char *rej = strndup(r.rejects.data + SS_HDR_SIZE,
+                        r.rejects.len - SS_HDR_SIZE);
+    assert_non_null(strstr(rej, "\"events\":3"));
+    assert_non_null(strstr(rej, "the enclave died each time it processed "
+                                "this batch"));
+    assert_null(strstr(rej, "POISON")); /* no event text */
+    free(rej);
+    /* the enclave goes on with the next batch */
+    batch(&good, 2, gev, 2);
+    assert_int_equal(ss_enclave_call(e, good.data, good.len, &r, err,
+                                     sizeof err), 0);
+    assert_int_equal(r.delta.out, 2);
+    unsetenv("SS_ENCLAVE_TEST_SYSCALL");
+    ss_enclave_result_release(&r);
+    ss_buf_release(&good);
+    ss_buf_release(&bad);
+    ss_enclave_close(&e);
+}
+
 /* An encrypted sandbox enclave provisioned by ks (or refused). */
 static int open_encrypted(const char *keys, const char *path,
                           ss_keyservice *ks, ss_enclave **e, char *err,
@@ -580,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_sandbox_stage),
         cmocka_unit_test(test_forbidden_lua),
         cmocka_unit_test(test_forbidden_syscall),
+        cmocka_unit_test(test_poison_batch_rejected),
         cmocka_unit_test(test_attestation),
         cmocka_unit_test(test_report_forgery),
         cmocka_unit_test(test_reduce_inside),
