@@ -6,10 +6,10 @@
 #   source (4 parts) -> router -> map -> router -> filter -> router ->
 #   reduce -> router -> printer
 #
-# Prints the wall time, MB/s and the peak RSS of every process, runs an
-# awk one-liner computing the same answer in the same run (its time and
-# peak RSS beside), checks both answers agree, and appends the figures
-# with the command to docs/PERFORMANCE.md.
+# Prints the wall time, MB/s, and the CPU time and peak RSS of every
+# process, runs an awk one-liner computing the same answer in the same run
+# (its time and peak RSS beside), checks both answers agree, and appends
+# the figures with the command to docs/PERFORMANCE.md.
 #
 #   bench/run.sh [ROWS]        (default 28000000; SS_BENCH_NO_DOC=1: do
 #                               not touch docs/PERFORMANCE.md)
@@ -49,16 +49,16 @@ fi
 MBS=$(awk -v m="$MB" -v w="$WALL" 'BEGIN { printf "%.1f", m / w }')
 AWK_MBS=$(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }')
 
-# per-process peak RSS from the run's summary table
+# per-process CPU time and peak RSS from the run's summary table
 TABLE=$(awk '/^  component/ { on = 1; next } on && /^  wall time/ { on = 0 }
-    on && NF >= 8 { printf "| %s | %s | %s %s |\n", $1, $2, $(NF - 1), $NF }' "$RUN/summary")
+    on && NF >= 8 { printf "| %s | %s | %s %s | %s %s |\n", $1, $2, $(NF - 3), $(NF - 2), $(NF - 1), $NF }' "$RUN/summary")
 
 echo
 echo "DelayedFlights, $ROWS rows ($MB MB), 1 worker per stage:"
 echo "  pipeline  wall $WALL s   $MBS MB/s"
 echo "  awk       wall $AWK_WALL s   $AWK_MBS MB/s   peak RSS $((AWK_RSS / 1024)) MB"
 echo "  same answer: $SAME"
-echo "  peak RSS per process:"
+echo "  CPU time and peak RSS per process:"
 printf '%s\n' "$TABLE" | sed 's/^/    /'
 
 if [ "${SS_BENCH_NO_DOC:-0}" != 1 ]; then
@@ -83,8 +83,8 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ]; then
         echo
         echo "Same answer as awk: $SAME."
         echo
-        echo "| process | role | peak RSS |"
-        echo "|---|---|---:|"
+        echo "| process | role | CPU time | peak RSS |"
+        echo "|---|---|---:|---:|"
         printf '%s\n' "$TABLE"
     } >>"$DOC"
     echo "bench: appended to $DOC"

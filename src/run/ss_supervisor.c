@@ -88,6 +88,7 @@ typedef struct child {
     int running;
     int status; /* wait status once exited */
     int exited;
+    double cpu_s; /* user + system time once exited (its children too) */
     int lost;   /* a worker that died while its stage went on */
     int err_fd, out_fd; /* read ends of stderr / relayed stdout, or -1 */
     ss_buf err_line, out_line;
@@ -1078,11 +1079,15 @@ static void reap(ss_supervisor *sv)
 {
     for (;;) {
         int st;
-        pid_t pid = waitpid(-1, &st, WNOHANG);
+        struct rusage ru;
+        pid_t pid = wait4(-1, &st, WNOHANG, &ru);
         if (pid <= 0)
             return;
         for (size_t i = 0; i < sv->nkids; i++)
             if (sv->kids[i].running && sv->kids[i].pid == pid) {
+                sv->kids[i].cpu_s =
+                    (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
                 on_exit_status(sv, &sv->kids[i], st);
                 break;
             }
@@ -1250,14 +1255,14 @@ static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
     uint64_t now = ss_now_ns();
     double wall = (double)(now - sv->t0) / 1e9;
     out(sv, "sstream run: %s: done in %.2f s\n", sv->p->name, wall);
-    out(sv, "  %-16s %-6s %12s %12s %12s %12s %10s %9s\n", "component",
-        "role", "rows in", "rows out", "passed", "dropped", "rejected",
-        "peak rss");
+    out(sv, "  %-16s %-6s %12s %12s %12s %12s %10s %9s %9s\n",
+        "component", "role", "rows in", "rows out", "passed", "dropped",
+        "rejected", "cpu", "peak rss");
     uint64_t peak = 0;
     const child *peak_c = NULL;
     for (size_t k = 0; k < sv->nkids; k++) {
         const child *c = &sv->kids[flow_order(sv, k)];
-        char in[24], o[24], pa[24], dr[24], rj[24], rss[24];
+        char in[24], o[24], pa[24], dr[24], rj[24], rss[24], cpu[24];
         fmt_count(in, sizeof in, c, c->st.in);
         fmt_count(o, sizeof o, c, c->st.out);
         int w = c->stage >= 0;
@@ -1269,8 +1274,12 @@ static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
                      (double)c->st.peak_rss_kb / 1024.0);
         else
             snprintf(rss, sizeof rss, "-");
-        out(sv, "  %-16s %-6s %12s %12s %12s %12s %10s %9s\n", c->name,
-            c->role, in, o, pa, dr, rj, rss);
+        if (c->exited)
+            snprintf(cpu, sizeof cpu, "%.2f s", c->cpu_s);
+        else
+            snprintf(cpu, sizeof cpu, "-");
+        out(sv, "  %-16s %-6s %12s %12s %12s %12s %10s %9s %9s\n", c->name,
+            c->role, in, o, pa, dr, rj, cpu, rss);
         if (c->have_st && c->st.peak_rss_kb > peak) {
             peak = c->st.peak_rss_kb;
             peak_c = c;

@@ -239,6 +239,12 @@ if [ $real = 1 ] && "$SS" gen --help > /dev/null 2>&1; then
     [ $rc -eq 0 ] || tail -20 "$T/real.err" | sed 's/^/    /'
     contains "real components: results on stdout" "$T/real.out" "^Delays for carrier"
     contains "real components: the counts balance" "$T/real.err" "rows in[^0-9]*3000 = .*: balanced"
+    # CPU seconds of each process from the kernel: all 12 rows (source, 4 routers, 6 workers, sink) have one,
+    # and the map workers (csv parsing in Lua) used some
+    n=$(grep -cE '^  [a-z0-9-]+ +(source|router|worker|sink) .* [0-9]+\.[0-9]{2} s +[0-9.]+ MB$' "$T/real.err")
+    check "real components: the summary gives 12 CPU times ($n)" test "$n" -eq 12
+    cpu=$(awk '$1 ~ /^map-/ { s += $(NF - 3) } END { print (s > 0) }' "$T/real.err")
+    check "real components: the map workers' CPU time is not zero" test "$cpu" = 1
 else
     echo "skip - real components not built yet (source/router/worker/sink)"
 fi
