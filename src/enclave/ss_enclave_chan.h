@@ -106,6 +106,29 @@ static inline uint8_t *ss_chan_out(void *base, int which)
 int ss_chan_wait(_Atomic uint32_t *word, _Atomic uint32_t *sleeping,
                  uint32_t old, uint64_t spin_ns, int timeout_ms);
 
+/* Adaptive spinning for one side of the channel. Spinning before the
+ * futex makes a quick answer cheap (an empty round trip in well under a
+ * microsecond), but a wait that outlasts the spin (a batch that takes a
+ * millisecond to process, the idle time between batches) burns a core for
+ * nothing, which on a machine with few cores slows the whole pipeline.
+ * So a side spins only while its recent waits were short. */
+typedef struct ss_chan_spin {
+    uint64_t limit_ns; /* at most this; 0: never spin */
+    uint64_t avg_ns;   /* moving average of the recent waits */
+} ss_chan_spin;
+
+/* How long to spin before the next wait. */
+static inline uint64_t ss_chan_spin_ns(const ss_chan_spin *s)
+{
+    return s->avg_ns <= s->limit_ns ? s->limit_ns : 0;
+}
+
+/* Records how long a wait lasted (until the word changed). */
+static inline void ss_chan_spin_record(ss_chan_spin *s, uint64_t waited_ns)
+{
+    s->avg_ns = (s->avg_ns * 7 + waited_ns) / 8;
+}
+
 /* Stores val into *word and wakes the other side if it sleeps. */
 void ss_chan_ring(_Atomic uint32_t *word, _Atomic uint32_t *sleeping,
                   uint32_t val);

@@ -37,7 +37,7 @@ typedef struct child {
     ss_buf store;    /* SS_CHAN_PUSH's private store (benchmarks) */
     uint8_t *box_pk; /* X25519 pair for key provisioning */
     uint8_t *box_sk; /* sodium_malloc'd; freed once provisioned */
-    uint64_t spin_ns;
+    ss_chan_spin spin; /* waiting for requests */
     int test_syscall;
 } child;
 
@@ -324,7 +324,7 @@ int ss_enclave_child_main(int argc, char **argv)
     }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     ss_log_set_component(name);
-    c.spin_ns = spin_us * 1000;
+    c.spin.limit_ns = spin_us * 1000;
 
     /* the channel: fd 3 from the sandbox host, or a shared file (the
      * untrusted_shm mount under Gramine) */
@@ -444,9 +444,11 @@ int ss_enclave_child_main(int argc, char **argv)
     child_reply(&c, 1, 0, NULL, 1);
     uint32_t seen = 1;
     for (;;) {
+        uint64_t t0 = ss_now_ns();
         while (!ss_chan_wait(&c.ctl->req, &c.ctl->req_sleeping, seen,
-                             c.spin_ns, 1000))
+                             ss_chan_spin_ns(&c.spin), 1000))
             ;
+        ss_chan_spin_record(&c.spin, ss_now_ns() - t0);
         seen = atomic_load_explicit(&c.ctl->req, memory_order_acquire);
         if (child_handle(&c, seen))
             break;

@@ -30,6 +30,7 @@ struct ss_enclave {
     pid_t pid;  /* 0 when no child */
     int dead;   /* the child died; restart needed */
     uint32_t seq;
+    ss_chan_spin spin; /* waiting for responses */
     long peak_rss_kb;
     ss_buf store; /* none: what ss_enclave_push appended */
 };

@@ -92,14 +92,18 @@ static int check_child(ss_enclave *e, char *err, size_t errlen)
 static int await(ss_enclave *e, uint32_t seq, int timeout_ms, char *err,
                  size_t errlen)
 {
-    uint64_t spin = (uint64_t)e->o.spin_us * 1000;
+    e->spin.limit_ns = (uint64_t)e->o.spin_us * 1000;
+    uint64_t spin = ss_chan_spin_ns(&e->spin);
+    uint64_t t0 = ss_now_ns();
     uint64_t deadline = timeout_ms > 0 ? ss_now_ms() + (uint64_t)timeout_ms
                                        : 0;
     for (;;) {
         uint32_t cur = atomic_load_explicit(&e->ctl->resp,
                                             memory_order_acquire);
-        if (cur == seq)
+        if (cur == seq) {
+            ss_chan_spin_record(&e->spin, ss_now_ns() - t0);
             return 0;
+        }
         if (ss_chan_wait(&e->ctl->resp, &e->ctl->resp_sleeping, cur, spin,
                          TICK_MS))
             continue;
