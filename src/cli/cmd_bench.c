@@ -300,7 +300,9 @@ static double section_load0, section_t0;
 static void close_section(FILE *md)
 {
     fprintf(md, "_Load average (1 min) on this %ld-core machine: %.1f when "
-                "the suite started, %.1f when it ended, %.0f min later._\n\n",
+                "the suite started, %.1f when it ended, %.0f min later "
+                "(it counts the suite's own processes too: a pipeline with "
+                "4 workers per stage has 21)._\n\n",
             sysconf(_SC_NPROCESSORS_ONLN), section_load0, loadavg(),
             (now_s() - section_t0) / 60);
     fclose(md);
@@ -1345,8 +1347,8 @@ static int write_report(const bench_opts *o)
     fprintf(md,
             "## Reproducing\n\n"
             "    make\n"
-            "    bin/sstream bench all            # full: hours with 28M "
-            "rows\n"
+            "    bin/sstream bench all            # full: ~40 min on 2 "
+            "cores\n"
             "    bin/sstream bench all --quick    # CI size, < 3 minutes\n"
             "    bin/sstream bench micro          # one suite at a time\n\n"
             "Datasets are generated once into `out/bench/`; every run's log\n"
