@@ -11,14 +11,15 @@ cd "$T"
 cp "$EX"/*.lua .
 # a run that hangs is a failed check, not a stuck suite
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}
-# a mapper slowed down on purpose, so that there is time to kill it
-sed 's/if not value then return {} end/for _ = 1, 20000 do end\n      if not value then return {} end/' \
+# a mapper slowed down on purpose (about 4 s of CPU per worker), so that
+# there is time to kill it mid-stream even on a fast machine
+sed 's/if not value then return {} end/for _ = 1, 100000 do end\n      if not value then return {} end/' \
     map-csv-to-event.lua > slow-map.lua
-grep -q 'for _ = 1, 20000' slow-map.lua || echo "fixture: slow-map.lua not slowed" >&2
+grep -q 'for _ = 1, 100000' slow-map.lua || echo "fixture: slow-map.lua not slowed" >&2
 "$SS" gen flights --rows 40000 --seed 5 -o data.csv
 reference data.csv > expected
 
-run_and_kill() { # $1 pipeline, $2 worker to kill, $3 tag[, $4 when]
+run_and_kill() { # $1 pipeline, $2 worker to kill, $3 tag, $4 when
     timeout -k 10 "$RUN_TIMEOUT" "$SS" run "$1" --output-dir "out-$3" \
         --metrics "metrics-$3" > "res-$3" 2> "err-$3" &
     local run=$!
@@ -33,14 +34,14 @@ run_and_kill() { # $1 pipeline, $2 worker to kill, $3 tag[, $4 when]
         [ -n "$victim" ] && break
         sleep 0.05
     done
-    if [ -n "${4:-}" ]; then # wait for the moment: $4 is a shell test
-        for _ in $(seq 1 600); do eval "$4" && break; sleep 0.1; done
-    fi
-    sleep 1
-    [ -n "$victim" ] && kill -KILL "$victim"
+    # wait for the moment ($4, a shell test), then a little more
+    for _ in $(seq 1 600); do eval "$4" && break; sleep 0.1; done
+    sleep 0.5
+    local killed=1 # only if it was still there to kill
+    [ -n "$victim" ] && kill -KILL "$victim" 2> /dev/null && killed=0
     wait_max $((RUN_TIMEOUT + 20)) $run
     echo $? > "rc-$3"
-    [ -n "$victim" ]
+    return $killed
 }
 
 cat > stateless.yml <<'YML'
@@ -52,7 +53,13 @@ stages:
   - { name: reduce, script: reduce-events.lua, workers: 1 }
 sink: { script: print-results.lua }
 YML
-check "a stateless worker (map-2) was found and killed" run_and_kill stateless.yml map-2 a
+# the moments, from the run's metrics (one sample a second): the victim
+# has started working, with most of its input still to come
+started() { # $1 tag, $2 worker
+    grep -q "\"name\":\"$2\".*\"in\":[1-9][0-9]*," "metrics-$1" 2>/dev/null
+}
+check "a stateless worker (map-2) was found and killed mid-stream" \
+    run_and_kill stateless.yml map-2 a "started a map-2"
 check "the run goes on and exits 0" test "$(cat rc-a)" -eq 0
 grep '^Delays' res-a > got-a
 same "the answer is still awk's after losing map-2" got-a expected
@@ -62,7 +69,8 @@ contains "the balance is not claimed after a loss" err-a "not checked: 1 worker"
 sed -e 's/slow-map.lua, workers: 2/slow-map.lua, workers: 1/' \
     -e 's/reduce-events.lua, workers: 1/reduce-events.lua, workers: 2/' \
     -e 's/loss-stateless/loss-stateful/' stateless.yml > stateful.yml
-check "a stateful worker (reduce-1) was found and killed" run_and_kill stateful.yml reduce-1 b
+check "a stateful worker (reduce-1) was found and killed mid-stream" \
+    run_and_kill stateful.yml reduce-1 b "started b reduce-1"
 check "the run fails (non-zero exit)" test "$(cat rc-b)" -ne 0
 contains "the failure names the lost stateful worker" err-b "reduce-1.*(stateful|cannot be retried)"
 lacks "no answer is printed after losing state" res-b "^Delays"
