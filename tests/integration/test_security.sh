@@ -197,14 +197,23 @@ done
 tail -n +1001 "$T/fb-rows" >> "$T/fb.csv"
 { head -1 "$T/f.csv"; cat "$T/fb-rows"; } > "$T/fb-good.csv"
 reference "$T/fb-good.csv" > "$T/fb-expected"
-"$SS" run "$T/fb/pipeline.yml" --data "$T/fb.csv" --security enclave \
-    --output-dir "$T/fbo" --no-progress > "$T/fb.out" 2> "$T/fb.err"
-rc=$?
-check "forbidden Lua: the run goes on and exits 0" test $rc -eq 0
-grep '^Delays' "$T/fb.out" > "$T/fb.d"
-same "forbidden Lua: the other rows give awk's answer" "$T/fb.d" "$T/fb-expected"
-contains "forbidden Lua: 6 events rejected and counted" "$T/fb.err" \
-    "rows in = rows out \+ rows filtered \+ rows rejected: 2006 = .* \+ 6: balanced"
+# rejecting_run LABEL TAG PIPELINE DATA ROWS NREJ [options]: an enclave
+# run in which NREJ of ROWS rows are rejected: it goes on and exits 0, the
+# other rows give awk's answer ($T/fb-expected), the balance counts the
+# rejects. Output in $T/TAG.out, TAG.err and the folder $T/TAGo.
+rejecting_run() {
+    local label=$1 tag=$2 pipe=$3 data=$4 rows=$5 nrej=$6
+    shift 6
+    timeout -k 10 300 "$SS" run "$pipe" --data "$data" --security enclave \
+        --output-dir "$T/${tag}o" --no-progress "$@" \
+        > "$T/$tag.out" 2> "$T/$tag.err"
+    check "$label: the run goes on and exits 0" test $? -eq 0
+    grep '^Delays' "$T/$tag.out" > "$T/$tag.d"
+    same "$label: the other rows give awk's answer" "$T/$tag.d" "$T/fb-expected"
+    contains "$label: $nrej event(s) rejected and counted" "$T/$tag.err" \
+        "rows in = rows out \+ rows filtered \+ rows rejected: $rows = .* \+ $nrej: balanced"
+}
+rejecting_run "forbidden Lua" fb "$T/fb/pipeline.yml" "$T/fb.csv" 2006 6
 # one line per rejecting batch in enclave mode: lineage, count, sealed reasons
 n=$(grep '"stage":"map"' "$T/fbo/rejects.jsonl" 2> /dev/null |
     sed -n 's/.*"events":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
@@ -226,17 +235,10 @@ check "forbidden Lua: nothing written" test ! -e "$T/pwned-io" -a ! -e "$T/pwned
       awk -F, -v OFS=, '{ $11 = sprintf("POISON-ROW%080d", 0) } 1'
   tail -n +1001 "$T/fb-rows"; } > "$T/po-rows"
 { head -1 "$T/f.csv"; cat "$T/po-rows"; } > "$T/po.csv"
-SS_ENCLAVE_TEST_SYSCALL=POISON-ROW timeout -k 10 300 "$SS" run \
-    "$EX/pipeline.yml" --data "$T/po.csv" --security enclave --batch-size 256 \
-    --output-dir "$T/poo" --no-progress > "$T/po.out" 2> "$T/po.err"
-rc=$?
-check "poison batch: the run goes on and exits 0" test $rc -eq 0
-grep '^Delays' "$T/po.out" > "$T/po.d"
-same "poison batch: the other rows give awk's answer" "$T/po.d" "$T/fb-expected"
+SS_ENCLAVE_TEST_SYSCALL=POISON-ROW rejecting_run "poison batch" po \
+    "$EX/pipeline.yml" "$T/po.csv" 2001 1 --batch-size 256
 contains "poison batch: the enclave was killed, twice" "$T/po.err" \
     "killed by signal 31 \(SIGSYS\).* again .*rejecting the batch's 1 events"
-contains "poison batch: its event is rejected and counted" "$T/po.err" \
-    "rows in = rows out \+ rows filtered \+ rows rejected: 2001 = .* \+ 1: balanced"
 contains "poison batch: one sealed reject for it" "$T/poo/rejects.jsonl" \
     '"stage":"map".*"sealed":"[A-Za-z0-9+/=]{40,}"'
 lacks "poison batch: no event text in the rejects" "$T/poo/rejects.jsonl" "POISON-ROW"
