@@ -807,6 +807,12 @@ static group *group_get(ss_router *r, const char *name)
     return NULL;
 }
 
+/* The completion group a producer belongs to, before its EOS says. */
+static const char *producer_group(const peer *p)
+{
+    return p->hello.group[0] ? p->hello.group : p->hello.name;
+}
+
 static void front_eos(ss_router *r, peer *p, const ss_hdr *h,
                       const uint8_t *payload)
 {
@@ -821,9 +827,7 @@ static void front_eos(ss_router *r, peer *p, const ss_hdr *h,
             reject(r, p->label, "malformed end of stream", why);
         return;
     }
-    const char *gname = e.group[0]         ? e.group
-                        : p->hello.group[0] ? p->hello.group
-                                            : p->hello.name;
+    const char *gname = e.group[0] ? e.group : producer_group(p);
     uint32_t members = e.members ? e.members : 1;
     if (p->eos) {
         ss_debug("router %s: '%s' sent its end of stream again", r->name,
@@ -944,12 +948,6 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
         p->last_seen = ss_now_ms();
         p->gone = 0;
     }
-}
-
-/* The completion group a producer belongs to, before its EOS says. */
-static const char *producer_group(const peer *p)
-{
-    return p->hello.group[0] ? p->hello.group : p->hello.name;
 }
 
 /* Handles a producer that is disconnected and was silent for a peer

@@ -114,11 +114,9 @@ static void report(node *n, int final)
                                : n->stage ? ss_stage_totals(n->stage)
                                           : NULL;
     ss_stats st;
-    memset(&st, 0, sizeof st);
-    snprintf(st.name, sizeof st.name, "%s", n->o->name);
-    snprintf(st.role, sizeof st.role, "%s", n->o->role);
-    snprintf(st.stage, sizeof st.stage, "%s", n->o->stage ? n->o->stage : "");
-    st.pid = getpid();
+    ss_stats_init(&st);
+    ss_stats_set_names(&st, n->o->name, n->o->role, n->o->stage);
+    ss_stats_fill_self(&st);
     if (t) {
         st.in = t->in;
         st.out = t->out;
@@ -132,8 +130,6 @@ static void report(node *n, int final)
     st.batches_out = n->batches_out;
     st.credits = n->o->credits;
     st.queue = n->busy;
-    st.rss_kb = ss_rss_kb();
-    st.peak_rss_kb = ss_peak_rss_kb();
     st.enclave_calls = n->enclave_calls;
     st.enclave_ns = n->enclave_ns;
     st.final = final;
@@ -279,17 +275,29 @@ static int free_flush(void *arg, ss_stage_out *out, int final)
     return rc;
 }
 
-static int take_slot(node *n, const ss_hdr *h)
+/* Sends msg[0..len), the output of input batch h, in a free slot: h is
+ * acknowledged upstream once the next router confirms it (on_received). */
+static int send_output(node *n, const ss_hdr *h, const void *msg, size_t len)
 {
-    for (int i = 0; i < NSLOTS; i++)
-        if (!n->slots[i].used) {
-            n->slots[i].used = 1;
-            n->slots[i].hdr = *h;
-            n->slots[i].pending = 0;
-            n->busy++;
-            return i;
-        }
-    return -1;
+    int s = 0;
+    while (s < NSLOTS && n->slots[s].used)
+        s++;
+    if (s == NSLOTS) {
+        snprintf(n->err, sizeof n->err, "too many batches in flight");
+        return SS_EPROTO;
+    }
+    n->slots[s].used = 1;
+    n->slots[s].hdr = *h;
+    n->slots[s].pending = 1;
+    n->busy++;
+    int rc = ss_link_send(n->link, msg, len, (uint64_t)s);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "cannot send to %s: %s", n->to,
+                 ss_strerror(rc));
+        return rc;
+    }
+    n->batches_out++;
+    return 0;
 }
 
 /* Writes the REJECT message of an enclave call to the rejects file: its
@@ -407,21 +415,7 @@ static int handle_data_enclave(node *n, const ss_hdr *h, const char *msg,
     }
     ss_stage_counts_add(&n->totals, &n->res.delta);
     enclave_rejects(n);
-    int s = take_slot(n, h);
-    if (s < 0) {
-        snprintf(n->err, sizeof n->err, "too many batches in flight");
-        return SS_EPROTO;
-    }
-    n->slots[s].pending = 1;
-    rc = ss_link_send(n->link, n->res.msg.data, n->res.msg.len,
-                      (uint64_t)s);
-    if (rc) {
-        snprintf(n->err, sizeof n->err, "cannot send to %s: %s", n->to,
-                 ss_strerror(rc));
-        return rc;
-    }
-    n->batches_out++;
-    return 0;
+    return send_output(n, h, n->res.msg.data, n->res.msg.len);
 }
 
 /* Sink in encrypted / enclave mode: authenticates and opens a batch into
@@ -480,21 +474,8 @@ static int handle_data(node *n, const ss_hdr *h, const char *payload)
             ss_inlet_ack(n->inlet, h);
         return 0;
     }
-    int s = take_slot(n, h);
-    if (s < 0) {
-        snprintf(n->err, sizeof n->err, "too many batches in flight");
-        return SS_EPROTO;
-    }
-    n->slots[s].pending = 1;
     build_msg(n, h, h->flags & (SS_BF_LAST_PART | SS_BF_FINAL), &n->out);
-    rc = ss_link_send(n->link, n->msg.data, n->msg.len, (uint64_t)s);
-    if (rc) {
-        snprintf(n->err, sizeof n->err, "cannot send to %s: %s", n->to,
-                 ss_strerror(rc));
-        return rc;
-    }
-    n->batches_out++;
-    return 0;
+    return send_output(n, h, n->msg.data, n->msg.len);
 }
 
 /* Waits until every output was RECEIVED (so every input is acknowledged). */

@@ -418,11 +418,9 @@ static void report(source *s, ss_stats_reporter *r, uint64_t total,
     if (!r)
         return;
     ss_stats st;
-    memset(&st, 0, sizeof st);
-    snprintf(st.name, sizeof st.name, "%s", s->o->name);
-    snprintf(st.role, sizeof st.role, "source");
-    snprintf(st.stage, sizeof st.stage, "source");
-    st.pid = getpid();
+    ss_stats_init(&st);
+    ss_stats_set_names(&st, s->o->name, "source", "source");
+    ss_stats_fill_self(&st);
     st.in = atomic_load(&s->lines);
     st.in_bytes = atomic_load(&s->bytes);
     st.out = atomic_load(&s->events);
@@ -431,8 +429,6 @@ static void report(source *s, ss_stats_reporter *r, uint64_t total,
     st.rejected = atomic_load(&s->rejected);
     st.batches_out = atomic_load(&s->batches);
     st.total_bytes = total;
-    st.rss_kb = ss_rss_kb();
-    st.peak_rss_kb = ss_peak_rss_kb();
     st.final = final;
     ss_stats_report(r, &st);
 }
@@ -748,23 +744,28 @@ int ss_source_run(const ss_source_opts *o)
         ss_error("cannot open input '%s': %s", o->file, strerror(errno));
         return 1;
     }
-    if (s.sealed) { /* no data key: only the transport's CURVE keys */
+    if (strcmp(o->security, "plain") != 0) {
         char kerr[512];
         if (!o->keys) {
             ss_error("security '%s' needs the pipeline's keys (--keys)",
                      o->security);
             goto out;
         }
-        if (ss_curve_load(&s.curve, o->keys, 0, kerr, sizeof kerr)) {
+        /* sealed input: no data key, only the transport's CURVE keys */
+        if ((!s.sealed &&
+             ss_keys_load_data(o->keys, &s.key, kerr, sizeof kerr)) ||
+            ss_curve_load(&s.curve, o->keys, 0, kerr, sizeof kerr)) {
             ss_error("%s", kerr);
             goto out;
         }
-        s.zctx = zmq_ctx_new();
-        if (ss_stats_reporter_new(s.zctx, getenv("SS_CONTROL"), &rep)) {
-            ss_error("cannot connect to the supervisor at %s",
-                     getenv("SS_CONTROL"));
-            goto out;
-        }
+    }
+    s.zctx = zmq_ctx_new();
+    if (ss_stats_reporter_new(s.zctx, getenv("SS_CONTROL"), &rep)) {
+        ss_error("cannot connect to the supervisor at %s",
+                 getenv("SS_CONTROL"));
+        goto out;
+    }
+    if (s.sealed) {
         s.nparts = 1;
         s.parts = calloc(1, sizeof *s.parts);
         if (!s.parts)
@@ -782,25 +783,6 @@ int ss_source_run(const ss_source_opts *o)
                      strerror(errno));
             goto out;
         }
-    }
-    if (strcmp(o->security, "plain") != 0) {
-        char kerr[512];
-        if (!o->keys) {
-            ss_error("security '%s' needs the pipeline's keys (--keys)",
-                     o->security);
-            goto out;
-        }
-        if (ss_keys_load_data(o->keys, &s.key, kerr, sizeof kerr) ||
-            ss_curve_load(&s.curve, o->keys, 0, kerr, sizeof kerr)) {
-            ss_error("%s", kerr);
-            goto out;
-        }
-    }
-    s.zctx = zmq_ctx_new();
-    if (ss_stats_reporter_new(s.zctx, getenv("SS_CONTROL"), &rep)) {
-        ss_error("cannot connect to the supervisor at %s",
-                 getenv("SS_CONTROL"));
-        goto out;
     }
     s.nparts = seekable ? o->parts : 1;
     if (!seekable && o->parts > 1)
