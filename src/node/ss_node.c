@@ -106,6 +106,16 @@ static uint32_t own_stream_id(const char *name)
     return h | 0x80000000u;
 }
 
+/* Whether the stage keeps state across batches (its loss cannot be
+ * retried, and what it drops was folded into its results), wherever it
+ * runs: in this process or in an enclave. */
+static int node_stateful(const node *n)
+{
+    return n->enc     ? ss_enclave_stateful(n->enc)
+           : n->stage ? ss_stage_stateful(n->stage)
+                      : 0;
+}
+
 static void report(node *n, int final)
 {
     if (!n->stats)
@@ -133,7 +143,7 @@ static void report(node *n, int final)
     st.enclave_calls = n->enclave_calls;
     st.enclave_ns = n->enclave_ns;
     st.final = final;
-    st.stateful = n->stage ? ss_stage_stateful(n->stage) : 0;
+    st.stateful = node_stateful(n);
     ss_stats_report(n->stats, &st);
     n->last_stats_ms = ss_now_ms();
 }
@@ -228,9 +238,7 @@ static int open_link(node *n)
     lo.group = lo.stage;
     lo.members = 1;
     lo.window = 16;
-    lo.stateful = n->enc     ? ss_enclave_stateful(n->enc)
-                  : n->stage ? ss_stage_stateful(n->stage)
-                             : 0;
+    lo.stateful = node_stateful(n);
     lo.connect_timeout_ms = n->o->connect_timeout_ms;
     lo.curve = n->have_curve ? &n->curve : NULL;
     int rc = ss_link_new(n->zctx, &lo, &n->link, n->err, sizeof n->err);
@@ -620,8 +628,7 @@ static int run_input_loop(node *n)
     io.name = n->o->name;
     io.stage = n->o->stage ? n->o->stage : n->o->name;
     io.credits = n->o->credits;
-    io.stateful = n->enc ? ss_enclave_stateful(n->enc)
-                         : ss_stage_stateful(n->stage);
+    io.stateful = node_stateful(n);
     io.connect_timeout_ms = n->o->connect_timeout_ms;
     io.heartbeat_ms = n->o->heartbeat_ms;
     io.role = strcmp(n->o->role, "sink") == 0 ? "sink" : "worker";
