@@ -164,8 +164,8 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
         return SS_EIO;
     }
     if (zmq_connect(p->sock, endpoint)) {
-        set_err(err, errlen, "cannot connect to %s: %s", endpoint,
-                zmq_strerror(errno));
+        set_err(err, errlen, "cannot connect to %s: %s%s", endpoint,
+                zmq_strerror(errno), ss_endpoint_hint(endpoint));
         ss_peer_close(p);
         return SS_EINVAL;
     }

@@ -1337,7 +1337,8 @@ static void *open_router(void *zctx, const char *ep, int linger,
         return NULL;
     }
     if (zmq_bind(s, ep)) {
-        fmt_err(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(errno));
+        fmt_err(err, errlen, "cannot bind %s: %s%s", ep, zmq_strerror(errno),
+                ss_endpoint_hint(ep));
         zmq_close(s);
         return NULL;
     }

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -89,4 +90,13 @@ int ss_transport_wait(void *const *socks, int n, int timeout_ms)
         return 0;
     int rc = poll(pfd, (nfds_t)np, timeout_ms);
     return rc < 0 ? -1 : rc > 0;
+}
+
+/* See ss_transport.h. */
+const char *ss_endpoint_hint(const char *ep)
+{
+    if (!ep || strstr(ep, "://"))
+        return "";
+    return "; an endpoint names its transport: tcp://HOST:PORT, "
+           "ipc:///PATH or inproc://NAME";
 }

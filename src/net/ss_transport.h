@@ -33,4 +33,11 @@ void ss_transport_init(void);
  */
 int ss_transport_wait(void *const *socks, int n, int timeout_ms);
 
+/*
+ * A hint for an endpoint that ZeroMQ refused: when ep names no transport
+ * ("localhost:5999" instead of "tcp://localhost:5999"), a static sentence
+ * that says how to write it, starting with "; "; otherwise "". Never NULL.
+ */
+const char *ss_endpoint_hint(const char *ep);
+
 #endif

@@ -463,11 +463,16 @@ int ss_pipeline_parse(const char *path, const char *text, size_t len,
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        set_err(err, errlen, "%s:%zu: yaml: %s%s%s", path,
+        /* libyaml's word for a tab is "character that cannot start any
+         * token": say what it is, since a tab looks like spaces. */
+        size_t at = parser.problem_mark.index;
+        int tab = at < len && text[at] == '\t';
+        set_err(err, errlen, "%s:%zu: yaml: %s%s%s%s", path,
                 parser.problem_mark.line + 1,
                 parser.problem ? parser.problem : "invalid document",
                 parser.context ? " " : "",
-                parser.context ? parser.context : "");
+                parser.context ? parser.context : "",
+                tab ? " (a tab: YAML indents with spaces only)" : "");
         rc = parser.error == YAML_MEMORY_ERROR ? SS_ENOMEM : SS_EINVAL;
         yaml_parser_delete(&parser);
         ss_pipeline_destroy(&p);

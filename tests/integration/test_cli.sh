@@ -23,4 +23,7 @@ same "docs/CLI.md is up to date (scripts/gen-cli-doc.sh)" "$T/cli.md" "$ROOT/doc
 "$SS" worker "$ROOT/examples/delayed-flights/filter-event.lua" --credits 0 2> "$T/e"; rc=$?
 check "a bad option value exits 2" test $rc -eq 2
 contains "a bad option value is named" "$T/e" "credits takes 1 to 128, not '0'"
+FROM=localhost:5999 timeout 20 "$SS" worker "$ROOT/examples/delayed-flights/filter-event.lua" 2> "$T/e"; rc=$?
+check "an endpoint without tcp:// fails" test $rc -ne 0
+contains "... with a hint on how to write it" "$T/e" "cannot connect to localhost:5999: .*an endpoint names its transport: tcp://HOST:PORT"
 finish

@@ -342,6 +342,16 @@ static void yaml_and_file_errors(void **state)
         ss_pipeline_parse("p.yml", bad, strlen(bad), &p, err, sizeof err),
         SS_EINVAL);
     assert_true(strncmp(err, "p.yml:3: yaml: ", 15) == 0);
+    assert_null(strstr(err, "tab"));
+    assert_null(p);
+
+    /* A tab looks like spaces: the message says it is one. */
+    const char *tab = "name: x\nstages:\n\t- name: map\n";
+    assert_int_equal(
+        ss_pipeline_parse("p.yml", tab, strlen(tab), &p, err, sizeof err),
+        SS_EINVAL);
+    assert_true(strncmp(err, "p.yml:3: yaml: ", 15) == 0);
+    assert_non_null(strstr(err, "(a tab: YAML indents with spaces only)"));
     assert_null(p);
 
     assert_int_equal(ss_pipeline_parse("p.yml", "", 0, &p, err, sizeof err),
