@@ -35,19 +35,39 @@ typedef struct child {
     ss_ecore core;
     ss_buf in;       /* private copy of the input */
     ss_buf store;    /* SS_CHAN_PUSH's private store (benchmarks) */
+    ss_buf priv[2];  /* outputs are built and sealed here, in private
+                        memory, and copied out once finished */
     uint8_t *box_pk; /* X25519 pair for key provisioning */
     uint8_t *box_sk; /* sodium_malloc'd; freed once provisioned */
     ss_chan_spin spin; /* waiting for requests */
     int test_syscall;
 } child;
 
-/* Output placement: straight into the shared output areas. */
+/* Output placement: private memory. Sealing reads back what it wrote
+ * (the header as associated data, the nonce): in the shared areas the
+ * host could change them while the enclave seals, e.g. write its own
+ * nonce so that two batches share a keystream. So the enclave seals here
+ * and copies the finished ciphertext out (copy_out). */
 static void *child_reserve(void *ctx, int which, size_t n)
 {
     child *c = ctx;
     if (n > SS_CHAN_OUT_CAP / 2)
         return NULL;
-    return ss_chan_out(c->base, which);
+    ss_buf *b = &c->priv[which ? 1 : 0];
+    ss_buf_reset(b);
+    if (ss_buf_grow(b, n))
+        return NULL;
+    b->len = n;
+    return b->data;
+}
+
+/* Copies the finished output (n bytes of priv[which]) to the shared
+ * area; the host sees only complete ciphertext. */
+static void copy_out(child *c, int which, size_t n)
+{
+    ss_buf *b = &c->priv[which ? 1 : 0];
+    if (n && n <= b->len && n <= SS_CHAN_OUT_CAP / 2)
+        memcpy(ss_chan_out(c->base, which), b->data, n);
 }
 
 /* Installs the system call allow list; anything else kills the process
@@ -240,6 +260,8 @@ static int child_handle(child *c, uint32_t seq)
             rc = ss_ecore_complete(&c->core, &fh, child_reserve, c, &res,
                                    err, sizeof err);
         }
+        copy_out(c, 0, res.msg_len);
+        copy_out(c, 1, res.rej_len);
         ctl->msg_len = res.msg_len;
         ctl->rej_len = res.rej_len;
         ctl->nrejects = res.nrejects;
@@ -278,6 +300,8 @@ int ss_enclave_child_main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     ss_buf_init(&c.in);
     ss_buf_init(&c.store);
+    ss_buf_init(&c.priv[0]);
+    ss_buf_init(&c.priv[1]);
     const char *name = "enclave", *stage = NULL, *script = NULL;
     const char *keys = NULL, *shm_path = NULL;
     uint64_t fd = SS_CHAN_FD, mem = SS_ENCLAVE_CORE_DEFAULT_MEM,

@@ -199,6 +199,11 @@ int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
         res->msg_len = n;
         return 0;
     }
+    if (c->completed) {
+        snprintf(err, errlen, "stage '%s' already completed: refusing a "
+                              "batch after its end", ss_stage_name(c->stage));
+        return SS_EDENIED;
+    }
     ss_hdr h;
     const char *payload;
     size_t len;
@@ -233,6 +238,13 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
         snprintf(err, errlen, "an echo enclave has no stage to reject for");
         return SS_EINVAL;
     }
+    if (ss_stage_stateful(c->stage) || c->completed) {
+        snprintf(err, errlen, "stage '%s' keeps state: refusing to reject "
+                              "a batch whole on the host's word (every "
+                              "batch must reach the state)",
+                 ss_stage_name(c->stage));
+        return SS_EDENIED;
+    }
     ss_hdr h;
     const char *payload;
     size_t len;
@@ -262,6 +274,12 @@ int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
         res->msg_len = 0;
         return 0;
     }
+    if (c->completed) {
+        snprintf(err, errlen, "stage '%s' already completed: refusing a "
+                              "second completion", ss_stage_name(c->stage));
+        return SS_EDENIED;
+    }
+    c->completed = 1;
     ss_stage_out_reset(&c->out);
     int rc = ss_stage_complete(c->stage, &c->out);
     if (rc) {

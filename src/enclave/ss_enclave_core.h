@@ -30,6 +30,7 @@ typedef struct ss_ecore {
     ss_buf pt;          /* plaintext of the input */
     ss_stage_out out;   /* the stage's output */
     int out_ready;      /* out was initialised */
+    int completed;      /* completion ran: the stream is over */
     /* Test hook (the sandbox child, SS_ENCLAVE_TEST_SYSCALL=TEXT): die()
      * is called when a batch's plaintext contains die_on. */
     const char *die_on;
@@ -71,12 +72,16 @@ int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
 /* Opens (authenticates) one input message like ss_ecore_call, but runs
  * nothing: all its events are rejected (ss_stage_reject_batch) and its
  * output is an empty batch with its lineage, so that the stream stays
- * complete. For a batch the host reports killed the enclave twice. */
+ * complete. For a batch the host reports killed the enclave twice.
+ * Refused (SS_EDENIED) for a stateful stage: the host's word would drop
+ * batches from the state (a reduce over half the data), and a stateful
+ * stage whose enclave dies fails the run anyway. */
 int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
                     ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
                     char *err, size_t errlen);
 
-/* Completion, output under header final. */
+/* Completion, output under header final. Once only: a second
+ * completion, and any batch after it, is refused (SS_EDENIED). */
 int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
                       void *rctx, ss_ecore_res *res, char *err,
                       size_t errlen);

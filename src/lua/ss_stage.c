@@ -355,6 +355,7 @@ void ss_stage_destroy(ss_stage **p)
     *p = NULL;
 }
 
+const char *ss_stage_name(const ss_stage *s) { return s->stage; }
 const char *ss_stage_from(const ss_stage *s) { return s->from; }
 const char *ss_stage_to(const ss_stage *s) { return s->to; }
 int ss_stage_stateful(const ss_stage *s) { return s->stateful; }

@@ -74,6 +74,8 @@ void ss_stage_destroy(ss_stage **p);
 /* The endpoints the script named (borrowed; NULL if none). */
 const char *ss_stage_from(const ss_stage *s);
 const char *ss_stage_to(const ss_stage *s);
+/* The stage's name (borrowed; "" if none was given). */
+const char *ss_stage_name(const ss_stage *s);
 /* 1 if the chain keeps state across events (reduce, scan, ...). */
 int ss_stage_stateful(const ss_stage *s);
 /* 1 if the script called sendZmqCompleted(). */
