@@ -21,10 +21,24 @@ static void usage(FILE *f, const char *cmd)
                 "5.1 and 8.2) with\nthe runtime's modules: rx, zmq-rx, "
                 "sgx-rx, csv, json, log. Errors inside\nuser functions "
                 "follow RxLua: they reach the subscriber's onError.\n"
-                "ARGS are in the script's `arg` table.\n\n"
+                "ARGS are in the script's `arg` table. A script that "
+                "ends in\nsubscribeToSocket(addr) sends its events to a "
+                "router (it acts as a\nsource: Listing 8.3); one built on "
+                "fromZmqSocket(addr) reads from one.\n\n"
+                "  --to EP             where subscribeToSocket sends "
+                "(default: TO, else the\n"
+                "                      script's own address)\n"
+                "  --from EP           where fromZmqSocket reads (default: "
+                "FROM, else the\n"
+                "                      script's own address)\n"
+                "  --name NAME         this component's name (default: "
+                "SCRIPT-PID)\n"
+                "  --batch-size BYTES  target output batch size (default "
+                "64K)\n"
                 "  --mem-limit BYTES   cap the script's memory (default "
                 "256M)\n"
-                "  --help              show this help\n");
+                "  --help              show this help\n\n"
+                "Environment: FROM, TO, LOG_LEVEL.\n");
         return;
     }
     int sink = strcmp(cmd, "sink") == 0;

@@ -169,10 +169,14 @@ static void flush_rejects(node *n, ss_stage_out *out)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         n->rejects_logged++;
-        if (n->rejects_logged <= 10 ||
-            n->rejects_logged % (ss_log_rate ? ss_log_rate : 100) == 0)
+        unsigned rate = ss_log_rate ? (unsigned)ss_log_rate : 100;
+        if (n->rejects_logged <= 10 || n->rejects_logged % rate == 0)
             ss_warn("rejected event: %.*s", (int)(len > 600 ? 600 : len),
                     p);
+        if (n->rejects_logged == 10)
+            ss_warn("more rejected events are not shown here: one in "
+                    "%u is (LOG_RATE); all of them are in the rejects "
+                    "file", rate);
         p += len + 1;
     }
     ss_buf_reset(&out->rejects);
@@ -732,6 +736,10 @@ static int run_enclave_worker(node *n)
         ss_error("%s: %s", o->name, n->err);
         return rc;
     }
+    if (!enclave && ss_enclave_uses_sgx(n->enc))
+        ss_warn("%s uses mapSGX/filterSGX/reduceSGX but security is '%s':"
+                " its functions run outside any enclave", o->script,
+                o->security);
     if (!enclave || strcmp(eo.backend, "none") == 0) {
         /* this process is trusted with the key: it opens the rejects */
         rc = ss_keys_load_data(o->keys, &n->key, n->err, sizeof n->err);
@@ -868,6 +876,13 @@ int ss_node_run(const ss_node_opts *o)
         n.to = ss_stage_to(n.stage);
     if (rc) {
         ss_error("%s: %s", o->script, n.err);
+        goto out;
+    }
+    if (strcmp(o->role, "worker") == 0 && !ss_stage_to(n.stage)) {
+        /* without it every event would be dropped, silently */
+        ss_error("%s never calls :subscribeToSocket(...): a stage sends "
+                 "its results on, so end its chain with "
+                 ":subscribeToSocket(os.getenv('TO'))", o->script);
         goto out;
     }
     if (ss_stage_uses_sgx(n.stage) && strcmp(o->security, "enclave") != 0 &&

@@ -107,9 +107,13 @@ static void reject(part *p, uint64_t line, const char *why, const char *l,
     ss_buf_json_str(b, l, n > 1024 ? 1024 : n); /* enough to find it */
     ss_buf_append(b, "}\n", 2);
     unsigned long long nrej = atomic_load(&s->rejected);
-    if (nrej <= 10 || nrej % (ss_log_rate ? ss_log_rate : 100) == 0)
+    unsigned long long rate = ss_log_rate ? ss_log_rate : 100;
+    if (nrej <= 10 || nrej % rate == 0)
         ss_warn("%s line %llu rejected: %s", f, (unsigned long long)line,
                 why);
+    if (nrej == 10)
+        ss_warn("more rejected lines are not shown here: one in %llu is "
+                "(LOG_RATE); all of them are in the rejects file", rate);
     pthread_mutex_lock(&s->lock);
     if (s->rejects)
         fwrite(b->data, 1, b->len, s->rejects);
@@ -193,7 +197,8 @@ static int take_line(part *p, uint64_t line, const char *l, size_t n)
     size_t need = n + 5;
     if (need > s->o->batch_size) {
         snprintf(why, sizeof why, "line is %zu bytes, longer than the "
-                 "batch size (%zu bytes)", n, s->o->batch_size);
+                 "batch size (%zu bytes; raise it with --batch-size or "
+                 "batch_size in the pipeline file)", n, s->o->batch_size);
         goto bad;
     }
     size_t at;

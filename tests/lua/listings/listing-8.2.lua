@@ -2,7 +2,8 @@
 -- for: arrydelay -> arrdelay; the reduce returns its accumulator (as in
 -- Listing 8.6); `io.output(file)` (file is undefined) -> io.output(output)
 -- and `io.close(ouput)` -> io.close(), so the elapsed time goes to
--- output.log; `local ZmqRx = require 'zmq-rx'` for sendZmqCompleted.
+-- output.log; `local ZmqRx = require 'zmq-rx'` for sendZmqCompleted; a space
+-- before "delayed flights", as Listing 8.7 prints it.
 local Rx = require 'rx'
 local csv = require 'csv'
 local ZmqRx = require 'zmq-rx'

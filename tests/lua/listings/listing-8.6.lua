@@ -1,4 +1,5 @@
--- The seed's Listing 8.6 (reducer), as printed but for arrydelay.
+-- The seed's Listing 8.6 (reducer), as printed (its `arrydelay` is the
+-- field Listing 8.4 sets).
 local ZmqRx = require 'zmq-rx'
 
 local from_socket = 'tcp://localhost:5557'
@@ -9,7 +10,7 @@ ZmqRx.Subject.fromZmqSocket(from_socket) -- receive from 'tcp://localhost:5557'
     function(accumulator, event)
         carrier = accumulator[event.uniquecarrier] or {}
         accumulator[event.uniquecarrier] = { count = (carrier.count
-            or 0) + 1, total = (carrier.total or 0) + event.arrdelay }
+            or 0) + 1, total = (carrier.total or 0) + event.arrydelay }
 
         return accumulator
     end, {}

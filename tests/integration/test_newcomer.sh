@@ -1,0 +1,58 @@
+#!/bin/bash
+# What a newcomer runs into: each friction reported by a new user gets a
+# message that says what is wrong and how to fix it, instead of silence or
+# a bare errno.
+source "$(dirname "$0")/lib.sh"
+EX=$ROOT/examples/delayed-flights
+cd "$T"
+
+# --- a stage script that never calls :subscribeToSocket drops everything
+cat > nosub.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM')):map(function(e) return e end)
+LUA
+FROM=ipc://$T/nowhere timeout 20 "$SS" worker nosub.lua 2> e; rc=$?
+check "a worker script without subscribeToSocket fails at start" test $rc -eq 1
+contains "... saying what to add" e "nosub.lua never calls :subscribeToSocket\(\.\.\.\).*subscribeToSocket\(os.getenv\('TO'\)\)"
+
+cp "$EX"/filter-event.lua "$EX"/reduce-events.lua "$EX"/print-results.lua "$EX"/map-csv-to-event.lua .
+cat > nosub.yml <<'YML'
+name: nosub
+source: { file: data.csv, format: csv, header: true }
+stages:
+  - { name: map, script: map-csv-to-event.lua }
+  - { name: filter, script: nosub.lua }
+sink: { script: print-results.lua }
+YML
+"$SS" gen flights --rows 500 --seed 3 -o data.csv
+timeout 60 "$SS" run nosub.yml --output-dir out1 > o 2> e; rc=$?
+check "sstream run with such a stage fails instead of printing nothing" test $rc -ne 0
+contains "... naming the script" e "nosub.lua never calls :subscribeToSocket"
+
+# --- rejects past the first 10 are announced as not shown
+{ head -1 data.csv; for i in $(seq 1 30); do echo "broken,line,$i"; done; tail -n +2 data.csv; } > bad.csv
+cat > p.yml <<'YML'
+name: p
+source: { file: data.csv, format: csv, header: true }
+stages:
+  - { name: map, script: map-csv-to-event.lua }
+sink: { script: print-results.lua }
+YML
+timeout 60 "$SS" run p.yml --data bad.csv --output-dir out3 > o 2> e
+n=$(grep -c "line [0-9]* rejected:" e)
+check "the source logs the first 10 rejected lines in full ($n)" test "$n" -eq 10
+contains "... then says the rest are not shown, and where they are" e "more rejected lines are not shown here: one in 100 is \(LOG_RATE\); all of them are in the rejects file"
+
+# --- a line over the batch size says how to raise it
+{ head -1 data.csv; printf '2008,1,1,1,1,1,1,1,AA,1,N1,1,1,1,%s,1,SFO,LAX,1,1,1,0,,0,0,0,0,0,0\n' "$(head -c 600 /dev/zero | tr '\0' 7)"; } > long.csv
+timeout 60 "$SS" run p.yml --data long.csv --batch-size 512 --output-dir out4 > o 2> e
+contains "a line longer than the batch size names --batch-size" e "longer than the batch size \(512 bytes; raise it with --batch-size or batch_size in the pipeline file\)"
+
+# --- mapSGX in encrypted mode: warned like in plain mode
+"$SS" keygen -o keys > /dev/null 2>&1
+timeout 90 "$SS" run "$EX/sgx/pipeline.yml" --data data.csv --security encrypted \
+    --output-dir out2 > o 2> e; rc=$?
+check "the SGX example runs in encrypted mode" test $rc -eq 0
+cat out2/logs/*.log e > all 2>/dev/null
+contains "... and warns that its SGX functions run outside any enclave" all "uses mapSGX/filterSGX/reduceSGX but security is 'encrypted': its functions run outside any enclave"
+finish
