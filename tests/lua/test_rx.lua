@@ -144,9 +144,9 @@ test('fromCoroutine (synchronous)', function()
   local obs = Observable.fromCoroutine(function()
     coroutine.yield(1)
     coroutine.yield(2)
-    return 'ignored'
+    return 'returned'
   end)
-  eq(produce(obs), { 1, 2 })
+  eq(produce(obs), { 1, 2, 'returned' })
   -- errors inside the coroutine go to onError
   local r = collect(Observable.fromCoroutine(function()
     coroutine.yield(1)
@@ -218,7 +218,7 @@ test('defer builds a fresh observable per subscription', function()
   eq(produce(obs), { 1 })
   eq(produce(obs), { 2 })
   eq(collect(Observable.defer(function() error('nope', 0) end)).err, 'nope')
-  raises(function() Observable.defer(5) end, 'Expected a function')
+  raises(function() Observable.defer(5):subscribe() end, 'defer: expected a factory function')
 end)
 
 test('replicate', function()
@@ -642,7 +642,6 @@ test('skipUntil', function()
   src:onCompleted()
   eq(r.values, { 2, 3 })
   eq(r.completed, true)
-  eq(produce(range(1, 3):skipUntil(Observable.never())), {})
 end)
 
 test('skipWhile', function()
@@ -1111,6 +1110,191 @@ test('Rx.stateful is set by every stateful operator', function()
     count = count + 1
   end
   eq(count, 23)
+end)
+
+-------------------------------------------------------------------------------
+-- RxLua's documented behaviour (issue 11): each test below failed before
+-- rx.lua was changed to match.
+-------------------------------------------------------------------------------
+
+-- A callable table, like the spies of RxLua's own test suite: records the
+-- arguments of every call.
+local function spy()
+  local calls = {}
+  return setmetatable(calls, { __call = function(self, ...)
+    self[#self + 1] = table.pack(...)
+  end })
+end
+
+test('RxLua: every Subject accepts callables as onNext, onError, onCompleted', function()
+  for _, name in ipairs({ 'Subject', 'BehaviorSubject', 'ReplaySubject', 'AsyncSubject' }) do
+    local s = Rx[name].create()
+    local onNext, onCompleted = spy(), spy()
+    s:subscribe(onNext, nil, onCompleted)
+    s:onNext(5)
+    s:onCompleted()
+    eq(#onNext, 1, name)
+    eq(onNext[1][1], 5, name)
+    eq(#onCompleted, 1, name)
+    local e = Rx[name].create()
+    local onError = spy()
+    e:subscribe(nil, onError)
+    e:onError('ohno')
+    eq(#onError, 1, name)
+    eq(onError[1][1], 'ohno', name)
+  end
+  -- an Observable too, and an Observer still counts as one
+  local onNext = spy()
+  Observable.of(1, 2):subscribe(onNext)
+  eq(#onNext, 2)
+  local got = {}
+  Subject.create():startWith(3):subscribe(Rx.Observer.create(function(x) got[#got + 1] = x end))
+  eq(got, { 3 })
+end)
+
+test('RxLua: fromCoroutine with a scheduler emits what the coroutine returns', function()
+  local function body()
+    coroutine.yield(1)
+    coroutine.yield(2)
+    return 3
+  end
+  local scheduler = Rx.CooperativeScheduler.create()
+  local r = collect(Observable.fromCoroutine(body, scheduler))
+  for _ = 1, 10 do
+    scheduler:update()
+    if scheduler:isEmpty() then break end
+  end
+  eq(r.values, { 1, 2, 3 })
+  eq(r.completed, true)
+  -- a thread is shared by the subscribers, a function is not
+  scheduler = Rx.CooperativeScheduler.create()
+  local shared = Observable.fromCoroutine(coroutine.create(body), scheduler)
+  local a, b = collect(shared), collect(shared)
+  for _ = 1, 10 do
+    scheduler:update()
+    if scheduler:isEmpty() then break end
+  end
+  eq(a.values, { 1, 3 })
+  eq(b.values, { 2 })
+  scheduler = Rx.CooperativeScheduler.create()
+  local fresh = Observable.fromCoroutine(body, scheduler)
+  a, b = collect(fresh), collect(fresh)
+  for _ = 1, 10 do
+    scheduler:update()
+    if scheduler:isEmpty() then break end
+  end
+  eq(a.values, { 1, 2, 3 })
+  eq(b.values, { 1, 2, 3 })
+end)
+
+test('RxLua: catch continues with another observable and ignores the failed source', function()
+  local handler = Subject.create()
+  local source = Observable.create(function(o)
+    o:onNext(1)
+    o:onNext(2)
+    o:onError('ohno')
+    o:onNext(3)      -- after its error: not seen
+    o:onCompleted()  -- nor this
+  end)
+  handler:onNext(5)
+  local r = collect(source:catch(handler))
+  handler:onNext(6)
+  handler:onNext(7)
+  eq(r.completed, false)
+  handler:onCompleted()
+  eq(r.values, { 1, 2, 6, 7 })
+  eq(r.completed, true)
+  eq(produce(Observable.throw():catch(function() return Observable.empty() end)), {})
+end)
+
+test('RxLua: contains looks at every value of multi-value events (wrap)', function()
+  local wrapped = range(1, 6):wrap(3)
+  eq(produce(wrapped), { { 1, 2, 3 }, { 4, 5, 6 } })
+  eq(produce(wrapped:contains(5)), { true })
+  eq(produce(wrapped:contains(7)), { false })
+  eq(produce(Observable.create(function(o) o:onNext(nil) o:onCompleted() end):contains(nil)), { true })
+end)
+
+test('RxLua: skipUntil an observable that never produces gives nothing, not even completion', function()
+  local r = collect(Observable.fromTable({ 2, 3, 4 }):skipUntil(Observable.never()))
+  eq(r.n, 0)
+  eq(r.completed, false)
+  eq(r.err, nil)
+  -- a source error before the trigger is not forwarded either
+  r = collect(Observable.throw('early'):skipUntil(Observable.never()))
+  eq(r.err, nil)
+  -- once triggered, values, errors and completion pass
+  local s = Subject.create()
+  r = collect(s:skipUntil(Observable.of(1)))
+  s:onNext(1)
+  s:onNext(2)
+  s:onError('late')
+  eq(r.values, { 1, 2 })
+  eq(r.err, 'late')
+end)
+
+test('RxLua: fromFileByLine reads the file with io.lines', function()
+  local name = os.tmpname()
+  local f = assert(io.open(name, 'w'))
+  f:write('on disk\n')
+  f:close()
+  local savedLines = io.lines
+  local asked
+  io.lines = function(filename)
+    asked = filename
+    local lines, i = { 'one', 'two' }, 0
+    return function() i = i + 1 return lines[i] end
+  end
+  local success, r = pcall(collect, Observable.fromFileByLine(name))
+  io.lines = savedLines
+  os.remove(name)
+  assert(success, r)
+  eq(asked, name)
+  eq(r.values, { 'one', 'two' })
+  eq(r.completed, true)
+end)
+
+test('RxLua: fromValue, wrap and repeat exist as in RxLua', function()
+  eq(produce(Observable.fromValue(7)), { 7 })
+  eq(produce(Observable.fromValue(nil)), { nil })
+  eq(produce(range(1, 5):wrap(2)), { { 1, 2 }, { 3, 4 }, 5 })
+  eq(produce(Observable['repeat']('x', 2)), { 'x', 'x' })
+end)
+
+test('RxLua: defer without a factory is an Observable that fails on subscribe', function()
+  local d = Observable.defer()
+  ok(Rx.util.isa(d, Observable), 'defer() is an Observable')
+  raises(function() d:subscribe() end, 'defer')
+  raises(function() Observable.defer(function() return nil end):subscribe() end, 'defer')
+end)
+
+test('RxLua: a BehaviorSubject gives its value to every subscriber, late ones too', function()
+  local s = Rx.BehaviorSubject.create(1)
+  s:onNext(2)
+  s:onCompleted()
+  local r = collect(s)
+  eq(r.values, { 2 })
+  eq(r.completed, true)
+end)
+
+test('RxLua: operators stop listening to a source after its terminal event', function()
+  local misbehaving = Observable.create(function(o)
+    o:onNext(1)
+    o:onCompleted()
+    o:onNext(2)
+  end)
+  local rest = Subject.create()
+  local r = collect(misbehaving:concat(rest))
+  rest:onNext('next')
+  eq(r.values, { 1, 'next' })
+  local tries = 0
+  local flaky = Observable.create(function(o)
+    tries = tries + 1
+    o:onNext(tries)
+    if tries == 1 then o:onError('once') o:onNext('stale') return end
+    o:onCompleted()
+  end)
+  eq(produce(flaky:retry(1)), { 1, 2 })
 end)
 
 -------------------------------------------------------------------------------

@@ -288,6 +288,31 @@ local function passThrough(observer)
   return function(_, ...) return observer:onNext(...) end
 end
 
+-- A Sink that ignores whatever its source sends after onError or
+-- onCompleted, as RxLua's Observers do. Used where the downstream observer
+-- lives on after that source ended (catch, retry, concat, skipUntil), so a
+-- source that misbehaves cannot leak into what follows. The per-event
+-- operators use plain Sinks: the final Observer stops there.
+local function Guarded(observer, onNext, onError, onCompleted)
+  local sink = Sink(observer, onNext, onError, onCompleted)
+  local nextFn, errorFn, completedFn = sink.onNext, sink.onError, sink.onCompleted
+  local stopped = false
+  sink.onNext = function(self, ...)
+    if not stopped then return nextFn(self, ...) end
+  end
+  sink.onError = function(self, e)
+    if stopped then return end
+    stopped = true
+    return errorFn(self, e)
+  end
+  sink.onCompleted = function(self)
+    if stopped then return end
+    stopped = true
+    return completedFn(self)
+  end
+  return sink
+end
+
 -------------------------------------------------------------------------------
 -- Observable
 -------------------------------------------------------------------------------
@@ -301,20 +326,25 @@ function Observable.create(subscribe)
   return setmetatable({ _subscribe = subscribe }, Observable)
 end
 
--- subscribe(onNext, onError, onCompleted) or subscribe(observer).
-function Observable:subscribe(onNext, onError, onCompleted)
-  local observer
-  if type(onNext) == 'table' then
-    observer = onNext
-  else
-    observer = Observer.create(onNext, onError, onCompleted)
-  end
-  return toSubscription(self._subscribe(observer))
+-- Whether subscribe's first argument is an observer rather than an onNext
+-- callback: a table with an onNext field, or any table that cannot be
+-- called. A callable table without onNext (a test spy, a memoizer) is a
+-- callback, as RxLua's Subjects treat anything that is not an Observer.
+local function isObserver(x)
+  if type(x) ~= 'table' then return false end
+  if x.onNext ~= nil then return true end
+  local mt = getmetatable(x)
+  return not (type(mt) == 'table' and mt.__call ~= nil)
 end
 
 local function toObserver(onNext, onError, onCompleted)
-  if type(onNext) == 'table' then return onNext end
+  if isObserver(onNext) then return onNext end
   return Observer.create(onNext, onError, onCompleted)
+end
+
+-- subscribe(onNext, onError, onCompleted) or subscribe(observer).
+function Observable:subscribe(onNext, onError, onCompleted)
+  return toSubscription(self._subscribe(toObserver(onNext, onError, onCompleted)))
 end
 
 --- constructors --------------------------------------------------------------
@@ -366,9 +396,11 @@ function Observable.fromTable(t, iterator, keys)
   end)
 end
 
--- Emits what the coroutine (or function run as one) yields, completing
--- when it returns. With a scheduler, one value per scheduler step;
--- without, synchronously on subscription.
+-- Emits what the coroutine (or function run as one) yields and then what
+-- it returns (if it returns values), completing when it returns. With a
+-- scheduler, one resume per scheduler step; without, synchronously on
+-- subscription. A thread is shared by all subscribers (each resume goes to
+-- whoever resumed it); a function gets a fresh coroutine per subscriber.
 function Observable.fromCoroutine(fn, scheduler)
   return Observable.create(function(observer)
     local thread = type(fn) == 'function' and cocreate(fn) or fn
@@ -379,6 +411,7 @@ function Observable.fromCoroutine(fn, scheduler)
         observer:onError((...))
       elseif costatus(thread) == 'dead' then
         stopped = true
+        if select('#', ...) > 0 then observer:onNext(...) end
         observer:onCompleted()
       else
         observer:onNext(...)
@@ -402,24 +435,40 @@ function Observable.fromFileByLine(filename)
     if not io then
       return observer:onError(tostring(filename) .. ': io is not available')
     end
+    -- RxLua checks with io.open, then reads with io.lines (so a script
+    -- that replaces io.lines is honoured).
     local file, err = io.open(filename, 'r')
-    if not file then return observer:onError(err or filename) end
-    local ok, e = pcall(function()
-      for line in file:lines() do observer:onNext(line) end
-    end)
+    if not file then return observer:onError(err or tostring(filename)) end
     file:close()
-    if not ok then error(e, 0) end
+    local ok, iter, state, control, closing = pcall(io.lines, filename)
+    if not ok then return observer:onError(iter) end
+    -- the generic for closes `closing` (the file) on error too
+    for line in iter, state, control, closing do observer:onNext(line) end
     return observer:onCompleted()
   end)
 end
 
+-- The factory is checked when the observable is subscribed to, as in
+-- RxLua (defer() is an Observable; subscribing to it raises).
 function Observable.defer(fn)
-  if type(fn) ~= 'function' then error('Expected a function', 2) end
   return Observable.create(function(observer)
+    if type(fn) ~= 'function' and not (type(fn) == 'table'
+        and getmetatable(fn) and getmetatable(fn).__call) then
+      error('defer: expected a factory function, got ' .. type(fn), 0)
+    end
     local ok, observable = try(fn)
     if not ok then return observer:onError(observable) end
+    if not util.isa(observable, Observable) then
+      error('defer: the factory returned a ' .. type(observable)
+        .. ', not an Observable', 0)
+    end
     return observable:subscribe(observer)
   end)
+end
+
+-- RxLua's older name for of(value).
+function Observable.fromValue(value)
+  return Observable.of(value)
 end
 
 -- Emits value count times (forever when count is nil).
@@ -994,7 +1043,9 @@ function Observable:takeWhile(predicate)
   end)
 end
 
--- Ignores the source's events until other produces one.
+-- Ignores the source's events until other produces one. As in RxLua, the
+-- source's completion and error are ignored too until then: with an other
+-- that never produces, the result produces nothing and never ends.
 function Observable:skipUntil(other)
   local source = self
   return Observable.create(function(observer)
@@ -1004,8 +1055,12 @@ function Observable:skipUntil(other)
       triggered = true
       otherLink.cancel()
     end, nil, noop)))
-    local sub = source:subscribe(Sink(observer, function(_, ...)
+    local sub = source:subscribe(Guarded(observer, function(_, ...)
       if triggered then return observer:onNext(...) end
+    end, function(_, e)
+      if triggered then return observer:onError(e) end
+    end, function()
+      if triggered then return observer:onCompleted() end
     end))
     return Subscription.create(function()
       sub:unsubscribe()
@@ -1122,7 +1177,7 @@ function Observable:concat(other, ...)
   local source = self
   return Observable.create(function(observer)
     local firstSub, restSub
-    firstSub = source:subscribe(Sink(observer, passThrough(observer), nil,
+    firstSub = source:subscribe(Guarded(observer, passThrough(observer), nil,
       function() restSub = rest:subscribe(observer) end))
     return Subscription.create(function()
       if firstSub then firstSub:unsubscribe() end
@@ -1387,7 +1442,7 @@ function Observable:catch(handler)
   local source = self
   return Observable.create(function(observer)
     local sub, nextSub
-    sub = source:subscribe(Sink(observer, passThrough(observer), function(_, e)
+    sub = source:subscribe(Guarded(observer, passThrough(observer), function(_, e)
       if not handler then return observer:onCompleted() end
       local ok, continuation = try(handler, e)
       if ok and continuation then
@@ -1412,22 +1467,22 @@ function Observable:retry(count)
     local retries = 0
     local current
     local subscribing, again, disposed = false, false, false
-    local s
+    local onError
     local function run()
       while not disposed do
         again = false
         subscribing = true
-        local sub = source:subscribe(s)
+        local sub = source:subscribe(Guarded(observer, passThrough(observer), onError))
         subscribing = false
         if again then sub:unsubscribe() else current = sub return end
       end
     end
-    s = Sink(observer, passThrough(observer), function(_, e)
+    onError = function(_, e)
       retries = retries + 1
       if count and retries > count then return observer:onError(e) end
       if current then current:unsubscribe() current = nil end
       if subscribing then again = true else return run() end
-    end)
+    end
     run()
     return Subscription.create(function()
       disposed = true
@@ -1685,7 +1740,11 @@ end
 
 function BehaviorSubject:subscribe(onNext, onError, onCompleted)
   local observer = toObserver(onNext, onError, onCompleted)
-  if self.stopped then return lateTerminal(self, observer) end
+  if self.stopped then
+    -- RxLua: every subscriber receives the latest value
+    if self.hasValue then observer:onNext(self:getValue()) end
+    return lateTerminal(self, observer)
+  end
   local sub = addObserver(self, observer)
   if self.hasValue then observer:onNext(self:getValue()) end
   return sub
@@ -1776,5 +1835,9 @@ end
 
 AsyncSubject.getValue = BehaviorSubject.getValue
 AsyncSubject.__call = AsyncSubject.onNext
+
+-- RxLua's aliases
+Observable.wrap = Observable.buffer
+Observable['repeat'] = Observable.replicate
 
 return Rx
