@@ -1,6 +1,7 @@
 /*
  * cmd_decrypt.c - `sstream decrypt`: gives back the dataset (or result)
- * sealed in a sealed stream file (format in crypto/ss_sealfile.h).
+ * sealed in a sealed stream file (format in crypto/ss_sealfile.h), or
+ * the reasons an enclave sealed in a rejects file (rejects.jsonl).
  *
  *   sstream decrypt --keys DIR IN OUT
  */
@@ -33,6 +34,13 @@ static void decrypt_usage(FILE *f)
             "is an error naming the batch; OUT is then not created. IN or "
             "OUT\n"
             "may be '-' (with '-', output already written stays).\n\n"
+            "IN may also be a rejects file (rejects.jsonl) of an enclave-"
+            "mode run: the\n"
+            "lines whose reasons the enclave sealed for the owner are "
+            "opened and\n"
+            "written in the plain-mode form (stage, worker, stream, seq, "
+            "row, error,\n"
+            "event), the other lines as they are.\n\n"
             "options:\n"
             "   --keys DIR   key directory (sstream keygen)\n"
             "   --help       show this help\n");
@@ -213,6 +221,90 @@ static int decrypt_stream(decrypt_ctx *c, FILE *in, const char *inname)
     }
 }
 
+/* The value of "sealed" in one rejects.jsonl line, NUL-terminated in
+ * place, or NULL when the line has none (it was written in clear). */
+static char *sealed_field(char *line)
+{
+    static const char key[] = "\"sealed\":\"";
+    char *p = strstr(line, key);
+    if (!p)
+        return NULL;
+    p += sizeof key - 1;
+    char *q = strchr(p, '"');
+    if (!q)
+        return NULL;
+    *q = '\0';
+    return p;
+}
+
+/* Rejects file: each line with a "sealed" field holds (base64) a REJECT
+ * message the enclave sealed with the data key, whose plaintext is the
+ * rejected events' lines in the plain-mode form; they replace the line.
+ * Other lines are copied. Fails, naming the line, on one that does not
+ * decode or authenticate. */
+static int decrypt_rejects(decrypt_ctx *c, FILE *in, const char *inname)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    unsigned long long lineno = 0;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, in)) > 0) {
+        lineno++;
+        char *b64 = sealed_field(line);
+        if (!b64) {
+            if (fwrite(line, 1, (size_t)n, c->out) != (size_t)n)
+                rc = SS_EIO;
+            continue;
+        }
+        size_t blen = strlen(b64);
+        ss_buf_reset(&c->msg);
+        ss_buf_reset(&c->pt);
+        size_t binlen = 0;
+        if (ss_buf_grow(&c->msg, blen)) {
+            rc = SS_ENOMEM;
+            break;
+        }
+        if (sodium_base642bin((unsigned char *)c->msg.data, blen, b64, blen,
+                              NULL, &binlen, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) != 0) {
+            fprintf(stderr, "sstream decrypt: %s:%llu: the sealed reasons "
+                            "are not base64 (line damaged?)\n", inname,
+                    lineno);
+            rc = SS_EINTEGRITY;
+            break;
+        }
+        ss_hdr h;
+        rc = ss_aead_open(c->key, c->msg.data, binlen, &h, &c->pt);
+        if (rc == SS_ECRYPTO) {
+            fprintf(stderr, "sstream decrypt: %s:%llu: the sealed reasons "
+                            "do not authenticate: modified, or sealed with "
+                            "another key\n", inname, lineno);
+            break;
+        }
+        if (rc)
+            break;
+        if (c->pt.len && fwrite(c->pt.data, 1, c->pt.len, c->out) !=
+                             c->pt.len)
+            rc = SS_EIO;
+        else if (c->pt.len && c->pt.data[c->pt.len - 1] != '\n' &&
+                 fputc('\n', c->out) == EOF)
+            rc = SS_EIO;
+        sodium_memzero(c->pt.data, c->pt.len);
+        c->rows++;
+    }
+    if (rc == 0 && ferror(in)) {
+        fprintf(stderr, "sstream decrypt: cannot read %s: %s\n", inname,
+                strerror(errno));
+        c->reported = 1;
+        rc = SS_EIO;
+    }
+    if (rc == SS_ECRYPTO || rc == SS_EINTEGRITY)
+        c->reported = 1;
+    free(line);
+    return rc;
+}
+
 /*
  * The `decrypt` subcommand. Writes OUT through a temporary file renamed
  * once the end record verified, so a tampered IN leaves no OUT. Returns 0,
@@ -252,7 +344,13 @@ int cmd_decrypt(int argc, char **argv)
     memset(&c, 0, sizeof c);
     c.key = key;
     c.out = files.out;
-    rc = decrypt_stream(&c, files.in, inname);
+    int ch = getc(files.in); /* a rejects file is JSON lines */
+    if (ch != EOF)
+        ungetc(ch, files.in);
+    if (ch == '{')
+        rc = decrypt_rejects(&c, files.in, inname);
+    else
+        rc = decrypt_stream(&c, files.in, inname);
     rc = cli_files_close(&files, rc);
     if (rc == SS_EIO && !c.reported)
         fprintf(stderr, "sstream decrypt: cannot write %s: %s\n", outname,

@@ -55,4 +55,37 @@ timeout 90 "$SS" run "$EX/sgx/pipeline.yml" --data data.csv --security encrypted
 check "the SGX example runs in encrypted mode" test $rc -eq 0
 cat out2/logs/*.log e > all 2>/dev/null
 contains "... and warns that its SGX functions run outside any enclave" all "uses mapSGX/filterSGX/reduceSGX but security is 'encrypted': its functions run outside any enclave"
+# --- enclave mode: the owner reads the sealed reasons of rejects.jsonl
+cat > badmap.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+local csv = require 'csv'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :map(function(line)
+    local a = csv.parse(line)
+    if a[9] == 'AA' then error('carrier AA refused at row ' .. a[1]) end
+    return { uniquecarrier = a[9], arrdelay = a[15] }
+  end)
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+cat > enc.yml <<'YML'
+name: enc
+source: { file: data.csv, format: csv, header: true }
+stages:
+  - { name: map, script: badmap.lua }
+  - { name: reduce, script: reduce-events.lua }
+sink: { script: print-results.lua }
+YML
+naa=$(awk -F, 'NR > 1 && $9 == "AA"' data.csv | wc -l)
+timeout 120 "$SS" run enc.yml --security enclave --output-dir out5 > o 2> e; rc=$?
+check "an enclave-mode run with rejected rows completes" test $rc -eq 0
+lacks "... its rejects file holds no reason in clear" out5/rejects.jsonl "refused at row"
+"$SS" decrypt --keys out5/keys out5/rejects.jsonl plain.jsonl 2> e; rc=$?
+check "sstream decrypt opens the rejects file of an enclave run" test $rc -eq 0
+n=$(grep -c '"error":".*carrier AA refused at row' plain.jsonl)
+check "... and gives every rejected row with its reason ($n of $naa)" test "$n" -eq "$naa" -a "$naa" -gt 0
+contains "... in the plain-mode form (stage, worker, row)" plain.jsonl '"stage":"map","worker":"map-1"'
+sed 's/"sealed":"\(.\{20\}\)A/"sealed":"\1B/' out5/rejects.jsonl > tampered.jsonl
+"$SS" decrypt --keys out5/keys tampered.jsonl t.out 2> e; rc=$?
+check "a changed sealed reason fails to open" test $rc -ne 0
+contains "... naming the line" e "tampered.jsonl:[0-9]+: the sealed reasons"
 finish
