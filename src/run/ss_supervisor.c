@@ -1,21 +1,26 @@
 /*
- * ss_supervisor.c - the processes of `sstream run`: plan, start, watch,
- * stop, report (see ss_supervisor.h).
+ * ss_supervisor.c - the processes of `sstream run`: start them, relay
+ * their output, watch them, stop them, report (see ss_supervisor.h).
+ *
+ * The other jobs of a run live next door: ss_plan.c turns the pipeline
+ * into command lines and endpoints, ss_monitor.c receives the components'
+ * counters on the control socket, ss_accounting.c balances the books,
+ * ss_progress.c draws the live line. What is left here is the process
+ * lifecycle and the terminal.
  */
 #include "run/ss_supervisor.h"
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
-#include "run/ss_metrics_http.h"
+#include "run/ss_accounting.h"
+#include "run/ss_monitor.h"
+#include "run/ss_plan.h"
+#include "run/ss_progress.h"
 #include "run/ss_stats.h"
 #include "securestreams.h"
-#include "wire/ss_batch.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,10 +29,8 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -41,49 +44,12 @@
 
 extern char **environ;
 
-/* A NULL-terminated vector of owned strings. */
-typedef struct strv {
-    char **v;
-    size_t n, cap;
-} strv;
-
-static int strv_push(strv *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int strv_push(strv *s, const char *fmt, ...)
-{
-    if (s->n + 2 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char **v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return SS_ENOMEM;
-        s->v = v;
-        s->cap = cap;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vasprintf(&s->v[s->n], fmt, ap);
-    va_end(ap);
-    if (rc < 0)
-        return SS_ENOMEM;
-    s->v[++s->n] = NULL;
-    return 0;
-}
-
-static void strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
+/* A component while it runs; its plan is sv->plan->comps[i] and its
+ * counters ss_monitor_get(sv->mon, i) for the same i. */
 typedef struct child {
-    char name[SS_STATS_NAME_MAX];
-    const char *role; /* static: "router", "source", "worker", "sink" */
-    int stage;        /* stage index for workers, else -1 */
-    char **argv;      /* owned */
-    char **env;       /* owned: "KEY=value" added to the environment */
-    char *log_path;   /* stdout goes there; NULL: the sink's stdout */
-    char *rejects;    /* --rejects file, NULL for routers */
+    const char *name; /* borrowed from the plan */
+    const char *role;
+    int stage;
     pid_t pid;
     int running;
     int status; /* wait status once exited */
@@ -92,10 +58,6 @@ typedef struct child {
     int lost;   /* a worker that died while its stage went on */
     int err_fd, out_fd; /* read ends of stderr / relayed stdout, or -1 */
     ss_buf err_line, out_line;
-    ss_stats st;
-    int have_st;
-    uint64_t st_ns; /* when st arrived */
-    double ev_rate, byte_rate;
 } child;
 
 struct ss_supervisor {
@@ -104,18 +66,16 @@ struct ss_supervisor {
     char *exe;   /* what to execve */
     char *argv0; /* argv[0] of the children */
     char *outdir, *logdir, *rejdir;
-    char *tmpdir; /* endpoint folder (ipc), or NULL */
-    char *control;
-    strv endpoints; /* 2 per router: from (producers), to (consumers) */
-    child *kids;
+    ss_plan *plan;
+    ss_monitor *mon; /* from ss_supervisor_run on */
+    const char **stage_names; /* p->stages[s].name, for the books */
+    child *kids; /* as many as plan->comps, same order */
     size_t nkids;
     size_t lost; /* workers that died while their stage went on */
     int sink, source; /* indices in kids */
-    void *zctx, *pull;
-    FILE *metrics;
-    int progress, relay_stdout, shown, cols;
-    uint64_t t0, last_draw, finish_ns, stop_ns;
-    double epoch0;
+    ss_progress pg;
+    int progress, relay_stdout;
+    uint64_t t0, finish_ns, stop_ns;
     int done, stopping, killed, result, failed;
     int ran, source_started, devnull;
     uint64_t ready_ns;
@@ -136,22 +96,9 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-static double realtime_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- output to the terminal ------------------------------------------ */
 
-static void clear_progress(ss_supervisor *sv)
-{
-    if (sv->shown) {
-        fputs("\r\033[K", stderr);
-        sv->shown = 0;
-    }
-}
+static void clear_progress(ss_supervisor *sv) { ss_progress_clear(&sv->pg); }
 
 /* Prints one message of the supervisor: "sstream run: ...\n". */
 static void say(ss_supervisor *sv, const char *fmt, ...)
@@ -192,6 +139,18 @@ static const char *who(const child *c, char *buf, size_t len)
     return buf;
 }
 
+/* The counters of kids[i] the monitor has, NULL if none arrived yet. */
+static const ss_stats *stats_of(const ss_supervisor *sv, size_t i)
+{
+    const ss_monitor_comp *m = sv->mon ? ss_monitor_get(sv->mon, i) : NULL;
+    return m && m->have_st ? &m->st : NULL;
+}
+
+static size_t index_of(const ss_supervisor *sv, const child *c)
+{
+    return (size_t)(c - sv->kids);
+}
+
 /* ---- preparation ------------------------------------------------------ */
 
 static int mkdir_p(const char *path)
@@ -212,308 +171,6 @@ static int mkdir_p(const char *path)
     struct stat st;
     if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
         return SS_EIO;
-    return 0;
-}
-
-/* Makes the private folder of the ipc endpoints. */
-static int make_tmpdir(ss_supervisor *sv)
-{
-    const char *base = ss_env("TMPDIR", "/tmp");
-    char tmpl[PATH_MAX];
-    /* ipc paths must fit sun_path (108 bytes) */
-    if (strlen(base) > 60)
-        base = "/tmp";
-    snprintf(tmpl, sizeof tmpl, "%s/sstream-run-XXXXXX", base);
-    if (!mkdtemp(tmpl)) {
-        snprintf(tmpl, sizeof tmpl, "/tmp/sstream-run-XXXXXX");
-        if (!mkdtemp(tmpl))
-            return SS_EIO;
-    }
-    sv->tmpdir = strdup(tmpl);
-    return sv->tmpdir ? 0 : SS_ENOMEM;
-}
-
-/* Picks n distinct free loopback ports (all held open while choosing). */
-static int free_ports(size_t n, int *ports)
-{
-    int *fds = calloc(n ? n : 1, sizeof *fds);
-    if (!fds)
-        return SS_ENOMEM;
-    int rc = 0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) ||
-            getsockname(fds[i], (struct sockaddr *)&a, &len)) {
-            rc = SS_EIO;
-            i++;
-            break;
-        }
-        ports[i] = ntohs(a.sin_port);
-    }
-    for (size_t j = 0; j < i; j++)
-        if (fds[j] >= 0)
-            close(fds[j]);
-    free(fds);
-    return rc;
-}
-
-static int make_endpoints(ss_supervisor *sv, size_t nrouters)
-{
-    int rc;
-    if (!sv->o.tcp) {
-        if ((rc = make_tmpdir(sv)))
-            return rc;
-        for (size_t r = 1; r <= nrouters; r++)
-            if ((rc = strv_push(&sv->endpoints, "ipc://%s/r%zu-in",
-                                sv->tmpdir, r)) ||
-                (rc = strv_push(&sv->endpoints, "ipc://%s/r%zu-out",
-                                sv->tmpdir, r)))
-                return rc;
-        return asprintf(&sv->control, "ipc://%s/control", sv->tmpdir) < 0
-                   ? SS_ENOMEM
-                   : 0;
-    }
-    int *ports = calloc(2 * nrouters, sizeof *ports);
-    if (!ports)
-        return SS_ENOMEM;
-    rc = free_ports(2 * nrouters, ports);
-    for (size_t i = 0; !rc && i < 2 * nrouters; i++)
-        rc = strv_push(&sv->endpoints, "tcp://127.0.0.1:%d", ports[i]);
-    free(ports);
-    if (!rc)
-        rc = (sv->control = strdup("tcp://127.0.0.1:*")) ? 0 : SS_ENOMEM;
-    return rc;
-}
-
-/* Endpoint where router r (from 1) listens for producers / consumers. */
-static const char *ep_from(ss_supervisor *sv, size_t r)
-{
-    return sv->endpoints.v[2 * (r - 1)];
-}
-static const char *ep_to(ss_supervisor *sv, size_t r)
-{
-    return sv->endpoints.v[2 * (r - 1) + 1];
-}
-
-static child *add_child(ss_supervisor *sv, const char *name,
-                        const char *role, int stage)
-{
-    child *c = &sv->kids[sv->nkids++];
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    c->role = role;
-    c->stage = stage;
-    c->err_fd = c->out_fd = -1;
-    ss_buf_init(&c->err_line);
-    ss_buf_init(&c->out_line);
-    return c;
-}
-
-/* Sets the log and rejects paths of c; removes stale files. */
-static int child_files(ss_supervisor *sv, child *c, int log, int rejects)
-{
-    if (log && asprintf(&c->log_path, "%s/%s.log", sv->logdir, c->name) < 0)
-        return SS_ENOMEM;
-    if (rejects) {
-        if (asprintf(&c->rejects, "%s/%s.jsonl", sv->rejdir, c->name) < 0)
-            return SS_ENOMEM;
-        unlink(c->rejects);
-    }
-    return 0;
-}
-
-/* Appends the security options of a source, worker or sink: --security,
- * and outside plain mode the key directory, the key service and enclave
- * backend (workers), and --ordered (the sink, when every stage has one
- * worker, so every stream keeps its order on the way). */
-static int push_security(const ss_supervisor *sv, strv *a, const char *role)
-{
-    const ss_pipeline *p = sv->p;
-    int plain = strcmp(p->security, "plain") == 0;
-    if (plain && strcmp(role, "worker") != 0)
-        return 0;
-    int rc = strv_push(a, "--security");
-    if (!rc)
-        rc = strv_push(a, "%s", p->security);
-    if (rc || plain)
-        return rc;
-    if (sv->o.keys && ((rc = strv_push(a, "--keys")) ||
-                       (rc = strv_push(a, "%s", sv->o.keys))))
-        return rc;
-    if (strcmp(role, "worker") == 0 &&
-        strcmp(p->security, "enclave") == 0) {
-        if (sv->o.keyservice &&
-            ((rc = strv_push(a, "--keyservice")) ||
-             (rc = strv_push(a, "%s", sv->o.keyservice))))
-            return rc;
-        if (sv->o.enclave && ((rc = strv_push(a, "--enclave")) ||
-                              (rc = strv_push(a, "%s", sv->o.enclave))))
-            return rc;
-    }
-    if (strcmp(role, "sink") == 0) {
-        int ordered = 1;
-        for (size_t s = 0; s < p->nstages; s++)
-            ordered &= p->stages[s].workers == 1;
-        if (ordered)
-            rc = strv_push(a, "--ordered");
-    }
-    return rc;
-}
-
-/* Builds every component's command line and environment. */
-static int plan(ss_supervisor *sv)
-{
-    const ss_pipeline *p = sv->p;
-    size_t nrouters = p->nstages + 1;
-    size_t total = nrouters + 2 + (size_t)ss_pipeline_total_workers(p);
-    sv->kids = calloc(total, sizeof *sv->kids);
-    if (!sv->kids)
-        return SS_ENOMEM;
-    int rc = make_endpoints(sv, nrouters);
-    if (rc)
-        return rc;
-
-    char name[SS_STATS_NAME_MAX];
-    for (size_t r = 1; r <= nrouters; r++) {
-        snprintf(name, sizeof name, "router-%zu", r);
-        child *c = add_child(sv, name, "router", -1);
-        strv a = {0}, e = {0};
-        if ((rc = strv_push(&a, "%s", sv->argv0)) ||
-            (rc = strv_push(&a, "router")) ||
-            (rc = strv_push(&a, "--from")) ||
-            (rc = strv_push(&a, "%s", ep_from(sv, r))) ||
-            (rc = strv_push(&a, "--to")) ||
-            (rc = strv_push(&a, "%s", ep_to(sv, r))) ||
-            (rc = strv_push(&a, "--producers")) ||
-            (rc = strv_push(&a, "1")) || (rc = strv_push(&a, "--name")) ||
-            (rc = strv_push(&a, "%s", name)) ||
-            /* CurveZMQ: the routers' pair and the allowed peers only */
-            (strcmp(p->security, "plain") != 0 && sv->o.keys &&
-             ((rc = strv_push(&a, "--keys")) ||
-              (rc = strv_push(&a, "%s", sv->o.keys)))) ||
-            (rc = strv_push(&e, "FROM=%s", ep_from(sv, r))) ||
-            (rc = strv_push(&e, "TO=%s", ep_to(sv, r))))
-            goto fail;
-        c->argv = a.v;
-        c->env = e.v;
-        if ((rc = child_files(sv, c, 1, 0)))
-            return rc;
-        continue;
-    fail:
-        strv_free(a.v);
-        strv_free(e.v);
-        return rc;
-    }
-
-    /* the sink */
-    {
-        sv->sink = (int)sv->nkids;
-        child *c = add_child(sv, "sink", "sink", -1);
-        if ((rc = child_files(sv, c, 0, 1)))
-            return rc;
-        strv a = {0}, e = {0};
-        const char *from = ep_to(sv, nrouters);
-        if ((rc = strv_push(&a, "%s", sv->argv0)) ||
-            (rc = strv_push(&a, "sink")) ||
-            (rc = strv_push(&a, "%s", p->sink.script)) ||
-            (rc = strv_push(&a, "--from")) ||
-            (rc = strv_push(&a, "%s", from)) ||
-            (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "sink")) ||
-            (rc = strv_push(&a, "--rejects")) ||
-            (rc = strv_push(&a, "%s", c->rejects)) ||
-            (rc = push_security(sv, &a, "sink")) ||
-            (rc = strv_push(&e, "FROM=%s", from)))
-            goto sink_fail;
-        if (p->sink.output) {
-            if (p->sink.output[0] == '/')
-                rc = strv_push(&e, "OUTPUT=%s", p->sink.output);
-            else
-                rc = strv_push(&e, "OUTPUT=%s/%s", sv->outdir,
-                               p->sink.output);
-            if (rc)
-                goto sink_fail;
-        }
-        c->argv = a.v;
-        c->env = e.v;
-        goto sink_ok;
-    sink_fail:
-        strv_free(a.v);
-        strv_free(e.v);
-        return rc;
-    sink_ok:;
-    }
-
-    for (size_t s = 0; s < p->nstages; s++) {
-        const ss_stage_conf *sc = &p->stages[s];
-        for (int w = 1; w <= sc->workers; w++) {
-            snprintf(name, sizeof name, "%s-%d", sc->name, w);
-            child *c = add_child(sv, name, "worker", (int)s);
-            if ((rc = child_files(sv, c, 1, 1)))
-                return rc;
-            strv a = {0}, e = {0};
-            const char *from = ep_to(sv, s + 1), *to = ep_from(sv, s + 2);
-            if ((rc = strv_push(&a, "%s", sv->argv0)) ||
-                (rc = strv_push(&a, "worker")) ||
-                (rc = strv_push(&a, "%s", sc->script)) ||
-                (rc = strv_push(&a, "--from")) ||
-                (rc = strv_push(&a, "%s", from)) ||
-                (rc = strv_push(&a, "--to")) ||
-                (rc = strv_push(&a, "%s", to)) ||
-                (rc = strv_push(&a, "--name")) ||
-                (rc = strv_push(&a, "%s", name)) ||
-                (rc = strv_push(&a, "--stage")) ||
-                (rc = strv_push(&a, "%s", sc->name)) ||
-                (rc = strv_push(&a, "--rejects")) ||
-                (rc = strv_push(&a, "%s", c->rejects)) ||
-                (rc = push_security(sv, &a, "worker")) ||
-                (rc = strv_push(&e, "FROM=%s", from)) ||
-                (rc = strv_push(&e, "TO=%s", to))) {
-                strv_free(a.v);
-                strv_free(e.v);
-                return rc;
-            }
-            c->argv = a.v;
-            c->env = e.v;
-        }
-    }
-
-    /* the source */
-    sv->source = (int)sv->nkids;
-    child *c = add_child(sv, "source", "source", -1);
-    if ((rc = child_files(sv, c, 1, 1)))
-        return rc;
-    strv a = {0}, e = {0};
-    const char *to = ep_from(sv, 1);
-    const char *file = p->source.file ? p->source.file : "";
-    if ((rc = strv_push(&a, "%s", sv->argv0)) ||
-        (rc = strv_push(&a, "source")) || (rc = strv_push(&a, "--to")) ||
-        (rc = strv_push(&a, "%s", to)) || (rc = strv_push(&a, "--file")) ||
-        (rc = strv_push(&a, "%s", file)) ||
-        (rc = strv_push(&a, "--parts")) ||
-        (rc = strv_push(&a, "%d", p->source.parts)) ||
-        (rc = strv_push(&a, "--format")) ||
-        (rc = strv_push(&a, "%s", p->source.format)) ||
-        (p->source.header && (rc = strv_push(&a, "--header"))) ||
-        (rc = strv_push(&a, "--batch-size")) ||
-        (rc = strv_push(&a, "%llu", (unsigned long long)p->batch_size)) ||
-        (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "source")) ||
-        (rc = strv_push(&a, "--rejects")) ||
-        (rc = strv_push(&a, "%s", c->rejects)) ||
-        (rc = push_security(sv, &a, "source")) ||
-        (rc = strv_push(&e, "TO=%s", to)) ||
-        (rc = strv_push(&e, "DATA_FILE=%s", file))) {
-        strv_free(a.v);
-        strv_free(e.v);
-        return rc;
-    }
-    c->argv = a.v;
-    c->env = e.v;
     return 0;
 }
 
@@ -551,7 +208,10 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
                  strerror(errno));
         goto fail_noerr;
     }
-    if ((rc = plan(sv))) {
+    ss_plan_opts po = {sv->argv0,       sv->outdir,       sv->logdir,
+                       sv->rejdir,      sv->o.tcp,        sv->o.keys,
+                       sv->o.keyservice, sv->o.enclave};
+    if ((rc = ss_plan_new(p, &po, &sv->plan))) {
         if (rc == SS_EIO)
             snprintf(err, errlen, "cannot make the endpoints: %s",
                      strerror(errno));
@@ -559,6 +219,27 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
             goto fail;
         goto fail_noerr;
     }
+    rc = SS_ENOMEM;
+    sv->nkids = sv->plan->ncomps;
+    sv->kids = calloc(sv->nkids ? sv->nkids : 1, sizeof *sv->kids);
+    sv->stage_names = calloc(p->nstages ? p->nstages : 1,
+                             sizeof *sv->stage_names);
+    if (!sv->kids || !sv->stage_names)
+        goto fail;
+    for (size_t s = 0; s < p->nstages; s++)
+        sv->stage_names[s] = p->stages[s].name;
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const ss_plan_comp *pc = &sv->plan->comps[i];
+        child *c = &sv->kids[i];
+        c->name = pc->name;
+        c->role = pc->role;
+        c->stage = pc->stage;
+        c->err_fd = c->out_fd = -1;
+        ss_buf_init(&c->err_line);
+        ss_buf_init(&c->out_line);
+    }
+    sv->sink = sv->plan->sink;
+    sv->source = sv->plan->source;
     *outp = sv;
     return 0;
 fail:
@@ -574,7 +255,7 @@ size_t ss_supervisor_count(const ss_supervisor *sv) { return sv->nkids; }
 /* See ss_supervisor.h. */
 char *const *ss_supervisor_argv(const ss_supervisor *sv, size_t i)
 {
-    return i < sv->nkids ? sv->kids[i].argv : NULL;
+    return i < sv->nkids ? sv->plan->comps[i].argv : NULL;
 }
 
 /* ---- starting --------------------------------------------------------- */
@@ -601,7 +282,8 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     size_t n = 0, k = 0;
     while (environ[n])
         n++;
-    for (size_t i = 0; c->env && c->env[i]; i++)
+    char **env = sv->plan->comps[index_of(sv, c)].env;
+    for (size_t i = 0; env && env[i]; i++)
         k++;
     char **v = calloc(n + k + 3, sizeof *v);
     if (!v)
@@ -611,10 +293,11 @@ static char **child_env(const ss_supervisor *sv, const child *c,
         if (!overridden(environ[i]))
             v[j++] = environ[i];
     for (size_t i = 0; i < k; i++)
-        v[j++] = c->env[i];
+        v[j++] = env[i];
     if (!getenv("LOG_LEVEL")) /* components' info lines: LOG_LEVEL=info */
         v[j++] = quiet_logs;
-    if (asprintf(control, "SS_CONTROL=%s", sv->control) < 0) {
+    if (asprintf(control, "SS_CONTROL=%s",
+                 ss_monitor_endpoint(sv->mon)) < 0) {
         free(v);
         return NULL;
     }
@@ -664,6 +347,7 @@ static int set_nonblock(int fd)
 /* Starts c. Returns 0, or SS_EIO/SS_ENOMEM (reason printed). */
 static int start_child(ss_supervisor *sv, child *c, int devnull)
 {
+    const ss_plan_comp *pc = &sv->plan->comps[index_of(sv, c)];
     int errp[2] = {-1, -1}, outp[2] = {-1, -1}, logfd = -1;
     char *control = NULL;
     char **envp = child_env(sv, c, &control);
@@ -673,11 +357,11 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
     if (pipe2(errp, O_CLOEXEC) != 0)
         goto out;
     int outfd = STDOUT_FILENO;
-    if (c->log_path) {
-        logfd = open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+    if (pc->log_path) {
+        logfd = open(pc->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                      0644);
         if (logfd < 0) {
-            say(sv, "%s: %s", c->log_path, strerror(errno));
+            say(sv, "%s: %s", pc->log_path, strerror(errno));
             goto out;
         }
         outfd = logfd;
@@ -693,9 +377,10 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
         goto out;
     }
     if (pid == 0)
-        exec_child(sv->exe, c->argv, envp, devnull, outfd, errp[1], parent);
+        exec_child(sv->exe, pc->argv, envp, devnull, outfd, errp[1], parent);
     setpgid(pid, pid); /* also done by the child: no race either way */
     c->pid = pid;
+    ss_monitor_set_pid(sv->mon, index_of(sv, c), pid);
     c->running = 1;
     c->err_fd = errp[0];
     errp[0] = -1;
@@ -813,221 +498,41 @@ static void read_pipe(ss_supervisor *sv, child *c, int is_err)
 
 /* ---- control messages -------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
-static void write_metrics(ss_supervisor *sv, const ss_stats *s, uint64_t now)
-{
-    FILE *f = sv->metrics;
-    fprintf(f, "{\"ts\":%.3f,\"t\":%.3f,\"name\":",
-            sv->epoch0 + (double)(now - sv->t0) / 1e9,
-            (double)(now - sv->t0) / 1e9);
-    json_str(f, s->name);
-    fputs(",\"role\":", f);
-    json_str(f, s->role);
-    fputs(",\"stage\":", f);
-    json_str(f, s->stage);
-    fprintf(f,
-            ",\"pid\":%lld,\"in\":%llu,\"in_bytes\":%llu,\"out\":%llu,"
-            "\"out_bytes\":%llu,\"batches_in\":%llu,\"batches_out\":%llu,"
-            "\"passed\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
-            "\"queue\":%llu,\"credits\":%llu,\"rss_kb\":%llu,"
-            "\"peak_rss_kb\":%llu,\"enclave_calls\":%llu,"
-            "\"enclave_ns\":%llu,\"total_bytes\":%llu,\"final\":%s}\n",
-            (long long)s->pid, (unsigned long long)s->in,
-            (unsigned long long)s->in_bytes, (unsigned long long)s->out,
-            (unsigned long long)s->out_bytes,
-            (unsigned long long)s->batches_in,
-            (unsigned long long)s->batches_out,
-            (unsigned long long)s->passed, (unsigned long long)s->dropped,
-            (unsigned long long)s->rejected, (unsigned long long)s->queue,
-            (unsigned long long)s->credits, (unsigned long long)s->rss_kb,
-            (unsigned long long)s->peak_rss_kb,
-            (unsigned long long)s->enclave_calls,
-            (unsigned long long)s->enclave_ns,
-            (unsigned long long)s->total_bytes, s->final ? "true" : "false");
-}
-
-static child *find_child(ss_supervisor *sv, const ss_stats *s)
-{
-    for (size_t i = 0; i < sv->nkids; i++)
-        if (strcmp(sv->kids[i].name, s->name) == 0)
-            return &sv->kids[i];
-    for (size_t i = 0; i < sv->nkids; i++)
-        if (s->pid > 0 && sv->kids[i].pid == (pid_t)s->pid)
-            return &sv->kids[i];
-    return NULL;
-}
-
-static void on_stats(ss_supervisor *sv, const ss_stats *s, uint64_t now)
-{
-    ss_metrics_http_publish(ss_metrics_global(), s); /* --metrics-port */
-    if (sv->metrics)
-        write_metrics(sv, s, now);
-    child *c = find_child(sv, s);
-    if (!c)
-        return;
-    if (c->have_st && now > c->st_ns) {
-        double dt = (double)(now - c->st_ns) / 1e9;
-        uint64_t ev = s->in >= c->st.in ? s->in - c->st.in : 0;
-        uint64_t by = s->in_bytes >= c->st.in_bytes
-                          ? s->in_bytes - c->st.in_bytes
-                          : 0;
-        if (dt > 0.05) {
-            c->ev_rate = (double)ev / dt;
-            c->byte_rate = (double)by / dt;
-        }
-    }
-    c->st = *s;
-    c->have_st = 1;
-    c->st_ns = now;
-}
-
+/* Handles what the components reported: counters (kept by the monitor)
+ * and the sink's DONE, which starts the finishing grace period. */
 static void read_control(ss_supervisor *sv)
 {
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, sv->pull, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            return;
-        }
-        const void *data = zmq_msg_data(&m);
-        size_t n = zmq_msg_size(&m);
-        ss_hdr h;
-        const char *why;
-        uint64_t now = ss_now_ns();
-        if (ss_hdr_decode(data, n, &h, &why) == 0) {
-            if (h.kind == SS_MSG_DONE) {
-                if (!sv->done && !sv->finish_ns)
-                    sv->finish_ns = now;
-                sv->done = 1;
-            } else if (h.kind == SS_MSG_STATS) {
-                ss_stats s;
-                if (ss_stats_decode(data, n, &s) == 0)
-                    on_stats(sv, &s, now);
-            }
-        }
-        zmq_msg_close(&m);
+    ss_monitor_read(sv->mon);
+    uint64_t done = ss_monitor_done_ns(sv->mon);
+    if (done && !sv->done) {
+        if (!sv->finish_ns)
+            sv->finish_ns = done;
+        sv->done = 1;
     }
 }
 
 /* ---- progress ----------------------------------------------------------- */
 
-typedef struct agg {
-    uint64_t in, out, passed, dropped, rejected, in_bytes;
-    int stateful; /* some worker of the stage folds events (reduce...) */
-    double ev_rate, byte_rate;
-    size_t missing; /* components without counters */
-    const child *missing_one;
-} agg;
-
-static void add_agg(agg *a, const child *c, uint64_t now)
-{
-    if (!c->have_st) {
-        if (!a->missing++)
-            a->missing_one = c;
-        return;
-    }
-    a->in += c->st.in;
-    a->out += c->st.out;
-    a->passed += c->st.passed;
-    a->dropped += c->st.dropped;
-    a->rejected += c->st.rejected;
-    a->in_bytes += c->st.in_bytes;
-    if (!c->st.final && now - c->st_ns < STALE_NS) {
-        a->ev_rate += c->ev_rate;
-        a->byte_rate += c->byte_rate;
-    }
-}
-
-static void stage_agg(const ss_supervisor *sv, int stage, agg *a,
-                      uint64_t now)
-{
-    memset(a, 0, sizeof *a);
-    for (size_t i = 0; i < sv->nkids; i++)
-        if (sv->kids[i].stage == stage &&
-            strcmp(sv->kids[i].role, "worker") == 0) {
-            add_agg(a, &sv->kids[i], now);
-            if (sv->kids[i].have_st && sv->kids[i].st.stateful)
-                a->stateful = 1;
-        }
-}
-
-/* 1234 -> "1.2k"; 1234567 -> "1.2M". */
-static const char *human(char *buf, size_t n, double v)
-{
-    if (v < 1000)
-        snprintf(buf, n, "%.0f", v);
-    else if (v < 1e6)
-        snprintf(buf, n, "%.1fk", v / 1e3);
-    else if (v < 1e9)
-        snprintf(buf, n, "%.1fM", v / 1e6);
-    else
-        snprintf(buf, n, "%.1fG", v / 1e9);
-    return buf;
-}
-
 static void draw_progress(ss_supervisor *sv, uint64_t now)
 {
-    char line[1024], h1[32], h2[32];
-    size_t len = 0;
-    double el = (double)(now - sv->t0) / 1e9;
-#define ADD(...)                                                             \
-    do {                                                                     \
-        if (len < sizeof line)                                               \
-            len += (size_t)snprintf(line + len, sizeof line - len,           \
-                                    __VA_ARGS__);                            \
-    } while (0)
-    ADD("%d:%02d ", (int)el / 60, (int)el % 60);
-    const child *src = &sv->kids[sv->source];
-    if (src->have_st) {
-        ADD("source %s rows", human(h1, sizeof h1, (double)src->st.in));
-        if (src->st.total_bytes) {
-            double f = (double)src->st.in_bytes / (double)src->st.total_bytes;
-            if (f > 1)
-                f = 1;
-            ADD(" %.0f%%", f * 100);
-            if (f > 0.01 && f < 1) {
-                int eta = (int)(el * (1 - f) / f + 0.5);
-                ADD(" ETA %d:%02d", eta / 60, eta % 60);
-            }
-        }
-    } else {
-        ADD("starting");
+    ss_progress_stage st[SS_PIPELINE_MAX_STAGES];
+    size_t ns = sv->p->nstages;
+    if (ns > SS_PIPELINE_MAX_STAGES)
+        ns = SS_PIPELINE_MAX_STAGES;
+    for (size_t s = 0; s < ns; s++) {
+        st[s] = (ss_progress_stage){sv->p->stages[s].name, 0, 0};
+        for (size_t i = 0; i < sv->nkids; i++)
+            if (sv->kids[i].stage == (int)s &&
+                strcmp(sv->kids[i].role, "worker") == 0)
+                ss_monitor_rates(ss_monitor_get(sv->mon, i), now, STALE_NS,
+                                 &st[s].ev_rate, &st[s].byte_rate);
     }
-    for (size_t s = 0; s < sv->p->nstages; s++) {
-        agg a;
-        stage_agg(sv, (int)s, &a, now);
-        ADD(" | %s %s ev/s %.1f MB/s", sv->p->stages[s].name,
-            human(h1, sizeof h1, a.ev_rate), a.byte_rate / 1e6);
-    }
-    const child *snk = &sv->kids[sv->sink];
-    if (snk->have_st)
-        ADD(" | sink %s", human(h2, sizeof h2, (double)snk->st.in));
-#undef ADD
-    if (len >= sizeof line)
-        len = sizeof line - 1;
-    int cols = sv->cols > 10 ? sv->cols - 1 : 79;
-    if (len > (size_t)cols)
-        len = (size_t)cols;
-    fputs("\r\033[K", stderr);
-    fwrite(line, 1, len, stderr);
-    fflush(stderr);
-    sv->shown = 1;
-    sv->last_draw = now;
+    ss_progress_view v = {(double)(now - sv->t0) / 1e9,
+                          stats_of(sv, (size_t)sv->source), st, ns,
+                          stats_of(sv, (size_t)sv->sink)};
+    char line[1024];
+    size_t len = ss_progress_format(line, sizeof line, &v);
+    ss_progress_draw(&sv->pg, line, len, now);
 }
 
 /* ---- children exits ----------------------------------------------------- */
@@ -1109,7 +614,7 @@ static long merge_rejects(ss_supervisor *sv, char **path)
         return -1;
     long lines = 0;
     for (size_t i = 0; i < sv->nkids; i++) {
-        const char *r = sv->kids[i].rejects;
+        const char *r = sv->plan->comps[i].rejects;
         FILE *f = r ? fopen(r, "r") : NULL;
         if (!f)
             continue;
@@ -1133,145 +638,83 @@ static long merge_rejects(ss_supervisor *sv, char **path)
     return fclose(o) == 0 ? lines : -1;
 }
 
-static void fmt_count(char *buf, size_t n, const child *c, uint64_t v)
+static void fmt_count(char *buf, size_t n, const ss_stats *st, uint64_t v)
 {
-    if (c->have_st)
+    if (st)
         snprintf(buf, n, "%llu", (unsigned long long)v);
     else
         snprintf(buf, n, "-");
 }
 
-/* Checks rows in = out + filtered + rejected, and each stage's
- * in = passed + dropped + rejected. Prints the result. */
-static int balance(ss_supervisor *sv, uint64_t now)
+/* Checks the books (ss_accounting.h) and prints the result; returns 0, or
+ * -1 if they do not balance. */
+static int balance(ss_supervisor *sv)
 {
-    const child *src = &sv->kids[sv->source];
-    for (size_t i = 0; i < sv->nkids; i++) {
-        const child *c = &sv->kids[i];
-        if (!c->have_st && (c->stage >= 0 || c == src)) {
-            say(sv, "cannot check the balance: no counters from %s",
-                c->name);
-            return -1;
-        }
+    ss_acct_part *parts = calloc(sv->nkids ? sv->nkids : 1, sizeof *parts);
+    if (!parts) {
+        say(sv, "cannot check the balance: out of memory");
+        return -1;
     }
-    if (sv->lost) {
+    for (size_t i = 0; i < sv->nkids; i++)
+        parts[i] = (ss_acct_part){sv->kids[i].name, sv->kids[i].role,
+                                  sv->kids[i].stage, stats_of(sv, i)};
+    ss_balance b;
+    ss_accounting_balance(parts, sv->nkids, sv->stage_names,
+                          sv->p->nstages, sv->lost, &b);
+    free(parts);
+    switch (b.verdict) {
+    case SS_ACCT_NO_COUNTERS:
+        say(sv, "cannot check the balance: %s", b.why);
+        return -1;
+    case SS_ACCT_UNCHECKED:
         out(sv, "  rows in = rows out + rows filtered + rows rejected: not "
                 "checked: %zu worker(s) died during the run, and the "
                 "events they had processed but not acknowledged were "
                 "processed again by others (their routers checked that no "
                 "batch was lost or duplicated)\n", sv->lost);
         return 0;
+    default:
+        break;
     }
-    uint64_t rows_in = src->st.in, filtered = 0;
-    int folded = 0;
-    uint64_t rejected = src->st.rejected, rows_out = 0;
-    const char *bad = NULL;
-    char why[256] = "";
-    if (src->st.in != src->st.out + src->st.rejected) {
-        bad = "source";
-        snprintf(why, sizeof why, "source: read %llu rows but sent %llu "
-                 "and rejected %llu", (unsigned long long)src->st.in,
-                 (unsigned long long)src->st.out,
-                 (unsigned long long)src->st.rejected);
-    }
-    uint64_t upstream = src->st.out;
-    const char *upname = "the source";
-    for (size_t s = 0; s < sv->p->nstages; s++) {
-        agg a;
-        stage_agg(sv, (int)s, &a, now);
-        const char *name = sv->p->stages[s].name;
-        if (!bad && a.in != a.passed + a.dropped + a.rejected) {
-            bad = name;
-            snprintf(why, sizeof why, "stage '%s': in %llu != passed %llu "
-                     "+ dropped %llu + rejected %llu", name,
-                     (unsigned long long)a.in, (unsigned long long)a.passed,
-                     (unsigned long long)a.dropped,
-                     (unsigned long long)a.rejected);
-        }
-        if (!bad && a.in != upstream) {
-            bad = name;
-            snprintf(why, sizeof why, "stage '%s': received %llu events "
-                     "but %s sent %llu", name, (unsigned long long)a.in,
-                     upname, (unsigned long long)upstream);
-        }
-        /* rows: until the first stateful stage, what a stage drops was
-         * filtered out; what a stateful stage drops was folded into its
-         * results, and counts as rows out (after it, events are results,
-         * not rows) */
-        if (!folded) {
-            rejected += a.rejected;
-            if (a.stateful) {
-                rows_out = a.passed + a.dropped;
-                folded = 1;
-            } else {
-                filtered += a.dropped;
-                rows_out = a.passed;
-            }
-        }
-        upstream = a.out;
-        upname = name;
-    }
-    int ok = rows_in == rows_out + filtered + rejected;
-    if (!ok && !bad) {
-        bad = sv->p->stages[sv->p->nstages - 1].name;
-        snprintf(why, sizeof why, "a stage before '%s' emits a different "
-                 "number of events than it passes", bad);
-    }
+    int ok = b.verdict == SS_ACCT_BALANCED;
     out(sv, "  rows in = rows out + rows filtered + rows rejected: "
             "%llu = %llu + %llu + %llu: %s\n",
-        (unsigned long long)rows_in, (unsigned long long)rows_out,
-        (unsigned long long)filtered, (unsigned long long)rejected,
-        !bad && ok ? "balanced" : "MISMATCH");
-    if (bad)
-        say(sv, "the counts do not add up: %s", why);
-    return !bad && ok ? 0 : -1;
-}
-
-/* Index in kids of the k-th component in the order of the flow: source,
- * router-1, workers of stage 1, router-2, ..., sink. */
-static size_t flow_order(const ss_supervisor *sv, size_t k)
-{
-    if (k == 0)
-        return (size_t)sv->source;
-    if (k == sv->nkids - 1)
-        return (size_t)sv->sink;
-    size_t n = 1;
-    size_t nrouters = sv->p->nstages + 1;
-    for (size_t r = 0; r < nrouters; r++) {
-        if (n++ == k)
-            return r; /* routers come first in kids */
-        for (size_t i = 0; i < sv->nkids; i++)
-            if (sv->kids[i].stage == (int)r && n++ == k)
-                return i;
-    }
-    return (size_t)sv->sink;
+        (unsigned long long)b.rows_in, (unsigned long long)b.rows_out,
+        (unsigned long long)b.filtered, (unsigned long long)b.rejected,
+        ok ? "balanced" : "MISMATCH");
+    if (!ok)
+        say(sv, "the counts do not add up: %s", b.why);
+    return ok ? 0 : -1;
 }
 
 /* Prints the summary; returns 0, or -1 if the counts do not balance
  * (something was lost or counted twice: the run must not pass). */
 static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
 {
-    static const child nostats; /* prints "-" */
     uint64_t now = ss_now_ns();
     double wall = (double)(now - sv->t0) / 1e9;
     out(sv, "sstream run: %s: done in %.2f s\n", sv->p->name, wall);
     out(sv, "  %-16s %-6s %12s %12s %12s %12s %10s %9s %9s\n",
         "component", "role", "rows in", "rows out", "passed", "dropped",
         "rejected", "cpu", "peak rss");
+    static const ss_stats zero;
     uint64_t peak = 0;
     const child *peak_c = NULL;
     for (size_t k = 0; k < sv->nkids; k++) {
-        const child *c = &sv->kids[flow_order(sv, k)];
+        size_t i = ss_plan_flow_order(sv->plan, k);
+        const child *c = &sv->kids[i];
+        const ss_stats *st = stats_of(sv, i);
+        const ss_stats *v = st ? st : &zero;
+        const ss_stats *wst = c->stage >= 0 ? st : NULL; /* workers only */
         char in[24], o[24], pa[24], dr[24], rj[24], rss[24], cpu[24];
-        fmt_count(in, sizeof in, c, c->st.in);
-        fmt_count(o, sizeof o, c, c->st.out);
-        int w = c->stage >= 0;
-        fmt_count(pa, sizeof pa, w ? c : &nostats, c->st.passed);
-        fmt_count(dr, sizeof dr, w ? c : &nostats, c->st.dropped);
-        fmt_count(rj, sizeof rj, c, c->st.rejected);
-        if (c->have_st)
+        fmt_count(in, sizeof in, st, v->in);
+        fmt_count(o, sizeof o, st, v->out);
+        fmt_count(pa, sizeof pa, wst, v->passed);
+        fmt_count(dr, sizeof dr, wst, v->dropped);
+        fmt_count(rj, sizeof rj, st, v->rejected);
+        if (st)
             snprintf(rss, sizeof rss, "%.1f MB",
-                     (double)c->st.peak_rss_kb / 1024.0);
+                     (double)st->peak_rss_kb / 1024.0);
         else
             snprintf(rss, sizeof rss, "-");
         if (c->exited)
@@ -1280,57 +723,28 @@ static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
             snprintf(cpu, sizeof cpu, "-");
         out(sv, "  %-16s %-6s %12s %12s %12s %12s %10s %9s %9s\n", c->name,
             c->role, in, o, pa, dr, rj, cpu, rss);
-        if (c->have_st && c->st.peak_rss_kb > peak) {
-            peak = c->st.peak_rss_kb;
+        if (st && st->peak_rss_kb > peak) {
+            peak = st->peak_rss_kb;
             peak_c = c;
         }
     }
-    const child *src = &sv->kids[sv->source];
-    uint64_t bytes = src->st.in_bytes ? src->st.in_bytes
-                                      : src->st.total_bytes;
+    const ss_stats *src = stats_of(sv, (size_t)sv->source);
+    if (!src)
+        src = &zero;
+    uint64_t bytes = src->in_bytes ? src->in_bytes : src->total_bytes;
     out(sv, "  wall time %.2f s, input %.1f MB, %.1f MB/s, peak rss %.1f MB"
             "%s%s%s\n",
         wall, (double)bytes / 1e6, wall > 0 ? (double)bytes / 1e6 / wall : 0,
         (double)peak / 1024.0, peak_c ? " (" : "",
         peak_c ? peak_c->name : "", peak_c ? ")" : "");
-    int bal = balance(sv, now);
+    int bal = balance(sv);
     if (nrejects >= 0)
         out(sv, "  rejects: %ld in %s\n", nrejects, rpath);
     if (!sv->o.quiet)
         fflush(stderr);
     return bal;
 }
-
 /* ---- the run ------------------------------------------------------------- */
-
-static int setup_control(ss_supervisor *sv)
-{
-    sv->zctx = zmq_ctx_new();
-    if (!sv->zctx)
-        return SS_ENOMEM;
-    sv->pull = zmq_socket(sv->zctx, ZMQ_PULL);
-    if (!sv->pull)
-        return SS_EIO;
-    int linger = 0, hwm = 100000;
-    zmq_setsockopt(sv->pull, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(sv->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_bind(sv->pull, sv->control) != 0) {
-        say(sv, "cannot bind the control endpoint %s: %s", sv->control,
-            zmq_strerror(errno));
-        return SS_EIO;
-    }
-    if (sv->o.tcp) {
-        char ep[256];
-        size_t n = sizeof ep;
-        if (zmq_getsockopt(sv->pull, ZMQ_LAST_ENDPOINT, ep, &n) != 0)
-            return SS_EIO;
-        free(sv->control);
-        sv->control = strdup(ep);
-        if (!sv->control)
-            return SS_ENOMEM;
-    }
-    return 0;
-}
 
 static void raise_nofile(void)
 {
@@ -1347,7 +761,7 @@ static void poll_once(ss_supervisor *sv, zmq_pollitem_t *items,
                       int *owner, long timeout_ms)
 {
     size_t ni = 0;
-    items[ni] = (zmq_pollitem_t){sv->pull, 0, ZMQ_POLLIN, 0};
+    items[ni] = (zmq_pollitem_t){ss_monitor_socket(sv->mon), 0, ZMQ_POLLIN, 0};
     owner[ni++] = -1;
     items[ni] = (zmq_pollitem_t){NULL, sig_pipe[0], ZMQ_POLLIN, 0};
     owner[ni++] = -2;
@@ -1391,7 +805,7 @@ static int pipes_open(const ss_supervisor *sv)
 static int finals_missing(const ss_supervisor *sv)
 {
     for (size_t i = 0; i < sv->nkids; i++)
-        if (sv->kids[i].have_st && !sv->kids[i].st.final)
+        if (stats_of(sv, i) && !stats_of(sv, i)->final)
             return 1;
     return 0;
 }
@@ -1402,7 +816,7 @@ static int consumers_ready(const ss_supervisor *sv)
 {
     for (size_t i = 0; i < sv->nkids; i++) {
         const child *c = &sv->kids[i];
-        if ((c->stage >= 0 || (int)i == sv->sink) && !c->have_st &&
+        if ((c->stage >= 0 || (int)i == sv->sink) && !stats_of(sv, i) &&
             c->running)
             return 0;
     }
@@ -1463,10 +877,9 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
             sv->killed = 1;
         }
         if (sv->progress && !sv->stopping &&
-            now - sv->last_draw >= DRAW_EVERY_NS)
+            now - sv->pg.last_draw >= DRAW_EVERY_NS)
             draw_progress(sv, now);
-        if (sv->metrics)
-            fflush(sv->metrics); /* readable while the run goes on */
+        ss_monitor_flush(sv->mon); /* readable while the run goes on */
     }
 }
 
@@ -1483,7 +896,7 @@ int ss_supervisor_run(ss_supervisor *sv)
     sv->relay_stdout = isatty(1);
     struct winsize ws;
     if (sv->progress && ioctl(2, TIOCGWINSZ, &ws) == 0)
-        sv->cols = ws.ws_col;
+        sv->pg.cols = ws.ws_col;
 
     zmq_pollitem_t *items = calloc(2 + 2 * sv->nkids, sizeof *items);
     int *owner = calloc(2 + 2 * sv->nkids, sizeof *owner);
@@ -1496,15 +909,18 @@ int ss_supervisor_run(ss_supervisor *sv)
             close(devnull);
         return SS_RUN_FAILED;
     }
-    if (sv->o.metrics && !(sv->metrics = fopen(sv->o.metrics, "w")))
-        say(sv, "metrics file '%s': %s", sv->o.metrics, strerror(errno));
-    if (sv->o.metrics && !sv->metrics) {
-        free(items);
-        free(owner);
-        close(devnull);
-        return SS_RUN_FAILED;
+    char err[512];
+    int rc = 0;
+    if (!(rc = ss_monitor_new(sv->plan->control, sv->o.metrics, &sv->mon,
+                              err, sizeof err))) {
+        for (size_t i = 0; i < sv->nkids && !rc; i++)
+            if (ss_monitor_add(sv->mon, sv->kids[i].name) < 0) {
+                snprintf(err, sizeof err, "out of memory");
+                rc = SS_ENOMEM;
+            }
     }
-    if (setup_control(sv)) {
+    if (rc) {
+        say(sv, "%s", err);
         free(items);
         free(owner);
         close(devnull);
@@ -1531,7 +947,7 @@ int ss_supervisor_run(ss_supervisor *sv)
     sigaction(SIGCHLD, &sa, &old_chld);
 
     sv->t0 = ss_now_ns();
-    sv->epoch0 = realtime_now();
+    ss_monitor_start(sv->mon, sv->t0);
     sv->devnull = devnull;
     uint64_t ready_ms = READY_MS;
     const char *rm = ss_env("SS_RUN_READY_MS", NULL);
@@ -1595,30 +1011,9 @@ int ss_supervisor_run(ss_supervisor *sv)
         }
     }
     free(rpath);
-    if (sv->metrics) {
-        if (fclose(sv->metrics) != 0)
-            say(sv, "metrics file '%s': %s", sv->o.metrics, strerror(errno));
-        sv->metrics = NULL;
-    }
+    if (ss_monitor_close_metrics(sv->mon) != 0)
+        say(sv, "metrics file '%s': %s", sv->o.metrics, strerror(errno));
     return sv->result;
-}
-
-/* Removes the endpoint folder and whatever the components left in it. */
-static void remove_tmpdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[PATH_MAX];
-        while ((e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
 }
 
 /* See ss_supervisor.h. */
@@ -1634,10 +1029,6 @@ void ss_supervisor_destroy(ss_supervisor **pp)
             kill(c->pid, SIGKILL);
             waitpid(c->pid, NULL, 0);
         }
-        strv_free(c->argv);
-        strv_free(c->env);
-        free(c->log_path);
-        free(c->rejects);
         if (c->err_fd >= 0)
             close(c->err_fd);
         if (c->out_fd >= 0)
@@ -1646,17 +1037,9 @@ void ss_supervisor_destroy(ss_supervisor **pp)
         ss_buf_release(&c->out_line);
     }
     free(sv->kids);
-    if (sv->pull)
-        zmq_close(sv->pull);
-    if (sv->zctx)
-        zmq_ctx_term(sv->zctx);
-    if (sv->metrics)
-        fclose(sv->metrics);
-    if (sv->tmpdir)
-        remove_tmpdir(sv->tmpdir);
-    strv_free(sv->endpoints.v);
-    free(sv->tmpdir);
-    free(sv->control);
+    free(sv->stage_names);
+    ss_monitor_destroy(&sv->mon);
+    ss_plan_destroy(&sv->plan);
     free(sv->exe);
     free(sv->argv0);
     free(sv->outdir);

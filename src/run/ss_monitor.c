@@ -1,0 +1,288 @@
+/*
+ * ss_monitor.c - the control endpoint of a run (see ss_monitor.h).
+ */
+#include "run/ss_monitor.h"
+#include "core/ss_util.h"
+#include "run/ss_metrics_http.h"
+#include "securestreams.h"
+#include "wire/ss_batch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+struct ss_monitor {
+    void *zctx, *pull;
+    char *endpoint;
+    FILE *metrics;
+    ss_monitor_comp *comps;
+    size_t n, cap;
+    uint64_t t0, done_ns;
+    double epoch0;
+};
+
+static double realtime_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* See ss_monitor.h. */
+int ss_monitor_new(const char *endpoint, const char *metrics_path,
+                   ss_monitor **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    ss_monitor *m = calloc(1, sizeof *m);
+    if (!m || !(m->endpoint = strdup(endpoint))) {
+        free(m);
+        snprintf(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
+    int rc = SS_EIO;
+    if (metrics_path && !(m->metrics = fopen(metrics_path, "w"))) {
+        snprintf(err, errlen, "metrics file '%s': %s", metrics_path,
+                 strerror(errno));
+        goto fail;
+    }
+    if (!(m->zctx = zmq_ctx_new()) ||
+        !(m->pull = zmq_socket(m->zctx, ZMQ_PULL))) {
+        snprintf(err, errlen, "control socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    int linger = 0, hwm = 100000;
+    zmq_setsockopt(m->pull, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(m->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind(m->pull, endpoint) != 0) {
+        snprintf(err, errlen, "cannot bind the control endpoint %s: %s",
+                 endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    if (strncmp(endpoint, "tcp://", 6) == 0) { /* the port the system chose */
+        char ep[256];
+        size_t n = sizeof ep;
+        if (zmq_getsockopt(m->pull, ZMQ_LAST_ENDPOINT, ep, &n) != 0) {
+            snprintf(err, errlen, "control endpoint: %s",
+                     zmq_strerror(errno));
+            goto fail;
+        }
+        free(m->endpoint);
+        if (!(m->endpoint = strdup(ep))) {
+            snprintf(err, errlen, "out of memory");
+            rc = SS_ENOMEM;
+            goto fail;
+        }
+    }
+    m->t0 = ss_now_ns();
+    m->epoch0 = realtime_now();
+    *out = m;
+    return 0;
+fail:
+    ss_monitor_destroy(&m);
+    return rc;
+}
+
+/* See ss_monitor.h. */
+const char *ss_monitor_endpoint(const ss_monitor *m) { return m->endpoint; }
+
+/* See ss_monitor.h. */
+void *ss_monitor_socket(const ss_monitor *m) { return m->pull; }
+
+/* See ss_monitor.h. */
+int ss_monitor_add(ss_monitor *m, const char *name)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        ss_monitor_comp *c = realloc(m->comps, cap * sizeof *c);
+        if (!c)
+            return SS_ENOMEM;
+        m->comps = c;
+        m->cap = cap;
+    }
+    ss_monitor_comp *c = &m->comps[m->n];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    return (int)m->n++;
+}
+
+/* See ss_monitor.h. */
+void ss_monitor_set_pid(ss_monitor *m, size_t i, pid_t pid)
+{
+    if (i < m->n)
+        m->comps[i].pid = pid;
+}
+
+/* See ss_monitor.h. */
+void ss_monitor_start(ss_monitor *m, uint64_t t0)
+{
+    m->t0 = t0;
+    m->epoch0 = realtime_now();
+}
+
+/* See ss_monitor.h. */
+uint64_t ss_monitor_done_ns(const ss_monitor *m) { return m->done_ns; }
+
+/* See ss_monitor.h. */
+const ss_monitor_comp *ss_monitor_get(const ss_monitor *m, size_t i)
+{
+    return i < m->n ? &m->comps[i] : NULL;
+}
+
+/* See ss_monitor.h. */
+void ss_monitor_rates(const ss_monitor_comp *c, uint64_t now,
+                      uint64_t stale_ns, double *ev, double *bytes)
+{
+    if (c->have_st && !c->st.final && now - c->st_ns < stale_ns) {
+        *ev += c->ev_rate;
+        *bytes += c->byte_rate;
+    }
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void write_metrics(ss_monitor *m, const ss_stats *s, uint64_t now)
+{
+    FILE *f = m->metrics;
+    fprintf(f, "{\"ts\":%.3f,\"t\":%.3f,\"name\":",
+            m->epoch0 + (double)(now - m->t0) / 1e9,
+            (double)(now - m->t0) / 1e9);
+    json_str(f, s->name);
+    fputs(",\"role\":", f);
+    json_str(f, s->role);
+    fputs(",\"stage\":", f);
+    json_str(f, s->stage);
+    fprintf(f,
+            ",\"pid\":%lld,\"in\":%llu,\"in_bytes\":%llu,\"out\":%llu,"
+            "\"out_bytes\":%llu,\"batches_in\":%llu,\"batches_out\":%llu,"
+            "\"passed\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
+            "\"queue\":%llu,\"credits\":%llu,\"rss_kb\":%llu,"
+            "\"peak_rss_kb\":%llu,\"enclave_calls\":%llu,"
+            "\"enclave_ns\":%llu,\"total_bytes\":%llu,\"final\":%s}\n",
+            (long long)s->pid, (unsigned long long)s->in,
+            (unsigned long long)s->in_bytes, (unsigned long long)s->out,
+            (unsigned long long)s->out_bytes,
+            (unsigned long long)s->batches_in,
+            (unsigned long long)s->batches_out,
+            (unsigned long long)s->passed, (unsigned long long)s->dropped,
+            (unsigned long long)s->rejected, (unsigned long long)s->queue,
+            (unsigned long long)s->credits, (unsigned long long)s->rss_kb,
+            (unsigned long long)s->peak_rss_kb,
+            (unsigned long long)s->enclave_calls,
+            (unsigned long long)s->enclave_ns,
+            (unsigned long long)s->total_bytes, s->final ? "true" : "false");
+}
+
+static ss_monitor_comp *find_comp(ss_monitor *m, const ss_stats *s)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->comps[i].name, s->name) == 0)
+            return &m->comps[i];
+    for (size_t i = 0; i < m->n; i++)
+        if (s->pid > 0 && m->comps[i].pid == (pid_t)s->pid)
+            return &m->comps[i];
+    return NULL;
+}
+
+static void on_stats(ss_monitor *m, const ss_stats *s, uint64_t now)
+{
+    ss_metrics_http_publish(ss_metrics_global(), s); /* --metrics-port */
+    if (m->metrics)
+        write_metrics(m, s, now);
+    ss_monitor_comp *c = find_comp(m, s);
+    if (!c)
+        return;
+    if (c->have_st && now > c->st_ns) {
+        double dt = (double)(now - c->st_ns) / 1e9;
+        uint64_t ev = s->in >= c->st.in ? s->in - c->st.in : 0;
+        uint64_t by = s->in_bytes >= c->st.in_bytes
+                          ? s->in_bytes - c->st.in_bytes
+                          : 0;
+        if (dt > 0.05) {
+            c->ev_rate = (double)ev / dt;
+            c->byte_rate = (double)by / dt;
+        }
+    }
+    c->st = *s;
+    c->have_st = 1;
+    c->st_ns = now;
+}
+
+/* See ss_monitor.h. */
+void ss_monitor_read(ss_monitor *m)
+{
+    for (;;) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, m->pull, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        const void *data = zmq_msg_data(&msg);
+        size_t n = zmq_msg_size(&msg);
+        ss_hdr h;
+        const char *why;
+        uint64_t now = ss_now_ns();
+        if (ss_hdr_decode(data, n, &h, &why) == 0) {
+            if (h.kind == SS_MSG_DONE) {
+                if (!m->done_ns)
+                    m->done_ns = now;
+            } else if (h.kind == SS_MSG_STATS) {
+                ss_stats s;
+                if (ss_stats_decode(data, n, &s) == 0)
+                    on_stats(m, &s, now);
+            }
+        }
+        zmq_msg_close(&msg);
+    }
+}
+
+/* See ss_monitor.h. */
+void ss_monitor_flush(ss_monitor *m)
+{
+    if (m->metrics)
+        fflush(m->metrics);
+}
+
+/* See ss_monitor.h. */
+int ss_monitor_close_metrics(ss_monitor *m)
+{
+    if (!m->metrics)
+        return 0;
+    int rc = fclose(m->metrics) == 0 ? 0 : SS_EIO;
+    m->metrics = NULL;
+    return rc;
+}
+
+/* See ss_monitor.h. */
+void ss_monitor_destroy(ss_monitor **pp)
+{
+    if (!pp || !*pp)
+        return;
+    ss_monitor *m = *pp;
+    if (m->pull)
+        zmq_close(m->pull);
+    if (m->zctx)
+        zmq_ctx_term(m->zctx);
+    if (m->metrics)
+        fclose(m->metrics);
+    free(m->comps);
+    free(m->endpoint);
+    free(m);
+    *pp = NULL;
+}

@@ -1,0 +1,94 @@
+/*
+ * ss_monitor.h - the receiving end of the control endpoint: what the
+ * components of a run report (ss_stats.h: STATS samples, the sink's DONE).
+ *
+ * The monitor binds one ZMQ_PULL socket, keeps the last sample of each
+ * component it was told about (by name, else by pid), the event and byte
+ * rates between its last two samples, and when DONE arrived; it also
+ * appends every sample to the metrics file (JSON lines, docs/PIPELINE.md)
+ * and publishes it to the process's metrics endpoint (ss_metrics_http.h).
+ * It starts no process and reads no clock but ss_now_ns: a local run
+ * (ss_supervisor.c) and a cluster run can both drive it from their own
+ * poll loop (ss_monitor_socket) and read it between polls.
+ *
+ *     ss_monitor *m;
+ *     ss_monitor_new(endpoint, metrics_path, &m, err, sizeof err);
+ *     i = ss_monitor_add(m, "map-1");  ...  ss_monitor_start(m, t0);
+ *     loop: zmq_poll(... ss_monitor_socket(m) ...); ss_monitor_read(m);
+ *           ss_monitor_get(m, i)->have_st ...
+ *     ss_monitor_close_metrics(m); ss_monitor_destroy(&m);
+ */
+#ifndef SS_MONITOR_H
+#define SS_MONITOR_H
+
+#include "run/ss_stats.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* What the monitor knows of one component. */
+typedef struct ss_monitor_comp {
+    char name[SS_STATS_NAME_MAX];
+    pid_t pid;       /* 0 until ss_monitor_set_pid */
+    ss_stats st;     /* the last sample, valid if have_st */
+    int have_st;
+    uint64_t st_ns;  /* ss_now_ns() when st arrived */
+    double ev_rate, byte_rate; /* events, bytes in per second */
+} ss_monitor_comp;
+
+typedef struct ss_monitor ss_monitor;
+
+/* Opens metrics_path for writing (truncated; NULL: no file), then binds
+ * a PULL socket to endpoint (a "tcp://host:*" port is chosen by the
+ * system: see ss_monitor_endpoint). Returns 0 and *out (caller
+ * destroys), or SS_ENOMEM / SS_EIO with a reason in err. */
+int ss_monitor_new(const char *endpoint, const char *metrics_path,
+                   ss_monitor **out, char *err, size_t errlen);
+
+/* The endpoint components must connect to (borrowed). */
+const char *ss_monitor_endpoint(const ss_monitor *m);
+
+/* The ZeroMQ socket, for zmq_poll (borrowed; do not read from it). */
+void *ss_monitor_socket(const ss_monitor *m);
+
+/* Adds a component named name; returns its index (from 0, in the order
+ * of the calls) or SS_ENOMEM. */
+int ss_monitor_add(ss_monitor *m, const char *name);
+
+/* Records the pid of component i (samples whose name is unknown are
+ * matched by pid). */
+void ss_monitor_set_pid(ss_monitor *m, size_t i, pid_t pid);
+
+/* Sets time zero of the metrics file ("t") to t0 (ss_now_ns) and of
+ * "ts" to the wall clock now. */
+void ss_monitor_start(ss_monitor *m, uint64_t t0);
+
+/* Handles every message waiting on the socket, without blocking.
+ * Messages that are not a valid STATS or DONE are ignored. */
+void ss_monitor_read(ss_monitor *m);
+
+/* ss_now_ns() when the first DONE arrived, or 0. */
+uint64_t ss_monitor_done_ns(const ss_monitor *m);
+
+/* Component i (borrowed, valid until the next add), NULL if out of
+ * range. */
+const ss_monitor_comp *ss_monitor_get(const ss_monitor *m, size_t i);
+
+/* Sums into *ev and *bytes the current rates of c: 0 for a component
+ * that sent its final sample or none since stale_ns. */
+void ss_monitor_rates(const ss_monitor_comp *c, uint64_t now,
+                      uint64_t stale_ns, double *ev, double *bytes);
+
+/* Flushes the metrics file so that it can be read during the run. */
+void ss_monitor_flush(ss_monitor *m);
+
+/* Closes the metrics file. Returns 0, or SS_EIO (errno tells why) when
+ * it could not be written completely. Safe twice. */
+int ss_monitor_close_metrics(ss_monitor *m);
+
+/* Closes the socket and the metrics file, frees *p, sets it to NULL.
+ * Safe on NULL. */
+void ss_monitor_destroy(ss_monitor **p);
+
+#endif

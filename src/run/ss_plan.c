@@ -1,0 +1,441 @@
+/*
+ * ss_plan.c - from a pipeline to its components' command lines,
+ * environments and endpoints (see ss_plan.h).
+ */
+#include "run/ss_plan.h"
+#include "core/ss_util.h"
+#include "securestreams.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct strv {
+    char **v;
+    size_t n, cap;
+} strv;
+
+static int strv_push(strv *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int strv_push(strv *s, const char *fmt, ...)
+{
+    if (s->n + 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        char **v = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return SS_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vasprintf(&s->v[s->n], fmt, ap);
+    va_end(ap);
+    if (rc < 0)
+        return SS_ENOMEM;
+    s->v[++s->n] = NULL;
+    return 0;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* What plan() works on. */
+typedef struct plan_ctx {
+    ss_plan *pl;
+    const ss_pipeline *p;
+    const ss_plan_opts *o;
+    strv endpoints; /* 2 per router: from (producers), to (consumers) */
+} plan_ctx;
+
+/* Makes the private folder of the ipc endpoints. */
+static int make_tmpdir(plan_ctx *cx)
+{
+    const char *base = ss_env("TMPDIR", "/tmp");
+    char tmpl[PATH_MAX];
+    /* ipc paths must fit sun_path (108 bytes) */
+    if (strlen(base) > 60)
+        base = "/tmp";
+    snprintf(tmpl, sizeof tmpl, "%s/sstream-run-XXXXXX", base);
+    if (!mkdtemp(tmpl)) {
+        snprintf(tmpl, sizeof tmpl, "/tmp/sstream-run-XXXXXX");
+        if (!mkdtemp(tmpl))
+            return SS_EIO;
+    }
+    cx->pl->tmpdir = strdup(tmpl);
+    return cx->pl->tmpdir ? 0 : SS_ENOMEM;
+}
+
+/* Picks n distinct free loopback ports (all held open while choosing). */
+static int free_ports(size_t n, int *ports)
+{
+    int *fds = calloc(n ? n : 1, sizeof *fds);
+    if (!fds)
+        return SS_ENOMEM;
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) ||
+            getsockname(fds[i], (struct sockaddr *)&a, &len)) {
+            rc = SS_EIO;
+            i++;
+            break;
+        }
+        ports[i] = ntohs(a.sin_port);
+    }
+    for (size_t j = 0; j < i; j++)
+        if (fds[j] >= 0)
+            close(fds[j]);
+    free(fds);
+    return rc;
+}
+
+static int make_endpoints(plan_ctx *cx, size_t nrouters)
+{
+    int rc;
+    if (!cx->o->tcp) {
+        if ((rc = make_tmpdir(cx)))
+            return rc;
+        for (size_t r = 1; r <= nrouters; r++)
+            if ((rc = strv_push(&cx->endpoints, "ipc://%s/r%zu-in",
+                                cx->pl->tmpdir, r)) ||
+                (rc = strv_push(&cx->endpoints, "ipc://%s/r%zu-out",
+                                cx->pl->tmpdir, r)))
+                return rc;
+        return asprintf(&cx->pl->control, "ipc://%s/control", cx->pl->tmpdir) < 0
+                   ? SS_ENOMEM
+                   : 0;
+    }
+    int *ports = calloc(2 * nrouters, sizeof *ports);
+    if (!ports)
+        return SS_ENOMEM;
+    rc = free_ports(2 * nrouters, ports);
+    for (size_t i = 0; !rc && i < 2 * nrouters; i++)
+        rc = strv_push(&cx->endpoints, "tcp://127.0.0.1:%d", ports[i]);
+    free(ports);
+    if (!rc)
+        rc = (cx->pl->control = strdup("tcp://127.0.0.1:*")) ? 0 : SS_ENOMEM;
+    return rc;
+}
+
+/* Endpoint where router r (from 1) listens for producers / consumers. */
+static const char *ep_from(plan_ctx *cx, size_t r)
+{
+    return cx->endpoints.v[2 * (r - 1)];
+}
+static const char *ep_to(plan_ctx *cx, size_t r)
+{
+    return cx->endpoints.v[2 * (r - 1) + 1];
+}
+
+static ss_plan_comp *add_child(plan_ctx *cx, const char *name,
+                               const char *role, int stage)
+{
+    ss_plan_comp *c = &cx->pl->comps[cx->pl->ncomps++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->role = role;
+    c->stage = stage;
+    return c;
+}
+
+/* Sets the log and rejects paths of c; removes stale files. */
+static int child_files(plan_ctx *cx, ss_plan_comp *c, int log, int rejects)
+{
+    if (log && asprintf(&c->log_path, "%s/%s.log", cx->o->logdir, c->name) < 0)
+        return SS_ENOMEM;
+    if (rejects) {
+        if (asprintf(&c->rejects, "%s/%s.jsonl", cx->o->rejdir, c->name) < 0)
+            return SS_ENOMEM;
+        unlink(c->rejects);
+    }
+    return 0;
+}
+
+/* Appends the security options of a source, worker or sink: --security,
+ * and outside plain mode the key directory, the key service and enclave
+ * backend (workers), and --ordered (the sink, when every stage has one
+ * worker, so every stream keeps its order on the way). */
+static int push_security(const plan_ctx *cx, strv *a, const char *role)
+{
+    const ss_pipeline *p = cx->p;
+    int plain = strcmp(p->security, "plain") == 0;
+    if (plain && strcmp(role, "worker") != 0)
+        return 0;
+    int rc = strv_push(a, "--security");
+    if (!rc)
+        rc = strv_push(a, "%s", p->security);
+    if (rc || plain)
+        return rc;
+    if (cx->o->keys && ((rc = strv_push(a, "--keys")) ||
+                       (rc = strv_push(a, "%s", cx->o->keys))))
+        return rc;
+    if (strcmp(role, "worker") == 0 &&
+        strcmp(p->security, "enclave") == 0) {
+        if (cx->o->keyservice &&
+            ((rc = strv_push(a, "--keyservice")) ||
+             (rc = strv_push(a, "%s", cx->o->keyservice))))
+            return rc;
+        if (cx->o->enclave && ((rc = strv_push(a, "--enclave")) ||
+                              (rc = strv_push(a, "%s", cx->o->enclave))))
+            return rc;
+    }
+    if (strcmp(role, "sink") == 0) {
+        int ordered = 1;
+        for (size_t s = 0; s < p->nstages; s++)
+            ordered &= p->stages[s].workers == 1;
+        if (ordered)
+            rc = strv_push(a, "--ordered");
+    }
+    return rc;
+}
+
+/* Builds every component's command line and environment. */
+static int plan(plan_ctx *cx)
+{
+    const ss_pipeline *p = cx->p;
+    size_t nrouters = p->nstages + 1;
+    size_t total = nrouters + 2 + (size_t)ss_pipeline_total_workers(p);
+    cx->pl->comps = calloc(total, sizeof *cx->pl->comps);
+    if (!cx->pl->comps)
+        return SS_ENOMEM;
+    int rc = make_endpoints(cx, nrouters);
+    if (rc)
+        return rc;
+
+    char name[SS_STATS_NAME_MAX];
+    for (size_t r = 1; r <= nrouters; r++) {
+        snprintf(name, sizeof name, "router-%zu", r);
+        ss_plan_comp *c = add_child(cx, name, "router", -1);
+        strv a = {0}, e = {0};
+        if ((rc = strv_push(&a, "%s", cx->o->argv0)) ||
+            (rc = strv_push(&a, "router")) ||
+            (rc = strv_push(&a, "--from")) ||
+            (rc = strv_push(&a, "%s", ep_from(cx, r))) ||
+            (rc = strv_push(&a, "--to")) ||
+            (rc = strv_push(&a, "%s", ep_to(cx, r))) ||
+            (rc = strv_push(&a, "--producers")) ||
+            (rc = strv_push(&a, "1")) || (rc = strv_push(&a, "--name")) ||
+            (rc = strv_push(&a, "%s", name)) ||
+            /* CurveZMQ: the routers' pair and the allowed peers only */
+            (strcmp(p->security, "plain") != 0 && cx->o->keys &&
+             ((rc = strv_push(&a, "--keys")) ||
+              (rc = strv_push(&a, "%s", cx->o->keys)))) ||
+            (rc = strv_push(&e, "FROM=%s", ep_from(cx, r))) ||
+            (rc = strv_push(&e, "TO=%s", ep_to(cx, r))))
+            goto fail;
+        c->argv = a.v;
+        c->env = e.v;
+        if ((rc = child_files(cx, c, 1, 0)))
+            return rc;
+        continue;
+    fail:
+        strv_free(a.v);
+        strv_free(e.v);
+        return rc;
+    }
+
+    /* the sink */
+    {
+        cx->pl->sink = (int)cx->pl->ncomps;
+        ss_plan_comp *c = add_child(cx, "sink", "sink", -1);
+        if ((rc = child_files(cx, c, 0, 1)))
+            return rc;
+        strv a = {0}, e = {0};
+        const char *from = ep_to(cx, nrouters);
+        if ((rc = strv_push(&a, "%s", cx->o->argv0)) ||
+            (rc = strv_push(&a, "sink")) ||
+            (rc = strv_push(&a, "%s", p->sink.script)) ||
+            (rc = strv_push(&a, "--from")) ||
+            (rc = strv_push(&a, "%s", from)) ||
+            (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "sink")) ||
+            (rc = strv_push(&a, "--rejects")) ||
+            (rc = strv_push(&a, "%s", c->rejects)) ||
+            (rc = push_security(cx, &a, "sink")) ||
+            (rc = strv_push(&e, "FROM=%s", from)))
+            goto sink_fail;
+        if (p->sink.output) {
+            if (p->sink.output[0] == '/')
+                rc = strv_push(&e, "OUTPUT=%s", p->sink.output);
+            else
+                rc = strv_push(&e, "OUTPUT=%s/%s", cx->o->outdir,
+                               p->sink.output);
+            if (rc)
+                goto sink_fail;
+        }
+        c->argv = a.v;
+        c->env = e.v;
+        goto sink_ok;
+    sink_fail:
+        strv_free(a.v);
+        strv_free(e.v);
+        return rc;
+    sink_ok:;
+    }
+
+    for (size_t s = 0; s < p->nstages; s++) {
+        const ss_stage_conf *sc = &p->stages[s];
+        for (int w = 1; w <= sc->workers; w++) {
+            snprintf(name, sizeof name, "%s-%d", sc->name, w);
+            ss_plan_comp *c = add_child(cx, name, "worker", (int)s);
+            if ((rc = child_files(cx, c, 1, 1)))
+                return rc;
+            strv a = {0}, e = {0};
+            const char *from = ep_to(cx, s + 1), *to = ep_from(cx, s + 2);
+            if ((rc = strv_push(&a, "%s", cx->o->argv0)) ||
+                (rc = strv_push(&a, "worker")) ||
+                (rc = strv_push(&a, "%s", sc->script)) ||
+                (rc = strv_push(&a, "--from")) ||
+                (rc = strv_push(&a, "%s", from)) ||
+                (rc = strv_push(&a, "--to")) ||
+                (rc = strv_push(&a, "%s", to)) ||
+                (rc = strv_push(&a, "--name")) ||
+                (rc = strv_push(&a, "%s", name)) ||
+                (rc = strv_push(&a, "--stage")) ||
+                (rc = strv_push(&a, "%s", sc->name)) ||
+                (rc = strv_push(&a, "--rejects")) ||
+                (rc = strv_push(&a, "%s", c->rejects)) ||
+                (rc = push_security(cx, &a, "worker")) ||
+                (rc = strv_push(&e, "FROM=%s", from)) ||
+                (rc = strv_push(&e, "TO=%s", to))) {
+                strv_free(a.v);
+                strv_free(e.v);
+                return rc;
+            }
+            c->argv = a.v;
+            c->env = e.v;
+        }
+    }
+
+    /* the source */
+    cx->pl->source = (int)cx->pl->ncomps;
+    ss_plan_comp *c = add_child(cx, "source", "source", -1);
+    if ((rc = child_files(cx, c, 1, 1)))
+        return rc;
+    strv a = {0}, e = {0};
+    const char *to = ep_from(cx, 1);
+    const char *file = p->source.file ? p->source.file : "";
+    if ((rc = strv_push(&a, "%s", cx->o->argv0)) ||
+        (rc = strv_push(&a, "source")) || (rc = strv_push(&a, "--to")) ||
+        (rc = strv_push(&a, "%s", to)) || (rc = strv_push(&a, "--file")) ||
+        (rc = strv_push(&a, "%s", file)) ||
+        (rc = strv_push(&a, "--parts")) ||
+        (rc = strv_push(&a, "%d", p->source.parts)) ||
+        (rc = strv_push(&a, "--format")) ||
+        (rc = strv_push(&a, "%s", p->source.format)) ||
+        (p->source.header && (rc = strv_push(&a, "--header"))) ||
+        (rc = strv_push(&a, "--batch-size")) ||
+        (rc = strv_push(&a, "%llu", (unsigned long long)p->batch_size)) ||
+        (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "source")) ||
+        (rc = strv_push(&a, "--rejects")) ||
+        (rc = strv_push(&a, "%s", c->rejects)) ||
+        (rc = push_security(cx, &a, "source")) ||
+        (rc = strv_push(&e, "TO=%s", to)) ||
+        (rc = strv_push(&e, "DATA_FILE=%s", file))) {
+        strv_free(a.v);
+        strv_free(e.v);
+        return rc;
+    }
+    c->argv = a.v;
+    c->env = e.v;
+    return 0;
+}
+/* See ss_plan.h. */
+size_t ss_plan_flow_order(const ss_plan *pl, size_t k)
+{
+    if (k == 0)
+        return (size_t)pl->source;
+    if (k == pl->ncomps - 1)
+        return (size_t)pl->sink;
+    size_t n = 1;
+    size_t nrouters = pl->nstages + 1;
+    for (size_t r = 0; r < nrouters; r++) {
+        if (n++ == k)
+            return r; /* routers come first in comps */
+        for (size_t i = 0; i < pl->ncomps; i++)
+            if (pl->comps[i].stage == (int)r && n++ == k)
+                return i;
+    }
+    return (size_t)pl->sink;
+}
+
+/* Removes the endpoint folder and whatever the components left in it. */
+static void remove_tmpdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[PATH_MAX];
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* See ss_plan.h. */
+int ss_plan_new(const ss_pipeline *p, const ss_plan_opts *o, ss_plan **out)
+{
+    *out = NULL;
+    ss_plan *pl = calloc(1, sizeof *pl);
+    if (!pl)
+        return SS_ENOMEM;
+    pl->sink = pl->source = -1;
+    pl->nstages = p->nstages;
+    plan_ctx cx = {pl, p, o, {0}};
+    int rc = plan(&cx);
+    pl->endpoints = cx.endpoints.v;
+    if (rc) {
+        int en = errno; /* the caller tells why with it */
+        ss_plan_destroy(&pl);
+        errno = en;
+        return rc;
+    }
+    *out = pl;
+    return 0;
+}
+
+/* See ss_plan.h. */
+void ss_plan_destroy(ss_plan **pp)
+{
+    if (!pp || !*pp)
+        return;
+    ss_plan *pl = *pp;
+    for (size_t i = 0; i < pl->ncomps; i++) {
+        ss_plan_comp *c = &pl->comps[i];
+        strv_free(c->argv);
+        strv_free(c->env);
+        free(c->log_path);
+        free(c->rejects);
+    }
+    free(pl->comps);
+    if (pl->tmpdir)
+        remove_tmpdir(pl->tmpdir);
+    strv_free(pl->endpoints);
+    free(pl->tmpdir);
+    free(pl->control);
+    free(pl);
+    *pp = NULL;
+}

@@ -1,0 +1,70 @@
+/*
+ * ss_plan.h - from a pipeline to the list of its components: for each one
+ * its name, role, command line, environment, log and rejects files, and
+ * the endpoints that join them. Starts nothing.
+ *
+ * Components, in this order (ss_plan.comps): the routers (router-1
+ * between the source and stage 1, router-k+1 after stage k, the last one
+ * feeding the sink), the sink, the workers stage by stage, the source.
+ * Router r listens on endpoints[2(r-1)] for its producers and on
+ * endpoints[2(r-1)+1] for its consumers: ipc sockets in a private folder
+ * (tmpdir), or free loopback tcp ports. `control` is where the
+ * supervisor's control socket binds (ss_monitor.h); with tcp it has port
+ * "*" and the real one is known after binding.
+ */
+#ifndef SS_PLAN_H
+#define SS_PLAN_H
+
+#include "run/ss_pipeline.h"
+#include "run/ss_stats.h"
+
+#include <stddef.h>
+
+/* What the plan needs beyond the pipeline; every string borrowed. */
+typedef struct ss_plan_opts {
+    const char *argv0;  /* argv[0] of every component */
+    const char *outdir; /* the sink's relative OUTPUT is made absolute here */
+    const char *logdir; /* <name>.log: stdout of every component but sink */
+    const char *rejdir; /* <name>.jsonl: --rejects of all but routers */
+    int tcp;            /* loopback tcp endpoints instead of ipc */
+    const char *keys;   /* --keys of every component (not plain) */
+    const char *keyservice; /* enclave workers: --keyservice */
+    const char *enclave;    /* enclave workers: --enclave */
+} ss_plan_opts;
+
+/* One component; every pointer owned by the plan except role. */
+typedef struct ss_plan_comp {
+    char name[SS_STATS_NAME_MAX]; /* "router-1", "map-2", "source", "sink" */
+    const char *role; /* static: "router", "source", "worker", "sink" */
+    int stage;        /* stage index for workers, else -1 */
+    char **argv;      /* NULL-terminated; argv[0] is opts.argv0 */
+    char **env;       /* NULL-terminated "KEY=value" to add */
+    char *log_path;   /* stdout goes there; NULL: the sink's stdout */
+    char *rejects;    /* --rejects file, NULL for routers */
+} ss_plan_comp;
+
+typedef struct ss_plan {
+    ss_plan_comp *comps;
+    size_t ncomps;
+    size_t nstages;
+    int source, sink; /* indices in comps */
+    char **endpoints; /* 2 per router, NULL-terminated */
+    char *tmpdir;     /* endpoint folder (ipc), or NULL */
+    char *control;    /* control endpoint to bind */
+} ss_plan;
+
+/* Plans a run of p with o. Makes the endpoint folder (ipc) or picks free
+ * ports (tcp) and removes stale rejects files; nothing else touches the
+ * file system. Returns 0 and *out (caller destroys), SS_ENOMEM, or SS_EIO
+ * when the endpoints cannot be made (errno tells why). */
+int ss_plan_new(const ss_pipeline *p, const ss_plan_opts *o, ss_plan **out);
+
+/* Index in comps of the k-th component (0 <= k < ncomps) in the order of
+ * the flow: source, router-1, workers of stage 1, router-2, ..., sink. */
+size_t ss_plan_flow_order(const ss_plan *pl, size_t k);
+
+/* Frees pl, removes the endpoint folder and what was left in it; sets *p
+ * to NULL. Safe on NULL. */
+void ss_plan_destroy(ss_plan **p);
+
+#endif
