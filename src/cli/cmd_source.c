@@ -40,8 +40,8 @@ static void usage(FILE *f)
             "  --security MODE      plain | encrypted | enclave\n"
             "  --keys DIR           the pipeline's keys (encrypted, "
             "enclave)\n"
-            "  --connect-timeout-ms N  wait for the router (default "
-            "5000)\n"
+            "  --connect-timeout-ms N  wait for the router, retrying "
+            "(default 60000)\n"
             "  --metrics-port N     serve Prometheus metrics on "
             "127.0.0.1:N/metrics\n"
             "  --help               show this help\n");

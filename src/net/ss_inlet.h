@@ -35,7 +35,8 @@ typedef struct ss_inlet_opts {
     const char *stage;    /* the stage this worker runs */
     unsigned credits;     /* batches it may hold at once (default 4) */
     int stateful;         /* its death cannot be retried: abort */
-    int connect_timeout_ms; /* wait for WELCOME at most this (5000) */
+    int connect_timeout_ms; /* wait for WELCOME at most this (<= 0:
+                               SS_PEER_CONNECT_TIMEOUT_MS) */
     int heartbeat_ms;     /* 0: the router's (from WELCOME) */
     const char *role;     /* "worker" (default) or "sink" */
     const struct ss_curve *curve; /* CURVE client keys, or NULL */

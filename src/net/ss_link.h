@@ -32,7 +32,8 @@ typedef struct ss_link_opts {
     const char *group;    /* completion group (default = stage) */
     unsigned members;     /* producers in the group (default 1) */
     unsigned window;      /* max batches sent but not RECEIVED (16) */
-    int connect_timeout_ms; /* wait for WELCOME at most this (5000) */
+    int connect_timeout_ms; /* wait for WELCOME at most this (<= 0:
+                               SS_PEER_CONNECT_TIMEOUT_MS) */
     const ss_curve *curve;  /* CURVE client keys, or NULL (ss_curve.h) */
     int stateful; /* its output cannot be produced again if it dies: the
                      router fails the run if it vanishes before its EOS */
@@ -43,7 +44,7 @@ typedef void (*ss_link_received_fn)(uint64_t tag, void *arg);
 /*
  * Connects to o->endpoint, says HELLO and waits for WELCOME. Returns 0
  * and *out (caller destroys), or a negative code with a sentence in err:
- * SS_ETIMEOUT "cannot reach router at tcp://...: no answer in 5000 ms",
+ * SS_ETIMEOUT "cannot reach router at tcp://...: no answer in 60000 ms",
  * SS_EPEER (the router aborted), SS_EINVAL (bad options), SS_EIO,
  * SS_ENOMEM. zctx must outlive the link.
  */

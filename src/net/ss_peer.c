@@ -60,12 +60,30 @@ static int send_until(ss_peer *p, const void *m, size_t n, uint64_t deadline)
     }
 }
 
-/* Waits for WELCOME until deadline. */
+/* Logs that p still waits for its router (every SS_PEER_WAIT_NOTE_MS):
+ * a component started before its router says what it waits for. */
+static void note_waiting(const ss_peer *p, uint64_t start, int timeout_ms)
+{
+    ss_info("'%s' is waiting for router at %s (%llu s so far, gives up "
+            "after %d s)", p->name, p->endpoint,
+            (unsigned long long)((ss_now_ms() - start) / 1000),
+            timeout_ms / 1000);
+}
+
+/* The earlier of deadline and the next waiting note after *note. */
+static uint64_t slice_end(uint64_t deadline, uint64_t note)
+{
+    return note < deadline ? note : deadline;
+}
+
+/* Waits for WELCOME until deadline, noting the wait every
+ * SS_PEER_WAIT_NOTE_MS after *note. */
 static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
-                         char *err, size_t errlen, int timeout_ms)
+                         char *err, size_t errlen, int timeout_ms,
+                         uint64_t start, uint64_t *note)
 {
     for (;;) {
-        int left = left_ms(deadline);
+        int left = left_ms(slice_end(deadline, *note));
         zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLIN, 0};
         int rc = left == 0 ? 0 : zmq_poll(&it, 1, left);
         if (rc < 0 && errno == EINTR)
@@ -74,6 +92,11 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
             set_err(err, errlen, "cannot poll router at %s: %s",
                     p->endpoint, zmq_strerror(errno));
             return SS_EIO;
+        }
+        if (rc == 0 && left_ms(deadline) > 0) {
+            note_waiting(p, start, timeout_ms);
+            *note += SS_PEER_WAIT_NOTE_MS;
+            continue;
         }
         if (rc == 0) {
             set_err(err, errlen,
@@ -142,7 +165,7 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
     snprintf(p->endpoint, sizeof p->endpoint, "%s", endpoint);
     snprintf(p->name, sizeof p->name, "%s", hello->name);
     if (connect_timeout_ms <= 0)
-        connect_timeout_ms = 5000;
+        connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
     p->sock = zmq_socket(zctx, ZMQ_DEALER);
     if (!p->sock) {
         set_err(err, errlen, "cannot create a socket for %s: %s", endpoint,
@@ -176,11 +199,18 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
         ss_peer_close(p);
         return rc;
     }
-    uint64_t deadline = ss_now_ms() + (uint64_t)connect_timeout_ms;
-    rc = send_until(p, p->out.data, p->out.len, deadline);
+    uint64_t start = ss_now_ms();
+    uint64_t deadline = start + (uint64_t)connect_timeout_ms;
+    uint64_t note = start + SS_PEER_WAIT_NOTE_MS;
+    while ((rc = send_until(p, p->out.data, p->out.len,
+                            slice_end(deadline, note))) == SS_ETIMEOUT &&
+           left_ms(deadline) > 0) {
+        note_waiting(p, start, connect_timeout_ms);
+        note += SS_PEER_WAIT_NOTE_MS;
+    }
     if (rc == 0)
         rc = await_welcome(p, deadline, heartbeat_ms, err, errlen,
-                           connect_timeout_ms);
+                           connect_timeout_ms, start, &note);
     else if (rc == SS_ETIMEOUT)
         set_err(err, errlen, "cannot reach router at %s: no answer in %d ms",
                 endpoint, connect_timeout_ms);

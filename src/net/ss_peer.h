@@ -39,10 +39,20 @@ typedef struct ss_peer {
     char err[SS_PROTO_REASON_MAX + 128]; /* why, when failed */
 } ss_peer;
 
+/* How long a peer waits for its router by default: components of a
+ * cluster start in any order (containers, hosts), so a router that comes
+ * up within a minute is found. ZeroMQ retries the connection meanwhile. */
+#define SS_PEER_CONNECT_TIMEOUT_MS 60000
+/* While it waits, a peer says so every this many milliseconds. */
+#define SS_PEER_WAIT_NOTE_MS 5000
+
 /*
  * Creates the DEALER (routing id = hello->name; a CURVE client with curve's
  * keys unless curve is NULL), connects it to endpoint,
- * sends hello and waits up to connect_timeout_ms for WELCOME. heartbeat_ms
+ * sends hello and waits up to connect_timeout_ms (<= 0: the default
+ * SS_PEER_CONNECT_TIMEOUT_MS) for WELCOME, logging "'NAME' is waiting for
+ * router at EP (N s so far, gives up after M s)" at info level every
+ * SS_PEER_WAIT_NOTE_MS while there is no answer. heartbeat_ms
  * 0 means "as the router says". Returns 0; SS_ETIMEOUT with err "cannot
  * reach router at EP: no answer in N ms"; SS_EPEER with the router's ABORT
  * reason; SS_EINVAL / SS_EIO / SS_ENOMEM. On error p holds nothing.

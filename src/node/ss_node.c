@@ -21,6 +21,7 @@
 #include "lua/ss_stage.h"
 #include "net/ss_inlet.h"
 #include "net/ss_link.h"
+#include "net/ss_peer.h"
 #include "net/ss_proto.h"
 #include "net/ss_transport.h"
 #include "node/ss_integrity.h"
@@ -92,7 +93,7 @@ void ss_node_opts_default(ss_node_opts *o)
     o->batch_size = SS_BATCH_DEFAULT_SIZE;
     o->mem_limit = 256u << 20;
     o->credits = 16;
-    o->connect_timeout_ms = 5000;
+    o->connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
     o->heartbeat_ms = 500;
 }
 

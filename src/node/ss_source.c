@@ -10,6 +10,7 @@
 #include "crypto/ss_sealfile.h"
 #include "lua/ss_lua.h"
 #include "net/ss_link.h"
+#include "net/ss_peer.h"
 #include "net/ss_proto.h"
 #include "run/ss_stats.h"
 #include "securestreams.h"
@@ -86,7 +87,7 @@ void ss_source_opts_default(ss_source_opts *o)
     o->name = "source";
     o->security = "plain";
     o->window = 16;
-    o->connect_timeout_ms = 5000;
+    o->connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
 }
 
 static void reject(part *p, uint64_t line, const char *why, const char *l,
