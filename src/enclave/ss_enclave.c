@@ -331,10 +331,9 @@ int ss_enclave_complete(ss_enclave *e, const ss_hdr *final,
         ss_ecore_res cr;
         int rc = ss_ecore_complete(&e->core, final, none_reserve, res, &cr,
                                    err, errlen);
-        if (rc)
-            return rc;
-        none_collect(res, &cr);
-        return 0;
+        if (rc == 0 || rc == SS_ELUA)
+            none_collect(res, &cr);
+        return rc;
     }
     ss_hdr h = *final;
     h.kind = SS_MSG_DATA;
@@ -343,6 +342,11 @@ int ss_enclave_complete(ss_enclave *e, const ss_hdr *final,
     ss_hdr_encode(&h, raw);
     int rc = ss_sandbox_request(e, SS_CHAN_COMPLETE, raw, sizeof raw, err,
                                 errlen);
+    if (rc == SS_ELUA) { /* the (sealed) reason comes with the rejects */
+        char ignored[64];
+        sandbox_collect(e, res, ignored, sizeof ignored);
+        return rc;
+    }
     return rc ? rc : sandbox_collect(e, res, err, errlen);
 }
 

@@ -135,7 +135,10 @@ int ss_enclave_reject(ss_enclave *e, const void *msg, size_t n,
 
 /* Completion: the chain's onCompleted; res->msg gets what it emitted
  * (e.g. the reduce result) under header final (kind DATA; SS_BF_FINAL is
- * added; count/len are set). Same errors as ss_enclave_call. */
+ * added; count/len are set). Same errors as ss_enclave_call, and
+ * SS_ELUA if the stage failed: res->rejects then holds its reason as a
+ * REJECT message with count 0, sealed when encrypted (it may quote data),
+ * and err names the stage only. Once only: SS_EDENIED the second time. */
 int ss_enclave_complete(ss_enclave *e, const ss_hdr *final,
                         ss_enclave_result *res, char *err, size_t errlen);
 

@@ -264,6 +264,43 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
     return emit_all(c, &oh, &h, rs, rctx, res, err, errlen);
 }
 
+/* The stage failed at completion: its reason (which may quote data)
+ * leaves like a per-event reason, as a REJECT message under the final
+ * header's lineage with count 0, sealed when encrypted; err names the
+ * stage and quotes the reason only in clear mode. */
+static void completion_failed(ss_ecore *c, const ss_hdr *final, int rc,
+                              ss_ecore_reserve rs, void *rctx,
+                              ss_ecore_res *res, char *err, size_t errlen)
+{
+    const char *stage = ss_stage_name(c->stage);
+    const char *why = ss_stage_error(c->stage);
+    ss_buf line = SS_BUF_INIT;
+    ss_buf_printf(&line, "{\"stage\":");
+    ss_buf_json_str(&line, stage, strlen(stage));
+    ss_buf_printf(&line, ",\"events\":0,\"error\":");
+    char msg[700];
+    snprintf(msg, sizeof msg, "the stage failed at completion: %s",
+             why && *why ? why : ss_strerror(rc));
+    ss_buf_json_str(&line, msg, strlen(msg));
+    ss_buf_append(&line, "}\n", 2);
+    ss_hdr rh = *final;
+    rh.kind = SS_MSG_REJECT;
+    rh.flags = 0;
+    rh.count = 0;
+    size_t rl = 0;
+    if (line.data && emit(c, &rh, 1, line.data, line.len, rs, rctx, &rl) == 0)
+        res->rej_len = rl;
+    if (line.data)
+        sodium_memzero(line.data, line.len);
+    ss_buf_release(&line);
+    if (c->encrypted)
+        snprintf(err, errlen, "stage '%s' failed at completion (the reason "
+                              "is sealed with the rejects, for the owner)",
+                 stage);
+    else
+        snprintf(err, errlen, "stage '%s' %s", stage, msg + 10);
+}
+
 /* See ss_enclave_core.h. */
 int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
                       void *rctx, ss_ecore_res *res, char *err,
@@ -283,8 +320,7 @@ int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
     ss_stage_out_reset(&c->out);
     int rc = ss_stage_complete(c->stage, &c->out);
     if (rc) {
-        snprintf(err, errlen, "the stage failed at completion: %s",
-                 ss_strerror(rc));
+        completion_failed(c, final, rc, rs, rctx, res, err, errlen);
         return rc;
     }
     ss_hdr oh = *final;

@@ -81,7 +81,10 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
                     char *err, size_t errlen);
 
 /* Completion, output under header final. Once only: a second
- * completion, and any batch after it, is refused (SS_EDENIED). */
+ * completion, and any batch after it, is refused (SS_EDENIED). If the
+ * stage fails (SS_ELUA), its reason goes out as a REJECT message with
+ * count 0 (res->rej_len; sealed when encrypted) and err only names the
+ * stage when encrypted. */
 int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
                       void *rctx, ss_ecore_res *res, char *err,
                       size_t errlen);

@@ -103,22 +103,43 @@ static int safe_load(lua_State *L)
     return lua_gettop(L);
 }
 
-/* print() inside a sandbox: goes to the component's log via the host. */
+/* print() inside a sandbox: one line in the component's log (the host's
+ * stderr), at most SS_LUA_PRINT_MAX bytes of text; the rest is cut and
+ * counted. The arguments become strings in their own stack slots first
+ * (anchored), so that nothing is pushed while the luaL_Buffer is in use
+ * (its box may sit on top of the stack). */
 static int log_print(lua_State *L)
 {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
     int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
+        luaL_tolstring(L, i, NULL);
+        lua_replace(L, i);
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t total = 0, cut = 0;
+    for (int i = 1; i <= n; i++) {
         size_t len;
-        const char *s = luaL_tolstring(L, i, &len);
-        if (i > 1)
-            luaL_addchar(&b, '\t');
-        luaL_addlstring(&b, s, len);
-        lua_pop(L, 1);
+        const char *s = lua_tolstring(L, i, &len);
+        if (i > 1) {
+            if (total < SS_LUA_PRINT_MAX) {
+                luaL_addchar(&b, '\t');
+                total++;
+            } else {
+                cut++;
+            }
+        }
+        size_t room = SS_LUA_PRINT_MAX - total;
+        size_t take = len < room ? len : room;
+        luaL_addlstring(&b, s, take);
+        total += take;
+        cut += len - take;
     }
     luaL_pushresult(&b);
-    ss_info("%s", lua_tostring(L, -1));
+    if (cut)
+        ss_info("%s [... %zu bytes cut]", lua_tostring(L, -1), cut);
+    else
+        ss_info("%s", lua_tostring(L, -1));
     return 0;
 }
 

@@ -16,6 +16,10 @@
 
 typedef struct ss_lua ss_lua;
 
+/* print() in a sandboxed state writes one log line of at most this many
+ * bytes of text; the rest is cut (and the line says how much). */
+#define SS_LUA_PRINT_MAX 1024
+
 typedef struct ss_lua_opts {
     size_t mem_limit;      /* bytes; 0 means unlimited */
     int sandboxed;         /* 1: the enclave's restricted library set */

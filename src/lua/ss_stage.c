@@ -192,7 +192,11 @@ static int host_fail(lua_State *L)
     const char *msg = luaL_tolstring(L, 1, NULL);
     if (s->cur) /* inside an event: reject it */
         return luaL_error(L, "%s", msg);
-    ss_error("stream error reached the output: %s", msg);
+    if (s->in_enclave) /* the log is the host's; the reason may quote data */
+        ss_error("stream error reached the output (reason withheld "
+                 "inside the enclave)");
+    else
+        ss_error("stream error reached the output: %s", msg);
     return 0;
 }
 
@@ -543,7 +547,11 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
         const char *m = lua_tostring(L, -1);
         snprintf(s->err, sizeof s->err, "%s", m ? m : "?");
         lua_pop(L, 2);
-        ss_error("completion of stage '%s' failed: %s", s->stage, s->err);
+        /* inside an enclave the log is the host's: the reason may quote
+         * data, so it stays in s->err for the caller to seal */
+        if (!s->in_enclave)
+            ss_error("completion of stage '%s' failed: %s", s->stage,
+                     s->err);
         return SS_ELUA;
     }
     lua_pop(L, 1);

@@ -98,7 +98,9 @@ void ss_stage_reject_batch(ss_stage *s, const ss_hdr *hdr,
                            const char *reason, ss_stage_out *out);
 
 /* Signals completion (onCompleted) and collects what the chain emits then
- * (e.g. a reduce's result). */
+ * (e.g. a reduce's result). On an error returns SS_ELUA with the reason
+ * in ss_stage_error(); it is logged too, except in_enclave (the log is
+ * the host's and the reason may quote data: the caller seals it). */
 int ss_stage_complete(ss_stage *s, ss_stage_out *out);
 
 /* Called when a script emits outside ss_stage_process (a source script

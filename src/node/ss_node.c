@@ -323,8 +323,8 @@ static void enclave_rejects(node *n)
     ss_enclave_result *r = &n->res;
     ss_hdr rh;
     const char *why;
-    if (!r->nrejects || ss_hdr_decode(r->rejects.data, r->rejects.len, &rh,
-                                      &why) != 0)
+    if (!r->rejects.len || ss_hdr_decode(r->rejects.data, r->rejects.len,
+                                         &rh, &why) != 0)
         return;
     ss_stage_out_reset(&n->out);
     ss_buf *b = &n->out.rejects;
@@ -344,11 +344,14 @@ static void enclave_rejects(node *n)
         char *b64 = malloc(blen);
         ss_buf_printf(b, "{\"stage\":\"%s\",\"worker\":\"%s\","
                       "\"stream\":%u,\"seq\":%llu,\"row\":%llu,"
-                      "\"events\":%u,\"error\":\"rejected inside the "
-                      "enclave (reasons sealed for the owner)\"",
+                      "\"events\":%u,\"error\":\"%s\"",
                       n->o->stage, n->o->name, rh.stream,
                       (unsigned long long)rh.seq,
-                      (unsigned long long)rh.first_row, rh.count);
+                      (unsigned long long)rh.first_row, rh.count,
+                      rh.count ? "rejected inside the enclave (reasons "
+                                 "sealed for the owner)"
+                               : "the stage failed inside the enclave "
+                                 "(reason sealed for the owner)");
         if (b64) {
             sodium_bin2base64(b64, blen,
                               (const unsigned char *)r->rejects.data,
@@ -359,7 +362,8 @@ static void enclave_rejects(node *n)
         }
         ss_buf_append(b, "}\n", 2);
     }
-    n->out.nrejects = r->nrejects;
+    /* a failed completion has no events but one line to write */
+    n->out.nrejects = r->nrejects ? r->nrejects : 1;
     flush_rejects(n, &n->out);
 }
 
@@ -528,6 +532,8 @@ static int complete_enclave(node *n)
         snprintf(n->err, sizeof n->err, "%.400s at completion; stage '%s' "
                  "keeps state, which is lost with it", why, n->o->stage);
     }
+    if (rc == SS_ELUA) /* the stage's reason, sealed in enclave mode */
+        enclave_rejects(n);
     if (rc)
         return rc;
     ss_stage_counts_add(&n->totals, &n->res.delta);

@@ -205,6 +205,85 @@ static void test_sandbox_stage(void **state)
     ss_enclave_close(&e);
 }
 
+/* Sends this process's stderr (and so that of the enclaves it starts) to
+ * a file under tmpdir until stderr_restore; returns the saved fd. */
+static int stderr_to(const char *name, char *path, size_t pathlen)
+{
+    snprintf(path, pathlen, "%s/%s", tmpdir, name);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    dup2(fileno(f), 2);
+    fclose(f);
+    return saved;
+}
+
+static void stderr_restore(int saved)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Issue 8.9: print() of more than about 1 KB in an enclaved stage crashed
+ * the enclave (SIGSEGV, heap bytes in the host log) and every print left
+ * a stray "userdata: 0x..." behind. Now: one bounded line, the enclave
+ * lives on. */
+static void test_print_bounded(void **state)
+{
+    (void)state;
+    const char *p = script("printer", MAP_SCRIPT(
+        "  print('short', 1, true)\n"
+        "  print(string.rep('x', 5000), string.rep('y', 3000))\n"
+        "  for i = 1, 50 do print(i, string.rep('z', 100 * i)) end\n"
+        "  return v"));
+    char log[700];
+    int saved = stderr_to("print.log", log, sizeof log);
+    ss_enclave *e = open_sandbox(p, "map-1", 0);
+    ss_buf msg = SS_BUF_INIT;
+    const char *ev[] = {"a", "b"};
+    batch(&msg, 0, ev, 2);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    char err[1024] = "";
+    int rc = ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err);
+    int alive = ss_enclave_alive(e);
+    ss_enclave_close(&e);
+    stderr_restore(saved);
+    if (rc)
+        fail_msg("print killed the enclave: %s", err);
+    assert_true(alive);
+    assert_int_equal(r.delta.out, 2);
+    assert_int_equal(r.nrejects, 0);
+    const char *out = slurp(log);
+    assert_non_null(strstr(out, "short\t1\ttrue\n"));
+    assert_non_null(strstr(out, "[... 6977 bytes cut]"));
+    if (strstr(out, "userdata:"))
+        fail_msg("stray value in the log: %s", strstr(out, "userdata:"));
+    /* no line longer than the cap and its frame */
+    for (const char *l = out; *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t n = nl ? (size_t)(nl - l) : strlen(l);
+        if (n > 1024 + 100)
+            fail_msg("a %zu-byte log line", n);
+        l += n + (nl ? 1 : 0);
+    }
+    ss_enclave_result_release(&r);
+    ss_buf_release(&msg);
+}
+
 /* Each script misbehaves on the event "bad" only. */
 static void test_forbidden_lua(void **state)
 {
@@ -599,6 +678,84 @@ static void test_reduce_inside(void **state)
     ss_keyservice_destroy(&ks);
 }
 
+/* Issue 8.9: an error raised at completion in a stateful stage wrote its
+ * message, data included, in clear to the host log. Now the reason leaves
+ * sealed (a REJECT message with count 0) and the error only names the
+ * stage. */
+static void test_completion_error_sealed(void **state)
+{
+    (void)state;
+    char keys[600], err[1024] = "";
+    snprintf(keys, sizeof keys, "%s/keys-complete", tmpdir);
+    assert_int_equal(ss_keys_create_dir(keys, 0, NULL, 0, 0, err,
+                                        sizeof err), 0);
+    const char *p = script("failing-reduce",
+                           "local ZmqRx = require 'sgx-rx'\n"
+                           "ZmqRx.Subject.fromZmqSocket('tcp://x:1')\n"
+                           ":reduceSGX(function(acc, v) acc.last = v "
+                           "return acc end, {last = ''})\n"
+                           ":map(function(acc) error('bad total near ' .. "
+                           "acc.last) end)\n"
+                           ":subscribeToSocket('tcp://x:2')\n");
+    ss_keyservice *ks = NULL;
+    assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
+    assert_int_equal(ss_keyservice_expect_stage(ks, "map", prog, p,
+                                                SS_ENCLAVE_DEFAULT_MEM, 1,
+                                                err, sizeof err), 0);
+    char log[700];
+    int saved = stderr_to("complete.log", log, sizeof log);
+    ss_enclave *e = NULL;
+    int rc = open_encrypted(keys, p, ks, &e, err, sizeof err);
+    ss_key *k = NULL;
+    ss_buf plain = SS_BUF_INIT, sealed = SS_BUF_INIT, back = SS_BUF_INIT;
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    int crc = -1000;
+    if (!rc) {
+        assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+        const char *ev[] = {"SECRET-ROW-42"};
+        batch(&plain, 0, ev, 1);
+        ss_hdr h;
+        const char *why;
+        assert_int_equal(ss_hdr_decode(plain.data, plain.len, &h, &why), 0);
+        assert_int_equal(ss_aead_seal(k, &h, plain.data + SS_HDR_SIZE, h.len,
+                                      &sealed), 0);
+        rc = ss_enclave_call(e, sealed.data, sealed.len, &r, err,
+                             sizeof err);
+        memset(&h, 0, sizeof h);
+        h.stream = 3;
+        if (!rc)
+            crc = ss_enclave_complete(e, &h, &r, err, sizeof err);
+    }
+    ss_enclave_close(&e);
+    stderr_restore(saved);
+    if (rc)
+        fail_msg("setup: %s", err);
+    const char *out = slurp(log);
+    if (strstr(out, "SECRET"))
+        fail_msg("the reason reached the host log: %s", strstr(out, "SECRET"));
+    assert_int_equal(crc, SS_ELUA);
+    if (strstr(err, "SECRET") || !strstr(err, "stage 'map' failed at "
+                                                "completion"))
+        fail_msg("error in clear, or unclear: %s", err);
+    /* the reason is there, sealed, for the owner */
+    ss_hdr rh;
+    assert_true(r.rejects.len > SS_HDR_SIZE);
+    assert_null(memmem(r.rejects.data, r.rejects.len, "SECRET", 6));
+    assert_int_equal(ss_aead_open(k, r.rejects.data, r.rejects.len, &rh,
+                                  &back), 0);
+    assert_int_equal(rh.kind, SS_MSG_REJECT);
+    assert_int_equal(rh.count, 0);
+    assert_non_null(memmem(back.data, back.len,
+                           "bad total near SECRET-ROW-42", 28));
+    ss_enclave_result_release(&r);
+    ss_buf_release(&plain);
+    ss_buf_release(&sealed);
+    ss_buf_release(&back);
+    ss_key_destroy(&k);
+    ss_keyservice_destroy(&ks);
+}
+
 static void test_none_backend(void **state)
 {
     (void)state;
@@ -637,11 +794,13 @@ int main(void)
         cmocka_unit_test(test_sandbox_echo),
         cmocka_unit_test(test_sandbox_stage),
         cmocka_unit_test(test_forbidden_lua),
+        cmocka_unit_test(test_print_bounded),
         cmocka_unit_test(test_forbidden_syscall),
         cmocka_unit_test(test_poison_batch_rejected),
         cmocka_unit_test(test_attestation),
         cmocka_unit_test(test_report_forgery),
         cmocka_unit_test(test_reduce_inside),
+        cmocka_unit_test(test_completion_error_sealed),
         cmocka_unit_test(test_none_backend),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
