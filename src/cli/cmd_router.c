@@ -13,7 +13,7 @@
 #include "core/ss_util.h"
 #include "net/ss_curve.h"
 #include "net/ss_router.h"
-#include "run/ss_stats.h"
+#include "net/ss_stats_reporter.h"
 #include "securestreams.h"
 
 #include <signal.h>

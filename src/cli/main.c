@@ -6,7 +6,7 @@
 #include "core/ss_log.h"
 #include "core/ss_util.h"
 #include "net/ss_transport.h"
-#include "run/ss_metrics_http.h"
+#include "net/ss_metrics_http.h"
 #include "securestreams.h"
 
 #include <signal.h>
@@ -106,7 +106,7 @@ static int cmd_help(int argc, char **argv)
 /* The long-running components (and `run`, for the whole pipeline) serve
  * their counters in the Prometheus format when given --metrics-port N
  * [--metrics-addr A] or SS_METRICS_PORT [SS_METRICS_ADDR]
- * (run/ss_metrics_http.h). The options are taken out of argv; the
+ * (net/ss_metrics_http.h). The options are taken out of argv; the
  * variables are unset so that the components `run` starts don't try to
  * bind the same port. Returns 0, or the exit status after a message. */
 static int metrics_endpoint(const char *cmd, int *argc, char **argv)

@@ -24,8 +24,8 @@
 #include "net/ss_peer.h"
 #include "net/ss_proto.h"
 #include "net/ss_transport.h"
+#include "net/ss_stats_reporter.h"
 #include "node/ss_integrity.h"
-#include "run/ss_stats.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 

@@ -12,7 +12,7 @@
 #include "net/ss_link.h"
 #include "net/ss_peer.h"
 #include "net/ss_proto.h"
-#include "run/ss_stats.h"
+#include "net/ss_stats_reporter.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 #include "wire/ss_csv.h"

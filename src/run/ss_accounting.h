@@ -25,7 +25,7 @@
 #ifndef SS_ACCOUNTING_H
 #define SS_ACCOUNTING_H
 
-#include "run/ss_stats.h"
+#include "wire/ss_stats.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,7 +3,7 @@
  */
 #include "run/ss_monitor.h"
 #include "core/ss_util.h"
-#include "run/ss_metrics_http.h"
+#include "net/ss_metrics_http.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 

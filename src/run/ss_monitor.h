@@ -21,7 +21,7 @@
 #ifndef SS_MONITOR_H
 #define SS_MONITOR_H
 
-#include "run/ss_stats.h"
+#include "wire/ss_stats.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -16,7 +16,7 @@
 #define SS_PLAN_H
 
 #include "run/ss_pipeline.h"
-#include "run/ss_stats.h"
+#include "wire/ss_stats.h"
 
 #include <stddef.h>
 

@@ -10,7 +10,7 @@
 #ifndef SS_PROGRESS_H
 #define SS_PROGRESS_H
 
-#include "run/ss_stats.h"
+#include "wire/ss_stats.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -15,7 +15,7 @@
 #include "run/ss_monitor.h"
 #include "run/ss_plan.h"
 #include "run/ss_progress.h"
-#include "run/ss_stats.h"
+#include "wire/ss_stats.h"
 #include "securestreams.h"
 
 #include <errno.h>

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "run/ss_accounting.h"
-#include "run/ss_stats.h"
+#include "wire/ss_stats.h"
 
 /* A pipeline source -> map (2 workers) -> filter (1 worker). */
 enum { SRC, MAP1, MAP2, FILT, SINK, NPARTS };

@@ -1,5 +1,5 @@
 /*
- * test_metrics_http.c - the Prometheus endpoint (src/run/ss_metrics_http.c):
+ * test_metrics_http.c - the Prometheus endpoint (src/net/ss_metrics_http.c):
  * started on a free port, fetched with a raw socket, the text format
  * parsed line by line; publish replaces a component's sample; the
  * process-wide server is fed by ss_stats_report even without a
@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "core/ss_buf.h"
-#include "run/ss_metrics_http.h"
-#include "run/ss_stats.h"
+#include "net/ss_metrics_http.h"
+#include "net/ss_stats_reporter.h"
 #include "securestreams.h"
 
 /* Sends req to 127.0.0.1:port and returns the whole answer (malloc'd). */

@@ -1,5 +1,6 @@
 /*
- * test_stats.c - STATS/DONE messages and the reporter (src/run/ss_stats.c):
+ * test_stats.c - STATS/DONE messages and the reporter (src/wire/ss_stats.c,
+ * src/net/ss_stats_reporter.c):
  * round trip of every field, strictness on truncated or mistyped input,
  * and a reporter sending to a PULL socket over inproc.
  */
@@ -17,7 +18,7 @@
 #include <zmq.h>
 
 #include "core/ss_buf.h"
-#include "run/ss_stats.h"
+#include "net/ss_stats_reporter.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 

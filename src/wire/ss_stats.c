@@ -1,19 +1,12 @@
 /*
- * ss_stats.c - STATS/DONE messages and the component-side reporter
- * (see ss_stats.h).
+ * ss_stats.c - the STATS and DONE messages (see ss_stats.h).
  */
-#include "run/ss_stats.h"
-#include "core/ss_util.h"
-#include "run/ss_metrics_http.h"
+#include "wire/ss_stats.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
-#include <errno.h>
 #include <msgpack.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <zmq.h>
 
 /* The unsigned counters, in the order they are encoded. */
 static const struct {
@@ -67,18 +60,6 @@ void ss_stats_set_names(ss_stats *s, const char *name, const char *role,
     copy_name(s->name, name);
     copy_name(s->role, role);
     copy_name(s->stage, stage);
-}
-
-/* See ss_stats.h. */
-void ss_stats_fill_self(ss_stats *s)
-{
-    s->pid = (int64_t)getpid();
-    long rss = ss_rss_kb();
-    long peak = ss_peak_rss_kb();
-    s->rss_kb = rss > 0 ? (uint64_t)rss : 0;
-    s->peak_rss_kb = peak > 0 ? (uint64_t)peak : 0;
-    if (s->peak_rss_kb < s->rss_kb)
-        s->peak_rss_kb = s->rss_kb;
 }
 
 /* msgpack_packer callback: appends to an ss_buf. */
@@ -244,113 +225,4 @@ int ss_stats_decode(const void *msg, size_t n, ss_stats *s)
 out:
     msgpack_unpacked_destroy(&up);
     return rc;
-}
-
-struct ss_stats_reporter {
-    void *ctx;     /* borrowed, or own_ctx */
-    void *own_ctx; /* context created by new when zctx was NULL */
-    void *sock;    /* NULL when disabled */
-    uint64_t last_ms;
-    int reported;
-    ss_buf buf;
-};
-
-/* See ss_stats.h. */
-int ss_stats_reporter_new(void *zctx, const char *endpoint,
-                          ss_stats_reporter **out)
-{
-    *out = NULL;
-    ss_stats_reporter *r = calloc(1, sizeof *r);
-    if (!r)
-        return SS_ENOMEM;
-    ss_buf_init(&r->buf);
-    if (!endpoint || !*endpoint) {
-        *out = r;
-        return 0;
-    }
-    r->ctx = zctx;
-    if (!r->ctx) {
-        r->own_ctx = r->ctx = zmq_ctx_new();
-        if (!r->ctx) {
-            free(r);
-            return SS_ENOMEM;
-        }
-    }
-    int rc = SS_EIO;
-    r->sock = zmq_socket(r->ctx, ZMQ_PUSH);
-    if (!r->sock)
-        goto fail;
-    int hwm = 16, linger = 1000, immediate = 0;
-    zmq_setsockopt(r->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(r->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
-    if (zmq_connect(r->sock, endpoint) != 0) {
-        rc = errno == EINVAL || errno == EPROTONOSUPPORT ? SS_EINVAL : SS_EIO;
-        goto fail;
-    }
-    *out = r;
-    return 0;
-fail:
-    if (r->sock)
-        zmq_close(r->sock);
-    if (r->own_ctx)
-        zmq_ctx_term(r->own_ctx);
-    free(r);
-    return rc;
-}
-
-/* See ss_stats.h. */
-int ss_stats_reporter_due(const ss_stats_reporter *r)
-{
-    if (!r || (!r->sock && !ss_metrics_global()))
-        return 0;
-    return !r->reported || ss_now_ms() - r->last_ms >= 1000;
-}
-
-static int send_buf(ss_stats_reporter *r)
-{
-    /* EAGAIN (nobody listening, queue full) drops the sample by design. */
-    (void)zmq_send(r->sock, r->buf.data, r->buf.len, ZMQ_DONTWAIT);
-    r->last_ms = ss_now_ms();
-    r->reported = 1;
-    return 0;
-}
-
-/* See ss_stats.h. */
-int ss_stats_report(ss_stats_reporter *r, const ss_stats *s)
-{
-    /* the Prometheus endpoint, when this process serves one */
-    ss_metrics_http_publish(ss_metrics_global(), s);
-    if (r && !r->sock) {
-        r->last_ms = ss_now_ms();
-        r->reported = 1;
-    }
-    if (!r || !r->sock)
-        return 0;
-    int rc = ss_stats_encode(s, &r->buf);
-    return rc ? rc : send_buf(r);
-}
-
-/* See ss_stats.h. */
-int ss_stats_report_done(ss_stats_reporter *r)
-{
-    if (!r || !r->sock)
-        return 0;
-    int rc = ss_stats_encode_done(&r->buf);
-    return rc ? rc : send_buf(r);
-}
-
-/* See ss_stats.h. */
-void ss_stats_reporter_destroy(ss_stats_reporter **p)
-{
-    if (!p || !*p)
-        return;
-    ss_stats_reporter *r = *p;
-    if (r->sock)
-        zmq_close(r->sock);
-    if (r->own_ctx)
-        zmq_ctx_term(r->own_ctx);
-    ss_buf_release(&r->buf);
-    free(r);
-    *p = NULL;
 }

@@ -1,7 +1,7 @@
 /*
  * ss_metrics_http.c - Prometheus text-format endpoint (ss_metrics_http.h).
  */
-#include "run/ss_metrics_http.h"
+#include "net/ss_metrics_http.h"
 #include "core/ss_util.h"
 #include "securestreams.h"
 

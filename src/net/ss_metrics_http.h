@@ -24,7 +24,7 @@
 #define SS_METRICS_HTTP_H
 
 #include "core/ss_buf.h"
-#include "run/ss_stats.h"
+#include "wire/ss_stats.h"
 
 typedef struct ss_metrics_http ss_metrics_http;
 

@@ -1,5 +1,7 @@
 /*
- * ss_stats.h - the counters every component reports to `sstream run`.
+ * ss_stats.h - the counters every component reports to `sstream run`, and
+ * their wire form. Sending them is ss_stats_reporter.h's job (src/net),
+ * receiving them ss_monitor.h's (src/run).
  *
  * A component started by the supervisor finds the supervisor's control
  * endpoint in SS_CONTROL. It connects a ZMQ_PUSH there and sends, once a
@@ -9,15 +11,6 @@
  * keys of struct ss_stats (name, role, stage: str; final: bool; the rest:
  * unsigned ints). The sink also sends one DONE message (header only) when
  * its script calls sendZmqCompleted(). docs/PIPELINE.md lists the keys.
- *
- * Typical use in a component:
- *
- *     ss_stats_reporter *r;
- *     ss_stats_reporter_new(zctx, getenv("SS_CONTROL"), &r);
- *     ...  every loop turn:  if (ss_stats_reporter_due(r)) {
- *              ss_stats_fill_self(&st); ss_stats_report(r, &st); }
- *     at exit:  st.final = 1; ss_stats_report(r, &st);
- *               ss_stats_reporter_destroy(&r);
  */
 #ifndef SS_STATS_H
 #define SS_STATS_H
@@ -59,9 +52,6 @@ void ss_stats_init(ss_stats *s);
 void ss_stats_set_names(ss_stats *s, const char *name, const char *role,
                         const char *stage);
 
-/* Fills pid, rss_kb and peak_rss_kb from the calling process. */
-void ss_stats_fill_self(ss_stats *s);
-
 /* Resets out and writes one whole STATS message (header + MessagePack
  * map) for s into it. Returns 0 or SS_ENOMEM. The caller owns out. */
 int ss_stats_encode(const ss_stats *s, ss_buf *out);
@@ -76,34 +66,5 @@ int ss_stats_encode_done(ss_buf *out);
  * unknown keys are skipped; missing keys stay 0 / "". Returns 0, or
  * SS_EPROTO (s is then undefined). */
 int ss_stats_decode(const void *msg, size_t n, ss_stats *s);
-
-/* The sender a component uses. Opaque; created by new, freed by destroy.
- * A reporter made with a NULL or empty endpoint is disabled: every call
- * succeeds and sends nothing. Sends never block: when the supervisor is
- * gone or slow, samples are dropped. */
-typedef struct ss_stats_reporter ss_stats_reporter;
-
-/* Creates a reporter that connects a PUSH socket to endpoint using the
- * ZeroMQ context zctx (borrowed; it must outlive the reporter; NULL makes
- * the reporter own a private context). Returns 0 and *out, SS_ENOMEM, or
- * SS_EINVAL/SS_EIO if the endpoint cannot be used (reason in errno). */
-int ss_stats_reporter_new(void *zctx, const char *endpoint,
-                          ss_stats_reporter **out);
-
-/* 1 if the reporter is enabled (or this process serves a metrics
- * endpoint, ss_metrics_http.h) and a second or more passed since its last
- * report (or it never reported), else 0. */
-int ss_stats_reporter_due(const ss_stats_reporter *r);
-
-/* Sends one STATS message for s. Returns 0 (also when disabled or when
- * the sample was dropped because nobody listens), or SS_ENOMEM. */
-int ss_stats_report(ss_stats_reporter *r, const ss_stats *s);
-
-/* Sends the sink's DONE message. Same returns as ss_stats_report. */
-int ss_stats_report_done(ss_stats_reporter *r);
-
-/* Closes the socket, waiting at most 1 s for queued messages to leave,
- * frees r and sets *p to NULL. Safe on NULL and twice. */
-void ss_stats_reporter_destroy(ss_stats_reporter **p);
 
 #endif
