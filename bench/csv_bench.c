@@ -36,6 +36,7 @@
 #include "core/ss_util.h"
 #include "lua/ss_lua.h"
 #include "securestreams.h"
+#include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
 #include <lauxlib.h>

@@ -1,5 +1,5 @@
 /*
- * mp_bench.c - events/s of the event codec (src/wire/ss_msgpack.c) on
+ * mp_bench.c - events/s of the event codec (src/lua/ss_lua_msgpack.c) on
  * DelayedFlights-like events, against msgpack-c doing the same job:
  *
  *   map   {uniquecarrier = "AA", arrdelay = "14"} (what the mapper emits)
@@ -22,6 +22,7 @@
 #include "core/ss_util.h"
 #include "lua/ss_lua.h"
 #include "securestreams.h"
+#include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
 #include <lauxlib.h>

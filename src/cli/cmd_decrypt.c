@@ -12,6 +12,7 @@
 #include "crypto/ss_keys.h"
 #include "crypto/ss_sealfile.h"
 #include "securestreams.h"
+#include "wire/ss_msgpack.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -99,7 +100,7 @@ static int decrypt_events(decrypt_ctx *c, const ss_hdr *h)
         for (uint32_t i = 0; i < h->count && !rc; i++) {
             const char *s;
             size_t len;
-            rc = ss_sealfile_get_str(p, n, &off, &s, &len);
+            rc = ss_mp_get_str(p, n, &off, &s, &len);
             if (!rc)
                 rc = decrypt_emit(c, s, len);
         }

@@ -12,6 +12,7 @@
 #include "crypto/ss_keys.h"
 #include "crypto/ss_sealfile.h"
 #include "securestreams.h"
+#include "wire/ss_msgpack.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -119,7 +120,7 @@ static int encrypt_stream(encrypt_ctx *c, FILE *in, size_t batch,
             if (rc)
                 break;
         }
-        rc = ss_sealfile_put_str(&c->payload, line, len);
+        rc = ss_mp_put_str(&c->payload, line, len);
         if (rc)
             break;
         c->h.count++;

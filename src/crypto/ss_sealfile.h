@@ -14,7 +14,8 @@
  *                  the sink's integrity check expects; an empty input
  *                  gives one empty data record carrying it).
  *                  The plaintext payload is `count` MessagePack values;
- *                  with LINES, one str per input line, without its '\n'.
+ *                  with LINES, one str per input line, without its '\n'
+ *                  (ss_mp_put_str / ss_mp_get_str, wire/ss_msgpack.h).
  *   trailer        the last record: kind EOS, flags ENCRYPTED | FINAL,
  *                  seq = number of data records, first_row = total
  *                  events, count 0, aux bit 0 (SS_SEALFILE_NEWLINE) set
@@ -50,13 +51,5 @@ int ss_sealfile_read(FILE *f, ss_buf *msg, ss_hdr *h, const char **why);
 
 /* Writes one record (length + msg). Returns 0 or SS_EIO. */
 int ss_sealfile_write(FILE *f, const void *msg, size_t n);
-
-/* MessagePack str helpers for line payloads. ss_sealfile_put_str appends
- * one str value (0, SS_ENOMEM, SS_ETOOBIG over 4 GiB). ss_sealfile_get_str
- * reads one str value at *off in p[0..n): returns 0 and sets *s, *len and
- * advances *off, or SS_EDECODE (not a str, or truncated). */
-int ss_sealfile_put_str(ss_buf *b, const char *s, size_t len);
-int ss_sealfile_get_str(const char *p, size_t n, size_t *off,
-                        const char **s, size_t *len);
 
 #endif

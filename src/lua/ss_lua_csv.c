@@ -15,7 +15,7 @@
  * sep is a one-byte string, ',' by default (not '"', CR or LF).
  *
  * A row is a real table holding only its line, under a private light
- * userdata key (&ss_csv_row_line, ss_csv.h), with a metatable shared by
+ * userdata key (&ss_csv_row_line, ss_lua_csv.h), with a metatable shared by
  * every row of one separator (uservalue 2 of the state maps sep ->
  * metatable; the ',' one is also upvalue 2 of the module's functions).
  * Making one costs a table, one hash node and setmetatable: no field
@@ -61,6 +61,7 @@
  * memory) leaks nothing.
  */
 #include "lua/ss_lua.h"
+#include "lua/ss_lua_csv.h"
 #include "securestreams.h"
 #include "wire/ss_csv.h"
 
@@ -68,6 +69,35 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* lazy rows                                                           */
+
+const char ss_csv_row_line = 0;
+const char ss_csv_row_sep = 0;
+
+/* See ss_lua_csv.h. */
+int ss_csv_lua_row(lua_State *L, int idx, const char **line, size_t *n,
+                   char *sep)
+{
+    idx = lua_absindex(L, idx);
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    if (lua_rawgetp(L, -1, &ss_csv_row_sep) != LUA_TNUMBER) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    *sep = (char)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    if (lua_rawgetp(L, idx, &ss_csv_row_line) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return SS_EINVAL;
+    }
+    /* the row holds the string: the pointer outlives the pop */
+    *line = lua_tolstring(L, -1, n);
+    lua_pop(L, 1);
+    return 1;
+}
 
 #define CSV_STATE "ss.csv.state"
 #define CSV_ROW "csv.row"

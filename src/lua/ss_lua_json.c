@@ -34,6 +34,7 @@
 #include "core/ss_util.h"
 #include "lua/ss_lua.h"
 #include "securestreams.h"
+#include "lua/ss_lua_csv.h"
 #include "wire/ss_csv.h"
 #include "wire/ss_msgpack.h"
 

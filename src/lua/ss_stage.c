@@ -19,6 +19,7 @@
 #include "core/ss_log.h"
 #include "lua/ss_lua.h"
 #include "securestreams.h"
+#include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
 #include <lauxlib.h>

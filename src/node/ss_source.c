@@ -16,6 +16,7 @@
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 #include "wire/ss_csv.h"
+#include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
 #include <errno.h>

@@ -313,35 +313,6 @@ size_t ss_csv_unescape(char *dst, const char *f, size_t len)
     return (size_t)(q - dst);
 }
 
-/* ------------------------------------------------------------------ */
-/* lazy rows                                                           */
-
-const char ss_csv_row_line = 0;
-const char ss_csv_row_sep = 0;
-
-/* See ss_csv.h. */
-int ss_csv_lua_row(lua_State *L, int idx, const char **line, size_t *n,
-                   char *sep)
-{
-    idx = lua_absindex(L, idx);
-    if (!lua_getmetatable(L, idx))
-        return 0;
-    if (lua_rawgetp(L, -1, &ss_csv_row_sep) != LUA_TNUMBER) {
-        lua_pop(L, 2);
-        return 0;
-    }
-    *sep = (char)lua_tointeger(L, -1);
-    lua_pop(L, 2);
-    if (lua_rawgetp(L, idx, &ss_csv_row_line) != LUA_TSTRING) {
-        lua_pop(L, 1);
-        return SS_EINVAL;
-    }
-    /* the row holds the string: the pointer outlives the pop */
-    *line = lua_tolstring(L, -1, n);
-    lua_pop(L, 1);
-    return 1;
-}
-
 /* See ss_csv.h. */
 int ss_csv_put_field(ss_buf *b, const char *s, size_t n, char sep)
 {

@@ -1,7 +1,7 @@
 /*
  * fuzz_msgpack.c - libFuzzer target for the event decoder
- * (src/wire/ss_msgpack.c). Decodes arbitrary bytes as a batch of values
- * into a Lua state and checks, for every value:
+ * (src/lua/ss_lua_msgpack.c, src/wire/ss_msgpack.c). Decodes arbitrary
+ * bytes as a batch of values into a Lua state and checks, for every value:
  *   - decode never reads past the input (ASan) and returns 0 or
  *     SS_EDECODE, leaving the stack as documented;
  *   - ss_mp_validate agrees with the decoder: same result, same offset,
@@ -14,12 +14,14 @@
  * Build and run (from the repository root):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
  *     -I/usr/include/lua5.4 tests/fuzz/fuzz_msgpack.c src/wire/ss_msgpack.c \
+ *     src/lua/ss_lua_msgpack.c src/lua/ss_lua_csv.c \
  *     src/wire/ss_csv.c \
  *     src/core/ss_*.c -llua5.4 -o build/fuzz_msgpack
  *   build/fuzz_msgpack -max_total_time=60 -max_len=4096
  */
 #include "core/ss_buf.h"
 #include "securestreams.h"
+#include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
 #include <lauxlib.h>

@@ -29,6 +29,7 @@
 #include "crypto/ss_sealfile.h"
 #include "enclave/ss_enclave.h"
 #include "securestreams.h"
+#include "wire/ss_msgpack.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -103,7 +104,7 @@ static void batch(ss_buf *msg, uint64_t seq, const char *const *ev,
 {
     ss_buf pl = SS_BUF_INIT;
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(ss_sealfile_put_str(&pl, ev[i], strlen(ev[i])), 0);
+        assert_int_equal(ss_mp_put_str(&pl, ev[i], strlen(ev[i])), 0);
     ss_hdr h;
     memset(&h, 0, sizeof h);
     h.kind = SS_MSG_DATA;

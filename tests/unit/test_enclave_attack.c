@@ -28,6 +28,7 @@
 #include "crypto/ss_sealfile.h"
 #include "enclave/ss_enclave_int.h"
 #include "securestreams.h"
+#include "wire/ss_msgpack.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -127,7 +128,7 @@ static void sealed_batch(const ss_key *k, ss_buf *out, uint64_t seq,
     assert_non_null(ev);
     for (uint32_t i = 0; i < n; i++) {
         memset(ev, 'a' + (int)(i % 26), size);
-        assert_int_equal(ss_sealfile_put_str(&pl, ev, size), 0);
+        assert_int_equal(ss_mp_put_str(&pl, ev, size), 0);
     }
     free(ev);
     ss_hdr h;

@@ -1,9 +1,10 @@
 /*
  * test_msgpack.c - the MessagePack codec for Lua values
- * (src/wire/ss_msgpack.c): round trips of every type, the byte layout at
- * every width boundary (checked against msgpack-c's packer), both
- * directions cross-checked with msgpack-c (our bytes through
- * msgpack_unpack_next, msgpack-c's bytes through our decoder), every
+ * (src/lua/ss_lua_msgpack.c, src/wire/ss_msgpack.c): round trips of every
+ * type, the byte layout at every width boundary (checked against
+ * msgpack-c's packer), both directions cross-checked with msgpack-c (our
+ * bytes through msgpack_unpack_next, msgpack-c's bytes through our
+ * decoder), every
  * error: truncation at every byte offset, byte mutations, ext types, nil
  * and NaN keys, depth limits, cycles, functions and other unsendables.
  */
@@ -16,6 +17,7 @@
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
 #include "securestreams.h"
+#include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
 #include <lauxlib.h>

@@ -12,6 +12,7 @@
 #include "lua/ss_lua.h"
 #include "lua/ss_stage.h"
 #include "securestreams.h"
+#include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
 #include <lauxlib.h>
