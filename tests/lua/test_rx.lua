@@ -1020,6 +1020,10 @@ test('hostErrors=true: every operator lets callback errors propagate', function(
     function(o) return o:distinctUntilChanged(boom) end,
     function(o) return o:tap(boom) end,
     function(o) return o:combineLatest(Observable.of(1), boom) end,
+    function(o) return o:tumblingWindow({ size = 1, time = boom }) end,
+    function(o) return o:slidingWindow({ size = 2, slide = 1, time = function() return 0 end, reduce = boom, seed = 0 }) end,
+    function(o) return o:joinTable({}, { key = boom }) end,
+    function(o) return o:joinWindow(Observable.never(), { key = boom, time = function() return 0 end, within = 1 }) end,
     function(o) return o:pluck('k') end,
   }
   for i, make in ipairs(makers) do
@@ -1101,6 +1105,9 @@ test('Rx.stateful is set by every stateful operator', function()
     elementAt = function(o) return o:elementAt(1) end,
     defaultIfEmpty = function(o) return o:defaultIfEmpty(0) end,
     concat = function(o) return o:concat(other) end,
+    tumblingWindow = function(o) return o:tumblingWindow({ size = 1, time = add }) end,
+    slidingWindow = function(o) return o:slidingWindow({ size = 2, slide = 1, time = add }) end,
+    joinWindow = function(o) return o:joinWindow(other, { key = add, time = add, within = 0 }) end,
   }
   local count = 0
   for name, make in pairs(makers) do
@@ -1109,7 +1116,7 @@ test('Rx.stateful is set by every stateful operator', function()
     eq(Rx.stateful, true, name)
     count = count + 1
   end
-  eq(count, 23)
+  eq(count, 26)
 end)
 
 -------------------------------------------------------------------------------

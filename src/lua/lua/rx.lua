@@ -42,7 +42,8 @@ RUNTIME HOOKS FOR THE C HOST
    (at chain-building time): reduce, scan, count, sum, min, max, average,
    distinct, distinctUntilChanged, buffer, window, last, takeLast, skipLast,
    zip, combineLatest, all, contains, find, first, elementAt,
-   defaultIfEmpty; and concat, which emits when its source completes.
+   defaultIfEmpty, tumblingWindow, slidingWindow, joinWindow; and concat,
+   which emits when its source completes.
    The host reads it after running a stage script to tell routers that the stage cannot be transparently retried; it may reset it
    to false before loading a script.
 
@@ -55,7 +56,7 @@ local pcall, error, type, select = pcall, error, type, select
 local tostring, pairs, next = tostring, pairs, next
 local tpack, tunpack = table.pack, table.unpack
 local tremove, tconcat = table.remove, table.concat
-local mmax, mmin = math.max, math.min
+local mmax, mmin, mtointeger = math.max, math.min, math.tointeger
 local cocreate, coresume, costatus, coyield =
   coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
 
@@ -1488,6 +1489,550 @@ function Observable:retry(count)
       disposed = true
       if current then current:unsubscribe() end
     end)
+  end)
+end
+
+--- event time: windows and joins (our additions) -----------------------------
+--[[
+RxLua's window and buffer count events. The operators below group and
+match events by the time they carry (event time), which is what a stream
+of flights, sensor readings or log lines needs when it arrives late or out
+of order. They keep their state in the Lua state that runs the stage (so,
+in an enclave, inside the enclave with everything else) and mark the stage
+stateful.
+
+Watermark. Each operator keeps a watermark W: the claim "no event older
+than W is still to come". By default W = (largest event time seen so far)
+- lateness; with a `watermark` function, W = (largest value it returned
+for a watermark event) - lateness, and event times do not move W. W
+never goes back, and starts at -infinity.
+
+  event time t:      t >= W: accepted            t < W: late
+  window [from, to): open while W < to           emitted when W >= to
+
+Because every accepted event has t >= W, a window emitted once W >= to
+can never receive another event: each window is emitted exactly once, in
+the order of its end, then its start, then its creation. A late event is
+counted (stats.late) and given to onLate(value, t, W) if there is one;
+it joins no window. On completion every open window is emitted (oldest
+first), then onCompleted. On error, open windows are dropped and the error
+passes on.
+
+State per key: key -> start -> window { from, to, key, count, value |
+events }. Open windows are scanned only when W passes the earliest end.
+]]
+
+-- The key of unkeyed windows: a private table, never equal to a user key.
+local NOKEY = {}
+
+local function callable(f)
+  if type(f) == 'function' then return true end
+  local mt = type(f) == 'table' and getmetatable(f)
+  return type(mt) == 'table' and mt.__call ~= nil
+end
+
+-- Checks an options table: only known keys, the right types. Errors name
+-- the operator and the option, at the caller of the operator (level 3).
+local function options(name, opts, known)
+  if type(opts) ~= 'table' then
+    error(name .. ': expected an options table, got ' .. type(opts), 3)
+  end
+  for k in pairs(opts) do
+    if known[k] == nil then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      error(name .. ": unknown option '" .. tostring(k) .. "' (expected "
+        .. tconcat(names, ', ') .. ')', 3)
+    end
+  end
+  for k, kind in pairs(known) do
+    local v = opts[k]
+    if v ~= nil then
+      local good
+      if kind == 'function' then good = callable(v)
+      elseif kind == 'number' then good = type(v) == 'number' and v == v
+      elseif kind == 'table' then good = type(v) == 'table'
+      else good = true end
+      if not good then
+        error(name .. ': option ' .. k .. ' must be a ' .. kind .. ', got '
+          .. type(v), 3)
+      end
+    end
+  end
+  return opts
+end
+
+-- Reports a bad value met while running: raised in host mode (the host
+-- rejects that event), routed to onError otherwise.
+local function fault(observer, message)
+  if HOST then error(message, 0) end
+  return observer:onError(message)
+end
+
+-- An event time or a watermark: a number, not NaN.
+local function badTime(name, what, t)
+  if type(t) ~= 'number' then
+    return name .. ': the ' .. what .. ' function returned a ' .. type(t)
+      .. ' (' .. tostring(t) .. '), not a number'
+  end
+  if t ~= t then return name .. ': the ' .. what .. ' function returned NaN' end
+end
+
+local function byEnd(a, b)
+  if a.to ~= b.to then return a.to < b.to end
+  if a.from ~= b.from then return a.from < b.from end
+  return a.seq < b.seq
+end
+
+local windowOptions = {
+  size = 'number', slide = 'number', time = 'function', key = 'function',
+  lateness = 'number', watermark = 'function', reduce = 'function',
+  seed = 'any', onLate = 'function', stats = 'table',
+}
+
+local function eventWindows(source, name, opts)
+  local size, slide = opts.size, opts.slide or opts.size
+  if not size or size <= 0 or size == math.huge then
+    error(name .. ': option size must be a positive finite number', 3)
+  end
+  if slide <= 0 or slide > size then
+    error(name .. ': option slide must be a number in (0, size]', 3)
+  end
+  if size / slide > 1000 then
+    error(name .. ': an event would belong to more than 1000 windows '
+      .. '(size / slide = ' .. tostring(size / slide) .. ')', 3)
+  end
+  if not opts.time then
+    error(name .. ': option time (the event-time function) is required', 3)
+  end
+  local lateness = opts.lateness or 0
+  if lateness < 0 then error(name .. ': option lateness must be >= 0', 3) end
+  local timeOf, keyOf, watermarkOf = opts.time, opts.key, opts.watermark
+  local accumulator, seed, onLate = opts.reduce, opts.seed, opts.onLate
+  local stats = opts.stats or {}
+  local hasSeed = seed ~= nil
+  local seedIsFactory = callable(seed)
+  markStateful()
+  return Observable.create(function(observer)
+    local index = {}          -- key -> from -> window
+    local nextEnd = math.huge -- earliest end among open windows
+    local wm, maxTime = -math.huge, -math.huge
+    local seq, dead = 0, false
+    local starts, accs = {}, {} -- scratch, reused by every event
+    stats.late, stats.windows, stats.events = 0, 0, 0
+    stats.open, stats.watermark = 0, wm
+
+    -- Emits every open window whose end is <= w (all for math.huge). A
+    -- window leaves the state just before it is emitted: if a downstream
+    -- callback raises (host mode), the windows not yet emitted stay open
+    -- and go out with the next event.
+    local function closeUpTo(w)
+      if w < nextEnd then return end
+      local ready, rest = {}, math.huge
+      for _, byFrom in pairs(index) do
+        for _, win in pairs(byFrom) do
+          if win.to <= w then
+            ready[#ready + 1] = win
+          elseif win.to < rest then
+            rest = win.to
+          end
+        end
+      end
+      table.sort(ready, byEnd)
+      if ready[1] and ready[1].to < rest then nextEnd = ready[1].to end
+      for i = 1, #ready do
+        local win = ready[i]
+        local byFrom = index[win.key]
+        byFrom[win.from] = nil
+        if next(byFrom) == nil then index[win.key] = nil end
+        stats.open = stats.open - 1
+        if i < #ready then nextEnd = mmin(rest, ready[i + 1].to) else nextEnd = rest end
+        local out = { from = win.from, to = win.to, count = win.count }
+        if win.key ~= NOKEY then out.key = win.key end
+        if accumulator then out.value = win.acc else out.events = win.events end
+        stats.windows = stats.windows + 1
+        observer:onNext(out)
+      end
+    end
+
+    local function advance(w)
+      if w <= wm then return end
+      wm = w
+      stats.watermark = w
+      return closeUpTo(w)
+    end
+
+    local function onEvent(_, ...)
+      if dead then return end
+      local ok, r
+      if watermarkOf then
+        ok, r = try(watermarkOf, ...)
+        if not ok then dead = true return observer:onError(r) end
+        if r ~= nil and r ~= false then -- a watermark event: moves W
+          local bad = badTime(name, 'watermark', r)
+          if bad then dead = not HOST return fault(observer, bad) end
+          return advance(r - lateness)
+        end
+      end
+      local t
+      ok, t = try(timeOf, ...)
+      if not ok then dead = true return observer:onError(t) end
+      local bad = badTime(name, 'time', t)
+      if bad then dead = not HOST return fault(observer, bad) end
+      local key = NOKEY
+      if keyOf then
+        ok, r = try(keyOf, ...)
+        if not ok then dead = true return observer:onError(r) end
+        if r ~= nil then
+          if r ~= r then
+            dead = not HOST
+            return fault(observer, name .. ': the key function returned NaN')
+          end
+          key = r
+        end
+      end
+      if t < wm then
+        if onLate then
+          ok, r = try(onLate, (...), t, wm)
+          if not ok then dead = true return observer:onError(r) end
+        end
+        stats.late = stats.late + 1
+        return
+      end
+      -- the windows of t: starts k * slide with from <= t < from + size
+      local byFrom = index[key]
+      local n = 0
+      local from = (t // slide) * slide
+      while from > t - size do
+        n = n + 1
+        starts[n] = from
+        if accumulator then
+          local win = byFrom and byFrom[from]
+          local base, has
+          if win then
+            base, has = win.acc, true
+          elseif hasSeed then
+            has = true
+            if seedIsFactory then
+              ok, base = try(seed)
+              if not ok then dead = true return observer:onError(base) end
+            else
+              base = seed
+            end
+          end
+          if has then
+            ok, r = try(accumulator, base, ...)
+            if not ok then dead = true return observer:onError(r) end
+            accs[n] = r
+          else
+            accs[n] = (...) -- no seed: the first value starts the window
+          end
+        end
+        from = from - slide
+      end
+      -- commit (every user callback has returned)
+      if not byFrom and n > 0 then
+        byFrom = {}
+        index[key] = byFrom
+      end
+      for i = 1, n do
+        local s = starts[i]
+        local win = byFrom[s]
+        if not win then
+          seq = seq + 1
+          -- integral bounds as integers (fractional times give floats)
+          win = { from = mtointeger(s) or s, to = mtointeger(s + size) or s + size,
+                  key = key, seq = seq, count = 0 }
+          if not accumulator then win.events = {} end
+          byFrom[s] = win
+          stats.open = stats.open + 1
+          if win.to < nextEnd then nextEnd = win.to end
+        end
+        win.count = win.count + 1
+        if accumulator then
+          win.acc = accs[i]
+        else
+          win.events[win.count] = (...)
+        end
+      end
+      stats.events = stats.events + 1
+      if t > maxTime then maxTime = t end
+      if not watermarkOf then return advance(maxTime - lateness) end
+    end
+
+    return source:subscribe(Sink(observer, onEvent, function(_, e)
+      if dead then return end
+      dead = true
+      return observer:onError(e)
+    end, function()
+      if dead then return end
+      dead = true
+      closeUpTo(math.huge)
+      return observer:onCompleted()
+    end))
+  end)
+end
+
+-- tumblingWindow{ size, time, key?, lateness?, watermark?, reduce?, seed?,
+-- onLate?, stats? }: consecutive windows [k*size, (k+1)*size) of event
+-- time, per key. Emits one table per window: { from, to, key, count,
+-- value } with reduce (value: the fold of its events, as reduce(
+-- accumulator, seed) does; a function seed is called for each window), or
+-- { from, to, key, count, events } without (the events' first values in
+-- arrival order). See the notes above for the watermark and late events.
+function Observable:tumblingWindow(opts)
+  options('tumblingWindow', opts, windowOptions)
+  if opts.slide ~= nil and opts.slide ~= opts.size then
+    error('tumblingWindow: no slide option (use slidingWindow)', 2)
+  end
+  return eventWindows(self, 'tumblingWindow', opts)
+end
+
+-- slidingWindow{ size, slide, ... }: windows [k*slide, k*slide + size) of
+-- event time (slide <= size), so an event belongs to about size / slide
+-- windows. Otherwise as tumblingWindow.
+function Observable:slidingWindow(opts)
+  options('slidingWindow', opts, windowOptions)
+  if opts.slide == nil then
+    error('slidingWindow: option slide is required', 2)
+  end
+  return eventWindows(self, 'slidingWindow', opts)
+end
+
+-- joinTable(lookup, { key, combine?, onMiss?, stats? }): joins each event
+-- with lookup[key(event)], a table loaded beforehand (carrier codes to
+-- names, ...). A hit emits combine(event, row, key) (default: the two
+-- values event, row). A miss (no key, or lookup[key] == nil) is dropped by
+-- default (onMiss = 'drop'); with 'keep' it emits combine(event, nil, key);
+-- with a function, onMiss(event, key) is called and nothing is emitted.
+-- Counts: stats.hits, stats.misses. It keeps no state: the stage stays
+-- stateless.
+-- Emits what combine returned (ok, results...), counting a hit or a miss.
+local function joined(observer, stats, row, ok, ...)
+  if not ok then return observer:onError((...)) end
+  if row == nil then stats.misses = stats.misses + 1
+  else stats.hits = stats.hits + 1 end
+  return observer:onNext(...)
+end
+
+function Observable:joinTable(lookup, opts)
+  if type(lookup) ~= 'table' then
+    error('joinTable: expected a lookup table, got ' .. type(lookup), 2)
+  end
+  options('joinTable', opts, { key = 'function', combine = 'function',
+    onMiss = 'any', stats = 'table' })
+  if not opts.key then error('joinTable: option key is required', 2) end
+  local onMiss = opts.onMiss or 'drop'
+  if onMiss ~= 'drop' and onMiss ~= 'keep' and not callable(onMiss) then
+    error("joinTable: option onMiss must be 'drop', 'keep' or a function", 2)
+  end
+  local keyOf, combine = opts.key, opts.combine
+  local stats = opts.stats or {}
+  local source = self
+  return Observable.create(function(observer)
+    stats.hits, stats.misses = 0, 0
+    return source:subscribe(Sink(observer, function(_, ...)
+      local value = ...
+      local ok, key = try(keyOf, ...)
+      if not ok then return observer:onError(key) end
+      local row
+      if key ~= nil and key == key then row = lookup[key] end
+      if row == nil then
+        if onMiss == 'drop' then stats.misses = stats.misses + 1 return end
+        if onMiss ~= 'keep' then
+          ok, key = try(onMiss, value, key)
+          if not ok then return observer:onError(key) end
+          stats.misses = stats.misses + 1
+          return
+        end
+      end
+      if combine then
+        return joined(observer, stats, row, try(combine, value, row, key))
+      end
+      if row == nil then stats.misses = stats.misses + 1
+      else stats.hits = stats.hits + 1 end
+      return observer:onNext(value, row)
+    end))
+  end)
+end
+
+-- left:joinWindow(right, { key | leftKey + rightKey, time | leftTime +
+-- rightTime, within, lateness?, combine?, onLate?, onMiss?, stats? }):
+-- an interval join of two streams. A left event l and a right event r
+-- match when key(l) == key(r) and |time(l) - time(r)| <= within; each
+-- match emits combine(l, r, key) (default: the two values l, r) as soon as
+-- the second of the two arrives. Both streams share one watermark W (the
+-- largest event time seen on either side, minus lateness); an event with
+-- t < W is late (stats.late, onLate(side, event, t, W)); an event is
+-- forgotten once t + within < W, when no accepted event can match it any
+-- more. An event forgotten without a match, or still unmatched when both
+-- streams completed, is a miss: stats.missLeft / stats.missRight and
+-- onMiss(side, event, key) ('left' or 'right'). State: per side, per key,
+-- the events within reach, in arrival order. Completes when both
+-- streams completed; an error of either stream passes on.
+function Observable:joinWindow(right, opts)
+  if not (type(right) == 'table' and right.subscribe) then
+    error('joinWindow: expected an observable to join with, got '
+      .. type(right), 2)
+  end
+  options('joinWindow', opts, { key = 'function', leftKey = 'function',
+    rightKey = 'function', time = 'function', leftTime = 'function',
+    rightTime = 'function', within = 'number', lateness = 'number',
+    combine = 'function', onLate = 'function', onMiss = 'function',
+    stats = 'table' })
+  local keyOf = { left = opts.leftKey or opts.key, right = opts.rightKey or opts.key }
+  local timeOf = { left = opts.leftTime or opts.time, right = opts.rightTime or opts.time }
+  for _, side in ipairs({ 'left', 'right' }) do
+    if not keyOf[side] then
+      error('joinWindow: option key (or ' .. side .. 'Key) is required', 2)
+    end
+    if not timeOf[side] then
+      error('joinWindow: option time (or ' .. side .. 'Time) is required', 2)
+    end
+  end
+  local within, lateness = opts.within, opts.lateness or 0
+  if not within or within < 0 or within == math.huge then
+    error('joinWindow: option within must be a finite number >= 0', 2)
+  end
+  if lateness < 0 then error('joinWindow: option lateness must be >= 0', 2) end
+  local combine, onLate, onMiss = opts.combine, opts.onLate, opts.onMiss
+  local stats = opts.stats or {}
+  local other = { left = 'right', right = 'left' }
+  markStateful()
+  local left = self
+  return Observable.create(function(observer)
+    local buffers = { left = {}, right = {} } -- side -> key -> list of entries
+    local wm, maxTime = -math.huge, -math.huge
+    local oldest = math.huge -- smallest time among buffered events
+    local completed, dead = 0, false
+    local subs = {}
+    stats.late, stats.matches, stats.missLeft, stats.missRight = 0, 0, 0, 0
+    stats.buffered, stats.watermark = 0, wm
+
+    local function miss(side, entry, key)
+      if side == 'left' then stats.missLeft = stats.missLeft + 1
+      else stats.missRight = stats.missRight + 1 end
+      if onMiss then
+        local ok, e = try(onMiss, side, entry.v, key)
+        if not ok then dead = true return observer:onError(e) end
+      end
+    end
+
+    -- Forgets the events no accepted event can match any more (all when
+    -- flushing), in arrival order, reporting the unmatched ones.
+    local function evict(flush)
+      if not flush and oldest + within >= wm then return end
+      local gone, rest = {}, math.huge
+      for _, side in ipairs({ 'left', 'right' }) do
+        for key, list in pairs(buffers[side]) do
+          local kept = {}
+          for i = 1, #list do
+            local e = list[i]
+            if flush or e.t + within < wm then
+              if not e.matched then gone[#gone + 1] = { side, e, key } end
+            else
+              kept[#kept + 1] = e
+              if e.t < rest then rest = e.t end
+            end
+          end
+          stats.buffered = stats.buffered - (#list - #kept)
+          buffers[side][key] = #kept > 0 and kept or nil
+        end
+      end
+      oldest = rest
+      table.sort(gone, function(a, b) return a[2].seq < b[2].seq end)
+      for i = 1, #gone do
+        if dead then return end
+        miss(gone[i][1], gone[i][2], gone[i][3])
+      end
+    end
+
+    local seq = 0
+    local function onSide(side)
+      return function(_, ...)
+        if dead then return end
+        local v = ...
+        local ok, t = try(timeOf[side], ...)
+        if not ok then dead = true return observer:onError(t) end
+        local bad = badTime('joinWindow', side .. 'Time', t)
+        if bad then dead = not HOST return fault(observer, bad) end
+        local key
+        ok, key = try(keyOf[side], ...)
+        if not ok then dead = true return observer:onError(key) end
+        if key == nil or key ~= key then -- cannot match anything
+          return miss(side, { v = v }, key)
+        end
+        if t < wm then
+          if onLate then
+            ok, bad = try(onLate, side, v, t, wm)
+            if not ok then dead = true return observer:onError(bad) end
+          end
+          stats.late = stats.late + 1
+          return
+        end
+        -- matches, computed before anything changes
+        local theirs = buffers[other[side]][key]
+        local outs, hits = {}, {}
+        if theirs then
+          for i = 1, #theirs do
+            local e = theirs[i]
+            local d = e.t - t
+            if d <= within and -d <= within then
+              local l, r = v, e.v
+              if side == 'right' then l, r = e.v, v end
+              if combine then
+                local res = tpack(try(combine, l, r, key))
+                if not res[1] then dead = true return observer:onError(res[2]) end
+                outs[#outs + 1] = res
+              else
+                outs[#outs + 1] = { true, l, r, n = 3 }
+              end
+              hits[#hits + 1] = e
+            end
+          end
+        end
+        -- commit
+        seq = seq + 1
+        local mine = buffers[side][key]
+        if not mine then mine = {} buffers[side][key] = mine end
+        mine[#mine + 1] = { t = t, v = v, seq = seq, matched = #hits > 0 }
+        stats.buffered = stats.buffered + 1
+        if t < oldest then oldest = t end
+        for i = 1, #hits do hits[i].matched = true end
+        if t > maxTime then
+          maxTime = t
+          if maxTime - lateness > wm then
+            wm = maxTime - lateness
+            stats.watermark = wm
+          end
+        end
+        for i = 1, #outs do
+          stats.matches = stats.matches + 1
+          observer:onNext(tunpack(outs[i], 2, outs[i].n))
+        end
+        return evict(false)
+      end
+    end
+
+    local function onError(_, e)
+      if dead then return end
+      dead = true
+      unsubscribeAll(subs, 2)
+      return observer:onError(e)
+    end
+    local function onCompleted()
+      if dead then return end
+      completed = completed + 1
+      if completed < 2 then return end
+      evict(true)
+      if dead then return end
+      dead = true
+      return observer:onCompleted()
+    end
+    subs[1] = left:subscribe(Sink(observer, onSide('left'), onError, onCompleted))
+    subs[2] = right:subscribe(Sink(observer, onSide('right'), onError, onCompleted))
+    return Subscription.create(function() unsubscribeAll(subs, 2) end)
   end)
 end
 

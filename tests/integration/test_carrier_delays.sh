@@ -1,0 +1,82 @@
+#!/bin/bash
+# examples/carrier-delays end to end: a tumbling event-time window (one
+# month per carrier) and a join with a static table (carriers.csv), run by
+# `sstream run`, must give what sqlite3 computes with GROUP BY and a LEFT
+# JOIN on the same file. Then the window stage alone inside the enclave
+# (security: enclave), checked the same way.
+source "$(dirname "$0")/lib.sh"
+EX=$ROOT/examples/carrier-delays
+rows=${ROWS:-20000}
+"$SS" gen flights --rows "$rows" --seed 5 -o "$T/f.csv"
+
+# sqlite3's answer: month, carrier, flights, total delay, name (the CSV's
+# columns are text to sqlite3: cast them to sort months as numbers)
+sqlite3 "$T/ref.db" <<SQL
+.mode csv
+.import $T/f.csv flights
+.import $EX/carriers.csv carriers
+.mode list
+.separator ' '
+.output $T/expected
+SELECT printf('%04d-%02d', f.Year, f.Month), f.UniqueCarrier, COUNT(*),
+       SUM(CAST(f.ArrDelay AS INTEGER)), COALESCE(c.Name, '(unknown)')
+  FROM flights f LEFT JOIN carriers c ON c.Code = f.UniqueCarrier
+ WHERE f.ArrDelay <> 'NA'
+ GROUP BY f.Year, f.Month, f.UniqueCarrier
+ ORDER BY CAST(f.Year AS INTEGER), CAST(f.Month AS INTEGER), f.UniqueCarrier;
+.output $T/expected-noname
+SELECT printf('%04d-%02d', Year, Month), UniqueCarrier, COUNT(*),
+       SUM(CAST(ArrDelay AS INTEGER)), '-'
+  FROM flights WHERE ArrDelay <> 'NA'
+ GROUP BY Year, Month, UniqueCarrier ORDER BY CAST(Year AS INTEGER), CAST(Month AS INTEGER),
+          UniqueCarrier;
+SQL
+check "sqlite3 has about 48 months x 20 carriers" test "$(wc -l < "$T/expected")" -ge 900
+contains "sqlite3 sees the carrier missing from carriers.csv" "$T/expected" " AQ .*\(unknown\)$"
+
+# output lines: month carrier flights total average name; drop the average
+# for the comparison, and check it apart (total / flights, 2 decimals)
+strip_avg() { sed -E 's/^([^ ]+ [^ ]+ [^ ]+ [^ ]+) [^ ]+ /\1 /' "$1"; }
+avg_ok() {
+    awk '{ a = sprintf("%.2f", $4 / $3); if (a != $5) { print "line " NR ": " $0 " (want " a ")"; bad = 1 } }
+         END { exit bad }' "$1"
+}
+
+run() { # $1: tag, $2: pipeline file, $3...: more options
+    local tag=$1 p=$2; shift 2
+    timeout 300 "$SS" run "$p" --data "$T/f.csv" --output-dir "$T/o-$tag" \
+        --timeout 240 --no-progress "$@" > "$T/$tag.out" 2> "$T/$tag.err"
+}
+
+run plain "$EX/pipeline.yml"
+check "plain: exits 0" test $? -eq 0
+strip_avg "$T/plain.out" > "$T/plain.got"
+same "plain: per carrier and month, with names, equals sqlite3" "$T/plain.got" "$T/expected"
+check "plain: averages are total / flights" avg_ok "$T/plain.out"
+contains "plain: the window stage saw no late event" "$T/o-plain/logs/window-1.log" "window: [0-9]+ events, [0-9]+ windows, 0 late"
+contains "plain: balanced" "$T/plain.err" "balanced"
+
+# the window stage inside the enclave: its state lives in the enclave
+mkdir -p "$T/enc"
+cat > "$T/enc/pipeline.yml" <<YML
+name: carrier-delays-enclave
+security: enclave
+source:
+  file: f.csv
+  parts: 1
+  format: csv
+  header: true
+stages:
+  - name: events
+    script: $EX/events.lua
+  - name: window
+    script: $EX/window.lua
+sink:
+  script: $EX/print-delays.lua
+YML
+run enclave "$T/enc/pipeline.yml"
+check "enclave: exits 0" test $? -eq 0
+strip_avg "$T/enclave.out" > "$T/enclave.got"
+same "enclave: per carrier and month equals sqlite3" "$T/enclave.got" "$T/expected-noname"
+contains "enclave: balanced" "$T/enclave.err" "balanced"
+finish
