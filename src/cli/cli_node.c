@@ -3,6 +3,7 @@
  */
 #include "cli/cli_node.h"
 #include "core/ss_util.h"
+#include "lua/ss_stage.h"
 #include "wire/ss_batch.h"
 
 #include <getopt.h>
@@ -67,6 +68,11 @@ static void usage(FILE *f, const char *cmd)
             "64K)\n"
             "  --mem-limit BYTES    cap the script's memory (default "
             "256M)\n"
+            "  --max-instructions N  Lua instructions one event (or the "
+            "completion)\n"
+            "                       may use; past it the event is "
+            "rejected (default\n"
+            "                       200000000)\n"
             "  --rejects FILE       append rejected events as JSON lines\n"
             "  --security MODE      plain | encrypted | enclave (default "
             "plain)\n"
@@ -109,6 +115,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"credits", required_argument, 0, 'c'},
         {"batch-size", required_argument, 0, 'b'},
         {"mem-limit", required_argument, 0, 'm'},
+        {"max-instructions", required_argument, 0, 'I'},
         {"rejects", required_argument, 0, 'r'},
         {"security", required_argument, 0, 'S'},
         {"keys", required_argument, 0, 'k'},
@@ -162,6 +169,13 @@ int cli_node_parse(int argc, char **argv, const char *role,
             if (ss_parse_u64(optarg, 1u << 20, 1ull << 40, 1, &v))
                 return bad(cmd, "--mem-limit takes 1M or more, not", optarg);
             o->mem_limit = v;
+            break;
+        case 'I':
+            if (ss_parse_u64(optarg, SS_STAGE_MIN_MAX_INSTRUCTIONS,
+                             SS_STAGE_MAX_MAX_INSTRUCTIONS, 0, &v))
+                return bad(cmd, "--max-instructions takes 10000 to "
+                                "1000000000000, not", optarg);
+            o->max_instructions = v;
             break;
         case 'T':
             if (ss_parse_u64(optarg, 1, 3600000, 0, &v))

@@ -11,6 +11,7 @@
 #include "core/ss_util.h"
 #include "crypto/ss_keyservice.h"
 #include "enclave/ss_enclave.h"
+#include "lua/ss_stage.h"
 #include "securestreams.h"
 
 #include <signal.h>
@@ -32,6 +33,7 @@ static void keyservice_usage(FILE *f)
             "[--stage S=SCRIPT]...\n"
             "                          [--program PATH] [--mem-limit SIZE]"
             "\n"
+            "                          [--max-instructions N]\n"
             "                          [--bind ENDPOINT | "
             "--print-manifest]\n\n"
             "Releases the data key of DIR only to enclaves whose signed "
@@ -49,6 +51,9 @@ static void keyservice_usage(FILE *f)
             "   --program PATH     the trusted sstream binary (default: "
             "this one)\n"
             "   --mem-limit SIZE   the enclaves' Lua cap (default 64M)\n"
+            "   --max-instructions N  the enclaves' Lua instructions per "
+            "event\n"
+            "                      (default 200000000; measured)\n"
             "   --bind ENDPOINT    where to serve (default "
             "tcp://*:5599)\n"
             "   --print-manifest   print the manifest and exit\n"
@@ -65,6 +70,7 @@ int cmd_keyservice(int argc, char **argv)
     const char *keys = NULL, *manifest = NULL, *program = "/proc/self/exe";
     const char *bind = "tcp://*:5599";
     uint64_t mem = SS_ENCLAVE_DEFAULT_MEM;
+    uint64_t max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
     int print = 0;
     const char *stages[64];
     int nstages = 0;
@@ -98,6 +104,13 @@ int cmd_keyservice(int argc, char **argv)
                         v);
                 return 2;
             }
+        } else if (!strcmp(a, "--max-instructions")) {
+            if (ss_parse_u64(v, SS_STAGE_MIN_MAX_INSTRUCTIONS,
+                             SS_STAGE_MAX_MAX_INSTRUCTIONS, 0, &max_insns)) {
+                fprintf(stderr, "sstream keyservice: bad "
+                                "--max-instructions '%s'\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--stage") && nstages < 64 && strchr(v, '=')) {
             stages[nstages++] = v;
         } else {
@@ -122,7 +135,8 @@ int cmd_keyservice(int argc, char **argv)
         snprintf(stage, sizeof stage, "%.*s", (int)(eq - stages[i]),
                  stages[i]);
         rc = ss_keyservice_expect_stage(ks, stage, program, eq + 1,
-                                        (size_t)mem, 1, err, sizeof err);
+                                        (size_t)mem, max_insns, 1, err,
+                                        sizeof err);
     }
     if (rc) {
         fprintf(stderr, "sstream keyservice: %s\n", err);

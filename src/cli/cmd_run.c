@@ -8,6 +8,7 @@
 #include "crypto/ss_keys.h"
 #include "crypto/ss_keyservice.h"
 #include "enclave/ss_enclave.h"
+#include "lua/ss_stage.h"
 #include "run/ss_pipeline.h"
 #include "run/ss_supervisor.h"
 #include "securestreams.h"
@@ -43,6 +44,8 @@ static void usage(FILE *f)
         "                      once in the output folder's keys/\n"
         "  --enclave BACKEND   enclave mode: sandbox (default)\n"
         "  --batch-size B      max bytes per batch (e.g. 65536, 64K, 1M)\n"
+        "  --max-instructions N  Lua instructions one event (or a stage's\n"
+        "                      completion) may use (default 200000000)\n"
         "  --output-dir DIR    logs, rejects.jsonl, output (default "
         "out/<name>)\n"
         "  --metrics FILE      write every counters sample as a JSON line\n"
@@ -71,12 +74,13 @@ static int parse_args(int argc, char **argv, run_args *a)
 {
     enum { O_DATA = 256, O_WORKERS, O_SECURITY, O_BATCH, O_OUTDIR,
            O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP, O_KEYS,
-           O_ENCLAVE };
+           O_ENCLAVE, O_MAXINSNS };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"workers", required_argument, NULL, O_WORKERS},
         {"security", required_argument, NULL, O_SECURITY},
         {"batch-size", required_argument, NULL, O_BATCH},
+        {"max-instructions", required_argument, NULL, O_MAXINSNS},
         {"output-dir", required_argument, NULL, O_OUTDIR},
         {"quiet", no_argument, NULL, O_QUIET},
         {"no-progress", no_argument, NULL, O_NOPROG},
@@ -121,6 +125,15 @@ static int parse_args(int argc, char **argv, run_args *a)
                 return 2;
             }
             a->ov.batch_size = v;
+            break;
+        case O_MAXINSNS:
+            if (ss_parse_u64(optarg, SS_STAGE_MIN_MAX_INSTRUCTIONS,
+                             SS_STAGE_MAX_MAX_INSTRUCTIONS, 0, &v)) {
+                fprintf(stderr, "sstream run: --max-instructions must be a "
+                                "number from 10000 to 1000000000000\n");
+                return 2;
+            }
+            a->ov.max_instructions = v;
             break;
         case O_OUTDIR:
             a->ro.output_dir = optarg;
@@ -273,8 +286,11 @@ static int keyserver_start(keyserver *k, ss_pipeline *p, const char *keys,
     for (size_t i = 0; i < p->nstages; i++) {
         rc = ss_keyservice_expect_stage(k->ks, p->stages[i].name, exe,
                                         p->stages[i].script,
-                                        SS_ENCLAVE_DEFAULT_MEM, 1, err,
-                                        errlen);
+                                        SS_ENCLAVE_DEFAULT_MEM,
+                                        p->max_instructions
+                                            ? p->max_instructions
+                                            : SS_STAGE_DEFAULT_MAX_INSTRUCTIONS,
+                                        1, err, errlen);
         if (rc)
             return rc;
     }

@@ -42,11 +42,14 @@ typedef struct ss_report {
 } ss_report;
 
 /* Writes the canonical configuration text measured with an enclave into
- * buf: the stage name, Lua memory cap, encryption, processor ("stage" or
- * "echo") and the sandboxed flag. Returns the length, or SS_EINVAL if it
- * does not fit or stage is not a plain name. */
+ * buf: the stage name, Lua memory cap, instruction budget per event (as
+ * the enclave runs with it: callers pass the value in force, not 0),
+ * encryption, processor ("stage" or "echo") and the sandboxed flag.
+ * Returns the length, or SS_EINVAL if it does not fit or stage is not a
+ * plain name. */
 int ss_attest_config(char *buf, size_t len, const char *stage,
-                     size_t mem_limit, int encrypted, int echo);
+                     size_t mem_limit, uint64_t max_instructions,
+                     int encrypted, int echo);
 
 /* Computes a measurement from bytes. Can't fail. */
 void ss_measure(const void *program, size_t nprogram, const void *script,

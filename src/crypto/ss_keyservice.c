@@ -80,7 +80,7 @@ int ss_keyservice_expect(ss_keyservice *ks, const char *stage,
                          const uint8_t m[SS_MEASUREMENT_BYTES])
 {
     char cfg[512];
-    if (ss_attest_config(cfg, sizeof cfg, stage, 0, 0, 0) < 0)
+    if (ss_attest_config(cfg, sizeof cfg, stage, 0, 0, 0, 0) < 0)
         return SS_EINVAL; /* validates the name */
     ks_expect *x = find(ks, stage);
     if (!x) {
@@ -96,12 +96,12 @@ int ss_keyservice_expect(ss_keyservice *ks, const char *stage,
 /* See ss_keyservice.h. */
 int ss_keyservice_expect_stage(ss_keyservice *ks, const char *stage,
                                const char *program, const char *script,
-                               size_t mem_limit, int encrypted, char *err,
-                               size_t errlen)
+                               size_t mem_limit, uint64_t max_instructions,
+                               int encrypted, char *err, size_t errlen)
 {
     char cfg[512];
-    if (ss_attest_config(cfg, sizeof cfg, stage, mem_limit, encrypted, 0) <
-        0) {
+    if (ss_attest_config(cfg, sizeof cfg, stage, mem_limit, max_instructions,
+                         encrypted, 0) < 0) {
         snprintf(err, errlen, "bad stage name '%s'", stage);
         return SS_EINVAL;
     }

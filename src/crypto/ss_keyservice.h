@@ -48,8 +48,8 @@ int ss_keyservice_expect(ss_keyservice *ks, const char *stage,
  * with (same arguments as the enclave's: see ss_attest_config). */
 int ss_keyservice_expect_stage(ss_keyservice *ks, const char *stage,
                                const char *program, const char *script,
-                               size_t mem_limit, int encrypted, char *err,
-                               size_t errlen);
+                               size_t mem_limit, uint64_t max_instructions,
+                               int encrypted, char *err, size_t errlen);
 
 /* Reads / writes a manifest file. */
 int ss_keyservice_load_manifest(ss_keyservice *ks, const char *path,

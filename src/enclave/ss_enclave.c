@@ -68,7 +68,8 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
 {
     char cfg[512];
     if (ss_attest_config(cfg, sizeof cfg, e->stage, e->o.mem_limit,
-                         e->o.encrypted, e->o.echo) < 0) {
+                         e->o.max_instructions, e->o.encrypted,
+                         e->o.echo) < 0) {
         snprintf(err, errlen, "bad stage name '%s'", e->stage);
         return SS_EINVAL;
     }
@@ -88,6 +89,7 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     so.name = e->name;
     so.stage = e->stage;
     so.mem_limit = e->o.mem_limit;
+    so.max_instructions = e->o.max_instructions;
     so.host_errors = 1;
     char *src = NULL;
     size_t ns = 0;
@@ -180,6 +182,8 @@ int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
         e->o.mem_limit = SS_ENCLAVE_DEFAULT_MEM;
     if (!e->o.spin_us)
         e->o.spin_us = 50;
+    if (!e->o.max_instructions)
+        e->o.max_instructions = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
     if (fail) {
         ss_enclave_close(&e);
         return SS_ENOMEM;

@@ -62,6 +62,8 @@ typedef struct ss_enclave_opts {
     const char *stage;       /* stage name, e.g. "map" */
     const char *script_path; /* the stage script (not needed with echo) */
     size_t mem_limit;        /* Lua cap in bytes; 0: 64 MiB */
+    uint64_t max_instructions; /* per event and per completion; 0: the
+                                  default (ss_stage.h). Measured. */
     int encrypted;           /* batches in and out are sealed */
     const char *key_dir;     /* none: data.key is read from here when
                                 encrypted; sandbox: platform.key signs the

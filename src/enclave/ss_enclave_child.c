@@ -305,7 +305,7 @@ int ss_enclave_child_main(int argc, char **argv)
     const char *name = "enclave", *stage = NULL, *script = NULL;
     const char *keys = NULL, *shm_path = NULL;
     uint64_t fd = SS_CHAN_FD, mem = SS_ENCLAVE_CORE_DEFAULT_MEM,
-             spin_us = 50;
+             spin_us = 50, max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
     int encrypted = 0, echo = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -339,6 +339,9 @@ int ss_enclave_child_main(int argc, char **argv)
             bad = ss_parse_u64(v, 1 << 20, (uint64_t)1 << 40, 1, &mem);
         else if (!strcmp(a, "--spin-us"))
             bad = ss_parse_u64(v, 0, 1000000, 0, &spin_us);
+        else if (!strcmp(a, "--max-instructions"))
+            bad = ss_parse_u64(v, SS_STAGE_MIN_MAX_INSTRUCTIONS,
+                               SS_STAGE_MAX_MAX_INSTRUCTIONS, 0, &max_insns);
         else
             bad = 1;
         if (bad) {
@@ -378,7 +381,7 @@ int ss_enclave_child_main(int argc, char **argv)
     /* measure: this program, the script as read once, the config */
     char cfg[512], err[1024] = "";
     if (!stage || ss_attest_config(cfg, sizeof cfg, stage, (size_t)mem,
-                                   encrypted, echo) < 0)
+                                   max_insns, encrypted, echo) < 0)
         return child_fail(&c, SS_EINVAL, "bad or missing --stage");
     char *prog = NULL, *src = NULL;
     size_t np = 0, ns = 0;
@@ -407,6 +410,7 @@ int ss_enclave_child_main(int argc, char **argv)
     so.name = name;
     so.stage = stage;
     so.mem_limit = (size_t)mem;
+    so.max_instructions = max_insns;
     so.sandboxed = 1;
     so.in_enclave = 1;
     so.host_errors = 1; /* a failing event is rejected, the rest goes on */

@@ -192,6 +192,9 @@ static void build_argv(ss_enclave *e, char **args, char bufs[3][32])
     snprintf(bufs[1], 32, "%u", e->o.spin_us);
     args[i++] = "--spin-us";
     args[i++] = bufs[1];
+    snprintf(bufs[2], 32, "%llu", (unsigned long long)e->o.max_instructions);
+    args[i++] = "--max-instructions";
+    args[i++] = bufs[2];
     if (e->o.echo) {
         args[i++] = "--echo";
     } else {

@@ -56,8 +56,51 @@ struct ss_stage {
     uint32_t ev_cnt;
     uint64_t ev_outs;
     int decoded, malformed;
+    /* instruction budget (count hook): `used` counts the current event's
+     * (or the completion's) instructions while `metered` */
+    uint64_t max_insns, used;
+    int metered, over;
     char err[512];
 };
+
+/* The count hook fires every HOOK_STEP instructions of any thread of the
+ * state (coroutines inherit it); past the budget it fires on every
+ * instruction, so that a script catching the error (pcall in a loop) is
+ * stopped at its next instruction outside the pcall. */
+#define HOOK_STEP 10000
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    ss_stage *s = *(ss_stage **)lua_getextraspace(L);
+    if (!s || !s->metered) {
+        if (lua_gethookcount(L) != HOOK_STEP)
+            lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+        return;
+    }
+    s->used += (uint64_t)lua_gethookcount(L);
+    if (s->used <= s->max_insns) {
+        if (lua_gethookcount(L) != HOOK_STEP) /* a thread left at 1 */
+            lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+        return;
+    }
+    s->over = 1;
+    if (lua_gethookcount(L) != 1)
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "stage '%s': %s ran past max_instructions (%I Lua "
+                  "instructions): stopped",
+               s->stage, s->cur && s->hdr ? "an event" : "the completion",
+               (lua_Integer)s->max_insns);
+}
+
+/* Starts metering one event or the completion. */
+static void meter_start(ss_stage *s)
+{
+    s->used = 0;
+    s->over = 0;
+    s->metered = 1;
+    lua_sethook(s->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+}
 
 /* --- output records ---------------------------------------------------- */
 
@@ -289,6 +332,11 @@ int ss_stage_new(const ss_stage_opts *o, ss_stage **out, char *err,
         return rc;
     }
     s->L = ss_lua_state(s->lua);
+    s->max_insns = o->max_instructions ? o->max_instructions
+                                       : SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
+    /* before any coroutine exists, so that every thread inherits it */
+    *(ss_stage **)lua_getextraspace(s->L) = s;
+    lua_sethook(s->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
     luaL_getsubtable(s->L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushlightuserdata(s->L, s);
     lua_pushcclosure(s->L, open_host, 1);
@@ -361,6 +409,10 @@ void ss_stage_destroy(ss_stage **p)
 }
 
 const char *ss_stage_name(const ss_stage *s) { return s->stage; }
+uint64_t ss_stage_max_instructions(const ss_stage *s)
+{
+    return s->max_insns;
+}
 const char *ss_stage_from(const ss_stage *s) { return s->from; }
 const char *ss_stage_to(const ss_stage *s) { return s->to; }
 int ss_stage_stateful(const ss_stage *s) { return s->stateful; }
@@ -412,6 +464,7 @@ static int batch_step(lua_State *L)
         s->ev_cnt = out->count;
         s->ev_outs = out->delta.out;
         s->decoded = 0;
+        meter_start(s);
         lua_pushvalue(L, 2);
         lua_pushvalue(L, 3);
         if (ss_mp_decode_lua(L, s->payload, s->len, &s->off, s->err,
@@ -421,6 +474,7 @@ static int batch_step(lua_State *L)
         }
         s->decoded = 1;
         lua_call(L, 2, 0);
+        s->metered = 0;
         out->delta.in++;
         if (out->count > s->ev_cnt)
             out->delta.passed++;
@@ -513,6 +567,7 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
         s->index++;
     }
     s->cur = NULL;
+    s->metered = 0;
 done:
     out->delta.out_bytes += out->events.len - bytes_before;
     {
@@ -542,7 +597,9 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
     lua_pushcfunction(L, ss_lua_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_complete);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
+    meter_start(s);
     int rc = lua_pcall(L, 1, 0, -3);
+    s->metered = 0;
     s->cur = NULL;
     if (rc != LUA_OK) {
         const char *m = lua_tostring(L, -1);

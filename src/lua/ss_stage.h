@@ -37,7 +37,17 @@ typedef struct ss_stage_opts {
     int host_errors;   /* 1: an error in a user function rejects that
                           event and the stream goes on (workers); 0: RxLua
                           semantics, routed to onError (sstream lua) */
+    uint64_t max_instructions; /* Lua instructions one event (or the
+                                  completion) may use; 0: the default,
+                                  SS_STAGE_DEFAULT_MAX_INSTRUCTIONS */
 } ss_stage_opts;
+
+/* Default per-event (and per-completion) instruction budget: about a
+ * second of Lua on a slow core, orders of magnitude above what a stage
+ * needs per event, and a loop that never ends is stopped by it. */
+#define SS_STAGE_DEFAULT_MAX_INSTRUCTIONS 200000000ull
+#define SS_STAGE_MIN_MAX_INSTRUCTIONS 10000ull
+#define SS_STAGE_MAX_MAX_INSTRUCTIONS 1000000000000ull
 
 typedef struct ss_stage_counts {
     uint64_t in;       /* events decoded from input batches */
@@ -76,6 +86,8 @@ const char *ss_stage_from(const ss_stage *s);
 const char *ss_stage_to(const ss_stage *s);
 /* The stage's name (borrowed; "" if none was given). */
 const char *ss_stage_name(const ss_stage *s);
+/* The instruction budget in force (see ss_stage_opts). */
+uint64_t ss_stage_max_instructions(const ss_stage *s);
 /* 1 if the chain keeps state across events (reduce, scan, ...). */
 int ss_stage_stateful(const ss_stage *s);
 /* 1 if the script called sendZmqCompleted(). */
@@ -85,7 +97,10 @@ int ss_stage_uses_sgx(const ss_stage *s);
 
 /* Processes one plaintext batch: hdr describes it, payload holds
  * hdr->count MessagePack values. Appends to out. Never stops on a bad
- * event: it is rejected and counted. Returns 0, or a negative code if the
+ * event: it is rejected and counted; so is an event whose Lua code runs
+ * past max_instructions ("stage 'map': an event ran past max_instructions
+ * (N Lua instructions): stopped"; time spent in C functions such as
+ * string matching is not counted). Returns 0, or a negative code if the
  * stage itself is broken (out of memory at the C level). */
 int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
                      size_t len, ss_stage_out *out);
@@ -98,7 +113,7 @@ void ss_stage_reject_batch(ss_stage *s, const ss_hdr *hdr,
                            const char *reason, ss_stage_out *out);
 
 /* Signals completion (onCompleted) and collects what the chain emits then
- * (e.g. a reduce's result). On an error returns SS_ELUA with the reason
+ * (e.g. a reduce's result), within max_instructions as for an event. On an error returns SS_ELUA with the reason
  * in ss_stage_error(); it is logged too, except in_enclave (the log is
  * the host's and the reason may quote data: the caller seals it). */
 int ss_stage_complete(ss_stage *s, ss_stage_out *out);

@@ -727,6 +727,7 @@ static int run_enclave_worker(node *n)
     eo.stage = o->stage;
     eo.script_path = o->script;
     eo.mem_limit = enclave ? 0 : o->mem_limit; /* enclave: 64 MiB (EPC) */
+    eo.max_instructions = o->max_instructions;
     eo.encrypted = 1;
     eo.key_dir = o->keys;
     if (enclave && strcmp(eo.backend, "none") != 0) {
@@ -849,6 +850,7 @@ int ss_node_run(const ss_node_opts *o)
     so.name = o->name;
     so.stage = o->stage ? o->stage : o->name;
     so.mem_limit = o->mem_limit;
+    so.max_instructions = o->max_instructions;
     so.host_errors = !is_lua;
     rc = ss_stage_new(&so, &n.stage, n.err, sizeof n.err);
     if (rc) {

@@ -13,6 +13,7 @@
 #define SS_NODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ss_node_opts {
     const char *script;     /* stage script path (required) */
@@ -30,6 +31,9 @@ typedef struct ss_node_opts {
                                way (one worker per stage): check it */
     size_t batch_size;      /* target output batch size in bytes */
     size_t mem_limit;       /* Lua memory cap in bytes, 0: none */
+    uint64_t max_instructions; /* Lua instructions per event and per
+                                  completion, 0: the default (see
+                                  ss_stage.h) */
     unsigned credits;       /* batches in flight towards this node */
     int connect_timeout_ms; /* how long to wait for a router */
     int heartbeat_ms;

@@ -5,6 +5,7 @@
 #include "run/ss_pipeline.h"
 #include "core/ss_util.h"
 #include "lua/ss_lua.h"
+#include "lua/ss_stage.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
@@ -376,7 +377,8 @@ static int parse_sink(pctx *c, yaml_node_t *n)
 static int parse_root(pctx *c, yaml_node_t *root)
 {
     static const char *const keys[] = {"name", "security", "batch_size",
-                                       "source", "stages", "sink", NULL};
+                                       "max_instructions", "source",
+                                       "stages", "sink", NULL};
     static const char *const modes[] = {"plain", "encrypted", "enclave",
                                         NULL};
     ss_pipeline *p = c->p;
@@ -396,6 +398,15 @@ static int parse_root(pctx *c, yaml_node_t *root)
                                          &p->batch_size))
             return fail(c, v, "batch_size must be a size from 1 to 64M "
                               "(such as 65536 or 64K)");
+    }
+    if ((v = lookup(c, root, "max_instructions", NULL))) {
+        if (!is_plain(v) ||
+            ss_parse_u64(scalar(v), SS_STAGE_MIN_MAX_INSTRUCTIONS,
+                         SS_STAGE_MAX_MAX_INSTRUCTIONS, 0,
+                         &p->max_instructions))
+            return fail(c, v, "max_instructions must be a number from "
+                              "10000 to 1000000000000 (Lua instructions "
+                              "per event)");
     }
     if ((v = lookup(c, root, "source", NULL)) && (rc = parse_source(c, v)))
         return rc;
@@ -591,6 +602,8 @@ int ss_pipeline_apply(ss_pipeline *p, const ss_pipeline_overrides *o,
         if (replace(&p->security, o->security))
             return SS_ENOMEM;
     }
+    if (o->max_instructions)
+        p->max_instructions = o->max_instructions;
     if (o->batch_size) {
         if (o->batch_size > SS_BATCH_MAX_SIZE) {
             set_err(err, errlen, "--batch-size must be from 1 to 64M");

@@ -36,6 +36,7 @@ typedef struct ss_pipeline {
     char *name;     /* default: file name without extension */
     char *security; /* "plain" (default), "encrypted" or "enclave" */
     uint64_t batch_size; /* bytes; default SS_BATCH_DEFAULT_SIZE */
+    uint64_t max_instructions; /* per event and completion; 0: default */
     struct {
         char *file;   /* resolved; NULL if the file names none */
         int parts;    /* 1..64, default 1 */
@@ -59,6 +60,7 @@ typedef struct ss_pipeline_overrides {
     int workers;          /* --workers, 1..64 */
     const char *security; /* --security */
     uint64_t batch_size;  /* --batch-size */
+    uint64_t max_instructions; /* --max-instructions */
 } ss_pipeline_overrides;
 
 /* Reads, parses and validates the pipeline file at path. Returns 0 and

@@ -208,6 +208,18 @@ static int push_security(const plan_ctx *cx, strv *a, const char *role)
     return rc;
 }
 
+/* Appends the script limits every stage runs with (worker, sink). */
+static int push_limits(const plan_ctx *cx, strv *a)
+{
+    const ss_pipeline *p = cx->p;
+    int rc = 0;
+    if (p->max_instructions &&
+        ((rc = strv_push(a, "--max-instructions")) ||
+         (rc = strv_push(a, "%llu", (unsigned long long)p->max_instructions))))
+        return rc;
+    return 0;
+}
+
 /* Builds every component's command line and environment. */
 static int plan(plan_ctx *cx)
 {
@@ -270,6 +282,7 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&a, "--rejects")) ||
             (rc = strv_push(&a, "%s", c->rejects)) ||
             (rc = push_security(cx, &a, "sink")) ||
+            (rc = push_limits(cx, &a)) ||
             (rc = strv_push(&e, "FROM=%s", from)))
             goto sink_fail;
         if (p->sink.output) {
@@ -314,6 +327,7 @@ static int plan(plan_ctx *cx)
                 (rc = strv_push(&a, "--rejects")) ||
                 (rc = strv_push(&a, "%s", c->rejects)) ||
                 (rc = push_security(cx, &a, "worker")) ||
+                (rc = push_limits(cx, &a)) ||
                 (rc = strv_push(&e, "FROM=%s", from)) ||
                 (rc = strv_push(&e, "TO=%s", to))) {
                 strv_free(a.v);

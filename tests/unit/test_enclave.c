@@ -483,7 +483,8 @@ static void test_attestation(void **state)
     ss_keyservice *ks = NULL;
     assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
     assert_int_equal(ss_keyservice_expect_stage(ks, "map", prog, good,
-                                                SS_ENCLAVE_DEFAULT_MEM, 1,
+                                                SS_ENCLAVE_DEFAULT_MEM,
+                                                SS_STAGE_DEFAULT_MAX_INSTRUCTIONS, 1,
                                                 err, sizeof err), 0);
     ss_enclave *e = NULL;
     int rc = open_encrypted(keys, good, ks, &e, err, sizeof err);
@@ -629,7 +630,8 @@ static void test_reduce_inside(void **state)
     ss_keyservice *ks = NULL;
     assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
     assert_int_equal(ss_keyservice_expect_stage(ks, "map", prog, p,
-                                                SS_ENCLAVE_DEFAULT_MEM, 1,
+                                                SS_ENCLAVE_DEFAULT_MEM,
+                                                SS_STAGE_DEFAULT_MAX_INSTRUCTIONS, 1,
                                                 err, sizeof err), 0);
     ss_enclave *e = NULL;
     if (open_encrypted(keys, p, ks, &e, err, sizeof err))
@@ -701,7 +703,8 @@ static void test_completion_error_sealed(void **state)
     ss_keyservice *ks = NULL;
     assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
     assert_int_equal(ss_keyservice_expect_stage(ks, "map", prog, p,
-                                                SS_ENCLAVE_DEFAULT_MEM, 1,
+                                                SS_ENCLAVE_DEFAULT_MEM,
+                                                SS_STAGE_DEFAULT_MAX_INSTRUCTIONS, 1,
                                                 err, sizeof err), 0);
     char log[700];
     int saved = stderr_to("complete.log", log, sizeof log);

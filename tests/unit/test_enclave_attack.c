@@ -100,7 +100,8 @@ static ss_enclave *open_attested(const char *stage, const char *path,
     char err[1024];
     assert_int_equal(ss_keyservice_new(keys, ks, err, sizeof err), 0);
     assert_int_equal(ss_keyservice_expect_stage(*ks, stage, prog, path,
-                                                SS_ENCLAVE_DEFAULT_MEM, 1,
+                                                SS_ENCLAVE_DEFAULT_MEM,
+                                                SS_STAGE_DEFAULT_MAX_INSTRUCTIONS, 1,
                                                 err, sizeof err), 0);
     ss_enclave_opts o;
     memset(&o, 0, sizeof o);

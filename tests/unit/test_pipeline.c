@@ -138,6 +138,7 @@ static void defaults_and_paths(void **state)
     assert_string_equal(p->dir, "sub");
     assert_string_equal(p->security, "plain");
     assert_int_equal(p->batch_size, SS_BATCH_DEFAULT_SIZE);
+    assert_int_equal(p->max_instructions, 0); /* the runtime's default */
     assert_null(p->source.file);
     assert_int_equal(p->source.parts, 1);
     assert_string_equal(p->source.format, "lines");
@@ -208,7 +209,7 @@ static void errors_top_level(void **state)
     (void)state;
     expect_edit(2, "nmae: x\n", 2,
                 "unknown key 'nmae' in the pipeline (expected name, "
-                "security, batch_size, source, stages, sink)");
+                "security, batch_size, max_instructions, source, stages, sink)");
     expect_edit(2, "name: [a]\n", 2,
                 "name must be 1 to 48 letters, digits, '_', '-' or '.'");
     expect_edit(2, "name: a/b\n", 2,
@@ -224,6 +225,12 @@ static void errors_top_level(void **state)
     expect_edit(4, "batch_size: '64K'\n", 4,
                 "batch_size must be a size from 1 to 64M (such as 65536 "
                 "or 64K)");
+    expect_edit(4, "max_instructions: 999\n", 4,
+                "max_instructions must be a number from 10000 to "
+                "1000000000000 (Lua instructions per event)");
+    expect_edit(4, "max_instructions: 5M\n", 4,
+                "max_instructions must be a number from 10000 to "
+                "1000000000000 (Lua instructions per event)");
     expect_edit(4, "security: plain\n", 4,
                 "duplicate key 'security' in the pipeline");
     expect_text("stages: [{name: a, script: map.lua}]\n",
@@ -232,7 +239,7 @@ static void errors_top_level(void **state)
                 "p.yml:3: stages is missing");
     expect_edit(10, "stagez:\n", 10,
                 "unknown key 'stagez' in the pipeline (expected name, "
-                "security, batch_size, source, stages, sink)");
+                "security, batch_size, max_instructions, source, stages, sink)");
     expect_text("source: data.csv\n", "p.yml:1: source must be a mapping "
                 "(key: value lines)");
     expect_text("stages: [{name: a, script: map.lua}]\nsink: print.lua\n",
@@ -386,7 +393,9 @@ static void overrides(void **state)
     o.workers = 7;
     o.security = "enclave";
     o.batch_size = 1024;
+    o.max_instructions = 123456;
     assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    assert_int_equal(p->max_instructions, 123456);
     assert_string_equal(p->source.file, "cli.csv");
     assert_int_equal(p->stages[0].workers, 7);
     assert_int_equal(p->stages[1].workers, 7);

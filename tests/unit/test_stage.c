@@ -316,9 +316,85 @@ static void test_syntax_error_reported(void **state)
     assert_non_null(strstr(err, "bad.lua:2"));
 }
 
+/* Issue 8.9: `while true do end` in a stage hung the run until --timeout.
+ * An event past max_instructions is rejected with a clear reason (even
+ * when the script catches errors or loops in a coroutine) and the next
+ * events go on; a completion past it fails naming the stage. */
+static void test_instruction_limit(void **state)
+{
+    (void)state;
+    ss_stage_opts o;
+    memset(&o, 0, sizeof o);
+    const char *src =
+        "local Rx = require 'zmq-rx'\n"
+        "local n = 0\n"
+        "Rx.Subject.fromZmqSocket('ipc://in')\n"
+        "  :map(function(x)\n"
+        "    if x == 1 then while true do end end\n"
+        "    if x == 2 then while true do pcall(function() while true do "
+        "end end) end end\n"
+        "    if x == 3 then local co = coroutine.wrap(function() while "
+        "true do end end) co() end\n"
+        "    if x == 4 then while true do pcall(error, 'x') end end\n"
+        "    n = n + x return x end)\n"
+        "  :reduce(function(acc, x) if x == 7 then while true do end end "
+        "return acc + x end, 0)\n"
+        "  :map(function(t) if t > 100 then while true do end end "
+        "return t end)\n"
+        "  :subscribeToSocket('ipc://out')\n";
+    o.script_src = src;
+    o.script_len = strlen(src);
+    o.script_path = "=test";
+    o.name = "t-1";
+    o.stage = "loops";
+    o.host_errors = 1;
+    o.sandboxed = 1;
+    o.max_instructions = 2000000;
+    ss_stage *s = NULL;
+    char err[512] = "";
+    assert_int_equal(ss_stage_new(&o, &s, err, sizeof err), 0);
+    assert_int_equal(ss_stage_max_instructions(s), 2000000);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(s, "1, 5, 2, 6, 3, 4, 7, 8", &out);
+    assert_int_equal(out.delta.in, 8);
+    assert_int_equal(out.delta.rejected, 5);
+    char *rej = strndup(out.rejects.data, out.rejects.len);
+    int lines = 0;
+    for (char *p = rej; (p = strstr(p, "stage 'loops': an event ran past "
+                                       "max_instructions (2000000 Lua "
+                                       "instructions): stopped"));
+         p++)
+        lines++;
+    if (lines != 5)
+        fail_msg("%d clear rejects, not 5: %s", lines, rej);
+    free(rej);
+    /* the others were folded: 5 + 6 + 8 = 19 */
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_stage_complete(s, &out), 0);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "19");
+    ss_stage_destroy(&s);
+
+    /* a completion that never ends fails, naming the stage */
+    assert_int_equal(ss_stage_new(&o, &s, err, sizeof err), 0);
+    ss_stage_out_reset(&out);
+    run_batch(s, "50, 60", &out);
+    assert_int_equal(out.delta.rejected, 0);
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_stage_complete(s, &out), SS_ELUA);
+    if (!strstr(ss_stage_error(s), "stage 'loops': the completion ran past "
+                                   "max_instructions"))
+        fail_msg("unclear: %s", ss_stage_error(s));
+    ss_stage_destroy(&s);
+    ss_stage_out_release(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_instruction_limit),
         cmocka_unit_test(test_map_filter_chain),
         cmocka_unit_test(test_error_rejects_one_event),
         cmocka_unit_test(test_unsendable_value_rolls_back),
