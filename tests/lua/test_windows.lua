@@ -428,6 +428,31 @@ test('joinWindow: an event without a key is a miss; errors and options', functio
   raises(function() o:joinWindow(o, { key = key, time = t, within = 1, windows = 2 }) end, "unknown option 'windows'")
 end)
 
+test('joinWindow: the state stays bounded on a long stream in time order', function()
+  local stats = {}
+  local L, R = Subject.create(), Subject.create()
+  local matches, most = 0, 0
+  L:joinWindow(R, { key = key, time = t, within = 5, stats = stats,
+    combine = function() return 1 end })
+    :subscribe(function() matches = matches + 1 end)
+  local keys = { 'a', 'b', 'c', 'd', 'e', 'f', 'g' }
+  local n = 20000
+  for i = 1, n do
+    local k = keys[i % #keys + 1]
+    L:onNext({ k = k, t = i })
+    R:onNext({ k = k, t = i + 0.5 })
+    if stats.buffered > most then most = stats.buffered end
+  end
+  L:onCompleted()
+  R:onCompleted()
+  -- each left event matches the right events of its key within 5: the
+  -- same i (i + 0.5) only, as a key comes back every 7 events
+  eq(matches, n)
+  ok(most <= 2 * 7, 'at most ' .. most .. ' events buffered')
+  eq(stats.missLeft + stats.missRight, 0)
+  eq(stats.buffered, 0)
+end)
+
 test('joinWindow: two filtered views of one stage input (the pipeline case)', function()
   local input = Subject.create()
   local flights = input:filter(function(e) return e.kind == 'flight' end)

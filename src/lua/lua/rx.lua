@@ -1902,9 +1902,13 @@ function Observable:joinWindow(right, opts)
   markStateful()
   local left = self
   return Observable.create(function(observer)
-    local buffers = { left = {}, right = {} } -- side -> key -> list of entries
+    -- Every buffered event is in `fifo` (arrival order) and in the list of
+    -- its side and key (buffers[side][key]: entries, .live, .gone). An
+    -- evicted entry is marked gone and dropped from its list lazily, when
+    -- that list is next read or grown, or all at once when none is live.
+    local buffers = { left = {}, right = {} }
+    local fifo, head, tail = {}, 1, 0
     local wm, maxTime = -math.huge, -math.huge
-    local oldest = math.huge -- smallest time among buffered events
     local completed, dead = 0, false
     local subs = {}
     stats.late, stats.matches, stats.missLeft, stats.missRight = 0, 0, 0, 0
@@ -1919,36 +1923,44 @@ function Observable:joinWindow(right, opts)
       end
     end
 
-    -- Forgets the events no accepted event can match any more (all when
-    -- flushing), in arrival order, reporting the unmatched ones.
-    local function evict(flush)
-      if not flush and oldest + within >= wm then return end
-      local gone, rest = {}, math.huge
-      for _, side in ipairs({ 'left', 'right' }) do
-        for key, list in pairs(buffers[side]) do
-          local kept = {}
-          for i = 1, #list do
-            local e = list[i]
-            if flush or e.t + within < wm then
-              if not e.matched then gone[#gone + 1] = { side, e, key } end
-            else
-              kept[#kept + 1] = e
-              if e.t < rest then rest = e.t end
-            end
-          end
-          stats.buffered = stats.buffered - (#list - #kept)
-          buffers[side][key] = #kept > 0 and kept or nil
-        end
+    -- Drops the gone entries of a list once they are half of it.
+    local function tidy(list)
+      local n = #list
+      if list.gone * 2 <= n then return end
+      local j = 0
+      for i = 1, n do
+        local e = list[i]
+        if not e.gone then j = j + 1 list[j] = e end
       end
-      oldest = rest
-      table.sort(gone, function(a, b) return a[2].seq < b[2].seq end)
-      for i = 1, #gone do
-        if dead then return end
-        miss(gone[i][1], gone[i][2], gone[i][3])
+      for i = n, j + 1, -1 do list[i] = nil end
+      list.gone = 0
+    end
+
+    -- Forgets, in arrival order, the events no accepted event can match
+    -- any more (t + within < W; all of them when flushing), reporting the
+    -- unmatched ones. An event stays while an older arrival stays: that
+    -- costs memory when events arrive out of time order, never a wrong
+    -- match (an accepted event has t' >= W > t + within).
+    local function evict(flush)
+      while head <= tail do
+        local e = fifo[head]
+        if not flush and e.t + within >= wm then return end
+        fifo[head] = nil
+        head = head + 1
+        e.gone = true
+        stats.buffered = stats.buffered - 1
+        local list = e.list
+        list.live, list.gone = list.live - 1, list.gone + 1
+        if list.live == 0 and buffers[e.side][e.key] == list then
+          buffers[e.side][e.key] = nil
+        end
+        if not e.matched then
+          miss(e.side, e, e.key)
+          if dead then return end
+        end
       end
     end
 
-    local seq = 0
     local function onSide(side)
       return function(_, ...)
         if dead then return end
@@ -1975,10 +1987,11 @@ function Observable:joinWindow(right, opts)
         local theirs = buffers[other[side]][key]
         local outs, hits = {}, {}
         if theirs then
+          tidy(theirs)
           for i = 1, #theirs do
             local e = theirs[i]
             local d = e.t - t
-            if d <= within and -d <= within then
+            if not e.gone and d <= within and -d <= within then
               local l, r = v, e.v
               if side == 'right' then l, r = e.v, v end
               if combine then
@@ -1993,12 +2006,20 @@ function Observable:joinWindow(right, opts)
           end
         end
         -- commit
-        seq = seq + 1
         local mine = buffers[side][key]
-        if not mine then mine = {} buffers[side][key] = mine end
-        mine[#mine + 1] = { t = t, v = v, seq = seq, matched = #hits > 0 }
+        if mine then
+          tidy(mine)
+        else
+          mine = { live = 0, gone = 0 }
+          buffers[side][key] = mine
+        end
+        local entry = { t = t, v = v, side = side, key = key, list = mine,
+                        matched = #hits > 0 }
+        mine[#mine + 1] = entry
+        mine.live = mine.live + 1
+        tail = tail + 1
+        fifo[tail] = entry
         stats.buffered = stats.buffered + 1
-        if t < oldest then oldest = t end
         for i = 1, #hits do hits[i].matched = true end
         if t > maxTime then
           maxTime = t
