@@ -86,13 +86,18 @@ static void usage(FILE *f, const char *cmd)
             "(one worker per\n"
             "                       stage): a reordered batch fails the "
             "run\n"
+            "  --run HEX            the run id (default: SS_RUN): every "
+            "message carries it,\n"
+            "                       and messages of another run are "
+            "refused\n"
             "  --connect-timeout-ms N  wait for the router, retrying "
             "(default 60000)\n"
             "  --heartbeat-ms N     heartbeat period (default 500)\n"
             "  --metrics-port N     serve Prometheus metrics on "
             "127.0.0.1:N/metrics\n"
             "  --help               show this help\n\n"
-            "Environment: FROM, TO, LOG_LEVEL, LOG_RATE, SS_CONTROL.\n");
+            "Environment: FROM, TO, SS_RUN, LOG_LEVEL, LOG_RATE, "
+            "SS_CONTROL.\n");
 }
 
 static int bad(const char *cmd, const char *what, const char *val)
@@ -124,6 +129,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"ordered", no_argument, 0, 'O'},
         {"connect-timeout-ms", required_argument, 0, 'T'},
         {"heartbeat-ms", required_argument, 0, 'H'},
+        {"run", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ss_node_opts_default(o);
@@ -133,6 +139,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
     opterr = 0;
     int c;
     uint64_t v;
+    const char *run = NULL;
     /* "+": stop at the first non-option (the script), so that a lua
      * script's own arguments are left alone */
     while ((c = getopt_long(argc, argv, is_lua ? "+h" : "h", longopts,
@@ -147,6 +154,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         case 'e': o->enclave = optarg; break;
         case 'K': o->keyservice = optarg; break;
         case 'O': o->ordered = 1; break;
+        case 'R': run = optarg; break;
         case 'S':
             if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&
                 strcmp(optarg, "enclave"))
@@ -200,6 +208,12 @@ int cli_node_parse(int argc, char **argv, const char *role,
     if (optind >= argc) {
         fprintf(stderr, "sstream %s: no script given (see 'sstream %s "
                         "--help')\n", cmd, cmd);
+        return 2;
+    }
+    char err[128];
+    if (ss_run_get(run, &o->run, err, sizeof err))
+    {
+        fprintf(stderr, "sstream %s: %s\n", cmd, err);
         return 2;
     }
     o->script = argv[optind];

@@ -67,7 +67,8 @@ static void router_usage(FILE *f)
     fprintf(f,
             "usage: sstream router [--from EP] [--to EP] [--producers N]\n"
             "                      [--queue N] [--heartbeat-ms N]\n"
-            "                      [--peer-timeout-ms N] [--name NAME]\n\n"
+            "                      [--peer-timeout-ms N] [--name NAME]\n"
+            "                      [--run HEX]\n\n"
             "Takes batches from the producers that connect to FROM and deals\n"
             "them to the workers that connect to TO, against their credits.\n"
             "Exits 0 once every producer group sent its end of stream and\n"
@@ -84,6 +85,9 @@ static void router_usage(FILE *f)
             "   --peer-timeout-ms N  a silent worker is lost (default 5000)\n"
             "   --name NAME          name in logs and messages (default\n"
             "                        router)\n"
+            "   --run HEX            the run id (default: SS_RUN, else the\n"
+            "                        first hello's): messages of another\n"
+            "                        run are refused, naming the peer\n"
             "   --keys DIR           CurveZMQ on both endpoints with the\n"
             "                        pipeline's keys (curve-server pair);\n"
             "                        only its curve-*.pub may connect\n"
@@ -126,7 +130,7 @@ static const char *router_optarg(int argc, char **argv, int *i,
  */
 int cmd_router(int argc, char **argv)
 {
-    const char *keys = NULL;
+    const char *keys = NULL, *run = NULL;
     ss_router_opts o = {.from = ss_env("FROM", "tcp://*:5555"),
                         .to = ss_env("TO", "tcp://*:5556"),
                         .name = "router",
@@ -143,9 +147,10 @@ int cmd_router(int argc, char **argv)
         }
         static const char *const names[] = {
             "--from",  "--to",           "--producers",       "--queue",
-            "--heartbeat-ms", "--peer-timeout-ms", "--name", "--keys"};
+            "--heartbeat-ms", "--peer-timeout-ms", "--name", "--keys",
+            "--run"};
         int k = -1;
-        for (int j = 0; j < 8; j++)
+        for (int j = 0; j < 9; j++)
             if (router_is_opt(a, names[j]))
                 k = j;
         if (k < 0)
@@ -157,6 +162,7 @@ int cmd_router(int argc, char **argv)
         case 1: o.to = v; break;
         case 6: o.name = v; break;
         case 7: keys = v; break;
+        case 8: run = v; break;
         case 2:
             if (ss_parse_u64(v, 1, 4096, 0, &n))
                 return router_bad("--producers wants 1..4096, not", v);
@@ -179,6 +185,11 @@ int cmd_router(int argc, char **argv)
             o.peer_timeout_ms = (int)n;
             break;
         }
+    }
+    char rerr[128];
+    if (ss_run_get(run, &o.run, rerr, sizeof rerr)) {
+        fprintf(stderr, "sstream router: %s\n", rerr);
+        return 2;
     }
     if (o.peer_timeout_ms <= o.heartbeat_ms)
         fprintf(stderr, "sstream router: warning: --peer-timeout-ms %d is "

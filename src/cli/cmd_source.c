@@ -40,6 +40,10 @@ static void usage(FILE *f)
             "  --security MODE      plain | encrypted | enclave\n"
             "  --keys DIR           the pipeline's keys (encrypted, "
             "enclave)\n"
+            "  --run HEX            the run id (default: SS_RUN): every "
+            "message carries it,\n"
+            "                       and messages of another run are "
+            "refused\n"
             "  --connect-timeout-ms N  wait for the router, retrying "
             "(default 60000)\n"
             "  --metrics-port N     serve Prometheus metrics on "
@@ -69,6 +73,7 @@ int cmd_source(int argc, char **argv)
         {"security", required_argument, 0, 'S'},
         {"keys", required_argument, 0, 'k'},
         {"connect-timeout-ms", required_argument, 0, 'T'},
+        {"run", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ss_source_opts o;
@@ -79,6 +84,7 @@ int cmd_source(int argc, char **argv)
     opterr = 0;
     int c;
     uint64_t v;
+    const char *run = NULL;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 't': o.to = optarg; break;
@@ -87,6 +93,7 @@ int cmd_source(int argc, char **argv)
         case 'r': o.rejects = optarg; break;
         case 'k': o.keys = optarg; break;
         case 'H': o.header = 1; break;
+        case 'R': run = optarg; break;
         case 'S':
             if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&
                 strcmp(optarg, "enclave"))
@@ -129,6 +136,12 @@ int cmd_source(int argc, char **argv)
         default:
             return bad("unknown or incomplete option", argv[optind - 1]);
         }
+    }
+    char err[128];
+    if (ss_run_get(run, &o.run, err, sizeof err))
+    {
+        fprintf(stderr, "sstream source: %s\n", err);
+        return 2;
     }
     if (optind < argc)
         o.file = argv[optind++];

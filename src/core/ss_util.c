@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +24,57 @@ uint64_t ss_now_ns(void)
 
 /* See ss_util.h. */
 uint64_t ss_now_ms(void) { return ss_now_ns() / 1000000ull; }
+
+/* See ss_util.h. */
+int ss_parse_run(const char *s, uint64_t *out)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 16)
+        return SS_EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (!isxdigit(c))
+            return SS_EINVAL;
+        v = (v << 4) | (uint64_t)(isdigit(c) ? c - '0'
+                                             : tolower(c) - 'a' + 10);
+    }
+    if (v == 0)
+        return SS_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* See ss_util.h. */
+int ss_run_new(uint64_t *out)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        uint64_t v = 0;
+        ssize_t got = getrandom(&v, sizeof v, 0);
+        if (got == (ssize_t)sizeof v && v != 0) {
+            *out = v;
+            return 0;
+        }
+        if (got < 0 && errno != EINTR)
+            break;
+    }
+    return SS_EIO;
+}
+
+/* See ss_util.h. */
+int ss_run_get(const char *opt, uint64_t *out, char *err, size_t errlen)
+{
+    const char *v = opt ? opt : getenv("SS_RUN");
+    *out = 0;
+    if (!v || (!opt && !*v))
+        return 0;
+    if (ss_parse_run(v, out)) {
+        snprintf(err, errlen, "bad run id '%.40s' (%s): 1 to 16 hex digits, "
+                 "not 0", v, opt ? "--run" : "SS_RUN");
+        return SS_EINVAL;
+    }
+    return 0;
+}
 
 /* See ss_util.h. */
 int ss_parse_u64(const char *s, uint64_t min, uint64_t max, int allow_suffix,

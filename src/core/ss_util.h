@@ -12,6 +12,19 @@
 uint64_t ss_now_ns(void);
 uint64_t ss_now_ms(void);
 
+/* Parses a run id: 1 to 16 hex digits, not all zero (the run id 0 means
+ * "no run"). Returns 0 and *out, or SS_EINVAL. */
+int ss_parse_run(const char *s, uint64_t *out);
+
+/* Draws a fresh run id: 64 random bits from getrandom, never 0. Returns
+ * 0, or SS_EIO if the kernel gave no randomness. */
+int ss_run_new(uint64_t *out);
+
+/* The run id of a component: opt (a --run value) if not NULL, else the
+ * environment variable SS_RUN, else 0 (none). Returns 0, or SS_EINVAL
+ * with a sentence naming the bad value in err. */
+int ss_run_get(const char *opt, uint64_t *out, char *err, size_t errlen);
+
 /* Parses a whole decimal unsigned integer in [min, max] (suffixes k, M, G
  * multiply by 1024^n when allow_suffix). Returns 0 or SS_EINVAL. */
 int ss_parse_u64(const char *s, uint64_t min, uint64_t max, int allow_suffix,

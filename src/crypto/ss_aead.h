@@ -1,7 +1,7 @@
 /*
  * ss_aead.h - sealing and opening one wire message with the data key.
  *
- * A sealed message is the 48-byte header followed by
+ * A sealed message is the 72-byte header followed by
  *
  *     nonce || ciphertext || tag
  *
@@ -9,7 +9,7 @@
  * drawn at random for every message, and a 16-byte tag. The algorithm is
  * that of the key (data.key records it).
  *
- * Associated data: all 48 header bytes exactly as they are sent, i.e.
+ * Associated data: all 72 header bytes exactly as they are sent, i.e.
  * after sealing has set SS_BF_ENCRYPTED in flags and len to the sealed
  * length (nonce + plaintext + tag). So the magic, version, kind, every
  * flag, the lineage (stream, part, seq), count, len, first_row and aux are

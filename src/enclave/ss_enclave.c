@@ -112,6 +112,7 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
         return rc;
     }
     e->core_ready = 1;
+    ss_ecore_set_run(&e->core, e->o.run, e->name);
     ss_ecore_set_key(&e->core, k);
     /* informational here: nothing is attested in this process */
     char *prog = NULL;

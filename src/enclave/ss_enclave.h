@@ -74,6 +74,8 @@ typedef struct ss_enclave_opts {
                             /proc/self/exe, i.e. this sstream) */
     unsigned spin_us;    /* sandbox: busy-wait before sleeping (default
                             50 us; 0 keeps the default) */
+    uint64_t run;        /* the run it serves (0: none): outputs carry it,
+                            inputs of another run are refused */
     int echo;            /* test/bench: no script; the output message is
                             the input message (transport only) */
 } ss_enclave_opts;

@@ -48,7 +48,7 @@ enum ss_chan_op {
     SS_CHAN_START = 1,     /* implicit first request */
     SS_CHAN_PROVISION = 2, /* in: data key sealed to the report's key */
     SS_CHAN_CALL = 3,      /* in: one wire message */
-    SS_CHAN_COMPLETE = 4,  /* in: the final header (48 bytes) */
+    SS_CHAN_COMPLETE = 4,  /* in: the final header (SS_HDR_SIZE bytes) */
     SS_CHAN_PING = 5,      /* nothing */
     SS_CHAN_ECHO = 6,      /* in: bytes, out: the same bytes */
     SS_CHAN_QUIT = 7,      /* the child exits 0 */

@@ -305,7 +305,8 @@ int ss_enclave_child_main(int argc, char **argv)
     const char *name = "enclave", *stage = NULL, *script = NULL;
     const char *keys = NULL, *shm_path = NULL;
     uint64_t fd = SS_CHAN_FD, mem = SS_ENCLAVE_CORE_DEFAULT_MEM,
-             spin_us = 50, max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
+             spin_us = 50, max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS,
+             run = 0;
     int encrypted = 0, echo = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -329,6 +330,8 @@ int ss_enclave_child_main(int argc, char **argv)
             shm_path = v;
         else if (!strcmp(a, "--name"))
             name = v;
+        else if (!strcmp(a, "--run"))
+            bad = ss_parse_run(v, &run);
         else if (!strcmp(a, "--stage"))
             stage = v;
         else if (!strcmp(a, "--script"))
@@ -419,6 +422,7 @@ int ss_enclave_child_main(int argc, char **argv)
     free(src);
     if (rc)
         return child_fail(&c, rc, err);
+    ss_ecore_set_run(&c.core, run, name);
     int stateful = 0, sgx = 0;
     ss_ecore_info(&c.core, c.ctl->from, c.ctl->to, sizeof c.ctl->from,
                   &stateful, &sgx);

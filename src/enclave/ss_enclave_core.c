@@ -57,6 +57,13 @@ void ss_ecore_info(const ss_ecore *c, char *from, char *to, size_t len,
 }
 
 /* See ss_enclave_core.h. */
+void ss_ecore_set_run(ss_ecore *c, uint64_t run, const char *name)
+{
+    c->run = run;
+    c->producer = ss_name_id(name ? name : "");
+}
+
+/* See ss_enclave_core.h. */
 void ss_ecore_set_key(ss_ecore *c, ss_key *k)
 {
     ss_key_destroy(&c->key);
@@ -113,12 +120,22 @@ static int emit_all(ss_ecore *c, ss_hdr *oh, const ss_hdr *in,
                     char *err, size_t errlen)
 {
     oh->count = c->out.count;
+    oh->run = c->run; /* sealed under this run, written by this worker */
+    oh->producer = c->producer;
+    if (!(oh->flags & SS_BF_RANGE))
+        oh->span = 0;
+    if (!(oh->flags & SS_BF_PARTITIONED))
+        oh->partition = 0;
     int rc = emit(c, oh, 0, c->out.events.data, c->out.events.len, rs,
                   rctx, &res->msg_len);
     if (rc == 0 && c->out.nrejects) {
         ss_hdr rh = *in;
+        rh.run = c->run;
+        rh.producer = c->producer;
         rh.kind = SS_MSG_REJECT;
         rh.flags = 0;
+        rh.span = 0;
+        rh.partition = 0;
         rh.count = c->out.nrejects;
         rc = emit(c, &rh, 1, c->out.rejects.data, c->out.rejects.len, rs,
                   rctx, &res->rej_len);
@@ -152,6 +169,13 @@ static int open_input(ss_ecore *c, const void *msg, size_t n, ss_hdr *h,
         snprintf(err, errlen, "input message is a %s, not a batch",
                  ss_msg_kind_name(h->kind));
         return SS_EPROTO;
+    }
+    if (h->run != c->run && !ss_hdr_at_rest(h)) {
+        snprintf(err, errlen, "refusing batch %u/%llu of run %016llx: this "
+                 "enclave serves run %016llx (a replay from another run?)",
+                 h->stream, (unsigned long long)h->seq,
+                 (unsigned long long)h->run, (unsigned long long)c->run);
+        return SS_EDENIED;
     }
     if (!c->encrypted) {
         if (h->flags & SS_BF_ENCRYPTED) {

@@ -27,6 +27,9 @@ typedef struct ss_ecore {
     ss_key *key;     /* the data key (encrypted), owned */
     int encrypted;
     int echo;
+    uint64_t run;       /* the run it serves: input of another run is
+                           refused, outputs carry it (ss_ecore_set_run) */
+    uint32_t producer;  /* ss_name_id of the worker: outputs carry it */
     ss_buf pt;          /* plaintext of the input */
     ss_stage_out out;   /* the stage's output */
     int out_ready;      /* out was initialised */
@@ -53,6 +56,10 @@ int ss_ecore_have_stage(void);
  * Returns 0, or a negative code with a one-line reason in err. */
 int ss_ecore_init(ss_ecore *c, const ss_stage_opts *so, int encrypted,
                   int echo, char *err, size_t errlen);
+/* Binds the core to a run and a worker name: its outputs carry run and
+ * ss_name_id(name), and it refuses an input of another run (an input
+ * with run 0 only when sealed at rest, ss_hdr_at_rest). Can't fail. */
+void ss_ecore_set_run(ss_ecore *c, uint64_t run, const char *name);
 /* Takes ownership of k (destroys any previous key). */
 void ss_ecore_set_key(ss_ecore *c, ss_key *k);
 void ss_ecore_release(ss_ecore *c);

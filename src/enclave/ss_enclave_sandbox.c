@@ -175,7 +175,7 @@ int ss_sandbox_request(ss_enclave *e, uint32_t op, const void *in,
 }
 
 /* Builds the child's argv into args (strings owned by e or buf). */
-static void build_argv(ss_enclave *e, char **args, char bufs[3][32])
+static void build_argv(ss_enclave *e, char **args, char bufs[4][32])
 {
     int i = 0;
     args[i++] = e->program;
@@ -200,6 +200,11 @@ static void build_argv(ss_enclave *e, char **args, char bufs[3][32])
     } else {
         args[i++] = "--script";
         args[i++] = e->script;
+    }
+    if (e->o.run) {
+        snprintf(bufs[3], 32, "%016llx", (unsigned long long)e->o.run);
+        args[i++] = "--run";
+        args[i++] = bufs[3];
     }
     if (e->o.encrypted)
         args[i++] = "--encrypted";
@@ -248,7 +253,7 @@ int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen)
     e->seq = 1;
     e->dead = 0;
 
-    char *args[24], bufs[3][32];
+    char *args[24], bufs[4][32];
     build_argv(e, args, bufs);
     pid_t parent = getpid();
     pid_t pid = fork();

@@ -61,7 +61,7 @@ int ss_inlet_new(void *zctx, const ss_inlet_opts *o, ss_inlet **out,
     in->ack_batch = o->ack_batch ? o->ack_batch : (h.credits + 1) / 2;
     if (in->ack_batch > in->capacks)
         in->ack_batch = in->capacks;
-    int rc = ss_peer_open(&in->peer, zctx, o->endpoint, &h,
+    int rc = ss_peer_open(&in->peer, zctx, o->endpoint, &h, o->run,
                           o->connect_timeout_ms, o->heartbeat_ms, o->curve,
                           err, errlen);
     if (rc) {
@@ -83,7 +83,7 @@ int ss_inlet_flush(ss_inlet *in)
     int rc = ss_proto_credit_n(&in->peer.out, in->acks, in->nacks,
                                in->nacks);
     if (rc == 0)
-        rc = ss_peer_send(&in->peer, in->peer.out.data, in->peer.out.len);
+        rc = ss_peer_send_ctl(&in->peer, &in->peer.out);
     if (rc == 0)
         in->nacks = 0;
     return rc;

@@ -41,6 +41,7 @@ typedef struct ss_inlet_opts {
     const char *role;     /* "worker" (default) or "sink" */
     const struct ss_curve *curve; /* CURVE client keys, or NULL */
     unsigned ack_batch;   /* acks sent together (default credits/2, >= 1) */
+    uint64_t run;         /* the run id every message it sends carries */
 } ss_inlet_opts;
 
 /*

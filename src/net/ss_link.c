@@ -73,7 +73,7 @@ int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
     }
     snprintf(l->group, sizeof l->group, "%s", group);
     l->members = h.members;
-    int rc = ss_peer_open(&l->peer, zctx, o->endpoint, &h,
+    int rc = ss_peer_open(&l->peer, zctx, o->endpoint, &h, o->run,
                           o->connect_timeout_ms, 0, o->curve, err,
                           errlen);
     if (rc) {
@@ -170,6 +170,17 @@ int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag)
                  l->peer.name);
         return SS_EINVAL;
     }
+    if ((h.run != l->peer.run || h.producer != l->peer.id) &&
+        !ss_hdr_at_rest(&h)) {
+        snprintf(l->peer.err, sizeof l->peer.err,
+                 "link '%s': refusing to send batch %u/%llu written for run "
+                 "%016llx by producer %08x (this link: run %016llx, "
+                 "producer %08x)",
+                 l->peer.name, h.stream, (unsigned long long)h.seq,
+                 (unsigned long long)h.run, h.producer,
+                 (unsigned long long)l->peer.run, l->peer.id);
+        return SS_EINVAL;
+    }
     while (l->npend >= l->window) {
         int rc = ss_link_service(l, -1);
         if (rc < 0)
@@ -209,7 +220,7 @@ int ss_link_send_eos(ss_link *l, const ss_eos *eos, int timeout_ms)
     ss_buf b = SS_BUF_INIT;
     int rc = ss_eos_encode(&e, &b);
     if (rc == 0)
-        rc = ss_peer_send(&l->peer, b.data, b.len);
+        rc = ss_peer_send_ctl(&l->peer, &b);
     ss_buf_release(&b);
     if (rc)
         return rc;

@@ -37,6 +37,8 @@ typedef struct ss_link_opts {
     const ss_curve *curve;  /* CURVE client keys, or NULL (ss_curve.h) */
     int stateful; /* its output cannot be produced again if it dies: the
                      router fails the run if it vanishes before its EOS */
+    uint64_t run; /* the run id: every message carries it, and a DATA
+                     batch must carry it and ss_name_id(name) already */
 } ss_link_opts;
 
 typedef void (*ss_link_received_fn)(uint64_t tag, void *arg);

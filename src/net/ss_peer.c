@@ -115,6 +115,15 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
         const uint8_t *d = zmq_msg_data(&m);
         size_t n = zmq_msg_size(&m);
         int ok = ss_hdr_decode(d, n, &h, &why) == 0;
+        int v = ss_hdr_version(d, n);
+        if (!ok && v >= 0 && v != SS_WIRE_VERSION) {
+            set_err(err, errlen,
+                    "router at %s speaks wire version %d, '%s' speaks %d; "
+                    "upgrade one of them",
+                    p->endpoint, v, p->name, SS_WIRE_VERSION);
+            zmq_msg_close(&m);
+            return SS_EPROTO;
+        }
         if (ok && h.kind == SS_MSG_WELCOME) {
             ss_welcome w;
             if (ss_proto_welcome_parse(d + SS_HDR_SIZE, h.len, &w, &why)) {
@@ -147,7 +156,7 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
 
 /* See ss_peer.h. */
 int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
-                 const ss_hello *hello, int connect_timeout_ms,
+                 const ss_hello *hello, uint64_t run, int connect_timeout_ms,
                  int heartbeat_ms, const ss_curve *curve, char *err,
                  size_t errlen)
 {
@@ -164,6 +173,8 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
     }
     snprintf(p->endpoint, sizeof p->endpoint, "%s", endpoint);
     snprintf(p->name, sizeof p->name, "%s", hello->name);
+    p->id = ss_name_id(p->name);
+    p->run = run;
     if (connect_timeout_ms <= 0)
         connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
     p->sock = zmq_socket(zctx, ZMQ_DEALER);
@@ -199,6 +210,7 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
         ss_peer_close(p);
         return rc;
     }
+    ss_hdr_stamp(p->out.data, p->run, p->id);
     uint64_t start = ss_now_ms();
     uint64_t deadline = start + (uint64_t)connect_timeout_ms;
     uint64_t note = start + SS_PEER_WAIT_NOTE_MS;
@@ -268,8 +280,18 @@ void ss_peer_tick(ss_peer *p)
         return;
     if (ss_proto_heartbeat(&p->out))
         return;
+    ss_hdr_stamp(p->out.data, p->run, p->id);
     if (zmq_send(p->sock, p->out.data, p->out.len, ZMQ_DONTWAIT) >= 0)
         p->last_send_ms = now;
+}
+
+/* See ss_peer.h. */
+int ss_peer_send_ctl(ss_peer *p, ss_buf *b)
+{
+    if (b->len < SS_HDR_SIZE)
+        return SS_EINVAL;
+    ss_hdr_stamp(b->data, p->run, p->id);
+    return ss_peer_send(p, b->data, b->len);
 }
 
 /* Milliseconds until the next heartbeat is due (at least 1). */

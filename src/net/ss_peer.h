@@ -30,6 +30,8 @@ typedef struct ss_peer {
     void *sock;
     char endpoint[256];
     char name[SS_PROTO_NAME_MAX];
+    uint32_t id;                    /* ss_name_id(name): our producer id */
+    uint64_t run;                   /* the run id our headers carry */
     char router[SS_PROTO_NAME_MAX]; /* from WELCOME */
     ss_buf out;                     /* scratch for control messages */
     int heartbeat_ms;               /* 0: never */
@@ -48,6 +50,8 @@ typedef struct ss_peer {
 
 /*
  * Creates the DEALER (routing id = hello->name; a CURVE client with curve's
+ * keys unless curve is NULL; every message it sends carries run and
+ * ss_name_id(hello->name)),
  * keys unless curve is NULL), connects it to endpoint,
  * sends hello and waits up to connect_timeout_ms (<= 0: the default
  * SS_PEER_CONNECT_TIMEOUT_MS) for WELCOME, logging "'NAME' is waiting for
@@ -58,7 +62,7 @@ typedef struct ss_peer {
  * reason; SS_EINVAL / SS_EIO / SS_ENOMEM. On error p holds nothing.
  */
 int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
-                 const ss_hello *hello, int connect_timeout_ms,
+                 const ss_hello *hello, uint64_t run, int connect_timeout_ms,
                  int heartbeat_ms, const ss_curve *curve, char *err,
                  size_t errlen);
 
@@ -68,6 +72,9 @@ void ss_peer_close(ss_peer *p);
 /* Sends one whole message, blocking at most a peer timeout. Returns 0,
  * SS_EPEER (p->err says why) or SS_EIO. */
 int ss_peer_send(ss_peer *p, const void *msg, size_t len);
+/* Stamps the control message in b (just built by ss_proto) with p's run
+ * and producer id, then sends it like ss_peer_send. */
+int ss_peer_send_ctl(ss_peer *p, ss_buf *b);
 
 /* Sends a HEARTBEAT if nothing was sent for a heartbeat interval.
  * Never blocks; a heartbeat that cannot leave now is skipped. */

@@ -2,7 +2,7 @@
  * ss_proto.h - building and parsing the control messages of the credit
  * protocol between producers, routers and workers.
  *
- * Every message is one ZeroMQ frame: the 48-byte header of ss_batch.h and
+ * Every message is one ZeroMQ frame: the 72-byte header of ss_batch.h and
  * `len` payload bytes (on ROUTER sockets the routing-id frame comes first).
  * Control payloads are one MessagePack map, or nothing:
  *

@@ -110,6 +110,9 @@ struct ss_router {
     void *front, *back;
     ss_zap *zap; /* CURVE: the ZAP handler of the context */
     char name[SS_PROTO_NAME_MAX];
+    uint32_t id;  /* ss_name_id(name): the producer of its messages */
+    uint64_t run; /* the run id (0 until known) */
+    int run_known; /* from --run, or learnt from the first HELLO */
     char from[256], to[256];
     unsigned producers, qmax;
     int hb, ptimeout;
@@ -317,9 +320,18 @@ static int send_to(void *sock, peer *p, const void *data, size_t n)
     return rc;
 }
 
+/* Writes this router's run id and producer id into the header of r->out
+ * (a control message just built). */
+static void stamp_out(ss_router *r)
+{
+    if (r->out.len >= SS_HDR_SIZE)
+        ss_hdr_stamp(r->out.data, r->run, r->id);
+}
+
 /* Sends r->out (a control message just built) to p. */
 static int send_out(ss_router *r, void *sock, peer *p)
 {
+    stamp_out(r);
     return send_to(sock, p, r->out.data, r->out.len);
 }
 
@@ -407,6 +419,98 @@ static void reject(ss_router *r, const char *label, const char *what,
                 r->st.rejected == WARN_FIRST ? " (logging every 1000th "
                                                "from now on)"
                                              : "");
+}
+
+/* A HELLO in another wire version: answer with an ABORT naming both
+ * versions. A version 1 peer cannot read a version 2 header, so the ABORT
+ * goes out in the layout of the peer's version when that is 1 (its 48
+ * bytes are the first 48 of ours, with the version byte set to 1). */
+static void version_abort(ss_router *r, void *sock, const uint8_t *id,
+                          size_t idlen, const char *label, const uint8_t *d,
+                          size_t n)
+{
+    int v = ss_hdr_version(d, n);
+    if (v < 0 || v == SS_WIRE_VERSION || n < 6 || d[5] != SS_MSG_HELLO)
+        return;
+    char reason[SS_PROTO_REASON_MAX];
+    snprintf(reason, sizeof reason,
+             "wire version %d from '%s' is not supported by router %s "
+             "(speaks %d); upgrade one of them",
+             v, label, r->name, SS_WIRE_VERSION);
+    ss_warn("router %s: %s", r->name, reason);
+    if (ss_proto_abort(&r->out, reason))
+        return;
+    stamp_out(r);
+    uint8_t *m = (uint8_t *)r->out.data;
+    size_t len = r->out.len;
+    if (v == 1 && len >= SS_HDR_SIZE) {
+        const size_t v1 = 48; /* version 1 header size */
+        m[4] = 1;
+        memmove(m + v1, m + SS_HDR_SIZE, len - SS_HDR_SIZE);
+        len -= SS_HDR_SIZE - v1;
+    }
+    send_id(sock, id, idlen, m, len);
+}
+
+/* FNV-1a of a routing id's bytes: the producer id its messages must
+ * carry (ss_name_id of the peer's name). */
+static uint32_t id_hash(const uint8_t *id, size_t idlen)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < idlen; i++)
+        h = (h ^ id[i]) * 16777619u;
+    return h;
+}
+
+/* Checks that message h, which arrived under routing id id, belongs to
+ * this run and was written by that peer (docs/PROTOCOL.md, "run" and
+ * "producer"). The first HELLO gives the run id to a router started
+ * without one. A batch sealed at rest (ss_hdr_at_rest) passes from a
+ * source on FRONT: `sstream encrypt` wrote it for no run and no producer.
+ * Otherwise the message is dropped, counted and logged naming the peer;
+ * a HELLO is answered with an ABORT saying why. Returns 1 if h may be
+ * handled. */
+static int check_origin(ss_router *r, void *sock, const peer *p,
+                        const uint8_t *id, size_t idlen, const char *label,
+                        const ss_hdr *h)
+{
+    char why[200];
+    int at_rest = sock == r->front && p && ss_hdr_at_rest(h) &&
+                  strcmp(p->hello.role, "source") == 0;
+    if (h->producer != id_hash(id, idlen) && !at_rest) {
+        snprintf(why, sizeof why,
+                 "its producer id %08x is not that of '%s' (%08x): a "
+                 "message written by someone else",
+                 h->producer, label, id_hash(id, idlen));
+    } else {
+        if (!r->run_known && h->kind == SS_MSG_HELLO) {
+            r->run = h->run;
+            r->run_known = 1;
+            ss_info("router %s: serving run %016llx (from the hello of "
+                    "'%s')",
+                    r->name, (unsigned long long)r->run, label);
+        }
+        if (!r->run_known || h->run == r->run || at_rest)
+            return 1;
+        snprintf(why, sizeof why,
+                 "it belongs to run %016llx, this router serves run %016llx "
+                 "(replayed from another run, or started with another "
+                 "--run)",
+                 (unsigned long long)h->run, (unsigned long long)r->run);
+    }
+    char what[32];
+    snprintf(what, sizeof what, "%s message", ss_msg_kind_name(h->kind));
+    reject(r, label, what, why);
+    if (h->kind == SS_MSG_HELLO) {
+        char reason[SS_PROTO_REASON_MAX];
+        snprintf(reason, sizeof reason, "router %s refused the hello of "
+                 "'%s': %s", r->name, label, why);
+        if (ss_proto_abort(&r->out, reason) == 0) {
+            stamp_out(r);
+            send_id(sock, id, idlen, r->out.data, r->out.len);
+        }
+    }
+    return 0;
 }
 
 /* ---- lineage tracking ------------------------------------------------- */
@@ -915,8 +1019,11 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
     const char *why;
     if (ss_hdr_decode(d, zmq_msg_size(body), &h, &why)) {
         reject(r, label, "malformed message", why);
+        version_abort(r, r->front, id, idlen, label, d, zmq_msg_size(body));
         return;
     }
+    if (!check_origin(r, r->front, p, id, idlen, label, &h))
+        return;
     char what[32];
     snprintf(what, sizeof what, "%s message", ss_msg_kind_name(h.kind));
     if (!p && h.kind != SS_MSG_HELLO) {
@@ -1075,8 +1182,11 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
     const char *why;
     if (ss_hdr_decode(d, zmq_msg_size(body), &h, &why)) {
         reject(r, label, "malformed message", why);
+        version_abort(r, r->back, id, idlen, label, d, zmq_msg_size(body));
         return;
     }
+    if (!check_origin(r, r->back, w, id, idlen, label, &h))
+        return;
     char what[32];
     snprintf(what, sizeof what, "%s message", ss_msg_kind_name(h.kind));
     if (!w && h.kind != SS_MSG_HELLO) {
@@ -1088,8 +1198,10 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
                      "router %s does not know worker '%s' (it was lost or "
                      "never said hello); its batches went to other workers",
                      r->name, label);
-            if (ss_proto_abort(&r->out, reason) == 0)
+            if (ss_proto_abort(&r->out, reason) == 0) {
+                stamp_out(r);
                 send_id(r->back, id, idlen, r->out.data, r->out.len);
+            }
         }
         return;
     }
@@ -1366,6 +1478,9 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
         return SS_ENOMEM;
     }
     snprintf(r->name, sizeof r->name, "%s", name);
+    r->id = ss_name_id(r->name);
+    r->run = o->run;
+    r->run_known = o->run != 0;
     snprintf(r->from, sizeof r->from, "%s", o->from);
     snprintf(r->to, sizeof r->to, "%s", o->to);
     r->producers = o->producers ? o->producers : 1;

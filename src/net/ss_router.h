@@ -4,7 +4,7 @@
  * credits, so that nothing is lost, nothing is counted twice, and faster
  * workers get more.
  *
- * The router reads only the 48-byte header of a DATA batch, never its
+ * The router reads only the 72-byte header of a DATA batch, never its
  * payload (which may be sealed). Guarantees, in order of importance:
  *
  *  - A batch RECEIVED from a producer is kept until a worker acknowledged
@@ -38,6 +38,7 @@ typedef struct ss_router_opts {
     int heartbeat_ms;     /* peers' heartbeat interval (default 500) */
     int peer_timeout_ms;  /* a silent worker is lost (default 5000) */
     int linger_ms;        /* socket linger after the end (default 1000) */
+    uint64_t run;         /* the run id; 0: learnt from the first HELLO */
     const struct ss_curve *curve; /* CURVE server keys and the allowed
                                      peers (a ZAP handler runs in zctx),
                                      or NULL: no CURVE (ss_curve.h) */

@@ -101,10 +101,7 @@ void ss_node_opts_default(ss_node_opts *o)
  * on its own (a reduce's result), distinct from source stream ids. */
 static uint32_t own_stream_id(const char *name)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    return h | 0x80000000u;
+    return ss_name_id(name) | 0x80000000u;
 }
 
 /* Whether the stage keeps state across batches (its loss cannot be
@@ -211,6 +208,8 @@ static void build_msg(node *n, const ss_hdr *lineage, uint16_t flags,
     h.part = lineage->part;
     h.first_row = lineage->first_row;
     h.aux = lineage->aux; /* the end-of-stream mark (SS_AUX_END) */
+    h.run = n->o->run;
+    h.producer = ss_name_id(n->o->name);
     h.count = out->count;
     h.len = (uint32_t)out->events.len;
     ss_buf_reset(&n->msg);
@@ -246,6 +245,7 @@ static int open_link(node *n)
     lo.stateful = node_stateful(n);
     lo.connect_timeout_ms = n->o->connect_timeout_ms;
     lo.curve = n->have_curve ? &n->curve : NULL;
+    lo.run = n->o->run;
     int rc = ss_link_new(n->zctx, &lo, &n->link, n->err, sizeof n->err);
     if (rc)
         return rc;
@@ -523,6 +523,8 @@ static int complete_enclave(node *n)
     fin.stream = n->own_stream;
     fin.seq = n->own_seq;
     fin.aux = SS_AUX_END;
+    fin.run = n->o->run;
+    fin.producer = ss_name_id(n->o->name);
     int rc = ss_enclave_complete(n->enc, &fin, &n->res, n->err,
                                  sizeof n->err);
     n->enclave_calls++;
@@ -644,6 +646,7 @@ static int run_input_loop(node *n)
     io.heartbeat_ms = n->o->heartbeat_ms;
     io.role = strcmp(n->o->role, "sink") == 0 ? "sink" : "worker";
     io.curve = n->have_curve ? &n->curve : NULL;
+    io.run = n->o->run;
     int rc = ss_inlet_new(n->zctx, &io, &n->inlet, n->err, sizeof n->err);
     if (rc)
         return rc;
@@ -729,6 +732,7 @@ static int run_enclave_worker(node *n)
     eo.mem_limit = enclave ? 0 : o->mem_limit; /* enclave: 64 MiB (EPC) */
     eo.max_instructions = o->max_instructions;
     eo.encrypted = 1;
+    eo.run = o->run;
     eo.key_dir = o->keys;
     if (enclave && strcmp(eo.backend, "none") != 0) {
         if (!o->keyservice) {

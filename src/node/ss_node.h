@@ -12,6 +12,8 @@
 #ifndef SS_NODE_H
 #define SS_NODE_H
 
+#include <stdint.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +39,7 @@ typedef struct ss_node_opts {
     unsigned credits;       /* batches in flight towards this node */
     int connect_timeout_ms; /* how long to wait for a router */
     int heartbeat_ms;
+    uint64_t run;           /* the run id (--run / SS_RUN), 0: none */
     int argc;               /* script arguments (the `arg` table) */
     char **argv;
 } ss_node_opts;

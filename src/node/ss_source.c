@@ -42,6 +42,7 @@ typedef struct part {
     uint64_t first_line;     /* 1-based line number of begin */
     uint64_t nlines;
     ss_link *link;
+    uint32_t id;     /* ss_name_id of the part's name: its producer id */
     ss_buf batch;    /* header + events being built */
     uint32_t count;  /* events in batch */
     uint64_t row;    /* line number of the batch's first event */
@@ -148,6 +149,8 @@ static int batch_send_end(part *p, int end)
     if (end)
         h.aux = SS_AUX_END | s->nparts;
     h.stream = p->index;
+    h.run = s->o->run;
+    h.producer = p->id;
     h.seq = p->seq;
     h.count = p->count;
     h.len = (uint32_t)(p->batch.len - SS_HDR_SIZE);
@@ -288,6 +291,8 @@ static int open_part_link(part *p)
     lo.window = s->o->window;
     lo.connect_timeout_ms = s->o->connect_timeout_ms;
     lo.curve = s->key || s->sealed ? &s->curve : NULL;
+    lo.run = s->o->run;
+    p->id = ss_name_id(name);
     return ss_link_new(s->zctx, &lo, &p->link, p->err, sizeof p->err);
 }
 

@@ -20,6 +20,7 @@
 #define SS_SOURCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ss_source_opts {
     const char *to;      /* first router's FRONT endpoint */
@@ -33,6 +34,7 @@ typedef struct ss_source_opts {
     const char *security;
     const char *keys;
     unsigned window;     /* batches in flight per part (default 16) */
+    uint64_t run;        /* the run id (--run / SS_RUN), 0: none */
     int connect_timeout_ms;
 } ss_source_opts;
 

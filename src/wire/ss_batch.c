@@ -20,6 +20,37 @@ void ss_hdr_encode(const ss_hdr *h, uint8_t out[SS_HDR_SIZE])
     ss_put_u32(out + 28, h->len);
     ss_put_u64(out + 32, h->first_row);
     ss_put_u64(out + 40, h->aux);
+    ss_put_u64(out + 48, h->run);
+    ss_put_u32(out + 56, h->producer);
+    ss_put_u32(out + 60, h->epoch);
+    ss_put_u16(out + 64, h->partition);
+    ss_put_u16(out + 66, h->span);
+    ss_put_u32(out + 68, 0);
+}
+
+/* See ss_batch.h. */
+uint32_t ss_name_id(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
+/* See ss_batch.h. */
+void ss_hdr_stamp(void *msg, uint64_t run, uint32_t producer)
+{
+    ss_put_u64((uint8_t *)msg + 48, run);
+    ss_put_u32((uint8_t *)msg + 56, producer);
+}
+
+/* See ss_batch.h. */
+int ss_hdr_version(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    if (n < 5 || memcmp(b, SS_WIRE_MAGIC, 4) != 0)
+        return -1;
+    return b[4];
 }
 
 /* See ss_batch.h. */
@@ -27,18 +58,18 @@ int ss_hdr_decode(const void *p, size_t n, ss_hdr *h, const char **why)
 {
     const uint8_t *b = p;
     if (n < SS_HDR_SIZE) {
-        *why = "message shorter than the 48-byte header";
+        *why = "message shorter than the 72-byte header";
         return SS_EPROTO;
     }
     if (memcmp(b, SS_WIRE_MAGIC, 4) != 0) {
         *why = "bad magic (not a SecureStreams message)";
         return SS_EPROTO;
     }
+    h->version = b[4];
     if (b[4] != SS_WIRE_VERSION) {
-        *why = "unsupported protocol version";
+        *why = "unsupported wire version";
         return SS_EPROTO;
     }
-    h->version = b[4];
     h->kind = b[5];
     if (h->kind < 1 || h->kind > SS_MSG_KIND_MAX) {
         *why = "unknown message kind";
@@ -52,6 +83,32 @@ int ss_hdr_decode(const void *p, size_t n, ss_hdr *h, const char **why)
     h->len = ss_get_u32(b + 28);
     h->first_row = ss_get_u64(b + 32);
     h->aux = ss_get_u64(b + 40);
+    h->run = ss_get_u64(b + 48);
+    h->producer = ss_get_u32(b + 56);
+    h->epoch = ss_get_u32(b + 60);
+    h->partition = ss_get_u16(b + 64);
+    h->span = ss_get_u16(b + 66);
+    if (h->flags & ~(uint32_t)SS_BF_KNOWN) {
+        *why = "unknown flag bits set";
+        return SS_EPROTO;
+    }
+    if (ss_get_u32(b + 68) != 0) {
+        *why = "reserved header field is not 0";
+        return SS_EPROTO;
+    }
+    if ((h->span != 0) != ((h->flags & SS_BF_RANGE) != 0)) {
+        *why = h->span ? "span set without the RANGE flag"
+                       : "RANGE flag with a span of 0";
+        return SS_EPROTO;
+    }
+    if ((h->flags & SS_BF_PARTITIONED) && h->partition >= SS_PARTITIONS) {
+        *why = "partition beyond the 4096 key groups";
+        return SS_EPROTO;
+    }
+    if (!(h->flags & SS_BF_PARTITIONED) && h->partition) {
+        *why = "partition set without the PARTITIONED flag";
+        return SS_EPROTO;
+    }
     if ((size_t)h->len != n - SS_HDR_SIZE) {
         *why = "payload length does not match the header (truncated?)";
         return SS_EPROTO;
@@ -68,7 +125,8 @@ const char *ss_msg_kind_name(int kind)
 {
     static const char *const names[] = {
         "?",         "data",  "eos",   "hello",  "welcome", "credit",
-        "received",  "heartbeat", "abort", "stats", "done",    "reject"};
+        "received",  "heartbeat", "abort", "stats", "done",    "reject",
+        "barrier"};
     if (kind < 1 || kind > SS_MSG_KIND_MAX)
         return "unknown";
     return names[kind];

@@ -1,7 +1,7 @@
 /*
  * ss_batch.h - the fixed header of every SecureStreams wire message.
  *
- * One ZeroMQ frame carries one message: a 48-byte header followed by
+ * One ZeroMQ frame carries one message: a 72-byte header followed by
  * `len` payload bytes. Integers are little-endian. docs/PROTOCOL.md is the
  * normative description; this header and ss_batch.c implement it.
  *
@@ -17,7 +17,13 @@
  *    28   4  len        payload length in bytes
  *    32   8  first_row  row number (from 0, within the stream) of event 0
  *    40   8  aux        kind-specific (credits for HELLO/CREDIT, ...)
- *    48      payload    DATA: `count` MessagePack values back to back
+ *    48   8  run        run id: 64 random bits drawn once per run
+ *    56   4  producer   ss_name_id() of the component that wrote it
+ *    60   4  epoch      checkpoint epoch (0 until checkpoints exist)
+ *    64   2  partition  key group of the batch's events (PARTITIONED)
+ *    66   2  span       RANGE: seqs this message stands for, else 0
+ *    68   4  reserved   0
+ *    72      payload    DATA: `count` MessagePack values back to back
  *                       (or, with SS_BF_ENCRYPTED, their AEAD sealing);
  *                       control kinds: one MessagePack map (ss_proto.h)
  *
@@ -33,8 +39,8 @@
 #include <stdint.h>
 
 #define SS_WIRE_MAGIC "SSB1"
-#define SS_WIRE_VERSION 1
-#define SS_HDR_SIZE 48
+#define SS_WIRE_VERSION 2
+#define SS_HDR_SIZE 72
 #define SS_BATCH_DEFAULT_SIZE (64u * 1024u)
 #define SS_BATCH_MAX_SIZE (64u * 1024u * 1024u)
 
@@ -50,7 +56,8 @@ typedef enum ss_msg_kind {
     SS_MSG_STATS = 9,     /* component -> supervisor: counters */
     SS_MSG_DONE = 10,     /* sink -> supervisor: sendZmqCompleted() */
     SS_MSG_REJECT = 11,   /* component -> supervisor: one rejected event */
-    SS_MSG_KIND_MAX = 11
+    SS_MSG_BARRIER = 12,  /* reserved for checkpoint barriers */
+    SS_MSG_KIND_MAX = 12
 } ss_msg_kind;
 
 enum {
@@ -58,7 +65,14 @@ enum {
     SS_BF_ENCRYPTED = 1u << 1, /* payload is AEAD-sealed */
     SS_BF_LINES = 1u << 2,     /* events are raw input lines (str) */
     SS_BF_FINAL = 1u << 3,     /* emitted at completion (own lineage) */
+    SS_BF_RANGE = 1u << 4,     /* stands for `span` empty batches */
+    SS_BF_PARTITIONED = 1u << 5, /* `partition` is the key group */
+    SS_BF_BROADCAST = 1u << 6, /* one copy dealt to every worker */
+    SS_BF_KNOWN = (1u << 7) - 1 /* every other flag bit must be 0 */
 };
+
+/* Key groups of a PARTITIONED batch: partition < SS_PARTITIONS. */
+#define SS_PARTITIONS 4096u
 
 /* aux of a DATA batch. SS_AUX_END marks the last batch of its stream
  * (seq + 1 = the stream's batch count); on a source's last batches the
@@ -79,6 +93,11 @@ typedef struct ss_hdr {
     uint32_t len;
     uint64_t first_row;
     uint64_t aux;
+    uint64_t run;       /* the run id (0: none, e.g. a file at rest) */
+    uint32_t producer;  /* ss_name_id() of the writer */
+    uint32_t epoch;
+    uint16_t partition;
+    uint16_t span;
 } ss_hdr;
 
 /* Writes h as SS_HDR_SIZE bytes at out (magic and version included; the
@@ -86,9 +105,36 @@ typedef struct ss_hdr {
 void ss_hdr_encode(const ss_hdr *h, uint8_t out[SS_HDR_SIZE]);
 
 /* Parses a message of n bytes at p into h. Checks the magic, the version,
- * the kind, and that len == n - SS_HDR_SIZE. Returns 0, or SS_EPROTO with
- * a static reason in *why (never NULL on error). */
+ * the kind, that len == n - SS_HDR_SIZE, that unknown flag bits and the
+ * reserved field are 0, that span is 0 unless RANGE (1.. with it) and
+ * that a PARTITIONED batch's partition is below SS_PARTITIONS. Returns 0,
+ * or SS_EPROTO with a static reason in *why (never NULL on error). h->version
+ * is set even when the version is the wrong one (after a good magic), so
+ * that a router can name both versions. */
 int ss_hdr_decode(const void *p, size_t n, ss_hdr *h, const char **why);
+
+/* The id of a component name on the wire (the `producer` field, FINAL
+ * stream ids): FNV-1a 32 of its bytes. Can't fail. */
+uint32_t ss_name_id(const char *name);
+
+/* 1 if h is a batch sealed at rest by `sstream encrypt` (run 0, producer
+ * 0, ENCRYPTED and LINES): raw input lines, accepted from any run as a
+ * source's input only (docs/PROTOCOL.md, "Sealed input files"). */
+static inline int ss_hdr_at_rest(const ss_hdr *h)
+{
+    const unsigned f = SS_BF_ENCRYPTED | SS_BF_LINES;
+    return h->kind == SS_MSG_DATA && h->run == 0 && h->producer == 0 &&
+           (h->flags & f) == f && !(h->flags & SS_BF_FINAL);
+}
+
+/* Writes run and producer into an encoded header at msg (which holds at
+ * least SS_HDR_SIZE bytes): how a component signs the control messages
+ * it built. Never use it on a sealed message. Can't fail. */
+void ss_hdr_stamp(void *msg, uint64_t run, uint32_t producer);
+
+/* The wire version of a message of n bytes at p that starts with the
+ * magic, or -1 (too short or not ours). */
+int ss_hdr_version(const void *p, size_t n);
 
 /* Name of a message kind ("data", "eos", ...), "unknown" otherwise. */
 const char *ss_msg_kind_name(int kind);

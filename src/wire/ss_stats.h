@@ -6,7 +6,7 @@
  * A component started by the supervisor finds the supervisor's control
  * endpoint in SS_CONTROL. It connects a ZMQ_PUSH there and sends, once a
  * second and once at exit (final = 1), one single-frame STATS message:
- * the 48-byte header of ss_batch.h (kind SS_MSG_STATS, len = payload
+ * the 72-byte header of ss_batch.h (kind SS_MSG_STATS, len = payload
  * length, every other field 0) followed by one MessagePack map with the
  * keys of struct ss_stats (name, role, stage: str; final: bool; the rest:
  * unsigned ints). The sink also sends one DONE message (header only) when

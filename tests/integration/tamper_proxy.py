@@ -5,7 +5,7 @@ It sits between a router's BACK endpoint and its consumer (the sink):
 the consumer connects to LISTEN as if it were the router, and the proxy
 connects to ROUTER as that consumer (same routing id), forwarding every
 message both ways. It speaks just enough of the router protocol
-(docs/PROTOCOL.md: 48-byte header, kinds DATA=1, CREDIT=5) to attack the
+(docs/PROTOCOL.md: 72-byte header, kinds DATA=1, CREDIT=5) to attack the
 Nth DATA batch going to the consumer:
 
   none     forward everything (the control case)
@@ -27,18 +27,30 @@ import sys
 import zmq
 
 DATA, CREDIT = 1, 5
-HDR = struct.Struct("<4sBBHIIQIIQQ")  # magic ver kind flags stream part seq
-                                       # count len first_row aux
+# magic ver kind flags stream part seq count len first_row aux
+# run producer epoch partition span reserved (wire version 2, 72 bytes)
+HDR = struct.Struct("<4sBBHIIQIIQQQIIHHI")
 
 
 def header(msg):
     return HDR.unpack_from(msg, 0)
 
 
-def credit_for(msg):
-    """A CREDIT acknowledging batch msg (same lineage, one credit)."""
-    magic, ver, _k, _f, stream, part, seq, _c, _l, _r, _a = header(msg)
-    return HDR.pack(magic, ver, CREDIT, 0, stream, part, seq, 0, 0, 0, 1)
+def credit_for(msg, consumer):
+    """A CREDIT acknowledging batch msg (same lineage, one credit), as
+    the consumer whose routing id is consumer would send it."""
+    h = header(msg)
+    magic, ver, stream, part, seq, run = h[0], h[1], h[4], h[5], h[6], h[11]
+    return HDR.pack(magic, ver, CREDIT, 0, stream, part, seq, 0, 0, 0, 1,
+                    run, name_id(consumer), 0, 0, 0, 0)
+
+
+def name_id(name):
+    """FNV-1a 32 of a routing id: the producer field its messages carry."""
+    h = 2166136261
+    for b in name:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
 
 
 def lineage(msg):
@@ -127,7 +139,7 @@ def main():
                 b[HDR.size + len(b[HDR.size:]) // 2] ^= 0x10
                 front.send_multipart([peer, bytes(b)])
             elif mode == "drop":
-                up.send(credit_for(msg))
+                up.send(credit_for(msg, peer))
             elif mode == "replay":
                 front.send_multipart([peer, msg])
                 front.send_multipart([peer, msg])

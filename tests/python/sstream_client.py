@@ -2,37 +2,58 @@
 """A SecureStreams client in Python, written from docs/PROTOCOL.md only.
 
 It shows that another language can push events into a router and read
-results from one: the wire format is a 48-byte little-endian header and
+results from one: the wire format is a 72-byte little-endian header and
 MessagePack events, the router protocol HELLO / WELCOME / DATA / RECEIVED /
 CREDIT / EOS (a RECEIVED or CREDIT may acknowledge several batches). Needs
 Debian's python3-zmq and python3-msgpack.
 """
+import os
 import struct
 
 import msgpack
 import zmq
 
 MAGIC = b"SSB1"
-HDR = struct.Struct("<4sBBHIIQIIQQ")  # 48 bytes
+VERSION = 2
+# magic version kind flags stream part seq count len first_row aux
+# run producer epoch partition span reserved
+HDR = struct.Struct("<4sBBHIIQIIQQQIIHHI")  # 72 bytes
 DATA, EOS, HELLO, WELCOME, CREDIT, RECEIVED, HEARTBEAT, ABORT = (
     1, 2, 3, 4, 5, 6, 7, 8)
 LAST_PART = 1
 
 
+def name_id(name):
+    """FNV-1a 32 of a component name: its `producer` id on the wire."""
+    h = 2166136261
+    for b in name.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def stream_of(name):
+    """The stream a source called name owns: its id, top bit clear."""
+    return name_id(name) & 0x7FFFFFFF
+
+
 def message(kind, payload=b"", flags=0, stream=0, part=0, seq=0, count=0,
-            first_row=0, aux=0):
-    return HDR.pack(MAGIC, 1, kind, flags, stream, part, seq, count,
-                    len(payload), first_row, aux) + payload
+            first_row=0, aux=0, run=0, producer=0, version=VERSION):
+    return HDR.pack(MAGIC, version, kind, flags, stream, part, seq, count,
+                    len(payload), first_row, aux, run, producer, 0, 0, 0,
+                    0) + payload
 
 
 def parse(frame):
     (magic, version, kind, flags, stream, part, seq, count, length,
-     first_row, aux) = HDR.unpack_from(frame)
-    if magic != MAGIC or version != 1 or length != len(frame) - HDR.size:
-        raise ValueError("not a SecureStreams message")
+     first_row, aux, run, producer, epoch, partition, span,
+     reserved) = HDR.unpack_from(frame)
+    if magic != MAGIC or version != VERSION or \
+            length != len(frame) - HDR.size or reserved:
+        raise ValueError("not a SecureStreams version 2 message")
     return dict(kind=kind, flags=flags, stream=stream, part=part, seq=seq,
-                count=count, first_row=first_row, aux=aux,
-                payload=frame[HDR.size:])
+                count=count, first_row=first_row, aux=aux, run=run,
+                producer=producer, epoch=epoch, partition=partition,
+                span=span, payload=frame[HDR.size:])
 
 
 def confirmed(m):
@@ -49,7 +70,11 @@ class Peer:
     """A DEALER connected to a router, introduced by HELLO."""
 
     def __init__(self, ctx, endpoint, name, role, stage, credits=0,
-                 timeout_ms=5000):
+                 timeout_ms=5000, run=None):
+        # the run id: given, or SS_RUN (hex) as for any component
+        self.run = run if run is not None else \
+            int(os.environ.get("SS_RUN", "0"), 16)
+        self.producer = name_id(name)
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.ROUTING_ID, name.encode())
         self.sock.setsockopt(zmq.LINGER, 1000)
@@ -58,11 +83,16 @@ class Peer:
         hello = msgpack.packb({"name": name, "role": role, "stage": stage,
                                "credits": credits, "stateful": False,
                                "group": stage, "members": 1})
-        self.sock.send(message(HELLO, hello, aux=credits))
+        self.send(HELLO, hello, aux=credits)
         welcome = self.recv()
         if welcome["kind"] != WELCOME:
             raise RuntimeError("expected WELCOME, got kind %d"
                                % welcome["kind"])
+
+    def send(self, kind, payload=b"", **fields):
+        """Sends one message stamped with this run and producer id."""
+        self.sock.send(message(kind, payload, run=self.run,
+                               producer=self.producer, **fields))
 
     def recv(self):
         while True:
@@ -82,9 +112,8 @@ class Producer(Peer):
     def send_batch(self, stream, seq, events, raw=None, first_row=1):
         payload = raw if raw is not None else b"".join(
             msgpack.packb(e, use_bin_type=True) for e in events)
-        self.sock.send(message(DATA, payload, flags=LAST_PART, stream=stream,
-                               seq=seq, count=len(events),
-                               first_row=first_row))
+        self.send(DATA, payload, flags=LAST_PART, stream=stream, seq=seq,
+                  count=len(events), first_row=first_row)
         r = self.recv()
         assert r["kind"] == RECEIVED and (stream, seq, 0) in \
             confirmed(r), r
@@ -93,7 +122,7 @@ class Producer(Peer):
         eos = msgpack.packb({"streams": [[s, n] for s, n in streams],
                              "roster": [], "group": self.stage,
                              "members": 1})
-        self.sock.send(message(EOS, eos))
+        self.send(EOS, eos)
         r = self.recv()
         assert r["kind"] == RECEIVED and r["aux"] == EOS, r
 
@@ -124,8 +153,8 @@ class Consumer(Peer):
         s, q, p = lineages[0]
         payload = b"" if len(lineages) == 1 else msgpack.packb(
             {"batches": [list(x) for x in lineages]})
-        self.sock.send(message(CREDIT, payload, stream=s, seq=q, part=p,
-                               count=len(lineages), aux=len(lineages)))
+        self.send(CREDIT, payload, stream=s, seq=q, part=p,
+                  count=len(lineages), aux=len(lineages))
 
     @staticmethod
     def _events(m):

@@ -346,8 +346,8 @@ static void test_forbidden_lua(void **state)
         assert_int_equal(ss_hdr_decode(r.msg.data, r.msg.len, &h, &why), 0);
         if (h.count != 2)
             fail_msg("%s: %u events passed instead of 2 (rejects: %.*s)",
-                     cases[i].what, h.count, (int)r.rejects.len - 48,
-                     r.rejects.data + 48);
+                     cases[i].what, h.count, (int)r.rejects.len - SS_HDR_SIZE,
+                     r.rejects.data + SS_HDR_SIZE);
         /* still alive and working */
         assert_true(ss_enclave_alive(e));
         const char *ev2[] = {"again"};

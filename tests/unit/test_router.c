@@ -286,7 +286,8 @@ static void on_received(uint64_t tag, void *arg)
     ((fprod *)arg)->confirmed++;
 }
 
-static int send_batch(ss_link *l, ss_buf *b, const ss_hdr *lin)
+static int send_batch(ss_link *l, const char *name, ss_buf *b,
+                      const ss_hdr *lin)
 {
     char payload[32];
     int n = snprintf(payload, sizeof payload, "s%u-%llu-%u", lin->stream,
@@ -297,7 +298,8 @@ static int send_batch(ss_link *l, ss_buf *b, const ss_hdr *lin)
                 .seq = lin->seq,
                 .part = lin->part,
                 .count = 1,
-                .first_row = lin->seq};
+                .first_row = lin->seq,
+                .producer = ss_name_id(name)};
     int rc = ss_proto_build(b, &h, payload, (size_t)n);
     return rc ? rc : ss_link_send(l, b->data, b->len, lin->seq);
 }
@@ -323,19 +325,19 @@ static void *prod_main(void *arg)
     int rc = 0;
     if (p->items) {
         for (size_t i = 0; i < p->nitems && !rc; i++)
-            rc = send_batch(l, &b, &p->items[i]);
+            rc = send_batch(l, p->name, &b, &p->items[i]);
     } else {
         for (uint64_t s = 0; s < p->n && !rc; s++) {
             if ((int64_t)s == p->skip)
                 continue;
             ss_hdr lin = {.stream = p->stream, .seq = s,
                           .flags = SS_BF_LAST_PART};
-            rc = send_batch(l, &b, &lin);
+            rc = send_batch(l, p->name, &b, &lin);
         }
         if (!rc && p->dup >= 0) {
             ss_hdr lin = {.stream = p->stream, .seq = (uint64_t)p->dup,
                           .flags = SS_BF_LAST_PART};
-            rc = send_batch(l, &b, &lin);
+            rc = send_batch(l, p->name, &b, &lin);
         }
     }
     uint64_t sent = p->items ? p->nitems : p->n;
@@ -1039,18 +1041,21 @@ static void test_malformed(void **state)
     raw_send(f, b.data, b.len); /* 5: unknown kind */
     ss_hdr hh = {.kind = SS_MSG_HELLO};
     ss_proto_build(&b, &hh, "\x81\xa4name", 6);
+    ss_hdr_stamp(b.data, 0, ss_name_id("client-7"));
     raw_send(f, b.data, b.len); /* 6: hello whose map is cut short */
     zmq_send(f, "a", 1, ZMQ_SNDMORE);
     raw_send(f, "b", 1); /* 7: multipart */
     /* a valid hello: its WELCOME proves the above were all handled */
     ss_hello he = {.name = "client-7", .role = "source", .stage = "x"};
     ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("client-7"));
     raw_send(f, b.data, b.len);
     assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
-    ss_hdr st = {.kind = SS_MSG_STATS};
+    ss_hdr st = {.kind = SS_MSG_STATS, .producer = ss_name_id("client-7")};
     ss_proto_build(&b, &st, NULL, 0);
     raw_send(f, b.data, b.len); /* 8: a kind routers do not take */
     ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("client-7"));
     raw_send(f, b.data, b.len);
     assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
     zmq_close(f);
@@ -1058,6 +1063,7 @@ static void test_malformed(void **state)
     void *k = raw_dealer(back_ep, "client-8");
     raw_send(k, "\0\0\0\0", 4); /* 9 */
     ss_proto_credit(&b, &d, 1);
+    ss_hdr_stamp(b.data, 0, ss_name_id("client-8"));
     raw_send(k, b.data, b.len); /* 10: credit before hello: ABORT back */
     assert_int_equal(raw_recv(k, &h), SS_MSG_ABORT);
     zmq_close(k);
@@ -1093,6 +1099,7 @@ static void test_silent_worker_lost(void **state)
     ss_hello he = {.name = "zombie", .role = "worker", .stage = "map",
                    .credits = 2};
     ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("zombie"));
     raw_send(z, b.data, b.len);
     assert_int_equal(raw_recv(z, &h), SS_MSG_WELCOME);
     fprod p = {.name = "src-1", .stream = 1, .n = 100, .skip = -1,
@@ -1113,6 +1120,86 @@ static void test_silent_worker_lost(void **state)
     assert_int_equal(rt.st.workers_lost, 1);
     assert_int_equal(rt.st.redelivered, 2);
     zmq_close(z);
+    ss_buf_release(&b);
+    worker_free(&w);
+    test_done = 1;
+}
+
+/* Wire version 2 origin checks: a hello in wire version 1 is answered
+ * with an ABORT the old peer can read (48-byte header, version 1) naming
+ * both versions; a message whose producer id is not its sender's, and
+ * one of another run than the router's, are dropped and counted, and a
+ * hello of another run is answered with an ABORT naming both runs. */
+static void test_origin_checks(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+    uint8_t buf[1024];
+
+    /* version 1 hello: ABORT in version 1 naming 1 and 2 */
+    void *old = raw_dealer(front_ep, "old-1");
+    ss_hello he = {.name = "old-1", .role = "source", .stage = "x"};
+    ss_proto_hello(&b, &he);
+    b.data[4] = 1;
+    raw_send(old, b.data, b.len);
+    int timeout = connect_ms;
+    zmq_setsockopt(old, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    int n = zmq_recv(old, buf, sizeof buf, 0);
+    assert_true(n > 48);
+    assert_int_equal(buf[4], 1);
+    assert_int_equal(buf[5], SS_MSG_ABORT);
+    assert_int_equal(ss_get_u32(buf + 28), (uint32_t)(n - 48));
+    char reason[SS_PROTO_REASON_MAX];
+    const char *why;
+    assert_int_equal(ss_proto_abort_parse(buf + 48, (size_t)n - 48, reason,
+                                          sizeof reason, &why), 0);
+    assert_non_null(strstr(reason, "wire version 1 from 'old-1' is not "
+                                   "supported by router r1 (speaks 2)"));
+    zmq_close(old);
+
+    /* a hello that says it is someone else: dropped, ABORT back */
+    void *f = raw_dealer(front_ep, "evil");
+    he = (ss_hello){.name = "evil", .role = "source", .stage = "x"};
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("src-1"));
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_ABORT);
+    /* the first good hello fixes the run (0 here, as by-hand components
+     * without --run) */
+    ss_hdr_stamp(b.data, 0, ss_name_id("evil"));
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    /* a batch of another run: dropped */
+    ss_hdr d = {.kind = SS_MSG_DATA, .stream = 1, .seq = 0, .count = 0,
+                .flags = SS_BF_LAST_PART, .run = 0x1234,
+                .producer = ss_name_id("evil")};
+    ss_proto_build(&b, &d, NULL, 0);
+    raw_send(f, b.data, b.len);
+    /* a hello of another run: ABORT naming both runs */
+    void *g = raw_dealer(front_ep, "late");
+    he = (ss_hello){.name = "late", .role = "source", .stage = "x"};
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0xabcdef, ss_name_id("late"));
+    raw_send(g, b.data, b.len);
+    assert_int_equal(raw_recv(g, &h), SS_MSG_ABORT);
+    zmq_close(g);
+    zmq_close(f);
+
+    /* and a normal run still completes, none of the above in it */
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    fprod p = {.name = "src-1", .stream = 2, .n = 20, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    uint32_t streams[] = {2};
+    check_exactly_once(&w, 1, streams, 1, 20);
+    assert_int_equal(rt.st.rejected, 4);
     ss_buf_release(&b);
     worker_free(&w);
     test_done = 1;
@@ -1222,6 +1309,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stateful_death_aborts, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_origin_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_worker_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, setup,
