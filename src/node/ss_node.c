@@ -465,6 +465,17 @@ static int open_input(node *n, const ss_hdr *h, const char *payload,
 /* Processes one DATA batch and sends its output. */
 static int handle_data(node *n, const ss_hdr *h, const char *payload)
 {
+    /* a batch of another run is a replay (in encrypted and enclave modes
+     * the run id is authenticated: the enclave or open_input check it
+     * again after opening); a sealed input record at rest has none */
+    if (h->run != n->o->run && !ss_hdr_at_rest(h)) {
+        snprintf(n->err, sizeof n->err, "integrity: stream %u batch %llu "
+                 "belongs to run %016llx, not to this run %016llx: "
+                 "replayed from another run",
+                 h->stream, (unsigned long long)h->seq,
+                 (unsigned long long)h->run, (unsigned long long)n->o->run);
+        return SS_EINTEGRITY;
+    }
     if (n->enc)
         return handle_data_enclave(n, h, payload - SS_HDR_SIZE,
                                    SS_HDR_SIZE + (size_t)h->len);

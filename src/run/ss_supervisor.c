@@ -79,6 +79,8 @@ struct ss_supervisor {
     int done, stopping, killed, result, failed;
     int ran, source_started, devnull;
     uint64_t ready_ns;
+    uint64_t run;       /* this run's id, drawn at ss_supervisor_new */
+    char run_env[32];   /* "SS_RUN=<16 hex digits>" for every child */
 };
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
@@ -186,7 +188,16 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     if (o)
         sv->o = *o;
     sv->sink = sv->source = -1;
-    int rc = SS_ENOMEM;
+    int rc = ss_run_new(&sv->run);
+    if (rc) {
+        snprintf(err, errlen, "cannot draw a run id: no randomness from "
+                 "the kernel (getrandom)");
+        free(sv);
+        return rc;
+    }
+    snprintf(sv->run_env, sizeof sv->run_env, "SS_RUN=%016llx",
+             (unsigned long long)sv->run);
+    rc = SS_ENOMEM;
 
     const char *exe = sv->o.exe ? sv->o.exe : ss_env("SS_RUN_EXEC", NULL);
     char self[PATH_MAX];
@@ -264,14 +275,16 @@ char *const *ss_supervisor_argv(const ss_supervisor *sv, size_t i)
 static int overridden(const char *kv)
 {
     static const char *const names[] = {"FROM=", "TO=", "DATA_FILE=",
-                                        "OUTPUT=", "SS_CONTROL=", NULL};
+                                        "OUTPUT=", "SS_CONTROL=",
+                                        "SS_RUN=", NULL};
     for (size_t i = 0; names[i]; i++)
         if (strncmp(kv, names[i], strlen(names[i])) == 0)
             return 1;
     return 0;
 }
 
-/* environ minus the overridden names, plus c's variables, SS_CONTROL and
+/* environ minus the overridden names, plus c's variables, SS_CONTROL,
+ * SS_RUN (the run id every component stamps on its messages) and
  * LOG_LEVEL=warn unless the user set LOG_LEVEL;
  * the array is owned by the caller, the strings are borrowed except the
  * last one (control), freed by the caller too. */
@@ -285,7 +298,7 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     char **env = sv->plan->comps[index_of(sv, c)].env;
     for (size_t i = 0; env && env[i]; i++)
         k++;
-    char **v = calloc(n + k + 3, sizeof *v);
+    char **v = calloc(n + k + 4, sizeof *v);
     if (!v)
         return NULL;
     size_t j = 0;
@@ -302,6 +315,7 @@ static char **child_env(const ss_supervisor *sv, const child *c,
         return NULL;
     }
     v[j++] = *control;
+    v[j++] = (char *)sv->run_env;
     v[j] = NULL;
     return v;
 }

@@ -56,9 +56,9 @@ sock = ctx.socket(zmq.PUSH)
 sock.setsockopt(zmq.LINGER, 2000)
 sock.connect(env['SS_CONTROL'])
 
-def header(kind, n):
-    return (b'SSB1' + bytes([1, kind]) + b'\0' * 22 + struct.pack('<I', n)
-            + b'\0' * 16)
+def header(kind, n):  # wire version 2: 72 bytes, len at offset 28
+    return (b'SSB1' + bytes([2, kind]) + b'\0' * 22 + struct.pack('<I', n)
+            + b'\0' * 40)
 
 rows = int(env.get('FAKE_ROWS', '1000'))
 nrej = int(env.get('FAKE_REJECTS', '0'))

@@ -99,7 +99,8 @@ s.setsockopt(zmq.IDENTITY, b"client-7")
 s.setsockopt(zmq.LINGER, 2000)
 s.connect("ipc://%s/fr-in" % t)
 s.send(b"hello, router")                          # not our protocol
-hdr = b"SSB1" + bytes([1, 1]) + struct.pack("<HIIQIIQQ", 0, 0, 0, 0, 1, 100, 1, 0)
+hdr = b"SSB1" + bytes([2, 1]) + struct.pack("<HIIQIIQQQIIHHI", 0, 0, 0, 0, 1,
+                                            100, 1, 0, 0, 0, 0, 0, 0, 0)
 s.send(hdr + b"\x01\x02")                         # truncated payload
 s.send(hdr[:20])                                   # truncated header
 ctx.destroy(linger=2000)

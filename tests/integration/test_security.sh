@@ -113,10 +113,15 @@ cat > "$T/dealer.py" <<'EOF'
 # from argv[4]); prints "welcome" or "nothing"
 import struct, sys, msgpack, zmq
 ep, keydir, role, srvdir = sys.argv[1:5]
-HDR = struct.Struct("<4sBBHIIQIIQQ")
+HDR = struct.Struct("<4sBBHIIQIIQQQIIHHI")  # wire version 2, 72 bytes
+def name_id(name):  # FNV-1a 32: the producer id of a peer's name
+    h = 2166136261
+    for c in name:
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return h
 def msg(kind, payload=b"", aux=0, count=0):
-    return HDR.pack(b"SSB1", 1, kind, 1, 7, 0, 0, count, len(payload), 0,
-                    aux) + payload
+    return HDR.pack(b"SSB1", 2, kind, 1, 7, 0, 0, count, len(payload), 0,
+                    aux, 0, name_id(b"intruder"), 0, 0, 0, 0) + payload
 def z(d, n):
     return open("%s/curve-%s" % (d, n)).read().strip().encode()
 ctx = zmq.Context()
