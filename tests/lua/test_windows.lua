@@ -167,9 +167,12 @@ test('tumblingWindow: explicit watermark events move W; event times do not', fun
   eq(stats.late, 1)
   s:onNext({ wm = 30 })
   eq(shape(r.values), { '0-10:2', '20-30:1' })
-  eq(stats.events, 3)    -- watermark events are not windowed
+  s:onNext({ t = 35 })
+  s:onNext({ wm = math.huge }) -- the end: closes everything
+  eq(shape(r.values), { '0-10:2', '20-30:1', '30-40:1' })
+  eq(stats.events, 4)    -- watermark events are not windowed
   s:onCompleted()
-  eq(r.n, 2)
+  eq(r.n, 3)
 end)
 
 test('tumblingWindow: a watermark function may answer false for data events', function()
@@ -207,6 +210,10 @@ test('tumblingWindow: a bad event time is an error naming the operator', functio
   eq(r.err, 'tumblingWindow: the time function returned a string (noon), not a number')
   r = collect(Observable.of({ t = 0 / 0 }):tumblingWindow({ size = 1, time = t }))
   eq(r.err, 'tumblingWindow: the time function returned NaN')
+  r = collect(Observable.of({ t = math.huge }):tumblingWindow({ size = 1, time = t }))
+  eq(r.err, 'tumblingWindow: the time function returned inf (event times are finite)')
+  r = collect(Observable.of({ t = -math.huge }):joinWindow(Observable.empty(), { key = t, time = t, within = 1 }))
+  eq(r.err, 'joinWindow: the leftTime function returned -inf (event times are finite)')
   r = collect(Observable.of({ t = 1 }):tumblingWindow({ size = 1, time = t,
     key = function() return 0 / 0 end }))
   eq(r.err, 'tumblingWindow: the key function returned NaN')

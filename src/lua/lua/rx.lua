@@ -1570,13 +1570,18 @@ local function fault(observer, message)
   return observer:onError(message)
 end
 
--- An event time or a watermark: a number, not NaN.
+-- An event time or a watermark: a number, not NaN; an event time is also
+-- finite (a watermark of math.huge says that the stream is over).
 local function badTime(name, what, t)
   if type(t) ~= 'number' then
     return name .. ': the ' .. what .. ' function returned a ' .. type(t)
       .. ' (' .. tostring(t) .. '), not a number'
   end
   if t ~= t then return name .. ': the ' .. what .. ' function returned NaN' end
+  if what ~= 'watermark' and (t == math.huge or t == -math.huge) then
+    return name .. ': the ' .. what .. ' function returned ' .. tostring(t)
+      .. ' (event times are finite)'
+  end
 end
 
 local function byEnd(a, b)
