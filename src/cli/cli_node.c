@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,4 +245,34 @@ int cli_node_parse(int argc, char **argv, const char *role,
         o->name = name_buf;
     }
     return -1;
+}
+
+static ss_node *running; /* for the signal handler only */
+
+static void node_on_signal(int sig)
+{
+    (void)sig;
+    if (running)
+        ss_node_stop(running);
+}
+
+/* See cli_node.h. */
+int cli_node_main(const ss_node_opts *o)
+{
+    ss_node *n;
+    if (ss_node_new(o, &n))
+        return 1;
+    running = n;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = node_on_signal; /* no SA_RESTART: polls return EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = ss_node_run(n);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    running = NULL;
+    ss_node_destroy(&n);
+    return rc ? 1 : 0;
 }

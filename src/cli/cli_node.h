@@ -13,4 +13,9 @@
 int cli_node_parse(int argc, char **argv, const char *role,
                    ss_node_opts *o);
 
+/* Runs the component o describes: SIGINT and SIGTERM stop it (they are
+ * back to their defaults on return). Returns the process exit status:
+ * 0, or 1 on a failure (reported on stderr) or when stopped. */
+int cli_node_main(const ss_node_opts *o);
+
 #endif

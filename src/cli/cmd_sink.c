@@ -13,5 +13,5 @@ int cmd_sink(int argc, char **argv)
     if (rc >= 0)
         return rc;
     ss_log_set_component(o.name);
-    return ss_node_run(&o);
+    return cli_node_main(&o);
 }

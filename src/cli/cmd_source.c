@@ -8,6 +8,7 @@
 #include "wire/ss_batch.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +50,15 @@ static void usage(FILE *f)
             "  --metrics-port N     serve Prometheus metrics on "
             "127.0.0.1:N/metrics\n"
             "  --help               show this help\n");
+}
+
+static ss_source *running; /* for the signal handler only */
+
+static void source_on_signal(int sig)
+{
+    (void)sig;
+    if (running)
+        ss_source_stop(running);
 }
 
 static int bad(const char *what, const char *val)
@@ -153,5 +163,20 @@ int cmd_source(int argc, char **argv)
         return 2;
     }
     ss_log_set_component(o.name);
-    return ss_source_run(&o);
+    ss_source *src;
+    if (ss_source_new(&o, &src))
+        return 1;
+    running = src;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = source_on_signal; /* no SA_RESTART: reads see EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = ss_source_run(src);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    running = NULL;
+    ss_source_destroy(&src);
+    return rc ? 1 : 0;
 }

@@ -14,22 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Subcommands not linked into this build are weak so that a partial
- * build still starts; every one of them is linked in a release build. */
-#pragma weak cmd_run
-#pragma weak cmd_source
-#pragma weak cmd_router
-#pragma weak cmd_worker
-#pragma weak cmd_sink
-#pragma weak cmd_gen
-#pragma weak cmd_lua
-#pragma weak cmd_keygen
-#pragma weak cmd_encrypt
-#pragma weak cmd_decrypt
-#pragma weak cmd_keyservice
-#pragma weak cmd_enclave
-#pragma weak cmd_bench
-
 struct cmd {
     const char *name;
     int (*fn)(int, char **);

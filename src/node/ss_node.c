@@ -46,8 +46,9 @@ typedef struct slot {
     unsigned pending; /* output messages not yet RECEIVED */
 } slot;
 
-typedef struct node {
+struct ss_node {
     const ss_node_opts *o;
+    volatile sig_atomic_t stop; /* ss_node_stop was called */
     void *zctx;
     ss_stage *stage;
     ss_link *link;
@@ -74,15 +75,10 @@ typedef struct node {
     ss_integrity *ig; /* sink: end-to-end check of the stream */
     ss_curve curve;   /* CurveZMQ client keys (outside plain mode) */
     int have_curve;
+    int ran;
     char err[512];
-} node;
-
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
+};
+typedef struct ss_node node;
 
 /* See ss_node.h. */
 void ss_node_opts_default(ss_node_opts *o)
@@ -509,7 +505,7 @@ static int handle_data(node *n, const ss_hdr *h, const char *payload)
 /* Waits until every output was RECEIVED (so every input is acknowledged). */
 static int drain(node *n)
 {
-    while (n->busy && n->link && !stop_requested) {
+    while (n->busy && n->link && !n->stop) {
         int rc = ss_link_service(n->link, 100);
         if (rc < 0) {
             snprintf(n->err, sizeof n->err, "output link failed: %s",
@@ -520,7 +516,7 @@ static int drain(node *n)
             ss_inlet_heartbeat(n->inlet);
         maybe_report(n);
     }
-    return stop_requested ? SS_EINTR : 0;
+    return n->stop ? SS_EINTR : 0;
 }
 
 /* Completion inside the enclave: what the chain emits then (a reduce's
@@ -676,7 +672,7 @@ static int run_input_loop(node *n)
             io.stateful ? "stateful" : "stateless");
     int idle = 0; /* the last turn found no input: wait before the next */
     for (;;) {
-        if (stop_requested)
+        if (n->stop)
             return SS_EINTR;
         if (idle) { /* no poll while batches keep coming */
             void *socks[2] = {ss_inlet_socket(n->inlet),
@@ -807,59 +803,64 @@ static int setup_sink_security(node *n)
 }
 
 /* See ss_node.h. */
-int ss_node_run(const ss_node_opts *o)
+int ss_node_new(const ss_node_opts *o, ss_node **out)
 {
-    node n;
-    memset(&n, 0, sizeof n);
-    n.o = o;
-    ss_stage_out_init(&n.out);
-    ss_buf_init(&n.msg);
-    ss_buf_init(&n.pt);
-    ss_enclave_result_init(&n.res);
-    n.own_stream = own_stream_id(o->name);
-    int status = 1, rc;
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    n.zctx = zmq_ctx_new();
-    if (!n.zctx) {
+    *out = NULL;
+    node *n = calloc(1, sizeof *n);
+    if (!n)
+        return SS_ENOMEM;
+    n->o = o;
+    ss_stage_out_init(&n->out);
+    ss_buf_init(&n->msg);
+    ss_buf_init(&n->pt);
+    ss_enclave_result_init(&n->res);
+    n->own_stream = own_stream_id(o->name);
+    n->zctx = zmq_ctx_new();
+    if (!n->zctx) {
         ss_error("cannot create a zeromq context: %s", zmq_strerror(errno));
-        return 1;
+        free(n);
+        return SS_ENOMEM;
     }
-    rc = ss_stats_reporter_new(n.zctx, getenv("SS_CONTROL"), &n.stats);
+    *out = n;
+    return 0;
+}
+
+/* See ss_node.h. */
+void ss_node_stop(ss_node *n) { n->stop = 1; }
+
+/* Everything ss_node_run does but the final report. */
+static int node_run(node *n)
+{
+    const ss_node_opts *o = n->o;
+    int rc = ss_stats_reporter_new(n->zctx, getenv("SS_CONTROL"), &n->stats);
     if (rc) {
         ss_error("cannot connect to the supervisor at %s: %s",
                  getenv("SS_CONTROL"), ss_strerror(rc));
-        goto out;
+        return rc;
     }
     if (o->rejects) {
-        n.rejects = fopen(o->rejects, "a");
-        if (!n.rejects) {
+        n->rejects = fopen(o->rejects, "a");
+        if (!n->rejects) {
             ss_error("cannot open rejects file '%s': %s", o->rejects,
                      strerror(errno));
-            goto out;
+            return SS_EIO;
         }
     }
     int is_lua = strcmp(o->role, "lua") == 0;
     int secure = strcmp(o->security, "plain") != 0;
     if (secure && o->keys) { /* every link is a CurveZMQ client */
-        if (ss_curve_load(&n.curve, o->keys, 0, n.err, sizeof n.err)) {
-            ss_error("%s: %s", o->name, n.err);
-            goto out;
+        if ((rc = ss_curve_load(&n->curve, o->keys, 0, n->err,
+                                sizeof n->err))) {
+            ss_error("%s: %s", o->name, n->err);
+            return rc;
         }
-        n.have_curve = 1;
+        n->have_curve = 1;
     }
-    if (secure && strcmp(o->role, "worker") == 0) {
-        if (run_enclave_worker(&n) == 0)
-            status = 0;
-        goto out;
-    }
-    if (secure && strcmp(o->role, "sink") == 0 && setup_sink_security(&n))
-        goto out;
+    if (secure && strcmp(o->role, "worker") == 0)
+        return run_enclave_worker(n);
+    if (secure && strcmp(o->role, "sink") == 0 &&
+        (rc = setup_sink_security(n)))
+        return rc;
     ss_stage_opts so;
     memset(&so, 0, sizeof so);
     so.name = o->name;
@@ -867,16 +868,16 @@ int ss_node_run(const ss_node_opts *o)
     so.mem_limit = o->mem_limit;
     so.max_instructions = o->max_instructions;
     so.host_errors = !is_lua;
-    rc = ss_stage_new(&so, &n.stage, n.err, sizeof n.err);
+    rc = ss_stage_new(&so, &n->stage, n->err, sizeof n->err);
     if (rc) {
-        ss_error("%s", n.err);
-        goto out;
+        ss_error("%s", n->err);
+        return rc;
     }
-    n.to = o->to;
-    ss_stage_set_flush(n.stage, free_flush, &n, o->batch_size);
+    n->to = o->to;
+    ss_stage_set_flush(n->stage, free_flush, n, o->batch_size);
     {
         /* the script's `arg` table, as the lua interpreter does */
-        lua_State *L = ss_stage_lua(n.stage);
+        lua_State *L = ss_stage_lua(n->stage);
         lua_createtable(L, o->argc, 1);
         lua_pushstring(L, o->script);
         lua_rawseti(L, -2, 0);
@@ -887,72 +888,87 @@ int ss_node_run(const ss_node_opts *o)
         lua_setglobal(L, "arg");
     }
     /* addresses: --to beats TO beats the script; known before the script
-     * runs only through the overrides, so resolve the script's lazily */
-    if (!n.to && getenv("TO") && *getenv("TO"))
-        n.to = getenv("TO");
+     * runs only through the overrides; the script names it when it calls
+     * subscribeToSocket, and open_link reads it then */
+    if (!n->to && getenv("TO") && *getenv("TO"))
+        n->to = getenv("TO");
     so.script_path = o->script;
-    if (!n.to) {
-        /* the script names it when it calls subscribeToSocket; open_link
-         * reads it then */
-    }
-    rc = ss_stage_load(n.stage, &so, n.err, sizeof n.err);
-    if (!n.to)
-        n.to = ss_stage_to(n.stage);
+    rc = ss_stage_load(n->stage, &so, n->err, sizeof n->err);
+    if (!n->to)
+        n->to = ss_stage_to(n->stage);
     if (rc) {
-        ss_error("%s: %s", o->script, n.err);
-        goto out;
+        ss_error("%s: %s", o->script, n->err);
+        return rc;
     }
-    if (strcmp(o->role, "worker") == 0 && !ss_stage_to(n.stage)) {
+    if (strcmp(o->role, "worker") == 0 && !ss_stage_to(n->stage)) {
         /* without it every event would be dropped, silently */
         ss_error("%s never calls :subscribeToSocket(...): a stage sends "
                  "its results on, so end its chain with "
                  ":subscribeToSocket(os.getenv('TO'))", o->script);
-        goto out;
+        return SS_EINVAL;
     }
-    if (ss_stage_uses_sgx(n.stage) && strcmp(o->security, "enclave") != 0 &&
+    if (ss_stage_uses_sgx(n->stage) && strcmp(o->security, "enclave") != 0 &&
         !is_lua)
         ss_warn("%s uses mapSGX/filterSGX/reduceSGX but security is '%s':"
                 " its functions run outside any enclave", o->script,
                 o->security);
-    if (ss_stage_has_input(n.stage)) {
-        rc = run_input_loop(&n);
+    if (ss_stage_has_input(n->stage)) {
+        rc = run_input_loop(n);
         if (rc) {
             if (rc == SS_EINTR)
                 ss_warn("%s: stopped by a signal", o->name);
             else
-                ss_error("%s: %s", o->name, n.err);
-            goto out;
+                ss_error("%s: %s", o->name, n->err);
+            return rc;
         }
-    } else if (n.link && !ss_stage_output_done(n.stage)) {
+    } else if (n->link && !ss_stage_output_done(n->stage)) {
         ss_warn("%s: the script's output never completed", o->name);
     }
-    if (strcmp(o->role, "sink") == 0 || ss_stage_done_called(n.stage)) {
-        if (!ss_stage_done_called(n.stage) && strcmp(o->role, "sink") == 0)
+    if (strcmp(o->role, "sink") == 0 || ss_stage_done_called(n->stage)) {
+        if (!ss_stage_done_called(n->stage) && strcmp(o->role, "sink") == 0)
             ss_warn("%s: the sink script never called "
                     "sendZmqCompleted(); completing anyway", o->name);
-        if (n.stats)
-            ss_stats_report_done(n.stats);
+        if (n->stats)
+            ss_stats_report_done(n->stats);
     }
-    status = 0;
-out:
-    if (n.stage || n.enc)
-        report(&n, 1);
-    ss_link_destroy(&n.link);
-    ss_inlet_destroy(&n.inlet);
-    ss_stats_reporter_destroy(&n.stats);
-    ss_stage_destroy(&n.stage);
-    ss_enclave_close(&n.enc);
-    ss_enclave_result_release(&n.res);
-    ss_key_destroy(&n.key);
-    ss_integrity_destroy(&n.ig);
-    ss_curve_wipe(&n.curve);
-    if (n.pt.data)
-        sodium_memzero(n.pt.data, n.pt.cap);
-    ss_buf_release(&n.pt);
-    ss_stage_out_release(&n.out);
-    ss_buf_release(&n.msg);
-    if (n.rejects)
-        fclose(n.rejects);
-    zmq_ctx_term(n.zctx);
-    return status;
+    return 0;
+}
+
+/* See ss_node.h. */
+int ss_node_run(ss_node *n)
+{
+    if (n->ran)
+        return SS_EINVAL;
+    n->ran = 1;
+    int rc = node_run(n);
+    if (n->stage || n->enc)
+        report(n, 1);
+    return rc;
+}
+
+/* See ss_node.h. */
+void ss_node_destroy(ss_node **pp)
+{
+    if (!pp || !*pp)
+        return;
+    node *n = *pp;
+    ss_link_destroy(&n->link);
+    ss_inlet_destroy(&n->inlet);
+    ss_stats_reporter_destroy(&n->stats);
+    ss_stage_destroy(&n->stage);
+    ss_enclave_close(&n->enc);
+    ss_enclave_result_release(&n->res);
+    ss_key_destroy(&n->key);
+    ss_integrity_destroy(&n->ig);
+    ss_curve_wipe(&n->curve);
+    if (n->pt.data)
+        sodium_memzero(n->pt.data, n->pt.cap);
+    ss_buf_release(&n->pt);
+    ss_stage_out_release(&n->out);
+    ss_buf_release(&n->msg);
+    if (n->rejects)
+        fclose(n->rejects);
+    zmq_ctx_term(n->zctx);
+    free(n);
+    *pp = NULL;
 }

@@ -48,8 +48,27 @@ typedef struct ss_node_opts {
  * 256 MiB Lua cap, 5 s connect timeout, 500 ms heartbeats). */
 void ss_node_opts_default(ss_node_opts *o);
 
-/* Runs the component to completion. Returns the process exit status:
- * 0 on success, 1 on a runtime failure (reported on stderr). */
-int ss_node_run(const ss_node_opts *o);
+/* A running component. Opaque: new, run once, destroy; stop from a
+ * signal handler or another thread. */
+typedef struct ss_node ss_node;
+
+/* Creates a node for o (borrowed: it must outlive the node). Starts
+ * nothing and installs no signal handler. Returns 0 and *out (caller
+ * destroys), or SS_ENOMEM. */
+int ss_node_new(const ss_node_opts *o, ss_node **out);
+
+/* Loads the script, connects, and runs the component to completion (the
+ * end of its input, or of its script for one without input), then sends
+ * its final counters. Returns 0, or a negative code whose reason was
+ * logged (SS_EINTR after ss_node_stop). Call once. */
+int ss_node_run(ss_node *n);
+
+/* Makes ss_node_run return SS_EINTR at its next turn (at most a
+ * heartbeat later). Async-signal-safe. */
+void ss_node_stop(ss_node *n);
+
+/* Closes every socket and file, frees *p and sets it to NULL. Safe on
+ * NULL. */
+void ss_node_destroy(ss_node **p);
 
 #endif

@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +32,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-typedef struct source source;
+typedef struct ss_source source;
 
 typedef struct part {
     source *src;
@@ -55,8 +54,10 @@ typedef struct part {
     char err[512];
 } part;
 
-struct source {
+struct ss_source {
     const ss_source_opts *o;
+    atomic_int stop; /* ss_source_stop was called */
+    int ran;
     void *zctx;
     int csv, jsonl;
     int sealed;  /* format sealed: forwards a sealed file, holds no key */
@@ -72,12 +73,6 @@ struct source {
     unsigned nparts;
 };
 
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* See ss_source.h. */
 void ss_source_opts_default(ss_source_opts *o)
@@ -399,7 +394,8 @@ static void *part_main(void *arg)
     const char *c = p->begin;
     const char *released = p->begin; /* pages before this were dropped */
     uint64_t line = p->first_line;
-    while (c < p->end && !stop_requested && !atomic_load(&s->failed)) {
+    while (c < p->end && !atomic_load(&s->stop) &&
+           !atomic_load(&s->failed)) {
         const char *nl = memchr(c, '\n', (size_t)(p->end - c));
         const char *e = nl ? nl : p->end;
         rc = take_line(p, line, c, (size_t)(e - c));
@@ -410,7 +406,7 @@ static void *part_main(void *arg)
         if (c - released >= RELEASE_CHUNK)
             released = release_pages(released, c);
     }
-    if (stop_requested) {
+    if (atomic_load(&s->stop)) {
         rc = SS_EINTR;
         snprintf(p->err, sizeof p->err, "stopped by a signal");
         goto out;
@@ -471,10 +467,10 @@ static int run_stream(source *s, int fd, const char *skip_header)
             cap = ncap;
         }
         ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR && !stop_requested)
+        if (r < 0 && errno == EINTR && !atomic_load(&s->stop))
             continue;
         if (r < 0) {
-            rc = stop_requested ? SS_EINTR : SS_EIO;
+            rc = atomic_load(&s->stop) ? SS_EINTR : SS_EIO;
             snprintf(p->err, sizeof p->err, "cannot read input: %s",
                      strerror(errno));
             break;
@@ -639,7 +635,7 @@ static int sealed_send(source *s, FILE *f, const sealed_info *si,
     for (uint64_t i = 0; i < si->batches; i++) {
         ss_hdr h;
         const char *why = NULL;
-        if (stop_requested) {
+        if (atomic_load(&s->stop)) {
             snprintf(err, errlen, "stopped by a signal");
             return SS_EINTR;
         }
@@ -720,41 +716,62 @@ static int run_sealed(source *s, ss_stats_reporter *rep)
 }
 
 /* See ss_source.h. */
-int ss_source_run(const ss_source_opts *o)
+int ss_source_new(const ss_source_opts *o, ss_source **out)
 {
-    source s;
-    memset(&s, 0, sizeof s);
-    s.o = o;
-    s.csv = strcmp(o->format, "csv") == 0;
-    s.jsonl = strcmp(o->format, "jsonl") == 0;
-    s.sealed = strcmp(o->format, "sealed") == 0;
-    s.expected_fields = -1;
-    pthread_mutex_init(&s.lock, NULL);
-    int status = 1, fd = -1;
+    *out = NULL;
+    source *s = calloc(1, sizeof *s);
+    if (!s)
+        return SS_ENOMEM;
+    s->o = o;
+    s->csv = strcmp(o->format, "csv") == 0;
+    s->jsonl = strcmp(o->format, "jsonl") == 0;
+    s->sealed = strcmp(o->format, "sealed") == 0;
+    s->expected_fields = -1;
+    atomic_init(&s->stop, 0);
+    pthread_mutex_init(&s->lock, NULL);
+    *out = s;
+    return 0;
+}
+
+/* See ss_source.h. */
+void ss_source_stop(ss_source *s) { atomic_store(&s->stop, 1); }
+
+/* See ss_source.h. */
+void ss_source_destroy(ss_source **pp)
+{
+    if (!pp || !*pp)
+        return;
+    pthread_mutex_destroy(&(*pp)->lock);
+    free(*pp);
+    *pp = NULL;
+}
+
+/* See ss_source.h. */
+int ss_source_run(ss_source *s)
+{
+    const ss_source_opts *o = s->o;
+    if (s->ran)
+        return SS_EINVAL;
+    s->ran = 1;
+    int status = SS_EIO, fd = -1; /* SS_EIO: failed, the reason logged */
     char *map = NULL;
     size_t size = 0;
     ss_stats_reporter *rep = NULL;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    if (s.sealed && !strcmp(o->security, "plain")) {
+    if (s->sealed && !strcmp(o->security, "plain")) {
         ss_error("sealed input needs security encrypted or enclave");
         goto out;
     }
-    if (s.sealed && o->header) {
+    if (s->sealed && o->header) {
         ss_error("a sealed file's header line cannot be skipped without "
                  "the data key: leave header off (the stages see it)");
         goto out;
     }
     int use_stdin = !o->file || strcmp(o->file, "-") == 0;
-    fd = s.sealed ? -1 : use_stdin ? 0 : open(o->file, O_RDONLY);
-    if (!s.sealed && fd < 0) {
+    fd = s->sealed ? -1 : use_stdin ? 0 : open(o->file, O_RDONLY);
+    if (!s->sealed && fd < 0) {
         ss_error("cannot open input '%s': %s", o->file, strerror(errno));
-        return 1;
+        return SS_EIO;
     }
     if (strcmp(o->security, "plain") != 0) {
         char kerr[512];
@@ -764,59 +781,59 @@ int ss_source_run(const ss_source_opts *o)
             goto out;
         }
         /* sealed input: no data key, only the transport's CURVE keys */
-        if ((!s.sealed &&
-             ss_keys_load_data(o->keys, &s.key, kerr, sizeof kerr)) ||
-            ss_curve_load(&s.curve, o->keys, 0, kerr, sizeof kerr)) {
+        if ((!s->sealed &&
+             ss_keys_load_data(o->keys, &s->key, kerr, sizeof kerr)) ||
+            ss_curve_load(&s->curve, o->keys, 0, kerr, sizeof kerr)) {
             ss_error("%s", kerr);
             goto out;
         }
     }
-    s.zctx = zmq_ctx_new();
-    if (ss_stats_reporter_new(s.zctx, getenv("SS_CONTROL"), &rep)) {
+    s->zctx = zmq_ctx_new();
+    if (ss_stats_reporter_new(s->zctx, getenv("SS_CONTROL"), &rep)) {
         ss_error("cannot connect to the supervisor at %s",
                  getenv("SS_CONTROL"));
         goto out;
     }
-    if (s.sealed) {
-        s.nparts = 1;
-        s.parts = calloc(1, sizeof *s.parts);
-        if (!s.parts)
+    if (s->sealed) {
+        s->nparts = 1;
+        s->parts = calloc(1, sizeof *s->parts);
+        if (!s->parts)
             goto out;
-        s.parts[0].src = &s;
-        status = run_sealed(&s, rep);
+        s->parts[0].src = s;
+        status = run_sealed(s, rep) ? SS_EIO : 0;
         goto out;
     }
     struct stat st;
     int seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     if (o->rejects) {
-        s.rejects = fopen(o->rejects, "a");
-        if (!s.rejects) {
+        s->rejects = fopen(o->rejects, "a");
+        if (!s->rejects) {
             ss_error("cannot open rejects file '%s': %s", o->rejects,
                      strerror(errno));
             goto out;
         }
     }
-    s.nparts = seekable ? o->parts : 1;
+    s->nparts = seekable ? o->parts : 1;
     if (!seekable && o->parts > 1)
         ss_warn("input is not a regular file: injecting it as 1 part, "
                 "not %u", o->parts);
-    s.parts = calloc(s.nparts, sizeof *s.parts);
-    if (!s.parts)
+    s->parts = calloc(s->nparts, sizeof *s->parts);
+    if (!s->parts)
         goto out;
-    for (unsigned i = 0; i < s.nparts; i++) {
-        s.parts[i].src = &s;
-        s.parts[i].index = i;
+    for (unsigned i = 0; i < s->nparts; i++) {
+        s->parts[i].src = s;
+        s->parts[i].index = i;
     }
     if (!seekable) {
-        int rc = run_stream(&s, fd, o->header ? "" : NULL);
-        report(&s, rep, 0, 1);
+        int rc = run_stream(s, fd, o->header ? "" : NULL);
+        report(s, rep, 0, 1);
         if (rc) {
-            ss_error("%s", s.parts[0].err[0] ? s.parts[0].err
+            ss_error("%s", s->parts[0].err[0] ? s->parts[0].err
                                              : ss_strerror(rc));
-            part_cleanup(&s.parts[0]);
+            part_cleanup(&s->parts[0]);
             goto out;
         }
-        part_cleanup(&s.parts[0]);
+        part_cleanup(&s->parts[0]);
         status = 0;
         goto out;
     }
@@ -838,7 +855,7 @@ int ss_source_run(const ss_source_opts *o)
     if (o->header && size) {
         const char *nl = memchr(data, '\n', size);
         const char *he = nl ? nl : end;
-        if (s.csv) {
+        if (s->csv) {
             char err[256];
             int nf = ss_csv_count(data, (size_t)(he - data), err,
                                   sizeof err);
@@ -846,7 +863,7 @@ int ss_source_run(const ss_source_opts *o)
                 ss_error("%s line 1 (header): %s", o->file, err);
                 goto out;
             }
-            s.expected_fields = nf;
+            s->expected_fields = nf;
         }
         data = nl ? nl + 1 : end;
         first = 2;
@@ -854,11 +871,11 @@ int ss_source_run(const ss_source_opts *o)
     /* cut into parts on line boundaries */
     size_t body = (size_t)(end - data);
     const char *cut = data;
-    for (unsigned i = 0; i < s.nparts; i++) {
-        part *p = &s.parts[i];
+    for (unsigned i = 0; i < s->nparts; i++) {
+        part *p = &s->parts[i];
         p->begin = cut;
-        const char *e = data + body * (i + 1) / s.nparts;
-        if (i + 1 == s.nparts)
+        const char *e = data + body * (i + 1) / s->nparts;
+        if (i + 1 == s->nparts)
             e = end;
         else if (e > cut) {
             const char *nl = memchr(e - 1, '\n', (size_t)(end - e + 1));
@@ -868,21 +885,21 @@ int ss_source_run(const ss_source_opts *o)
         p->end = e;
         cut = e;
     }
-    pthread_barrier_init(&s.counted, NULL, s.nparts + 1);
-    pthread_t *th = calloc(s.nparts, sizeof *th);
-    for (unsigned i = 0; i < s.nparts; i++)
-        pthread_create(&th[i], NULL, part_main, &s.parts[i]);
-    pthread_barrier_wait(&s.counted);
-    for (unsigned i = 0; i < s.nparts; i++) {
-        s.parts[i].first_line = first;
-        first += s.parts[i].nlines;
+    pthread_barrier_init(&s->counted, NULL, s->nparts + 1);
+    pthread_t *th = calloc(s->nparts, sizeof *th);
+    for (unsigned i = 0; i < s->nparts; i++)
+        pthread_create(&th[i], NULL, part_main, &s->parts[i]);
+    pthread_barrier_wait(&s->counted);
+    for (unsigned i = 0; i < s->nparts; i++) {
+        s->parts[i].first_line = first;
+        first += s->parts[i].nlines;
     }
-    pthread_barrier_wait(&s.counted);
+    pthread_barrier_wait(&s->counted);
     uint64_t t0 = ss_now_ms(), last = t0;
-    unsigned running = s.nparts;
-    char *joined = calloc(s.nparts, 1);
+    unsigned running = s->nparts;
+    char *joined = calloc(s->nparts, 1);
     while (running) {
-        for (unsigned i = 0; i < s.nparts; i++)
+        for (unsigned i = 0; i < s->nparts; i++)
             if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == 0) {
                 joined[i] = 1;
                 running--;
@@ -891,42 +908,44 @@ int ss_source_run(const ss_source_opts *o)
             break;
         usleep(20000);
         if (ss_now_ms() - last >= 1000) {
-            report(&s, rep, size, 0);
+            report(s, rep, size, 0);
             last = ss_now_ms();
         }
     }
     free(joined);
     free(th);
-    pthread_barrier_destroy(&s.counted);
-    report(&s, rep, size, 1);
+    pthread_barrier_destroy(&s->counted);
+    report(s, rep, size, 1);
     status = 0;
-    for (unsigned i = 0; i < s.nparts; i++) {
-        if (s.parts[i].rc) {
-            ss_error("%s", s.parts[i].err[0] ? s.parts[i].err
-                                             : ss_strerror(s.parts[i].rc));
-            status = 1;
+    for (unsigned i = 0; i < s->nparts; i++) {
+        if (s->parts[i].rc) {
+            ss_error("%s", s->parts[i].err[0] ? s->parts[i].err
+                                              : ss_strerror(s->parts[i].rc));
+            status = s->parts[i].rc;
         }
-        part_cleanup(&s.parts[i]);
+        part_cleanup(&s->parts[i]);
     }
     ss_info("%s: %llu lines, %llu events in %llu batches, %llu rejected, "
-            "%.1f s", o->name, (unsigned long long)atomic_load(&s.lines),
-            (unsigned long long)atomic_load(&s.events),
-            (unsigned long long)atomic_load(&s.batches),
-            (unsigned long long)atomic_load(&s.rejected),
+            "%.1f s", o->name, (unsigned long long)atomic_load(&s->lines),
+            (unsigned long long)atomic_load(&s->events),
+            (unsigned long long)atomic_load(&s->batches),
+            (unsigned long long)atomic_load(&s->rejected),
             (double)(ss_now_ms() - t0) / 1000.0);
 out:
     if (map)
         munmap(map, size);
     if (fd > 0)
         close(fd);
-    if (s.rejects)
-        fclose(s.rejects);
-    free(s.parts);
+    if (s->rejects)
+        fclose(s->rejects);
+    free(s->parts);
     ss_stats_reporter_destroy(&rep);
-    ss_key_destroy(&s.key);
-    ss_curve_wipe(&s.curve);
-    if (s.zctx)
-        zmq_ctx_term(s.zctx);
-    pthread_mutex_destroy(&s.lock);
+    ss_key_destroy(&s->key);
+    ss_curve_wipe(&s->curve);
+    s->parts = NULL;
+    s->rejects = NULL;
+    if (s->zctx)
+        zmq_ctx_term(s->zctx);
+    s->zctx = NULL;
     return status;
 }

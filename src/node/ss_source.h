@@ -41,8 +41,25 @@ typedef struct ss_source_opts {
 /* Fills o with the defaults. */
 void ss_source_opts_default(ss_source_opts *o);
 
-/* Injects the whole input, then end-of-stream. Returns the exit status:
- * 0 (even with rejected lines, which are reported), 1 on failure. */
-int ss_source_run(const ss_source_opts *o);
+/* An injection. Opaque: new, run once, destroy; stop from a signal
+ * handler or another thread. */
+typedef struct ss_source ss_source;
+
+/* Creates a source for o (borrowed: it must outlive the source). Opens
+ * nothing and installs no signal handler. Returns 0 and *out (caller
+ * destroys), or SS_ENOMEM. */
+int ss_source_new(const ss_source_opts *o, ss_source **out);
+
+/* Injects the whole input, then end-of-stream. Returns 0 (even with
+ * rejected lines, which are reported), or a negative code whose reason
+ * was logged (SS_EINTR after ss_source_stop). Call once. */
+int ss_source_run(ss_source *s);
+
+/* Makes ss_source_run stop sending and return SS_EINTR soon.
+ * Async-signal-safe (a lock-free atomic store). */
+void ss_source_stop(ss_source *s);
+
+/* Frees *p and sets it to NULL. Safe on NULL. */
+void ss_source_destroy(ss_source **p);
 
 #endif
