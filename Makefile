@@ -1,6 +1,12 @@
-# SecureStreams build. `make` builds bin/sstream; `make test` runs every
-# test; `make demo` runs DelayedFlights; `make bench` runs the benchmarks.
+# SecureStreams build. `make` builds bin/sstream and bin/sstream-enclave
+# (the sandbox enclave program, linked statically: nothing is loaded into
+# it that its measurement does not cover); `make test` runs every test;
+# `make demo` runs DelayedFlights; `make bench` runs the benchmarks.
 # Build types: `make SAN=1` (ASan+UBSan, into build-san/), `make valgrind`.
+# Test builds: bin/sstream-test and bin/sstream-enclave-test have the test
+# hooks (SS_TEST_HOOKS: SS_ENCLAVE_TEST_*, SS_RUN_TEST_*) compiled in;
+# bin/sstream and bin/sstream-enclave have none (`make unit-bins` builds
+# the test builds; the unit tests link the hook objects).
 
 CC      ?= cc
 PKGS    := lua5.4 libzmq libsodium libseccomp yaml-0.1 msgpack
@@ -18,7 +24,10 @@ SANFLAGS :=
 endif
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Werror
+# (function sections: the static enclave program keeps only what it
+# calls: --gc-sections drops e.g. the CURVE key code and its zmq calls)
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SANFLAGS) \
+           -ffunction-sections -fdata-sections \
            -Iinclude -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm -lrt
 LDFLAGS += $(SANFLAGS)
@@ -26,28 +35,49 @@ LDFLAGS += $(SANFLAGS)
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/wire/*.c src/net/*.c \
             src/lua/*.c src/crypto/*.c src/enclave/*.c src/gen/*.c src/node/*.c \
             src/run/*.c))
-CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+ENC_MAIN := src/cli/sstream_enclave.c
+CLI_SRC  := $(filter-out $(ENC_MAIN),$(sort $(wildcard src/cli/*.c)))
 LUA_MODS := $(sort $(wildcard src/lua/lua/*.lua))
 GEN_C    := $(BUILD)/gen/ss_lua_embed.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ss_lua_embed.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libsstream.a
 BIN      := bin/sstream$(if $(filter 1,$(SAN)),-san,)
+# the enclave program is static, which the sanitizers do not support: the
+# SAN build's tests use bin/sstream-enclave from the normal build
+ENC_BIN  := $(if $(filter 1,$(SAN)),,bin/sstream-enclave)
+ENC_LIBS := -llua5.4 -lsodium -lseccomp -lmsgpackc -lm -lpthread
+# test builds: these files have test hooks under SS_TEST_HOOKS
+HOOK_SRC := src/enclave/ss_enclave.c src/enclave/ss_enclave_child.c \
+            src/enclave/ss_enclave_core.c src/enclave/ss_enclave_sandbox.c \
+            src/cli/cmd_run.c
+HOOK_OBJ := $(HOOK_SRC:%.c=$(BUILD)/hooks/%.o)
+HOOK_LIB := $(filter $(BUILD)/hooks/src/enclave/%,$(HOOK_OBJ))
+TEST_BIN := $(if $(filter 1,$(SAN)),,bin/sstream-test bin/sstream-enclave-test)
+TEST_CLI_OBJ := $(filter-out $(BUILD)/src/cli/cmd_run.o,$(CLI_OBJ)) \
+                $(BUILD)/hooks/src/cli/cmd_run.o
 
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-unit test-lua test-integration test-san valgrind \
+.PHONY: FORCE all deps test test-unit test-lua test-integration test-san valgrind \
         demo bench clean format check
 
-all: $(BIN)
+all: $(BIN) $(ENC_BIN)
 
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/%.o: %.c
+# objects are rebuilt when the compiler flags change (a stamp file)
+CFLAGS_STAMP := $(BUILD)/cflags.stamp
+$(CFLAGS_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(CFLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -55,7 +85,7 @@ $(GEN_C): $(LUA_MODS) scripts/embed-lua.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-lua.sh $@ $(LUA_MODS)
 
-$(BUILD)/gen/ss_lua_embed.o: $(GEN_C)
+$(BUILD)/gen/ss_lua_embed.o: $(GEN_C) $(CFLAGS_STAMP)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
@@ -66,9 +96,40 @@ $(BIN): $(CLI_OBJ) $(LIB)
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+# (glibc warns at link time that lua's loadlib uses dlopen: the enclave
+# never loads code, package.loadlib is removed and seccomp forbids open)
+bin/sstream-enclave: $(BUILD)/$(ENC_MAIN:.c=.o) $(LIB)
+	@mkdir -p bin
+	@rm -f $@
+	$(CC) -static -Wl,--gc-sections $^ $(ENC_LIBS) -o $@ 2>&1 | \
+	    { grep -v "dlopen' in statically linked\|in function .lookforfunc" || true; }
+	@test -x $@
+
+$(BUILD)/hooks/%.o: %.c $(CFLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -lcmocka $(LDFLAGS) -o $@
+	$(CC) $(CFLAGS) -DSS_TEST_HOOKS -MMD -MP -c $< -o $@
+
+bin/sstream-test: $(TEST_CLI_OBJ) $(HOOK_LIB) $(LIB)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) $(TEST_CLI_OBJ) $(HOOK_LIB) $(LIB) $(LDLIBS) -o $@
+
+bin/sstream-enclave-test: $(BUILD)/$(ENC_MAIN:.c=.o) $(HOOK_LIB) $(LIB)
+	@mkdir -p bin
+	@rm -f $@
+	$(CC) -static -Wl,--gc-sections $^ $(ENC_LIBS) -o $@ 2>&1 | \
+	    { grep -v "dlopen' in statically linked\|in function .lookforfunc" || true; }
+	@test -x $@
+
+# the attacker's tools (a malicious host): see tests/attack/
+$(BUILD)/tests/attack/%.so: tests/attack/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared $< -o $@ -ldl
+
+ATTACK_SO := $(if $(filter 1,$(SAN)),,$(patsubst tests/attack/%.c,$(BUILD)/tests/attack/%.so,$(wildcard tests/attack/*.c)))
+
+$(BUILD)/tests/%: tests/unit/%.c $(HOOK_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSS_TEST_HOOKS $< $(HOOK_LIB) $(LIB) $(LDLIBS) -lcmocka $(LDFLAGS) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -79,7 +140,7 @@ test: deps
 	@$(MAKE) --no-print-directory all unit-bins
 	@tests/run-all.sh
 
-unit-bins: $(UNIT_BIN) $(BENCH_BIN)
+unit-bins: $(UNIT_BIN) $(BENCH_BIN) $(TEST_BIN) $(ATTACK_SO)
 
 test-unit: all unit-bins
 	@tests/run-unit.sh $(BUILD)
@@ -102,4 +163,5 @@ bench: deps
 clean:
 	rm -rf build build-san bin
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) \
+         $(BUILD)/$(ENC_MAIN:.c=.d)

@@ -9,7 +9,12 @@
  *                   [--mem-limit BYTES] [--encrypted --keys DIR]
  *                   [--shm-fd FD | --shm-path FILE] [--spin-us US]
  *
- * Test hooks: with SS_ENCLAVE_TEST_SYSCALL=1 in its environment the child
+ * The sandbox backend starts the static program bin/sstream-enclave
+ * (sstream_enclave.c) with the same command line; this subcommand is
+ * the same code in the dynamic sstream, for gramine and the benchmarks.
+ *
+ * Test hooks (test builds only, -DSS_TEST_HOOKS: bin/sstream-test,
+ * bin/sstream-enclave-test): with SS_ENCLAVE_TEST_SYSCALL=1 in its environment the child
  * calls socket() when it gets a batch, after the seccomp filter is in
  * place, and must be killed by SIGSYS (tests/unit/test_enclave.c); with
  * SS_ENCLAVE_TEST_SYSCALL=TEXT it does so only for a batch whose

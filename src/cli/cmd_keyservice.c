@@ -48,8 +48,9 @@ static void keyservice_usage(FILE *f)
             "   --manifest FILE    lines '<stage> <sha-256 hex>'\n"
             "   --stage S=SCRIPT   expect stage S to run SCRIPT "
             "(repeatable)\n"
-            "   --program PATH     the trusted sstream binary (default: "
-            "this one)\n"
+            "   --program PATH     the trusted enclave program (default: "
+            "the\n"
+            "                      sstream-enclave next to this sstream)\n"
             "   --mem-limit SIZE   the enclaves' Lua cap (default 64M)\n"
             "   --max-instructions N  the enclaves' Lua instructions per "
             "event\n"
@@ -67,7 +68,8 @@ static void keyservice_usage(FILE *f)
  */
 int cmd_keyservice(int argc, char **argv)
 {
-    const char *keys = NULL, *manifest = NULL, *program = "/proc/self/exe";
+    const char *keys = NULL, *manifest = NULL, *program = NULL;
+    char deflt[4096];
     const char *bind = "tcp://*:5599";
     uint64_t mem = SS_ENCLAVE_DEFAULT_MEM;
     uint64_t max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
@@ -123,6 +125,14 @@ int cmd_keyservice(int argc, char **argv)
         fprintf(stderr, "sstream keyservice: need --keys and a manifest or "
                         "--stage (see --help)\n");
         return 2;
+    }
+    if (!program) {
+        if (ss_enclave_program_path(deflt, sizeof deflt) != 0) {
+            fprintf(stderr, "sstream keyservice: cannot find the enclave "
+                            "program: give --program\n");
+            return 1;
+        }
+        program = deflt;
     }
     char err[1024];
     ss_keyservice *ks = NULL;

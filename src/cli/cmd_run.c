@@ -262,9 +262,10 @@ static void *keyserver_main(void *arg)
 }
 
 /* Starts the key service with the expected measurement of every stage
- * (computed now from the program the workers run and the scripts as they
- * are). Test hook: SS_RUN_TEST_SWAP_SCRIPT=STAGE=FILE then gives stage
- * STAGE's workers FILE instead, as if the script changed after the
+ * (computed now from the enclave program the workers start, the static
+ * sstream-enclave next to this binary, and the scripts as they are). Test
+ * hook (test builds only): SS_RUN_TEST_SWAP_SCRIPT=STAGE=FILE then gives
+ * stage STAGE's workers FILE instead, as if the script changed after the
  * manifest was made. */
 static int keyserver_start(keyserver *k, ss_pipeline *p, const char *keys,
                            char *err, size_t errlen)
@@ -277,12 +278,13 @@ static int keyserver_start(keyserver *k, ss_pipeline *p, const char *keys,
     int rc = ss_keyservice_new(keys, &k->ks, err, errlen);
     if (rc)
         return rc;
-    char prog[PATH_MAX];
-    const char *exe = ss_env("SS_RUN_EXEC", NULL);
-    ssize_t n = readlink("/proc/self/exe", prog, sizeof prog - 1);
-    prog[n > 0 ? n : 0] = '\0';
-    if (!exe)
-        exe = prog;
+    char exe[PATH_MAX];
+    if (ss_enclave_program_path(exe, sizeof exe) != 0 ||
+        access(exe, X_OK) != 0) {
+        snprintf(err, errlen, "the enclave program %.900s is missing: it "
+                              "is built next to sstream (make)", exe);
+        return SS_EINVAL;
+    }
     for (size_t i = 0; i < p->nstages; i++) {
         rc = ss_keyservice_expect_stage(k->ks, p->stages[i].name, exe,
                                         p->stages[i].script,
@@ -294,6 +296,7 @@ static int keyserver_start(keyserver *k, ss_pipeline *p, const char *keys,
         if (rc)
             return rc;
     }
+#ifdef SS_TEST_HOOKS
     const char *swap = ss_env("SS_RUN_TEST_SWAP_SCRIPT", NULL);
     const char *eq = swap ? strchr(swap, '=') : NULL;
     for (size_t i = 0; eq && i < p->nstages; i++)
@@ -305,6 +308,7 @@ static int keyserver_start(keyserver *k, ss_pipeline *p, const char *keys,
             free(p->stages[i].script);
             p->stages[i].script = s;
         }
+#endif
     snprintf(k->tmp, sizeof k->tmp, "%s/sstream-keys-XXXXXX",
              strlen(ss_env("TMPDIR", "/tmp")) > 60 ? "/tmp"
                                                     : ss_env("TMPDIR", "/tmp"));

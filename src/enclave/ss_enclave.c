@@ -8,12 +8,14 @@
 #include "securestreams.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* See ss_enclave.h. */
 void ss_enclave_result_init(ss_enclave_result *r)
@@ -126,6 +128,28 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     return 0;
 }
 
+#ifdef SS_TEST_HOOKS
+#define ENCLAVE_PROGRAM "sstream-enclave-test"
+#else
+#define ENCLAVE_PROGRAM "sstream-enclave"
+#endif
+
+/* See ss_enclave.h. */
+int ss_enclave_program_path(char *buf, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return SS_EIO;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return SS_EIO;
+    *slash = '\0';
+    int w = snprintf(buf, len, "%s/%s", self, ENCLAVE_PROGRAM);
+    return w < 0 || (size_t)w >= len ? SS_ETOOBIG : 0;
+}
+
 /* See ss_enclave.h. */
 int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
                     size_t errlen)
@@ -158,6 +182,16 @@ int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
                               "directory (platform key) and a key service");
         return SS_EINVAL;
     }
+    char deflt[PATH_MAX] = "";
+    if (backend == SS_BACKEND_SANDBOX && !o->program) {
+        if (ss_enclave_program_path(deflt, sizeof deflt) != 0 ||
+            access(deflt, X_OK) != 0) {
+            snprintf(err, errlen, "the enclave program %s is missing: it "
+                                  "is built next to sstream (make)",
+                     deflt[0] ? deflt : ENCLAVE_PROGRAM);
+            return SS_EINVAL;
+        }
+    }
     if (sodium_init() < 0)
         return SS_ENOMEM;
     ss_enclave *e = calloc(1, sizeof *e);
@@ -171,8 +205,7 @@ int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
     e->stage = dup_or_null(o->stage, &fail);
     e->script = dup_or_null(o->script_path, &fail);
     e->key_dir = dup_or_null(o->key_dir, &fail);
-    e->program = dup_or_null(o->program ? o->program : "/proc/self/exe",
-                             &fail);
+    e->program = dup_or_null(o->program ? o->program : deflt, &fail);
     e->o.name = e->name;
     e->o.stage = e->stage;
     e->o.script_path = e->script;

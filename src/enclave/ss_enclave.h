@@ -70,8 +70,8 @@ typedef struct ss_enclave_opts {
                                 report (required when encrypted) */
     ss_enclave_keyfn get_key; /* sandbox + encrypted: key provisioning */
     void *key_ctx;
-    const char *program; /* sandbox: enclave executable (default
-                            /proc/self/exe, i.e. this sstream) */
+    const char *program; /* sandbox: enclave executable (default: see
+                            ss_enclave_program_path) */
     unsigned spin_us;    /* sandbox: busy-wait before sleeping (default
                             50 us; 0 keeps the default) */
     uint64_t run;        /* the run it serves (0: none): outputs carry it,
@@ -101,6 +101,12 @@ void ss_enclave_result_release(ss_enclave_result *r);
  * says how). */
 int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
                     size_t errlen);
+
+/* The sandbox enclave program this build starts by default: the static
+ * `sstream-enclave` next to this process's executable (in a test build,
+ * `sstream-enclave-test`, which has the test hooks). Writes its path into
+ * buf. Returns 0, SS_EIO (no /proc/self/exe) or SS_ETOOBIG. */
+int ss_enclave_program_path(char *buf, size_t len);
 
 /* Stops the runner (the child is asked to quit, then killed) and frees
  * everything; sets *p to NULL. Safe on NULL and twice. */

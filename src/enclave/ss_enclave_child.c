@@ -40,7 +40,7 @@ typedef struct child {
     uint8_t *box_pk; /* X25519 pair for key provisioning */
     uint8_t *box_sk; /* sodium_malloc'd; freed once provisioned */
     ss_chan_spin spin; /* waiting for requests */
-    int test_syscall;
+    int test_syscall;  /* test builds (SS_TEST_HOOKS) only */
 } child;
 
 /* Output placement: private memory. Sealing reads back what it wrote
@@ -163,13 +163,16 @@ static int child_provision(child *c, const uint8_t *in, size_t n, char *err,
     return rc;
 }
 
-/* Test hooks (SS_ENCLAVE_TEST_SYSCALL): a system call the seccomp filter
- * forbids, so that the kernel kills this process with SIGSYS. */
+#ifdef SS_TEST_HOOKS
+/* Test hooks (test builds only: SS_ENCLAVE_TEST_SYSCALL): a system call
+ * the seccomp filter forbids, so that the kernel kills this process with
+ * SIGSYS. */
 static void forbidden_call(void)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     (void)s;
 }
+#endif
 
 /* Handles one request; returns 1 to quit. */
 static int child_handle(child *c, uint32_t seq)
@@ -233,8 +236,10 @@ static int child_handle(child *c, uint32_t seq)
     case SS_CHAN_CALL:
     case SS_CHAN_COMPLETE:
     case SS_CHAN_REJECT:
+#ifdef SS_TEST_HOOKS
         if (c->test_syscall && op != SS_CHAN_REJECT)
             forbidden_call(); /* test hook (SS_ENCLAVE_TEST_SYSCALL=1) */
+#endif
         if (c->core.encrypted && !c->core.key) {
             rc = SS_EDENIED;
             snprintf(err, sizeof err, "no data key: the enclave was not "
@@ -453,12 +458,14 @@ int ss_enclave_child_main(int argc, char **argv)
         return child_fail(&c, SS_EINVAL, "--encrypted needs --keys (the "
                                          "platform key signs the report)");
     }
+#ifdef SS_TEST_HOOKS
     const char *hook = ss_env("SS_ENCLAVE_TEST_SYSCALL", "0");
     c.test_syscall = !strcmp(hook, "1");
     if (!c.test_syscall && strcmp(hook, "0") != 0 && *hook) {
         c.core.die_on = hook; /* the environment outlives the loop */
         c.core.die = forbidden_call;
     }
+#endif
 
     /* lock down: no core dumps, no ptrace by the host's user, capped
      * data segment, no descriptors but stdio, system call allow list */

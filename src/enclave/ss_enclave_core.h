@@ -34,8 +34,10 @@ typedef struct ss_ecore {
     ss_stage_out out;   /* the stage's output */
     int out_ready;      /* out was initialised */
     int completed;      /* completion ran: the stream is over */
-    /* Test hook (the sandbox child, SS_ENCLAVE_TEST_SYSCALL=TEXT): die()
-     * is called when a batch's plaintext contains die_on. */
+    /* Test hook (SS_ENCLAVE_TEST_SYSCALL=TEXT): in a test build of the
+     * sandbox child (SS_TEST_HOOKS), die() is called when a batch's
+     * plaintext contains die_on. Never set, nor read, otherwise (the
+     * fields stay so that every build has the same layout). */
     const char *die_on;
     void (*die)(void);
 } ss_ecore;

@@ -215,6 +215,34 @@ static void build_argv(ss_enclave *e, char **args, char bufs[4][32])
     args[i] = NULL;
 }
 
+/* The enclave's environment: only what is listed here passes, so that
+ * nothing in the host's environment (LD_PRELOAD, LD_LIBRARY_PATH, ...)
+ * reaches it. The log settings only change what the enclave writes to
+ * the host's own log. (The enclave program is static, so that a host
+ * that execs it itself with LD_PRELOAD gets nothing either; a host that
+ * execs another program gets another measurement, and no key.) Test
+ * builds also pass their test hooks. */
+static void build_env(char **env, size_t max)
+{
+    static const char *const keep[] = {
+        "LOG_LEVEL", "LOG_RATE",
+#ifdef SS_TEST_HOOKS
+        "SS_ENCLAVE_TEST_SYSCALL",
+#endif
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0] && n + 1 < max;
+         i++) {
+        size_t kl = strlen(keep[i]);
+        for (char **ev = environ; ev && *ev; ev++)
+            if (!strncmp(*ev, keep[i], kl) && (*ev)[kl] == '=') {
+                env[n++] = *ev;
+                break;
+            }
+    }
+    env[n] = NULL;
+}
+
 /* Maps a fresh channel. */
 static int chan_create(ss_enclave *e, char *err, size_t errlen)
 {
@@ -253,8 +281,9 @@ int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen)
     e->seq = 1;
     e->dead = 0;
 
-    char *args[24], bufs[4][32];
+    char *args[24], bufs[4][32], *env[8];
     build_argv(e, args, bufs);
+    build_env(env, sizeof env / sizeof env[0]);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -273,7 +302,7 @@ int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(126);
-        execv(e->program, args);
+        execve(e->program, args, env);
         _exit(127);
     }
     e->pid = pid;

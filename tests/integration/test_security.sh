@@ -158,8 +158,11 @@ contains "CURVE: the router says it refused them" "$T/router-z.log" \
     "refused a connection without the pipeline's CURVE key"
 
 # --- a changed stage script gets no key ----------------------------------------
+# (test hooks are in the test builds only: bin/sstream-test, whose enclave
+# program is bin/sstream-enclave-test)
+SST=$ROOT/bin/sstream-test
 sed 's/array\[15\]/array[14]/' "$EX/map-csv-to-event.lua" > "$T/evil-map.lua"
-SS_RUN_TEST_SWAP_SCRIPT="map=$T/evil-map.lua" "$SS" run "$EX/pipeline.yml" \
+SS_RUN_TEST_SWAP_SCRIPT="map=$T/evil-map.lua" "$SST" run "$EX/pipeline.yml" \
     --data "$T/f.csv" --security enclave --output-dir "$T/swap" \
     --no-progress > "$T/swap.out" 2> "$T/swap.err"
 rc=$?
@@ -234,8 +237,8 @@ lacks "forbidden Lua: no event text in the rejects" "$T/fbo/rejects.jsonl" "EVIL
 check "forbidden Lua: nothing written" test ! -e "$T/pwned-io" -a ! -e "$T/pwned-exec"
 
 # --- a batch that kills the enclave every time ---------------------------------
-# (test hook: a sandbox enclave whose batch contains the text makes a
-# forbidden system call.) The map enclave dies on it, is restarted, dies
+# (test hook, test build: a sandbox enclave whose batch contains the text
+# makes a forbidden system call.) The map enclave dies on it, is restarted, dies
 # again; then the batch's events are rejected and counted, and the run
 # goes on. The poisoned row (~180 bytes) is alone in its 256-byte batch,
 # rows being about 100 bytes: only it is lost.
@@ -244,11 +247,25 @@ check "forbidden Lua: nothing written" test ! -e "$T/pwned-io" -a ! -e "$T/pwned
       awk -F, -v OFS=, '{ $11 = sprintf("POISON-ROW%080d", 0) } 1'
   tail -n +1001 "$T/fb-rows"; } > "$T/po-rows"
 { head -1 "$T/f.csv"; cat "$T/po-rows"; } > "$T/po.csv"
-SS_ENCLAVE_TEST_SYSCALL=POISON-ROW rejecting_run "poison batch" po \
+SS=$SST SS_ENCLAVE_TEST_SYSCALL=POISON-ROW rejecting_run "poison batch" po \
     "$EX/pipeline.yml" "$T/po.csv" 2001 1 --batch-size 256
 contains "poison batch: the enclave was killed, twice" "$T/po.err" \
     "killed by signal 31 \(SIGSYS\).* again .*rejecting the batch's 1 events"
 contains "poison batch: one sealed reject for it" "$T/poo/rejects.jsonl" \
     '"stage":"map".*"sealed":"[A-Za-z0-9+/=]{40,}"'
 lacks "poison batch: no event text in the rejects" "$T/poo/rejects.jsonl" "POISON-ROW"
+
+# --- the production build has no test hook --------------------------------------
+# (issue 8.4: the host used SS_ENCLAVE_TEST_SYSCALL as an oracle for which
+# batch holds a value, and made those rows vanish)
+for b in "$SS" "$ROOT/bin/sstream-enclave"; do
+    lacks "no test hook in $(basename "$b")" <(strings "$b") "SS_ENCLAVE_TEST|SS_RUN_TEST"
+done
+SS_ENCLAVE_TEST_SYSCALL=POISON-ROW timeout -k 10 300 "$SS" run "$EX/pipeline.yml" \
+    --data "$T/po.csv" --security enclave --batch-size 256 \
+    --output-dir "$T/nohook" --no-progress > "$T/nohook.out" 2> "$T/nohook.err"
+check "production: the hook variable does nothing, exits 0" test $? -eq 0
+contains "production: nothing rejected" "$T/nohook.err" \
+    "rows in = rows out \+ rows filtered \+ rows rejected: 2001 = .* \+ 0: balanced"
+lacks "production: no enclave killed" "$T/nohook.err" "SIGSYS"
 finish

@@ -2,15 +2,18 @@
  * test_enclave.c - the enclave backends (src/enclave) and attestation
  * (src/crypto/ss_attest.c, ss_keyservice.c).
  *
- * The sandbox tests start bin/sstream (or $SSTREAM_BIN) as the enclave
- * program, so run them from the repository root after `make`.
+ * The sandbox tests start bin/sstream-enclave (or $SSTREAM_ENCLAVE_BIN)
+ * as the enclave program, and its test build bin/sstream-enclave-test
+ * for the tests that need a test hook, so run them from the repository
+ * root after `make all unit-bins`.
  *
  *  - forbidden Lua (io.open, os.execute, require of a C module, binary
  *    chunk, debug.getinfo, allocation past the cap) is refused with a
  *    clear error, writes nothing, and the enclave keeps working;
  *  - a forbidden system call from inside the enclave process
- *    (SS_ENCLAVE_TEST_SYSCALL=1) kills it with SIGSYS, reported clearly,
- *    and the enclave can be restarted;
+ *    (SS_ENCLAVE_TEST_SYSCALL=1, test build) kills it with SIGSYS,
+ *    reported clearly, and the enclave can be restarted; the production
+ *    program has no such hook (not in its bytes, the variable ignored);
  *  - attestation: the right script gets the key and processes sealed
  *    batches; a changed script, an unknown stage or a foreign platform
  *    key get no key; plaintext input to an encrypted enclave is refused;
@@ -39,15 +42,18 @@
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/ss_test_enclave_XXXXXX";
-static char prog[4096];
+static char prog[4096];       /* the production enclave program */
+static char prog_hooks[4096]; /* its test build (test hooks) */
 
-static const char *find_program(void)
+static const char *find_program(const char *env_name, const char *name)
 {
-    const char *env = getenv("SSTREAM_BIN");
+    const char *env = getenv(env_name);
     if (env && access(env, X_OK) == 0)
         return env;
-    static const char *const cand[] = {"bin/sstream", "../bin/sstream",
-                                       "../../bin/sstream"};
+    static char cand[3][256]; /* overwritten by the next call */
+    snprintf(cand[0], sizeof cand[0], "bin/%s", name);
+    snprintf(cand[1], sizeof cand[1], "../bin/%s", name);
+    snprintf(cand[2], sizeof cand[2], "../../bin/%s", name);
     for (size_t i = 0; i < 3; i++)
         if (access(cand[i], X_OK) == 0)
             return cand[i];
@@ -57,13 +63,19 @@ static const char *find_program(void)
 static int setup(void **state)
 {
     (void)state;
-    const char *p = find_program();
-    if (!p) {
-        fprintf(stderr, "test_enclave: bin/sstream not found (run from the "
-                        "repository root after make, or set SSTREAM_BIN)\n");
+    const char *p = find_program("SSTREAM_ENCLAVE_BIN", "sstream-enclave");
+    if (!p || !realpath(p, prog))
+        p = NULL;
+    const char *ph = find_program("SSTREAM_ENCLAVE_TEST_BIN",
+                                  "sstream-enclave-test");
+    if (!p || !ph) {
+        fprintf(stderr, "test_enclave: bin/sstream-enclave(-test) not found "
+                        "(run from the repository root after make all "
+                        "unit-bins, or set SSTREAM_ENCLAVE_BIN and "
+                        "SSTREAM_ENCLAVE_TEST_BIN)\n");
         return -1;
     }
-    if (!realpath(p, prog))
+    if (!realpath(ph, prog_hooks))
         return -1;
     if (!mkdtemp(tmpdir))
         return -1;
@@ -119,8 +131,8 @@ static void batch(ss_buf *msg, uint64_t seq, const char *const *ev,
     ss_buf_release(&pl);
 }
 
-static ss_enclave *open_sandbox(const char *path, const char *name,
-                                size_t mem)
+static ss_enclave *open_sandbox_with(const char *program, const char *path,
+                                     const char *name, size_t mem)
 {
     ss_enclave_opts o;
     memset(&o, 0, sizeof o);
@@ -128,7 +140,7 @@ static ss_enclave *open_sandbox(const char *path, const char *name,
     o.name = name;
     o.stage = "map";
     o.script_path = path;
-    o.program = prog;
+    o.program = program;
     o.mem_limit = mem;
     ss_enclave *e = NULL;
     char err[1024];
@@ -136,6 +148,12 @@ static ss_enclave *open_sandbox(const char *path, const char *name,
     if (rc)
         fail_msg("open: %s", err);
     return e;
+}
+
+static ss_enclave *open_sandbox(const char *path, const char *name,
+                                size_t mem)
+{
+    return open_sandbox_with(prog, path, name, mem);
 }
 
 static void test_sandbox_echo(void **state)
@@ -367,7 +385,7 @@ static void test_forbidden_syscall(void **state)
     (void)state;
     const char *p = script("plain", MAP_SCRIPT("  return v"));
     setenv("SS_ENCLAVE_TEST_SYSCALL", "1", 1);
-    ss_enclave *e = open_sandbox(p, "map-1", 0);
+    ss_enclave *e = open_sandbox_with(prog_hooks, p, "map-1", 0);
     unsetenv("SS_ENCLAVE_TEST_SYSCALL");
     ss_buf msg = SS_BUF_INIT;
     const char *ev[] = {"x"};
@@ -392,6 +410,62 @@ static void test_forbidden_syscall(void **state)
     ss_enclave_close(&e);
 }
 
+/* 1 if the file at path contains needle. */
+static int file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    int has = memmem(b, (size_t)n, needle, strlen(needle)) != NULL;
+    free(b);
+    return has;
+}
+
+/* Issue 8.4: SS_ENCLAVE_TEST_SYSCALL=,N100AA set by the host told the
+ * production enclave which batch holds N100AA (it died on it), and those
+ * rows vanished from a result that still said "balanced". The hooks are
+ * only in the test builds: not in the production programs' bytes, and
+ * the variable does nothing to the production enclave. */
+static void test_no_hooks_in_production(void **state)
+{
+    (void)state;
+    char dir[4096], sstream[4200];
+    snprintf(dir, sizeof dir, "%s", prog);
+    *strrchr(dir, '/') = '\0';
+    snprintf(sstream, sizeof sstream, "%s/sstream", dir);
+    assert_true(file_has(prog_hooks, "SS_ENCLAVE_TEST_SYSCALL"));
+    if (file_has(prog, "SS_ENCLAVE_TEST_"))
+        fail_msg("%s has test hooks", prog);
+    if (access(sstream, R_OK) == 0) {
+        assert_false(file_has(sstream, "SS_ENCLAVE_TEST_"));
+        assert_false(file_has(sstream, "SS_RUN_TEST_"));
+    }
+    const char *p = script("plain", MAP_SCRIPT("  return v"));
+    setenv("SS_ENCLAVE_TEST_SYSCALL", ",N100AA", 1);
+    ss_enclave *e = open_sandbox(p, "map-1", 0);
+    unsetenv("SS_ENCLAVE_TEST_SYSCALL");
+    ss_buf msg = SS_BUF_INIT;
+    const char *ev[] = {"a", "2008,1,3,4,,N100AA,x", "b"};
+    batch(&msg, 0, ev, 3);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    char err[1024] = "";
+    int rc = ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err);
+    if (rc)
+        fail_msg("the production enclave obeyed the host's hook: %s", err);
+    assert_int_equal(r.delta.out, 3);
+    assert_true(ss_enclave_alive(e));
+    ss_enclave_result_release(&r);
+    ss_buf_release(&msg);
+    ss_enclave_close(&e);
+}
+
 /* A batch that kills every enclave that takes it (the hook's text is in
  * it): two deaths, then ss_enclave_reject rejects its events whole with an
  * empty output of the same lineage; other batches are unaffected. */
@@ -400,7 +474,7 @@ static void test_poison_batch_rejected(void **state)
     (void)state;
     const char *p = script("plain", MAP_SCRIPT("  return v"));
     setenv("SS_ENCLAVE_TEST_SYSCALL", "POISON", 1);
-    ss_enclave *e = open_sandbox(p, "map-1", 0);
+    ss_enclave *e = open_sandbox_with(prog_hooks, p, "map-1", 0);
     ss_buf good = SS_BUF_INIT, bad = SS_BUF_INIT;
     const char *gev[] = {"a", "b"};
     const char *bev[] = {"x", "has POISON in it", "y"};
@@ -801,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_print_bounded),
         cmocka_unit_test(test_forbidden_syscall),
         cmocka_unit_test(test_poison_batch_rejected),
+        cmocka_unit_test(test_no_hooks_in_production),
         cmocka_unit_test(test_attestation),
         cmocka_unit_test(test_report_forgery),
         cmocka_unit_test(test_reduce_inside),

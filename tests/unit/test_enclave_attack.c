@@ -1,7 +1,8 @@
 /*
  * test_enclave_attack.c - a malicious worker host against its sandbox
  * enclave (issue 8). The host side here is the attacker: it starts a real,
- * attested enclave (bin/sstream or $SSTREAM_BIN), then drives the shared
+ * attested enclave (bin/sstream-enclave or $SSTREAM_ENCLAVE_BIN), then
+ * drives the shared
  * channel itself (ss_enclave_int.h gives it the mapping, as any process
  * holding the memfd has it) and checks that the enclave does not give in:
  *
@@ -11,7 +12,12 @@
  *  - it sends REJECT instead of CALL to a stateful (reduce) enclave, which
  *    would drop those batches from the result without a trace: refused;
  *  - it asks a reduce enclave to complete twice (a second result from a
- *    state that already left): refused.
+ *    state that already left): refused;
+ *  - it starts the enclave itself with LD_PRELOAD=tests/attack/preload_key
+ *    (built as build/tests/attack/preload_key.so), a library that turns
+ *    seccomp off and prints the data key as it is opened: the static
+ *    enclave program ignores it and works; a dynamic program started in
+ *    its place runs the library but measures differently: no key.
  *
  * Run from the repository root after `make`.
  */
@@ -35,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/ss_test_attack_XXXXXX";
@@ -44,11 +51,12 @@ static char keys[700];
 static int setup(void **state)
 {
     (void)state;
-    const char *env = getenv("SSTREAM_BIN");
-    const char *p = env && access(env, X_OK) == 0 ? env : "bin/sstream";
+    const char *env = getenv("SSTREAM_ENCLAVE_BIN");
+    const char *p = env && access(env, X_OK) == 0 ? env
+                                                  : "bin/sstream-enclave";
     if (access(p, X_OK) != 0 || !realpath(p, prog)) {
-        fprintf(stderr, "test_enclave_attack: bin/sstream not found (run "
-                        "from the repository root after make)\n");
+        fprintf(stderr, "test_enclave_attack: bin/sstream-enclave not found "
+                        "(run from the repository root after make)\n");
         return -1;
     }
     if (!mkdtemp(tmpdir))
@@ -187,11 +195,13 @@ static void test_host_cannot_choose_the_nonce(void **state)
 
     enum { CALLS = 300 };
     static uint8_t seen[CALLS][24];
+    const char *slow = getenv("SS_TEST_SLOW"); /* valgrind */
+    int calls = slow && !strcmp(slow, "1") ? 40 : CALLS;
     int nseen = 0, host_nonce = 0, reused = 0, torn = 0;
     ss_buf in = SS_BUF_INIT, pt = SS_BUF_INIT;
     ss_enclave_result r;
     ss_enclave_result_init(&r);
-    for (int i = 0; i < CALLS && host_nonce + reused < 5; i++) {
+    for (int i = 0; i < calls && host_nonce + reused < 5; i++) {
         sealed_batch(k, &in, (uint64_t)i, 64, 1024);
         if (ss_enclave_call(e, in.data, in.len, &r, err, sizeof err))
             fail_msg("call %d: %s", i, err);
@@ -286,11 +296,110 @@ static void test_stateful_refuses_reject_and_second_completion(void **state)
     ss_keyservice_destroy(&ks);
 }
 
+/* A wrapper the attacker starts instead of the enclave program: it execs
+ * real with LD_PRELOAD set (the host's own environment is scrubbed by the
+ * sandbox backend; an attacker host does not scrub). */
+static const char *preload_wrapper(const char *real, const char *out)
+{
+    static char path[700];
+    char so[4096];
+    const char *cand = "build/tests/attack/preload_key.so";
+    if (!realpath(cand, so))
+        fail_msg("%s is missing (make unit-bins)", cand);
+    snprintf(path, sizeof path, "%s/evil-enclave.sh", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "#!/bin/sh\nSS_ATTACK_OUT='%s' LD_PRELOAD='%s' exec '%s' "
+               "\"$@\"\n", out, so, real);
+    fclose(f);
+    assert_int_equal(chmod(path, 0700), 0);
+    return path;
+}
+
+/* Issue 8.3: LD_PRELOAD into the enclave child left the measurement
+ * unchanged; the key was released; the preloaded code printed the key and
+ * turned seccomp off. */
+static void test_preload_gets_no_key(void **state)
+{
+    (void)state;
+    char out[700], err[1024];
+    snprintf(out, sizeof out, "%s/attack-out", tmpdir);
+    const char *path = script("map", MAP_SCRIPT);
+    ss_keyservice *ks = NULL;
+    assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
+    assert_int_equal(ss_keyservice_expect_stage(ks, "map", prog, path,
+                                                SS_ENCLAVE_DEFAULT_MEM,
+                                                SS_STAGE_DEFAULT_MAX_INSTRUCTIONS, 1,
+                                                err, sizeof err), 0);
+    ss_enclave_opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = "sandbox";
+    o.name = "victim-1";
+    o.stage = "map";
+    o.script_path = path;
+    o.encrypted = 1;
+    o.key_dir = keys;
+    o.get_key = ss_keyservice_keyfn;
+    o.key_ctx = ks;
+
+    /* the enclave program itself, preloaded: nothing is loaded into it */
+    unlink(out);
+    o.program = preload_wrapper(prog, out);
+    ss_enclave *e = NULL;
+    if (ss_enclave_open(&o, &e, err, sizeof err))
+        fail_msg("the preloaded (static) enclave was refused: %s", err);
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    ss_buf in = SS_BUF_INIT;
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    sealed_batch(k, &in, 0, 2, 16);
+    assert_int_equal(ss_enclave_call(e, in.data, in.len, &r, err,
+                                     sizeof err), 0);
+    ss_enclave_close(&e);
+    if (access(out, F_OK) == 0) {
+        FILE *f = fopen(out, "r");
+        char what[2048] = "";
+        size_t n = f ? fread(what, 1, sizeof what - 1, f) : 0;
+        what[n] = '\0';
+        fail_msg("the preloaded library ran in the enclave:\n%s", what);
+    }
+
+    /* a dynamic program in its place runs the library, but measures
+     * differently: the key service refuses, nothing to print */
+    char dyn[4200];
+    snprintf(dyn, sizeof dyn, "%s", prog);
+    *strrchr(dyn, '/') = '\0';
+    strcat(dyn, "/sstream");
+    if (access(dyn, X_OK) == 0) {
+        o.program = preload_wrapper(dyn, out);
+        int rc = ss_enclave_open(&o, &e, err, sizeof err);
+        assert_int_equal(rc, SS_EDENIED);
+        assert_non_null(strstr(err, "does not match the manifest"));
+        FILE *f = fopen(out, "r");
+        assert_non_null(f); /* it did run: the test would see a key */
+        char line[600];
+        int ran = 0;
+        while (fgets(line, sizeof line, f)) {
+            ran |= !strncmp(line, "PRELOADED", 9);
+            if (!strncmp(line, "KEY ", 4))
+                fail_msg("the data key leaked: %s", line);
+        }
+        fclose(f);
+        assert_true(ran);
+    }
+    ss_enclave_result_release(&r);
+    ss_buf_release(&in);
+    ss_key_destroy(&k);
+    ss_keyservice_destroy(&ks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_host_cannot_choose_the_nonce),
         cmocka_unit_test(test_stateful_refuses_reject_and_second_completion),
+        cmocka_unit_test(test_preload_gets_no_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
