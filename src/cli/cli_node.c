@@ -83,6 +83,12 @@ static void usage(FILE *f, const char *cmd)
             "default sandbox)\n"
             "  --keyservice EP      the key service (enclave mode), e.g. "
             "tcp://keys:5599\n"
+            "  --finals NAMES       sink: the stateful workers "
+            "(comma-separated) whose\n"
+            "                       result must arrive; a missing one "
+            "fails the run\n"
+            "                       (encrypted, enclave; sstream run "
+            "sets it)\n"
             "  --ordered            sink: each stream arrives in order "
             "(one worker per\n"
             "                       stage): a reordered batch fails the "
@@ -131,6 +137,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"connect-timeout-ms", required_argument, 0, 'T'},
         {"heartbeat-ms", required_argument, 0, 'H'},
         {"run", required_argument, 0, 'R'},
+        {"finals", required_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ss_node_opts_default(o);
@@ -156,6 +163,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         case 'K': o->keyservice = optarg; break;
         case 'O': o->ordered = 1; break;
         case 'R': run = optarg; break;
+        case 'F': o->finals = optarg; break;
         case 'S':
             if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&
                 strcmp(optarg, "enclave"))

@@ -26,6 +26,8 @@ struct ss_integrity {
     int ordered;
     istream *s;
     size_t n, cap;
+    char **finals; /* workers whose result must arrive */
+    size_t nfinals;
 };
 
 /* See ss_integrity.h. */
@@ -45,6 +47,9 @@ void ss_integrity_destroy(ss_integrity **p)
         return;
     for (size_t i = 0; i < (*p)->n; i++)
         free((*p)->s[i].seen);
+    for (size_t i = 0; i < (*p)->nfinals; i++)
+        free((*p)->finals[i]);
+    free((*p)->finals);
     free((*p)->s);
     free(*p);
     *p = NULL;
@@ -81,6 +86,21 @@ static istream *get(ss_integrity *ig, uint32_t id)
 static int has(const istream *st, uint64_t seq)
 {
     return seq / 8 < st->cap && (st->seen[seq / 8] >> (seq % 8)) & 1;
+}
+
+/* See ss_integrity.h. */
+int ss_integrity_expect_final(ss_integrity *ig, const char *name)
+{
+    if (!name || !*name)
+        return SS_EINVAL;
+    char **v = realloc(ig->finals, (ig->nfinals + 1) * sizeof *v);
+    if (!v)
+        return SS_ENOMEM;
+    ig->finals = v;
+    if (!(v[ig->nfinals] = strdup(name)))
+        return SS_ENOMEM;
+    ig->nfinals++;
+    return 0;
 }
 
 /* See ss_integrity.h. */
@@ -184,6 +204,18 @@ int ss_integrity_finish(ss_integrity *ig, const ss_eos *eos, char *err,
         }
         declared = st->nstreams;
         ended++;
+    }
+    /* the results the run must have: a rogue router that swallows one
+     * and strikes it from the end-of-stream table is caught here */
+    for (size_t i = 0; i < ig->nfinals; i++) {
+        uint32_t id = ss_name_id(ig->finals[i]) | 0x80000000u;
+        const istream *st = find(ig, id);
+        if (!st || !st->final || st->end == NO_END) {
+            snprintf(err, errlen, "integrity: the result of worker '%s' "
+                     "(stream %u) never arrived: dropped on the way",
+                     ig->finals[i], id);
+            return SS_EINTEGRITY;
+        }
     }
     if (!declared) {
         snprintf(err, errlen, "integrity: no source stream arrived with its "

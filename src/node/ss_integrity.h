@@ -16,8 +16,10 @@
  *     (reordered; only meaningful when every stage has one worker, so the
  *     path keeps each stream's order: the supervisor says so);
  *   - at the end: a missing batch (dropped), a stream without its end, a
- *     source stream missing entirely, and an EOS table (built by routers)
- *     that disagrees with what arrived.
+ *     source stream missing entirely, the result of a stateful worker
+ *     the sink was told to expect (ss_integrity_expect_final) that never
+ *     arrived, and an EOS table (built by routers) that disagrees with
+ *     what arrived.
  *
  * Messages name the stream and the batch number, e.g. "integrity: stream
  * 0 batch 12 is missing (dropped on the way)".
@@ -35,6 +37,14 @@ typedef struct ss_integrity ss_integrity;
 /* Returns 0 and *out, or SS_ENOMEM. ordered: see above. */
 int ss_integrity_new(int ordered, ss_integrity **out);
 void ss_integrity_destroy(ss_integrity **p);
+
+/* Expects the FINAL stream of the worker called name (a stateful
+ * worker always ends its own stream, ss_name_id(name) | 2^31, with an
+ * END batch, even an empty one): ss_integrity_finish fails if it did not
+ * arrive whole. The list comes from whoever started the run (sstream
+ * run's --finals for the sink), never from the routers. Returns 0,
+ * SS_EINVAL (empty name) or SS_ENOMEM. */
+int ss_integrity_expect_final(ss_integrity *ig, const char *name);
 
 /* Records one authenticated DATA batch. Returns 0, or SS_EINTEGRITY (or
  * SS_ENOMEM) with the reason in err. */

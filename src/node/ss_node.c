@@ -554,7 +554,9 @@ static int complete_enclave(node *n)
                  "malformed: %s", why);
         return SS_EPROTO;
     }
-    if (!oh.count || !n->link)
+    /* a stateful worker always ends its own stream, even with nothing in
+     * it, so that the sink can tell a missing result from an empty one */
+    if ((!oh.count && !node_stateful(n)) || !n->link)
         return 0;
     rc = ss_link_send(n->link, n->res.msg.data, n->res.msg.len, UINT64_MAX);
     if (rc)
@@ -600,7 +602,7 @@ static int handle_eos(node *n, const char *payload, size_t len)
     }
     flush_rejects(n, &n->out);
     if (n->link) {
-        if (n->out.count) {
+        if (n->out.count || node_stateful(n)) { /* see complete_enclave */
             ss_hdr lin;
             memset(&lin, 0, sizeof lin);
             lin.stream = n->own_stream;
@@ -796,6 +798,21 @@ static int setup_sink_security(node *n)
     int rc = ss_keys_load_data(o->keys, &n->key, n->err, sizeof n->err);
     if (!rc)
         rc = ss_integrity_new(o->ordered, &n->ig);
+    for (const char *f = o->finals; !rc && f && *f;) {
+        size_t len = strcspn(f, ",");
+        char name[SS_PROTO_NAME_MAX];
+        if (len == 0 || len >= sizeof name) {
+            snprintf(n->err, sizeof n->err, "--finals: bad worker name "
+                     "'%.*s' (1 to 63 bytes, comma-separated)",
+                     (int)(len < 80 ? len : 80), f);
+            rc = SS_EINVAL;
+            break;
+        }
+        memcpy(name, f, len);
+        name[len] = '\0';
+        rc = ss_integrity_expect_final(n->ig, name);
+        f += len + (f[len] == ',');
+    }
     if (rc)
         ss_error("%s: %s", o->name, rc == SS_ENOMEM ? "out of memory"
                                                     : n->err);

@@ -40,6 +40,9 @@ typedef struct ss_node_opts {
     int connect_timeout_ms; /* how long to wait for a router */
     int heartbeat_ms;
     uint64_t run;           /* the run id (--run / SS_RUN), 0: none */
+    const char *finals;     /* sink: comma-separated names of the stateful
+                               workers whose result must arrive (checked
+                               in encrypted and enclave modes) */
     int argc;               /* script arguments (the `arg` table) */
     char **argv;
 } ss_node_opts;

@@ -4,6 +4,8 @@
  */
 #include "run/ss_plan.h"
 #include "core/ss_util.h"
+#include "core/ss_buf.h"
+#include "lua/ss_stage.h"
 #include "securestreams.h"
 
 #include <arpa/inet.h>
@@ -220,6 +222,59 @@ static int push_limits(const plan_ctx *cx, strv *a)
     return 0;
 }
 
+/* Whether stage s keeps state across events (ss_stage_stateful): its
+ * script is loaded once in a sandboxed, capped Lua state, as an enclave
+ * would. 1, 0, or -1 if it does not load that way (then nothing is
+ * expected of it: the worker reports its own failure). */
+static int stage_stateful(const ss_stage_conf *sc)
+{
+    ss_stage_opts so;
+    memset(&so, 0, sizeof so);
+    so.script_path = sc->script;
+    so.name = sc->name;
+    so.stage = sc->name;
+    so.mem_limit = 64u << 20;
+    so.sandboxed = 1;
+    so.host_errors = 1;
+    ss_stage *st = NULL;
+    char err[256];
+    if (ss_stage_new(&so, &st, err, sizeof err))
+        return -1;
+    int stateful = ss_stage_stateful(st);
+    ss_stage_destroy(&st);
+    return stateful;
+}
+
+/* *out = the names of the workers of every stateful stage, comma-
+ * separated (the sink's --finals), or NULL if there is none. */
+static int stateful_workers(const ss_pipeline *p, char **out)
+{
+    *out = NULL;
+    ss_buf b = SS_BUF_INIT;
+    for (size_t s = 0; s < p->nstages; s++) {
+        const ss_stage_conf *sc = &p->stages[s];
+        if (stage_stateful(sc) != 1)
+            continue;
+        for (int w = 1; w <= sc->workers; w++) {
+            char name[SS_STATS_NAME_MAX + 8];
+            int n = snprintf(name, sizeof name, "%s%s-%d",
+                             b.len ? "," : "", sc->name, w);
+            if (ss_buf_append(&b, name, (size_t)n)) {
+                ss_buf_release(&b);
+                return SS_ENOMEM;
+            }
+        }
+    }
+    if (b.len && ss_buf_append(&b, "", 1)) {
+        ss_buf_release(&b);
+        return SS_ENOMEM;
+    }
+    *out = b.len ? b.data : NULL; /* ss_buf memory is malloc'd */
+    if (!b.len)
+        ss_buf_release(&b);
+    return 0;
+}
+
 /* Builds every component's command line and environment. */
 static int plan(plan_ctx *cx)
 {
@@ -265,7 +320,12 @@ static int plan(plan_ctx *cx)
         return rc;
     }
 
-    /* the sink */
+    /* the sink; outside plain mode it is told which workers keep state,
+     * so that it fails the run if one of their results does not arrive */
+    char *finals = NULL;
+    if (strcmp(p->security, "plain") != 0 &&
+        (rc = stateful_workers(p, &finals)))
+        return rc;
     {
         cx->pl->sink = (int)cx->pl->ncomps;
         ss_plan_comp *c = add_child(cx, "sink", "sink", -1);
@@ -283,8 +343,12 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&a, "%s", c->rejects)) ||
             (rc = push_security(cx, &a, "sink")) ||
             (rc = push_limits(cx, &a)) ||
+            (finals && ((rc = strv_push(&a, "--finals")) ||
+                        (rc = strv_push(&a, "%s", finals)))) ||
             (rc = strv_push(&e, "FROM=%s", from)))
             goto sink_fail;
+        free(finals);
+        finals = NULL;
         if (p->sink.output) {
             if (p->sink.output[0] == '/')
                 rc = strv_push(&e, "OUTPUT=%s", p->sink.output);
@@ -298,6 +362,7 @@ static int plan(plan_ctx *cx)
         c->env = e.v;
         goto sink_ok;
     sink_fail:
+        free(finals);
         strv_free(a.v);
         strv_free(e.v);
         return rc;

@@ -16,17 +16,32 @@ Nth DATA batch going to the consumer:
            swallowed)
   reorder  hold it back and deliver it after the next one of its stream
 
+and, for the attacks on results (N unused), on every batch flagged FINAL
+(a stateful worker's result):
+
+  record     forward it, and append it to the file TAMPER_FILE (one
+             length-prefixed message per batch), e.g. in run A
+  swapfinal  deliver the batches recorded in TAMPER_FILE instead (from an
+             earlier run with the same keys and worker names), and
+             acknowledge the real ones upstream itself
+  dropfinal  a rogue router: swallow it (acknowledged upstream), and
+             remove its stream from the end-of-stream table sent to the
+             consumer, so that nothing declares it
+
 Usage: tamper_proxy.py LISTEN ROUTER MODE N [CURVE_DIR]
 With CURVE_DIR (a `sstream keygen` directory) it uses the pipeline's CURVE
 keys on both sides, as a compromised host on the path would. Prints what it
 did to stderr ("tamper: drop stream 0 batch 3").
 """
+import os
 import struct
 import sys
 
+import msgpack
 import zmq
 
-DATA, CREDIT = 1, 5
+DATA, EOS, CREDIT = 1, 2, 5
+FINAL = 8
 # magic ver kind flags stream part seq count len first_row aux
 # run producer epoch partition span reserved (wire version 2, 72 bytes)
 HDR = struct.Struct("<4sBBHIIQIIQQQIIHHI")
@@ -51,6 +66,30 @@ def name_id(name):
     for b in name:
         h = ((h ^ b) * 16777619) & 0xFFFFFFFF
     return h
+
+
+def is_final(msg):
+    return header(msg)[3] & FINAL != 0
+
+
+def without_streams(msg, gone):
+    """An EOS message whose stream table lacks the streams in gone."""
+    h = list(header(msg))
+    eos = msgpack.unpackb(msg[HDR.size:])
+    eos["streams"] = [r for r in eos["streams"] if r[0] not in gone]
+    payload = msgpack.packb(eos)
+    h[8] = len(payload)
+    return HDR.pack(*h) + payload
+
+
+def recorded(path):
+    out = []
+    with open(path, "rb") as f:
+        while True:
+            n = f.read(4)
+            if len(n) < 4:
+                return out
+            out.append(f.read(struct.unpack("<I", n)[0]))
 
 
 def lineage(msg):
@@ -86,6 +125,7 @@ def main():
     ndata = 0
     held = None
     swallow = set()
+    dropped = set()  # dropfinal: FINAL streams swallowed
     poller = zmq.Poller()
     poller.register(front, zmq.POLLIN)
     idle = 0
@@ -115,6 +155,33 @@ def main():
             up.send(msg)
         if up is not None and up in ev:
             msg = up.recv()
+            if mode == "dropfinal" and len(msg) >= HDR.size and \
+                    header(msg)[2] == EOS and dropped:
+                msg = without_streams(msg, dropped)
+                print("tamper: dropfinal removed stream%s %s from the end "
+                      "of stream" % ("s" if len(dropped) > 1 else "",
+                                     " ".join(map(str, sorted(dropped)))),
+                      file=sys.stderr, flush=True)
+            if len(msg) >= HDR.size and header(msg)[2] == DATA and \
+                    is_final(msg) and mode in ("record", "swapfinal",
+                                               "dropfinal"):
+                h = header(msg)
+                what = "stream %d batch %d" % (h[4], h[6])
+                print("tamper: %s %s" % (mode, what), file=sys.stderr,
+                      flush=True)
+                if mode == "record":
+                    with open(os.environ["TAMPER_FILE"], "ab") as f:
+                        f.write(struct.pack("<I", len(msg)) + msg)
+                    front.send_multipart([peer, msg])
+                elif mode == "swapfinal":
+                    up.send(credit_for(msg, peer))
+                    for old in recorded(os.environ["TAMPER_FILE"]):
+                        front.send_multipart([peer, old])
+                        swallow.add(lineage(old))
+                else:
+                    up.send(credit_for(msg, peer))
+                    dropped.add(h[4])
+                continue
             if len(msg) < HDR.size or header(msg)[2] != DATA:
                 if held is not None:  # nothing may overtake the held one
                     front.send_multipart([peer, held])
