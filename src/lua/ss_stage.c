@@ -60,6 +60,7 @@ struct ss_stage {
      * (or the completion's) instructions while `metered` */
     uint64_t max_insns, used;
     int metered, over;
+    const char *metering; /* "an event", "the completion", ... */
     char err[512];
 };
 
@@ -89,13 +90,15 @@ static void count_hook(lua_State *L, lua_Debug *ar)
         lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "stage '%s': %s ran past max_instructions (%I Lua "
                   "instructions): stopped",
-               s->stage, s->cur && s->hdr ? "an event" : "the completion",
+               s->stage, s->metering,
                (lua_Integer)s->max_insns);
 }
 
-/* Starts metering one event or the completion. */
-static void meter_start(ss_stage *s)
+/* Starts metering one event, the completion or the script's loading
+ * (what, for the error). */
+static void meter_start(ss_stage *s, const char *what)
 {
+    s->metering = what;
     s->used = 0;
     s->over = 0;
     s->metered = 1;
@@ -368,12 +371,18 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
                   size_t errlen)
 {
     int rc;
+    /* a stage's main chunk only builds its chain: metered like an event
+     * (not so with RxLua semantics, `sstream lua`, where the main chunk
+     * is the whole program) */
+    if (s->host_errors)
+        meter_start(s, "loading the script");
     if (o->script_src)
         rc = ss_lua_dostring(s->lua, o->script_src, o->script_len,
                              o->script_path ? o->script_path : "=script",
                              err, errlen);
     else
         rc = ss_lua_dofile(s->lua, o->script_path, err, errlen);
+    s->metered = 0;
     if (rc)
         return rc;
     if (s->flush_rc) {
@@ -464,7 +473,7 @@ static int batch_step(lua_State *L)
         s->ev_cnt = out->count;
         s->ev_outs = out->delta.out;
         s->decoded = 0;
-        meter_start(s);
+        meter_start(s, "an event");
         lua_pushvalue(L, 2);
         lua_pushvalue(L, 3);
         if (ss_mp_decode_lua(L, s->payload, s->len, &s->off, s->err,
@@ -597,7 +606,7 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
     lua_pushcfunction(L, ss_lua_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_complete);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
-    meter_start(s);
+    meter_start(s, "the completion");
     int rc = lua_pcall(L, 1, 0, -3);
     s->metered = 0;
     s->cur = NULL;

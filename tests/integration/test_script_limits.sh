@@ -4,8 +4,8 @@
 #    used to hang the run until --timeout; now each such event runs out of
 #    max_instructions and is rejected with a clear reason, the run goes on
 #    and exits 0 with the other rows' answer, in plain and enclave modes;
-#  - a completion that never ends fails the run naming the stage, in both
-#    modes, well before --timeout;
+#  - a completion, or a script's main chunk, that never ends fails the run
+#    naming the stage, in both modes, well before --timeout;
 #  - print() of 5 KB in an enclaved stage used to crash the enclave
 #    (SIGSEGV): the run now gives the right answer, the line is bounded.
 source "$(dirname "$0")/lib.sh"
@@ -40,7 +40,9 @@ EOF
 { cat "$EX/reduce-events.lua" | sed '$d'
   echo "  :map(function(r) while true do end end)"
   tail -1 "$EX/reduce-events.lua"; } > "$T/p/reduce-loop.lua"
+{ echo "while true do end"; cat "$EX/map-csv-to-event.lua"; } > "$T/p/map-stuck.lua"
 sed 's/map-csv-to-event.lua/map.lua/' "$EX/pipeline.yml" > "$T/p/loop.yml"
+sed 's/map-csv-to-event.lua/map-stuck.lua/' "$EX/pipeline.yml" > "$T/p/stuck.yml"
 sed 's/reduce-events.lua/reduce-loop.lua/' "$EX/pipeline.yml" > "$T/p/done.yml"
 
 for mode in plain enclave; do
@@ -77,6 +79,18 @@ for mode in plain enclave; do
     contains "$mode, endless completion: naming the stage" "$o.err" \
         "stage 'reduce'.*(ran past max_instructions|failed at completion)"
     lacks "$mode, endless completion: no answer" "$o.out" "^Delays"
+
+    # --- a script whose main chunk never ends ------------------------------
+    o=$T/stuck-$mode
+    start=$(date +%s)
+    "$SS" run "$T/p/stuck.yml" --data "$T/good.csv" --security $mode \
+        --max-instructions 2000000 --timeout 240 --output-dir "$o" \
+        --no-progress > "$o.out" 2> "$o.err"
+    rc=$? took=$(( $(date +%s) - start ))
+    check "$mode, endless main chunk: the run fails, not times out ($rc, ${took}s)" \
+        test $rc -eq 1
+    contains "$mode, endless main chunk: naming the stage" "$o.err" \
+        "stage 'map': loading the script ran past max_instructions"
 done
 
 # --- print() of 5 KB inside an enclave -------------------------------------

@@ -319,7 +319,8 @@ static void test_syntax_error_reported(void **state)
 /* Issue 8.9: `while true do end` in a stage hung the run until --timeout.
  * An event past max_instructions is rejected with a clear reason (even
  * when the script catches errors or loops in a coroutine) and the next
- * events go on; a completion past it fails naming the stage. */
+ * events go on; a completion or a main chunk past it fails naming the
+ * stage. */
 static void test_instruction_limit(void **state)
 {
     (void)state;
@@ -376,6 +377,15 @@ static void test_instruction_limit(void **state)
     out_event(&out, 0, txt, sizeof txt);
     assert_string_equal(txt, "19");
     ss_stage_destroy(&s);
+
+    /* a main chunk that never ends fails to load, naming the stage */
+    ss_stage_opts lo = o;
+    lo.script_src = "local n = 0 while true do n = n + 1 end";
+    lo.script_len = strlen(lo.script_src);
+    assert_int_equal(ss_stage_new(&lo, &s, err, sizeof err), SS_ELUA);
+    if (!strstr(err, "stage 'loops': loading the script ran past "
+                     "max_instructions"))
+        fail_msg("unclear: %s", err);
 
     /* a completion that never ends fails, naming the stage */
     assert_int_equal(ss_stage_new(&o, &s, err, sizeof err), 0);
