@@ -7,11 +7,28 @@
 # hooks (SS_TEST_HOOKS: SS_ENCLAVE_TEST_*, SS_RUN_TEST_*) compiled in;
 # bin/sstream and bin/sstream-enclave have none (`make unit-bins` builds
 # the test builds; the unit tests link the hook objects).
+# Lua engine: `make LUA=luajit` builds with LuaJIT 2.1 into build-luajit/:
+# bin/sstream-luajit, bin/sstream-enclave-luajit (and -test-luajit); the
+# two engines cannot share one binary (docs/LUA.md "Engines").
 
 CC      ?= cc
-PKGS    := lua5.4 libzmq libsodium libseccomp yaml-0.1 msgpack
+LUA     ?= 5.4
 SAN     ?= 0
 OPT     ?= -O2
+ifeq ($(LUA),luajit)
+LUAPKG  := luajit
+LUADEF  := -DSS_LUAJIT=1
+LUASFX  := -luajit
+LUALIB  := -lluajit-5.1 -ldl
+else ifeq ($(LUA),5.4)
+LUAPKG  := lua5.4
+LUADEF  :=
+LUASFX  :=
+LUALIB  := -llua5.4
+else
+$(error LUA must be 5.4 or luajit, not '$(LUA)')
+endif
+PKGS    := $(LUAPKG) libzmq libsodium libseccomp yaml-0.1 msgpack
 
 ifeq ($(SAN),1)
 BUILD   := build-san
@@ -22,11 +39,12 @@ else
 BUILD   := build
 SANFLAGS :=
 endif
+BUILD   := $(BUILD)$(LUASFX)
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Werror
 # (function sections: the static enclave program keeps only what it
 # calls: --gc-sections drops e.g. the CURVE key code and its zmq calls)
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SANFLAGS) \
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SANFLAGS) $(LUADEF) \
            -ffunction-sections -fdata-sections \
            -Iinclude -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm -lrt
@@ -42,18 +60,19 @@ GEN_C    := $(BUILD)/gen/ss_lua_embed.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ss_lua_embed.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libsstream.a
-BIN      := bin/sstream$(if $(filter 1,$(SAN)),-san,)
+BIN      := bin/sstream$(if $(filter 1,$(SAN)),-san,)$(LUASFX)
 # the enclave program is static, which the sanitizers do not support: the
 # SAN build's tests use bin/sstream-enclave from the normal build
-ENC_BIN  := $(if $(filter 1,$(SAN)),,bin/sstream-enclave)
-ENC_LIBS := -llua5.4 -lsodium -lseccomp -lmsgpackc -lm -lpthread
+ENC_BIN  := $(if $(filter 1,$(SAN)),,bin/sstream-enclave$(LUASFX))
+ENC_LIBS := $(LUALIB) -lsodium -lseccomp -lmsgpackc -lm -lpthread
 # test builds: these files have test hooks under SS_TEST_HOOKS
 HOOK_SRC := src/enclave/ss_enclave.c src/enclave/ss_enclave_child.c \
             src/enclave/ss_enclave_core.c src/enclave/ss_enclave_sandbox.c \
             src/cli/cmd_run.c
 HOOK_OBJ := $(HOOK_SRC:%.c=$(BUILD)/hooks/%.o)
 HOOK_LIB := $(filter $(BUILD)/hooks/src/enclave/%,$(HOOK_OBJ))
-TEST_BIN := $(if $(filter 1,$(SAN)),,bin/sstream-test bin/sstream-enclave-test)
+TEST_BIN := $(if $(filter 1,$(SAN)),,bin/sstream-test$(LUASFX) \
+                                     bin/sstream-enclave-test$(LUASFX))
 TEST_CLI_OBJ := $(filter-out $(BUILD)/src/cli/cmd_run.o,$(CLI_OBJ)) \
                 $(BUILD)/hooks/src/cli/cmd_run.o
 
@@ -98,7 +117,7 @@ $(BIN): $(CLI_OBJ) $(LIB)
 
 # (glibc warns at link time that lua's loadlib uses dlopen: the enclave
 # never loads code, package.loadlib is removed and seccomp forbids open)
-bin/sstream-enclave: $(BUILD)/$(ENC_MAIN:.c=.o) $(LIB)
+bin/sstream-enclave$(LUASFX): $(BUILD)/$(ENC_MAIN:.c=.o) $(LIB)
 	@mkdir -p bin
 	@rm -f $@
 	$(CC) -static -Wl,--gc-sections $^ $(ENC_LIBS) -o $@ 2>&1 | \
@@ -109,11 +128,11 @@ $(BUILD)/hooks/%.o: %.c $(CFLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DSS_TEST_HOOKS -MMD -MP -c $< -o $@
 
-bin/sstream-test: $(TEST_CLI_OBJ) $(HOOK_LIB) $(LIB)
+bin/sstream-test$(LUASFX): $(TEST_CLI_OBJ) $(HOOK_LIB) $(LIB)
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) $(TEST_CLI_OBJ) $(HOOK_LIB) $(LIB) $(LDLIBS) -o $@
 
-bin/sstream-enclave-test: $(BUILD)/$(ENC_MAIN:.c=.o) $(HOOK_LIB) $(LIB)
+bin/sstream-enclave-test$(LUASFX): $(BUILD)/$(ENC_MAIN:.c=.o) $(HOOK_LIB) $(LIB)
 	@mkdir -p bin
 	@rm -f $@
 	$(CC) -static -Wl,--gc-sections $^ $(ENC_LIBS) -o $@ 2>&1 | \
@@ -161,7 +180,7 @@ bench: deps
 	@bench/run.sh
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san build-luajit build-san-luajit bin
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) \
          $(BUILD)/$(ENC_MAIN:.c=.d)

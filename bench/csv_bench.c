@@ -39,7 +39,7 @@
 #include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
-#include <lauxlib.h>
+#include "lua/ss_lua_api.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

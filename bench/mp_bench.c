@@ -25,8 +25,7 @@
 #include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
-#include <lauxlib.h>
-#include <lualib.h>
+#include "lua/ss_lua_api.h"
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,8 +9,7 @@
 #include "securestreams.h"
 
 #include <errno.h>
-#include <lauxlib.h>
-#include <lualib.h>
+#include "lua/ss_lua_api.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,20 +158,43 @@ static void open_lib(lua_State *L, const char *name, lua_CFunction fn)
     lua_pop(L, 1);
 }
 
+/* Removes every package searcher but the first (preload): no file or C
+ * module loading. The list is package.searchers (5.4) or
+ * package.loaders (LuaJIT). */
+static void keep_preload_searcher(lua_State *L, const char *field)
+{
+    if (lua_getfield(L, -1, field) == LUA_TTABLE) {
+        lua_Integer n = luaL_len(L, -1);
+        for (lua_Integer i = n; i >= 2; i--) {
+            lua_pushnil(L);
+            lua_rawseti(L, -2, i);
+        }
+    }
+    lua_pop(L, 1);
+}
+
 /* The enclave's library set: no io, no debug, no dynamic loading; os has
- * the clock and calendar functions and a getenv that finds nothing. */
+ * the clock and calendar functions and a getenv that finds nothing. On
+ * LuaJIT also no ffi (raw memory) and no jit module, and base includes
+ * coroutine; there is no utf8 library. */
 static void open_sandboxed(lua_State *L)
 {
     open_lib(L, LUA_GNAME, luaopen_base);
     open_lib(L, LUA_LOADLIBNAME, luaopen_package);
+#ifdef SS_LUAJIT
+    open_lib(L, LUA_BITLIBNAME, luaopen_bit);
+#else
     open_lib(L, LUA_COLIBNAME, luaopen_coroutine);
+    open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8);
+#endif
     open_lib(L, LUA_TABLIBNAME, luaopen_table);
     open_lib(L, LUA_STRLIBNAME, luaopen_string);
     open_lib(L, LUA_MATHLIBNAME, luaopen_math);
-    open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8);
 
     /* os: only the clock and calendar functions */
-    luaopen_os(L);
+    lua_pushcfunction(L, luaopen_os);
+    lua_pushliteral(L, "os");
+    lua_call(L, 1, 1);
     lua_newtable(L);
     static const char *const keep[] = {"clock", "time", "date", "difftime",
                                        NULL};
@@ -204,14 +226,81 @@ static void open_sandboxed(lua_State *L)
     lua_setfield(L, -2, "path");
     lua_pushliteral(L, "");
     lua_setfield(L, -2, "cpath");
-    lua_getfield(L, -1, "searchers");
-    lua_Integer n = luaL_len(L, -1);
-    for (lua_Integer i = n; i >= 2; i--) {
-        lua_pushnil(L);
-        lua_rawseti(L, -2, i);
-    }
-    lua_pop(L, 2);
+    keep_preload_searcher(L, "searchers");
+    keep_preload_searcher(L, "loaders");
+    lua_pop(L, 1);
 }
+
+#ifdef SS_LUAJIT
+/* table.pack for LuaJIT: {n = select('#', ...), ...}. */
+static int compat_pack(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_createtable(L, n, 1);
+    lua_insert(L, 1);
+    for (int i = n; i >= 1; i--)
+        lua_rawseti(L, 1, i);
+    lua_pushinteger(L, n);
+    lua_setfield(L, 1, "n");
+    return 1;
+}
+
+/* math.tointeger for LuaJIT: the number if its value is integral (there
+ * is no integer subtype: see ss_lua_api.h), else nil (fail). */
+static int compat_tointeger(lua_State *L)
+{
+    if (lua_isinteger(L, 1))
+        lua_pushvalue(L, 1);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* pairs for LuaJIT honouring __pairs as 5.2+ does (LuaJIT's own ignores
+ * it); otherwise next, t, nil with the builtin next (upvalue 1). */
+static int compat_pairs(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (luaL_getmetafield(L, 1, "__pairs")) {
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 3);
+        return 3;
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* The few 5.2/5.3 library functions the runtime's modules and the
+ * seed's scripts use and that LuaJIT lacks: table.pack, table.unpack,
+ * math.tointeger, and pairs honouring __pairs (docs/LUA.md, "Engines"). */
+static void open_compat(lua_State *L)
+{
+    lua_getglobal(L, "next");
+    lua_pushcclosure(L, compat_pairs, 1);
+    lua_setglobal(L, "pairs");
+    lua_getglobal(L, "table");
+    lua_pushcfunction(L, compat_pack);
+    lua_setfield(L, -2, "pack");
+    lua_getglobal(L, "unpack");
+    lua_setfield(L, -2, "unpack");
+    lua_pop(L, 1);
+    lua_getglobal(L, "math");
+    lua_pushcfunction(L, compat_tointeger);
+    lua_setfield(L, -2, "tointeger");
+    lua_pop(L, 1);
+}
+
+/* Whether the JIT compiler runs in an unsandboxed state: yes unless
+ * SS_LUAJIT=off (a measuring switch, see docs/LUA.md). */
+static int jit_wanted(void)
+{
+    const char *v = getenv("SS_LUAJIT");
+    return !(v && strcmp(v, "off") == 0);
+}
+#endif
 
 /* See ss_lua.h. */
 int ss_lua_new(const ss_lua_opts *o, ss_lua **out)
@@ -241,6 +330,17 @@ int ss_lua_new(const ss_lua_opts *o, ss_lua **out)
     /* every state: load() takes text only */
     lua_getglobal(L, "load");
     lua_pushcclosure(L, safe_load, 1);
+#ifdef SS_LUAJIT
+    open_compat(L);
+    /* loadstring is load under its 5.1 name: text only too */
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "loadstring");
+    /* The enclave runs interpreted: an SGX1 enclave cannot make pages
+     * executable after it starts, and the sandbox's seccomp filter
+     * refuses PROT_EXEC the same way, so its JIT must never start. */
+    if (s->sandboxed || !jit_wanted())
+        luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+#endif
     lua_setglobal(L, "load");
     ss_lua_preload_builtins(L);
     *out = s;
@@ -280,6 +380,14 @@ int ss_lua_traceback(lua_State *L)
     return 1;
 }
 
+/* See ss_lua.h. */
+void ss_lua_syntax_hint(char *err, size_t errlen)
+{
+    size_t n = strlen(err), h = strlen(SS_LUA_SYNTAX_HINT);
+    if (h && n + h < errlen)
+        memcpy(err + n, SS_LUA_SYNTAX_HINT, h + 1);
+}
+
 /* Copies the first line of the message at the top of L into err. */
 static void first_line(lua_State *L, char *err, size_t errlen)
 {
@@ -309,6 +417,8 @@ static int run_loaded(ss_lua *s, int st, char *err, size_t errlen)
         return st == LUA_ERRMEM ? SS_ENOMEM : SS_ELUA;
     }
     first_line(L, err, errlen);
+    if (st == LUA_ERRSYNTAX)
+        ss_lua_syntax_hint(err, errlen);
     lua_pop(L, 1);
     return st == LUA_ERRMEM ? SS_ENOMEM : st == LUA_ERRFILE ? SS_EIO
                                                             : SS_ELUA;

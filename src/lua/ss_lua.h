@@ -1,5 +1,6 @@
 /*
- * ss_lua.h - a Lua 5.4 state for user code: memory cap, library allow
+ * ss_lua.h - a Lua state (Lua 5.4, or LuaJIT 2.1 when built with
+ * `make LUA=luajit`: see ss_lua_api.h) for user code: memory cap, library allow
  * list, and the runtime's modules served from the binary.
  *
  * Every state gets package.preload entries for the built-in modules
@@ -11,7 +12,7 @@
 #ifndef SS_LUA_H
 #define SS_LUA_H
 
-#include <lua.h>
+#include "lua/ss_lua_api.h"
 #include <stddef.h>
 
 typedef struct ss_lua ss_lua;
@@ -52,6 +53,12 @@ int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
 /* Checks that a script file compiles, without running it. Returns 0 or
  * SS_ELUA/SS_EIO with the reason in err. */
 int ss_lua_check_file(const char *path, char *err, size_t errlen);
+
+/* Appends to a syntax error's text in err (errlen bytes) what the
+ * engine's language is, when it is not the default's (LuaJIT), so that a
+ * Lua 5.3 script refused by LuaJIT says why. Leaves err unchanged if the
+ * hint does not fit or the engine is Lua 5.4. */
+void ss_lua_syntax_hint(char *err, size_t errlen);
 
 /* Message handler for lua_pcall: appends a traceback to the error. */
 int ss_lua_traceback(lua_State *L);

@@ -7,7 +7,7 @@
 #include "lua/ss_lua.h"
 #include "securestreams.h"
 
-#include <lauxlib.h>
+#include "lua/ss_lua_api.h"
 #include <string.h>
 
 /* See ss_lua.h. */
@@ -27,6 +27,8 @@ int ss_lua_check_file(const char *path, char *err, size_t errlen)
             n = errlen - 1;
         memcpy(err, m, n);
         err[n] = '\0';
+        if (st == LUA_ERRSYNTAX)
+            ss_lua_syntax_hint(err, errlen);
         rc = st == LUA_ERRFILE ? SS_EIO : st == LUA_ERRMEM ? SS_ENOMEM
                                                            : SS_ELUA;
     }

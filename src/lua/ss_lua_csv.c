@@ -65,7 +65,7 @@
 #include "securestreams.h"
 #include "wire/ss_csv.h"
 
-#include <lauxlib.h>
+#include "lua/ss_lua_api.h"
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
@@ -268,9 +268,9 @@ static int row_newindex(lua_State *L)
     lua_Integer i = key_index(L, 2);
     if (!i || i > count)
         return luaL_error(L, "csv row: cannot set field %s: a row has "
-                             "fields 1..%I only (csv.fields returns a "
-                             "plain table)",
-                          luaL_tolstring(L, 2, NULL), count);
+                             "fields 1.." SS_LUA_FMT_INT " only (csv.fields "
+                             "returns a plain table)",
+                          luaL_tolstring(L, 2, NULL), SS_LUA_ARG_INT(count));
     if (lua_isnil(L, 3))
         return 0;
     lua_settop(L, 3);
@@ -349,8 +349,16 @@ static void push_row_mt(lua_State *L, char sep)
     lua_remove(L, -2);
 }
 
+static int fields_as(lua_State *L, const char *who);
+
 static int csv_parse(lua_State *L)
 {
+#ifdef SS_LUAJIT
+    /* LuaJIT (Lua 5.1 semantics) ignores __len and __pairs on tables and
+     * its ipairs reads raw: a lazy row would have #row == 0 and iterate
+     * as empty. A plain table keeps the meaning. */
+    return fields_as(L, "csv.parse");
+#endif
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     char sep = opt_sep(L, 2);
@@ -386,7 +394,8 @@ static int push_field(const char *f, size_t len, int index, void *arg)
     return 0;
 }
 
-static int csv_fields(lua_State *L)
+/* A plain table of the line's fields; errors name who. */
+static int fields_as(lua_State *L, const char *who)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
@@ -400,12 +409,14 @@ static int csv_fields(lua_State *L)
         ss_buf_release(&cs->scratch);
     if (r < 0) {
         if (r == SS_ENOMEM)
-            return luaL_error(L, "csv.fields: out of memory");
-        return luaL_error(L, "csv.fields: %s", err);
+            return luaL_error(L, "%s: out of memory", who);
+        return luaL_error(L, "%s: %s", who, err);
     }
     cs->guess = r < CSV_GUESS_MAX ? r : CSV_GUESS_MAX;
     return 1;
 }
+
+static int csv_fields(lua_State *L) { return fields_as(L, "csv.fields"); }
 
 static int csv_encode(lua_State *L)
 {

@@ -12,7 +12,7 @@
 #ifndef SS_LUA_CSV_H
 #define SS_LUA_CSV_H
 
-#include <lua.h>
+#include "lua/ss_lua_api.h"
 #include <stddef.h>
 
 extern const char ss_csv_row_line;

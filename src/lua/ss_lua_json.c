@@ -38,7 +38,7 @@
 #include "wire/ss_csv.h"
 #include "wire/ss_msgpack.h"
 
-#include <lauxlib.h>
+#include "lua/ss_lua_api.h"
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
@@ -482,8 +482,8 @@ static void derr(jdec *d, size_t at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    luaL_error(d->L, "json.decode: %s at offset %I", what,
-               (lua_Integer)at);
+    luaL_error(d->L, "json.decode: %s at offset " SS_LUA_FMT_INT, what,
+               SS_LUA_ARG_INT(at));
     abort(); /* not reached: luaL_error does not return */
 }
 

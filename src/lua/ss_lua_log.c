@@ -7,7 +7,7 @@
 #include "core/ss_log.h"
 #include "lua/ss_lua.h"
 
-#include <lauxlib.h>
+#include "lua/ss_lua_api.h"
 
 static int log_at(lua_State *L)
 {

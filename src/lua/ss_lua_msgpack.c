@@ -20,7 +20,7 @@
 #include "wire/ss_csv.h"
 #include "wire/ss_msgpack_int.h"
 
-#include <lauxlib.h>
+#include "lua/ss_lua_api.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -33,7 +33,7 @@
 #include "core/ss_buf.h"
 #include "wire/ss_msgpack.h"
 
-#include <lua.h>
+#include "lua/ss_lua_api.h"
 #include <stddef.h>
 
 /*

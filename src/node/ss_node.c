@@ -30,7 +30,7 @@
 #include "wire/ss_batch.h"
 
 #include <errno.h>
-#include <lauxlib.h>
+#include "lua/ss_lua_api.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

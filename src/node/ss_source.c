@@ -21,7 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <lauxlib.h>
+#include "lua/ss_lua_api.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

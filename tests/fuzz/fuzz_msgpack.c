@@ -24,9 +24,7 @@
 #include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
+#include "lua/ss_lua_api.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -31,7 +31,7 @@ local function show(v, seen)
   local parts, keys, n = {}, {}, #v
   for i = 1, n do parts[#parts + 1] = show(v[i], seen) end
   for k in pairs(v) do
-    if not (math.type(k) == 'integer' and k >= 1 and k <= n) then
+    if not (type(k) == 'number' and k % 1 == 0 and k >= 1 and k <= n) then
       keys[#keys + 1] = k
     end
   end

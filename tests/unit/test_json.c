@@ -14,8 +14,7 @@
 #include "lua/ss_lua.h"
 #include "securestreams.h"
 
-#include <lauxlib.h>
-#include <lualib.h>
+#include "lua/ss_lua_api.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
