@@ -5,6 +5,18 @@
  * previous stage's output) through ss_stage_process.
  *
  *   build/bench/stage_bench flights.csv [examples/delayed-flights]
+ *
+ * Under callgrind, each stage's processing (not its script's loading) is
+ * dumped as its own part, named after the stage, so that instruction
+ * counts per stage need no quiet machine:
+ *
+ *   valgrind --tool=callgrind --callgrind-out-file=cg.%p \
+ *       build/bench/stage_bench f.csv
+ *   grep -H -e '^desc: Trigger' -e '^summary' cg.*
+ *
+ * With bin/sstream-luajit's build (build-luajit/bench/stage_bench),
+ * SS_LUAJIT=off runs the same with LuaJIT's interpreter only (as in an
+ * enclave).
  */
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
@@ -15,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <valgrind/callgrind.h>
 
 typedef struct batch {
     ss_hdr h;
@@ -119,7 +132,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < 3; k++) {
         ss_stage *s = load(dir, names[k]);
         uint64_t ev = 0;
+        CALLGRIND_ZERO_STATS;
         double secs = run(s, ins[k], n, outs[k], &ev);
+        CALLGRIND_DUMP_STATS_AT(names[k]);
         total += secs;
         printf("%-22s %12llu %10.3f %12.0f\n", names[k],
                (unsigned long long)ev, secs, (double)ev / secs);

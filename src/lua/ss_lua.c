@@ -381,6 +381,11 @@ int ss_lua_traceback(lua_State *L)
 }
 
 /* See ss_lua.h. */
+const char *ss_lua_engine(void) { return SS_LUA_ENGINE_KEY; }
+/* See ss_lua.h. */
+const char *ss_lua_engine_name(void) { return SS_LUA_ENGINE; }
+
+/* See ss_lua.h. */
 void ss_lua_syntax_hint(char *err, size_t errlen)
 {
     size_t n = strlen(err), h = strlen(SS_LUA_SYNTAX_HINT);

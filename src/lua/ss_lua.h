@@ -54,6 +54,12 @@ int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
  * SS_ELUA/SS_EIO with the reason in err. */
 int ss_lua_check_file(const char *path, char *err, size_t errlen);
 
+/* The engine this binary was built with: "5.4" or "luajit" (the values
+ * of a pipeline file's `lua:` key), and its full name ("Lua 5.4.6",
+ * "LuaJIT 2.1.0-beta3"). Static strings. */
+const char *ss_lua_engine(void);
+const char *ss_lua_engine_name(void);
+
 /* Appends to a syntax error's text in err (errlen bytes) what the
  * engine's language is, when it is not the default's (LuaJIT), so that a
  * Lua 5.3 script refused by LuaJIT says why. Leaves err unchanged if the

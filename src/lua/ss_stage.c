@@ -558,6 +558,11 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
         snprintf(s->err, sizeof s->err, "%s",
                  m ? m : "(error object is not a string)");
         lua_settop(L, top);
+        /* Lua 5.4 collects in an emergency before it reports ERRMEM;
+         * LuaJIT does not, so the failed event's garbage would still
+         * fill the cap for the next event: collect it now. */
+        if (st == LUA_ERRMEM)
+            lua_gc(L, LUA_GCCOLLECT, 0);
         out->events.len = s->ev_mark;
         out->count = s->ev_cnt;
         out->delta.out = s->ev_outs;

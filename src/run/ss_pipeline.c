@@ -377,8 +377,9 @@ static int parse_sink(pctx *c, yaml_node_t *n)
 static int parse_root(pctx *c, yaml_node_t *root)
 {
     static const char *const keys[] = {"name", "security", "batch_size",
-                                       "max_instructions", "source",
+                                       "max_instructions", "lua", "source",
                                        "stages", "sink", NULL};
+    static const char *const engines[] = {"5.4", "luajit", NULL};
     static const char *const modes[] = {"plain", "encrypted", "enclave",
                                         NULL};
     ss_pipeline *p = c->p;
@@ -393,6 +394,21 @@ static int parse_root(pctx *c, yaml_node_t *root)
         (rc = get_choice(c, "security", v, modes,
                          "plain, encrypted or enclave", &p->security)))
         return rc;
+    if ((v = lookup(c, root, "lua", NULL))) {
+        if ((rc = get_choice(c, "lua", v, engines, "5.4 or luajit",
+                             &p->lua)))
+            return rc;
+        if (strcmp(p->lua, ss_lua_engine()) != 0)
+            return fail(c, v,
+                        "lua: %s: this pipeline's scripts need %s, but this "
+                        "binary runs %s; use %s (built with `make%s`)",
+                        p->lua,
+                        strcmp(p->lua, "luajit") == 0 ? "LuaJIT" : "Lua 5.4",
+                        ss_lua_engine_name(),
+                        strcmp(p->lua, "luajit") == 0 ? "bin/sstream-luajit"
+                                                      : "bin/sstream",
+                        strcmp(p->lua, "luajit") == 0 ? " LUA=luajit" : "");
+    }
     if ((v = lookup(c, root, "batch_size", NULL))) {
         if (!is_plain(v) || ss_parse_u64(scalar(v), 1, SS_BATCH_MAX_SIZE, 1,
                                          &p->batch_size))
@@ -686,6 +702,7 @@ void ss_pipeline_destroy(ss_pipeline **pp)
     free(p->dir);
     free(p->name);
     free(p->security);
+    free(p->lua);
     free(p->source.file);
     free(p->source.format);
     for (size_t i = 0; i < p->nstages; i++) {

@@ -35,6 +35,8 @@ typedef struct ss_pipeline {
     char *dir;      /* its folder ("." for a bare name) */
     char *name;     /* default: file name without extension */
     char *security; /* "plain" (default), "encrypted" or "enclave" */
+    char *lua;      /* "5.4", "luajit" (the engine the scripts need; only
+                       the binary built with it loads the file) or NULL */
     uint64_t batch_size; /* bytes; default SS_BATCH_DEFAULT_SIZE */
     uint64_t max_instructions; /* per event and completion; 0: default */
     struct {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lua/ss_lua.h"
 #include "run/ss_pipeline.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
@@ -209,7 +210,7 @@ static void errors_top_level(void **state)
     (void)state;
     expect_edit(2, "nmae: x\n", 2,
                 "unknown key 'nmae' in the pipeline (expected name, "
-                "security, batch_size, max_instructions, source, stages, sink)");
+                "security, batch_size, max_instructions, lua, source, stages, sink)");
     expect_edit(2, "name: [a]\n", 2,
                 "name must be 1 to 48 letters, digits, '_', '-' or '.'");
     expect_edit(2, "name: a/b\n", 2,
@@ -239,11 +240,48 @@ static void errors_top_level(void **state)
                 "p.yml:3: stages is missing");
     expect_edit(10, "stagez:\n", 10,
                 "unknown key 'stagez' in the pipeline (expected name, "
-                "security, batch_size, max_instructions, source, stages, sink)");
+                "security, batch_size, max_instructions, lua, source, stages, sink)");
     expect_text("source: data.csv\n", "p.yml:1: source must be a mapping "
                 "(key: value lines)");
     expect_text("stages: [{name: a, script: map.lua}]\nsink: print.lua\n",
                 "p.yml:2: sink must be a mapping (key: value lines)");
+}
+
+static void lua_engine_key(void **state)
+{
+    (void)state;
+    /* the engine this binary runs is accepted and kept */
+    char text[256];
+    snprintf(text, sizeof text,
+             "lua: %s\nstages: [{name: m, script: map.lua}]\n"
+             "sink: {script: print.lua}\n",
+             ss_lua_engine());
+    ss_pipeline *p = parse_ok("p.yml", text);
+    assert_string_equal(p->lua, ss_lua_engine());
+    ss_pipeline_destroy(&p);
+    p = parse_ok("p.yml", "stages: [{name: m, script: map.lua}]\n"
+                          "sink: {script: print.lua}\n");
+    assert_null(p->lua);
+    ss_pipeline_destroy(&p);
+    /* the other one is refused, naming the binary that runs it */
+    char want[512];
+    if (strcmp(ss_lua_engine(), "5.4") == 0) {
+        snprintf(want, sizeof want,
+                 "lua: luajit: this pipeline's scripts need LuaJIT, but "
+                 "this binary runs %s; use bin/sstream-luajit (built with "
+                 "`make LUA=luajit`)",
+                 ss_lua_engine_name());
+        expect_edit(3, "lua: luajit\n", 3, want);
+    } else {
+        assert_string_equal(ss_lua_engine(), "luajit");
+        snprintf(want, sizeof want,
+                 "lua: 5.4: this pipeline's scripts need Lua 5.4, but this "
+                 "binary runs %s; use bin/sstream (built with `make`)",
+                 ss_lua_engine_name());
+        expect_edit(3, "lua: 5.4\n", 3, want);
+    }
+    expect_edit(3, "lua: 5.1\n", 3, "lua must be one of 5.4 or luajit");
+    expect_edit(3, "lua: [5.4]\n", 3, "lua must be one of 5.4 or luajit");
 }
 
 static void errors_source(void **state)
@@ -468,6 +506,7 @@ int main(void)
         cmocka_unit_test(good_file),
         cmocka_unit_test(defaults_and_paths),
         cmocka_unit_test(errors_top_level),
+        cmocka_unit_test(lua_engine_key),
         cmocka_unit_test(errors_source),
         cmocka_unit_test(errors_stages),
         cmocka_unit_test(too_many_stages),

@@ -263,6 +263,36 @@ static void test_sandbox_refuses(void **state)
     ss_stage_destroy(&s);
 }
 
+static void test_sandbox_engine_escapes(void **state)
+{
+    (void)state;
+    /* the engine's own ways out of the sandbox: LuaJIT's ffi (raw
+     * memory) and jit modules, bytecode through loadstring or load
+     * (LuaJIT's bytecode loader trusts its input), the 5.1 names of the
+     * module searchers; each event must fail, the last one passes */
+    ss_stage *s = load(
+        "local Rx = require 'zmq-rx'\n"
+        "local function f() return 1 end\n"
+        "Rx.Subject.fromZmqSocket('x')\n"
+        "  :map(function(what)\n"
+        "     if what == 'ffi' then return require('ffi').C and 'ffi' end\n"
+        "     if what == 'jit' then return jit.status() end\n"
+        "     if what == 'ls' then return loadstring(string.dump(f))() end\n"
+        "     if what == 'ld' then return load(string.dump(f), 'x', 'b')() "
+        "end\n"
+        "     if what == 'file' then return require('os.ffi') end\n"
+        "     return 'fine' end)\n"
+        "  :subscribeToSocket('y')\n",
+        1, 8u << 20);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(s, "'ffi', 'jit', 'ls', 'ld', 'file', 'ok'", &out);
+    assert_int_equal(out.delta.rejected, 5);
+    assert_int_equal(out.count, 1);
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+}
+
 static void test_decode_past_memory_cap(void **state)
 {
     (void)state;
@@ -411,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_reduce_emits_at_completion),
         cmocka_unit_test(test_malformed_payload),
         cmocka_unit_test(test_sandbox_refuses),
+        cmocka_unit_test(test_sandbox_engine_escapes),
         cmocka_unit_test(test_decode_past_memory_cap),
         cmocka_unit_test(test_syntax_error_reported),
     };
