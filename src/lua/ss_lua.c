@@ -16,6 +16,10 @@
 
 struct ss_lua {
     lua_State *L;
+#ifdef SS_LUAJIT
+    lua_Alloc base;  /* LuaJIT's own allocator, which capped_alloc wraps */
+    void *base_ud;
+#endif
     size_t used;
     size_t peak;
     size_t limit;
@@ -30,6 +34,16 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     ss_lua *s = ud;
     size_t old = ptr ? osize : 0;
+#ifdef SS_LUAJIT
+    if (nsize == 0) {
+        s->base(s->base_ud, ptr, osize, 0);
+        s->used -= old < s->used ? old : s->used;
+        return NULL;
+    }
+    if (s->limit && nsize > old && s->used - old + nsize > s->limit)
+        return NULL;
+    void *p = s->base(s->base_ud, ptr, osize, nsize);
+#else
     if (nsize == 0) {
         free(ptr);
         s->used -= old;
@@ -38,6 +52,7 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (s->limit && nsize > old && s->used - old + nsize > s->limit)
         return NULL;
     void *p = realloc(ptr, nsize);
+#endif
     if (!p)
         return NULL;
     s->used = s->used - old + nsize;
@@ -315,11 +330,28 @@ int ss_lua_new(const ss_lua_opts *o, ss_lua **out)
         snprintf(s->component, sizeof s->component, "%s",
                  o->component ? o->component : "lua");
     }
+#ifdef SS_LUAJIT
+    /* LuaJIT's own allocator is much faster than malloc for its small
+     * objects (-1/4 of the instructions of the map stage): keep it and
+     * put the cap in front of it, counting from what the new state holds
+     * already. */
+    s->L = luaL_newstate();
+    if (!s->L) {
+        free(s);
+        return SS_ENOMEM;
+    }
+    s->base = lua_getallocf(s->L, &s->base_ud);
+    s->used = (size_t)lua_gc(s->L, LUA_GCCOUNT, 0) * 1024 +
+              (size_t)lua_gc(s->L, LUA_GCCOUNTB, 0);
+    s->peak = s->used;
+    lua_setallocf(s->L, capped_alloc, s);
+#else
     s->L = lua_newstate(capped_alloc, s);
     if (!s->L) {
         free(s);
         return SS_ENOMEM;
     }
+#endif
     lua_State *L = s->L;
     lua_atpanic(L, panic_handler);
     lua_gc(L, LUA_GCGEN, 0, 0); /* generational: short-lived events */
@@ -337,7 +369,9 @@ int ss_lua_new(const ss_lua_opts *o, ss_lua **out)
     lua_setglobal(L, "loadstring");
     /* The enclave runs interpreted: an SGX1 enclave cannot make pages
      * executable after it starts, and the sandbox's seccomp filter
-     * refuses PROT_EXEC the same way, so its JIT must never start. */
+     * refuses PROT_EXEC the same way, so its JIT must never start.
+     * (LuaJIT turns its JIT on in luaopen_jit, which the sandbox does
+     * not call; this says it explicitly.) */
     if (s->sandboxed || !jit_wanted())
         luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
 #endif

@@ -5,9 +5,10 @@
 # memory cap) and of the pipeline file, DelayedFlights in the three
 # security modes against awk, and the engine's own checks: a pipeline
 # file's `lua:` key refused by the other binary, a Lua 5.3 script failing
-# at start with a reason. The enclave run also proves that the enclave's
-# LuaJIT never starts its JIT: the enclave's seccomp filter kills it at
-# the first executable mapping.
+# at start with a reason. The enclave run also checks that the enclave's
+# LuaJIT never starts its JIT: were it on, its first compiled trace would
+# map code executable and the enclave's seccomp filter would kill it (the
+# batches would be rejected, the answer would differ from awk's).
 # SKIPPED (0 passed, 0 failed) when LuaJIT's development package
 # (libluajit2-5.1-dev, see scripts/deps.sh) is not installed.
 source "$(dirname "$0")/../integration/lib.sh"
