@@ -158,6 +158,22 @@ static inline int lua_getiuservalue(lua_State *L, int idx, int n)
     return lua_type(L, -1);
 }
 
+/* lua_getextraspace: a pointer-sized slot per state (shared by its
+ * threads, as 5.4 copies the main thread's), kept in a userdata anchored
+ * in the registry. */
+static inline void *lua_getextraspace(lua_State *L)
+{
+    (lua_getfield)(L, LUA_REGISTRYINDEX, "ss.extraspace");
+    void *p = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (p)
+        return p;
+    p = lua_newuserdata(L, sizeof(void *));
+    memset(p, 0, sizeof(void *));
+    lua_setfield(L, LUA_REGISTRYINDEX, "ss.extraspace");
+    return p;
+}
+
 /* t[k] if it is a table, else a new table stored there; returns 1 if it
  * already existed. */
 static inline int luaL_getsubtable(lua_State *L, int t, const char *k)

@@ -88,10 +88,9 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     s->over = 1;
     if (lua_gethookcount(L) != 1)
         lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "stage '%s': %s ran past max_instructions (%I Lua "
-                  "instructions): stopped",
-               s->stage, s->metering,
-               (lua_Integer)s->max_insns);
+    luaL_error(L, "stage '%s': %s ran past max_instructions ("
+                  SS_LUA_FMT_INT " Lua instructions): stopped",
+               s->stage, s->metering, SS_LUA_ARG_INT(s->max_insns));
 }
 
 /* Starts metering one event, the completion or the script's loading

@@ -210,7 +210,8 @@ static void errors_top_level(void **state)
     (void)state;
     expect_edit(2, "nmae: x\n", 2,
                 "unknown key 'nmae' in the pipeline (expected name, "
-                "security, batch_size, max_instructions, lua, source, stages, sink)");
+                "security, batch_size, max_instructions, lua, source, stages, "
+                "sink)");
     expect_edit(2, "name: [a]\n", 2,
                 "name must be 1 to 48 letters, digits, '_', '-' or '.'");
     expect_edit(2, "name: a/b\n", 2,
@@ -240,7 +241,8 @@ static void errors_top_level(void **state)
                 "p.yml:3: stages is missing");
     expect_edit(10, "stagez:\n", 10,
                 "unknown key 'stagez' in the pipeline (expected name, "
-                "security, batch_size, max_instructions, lua, source, stages, sink)");
+                "security, batch_size, max_instructions, lua, source, stages, "
+                "sink)");
     expect_text("source: data.csv\n", "p.yml:1: source must be a mapping "
                 "(key: value lines)");
     expect_text("stages: [{name: a, script: map.lua}]\nsink: print.lua\n",

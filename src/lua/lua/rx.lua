@@ -1708,7 +1708,7 @@ local function eventWindows(source, name, opts)
       -- the windows of t: starts k * slide with from <= t < from + size
       local byFrom = index[key]
       local n = 0
-      local from = (t // slide) * slide
+      local from = t - t % slide -- (t // slide) * slide, in Lua 5.1 too
       while from > t - size do
         n = n + 1
         starts[n] = from
