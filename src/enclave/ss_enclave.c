@@ -128,10 +128,16 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     return 0;
 }
 
-#ifdef SS_TEST_HOOKS
-#define ENCLAVE_PROGRAM "sstream-enclave-test"
+/* the LuaJIT build's programs carry its suffix (make LUA=luajit) */
+#ifdef SS_LUAJIT
+#define ENCLAVE_SUFFIX "-luajit"
 #else
-#define ENCLAVE_PROGRAM "sstream-enclave"
+#define ENCLAVE_SUFFIX ""
+#endif
+#ifdef SS_TEST_HOOKS
+#define ENCLAVE_PROGRAM "sstream-enclave-test" ENCLAVE_SUFFIX
+#else
+#define ENCLAVE_PROGRAM "sstream-enclave" ENCLAVE_SUFFIX
 #endif
 
 /* See ss_enclave.h. */
