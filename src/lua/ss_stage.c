@@ -61,6 +61,8 @@ struct ss_stage {
     uint64_t max_insns, used;
     int metered, over;
     const char *metering; /* "an event", "the completion", ... */
+    ss_stage_tick_fn tick; /* host duties during long user code */
+    void *tick_arg;
     char err[512];
 };
 
@@ -83,6 +85,8 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     if (s->used <= s->max_insns) {
         if (lua_gethookcount(L) != HOOK_STEP) /* a thread left at 1 */
             lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+        if (s->tick)
+            s->tick(s->tick_arg);
         return;
     }
     s->over = 1;
@@ -598,6 +602,13 @@ done:
 }
 
 /* See ss_stage.h. */
+void ss_stage_set_tick(ss_stage *s, ss_stage_tick_fn fn, void *arg)
+{
+    s->tick = fn;
+    s->tick_arg = arg;
+}
+
+/* See ss_stage.h. */
 int ss_stage_complete(ss_stage *s, ss_stage_out *out)
 {
     lua_State *L = s->L;
@@ -615,14 +626,18 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
     s->metered = 0;
     s->cur = NULL;
     if (rc != LUA_OK) {
+        /* the message is the first line; the traceback is for debugging
+         * (LOG_LEVEL=debug), and the caller reports the message once */
         const char *m = lua_tostring(L, -1);
-        snprintf(s->err, sizeof s->err, "%s", m ? m : "?");
-        lua_pop(L, 2);
+        if (!m)
+            m = "?";
+        size_t n = strcspn(m, "\n");
+        snprintf(s->err, sizeof s->err, "%.*s", (int)n, m);
         /* inside an enclave the log is the host's: the reason may quote
          * data, so it stays in s->err for the caller to seal */
-        if (!s->in_enclave)
-            ss_error("completion of stage '%s' failed: %s", s->stage,
-                     s->err);
+        if (!s->in_enclave && m[n])
+            ss_debug("completion of stage '%s' failed: %s", s->stage, m);
+        lua_pop(L, 2);
         return SS_ELUA;
     }
     lua_pop(L, 1);

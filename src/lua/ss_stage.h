@@ -127,6 +127,14 @@ typedef int (*ss_stage_flush_fn)(void *arg, ss_stage_out *out, int final);
 void ss_stage_set_flush(ss_stage *s, ss_stage_flush_fn fn, void *arg,
                         size_t batch_size);
 
+/* Called from inside user code, every few thousand Lua instructions of an
+ * event or of the completion, so that the host keeps doing what must not
+ * wait for a long computation (a worker's heartbeats to its router). fn
+ * must not touch the stage or its Lua state; it should be cheap (it runs
+ * about every 10k instructions). NULL: none. */
+typedef void (*ss_stage_tick_fn)(void *arg);
+void ss_stage_set_tick(ss_stage *s, ss_stage_tick_fn fn, void *arg);
+
 /* Runs the script of o in s (ss_stage_new does this when o names a
  * script; call it separately to set a flush callback first). */
 int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,

@@ -63,6 +63,7 @@ struct ss_node {
     uint64_t own_seq;
     uint64_t batches_in, batches_out, bytes_in;
     uint64_t rejects_logged;
+    uint64_t last_tick_ms; /* node_tick's last look at the clock */
     uint64_t last_stats_ms;
     const char *to;
     /* security encrypted / enclave */
@@ -502,6 +503,21 @@ static int handle_data(node *n, const ss_hdr *h, const char *payload)
     return send_output(n, h, n->msg.data, n->msg.len);
 }
 
+/* Runs every few thousand Lua instructions of a long event: the router
+ * must keep hearing from this worker while its script computes, however
+ * long one batch takes (a loaded machine, a slow script). */
+static void node_tick(void *arg)
+{
+    node *n = arg;
+    if (!n->inlet)
+        return;
+    uint64_t now = ss_now_ms();
+    if (now - n->last_tick_ms < 50)
+        return;
+    n->last_tick_ms = now;
+    ss_inlet_heartbeat(n->inlet); /* sends only when one is due */
+}
+
 /* Waits until every output was RECEIVED (so every input is acknowledged). */
 static int drain(node *n)
 {
@@ -596,7 +612,8 @@ static int handle_eos(node *n, const char *payload, size_t len)
     ss_stage_out_reset(&n->out);
     rc = ss_stage_complete(n->stage, &n->out);
     if (rc) {
-        snprintf(n->err, sizeof n->err, "completion failed: %s",
+        snprintf(n->err, sizeof n->err, "completion of stage '%s' "
+                 "failed: %s", n->o->stage ? n->o->stage : n->o->name,
                  ss_stage_error(n->stage));
         goto out;
     }
@@ -892,6 +909,7 @@ static int node_run(node *n)
     }
     n->to = o->to;
     ss_stage_set_flush(n->stage, free_flush, n, o->batch_size);
+    ss_stage_set_tick(n->stage, node_tick, n);
     {
         /* the script's `arg` table, as the lua interpreter does */
         lua_State *L = ss_stage_lua(n->stage);

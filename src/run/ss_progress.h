@@ -32,13 +32,22 @@ typedef struct ss_progress_stage {
 typedef struct ss_progress_view {
     double elapsed_s;
     const ss_stats *source; /* its last sample, NULL: none yet */
+    double source_age_s;    /* how long ago that sample arrived */
     const ss_progress_stage *stages;
     size_t nstages;
     const ss_stats *sink; /* its last sample, NULL: none yet */
+    int width;            /* columns the line may take; <= 0: no limit */
 } ss_progress_view;
 
 /* Writes the line for v into buf (always NUL-terminated, cut at n - 1)
- * and returns its length. Can't fail. */
+ * and returns its length. Can't fail.
+ *
+ * The line fits in v->width without cutting a number: when the full form
+ * is too wide, stages lose their MB/s, then the last stages give way to
+ * "| ..."; the elapsed time, the source and the sink always show (only a
+ * width too small for those cuts them). The ETA is computed at the time
+ * of the source's sample and counts down between samples, so it does not
+ * creep up while the line waits for the next one. */
 size_t ss_progress_format(char *buf, size_t n, const ss_progress_view *v);
 
 /* Replaces the line on stderr by line[0..len), cut to the terminal's

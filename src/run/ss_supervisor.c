@@ -57,7 +57,9 @@ typedef struct child {
     double cpu_s; /* user + system time once exited (its children too) */
     int lost;   /* a worker that died while its stage went on */
     int err_fd, out_fd; /* read ends of stderr / relayed stdout, or -1 */
+    int log_fd;         /* its log file (stdout goes there too), or -1 */
     ss_buf err_line, out_line;
+    char first_error[512]; /* its first "error:" line, for the cause */
 } child;
 
 struct ss_supervisor {
@@ -81,6 +83,9 @@ struct ss_supervisor {
     uint64_t ready_ns;
     uint64_t run;       /* this run's id, drawn at ss_supervisor_new */
     char run_env[32];   /* "SS_RUN=<16 hex digits>" for every child */
+    char cause[1024]; /* why the run failed: the first cause, "" if none */
+    const struct child *cause_child; /* whose exit caused it, or NULL */
+    size_t muted;     /* stderr lines kept to the logs while stopping */
 };
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
@@ -115,6 +120,20 @@ static void say(ss_supervisor *sv, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     fflush(stderr);
+}
+
+/* Records why the run fails, once: the first cause is the one a user
+ * needs; what follows it (peers losing their router, ...) are effects. */
+static void set_cause(ss_supervisor *sv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_cause(ss_supervisor *sv, const char *fmt, ...)
+{
+    if (sv->cause[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sv->cause, sizeof sv->cause, fmt, ap);
+    va_end(ap);
 }
 
 /* Plain summary line (no prefix), skipped when quiet. */
@@ -245,7 +264,7 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
         c->name = pc->name;
         c->role = pc->role;
         c->stage = pc->stage;
-        c->err_fd = c->out_fd = -1;
+        c->err_fd = c->out_fd = c->log_fd = -1;
         ss_buf_init(&c->err_line);
         ss_buf_init(&c->out_line);
     }
@@ -379,6 +398,7 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
             goto out;
         }
         outfd = logfd;
+        c->log_fd = fcntl(logfd, F_DUPFD_CLOEXEC, 3);
     } else if (sv->relay_stdout) {
         if (pipe2(outp, O_CLOEXEC) != 0)
             goto out;
@@ -457,11 +477,31 @@ static size_t running_count(const ss_supervisor *sv)
 static void relay_line(ss_supervisor *sv, child *c, int is_err,
                        const char *s, size_t n)
 {
-    clear_progress(sv);
     if (is_err) {
+        if (c->log_fd >= 0) { /* the log has all of it, stdout and stderr */
+            (void)!write(c->log_fd, s, n);
+            (void)!write(c->log_fd, "\n", 1);
+        }
+        const char *e = memmem(s, n, ": error: ", 9);
+        if (e && !c->first_error[0]) {
+            size_t k = n - (size_t)(e + 9 - s);
+            if (k >= sizeof c->first_error)
+                k = sizeof c->first_error - 1;
+            memcpy(c->first_error, e + 9, k);
+            c->first_error[k] = '\0';
+        }
+        /* once a failure stops the run, what the others say as they stop
+         * (their router went away, ...) is an effect, not news: it goes
+         * to their logs only */
+        if (sv->stopping && sv->result != SS_RUN_OK && c != sv->cause_child) {
+            sv->muted++;
+            return;
+        }
+        clear_progress(sv);
         fprintf(stderr, "[%s] %.*s\n", c->name, (int)n, s);
         fflush(stderr);
     } else {
+        clear_progress(sv);
         fwrite(s, 1, n, stdout);
         fputc('\n', stdout);
         fflush(stdout);
@@ -541,15 +581,37 @@ static void draw_progress(ss_supervisor *sv, uint64_t now)
                 ss_monitor_rates(ss_monitor_get(sv->mon, i), now, STALE_NS,
                                  &st[s].ev_rate, &st[s].byte_rate);
     }
+    const ss_monitor_comp *srcc = ss_monitor_get(sv->mon,
+                                                 (size_t)sv->source);
+    double age = srcc && srcc->have_st && now > srcc->st_ns
+                     ? (double)(now - srcc->st_ns) / 1e9
+                     : 0;
     ss_progress_view v = {(double)(now - sv->t0) / 1e9,
-                          stats_of(sv, (size_t)sv->source), st, ns,
-                          stats_of(sv, (size_t)sv->sink)};
+                          stats_of(sv, (size_t)sv->source),
+                          age,
+                          st,
+                          ns,
+                          stats_of(sv, (size_t)sv->sink),
+                          sv->pg.cols > 10 ? sv->pg.cols - 1 : 79};
     char line[1024];
     size_t len = ss_progress_format(line, sizeof line, &v);
     ss_progress_draw(&sv->pg, line, len, now);
 }
 
 /* ---- children exits ----------------------------------------------------- */
+
+/* Is stage s stateful, as its workers reported (a reduce, ...)? */
+static int stage_stateful(const ss_supervisor *sv, int s)
+{
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const ss_monitor_comp *m = ss_monitor_get(sv->mon, i);
+        if (sv->kids[i].stage == s && m && m->have_st && m->st.stateful)
+            return 1;
+    }
+    return 0;
+}
+
+static void read_pipe(ss_supervisor *sv, child *c, int is_err);
 
 static void on_exit_status(ss_supervisor *sv, child *c, int status)
 {
@@ -561,34 +623,63 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
         sv->finish_ns = ss_now_ns();
     if (ok || sv->stopping)
         return;
+    /* what it said before it died comes first, whole */
+    if (c->err_fd >= 0)
+        read_pipe(sv, c, 1);
     char w[SS_STATS_NAME_MAX + 16];
     who(c, w, sizeof w);
     if (c->stage >= 0 && c != &sv->kids[sv->sink] && WIFSIGNALED(status)) {
         /* A worker was killed (a crash, the OOM killer, an operator):
          * while its stage has other live workers, its router gives its
-         * unacknowledged batches to them (or aborts the run itself if the
-         * stage is stateful), so the run goes on. A worker that exits
+         * unacknowledged batches to them, so the run goes on; unless the
+         * stage is stateful: its state died with it. A worker that exits
          * with an error status has reported a failure: that fails the
          * run, below. */
         size_t alive = 0;
         for (size_t i = 0; i < sv->nkids; i++)
             if (sv->kids[i].stage == c->stage && sv->kids[i].running)
                 alive++;
-        if (alive > 0) {
+        const char *stage = sv->p->stages[c->stage].name;
+        if (alive > 0 && !stage_stateful(sv, c->stage)) {
             c->lost = 1;
             sv->lost++;
             say(sv, "warning: %s was killed by signal %d; stage '%s' goes "
                 "on with %zu worker(s), its router retries the batches it "
-                "had not acknowledged", w, WTERMSIG(status),
-                sv->p->stages[c->stage].name, alive);
+                "had not acknowledged", w, WTERMSIG(status), stage, alive);
+            return;
+        }
+        if (alive > 0) {
+            sv->cause_child = c;
+            set_cause(sv, "%s was killed by signal %d (%s), and stage '%s' "
+                      "is stateful: the state it held is lost, so the run "
+                      "cannot go on with the other %zu worker(s)", w,
+                      WTERMSIG(status), strsignal(WTERMSIG(status)), stage,
+                      alive);
+            say(sv, "%s", sv->cause);
+            sv->result = SS_RUN_FAILED;
+            sv->failed = 1;
+            begin_stop(sv);
             return;
         }
     }
-    if (WIFSIGNALED(status))
-        say(sv, "%s killed by signal %d", w, WTERMSIG(status));
-    else
+    sv->cause_child = c;
+    if (WIFSIGNALED(status)) {
+        set_cause(sv, "%s was killed by signal %d (%s)", w, WTERMSIG(status),
+                  strsignal(WTERMSIG(status)));
+        say(sv, "%s", sv->cause);
+    } else {
+        const char *fe = c->first_error;
+        size_t nl = strlen(c->name);
+        if (strncmp(fe, c->name, nl) == 0 && strncmp(fe + nl, ": ", 2) == 0)
+            fe += nl + 2; /* "map-1: x" from map-1 says "x" */
+        if (*fe)
+            set_cause(sv, "%s: %s", w, fe);
+        else
+            set_cause(sv, "%s exited with status %d", w,
+                      WEXITSTATUS(status));
         say(sv, "%s exited with status %d (see its message above)", w,
             WEXITSTATUS(status));
+    }
     sv->result = SS_RUN_FAILED;
     sv->failed = 1;
     begin_stop(sv);
@@ -850,6 +941,7 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
         if (sig_stop_count != seen) {
             if (!sv->stopping) {
                 say(sv, "interrupted; stopping every component");
+                set_cause(sv, "interrupted (Ctrl-C, or a signal)");
                 sv->result = SS_RUN_INTERRUPTED;
                 begin_stop(sv);
             } else if (!sv->killed) {
@@ -862,6 +954,8 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
             (double)(now - sv->t0) / 1e9 >= sv->o.timeout_s) {
             say(sv, "timed out after %g s; stopping every component",
                 sv->o.timeout_s);
+            set_cause(sv, "timed out after %g s (--timeout)",
+                      sv->o.timeout_s);
             sv->result = SS_RUN_TIMEOUT;
             begin_stop(sv);
         }
@@ -869,6 +963,7 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
             (consumers_ready(sv) || now - sv->t0 >= sv->ready_ns)) {
             sv->source_started = 1;
             if (start_child(sv, &sv->kids[sv->source], sv->devnull)) {
+                set_cause(sv, "cannot start the source");
                 sv->result = SS_RUN_FAILED;
                 sv->failed = 1;
                 begin_stop(sv);
@@ -975,6 +1070,7 @@ int ss_supervisor_run(ss_supervisor *sv)
         if ((int)i == sv->source)
             continue;
         if (start_child(sv, &sv->kids[i], devnull)) {
+            set_cause(sv, "cannot start %s", sv->kids[i].name);
             sv->result = SS_RUN_FAILED;
             sv->failed = 1;
             begin_stop(sv);
@@ -1021,10 +1117,22 @@ int ss_supervisor_run(ss_supervisor *sv)
             say(sv, "warning: the sink never called sendZmqCompleted()");
         if (summary(sv, nrej, rpath) != 0) {
             say(sv, "the counts do not balance: failing the run");
+            set_cause(sv, "the counts do not balance (see the summary)");
             sv->result = SS_RUN_FAILED;
         }
     }
     free(rpath);
+    if (sv->result != SS_RUN_OK) {
+        /* the last line says why, whatever scrolled by before it */
+        if (sv->muted)
+            say(sv, "(%zu message(s) of the other components as they "
+                    "stopped are in %s/)", sv->muted, sv->logdir);
+        int stopped = sv->result == SS_RUN_INTERRUPTED ||
+                      sv->result == SS_RUN_TIMEOUT;
+        say(sv, "%s %s %s", sv->p->name,
+            stopped ? "stopped:" : "failed because",
+            sv->cause[0] ? sv->cause : "a component failed (see above)");
+    }
     if (ss_monitor_close_metrics(sv->mon) != 0)
         say(sv, "metrics file '%s': %s", sv->o.metrics, strerror(errno));
     return sv->result;
@@ -1047,6 +1155,8 @@ void ss_supervisor_destroy(ss_supervisor **pp)
             close(c->err_fd);
         if (c->out_fd >= 0)
             close(c->out_fd);
+        if (c->log_fd >= 0)
+            close(c->log_fd);
         ss_buf_release(&c->err_line);
         ss_buf_release(&c->out_line);
     }

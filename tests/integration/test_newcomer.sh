@@ -88,4 +88,14 @@ sed 's/"sealed":"\(.\{20\}\)A/"sealed":"\1B/' out5/rejects.jsonl > tampered.json
 "$SS" decrypt --keys out5/keys tampered.jsonl t.out 2> e; rc=$?
 check "a changed sealed reason fails to open" test $rc -ne 0
 contains "... naming the line" e "tampered.jsonl:[0-9]+: the sealed reasons"
+# --- a failed run ends with one line that says why; the logs hold stderr
+sed 's/:map(/:mapp(/' map-csv-to-event.lua > typo.lua
+sed 's/map-csv-to-event.lua/typo.lua/' p.yml > typo.yml
+timeout 60 "$SS" run typo.yml --output-dir out6 > o 2> e; rc=$?
+check "a script typo fails the run" test $rc -eq 1
+tail -1 e > last
+contains "... and the last line says why, naming the worker and the typo" last "^sstream run: p failed because worker map-1: .*typo.lua:[0-9]+: attempt to call a nil value \(method 'mapp'\)"
+n=$(grep -c '^\[' e)
+check "... after at most 3 relayed lines ($n), the side effects are in the logs" test "$n" -le 3
+contains "... where the logs hold what the components wrote on stderr" out6/logs/map-1.log "error: .*mapp"
 finish

@@ -152,7 +152,8 @@ no_orphans "... and every other child is stopped"
 FAKE_FAIL=router-2 FAKE_FAIL_SIGNAL=9 FAKE_MODE=hang "$SS" run "$P/pipeline.yml" \
     --output-dir "$T/o6" > /dev/null 2> "$T/err6"
 check "a child killed by a signal fails the run" test $? -eq 1
-contains "... saying which signal" "$T/err6" "^sstream run: router-2 killed by signal 9$"
+contains "... saying which signal" "$T/err6" "^sstream run: router-2 was killed by signal 9 \(Killed\)$"
+contains "... and ending with why the run failed" <(tail -1 "$T/err6") "^sstream run: .* failed because router-2 was killed by signal 9 \(Killed\)$"
 no_orphans "... leaving no child"
 
 sed 's/script: filter.lua/script: bad.lua/' "$P/pipeline.yml" > "$P/bad.yml"

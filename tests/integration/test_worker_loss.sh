@@ -73,6 +73,8 @@ check "a stateful worker (reduce-1) was found and killed mid-stream" \
     run_and_kill stateful.yml reduce-1 b "started b reduce-1"
 check "the run fails (non-zero exit)" test "$(cat rc-b)" -ne 0
 contains "the failure names the lost stateful worker" err-b "reduce-1.*(stateful|cannot be retried)"
+lacks "... without first saying the stage goes on without it" err-b "stage 'reduce' goes on"
+contains "... and the last line says why the run failed" <(tail -1 err-b) "failed because worker reduce-1 was killed by signal 9 .*stage 'reduce' is stateful"
 lacks "no answer is printed after losing state" res-b "^Delays"
 
 # A stateless worker killed after its router's end of stream, while it
