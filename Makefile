@@ -3,6 +3,7 @@
 # it that its measurement does not cover); `make test` runs every test;
 # `make demo` runs DelayedFlights; `make bench` runs the benchmarks.
 # Build types: `make SAN=1` (ASan+UBSan, into build-san/), `make valgrind`.
+# `make format` (clang-format on changed files), `make check` (cppcheck).
 # Test builds: bin/sstream-test and bin/sstream-enclave-test have the test
 # hooks (SS_TEST_HOOKS: SS_ENCLAVE_TEST_*, SS_RUN_TEST_*) compiled in;
 # bin/sstream and bin/sstream-enclave have none (`make unit-bins` builds
@@ -178,6 +179,29 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all unit-bins
 	@bench/run.sh
+
+# `make format`: clang-format (.clang-format) on the C files changed
+# against main, committed or not; FILES="a.c b.h" for others, FILES=all
+# for every file under include/ src/ tests/ bench/.
+FILES ?=
+format:
+	@files="$(FILES)"; \
+	if [ "$$files" = all ]; then \
+	    files=$$(git ls-files '*.c' '*.h' | grep -E '^(include|src|tests|bench)/'); \
+	elif [ -z "$$files" ]; then \
+	    files=$$( (git diff --name-only --diff-filter=AM main -- '*.c' '*.h'; \
+	               git ls-files --others --exclude-standard -- '*.c' '*.h') | sort -u); \
+	fi; \
+	if [ -z "$$files" ]; then echo "format: no changed C file"; \
+	else echo "clang-format -i $$files"; clang-format -i $$files; fi
+
+# `make check`: cppcheck's warning, performance and portability checks on
+# src/; a finding fails it. Known false positives, with their reasons, are
+# in scripts/cppcheck.supp.
+check:
+	cppcheck --enable=warning,performance,portability --std=c11 --quiet \
+	    --error-exitcode=1 --suppressions-list=scripts/cppcheck.supp \
+	    -D_GNU_SOURCE -Iinclude -Isrc src
 
 clean:
 	rm -rf build build-san build-luajit build-san-luajit bin

@@ -102,34 +102,64 @@ static size_t utf8_len(unsigned char c)
     return 0;
 }
 
-/* See ss_buf.h. */
+/* See ss_buf.h. The one JSON string writer of the code base: reject
+ * lines, the metrics file, json.encode and MessagePack -> JSON all write
+ * strings through it, so that one line never mixes two spellings. */
 int ss_buf_json_str(ss_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    /* worst case: every byte becomes \u00XX */
-    if (n > (SIZE_MAX - 2) / 6 || ss_buf_grow(b, n * 6 + 2))
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = b->len;
+    if (ss_buf_append(b, "\"", 1))
         return SS_ENOMEM;
-    b->data[b->len++] = '"';
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = utf8_len(c);
-        if (len > 1 && i + len <= n && ss_utf8_valid(s + i, len, NULL)) {
-            ss_buf_put(b, s + i, len);
-            i += len;
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i; /* printable ASCII (and DEL) goes as it is */
+        while (run < n && u[run] >= 0x20 && u[run] < 0x80 &&
+               u[run] != '"' && u[run] != '\\')
+            run++;
+        if (run > i) {
+            if (ss_buf_append(b, s + i, run - i))
+                goto nomem;
+            i = run;
             continue;
         }
-        if (c == '"' || c == '\\') {
-            b->data[b->len++] = '\\';
-            b->data[b->len++] = (char)c;
-        } else if (c >= 0x20 && c < 0x7f) {
-            b->data[b->len++] = (char)c;
-        } else {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            ss_buf_put(b, e, 6);
+        unsigned c = u[i];
+        if (c >= 0x80) {
+            size_t len = utf8_len((unsigned char)c);
+            if (len > 1 && i + len <= n && ss_utf8_valid(s + i, len, NULL)) {
+                if (ss_buf_append(b, s + i, len))
+                    goto nomem;
+                i += len;
+                continue;
+            }
         }
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t el = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default: /* another control byte, or a byte of invalid UTF-8 */
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            el = 6;
+        }
+        if (ss_buf_append(b, esc, el))
+            goto nomem;
         i++;
     }
-    b->data[b->len++] = '"';
-    b->data[b->len] = '\0';
+    if (ss_buf_append(b, "\"", 1))
+        goto nomem;
     return 0;
+nomem:
+    b->len = start;
+    if (b->data)
+        b->data[start] = '\0';
+    return SS_ENOMEM;
 }

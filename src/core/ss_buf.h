@@ -31,10 +31,14 @@ int ss_buf_append(ss_buf *b, const void *p, size_t n);
 /* Appends a formatted string. Returns 0 or SS_ENOMEM. */
 int ss_buf_printf(ss_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Appends s[0..n) as a JSON string literal, quotes included: control
- * characters, quotes and backslashes are escaped, valid UTF-8 is kept, and
- * each byte of an invalid UTF-8 sequence becomes \u00XX, so the result is
- * always valid JSON. Returns 0 or SS_ENOMEM. */
+/* Appends s[0..n) as a JSON string literal, quotes included: '"' and '\'
+ * are escaped, \n \r \t \b \f get their short escapes and the other
+ * control bytes \u00XX; valid UTF-8 (DEL included) is kept as it is, and
+ * each byte of an invalid UTF-8 sequence becomes \u00XX (its Latin-1
+ * reading). The result is always valid JSON, and the bytes can be
+ * recovered: a \u0080..\u00ff in the output only ever stands for one such
+ * byte, since valid characters are never escaped. Returns 0, or SS_ENOMEM
+ * with b unchanged. */
 int ss_buf_json_str(ss_buf *b, const char *s, size_t n);
 /* Transfers ownership of the bytes to the caller (NUL-terminated, never
  * NULL unless out of memory) and leaves b empty. */

@@ -2,6 +2,10 @@
  * ss_error.c - descriptions of the library's error codes.
  */
 #include "securestreams.h"
+#include "core/ss_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 
 /* See securestreams.h. This function can't fail. */
 const char *ss_strerror(int err)
@@ -27,4 +31,15 @@ const char *ss_strerror(int err)
     case SS_ENOTFOUND: return "not found";
     }
     return "unknown error";
+}
+
+/* See ss_util.h. */
+void ss_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -30,6 +30,12 @@ int ss_run_get(const char *opt, uint64_t *out, char *err, size_t errlen);
 int ss_parse_u64(const char *s, uint64_t min, uint64_t max, int allow_suffix,
                  uint64_t *out);
 
+/* Formats a one-line reason into err[0..errlen), truncating it, for the
+ * `char *err, size_t errlen` out-parameters of the code base; does
+ * nothing when err is NULL or errlen 0. Can't fail. */
+void ss_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Returns getenv(name) if set and non-empty, else dflt. */
 const char *ss_env(const char *name, const char *dflt);
 

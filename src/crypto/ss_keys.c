@@ -3,6 +3,7 @@
  * (see ss_keys.h).
  */
 #include "crypto/ss_keys.h"
+#include "core/ss_util.h"
 #include "securestreams.h"
 
 #include <errno.h>
@@ -21,20 +22,6 @@
 #define DATA_FILE_LEN (MAGIC_LEN + 4 + SS_KEY_BYTES)
 #define PSK_FILE_LEN (MAGIC_LEN + crypto_sign_SECRETKEYBYTES)
 #define PPK_FILE_LEN (MAGIC_LEN + crypto_sign_PUBLICKEYBYTES)
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Formats a one-line reason into err (if given). */
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* See ss_keys.h. */
 const char *ss_aead_alg_name(int alg)
@@ -145,7 +132,7 @@ int ss_keys_write_file(const char *path, const void *p, size_t n, int mode,
     flags |= force ? O_TRUNC : O_EXCL;
     int fd = open(path, flags, mode);
     if (fd < 0) {
-        seterr(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        ss_errf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return SS_EIO;
     }
     if (fchmod(fd, (mode_t)mode) < 0)
@@ -168,7 +155,7 @@ int ss_keys_write_file(const char *path, const void *p, size_t n, int mode,
     }
     return 0;
 fail:
-    seterr(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    ss_errf(err, errlen, "cannot write %s: %s", path, strerror(errno));
     if (fd >= 0)
         close(fd);
     unlink(path);
@@ -184,17 +171,17 @@ int ss_keys_read_file(const char *path, size_t max, int secret,
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        seterr(err, errlen, "cannot open %s: %s", path, strerror(e));
+        ss_errf(err, errlen, "cannot open %s: %s", path, strerror(e));
         return e == ENOENT ? SS_ENOTFOUND : SS_EIO;
     }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "%s is not a regular file", path);
+        ss_errf(err, errlen, "%s is not a regular file", path);
         close(fd);
         return SS_EINVAL;
     }
     if (secret && (st.st_mode & 077)) {
-        seterr(err, errlen,
+        ss_errf(err, errlen,
                "%s holds a secret key but group/others may read it "
                "(mode %04o); run chmod 600 on it",
                path, (unsigned)(st.st_mode & 07777));
@@ -202,7 +189,7 @@ int ss_keys_read_file(const char *path, size_t max, int secret,
         return SS_EDENIED;
     }
     if ((uint64_t)st.st_size > max) {
-        seterr(err, errlen, "%s is too large to be a key file", path);
+        ss_errf(err, errlen, "%s is too large to be a key file", path);
         close(fd);
         return SS_EINVAL;
     }
@@ -217,7 +204,7 @@ int ss_keys_read_file(const char *path, size_t max, int secret,
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            seterr(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            ss_errf(err, errlen, "cannot read %s: %s", path, strerror(errno));
             sodium_free(buf);
             close(fd);
             return SS_EIO;
@@ -226,7 +213,7 @@ int ss_keys_read_file(const char *path, size_t max, int secret,
             break;
         n += (size_t)r;
         if (n > max) {
-            seterr(err, errlen, "%s is too large to be a key file", path);
+            ss_errf(err, errlen, "%s is too large to be a key file", path);
             sodium_free(buf);
             close(fd);
             return SS_EINVAL;
@@ -262,7 +249,7 @@ int ss_key_load(const char *path, ss_key **out, char *err, size_t errlen)
     if (rc)
         return rc;
     if (n != DATA_FILE_LEN || memcmp(b, DATA_MAGIC, MAGIC_LEN) != 0) {
-        seterr(err, errlen, "%s is not a SecureStreams data key", path);
+        ss_errf(err, errlen, "%s is not a SecureStreams data key", path);
         sodium_free(b);
         return SS_EINVAL;
     }
@@ -271,13 +258,13 @@ int ss_key_load(const char *path, ss_key **out, char *err, size_t errlen)
     sodium_free(b);
     if (rc == SS_EINVAL) {
         if (alg == SS_AEAD_AES256GCM)
-            seterr(err, errlen,
+            ss_errf(err, errlen,
                    "%s: the key is for AES-256-GCM, which this CPU does "
                    "not support (create the keys with --alg "
                    "xchacha20poly1305)",
                    path);
         else
-            seterr(err, errlen, "%s: unknown AEAD algorithm id %d", path,
+            ss_errf(err, errlen, "%s: unknown AEAD algorithm id %d", path,
                    alg);
     }
     return rc;
@@ -313,7 +300,7 @@ int ss_keys_load_platform_pk(const char *dir, uint8_t pk[32], char *err,
     if (rc)
         return rc;
     if (n != PPK_FILE_LEN || memcmp(b, PPK_MAGIC, MAGIC_LEN) != 0) {
-        seterr(err, errlen, "%s is not a platform public key", path);
+        ss_errf(err, errlen, "%s is not a platform public key", path);
         sodium_free(b);
         return SS_EINVAL;
     }
@@ -335,7 +322,7 @@ int ss_keys_load_platform_sk(const char *dir, uint8_t *sk, char *err,
     if (rc)
         return rc;
     if (n != PSK_FILE_LEN || memcmp(b, PSK_MAGIC, MAGIC_LEN) != 0) {
-        seterr(err, errlen, "%s is not a platform signing key", path);
+        ss_errf(err, errlen, "%s is not a platform signing key", path);
         sodium_free(b);
         return SS_EINVAL;
     }
@@ -367,7 +354,7 @@ static int read_z85(const char *path, int secret, char out[41], char *err,
     sodium_free(b);
     if (rc) {
         sodium_memzero(out, 41);
-        seterr(err, errlen, "%s is not a Z85 CURVE key", path);
+        ss_errf(err, errlen, "%s is not a Z85 CURVE key", path);
     }
     return rc;
 }
@@ -410,7 +397,7 @@ static int make_curve(const char *dir, const char *name, int force,
     char pub[48];
     int rc = SS_EIO;
     if (zmq_curve_keypair(pub, sec) != 0) {
-        seterr(err, errlen, "zmq_curve_keypair failed: %s "
+        ss_errf(err, errlen, "zmq_curve_keypair failed: %s "
                             "(libzmq built without CURVE?)",
                zmq_strerror(zmq_errno()));
         goto out;
@@ -444,16 +431,16 @@ int ss_keys_create_dir(const char *dir, int alg, const char *const *curve,
     }
     for (size_t i = 0; i < ncurve; i++)
         if (!curve_name_ok(curve[i])) {
-            seterr(err, errlen, "bad CURVE key name '%s'", curve[i]);
+            ss_errf(err, errlen, "bad CURVE key name '%s'", curve[i]);
             return SS_EINVAL;
         }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        seterr(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        ss_errf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
         return SS_EIO;
     }
     struct stat st;
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        seterr(err, errlen, "%s is not a directory", dir);
+        ss_errf(err, errlen, "%s is not a directory", dir);
         return SS_EINVAL;
     }
     char path[4096];
@@ -462,7 +449,7 @@ int ss_keys_create_dir(const char *dir, int alg, const char *const *curve,
     ss_key *k;
     int rc = ss_key_generate(alg, &k);
     if (rc) {
-        seterr(err, errlen, "%s is not available on this CPU",
+        ss_errf(err, errlen, "%s is not available on this CPU",
                ss_aead_alg_name(alg));
         return rc;
     }

@@ -395,8 +395,6 @@ void ss_lua_destroy(ss_lua **p)
 /* See ss_lua.h. */
 lua_State *ss_lua_state(ss_lua *s) { return s->L; }
 /* See ss_lua.h. */
-size_t ss_lua_mem_used(const ss_lua *s) { return s->used; }
-/* See ss_lua.h. */
 size_t ss_lua_mem_peak(const ss_lua *s) { return s->peak; }
 
 /* See ss_lua.h. */

@@ -38,8 +38,7 @@ void ss_lua_destroy(ss_lua **p);
 /* The state (borrowed; valid until ss_lua_destroy). */
 lua_State *ss_lua_state(ss_lua *s);
 
-/* Bytes currently allocated by the state, and the peak so far. */
-size_t ss_lua_mem_used(const ss_lua *s);
+/* The most bytes the state has had allocated at once so far. */
 size_t ss_lua_mem_peak(const ss_lua *s);
 
 /* Loads a text chunk (binary chunks are refused) from path or from

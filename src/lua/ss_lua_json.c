@@ -148,43 +148,11 @@ static int jput(jenc *e, const char *s, size_t n)
 /* Appends a JSON string; s must be valid UTF-8 (checked by callers). */
 static int jstring(jenc *e, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *u = (const unsigned char *)s;
-    if (jput(e, "\"", 1))
+    if (ss_buf_json_str(e->b, s, n)) {
+        e->nomem = 1;
         return -1;
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n && u[run] >= 0x20 && u[run] != '"' && u[run] != '\\')
-            run++;
-        if (run > i && jput(e, s + i, run - i))
-            return -1;
-        if (run == n)
-            break;
-        unsigned c = u[run];
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t el = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            el = 6;
-        }
-        if (jput(e, esc, el))
-            return -1;
-        i = run + 1;
     }
-    return jput(e, "\"", 1);
+    return 0;
 }
 
 static int enc_value(jenc *e, int idx, int depth);

@@ -204,12 +204,6 @@ int ss_zap_start(void *zctx, const ss_curve *c, ss_zap **out, char *err,
 }
 
 /* See ss_curve.h. */
-unsigned long ss_zap_refused(const ss_zap *z)
-{
-    return z ? atomic_load((atomic_ulong *)&z->refused) : 0;
-}
-
-/* See ss_curve.h. */
 void ss_zap_stop(ss_zap **p)
 {
     if (!p || !*p)

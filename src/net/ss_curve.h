@@ -48,8 +48,6 @@ void ss_curve_wipe(ss_curve *c);
 typedef struct ss_zap ss_zap;
 int ss_zap_start(void *zctx, const ss_curve *c, ss_zap **out, char *err,
                  size_t errlen);
-/* How many connections it refused so far. */
-unsigned long ss_zap_refused(const ss_zap *z);
 void ss_zap_stop(ss_zap **p);
 
 #endif

@@ -153,9 +153,6 @@ int ss_inlet_heartbeat(ss_inlet *in)
 }
 
 /* See ss_inlet.h. */
-const char *ss_inlet_error(const ss_inlet *in) { return in->peer.err; }
-
-/* See ss_inlet.h. */
 void *ss_inlet_socket(ss_inlet *in) { return in->peer.sock; }
 
 /* See ss_inlet.h. */

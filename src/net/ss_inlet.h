@@ -78,9 +78,6 @@ int ss_inlet_flush(ss_inlet *in);
  * after an abort (or SS_EIO). */
 int ss_inlet_heartbeat(ss_inlet *in);
 
-/* Why the last call failed; never NULL. */
-const char *ss_inlet_error(const ss_inlet *in);
-
 /* The DEALER socket, for zmq_poll only (ZMQ_POLLIN: call _recv). */
 void *ss_inlet_socket(ss_inlet *in);
 

@@ -245,9 +245,6 @@ timeout:
 }
 
 /* See ss_link.h. */
-unsigned ss_link_pending(const ss_link *l) { return l->npend; }
-
-/* See ss_link.h. */
 const char *ss_link_error(const ss_link *l) { return l->peer.err; }
 
 /* See ss_link.h. */

@@ -80,9 +80,6 @@ int ss_link_service(ss_link *l, int timeout_ms);
  */
 int ss_link_send_eos(ss_link *l, const ss_eos *eos, int timeout_ms);
 
-/* Batches sent and not yet confirmed. Can't fail. */
-unsigned ss_link_pending(const ss_link *l);
-
 /* Why the last call failed (the router's ABORT reason...); never NULL. */
 const char *ss_link_error(const ss_link *l);
 

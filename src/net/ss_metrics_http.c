@@ -29,8 +29,9 @@ struct ss_metrics_http {
     size_t n, cap;
 };
 
-/* The series, in output order. kind: 'c' counter, 'g' gauge. scale turns
- * the field into the unit of the name (kB -> bytes, ns -> seconds). */
+/* The series (ss_stats.h), in output order. kind: 'c' counter, 'g'
+ * gauge. scale turns the field into the unit of the name (kB -> bytes,
+ * ns -> seconds). */
 static const struct metric {
     const char *name;
     char kind;
@@ -38,38 +39,10 @@ static const struct metric {
     double scale;
     const char *help;
 } metrics[] = {
-    {"sstream_events_in_total", 'c', offsetof(ss_stats, in), 1,
-     "Events received (source: rows read)."},
-    {"sstream_events_out_total", 'c', offsetof(ss_stats, out), 1,
-     "Events sent on."},
-    {"sstream_bytes_in_total", 'c', offsetof(ss_stats, in_bytes), 1,
-     "Payload bytes received (source: bytes read)."},
-    {"sstream_bytes_out_total", 'c', offsetof(ss_stats, out_bytes), 1,
-     "Payload bytes sent on."},
-    {"sstream_batches_in_total", 'c', offsetof(ss_stats, batches_in), 1,
-     "Batches received."},
-    {"sstream_batches_out_total", 'c', offsetof(ss_stats, batches_out), 1,
-     "Batches sent."},
-    {"sstream_events_passed_total", 'c', offsetof(ss_stats, passed), 1,
-     "Events that produced at least one output."},
-    {"sstream_events_dropped_total", 'c', offsetof(ss_stats, dropped), 1,
-     "Events filtered out or folded into a reduce."},
-    {"sstream_events_rejected_total", 'c', offsetof(ss_stats, rejected), 1,
-     "Events that failed (written to the rejects file)."},
-    {"sstream_enclave_calls_total", 'c', offsetof(ss_stats, enclave_calls),
-     1, "Calls into the enclave."},
-    {"sstream_enclave_seconds_total", 'c', offsetof(ss_stats, enclave_ns),
-     1e-9, "Time spent inside enclave calls."},
-    {"sstream_queue_depth", 'g', offsetof(ss_stats, queue), 1,
-     "Batches waiting (routers) or being processed (workers)."},
-    {"sstream_credits", 'g', offsetof(ss_stats, credits), 1,
-     "Credits outstanding."},
-    {"sstream_resident_memory_bytes", 'g', offsetof(ss_stats, rss_kb), 1024,
-     "Resident set size."},
-    {"sstream_peak_resident_memory_bytes", 'g',
-     offsetof(ss_stats, peak_rss_kb), 1024, "Peak resident set size."},
-    {"sstream_input_size_bytes", 'g', offsetof(ss_stats, total_bytes), 1,
-     "Size of the input (source only)."},
+#define METRIC(f, name, kind, scale, help)                                   \
+    {name, kind, offsetof(ss_stats, f), scale, help},
+    SS_STATS_COUNTERS(METRIC)
+#undef METRIC
 };
 #define NMETRICS (sizeof metrics / sizeof metrics[0])
 

@@ -15,19 +15,6 @@
 #define PEER_LINGER_MS 500
 #define DEFAULT_HEARTBEAT_MS 500
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Milliseconds left until deadline (UINT64_MAX: none), capped to int. */
 static int left_ms(uint64_t deadline)
 {
@@ -89,7 +76,7 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
         if (rc < 0 && errno == EINTR)
             return SS_EINTR;
         if (rc < 0) {
-            set_err(err, errlen, "cannot poll router at %s: %s",
+            ss_errf(err, errlen, "cannot poll router at %s: %s",
                     p->endpoint, zmq_strerror(errno));
             return SS_EIO;
         }
@@ -99,7 +86,7 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
             continue;
         }
         if (rc == 0) {
-            set_err(err, errlen,
+            ss_errf(err, errlen,
                     "cannot reach router at %s: no answer in %d ms",
                     p->endpoint, timeout_ms);
             return SS_ETIMEOUT;
@@ -117,7 +104,7 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
         int ok = ss_hdr_decode(d, n, &h, &why) == 0;
         int v = ss_hdr_version(d, n);
         if (!ok && v >= 0 && v != SS_WIRE_VERSION) {
-            set_err(err, errlen,
+            ss_errf(err, errlen,
                     "router at %s speaks wire version %d, '%s' speaks %d; "
                     "upgrade one of them",
                     p->endpoint, v, p->name, SS_WIRE_VERSION);
@@ -127,7 +114,7 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
         if (ok && h.kind == SS_MSG_WELCOME) {
             ss_welcome w;
             if (ss_proto_welcome_parse(d + SS_HDR_SIZE, h.len, &w, &why)) {
-                set_err(err, errlen, "router at %s sent a bad welcome: %s",
+                ss_errf(err, errlen, "router at %s sent a bad welcome: %s",
                         p->endpoint, why);
                 zmq_msg_close(&m);
                 return SS_EPROTO;
@@ -146,7 +133,7 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
             if (ss_proto_abort_parse(d + SS_HDR_SIZE, h.len, reason,
                                      sizeof reason, &why))
                 snprintf(reason, sizeof reason, "(unreadable reason)");
-            set_err(err, errlen, "%s", reason);
+            ss_errf(err, errlen, "%s", reason);
             zmq_msg_close(&m);
             return SS_EPEER;
         }
@@ -163,12 +150,12 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
     memset(p, 0, sizeof *p);
     ss_buf_init(&p->out);
     if (!endpoint || !*endpoint || strlen(endpoint) >= sizeof p->endpoint) {
-        set_err(err, errlen, "bad router endpoint '%s'",
+        ss_errf(err, errlen, "bad router endpoint '%s'",
                 endpoint ? endpoint : "");
         return SS_EINVAL;
     }
     if (!hello->name[0]) {
-        set_err(err, errlen, "a peer of %s needs a name", endpoint);
+        ss_errf(err, errlen, "a peer of %s needs a name", endpoint);
         return SS_EINVAL;
     }
     snprintf(p->endpoint, sizeof p->endpoint, "%s", endpoint);
@@ -179,33 +166,33 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
         connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
     p->sock = zmq_socket(zctx, ZMQ_DEALER);
     if (!p->sock) {
-        set_err(err, errlen, "cannot create a socket for %s: %s", endpoint,
+        ss_errf(err, errlen, "cannot create a socket for %s: %s", endpoint,
                 zmq_strerror(errno));
         return SS_EIO;
     }
     int linger = PEER_LINGER_MS;
     zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, p->name, strlen(p->name))) {
-        set_err(err, errlen, "bad peer name '%s': %s", p->name,
+        ss_errf(err, errlen, "bad peer name '%s': %s", p->name,
                 zmq_strerror(errno));
         ss_peer_close(p);
         return SS_EINVAL;
     }
     if (curve && ss_curve_apply(p->sock, curve)) {
-        set_err(err, errlen, "cannot set the CURVE keys for %s: %s",
+        ss_errf(err, errlen, "cannot set the CURVE keys for %s: %s",
                 endpoint, zmq_strerror(errno));
         ss_peer_close(p);
         return SS_EIO;
     }
     if (zmq_connect(p->sock, endpoint)) {
-        set_err(err, errlen, "cannot connect to %s: %s%s", endpoint,
+        ss_errf(err, errlen, "cannot connect to %s: %s%s", endpoint,
                 zmq_strerror(errno), ss_endpoint_hint(endpoint));
         ss_peer_close(p);
         return SS_EINVAL;
     }
     int rc = ss_proto_hello(&p->out, hello);
     if (rc) {
-        set_err(err, errlen, "cannot build hello for '%s': %s", p->name,
+        ss_errf(err, errlen, "cannot build hello for '%s': %s", p->name,
                 ss_strerror(rc));
         ss_peer_close(p);
         return rc;
@@ -224,10 +211,10 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
         rc = await_welcome(p, deadline, heartbeat_ms, err, errlen,
                            connect_timeout_ms, start, &note);
     else if (rc == SS_ETIMEOUT)
-        set_err(err, errlen, "cannot reach router at %s: no answer in %d ms",
+        ss_errf(err, errlen, "cannot reach router at %s: no answer in %d ms",
                 endpoint, connect_timeout_ms);
     else
-        set_err(err, errlen, "cannot send hello to %s: %s", endpoint,
+        ss_errf(err, errlen, "cannot send hello to %s: %s", endpoint,
                 zmq_strerror(errno));
     if (rc) {
         int zero = 0; /* nothing queued here is worth waiting for */

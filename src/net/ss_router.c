@@ -140,19 +140,6 @@ struct ss_router {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A printable label for a routing id: itself if it is plain text, else
  * its first bytes in hex. */
 static void id_label(const uint8_t *id, size_t n, char *out, size_t cap)
@@ -1434,7 +1421,7 @@ static void *open_router(void *zctx, const char *ep, int linger,
 {
     void *s = zmq_socket(zctx, ZMQ_ROUTER);
     if (!s) {
-        fmt_err(err, errlen, "cannot create a socket for %s: %s", ep,
+        ss_errf(err, errlen, "cannot create a socket for %s: %s", ep,
                 zmq_strerror(errno));
         return NULL;
     }
@@ -1443,13 +1430,13 @@ static void *open_router(void *zctx, const char *ep, int linger,
     zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     if (curve && ss_curve_apply(s, curve)) {
-        fmt_err(err, errlen, "cannot set the CURVE keys for %s: %s", ep,
+        ss_errf(err, errlen, "cannot set the CURVE keys for %s: %s", ep,
                 zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
     if (zmq_bind(s, ep)) {
-        fmt_err(err, errlen, "cannot bind %s: %s%s", ep, zmq_strerror(errno),
+        ss_errf(err, errlen, "cannot bind %s: %s%s", ep, zmq_strerror(errno),
                 ss_endpoint_hint(ep));
         zmq_close(s);
         return NULL;
@@ -1464,17 +1451,17 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
     *out = NULL;
     const char *name = o->name && *o->name ? o->name : "router";
     if (!o->from || !*o->from || !o->to || !*o->to) {
-        fmt_err(err, errlen, "router %s needs both endpoints", name);
+        ss_errf(err, errlen, "router %s needs both endpoints", name);
         return SS_EINVAL;
     }
     if (strlen(name) >= SS_PROTO_NAME_MAX || strlen(o->from) >= 256 ||
         strlen(o->to) >= 256) {
-        fmt_err(err, errlen, "router name or endpoint too long");
+        ss_errf(err, errlen, "router name or endpoint too long");
         return SS_EINVAL;
     }
     ss_router *r = calloc(1, sizeof *r);
     if (!r) {
-        fmt_err(err, errlen, "out of memory");
+        ss_errf(err, errlen, "out of memory");
         return SS_ENOMEM;
     }
     snprintf(r->name, sizeof r->name, "%s", name);
@@ -1557,7 +1544,7 @@ int ss_router_run(ss_router *r, char *err, size_t errlen)
     if (r->tick)
         r->tick(r->tick_arg, &r->st, 1);
     if (r->rc)
-        fmt_err(err, errlen, "%s", r->err);
+        ss_errf(err, errlen, "%s", r->err);
     return r->rc;
 }
 

@@ -2,6 +2,7 @@
  * ss_monitor.c - the control endpoint of a run (see ss_monitor.h).
  */
 #include "run/ss_monitor.h"
+#include "core/ss_buf.h"
 #include "core/ss_util.h"
 #include "net/ss_metrics_http.h"
 #include "securestreams.h"
@@ -18,6 +19,7 @@ struct ss_monitor {
     void *zctx, *pull;
     char *endpoint;
     FILE *metrics;
+    ss_buf line; /* one line of the metrics file */
     ss_monitor_comp *comps;
     size_t n, cap;
     uint64_t t0, done_ns;
@@ -141,51 +143,36 @@ void ss_monitor_rates(const ss_monitor_comp *c, uint64_t now,
     }
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
+/* Appends one line of the metrics file (docs/PIPELINE.md) for s. */
 static void write_metrics(ss_monitor *m, const ss_stats *s, uint64_t now)
 {
-    FILE *f = m->metrics;
-    fprintf(f, "{\"ts\":%.3f,\"t\":%.3f,\"name\":",
-            m->epoch0 + (double)(now - m->t0) / 1e9,
-            (double)(now - m->t0) / 1e9);
-    json_str(f, s->name);
-    fputs(",\"role\":", f);
-    json_str(f, s->role);
-    fputs(",\"stage\":", f);
-    json_str(f, s->stage);
-    fprintf(f,
-            ",\"pid\":%lld,\"in\":%llu,\"in_bytes\":%llu,\"out\":%llu,"
-            "\"out_bytes\":%llu,\"batches_in\":%llu,\"batches_out\":%llu,"
-            "\"passed\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
-            "\"queue\":%llu,\"credits\":%llu,\"rss_kb\":%llu,"
-            "\"peak_rss_kb\":%llu,\"enclave_calls\":%llu,"
-            "\"enclave_ns\":%llu,\"total_bytes\":%llu,\"final\":%s}\n",
-            (long long)s->pid, (unsigned long long)s->in,
-            (unsigned long long)s->in_bytes, (unsigned long long)s->out,
-            (unsigned long long)s->out_bytes,
-            (unsigned long long)s->batches_in,
-            (unsigned long long)s->batches_out,
-            (unsigned long long)s->passed, (unsigned long long)s->dropped,
-            (unsigned long long)s->rejected, (unsigned long long)s->queue,
-            (unsigned long long)s->credits, (unsigned long long)s->rss_kb,
-            (unsigned long long)s->peak_rss_kb,
-            (unsigned long long)s->enclave_calls,
-            (unsigned long long)s->enclave_ns,
-            (unsigned long long)s->total_bytes, s->final ? "true" : "false");
+    ss_buf *b = &m->line;
+    ss_buf_reset(b);
+    int rc = ss_buf_printf(b, "{\"ts\":%.3f,\"t\":%.3f,\"name\":",
+                           m->epoch0 + (double)(now - m->t0) / 1e9,
+                           (double)(now - m->t0) / 1e9);
+    if (!rc)
+        rc = ss_buf_json_str(b, s->name, strlen(s->name));
+    if (!rc)
+        rc = ss_buf_printf(b, ",\"role\":");
+    if (!rc)
+        rc = ss_buf_json_str(b, s->role, strlen(s->role));
+    if (!rc)
+        rc = ss_buf_printf(b, ",\"stage\":");
+    if (!rc)
+        rc = ss_buf_json_str(b, s->stage, strlen(s->stage));
+    if (!rc)
+        rc = ss_buf_printf(b, ",\"pid\":%lld", (long long)s->pid);
+#define FIELD(f, ...)                                                        \
+    if (!rc)                                                                 \
+        rc = ss_buf_printf(b, ",\"" #f "\":%llu", (unsigned long long)s->f);
+    SS_STATS_COUNTERS(FIELD)
+#undef FIELD
+    if (!rc)
+        rc = ss_buf_printf(b, ",\"final\":%s}\n",
+                           s->final ? "true" : "false");
+    if (!rc) /* a sample that does not fit in memory is left out */
+        fwrite(b->data, 1, b->len, m->metrics);
 }
 
 static ss_monitor_comp *find_comp(ss_monitor *m, const ss_stats *s)
@@ -281,6 +268,7 @@ void ss_monitor_destroy(ss_monitor **pp)
         zmq_ctx_term(m->zctx);
     if (m->metrics)
         fclose(m->metrics);
+    ss_buf_release(&m->line);
     free(m->comps);
     free(m->endpoint);
     free(m);

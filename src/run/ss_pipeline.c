@@ -55,18 +55,6 @@ static int fail(pctx *c, const yaml_node_t *n, const char *fmt, ...)
     return SS_EINVAL;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static yaml_node_t *node(pctx *c, int id)
 {
     return yaml_document_get_node(c->doc, id);
@@ -494,7 +482,7 @@ int ss_pipeline_parse(const char *path, const char *text, size_t len,
          * token": say what it is, since a tab looks like spaces. */
         size_t at = parser.problem_mark.index;
         int tab = at < len && text[at] == '\t';
-        set_err(err, errlen, "%s:%zu: yaml: %s%s%s%s", path,
+        ss_errf(err, errlen, "%s:%zu: yaml: %s%s%s%s", path,
                 parser.problem_mark.line + 1,
                 parser.problem ? parser.problem : "invalid document",
                 parser.context ? " " : "",
@@ -515,7 +503,7 @@ int ss_pipeline_parse(const char *path, const char *text, size_t len,
     yaml_parser_delete(&parser);
     if (rc) {
         if (rc == SS_ENOMEM)
-            set_err(err, errlen, "%s: out of memory", path);
+            ss_errf(err, errlen, "%s: out of memory", path);
         ss_pipeline_destroy(&p);
         return rc;
     }
@@ -531,17 +519,17 @@ int ss_pipeline_load(const char *path, ss_pipeline **out, char *err,
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        set_err(err, errlen, "%s: %s", path, strerror(e));
+        ss_errf(err, errlen, "%s: %s", path, strerror(e));
         return e == ENOENT ? SS_ENOTFOUND : SS_EIO;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s: not a regular file", path);
+        ss_errf(err, errlen, "%s: not a regular file", path);
         close(fd);
         return SS_EIO;
     }
     if (st.st_size > MAX_FILE_SIZE) {
-        set_err(err, errlen, "%s: larger than 1 MiB, not a pipeline file",
+        ss_errf(err, errlen, "%s: larger than 1 MiB, not a pipeline file",
                 path);
         close(fd);
         return SS_ETOOBIG;
@@ -562,7 +550,7 @@ int ss_pipeline_load(const char *path, ss_pipeline **out, char *err,
     }
     close(fd);
     if (got != n) {
-        set_err(err, errlen, "%s: read failed", path);
+        ss_errf(err, errlen, "%s: read failed", path);
         free(text);
         return SS_EIO;
     }
@@ -602,7 +590,7 @@ int ss_pipeline_apply(ss_pipeline *p, const ss_pipeline_overrides *o,
         return SS_ENOMEM;
     if (o->workers) {
         if (o->workers < 1 || o->workers > SS_PIPELINE_MAX_WORKERS) {
-            set_err(err, errlen, "--workers must be a number from 1 to %d",
+            ss_errf(err, errlen, "--workers must be a number from 1 to %d",
                     SS_PIPELINE_MAX_WORKERS);
             return SS_EINVAL;
         }
@@ -611,7 +599,7 @@ int ss_pipeline_apply(ss_pipeline *p, const ss_pipeline_overrides *o,
     }
     if (o->security) {
         if (!ss_pipeline_security_valid(o->security)) {
-            set_err(err, errlen,
+            ss_errf(err, errlen,
                     "--security must be plain, encrypted or enclave");
             return SS_EINVAL;
         }
@@ -622,7 +610,7 @@ int ss_pipeline_apply(ss_pipeline *p, const ss_pipeline_overrides *o,
         p->max_instructions = o->max_instructions;
     if (o->batch_size) {
         if (o->batch_size > SS_BATCH_MAX_SIZE) {
-            set_err(err, errlen, "--batch-size must be from 1 to 64M");
+            ss_errf(err, errlen, "--batch-size must be from 1 to 64M");
             return SS_EINVAL;
         }
         p->batch_size = o->batch_size;
@@ -638,7 +626,7 @@ static int check_script(const char *who, const char *path, char *err,
     why[0] = '\0';
     int rc = ss_lua_check_file(path, why, sizeof why);
     if (rc) {
-        set_err(err, errlen, "%s: %s", who,
+        ss_errf(err, errlen, "%s: %s", who,
                 why[0] ? why : ss_strerror(rc));
         return rc;
     }
@@ -659,24 +647,24 @@ int ss_pipeline_check(const ss_pipeline *p, char *err, size_t errlen)
     if (rc)
         return rc;
     if (!p->source.file) {
-        set_err(err, errlen, "%s: no data file: give source.file, "
+        ss_errf(err, errlen, "%s: no data file: give source.file, "
                              "DATA_FILE or --data", p->path);
         return SS_EINVAL;
     }
     struct stat st;
     if (stat(p->source.file, &st) != 0) {
         int e = errno;
-        set_err(err, errlen, "data file '%s': %s", p->source.file,
+        ss_errf(err, errlen, "data file '%s': %s", p->source.file,
                 strerror(e));
         return e == ENOENT ? SS_ENOTFOUND : SS_EIO;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "data file '%s': not a regular file",
+        ss_errf(err, errlen, "data file '%s': not a regular file",
                 p->source.file);
         return SS_EINVAL;
     }
     if (access(p->source.file, R_OK) != 0) {
-        set_err(err, errlen, "data file '%s': %s", p->source.file,
+        ss_errf(err, errlen, "data file '%s': %s", p->source.file,
                 strerror(errno));
         return SS_EIO;
     }

@@ -279,15 +279,6 @@ fail_noerr:
     return rc;
 }
 
-/* See ss_supervisor.h. */
-size_t ss_supervisor_count(const ss_supervisor *sv) { return sv->nkids; }
-
-/* See ss_supervisor.h. */
-char *const *ss_supervisor_argv(const ss_supervisor *sv, size_t i)
-{
-    return i < sv->nkids ? sv->plan->comps[i].argv : NULL;
-}
-
 /* ---- starting --------------------------------------------------------- */
 
 /* Names set by the supervisor in a child's environment. */

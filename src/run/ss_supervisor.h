@@ -53,11 +53,6 @@ typedef struct ss_supervisor ss_supervisor;
 int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
                       ss_supervisor **out, char *err, size_t errlen);
 
-/* Number of components, and the command line of component i (argv[0] is
- * the program name; NULL-terminated; borrowed). For tests and --help. */
-size_t ss_supervisor_count(const ss_supervisor *sv);
-char *const *ss_supervisor_argv(const ss_supervisor *sv, size_t i);
-
 /* Runs the pipeline to its end. Installs handlers for SIGINT, SIGTERM,
  * SIGHUP (all three stop the run: SS_RUN_INTERRUPTED) and SIGCHLD for the
  * duration (restored before returning). Prints progress,

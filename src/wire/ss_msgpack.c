@@ -176,62 +176,6 @@ size_t ss_mp_fmt_double(char *buf, size_t size, double v)
     return (size_t)n;
 }
 
-/* Appends s as a JSON string; bytes that are not UTF-8 become \u00XX. */
-static int json_str(ss_buf *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *u = (const unsigned char *)s;
-    if (reserve(out, n + 2))
-        return SS_ENOMEM;
-    out->data[out->len++] = '"';
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' &&
-               u[run] != '\\')
-            run++;
-        if (run > i) {
-            if (ss_buf_append(out, s + i, run - i))
-                return SS_ENOMEM;
-            i = run;
-            continue;
-        }
-        unsigned c = u[i];
-        char esc[8];
-        size_t el = 0;
-        if (c >= 0x80) {
-            size_t sl = c >= 0xc2 && c <= 0xdf ? 2
-                      : c >= 0xe0 && c <= 0xef ? 3
-                      : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-            if (sl && i + sl <= n && ss_utf8_valid(s + i, sl, NULL)) {
-                if (ss_buf_append(out, s + i, sl))
-                    return SS_ENOMEM;
-                i += sl;
-                continue;
-            }
-        }
-        esc[0] = '\\';
-        switch (c) {
-        case '"': esc[1] = '"'; el = 2; break;
-        case '\\': esc[1] = '\\'; el = 2; break;
-        case '\n': esc[1] = 'n'; el = 2; break;
-        case '\r': esc[1] = 'r'; el = 2; break;
-        case '\t': esc[1] = 't'; el = 2; break;
-        case '\b': esc[1] = 'b'; el = 2; break;
-        case '\f': esc[1] = 'f'; el = 2; break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            el = 6;
-        }
-        if (ss_buf_append(out, esc, el))
-            return SS_ENOMEM;
-        i++;
-    }
-    return put1(out, '"');
-}
-
 static int json_value(mp_dec *d, ss_buf *out, int depth);
 
 #define JSON_KEY_MAX 128
@@ -248,7 +192,7 @@ static int json_key(mp_dec *d, ss_buf *out, int depth)
         int rc = read_head(d, &h);
         if (rc)
             return rc;
-        return json_str(out, h.s, h.len);
+        return ss_buf_json_str(out, h.s, h.len);
     }
     ss_buf tmp = SS_BUF_INIT;
     int rc = json_value(d, &tmp, depth);
@@ -262,7 +206,7 @@ static int json_key(mp_dec *d, ss_buf *out, int depth)
         rc = ss_buf_append(&tmp, "...", 3);
     }
     if (!rc)
-        rc = json_str(out, tmp.data ? tmp.data : "", tmp.len);
+        rc = ss_buf_json_str(out, tmp.data ? tmp.data : "", tmp.len);
     ss_buf_release(&tmp);
     return rc;
 }
@@ -294,7 +238,7 @@ static int json_value(mp_dec *d, ss_buf *out, int depth)
         }
     case H_STR:
     case H_BIN:
-        return json_str(out, h.s, h.len);
+        return ss_buf_json_str(out, h.s, h.len);
     default:
         break;
     }

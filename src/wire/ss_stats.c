@@ -6,6 +6,7 @@
 #include "wire/ss_batch.h"
 
 #include <msgpack.h>
+#include <stddef.h>
 #include <string.h>
 
 /* The unsigned counters, in the order they are encoded. */
@@ -13,22 +14,9 @@ static const struct {
     const char *key;
     size_t off;
 } counters[] = {
-    {"in", offsetof(ss_stats, in)},
-    {"in_bytes", offsetof(ss_stats, in_bytes)},
-    {"out", offsetof(ss_stats, out)},
-    {"out_bytes", offsetof(ss_stats, out_bytes)},
-    {"batches_in", offsetof(ss_stats, batches_in)},
-    {"batches_out", offsetof(ss_stats, batches_out)},
-    {"passed", offsetof(ss_stats, passed)},
-    {"dropped", offsetof(ss_stats, dropped)},
-    {"rejected", offsetof(ss_stats, rejected)},
-    {"queue", offsetof(ss_stats, queue)},
-    {"credits", offsetof(ss_stats, credits)},
-    {"rss_kb", offsetof(ss_stats, rss_kb)},
-    {"peak_rss_kb", offsetof(ss_stats, peak_rss_kb)},
-    {"enclave_calls", offsetof(ss_stats, enclave_calls)},
-    {"enclave_ns", offsetof(ss_stats, enclave_ns)},
-    {"total_bytes", offsetof(ss_stats, total_bytes)},
+#define COUNTER(f, ...) {#f, offsetof(ss_stats, f)},
+    SS_STATS_COUNTERS(COUNTER)
+#undef COUNTER
 };
 #define NCOUNTERS (sizeof counters / sizeof counters[0])
 

@@ -22,6 +22,41 @@
 
 #define SS_STATS_NAME_MAX 64 /* name, role and stage, with the NUL */
 
+/* The unsigned counters of a sample, in their wire order: the one list
+ * the struct, the STATS codec, the metrics file (ss_monitor.c) and the
+ * Prometheus page (ss_metrics_http.c) are generated from.
+ * X(field, Prometheus name, 'c' counter or 'g' gauge, scale to the
+ *   Prometheus unit, help text) */
+#define SS_STATS_COUNTERS(X)                                                 \
+    X(in, "sstream_events_in_total", 'c', 1,                                 \
+      "Events received (source: rows read).")                                \
+    X(in_bytes, "sstream_bytes_in_total", 'c', 1,                            \
+      "Payload bytes received (source: bytes read).")                        \
+    X(out, "sstream_events_out_total", 'c', 1, "Events sent on.")            \
+    X(out_bytes, "sstream_bytes_out_total", 'c', 1,                          \
+      "Payload bytes sent on.")                                              \
+    X(batches_in, "sstream_batches_in_total", 'c', 1, "Batches received.")   \
+    X(batches_out, "sstream_batches_out_total", 'c', 1, "Batches sent.")     \
+    X(passed, "sstream_events_passed_total", 'c', 1,                         \
+      "Events that produced at least one output.")                           \
+    X(dropped, "sstream_events_dropped_total", 'c', 1,                       \
+      "Events filtered out or folded into a reduce.")                        \
+    X(rejected, "sstream_events_rejected_total", 'c', 1,                     \
+      "Events that failed (written to the rejects file).")                   \
+    X(queue, "sstream_queue_depth", 'g', 1,                                  \
+      "Batches waiting (routers) or being processed (workers).")             \
+    X(credits, "sstream_credits", 'g', 1, "Credits outstanding.")            \
+    X(rss_kb, "sstream_resident_memory_bytes", 'g', 1024,                    \
+      "Resident set size.")                                                  \
+    X(peak_rss_kb, "sstream_peak_resident_memory_bytes", 'g', 1024,          \
+      "Peak resident set size.")                                             \
+    X(enclave_calls, "sstream_enclave_calls_total", 'c', 1,                  \
+      "Calls into the enclave.")                                             \
+    X(enclave_ns, "sstream_enclave_seconds_total", 'c', 1e-9,                \
+      "Time spent inside enclave calls.")                                    \
+    X(total_bytes, "sstream_input_size_bytes", 'g', 1,                       \
+      "Size of the input (source only).")
+
 /* One sample of a component's counters; plain value, no ownership.
  * Events are counted in rows (events), bytes in payload bytes. */
 typedef struct ss_stats {
@@ -29,19 +64,11 @@ typedef struct ss_stats {
     char role[SS_STATS_NAME_MAX];  /* source | router | worker | sink */
     char stage[SS_STATS_NAME_MAX]; /* stage name ("" if none) */
     int64_t pid;
-    uint64_t in, in_bytes;   /* events / bytes received (source: read) */
-    uint64_t out, out_bytes; /* events / bytes sent on */
-    uint64_t batches_in, batches_out;
-    uint64_t passed;   /* events that produced >= 1 output */
-    uint64_t dropped;  /* events filtered out or folded into a reduce */
-    uint64_t rejected; /* events that failed (written to --rejects) */
-    uint64_t queue;    /* batches waiting (routers) */
-    uint64_t credits;  /* credits outstanding */
-    uint64_t rss_kb, peak_rss_kb;
-    uint64_t enclave_calls, enclave_ns;
-    uint64_t total_bytes; /* source only: input size, for the ETA */
-    int final;            /* 1 on the last message before exit */
-    int stateful;         /* workers: the chain folds events (reduce...) */
+#define SS_STATS_FIELD(f, ...) uint64_t f;
+    SS_STATS_COUNTERS(SS_STATS_FIELD)
+#undef SS_STATS_FIELD
+    int final;    /* 1 on the last message before exit */
+    int stateful; /* workers: the chain folds events (reduce...) */
 } ss_stats;
 
 /* Sets every field of s to zero / "". Can't fail. */

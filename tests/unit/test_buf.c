@@ -53,7 +53,9 @@ static void test_json_str(void **state)
     (void)state;
     json("plain", 5, "\"plain\"");
     json("a\"b\\c", 5, "\"a\\\"b\\\\c\"");
-    json("tab\there\n", 9, "\"tab\\u0009here\\u000a\"");
+    json("tab\there\n", 9, "\"tab\\there\\n\"");
+    json("\r\b\f\x01\x1f", 5, "\"\\r\\b\\f\\u0001\\u001f\"");
+    json("del\x7f", 4, "\"del\x7f\"");                  /* DEL kept */
     json("caf\xc3\xa9", 5, "\"caf\xc3\xa9\"");           /* UTF-8 kept */
     json("N1\xff\xfe", 4, "\"N1\\u00ff\\u00fe\"");          /* bad bytes */
     json("\xe2\x82", 2, "\"\\u00e2\\u0082\"");              /* cut short */

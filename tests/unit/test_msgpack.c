@@ -1535,6 +1535,41 @@ static void test_to_json(void **state)
     lua_close(L);
 }
 
+/* A reject line holds strings written by ss_buf_json_str (stage, reason)
+ * and by ss_mp_to_json (the event): both must spell every string the same
+ * way (they used to differ: "\n" against "\u000a", DEL raw or escaped). */
+static void test_to_json_strings_like_reject_fields(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t n;
+    } cases[] = {
+        {"plain", 5},
+        {"tab\there\nand\r\b\f", 15},
+        {"del\x7f", 4},
+        {"nul\0x\x01\x1f", 7},
+        {"q\"b\\", 4},
+        {"caf\xc3\xa9", 5},
+        {"bad\xff\xfe\xe2\x82", 7},
+        {"\xed\xa0\x80", 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ss_buf mp, a, b;
+        ss_buf_init(&mp);
+        ss_buf_init(&a);
+        ss_buf_init(&b);
+        assert_int_equal(ss_mp_put_str(&mp, cases[i].s, cases[i].n), 0);
+        size_t off = 0;
+        assert_int_equal(ss_mp_to_json(mp.data, mp.len, &off, &a), 0);
+        assert_int_equal(ss_buf_json_str(&b, cases[i].s, cases[i].n), 0);
+        assert_string_equal(a.data, b.data);
+        ss_buf_release(&mp);
+        ss_buf_release(&a);
+        ss_buf_release(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1555,6 +1590,7 @@ int main(void)
         cmocka_unit_test(test_mutations_never_crash),
         cmocka_unit_test(test_random_cross_check),
         cmocka_unit_test(test_to_json),
+        cmocka_unit_test(test_to_json_strings_like_reject_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
