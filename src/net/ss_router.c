@@ -1416,8 +1416,19 @@ static int maybe_complete(ss_router *r)
 
 /* ---- life cycle ------------------------------------------------------- */
 
+/* Opens a ROUTER socket bound to ep. maxrt_ms (0: the system's default)
+ * closes TCP connections whose sent data stays unacknowledged that long
+ * (TCP_USER_TIMEOUT). FRONT uses it: the router sends producers only
+ * small control messages (WELCOME, RECEIVED, HEARTBEAT), so a producer's
+ * kernel acknowledges them even while the producer is busy (a long
+ * onCompleted), and only a producer behind a cut link or a dead host goes
+ * unacknowledged: it then counts as disconnected, not only silent, and is
+ * lost like one that exited (producer_lost). BACK does not: batches to a
+ * busy worker may wait on a full window for long, and silent workers are
+ * timed out anyway. */
 static void *open_router(void *zctx, const char *ep, int linger,
-                         const ss_curve *curve, char *err, size_t errlen)
+                         int maxrt_ms, const ss_curve *curve, char *err,
+                         size_t errlen)
 {
     void *s = zmq_socket(zctx, ZMQ_ROUTER);
     if (!s) {
@@ -1429,6 +1440,8 @@ static void *open_router(void *zctx, const char *ep, int linger,
     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (maxrt_ms > 0)
+        zmq_setsockopt(s, ZMQ_TCP_MAXRT, &maxrt_ms, sizeof maxrt_ms);
     if (curve && ss_curve_apply(s, curve)) {
         ss_errf(err, errlen, "cannot set the CURVE keys for %s: %s", ep,
                 zmq_strerror(errno));
@@ -1485,9 +1498,11 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
         ss_router_destroy(&r);
         return SS_EIO;
     }
-    r->front = open_router(zctx, o->from, linger, o->curve, err, errlen);
+    r->front = open_router(zctx, o->from, linger, r->ptimeout, o->curve,
+                           err, errlen);
     if (r->front)
-        r->back = open_router(zctx, o->to, linger, o->curve, err, errlen);
+        r->back = open_router(zctx, o->to, linger, 0, o->curve, err,
+                              errlen);
     if (!r->back) {
         ss_router_destroy(&r);
         return SS_EIO;

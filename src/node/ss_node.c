@@ -518,14 +518,22 @@ static void node_tick(void *arg)
     ss_inlet_heartbeat(n->inlet); /* sends only when one is due */
 }
 
+/* Says in n->err why the output link failed: the link's own reason
+ * (which names the router and its endpoint) when it has one. */
+static void link_failed(node *n, int rc)
+{
+    const char *why = ss_link_error(n->link);
+    snprintf(n->err, sizeof n->err, "output link failed: %s",
+             why && *why ? why : ss_strerror(rc));
+}
+
 /* Waits until every output was RECEIVED (so every input is acknowledged). */
 static int drain(node *n)
 {
     while (n->busy && n->link && !n->stop) {
         int rc = ss_link_service(n->link, 100);
         if (rc < 0) {
-            snprintf(n->err, sizeof n->err, "output link failed: %s",
-                     ss_strerror(rc));
+            link_failed(n, rc);
             return rc;
         }
         if (n->inlet)
@@ -707,8 +715,7 @@ static int run_input_loop(node *n)
         if (n->link) {
             rc = ss_link_service(n->link, 0);
             if (rc < 0) {
-                snprintf(n->err, sizeof n->err, "output link failed: %s",
-                         ss_strerror(rc));
+                link_failed(n, rc);
                 return rc;
             }
         }
