@@ -120,3 +120,31 @@ int ss_accounting_balance(const ss_acct_part *parts, size_t n,
     b->rejected = rejected;
     return b->verdict = bad ? SS_ACCT_MISMATCH : SS_ACCT_BALANCED;
 }
+
+/* See ss_accounting.h. */
+int ss_accounting_rejects(const ss_balance *b, double max_ratio, char *msg,
+                          size_t msglen)
+{
+    if (msglen)
+        msg[0] = '\0';
+    if ((b->verdict != SS_ACCT_BALANCED && b->verdict != SS_ACCT_MISMATCH) ||
+        !b->rows_in || !b->rejected)
+        return SS_ACCT_REJECTS_OK;
+    double r = (double)b->rejected / (double)b->rows_in;
+    if (max_ratio >= 0 && r > max_ratio) {
+        snprintf(msg, msglen, "%llu of %llu rows (%.1f%%) were rejected: "
+                 "more than max_reject_ratio %g",
+                 (unsigned long long)b->rejected,
+                 (unsigned long long)b->rows_in, r * 100, max_ratio);
+        return SS_ACCT_REJECTS_FAIL;
+    }
+    if (r > SS_ACCT_REJECT_WARN) {
+        snprintf(msg, msglen, "%llu of %llu rows (%.1f%%) were rejected: "
+                 "see rejects.jsonl (max_reject_ratio in the pipeline file "
+                 "makes this fail the run)",
+                 (unsigned long long)b->rejected,
+                 (unsigned long long)b->rows_in, r * 100);
+        return SS_ACCT_REJECTS_WARN;
+    }
+    return SS_ACCT_REJECTS_OK;
+}

@@ -72,4 +72,21 @@ int ss_accounting_balance(const ss_acct_part *parts, size_t n,
                           const char *const *stage_names, size_t nstages,
                           size_t lost, ss_balance *out);
 
+/* Past this share of the rows in, a run that balances still warns. */
+#define SS_ACCT_REJECT_WARN 0.01
+
+enum {
+    SS_ACCT_REJECTS_OK = 0,
+    SS_ACCT_REJECTS_WARN = 1, /* more than 1 %: say so in the summary */
+    SS_ACCT_REJECTS_FAIL = 2, /* more than max_ratio: the run fails */
+};
+
+/* Judges the rejected rows of b (a BALANCED or MISMATCH verdict: others
+ * have no row counts) against the pipeline's max_reject_ratio max_ratio
+ * (0..1; a negative value: no limit). Writes a sentence for the user in
+ * msg ("" when OK), e.g. "97 of 100 rows (97.0%) were rejected: more than
+ * max_reject_ratio 0.05". Can't fail. */
+int ss_accounting_rejects(const ss_balance *b, double max_ratio, char *msg,
+                          size_t msglen);
+
 #endif

@@ -365,7 +365,8 @@ static int parse_sink(pctx *c, yaml_node_t *n)
 static int parse_root(pctx *c, yaml_node_t *root)
 {
     static const char *const keys[] = {"name", "security", "batch_size",
-                                       "max_instructions", "lua", "source",
+                                       "max_instructions",
+                                       "max_reject_ratio", "lua", "source",
                                        "stages", "sink", NULL};
     static const char *const engines[] = {"5.4", "luajit", NULL};
     static const char *const modes[] = {"plain", "encrypted", "enclave",
@@ -411,6 +412,19 @@ static int parse_root(pctx *c, yaml_node_t *root)
             return fail(c, v, "max_instructions must be a number from "
                               "10000 to 1000000000000 (Lua instructions "
                               "per event)");
+    }
+    if ((v = lookup(c, root, "max_reject_ratio", NULL))) {
+        char *end = NULL;
+        const char *t = is_plain(v) ? scalar(v) : "";
+        double r = strtod(t, &end);
+        if (end && *end == '%' && end[1] == '\0') {
+            r /= 100;
+            end++;
+        }
+        if (!*t || !end || *end || !(r >= 0 && r <= 1))
+            return fail(c, v, "max_reject_ratio must be a share of the rows "
+                              "in from 0 to 1 (such as 0.05 or 5%%)");
+        p->max_reject_ratio = r;
     }
     if ((v = lookup(c, root, "source", NULL)) && (rc = parse_source(c, v)))
         return rc;
@@ -463,6 +477,7 @@ int ss_pipeline_parse(const char *path, const char *text, size_t len,
     if (!p)
         return SS_ENOMEM;
     p->batch_size = SS_BATCH_DEFAULT_SIZE;
+    p->max_reject_ratio = -1;
     p->source.parts = 1;
     int rc = set_path(p, path);
     if (rc) {

@@ -39,6 +39,8 @@ typedef struct ss_pipeline {
                        the binary built with it loads the file) or NULL */
     uint64_t batch_size; /* bytes; default SS_BATCH_DEFAULT_SIZE */
     uint64_t max_instructions; /* per event and completion; 0: default */
+    double max_reject_ratio;   /* 0..1: more rejected rows fail the run;
+                                  < 0 (default): no limit */
     struct {
         char *file;   /* resolved; NULL if the file names none */
         int parts;    /* 1..64, default 1 */

@@ -83,6 +83,7 @@ struct ss_supervisor {
     uint64_t ready_ns;
     uint64_t run;       /* this run's id, drawn at ss_supervisor_new */
     char run_env[32];   /* "SS_RUN=<16 hex digits>" for every child */
+    ss_balance books; /* the verdict of the summary, once it ran */
     char cause[1024]; /* why the run failed: the first cause, "" if none */
     const struct child *cause_child; /* whose exit caused it, or NULL */
     size_t muted;     /* stderr lines kept to the logs while stopping */
@@ -758,6 +759,7 @@ static int balance(ss_supervisor *sv)
     ss_accounting_balance(parts, sv->nkids, sv->stage_names,
                           sv->p->nstages, sv->lost, &b);
     free(parts);
+    sv->books = b;
     switch (b.verdict) {
     case SS_ACCT_NO_COUNTERS:
         say(sv, "cannot check the balance: %s", b.why);
@@ -1110,6 +1112,17 @@ int ss_supervisor_run(ss_supervisor *sv)
             say(sv, "the counts do not balance: failing the run");
             set_cause(sv, "the counts do not balance (see the summary)");
             sv->result = SS_RUN_FAILED;
+        } else {
+            char m[512];
+            int r = ss_accounting_rejects(&sv->books,
+                                          sv->p->max_reject_ratio, m,
+                                          sizeof m);
+            if (r == SS_ACCT_REJECTS_WARN) {
+                say(sv, "warning: %s", m);
+            } else if (r == SS_ACCT_REJECTS_FAIL) {
+                set_cause(sv, "%s", m);
+                sv->result = SS_RUN_FAILED;
+            }
         }
     }
     free(rpath);

@@ -36,6 +36,7 @@ name: p
 source: { file: data.csv, format: csv, header: true }
 stages:
   - { name: map, script: map-csv-to-event.lua }
+  - { name: reduce, script: reduce-events.lua }
 sink: { script: print-results.lua }
 YML
 timeout 60 "$SS" run p.yml --data bad.csv --output-dir out3 > o 2> e
@@ -98,4 +99,12 @@ contains "... and the last line says why, naming the worker and the typo" last "
 n=$(grep -c '^\[' e)
 check "... after at most 3 relayed lines ($n), the side effects are in the logs" test "$n" -le 3
 contains "... where the logs hold what the components wrote on stderr" out6/logs/map-1.log "error: .*mapp"
+# --- many rejected rows: a warning past 1 %, a failure past max_reject_ratio
+timeout 60 "$SS" run p.yml --data bad.csv --output-dir out7 > o 2> e; rc=$?
+check "a run with 40 of 530 rows rejected (30 bad lines, 10 NA delays) still succeeds" test $rc -eq 0
+contains "... but warns about the share rejected" e "warning: 40 of 530 rows \(7.5%\) were rejected: see rejects.jsonl"
+sed 's/^name: p$/name: p\nmax_reject_ratio: 5%/' p.yml > strict.yml
+timeout 60 "$SS" run strict.yml --data bad.csv --output-dir out8 > o 2> e; rc=$?
+check "with max_reject_ratio: 5% the same run fails" test $rc -eq 1
+contains "... and says why on its last line" <(tail -1 e) "sstream run: p failed because 40 of 530 rows \(7.5%\) were rejected: more than max_reject_ratio 0.05"
 finish

@@ -247,6 +247,39 @@ static void test_lost_worker_unchecked(void **state)
     assert_int_equal(verdict(&b, 0, &r), SS_ACCT_MISMATCH);
 }
 
+/* Rejected rows: fine up to 1 %, a warning past it, a failure past the
+ * pipeline's max_reject_ratio; no judgement without row counts. */
+static void test_reject_ratio(void **state)
+{
+    (void)state;
+    char m[512];
+    ss_balance b = {SS_ACCT_BALANCED, 1000, 900, 90, 10, ""};
+    assert_int_equal(ss_accounting_rejects(&b, -1, m, sizeof m),
+                     SS_ACCT_REJECTS_OK);
+    assert_string_equal(m, "");
+    b.rejected = 11;
+    assert_int_equal(ss_accounting_rejects(&b, -1, m, sizeof m),
+                     SS_ACCT_REJECTS_WARN);
+    assert_non_null(strstr(m, "11 of 1000 rows (1.1%) were rejected"));
+    assert_non_null(strstr(m, "max_reject_ratio"));
+    assert_int_equal(ss_accounting_rejects(&b, 0.05, m, sizeof m),
+                     SS_ACCT_REJECTS_WARN);
+    b.rejected = 970;
+    assert_int_equal(ss_accounting_rejects(&b, 0.05, m, sizeof m),
+                     SS_ACCT_REJECTS_FAIL);
+    assert_string_equal(m, "970 of 1000 rows (97.0%) were rejected: more "
+                           "than max_reject_ratio 0.05");
+    assert_int_equal(ss_accounting_rejects(&b, 0, m, sizeof m),
+                     SS_ACCT_REJECTS_FAIL);
+    b.rejected = 0; /* 0 allows none, and none is fine */
+    assert_int_equal(ss_accounting_rejects(&b, 0, m, sizeof m),
+                     SS_ACCT_REJECTS_OK);
+    b.rejected = 970;
+    b.verdict = SS_ACCT_UNCHECKED;
+    assert_int_equal(ss_accounting_rejects(&b, 0.05, m, sizeof m),
+                     SS_ACCT_REJECTS_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_reduce_then_stage),
         cmocka_unit_test(test_no_counters),
         cmocka_unit_test(test_lost_worker_unchecked),
+        cmocka_unit_test(test_reject_ratio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -210,7 +210,8 @@ static void errors_top_level(void **state)
     (void)state;
     expect_edit(2, "nmae: x\n", 2,
                 "unknown key 'nmae' in the pipeline (expected name, "
-                "security, batch_size, max_instructions, lua, source, stages, "
+                "security, batch_size, max_instructions, max_reject_ratio, lua, "
+                "source, stages, "
                 "sink)");
     expect_edit(2, "name: [a]\n", 2,
                 "name must be 1 to 48 letters, digits, '_', '-' or '.'");
@@ -241,7 +242,8 @@ static void errors_top_level(void **state)
                 "p.yml:3: stages is missing");
     expect_edit(10, "stagez:\n", 10,
                 "unknown key 'stagez' in the pipeline (expected name, "
-                "security, batch_size, max_instructions, lua, source, stages, "
+                "security, batch_size, max_instructions, max_reject_ratio, lua, "
+                "source, stages, "
                 "sink)");
     expect_text("source: data.csv\n", "p.yml:1: source must be a mapping "
                 "(key: value lines)");
@@ -417,6 +419,33 @@ static void yaml_and_file_errors(void **state)
     assert_null(p);
 }
 
+/* max_reject_ratio: a share of the rows in, as a number or a percent. */
+static void reject_ratio(void **state)
+{
+    (void)state;
+    char text[1024];
+    ss_pipeline *p = parse_ok("p.yml", good);
+    assert_true(p->max_reject_ratio < 0); /* no limit by default */
+    ss_pipeline_destroy(&p);
+    static const char *const ok_values[] = {"0.05", "5%", "0", "1"};
+    static const double want[] = {0.05, 0.05, 0, 1};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(text, sizeof text, "max_reject_ratio: %s\n%s",
+                 ok_values[i], good);
+        p = parse_ok("p.yml", text);
+        assert_true(p->max_reject_ratio > want[i] - 1e-9 &&
+                    p->max_reject_ratio < want[i] + 1e-9);
+        ss_pipeline_destroy(&p);
+    }
+    static const char *const bad_values[] = {"2", "lots", "-1", "5%%"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(text, sizeof text, "max_reject_ratio: %s\n%s",
+                 bad_values[i], good);
+        expect_text(text, "p.yml:1: max_reject_ratio must be a share of "
+                          "the rows in from 0 to 1 (such as 0.05 or 5%)");
+    }
+}
+
 static void overrides(void **state)
 {
     (void)state;
@@ -513,6 +542,7 @@ int main(void)
         cmocka_unit_test(errors_stages),
         cmocka_unit_test(too_many_stages),
         cmocka_unit_test(yaml_and_file_errors),
+        cmocka_unit_test(reject_ratio),
         cmocka_unit_test(overrides),
         cmocka_unit_test(checks),
     };
