@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include "lua/ss_lua_api.h"
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +103,17 @@ static void reject(part *p, uint64_t line, const char *why, const char *l,
     ss_buf_printf(b, ",\"line\":%llu,\"error\":", (unsigned long long)line);
     ss_buf_json_str(b, why, strlen(why));
     ss_buf_printf(b, ",\"event\":");
-    ss_buf_json_str(b, l, n > 1024 ? 1024 : n); /* enough to find it */
+    size_t shown = n > 1024 ? 1024 : n; /* enough to find it */
+    ss_buf_json_str(b, l, shown);
+    if (!ss_utf8_valid(l, shown, NULL)) {
+        /* JSON strings hold text: bytes that are not UTF-8 were escaped
+         * as code points above, so the exact bytes also go as base64 */
+        char b64[sodium_base64_ENCODED_LEN(1024,
+                                           sodium_base64_VARIANT_ORIGINAL)];
+        sodium_bin2base64(b64, sizeof b64, (const unsigned char *)l, shown,
+                          sodium_base64_VARIANT_ORIGINAL);
+        ss_buf_printf(b, ",\"event_base64\":\"%s\"", b64);
+    }
     ss_buf_append(b, "}\n", 2);
     unsigned long long nrej = atomic_load(&s->rejected);
     unsigned long long rate = ss_log_rate ? ss_log_rate : 100;

@@ -107,4 +107,16 @@ sed 's/^name: p$/name: p\nmax_reject_ratio: 5%/' p.yml > strict.yml
 timeout 60 "$SS" run strict.yml --data bad.csv --output-dir out8 > o 2> e; rc=$?
 check "with max_reject_ratio: 5% the same run fails" test $rc -eq 1
 contains "... and says why on its last line" <(tail -1 e) "sstream run: p failed because 40 of 530 rows \(7.5%\) were rejected: more than max_reject_ratio 0.05"
+# --- a line that is not UTF-8: its exact bytes can be recovered from rejects
+{ head -1 data.csv; printf '2008,1,3,4,1,1,1,1,A\377,1,N1,1,1,1,5,1,SFO,LAX,1,1,1,0,,0,0,0,0,0,0\n'; tail -n +2 data.csv; } > u.csv
+timeout 60 "$SS" run p.yml --data u.csv --output-dir out9 > o 2> e
+grep '"file":"u.csv"' out9/rejects.jsonl > ur
+contains "a line with invalid UTF-8 is rejected, named" ur '"line":2,"error":"invalid UTF-8 at byte 21"'
+$PY - ur u.csv > ok.txt <<'PY'
+import base64, json, sys
+r = json.loads(open(sys.argv[1]).readline())
+line = open(sys.argv[2], 'rb').read().split(b'\n')[1]
+print("same" if base64.b64decode(r["event_base64"]) == line else "differs")
+PY
+contains "... and event_base64 gives back its exact bytes" ok.txt "^same$"
 finish
