@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct strv {
@@ -62,7 +65,43 @@ typedef struct plan_ctx {
     strv endpoints; /* 2 per router: from (producers), to (consumers) */
 } plan_ctx;
 
-/* Makes the private folder of the ipc endpoints. */
+static void remove_tmpdir(const char *dir);
+
+/* A run killed with SIGKILL leaves its endpoint folder behind. Each run
+ * holds a lock on <folder>/lock while it lives: a folder of ours whose
+ * lock can be taken belongs to a dead run and goes. A folder without the
+ * file is being created (or is not ours to judge): it stays. */
+static void sweep_dead_tmpdirs(const char *base)
+{
+    DIR *d = opendir(base);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[PATH_MAX], lock[PATH_MAX + 8];
+    int swept = 0;
+    while ((e = readdir(d)) && swept < 64) {
+        if (strncmp(e->d_name, "sstream-run-", 12) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != geteuid())
+            continue;
+        snprintf(lock, sizeof lock, "%s/lock", path);
+        int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            remove_tmpdir(path);
+            swept++;
+        }
+        close(fd);
+    }
+    closedir(d);
+}
+
+/* Makes the private folder of the ipc endpoints, locked while the run
+ * lives (see sweep_dead_tmpdirs). */
 static int make_tmpdir(plan_ctx *cx)
 {
     const char *base = ss_env("TMPDIR", "/tmp");
@@ -70,6 +109,7 @@ static int make_tmpdir(plan_ctx *cx)
     /* ipc paths must fit sun_path (108 bytes) */
     if (strlen(base) > 60)
         base = "/tmp";
+    sweep_dead_tmpdirs(base);
     snprintf(tmpl, sizeof tmpl, "%s/sstream-run-XXXXXX", base);
     if (!mkdtemp(tmpl)) {
         snprintf(tmpl, sizeof tmpl, "/tmp/sstream-run-XXXXXX");
@@ -77,7 +117,17 @@ static int make_tmpdir(plan_ctx *cx)
             return SS_EIO;
     }
     cx->pl->tmpdir = strdup(tmpl);
-    return cx->pl->tmpdir ? 0 : SS_ENOMEM;
+    if (!cx->pl->tmpdir)
+        return SS_ENOMEM;
+    char lock[PATH_MAX + 8];
+    snprintf(lock, sizeof lock, "%s/lock", tmpl);
+    int fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    cx->pl->tmpdir_lock = fd; /* without it the folder is just not swept */
+    return 0;
 }
 
 /* Picks n distinct free loopback ports (all held open while choosing). */
@@ -482,6 +532,7 @@ int ss_plan_new(const ss_pipeline *p, const ss_plan_opts *o, ss_plan **out)
     if (!pl)
         return SS_ENOMEM;
     pl->sink = pl->source = -1;
+    pl->tmpdir_lock = -1;
     pl->nstages = p->nstages;
     plan_ctx cx = {pl, p, o, {0}};
     int rc = plan(&cx);
@@ -512,6 +563,8 @@ void ss_plan_destroy(ss_plan **pp)
     free(pl->comps);
     if (pl->tmpdir)
         remove_tmpdir(pl->tmpdir);
+    if (pl->tmpdir_lock >= 0)
+        close(pl->tmpdir_lock);
     strv_free(pl->endpoints);
     free(pl->tmpdir);
     free(pl->control);

@@ -50,6 +50,7 @@ typedef struct ss_plan {
     int source, sink; /* indices in comps */
     char **endpoints; /* 2 per router, NULL-terminated */
     char *tmpdir;     /* endpoint folder (ipc), or NULL */
+    int tmpdir_lock;  /* held open (flock) while the run lives; -1: none */
     char *control;    /* control endpoint to bind */
 } ss_plan;
 

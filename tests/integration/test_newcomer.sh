@@ -119,4 +119,19 @@ line = open(sys.argv[2], 'rb').read().split(b'\n')[1]
 print("same" if base64.b64decode(r["event_base64"]) == line else "differs")
 PY
 contains "... and event_base64 gives back its exact bytes" ok.txt "^same$"
+# --- kill -9 of sstream run: its endpoint folder is swept by the next run
+mkdir -p tmp
+"$SS" gen flights --rows 300000 --seed 4 -o big.csv
+TMPDIR=$T/tmp "$SS" run p.yml --data big.csv --output-dir out10 > /dev/null 2>&1 &
+runpid=$!
+for _ in $(seq 1 100); do ls tmp | grep -q sstream-run- && break; sleep 0.1; done
+sleep 0.5
+kill -KILL $runpid 2> /dev/null; wait $runpid 2> /dev/null
+sleep 1 # its children follow it (parent-death signal)
+left=$(ls tmp | grep -c sstream-run-)
+check "a run killed with SIGKILL leaves its endpoint folder ($left)" test "$left" -eq 1
+TMPDIR=$T/tmp timeout 60 "$SS" run p.yml --output-dir out11 > /dev/null 2>&1; rc=$?
+check "the next run succeeds" test $rc -eq 0
+left=$(ls tmp | grep -c sstream-run-)
+check "... and removes the dead run's folder, then its own ($left left)" test "$left" -eq 0
 finish
