@@ -6,7 +6,7 @@
 # docs/DEPLOY.md, over TCP with CurveZMQ (security encrypted), each host
 # holding only its role's keys:
 #
-#   host-1 10.213.7.1   router-1..4 (bind *:5551..5558), the source
+#   host-1 10.213.7.1   router-1..4 (bind *:5555..5562), the source
 #   host-2 10.213.7.2   map-1, filter-1, the sink        (connect to host-1)
 #   host-3 10.213.7.3   map-2, and reduce-1 in runs 1    (connect to host-1)
 #                       and 3 (in run 2 reduce-1 is on host-2)
@@ -88,10 +88,11 @@ check "the workers' keys hold no CURVE server secret" [ ! -e keys-node/curve-ser
 
 on() { local h=${HOSTS[$1]}; shift; ip netns exec "$h" "$@"; }
 H1=$NET.1
-# router-k: producers connect to 55(2k-1), workers to 55(2k)
+# router-k: producers connect to 5553+2k, workers to 5554+2k (the seed's
+# ports: router-1 5555/5556 ... router-4 5561/5562)
 # (+ 10 per run: a run's ports are never those of the run before it)
-front() { echo "tcp://$H1:$((5549 + BASE + 2 * $1))"; }
-back() { echo "tcp://$H1:$((5550 + BASE + 2 * $1))"; }
+front() { echo "tcp://$H1:$((5553 + BASE + 2 * $1))"; }
+back() { echo "tcp://$H1:$((5554 + BASE + 2 * $1))"; }
 
 # run_pipeline DIR: starts one run's components; $MAP2_HOST and
 # $REDUCE_HOST say where map-2 and reduce-1 go; the source reads from
@@ -117,13 +118,13 @@ workers_and_sink() {
     start reduce-1 "$REDUCE_HOST" "FROM=$(back 3)" "TO=$(front 4)" -- \
         "$SS" worker "$E/reduce-events.lua" --name reduce-1 --stage reduce "${NODE_KEYS[@]}"
     start sink 2 "FROM=$(back 4)" "OUTPUT=$D/output.log" -- \
-        "$SS" sink "$E/print-results.lua" --name sink "${NODE_KEYS[@]}"
+        "$SS" sink "$E/print-results.lua" --name sink --finals reduce-1 "${NODE_KEYS[@]}"
 }
 routers() {
     local k
     for k in 1 2 3 4; do
-        start router-$k 1 -- "$SS" router --from "tcp://*:$((5549 + BASE + 2 * k))" \
-            --to "tcp://*:$((5550 + BASE + 2 * k))" --name router-$k \
+        start router-$k 1 -- "$SS" router --from "tcp://*:$((5553 + BASE + 2 * k))" \
+            --to "tcp://*:$((5554 + BASE + 2 * k))" --name router-$k \
             --keys "$T/keys-router" --peer-timeout-ms 3000
     done
 }
@@ -175,7 +176,7 @@ all_end "run 1"
 contains "run 1: map-2 on host-3 joined router-1 over TCP" "$D/router-1.log" \
     "worker 'map-2' of stage map joined"
 contains "run 1: a worker started first waited for its router" "$D/map-2.log" \
-    "'map-2' is waiting for router at tcp://$H1:5552|stage 'map' ready"
+    "'map-2' is waiting for router at tcp://$H1:5556|stage 'map' ready"
 
 # feed: the input in two halves, the second once $D/cut exists (the
 # link is cut in between), bounded: 30 s at most
