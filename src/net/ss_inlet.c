@@ -156,6 +156,13 @@ int ss_inlet_heartbeat(ss_inlet *in)
 void *ss_inlet_socket(ss_inlet *in) { return in->peer.sock; }
 
 /* See ss_inlet.h. */
+void ss_inlet_abort(ss_inlet *in, const char *reason)
+{
+    if (in)
+        ss_peer_abort(&in->peer, reason);
+}
+
+/* See ss_inlet.h. */
 void ss_inlet_destroy(ss_inlet **p)
 {
     if (!p || !*p)

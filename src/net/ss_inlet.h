@@ -81,6 +81,10 @@ int ss_inlet_heartbeat(ss_inlet *in);
 /* The DEALER socket, for zmq_poll only (ZMQ_POLLIN: call _recv). */
 void *ss_inlet_socket(ss_inlet *in);
 
+/* Tells the router this consumer failed (ABORT with reason, see
+ * ss_peer_abort), so that the run ends upstream too. Can't fail. */
+void ss_inlet_abort(ss_inlet *in, const char *reason);
+
 /* Sends the acknowledgements held back (without waiting), closes the
  * inlet and sets *p to NULL; unacknowledged batches go back to the
  * router's queue when it notices. Safe with NULL or *p NULL. */

@@ -251,6 +251,13 @@ const char *ss_link_error(const ss_link *l) { return l->peer.err; }
 void *ss_link_socket(ss_link *l) { return l->peer.sock; }
 
 /* See ss_link.h. */
+void ss_link_abort(ss_link *l, const char *reason)
+{
+    if (l)
+        ss_peer_abort(&l->peer, reason);
+}
+
+/* See ss_link.h. */
 void ss_link_destroy(ss_link **p)
 {
     if (!p || !*p)

@@ -86,6 +86,10 @@ const char *ss_link_error(const ss_link *l);
 /* The DEALER socket, for zmq_poll only (ZMQ_POLLIN: call _service). */
 void *ss_link_socket(ss_link *l);
 
+/* Tells the router this producer failed (ABORT with reason, see
+ * ss_peer_abort), so that the run ends downstream too. Can't fail. */
+void ss_link_abort(ss_link *l, const char *reason);
+
 /* Closes the link (pending batches are forgotten) and sets *p to NULL.
  * Safe with NULL or *p NULL. */
 void ss_link_destroy(ss_link **p);

@@ -258,6 +258,18 @@ int ss_peer_send(ss_peer *p, const void *msg, size_t len)
 }
 
 /* See ss_peer.h. */
+void ss_peer_abort(ss_peer *p, const char *reason)
+{
+    if (!p->sock || p->failed == SS_PEER_ABORTED)
+        return;
+    char r[SS_PROTO_REASON_MAX];
+    snprintf(r, sizeof r, "%s", reason && *reason ? reason : "(no reason)");
+    if (ss_proto_abort(&p->out, r) == 0 &&
+        zmq_send(p->sock, p->out.data, p->out.len, ZMQ_DONTWAIT) >= 0)
+        p->last_send_ms = ss_now_ms();
+}
+
+/* See ss_peer.h. */
 void ss_peer_tick(ss_peer *p)
 {
     if (p->heartbeat_ms <= 0 || p->failed)

@@ -76,6 +76,15 @@ int ss_peer_send(ss_peer *p, const void *msg, size_t len);
  * and producer id, then sends it like ss_peer_send. */
 int ss_peer_send_ctl(ss_peer *p, ss_buf *b);
 
+/*
+ * Tells the router this end fails: sends ABORT with reason (cut to
+ * SS_PROTO_REASON_MAX - 1 bytes), without blocking; the socket lingers
+ * while it leaves. Skipped when the router itself aborted us (it knows)
+ * or p is not open. Can't fail: an ABORT that cannot leave is dropped,
+ * and the router then notices the silence instead.
+ */
+void ss_peer_abort(ss_peer *p, const char *reason);
+
 /* Sends a HEARTBEAT if nothing was sent for a heartbeat interval.
  * Never blocks; a heartbeat that cannot leave now is skipped. */
 void ss_peer_tick(ss_peer *p);

@@ -135,6 +135,7 @@ struct ss_router {
     atomic_int stop;
     int rc;   /* nonzero once failed */
     int done; /* EOS sent */
+    uint64_t orphaned; /* when no producer was left to end (0: not) */
     char err[SS_PROTO_REASON_MAX];
 };
 
@@ -995,6 +996,28 @@ out:
     ss_eos_release(&e);
 }
 
+/* A peer sent ABORT: it failed and says why. A producer's failure (or
+ * one it passes on from further upstream) ends the run here too, and
+ * the ABORT goes on to every peer, so that it travels downstream. On
+ * BACK, a stateless worker's end is a loss like any other (its batches
+ * go to its siblings); a stateful worker's ends the run. */
+static void peer_aborted(ss_router *r, peer *p, const ss_hdr *h,
+                         const uint8_t *payload, int back)
+{
+    char reason[SS_PROTO_REASON_MAX];
+    const char *why;
+    if (ss_proto_abort_parse(payload, h->len, reason, sizeof reason, &why))
+        snprintf(reason, sizeof reason, "(unreadable reason: %s)", why);
+    if (back && !p->hello.stateful) {
+        char lost[SS_PROTO_REASON_MAX + 16];
+        snprintf(lost, sizeof lost, "it aborted: %s", reason);
+        worker_lost(r, p, lost);
+        return;
+    }
+    fail(r, SS_EPEER, "%s '%s' aborted: %s", back ? "worker" : "producer",
+         p->label, reason);
+}
+
 static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
                      zmq_msg_t *body)
 {
@@ -1034,6 +1057,9 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
         break;
     case SS_MSG_HEARTBEAT:
         break;
+    case SS_MSG_ABORT:
+        peer_aborted(r, p, &h, d + SS_HDR_SIZE, 0);
+        return;
     default:
         reject(r, label, what, "producers may not send this kind");
         return;
@@ -1201,6 +1227,9 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
         break;
     case SS_MSG_HEARTBEAT:
         break;
+    case SS_MSG_ABORT:
+        peer_aborted(r, w, &h, d + SS_HDR_SIZE, 1);
+        return;
     default:
         reject(r, label, what, "workers may not send this kind");
         return;
@@ -1257,6 +1286,8 @@ static int drain(ss_router *r, void *sock, int back)
 
 /* ---- time ------------------------------------------------------------- */
 
+static void check_orphaned(ss_router *r, uint64_t now);
+
 /* Declares silent workers lost and heartbeats idle peers. */
 static void housekeeping(ss_router *r, uint64_t now)
 {
@@ -1293,6 +1324,8 @@ static void housekeeping(ss_router *r, uint64_t now)
             now - p->last_seen > (uint64_t)r->ptimeout)
             producer_lost(r, p, now - p->last_seen);
     }
+    if (!r->rc)
+        check_orphaned(r, now);
 }
 
 static void update_gauges(ss_router *r)
@@ -1329,6 +1362,57 @@ static int all_eos(const ss_router *r)
             return 0;
     }
     return 1;
+}
+
+/*
+ * Fails the run when its end of stream can never come: some producer went
+ * away before its EOS and no producer is left that could still send one
+ * (every other one ended or went away too), yet the groups are not
+ * complete (a group exists only once one of its members sent EOS, so a
+ * group whose members all died never does). A producer gets one peer
+ * timeout to come back (a restarted worker says HELLO again). Without
+ * any loss, the router keeps waiting for producers that have not said
+ * HELLO yet: components may start in any order.
+ */
+static void check_orphaned(ss_router *r, uint64_t now)
+{
+    size_t nlost = 0;
+    for (size_t i = 0; i < r->prod.n; i++) {
+        const peer *p = r->prod.v[i];
+        if (!p->eos && !p->lost) { /* it may still end its stream */
+            r->orphaned = 0;
+            return;
+        }
+        nlost += p->lost != 0;
+    }
+    if (!nlost || all_eos(r)) {
+        r->orphaned = 0;
+        return;
+    }
+    if (!r->orphaned) {
+        r->orphaned = now ? now : 1;
+        ss_warn("router %s: no producer is left to end the stream (%zu "
+                "went away before their end of stream); waiting %d ms for "
+                "one to come back",
+                r->name, nlost, r->ptimeout);
+        return;
+    }
+    if (now - r->orphaned < (uint64_t)r->ptimeout)
+        return;
+    char names[SS_PROTO_REASON_MAX / 2] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < r->prod.n && o < sizeof names; i++) {
+        const peer *p = r->prod.v[i];
+        if (p->lost)
+            o += (size_t)snprintf(names + o, sizeof names - o, "%s'%s'",
+                                  o ? ", " : "", p->label);
+    }
+    fail(r, SS_EPEER,
+         "the end of stream can never come: %s went away before %s end of "
+         "stream and no producer came back within %d ms (%zu of %u "
+         "producer group%s ended)",
+         names, nlost == 1 ? "its" : "their", r->ptimeout,
+         r->ngroups, r->producers, r->producers == 1 ? "" : "s");
 }
 
 /* Checks that every declared batch arrived and nothing undeclared did.

@@ -303,7 +303,7 @@ static int send_output(node *n, const ss_hdr *h, const void *msg, size_t len)
     int rc = ss_link_send(n->link, msg, len, (uint64_t)s);
     if (rc) {
         snprintf(n->err, sizeof n->err, "cannot send to %s: %s", n->to,
-                 ss_strerror(rc));
+                 rc == SS_EPEER ? ss_link_error(n->link) : ss_strerror(rc));
         return rc;
     }
     n->batches_out++;
@@ -985,6 +985,18 @@ int ss_node_run(ss_node *n)
     int rc = node_run(n);
     if (n->stage || n->enc)
         report(n, 1);
+    if (rc != 0 && !n->stop) {
+        /* the run cannot complete without us: say so both ways, so that
+         * the routers end the run now rather than wait for a peer
+         * timeout. A stop (signal) is deliberate, not a failure of the
+         * run: the routers treat it as the loss of this peer (a
+         * stateless worker's batches go to its siblings). */
+        char reason[SS_PROTO_REASON_MAX];
+        snprintf(reason, sizeof reason, "%s %s failed: %.400s", n->o->role,
+                 n->o->name, n->err[0] ? n->err : "see its log");
+        ss_link_abort(n->link, reason);
+        ss_inlet_abort(n->inlet, reason);
+    }
     return rc;
 }
 

@@ -332,6 +332,15 @@ static void part_cleanup(part *p)
         ss_lua_destroy(&lua);
         p->L = NULL;
     }
+    if (p->link && (p->rc || atomic_load(&p->src->failed))) {
+        /* the run cannot complete: tell the router now, so that it ends
+         * the run downstream instead of waiting for our silence */
+        char reason[SS_PROTO_REASON_MAX];
+        snprintf(reason, sizeof reason, "source %s failed: %.400s",
+                 p->src->o->name,
+                 p->rc && p->err[0] ? p->err : "another part failed");
+        ss_link_abort(p->link, reason);
+    }
     ss_link_destroy(&p->link);
     ss_buf_release(&p->batch);
     ss_buf_release(&p->scratch);
