@@ -172,6 +172,8 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
     }
     int linger = PEER_LINGER_MS;
     zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
+    int64_t maxmsg = SS_PROTO_MSG_MAX; /* a larger frame: disconnect */
+    zmq_setsockopt(p->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, p->name, strlen(p->name))) {
         ss_errf(err, errlen, "bad peer name '%s': %s", p->name,
                 zmq_strerror(errno));

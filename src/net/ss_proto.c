@@ -7,6 +7,7 @@
  */
 #include "net/ss_proto.h"
 #include "securestreams.h"
+#include "wire/ss_msgpack.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -198,9 +199,24 @@ int ss_proto_abort(ss_buf *out, const char *reason)
 
 /* ---- parsing ---------------------------------------------------------- */
 
-/* Unpacks exactly one map from [p, p+n). Returns 0 or SS_EPROTO. */
+/* See ss_proto.h. */
+size_t ss_proto_payload_max(int kind)
+{
+    return kind == SS_MSG_DATA  ? (size_t)SS_BATCH_MAX_SIZE
+           : kind == SS_MSG_EOS ? (size_t)SS_PROTO_EOS_MAX
+                                : (size_t)SS_PROTO_CTRL_MAX;
+}
+
+/*
+ * Unpacks exactly one map from [p, p+n), at most max bytes. Returns 0 or
+ * SS_EPROTO. The bytes are validated first by our own decoder, which
+ * checks every claimed length and element count against the bytes that
+ * are there: msgpack_unpack_next reserves memory for the count a
+ * container claims before it reads any element, so that 5 bytes
+ * claiming a map of 2^32 pairs would ask for 100 GB.
+ */
 static int unpack_map(const void *p, size_t n, msgpack_unpacked *u,
-                      const char **why)
+                      const char **why, size_t max)
 {
     size_t off = 0;
     msgpack_unpacked_init(u);
@@ -208,6 +224,20 @@ static int unpack_map(const void *p, size_t n, msgpack_unpacked *u,
         *why = "empty payload where a map was expected";
         return SS_EPROTO;
     }
+    if (n > max) {
+        *why = max == SS_PROTO_EOS_MAX
+                   ? "payload larger than 16 MiB (the limit of an end of "
+                     "stream)"
+                   : "payload larger than 64 KiB (the limit of a control "
+                     "message)";
+        return SS_EPROTO;
+    }
+    if (ss_mp_validate(p, n, &off, NULL, 0) != 0) {
+        *why = "payload is not valid MessagePack (a length or count "
+               "larger than the bytes that follow, or a bad type)";
+        return SS_EPROTO;
+    }
+    off = 0;
     if (msgpack_unpack_next(u, p, n, &off) != MSGPACK_UNPACK_SUCCESS) {
         *why = "payload is not valid MessagePack";
         return SS_EPROTO;
@@ -292,7 +322,7 @@ int ss_proto_acks_parse(const ss_hdr *h, const void *p, size_t n,
         return 1;
     }
     msgpack_unpacked u;
-    int rc = unpack_map(p, n, &u, why);
+    int rc = unpack_map(p, n, &u, why, SS_PROTO_CTRL_MAX);
     const msgpack_object *list = NULL;
     for (uint32_t i = 0; rc == 0 && i < u.data.via.map.size; i++)
         if (key_is(&u.data.via.map.ptr[i].key, "batches"))
@@ -336,7 +366,7 @@ int ss_proto_hello_parse(const void *p, size_t n, ss_hello *h,
 {
     msgpack_unpacked u;
     memset(h, 0, sizeof *h);
-    int rc = unpack_map(p, n, &u, why);
+    int rc = unpack_map(p, n, &u, why, SS_PROTO_CTRL_MAX);
     int have_name = 0;
     for (uint32_t i = 0; rc == 0 && i < u.data.via.map.size; i++) {
         const msgpack_object *k = &u.data.via.map.ptr[i].key;
@@ -382,7 +412,7 @@ int ss_proto_welcome_parse(const void *p, size_t n, ss_welcome *w,
 {
     msgpack_unpacked u;
     memset(w, 0, sizeof *w);
-    int rc = unpack_map(p, n, &u, why);
+    int rc = unpack_map(p, n, &u, why, SS_PROTO_CTRL_MAX);
     for (uint32_t i = 0; rc == 0 && i < u.data.via.map.size; i++) {
         const msgpack_object *k = &u.data.via.map.ptr[i].key;
         const msgpack_object *v = &u.data.via.map.ptr[i].val;
@@ -402,7 +432,7 @@ int ss_proto_abort_parse(const void *p, size_t n, char *reason, size_t cap,
                          const char **why)
 {
     msgpack_unpacked u;
-    int rc = unpack_map(p, n, &u, why);
+    int rc = unpack_map(p, n, &u, why, SS_PROTO_CTRL_MAX);
     int found = 0;
     for (uint32_t i = 0; rc == 0 && i < u.data.via.map.size; i++) {
         const msgpack_object *k = &u.data.via.map.ptr[i].key;
@@ -618,7 +648,7 @@ int ss_eos_decode(const void *p, size_t n, ss_eos *e, const char **why)
 {
     msgpack_unpacked u;
     ss_eos_release(e);
-    int rc = unpack_map(p, n, &u, why);
+    int rc = unpack_map(p, n, &u, why, SS_PROTO_EOS_MAX);
     for (uint32_t i = 0; rc == 0 && i < u.data.via.map.size; i++) {
         const msgpack_object *k = &u.data.via.map.ptr[i].key;
         const msgpack_object *v = &u.data.via.map.ptr[i].val;

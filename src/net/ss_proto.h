@@ -44,6 +44,16 @@
 #define SS_PROTO_ROSTER_MAX 4096
 #define SS_PROTO_STREAMS_MAX (1u << 20)
 #define SS_PROTO_ACKS_MAX 1024 /* batches one CREDIT/RECEIVED confirms */
+/* Largest payloads accepted from the network (docs/PROTOCOL.md, "Limits"):
+ * every control message but EOS (HELLO, CREDIT, ABORT ...), and EOS
+ * (up to SS_PROTO_STREAMS_MAX streams). DATA: SS_BATCH_MAX_SIZE. */
+#define SS_PROTO_CTRL_MAX (64u << 10)
+#define SS_PROTO_EOS_MAX (16u << 20)
+/* The largest whole message (header + payload) any socket takes. */
+#define SS_PROTO_MSG_MAX ((int64_t)SS_HDR_SIZE + SS_BATCH_MAX_SIZE)
+
+/* The largest payload a message of this kind may carry (above). */
+size_t ss_proto_payload_max(int kind);
 
 /* The lineage of a batch: what CREDIT and RECEIVED name. */
 typedef struct ss_lineage {

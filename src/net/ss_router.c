@@ -59,6 +59,7 @@ typedef struct item {
 typedef struct queue { /* ring of items, oldest at head */
     item *v;
     size_t cap, head, n;
+    uint64_t bytes; /* header + payload of the items */
 } queue;
 
 typedef struct peer {
@@ -115,6 +116,8 @@ struct ss_router {
     int run_known; /* from --run, or learnt from the first HELLO */
     char from[256], to[256];
     unsigned producers, qmax;
+    uint64_t qbytes_max; /* FRONT is not read above this (q.bytes) */
+    uint64_t rehellos;           /* HELLOs from known workers (log rate) */
     int hb, ptimeout;
     void (*tick)(void *, const ss_router_stats *, int);
     void *tick_arg;
@@ -206,11 +209,13 @@ static int q_push(queue *q, item *it, int front)
     }
     item_move(&q->v[at], it);
     q->n++;
+    q->bytes += SS_HDR_SIZE + (uint64_t)it->h.len;
     return 0;
 }
 
 static void q_pop(queue *q, item *out)
 {
+    q->bytes -= SS_HDR_SIZE + (uint64_t)q->v[q->head].h.len;
     item_move(out, &q->v[q->head]);
     zmq_msg_close(&q->v[q->head].msg);
     q->head = (q->head + 1) % q->cap;
@@ -409,6 +414,9 @@ static void reject(ss_router *r, const char *label, const char *what,
                                              : "");
 }
 
+static void refuse(ss_router *r, void *sock, const uint8_t *id, size_t idlen,
+                   const char *label, const char *what, const char *why);
+
 /* A HELLO in another wire version: answer with an ABORT naming both
  * versions. A version 1 peer cannot read a version 2 header, so the ABORT
  * goes out in the layout of the peer's version when that is 1 (its 48
@@ -488,6 +496,10 @@ static int check_origin(ss_router *r, void *sock, const peer *p,
     }
     char what[32];
     snprintf(what, sizeof what, "%s message", ss_msg_kind_name(h->kind));
+    if (h->kind != SS_MSG_HELLO && h->kind != SS_MSG_ABORT) {
+        refuse(r, sock, id, idlen, label, what, why); /* told why */
+        return 0;
+    }
     reject(r, label, what, why);
     if (h->kind == SS_MSG_HELLO) {
         char reason[SS_PROTO_REASON_MAX];
@@ -499,6 +511,40 @@ static int check_origin(ss_router *r, void *sock, const peer *p,
         }
     }
     return 0;
+}
+
+/* Counts and logs a message the router drops, like reject(), and tells
+ * its sender why with an ABORT (a peer must not wait for an answer that
+ * will never come): `router r1 refused hello message from 'x': why`. */
+static void refuse(ss_router *r, void *sock, const uint8_t *id, size_t idlen,
+                   const char *label, const char *what, const char *why)
+{
+    char reason[SS_PROTO_REASON_MAX];
+    reject(r, label, what, why);
+    snprintf(reason, sizeof reason, "router %s refused %s from '%s': %s",
+             r->name, what, label, why);
+    if (ss_proto_abort(&r->out, reason) == 0) {
+        stamp_out(r);
+        send_id(sock, id, idlen, r->out.data, r->out.len);
+    }
+}
+
+/* Refuses (and returns 1) a message whose payload is larger than its
+ * kind allows: 64 KiB for control messages, 16 MiB for EOS (DATA cannot
+ * be: libzmq drops a frame larger than SS_PROTO_MSG_MAX). */
+static int too_big(ss_router *r, void *sock, const uint8_t *id, size_t idlen,
+                   const char *label, const char *what, const ss_hdr *h)
+{
+    size_t max = ss_proto_payload_max(h->kind);
+    if (h->len <= max)
+        return 0;
+    char why[128];
+    snprintf(why, sizeof why,
+             "payload of %u bytes is larger than the %zu bytes this kind "
+             "may carry",
+             h->len, max);
+    refuse(r, sock, id, idlen, label, what, why);
+    return 1;
 }
 
 /* ---- lineage tracking ------------------------------------------------- */
@@ -817,12 +863,17 @@ static void front_hello(ss_router *r, const uint8_t *id, size_t idlen,
     ss_hello he;
     const char *why;
     if (ss_proto_hello_parse(payload, h->len, &he, &why)) {
-        reject(r, label, "malformed hello", why);
+        refuse(r, r->front, id, idlen, label, "malformed hello", why);
         return;
     }
     if (strcmp(he.role, "sink") == 0) {
-        reject(r, label, "hello message",
+        refuse(r, r->front, id, idlen, label, "hello message",
                "a sink cannot send to a router's front");
+        return;
+    }
+    if (!p && r->prod.n >= SS_ROUTER_PEERS_MAX) {
+        refuse(r, r->front, id, idlen, label, "hello message",
+               "too many producers (the limit is 4096)");
         return;
     }
     if (!p) {
@@ -1028,16 +1079,29 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
     ss_hdr h;
     const char *why;
     if (ss_hdr_decode(d, zmq_msg_size(body), &h, &why)) {
-        reject(r, label, "malformed message", why);
-        version_abort(r, r->front, id, idlen, label, d, zmq_msg_size(body));
+        int v = ss_hdr_version(d, zmq_msg_size(body));
+        if (v > 0 && v != SS_WIRE_VERSION) { /* answered in its layout */
+            reject(r, label, "malformed message", why);
+            version_abort(r, r->front, id, idlen, label, d,
+                          zmq_msg_size(body));
+        } else {
+            refuse(r, r->front, id, idlen, label, "malformed message", why);
+        }
         return;
     }
     if (!check_origin(r, r->front, p, id, idlen, label, &h))
         return;
     char what[32];
     snprintf(what, sizeof what, "%s message", ss_msg_kind_name(h.kind));
-    if (!p && h.kind != SS_MSG_HELLO) {
+    if (too_big(r, r->front, id, idlen, label, what, &h))
+        return;
+    if (!p && h.kind == SS_MSG_ABORT) { /* never answer an ABORT */
         reject(r, label, what, "it never said hello");
+        return;
+    }
+    if (!p && h.kind != SS_MSG_HELLO) {
+        refuse(r, r->front, id, idlen, label, what,
+               "it never said hello (HELLO must come first)");
         return;
     }
     if (p && p->lost) { /* it talks: it counts again, EOS and all */
@@ -1061,7 +1125,8 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
         peer_aborted(r, p, &h, d + SS_HDR_SIZE, 0);
         return;
     default:
-        reject(r, label, what, "producers may not send this kind");
+        refuse(r, r->front, id, idlen, label, what,
+               "producers may not send this kind");
         return;
     }
     if ((p = peers_find(&r->prod, id, idlen))) {
@@ -1113,16 +1178,38 @@ static void back_hello(ss_router *r, const uint8_t *id, size_t idlen,
     ss_hello he;
     const char *why;
     if (ss_proto_hello_parse(payload, h->len, &he, &why)) {
-        reject(r, label, "malformed hello", why);
+        refuse(r, r->back, id, idlen, label, "malformed hello", why);
         return;
     }
     if (strcmp(he.role, "source") == 0) {
-        reject(r, label, "hello message",
+        refuse(r, r->back, id, idlen, label, "hello message",
                "a source cannot take from a router's back");
         return;
     }
-    if (w && worker_lost(r, w, "it said hello again"))
+    if (!w && r->work.n >= SS_ROUTER_PEERS_MAX) {
+        refuse(r, r->back, id, idlen, label, "hello message",
+               "too many workers (the limit is 4096)");
         return;
+    }
+    int quiet = 0; /* a peer repeating HELLO must not flood the log */
+    if (w) {
+        int fresh = w->ninflight == 0 && !w->hello.stateful;
+        r->rehellos++;
+        quiet = r->rehellos > WARN_FIRST && r->rehellos % 1000 != 0;
+        if (fresh && !quiet)
+            ss_info("router %s: worker '%s' said hello again%s", r->name,
+                    w->label,
+                    r->rehellos == WARN_FIRST ? " (logging every 1000th "
+                                                "repeated hello from now on)"
+                                              : "");
+        if (fresh) { /* nothing to redeliver, no state: start over */
+            peers_remove(&r->work, w);
+            if (r->rr >= r->work.n)
+                r->rr = 0;
+        } else if (worker_lost(r, w, "it said hello again")) {
+            return;
+        }
+    }
     if (!(w = peers_add(&r->work, id, idlen))) {
         fail(r, SS_ENOMEM, "out of memory adding worker '%s'", label);
         return;
@@ -1131,9 +1218,11 @@ static void back_hello(ss_router *r, const uint8_t *id, size_t idlen,
     w->max_credits = he.credits ? he.credits : 1;
     w->credits = w->max_credits;
     w->last_seen = w->last_sent = ss_now_ms();
-    ss_info("router %s: %s '%s' of stage %s joined with %u credit%s%s",
-            r->name, he.role, w->label, he.stage, w->credits,
-            w->credits == 1 ? "" : "s", he.stateful ? " (stateful)" : "");
+    if (!quiet)
+        ss_info("router %s: %s '%s' of stage %s joined with %u credit%s%s",
+                r->name, he.role, w->label, he.stage, w->credits,
+                w->credits == 1 ? "" : "s",
+                he.stateful ? " (stateful)" : "");
     ss_welcome wl = {.heartbeat_ms = (uint32_t)r->hb,
                      .peer_timeout_ms = (uint32_t)r->ptimeout};
     snprintf(wl.router, sizeof wl.router, "%s", r->name);
@@ -1194,18 +1283,26 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
     ss_hdr h;
     const char *why;
     if (ss_hdr_decode(d, zmq_msg_size(body), &h, &why)) {
-        reject(r, label, "malformed message", why);
-        version_abort(r, r->back, id, idlen, label, d, zmq_msg_size(body));
+        int v = ss_hdr_version(d, zmq_msg_size(body));
+        if (v > 0 && v != SS_WIRE_VERSION) { /* answered in its layout */
+            reject(r, label, "malformed message", why);
+            version_abort(r, r->back, id, idlen, label, d,
+                          zmq_msg_size(body));
+        } else {
+            refuse(r, r->back, id, idlen, label, "malformed message", why);
+        }
         return;
     }
     if (!check_origin(r, r->back, w, id, idlen, label, &h))
         return;
     char what[32];
     snprintf(what, sizeof what, "%s message", ss_msg_kind_name(h.kind));
+    if (too_big(r, r->back, id, idlen, label, what, &h))
+        return;
     if (!w && h.kind != SS_MSG_HELLO) {
         reject(r, label, what,
                "it never said hello, or was counted as lost");
-        if (h.kind == SS_MSG_CREDIT || h.kind == SS_MSG_HEARTBEAT) {
+        if (h.kind != SS_MSG_ABORT) { /* never answer an ABORT */
             char reason[SS_PROTO_REASON_MAX];
             snprintf(reason, sizeof reason,
                      "router %s does not know worker '%s' (it was lost or "
@@ -1231,13 +1328,22 @@ static void on_back(ss_router *r, const uint8_t *id, size_t idlen,
         peer_aborted(r, w, &h, d + SS_HDR_SIZE, 1);
         return;
     default:
-        reject(r, label, what, "workers may not send this kind");
+        refuse(r, r->back, id, idlen, label, what,
+               "workers may not send this kind");
         return;
     }
     if ((w = peers_find(&r->work, id, idlen))) {
         w->last_seen = ss_now_ms();
         w->gone = 0;
     }
+}
+
+/* Whether FRONT is read: the queue holds fewer than --queue batches and
+ * fewer than queue_bytes bytes (one batch may take it past: at most
+ * SS_BATCH_MAX_SIZE more). */
+static int front_open(const ss_router *r)
+{
+    return r->q.n < r->qmax && r->q.bytes < r->qbytes_max;
 }
 
 /* Reads up to DRAIN_MAX messages from one socket (FRONT only while the
@@ -1248,7 +1354,7 @@ static int drain(ss_router *r, void *sock, int back)
 {
     int i;
     for (i = 0; i < DRAIN_MAX && !r->rc; i++) {
-        if (!back && r->q.n >= r->qmax)
+        if (!back && !front_open(r))
             break;
         zmq_msg_t id, body;
         zmq_msg_init(&id);
@@ -1269,7 +1375,8 @@ static int drain(ss_router *r, void *sock, int back)
             while (zmq_msg_more(&body) &&
                    zmq_msg_recv(&body, sock, 0) >= 0)
                 ;
-            reject(r, label, "malformed message",
+            refuse(r, sock, zmq_msg_data(&id), zmq_msg_size(&id), label,
+                   "malformed message",
                    "multipart message (one frame expected)");
         } else if (back) {
             on_back(r, zmq_msg_data(&id), zmq_msg_size(&id), &body);
@@ -1521,6 +1628,10 @@ static void *open_router(void *zctx, const char *ep, int linger,
         return NULL;
     }
     int one = 1;
+    /* libzmq drops the connection of a peer whose message is larger:
+     * no frame can make the router allocate more than this */
+    int64_t maxmsg = SS_PROTO_MSG_MAX;
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
@@ -1569,6 +1680,7 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
     snprintf(r->to, sizeof r->to, "%s", o->to);
     r->producers = o->producers ? o->producers : 1;
     r->qmax = o->queue ? o->queue : 64;
+    r->qbytes_max = o->queue_bytes ? o->queue_bytes : SS_ROUTER_QUEUE_BYTES;
     r->hb = o->heartbeat_ms > 0 ? o->heartbeat_ms : 500;
     r->tick = o->tick;
     r->tick_arg = o->tick_arg;
@@ -1618,7 +1730,7 @@ int ss_router_run(ss_router *r, char *err, size_t errlen)
             /* the last turn emptied both sockets: sleep until one has
              * something (FRONT not while the queue is full); no poll at all
              * while messages keep coming faster than one turn reads */
-            void *socks[2] = {r->back, r->q.n < r->qmax ? r->front : NULL};
+            void *socks[2] = {r->back, front_open(r) ? r->front : NULL};
             int wait = now >= r->next_house ? 0 : (int)(r->next_house - now);
             if (ss_transport_wait(socks, 2, wait) < 0 && errno != EINTR) {
                 fail(r, SS_EIO, "cannot poll: %s", zmq_strerror(errno));

@@ -29,12 +29,17 @@
 typedef struct ss_router ss_router;
 struct ss_router_stats;
 
+#define SS_ROUTER_QUEUE_BYTES (256ull << 20) /* default queue_bytes */
+#define SS_ROUTER_PEERS_MAX 4096 /* producers, and workers, at once */
+
 typedef struct ss_router_opts {
     const char *from;     /* FRONT endpoint to bind (producers connect) */
     const char *to;       /* BACK endpoint to bind (workers connect) */
     const char *name;     /* for logs and messages (default "router") */
     unsigned producers;   /* producer groups to wait for (default 1) */
     unsigned queue;       /* stop reading FRONT above this (default 64) */
+    uint64_t queue_bytes; /* ... or above this many bytes queued
+                             (default SS_ROUTER_QUEUE_BYTES) */
     int heartbeat_ms;     /* peers' heartbeat interval (default 500) */
     int peer_timeout_ms;  /* a silent worker is lost (default 5000) */
     int linger_ms;        /* socket linger after the end (default 1000) */

@@ -1006,6 +1006,19 @@ static int raw_recv(void *s, ss_hdr *h)
     return h->kind;
 }
 
+/* Receives on a raw DEALER until a message of kind `until`; returns how
+ * many ABORTs came before it (anything else fails the test). */
+static int count_aborts_until(void *s, int until)
+{
+    ss_hdr h;
+    int n = 0, k;
+    while ((k = raw_recv(s, &h)) != until) {
+        assert_int_equal(k, SS_MSG_ABORT);
+        n++;
+    }
+    return n;
+}
+
 static void *raw_dealer(const char *ep, const char *id)
 {
     void *s = zmq_socket(zctx, ZMQ_DEALER);
@@ -1050,18 +1063,21 @@ static void test_malformed(void **state)
     ss_proto_hello(&b, &he);
     ss_hdr_stamp(b.data, 0, ss_name_id("client-7"));
     raw_send(f, b.data, b.len);
-    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    /* each refusal was answered with an ABORT saying why (issue 10,
+     * defect 4: a client must not be left waiting for nothing) */
+    assert_int_equal(count_aborts_until(f, SS_MSG_WELCOME), 7);
     ss_hdr st = {.kind = SS_MSG_STATS, .producer = ss_name_id("client-7")};
     ss_proto_build(&b, &st, NULL, 0);
     raw_send(f, b.data, b.len); /* 8: a kind routers do not take */
     ss_proto_hello(&b, &he);
     ss_hdr_stamp(b.data, 0, ss_name_id("client-7"));
     raw_send(f, b.data, b.len);
-    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    assert_int_equal(count_aborts_until(f, SS_MSG_WELCOME), 1);
     zmq_close(f);
 
     void *k = raw_dealer(back_ep, "client-8");
     raw_send(k, "\0\0\0\0", 4); /* 9 */
+    assert_int_equal(raw_recv(k, &h), SS_MSG_ABORT);
     ss_proto_credit(&b, &d, 1);
     ss_hdr_stamp(b.data, 0, ss_name_id("client-8"));
     raw_send(k, b.data, b.len); /* 10: credit before hello: ABORT back */
@@ -1083,6 +1099,143 @@ static void test_malformed(void **state)
     assert_int_equal(rt.st.rejected, 10);
     ss_buf_release(&b);
     worker_free(&w);
+    test_done = 1;
+}
+
+/* Issue 10, defect 3: a control payload claiming more elements than its
+ * bytes hold is refused before anything is reserved for them (libmsgpack
+ * asked for ~100 GB for these 5 bytes: an ASan build aborted), and
+ * control payloads have a size limit. */
+static void test_proto_limits(void **state)
+{
+    (void)state;
+    ss_hello he;
+    ss_eos e;
+    const char *why = NULL;
+    assert_int_equal(ss_proto_hello_parse("\xdf\xff\xff\xff\xff", 5, &he,
+                                          &why),
+                     SS_EPROTO);
+    assert_non_null(strstr(why, "larger than the bytes that follow"));
+    ss_eos_init(&e);
+    assert_int_equal(ss_eos_decode("\xdd\xff\xff\xff\xf0", 5, &e, &why),
+                     SS_EPROTO);
+    assert_non_null(strstr(why, "larger than the bytes that follow"));
+    ss_eos_release(&e);
+    /* a well-formed HELLO of 70 KiB: above the control limit */
+    size_t n = 70 << 10;
+    char *big = malloc(n);
+    assert_non_null(big);
+    size_t o = 0;
+    big[o++] = (char)0x81;                       /* map of one pair */
+    big[o++] = (char)0xa4;                       /* key "name" */
+    memcpy(big + o, "name", 4);
+    o += 4;
+    size_t sl = n - o - 5;
+    big[o++] = (char)0xdb;                       /* str 32 */
+    big[o++] = (char)(sl >> 24);
+    big[o++] = (char)(sl >> 16);
+    big[o++] = (char)(sl >> 8);
+    big[o++] = (char)sl;
+    memset(big + o, 'a', sl);
+    assert_int_equal(ss_proto_hello_parse(big, n, &he, &why), SS_EPROTO);
+    assert_non_null(strstr(why, "larger than 64 KiB"));
+    free(big);
+    assert_int_equal(ss_proto_payload_max(SS_MSG_HELLO), 64 << 10);
+    assert_int_equal(ss_proto_payload_max(SS_MSG_DATA), SS_BATCH_MAX_SIZE);
+}
+
+/* Issue 10, defect 5: a known producer's DATA whose count is larger than
+ * its payload used to be dropped with no answer, and the producer waited
+ * for its RECEIVED forever; now it gets ABORT saying why. */
+static void test_bad_data_answered(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+    void *f = raw_dealer(front_ep, "src-9");
+    ss_hello he = {.name = "src-9", .role = "source", .stage = "src"};
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("src-9"));
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    ss_hdr d = {.kind = SS_MSG_DATA, .stream = 1, .seq = 0, .count = 100,
+                .flags = SS_BF_LAST_PART};
+    ss_proto_build(&b, &d, "0123456789", 10);
+    ss_hdr_stamp(b.data, 0, ss_name_id("src-9"));
+    raw_send(f, b.data, b.len);
+    uint8_t buf[1024];
+    int timeout = connect_ms;
+    zmq_setsockopt(f, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    int n;
+    do { /* heartbeats may come first */
+        n = zmq_recv(f, buf, sizeof buf, 0);
+        assert_true(n >= SS_HDR_SIZE);
+        const char *why;
+        assert_int_equal(ss_hdr_decode(buf, (size_t)n, &h, &why), 0);
+    } while (h.kind == SS_MSG_HEARTBEAT);
+    assert_int_equal(h.kind, SS_MSG_ABORT);
+    char reason[SS_PROTO_REASON_MAX];
+    const char *why;
+    assert_int_equal(ss_proto_abort_parse(buf + SS_HDR_SIZE, h.len, reason,
+                                          sizeof reason, &why),
+                     0);
+    assert_non_null(strstr(reason, "router r1 refused malformed message "
+                                   "from 'src-9': event count larger"));
+    ss_router_stop(rt.r);
+    assert_int_equal(router_join(&rt), SS_EINTR);
+    assert_int_equal(rt.st.rejected, 1);
+    zmq_close(f);
+    ss_buf_release(&b);
+    test_done = 1;
+}
+
+/* Issue 10, defect 3: with no worker, a producer sending large batches
+ * fills the queue up to queue_bytes, not up to --queue batches (12
+ * frames of 50 MB took a router to 606 MB): the router stops reading
+ * FRONT, and ZeroMQ pushes back. */
+static void test_queue_bytes(void **state)
+{
+    (void)state;
+    rthread rt;
+    memset(&rt, 0, sizeof rt);
+    atomic_init(&rt.finished, 0);
+    ss_router_opts o = {.from = front_ep, .to = back_ep, .name = "r1",
+                        .producers = 1, .queue = 64,
+                        .queue_bytes = 1 << 20, .heartbeat_ms = hb_ms,
+                        .peer_timeout_ms = peer_timeout_ms,
+                        .linger_ms = 100};
+    char err[600];
+    if (ss_router_new(zctx, &o, &rt.r, err, sizeof err))
+        fail_msg("router_new: %s", err);
+    assert_int_equal(pthread_create(&rt.t, NULL, router_main, &rt), 0);
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+    void *f = raw_dealer(front_ep, "big-src");
+    ss_hello he = {.name = "big-src", .role = "source", .stage = "src"};
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("big-src"));
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    size_t len = 300 << 10;
+    char *payload = calloc(1, len);
+    assert_non_null(payload);
+    for (uint64_t seq = 0; seq < 10; seq++) {
+        ss_hdr d = {.kind = SS_MSG_DATA, .stream = 1, .seq = seq,
+                    .count = 1, .flags = SS_BF_LAST_PART};
+        ss_proto_build(&b, &d, payload, len);
+        ss_hdr_stamp(b.data, 0, ss_name_id("big-src"));
+        raw_send(f, b.data, b.len);
+    }
+    free(payload);
+    sleep_ms(300 + 2 * hb_ms);
+    ss_router_stop(rt.r);
+    assert_int_equal(router_join(&rt), SS_EINTR);
+    /* 4 x 300 KiB reach 1 MiB: the rest waits in ZeroMQ, unread */
+    assert_int_equal(rt.st.in_batches, 4);
+    zmq_close(f);
+    ss_buf_release(&b);
     test_done = 1;
 }
 
@@ -1310,6 +1463,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_origin_checks, setup, teardown),
+        cmocka_unit_test(test_proto_limits),
+        cmocka_unit_test_setup_teardown(test_bad_data_answered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_worker_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, setup,
