@@ -266,8 +266,10 @@ void ss_peer_abort(ss_peer *p, const char *reason)
         return;
     char r[SS_PROTO_REASON_MAX];
     snprintf(r, sizeof r, "%s", reason && *reason ? reason : "(no reason)");
-    if (ss_proto_abort(&p->out, r) == 0 &&
-        zmq_send(p->sock, p->out.data, p->out.len, ZMQ_DONTWAIT) >= 0)
+    if (ss_proto_abort(&p->out, r))
+        return;
+    ss_hdr_stamp(p->out.data, p->run, p->id);
+    if (zmq_send(p->sock, p->out.data, p->out.len, ZMQ_DONTWAIT) >= 0)
         p->last_send_ms = ss_now_ms();
 }
 

@@ -10,7 +10,7 @@
 #      once an EOS arrived).
 source "$(dirname "$0")/lib.sh"
 cd "$T"
-PT=800 # --peer-timeout-ms of every router: failures show in seconds
+PT=1500 # --peer-timeout-ms of every router: failures show in seconds
 LIMIT=30 # every component must be gone this long after the kill
 port=$((20000 + RANDOM % 20000))
 ep() { echo "tcp://127.0.0.1:$((port + $1))"; }
