@@ -139,6 +139,7 @@ struct ss_router {
     int rc;   /* nonzero once failed */
     int done; /* EOS sent */
     uint64_t orphaned; /* when no producer was left to end (0: not) */
+    char last_abort[SS_PROTO_REASON_MAX]; /* a stateless producer's */
     char err[SS_PROTO_REASON_MAX];
 };
 
@@ -1065,6 +1066,22 @@ static void peer_aborted(ss_router *r, peer *p, const ss_hdr *h,
         worker_lost(r, p, lost);
         return;
     }
+    if (!back && !p->hello.stateful && strcmp(p->hello.role, "worker") == 0) {
+        /* a stateless worker's end is a loss like its death (see
+         * producer_lost): its siblings, upstream, have its batches. If
+         * the run failed upstream, they all abort and check_orphaned
+         * ends the run here, with this reason. */
+        snprintf(r->last_abort, sizeof r->last_abort, "%s", reason);
+        if (!p->eos && !p->lost) {
+            p->gone = p->lost = 1;
+            r->st.producers_lost++;
+        }
+        ss_warn("router %s: producer '%s' of stage %s aborted (%s); its "
+                "stage is stateless, so group %s completes without it",
+                r->name, p->label, p->hello.stage, reason,
+                producer_group(p));
+        return;
+    }
     fail(r, SS_EPEER, "%s '%s' aborted: %s", back ? "worker" : "producer",
          p->label, reason);
 }
@@ -1517,9 +1534,11 @@ static void check_orphaned(ss_router *r, uint64_t now)
     fail(r, SS_EPEER,
          "the end of stream can never come: %s went away before %s end of "
          "stream and no producer came back within %d ms (%zu of %u "
-         "producer group%s ended)",
+         "producer group%s ended)%s%s",
          names, nlost == 1 ? "its" : "their", r->ptimeout,
-         r->ngroups, r->producers, r->producers == 1 ? "" : "s");
+         r->ngroups, r->producers, r->producers == 1 ? "" : "s",
+         r->last_abort[0] ? "; the last to abort said: " : "",
+         r->last_abort);
 }
 
 /* Checks that every declared batch arrived and nothing undeclared did.

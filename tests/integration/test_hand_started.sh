@@ -3,7 +3,8 @@
 # them): when a peer dies or aborts, every component ends within a
 # bounded time, with an error naming what failed; none waits forever.
 #   1. the source is killed (SIGKILL) mid-stream: its router aborts, the
-#      map workers pass the ABORT on, the next router and the sink end.
+#      map workers pass the ABORT on, the next router (whose producers all
+#      aborted) and the sink end, with the reason.
 #   2. every worker of a stateless stage is killed at once: the next
 #      router, whose producer group can never complete, ends with an
 #      error naming them (it used to wait forever: a group exists only
@@ -70,7 +71,7 @@ check "1: none of them claims success" \
     bash -c '! grep -qx 0 a-status'
 contains "1: r1 names the dead source" a-r1.err "source src(-0)? of stage .* disconnected before its end of stream"
 contains "1: the map workers pass r1's ABORT on" a-map-1.err "source src(-0)? of stage .* disconnected"
-contains "1: r2 ends, naming the worker that aborted and why" a-r2.err "producer 'map-[12]' aborted: .*source src"
+contains "1: r2 ends, passing on why the workers aborted" a-r2.err "end of stream can never come: .*the last to abort said: .*source src"
 contains "1: the sink reports the reason" a-sink.err "source src"
 lacks "1: the sink prints no result" a-sink.out "^events"
 
