@@ -29,7 +29,7 @@ LUALIB  := -llua5.4
 else
 $(error LUA must be 5.4 or luajit, not '$(LUA)')
 endif
-PKGS    := $(LUAPKG) libzmq libsodium libseccomp yaml-0.1 msgpack
+PKGS    := $(LUAPKG) libzmq libsodium libseccomp yaml-0.1 msgpack libmicrohttpd
 
 ifeq ($(SAN),1)
 BUILD   := build-san

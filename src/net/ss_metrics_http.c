@@ -1,28 +1,27 @@
 /*
- * ss_metrics_http.c - Prometheus text-format endpoint (ss_metrics_http.h).
+ * ss_metrics_http.c - Prometheus text-format endpoint (ss_metrics_http.h),
+ * served by libmicrohttpd.
  */
 #include "net/ss_metrics_http.h"
 #include "core/ss_util.h"
 #include "securestreams.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
+
+#define REQUEST_TIMEOUT_S 2
+#define MAX_CONNECTIONS 16
 
 struct ss_metrics_http {
-    int lfd;        /* listening socket */
-    int wake[2];    /* stop pipe */
+    struct MHD_Daemon *d;
     unsigned port;
-    pthread_t th;
     pthread_mutex_t mu;
     ss_stats *samples; /* one per component name */
     uint64_t *when_ms; /* when each was published */
@@ -78,11 +77,12 @@ static int put_labels(ss_buf *b, const ss_stats *s)
     return rc ? rc : ss_buf_append(b, "}", 1);
 }
 
-/* See ss_metrics_http.h. */
-int ss_metrics_http_render(ss_metrics_http *m, ss_buf *out)
+/* Writes the page for n samples (and when each was published) into out.
+ * Touches nothing shared: the caller passes a copy of the snapshot. */
+static int render_page(const ss_stats *samples, const uint64_t *when_ms,
+                       size_t n, ss_buf *out)
 {
     ss_buf_reset(out);
-    pthread_mutex_lock(&m->mu);
     int rc = 0;
     uint64_t now = ss_now_ms();
     for (size_t k = 0; !rc && k < NMETRICS; k++) {
@@ -90,11 +90,11 @@ int ss_metrics_http_render(ss_metrics_http *m, ss_buf *out)
         rc = ss_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", mt->name,
                            mt->help, mt->name,
                            mt->kind == 'c' ? "counter" : "gauge");
-        for (size_t i = 0; !rc && i < m->n; i++) {
+        for (size_t i = 0; !rc && i < n; i++) {
             rc = ss_buf_printf(out, "%s", mt->name);
             if (!rc)
-                rc = put_labels(out, &m->samples[i]);
-            double v = (double)field(&m->samples[i], mt->off) * mt->scale;
+                rc = put_labels(out, &samples[i]);
+            double v = (double)field(&samples[i], mt->off) * mt->scale;
             if (!rc)
                 rc = ss_buf_printf(out, " %.17g\n", v);
         }
@@ -105,26 +105,48 @@ int ss_metrics_http_render(ss_metrics_http *m, ss_buf *out)
         rc = ss_buf_printf(out, "# HELP sstream_component_final 1 once the "
                                 "component sent its last sample.\n"
                                 "# TYPE sstream_component_final gauge\n");
-    for (size_t i = 0; !rc && i < m->n; i++) {
+    for (size_t i = 0; !rc && i < n; i++) {
         rc = ss_buf_printf(out, "sstream_component_final");
         if (!rc)
-            rc = put_labels(out, &m->samples[i]);
+            rc = put_labels(out, &samples[i]);
         if (!rc)
-            rc = ss_buf_printf(out, " %d\n", m->samples[i].final ? 1 : 0);
+            rc = ss_buf_printf(out, " %d\n", samples[i].final ? 1 : 0);
     }
     if (!rc)
         rc = ss_buf_printf(out, "# HELP sstream_sample_age_seconds Time "
                                 "since the component's last sample.\n"
                                 "# TYPE sstream_sample_age_seconds gauge\n");
-    for (size_t i = 0; !rc && i < m->n; i++) {
+    for (size_t i = 0; !rc && i < n; i++) {
         rc = ss_buf_printf(out, "sstream_sample_age_seconds");
         if (!rc)
-            rc = put_labels(out, &m->samples[i]);
+            rc = put_labels(out, &samples[i]);
         if (!rc)
             rc = ss_buf_printf(out, " %.3f\n",
-                               (double)(now - m->when_ms[i]) / 1e3);
+                               (double)(now - when_ms[i]) / 1e3);
+    }
+    return rc;
+}
+
+/* See ss_metrics_http.h. */
+int ss_metrics_http_render(ss_metrics_http *m, ss_buf *out)
+{
+    /* copy the snapshot under the lock, format it outside: a publisher
+     * never waits for a page to be written */
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->n;
+    ss_stats *samples = malloc((n ? n : 1) * sizeof *samples);
+    uint64_t *when = malloc((n ? n : 1) * sizeof *when);
+    if (samples && when) {
+        if (n) {
+            memcpy(samples, m->samples, n * sizeof *samples);
+            memcpy(when, m->when_ms, n * sizeof *when);
+        }
     }
     pthread_mutex_unlock(&m->mu);
+    int rc = samples && when ? render_page(samples, when, n, out)
+                             : SS_ENOMEM;
+    free(samples);
+    free(when);
     return rc;
 }
 
@@ -157,102 +179,74 @@ void ss_metrics_http_publish(ss_metrics_http *m, const ss_stats *s)
     pthread_mutex_unlock(&m->mu);
 }
 
-static void send_all(int fd, const char *p, size_t n)
+/* Queues r (consumed) with status and a Content-Type. */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+                             const char *ctype, struct MHD_Response *r)
 {
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    /* one request per connection, as before: clients need not close */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ok = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ok;
 }
 
-static void respond(int fd, const char *status, const char *ctype,
-                    const char *body, size_t n)
+/* A short static text answer. */
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status,
+                                  const char *text)
 {
-    char head[256];
-    int hn = snprintf(head, sizeof head,
-                      "HTTP/1.1 %s\r\nContent-Type: %s\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                      status, ctype, n);
-    send_all(fd, head, (size_t)hn);
-    send_all(fd, body, n);
+    return reply(c, status, "text/plain; charset=utf-8",
+                 MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                                 MHD_RESPMEM_PERSISTENT));
 }
 
-/* Reads the request head (up to 4 KiB, 2 s) and answers it. */
-static void serve(ss_metrics_http *m, int fd, ss_buf *body)
+/* libmicrohttpd's request callback. GET and HEAD of /metrics (or /) get
+ * the page (libmicrohttpd leaves the body out of a HEAD answer, keeping
+ * its Content-Length); other paths 404, other methods 405. A request
+ * body is read and ignored before answering. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version,
+                                  const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
-    char req[4096];
-    size_t n = 0;
-    uint64_t deadline = ss_now_ms() + 2000;
-    while (n < sizeof req - 1) {
-        uint64_t now = ss_now_ms();
-        if (now >= deadline)
-            return;
-        struct pollfd p = {fd, POLLIN, 0};
-        int pr = poll(&p, 1, (int)(deadline - now));
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0)
-            return;
-        ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        req[n] = '\0';
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-            break;
+    static int seen; /* *req_cls marks the request's first call */
+    ss_metrics_http *m = cls;
+    (void)version;
+    (void)upload_data;
+    if (*req_cls != &seen) {
+        *req_cls = &seen;
+        return MHD_YES;
     }
-    req[n] = '\0';
-    static const char text[] = "text/plain; charset=utf-8";
-    if (strncmp(req, "GET ", 4) != 0 && strncmp(req, "HEAD ", 5) != 0) {
-        respond(fd, "405 Method Not Allowed", text, "GET only\n", 9);
-        return;
+    if (*upload_data_size) {
+        *upload_data_size = 0;
+        return MHD_YES;
     }
-    const char *path = strchr(req, ' ') + 1;
-    size_t plen = strcspn(path, " ?\r\n");
-    if ((plen == 8 && !strncmp(path, "/metrics", 8)) ||
-        (plen == 1 && path[0] == '/')) {
-        if (ss_metrics_http_render(m, body)) {
-            respond(fd, "500 Internal Server Error", text, "no memory\n",
-                    10);
-            return;
-        }
-        respond(fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8",
-                body->data ? (const char *)body->data : "", body->len);
-        return;
-    }
-    respond(fd, "404 Not Found", text, "try /metrics\n", 13);
-}
-
-static void *serve_loop(void *arg)
-{
-    ss_metrics_http *m = arg;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+        strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          "GET or HEAD only\n");
+    if (strcmp(url, "/metrics") != 0 && strcmp(url, "/") != 0)
+        return reply_text(c, MHD_HTTP_NOT_FOUND, "try /metrics\n");
     ss_buf body;
     ss_buf_init(&body);
-    for (;;) {
-        struct pollfd p[2] = {{m->lfd, POLLIN, 0}, {m->wake[0], POLLIN, 0}};
-        int pr = poll(p, 2, -1);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr < 0 || (p[1].revents & (POLLIN | POLLHUP)))
-            break;
-        if (!(p[0].revents & POLLIN))
-            continue;
-        int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        serve(m, fd, &body);
-        shutdown(fd, SHUT_WR);
-        close(fd);
-    }
+    size_t len;
+    char *page = ss_metrics_http_render(m, &body) == 0
+                     ? ss_buf_detach(&body, &len)
+                     : NULL;
     ss_buf_release(&body);
-    return NULL;
+    if (!page)
+        return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "no memory\n");
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, page, MHD_RESPMEM_MUST_FREE);
+    if (!r)
+        free(page);
+    return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+                 r);
 }
 
 /* See ss_metrics_http.h. */
@@ -262,46 +256,50 @@ int ss_metrics_http_start(const char *addr, unsigned port,
     *out = NULL;
     if (!addr || !*addr)
         addr = "127.0.0.1";
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (port > 65535 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-        snprintf(err, errlen, "metrics endpoint: bad address %s:%u", addr,
-                 port);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD;
+    if (port <= 65535 && inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+    } else if (port <= 65535 &&
+               inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        ss_errf(err, errlen, "metrics endpoint: bad address %s:%u (an IPv4 "
+                "or IPv6 address is expected)", addr, port);
         return SS_EINVAL;
     }
     ss_metrics_http *m = calloc(1, sizeof *m);
     if (!m)
         return SS_ENOMEM;
-    m->wake[0] = m->wake[1] = -1;
-    m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (m->lfd >= 0)
-        setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    socklen_t sl = sizeof sa;
-    if (m->lfd < 0 || bind(m->lfd, (struct sockaddr *)&sa, sizeof sa) ||
-        listen(m->lfd, 16) ||
-        getsockname(m->lfd, (struct sockaddr *)&sa, &sl) ||
-        pipe2(m->wake, O_CLOEXEC)) {
-        snprintf(err, errlen, "metrics endpoint: cannot listen on %s:%u: %s",
-                 addr, port, strerror(errno));
-        if (m->lfd >= 0)
-            close(m->lfd);
+    pthread_mutex_init(&m->mu, NULL);
+    m->d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, m,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)REQUEST_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+        MHD_OPTION_END);
+    const union MHD_DaemonInfo *info =
+        m->d ? MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    if (!info || !info->port) {
+        /* libmicrohttpd does not say why; the usual reason is a port in
+         * use or an address this host does not have */
+        ss_errf(err, errlen, "metrics endpoint: cannot listen on %s%s%s:%u "
+                "(port in use, or not an address of this host?)",
+                s6->sin6_family == AF_INET6 ? "[" : "", addr,
+                s6->sin6_family == AF_INET6 ? "]" : "", port);
+        if (m->d)
+            MHD_stop_daemon(m->d);
+        pthread_mutex_destroy(&m->mu);
         free(m);
         return SS_EIO;
     }
-    m->port = ntohs(sa.sin_port);
-    pthread_mutex_init(&m->mu, NULL);
-    if (pthread_create(&m->th, NULL, serve_loop, m) != 0) {
-        snprintf(err, errlen, "metrics endpoint: cannot start a thread");
-        close(m->lfd);
-        close(m->wake[0]);
-        close(m->wake[1]);
-        pthread_mutex_destroy(&m->mu);
-        free(m);
-        return SS_ENOMEM;
-    }
+    m->port = info->port;
     *out = m;
     return 0;
 }
@@ -315,11 +313,7 @@ void ss_metrics_http_stop(ss_metrics_http **p)
     if (!p || !*p)
         return;
     ss_metrics_http *m = *p;
-    (void)!write(m->wake[1], "x", 1);
-    pthread_join(m->th, NULL);
-    close(m->lfd);
-    close(m->wake[0]);
-    close(m->wake[1]);
+    MHD_stop_daemon(m->d);
     pthread_mutex_destroy(&m->mu);
     free(m->samples);
     free(m->when_ms);

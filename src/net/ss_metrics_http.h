@@ -14,11 +14,13 @@
  *
  * The process-wide server (ss_metrics_global_*) is what `--metrics-port N`
  * and the SS_METRICS_PORT environment variable start (src/cli/main.c);
- * SS_METRICS_ADDR (default 127.0.0.1) chooses the interface.
+ * SS_METRICS_ADDR (default 127.0.0.1, IPv4 or IPv6) chooses the interface.
  *
- * Requests are served one at a time, each with a 2 s deadline; anything
- * but GET /metrics (or GET /) gets 404/405. The server never blocks the
- * publishing thread for longer than one snapshot copy.
+ * libmicrohttpd serves the requests from one internal thread (at most 16
+ * connections, 2 s each). GET and HEAD of /metrics (or /) get the page,
+ * HEAD without its body; other paths get 404, other methods 405. The
+ * page is formatted from a copy of the snapshot taken under the lock, so
+ * a publisher never waits longer than that copy.
  */
 #ifndef SS_METRICS_HTTP_H
 #define SS_METRICS_HTTP_H
@@ -28,9 +30,9 @@
 
 typedef struct ss_metrics_http ss_metrics_http;
 
-/* Binds addr:port (addr NULL: 127.0.0.1; port 0: any free port, see
- * ss_metrics_http_port) and starts the serving thread. Returns 0 and
- * *out (stop with ss_metrics_http_stop), or SS_EINVAL (bad address),
+/* Binds addr:port (addr: an IPv4 or IPv6 literal, NULL: 127.0.0.1; port
+ * 0: any free port, see ss_metrics_http_port) and starts serving. Returns
+ * 0 and *out (stop with ss_metrics_http_stop), or SS_EINVAL (bad address),
  * SS_EIO (bind/listen failed) or SS_ENOMEM, with a reason in err. */
 int ss_metrics_http_start(const char *addr, unsigned port,
                           ss_metrics_http **out, char *err, size_t errlen);

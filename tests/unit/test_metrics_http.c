@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "core/ss_buf.h"
@@ -25,17 +26,30 @@
 #include "net/ss_stats_reporter.h"
 #include "securestreams.h"
 
-/* Sends req to 127.0.0.1:port and returns the whole answer (malloc'd). */
-static char *http(unsigned port, const char *req)
+/* Sends req to host (an IPv4 or IPv6 literal) on port and returns the
+ * whole answer (malloc'd). */
+static char *http_at(const char *host, unsigned port, const char *req)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    socklen_t sl;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        sl = sizeof *s4;
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, host, &s6->sin6_addr), 1);
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        sl = sizeof *s6;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {5, 0}; /* a server that never closes fails */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(fd, (struct sockaddr *)&ss, sl), 0);
     size_t n = strlen(req);
     assert_int_equal(write(fd, req, n), (ssize_t)n);
     size_t cap = 4096, len = 0;
@@ -51,6 +65,11 @@ static char *http(unsigned port, const char *req)
     buf[len] = '\0';
     close(fd);
     return buf;
+}
+
+static char *http(unsigned port, const char *req)
+{
+    return http_at("127.0.0.1", port, req);
 }
 
 /* The value of the series whose line starts with "name{labels}" in the
@@ -188,6 +207,64 @@ static void bad_address(void **state)
     ss_metrics_http_stop(&a);
 }
 
+/* HEAD gets the headers of GET, Content-Length included, and no body (the
+ * hand-written server sent the body too). */
+static void head_has_no_body(void **state)
+{
+    (void)state;
+    char err[256];
+    ss_metrics_http *m;
+    assert_int_equal(ss_metrics_http_start("127.0.0.1", 0, &m, err,
+                                           sizeof err), 0);
+    ss_stats a;
+    sample(&a, "map-1", 42);
+    ss_metrics_http_publish(m, &a);
+    unsigned port = ss_metrics_http_port(m);
+    char *g = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    char *h = http(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(strncmp(h, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    const char *gbody = strstr(g, "\r\n\r\n");
+    const char *hend = strstr(h, "\r\n\r\n");
+    assert_non_null(gbody);
+    assert_non_null(hend);
+    assert_string_equal(hend + 4, ""); /* nothing after the headers */
+    const char *cl = strcasestr(h, "Content-Length: ");
+    assert_non_null(cl);
+    assert_int_equal(strtoul(cl + 16, NULL, 10), strlen(gbody + 4));
+    assert_true(strlen(gbody + 4) > 0);
+    free(g);
+    free(h);
+    ss_metrics_http_stop(&m);
+}
+
+/* An IPv6 address (::1) works like an IPv4 one; a bracketed or unknown
+ * name is refused as a bad address. */
+static void serves_ipv6(void **state)
+{
+    (void)state;
+    char err[256];
+    ss_metrics_http *m;
+    int rc = ss_metrics_http_start("::1", 0, &m, err, sizeof err);
+    if (rc == SS_EIO) { /* a host without IPv6 loopback */
+        print_message("skipped: %s\n", err);
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    ss_stats a;
+    sample(&a, "map-1", 42);
+    ss_metrics_http_publish(m, &a);
+    char *r = http_at("::1", ss_metrics_http_port(m),
+                      "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_true(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_true(value_of(r, "sstream_events_in_total{component=\"map-1\","
+                            "stage=\"map\",role=\"worker\"}") == 42);
+    free(r);
+    ss_metrics_http_stop(&m);
+    assert_int_equal(ss_metrics_http_start("[::1]", 0, &m, err, sizeof err),
+                     SS_EINVAL);
+    assert_null(m);
+}
+
 /* ss_stats_report feeds the process-wide server even with no supervisor
  * (a reporter with no endpoint), and due() says when. */
 static void global_from_reporter(void **state)
@@ -219,6 +296,8 @@ int main(void)
         cmocka_unit_test(serves_metrics),
         cmocka_unit_test(label_escaping),
         cmocka_unit_test(bad_address),
+        cmocka_unit_test(head_has_no_body),
+        cmocka_unit_test(serves_ipv6),
         cmocka_unit_test(global_from_reporter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
