@@ -39,6 +39,85 @@ static void test_grow_append_detach(void **state)
     assert_int_equal(ss_buf_grow(&b, SIZE_MAX), SS_ENOMEM);
 }
 
+/* ss_utf8_valid as it was before its eight-bytes-at-a-time ASCII path:
+ * the reference the fast one must agree with, offset of the error too. */
+static int utf8_ref(const unsigned char *p, size_t n, size_t *bad)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i], cp;
+        size_t len;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            len = 3, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            len = 4, cp = c & 0x07;
+        else
+            goto fail;
+        if (i + len > n)
+            goto fail;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                goto fail;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            goto fail;
+        i += len;
+    }
+    return 1;
+fail:
+    *bad = i;
+    return 0;
+}
+
+static void test_utf8_fast_path(void **state)
+{
+    (void)state;
+    /* ASCII runs of every length around the 8-byte steps, with valid and
+     * broken sequences at every offset: same verdict, same offset */
+    static const char *const pieces[] = {
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3",
+        "\xed\xa0\x80", "\xe2\x82", "\x80", "\xf4\x90\x80\x80", ""};
+    unsigned seed = 12345;
+    unsigned char buf[64];
+    for (int t = 0; t < 20000; t++) {
+        size_t n = 0;
+        while (n < 40) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = (seed >> 16) % 24;
+            if (r < 10) {
+                size_t k = strlen(pieces[r]);
+                memcpy(buf + n, pieces[r], k);
+                n += k;
+            } else {
+                size_t run = r - 10; /* 0..13 ASCII bytes */
+                for (size_t k = 0; k < run; k++)
+                    buf[n + k] = (unsigned char)('a' + (k + n) % 26);
+                n += run;
+            }
+            if ((seed >> 8) % 5 == 0)
+                break;
+        }
+        size_t b1 = 999, b2 = 999;
+        int v1 = ss_utf8_valid((const char *)buf, n, &b1);
+        int v2 = utf8_ref(buf, n, &b2);
+        assert_int_equal(v1, v2);
+        if (!v1)
+            assert_int_equal(b1, b2);
+    }
+    assert_true(ss_utf8_valid("abcdefghijklmnopq", 17, NULL));
+    size_t bad = 0;
+    assert_false(ss_utf8_valid("abcdefgh\xffjklmnop", 16, &bad));
+    assert_int_equal(bad, 8);
+}
+
 static void json(const char *in, size_t n, const char *want)
 {
     ss_buf b = SS_BUF_INIT;
@@ -69,6 +148,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_append_detach),
         cmocka_unit_test(test_json_str),
+        cmocka_unit_test(test_utf8_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -315,6 +315,46 @@ static void test_callback_contract(void **state)
     ss_buf_release(&scratch);
 }
 
+static int count_cb(const char *f, size_t len, int index, void *arg)
+{
+    (void)f;
+    (void)len;
+    (void)index;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_count_one_pass(void **state)
+{
+    (void)state;
+    /* counting without quotes (the source, once per line) is one pass
+     * eight bytes at a time: it must agree with splitting, for every
+     * length and separator position around the 8-byte steps */
+    char line[80], err[128];
+    unsigned seed = 777;
+    for (int t = 0; t < 20000; t++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = (seed >> 16) % 70;
+        char sep = (seed >> 8) % 2 ? ',' : ';';
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned r = (seed >> 16) % 6;
+            line[i] = r == 0 ? ',' : r == 1 ? ';' : (char)('a' + r);
+        }
+        if (n && (seed >> 4) % 4 == 0)
+            line[n - 1] = '\r';
+        int nfields = 0;
+        int split = ss_csv_split_sep(line, n, sep, count_cb, &nfields, NULL,
+                                     err, sizeof err);
+        assert_int_equal(split, nfields);
+        assert_int_equal(ss_csv_count_sep(line, n, sep, err, sizeof err),
+                         nfields);
+        if (sep == ',')
+            assert_int_equal(ss_csv_count(line, n, err, sizeof err),
+                             nfields);
+    }
+}
+
 static void test_long_line(void **state)
 {
     (void)state;
@@ -953,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_multiline_record),
         cmocka_unit_test(test_callback_contract),
+        cmocka_unit_test(test_count_one_pass),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_cursor_offsets),
         cmocka_unit_test(test_cursor_unchecked),
