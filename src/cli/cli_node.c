@@ -82,7 +82,16 @@ static void usage(FILE *f, const char *cmd)
             "  --enclave BACKEND    sandbox | gramine (enclave mode; "
             "default sandbox)\n"
             "  --keyservice EP      the key service (enclave mode), e.g. "
-            "tcp://keys:5599\n"
+            "tcp://keys:5599;\n"
+            "                       CURVE: curve-client pair and "
+            "curve-keyservice.pub\n"
+            "                       of --keys\n"
+            "  --enclave-keys DIR   enclave mode: the folder with "
+            "platform.key, read by\n"
+            "                       the enclave child only (default: "
+            "--keys); give it\n"
+            "                       to the enclave's uid, not this "
+            "process's\n"
             "  --finals NAMES       sink: the stateful workers "
             "(comma-separated) whose\n"
             "                       result must arrive; a missing one "
@@ -104,7 +113,8 @@ static void usage(FILE *f, const char *cmd)
             "127.0.0.1:N/metrics\n"
             "  --help               show this help\n\n"
             "Environment: FROM, TO, SS_RUN, LOG_LEVEL, LOG_RATE, "
-            "SS_CONTROL.\n");
+            "SS_CONTROL,\n"
+            "SS_CONTROL_KEYS.\n");
 }
 
 static int bad(const char *cmd, const char *what, const char *val)
@@ -133,6 +143,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"keys", required_argument, 0, 'k'},
         {"enclave", required_argument, 0, 'e'},
         {"keyservice", required_argument, 0, 'K'},
+        {"enclave-keys", required_argument, 0, 'E'},
         {"ordered", no_argument, 0, 'O'},
         {"connect-timeout-ms", required_argument, 0, 'T'},
         {"heartbeat-ms", required_argument, 0, 'H'},
@@ -161,6 +172,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         case 'k': o->keys = optarg; break;
         case 'e': o->enclave = optarg; break;
         case 'K': o->keyservice = optarg; break;
+        case 'E': o->enclave_keys = optarg; break;
         case 'O': o->ordered = 1; break;
         case 'R': run = optarg; break;
         case 'F': o->finals = optarg; break;

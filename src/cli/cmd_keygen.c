@@ -25,7 +25,11 @@ static void keygen_usage(FILE *f)
             "                       attestation reports (not "
             "hardware-rooted)\n"
             "   curve-NAME.key/.pub ZeroMQ CURVE pairs (default: server, "
-            "client)\n\n"
+            "client,\n"
+            "                       keyservice)\n\n"
+            "Which role may hold which file: docs/SECURITY.md, \"Keys by "
+            "role\".\n"
+            "`sstream run` hands each component only its own.\n\n"
             "options:\n"
             "   --alg A        auto (default: aes256gcm if this CPU has "
             "AES-NI,\n"
@@ -103,7 +107,7 @@ int cmd_keygen(int argc, char **argv)
            dir, ss_aead_alg_name(ss_key_alg(k)));
     ss_key_destroy(&k);
     if (!ncurve)
-        printf(", curve-server, curve-client");
+        printf(", curve-server, curve-client, curve-keyservice");
     for (size_t i = 0; i < ncurve; i++)
         printf(", curve-%s", curve[i]);
     printf("\n");

@@ -10,6 +10,7 @@
 #include "core/ss_log.h"
 #include "core/ss_util.h"
 #include "crypto/ss_keyservice.h"
+#include "net/ss_keyserver.h"
 #include "enclave/ss_enclave.h"
 #include "lua/ss_stage.h"
 #include "securestreams.h"
@@ -43,8 +44,15 @@ static void keyservice_usage(FILE *f)
             "come from a manifest file and/or are computed here from each "
             "stage\n"
             "script, the enclave program and the configuration.\n\n"
+            "It serves under CurveZMQ (ipc or tcp alike): its pair is\n"
+            "curve-keyservice.key/.pub of DIR, and it admits only the "
+            "clients whose\n"
+            "public key is a curve-NAME.pub of DIR (the routers' "
+            "curve-server.pub\n"
+            "excepted): give it the worker hosts' public keys only.\n\n"
             "options:\n"
-            "   --keys DIR         key directory (data.key, platform.pub)\n"
+            "   --keys DIR         key directory (data.key, platform.pub, "
+            "CURVE keys)\n"
             "   --manifest FILE    lines '<stage> <sha-256 hex>'\n"
             "   --stage S=SCRIPT   expect stage S to run SCRIPT "
             "(repeatable)\n"
@@ -158,8 +166,15 @@ int cmd_keyservice(int argc, char **argv)
     } else {
         signal(SIGINT, keyservice_on_signal);
         signal(SIGTERM, keyservice_on_signal);
-        rc = ss_keyservice_serve(ks, bind, &keyservice_stop, err,
-                                 sizeof err);
+        ss_curve pair;
+        ss_keyserver_auth auth;
+        const char *allow[SS_CURVE_ALLOW_MAX];
+        rc = ss_keyserver_auth_load(&pair, &auth, allow, keys, err,
+                                    sizeof err);
+        if (!rc)
+            rc = ss_keyserver_serve(ks, bind, &auth, &keyservice_stop, err,
+                                    sizeof err);
+        ss_curve_wipe(&pair);
         if (rc)
             fprintf(stderr, "sstream keyservice: %s\n", err);
     }

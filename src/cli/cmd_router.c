@@ -204,10 +204,12 @@ int cmd_router(int argc, char **argv)
     }
     char err[600];
     router_report rr = {NULL, o.name};
-    int rc = ss_stats_reporter_new(zctx, getenv("SS_CONTROL"), &rr.rep);
+    int rc = ss_stats_reporter_open(zctx, getenv("SS_CONTROL"),
+                                    getenv("SS_CONTROL_KEYS"), &rr.rep, err,
+                                    sizeof err);
     if (rc) {
         fprintf(stderr, "sstream router: cannot report to %s: %s\n",
-                getenv("SS_CONTROL"), ss_strerror(rc));
+                getenv("SS_CONTROL"), err[0] ? err : ss_strerror(rc));
         zmq_ctx_term(zctx);
         return 1;
     }

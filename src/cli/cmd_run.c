@@ -7,6 +7,7 @@
 #include "core/ss_util.h"
 #include "crypto/ss_keys.h"
 #include "crypto/ss_keyservice.h"
+#include "net/ss_keyserver.h"
 #include "enclave/ss_enclave.h"
 #include "lua/ss_stage.h"
 #include "run/ss_pipeline.h"
@@ -244,6 +245,7 @@ static int prepare_keys(const ss_pipeline *p, run_args *a, char *dir,
 /* The in-process key service, on its own thread. */
 typedef struct keyserver {
     ss_keyservice *ks;
+    ss_keyserver_auth auth; /* borrowed from the supervisor */
     char tmp[PATH_MAX];
     char endpoint[PATH_MAX + 16];
     pthread_t th;
@@ -255,20 +257,21 @@ typedef struct keyserver {
 static void *keyserver_main(void *arg)
 {
     keyserver *k = arg;
-    if (ss_keyservice_serve(k->ks, k->endpoint, &k->stop, k->err,
-                            sizeof k->err))
+    if (ss_keyserver_serve(k->ks, k->endpoint, &k->auth, &k->stop, k->err,
+                           sizeof k->err))
         fprintf(stderr, "sstream run: key service: %s\n", k->err);
     return NULL;
 }
 
-/* Starts the key service with the expected measurement of every stage
+/* Prepares the key service with the expected measurement of every stage
  * (computed now from the enclave program the workers start, the static
- * sstream-enclave next to this binary, and the scripts as they are). Test
- * hook (test builds only): SS_RUN_TEST_SWAP_SCRIPT=STAGE=FILE then gives
- * stage STAGE's workers FILE instead, as if the script changed after the
- * manifest was made. */
-static int keyserver_start(keyserver *k, ss_pipeline *p, const char *keys,
-                           char *err, size_t errlen)
+ * sstream-enclave next to this binary, and the scripts as they are) and
+ * its endpoint; keyserver_start serves it once the supervisor made the
+ * keys it admits. Test hook (test builds only):
+ * SS_RUN_TEST_SWAP_SCRIPT=STAGE=FILE then gives stage STAGE's workers
+ * FILE instead, as if the script changed after the manifest was made. */
+static int keyserver_prepare(keyserver *k, ss_pipeline *p, const char *keys,
+                             char *err, size_t errlen)
 {
     /* the run prints its own messages: the service's refusals (warn)
      * show, its routine lines only with LOG_LEVEL=info */
@@ -319,6 +322,18 @@ static int keyserver_start(keyserver *k, ss_pipeline *p, const char *keys,
         return SS_EIO;
     }
     snprintf(k->endpoint, sizeof k->endpoint, "ipc://%s/ks", k->tmp);
+    return 0;
+}
+
+/* Serves the prepared key service under CURVE with the allow list of the
+ * run (the enclave workers' keys, each bound to its worker's name). */
+static int keyserver_start(keyserver *k, ss_supervisor *sv, char *err,
+                           size_t errlen)
+{
+    if (ss_supervisor_keyservice_auth(sv, &k->auth) != 0) {
+        snprintf(err, errlen, "no keys for the key service");
+        return SS_EINVAL;
+    }
     if (pthread_create(&k->th, NULL, keyserver_main, k) != 0) {
         snprintf(err, errlen, "cannot start the key service");
         return SS_EIO;
@@ -372,17 +387,19 @@ int cmd_run(int argc, char **argv)
     if (strcmp(p->security, "plain") != 0) {
         if (prepare_keys(p, &a, keys, sizeof keys, err, sizeof err) ||
             (strcmp(p->security, "enclave") == 0 &&
-             keyserver_start(&ksrv, p, keys, err, sizeof err))) {
+             keyserver_prepare(&ksrv, p, keys, err, sizeof err))) {
             fprintf(stderr, "sstream run: %s\n", err);
             keyserver_stop(&ksrv);
             ss_pipeline_destroy(&p);
             return 1;
         }
-        if (ksrv.running)
+        if (ksrv.ks)
             a.ro.keyservice = ksrv.endpoint;
     }
     ss_supervisor *sv = NULL;
-    if (ss_supervisor_new(p, &a.ro, &sv, err, sizeof err)) {
+    if (ss_supervisor_new(p, &a.ro, &sv, err, sizeof err) ||
+        (ksrv.ks && keyserver_start(&ksrv, sv, err, sizeof err))) {
+        ss_supervisor_destroy(&sv);
         fprintf(stderr, "sstream run: %s\n", err);
         keyserver_stop(&ksrv);
         ss_pipeline_destroy(&p);

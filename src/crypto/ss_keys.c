@@ -420,14 +420,14 @@ out:
 int ss_keys_create_dir(const char *dir, int alg, const char *const *curve,
                        size_t ncurve, int force, char *err, size_t errlen)
 {
-    static const char *const dflt[] = {"server", "client"};
+    static const char *const dflt[] = {"server", "client", "keyservice"};
     if (sodium_init() < 0)
         return SS_ENOMEM;
     if (strlen(dir) > 3000)
         return SS_EINVAL;
     if (!curve || !ncurve) {
         curve = dflt;
-        ncurve = 2;
+        ncurve = 3;
     }
     for (size_t i = 0; i < ncurve; i++)
         if (!curve_name_ok(curve[i])) {

@@ -12,7 +12,8 @@
  *   curve-<name>.key   ZeroMQ CURVE secret key, Z85 text (mode 0600)
  *   curve-<name>.pub   ZeroMQ CURVE public key, Z85 text
  *                      (default names: "server" for routers, "client"
- *                      for the peers that connect to them).
+ *                      for the peers that connect to them, "keyservice"
+ *                      for the key service).
  *
  * Binary formats (sizes fixed and checked exactly):
  *   data.key     "SSDATAK1" | alg (1) | 3 zero bytes | key (32)  = 44 bytes
@@ -98,7 +99,8 @@ int ss_keys_load_data(const char *dir, ss_key **out, char *err,
                       size_t errlen);
 
 /* Creates the key directory: data key (alg), platform key pair, and a
- * CURVE pair for each of the ncurve names (NULL/0: "server", "client").
+ * CURVE pair for each of the ncurve names (NULL/0: "server", "client",
+ * "keyservice").
  * Fails on an existing file unless force. Returns 0 or a negative code with
  * a reason in err. */
 int ss_keys_create_dir(const char *dir, int alg, const char *const *curve,

@@ -11,11 +11,8 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
-#define KS_REQ_MAGIC "SSKR1"
 #define KS_MAX_STAGES 256
-#define KS_REMOTE_TIMEOUT_MS 10000
 
 typedef struct ks_expect {
     char stage[SS_REPORT_NAME_MAX];
@@ -159,6 +156,15 @@ int ss_keyservice_write_manifest(const ss_keyservice *ks, FILE *f)
 int ss_keyservice_request(ss_keyservice *ks, const void *report, size_t n,
                           ss_buf *sealed, char *err, size_t errlen)
 {
+    return ss_keyservice_request_as(ks, report, n, NULL, sealed, err,
+                                    errlen);
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_request_as(ss_keyservice *ks, const void *report,
+                             size_t n, const char *peer, ss_buf *sealed,
+                             char *err, size_t errlen)
+{
     ss_report r;
     int rc = ss_report_verify(report, n, ks->platform_pk, &r);
     if (rc == SS_EDENIED) {
@@ -175,6 +181,13 @@ int ss_keyservice_request(ss_keyservice *ks, const void *report, size_t n,
     }
     char hex[2 * SS_MEASUREMENT_BYTES + 1];
     ss_measurement_hex(r.measurement, hex);
+    if (peer && strcmp(peer, r.name) != 0) {
+        snprintf(err, errlen, "key service: a report of worker '%s' came "
+                              "from the connection of '%s': refusing key",
+                 r.name, peer);
+        ss_warn("%s", err);
+        return SS_EDENIED;
+    }
     const ks_expect *x = find(ks, r.stage);
     if (!x) {
         snprintf(err, errlen, "key service: stage '%s' is not in the "
@@ -214,120 +227,3 @@ int ss_keyservice_keyfn(void *ctx, const void *report, size_t n,
     return ss_keyservice_request(ctx, report, n, sealed, err, errlen);
 }
 
-/* See ss_keyservice.h. */
-int ss_keyservice_remote_keyfn(void *ctx, const void *report, size_t n,
-                               ss_buf *sealed, char *err, size_t errlen)
-{
-    const char *endpoint = ctx;
-    void *zctx = zmq_ctx_new();
-    void *s = zctx ? zmq_socket(zctx, ZMQ_REQ) : NULL;
-    int rc = SS_EIO;
-    if (!s) {
-        snprintf(err, errlen, "key service: cannot create a socket");
-        goto out;
-    }
-    int linger = 0, tmo = KS_REMOTE_TIMEOUT_MS;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
-    zmq_setsockopt(s, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
-    if (zmq_connect(s, endpoint) != 0) {
-        snprintf(err, errlen, "key service: cannot connect to %s: %s",
-                 endpoint, zmq_strerror(zmq_errno()));
-        goto out;
-    }
-    uint8_t req[5 + SS_REPORT_BYTES];
-    if (n != SS_REPORT_BYTES) {
-        rc = SS_EINVAL;
-        goto out;
-    }
-    memcpy(req, KS_REQ_MAGIC, 5);
-    memcpy(req + 5, report, n);
-    if (zmq_send(s, req, sizeof req, 0) < 0) {
-        snprintf(err, errlen, "key service %s: send failed: %s", endpoint,
-                 zmq_strerror(zmq_errno()));
-        goto out;
-    }
-    char rep[1024];
-    int got = zmq_recv(s, rep, sizeof rep - 1, 0);
-    if (got < 0) {
-        snprintf(err, errlen, "key service %s did not answer in %d s",
-                 endpoint, KS_REMOTE_TIMEOUT_MS / 1000);
-        rc = SS_ETIMEOUT;
-        goto out;
-    }
-    if (got > (int)sizeof rep - 1)
-        got = (int)sizeof rep - 1;
-    if (got >= 2 && !memcmp(rep, "OK", 2)) {
-        rc = ss_buf_append(sealed, rep + 2, (size_t)got - 2);
-    } else {
-        rep[got] = '\0';
-        /* the reason is text from the service: keep it printable */
-        for (int i = 0; i < got; i++)
-            if ((unsigned char)rep[i] < 32 || (unsigned char)rep[i] > 126)
-                rep[i] = '?';
-        snprintf(err, errlen, "%s", got > 2 ? rep + 2 : "key service: "
-                                                         "refused");
-        rc = SS_EDENIED;
-    }
-out:
-    if (s)
-        zmq_close(s);
-    if (zctx)
-        zmq_ctx_term(zctx);
-    return rc;
-}
-
-/* See ss_keyservice.h. */
-int ss_keyservice_serve(ss_keyservice *ks, const char *endpoint,
-                        volatile sig_atomic_t *stop, char *err,
-                        size_t errlen)
-{
-    void *zctx = zmq_ctx_new();
-    void *s = zctx ? zmq_socket(zctx, ZMQ_REP) : NULL;
-    int rc = 0;
-    if (!s || zmq_bind(s, endpoint) != 0) {
-        snprintf(err, errlen, "cannot bind %s: %s", endpoint,
-                 zmq_strerror(zmq_errno()));
-        rc = SS_EIO;
-        goto out;
-    }
-    int tmo = 200, linger = 0;
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    ss_info("key service: serving %zu stage(s) on %s", ks->nexp, endpoint);
-    ss_buf reply = SS_BUF_INIT;
-    while (!*stop) {
-        uint8_t req[5 + SS_REPORT_BYTES + 1];
-        int got = zmq_recv(s, req, sizeof req, 0);
-        if (got < 0) {
-            if (zmq_errno() == EAGAIN || zmq_errno() == EINTR)
-                continue;
-            snprintf(err, errlen, "receive failed: %s",
-                     zmq_strerror(zmq_errno()));
-            rc = SS_EIO;
-            break;
-        }
-        ss_buf_reset(&reply);
-        char why[512] = "key service: malformed request";
-        int r = SS_EPROTO;
-        if (got == (int)(5 + SS_REPORT_BYTES) &&
-            !memcmp(req, KS_REQ_MAGIC, 5)) {
-            ss_buf_append(&reply, "OK", 2);
-            r = ss_keyservice_request(ks, req + 5, SS_REPORT_BYTES, &reply,
-                                      why, sizeof why);
-        }
-        if (r) {
-            ss_buf_reset(&reply);
-            ss_buf_append(&reply, "NO", 2);
-            ss_buf_append(&reply, why, strlen(why));
-        }
-        zmq_send(s, reply.data, reply.len, 0);
-    }
-    ss_buf_release(&reply);
-out:
-    if (s)
-        zmq_close(s);
-    if (zctx)
-        zmq_ctx_term(zctx);
-    return rc;
-}

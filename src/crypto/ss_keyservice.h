@@ -10,10 +10,9 @@
  * to the report's public key (crypto_box_seal): nobody but that enclave
  * can open it, so the worker host relaying it learns nothing.
  *
- * In-process (`sstream run`): ss_keyservice_keyfn as the enclave's
- * get_key. Multi-host: `sstream keyservice` serves ss_keyservice_serve on
- * a ZeroMQ REP socket; workers use ss_keyservice_remote_keyfn. Protocol:
- * request "SSKR1" + report; reply "OK" + sealed key, or "NO" + reason.
+ * In-process: ss_keyservice_keyfn as the enclave's get_key. Over the
+ * network (`sstream keyservice`, and `sstream run`'s own service):
+ * net/ss_keyserver.h, under CURVE with an allow list.
  *
  * Manifest file: one line per stage, "<stage> <64 hex digits>", '#'
  * comments.
@@ -24,7 +23,6 @@
 #include "core/ss_buf.h"
 #include "crypto/ss_attest.h"
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,19 +62,16 @@ int ss_keyservice_write_manifest(const ss_keyservice *ks, FILE *f);
 int ss_keyservice_request(ss_keyservice *ks, const void *report, size_t n,
                           ss_buf *sealed, char *err, size_t errlen);
 
+/* The same, for a report that arrived on a connection authenticated as
+ * peer (the worker name its CURVE key stands for; NULL: not checked): a
+ * report naming another worker is refused, so one worker host cannot
+ * ask for the key with another's report. */
+int ss_keyservice_request_as(ss_keyservice *ks, const void *report,
+                             size_t n, const char *peer, ss_buf *sealed,
+                             char *err, size_t errlen);
+
 /* ss_enclave_keyfn for an in-process key service (ctx: ss_keyservice*). */
 int ss_keyservice_keyfn(void *ctx, const void *report, size_t n,
                         ss_buf *sealed, char *err, size_t errlen);
-
-/* ss_enclave_keyfn for a remote key service (ctx: the endpoint string,
- * e.g. "tcp://keys:5599"); waits at most 10 s for the answer. */
-int ss_keyservice_remote_keyfn(void *ctx, const void *report, size_t n,
-                               ss_buf *sealed, char *err, size_t errlen);
-
-/* Serves requests on a REP socket bound to endpoint until *stop becomes
- * non-zero (checked every 200 ms). Returns 0, or SS_EIO with a reason. */
-int ss_keyservice_serve(ss_keyservice *ks, const char *endpoint,
-                        volatile sig_atomic_t *stop, char *err,
-                        size_t errlen);
 
 #endif

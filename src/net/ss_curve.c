@@ -59,10 +59,17 @@ static int load_allow(ss_curve *c, const char *dir, char *err,
 int ss_curve_load(ss_curve *c, const char *dir, int server, char *err,
                   size_t errlen)
 {
+    return ss_curve_load_pair(c, dir, server ? "server" : "client", server,
+                              err, errlen);
+}
+
+/* See ss_curve.h. */
+int ss_curve_load_pair(ss_curve *c, const char *dir, const char *name,
+                       int server, char *err, size_t errlen)
+{
     memset(c, 0, sizeof *c);
     c->is_server = server;
-    int rc = ss_keys_load_curve(dir, server ? "server" : "client", c->pub,
-                                c->sec, err, errlen);
+    int rc = ss_keys_load_curve(dir, name, c->pub, c->sec, err, errlen);
     if (!rc && !server)
         rc = ss_keys_load_curve(dir, "server", c->server, NULL, err,
                                 errlen);
@@ -71,6 +78,31 @@ int ss_curve_load(ss_curve *c, const char *dir, int server, char *err,
     if (rc)
         ss_curve_wipe(c);
     return rc;
+}
+
+/* See ss_curve.h. */
+int ss_curve_client(ss_curve *c, const char *pub, const char *sec,
+                    const char *server)
+{
+    memset(c, 0, sizeof *c);
+    if (strlen(pub) != 40 || strlen(sec) != 40 || strlen(server) != 40)
+        return SS_EINVAL;
+    memcpy(c->pub, pub, 41);
+    memcpy(c->sec, sec, 41);
+    memcpy(c->server, server, 41);
+    return 0;
+}
+
+/* See ss_curve.h. */
+int ss_curve_server(ss_curve *c, const char *pub, const char *sec)
+{
+    memset(c, 0, sizeof *c);
+    if (strlen(pub) != 40 || strlen(sec) != 40)
+        return SS_EINVAL;
+    memcpy(c->pub, pub, 41);
+    memcpy(c->sec, sec, 41);
+    c->is_server = 1;
+    return 0;
 }
 
 /* See ss_curve.h. */
@@ -96,16 +128,18 @@ struct ss_zap {
     atomic_int stop;
     atomic_ulong refused;
     size_t nallow;
-    uint8_t allow[SS_CURVE_ALLOW_MAX][32];
+    uint8_t (*allow)[32]; /* malloc'd, nallow keys */
+    char (*names)[64];    /* NULL, or the user id of each key */
 };
 
-static int allowed(const ss_zap *z, const void *key, size_t n)
+/* Index + 1 of key in the allow list, or 0. */
+static size_t allowed(const ss_zap *z, const void *key, size_t n)
 {
     if (n != 32)
         return 0;
     for (size_t i = 0; i < z->nallow; i++)
         if (sodium_memcmp(z->allow[i], key, 32) == 0)
-            return 1;
+            return i + 1;
     return 0;
 }
 
@@ -140,9 +174,11 @@ static void *zap_main(void *arg)
                 zmq_msg_close(&part[i]);
             continue;
         }
+        size_t who = 0;
         int ok = !bad && n >= 7 && zmq_msg_size(&part[5]) == 5 &&
                  memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
-                 allowed(z, zmq_msg_data(&part[6]), zmq_msg_size(&part[6]));
+                 (who = allowed(z, zmq_msg_data(&part[6]),
+                                zmq_msg_size(&part[6]))) != 0;
         if (!ok) {
             unsigned long k = atomic_fetch_add(&z->refused, 1) + 1;
             if (k <= 5)
@@ -161,7 +197,8 @@ static void *zap_main(void *arg)
             zmq_send(z->sock, "", 0, ZMQ_SNDMORE);
         zmq_send(z->sock, code, 3, ZMQ_SNDMORE);
         zmq_send(z->sock, text, strlen(text), ZMQ_SNDMORE);
-        zmq_send(z->sock, ok ? "peer" : "", ok ? 4 : 0, ZMQ_SNDMORE);
+        const char *uid = !ok ? "" : z->names ? z->names[who - 1] : "peer";
+        zmq_send(z->sock, uid, strlen(uid), ZMQ_SNDMORE);
         zmq_send(z->sock, "", 0, 0);
         for (size_t i = 0; i < n; i++)
             zmq_msg_close(&part[i]);
@@ -170,16 +207,27 @@ static void *zap_main(void *arg)
 }
 
 /* See ss_curve.h. */
-int ss_zap_start(void *zctx, const ss_curve *c, ss_zap **out, char *err,
-                 size_t errlen)
+int ss_zap_start_named(void *zctx, const char *const *z85,
+                       const char *const *names, size_t n, ss_zap **out,
+                       char *err, size_t errlen)
 {
     *out = NULL;
     ss_zap *z = calloc(1, sizeof *z);
-    if (!z)
+    if (!z || !(z->allow = calloc(n ? n : 1, sizeof *z->allow)) ||
+        (names && !(z->names = calloc(n ? n : 1, sizeof *z->names)))) {
+        if (z)
+            free(z->allow);
+        free(z);
         return SS_ENOMEM;
-    for (size_t i = 0; i < c->nallow; i++)
-        if (zmq_z85_decode(z->allow[z->nallow], c->allow[i]))
+    }
+    for (size_t i = 0; i < n; i++)
+        if (z85[i] && strlen(z85[i]) == 40 &&
+            zmq_z85_decode(z->allow[z->nallow], z85[i])) {
+            if (names)
+                snprintf(z->names[z->nallow], sizeof z->names[0], "%s",
+                         names[i] ? names[i] : "");
             z->nallow++;
+        }
     z->sock = zmq_socket(zctx, ZMQ_REP);
     int tmo = 100, linger = 0;
     if (!z->sock ||
@@ -190,17 +238,44 @@ int ss_zap_start(void *zctx, const ss_curve *c, ss_zap **out, char *err,
                  zmq_strerror(zmq_errno()));
         if (z->sock)
             zmq_close(z->sock);
+        free(z->allow);
+        free(z->names);
         free(z);
         return SS_EIO;
     }
     if (pthread_create(&z->th, NULL, zap_main, z) != 0) {
         zmq_close(z->sock);
+        free(z->allow);
+        free(z->names);
         free(z);
         snprintf(err, errlen, "cannot start the ZAP handler thread");
         return SS_EIO;
     }
     *out = z;
     return 0;
+}
+
+/* See ss_curve.h. */
+int ss_zap_start_keys(void *zctx, const char *const *z85, size_t n,
+                      ss_zap **out, char *err, size_t errlen)
+{
+    return ss_zap_start_named(zctx, z85, NULL, n, out, err, errlen);
+}
+
+/* See ss_curve.h. */
+int ss_zap_start(void *zctx, const ss_curve *c, ss_zap **out, char *err,
+                 size_t errlen)
+{
+    const char *keys[SS_CURVE_ALLOW_MAX];
+    for (size_t i = 0; i < c->nallow; i++)
+        keys[i] = c->allow[i];
+    return ss_zap_start_keys(zctx, keys, c->nallow, out, err, errlen);
+}
+
+/* See ss_curve.h. */
+unsigned long ss_zap_refused(const ss_zap *z)
+{
+    return z ? atomic_load((atomic_ulong *)&z->refused) : 0;
 }
 
 /* See ss_curve.h. */
@@ -212,7 +287,32 @@ void ss_zap_stop(ss_zap **p)
     atomic_store(&z->stop, 1);
     pthread_join(z->th, NULL);
     zmq_close(z->sock);
-    sodium_memzero(z->allow, sizeof z->allow);
+    sodium_memzero(z->allow, z->nallow * sizeof *z->allow);
+    free(z->allow);
+    free(z->names);
     free(z);
     *p = NULL;
+}
+
+/* See ss_curve.h. */
+int ss_curve_serve_auth(void *zctx, void *sock, const ss_curve_auth *a,
+                        ss_zap **zap, char *err, size_t errlen)
+{
+    ss_curve c;
+    *zap = NULL;
+    if (!a || !a->pub || !a->sec || ss_curve_server(&c, a->pub, a->sec)) {
+        snprintf(err, errlen, "no usable CURVE server pair");
+        return SS_EINVAL;
+    }
+    /* the ZAP handler first: no connection is admitted without it */
+    int rc = ss_zap_start_named(zctx, a->allow, a->names, a->nallow, zap,
+                                err, errlen);
+    if (!rc && ss_curve_apply(sock, &c) != 0) {
+        snprintf(err, errlen, "cannot set CURVE on the socket: %s",
+                 zmq_strerror(zmq_errno()));
+        ss_zap_stop(zap);
+        rc = SS_EIO;
+    }
+    ss_curve_wipe(&c);
+    return rc;
 }

@@ -4,10 +4,14 @@
  */
 #include "net/ss_stats_reporter.h"
 #include "core/ss_util.h"
+#include "crypto/ss_keys.h"
 #include "net/ss_metrics_http.h"
 #include "securestreams.h"
 
 #include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -33,11 +37,54 @@ struct ss_stats_reporter {
     ss_buf buf;
 };
 
+/* Sets the CURVE client options of sock from keydir: the component's
+ * pair (curve-client) and the monitor's public key
+ * (SS_STATS_MONITOR_PUB). */
+static int reporter_curve(void *sock, const char *keydir, char *err,
+                          size_t errlen)
+{
+    char pub[41], srv[41] = "", path[4096];
+    char *sec = sodium_malloc(41);
+    if (!sec)
+        return SS_ENOMEM;
+    int rc = ss_keys_load_curve(keydir, "client", pub, sec, err, errlen);
+    if (!rc) {
+        uint8_t *b = NULL;
+        size_t n = 0;
+        snprintf(path, sizeof path, "%s/%s", keydir, SS_STATS_MONITOR_PUB);
+        rc = ss_keys_read_file(path, 128, 0, &b, &n, err, errlen);
+        while (!rc && n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
+            n--;
+        if (!rc && n != 40) {
+            snprintf(err, errlen, "%s is not a Z85 CURVE key", path);
+            rc = SS_EINVAL;
+        }
+        if (!rc) {
+            memcpy(srv, b, 40);
+            srv[40] = '\0';
+        }
+        if (b)
+            sodium_free(b);
+    }
+    if (!rc && (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, srv, 41) ||
+                zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 41) ||
+                zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 41))) {
+        snprintf(err, errlen, "cannot set the control channel's CURVE keys:"
+                              " %s", zmq_strerror(zmq_errno()));
+        rc = SS_EIO;
+    }
+    sodium_free(sec);
+    return rc;
+}
+
 /* See ss_stats_reporter.h. */
-int ss_stats_reporter_new(void *zctx, const char *endpoint,
-                          ss_stats_reporter **out)
+int ss_stats_reporter_open(void *zctx, const char *endpoint,
+                           const char *keydir, ss_stats_reporter **out,
+                           char *err, size_t errlen)
 {
     *out = NULL;
+    if (errlen)
+        err[0] = '\0';
     ss_stats_reporter *r = calloc(1, sizeof *r);
     if (!r)
         return SS_ENOMEM;
@@ -62,8 +109,13 @@ int ss_stats_reporter_new(void *zctx, const char *endpoint,
     zmq_setsockopt(r->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(r->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
+    if (keydir && *keydir &&
+        (rc = reporter_curve(r->sock, keydir, err, errlen)) != 0)
+        goto fail;
     if (zmq_connect(r->sock, endpoint) != 0) {
         rc = errno == EINVAL || errno == EPROTONOSUPPORT ? SS_EINVAL : SS_EIO;
+        if (errlen)
+            snprintf(err, errlen, "%s", zmq_strerror(errno));
         goto fail;
     }
     *out = r;
@@ -75,6 +127,15 @@ fail:
         zmq_ctx_term(r->own_ctx);
     free(r);
     return rc;
+}
+
+/* See ss_stats_reporter.h. */
+int ss_stats_reporter_new(void *zctx, const char *endpoint,
+                          ss_stats_reporter **out)
+{
+    char err[256];
+    return ss_stats_reporter_open(zctx, endpoint, NULL, out, err,
+                                  sizeof err);
 }
 
 /* See ss_stats_reporter.h. */

@@ -6,7 +6,8 @@
  * Typical use in a component:
  *
  *     ss_stats_reporter *r;
- *     ss_stats_reporter_new(zctx, getenv("SS_CONTROL"), &r);
+ *     ss_stats_reporter_open(zctx, getenv("SS_CONTROL"),
+ *                            getenv("SS_CONTROL_KEYS"), &r, err, len);
  *     ...  every loop turn:  if (ss_stats_reporter_due(r)) {
  *              ss_stats_fill_self(&st); ss_stats_report(r, &st); }
  *     at exit:  st.final = 1; ss_stats_report(r, &st);
@@ -32,6 +33,17 @@ typedef struct ss_stats_reporter ss_stats_reporter;
  * SS_EINVAL/SS_EIO if the endpoint cannot be used (reason in errno). */
 int ss_stats_reporter_new(void *zctx, const char *endpoint,
                           ss_stats_reporter **out);
+
+/* The same, under CURVE when keydir is given (a component started by
+ * `sstream run` finds it in SS_CONTROL_KEYS): the reporter is a CURVE
+ * client with the component's own pair (curve-client.key/.pub of keydir)
+ * and checks that the monitor holds the secret of keydir/monitor.pub.
+ * The monitor admits only the run's component keys, on ipc and tcp
+ * alike. On failure err says why (a key file missing or unreadable). */
+#define SS_STATS_MONITOR_PUB "monitor.pub"
+int ss_stats_reporter_open(void *zctx, const char *endpoint,
+                           const char *keydir, ss_stats_reporter **out,
+                           char *err, size_t errlen);
 
 /* 1 if the reporter is enabled (or this process serves a metrics
  * endpoint, ss_metrics_http.h) and a second or more passed since its last

@@ -17,6 +17,7 @@
 #include "crypto/ss_aead.h"
 #include "crypto/ss_keys.h"
 #include "crypto/ss_keyservice.h"
+#include "net/ss_keyserver.h"
 #include "enclave/ss_enclave.h"
 #include "lua/ss_stage.h"
 #include "net/ss_inlet.h"
@@ -77,6 +78,7 @@ struct ss_node {
     ss_curve curve;   /* CurveZMQ client keys (outside plain mode) */
     int have_curve;
     int ran;
+    ss_keyserver_client ksc; /* enclave worker: how to ask the key service */
     char err[512];
 };
 typedef struct ss_node node;
@@ -773,8 +775,19 @@ static int run_enclave_worker(node *n)
                      "(--keyservice ENDPOINT)", o->name);
             return SS_EINVAL;
         }
-        eo.get_key = ss_keyservice_remote_keyfn;
-        eo.key_ctx = (void *)(uintptr_t)o->keyservice;
+        /* the enclave child reads platform.key; this process only needs
+         * its CURVE keys to reach the key service */
+        if (o->enclave_keys)
+            eo.key_dir = o->enclave_keys;
+        int krc = ss_keyserver_client_load(&n->ksc, o->keyservice, o->keys,
+                                           n->err, sizeof n->err);
+        if (krc) {
+            ss_error("%s: the key service's CURVE keys: %s", o->name,
+                     n->err);
+            return krc;
+        }
+        eo.get_key = ss_keyserver_keyfn;
+        eo.key_ctx = &n->ksc;
     }
     int rc = ss_enclave_open(&eo, &n->enc, n->err, sizeof n->err);
     if (rc) {
@@ -873,10 +886,12 @@ void ss_node_stop(ss_node *n) { n->stop = 1; }
 static int node_run(node *n)
 {
     const ss_node_opts *o = n->o;
-    int rc = ss_stats_reporter_new(n->zctx, getenv("SS_CONTROL"), &n->stats);
+    int rc = ss_stats_reporter_open(n->zctx, getenv("SS_CONTROL"),
+                                    getenv("SS_CONTROL_KEYS"), &n->stats,
+                                    n->err, sizeof n->err);
     if (rc) {
         ss_error("cannot connect to the supervisor at %s: %s",
-                 getenv("SS_CONTROL"), ss_strerror(rc));
+                 getenv("SS_CONTROL"), n->err[0] ? n->err : ss_strerror(rc));
         return rc;
     }
     if (o->rejects) {
@@ -1015,6 +1030,7 @@ void ss_node_destroy(ss_node **pp)
     ss_key_destroy(&n->key);
     ss_integrity_destroy(&n->ig);
     ss_curve_wipe(&n->curve);
+    ss_curve_wipe(&n->ksc.curve);
     if (n->pt.data)
         sodium_memzero(n->pt.data, n->pt.cap);
     ss_buf_release(&n->pt);

@@ -29,6 +29,9 @@ typedef struct ss_node_opts {
     const char *keys;       /* key directory (encrypted, enclave) */
     const char *enclave;    /* enclave backend: sandbox | gramine | none */
     const char *keyservice; /* enclave: the key service's endpoint */
+    const char *enclave_keys; /* enclave (sandbox): folder whose
+                                 platform.key the enclave child signs its
+                                 report with (NULL: keys) */
     int ordered;            /* sink: every stream keeps its order on the
                                way (one worker per stage): check it */
     size_t batch_size;      /* target output batch size in bytes */

@@ -809,9 +809,12 @@ int ss_source_run(ss_source *s)
         }
     }
     s->zctx = zmq_ctx_new();
-    if (ss_stats_reporter_new(s->zctx, getenv("SS_CONTROL"), &rep)) {
-        ss_error("cannot connect to the supervisor at %s",
-                 getenv("SS_CONTROL"));
+    char cerr[512];
+    if (ss_stats_reporter_open(s->zctx, getenv("SS_CONTROL"),
+                               getenv("SS_CONTROL_KEYS"), &rep, cerr,
+                               sizeof cerr)) {
+        ss_error("cannot connect to the supervisor at %s: %s",
+                 getenv("SS_CONTROL"), cerr);
         goto out;
     }
     if (s->sealed) {

@@ -17,6 +17,10 @@
 
 struct ss_monitor {
     void *zctx, *pull;
+    ss_zap *zap;       /* with auth: the allow list */
+    int authed;        /* messages must carry a ZAP user id */
+    char *done_from;   /* with auth: whose DONE counts */
+    unsigned long dropped;
     char *endpoint;
     FILE *metrics;
     ss_buf line; /* one line of the metrics file */
@@ -35,7 +39,8 @@ static double realtime_now(void)
 
 /* See ss_monitor.h. */
 int ss_monitor_new(const char *endpoint, const char *metrics_path,
-                   ss_monitor **out, char *err, size_t errlen)
+                   const ss_monitor_auth *auth, ss_monitor **out, char *err,
+                   size_t errlen)
 {
     *out = NULL;
     ss_monitor *m = calloc(1, sizeof *m);
@@ -58,6 +63,20 @@ int ss_monitor_new(const char *endpoint, const char *metrics_path,
     int linger = 0, hwm = 100000;
     zmq_setsockopt(m->pull, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(m->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (auth) {
+        m->authed = 1;
+        if (auth->done_from && !(m->done_from = strdup(auth->done_from))) {
+            snprintf(err, errlen, "out of memory");
+            rc = SS_ENOMEM;
+            goto fail;
+        }
+        char why[256];
+        if (ss_curve_serve_auth(m->zctx, m->pull, &auth->curve, &m->zap,
+                                why, sizeof why) != 0) {
+            snprintf(err, errlen, "control channel: %s", why);
+            goto fail;
+        }
+    }
     if (zmq_bind(m->pull, endpoint) != 0) {
         snprintf(err, errlen, "cannot bind the control endpoint %s: %s",
                  endpoint, zmq_strerror(errno));
@@ -85,6 +104,12 @@ int ss_monitor_new(const char *endpoint, const char *metrics_path,
 fail:
     ss_monitor_destroy(&m);
     return rc;
+}
+
+/* See ss_monitor.h. */
+unsigned long ss_monitor_refused(const ss_monitor *m)
+{
+    return m->dropped + ss_zap_refused(m->zap);
 }
 
 /* See ss_monitor.h. */
@@ -222,16 +247,27 @@ void ss_monitor_read(ss_monitor *m)
         }
         const void *data = zmq_msg_data(&msg);
         size_t n = zmq_msg_size(&msg);
+        /* with auth, the ZAP handler named the sender after its key */
+        const char *from = m->authed ? zmq_msg_gets(&msg, "User-Id") : NULL;
         ss_hdr h;
         const char *why;
         uint64_t now = ss_now_ns();
-        if (ss_hdr_decode(data, n, &h, &why) == 0) {
-            if (h.kind == SS_MSG_DONE) {
+        if (m->authed && !from) {
+            m->dropped++;
+        } else if (ss_hdr_decode(data, n, &h, &why) == 0) {
+            if (h.kind == SS_MSG_DONE && m->authed &&
+                (!m->done_from || strcmp(from, m->done_from) != 0)) {
+                m->dropped++;
+            } else if (h.kind == SS_MSG_DONE) {
                 if (!m->done_ns)
                     m->done_ns = now;
             } else if (h.kind == SS_MSG_STATS) {
                 ss_stats s;
-                if (ss_stats_decode(data, n, &s) == 0)
+                if (ss_stats_decode(data, n, &s) != 0)
+                    ;
+                else if (m->authed && strcmp(s.name, from) != 0)
+                    m->dropped++;
+                else
                     on_stats(m, &s, now);
             }
         }
@@ -264,8 +300,10 @@ void ss_monitor_destroy(ss_monitor **pp)
     ss_monitor *m = *pp;
     if (m->pull)
         zmq_close(m->pull);
+    ss_zap_stop(&m->zap);
     if (m->zctx)
         zmq_ctx_term(m->zctx);
+    free(m->done_from);
     if (m->metrics)
         fclose(m->metrics);
     ss_buf_release(&m->line);

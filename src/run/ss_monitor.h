@@ -7,12 +7,17 @@
  * rates between its last two samples, and when DONE arrived; it also
  * appends every sample to the metrics file (JSON lines, docs/PIPELINE.md)
  * and publishes it to the process's metrics endpoint (ss_metrics_http.h).
+ * With an auth (what `sstream run` gives it) the socket is a CURVE server
+ * that admits only the run's component keys, each named after its
+ * component: a sample counts only under its sender's own name, and DONE
+ * only from auth->done_from (the sink); the rest is dropped and counted
+ * (ss_monitor_refused), on ipc and tcp alike.
  * It starts no process and reads no clock but ss_now_ns: a local run
  * (ss_supervisor.c) and a cluster run can both drive it from their own
  * poll loop (ss_monitor_socket) and read it between polls.
  *
  *     ss_monitor *m;
- *     ss_monitor_new(endpoint, metrics_path, &m, err, sizeof err);
+ *     ss_monitor_new(endpoint, metrics_path, &auth, &m, err, sizeof err);
  *     i = ss_monitor_add(m, "map-1");  ...  ss_monitor_start(m, t0);
  *     loop: zmq_poll(... ss_monitor_socket(m) ...); ss_monitor_read(m);
  *           ss_monitor_get(m, i)->have_st ...
@@ -21,6 +26,7 @@
 #ifndef SS_MONITOR_H
 #define SS_MONITOR_H
 
+#include "net/ss_curve.h"
 #include "wire/ss_stats.h"
 
 #include <stddef.h>
@@ -39,12 +45,26 @@ typedef struct ss_monitor_comp {
 
 typedef struct ss_monitor ss_monitor;
 
+/* Who may speak on the control channel (borrowed during ss_monitor_new
+ * only: copied). */
+typedef struct ss_monitor_auth {
+    ss_curve_auth curve;   /* the monitor's pair, the components' keys
+                              and names */
+    const char *done_from; /* the only name whose DONE counts */
+} ss_monitor_auth;
+
 /* Opens metrics_path for writing (truncated; NULL: no file), then binds
  * a PULL socket to endpoint (a "tcp://host:*" port is chosen by the
- * system: see ss_monitor_endpoint). Returns 0 and *out (caller
- * destroys), or SS_ENOMEM / SS_EIO with a reason in err. */
+ * system: see ss_monitor_endpoint), under CURVE with auth's allow list
+ * (NULL: no authentication, for tests of the codec only). Returns 0 and
+ * *out (caller destroys), or SS_ENOMEM / SS_EIO with a reason in err. */
 int ss_monitor_new(const char *endpoint, const char *metrics_path,
-                   ss_monitor **out, char *err, size_t errlen);
+                   const ss_monitor_auth *auth, ss_monitor **out, char *err,
+                   size_t errlen);
+
+/* Connections refused (no admitted key) plus messages dropped (a sample
+ * under another component's name, a DONE not from done_from). */
+unsigned long ss_monitor_refused(const ss_monitor *m);
 
 /* The endpoint components must connect to (borrowed). */
 const char *ss_monitor_endpoint(const ss_monitor *m);

@@ -65,7 +65,7 @@ typedef struct plan_ctx {
     strv endpoints; /* 2 per router: from (producers), to (consumers) */
 } plan_ctx;
 
-static void remove_tmpdir(const char *dir);
+static void remove_tmpdir(const char *dir, int depth);
 
 /* A run killed with SIGKILL leaves its endpoint folder behind. Each run
  * holds a lock on <folder>/lock while it lives: a folder of ours whose
@@ -92,7 +92,7 @@ static void sweep_dead_tmpdirs(const char *base)
         if (fd < 0)
             continue;
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            remove_tmpdir(path);
+            remove_tmpdir(path, 2);
             swept++;
         }
         close(fd);
@@ -100,8 +100,8 @@ static void sweep_dead_tmpdirs(const char *base)
     closedir(d);
 }
 
-/* Makes the private folder of the ipc endpoints, locked while the run
- * lives (see sweep_dead_tmpdirs). */
+/* Makes the run's private folder (ipc endpoints, key folders), locked
+ * while the run lives (see sweep_dead_tmpdirs). */
 static int make_tmpdir(plan_ctx *cx)
 {
     const char *base = ss_env("TMPDIR", "/tmp");
@@ -163,9 +163,9 @@ static int free_ports(size_t n, int *ports)
 static int make_endpoints(plan_ctx *cx, size_t nrouters)
 {
     int rc;
+    if ((rc = make_tmpdir(cx)))
+        return rc;
     if (!cx->o->tcp) {
-        if ((rc = make_tmpdir(cx)))
-            return rc;
         for (size_t r = 1; r <= nrouters; r++)
             if ((rc = strv_push(&cx->endpoints, "ipc://%s/r%zu-in",
                                 cx->pl->tmpdir, r)) ||
@@ -222,11 +222,50 @@ static int child_files(plan_ctx *cx, ss_plan_comp *c, int log, int rejects)
     return 0;
 }
 
+/* Names c's key folder (and its enclave's) and says what it must hold
+ * (docs/SECURITY.md, keys by role): the data key only where clear data
+ * is handled by the component's own process (source unless its input is
+ * sealed, sink, a worker in encrypted mode or with backend none); an
+ * enclave worker the key service's public key, and platform.key in its
+ * enclave's own folder. */
+static int comp_keys(plan_ctx *cx, ss_plan_comp *c)
+{
+    const ss_pipeline *p = cx->p;
+    int secure = strcmp(p->security, "plain") != 0;
+    int enclave = strcmp(p->security, "enclave") == 0;
+    const char *backend = cx->o->enclave ? cx->o->enclave : "sandbox";
+    if (asprintf(&c->keydir, "%s/keys/%s", cx->pl->tmpdir, c->name) < 0) {
+        c->keydir = NULL;
+        return SS_ENOMEM;
+    }
+    if (!strcmp(c->role, "router"))
+        c->keys = SS_RK_ROUTER;
+    else if (!secure)
+        c->keys = 0;
+    else if (!strcmp(c->role, "sink"))
+        c->keys = SS_RK_DATA;
+    else if (!strcmp(c->role, "source"))
+        c->keys = strcmp(p->source.format, "sealed") ? SS_RK_DATA : 0;
+    else if (!enclave || !strcmp(backend, "none"))
+        c->keys = SS_RK_DATA;
+    else
+        c->keys = SS_RK_KEYSERVICE;
+    if (c->keys & SS_RK_KEYSERVICE) {
+        if (asprintf(&c->enclave_keydir, "%s/keys/%s.enclave",
+                     cx->pl->tmpdir, c->name) < 0) {
+            c->enclave_keydir = NULL;
+            return SS_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 /* Appends the security options of a source, worker or sink: --security,
- * and outside plain mode the key directory, the key service and enclave
- * backend (workers), and --ordered (the sink, when every stage has one
- * worker, so every stream keeps its order on the way). */
-static int push_security(const plan_ctx *cx, strv *a, const char *role)
+ * and outside plain mode its key folder, the key service, the enclave's
+ * key folder and backend (workers), and --ordered (the sink, when every
+ * stage has one worker, so every stream keeps its order on the way). */
+static int push_security(const plan_ctx *cx, const ss_plan_comp *c,
+                         strv *a, const char *role)
 {
     const ss_pipeline *p = cx->p;
     int plain = strcmp(p->security, "plain") == 0;
@@ -237,8 +276,12 @@ static int push_security(const plan_ctx *cx, strv *a, const char *role)
         rc = strv_push(a, "%s", p->security);
     if (rc || plain)
         return rc;
-    if (cx->o->keys && ((rc = strv_push(a, "--keys")) ||
-                       (rc = strv_push(a, "%s", cx->o->keys))))
+    if ((rc = strv_push(a, "--keys")) ||
+        (rc = strv_push(a, "%s", c->keydir)))
+        return rc;
+    if (c->enclave_keydir &&
+        ((rc = strv_push(a, "--enclave-keys")) ||
+         (rc = strv_push(a, "%s", c->enclave_keydir))))
         return rc;
     if (strcmp(role, "worker") == 0 &&
         strcmp(p->security, "enclave") == 0) {
@@ -325,6 +368,24 @@ static int stateful_workers(const ss_pipeline *p, char **out)
     return 0;
 }
 
+/* Adds SS_CONTROL_KEYS (its key folder: its CURVE pair, the monitor's
+ * public key) to every component's environment. */
+static int control_keys(plan_ctx *cx)
+{
+    for (size_t i = 0; i < cx->pl->ncomps; i++) {
+        ss_plan_comp *c = &cx->pl->comps[i];
+        strv e = {c->env, 0, 0};
+        while (e.v && e.v[e.n])
+            e.n++;
+        e.cap = e.n + 1;
+        int rc = strv_push(&e, "SS_CONTROL_KEYS=%s", c->keydir);
+        c->env = e.v;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Builds every component's command line and environment. */
 static int plan(plan_ctx *cx)
 {
@@ -342,6 +403,8 @@ static int plan(plan_ctx *cx)
     for (size_t r = 1; r <= nrouters; r++) {
         snprintf(name, sizeof name, "router-%zu", r);
         ss_plan_comp *c = add_child(cx, name, "router", -1);
+        if ((rc = comp_keys(cx, c)))
+            return rc;
         strv a = {0}, e = {0};
         if ((rc = strv_push(&a, "%s", cx->o->argv0)) ||
             (rc = strv_push(&a, "router")) ||
@@ -353,9 +416,9 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&a, "1")) || (rc = strv_push(&a, "--name")) ||
             (rc = strv_push(&a, "%s", name)) ||
             /* CurveZMQ: the routers' pair and the allowed peers only */
-            (strcmp(p->security, "plain") != 0 && cx->o->keys &&
+            (strcmp(p->security, "plain") != 0 &&
              ((rc = strv_push(&a, "--keys")) ||
-              (rc = strv_push(&a, "%s", cx->o->keys)))) ||
+              (rc = strv_push(&a, "%s", c->keydir)))) ||
             (rc = strv_push(&e, "FROM=%s", ep_from(cx, r))) ||
             (rc = strv_push(&e, "TO=%s", ep_to(cx, r))))
             goto fail;
@@ -379,7 +442,7 @@ static int plan(plan_ctx *cx)
     {
         cx->pl->sink = (int)cx->pl->ncomps;
         ss_plan_comp *c = add_child(cx, "sink", "sink", -1);
-        if ((rc = child_files(cx, c, 0, 1)))
+        if ((rc = child_files(cx, c, 0, 1)) || (rc = comp_keys(cx, c)))
             return rc;
         strv a = {0}, e = {0};
         const char *from = ep_to(cx, nrouters);
@@ -391,7 +454,7 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "sink")) ||
             (rc = strv_push(&a, "--rejects")) ||
             (rc = strv_push(&a, "%s", c->rejects)) ||
-            (rc = push_security(cx, &a, "sink")) ||
+            (rc = push_security(cx, c, &a, "sink")) ||
             (rc = push_limits(cx, &a)) ||
             (finals && ((rc = strv_push(&a, "--finals")) ||
                         (rc = strv_push(&a, "%s", finals)))) ||
@@ -424,7 +487,7 @@ static int plan(plan_ctx *cx)
         for (int w = 1; w <= sc->workers; w++) {
             snprintf(name, sizeof name, "%s-%d", sc->name, w);
             ss_plan_comp *c = add_child(cx, name, "worker", (int)s);
-            if ((rc = child_files(cx, c, 1, 1)))
+            if ((rc = child_files(cx, c, 1, 1)) || (rc = comp_keys(cx, c)))
                 return rc;
             strv a = {0}, e = {0};
             const char *from = ep_to(cx, s + 1), *to = ep_from(cx, s + 2);
@@ -441,7 +504,7 @@ static int plan(plan_ctx *cx)
                 (rc = strv_push(&a, "%s", sc->name)) ||
                 (rc = strv_push(&a, "--rejects")) ||
                 (rc = strv_push(&a, "%s", c->rejects)) ||
-                (rc = push_security(cx, &a, "worker")) ||
+                (rc = push_security(cx, c, &a, "worker")) ||
                 (rc = push_limits(cx, &a)) ||
                 (rc = strv_push(&e, "FROM=%s", from)) ||
                 (rc = strv_push(&e, "TO=%s", to))) {
@@ -457,7 +520,7 @@ static int plan(plan_ctx *cx)
     /* the source */
     cx->pl->source = (int)cx->pl->ncomps;
     ss_plan_comp *c = add_child(cx, "source", "source", -1);
-    if ((rc = child_files(cx, c, 1, 1)))
+    if ((rc = child_files(cx, c, 1, 1)) || (rc = comp_keys(cx, c)))
         return rc;
     strv a = {0}, e = {0};
     const char *to = ep_from(cx, 1);
@@ -476,7 +539,7 @@ static int plan(plan_ctx *cx)
         (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "source")) ||
         (rc = strv_push(&a, "--rejects")) ||
         (rc = strv_push(&a, "%s", c->rejects)) ||
-        (rc = push_security(cx, &a, "source")) ||
+        (rc = push_security(cx, c, &a, "source")) ||
         (rc = strv_push(&e, "TO=%s", to)) ||
         (rc = strv_push(&e, "DATA_FILE=%s", file))) {
         strv_free(a.v);
@@ -485,7 +548,7 @@ static int plan(plan_ctx *cx)
     }
     c->argv = a.v;
     c->env = e.v;
-    return 0;
+    return control_keys(cx);
 }
 /* See ss_plan.h. */
 size_t ss_plan_flow_order(const ss_plan *pl, size_t k)
@@ -506,8 +569,9 @@ size_t ss_plan_flow_order(const ss_plan *pl, size_t k)
     return (size_t)pl->sink;
 }
 
-/* Removes the endpoint folder and whatever the components left in it. */
-static void remove_tmpdir(const char *dir)
+/* Removes the run folder and whatever the components left in it (key
+ * folders two levels down; never follows a symbolic link). */
+static void remove_tmpdir(const char *dir, int depth)
 {
     DIR *d = opendir(dir);
     if (d) {
@@ -517,7 +581,11 @@ static void remove_tmpdir(const char *dir)
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
+            struct stat st;
+            if (depth > 0 && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                remove_tmpdir(path, depth - 1);
+            else
+                unlink(path);
         }
         closedir(d);
     }
@@ -559,10 +627,12 @@ void ss_plan_destroy(ss_plan **pp)
         strv_free(c->env);
         free(c->log_path);
         free(c->rejects);
+        free(c->keydir);
+        free(c->enclave_keydir);
     }
     free(pl->comps);
     if (pl->tmpdir)
-        remove_tmpdir(pl->tmpdir);
+        remove_tmpdir(pl->tmpdir, 2);
     if (pl->tmpdir_lock >= 0)
         close(pl->tmpdir_lock);
     strv_free(pl->endpoints);

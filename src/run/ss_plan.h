@@ -7,8 +7,12 @@
  * between the source and stage 1, router-k+1 after stage k, the last one
  * feeding the sink), the sink, the workers stage by stage, the source.
  * Router r listens on endpoints[2(r-1)] for its producers and on
- * endpoints[2(r-1)+1] for its consumers: ipc sockets in a private folder
- * (tmpdir), or free loopback tcp ports. `control` is where the
+ * endpoints[2(r-1)+1] for its consumers: ipc sockets in the run's private
+ * folder (tmpdir, made with tcp too), or free loopback tcp ports. Each
+ * component gets its own key folder, tmpdir/keys/NAME (keydir), and a
+ * sandbox enclave worker a second one for its enclave (enclave_keydir):
+ * the plan names them and says what each must hold (keys: SS_RK_*); the
+ * supervisor fills them (ss_runkeys.h). `control` is where the
  * supervisor's control socket binds (ss_monitor.h); with tcp it has port
  * "*" and the real one is known after binding.
  */
@@ -16,6 +20,7 @@
 #define SS_PLAN_H
 
 #include "run/ss_pipeline.h"
+#include "run/ss_runkeys.h"
 #include "wire/ss_stats.h"
 
 #include <stddef.h>
@@ -27,7 +32,8 @@ typedef struct ss_plan_opts {
     const char *logdir; /* <name>.log: stdout of every component but sink */
     const char *rejdir; /* <name>.jsonl: --rejects of all but routers */
     int tcp;            /* loopback tcp endpoints instead of ipc */
-    const char *keys;   /* --keys of every component (not plain) */
+    const char *keys;   /* the pipeline's key folder (not plain): never
+                           given to a component; see keydir */
     const char *keyservice; /* enclave workers: --keyservice */
     const char *enclave;    /* enclave workers: --enclave */
 } ss_plan_opts;
@@ -41,6 +47,10 @@ typedef struct ss_plan_comp {
     char **env;       /* NULL-terminated "KEY=value" to add */
     char *log_path;   /* stdout goes there; NULL: the sink's stdout */
     char *rejects;    /* --rejects file, NULL for routers */
+    char *keydir;     /* its key folder (--keys, SS_CONTROL_KEYS) */
+    char *enclave_keydir; /* its sandbox enclave's (--enclave-keys), or
+                             NULL */
+    int keys;         /* what keydir must hold: SS_RK_* flags */
 } ss_plan_comp;
 
 typedef struct ss_plan {
@@ -49,12 +59,12 @@ typedef struct ss_plan {
     size_t nstages;
     int source, sink; /* indices in comps */
     char **endpoints; /* 2 per router, NULL-terminated */
-    char *tmpdir;     /* endpoint folder (ipc), or NULL */
+    char *tmpdir;     /* the run folder: ipc endpoints, tmpdir/keys */
     int tmpdir_lock;  /* held open (flock) while the run lives; -1: none */
     char *control;    /* control endpoint to bind */
 } ss_plan;
 
-/* Plans a run of p with o. Makes the endpoint folder (ipc) or picks free
+/* Plans a run of p with o. Makes the run folder (mode 0700), picks free
  * ports (tcp) and removes stale rejects files; nothing else touches the
  * file system. Returns 0 and *out (caller destroys), SS_ENOMEM, or SS_EIO
  * when the endpoints cannot be made (errno tells why). */
@@ -64,8 +74,8 @@ int ss_plan_new(const ss_pipeline *p, const ss_plan_opts *o, ss_plan **out);
  * the flow: source, router-1, workers of stage 1, router-2, ..., sink. */
 size_t ss_plan_flow_order(const ss_plan *pl, size_t k);
 
-/* Frees pl, removes the endpoint folder and what was left in it; sets *p
- * to NULL. Safe on NULL. */
+/* Frees pl, removes the run folder and what was left in it (key folders
+ * included); sets *p to NULL. Safe on NULL. */
 void ss_plan_destroy(ss_plan **p);
 
 #endif

@@ -15,6 +15,7 @@
 #include "run/ss_monitor.h"
 #include "run/ss_plan.h"
 #include "run/ss_progress.h"
+#include "run/ss_runkeys.h"
 #include "wire/ss_stats.h"
 #include "securestreams.h"
 
@@ -69,6 +70,10 @@ struct ss_supervisor {
     char *argv0; /* argv[0] of the children */
     char *outdir, *logdir, *rejdir;
     ss_plan *plan;
+    ss_runkeys *rk;  /* the components' key folders (tmpdir/keys) */
+    const char **names, **pubs; /* each kid's name and CURVE key */
+    const char **ks_allow, **ks_names; /* the key service's allow list */
+    size_t ks_n;
     ss_monitor *mon; /* from ss_supervisor_run on */
     const char **stage_names; /* p->stages[s].name, for the books */
     child *kids; /* as many as plan->comps, same order */
@@ -196,6 +201,86 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* ---- keys by role (docs/SECURITY.md) ----------------------------------- */
+
+/* Fills every component's key folder as the plan says (ss_runkeys.h):
+ * its own CURVE pair, the monitor's and routers' public keys, the data
+ * key where the role needs it, a router's neighbours' public keys, an
+ * enclave's platform.key in a folder of its own. Notes which keys the
+ * monitor and the key service admit. */
+static int make_keys(ss_supervisor *sv, char *err, size_t errlen)
+{
+    const ss_plan *pl = sv->plan;
+    int secure = strcmp(sv->p->security, "plain") != 0;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/keys", pl->tmpdir);
+    if (secure && !sv->o.keys) {
+        snprintf(err, errlen, "security '%s' needs the pipeline's keys",
+                 sv->p->security);
+        return SS_EINVAL;
+    }
+    int rc = ss_runkeys_new(dir, secure ? sv->o.keys : NULL, &sv->rk, err,
+                            errlen);
+    if (rc)
+        return rc;
+    sv->names = calloc(pl->ncomps + 1, sizeof *sv->names);
+    sv->pubs = calloc(pl->ncomps + 1, sizeof *sv->pubs);
+    sv->ks_allow = calloc(pl->ncomps + 1, sizeof *sv->ks_allow);
+    sv->ks_names = calloc(pl->ncomps + 1, sizeof *sv->ks_names);
+    if (!sv->names || !sv->pubs || !sv->ks_allow || !sv->ks_names) {
+        snprintf(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
+    for (size_t i = 0; i < pl->ncomps; i++) {
+        const ss_plan_comp *c = &pl->comps[i];
+        if (!ss_runkeys_component(sv->rk, c->name, c->keys, err, errlen) ||
+            (c->enclave_keydir &&
+             !ss_runkeys_enclave(sv->rk, c->name, err, errlen)))
+            return SS_EIO;
+        sv->names[i] = c->name;
+        if (c->keys & SS_RK_KEYSERVICE)
+            sv->ks_names[sv->ks_n++] = c->name;
+    }
+    for (size_t i = 0; i < pl->ncomps; i++)
+        sv->pubs[i] = ss_runkeys_pub(sv->rk, pl->comps[i].name);
+    for (size_t k = 0; k < sv->ks_n; k++)
+        sv->ks_allow[k] = ss_runkeys_pub(sv->rk, sv->ks_names[k]);
+    if (!secure)
+        return 0;
+    /* each router admits its neighbours only: router r's producers (the
+     * source, or stage r-1's workers) and consumers (stage r's workers,
+     * or the sink) */
+    size_t nrouters = pl->nstages + 1;
+    for (size_t r = 1; r <= nrouters; r++) {
+        const char *rname = pl->comps[r - 1].name; /* routers come first */
+        for (size_t i = 0; i < pl->ncomps; i++) {
+            const ss_plan_comp *c = &pl->comps[i];
+            int prod = r == 1 ? (int)i == pl->source
+                              : c->stage == (int)r - 2;
+            int cons = r == nrouters ? (int)i == pl->sink
+                                     : c->stage == (int)r - 1;
+            if ((prod || cons) &&
+                (rc = ss_runkeys_admit(sv->rk, rname, c->name, err, errlen)))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* See ss_supervisor.h. */
+int ss_supervisor_keyservice_auth(ss_supervisor *sv, ss_keyserver_auth *a)
+{
+    memset(a, 0, sizeof *a);
+    if (!sv->rk)
+        return SS_EINVAL;
+    a->pub = ss_runkeys_keyservice_pub(sv->rk);
+    a->sec = ss_runkeys_keyservice_sec(sv->rk);
+    a->allow = sv->ks_allow;
+    a->names = sv->ks_names;
+    a->nallow = sv->ks_n;
+    return 0;
+}
+
 /* See ss_supervisor.h. */
 int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
                       ss_supervisor **outp, char *err, size_t errlen)
@@ -271,6 +356,8 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     }
     sv->sink = sv->plan->sink;
     sv->source = sv->plan->source;
+    if ((rc = make_keys(sv, err, errlen)))
+        goto fail_noerr;
     *outp = sv;
     return 0;
 fail:
@@ -287,7 +374,8 @@ static int overridden(const char *kv)
 {
     static const char *const names[] = {"FROM=", "TO=", "DATA_FILE=",
                                         "OUTPUT=", "SS_CONTROL=",
-                                        "SS_RUN=", NULL};
+                                        "SS_RUN=", "SS_CONTROL_KEYS=",
+                                        NULL};
     for (size_t i = 0; names[i]; i++)
         if (strncmp(kv, names[i], strlen(names[i])) == 0)
             return 1;
@@ -1013,8 +1101,13 @@ int ss_supervisor_run(ss_supervisor *sv)
     }
     char err[512];
     int rc = 0;
-    if (!(rc = ss_monitor_new(sv->plan->control, sv->o.metrics, &sv->mon,
-                              err, sizeof err))) {
+    /* the control channel admits the run's components only */
+    ss_monitor_auth auth = {{ss_runkeys_monitor_pub(sv->rk),
+                             ss_runkeys_monitor_sec(sv->rk), sv->pubs,
+                             sv->names, sv->nkids},
+                            sv->kids[sv->sink].name};
+    if (!(rc = ss_monitor_new(sv->plan->control, sv->o.metrics, &auth,
+                              &sv->mon, err, sizeof err))) {
         for (size_t i = 0; i < sv->nkids && !rc; i++)
             if (ss_monitor_add(sv->mon, sv->kids[i].name) < 0) {
                 snprintf(err, sizeof err, "out of memory");
@@ -1167,6 +1260,11 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     free(sv->kids);
     free(sv->stage_names);
     ss_monitor_destroy(&sv->mon);
+    ss_runkeys_destroy(&sv->rk);
+    free(sv->names);
+    free(sv->pubs);
+    free(sv->ks_allow);
+    free(sv->ks_names);
     ss_plan_destroy(&sv->plan);
     free(sv->exe);
     free(sv->argv0);

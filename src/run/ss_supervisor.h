@@ -6,7 +6,10 @@
  * process running the same binary (/proc/self/exe, or SS_RUN_EXEC when
  * set, for tests) in its own process group, with PR_SET_PDEATHSIG so that
  * none outlives the supervisor. Components report their counters over the
- * control endpoint (ss_stats.h) given to them in SS_CONTROL.
+ * control endpoint (ss_stats.h) given to them in SS_CONTROL, under CURVE:
+ * each has its own pair in its key folder (SS_CONTROL_KEYS, ss_runkeys.h)
+ * and the monitor admits only those; counters count only under the
+ * sender's own name, and only the sink's DONE completes the run.
  *
  * Start order: routers (router-1 between source and stage 1, router-k+1
  * after stage k, the last one feeding the sink), the sink, the workers,
@@ -17,6 +20,7 @@
 #ifndef SS_SUPERVISOR_H
 #define SS_SUPERVISOR_H
 
+#include "net/ss_keyserver.h"
 #include "run/ss_pipeline.h"
 
 /* Exit statuses of a run, as returned by ss_supervisor_run. */
@@ -38,8 +42,9 @@ typedef struct ss_run_opts {
     int no_progress;        /* no live progress line */
     int tcp;                /* loopback tcp endpoints instead of ipc */
     /* security encrypted / enclave (the pipeline's `security:`) */
-    const char *keys;       /* key directory given to every component
-                               but the routers' data key (required) */
+    const char *keys;       /* the pipeline's key folder (required);
+                               components get copies of the files their
+                               role needs only (ss_runkeys.h) */
     const char *keyservice; /* enclave: the key service's endpoint */
     const char *enclave;    /* enclave: backend (NULL: sandbox) */
 } ss_run_opts;
@@ -52,6 +57,11 @@ typedef struct ss_supervisor ss_supervisor;
  * (caller destroys), or a negative code with a reason in err. */
 int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
                       ss_supervisor **out, char *err, size_t errlen);
+
+/* The key service's CURVE keys for this run (enclave mode): its pair and
+ * the enclave workers' keys, each named after its worker (borrowed from
+ * sv; valid until destroy). Returns 0 or SS_EINVAL. */
+int ss_supervisor_keyservice_auth(ss_supervisor *sv, ss_keyserver_auth *a);
 
 /* Runs the pipeline to its end. Installs handlers for SIGINT, SIGTERM,
  * SIGHUP (all three stop the run: SS_RUN_INTERRUPTED) and SIGCHLD for the

@@ -4,7 +4,9 @@
  * receiving them ss_monitor.h's (src/run).
  *
  * A component started by the supervisor finds the supervisor's control
- * endpoint in SS_CONTROL. It connects a ZMQ_PUSH there and sends, once a
+ * endpoint in SS_CONTROL and its key folder in SS_CONTROL_KEYS. It
+ * connects a ZMQ_PUSH there as a CURVE client (the monitor admits only
+ * the run's component keys, ss_stats_reporter.h) and sends, once a
  * second and once at exit (final = 1), one single-frame STATS message:
  * the 72-byte header of ss_batch.h (kind SS_MSG_STATS, len = payload
  * length, every other field 0) followed by one MessagePack map with the

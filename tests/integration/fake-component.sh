@@ -15,8 +15,8 @@
 #   FAKE_FAIL_STATUS    with this status (default 1), or
 #   FAKE_FAIL_SIGNAL    kill itself with this signal
 #   FAKE_NO_DONE=1      the sink never sends DONE
-#   FAKE_LOG_DIR=DIR    write DIR/NAME.args (argv and contract env) once
-#                       signals are set up
+#   FAKE_LOG_DIR=DIR    write DIR/NAME.args (argv, contract env and the
+#                       files of its key folders) once signals are set up
 # The program is Python (python3-zmq, python3-msgpack of Debian).
 exec /usr/bin/python3 - "$0" "$@" <<'PY'
 import os, signal, struct, sys, time
@@ -45,15 +45,28 @@ logdir = env.get('FAKE_LOG_DIR')
 if logdir:
     with open(os.path.join(logdir, name + '.args'), 'w') as f:
         f.write('argv ' + ' '.join(args) + '\n')
-        for k in ('FROM', 'TO', 'DATA_FILE', 'OUTPUT', 'SS_CONTROL'):
+        for k in ('FROM', 'TO', 'DATA_FILE', 'OUTPUT', 'SS_CONTROL',
+                  'SS_CONTROL_KEYS'):
             f.write('%s=%s\n' % (k, env.get(k, '')))
         f.write('pgid_is_own=%d\n' % (os.getpgid(0) == os.getpid()))
+        for opt in ('keys', 'enclave-keys'):
+            if opts.get(opt):  # what the key folders hold (keys by role)
+                f.write('%s-files=%s\n' % (opt, ' '.join(sorted(os.listdir(opts[opt])))))
 
 import msgpack, zmq
 
 ctx = zmq.Context()
 sock = ctx.socket(zmq.PUSH)
 sock.setsockopt(zmq.LINGER, 2000)
+keys = env.get('SS_CONTROL_KEYS')
+if keys:  # the monitor admits only the run's CURVE keys
+    def z85(f):
+        with open(os.path.join(keys, f)) as fh:
+            return fh.read().strip().encode()
+    pair = 'client' if os.path.exists(os.path.join(keys, 'curve-client.key')) else 'server'
+    sock.curve_serverkey = z85('monitor.pub')
+    sock.curve_publickey = z85('curve-%s.pub' % pair)
+    sock.curve_secretkey = z85('curve-%s.key' % pair)
 sock.connect(env['SS_CONTROL'])
 
 def header(kind, n):  # wire version 2: 72 bytes, len at offset 28

@@ -119,7 +119,23 @@ FAKE_LOG_DIR=$A FAKE_WORKERS=3 DATA_FILE=/nonexistent "$SS" run "$P/pipeline.yml
 check "run with overrides and --tcp exits 0" test $? -eq 0
 check "--workers 3 starts 3 workers per stage" test -e "$A/filter-3.args" -a -e "$A/map-3.args"
 contains "--security reaches the workers" "$A/filter-1.args" "--security enclave( |$)"
-contains "... with the keys and the key service" "$A/filter-1.args" "--keys $T/o2/keys --keyservice ipc://"
+contains "... with their own keys, the enclave's and the key service" "$A/filter-1.args" \
+    "--keys [^ ]+/keys/filter-1 --enclave-keys [^ ]+/keys/filter-1.enclave --keyservice ipc://"
+# keys by role (docs/SECURITY.md): nobody but the data's owner side holds data.key,
+# and platform.key sits in the enclave's own folder
+contains "enclave worker: only CURVE keys" "$A/map-2.args" \
+    "^keys-files=curve-client.key curve-client.pub curve-keyservice.pub curve-server.pub monitor.pub$"
+contains "enclave worker: platform.key in the enclave's folder" "$A/map-2.args" \
+    "^enclave-keys-files=platform.key$"
+contains "router: its CURVE keys and its neighbours' only" "$A/router-2.args" \
+    "^keys-files=curve-client.key curve-client.pub curve-filter-1.pub curve-filter-2.pub curve-filter-3.pub curve-map-1.pub curve-map-2.pub curve-map-3.pub curve-server.key curve-server.pub monitor.pub$"
+contains "sink: the data key" "$A/sink.args" \
+    "^keys-files=curve-client.key curve-client.pub curve-server.pub data.key monitor.pub$"
+contains "source: the data key" "$A/source.args" \
+    "^keys-files=curve-client.key curve-client.pub curve-server.pub data.key monitor.pub$"
+lacks "no router or worker gets data.key or platform.key" \
+    <(grep -h '^keys-files=' "$A"/router-*.args "$A"/map-*.args "$A"/filter-*.args) \
+    "data.key|platform"
 contains "--batch-size reaches the source" "$A/source.args" "--batch-size 1048576 "
 contains "--tcp gives loopback endpoints" "$A/map-1.args" "^FROM=tcp://127\.0\.0\.1:[0-9]+$"
 contains "--tcp control endpoint" "$A/map-1.args" "^SS_CONTROL=tcp://127\.0\.0\.1:[0-9]+$"

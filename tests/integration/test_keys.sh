@@ -1,0 +1,127 @@
+#!/bin/bash
+# Keys by role and an authenticated control channel (docs/SECURITY.md,
+# "Keys by role"; issue 8, items 1, 2 and 8):
+#  - an intruder who read SS_CONTROL from a component's environment (tcp
+#    and ipc) sends DONE and forged counters: refused at the handshake
+#    without an admitted key, and a compromised worker's own key cannot
+#    complete the run nor speak for another component
+#    (control_intruder.py);
+#  - in a real enclave-mode run no router or worker process has data.key
+#    or platform.key in its key folder or open, and the enclave child's
+#    folder holds platform.key alone;
+# Last line: "N passed, M failed".
+source "$(dirname "$0")/lib.sh"
+FAKE=$T/fake-component.sh
+cleanup_fakes() {
+    local p
+    for p in $(pgrep -f "$FAKE"); do kill -KILL "$p" 2>/dev/null; done
+    cleanup
+}
+trap cleanup_fakes EXIT
+INTRUDER=$ROOT/tests/integration/control_intruder.py
+cp "$ROOT/tests/integration/fake-component.sh" "$FAKE"
+chmod +x "$FAKE"
+
+P=$T/p
+mkdir -p "$P"
+printf 'return 1\n' > "$P/map.lua"
+printf 'return 3\n' > "$P/print.lua"
+printf 'a,b\n1,2\n' > "$P/data.csv"
+cat > "$P/pipeline.yml" <<'EOF'
+name: fake
+source:
+  file: data.csv
+  format: csv
+stages:
+  - name: map
+    script: map.lua
+sink:
+  script: print.lua
+EOF
+
+# wait_file FILE: until FILE exists (at most 20 s)
+wait_file() {
+    local i
+    for i in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.1; done
+    return 1
+}
+
+# --- the control channel: an intruder that knows SS_CONTROL ----------------
+# The fakes run 13 s and the sink never sends DONE: a DONE accepted from
+# the intruder at ~1 s would make the supervisor stop every component 10 s
+# later ("still running ... after the sink finished"), and would hide the
+# "never called sendZmqCompleted()" warning.
+intrude() { # intrude NAME MODE TRANSPORT-OPTION...
+    local name=$1 mode=$2
+    shift 2
+    local A=$T/args-$name
+    mkdir -p "$A"
+    SS_RUN_EXEC=$FAKE FAKE_LOG_DIR=$A FAKE_SECONDS=13 FAKE_NO_DONE=1 \
+        "$SS" run "$P/pipeline.yml" --no-progress "$@" \
+        --output-dir "$T/o-$name" --metrics "$T/$name.jsonl" \
+        > "$T/$name.out" 2> "$T/$name.err" &
+    local run=$!
+    _pids+=($run)
+    if ! wait_file "$A/map-1.args"; then
+        notok "$name: the run started" "$(cat "$T/$name.err")"
+        return
+    fi
+    local ep keys
+    ep=$(sed -n 's/^SS_CONTROL=//p' "$A/map-1.args")
+    keys=$(sed -n 's/^SS_CONTROL_KEYS=//p' "$A/map-1.args")
+    timeout 20 $PY "$INTRUDER" "$ep" "$mode" "$keys" > "$T/$name.intr" 2>&1
+    wait_max 60 $run
+    local rc=$?
+    check "$name: the run goes to its end and exits 0 ($rc)" test $rc -eq 0
+    lacks "$name: the intruder's DONE did not stop the run" "$T/$name.err" \
+        "still running .* after the sink finished"
+    contains "$name: ... nor stand for the sink's" "$T/$name.err" \
+        "the sink never called sendZmqCompleted"
+    lacks "$name: no forged counters in the metrics" "$T/$name.jsonl" \
+        '"name":"intruder"|"in":999999'
+    contains "$name: the intruder did send ($(cat "$T/$name.intr"))" \
+        "$T/$name.intr" "^sent DONE"
+}
+intrude tcp-plain plain --tcp
+intrude tcp-foreign foreign --tcp
+intrude ipc-foreign foreign
+contains "the supervisor says it refused them" "$T/ipc-foreign.err" \
+    "refused a connection without the pipeline's CURVE key"
+# a compromised worker host holds its own key: it gets in, but may only
+# report its own counters, and only the sink completes the run
+intrude tcp-stolen-worker-key stolen --tcp
+
+# --- a real enclave-mode run: what routers and workers hold ---------------
+EX=$ROOT/examples/delayed-flights
+"$SS" gen flights --rows 200000 --seed 5 -o "$T/f.csv" > /dev/null 2>&1
+"$SS" keygen "$T/keys" > /dev/null 2>&1
+"$SS" run "$EX/pipeline.yml" --data "$T/f.csv" --security enclave \
+    --keys "$T/keys" --output-dir "$T/real" --no-progress \
+    > "$T/real.out" 2> "$T/real.err" &
+run=$!
+_pids+=($run)
+# every router, worker and enclave of the run, looked at while it runs
+$PY "$ROOT/tests/integration/proc_keys.py" $run "$T/procs" &
+scan=$!
+wait_max 120 $run
+check "real enclave run: exits 0" test $? -eq 0
+wait_max 10 $scan
+contains "real enclave run: answers" "$T/real.out" "^Delays for carrier"
+check "found the 4 routers, 3 workers and 3 enclaves while running" \
+    test "$(grep -c '^[0-9]* router ' "$T/procs")" -ge 4 -a \
+    "$(grep -c '^[0-9]* worker ' "$T/procs")" -ge 3 -a \
+    "$(grep -c '^[0-9]* enclave ' "$T/procs")" -ge 3
+lacks "no router or worker key folder holds data.key or platform.key" \
+    <(grep '^[0-9]* \(router\|worker\) ' "$T/procs" | sed 's/ open=.*//') \
+    "data.key|platform.key"
+check "... and each was read (7 key folders)" \
+    test "$(grep '^[0-9]* \(router\|worker\) ' "$T/procs" | grep -c 'keys=curve-')" -ge 7
+lacks "no router, worker or enclave has a key file of the pipeline open" \
+    "$T/procs" "open=.*$T/keys"
+lacks "no router, worker or enclave has data.key open" "$T/procs" \
+    "open=.*data.key"
+check "each enclave's folder holds platform.key alone" \
+    test "$(grep -c '^[0-9]* enclave [0-9]* keys=platform.key open=' "$T/procs")" -ge 3 \
+    -a "$(grep '^[0-9]* enclave ' "$T/procs" | grep -vc ' keys=platform.key ')" -eq 0
+
+finish
