@@ -2,7 +2,8 @@
  * cmd_router.c - `sstream router`: runs one router between two stages.
  *
  *   sstream router [--from EP] [--to EP] [--producers N] [--queue N]
- *                  [--heartbeat-ms N] [--peer-timeout-ms N] [--name NAME]
+ *                  [--heartbeat-ms N] [--peer-timeout-ms N] [--stall-ms N]
+ *                  [--name NAME] [--run HEX]
  *
  * FROM and TO default from the environment variables of the same names,
  * as the seed's router.lua did (FROM=tcp://host:5555 style, defaulting
@@ -67,8 +68,8 @@ static void router_usage(FILE *f)
     fprintf(f,
             "usage: sstream router [--from EP] [--to EP] [--producers N]\n"
             "                      [--queue N] [--heartbeat-ms N]\n"
-            "                      [--peer-timeout-ms N] [--name NAME]\n"
-            "                      [--run HEX]\n\n"
+            "                      [--peer-timeout-ms N] [--stall-ms N]\n"
+            "                      [--name NAME] [--run HEX]\n\n"
             "Takes batches from the producers that connect to FROM and deals\n"
             "them to the workers that connect to TO, against their credits.\n"
             "Exits 0 once every producer group sent its end of stream and\n"
@@ -83,6 +84,10 @@ static void router_usage(FILE *f)
             "                        batches (default 64)\n"
             "   --heartbeat-ms N     peers' heartbeat interval (default 500)\n"
             "   --peer-timeout-ms N  a silent worker is lost (default 5000)\n"
+            "   --stall-ms N         a worker holding batches that\n"
+            "                        acknowledges none for N ms is lost,\n"
+            "                        though it heartbeats (default 6 peer\n"
+            "                        timeouts)\n"
             "   --name NAME          name in logs and messages (default\n"
             "                        router)\n"
             "   --run HEX            the run id (default: SS_RUN, else the\n"
@@ -148,9 +153,9 @@ int cmd_router(int argc, char **argv)
         static const char *const names[] = {
             "--from",  "--to",           "--producers",       "--queue",
             "--heartbeat-ms", "--peer-timeout-ms", "--name", "--keys",
-            "--run"};
+            "--run", "--stall-ms"};
         int k = -1;
-        for (int j = 0; j < 9; j++)
+        for (int j = 0; j < 10; j++)
             if (router_is_opt(a, names[j]))
                 k = j;
         if (k < 0)
@@ -183,6 +188,11 @@ int cmd_router(int argc, char **argv)
                 return router_bad("--peer-timeout-ms wants 1..3600000, not",
                                   v);
             o.peer_timeout_ms = (int)n;
+            break;
+        case 9:
+            if (ss_parse_u64(v, 1, 86400000, 0, &n))
+                return router_bad("--stall-ms wants 1..86400000, not", v);
+            o.stall_ms = (int)n;
             break;
         }
     }

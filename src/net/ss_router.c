@@ -71,6 +71,9 @@ typedef struct peer {
     item *inflight;                /* workers: sent, not acknowledged */
     size_t ninflight, capinflight;
     uint64_t last_seen, last_sent;
+    uint64_t last_progress; /* workers: last CREDIT accepted, or the
+                               moment it got a batch while holding none */
+    int stall_warned;       /* workers: warned that it makes no progress */
     uint64_t batches;
     ss_lineage *acks; /* producers: batches to confirm (one RECEIVED) */
     size_t nacks, capacks;
@@ -119,6 +122,7 @@ struct ss_router {
     uint64_t qbytes_max; /* FRONT is not read above this (q.bytes) */
     uint64_t rehellos;           /* HELLOs from known workers (log rate) */
     int hb, ptimeout;
+    uint64_t stall; /* a worker holding batches without progress: lost */
     void (*tick)(void *, const ss_router_stats *, int);
     void *tick_arg;
     peers prod, work;
@@ -842,6 +846,8 @@ static void dispatch(ss_router *r)
         r->st.out_events += it.h.count;
         w->batches++;
         w->credits--;
+        if (w->ninflight == 0) /* its clock starts with its first batch */
+            w->last_progress = w->last_sent;
         if (inflight_push(w, &it)) {
             zmq_msg_close(&it.msg);
             fail(r, SS_ENOMEM, "out of memory recording a batch in flight");
@@ -1259,6 +1265,8 @@ static int credit_one(ss_router *r, peer *w, const ss_lineage *v)
         if (i != w->ninflight)
             item_move(&w->inflight[i], &w->inflight[w->ninflight]);
         r->st.acked++;
+        w->last_progress = ss_now_ms();
+        w->stall_warned = 0;
         return 1;
     }
     char why[128];
@@ -1412,13 +1420,56 @@ static int drain(ss_router *r, void *sock, int back)
 
 static void check_orphaned(ss_router *r, uint64_t now);
 
+/*
+ * A worker that holds batches and acknowledges none for the stall limit
+ * (stall_ms, default 6 peer timeouts), while it keeps heartbeating, is
+ * treated as lost: it may have taken every batch with a large credit and
+ * never work on them (a hostile or broken peer), and the run would wait
+ * forever. It is warned about at half the limit. A stateless worker's
+ * batches go to the others (and it gets ABORT when it talks again); a
+ * stateful one's loss ends the run, naming it. A user function that
+ * really takes longer than the limit on one batch needs a larger
+ * --stall-ms.
+ */
+static void check_stalled(ss_router *r, peer *w, uint64_t now)
+{
+    if (w->ninflight == 0 || now - w->last_progress < r->stall / 2)
+        return;
+    uint64_t idle = now - w->last_progress;
+    if (idle < r->stall) {
+        if (!w->stall_warned)
+            ss_warn("router %s: worker '%s' holds %zu batch%s and has "
+                    "acknowledged none for %llu ms, though it heartbeats; "
+                    "it is counted as lost at %llu ms",
+                    r->name, w->label, w->ninflight,
+                    w->ninflight == 1 ? "" : "es", (unsigned long long)idle,
+                    (unsigned long long)r->stall);
+        w->stall_warned = 1;
+        return;
+    }
+    char why[128];
+    snprintf(why, sizeof why,
+             "it held %zu batch%s without acknowledging any for %llu ms "
+             "(--stall-ms)",
+             w->ninflight, w->ninflight == 1 ? "" : "es",
+             (unsigned long long)idle);
+    char reason[SS_PROTO_REASON_MAX];
+    snprintf(reason, sizeof reason, "router %s counts worker '%s' as lost: %s",
+             r->name, w->label, why);
+    if (ss_proto_abort(&r->out, reason) == 0) /* it is there: tell it */
+        send_out(r, r->back, w);
+    worker_lost(r, w, why);
+}
+
 /* Declares silent workers lost and heartbeats idle peers. */
 static void housekeeping(ss_router *r, uint64_t now)
 {
     for (size_t i = r->work.n; i-- > 0 && !r->rc;) {
         peer *w = r->work.v[i];
-        if (now - w->last_seen <= (uint64_t)r->ptimeout)
+        if (now - w->last_seen <= (uint64_t)r->ptimeout) {
+            check_stalled(r, w, now);
             continue;
+        }
         char why[64];
         snprintf(why, sizeof why, "silent for %llu ms",
                  (unsigned long long)(now - w->last_seen));
@@ -1704,6 +1755,8 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
     r->tick = o->tick;
     r->tick_arg = o->tick_arg;
     r->ptimeout = o->peer_timeout_ms > 0 ? o->peer_timeout_ms : 5000;
+    r->stall = o->stall_ms > 0 ? (uint64_t)o->stall_ms
+                               : 6 * (uint64_t)r->ptimeout;
     int linger = o->linger_ms > 0 ? o->linger_ms : 1000;
     ss_eos_init(&r->merged);
     ss_buf_init(&r->out);

@@ -42,6 +42,9 @@ typedef struct ss_router_opts {
                              (default SS_ROUTER_QUEUE_BYTES) */
     int heartbeat_ms;     /* peers' heartbeat interval (default 500) */
     int peer_timeout_ms;  /* a silent worker is lost (default 5000) */
+    int stall_ms;         /* a worker holding batches that acknowledges
+                             none for this long is lost, though it
+                             heartbeats (default 6 x peer_timeout_ms) */
     int linger_ms;        /* socket linger after the end (default 1000) */
     uint64_t run;         /* the run id; 0: learnt from the first HELLO */
     const struct ss_curve *curve; /* CURVE server keys and the allowed

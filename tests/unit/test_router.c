@@ -1191,6 +1191,87 @@ static void test_bad_data_answered(void **state)
     test_done = 1;
 }
 
+/* A hoarder: says HELLO with 1024 credits, then heartbeats and never
+ * acknowledges anything, until the router aborts it or 5 s pass. */
+typedef struct hoarder {
+    pthread_t t;
+    int got;     /* DATA received */
+    int aborted; /* the router sent ABORT */
+} hoarder;
+
+static void *hoarder_main(void *arg)
+{
+    hoarder *ho = arg;
+    ss_buf b = SS_BUF_INIT, hb = SS_BUF_INIT;
+    void *z = raw_dealer(back_ep, "hoarder");
+    ss_hello he = {.name = "hoarder", .role = "worker", .stage = "map",
+                   .credits = 1024};
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("hoarder"));
+    zmq_send(z, b.data, b.len, 0);
+    ss_proto_heartbeat(&hb);
+    ss_hdr_stamp(hb.data, 0, ss_name_id("hoarder"));
+    int timeout = hb_ms;
+    zmq_setsockopt(z, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    uint8_t buf[2048];
+    for (int i = 0; i < 5000 / hb_ms && !ho->aborted; i++) {
+        zmq_send(z, hb.data, hb.len, ZMQ_DONTWAIT);
+        int n;
+        while ((n = zmq_recv(z, buf, sizeof buf, 0)) >= SS_HDR_SIZE) {
+            if (buf[5] == SS_MSG_DATA)
+                ho->got++;
+            else if (buf[5] == SS_MSG_ABORT)
+                ho->aborted = 1;
+        }
+    }
+    zmq_close(z);
+    ss_buf_release(&b);
+    ss_buf_release(&hb);
+    return NULL;
+}
+
+/* Issue 10, defect 2: a worker that takes batches with a large credit,
+ * keeps heartbeating and never acknowledges used to stall the run
+ * forever; past the stall limit it is counted as lost, its batches go to
+ * the other worker, the run completes, and the hoarder is told (ABORT). */
+static void test_credit_hoarder(void **state)
+{
+    (void)state;
+    rthread rt;
+    memset(&rt, 0, sizeof rt);
+    atomic_init(&rt.finished, 0);
+    ss_router_opts o = {.from = front_ep, .to = back_ep, .name = "r1",
+                        .producers = 1, .queue = 64, .heartbeat_ms = hb_ms,
+                        .peer_timeout_ms = peer_timeout_ms,
+                        .stall_ms = 2 * peer_timeout_ms, .linger_ms = 100};
+    char err[600];
+    if (ss_router_new(zctx, &o, &rt.r, err, sizeof err))
+        fail_msg("router_new: %s", err);
+    assert_int_equal(pthread_create(&rt.t, NULL, router_main, &rt), 0);
+    hoarder ho = {0};
+    assert_int_equal(pthread_create(&ho.t, NULL, hoarder_main, &ho), 0);
+    sleep_ms(100); /* it is there first: it takes everything */
+    fprod p = {.name = "src-1", .stream = 1, .n = 40, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    sleep_ms(100);
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    pthread_join(ho.t, NULL);
+    uint32_t streams[] = {1};
+    check_exactly_once(&w, 1, streams, 1, 40);
+    check_eos(&w, streams, 1, 40, 1);
+    assert_true(ho.got > 0);
+    assert_int_equal(rt.st.workers_lost, 1);
+    assert_int_equal(rt.st.redelivered, ho.got);
+    assert_true(ho.aborted);
+    worker_free(&w);
+    test_done = 1;
+}
+
 /* Issue 10, defect 3: with no worker, a producer sending large batches
  * fills the queue up to queue_bytes, not up to --queue batches (12
  * frames of 50 MB took a router to 606 MB): the router stops reading
@@ -1464,6 +1545,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_origin_checks, setup, teardown),
         cmocka_unit_test(test_proto_limits),
+        cmocka_unit_test_setup_teardown(test_credit_hoarder, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_data_answered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
