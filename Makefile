@@ -41,8 +41,20 @@ BUILD   := build
 SANFLAGS :=
 endif
 BUILD   := $(BUILD)$(LUASFX)
+# `make fuzz`: the libFuzzer targets of tests/fuzz, built with clang into
+# build-fuzz/ (the library instrumented, ASan+UBSan); tests/fuzz/run.sh
+# runs each for a few seconds (tests/run-all.sh does).
+FUZZ    ?= 0
+ifeq ($(FUZZ),1)
+CC      := clang
+BUILD   := build-fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined \
+            -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1 -g
+WARN_EXTRA := -Wno-missing-field-initializers # libseccomp's macros
+endif
 
-WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Werror
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Werror $(WARN_EXTRA)
 # (function sections: the static enclave program keeps only what it
 # calls: --gc-sections drops e.g. the CURVE key code and its zmq calls)
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SANFLAGS) $(LUADEF) \
@@ -79,11 +91,13 @@ TEST_CLI_OBJ := $(filter-out $(BUILD)/src/cli/cmd_run.o,$(CLI_OBJ)) \
 
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: FORCE all deps test test-unit test-lua test-integration test-san valgrind \
-        demo bench clean format check
+        demo bench clean format check fuzz fuzz-bins
 
 all: $(BIN) $(ENC_BIN)
 
@@ -151,6 +165,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(HOOK_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DSS_TEST_HOOKS $< $(HOOK_LIB) $(LIB) $(LDLIBS) -lcmocka $(LDFLAGS) -o $@
 
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(LIB) $(LDLIBS) $(LDFLAGS) -o $@
+
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) $(LDFLAGS) -o $@
@@ -161,6 +178,12 @@ test: deps
 	@tests/run-all.sh
 
 unit-bins: $(UNIT_BIN) $(BENCH_BIN) $(TEST_BIN) $(ATTACK_SO)
+
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (scripts/deps.sh)"; exit 1; }
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
 
 test-unit: all unit-bins
 	@tests/run-unit.sh $(BUILD)
@@ -204,7 +227,7 @@ check:
 	    -D_GNU_SOURCE -Iinclude -Isrc src
 
 clean:
-	rm -rf build build-san build-luajit build-san-luajit bin
+	rm -rf build build-san build-luajit build-san-luajit build-fuzz bin
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(HOOK_OBJ:.o=.d) \
          $(BUILD)/$(ENC_MAIN:.c=.d)

@@ -45,6 +45,9 @@ for t in tests/lua/test_*.sh; do
     bash "$t" 2>&1 | tee "$log"; add "$log" "$t"
 done
 
+section "fuzzers (a few seconds each; SKIPPED without clang)"
+tests/fuzz/run.sh 2>&1 | tee "$log"; add "$log" "fuzzers"
+
 section "integration tests"
 for t in tests/integration/test_*.sh; do
     echo "-- $t"
