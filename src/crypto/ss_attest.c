@@ -3,6 +3,8 @@
  * ss_attest.h).
  */
 #include "crypto/ss_attest.h"
+#include "core/ss_buf.h"
+#include "core/ss_bundle.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
@@ -130,7 +132,8 @@ int ss_measure_files(const char *program, const char *script,
                      const char *config, uint8_t out[SS_MEASUREMENT_BYTES],
                      char *err, size_t errlen)
 {
-    char *prog = NULL, *src = NULL;
+    char *prog = NULL;
+    const char *src = NULL;
     size_t np = 0, ns = 0;
     int rc = ss_attest_read_file(program, 1u << 30, &prog, &np);
     if (rc) {
@@ -138,18 +141,27 @@ int ss_measure_files(const char *program, const char *script,
                  program, ss_strerror(rc));
         return rc;
     }
+    ss_buf m;
+    ss_buf_init(&m);
     if (script) {
-        rc = ss_attest_read_file(script, 64u << 20, &src, &ns);
+        /* the script and the local modules it requires, as the enclave
+         * loads them (ss_bundle.h) */
+        ss_bundle *b = NULL;
+        rc = ss_bundle_load(script, &b, err, errlen);
+        if (!rc && ss_bundle_measured(b, &m))
+            rc = SS_ENOMEM;
+        ss_bundle_destroy(&b);
         if (rc) {
-            snprintf(err, errlen, "cannot read stage script %s: %s", script,
-                     ss_strerror(rc));
             free(prog);
+            ss_buf_release(&m);
             return rc;
         }
+        src = m.data;
+        ns = m.len;
     }
     ss_measure(prog, np, src, ns, config, out);
     free(prog);
-    free(src);
+    ss_buf_release(&m);
     return 0;
 }
 

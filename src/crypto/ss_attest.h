@@ -5,7 +5,9 @@
  *
  *     "sstream-measurement-v1\0"
  *     u64le(len(program)) program bytes      (the enclave executable)
- *     u64le(len(script))  script bytes       (the stage script)
+ *     u64le(len(script))  script bytes       (the stage script, with the
+ *                                            local modules it requires:
+ *                                            ss_bundle_measured)
  *     u64le(len(config))  config bytes       (ss_attest_config)
  *
  * Report (SS_REPORT_BYTES, fixed layout, signed by the platform key):
@@ -56,7 +58,8 @@ void ss_measure(const void *program, size_t nprogram, const void *script,
                 size_t nscript, const char *config,
                 uint8_t out[SS_MEASUREMENT_BYTES]);
 
-/* Same, reading program and script (script may be NULL: empty). Returns
+/* Same, reading program and script (script may be NULL: empty; else the
+ * script and its local modules, ss_bundle.h). Returns
  * 0 or SS_EIO / SS_ENOTFOUND / SS_ENOMEM with a reason in err. */
 int ss_measure_files(const char *program, const char *script,
                      const char *config, uint8_t out[SS_MEASUREMENT_BYTES],

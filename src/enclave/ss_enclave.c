@@ -2,6 +2,7 @@
  * ss_enclave.c - the backend-neutral enclave interface and the `none`
  * backend (see ss_enclave.h).
  */
+#include "core/ss_bundle.h"
 #include "core/ss_util.h"
 #include "crypto/ss_keys.h"
 #include "enclave/ss_enclave_int.h"
@@ -93,23 +94,20 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     so.mem_limit = e->o.mem_limit;
     so.max_instructions = e->o.max_instructions;
     so.host_errors = 1;
-    char *src = NULL;
-    size_t ns = 0;
+    ss_bundle *bundle = NULL; /* the script and its local modules */
     if (!e->o.echo) {
-        rc = ss_attest_read_file(e->script, 64u << 20, &src, &ns);
+        rc = ss_bundle_load(e->script, &bundle, err, errlen);
         if (rc) {
-            snprintf(err, errlen, "cannot read stage script %s: %s",
-                     e->script, ss_strerror(rc));
             ss_key_destroy(&k);
             return rc;
         }
-        so.script_src = src;
-        so.script_len = ns;
+        so.script_src = ss_bundle_script(bundle, &so.script_len);
+        so.bundle = bundle;
     }
     rc = ss_ecore_init(&e->core, &so, e->o.encrypted, e->o.echo, err,
                        errlen);
     if (rc) {
-        free(src);
+        ss_bundle_destroy(&bundle);
         ss_key_destroy(&k);
         return rc;
     }
@@ -119,10 +117,16 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     /* informational here: nothing is attested in this process */
     char *prog = NULL;
     size_t np = 0;
+    ss_buf measured;
+    ss_buf_init(&measured);
+    if (bundle)
+        (void)ss_bundle_measured(bundle, &measured);
     if (ss_attest_read_file("/proc/self/exe", 1u << 30, &prog, &np) == 0)
-        ss_measure(prog, np, src, ns, cfg, e->measurement);
+        ss_measure(prog, np, measured.data, measured.len, cfg,
+                   e->measurement);
     free(prog);
-    free(src);
+    ss_buf_release(&measured);
+    ss_bundle_destroy(&bundle);
     ss_ecore_info(&e->core, e->from, e->to, sizeof e->from, &e->stateful,
                   &e->uses_sgx);
     return 0;

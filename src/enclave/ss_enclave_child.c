@@ -6,6 +6,7 @@
  * channel (ss_enclave_chan.h).
  */
 #include "core/ss_buf.h"
+#include "core/ss_bundle.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
 #include "crypto/ss_attest.h"
@@ -391,30 +392,37 @@ int ss_enclave_child_main(int argc, char **argv)
     if (!stage || ss_attest_config(cfg, sizeof cfg, stage, (size_t)mem,
                                    max_insns, encrypted, echo) < 0)
         return child_fail(&c, SS_EINVAL, "bad or missing --stage");
-    char *prog = NULL, *src = NULL;
-    size_t np = 0, ns = 0;
+    char *prog = NULL;
+    size_t np = 0;
+    ss_bundle *bundle = NULL; /* the script and its local modules */
+    ss_buf measured;
+    ss_buf_init(&measured);
     int rc = ss_attest_read_file("/proc/self/exe", 1u << 30, &prog, &np);
     if (rc)
         return child_fail(&c, rc, "cannot read /proc/self/exe");
     if (!echo) {
         if (!script)
             return child_fail(&c, SS_EINVAL, "missing --script");
-        rc = ss_attest_read_file(script, 64u << 20, &src, &ns);
-        if (rc) {
-            snprintf(err, sizeof err, "cannot read stage script %s: %s",
-                     script, ss_strerror(rc));
+        rc = ss_bundle_load(script, &bundle, err, sizeof err);
+        if (rc)
             return child_fail(&c, rc, err);
-        }
+        if (ss_bundle_measured(bundle, &measured))
+            return child_fail(&c, SS_ENOMEM, "out of memory");
     }
-    ss_measure(prog, np, src, ns, cfg, c.ctl->measurement);
+    ss_measure(prog, np, measured.data, measured.len, cfg,
+               c.ctl->measurement);
     free(prog);
+    ss_buf_release(&measured);
 
     /* the stage, from exactly the measured bytes */
     ss_stage_opts so;
     memset(&so, 0, sizeof so);
     so.script_path = NULL;
-    so.script_src = src ? src : "";
-    so.script_len = ns;
+    so.script_src = "";
+    if (bundle) {
+        so.script_src = ss_bundle_script(bundle, &so.script_len);
+        so.bundle = bundle;
+    }
     so.name = name;
     so.stage = stage;
     so.mem_limit = (size_t)mem;
@@ -424,7 +432,7 @@ int ss_enclave_child_main(int argc, char **argv)
     so.host_errors = 1; /* a failing event is rejected, the rest goes on */
     tzset(); /* os.date must not open /etc/localtime later */
     rc = ss_ecore_init(&c.core, &so, encrypted, echo, err, sizeof err);
-    free(src);
+    ss_bundle_destroy(&bundle);
     if (rc)
         return child_fail(&c, rc, err);
     ss_ecore_set_run(&c.core, run, name);

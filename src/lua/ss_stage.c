@@ -369,11 +369,46 @@ void ss_stage_set_flush(ss_stage *s, ss_stage_flush_fn fn, void *arg,
         s->flush_size = batch_size;
 }
 
+/* package.preload entry of a bundled module that does not compile:
+ * requiring it raises the compiler's message. */
+static int raise_load_error(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    return lua_error(L);
+}
+
+/* Makes the bundle's modules requirable: each is compiled now (text
+ * only) and its chunk becomes its package.preload loader, so nothing
+ * points into b afterwards. A built-in of the same name stays (rx, csv,
+ * ... are the runtime's). */
+static void register_bundle(lua_State *L, const ss_bundle *b)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    for (size_t i = 0; i < ss_bundle_nmodules(b); i++) {
+        const char *name, *src;
+        size_t len;
+        ss_bundle_module(b, i, &name, &src, &len);
+        lua_getfield(L, -1, name);
+        int taken = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (taken)
+            continue;
+        char chunk[160];
+        snprintf(chunk, sizeof chunk, "@%s.lua", name);
+        if (luaL_loadbufferx(L, src, len, chunk, "t") != LUA_OK)
+            lua_pushcclosure(L, raise_load_error, 1); /* the message */
+        lua_setfield(L, -2, name);
+    }
+    lua_pop(L, 1);
+}
+
 /* See ss_stage.h. */
 int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
                   size_t errlen)
 {
     int rc;
+    if (o->bundle)
+        register_bundle(s->L, o->bundle);
     /* a stage's main chunk only builds its chain: metered like an event
      * (not so with RxLua semantics, `sstream lua`, where the main chunk
      * is the whole program) */

@@ -18,6 +18,7 @@
 #define SS_STAGE_H
 
 #include "core/ss_buf.h"
+#include "core/ss_bundle.h"
 #include "wire/ss_batch.h"
 
 #include <stddef.h>
@@ -29,6 +30,10 @@ typedef struct ss_stage_opts {
     const char *script_path; /* the stage script (or NULL with script_src) */
     const char *script_src;  /* script text, when not read from a file */
     size_t script_len;
+    const ss_bundle *bundle; /* if set: the script and the local modules
+                                it requires (require finds them in
+                                package.preload; built-ins win); borrowed
+                                for the call that loads the script */
     const char *name;  /* this worker's name, e.g. "map-1" */
     const char *stage; /* the stage name, e.g. "map" */
     size_t mem_limit;  /* Lua memory cap in bytes (0: none) */

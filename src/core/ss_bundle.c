@@ -1,0 +1,304 @@
+/*
+ * ss_bundle.c - a stage script and its local modules (ss_bundle.h).
+ */
+#include "core/ss_bundle.h"
+#include "securestreams.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NAME_MAX_LEN 128
+
+typedef struct module {
+    char *name;
+    char *src;
+    size_t len;
+} module;
+
+struct ss_bundle {
+    char *script;
+    size_t script_len;
+    module mods[SS_BUNDLE_MAX_MODULES];
+    size_t nmods;
+    size_t total; /* bytes read so far, script included */
+};
+
+/* Reads a regular file into a NUL-terminated malloc'd buffer, at most
+ * max bytes. */
+static int read_all(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? SS_ENOTFOUND : SS_EIO;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return SS_EIO;
+    }
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return SS_ETOOBIG;
+    }
+    char *b = malloc((size_t)st.st_size + 1);
+    if (!b) {
+        close(fd);
+        return SS_ENOMEM;
+    }
+    size_t n = 0;
+    while (n < (size_t)st.st_size) {
+        ssize_t r = read(fd, b + n, (size_t)st.st_size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    b[n] = '\0';
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+static int is_name_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
+static int is_ident_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_';
+}
+
+/* A module name that maps to a file below the script's folder: letters,
+ * digits, '_', '-' and '.' separating non-empty parts. */
+static int safe_name(const char *s, size_t n)
+{
+    if (!n || n >= NAME_MAX_LEN || s[0] == '.' || s[n - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_name_char((unsigned char)s[i]))
+            return 0;
+        if (s[i] == '.' && s[i + 1] == '.')
+            return 0;
+    }
+    return 1;
+}
+
+static int have_module(const ss_bundle *b, const char *name)
+{
+    for (size_t i = 0; i < b->nmods; i++)
+        if (strcmp(b->mods[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+static int add_requires(ss_bundle *b, const char *dir, const char *src,
+                        size_t len, int depth, char *err, size_t errlen);
+
+/* Bundles module `name` if <dir>/<name as path>.lua exists. */
+static int add_module(ss_bundle *b, const char *dir, const char *name,
+                      int depth, char *err, size_t errlen)
+{
+    if (have_module(b, name))
+        return 0;
+    char rel[NAME_MAX_LEN + 8], path[PATH_MAX];
+    snprintf(rel, sizeof rel, "%s", name);
+    for (char *p = rel; *p; p++)
+        if (*p == '.')
+            *p = '/';
+    snprintf(path, sizeof path, "%s/%s.lua", dir, rel);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0; /* a built-in, or not a file of ours: left to Lua */
+    if (b->nmods == SS_BUNDLE_MAX_MODULES) {
+        snprintf(err, errlen, "%s: more than %d local modules", path,
+                 SS_BUNDLE_MAX_MODULES);
+        return SS_ETOOBIG;
+    }
+    module *m = &b->mods[b->nmods];
+    int rc = read_all(path, SS_BUNDLE_MAX_BYTES - b->total, &m->src,
+                      &m->len);
+    if (rc) {
+        snprintf(err, errlen, "cannot read module %s: %s", path,
+                 rc == SS_ETOOBIG ? "the script and its modules are over "
+                                    "64 MiB"
+                                  : ss_strerror(rc));
+        return rc;
+    }
+    m->name = strdup(name);
+    if (!m->name) {
+        free(m->src);
+        return SS_ENOMEM;
+    }
+    b->nmods++;
+    b->total += m->len;
+    return add_requires(b, dir, m->src, m->len, depth + 1, err, errlen);
+}
+
+/* Finds require of a string literal in src[0..len) and bundles each. */
+static int add_requires(ss_bundle *b, const char *dir, const char *src,
+                        size_t len, int depth, char *err, size_t errlen)
+{
+    static const char kw[] = "require";
+    const size_t kl = sizeof kw - 1;
+    if (depth > SS_BUNDLE_MAX_MODULES)
+        return 0;
+    for (size_t i = 0; i + kl < len; i++) {
+        if (memcmp(src + i, kw, kl) != 0 ||
+            (i > 0 && (is_ident_char((unsigned char)src[i - 1]) ||
+                       src[i - 1] == '.' || src[i - 1] == ':')) ||
+            is_ident_char((unsigned char)src[i + kl]))
+            continue;
+        size_t j = i + kl;
+        while (j < len && (src[j] == ' ' || src[j] == '\t'))
+            j++;
+        if (j < len && src[j] == '(') {
+            j++;
+            while (j < len && (src[j] == ' ' || src[j] == '\t'))
+                j++;
+        }
+        if (j >= len || (src[j] != '\'' && src[j] != '"'))
+            continue;
+        char q = src[j++];
+        size_t s = j;
+        while (j < len && src[j] != q && src[j] != '\n')
+            j++;
+        if (j >= len || src[j] != q || !safe_name(src + s, j - s))
+            continue;
+        char name[NAME_MAX_LEN];
+        memcpy(name, src + s, j - s);
+        name[j - s] = '\0';
+        int rc = add_module(b, dir, name, depth, err, errlen);
+        if (rc)
+            return rc;
+        i = j;
+    }
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const module *)a)->name, ((const module *)b)->name);
+}
+
+/* See ss_bundle.h. */
+int ss_bundle_load(const char *script_path, ss_bundle **out, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    ss_bundle *b = calloc(1, sizeof *b);
+    if (!b)
+        return SS_ENOMEM;
+    int rc = read_all(script_path, SS_BUNDLE_MAX_BYTES, &b->script,
+                      &b->script_len);
+    if (rc) {
+        snprintf(err, errlen, "cannot read stage script %s: %s", script_path,
+                 ss_strerror(rc));
+        free(b);
+        return rc;
+    }
+    b->total = b->script_len;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", script_path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    rc = add_requires(b, dir, b->script, b->script_len, 0, err, errlen);
+    if (rc) {
+        ss_bundle_destroy(&b);
+        return rc;
+    }
+    qsort(b->mods, b->nmods, sizeof b->mods[0], by_name);
+    *out = b;
+    return 0;
+}
+
+/* See ss_bundle.h. */
+int ss_bundle_from_text(const char *src, size_t len, ss_bundle **out)
+{
+    *out = NULL;
+    ss_bundle *b = calloc(1, sizeof *b);
+    if (!b || !(b->script = malloc(len + 1))) {
+        free(b);
+        return SS_ENOMEM;
+    }
+    memcpy(b->script, src, len);
+    b->script[len] = '\0';
+    b->script_len = b->total = len;
+    *out = b;
+    return 0;
+}
+
+/* See ss_bundle.h. */
+void ss_bundle_destroy(ss_bundle **pb)
+{
+    if (!pb || !*pb)
+        return;
+    ss_bundle *b = *pb;
+    for (size_t i = 0; i < b->nmods; i++) {
+        free(b->mods[i].name);
+        free(b->mods[i].src);
+    }
+    free(b->script);
+    free(b);
+    *pb = NULL;
+}
+
+/* See ss_bundle.h. */
+const char *ss_bundle_script(const ss_bundle *b, size_t *len)
+{
+    *len = b->script_len;
+    return b->script;
+}
+
+/* See ss_bundle.h. */
+size_t ss_bundle_nmodules(const ss_bundle *b) { return b->nmods; }
+
+/* See ss_bundle.h. */
+void ss_bundle_module(const ss_bundle *b, size_t i, const char **name,
+                      const char **src, size_t *len)
+{
+    *name = b->mods[i].name;
+    *src = b->mods[i].src;
+    *len = b->mods[i].len;
+}
+
+static int put_u64(ss_buf *out, uint64_t v)
+{
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
+    return ss_buf_append(out, le, sizeof le);
+}
+
+/* See ss_bundle.h. */
+int ss_bundle_measured(const ss_bundle *b, ss_buf *out)
+{
+    static const char tag[] = "\0sstream-modules-v1\0";
+    if (ss_buf_append(out, b->script, b->script_len))
+        return SS_ENOMEM;
+    if (!b->nmods)
+        return 0;
+    if (ss_buf_append(out, tag, sizeof tag - 1))
+        return SS_ENOMEM;
+    for (size_t i = 0; i < b->nmods; i++) {
+        const module *m = &b->mods[i];
+        size_t nl = strlen(m->name);
+        if (put_u64(out, nl) || ss_buf_append(out, m->name, nl) ||
+            put_u64(out, m->len) || ss_buf_append(out, m->src, m->len))
+            return SS_ENOMEM;
+    }
+    return 0;
+}

@@ -1,0 +1,64 @@
+/*
+ * ss_bundle.h - a stage script together with the local Lua modules it
+ * requires: what an enclave loads, and so what its measurement covers.
+ *
+ * A worker process finds `require 'helpers'` through the file system; an
+ * enclave cannot (no io, no open(2) once locked down), and what it loads
+ * must be measured so that the key service can vouch for it. So the
+ * modules travel with the script: ss_bundle_load reads the script, finds
+ * every `require` of a string literal in it (`require 'x'`, `require "x"`,
+ * `require('x')`, `require("x")`), and for each name that is a file
+ * `<script folder>/<name with . as />.lua` reads it too, and the modules
+ * those require, and so on. Names that are no such file (the built-in rx,
+ * zmq-rx, csv, ... or a module the script never reaches) are left to the
+ * Lua state. The scan is textual: a require inside a comment or a string
+ * bundles that file as well, which costs nothing but its bytes; a module
+ * name computed at run time is not found (in an enclave: "module not
+ * found").
+ *
+ * The measured form (ss_bundle_measured) is the script's bytes alone when
+ * no module was found, so a script without modules measures as before;
+ * otherwise the script, then "\0sstream-modules-v1\0", then for each
+ * module sorted by name: u64le(len(name)) name u64le(len(src)) src.
+ * The owner (key service manifest) and the enclave compute it with the
+ * same function, from the same files.
+ */
+#ifndef SS_BUNDLE_H
+#define SS_BUNDLE_H
+
+#include "core/ss_buf.h"
+
+#include <stddef.h>
+
+#define SS_BUNDLE_MAX_MODULES 64
+#define SS_BUNDLE_MAX_BYTES (64u << 20) /* script and modules together */
+
+typedef struct ss_bundle ss_bundle;
+
+/* Reads script_path and the local modules it requires (above). Returns 0
+ * and *out (caller destroys), or SS_ENOTFOUND / SS_EIO / SS_ETOOBIG /
+ * SS_ENOMEM / SS_EINVAL with a reason naming the file in err. */
+int ss_bundle_load(const char *script_path, ss_bundle **out, char *err,
+                   size_t errlen);
+
+/* Builds a bundle from a script already in memory (no modules). */
+int ss_bundle_from_text(const char *src, size_t len, ss_bundle **out);
+
+/* Frees b and sets *b to NULL; safe on NULL. */
+void ss_bundle_destroy(ss_bundle **b);
+
+/* The script's text (NUL-terminated, owned by b) and its length. */
+const char *ss_bundle_script(const ss_bundle *b, size_t *len);
+
+/* Number of modules, and module i: its require name ("util.strings"),
+ * text (NUL-terminated) and length, all owned by b. Modules are sorted by
+ * name. */
+size_t ss_bundle_nmodules(const ss_bundle *b);
+void ss_bundle_module(const ss_bundle *b, size_t i, const char **name,
+                      const char **src, size_t *len);
+
+/* Appends the measured form of b (above) to out. Returns 0 or
+ * SS_ENOMEM. */
+int ss_bundle_measured(const ss_bundle *b, ss_buf *out);
+
+#endif

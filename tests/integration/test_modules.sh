@@ -1,0 +1,65 @@
+#!/bin/bash
+# A stage script that requires its own modules (helpers.lua beside it, and
+# util/num.lua that helpers requires) runs the same in every mode: in
+# enclave mode the modules travel with the script into the enclave and are
+# covered by its measurement, so a changed module gets no key.
+source "$(dirname "$0")/lib.sh"
+EX=$ROOT/examples/delayed-flights
+cd "$T"
+cp "$EX"/filter-event.lua "$EX"/reduce-events.lua "$EX"/print-results.lua .
+cat > helpers.lua <<'LUA'
+local M = {}
+local util = require 'util.num'
+function M.delay(a) return util.num(a[15]) end
+return M
+LUA
+mkdir -p util
+cat > util/num.lua <<'LUA'
+return { num = function(s) return tonumber(s) end }
+LUA
+cat > mapmod.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+local csv = require 'csv'
+local helpers = require("helpers")
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :map(function(line)
+    local a = csv.parse(line)
+    return { uniquecarrier = a[9], arrdelay = helpers.delay(a) }
+  end)
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+cat > p.yml <<'YML'
+name: mod
+source: { file: data.csv, format: csv, header: true }
+stages:
+  - { name: map, script: mapmod.lua }
+  - { name: filter, script: filter-event.lua }
+  - { name: reduce, script: reduce-events.lua }
+sink: { script: print-results.lua }
+YML
+"$SS" gen flights --rows 3000 --seed 8 -o data.csv
+reference data.csv > expected
+for m in plain encrypted enclave; do
+    timeout 120 "$SS" run p.yml --security $m --output-dir "out-$m" \
+        --no-progress > "got-$m" 2> "err-$m"
+    rc=$?
+    check "a script with its own modules runs in $m mode" test $rc -eq 0
+    sort "got-$m" | grep '^Delays' > "sorted-$m"
+    same "... and gives awk's answer ($m)" "sorted-$m" expected
+done
+
+# the same script bytes, beside a changed helpers.lua: the enclave loads
+# that module, so its measurement differs and the key service refuses
+mkdir -p evil/util
+cp mapmod.lua evil/
+cp util/num.lua evil/util/
+sed 's/a\[15\]/a[14]/' helpers.lua > evil/helpers.lua
+timeout 120 env SS_RUN_TEST_SWAP_SCRIPT="map=$T/evil/mapmod.lua" \
+    "$ROOT/bin/sstream-test" run p.yml --security enclave \
+    --output-dir out-evil --no-progress > got-evil 2> err-evil
+rc=$?
+check "a changed module: the run fails" test $rc -ne 0
+contains "... because the key service refuses the enclave" err-evil \
+    "measurement of stage 'map' does not match the manifest"
+lacks "... and no answer is printed" got-evil "^Delays"
+finish
