@@ -545,6 +545,28 @@ static void reject_rest(ss_stage *s, ss_stage_out *out, uint32_t i,
     out->delta.in += rest;
 }
 
+/* Counts, as rejected, what a batch holds after its `count` events
+ * (they used to be dropped uncounted): each whole MessagePack value there
+ * is one rejected event, and bytes that are not one, one more. */
+static void reject_trailing(ss_stage *s, ss_stage_out *out,
+                            const char *payload, size_t len)
+{
+    size_t off = s->off, bytes = len - s->off;
+    uint32_t k = 0;
+    while (off < len && k < UINT32_MAX - 1 &&
+           ss_mp_skip(payload, len, &off) == 0)
+        k++;
+    if (off < len)
+        k++; /* the undecodable rest */
+    char why[200];
+    snprintf(why, sizeof why,
+             "the batch declares %u events but its payload holds %zu more "
+             "bytes after them (%u more event%s, not declared: rejected)",
+             s->count, bytes, k, k == 1 ? "" : "s");
+    add_reject(s, out, k, why, NULL, 0);
+    out->delta.in += k;
+}
+
 /* See ss_stage.h. */
 void ss_stage_reject_batch(ss_stage *s, const ss_hdr *hdr,
                            const char *reason, ss_stage_out *out)
@@ -618,6 +640,8 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
                    s->off - s->ev_start);
         s->index++;
     }
+    if (!s->malformed && s->index == s->count && s->off < len)
+        reject_trailing(s, out, payload, len);
     s->cur = NULL;
     s->metered = 0;
 done:

@@ -232,6 +232,35 @@ static void test_malformed_payload(void **state)
     ss_stage_destroy(&s);
 }
 
+/* Issue 10, defect 5: bytes after the `count` events of a batch were
+ * dropped without being counted; now they are rejected, and counted. */
+static void test_trailing_events(void **state)
+{
+    (void)state;
+    ss_stage *s = load("local Rx = require 'zmq-rx'\n"
+                       "Rx.Subject.fromZmqSocket('x'):subscribeToSocket('y')\n",
+                       0, 0);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    ss_buf b = SS_BUF_INIT;
+    payload("1, 2, 3", &b);
+    ss_buf_append(&b, "\xc1", 1); /* and a byte that is no value */
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.count = 1; /* declares one event: 2 values and 1 byte more */
+    h.len = (uint32_t)b.len;
+    assert_int_equal(ss_stage_process(s, &h, b.data, b.len, &out), 0);
+    assert_int_equal(out.count, 1);
+    assert_int_equal(out.delta.in, 4);
+    assert_int_equal(out.delta.passed, 1);
+    assert_int_equal(out.delta.rejected, 3);
+    assert_non_null(strstr(out.rejects.data, "declares 1 events but"));
+    ss_buf_release(&b);
+    ss_stage_out_release(&out);
+    ss_stage_destroy(&s);
+}
+
 static void test_sandbox_refuses(void **state)
 {
     (void)state;
@@ -440,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_unsendable_value_rolls_back),
         cmocka_unit_test(test_reduce_emits_at_completion),
         cmocka_unit_test(test_malformed_payload),
+        cmocka_unit_test(test_trailing_events),
         cmocka_unit_test(test_sandbox_refuses),
         cmocka_unit_test(test_sandbox_engine_escapes),
         cmocka_unit_test(test_decode_past_memory_cap),
