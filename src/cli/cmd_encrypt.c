@@ -38,7 +38,11 @@ static void encrypt_usage(FILE *f)
             "   --batch-size SIZE  plaintext bytes per batch (default "
             "64K)\n"
             "   --stream N         stream id written in each batch "
-            "(default 0)\n"
+            "(default: a\n"
+            "                      random id, top bit clear: the file's "
+            "id, so that\n"
+            "                      batches of two files never pass for "
+            "one stream)\n"
             "   --help             show this help\n");
 }
 
@@ -159,7 +163,7 @@ static int encrypt_stream(encrypt_ctx *c, FILE *in, size_t batch,
 int cmd_encrypt(int argc, char **argv)
 {
     const char *keys = NULL, *inname = NULL, *outname = NULL;
-    uint64_t batch = SS_BATCH_DEFAULT_SIZE, stream = 0;
+    uint64_t batch = SS_BATCH_DEFAULT_SIZE, stream = UINT64_MAX;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -206,6 +210,11 @@ int cmd_encrypt(int argc, char **argv)
     c.out = files.out;
     c.h.kind = SS_MSG_DATA;
     c.h.flags = SS_BF_LINES | SS_BF_LAST_PART; /* unsplit, as the source's */
+    if (stream == UINT64_MAX) { /* the file's id: random, never a result's */
+        uint32_t id = 0;
+        randombytes_buf(&id, sizeof id);
+        stream = id & 0x7fffffffu;
+    }
     c.h.stream = (uint32_t)stream;
     rc = encrypt_stream(&c, files.in, (size_t)batch, inname);
     rc = cli_files_close(&files, rc);

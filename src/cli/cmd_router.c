@@ -69,7 +69,7 @@ static void router_usage(FILE *f)
             "usage: sstream router [--from EP] [--to EP] [--producers N]\n"
             "                      [--queue N] [--heartbeat-ms N]\n"
             "                      [--peer-timeout-ms N] [--stall-ms N]\n"
-            "                      [--name NAME] [--run HEX]\n\n"
+            "                      [--name NAME] [--run HEX] [--peers NAMES]\n\n"
             "Takes batches from the producers that connect to FROM and deals\n"
             "them to the workers that connect to TO, against their credits.\n"
             "Exits 0 once every producer group sent its end of stream and\n"
@@ -93,6 +93,12 @@ static void router_usage(FILE *f)
             "   --run HEX            the run id (default: SS_RUN, else the\n"
             "                        first hello's): messages of another\n"
             "                        run are refused, naming the peer\n"
+            "   --peers NAMES        only these peers (comma-separated "
+            "names) may\n"
+            "                        join, on either side; others are "
+            "refused,\n"
+            "                        named (default: anyone; sstream run "
+            "sets it)\n"
             "   --keys DIR           CurveZMQ on both endpoints with the\n"
             "                        pipeline's keys (curve-server pair);\n"
             "                        only its curve-*.pub may connect\n"
@@ -153,9 +159,9 @@ int cmd_router(int argc, char **argv)
         static const char *const names[] = {
             "--from",  "--to",           "--producers",       "--queue",
             "--heartbeat-ms", "--peer-timeout-ms", "--name", "--keys",
-            "--run", "--stall-ms"};
+            "--run", "--stall-ms", "--peers"};
         int k = -1;
-        for (int j = 0; j < 10; j++)
+        for (int j = 0; j < 11; j++)
             if (router_is_opt(a, names[j]))
                 k = j;
         if (k < 0)
@@ -168,6 +174,7 @@ int cmd_router(int argc, char **argv)
         case 6: o.name = v; break;
         case 7: keys = v; break;
         case 8: run = v; break;
+        case 10: o.peers = v; break;
         case 2:
             if (ss_parse_u64(v, 1, 4096, 0, &n))
                 return router_bad("--producers wants 1..4096, not", v);

@@ -7,7 +7,8 @@
  *
  *   data records   kind DATA, flags ENCRYPTED | LAST_PART (+ LINES for a
  *                  dataset), stream = the stream id given at encryption
- *                  (default 0), seq = 0, 1, 2 ... (the batch number),
+ *                  (default: random with the top bit clear, the file's
+ *                  id), seq = 0, 1, 2 ... (the batch number),
  *                  part 0, count = events, first_row = row number of
  *                  event 0; aux 0 except on the last data record:
  *                  SS_AUX_END | 1 (the end of the one source stream, what

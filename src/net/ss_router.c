@@ -78,6 +78,11 @@ typedef struct peer {
     ss_lineage *acks; /* producers: batches to confirm (one RECEIVED) */
     size_t nacks, capacks;
     int eos;  /* producers: sent their EOS */
+    int refused; /* producers: sent on a stream they do not own; every
+                    later message is dropped and they count for nothing */
+    uint32_t rest_stream; /* sources: the stream of the sealed file they
+                             forward (batches at rest), if rest_set */
+    int rest_set;
     int gone; /* unreachable: skip heartbeats until it talks again */
     int lost; /* producers: gone before their EOS (see producer_lost) */
 } peer;
@@ -114,6 +119,8 @@ struct ss_router {
     void *front, *back;
     ss_zap *zap; /* CURVE: the ZAP handler of the context */
     char name[SS_PROTO_NAME_MAX];
+    char *allow;  /* --peers: comma-separated names that may say hello,
+                     or NULL (anyone) */
     uint32_t id;  /* ss_name_id(name): the producer of its messages */
     uint64_t run; /* the run id (0 until known) */
     int run_known; /* from --run, or learnt from the first HELLO */
@@ -518,6 +525,21 @@ static int check_origin(ss_router *r, void *sock, const peer *p,
     return 0;
 }
 
+/* Whether routing id id may join: any name without --peers, else only
+ * one of the list. */
+static int peer_allowed(const ss_router *r, const uint8_t *id, size_t idlen)
+{
+    if (!r->allow)
+        return 1;
+    for (const char *a = r->allow; *a;) {
+        size_t n = strcspn(a, ",");
+        if (n == idlen && memcmp(a, id, n) == 0)
+            return 1;
+        a += n + (a[n] == ',');
+    }
+    return 0;
+}
+
 /* Counts and logs a message the router drops, like reject(), and tells
  * its sender why with an ABORT (a peer must not wait for an answer that
  * will never come): `router r1 refused hello message from 'x': why`. */
@@ -550,6 +572,69 @@ static int too_big(ss_router *r, void *sock, const uint8_t *id, size_t idlen,
              h->len, max);
     refuse(r, sock, id, idlen, label, what, why);
     return 1;
+}
+
+/* A hello's name must be its routing id (what the producer field and the
+ * stream a source owns derive from), and be on the --peers list. */
+static int hello_ok(ss_router *r, void *sock, const uint8_t *id,
+                    size_t idlen, const char *label, const ss_hello *he)
+{
+    if (strlen(he->name) != idlen || memcmp(he->name, id, idlen) != 0) {
+        char why[160];
+        snprintf(why, sizeof why, "its hello says it is '%.63s'",
+                 he->name);
+        refuse(r, sock, id, idlen, label, "hello message", why);
+        return 0;
+    }
+    if (!peer_allowed(r, id, idlen)) {
+        refuse(r, sock, id, idlen, label, "hello message",
+               "it is not one of the peers this router was started for "
+               "(--peers)");
+        return 0;
+    }
+    return 1;
+}
+
+/* The stream a source owns: ss_name_id of its name, top bit clear. */
+static uint32_t own_stream(const peer *p)
+{
+    return ss_name_id(p->hello.name) & 0x7fffffffu;
+}
+
+/* Expels producer p, which wrote on a stream it does not own: an ABORT to
+ * it alone, and from now on its messages are dropped and it counts for
+ * nothing (its data, its end of stream, its loss). */
+static void expel(ss_router *r, peer *p, const char *why)
+{
+    reject(r, p->label, "message", why);
+    ss_warn("router %s: refused producer '%s' for the rest of the run",
+            r->name, p->label);
+    p->refused = 1;
+    char reason[SS_PROTO_REASON_MAX];
+    snprintf(reason, sizeof reason, "router %s refused '%s': %s", r->name,
+             p->label, why);
+    if (ss_proto_abort(&r->out, reason) == 0)
+        send_out(r, r->front, p);
+}
+
+/* A source may send only its own stream, or the one stream of the sealed
+ * file it forwards (batches at rest). Returns 1 if p may send h. */
+static int source_owns(ss_router *r, peer *p, const ss_hdr *h)
+{
+    if (strcmp(p->hello.role, "source") != 0 || h->stream == own_stream(p))
+        return 1;
+    if (ss_hdr_at_rest(h) &&
+        (!p->rest_set || p->rest_stream == h->stream)) {
+        p->rest_stream = h->stream;
+        p->rest_set = 1;
+        return 1;
+    }
+    char why[200];
+    snprintf(why, sizeof why, "source '%s' sent batch %u/%llu on a stream "
+             "it does not own (its stream is %u)", p->label, h->stream,
+             (unsigned long long)h->seq, own_stream(p));
+    expel(r, p, why);
+    return 0;
 }
 
 /* ---- lineage tracking ------------------------------------------------- */
@@ -883,6 +968,8 @@ static void front_hello(ss_router *r, const uint8_t *id, size_t idlen,
                "too many producers (the limit is 4096)");
         return;
     }
+    if (!hello_ok(r, r->front, id, idlen, label, &he))
+        return;
     if (!p) {
         if (!(p = peers_add(&r->prod, id, idlen))) {
             fail(r, SS_ENOMEM, "out of memory adding producer '%s'", label);
@@ -910,6 +997,8 @@ static void front_data(ss_router *r, peer *p, const ss_hdr *h,
 {
     const char *why;
     char lin[64];
+    if (!source_owns(r, p, h))
+        return;
     int rc = lineage_accept(r, h, &why);
     if (rc == SS_ENOMEM) {
         fail(r, SS_ENOMEM, "out of memory tracking stream %u", h->stream);
@@ -975,6 +1064,21 @@ static void front_eos(ss_router *r, peer *p, const ss_hdr *h,
             fail(r, SS_ENOMEM, "out of memory reading an end of stream");
         else
             reject(r, p->label, "malformed end of stream", why);
+        return;
+    }
+    /* a source declares only its own stream (or its sealed file's) */
+    for (size_t i = 0; strcmp(p->hello.role, "source") == 0 &&
+                       i < e.nstreams; i++) {
+        uint32_t sid = e.streams[i].stream;
+        if (sid == own_stream(p) || (p->rest_set && sid == p->rest_stream) ||
+            (!p->rest_set && e.streams[i].count == 0))
+            continue;
+        char bad[200];
+        snprintf(bad, sizeof bad, "source '%s' declared stream %u in its "
+                 "end of stream, which it does not own (its stream is %u)",
+                 p->label, sid, own_stream(p));
+        expel(r, p, bad);
+        ss_eos_release(&e);
         return;
     }
     const char *gname = e.group[0] ? e.group : producer_group(p);
@@ -1127,6 +1231,10 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
                "it never said hello (HELLO must come first)");
         return;
     }
+    if (p && p->refused) {
+        reject(r, label, what, "it was refused earlier in this run");
+        return;
+    }
     if (p && p->lost) { /* it talks: it counts again, EOS and all */
         p->lost = 0;
         r->st.producers_lost--;
@@ -1172,7 +1280,7 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
  * run fails, naming it. */
 static void producer_lost(ss_router *r, peer *p, uint64_t silent_ms)
 {
-    if (!p->gone)
+    if (!p->gone || p->refused)
         return;
     p->lost = 1;
     r->st.producers_lost++;
@@ -1209,6 +1317,8 @@ static void back_hello(ss_router *r, const uint8_t *id, size_t idlen,
                "a source cannot take from a router's back");
         return;
     }
+    if (!hello_ok(r, r->back, id, idlen, label, &he))
+        return;
     if (!w && r->work.n >= SS_ROUTER_PEERS_MAX) {
         refuse(r, r->back, id, idlen, label, "hello message",
                "too many workers (the limit is 4096)");
@@ -1744,6 +1854,11 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
     }
     snprintf(r->name, sizeof r->name, "%s", name);
     r->id = ss_name_id(r->name);
+    if (o->peers && *o->peers && !(r->allow = strdup(o->peers))) {
+        free(r);
+        ss_errf(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
     r->run = o->run;
     r->run_known = o->run != 0;
     snprintf(r->from, sizeof r->from, "%s", o->from);
@@ -1861,6 +1976,7 @@ void ss_router_destroy(ss_router **p)
         free(r->groups[i].names);
     free(r->groups);
     ss_eos_release(&r->merged);
+    free(r->allow);
     ss_buf_release(&r->out);
     free(r);
     *p = NULL;

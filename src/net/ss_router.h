@@ -47,6 +47,8 @@ typedef struct ss_router_opts {
                              heartbeats (default 6 x peer_timeout_ms) */
     int linger_ms;        /* socket linger after the end (default 1000) */
     uint64_t run;         /* the run id; 0: learnt from the first HELLO */
+    const char *peers;    /* comma-separated names that may say hello on
+                             either side (copied), or NULL: anyone */
     const struct ss_curve *curve; /* CURVE server keys and the allowed
                                      peers (a ZAP handler runs in zctx),
                                      or NULL: no CURVE (ss_curve.h) */

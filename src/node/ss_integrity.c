@@ -223,14 +223,12 @@ int ss_integrity_finish(ss_integrity *ig, const ss_eos *eos, char *err,
         return SS_EINTEGRITY;
     }
     if (ended != declared) {
-        /* the native source numbers its streams 0..N-1: name one */
-        uint64_t miss = 0;
-        while (miss < declared && find(ig, (uint32_t)miss))
-            miss++;
-        snprintf(err, errlen, "integrity: the source injected %llu streams "
-                 "but %llu arrived (stream %llu missing entirely)",
-                 (unsigned long long)declared, (unsigned long long)ended,
-                 (unsigned long long)miss);
+        snprintf(err, errlen, "integrity: the source injected %llu "
+                 "stream%s but %llu arrived (%s)",
+                 (unsigned long long)declared, declared == 1 ? "" : "s",
+                 (unsigned long long)ended,
+                 ended < declared ? "a source stream is missing entirely"
+                                  : "a stream that no source announced");
         return SS_EINTEGRITY;
     }
     /* the routers' table must agree with what arrived */

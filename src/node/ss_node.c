@@ -868,7 +868,12 @@ int ss_node_new(const ss_node_opts *o, ss_node **out)
     ss_buf_init(&n->msg);
     ss_buf_init(&n->pt);
     ss_enclave_result_init(&n->res);
-    n->own_stream = own_stream_id(o->name);
+    /* a worker's results go out on its FINAL stream; `sstream lua` sending
+     * to a router is a source, whose stream is its name's id with the top
+     * bit clear (routers take nothing else from a source) */
+    n->own_stream = strcmp(o->role, "lua") == 0
+                        ? ss_name_id(o->name) & 0x7fffffffu
+                        : own_stream_id(o->name);
     n->zctx = zmq_ctx_new();
     if (!n->zctx) {
         ss_error("cannot create a zeromq context: %s", zmq_strerror(errno));

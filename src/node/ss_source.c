@@ -43,6 +43,7 @@ typedef struct part {
     uint64_t nlines;
     ss_link *link;
     uint32_t id;     /* ss_name_id of the part's name: its producer id */
+    uint32_t stream; /* the stream it owns: id with the top bit clear */
     ss_buf batch;    /* header + events being built */
     uint32_t count;  /* events in batch */
     uint64_t row;    /* line number of the batch's first event */
@@ -154,7 +155,7 @@ static int batch_send_end(part *p, int end)
     h.flags = SS_BF_LAST_PART | (s->jsonl ? 0 : SS_BF_LINES);
     if (end)
         h.aux = SS_AUX_END | s->nparts;
-    h.stream = p->index;
+    h.stream = p->stream;
     h.run = s->o->run;
     h.producer = p->id;
     h.seq = p->seq;
@@ -299,6 +300,7 @@ static int open_part_link(part *p)
     lo.curve = s->key || s->sealed ? &s->curve : NULL;
     lo.run = s->o->run;
     p->id = ss_name_id(name);
+    p->stream = p->id & 0x7fffffffu; /* routers check it is ours */
     return ss_link_new(s->zctx, &lo, &p->link, p->err, sizeof p->err);
 }
 
@@ -355,7 +357,7 @@ static int part_finish(part *p)
         return rc;
     ss_eos eos;
     ss_eos_init(&eos);
-    ss_eos_add_stream(&eos, p->index, p->seq);
+    ss_eos_add_stream(&eos, p->stream, p->seq);
     snprintf(eos.group, sizeof eos.group, "%s", p->src->o->name);
     eos.members = p->src->nparts;
     rc = ss_link_send_eos(p->link, &eos, 600000);

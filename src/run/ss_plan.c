@@ -315,6 +315,45 @@ static int push_limits(const plan_ctx *cx, strv *a)
     return 0;
 }
 
+/* Appends "name," to b. */
+static int add_name(ss_buf *b, const char *fmt, const char *a, int i)
+{
+    char name[SS_STATS_NAME_MAX + 16];
+    int n = snprintf(name, sizeof name, fmt, a, i);
+    return ss_buf_append(b, name, (size_t)n) || ss_buf_append(b, ",", 1)
+               ? SS_ENOMEM
+               : 0;
+}
+
+/* *out = the names that may join router r (1-based), comma-separated
+ * (its --peers): on FRONT the source's parts or the previous stage's
+ * workers, on BACK the next stage's workers or the sink. Caller frees. */
+static int router_peers(const ss_pipeline *p, size_t r, char **out)
+{
+    ss_buf b = SS_BUF_INIT;
+    int rc = 0;
+    if (r == 1)
+        for (int i = 0; i < p->source.parts && !rc; i++)
+            rc = add_name(&b, "%s-%d", "source", i);
+    else
+        for (int w = 1; w <= p->stages[r - 2].workers && !rc; w++)
+            rc = add_name(&b, "%s-%d", p->stages[r - 2].name, w);
+    if (r == p->nstages + 1)
+        rc = rc ? rc : add_name(&b, "%s", "sink", 0);
+    else
+        for (int w = 1; w <= p->stages[r - 1].workers && !rc; w++)
+            rc = add_name(&b, "%s-%d", p->stages[r - 1].name, w);
+    if (!rc && b.len)
+        b.data[b.len - 1] = '\0'; /* the last comma */
+    if (rc || !b.len) {
+        ss_buf_release(&b);
+        *out = NULL;
+        return rc;
+    }
+    *out = b.data;
+    return 0;
+}
+
 /* Whether stage s keeps state across events (ss_stage_stateful): its
  * script is loaded once in a sandboxed, capped Lua state, as an enclave
  * would. 1, 0, or -1 if it does not load that way (then nothing is
@@ -406,6 +445,7 @@ static int plan(plan_ctx *cx)
         if ((rc = comp_keys(cx, c)))
             return rc;
         strv a = {0}, e = {0};
+        char *allow = NULL;
         if ((rc = strv_push(&a, "%s", cx->o->argv0)) ||
             (rc = strv_push(&a, "router")) ||
             (rc = strv_push(&a, "--from")) ||
@@ -420,14 +460,20 @@ static int plan(plan_ctx *cx)
              ((rc = strv_push(&a, "--keys")) ||
               (rc = strv_push(&a, "%s", c->keydir)))) ||
             (rc = strv_push(&e, "FROM=%s", ep_from(cx, r))) ||
-            (rc = strv_push(&e, "TO=%s", ep_to(cx, r))))
+            (rc = strv_push(&e, "TO=%s", ep_to(cx, r))) ||
+            /* only the components of this run may join (--peers) */
+            (rc = router_peers(p, r, &allow)) ||
+            (allow && ((rc = strv_push(&a, "--peers")) ||
+                       (rc = strv_push(&a, "%s", allow)))))
             goto fail;
+        free(allow);
         c->argv = a.v;
         c->env = e.v;
         if ((rc = child_files(cx, c, 1, 0)))
             return rc;
         continue;
     fail:
+        free(allow);
         strv_free(a.v);
         strv_free(e.v);
         return rc;

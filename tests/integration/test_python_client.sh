@@ -21,7 +21,7 @@ wpid=$!; _pids+=($wpid)
 PYTHONPATH=$ROOT/tests/python timeout -k 5 120 $PY - "$T" > py.out 2> py.err <<'PY'
 import sys, threading
 import zmq
-from sstream_client import Producer, Consumer
+from sstream_client import Producer, Consumer, stream_of
 t = sys.argv[1]
 ctx = zmq.Context()
 got, eos = [], {}
@@ -33,20 +33,21 @@ def consume():
 th = threading.Thread(target=consume)
 th.start()
 p = Producer(ctx, "ipc://%s/a-in" % t, "py-src", "py")
+S = stream_of("py-src")  # a source sends on the stream its name owns
 for seq in range(3):
-    p.send_batch(7, seq, [{"v": seq * 10 + i, "tag": "é%d" % i} for i in range(10)],
+    p.send_batch(S, seq, [{"v": seq * 10 + i, "tag": "é%d" % i} for i in range(10)],
                  first_row=1 + seq * 10)
 # a batch announcing 2 events whose bytes are not MessagePack
-p.send_batch(7, 3, [None, None], raw=b"\xc1\xc1\xc1")
-p.end([(7, 4)])
+p.send_batch(S, 3, [None, None], raw=b"\xc1\xc1\xc1")
+p.end([(S, 4)])
 th.join(30)
 values = sorted(e["v"] for _, _, evs in got for e in evs)
 print("batches", len(got))
 print("events", sum(len(evs) for _, _, evs in got))
 print("values_ok", values == sorted(2 * (s * 10 + i) for s in range(3) for i in range(10)))
 print("tags_ok", all(e["tag"].endswith("!") and e["tag"].startswith("é") for _, _, evs in got for e in evs))
-print("lineage", sorted((s, q) for s, q, _ in got))
-print("eos_streams", eos.get("streams"))
+print("lineage", sorted((s if s != S else "S", q) for s, q, _ in got))
+print("eos_streams", [[s if s != S else "S", n] for s, n in eos.get("streams")])
 ctx.destroy(linger=500)
 PY
 rc=$?
@@ -56,8 +57,8 @@ contains "4 batches came back (one per batch sent, same lineage)" py.out "^batch
 contains "30 events came back" py.out "^events 30$"
 contains "every value was doubled by the Lua worker" py.out "^values_ok True$"
 contains "UTF-8 strings survive the round trip" py.out "^tags_ok True$"
-contains "lineage is kept end to end" py.out "^lineage \[\(7, 0\), \(7, 1\), \(7, 2\), \(7, 3\)\]$"
-contains "end of stream carries the stream table" py.out "^eos_streams \[\[7, 4\]\]$"
+contains "lineage is kept end to end" py.out "^lineage \[\('S', 0\), \('S', 1\), \('S', 2\), \('S', 3\)\]$"
+contains "end of stream carries the stream table" py.out "^eos_streams \[\['S', 4\]\]$"
 wait_max 60 $wpid; wrc=$?
 check "the worker exits 0 after the client's end of stream" test $wrc -eq 0
 contains "the malformed batch is rejected by the worker" rejects.jsonl '"seq":3.*malformed event encoding.*"events":2|"events":2.*malformed event encoding'

@@ -94,8 +94,8 @@ assert sum(1 for r in rows if r["final"]) == 8' "$T/o1.jsonl"
 A=$T/args
 check "8 components started" test "$(ls "$A" | wc -l)" -eq 8
 contains "router-1 command line" "$A/router-1.args" \
-    "^argv router --from ipc://[^ ]+/r1-in --to ipc://[^ ]+/r1-out --producers 1 --name router-1$"
-contains "router-3 feeds the sink" "$A/router-3.args" "^argv router .*--producers 1 --name router-3$"
+    "^argv router --from ipc://[^ ]+/r1-in --to ipc://[^ ]+/r1-out --producers 1 --name router-1 --peers source-0,source-1,source-2,source-3,map-1,map-2$"
+contains "router-3 feeds the sink" "$A/router-3.args" "^argv router .*--producers 1 --name router-3 --peers filter-1,sink$"
 contains "worker command line" "$A/map-2.args" \
     "^argv worker $P/map.lua --from ipc://[^ ]+/r1-out --to ipc://[^ ]+/r2-in --name map-2 --stage map --rejects $T/o1/rejects/map-2.jsonl --security plain$"
 contains "source command line" "$A/source.args" \

@@ -33,6 +33,8 @@ static ss_hdr sample_hdr(void)
     h.count = 5;
     h.first_row = 1234;
     h.aux = 9;
+    h.run = 0x0a0b0c0d01020304ull; /* sealed with the rest (72 bytes) */
+    h.producer = 0xfeedbeefu;
     return h;
 }
 

@@ -95,6 +95,8 @@ static void *router_main(void *arg)
     return NULL;
 }
 
+static const char *router_peers; /* --peers of the next router_start */
+
 static void router_start(rthread *rt, unsigned producers, unsigned queue)
 {
     memset(rt, 0, sizeof *rt);
@@ -106,7 +108,8 @@ static void router_start(rthread *rt, unsigned producers, unsigned queue)
                         .queue = queue,
                         .heartbeat_ms = hb_ms,
                         .peer_timeout_ms = peer_timeout_ms,
-                        .linger_ms = 100};
+                        .linger_ms = 100,
+                        .peers = router_peers};
     char err[600];
     int rc = ss_router_new(zctx, &o, &rt->r, err, sizeof err);
     if (rc)
@@ -263,7 +266,8 @@ static int has_roster(const ss_eos *e, const char *name)
 
 typedef struct fprod {
     const char *name, *group;
-    const char *role; /* default "source" */
+    const char *role; /* default "worker" (a source may only send the
+                         stream its name owns: see own()) */
     int stateful;
     int no_eos; /* vanish once all is confirmed, without an EOS */
     unsigned members;
@@ -310,8 +314,8 @@ static void *prod_main(void *arg)
     ss_link *l;
     ss_link_opts o = {.endpoint = front_ep,
                       .name = p->name,
-                      .role = p->role ? p->role : "source",
-                      .stage = p->role ? p->role : "source",
+                      .role = p->role ? p->role : "worker",
+                      .stage = p->role ? p->role : "map",
                       .group = p->group,
                       .members = p->members,
                       .stateful = p->stateful,
@@ -817,18 +821,26 @@ static void test_stateless_producer_vanishes(void **state)
 
 /* A source, or a stateful worker, that vanishes before its end of stream
  * takes data that exists nowhere else: the run fails and names it. */
+/* The stream a source called name owns (routers check it). */
+static uint32_t own(const char *name)
+{
+    return ss_name_id(name) & 0x7fffffffu;
+}
+
 static void vanish_fails(const char *role, int stateful, const char *name,
                          const char *says)
 {
+    int src = strcmp(role, "source") == 0;
     rthread rt;
     router_start(&rt, 2, 64);
     fworker w = {.name = "next-1", .credits = 4};
     worker_start(&w);
     fprod p[2] = {{.name = "ok-1", .role = role, .stateful = stateful,
-                   .group = "a", .stream = 1, .n = 5, .skip = -1,
-                   .dup = -1},
+                   .group = "a", .stream = src ? own("ok-1") : 1, .n = 5,
+                   .skip = -1, .dup = -1},
                   {.name = name, .role = role, .stateful = stateful,
-                   .group = "b", .stream = 2, .n = 5, .no_eos = 1,
+                   .group = "b", .stream = src ? own(name) : 2, .n = 5,
+                   .no_eos = 1,
                    .skip = -1, .dup = -1}};
     for (int i = 0; i < 2; i++)
         prod_start(&p[i]);
@@ -1303,8 +1315,8 @@ static void test_queue_bytes(void **state)
     char *payload = calloc(1, len);
     assert_non_null(payload);
     for (uint64_t seq = 0; seq < 10; seq++) {
-        ss_hdr d = {.kind = SS_MSG_DATA, .stream = 1, .seq = seq,
-                    .count = 1, .flags = SS_BF_LAST_PART};
+        ss_hdr d = {.kind = SS_MSG_DATA, .stream = own("big-src"),
+                    .seq = seq, .count = 1, .flags = SS_BF_LAST_PART};
         ss_proto_build(&b, &d, payload, len);
         ss_hdr_stamp(b.data, 0, ss_name_id("big-src"));
         raw_send(f, b.data, b.len);
@@ -1439,6 +1451,81 @@ static void test_origin_checks(void **state)
     test_done = 1;
 }
 
+/* Streams belong to their producers (issue 8, 7): a peer that joins as a
+ * source and sends, before the real source, batches on the real source's
+ * stream is refused (an ABORT to it alone, named in the log) and counts
+ * for nothing afterwards, not even its end of stream; the real source's
+ * batches all arrive. A hello under another name than the routing id is
+ * refused, and so is anyone not on the --peers list. */
+static void test_stream_ownership(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_peers = "src-1,evil,map-1";
+    router_start(&rt, 1, 64);
+    router_peers = NULL;
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+
+    void *x = raw_dealer(front_ep, "stranger"); /* not on --peers */
+    ss_hello he = {.name = "stranger", .role = "source", .stage = "x",
+                   .group = "source", .members = 1};
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("stranger"));
+    raw_send(x, b.data, b.len);
+    assert_int_equal(raw_recv(x, &h), SS_MSG_ABORT);
+    zmq_close(x);
+
+    void *f = raw_dealer(front_ep, "evil");
+    he = (ss_hello){.name = "src-1", .role = "source", .stage = "source",
+                    .group = "source", .members = 1};
+    ss_proto_hello(&b, &he); /* says it is src-1 */
+    ss_hdr_stamp(b.data, 0, ss_name_id("evil"));
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_ABORT);
+    snprintf(he.name, sizeof he.name, "evil");
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("evil"));
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    /* seqs 0..4 of src-1's stream, before src-1 */
+    for (uint64_t q = 0; q < 5; q++) {
+        ss_hdr d = {.kind = SS_MSG_DATA, .stream = own("src-1"), .seq = q,
+                    .count = 1, .flags = SS_BF_LAST_PART,
+                    .producer = ss_name_id("evil")};
+        ss_proto_build(&b, &d, "\xa1x", 2);
+        raw_send(f, b.data, b.len);
+    }
+    assert_int_equal(raw_recv(f, &h), SS_MSG_ABORT);
+    ss_eos e;
+    ss_eos_init(&e);
+    ss_eos_add_stream(&e, own("src-1"), 5);
+    snprintf(e.group, sizeof e.group, "source");
+    e.members = 1;
+    ss_eos_encode(&e, &b);
+    ss_eos_release(&e);
+    ss_hdr_stamp(b.data, 0, ss_name_id("evil"));
+    raw_send(f, b.data, b.len); /* dropped: it was refused */
+
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    fprod p = {.name = "src-1", .role = "source", .group = "source",
+               .members = 1, .stream = own("src-1"), .n = 30, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    prod_join(&p);
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    uint32_t streams[] = {own("src-1")};
+    check_exactly_once(&w, 1, streams, 1, 30);
+    check_eos(&w, streams, 1, 30, 1);
+    assert_int_equal(rt.st.duplicates, 0);
+    zmq_close(f);
+    ss_buf_release(&b);
+    worker_free(&w);
+    test_done = 1;
+}
+
 /* No router at the endpoint: a clear timeout, for both ends. */
 static void test_connect_timeout(void **state)
 {
@@ -1550,6 +1637,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_data_answered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_ownership, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_silent_worker_lost, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, setup,
