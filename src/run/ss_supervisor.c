@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -69,6 +70,7 @@ struct ss_supervisor {
     char *exe;   /* what to execve */
     char *argv0; /* argv[0] of the children */
     char *outdir, *logdir, *rejdir;
+    int out_lock; /* <outdir>/.lock, flock'ed while the run lives, or -1 */
     ss_plan *plan;
     ss_runkeys *rk;  /* the components' key folders (tmpdir/keys) */
     const char **names, **pubs; /* each kid's name and CURVE key */
@@ -281,6 +283,51 @@ int ss_supervisor_keyservice_auth(ss_supervisor *sv, ss_keyserver_auth *a)
     return 0;
 }
 
+/*
+ * Two runs writing one output folder mix their logs, rejects and summary
+ * (one run's summary counted rows whose rejects the other had truncated).
+ * The run holds an exclusive flock on <outdir>/.lock for its whole life
+ * (it goes with the process, even on SIGKILL; children do not inherit
+ * it), with its pid written in it for the message. Returns 0, or
+ * SS_EINVAL naming the folder and the pid of the run that holds it.
+ */
+static int lock_outdir(ss_supervisor *sv, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/.lock", sv->outdir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "output folder '%s': cannot open its lock "
+                 "file: %s", sv->outdir, strerror(errno));
+        return SS_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            snprintf(err, errlen, "output folder '%s' is in use by another "
+                     "run (pid %s): wait for it to end, or give this run "
+                     "its own folder with --output-dir", sv->outdir,
+                     pid[0] ? pid : "?");
+            return SS_EINVAL;
+        }
+        snprintf(err, errlen, "output folder '%s': cannot lock it: %s",
+                 sv->outdir, strerror(e));
+        return SS_EIO;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) < 0) {
+        /* the pid is only for the message: the lock is what counts */
+    }
+    sv->out_lock = fd;
+    return 0;
+}
+
 /* See ss_supervisor.h. */
 int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
                       ss_supervisor **outp, char *err, size_t errlen)
@@ -290,6 +337,7 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     if (!sv)
         return SS_ENOMEM;
     sv->p = p;
+    sv->out_lock = -1;
     if (o)
         sv->o = *o;
     sv->sink = sv->source = -1;
@@ -324,6 +372,9 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
                  strerror(errno));
         goto fail_noerr;
     }
+    if ((rc = lock_outdir(sv, err, errlen)))
+        goto fail_noerr;
+    rc = SS_ENOMEM;
     ss_plan_opts po = {sv->argv0,       sv->outdir,       sv->logdir,
                        sv->rejdir,      sv->o.tcp,        sv->o.keys,
                        sv->o.keyservice, sv->o.enclave};
@@ -1268,6 +1319,8 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     ss_plan_destroy(&sv->plan);
     free(sv->exe);
     free(sv->argv0);
+    if (sv->out_lock >= 0)
+        close(sv->out_lock); /* releases the folder */
     free(sv->outdir);
     free(sv->logdir);
     free(sv->rejdir);
