@@ -1526,6 +1526,49 @@ static void test_stream_ownership(void **state)
     test_done = 1;
 }
 
+/* A router of another wire version (a raw ROUTER answering in version
+ * 1): the peer fails at once, naming both versions. */
+static void *old_router_main(void *arg)
+{
+    void *r = arg;
+    uint8_t id[256], buf[2048];
+    int idn = zmq_recv(r, id, sizeof id, 0);
+    int n = zmq_recv(r, buf, sizeof buf, 0);
+    if (idn <= 0 || n < SS_HDR_SIZE)
+        return NULL;
+    uint8_t old[48 + 4];
+    memset(old, 0, sizeof old);
+    memcpy(old, "SSB1", 4);
+    old[4] = 1; /* a version 1 ABORT whose reason we cannot parse anyway */
+    old[5] = SS_MSG_ABORT;
+    ss_put_u32(old + 28, 4);
+    zmq_send(r, id, (size_t)idn, ZMQ_SNDMORE);
+    zmq_send(r, old, sizeof old, 0);
+    return NULL;
+}
+
+static void test_peer_other_version(void **state)
+{
+    (void)state;
+    void *r = zmq_socket(zctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(r, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_bind(r, front_ep), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, old_router_main, r), 0);
+    char err[256];
+    ss_link *l = NULL;
+    ss_link_opts o = {.endpoint = front_ep, .name = "map-1",
+                      .connect_timeout_ms = 3000};
+    assert_int_equal(ss_link_new(zctx, &o, &l, err, sizeof err), SS_EPROTO);
+    assert_null(l);
+    print_message("peer: %s\n", err);
+    assert_non_null(strstr(err, "speaks wire version 1, 'map-1' speaks 2"));
+    pthread_join(t, NULL);
+    zmq_close(r);
+    test_done = 1;
+}
+
 /* No router at the endpoint: a clear timeout, for both ends. */
 static void test_connect_timeout(void **state)
 {
@@ -1640,6 +1683,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_ownership, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_silent_worker_lost, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_peer_other_version, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, setup,
                                         teardown),
