@@ -1,7 +1,8 @@
 # SecureStreams build. `make` builds bin/sstream and bin/sstream-enclave
 # (the sandbox enclave program, linked statically: nothing is loaded into
 # it that its measurement does not cover); `make test` runs every test;
-# `make demo` runs DelayedFlights; `make bench` runs the benchmarks.
+# `make demo` runs DelayedFlights; `make bench` runs the benchmarks;
+# `make image` builds the container image securestreams:<version>.
 # Build types: `make SAN=1` (ASan+UBSan, into build-san/), `make valgrind`.
 # `make format` (clang-format on changed files), `make check` (cppcheck).
 # Test builds: bin/sstream-test and bin/sstream-enclave-test have the test
@@ -96,13 +97,20 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: FORCE all deps test test-unit test-lua test-integration test-san valgrind \
-        demo bench clean format check fuzz fuzz-bins
+.PHONY: FORCE all deps image test test-unit test-lua test-integration \
+        test-san valgrind demo bench clean format check fuzz fuzz-bins
 
 all: $(BIN) $(ENC_BIN)
 
 deps:
 	@scripts/deps.sh
+	@scripts/deploy-deps.sh
+
+# The container image securestreams:<version> (deploy/docker/Dockerfile;
+# needs a running Docker engine; docs/DEPLOY.md).
+image:
+	@scripts/deploy-deps.sh
+	@scripts/build-image.sh
 
 # objects are rebuilt when the compiler flags change (a stamp file)
 CFLAGS_STAMP := $(BUILD)/cflags.stamp
