@@ -30,6 +30,7 @@ LUALIB  := -llua5.4
 else
 $(error LUA must be 5.4 or luajit, not '$(LUA)')
 endif
+# (deploy/docker/Dockerfile installs their Debian packages: keep both in step)
 PKGS    := $(LUAPKG) libzmq libsodium libseccomp yaml-0.1 msgpack libmicrohttpd
 
 ifeq ($(SAN),1)
