@@ -870,6 +870,45 @@ static void test_none_backend(void **state)
     ss_enclave_close(&e);
 }
 
+/* An enclave serves one run (issue 8, 6b): a batch of another run is
+ * refused, naming both; its outputs carry the run and its worker's id. */
+static void test_run_bound(void **state)
+{
+    (void)state;
+    const char *p = script("run", MAP_SCRIPT("  return v"));
+    ss_enclave_opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = "none";
+    o.name = "map-1";
+    o.stage = "map";
+    o.script_path = p;
+    o.run = 0x1111222233334444ull;
+    ss_enclave *e = NULL;
+    char err[1024];
+    if (ss_enclave_open(&o, &e, err, sizeof err))
+        fail_msg("open: %s", err);
+    ss_buf msg = SS_BUF_INIT;
+    const char *ev[] = {"ab"};
+    batch(&msg, 0, ev, 1); /* run 0: another run */
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    assert_int_equal(ss_enclave_call(e, msg.data, msg.len, &r, err,
+                                     sizeof err), SS_EDENIED);
+    assert_non_null(strstr(err, "of run 0000000000000000: this enclave "
+                                "serves run 1111222233334444"));
+    ss_put_u64((uint8_t *)msg.data + 48, o.run);
+    assert_int_equal(ss_enclave_call(e, msg.data, msg.len, &r, err,
+                                     sizeof err), 0);
+    ss_hdr h;
+    const char *why;
+    assert_int_equal(ss_hdr_decode(r.msg.data, r.msg.len, &h, &why), 0);
+    assert_int_equal(h.run, o.run);
+    assert_int_equal(h.producer, ss_name_id("map-1"));
+    ss_enclave_result_release(&r);
+    ss_buf_release(&msg);
+    ss_enclave_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -885,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_reduce_inside),
         cmocka_unit_test(test_completion_error_sealed),
         cmocka_unit_test(test_none_backend),
+        cmocka_unit_test(test_run_bound),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
