@@ -975,7 +975,14 @@ static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
         (double)peak / 1024.0, peak_c ? " (" : "",
         peak_c ? peak_c->name : "", peak_c ? ")" : "");
     int bal = balance(sv);
-    if (nrejects >= 0)
+    const ss_stats *snk = stats_of(sv, (size_t)sv->sink);
+    if (nrejects >= 0 && snk && snk->rejected)
+        /* the sink's rejects are results it failed to print: after the
+         * rows were counted, so not in the equation above */
+        out(sv, "  rejects: %ld in %s (%llu of them by the sink: results "
+                "its script failed on, not counted as rows)\n",
+            nrejects, rpath, (unsigned long long)snk->rejected);
+    else if (nrejects >= 0)
         out(sv, "  rejects: %ld in %s\n", nrejects, rpath);
     if (!sv->o.quiet)
         fflush(stderr);
@@ -1261,6 +1268,13 @@ int ss_supervisor_run(ss_supervisor *sv)
             int r = ss_accounting_rejects(&sv->books,
                                           sv->p->max_reject_ratio, m,
                                           sizeof m);
+            const ss_stats *snk = stats_of(sv, (size_t)sv->sink);
+            if (snk && snk->rejected)
+                say(sv, "warning: the sink's script failed on %llu of the "
+                        "%llu results it received: they are not in the "
+                        "output (reasons in rejects.jsonl)",
+                    (unsigned long long)snk->rejected,
+                    (unsigned long long)snk->in);
             if (r == SS_ACCT_REJECTS_WARN) {
                 say(sv, "warning: %s", m);
             } else if (r == SS_ACCT_REJECTS_FAIL) {

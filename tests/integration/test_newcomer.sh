@@ -134,4 +134,15 @@ TMPDIR=$T/tmp timeout 60 "$SS" run p.yml --output-dir out11 > /dev/null 2>&1; rc
 check "the next run succeeds" test $rc -eq 0
 left=$(ls tmp | grep -c sstream-run-)
 check "... and removes the dead run's folder, then its own ($left left)" test "$left" -eq 0
+# --- a sink whose script fails on results: said, not hidden in the books
+cat > ns.yml <<'YML'
+name: ns
+source: { file: data.csv, format: csv, header: true }
+stages:
+  - { name: map, script: map-csv-to-event.lua }
+sink: { script: print-results.lua }
+YML
+timeout 60 "$SS" run ns.yml --output-dir out12 > o 2> e
+contains "a sink failing on every result is warned about" e "warning: the sink's script failed on 500 of the 500 results it received"
+contains "... and the rejects line says which rejects are the sink's" e "rejects: 500 in out12/rejects.jsonl \(500 of them by the sink"
 finish
