@@ -90,6 +90,10 @@ static int child_seccomp(void)
         SCMP_SYS(mremap),       SCMP_SYS(madvise),
         SCMP_SYS(mlock),        SCMP_SYS(munlock),
         SCMP_SYS(getrandom),    SCMP_SYS(getrusage),
+        /* the script budget's CPU timer, made while the stage loaded
+         * (ss_stage.c): armed around each batch; its signal returns by
+         * rt_sigreturn */
+        SCMP_SYS(timer_settime),
     };
     for (size_t i = 0; !rc && i < sizeof plain / sizeof plain[0]; i++)
         rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, plain[i], 0);

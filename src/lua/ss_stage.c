@@ -23,9 +23,16 @@
 #include "wire/ss_msgpack.h"
 
 #include "lua/ss_lua_api.h"
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 struct ss_stage {
     ss_lua *lua;
@@ -42,7 +49,7 @@ struct ss_stage {
     ss_stage_flush_fn flush;
     void *flush_arg;
     size_t flush_size;
-    int flush_rc;
+    int flush_rc, flush_final;
     ss_stage_counts totals;
     /* location of the event being processed, for reject records */
     const ss_hdr *hdr;
@@ -56,57 +63,317 @@ struct ss_stage {
     uint32_t ev_cnt;
     uint64_t ev_outs;
     int decoded, malformed;
-    /* instruction budget (count hook): `used` counts the current event's
-     * (or the completion's) instructions while `metered` */
+    /* instruction budget (see "the budget" below): `used` counts the
+     * current event's (or the completion's) instructions while
+     * `metered`; the flags are read by the timer's signal handler */
     uint64_t max_insns, used;
-    int metered, over;
+    volatile sig_atomic_t metered, in_hook, ticked, hooked;
+    int over;
+    int timed; /* 1: the CPU timer arms the hook; 0: always hooked */
+    lua_State *volatile running; /* the coroutine running, or NULL */
     const char *metering; /* "an event", "the completion", ... */
     ss_stage_tick_fn tick; /* host duties during long user code */
     void *tick_arg;
     char err[512];
 };
 
-/* The count hook fires every HOOK_STEP instructions of any thread of the
- * state (coroutines inherit it); past the budget it fires on every
- * instruction, so that a script catching the error (pcall in a loop) is
- * stopped at its next instruction outside the pcall. */
+/* --- the budget ------------------------------------------------------------
+ *
+ * A Lua count hook puts the VM in trap mode: every instruction then goes
+ * through the hook machinery (+18 % instructions for DelayedFlights' Lua
+ * stages, 2.2x for a tight loop). So in the normal case no hook is set.
+ * While a stage runs Lua for an event, a completion or its main chunk
+ * (and only then: the timer is armed around that, so waits elsewhere in
+ * the host are never interrupted), a timer on the thread's CPU clock
+ * fires every BUDGET_TICK_NS of CPU the thread burns; its signal handler
+ * only arms a count hook of 1 on the thread running (lua_sethook may be
+ * called from a signal handler). That hook calls the host's tick, then
+ * counts the rest of the event's instructions by HOOK_STEP. An event
+ * shorter than a tick is never hooked; a long one is counted from its
+ * first tick on, so it is stopped after max_instructions counted plus at
+ * most one tick of CPU (the budget never stops an event that ran fewer
+ * than max_instructions instructions). The next event, or the end of the
+ * batch, removes the hook. Lua 5.4 keeps a hook per coroutine: the stage
+ * tracks the coroutine running (coroutine.resume and .wrap, see
+ * track_coroutines) for the handler to arm; LuaJIT's hook is global.
+ * Without the timer (timer_create failed) the count hook stays set from
+ * start to end, which counts exactly, at the old price. */
 #define HOOK_STEP 10000
+#define BUDGET_TICK_NS 10000000L /* 10 ms of the thread's CPU */
+#define BUDGET_SIGNAL SIGVTALRM
+
+/* the stage whose Lua runs metered on this thread (read by the handler) */
+static _Thread_local ss_stage *volatile tl_cur;
+/* this thread's CPU timer: 0 not tried, 1 made, -1 cannot be made */
+static _Thread_local int tl_timer_state;
+static _Thread_local timer_t tl_timer;
+static pthread_key_t timer_key;
+static pthread_once_t timer_once = PTHREAD_ONCE_INIT;
+static int timer_sig_ok;
+
+static void count_hook(lua_State *L, lua_Debug *ar);
+
+/* Runs on the thread whose CPU the timer measures. Touches only
+ * sig_atomic_t flags and lua_sethook; skipped while the hook itself or
+ * the stage's own code changes the hook (in_hook; tl_cur unset). */
+static void budget_signal(int sig)
+{
+    (void)sig;
+    int e = errno;
+    ss_stage *s = tl_cur;
+    if (s && s->metered && !s->in_hook) {
+        s->ticked = 1;
+        lua_State *L = s->running ? s->running : s->L;
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+        s->hooked = 1;
+    }
+    errno = e;
+}
+
+/* Deletes a thread's timer when the thread ends. */
+static void timer_drop(void *arg)
+{
+    (void)arg;
+    if (tl_timer_state == 1)
+        timer_delete(tl_timer);
+    tl_timer_state = 0;
+}
+
+static void timer_init_once(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = budget_signal;
+    sa.sa_flags = SA_RESTART; /* read/write/futex restart, not fail */
+    sigemptyset(&sa.sa_mask);
+    timer_sig_ok = sigaction(BUDGET_SIGNAL, &sa, NULL) == 0 &&
+                   pthread_key_create(&timer_key, timer_drop) == 0;
+}
+
+/* Makes this thread's CPU timer (disarmed) if it has none; 0 or -1.
+ * Called while a stage loads, i.e. before an enclave locks itself down
+ * (timer_create is not in its allow list; timer_settime is). */
+static int timer_ready(void)
+{
+    if (tl_timer_state)
+        return tl_timer_state > 0 ? 0 : -1;
+    tl_timer_state = -1;
+    pthread_once(&timer_once, timer_init_once);
+    if (!timer_sig_ok)
+        return -1;
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = BUDGET_SIGNAL;
+    ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &ev, &tl_timer) != 0)
+        return -1;
+    if (pthread_setspecific(timer_key, &tl_timer) != 0) {
+        timer_delete(tl_timer);
+        return -1;
+    }
+    tl_timer_state = 1;
+    return 0;
+}
+
+/* Arms (on) or disarms this thread's timer; no-op without one. */
+static void timer_arm(int on)
+{
+    if (tl_timer_state != 1)
+        return;
+    struct itimerspec it;
+    memset(&it, 0, sizeof it);
+    if (on) {
+        it.it_value.tv_nsec = BUDGET_TICK_NS;
+        it.it_interval.tv_nsec = BUDGET_TICK_NS;
+    }
+    timer_settime(tl_timer, 0, &it, NULL);
+}
+
+/* Calls fn(arg) with the budget's signal blocked: host work that may wait
+ * on a socket (a heartbeat, a flush) must not see EINTR from it. */
+static void without_budget_signal(ss_stage *s, void (*fn)(ss_stage *))
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, BUDGET_SIGNAL);
+    int blocked = s->timed && pthread_sigmask(SIG_BLOCK, &set, &old) == 0;
+    fn(s);
+    if (blocked)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void call_tick(ss_stage *s) { s->tick(s->tick_arg); }
 
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     ss_stage *s = *(ss_stage **)lua_getextraspace(L);
-    if (!s || !s->metered) {
-        if (lua_gethookcount(L) != HOOK_STEP)
+    if (!s)
+        return;
+    s->in_hook = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (!s->metered) {
+        /* a coroutine that kept the hook of an earlier event */
+        if (s->timed)
+            lua_sethook(L, NULL, 0, 0);
+        else if (lua_gethookcount(L) != HOOK_STEP)
             lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+        s->in_hook = 0;
         return;
     }
     s->used += (uint64_t)lua_gethookcount(L);
     if (s->used <= s->max_insns) {
-        if (lua_gethookcount(L) != HOOK_STEP) /* a thread left at 1 */
+        if (lua_gethookcount(L) != HOOK_STEP) /* armed at 1 */
             lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
-        if (s->tick)
-            s->tick(s->tick_arg);
+        int tick = s->ticked || !s->timed;
+        s->ticked = 0;
+        atomic_signal_fence(memory_order_seq_cst);
+        s->in_hook = 0;
+        if (tick && s->tick)
+            without_budget_signal(s, call_tick);
         return;
     }
     s->over = 1;
-    if (lua_gethookcount(L) != 1)
+    if (lua_gethookcount(L) != 1) /* every instruction, past pcalls */
         lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    s->in_hook = 0;
     luaL_error(L, "stage '%s': %s ran past max_instructions ("
                   SS_LUA_FMT_INT " Lua instructions): stopped",
                s->stage, s->metering, SS_LUA_ARG_INT(s->max_insns));
 }
 
+/* Removes the hook a tick set on the running thread (the main one when
+ * called between events). */
+static void unhook(ss_stage *s)
+{
+    if (s->timed && s->hooked) {
+        lua_sethook(s->L, NULL, 0, 0);
+        s->hooked = 0;
+    }
+}
+
 /* Starts metering one event, the completion or the script's loading
- * (what, for the error). */
+ * (what, for the error). Cheap: called per event. */
 static void meter_start(ss_stage *s, const char *what)
 {
+    tl_cur = NULL; /* the handler keeps off while we change things */
+    atomic_signal_fence(memory_order_seq_cst);
     s->metering = what;
     s->used = 0;
     s->over = 0;
     s->metered = 1;
-    lua_sethook(s->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+    s->ticked = 0;
+    unhook(s);
+    if (!s->timed)
+        lua_sethook(s->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+    atomic_signal_fence(memory_order_seq_cst);
+    tl_cur = s;
 }
+
+/* Stops metering (between events too: an event's pcall returned). */
+static void meter_stop(ss_stage *s)
+{
+    tl_cur = NULL;
+    atomic_signal_fence(memory_order_seq_cst);
+    s->metered = 0;
+    unhook(s);
+}
+
+/* Around a stretch of metered Lua (a batch, a completion, the main
+ * chunk): the timer runs only then, on the thread doing it. */
+static void budget_begin(ss_stage *s)
+{
+    if (s->timed) {
+        if (timer_ready() == 0) {
+            timer_arm(1);
+            return;
+        }
+        /* a thread without a timer: count exactly instead */
+        s->timed = 0;
+    }
+}
+
+static void budget_end(ss_stage *s)
+{
+    meter_stop(s);
+    if (s->timed)
+        timer_arm(0);
+    s->running = NULL;
+}
+
+#ifndef SS_LUAJIT
+/* coroutine.resume, tracking the coroutine running for the handler
+ * (upvalues: the stage, the library's resume). */
+static int co_resume(lua_State *L)
+{
+    ss_stage *s = lua_touserdata(L, lua_upvalueindex(1));
+    lua_State *co = lua_tothread(L, 1);
+    lua_State *prev = s->running;
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    if (co) /* alive: it is our argument */
+        s->running = co;
+    int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    s->running = prev;
+    if (rc != LUA_OK)
+        return lua_error(L);
+    return lua_gettop(L);
+}
+
+/* What coroutine.wrap returns, tracking (upvalues: the stage, the
+ * library's wrapped function, its coroutine). */
+static int co_wrapped(lua_State *L)
+{
+    ss_stage *s = lua_touserdata(L, lua_upvalueindex(1));
+    lua_State *co = lua_tothread(L, lua_upvalueindex(3));
+    lua_State *prev = s->running;
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    if (co)
+        s->running = co;
+    int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    s->running = prev;
+    if (rc != LUA_OK) /* the library's message, position included */
+        return lua_error(L);
+    return lua_gettop(L);
+}
+
+/* coroutine.wrap (upvalues: the stage, the library's wrap). */
+static int co_wrap(lua_State *L)
+{
+    ss_stage *s = lua_touserdata(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1); /* the library's wrapper, whose upvalue is co */
+    lua_pushlightuserdata(L, s);
+    lua_pushvalue(L, -2);
+    if (!lua_getupvalue(L, -1, 1) || !lua_isthread(L, -1))
+        return luaL_error(L, "coroutine.wrap: no coroutine to track");
+    lua_pushcclosure(L, co_wrapped, 3);
+    return 1;
+}
+
+/* Replaces coroutine.resume and coroutine.wrap by tracking versions. */
+static void track_coroutines(ss_stage *s)
+{
+    lua_State *L = s->L;
+    lua_getglobal(L, "coroutine");
+    if (lua_istable(L, -1)) {
+        lua_pushlightuserdata(L, s);
+        lua_getfield(L, -2, "resume");
+        lua_pushcclosure(L, co_resume, 2);
+        lua_setfield(L, -2, "resume");
+        lua_pushlightuserdata(L, s);
+        lua_getfield(L, -2, "wrap");
+        lua_pushcclosure(L, co_wrap, 2);
+        lua_setfield(L, -2, "wrap");
+    }
+    lua_pop(L, 1);
+}
+#else
+static void track_coroutines(ss_stage *s) { (void)s; }
+#endif
 
 /* --- output records ---------------------------------------------------- */
 
@@ -204,6 +471,11 @@ static int host_input(lua_State *L)
     return 0;
 }
 
+static void call_flush(ss_stage *s)
+{
+    s->flush_rc = s->flush(s->flush_arg, &s->free_out, s->flush_final);
+}
+
 /* Flushes the free-running output if it is over the threshold (or final).
  * Used when a script emits outside ss_stage_process (e.g. a source script
  * built on fromFileByLine). */
@@ -214,7 +486,8 @@ static void maybe_flush(ss_stage *s, int final)
         return;
     if (!final && o->events.len < s->flush_size)
         return;
-    s->flush_rc = s->flush(s->flush_arg, o, final);
+    s->flush_final = final;
+    without_budget_signal(s, call_flush); /* it may wait on a socket */
     ss_stage_out_reset(o);
 }
 
@@ -340,9 +613,11 @@ int ss_stage_new(const ss_stage_opts *o, ss_stage **out, char *err,
     s->L = ss_lua_state(s->lua);
     s->max_insns = o->max_instructions ? o->max_instructions
                                        : SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
-    /* before any coroutine exists, so that every thread inherits it */
     *(ss_stage **)lua_getextraspace(s->L) = s;
-    lua_sethook(s->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+    s->timed = !getenv("SS_BUDGET_EXACT"); /* exact: the old always-on
+                                              hook (a measuring switch) */
+    if (s->timed)
+        track_coroutines(s);
     luaL_getsubtable(s->L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushlightuserdata(s->L, s);
     lua_pushcclosure(s->L, open_host, 1);
@@ -412,15 +687,18 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
     /* a stage's main chunk only builds its chain: metered like an event
      * (not so with RxLua semantics, `sstream lua`, where the main chunk
      * is the whole program) */
-    if (s->host_errors)
+    if (s->host_errors) {
+        budget_begin(s);
         meter_start(s, "loading the script");
+    }
     if (o->script_src)
         rc = ss_lua_dostring(s->lua, o->script_src, o->script_len,
                              o->script_path ? o->script_path : "=script",
                              err, errlen);
     else
         rc = ss_lua_dofile(s->lua, o->script_path, err, errlen);
-    s->metered = 0;
+    if (s->host_errors)
+        budget_end(s);
     if (rc)
         return rc;
     if (s->flush_rc) {
@@ -447,6 +725,8 @@ void ss_stage_destroy(ss_stage **p)
     if (!p || !*p)
         return;
     ss_stage *s = *p;
+    if (tl_cur == s)
+        tl_cur = NULL;
     ss_lua_destroy(&s->lua);
     ss_stage_out_release(&s->free_out);
     free(s->from);
@@ -521,7 +801,7 @@ static int batch_step(lua_State *L)
         }
         s->decoded = 1;
         lua_call(L, 2, 0);
-        s->metered = 0;
+        meter_stop(s);
         out->delta.in++;
         if (out->count > s->ev_cnt)
             out->delta.passed++;
@@ -603,10 +883,13 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
     s->count = hdr->count;
     s->malformed = 0;
     int top = lua_gettop(L);
+    budget_begin(s);
     while (s->index < s->count) {
         lua_pushcfunction(L, batch_step);
         lua_pushlightuserdata(L, s);
         int st = lua_pcall(L, 1, 0, 0);
+        meter_stop(s);
+        s->running = NULL;
         if (st == LUA_OK) {
             lua_settop(L, top);
             if (s->malformed)
@@ -642,8 +925,8 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
     }
     if (!s->malformed && s->index == s->count && s->off < len)
         reject_trailing(s, out, payload, len);
+    budget_end(s);
     s->cur = NULL;
-    s->metered = 0;
 done:
     out->delta.out_bytes += out->events.len - bytes_before;
     {
@@ -680,9 +963,10 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
     lua_pushcfunction(L, ss_lua_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_complete);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
+    budget_begin(s);
     meter_start(s, "the completion");
     int rc = lua_pcall(L, 1, 0, -3);
-    s->metered = 0;
+    budget_end(s);
     s->cur = NULL;
     if (rc != LUA_OK) {
         /* the message is the first line; the traceback is for debugging

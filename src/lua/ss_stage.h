@@ -105,8 +105,10 @@ int ss_stage_uses_sgx(const ss_stage *s);
  * event: it is rejected and counted; so is an event whose Lua code runs
  * past max_instructions ("stage 'map': an event ran past max_instructions
  * (N Lua instructions): stopped"; time spent in C functions such as
- * string matching is not counted). Returns 0, or a negative code if the
- * stage itself is broken (out of memory at the C level). */
+ * string matching is not counted; counting starts at the event's first
+ * 10 ms CPU tick, so an event under the budget is never stopped and an
+ * endless one runs at most one tick more). Returns 0, or a negative code
+ * if the stage itself is broken (out of memory at the C level). */
 int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
                      size_t len, ss_stage_out *out);
 
@@ -132,11 +134,13 @@ typedef int (*ss_stage_flush_fn)(void *arg, ss_stage_out *out, int final);
 void ss_stage_set_flush(ss_stage *s, ss_stage_flush_fn fn, void *arg,
                         size_t batch_size);
 
-/* Called from inside user code, every few thousand Lua instructions of an
- * event or of the completion, so that the host keeps doing what must not
- * wait for a long computation (a worker's heartbeats to its router). fn
- * must not touch the stage or its Lua state; it should be cheap (it runs
- * about every 10k instructions). NULL: none. */
+/* Called from inside user code, about every 10 ms of CPU that an event,
+ * the completion or the main chunk runs (from a Lua hook that the stage's
+ * CPU timer arms, never from the signal handler), so that the host keeps
+ * doing what must not wait for a long computation (a worker's heartbeats
+ * to its router). The timer's signal is blocked while fn runs (it may
+ * wait on a socket). fn must not touch the stage or its Lua state.
+ * NULL: none. */
 typedef void (*ss_stage_tick_fn)(void *arg);
 void ss_stage_set_tick(ss_stage *s, ss_stage_tick_fn fn, void *arg);
 
