@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config lua5.4 liblua5.4-dev libzmq3-dev
 libsodium-dev libseccomp-dev libyaml-dev libmsgpack-dev libcmocka-dev
-python3 python3-zmq python3-msgpack sqlite3 mawk valgrind procps time
+python3 python3-zmq python3-msgpack python3-yaml sqlite3 mawk valgrind procps time
 libluajit2-5.1-dev cppcheck clang-format libmicrohttpd-dev clang"
 
 missing=""

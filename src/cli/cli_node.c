@@ -60,7 +60,7 @@ static void usage(FILE *f, const char *cmd)
                    "(default: TO, else the script's)\n");
     fprintf(f,
             "  --name NAME          this component's name (default: "
-            "STAGE-PID)\n"
+            "SS_NAME, else STAGE-PID)\n"
             "  --stage NAME         the stage's name (default: the "
             "script's basename)\n"
             "  --credits N          batches it may hold at once (default "
@@ -112,7 +112,7 @@ static void usage(FILE *f, const char *cmd)
             "  --metrics-port N     serve Prometheus metrics on "
             "127.0.0.1:N/metrics\n"
             "  --help               show this help\n\n"
-            "Environment: FROM, TO, SS_RUN, LOG_LEVEL, LOG_RATE, "
+            "Environment: FROM, TO, SS_RUN, SS_NAME, LOG_LEVEL, LOG_RATE, "
             "SS_CONTROL,\n"
             "SS_CONTROL_KEYS.\n");
 }
@@ -259,6 +259,8 @@ int cli_node_parse(int argc, char **argv, const char *role,
         snprintf(stage_buf, sizeof stage_buf, "%s", b);
         o->stage = stage_buf;
     }
+    if (!o->name && getenv("SS_NAME") && *getenv("SS_NAME"))
+        o->name = getenv("SS_NAME"); /* a container engine's replica name */
     if (!o->name) {
         snprintf(name_buf, sizeof name_buf, "%s-%ld", o->stage,
                  (long)getpid());

@@ -21,5 +21,6 @@ int cmd_decrypt(int argc, char **argv);
 int cmd_keyservice(int argc, char **argv);
 int cmd_enclave(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_deploy(int argc, char **argv);
 
 #endif

@@ -1,0 +1,872 @@
+/*
+ * ss_deploy.c - Compose, Swarm and Kubernetes descriptions of a pipeline
+ * (ss_deploy.h).
+ *
+ * Layout of what is written, for a pipeline of N stages:
+ *
+ *   router-k (k = 1..N+1)   binds port 5553+2k (any address) for producers
+ *                           and port 5554+2k for workers
+ *   stage s (s = 1..N)      replicas = workers; reads router-s's back,
+ *                           writes router-(s+1)'s front; SS_NAME gives
+ *                           each replica its own name (Swarm: task slot,
+ *                           Kubernetes: pod name)
+ *   source                  writes router-1's front; reads DATA_DIR on a
+ *                           node labelled for the data
+ *   sink, keyservice        Compose only (they hold the data key); on a
+ *                           cluster they run on the owner's machine and
+ *                           the last router's worker port is published
+ *
+ * Every string that comes from the pipeline or the command line is
+ * written as a double-quoted YAML scalar (yq), so a path or a name cannot
+ * change the document's structure.
+ */
+#include "run/ss_deploy.h"
+#include "core/ss_util.h"
+#include "securestreams.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PORT0 5553
+#define DEFAULT_DATA_DIR "/srv/securestreams/data"
+#define KEYS_IN "/run/secrets"   /* Swarm and Compose secrets */
+#define K8S_KEYS "/keys"         /* Kubernetes: copied here, mode 0600 */
+#define SCRIPTS_IN "/pipeline"
+
+/* ---- keys per role ---------------------------------------------------- */
+
+static const char *const none[] = {NULL};
+static const char *const k_router[] = {"curve-server.key", "curve-server.pub",
+                                       "curve-client.pub", NULL};
+static const char *const k_client[] = {"curve-client.key", "curve-client.pub",
+                                       "curve-server.pub", NULL};
+static const char *const k_client_data[] = {
+    "data.key", "curve-client.key", "curve-client.pub", "curve-server.pub",
+    NULL};
+static const char *const k_enclave_worker[] = {
+    "platform.key", "curve-client.key", "curve-client.pub",
+    "curve-server.pub", NULL};
+static const char *const k_keyservice[] = {"data.key", "platform.pub", NULL};
+
+/* See ss_deploy.h. */
+const char *const *ss_deploy_role_keys(ss_deploy_target t, const char *sec,
+                                       const char *role)
+{
+    if (strcmp(sec, "plain") == 0)
+        return none;
+    int cluster = t != SS_DEPLOY_COMPOSE;
+    int enclave = strcmp(sec, "enclave") == 0;
+    if (strcmp(role, "router") == 0)
+        return k_router;
+    if (strcmp(role, "worker") == 0)
+        return enclave ? k_enclave_worker : cluster ? none : k_client_data;
+    if (strcmp(role, "source") == 0) /* on a cluster: sealed input */
+        return cluster ? k_client : k_client_data;
+    if (cluster)
+        return none; /* the sink and the key service stay home */
+    if (strcmp(role, "sink") == 0)
+        return k_client_data;
+    if (strcmp(role, "keyservice") == 0 && enclave)
+        return k_keyservice;
+    return none;
+}
+
+/* See ss_deploy.h. */
+int ss_deploy_target_parse(const char *s, ss_deploy_target *out)
+{
+    if (strcmp(s, "compose") == 0)
+        *out = SS_DEPLOY_COMPOSE;
+    else if (strcmp(s, "swarm") == 0)
+        *out = SS_DEPLOY_SWARM;
+    else if (strcmp(s, "k8s") == 0)
+        *out = SS_DEPLOY_K8S;
+    else
+        return SS_EINVAL;
+    return 0;
+}
+
+/* See ss_deploy.h. */
+const char *ss_deploy_file_name(ss_deploy_target t)
+{
+    return t == SS_DEPLOY_COMPOSE ? "compose.yml"
+           : t == SS_DEPLOY_SWARM ? "stack.yml"
+                                  : "k8s.yml";
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+typedef struct gen {
+    const ss_pipeline *p;
+    const ss_deploy_opts *o;
+    FILE *f;
+    const char *sec;
+    int plain, enclave;
+    char name[SS_PIPELINE_NAME_MAX + 1]; /* DNS-1123 form of p->name */
+    char *err;
+    size_t errlen;
+} gen;
+
+/* Writes s as a double-quoted YAML scalar. */
+static void yq(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* A name as Kubernetes wants it (lower case, digits, '-'). */
+static void dns_name(char *out, size_t n, const char *s)
+{
+    size_t i = 0;
+    for (; *s && i + 1 < n; s++)
+        out[i++] = isalnum((unsigned char)*s) ? (char)tolower((unsigned char)*s)
+                                              : '-';
+    while (i > 0 && out[i - 1] == '-')
+        i--;
+    out[i] = '\0';
+    if (!i)
+        snprintf(out, n, "pipeline");
+}
+
+static const char *base(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+static int front_port(size_t k) { return PORT0 + 2 * (int)k; }
+static int back_port(size_t k) { return PORT0 + 2 * (int)k + 1; }
+
+/* Reads a whole (small) file; caller frees. */
+static char *slurp(gen *g, const char *path, size_t *len)
+{
+    FILE *in = fopen(path, "rb");
+    if (!in) {
+        ss_errf(g->err, g->errlen, "cannot read '%s': %s", path,
+                strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap + 1);
+    while (b) {
+        size_t r = fread(b + n, 1, cap - n, in);
+        n += r;
+        if (n < cap)
+            break;
+        char *nb = cap > (64u << 20) ? NULL : realloc(b, 2 * cap + 1);
+        if (!nb) {
+            free(b);
+            b = NULL;
+            ss_errf(g->err, g->errlen, "'%s' is too large", path);
+            break;
+        }
+        b = nb;
+        cap *= 2;
+    }
+    fclose(in);
+    if (b) {
+        b[n] = '\0';
+        *len = n;
+    }
+    return b;
+}
+
+/* An absolute path for a file the engine reads on this machine. */
+static int abspath(gen *g, const char *path, char out[PATH_MAX])
+{
+    if (!realpath(path, out)) {
+        ss_errf(g->err, g->errlen, "cannot find '%s': %s", path,
+                strerror(errno));
+        return SS_EIO;
+    }
+    return 0;
+}
+
+/* The secret's name in a Compose or stack file: "ss-curve-server-key". */
+static void secret_name(char *out, size_t n, const char *file)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "ss-%s", file);
+    dns_name(out, n, tmp);
+}
+
+/* The command of a component as a YAML flow list, words in order. */
+static void cmd_list(FILE *f, const char *const *w, size_t n)
+{
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputs(", ", f);
+        yq(f, w[i]);
+    }
+    fputc(']', f);
+}
+
+/* ---- the components' command lines ------------------------------------ */
+
+#define MAXW 40
+typedef struct words {
+    const char *v[MAXW];
+    size_t n;
+    char bufs[8][PATH_MAX + 64];
+    size_t nbufs;
+} words;
+
+static void w_add(words *w, const char *s)
+{
+    if (w->n < MAXW)
+        w->v[w->n++] = s;
+}
+
+static const char *w_fmt(words *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static const char *w_fmt(words *w, const char *fmt, ...)
+{
+    if (w->nbufs == 8)
+        return "";
+    char *b = w->bufs[w->nbufs++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof w->bufs[0], fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+static const char *keys_dir(const gen *g)
+{
+    return g->o->target == SS_DEPLOY_K8S ? K8S_KEYS : KEYS_IN;
+}
+
+static void router_words(gen *g, words *w, size_t k)
+{
+    w_add(w, "router");
+    w_add(w, "--from");
+    w_add(w, w_fmt(w, "tcp://*:%d", front_port(k)));
+    w_add(w, "--to");
+    w_add(w, w_fmt(w, "tcp://*:%d", back_port(k)));
+    w_add(w, "--name");
+    w_add(w, w_fmt(w, "router-%zu", k));
+    if (!g->plain) {
+        w_add(w, "--keys");
+        w_add(w, keys_dir(g));
+    }
+}
+
+static void security_words(gen *g, words *w, const char *role)
+{
+    if (g->plain)
+        return;
+    w_add(w, "--security");
+    w_add(w, g->sec);
+    w_add(w, "--keys");
+    w_add(w, keys_dir(g));
+    if (strcmp(role, "worker") == 0 && g->enclave) {
+        w_add(w, "--enclave");
+        w_add(w, g->o->enclave ? g->o->enclave : "sandbox");
+        w_add(w, "--keyservice");
+        w_add(w, g->o->target == SS_DEPLOY_COMPOSE
+                     ? "tcp://keyservice:5599"
+                     : g->o->keyservice);
+    }
+}
+
+static void stage_words(gen *g, words *w, size_t s)
+{
+    const ss_stage_conf *sc = &g->p->stages[s];
+    w_add(w, "worker");
+    w_add(w, w_fmt(w, "%s/%s", SCRIPTS_IN, base(sc->script)));
+    w_add(w, "--from");
+    w_add(w, w_fmt(w, "tcp://router-%zu:%d", s + 1, back_port(s + 1)));
+    w_add(w, "--to");
+    w_add(w, w_fmt(w, "tcp://router-%zu:%d", s + 2, front_port(s + 2)));
+    w_add(w, "--stage");
+    w_add(w, sc->name);
+    security_words(g, w, "worker");
+}
+
+/* On a cluster in enclave mode the source forwards sealed input: the
+ * data file is expected as FILE.sealed (`sstream encrypt`). */
+static int sealed_source(const gen *g)
+{
+    return g->enclave && g->o->target != SS_DEPLOY_COMPOSE;
+}
+
+static void source_words(gen *g, words *w)
+{
+    const ss_pipeline *p = g->p;
+    const char *file = p->source.file ? base(p->source.file) : "input";
+    w_add(w, "source");
+    w_add(w, "--to");
+    w_add(w, w_fmt(w, "tcp://router-1:%d", front_port(1)));
+    w_add(w, "--file");
+    if (sealed_source(g)) {
+        w_add(w, w_fmt(w, "/data/%s.sealed", file));
+        w_add(w, "--format");
+        w_add(w, "sealed");
+    } else {
+        w_add(w, w_fmt(w, "/data/%s", file));
+        w_add(w, "--format");
+        w_add(w, p->source.format);
+        if (p->source.header)
+            w_add(w, "--header");
+        w_add(w, "--parts");
+        w_add(w, w_fmt(w, "%d", p->source.parts));
+    }
+    w_add(w, "--batch-size");
+    w_add(w, w_fmt(w, "%llu", (unsigned long long)p->batch_size));
+    w_add(w, "--name");
+    w_add(w, "source");
+    security_words(g, w, "source");
+}
+
+/* The names of the stateful workers are not known before they run; the
+ * sink's --finals needs them, so sinks started from these files name
+ * none: see docs/DEPLOY.md. */
+static void sink_words(gen *g, words *w, const char *router_host)
+{
+    size_t last = g->p->nstages + 1;
+    w_add(w, "sink");
+    w_add(w, w_fmt(w, "%s/%s", SCRIPTS_IN, base(g->p->sink.script)));
+    w_add(w, "--from");
+    w_add(w, w_fmt(w, "tcp://%s:%d", router_host, back_port(last)));
+    w_add(w, "--name");
+    w_add(w, "sink");
+    security_words(g, w, "sink");
+}
+
+/* ---- Compose and Swarm ------------------------------------------------ */
+
+static void compose_env(gen *g, const char *name_tmpl)
+{
+    FILE *f = g->f;
+    if (!g->o->run && !name_tmpl)
+        return;
+    fputs("    environment:\n", f);
+    if (g->o->run) {
+        fputs("      SS_RUN: ", f);
+        yq(f, g->o->run);
+        fputc('\n', f);
+    }
+    if (name_tmpl) {
+        fputs("      SS_NAME: ", f);
+        yq(f, name_tmpl);
+        fputc('\n', f);
+    }
+}
+
+static void compose_secrets(gen *g, const char *role)
+{
+    const char *const *k = ss_deploy_role_keys(g->o->target, g->sec, role);
+    if (!k[0])
+        return;
+    FILE *f = g->f;
+    fputs("    secrets:\n", f);
+    for (; *k; k++) {
+        char sn[64];
+        secret_name(sn, sizeof sn, *k);
+        fprintf(f, "      - source: %s\n        target: %s\n", sn, *k);
+        if (g->o->target == SS_DEPLOY_SWARM)
+            fprintf(f, "        uid: \"10001\"\n        gid: \"10001\"\n"
+                       "        mode: 0400\n");
+    }
+}
+
+static void compose_deploy(gen *g, int replicas, const char *constraint)
+{
+    FILE *f = g->f;
+    if (g->o->target == SS_DEPLOY_COMPOSE) {
+        if (replicas > 1)
+            fprintf(f, "    deploy:\n      replicas: %d\n", replicas);
+        fputs("    restart: on-failure\n", f);
+        return;
+    }
+    fprintf(f, "    deploy:\n      replicas: %d\n"
+               "      restart_policy:\n        condition: on-failure\n",
+            replicas);
+    if (constraint)
+        fprintf(f, "      placement:\n        constraints:\n"
+                   "          - %s\n",
+                constraint);
+}
+
+static void compose_service(gen *g, const char *svc, const words *w)
+{
+    FILE *f = g->f;
+    fprintf(f, "  %s:\n    image: ", svc);
+    yq(f, g->o->image);
+    fputs("\n    command: ", f);
+    cmd_list(f, w->v, w->n);
+    fputs("\n    networks: [sstream]\n", f);
+}
+
+static int write_compose(gen *g)
+{
+    const ss_pipeline *p = g->p;
+    FILE *f = g->f;
+    int swarm = g->o->target == SS_DEPLOY_SWARM;
+    size_t nrouters = p->nstages + 1;
+    char path[PATH_MAX];
+
+    fprintf(f, "# %s of pipeline '%s' (security %s), written by `sstream "
+               "deploy`.\n",
+            swarm ? "Docker Swarm stack" : "Docker Compose file", p->name,
+            g->sec);
+    if (swarm) {
+        fprintf(f,
+                "#   docker stack deploy -c stack.yml %s\n"
+                "# Nodes: label the data node (docker node update "
+                "--label-add securestreams.data=true NODE)%s.\n"
+                "# The sink runs on your own machine (it opens the "
+                "results), connecting to the\n# published port %d of "
+                "router-%zu:\n#   sstream sink %s --from "
+                "tcp://SWARM-NODE:%d%s\n",
+                g->name,
+                g->enclave ? " and the SGX nodes (--label-add sgx=true)" : "",
+                back_port(nrouters), nrouters, base(p->sink.script),
+                back_port(nrouters),
+                g->plain ? "" : " --security ... --keys KEYS");
+        if (g->enclave)
+            fprintf(f, "# and the key service too, at %s:\n#   sstream "
+                       "keyservice --keys KEYS --stage NAME=SCRIPT ...\n"
+                       "# Swarm services have no device option: an SGX "
+                       "backend needs /dev/sgx mapped\n# by the node's "
+                       "engine (docs/DEPLOY.md).\n",
+                    g->o->keyservice);
+    } else {
+        fprintf(f, "#   docker compose -f compose.yml -p %s up\n",
+                g->name);
+    }
+    fputs("version: \"3.8\"\nservices:\n", f);
+
+    for (size_t k = 1; k <= nrouters; k++) {
+        words w = {0};
+        router_words(g, &w, k);
+        char svc[32];
+        snprintf(svc, sizeof svc, "router-%zu", k);
+        compose_service(g, svc, &w);
+        compose_env(g, NULL);
+        compose_secrets(g, "router");
+        if (swarm && k == nrouters)
+            fprintf(f, "    ports:\n      - target: %d\n        published: "
+                       "%d\n        mode: host\n",
+                    back_port(k), back_port(k));
+        compose_deploy(g, 1, NULL);
+    }
+    for (size_t s = 0; s < p->nstages; s++) {
+        const ss_stage_conf *sc = &p->stages[s];
+        words w = {0};
+        stage_words(g, &w, s);
+        char svc[SS_PIPELINE_NAME_MAX + 8], tmpl[SS_PIPELINE_NAME_MAX + 24];
+        snprintf(svc, sizeof svc, "stage-%s", sc->name);
+        dns_name(svc, sizeof svc, svc);
+        snprintf(tmpl, sizeof tmpl, "%s-{{.Task.Slot}}", sc->name);
+        compose_service(g, svc, &w);
+        /* Compose has no task slots: its replicas take STAGE-PID names,
+         * which differ as long as their containers' PIDs differ (they
+         * do not: use one replica per service there, or swarm) */
+        compose_env(g, swarm ? tmpl : NULL);
+        fputs("    configs:\n", f);
+        fprintf(f, "      - source: ss-script-%zu\n        target: %s/%s\n",
+                s + 1, SCRIPTS_IN, base(sc->script));
+        compose_secrets(g, "worker");
+        if (g->enclave && g->o->target == SS_DEPLOY_COMPOSE &&
+            g->o->enclave && strcmp(g->o->enclave, "gramine") == 0)
+            fputs("    devices:\n      - /dev/sgx_enclave\n"
+                  "      - /dev/sgx_provision\n",
+                  f);
+        compose_deploy(g, swarm ? sc->workers : 1,
+                       g->enclave ? "node.labels.sgx == true" : NULL);
+    }
+    {
+        words w = {0};
+        source_words(g, &w);
+        compose_service(g, "source", &w);
+        compose_env(g, NULL);
+        compose_secrets(g, "source");
+        fputs("    volumes:\n      - type: bind\n        source: ", f);
+        yq(f, g->o->data_dir ? g->o->data_dir : DEFAULT_DATA_DIR);
+        fputs("\n        target: /data\n        read_only: true\n", f);
+        compose_deploy(g, 1,
+                       swarm ? "node.labels.securestreams.data == true"
+                             : NULL);
+    }
+    if (!swarm) {
+        words w = {0};
+        char host[32];
+        snprintf(host, sizeof host, "router-%zu", nrouters);
+        sink_words(g, &w, host);
+        compose_service(g, "sink", &w);
+        compose_env(g, NULL);
+        fputs("    configs:\n", f);
+        fprintf(f, "      - source: ss-script-sink\n        target: %s/%s\n",
+                SCRIPTS_IN, base(p->sink.script));
+        compose_secrets(g, "sink");
+        compose_deploy(g, 1, NULL);
+        if (g->enclave) {
+            fprintf(f, "  keyservice:\n    image: ");
+            yq(f, g->o->image);
+            fputs("\n    command: [\"keyservice\", \"--keys\", \"" KEYS_IN
+                  "\", \"--bind\", \"tcp://*:5599\"",
+                  f);
+            for (size_t s = 0; s < p->nstages; s++) {
+                char st[SS_PIPELINE_NAME_MAX + PATH_MAX + 16];
+                snprintf(st, sizeof st, "%s=%s/%s", p->stages[s].name,
+                         SCRIPTS_IN, base(p->stages[s].script));
+                fputs(", \"--stage\", ", f);
+                yq(f, st);
+            }
+            fputs("]\n    networks: [sstream]\n    configs:\n", f);
+            for (size_t s = 0; s < p->nstages; s++)
+                fprintf(f, "      - source: ss-script-%zu\n        target: "
+                           "%s/%s\n",
+                        s + 1, SCRIPTS_IN, base(p->stages[s].script));
+            compose_secrets(g, "keyservice");
+            compose_deploy(g, 1, NULL);
+        }
+    }
+
+    fprintf(f, "networks:\n  sstream:\n%s", swarm ? "    driver: overlay\n"
+                                                       "    attachable: true\n"
+                                                     : "");
+    fputs("configs:\n", f);
+    for (size_t s = 0; s < p->nstages; s++) {
+        if (abspath(g, p->stages[s].script, path))
+            return SS_EIO;
+        fprintf(f, "  ss-script-%zu:\n    file: ", s + 1);
+        yq(f, path);
+        fputc('\n', f);
+    }
+    if (!swarm) {
+        if (abspath(g, p->sink.script, path))
+            return SS_EIO;
+        fputs("  ss-script-sink:\n    file: ", f);
+        yq(f, path);
+        fputc('\n', f);
+    }
+    if (g->plain)
+        return 0;
+    /* every key file some service of this target needs, once */
+    static const char *const all[] = {"curve-server.key", "curve-server.pub",
+                                      "curve-client.key", "curve-client.pub",
+                                      "data.key",         "platform.key",
+                                      "platform.pub",     NULL};
+    static const char *const roles[] = {"router", "worker", "source", "sink",
+                                        "keyservice", NULL};
+    fputs("secrets:\n", f);
+    for (const char *const *k = all; *k; k++) {
+        int used = 0;
+        for (const char *const *r = roles; *r && !used; r++)
+            for (const char *const *rk =
+                     ss_deploy_role_keys(g->o->target, g->sec, *r);
+                 *rk; rk++)
+                used |= strcmp(*rk, *k) == 0;
+        if (!used)
+            continue;
+        char sn[64], file[PATH_MAX + 64];
+        secret_name(sn, sizeof sn, *k);
+        snprintf(file, sizeof file, "%s/%s", g->o->keys, *k);
+        if (abspath(g, file, path))
+            return SS_EIO;
+        fprintf(f, "  %s:\n    file: ", sn);
+        yq(f, path);
+        fputc('\n', f);
+    }
+    return 0;
+}
+
+/* ---- Kubernetes ------------------------------------------------------- */
+
+static void k8s_labels(gen *g, const char *component, int indent)
+{
+    fprintf(g->f, "%*sapp.kubernetes.io/name: securestreams\n"
+                  "%*sapp.kubernetes.io/instance: %s\n"
+                  "%*sapp.kubernetes.io/component: %s\n",
+            indent, "", indent, "", g->name, indent, "", component);
+}
+
+/* A Secret with the bytes of files (base64). */
+static int k8s_secret(gen *g, const char *role, const char *const *files)
+{
+    FILE *f = g->f;
+    fprintf(f, "---\napiVersion: v1\nkind: Secret\nmetadata:\n"
+               "  name: %s-%s-keys\n  labels:\n",
+            g->name, role);
+    k8s_labels(g, role, 4);
+    fputs("type: Opaque\ndata:\n", f);
+    for (; *files; files++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s", g->o->keys, *files);
+        size_t n = 0;
+        char *b = slurp(g, path, &n);
+        if (!b)
+            return SS_EIO;
+        size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(cap);
+        if (!b64) {
+            sodium_memzero(b, n);
+            free(b);
+            return SS_ENOMEM;
+        }
+        sodium_bin2base64(b64, cap, (const unsigned char *)b, n,
+                          sodium_base64_VARIANT_ORIGINAL);
+        fprintf(f, "  %s: %s\n", *files, b64);
+        sodium_memzero(b, n);
+        sodium_memzero(b64, cap);
+        free(b);
+        free(b64);
+    }
+    return 0;
+}
+
+/* The pod template of a component: one container, the scripts, its
+ * role's keys copied by an init container into memory with mode 0600 (a
+ * Secret volume's files belong to root; the keys must be the user's and
+ * private, ss_keys checks). */
+static void k8s_pod(gen *g, const char *component, const char *role,
+                    const words *w, int sgx, int data)
+{
+    FILE *f = g->f;
+    int keys = !g->plain && ss_deploy_role_keys(g->o->target, g->sec,
+                                                role)[0] != NULL;
+    fputs("  template:\n    metadata:\n      labels:\n", f);
+    k8s_labels(g, component, 8);
+    fputs("    spec:\n", f);
+    if (strcmp(role, "source") == 0)
+        fputs("      restartPolicy: OnFailure\n", f);
+    fputs("      securityContext:\n        runAsNonRoot: true\n"
+          "        runAsUser: 10001\n        runAsGroup: 10001\n",
+          f);
+    if (sgx || data) {
+        fputs("      nodeSelector:\n", f);
+        if (sgx)
+            fputs("        securestreams.io/sgx: \"true\"\n", f);
+        if (data)
+            fputs("        securestreams.io/data: \"true\"\n", f);
+    }
+    if (keys) {
+        fputs("      initContainers:\n        - name: keys\n          image: ",
+              f);
+        yq(f, g->o->image);
+        fputs("\n          command: [\"/bin/sh\", \"-c\", \"cp /secret/* " K8S_KEYS
+              "/ && chmod 600 " K8S_KEYS "/*\"]\n"
+              "          volumeMounts:\n"
+              "            - {name: secret, mountPath: /secret, readOnly: true}\n"
+              "            - {name: keys, mountPath: " K8S_KEYS "}\n",
+              f);
+    }
+    fprintf(f, "      containers:\n        - name: %s\n          image: ",
+            component);
+    yq(f, g->o->image);
+    fputs("\n          args: ", f);
+    cmd_list(f, w->v, w->n);
+    fputs("\n          securityContext:\n"
+          "            allowPrivilegeEscalation: false\n"
+          "            capabilities:\n              drop: [\"ALL\"]\n",
+          f);
+    fputs("          env:\n            - name: SS_NAME\n              "
+          "valueFrom:\n                fieldRef:\n                  "
+          "fieldPath: metadata.name\n",
+          f);
+    if (g->o->run) {
+        fputs("            - name: SS_RUN\n              value: ", f);
+        yq(f, g->o->run);
+        fputc('\n', f);
+    }
+    if (sgx && g->o->enclave && strcmp(g->o->enclave, "gramine") == 0)
+        fputs("          resources:\n            limits:\n"
+              "              sgx.intel.com/epc: \"64Mi\"\n"
+              "              sgx.intel.com/enclave: 1\n"
+              "              sgx.intel.com/provision: 1\n",
+              f);
+    fputs("          volumeMounts:\n", f);
+    fputs("            - {name: scripts, mountPath: " SCRIPTS_IN
+          ", readOnly: true}\n",
+          f);
+    if (keys)
+        fputs("            - {name: keys, mountPath: " K8S_KEYS
+              ", readOnly: true}\n",
+              f);
+    if (data)
+        fputs("            - {name: data, mountPath: /data, readOnly: true}\n",
+              f);
+    fprintf(f, "      volumes:\n        - name: scripts\n          "
+               "configMap:\n            name: %s-scripts\n",
+            g->name);
+    if (keys)
+        fprintf(f, "        - name: secret\n          secret:\n            "
+                   "secretName: %s-%s-keys\n            defaultMode: 0444\n"
+                   "        - name: keys\n          emptyDir:\n"
+                   "            medium: Memory\n",
+                g->name, strcmp(role, "router") == 0 ? "router" : "node");
+    if (data) {
+        fputs("        - name: data\n          hostPath:\n            path: ",
+              f);
+        yq(f, g->o->data_dir ? g->o->data_dir : DEFAULT_DATA_DIR);
+        fputs("\n            type: Directory\n", f);
+    }
+}
+
+static void k8s_deployment(gen *g, const char *component, const char *role,
+                           int replicas, const words *w, int sgx)
+{
+    FILE *f = g->f;
+    fprintf(f, "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+               "  name: %s-%s\n  labels:\n",
+            g->name, component);
+    k8s_labels(g, component, 4);
+    fprintf(f, "spec:\n  replicas: %d\n  selector:\n    matchLabels:\n",
+            replicas);
+    k8s_labels(g, component, 6);
+    k8s_pod(g, component, role, w, sgx, 0);
+}
+
+static int write_k8s(gen *g)
+{
+    const ss_pipeline *p = g->p;
+    FILE *f = g->f;
+    size_t nrouters = p->nstages + 1;
+    fprintf(f,
+            "# Kubernetes manifests of pipeline '%s' (security %s), written "
+            "by `sstream deploy`\n# (validated against the Kubernetes API "
+            "schema in the tests; not run on a cluster here).\n"
+            "#   kubectl apply -f k8s.yml\n"
+            "# Label the data node (securestreams.io/data=true)%s.\n"
+            "# The sink runs on your own machine, connecting to router-%zu's "
+            "NodePort service:\n#   sstream sink %s --from "
+            "tcp://NODE:NODEPORT%s\n",
+            p->name, g->sec,
+            g->enclave ? " and the SGX nodes (securestreams.io/sgx=true)"
+                       : "",
+            nrouters, base(p->sink.script),
+            g->plain ? "" : " --security ... --keys KEYS");
+
+    /* the scripts */
+    fprintf(f, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+               "  name: %s-scripts\n  labels:\n",
+            g->name);
+    k8s_labels(g, "scripts", 4);
+    fputs("data:\n", f);
+    for (size_t s = 0; s < p->nstages; s++) {
+        size_t n = 0;
+        char *b = slurp(g, p->stages[s].script, &n);
+        if (!b)
+            return SS_EIO;
+        fputs("  ", f);
+        yq(f, base(p->stages[s].script));
+        fputs(": ", f);
+        yq(f, b); /* escapes newlines: any text stays one scalar */
+        fputc('\n', f);
+        free(b);
+    }
+    if (!g->plain) {
+        int rc = k8s_secret(g, "router", k_router);
+        if (!rc)
+            rc = k8s_secret(g, "node",
+                            g->enclave ? k_enclave_worker : k_client);
+        if (rc)
+            return rc;
+    }
+    for (size_t k = 1; k <= nrouters; k++) {
+        words w = {0};
+        router_words(g, &w, k);
+        char comp[32];
+        snprintf(comp, sizeof comp, "router-%zu", k);
+        k8s_deployment(g, comp, "router", 1, &w, 0);
+        /* the Service: peers reach tcp://router-k:PORT */
+        fprintf(f, "---\napiVersion: v1\nkind: Service\nmetadata:\n"
+                   "  name: %s\n  labels:\n",
+                comp);
+        k8s_labels(g, comp, 4);
+        fprintf(f, "spec:\n  type: %s\n  selector:\n",
+                k == nrouters ? "NodePort" : "ClusterIP");
+        k8s_labels(g, comp, 4);
+        fprintf(f, "  ports:\n    - name: producers\n      port: %d\n"
+                   "      targetPort: %d\n    - name: workers\n      port: "
+                   "%d\n      targetPort: %d\n",
+                front_port(k), front_port(k), back_port(k), back_port(k));
+    }
+    for (size_t s = 0; s < p->nstages; s++) {
+        words w = {0};
+        stage_words(g, &w, s);
+        char comp[SS_PIPELINE_NAME_MAX + 8];
+        snprintf(comp, sizeof comp, "stage-%s", p->stages[s].name);
+        dns_name(comp, sizeof comp, comp);
+        k8s_deployment(g, comp, "worker", p->stages[s].workers, &w,
+                       g->enclave);
+    }
+    /* the source runs to completion: a Job */
+    words w = {0};
+    source_words(g, &w);
+    fprintf(f, "---\napiVersion: batch/v1\nkind: Job\nmetadata:\n"
+               "  name: %s-source\n  labels:\n",
+            g->name);
+    k8s_labels(g, "source", 4);
+    fputs("spec:\n  backoffLimit: 3\n", f);
+    k8s_pod(g, "source", "source", &w, 0, 1);
+    return 0;
+}
+
+/* See ss_deploy.h. */
+int ss_deploy_write(const ss_pipeline *p, const ss_deploy_opts *o, FILE *f,
+                    char *err, size_t errlen)
+{
+    gen g = {.p = p, .o = o, .f = f, .sec = p->security, .err = err,
+             .errlen = errlen};
+    g.plain = strcmp(g.sec, "plain") == 0;
+    g.enclave = strcmp(g.sec, "enclave") == 0;
+    dns_name(g.name, sizeof g.name, p->name);
+    int cluster = o->target != SS_DEPLOY_COMPOSE;
+    if (!o->image || !*o->image) {
+        ss_errf(err, errlen, "no container image given");
+        return SS_EINVAL;
+    }
+    if (cluster && strcmp(g.sec, "encrypted") == 0) {
+        ss_errf(err, errlen,
+                "security encrypted puts the data key on every worker, and "
+                "a cluster's operator can read every secret: use enclave "
+                "(or plain, the unsafe baseline) on %s, or --target compose "
+                "on a host of your own",
+                o->target == SS_DEPLOY_SWARM ? "swarm" : "k8s");
+        return SS_EINVAL;
+    }
+    if (!g.plain && (!o->keys || !*o->keys)) {
+        ss_errf(err, errlen, "security %s needs the pipeline's keys "
+                             "(--keys DIR, from sstream keygen)",
+                g.sec);
+        return SS_EINVAL;
+    }
+    if (cluster && g.enclave && (!o->keyservice || !*o->keyservice)) {
+        ss_errf(err, errlen,
+                "enclave mode on a cluster needs --keyservice EP: the key "
+                "service runs on your own machine (it holds the data key), "
+                "e.g. tcp://owner.example.org:5599");
+        return SS_EINVAL;
+    }
+    if (o->enclave && strcmp(o->enclave, "sandbox") != 0 &&
+        strcmp(o->enclave, "gramine") != 0) {
+        ss_errf(err, errlen, "unknown enclave backend '%s' (sandbox, "
+                             "gramine)",
+                o->enclave);
+        return SS_EINVAL;
+    }
+    int rc = o->target == SS_DEPLOY_K8S ? write_k8s(&g) : write_compose(&g);
+    if (!rc && (fflush(f) || ferror(f))) {
+        ss_errf(err, errlen, "cannot write: %s", strerror(errno));
+        rc = SS_EIO;
+    }
+    return rc;
+}

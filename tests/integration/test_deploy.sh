@@ -1,0 +1,115 @@
+#!/bin/bash
+# sstream deploy: Compose, Swarm and Kubernetes files from the
+# DelayedFlights pipeline. Each service holds only its role's keys and no
+# service of a cluster target holds the data key; enclave stages are
+# placed on SGX nodes; what a cluster cannot be given safely is refused
+# with the reason; the Kubernetes manifests validate against the
+# Kubernetes API schemas of the npm package kubernetes-models 5.1.0
+# (tests/deploy/; SKIPPED when npm cannot install it). Nothing here runs
+# a cluster: test_image.sh runs the image, docs/DEPLOY.md says what was
+# not run.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+P=$ROOT/examples/delayed-flights/pipeline.yml
+"$SS" keygen keys > /dev/null
+
+# --- usage and refusals
+"$SS" deploy "$P" > out 2> err; st=$?
+check "no --target: usage error (2)" [ $st -eq 2 ]
+contains "... says so" err "--target compose\|swarm\|k8s is required"
+"$SS" deploy "$P" --target nomad 2> err; st=$?
+check "an unknown target: usage error" [ $st -eq 2 ]
+contains "... naming it" err "--target takes compose, swarm or k8s, not 'nomad'"
+"$SS" deploy "$P" --target swarm --security encrypted --keys keys -o d 2> err; st=$?
+check "encrypted mode on swarm is refused (1)" [ $st -eq 1 ]
+contains "... because of the data key" err "security encrypted puts the data key on every worker"
+check "... and nothing is left behind" [ ! -e d/stack.yml ]
+"$SS" deploy "$P" --target k8s --security enclave --keys keys -o d 2> err; st=$?
+check "enclave on k8s without --keyservice is refused" [ $st -eq 1 ]
+contains "... naming the option" err "needs --keyservice EP"
+"$SS" deploy "$P" --target compose --security enclave -o d 2> err; st=$?
+check "enclave without --keys is refused" [ $st -eq 1 ]
+
+# --- the three targets
+KS=tcp://owner.example.org:5599
+"$SS" deploy "$P" --target swarm --security enclave --keys keys \
+    --keyservice $KS --workers 2 --run 00000000000000c1 -o swarm > out 2> err
+check "swarm, enclave: written" [ $? -eq 0 ]
+"$SS" deploy "$P" --target compose --security encrypted --keys keys -o compose > out 2> err
+check "compose, encrypted: written" [ $? -eq 0 ]
+"$SS" deploy "$P" --target k8s --security enclave --keys keys \
+    --keyservice $KS --enclave gramine --workers 2 -o k8s > out 2> err
+check "k8s, enclave: written" [ $? -eq 0 ]
+check "k8s.yml (it holds keys) is private" [ "$(stat -c %a k8s/k8s.yml)" = 600 ]
+"$SS" deploy "$P" --target k8s -o k8s-plain > out 2> err
+check "k8s, plain: written" [ $? -eq 0 ]
+
+# per-service facts, read with a YAML parser
+facts() { # facts FILE: one line per service: NAME|secrets|replicas|constraints
+    $PY - "$1" << 'EOF'
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+for name, s in d["services"].items():
+    secrets = sorted(x["target"] for x in s.get("secrets", []))
+    dep = s.get("deploy", {})
+    cons = ",".join(dep.get("placement", {}).get("constraints", []))
+    print(f"{name}|{' '.join(secrets)}|{dep.get('replicas', 1)}|{cons}")
+EOF
+}
+facts swarm/stack.yml > swarm.facts || notok "stack.yml parses as YAML"
+facts compose/compose.yml > compose.facts || notok "compose.yml parses as YAML"
+check "swarm: 4 routers, 3 stages, the source" [ "$(wc -l < swarm.facts)" -eq 8 ]
+contains "swarm: a router holds only the routers' keys" swarm.facts \
+    "^router-1\|curve-client.pub curve-server.key curve-server.pub\|1\|$"
+contains "swarm: an enclave stage: its client keys, the platform key, 2 replicas, SGX nodes" \
+    swarm.facts "^stage-map\|curve-client.key curve-client.pub curve-server.pub platform.key\|2\|node.labels.sgx == true$"
+contains "swarm: the source (sealed input) holds no data key, on the data node" \
+    swarm.facts "^source\|curve-client.key curve-client.pub curve-server.pub\|1\|node.labels.securestreams.data == true$"
+lacks "swarm: no service holds the data key" swarm.facts "data.key"
+lacks "swarm: no sink and no key service in the cluster" swarm.facts "^(sink|keyservice)\|"
+lacks "swarm: the stack file names no data key file" swarm/stack.yml "data\.key"
+contains "swarm: the source reads sealed input" swarm/stack.yml '"--format", "sealed"'
+contains "swarm: each replica its own name" swarm/stack.yml 'SS_NAME: "map-\{\{\.Task\.Slot\}\}"'
+contains "swarm: the run id" swarm/stack.yml 'SS_RUN: "00000000000000c1"'
+contains "compose: the sink on the owner's host opens the results" compose.facts \
+    "^sink\|curve-client.key curve-client.pub curve-server.pub data.key\|"
+contains "compose: routers still hold no data key" compose.facts \
+    "^router-4\|curve-client.pub curve-server.key curve-server.pub\|"
+
+# --- Kubernetes manifests against the API schemas
+$PY - k8s/k8s.yml > k8s.facts << 'EOF'
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d["kind"] == "Secret":
+        print(d["metadata"]["name"], "keys:", " ".join(sorted(d["data"])))
+    if d["kind"] == "Deployment":
+        spec = d["spec"]["template"]["spec"]
+        print(d["metadata"]["name"], "replicas:", d["spec"]["replicas"],
+              "nodeSelector:", spec.get("nodeSelector", {}),
+              "limits:", spec["containers"][0].get("resources", {}).get("limits", {}))
+EOF
+contains "k8s: the routers' Secret" k8s.facts "^delayed-flights-router-keys keys: curve-client.pub curve-server.key curve-server.pub$"
+contains "k8s: the workers' Secret has no data key" k8s.facts "^delayed-flights-node-keys keys: curve-client.key curve-client.pub curve-server.pub platform.key$"
+contains "k8s: a stage's Deployment: replicas, SGX node selector, SGX device plugin resources" \
+    k8s.facts "^delayed-flights-stage-map replicas: 2 nodeSelector: \{'securestreams.io/sgx': 'true'\} limits: \{.*'sgx.intel.com/enclave': 1"
+NPMDIR=${SS_K8S_VALIDATOR:-$ROOT/build/k8s-validate}
+mkdir -p "$NPMDIR"
+cp "$ROOT/tests/deploy/package.json" "$ROOT/tests/deploy/k8s-validate.mjs" "$NPMDIR/"
+if ! command -v npm > /dev/null || ! command -v node > /dev/null; then
+    echo "SKIPPED: k8s schema validation: no node/npm"
+elif ! [ -d "$NPMDIR/node_modules/kubernetes-models" ] &&
+     ! (cd "$NPMDIR" && timeout 300 npm install --no-audit --no-fund --silent > npm.log 2>&1); then
+    echo "SKIPPED: k8s schema validation: npm install failed: $(tail -1 "$NPMDIR/npm.log")"
+else
+    for f in k8s/k8s.yml k8s-plain/k8s.yml; do
+        node "$NPMDIR/k8s-validate.mjs" "$f" > val.out 2>&1
+        check "$f validates against the Kubernetes API schemas ($(tail -1 val.out))" [ $? -eq 0 ]
+        grep '^not ok' val.out | head -5
+    done
+    # the validator does reject: a broken copy fails
+    sed 's/replicas: 2/replicas: "two"/' k8s/k8s.yml > broken.yml
+    node "$NPMDIR/k8s-validate.mjs" broken.yml > val.out 2>&1
+    check "a manifest with replicas: \"two\" does not validate" [ $? -ne 0 ]
+    contains "... and the validator says why" val.out "spec/replicas must be integer"
+fi
+finish

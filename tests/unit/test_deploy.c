@@ -1,0 +1,287 @@
+/*
+ * test_deploy.c - `sstream deploy`'s generator (src/run/ss_deploy.c):
+ * keys per role (never the data key on a cluster), what a cluster target
+ * refuses, the services and their placement, and that a hostile name or
+ * path stays one quoted YAML scalar.
+ *
+ * The tests run in a fresh temporary folder holding small scripts and a
+ * key directory made with ss_keys.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "run/ss_deploy.h"
+#include "run/ss_pipeline.h"
+#include "securestreams.h"
+
+static char tmpdir[PATH_MAX];
+static char oldcwd[PATH_MAX];
+
+static void write_file(const char *path, const char *text, int mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, (mode_t)mode);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_non_null(getcwd(oldcwd, sizeof oldcwd));
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ss_deploy_XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    assert_int_equal(chdir(tmpdir), 0);
+    write_file("map.lua", "-- map\nlocal x = \"q\"\n", 0644);
+    write_file("red.lua", "-- reduce\n", 0644);
+    write_file("sink.lua", "-- sink\n", 0644);
+    mkdir("keys", 0700);
+    static const char *const files[] = {
+        "data.key", "platform.key", "platform.pub", "curve-server.key",
+        "curve-server.pub", "curve-client.key", "curve-client.pub"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "keys/%s", files[i]);
+        write_file(path, files[i], 0600); /* the content names the file */
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(chdir(oldcwd), 0);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static ss_pipeline *load(const char *security, int workers)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "name: demo\nsecurity: %s\n"
+             "source: { file: data.csv, parts: 2, format: csv, header: "
+             "true }\n"
+             "stages:\n"
+             "  - { name: map, script: map.lua, workers: %d }\n"
+             "  - { name: reduce, script: red.lua, workers: 1 }\n"
+             "sink: { script: sink.lua }\n",
+             security, workers);
+    ss_pipeline *p = NULL;
+    char err[256];
+    int rc = ss_pipeline_parse("p.yml", text, strlen(text), &p, err,
+                               sizeof err);
+    if (rc)
+        fail_msg("%s", err);
+    return p;
+}
+
+/* Runs the generator into memory; returns the text (caller frees) or
+ * NULL with err set. */
+static char *gen(const ss_pipeline *p, const ss_deploy_opts *o, int *rc,
+                 char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    *rc = ss_deploy_write(p, o, f, err, errlen);
+    fclose(f);
+    if (*rc) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *s = hay; (s = strstr(s, needle)); s += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_role_keys(void **state)
+{
+    (void)state;
+    static const char *const sec[] = {"plain", "encrypted", "enclave"};
+    static const char *const roles[] = {"router", "worker", "source", "sink",
+                                        "keyservice"};
+    for (int t = SS_DEPLOY_COMPOSE; t <= SS_DEPLOY_K8S; t++)
+        for (size_t s = 0; s < 3; s++)
+            for (size_t r = 0; r < 5; r++) {
+                const char *const *k =
+                    ss_deploy_role_keys((ss_deploy_target)t, sec[s], roles[r]);
+                assert_non_null(k);
+                for (; *k; k++) {
+                    /* the data key never reaches a cluster */
+                    if (t != SS_DEPLOY_COMPOSE)
+                        assert_string_not_equal(*k, "data.key");
+                    /* only routers hold the CURVE server secret */
+                    if (strcmp(roles[r], "router") != 0)
+                        assert_string_not_equal(*k, "curve-server.key");
+                    /* routers hold no data key and no client secret */
+                    if (strcmp(roles[r], "router") == 0) {
+                        assert_string_not_equal(*k, "data.key");
+                        assert_string_not_equal(*k, "curve-client.key");
+                    }
+                }
+            }
+    assert_null(ss_deploy_role_keys(SS_DEPLOY_SWARM, "plain", "router")[0]);
+    assert_null(ss_deploy_role_keys(SS_DEPLOY_K8S, "enclave", "sink")[0]);
+    assert_string_equal(
+        ss_deploy_role_keys(SS_DEPLOY_COMPOSE, "encrypted", "worker")[0],
+        "data.key");
+    ss_deploy_target t;
+    assert_int_equal(ss_deploy_target_parse("swarm", &t), 0);
+    assert_int_equal(t, SS_DEPLOY_SWARM);
+    assert_int_equal(ss_deploy_target_parse("nomad", &t), SS_EINVAL);
+    assert_string_equal(ss_deploy_file_name(SS_DEPLOY_K8S), "k8s.yml");
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    char err[512];
+    int rc;
+    ss_pipeline *p = load("encrypted", 2);
+    ss_deploy_opts o = {.target = SS_DEPLOY_SWARM, .image = "img",
+                        .keys = "keys"};
+    assert_null(gen(p, &o, &rc, err, sizeof err));
+    assert_int_equal(rc, SS_EINVAL);
+    assert_non_null(strstr(err, "security encrypted puts the data key on "
+                                "every worker"));
+    o.target = SS_DEPLOY_COMPOSE; /* the owner's own host: fine */
+    char *t = gen(p, &o, &rc, err, sizeof err);
+    assert_non_null(t);
+    free(t);
+    o.keys = NULL;
+    assert_null(gen(p, &o, &rc, err, sizeof err));
+    assert_non_null(strstr(err, "needs the pipeline's keys (--keys DIR"));
+    ss_pipeline_destroy(&p);
+
+    p = load("enclave", 1);
+    o = (ss_deploy_opts){.target = SS_DEPLOY_K8S, .image = "img",
+                         .keys = "keys"};
+    assert_null(gen(p, &o, &rc, err, sizeof err));
+    assert_non_null(strstr(err, "needs --keyservice EP"));
+    o.keyservice = "tcp://owner:5599";
+    o.enclave = "tdx";
+    assert_null(gen(p, &o, &rc, err, sizeof err));
+    assert_non_null(strstr(err, "unknown enclave backend 'tdx'"));
+    o.enclave = NULL;
+    o.keys = "no-such-dir";
+    assert_null(gen(p, &o, &rc, err, sizeof err));
+    assert_int_equal(rc, SS_EIO);
+    assert_non_null(strstr(err, "no-such-dir/curve-server.key"));
+    ss_pipeline_destroy(&p);
+}
+
+static void test_swarm_enclave(void **state)
+{
+    (void)state;
+    char err[512];
+    int rc;
+    ss_pipeline *p = load("enclave", 3);
+    ss_deploy_opts o = {.target = SS_DEPLOY_SWARM, .image = "img:1",
+                        .keys = "keys", .keyservice = "tcp://owner:5599",
+                        .run = "00000000000000ab"};
+    char *t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    /* 3 routers, 2 stages, the source; no sink, no key service */
+    assert_int_equal(count(t, "\"router\", \"--from\""), 3);
+    assert_non_null(strstr(t, "  stage-map:\n"));
+    assert_non_null(strstr(t, "  stage-reduce:\n"));
+    assert_non_null(strstr(t, "  source:\n"));
+    assert_null(strstr(t, "  sink:\n"));
+    assert_null(strstr(t, "  keyservice:\n"));
+    assert_null(strstr(t, "data.key"));
+    assert_non_null(strstr(t, "      replicas: 3\n"));
+    assert_int_equal(count(t, "- node.labels.sgx == true"), 2);
+    assert_non_null(strstr(t, "SS_NAME: \"map-{{.Task.Slot}}\""));
+    assert_non_null(strstr(t, "SS_RUN: \"00000000000000ab\""));
+    assert_non_null(strstr(t, "\"--format\", \"sealed\""));
+    assert_non_null(strstr(t, "\"tcp://router-1:5556\", \"--to\", "
+                              "\"tcp://router-2:5557\""));
+    assert_non_null(strstr(t, "driver: overlay"));
+    assert_non_null(strstr(t, "published: 5560"));
+    free(t);
+    ss_pipeline_destroy(&p);
+}
+
+static void test_k8s(void **state)
+{
+    (void)state;
+    char err[512];
+    int rc;
+    ss_pipeline *p = load("enclave", 2);
+    ss_deploy_opts o = {.target = SS_DEPLOY_K8S, .image = "img:1",
+                        .keys = "keys", .keyservice = "tcp://owner:5599",
+                        .enclave = "gramine"};
+    char *t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_int_equal(count(t, "kind: Deployment"), 5);
+    assert_int_equal(count(t, "kind: Service\n"), 3);
+    assert_int_equal(count(t, "kind: Secret"), 2);
+    assert_int_equal(count(t, "kind: Job"), 1);
+    assert_non_null(strstr(t, "type: NodePort"));
+    assert_int_equal(count(t, "securestreams.io/sgx: \"true\""), 2);
+    assert_int_equal(count(t, "sgx.intel.com/enclave: 1"), 2);
+    /* the Secrets carry base64 of the files: platform.key ("cGxhdGZvcm0u")
+     * yes, data.key ("ZGF0YS5rZXk=") never */
+    assert_non_null(strstr(t, "platform.key: cGxhdGZvcm0ua2V5"));
+    assert_null(strstr(t, "ZGF0YS5rZXk="));
+    /* the script's quotes and newline stay inside one scalar */
+    assert_non_null(strstr(t, "\"map.lua\": \"-- map\\x0alocal x = \\\"q\\\"\\x0a\""));
+    free(t);
+    ss_pipeline_destroy(&p);
+}
+
+static void test_hostile_names(void **state)
+{
+    (void)state;
+    char err[512];
+    int rc;
+    ss_pipeline *p = load("plain", 1);
+    ss_deploy_opts o = {.target = SS_DEPLOY_COMPOSE,
+                        .image = "img\"\n  evil: [1]", .data_dir = "/d\\x"};
+    char *t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_null(strstr(t, "\n  evil"));
+    assert_non_null(strstr(t, "image: \"img\\\"\\x0a  evil: [1]\""));
+    assert_non_null(strstr(t, "source: \"/d\\\\x\""));
+    assert_null(strstr(t, "secrets:")); /* plain: no keys at all */
+    assert_non_null(strstr(t, "  sink:\n"));
+    free(t);
+    ss_pipeline_destroy(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_role_keys),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swarm_enclave, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_k8s, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
