@@ -13,6 +13,7 @@
 #include "core/ss_log.h"
 #include "core/ss_util.h"
 #include "net/ss_curve.h"
+#include "net/ss_proto.h"
 #include "net/ss_router.h"
 #include "net/ss_stats_reporter.h"
 #include "securestreams.h"
@@ -69,7 +70,8 @@ static void router_usage(FILE *f)
             "usage: sstream router [--from EP] [--to EP] [--producers N]\n"
             "                      [--queue N] [--heartbeat-ms N]\n"
             "                      [--peer-timeout-ms N] [--stall-ms N]\n"
-            "                      [--name NAME] [--run HEX] [--peers NAMES]\n\n"
+            "                      [--max-frame BYTES] [--name NAME]\n"
+            "                      [--run HEX] [--peers NAMES]\n\n"
             "Takes batches from the producers that connect to FROM and deals\n"
             "them to the workers that connect to TO, against their credits.\n"
             "Exits 0 once every producer group sent its end of stream and\n"
@@ -84,6 +86,9 @@ static void router_usage(FILE *f)
             "                        batches (default 64)\n"
             "   --heartbeat-ms N     peers' heartbeat interval (default 500)\n"
             "   --peer-timeout-ms N  a silent worker is lost (default 5000)\n"
+            "   --max-frame BYTES    drop the connection of a producer\n"
+            "                        whose frame is larger (default and at\n"
+            "                        most 72 + 64 MiB)\n"
             "   --stall-ms N         a worker holding batches that\n"
             "                        acknowledges none for N ms is lost,\n"
             "                        though it heartbeats (default 6 peer\n"
@@ -159,9 +164,9 @@ int cmd_router(int argc, char **argv)
         static const char *const names[] = {
             "--from",  "--to",           "--producers",       "--queue",
             "--heartbeat-ms", "--peer-timeout-ms", "--name", "--keys",
-            "--run", "--stall-ms", "--peers"};
+            "--run", "--stall-ms", "--peers", "--max-frame"};
         int k = -1;
-        for (int j = 0; j < 11; j++)
+        for (int j = 0; j < 12; j++)
             if (router_is_opt(a, names[j]))
                 k = j;
         if (k < 0)
@@ -200,6 +205,12 @@ int cmd_router(int argc, char **argv)
             if (ss_parse_u64(v, 1, 86400000, 0, &n))
                 return router_bad("--stall-ms wants 1..86400000, not", v);
             o.stall_ms = (int)n;
+            break;
+        case 11:
+            if (ss_parse_u64(v, 1024, (uint64_t)SS_PROTO_MSG_MAX, 1, &n))
+                return router_bad("--max-frame wants 1K..64M+72 bytes, not",
+                                  v);
+            o.max_frame = n;
             break;
         }
     }

@@ -1798,8 +1798,8 @@ static int maybe_complete(ss_router *r)
  * busy worker may wait on a full window for long, and silent workers are
  * timed out anyway. */
 static void *open_router(void *zctx, const char *ep, int linger,
-                         int maxrt_ms, const ss_curve *curve, char *err,
-                         size_t errlen)
+                         int maxrt_ms, int64_t maxmsg, const ss_curve *curve,
+                         char *err, size_t errlen)
 {
     void *s = zmq_socket(zctx, ZMQ_ROUTER);
     if (!s) {
@@ -1810,7 +1810,6 @@ static void *open_router(void *zctx, const char *ep, int linger,
     int one = 1;
     /* libzmq drops the connection of a peer whose message is larger:
      * no frame can make the router allocate more than this */
-    int64_t maxmsg = SS_PROTO_MSG_MAX;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
@@ -1881,11 +1880,14 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
         ss_router_destroy(&r);
         return SS_EIO;
     }
-    r->front = open_router(zctx, o->from, linger, r->ptimeout, o->curve,
-                           err, errlen);
+    int64_t maxmsg = o->max_frame > 0 && o->max_frame < SS_PROTO_MSG_MAX
+                         ? (int64_t)o->max_frame
+                         : SS_PROTO_MSG_MAX;
+    r->front = open_router(zctx, o->from, linger, r->ptimeout, maxmsg,
+                           o->curve, err, errlen);
     if (r->front)
-        r->back = open_router(zctx, o->to, linger, 0, o->curve, err,
-                              errlen);
+        r->back = open_router(zctx, o->to, linger, 0, SS_PROTO_MSG_MAX,
+                              o->curve, err, errlen);
     if (!r->back) {
         ss_router_destroy(&r);
         return SS_EIO;

@@ -40,6 +40,9 @@ typedef struct ss_router_opts {
     unsigned queue;       /* stop reading FRONT above this (default 64) */
     uint64_t queue_bytes; /* ... or above this many bytes queued
                              (default SS_ROUTER_QUEUE_BYTES) */
+    uint64_t max_frame;   /* largest frame taken from producers (header +
+                             payload; default and at most header + 64 MiB):
+                             libzmq drops the connection of a larger one */
     int heartbeat_ms;     /* peers' heartbeat interval (default 500) */
     int peer_timeout_ms;  /* a silent worker is lost (default 5000) */
     int stall_ms;         /* a worker holding batches that acknowledges

