@@ -1,0 +1,211 @@
+/*
+ * test_monitor.c - the receiving end of the control endpoint
+ * (src/run/ss_monitor.c), driven as a cluster run would drive it: fake
+ * components push STATS and DONE to it over loopback tcp; the monitor
+ * matches samples by name, else by pid, keeps rates, notes DONE, ignores
+ * garbage, and writes one JSON line per sample to the metrics file, valid
+ * JSON and UTF-8 whatever bytes the component names hold.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <unistd.h>
+#include <zmq.h>
+
+#include "core/ss_buf.h"
+#include "core/ss_util.h"
+#include "run/ss_monitor.h"
+#include "securestreams.h"
+#include "wire/ss_stats.h"
+
+typedef struct fixture {
+    ss_monitor *m;
+    void *zctx, *push;
+    char metrics[64];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->metrics, sizeof f->metrics, "/tmp/test_monitor_%d.jsonl",
+             (int)getpid());
+    char err[256];
+    assert_int_equal(ss_monitor_new("tcp://127.0.0.1:*", f->metrics, NULL,
+                                    &f->m, err, sizeof err),
+                     0);
+    /* the system chose the port: the endpoint says which */
+    assert_null(strstr(ss_monitor_endpoint(f->m), ":*"));
+    f->zctx = zmq_ctx_new();
+    f->push = zmq_socket(f->zctx, ZMQ_PUSH);
+    int linger = 1000;
+    zmq_setsockopt(f->push, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(f->push, ss_monitor_endpoint(f->m)), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    zmq_close(f->push);
+    zmq_ctx_term(f->zctx);
+    ss_monitor_destroy(&f->m);
+    assert_null(f->m);
+    unlink(f->metrics);
+    free(f);
+    return 0;
+}
+
+static void push(fixture *f, const void *p, size_t n)
+{
+    assert_int_equal(zmq_send(f->push, p, n, 0), (int)n);
+}
+
+static void push_stats(fixture *f, const ss_stats *s)
+{
+    ss_buf b;
+    ss_buf_init(&b);
+    assert_int_equal(ss_stats_encode(s, &b), 0);
+    push(f, b.data, b.len);
+    ss_buf_release(&b);
+}
+
+/* Reads until the component has want samples, or fails after 5 s. */
+static void wait_samples(fixture *f, size_t i, uint64_t in_want)
+{
+    uint64_t t0 = ss_now_ms();
+    for (;;) {
+        ss_monitor_read(f->m);
+        const ss_monitor_comp *c = ss_monitor_get(f->m, i);
+        if (c->have_st && c->st.in == in_want)
+            return;
+        assert_true(ss_now_ms() - t0 < 5000);
+        usleep(2000);
+    }
+}
+
+static void matches_by_name_then_pid(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(ss_monitor_add(f->m, "map-1"), 0);
+    assert_int_equal(ss_monitor_add(f->m, "sink"), 1);
+    assert_null(ss_monitor_get(f->m, 2));
+    ss_monitor_set_pid(f->m, 1, 4242);
+    ss_monitor_start(f->m, ss_now_ns());
+
+    ss_stats s;
+    ss_stats_init(&s);
+    ss_stats_set_names(&s, "map-1", "worker", "map");
+    s.in = 10;
+    s.in_bytes = 1000;
+    push_stats(f, &s);
+    wait_samples(f, 0, 10);
+    assert_false(ss_monitor_get(f->m, 1)->have_st);
+
+    usleep(100000); /* rates need 50 ms between samples */
+    s.in = 110;
+    s.in_bytes = 11000;
+    push_stats(f, &s);
+    wait_samples(f, 0, 110);
+    const ss_monitor_comp *c = ss_monitor_get(f->m, 0);
+    assert_true(c->ev_rate > 0 && c->byte_rate > 0);
+    assert_true(c->byte_rate > c->ev_rate * 50); /* 100 bytes an event */
+    double ev = 0, by = 0;
+    ss_monitor_rates(c, ss_now_ns(), 3000000000ull, &ev, &by);
+    assert_true(ev == c->ev_rate && by == c->byte_rate);
+    ev = by = 0; /* a stale sample has no rate */
+    ss_monitor_rates(c, c->st_ns + 4000000000ull, 3000000000ull, &ev, &by);
+    assert_true(ev == 0 && by == 0);
+
+    /* a sample under an unknown name is matched by its pid */
+    ss_stats_set_names(&s, "renamed", "sink", "");
+    s.pid = 4242;
+    s.in = 7;
+    push_stats(f, &s);
+    wait_samples(f, 1, 7);
+    assert_int_equal(ss_monitor_get(f->m, 0)->st.in, 110);
+    assert_int_equal(ss_monitor_done_ns(f->m), 0);
+}
+
+static void done_and_garbage(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(ss_monitor_add(f->m, "sink"), 0);
+    ss_monitor_start(f->m, ss_now_ns());
+    push(f, "not a message", 13);
+    uint8_t zeros[200] = {0};
+    push(f, zeros, sizeof zeros);
+    ss_buf b;
+    ss_buf_init(&b);
+    assert_int_equal(ss_stats_encode_done(&b), 0);
+    uint64_t before = ss_now_ns();
+    push(f, b.data, b.len);
+    push(f, b.data, b.len); /* a second DONE keeps the first time */
+    ss_buf_release(&b);
+    uint64_t t0 = ss_now_ms();
+    while (!ss_monitor_done_ns(f->m)) {
+        ss_monitor_read(f->m);
+        assert_true(ss_now_ms() - t0 < 5000);
+        usleep(2000);
+    }
+    uint64_t done = ss_monitor_done_ns(f->m);
+    assert_true(done >= before);
+    usleep(20000);
+    ss_monitor_read(f->m);
+    assert_int_equal(ss_monitor_done_ns(f->m), done);
+    assert_false(ss_monitor_get(f->m, 0)->have_st);
+}
+
+/* Every line of the metrics file is JSON and UTF-8, even for a component
+ * whose name holds invalid UTF-8 and control bytes (they used to be
+ * written raw). */
+static void metrics_file_is_json(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(ss_monitor_add(f->m, "bad\xff" "name\n"), 0);
+    ss_monitor_start(f->m, ss_now_ns());
+    ss_stats s;
+    ss_stats_init(&s);
+    ss_stats_set_names(&s, "bad\xff" "name\n", "worker", "st\"age");
+    s.in = 3;
+    s.total_bytes = 99;
+    s.final = 1;
+    push_stats(f, &s);
+    wait_samples(f, 0, 3);
+    assert_int_equal(ss_monitor_close_metrics(f->m), 0);
+    assert_int_equal(ss_monitor_close_metrics(f->m), 0); /* twice */
+
+    FILE *in = fopen(f->metrics, "r");
+    assert_non_null(in);
+    char line[4096];
+    assert_non_null(fgets(line, sizeof line, in));
+    assert_null(fgets(line + strlen(line), 2, in)); /* one line only */
+    fclose(in);
+    size_t n = strlen(line);
+    assert_true(n > 0 && line[n - 1] == '\n');
+    assert_true(ss_utf8_valid(line, n, NULL));
+    assert_non_null(strstr(line, "\"name\":\"bad\\u00ffname\\n\""));
+    assert_non_null(strstr(line, "\"stage\":\"st\\\"age\""));
+    /* every counter of ss_stats.h, in order, then final */
+    assert_non_null(strstr(line, "\"pid\":0,\"in\":3,\"in_bytes\":0,"));
+    assert_non_null(strstr(line, "\"total_bytes\":99,\"final\":true}\n"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(matches_by_name_then_pid, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(done_and_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_file_is_json, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
