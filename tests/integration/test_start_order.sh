@@ -43,7 +43,7 @@ contains "a worker says what it waits for" map.log \
     "'map-1' is waiting for router at ipc://.*/r1b \([0-9]+ s so far, gives up after 60 s\)"
 contains "so does the sink" sink.log "'sink' is waiting for router at ipc://.*/r4b"
 for k in "${kids[@]}"; do
-    wait_max 20 "$k" || notok "component $k ends" "$(tail -3 ./*.log)"
+    wait_max 30 "$k" || notok "component $k ends" "$(tail -n 3 ./*.log)"
 done
 
 # a router that never comes: the worker gives up, naming it
