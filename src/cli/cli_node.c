@@ -5,6 +5,7 @@
 #include "core/ss_util.h"
 #include "lua/ss_stage.h"
 #include "wire/ss_batch.h"
+#include "wire/ss_partition.h"
 
 #include <getopt.h>
 #include <libgen.h>
@@ -102,6 +103,18 @@ static void usage(FILE *f, const char *cmd)
             "(one worker per\n"
             "                       stage): a reordered batch fails the "
             "run\n"
+            "  --partition-by FIELD  worker: cut each output batch by "
+            "the key group of\n"
+            "                       FIELD, for a partitioned next stage "
+            "(sstream run sets it)\n"
+            "  --broadcast N        worker: send each output batch as N "
+            "copies, one per\n"
+            "                       worker of the next stage (sstream run "
+            "sets it)\n"
+            "  --index I            worker: its slot 1..N in its stage, "
+            "for a partitioned\n"
+            "                       or broadcast stage's router (sstream "
+            "run sets it)\n"
             "  --run HEX            the run id (default: SS_RUN): every "
             "message carries it,\n"
             "                       and messages of another run are "
@@ -149,6 +162,9 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"heartbeat-ms", required_argument, 0, 'H'},
         {"run", required_argument, 0, 'R'},
         {"finals", required_argument, 0, 'F'},
+        {"partition-by", required_argument, 0, 'P'},
+        {"broadcast", required_argument, 0, 'B'},
+        {"index", required_argument, 0, 'x'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ss_node_opts_default(o);
@@ -176,6 +192,23 @@ int cli_node_parse(int argc, char **argv, const char *role,
         case 'O': o->ordered = 1; break;
         case 'R': run = optarg; break;
         case 'F': o->finals = optarg; break;
+        case 'P':
+            if (!ss_partition_field_ok(optarg))
+                return bad(cmd, "--partition-by takes a field name of 1 "
+                                "to 63 of A-Z a-z 0-9 _ - ., not", optarg);
+            o->partition_by = optarg;
+            break;
+        case 'B':
+            if (ss_parse_u64(optarg, 1, 64, 0, &v))
+                return bad(cmd, "--broadcast takes 1 to 64 copies, not",
+                           optarg);
+            o->broadcast = (uint32_t)v;
+            break;
+        case 'x':
+            if (ss_parse_u64(optarg, 1, 64, 0, &v))
+                return bad(cmd, "--index takes 1 to 64, not", optarg);
+            o->index = (uint32_t)v;
+            break;
         case 'S':
             if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&
                 strcmp(optarg, "enclave"))
@@ -225,6 +258,18 @@ int cli_node_parse(int argc, char **argv, const char *role,
             return bad(cmd, "unknown or incomplete option",
                        argv[optind - 1]);
         }
+    }
+    if (o->partition_by && o->broadcast) {
+        fprintf(stderr, "sstream %s: --partition-by and --broadcast "
+                        "exclude each other (the next stage is either "
+                        "partitioned or broadcast)\n", cmd);
+        return 2;
+    }
+    if ((o->partition_by || o->broadcast || o->index) &&
+        strcmp(role, "worker") != 0) {
+        fprintf(stderr, "sstream %s: --partition-by, --broadcast and "
+                        "--index are for workers\n", cmd);
+        return 2;
     }
     if (optind >= argc) {
         fprintf(stderr, "sstream %s: no script given (see 'sstream %s "

@@ -60,6 +60,10 @@ static void router_tick(void *arg, const ss_router_stats *rs, int final)
     st.rejected = rs->rejected;
     st.queue = rs->queue_depth;
     st.credits = rs->credits;
+    st.keyed = rs->keyed_events;
+    st.hot_events = rs->hot_events;
+    st.hot_partition = rs->hot_partition;
+    st.hot_slot = rs->hot_slot;
     st.final = final;
     ss_stats_report(rr->rep, &st);
 }
@@ -71,7 +75,8 @@ static void router_usage(FILE *f)
             "                      [--queue N] [--heartbeat-ms N]\n"
             "                      [--peer-timeout-ms N] [--stall-ms N]\n"
             "                      [--max-frame BYTES] [--name NAME]\n"
-            "                      [--run HEX] [--peers NAMES]\n\n"
+            "                      [--run HEX] [--peers NAMES]\n"
+            "                      [--partitions N]\n\n"
             "Takes batches from the producers that connect to FROM and deals\n"
             "them to the workers that connect to TO, against their credits.\n"
             "Exits 0 once every producer group sent its end of stream and\n"
@@ -104,6 +109,12 @@ static void router_usage(FILE *f)
             "refused,\n"
             "                        named (default: anyone; sstream run "
             "sets it)\n"
+            "   --partitions N       the next stage is partitioned or\n"
+            "                        broadcast over N workers, slots 1..N\n"
+            "                        (sstream worker --index): a batch\n"
+            "                        goes to the slot owning its key group\n"
+            "                        (or named by its copy), others by\n"
+            "                        credit\n"
             "   --keys DIR           CurveZMQ on both endpoints with the\n"
             "                        pipeline's keys (curve-server pair);\n"
             "                        only its curve-*.pub may connect\n"
@@ -164,9 +175,10 @@ int cmd_router(int argc, char **argv)
         static const char *const names[] = {
             "--from",  "--to",           "--producers",       "--queue",
             "--heartbeat-ms", "--peer-timeout-ms", "--name", "--keys",
-            "--run", "--stall-ms", "--peers", "--max-frame"};
+            "--run", "--stall-ms", "--peers", "--max-frame",
+            "--partitions"};
         int k = -1;
-        for (int j = 0; j < 12; j++)
+        for (int j = 0; j < 13; j++)
             if (router_is_opt(a, names[j]))
                 k = j;
         if (k < 0)
@@ -211,6 +223,11 @@ int cmd_router(int argc, char **argv)
                 return router_bad("--max-frame wants 1K..64M+72 bytes, not",
                                   v);
             o.max_frame = n;
+            break;
+        case 12:
+            if (ss_parse_u64(v, 1, 4096, 0, &n))
+                return router_bad("--partitions wants 1..4096, not", v);
+            o.partitions = (unsigned)n;
             break;
         }
     }

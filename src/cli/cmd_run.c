@@ -12,6 +12,7 @@
 #include "lua/ss_stage.h"
 #include "run/ss_pipeline.h"
 #include "run/ss_supervisor.h"
+#include "wire/ss_partition.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
@@ -290,13 +291,25 @@ static int keyserver_prepare(keyserver *k, ss_pipeline *p, const char *keys,
         return SS_EINVAL;
     }
     for (size_t i = 0; i < p->nstages; i++) {
-        rc = ss_keyservice_expect_stage(k->ks, p->stages[i].name, exe,
-                                        p->stages[i].script,
-                                        SS_ENCLAVE_DEFAULT_MEM,
-                                        p->max_instructions
-                                            ? p->max_instructions
-                                            : SS_STAGE_DEFAULT_MAX_INSTRUCTIONS,
-                                        1, err, errlen);
+        /* how the stage cuts its output for the next one is measured */
+        const ss_stage_conf *next =
+            i + 1 < p->nstages ? &p->stages[i + 1] : NULL;
+        char output[80];
+        if (ss_partition_spec(output, sizeof output,
+                              next ? next->partition_by : NULL,
+                              next && next->broadcast
+                                  ? (uint32_t)next->workers
+                                  : 0)) {
+            snprintf(err, errlen, "stage '%s': bad partition_by",
+                     next ? next->name : "");
+            return SS_EINVAL;
+        }
+        rc = ss_keyservice_expect_stage_out(
+            k->ks, p->stages[i].name, exe, p->stages[i].script,
+            SS_ENCLAVE_DEFAULT_MEM,
+            p->max_instructions ? p->max_instructions
+                                : SS_STAGE_DEFAULT_MAX_INSTRUCTIONS,
+            output, 1, err, errlen);
         if (rc)
             return rc;
     }

@@ -39,16 +39,21 @@ static int plain_name(const char *s, size_t max)
 /* See ss_attest.h. */
 int ss_attest_config(char *buf, size_t len, const char *stage,
                      size_t mem_limit, uint64_t max_instructions,
-                     int encrypted, int echo)
+                     const char *output, int encrypted, int echo)
 {
     if (!stage || !plain_name(stage, SS_REPORT_NAME_MAX))
         return SS_EINVAL;
+    if (output && strchr(output, '\n'))
+        return SS_EINVAL;
+    int has_out = output && *output;
     int n = snprintf(buf, len,
                      "sstream-enclave-config v1\nstage=%s\nmem_limit=%zu\n"
                      "max_instructions=%llu\n"
-                     "encrypted=%d\nprocessor=%s\nsandboxed=1\n",
+                     "encrypted=%d\nprocessor=%s\nsandboxed=1\n%s%s%s",
                      stage, mem_limit, (unsigned long long)max_instructions,
-                     encrypted ? 1 : 0, echo ? "echo" : "stage");
+                     encrypted ? 1 : 0, echo ? "echo" : "stage",
+                     has_out ? "output=" : "", has_out ? output : "",
+                     has_out ? "\n" : "");
     if (n < 0 || (size_t)n >= len)
         return SS_EINVAL;
     return n;

@@ -46,12 +46,15 @@ typedef struct ss_report {
 /* Writes the canonical configuration text measured with an enclave into
  * buf: the stage name, Lua memory cap, instruction budget per event (as
  * the enclave runs with it: callers pass the value in force, not 0),
- * encryption, processor ("stage" or "echo") and the sandboxed flag.
- * Returns the length, or SS_EINVAL if it does not fit or stage is not a
- * plain name. */
+ * encryption, processor ("stage" or "echo") and the sandboxed flag,
+ * and how the stage cuts its output for the next stage (output, from
+ * ss_partition_spec: a line "output=..." only when not NULL or "", so
+ * that the measurement of a stage that does not cut is unchanged).
+ * Returns the length, or SS_EINVAL if it does not fit, stage is not a
+ * plain name or output holds a newline. */
 int ss_attest_config(char *buf, size_t len, const char *stage,
                      size_t mem_limit, uint64_t max_instructions,
-                     int encrypted, int echo);
+                     const char *output, int encrypted, int echo);
 
 /* Computes a measurement from bytes. Can't fail. */
 void ss_measure(const void *program, size_t nprogram, const void *script,

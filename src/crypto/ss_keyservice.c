@@ -77,7 +77,7 @@ int ss_keyservice_expect(ss_keyservice *ks, const char *stage,
                          const uint8_t m[SS_MEASUREMENT_BYTES])
 {
     char cfg[512];
-    if (ss_attest_config(cfg, sizeof cfg, stage, 0, 0, 0, 0) < 0)
+    if (ss_attest_config(cfg, sizeof cfg, stage, 0, 0, NULL, 0, 0) < 0)
         return SS_EINVAL; /* validates the name */
     ks_expect *x = find(ks, stage);
     if (!x) {
@@ -96,9 +96,22 @@ int ss_keyservice_expect_stage(ss_keyservice *ks, const char *stage,
                                size_t mem_limit, uint64_t max_instructions,
                                int encrypted, char *err, size_t errlen)
 {
+    return ss_keyservice_expect_stage_out(ks, stage, program, script,
+                                          mem_limit, max_instructions, NULL,
+                                          encrypted, err, errlen);
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_expect_stage_out(ss_keyservice *ks, const char *stage,
+                                   const char *program, const char *script,
+                                   size_t mem_limit,
+                                   uint64_t max_instructions,
+                                   const char *output, int encrypted,
+                                   char *err, size_t errlen)
+{
     char cfg[512];
     if (ss_attest_config(cfg, sizeof cfg, stage, mem_limit, max_instructions,
-                         encrypted, 0) < 0) {
+                         output, encrypted, 0) < 0) {
         snprintf(err, errlen, "bad stage name '%s'", stage);
         return SS_EINVAL;
     }

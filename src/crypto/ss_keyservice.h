@@ -49,6 +49,16 @@ int ss_keyservice_expect_stage(ss_keyservice *ks, const char *stage,
                                size_t mem_limit, uint64_t max_instructions,
                                int encrypted, char *err, size_t errlen);
 
+/* The same for a stage that cuts its output for a partitioned or
+ * broadcast next stage: output is its ss_partition_spec ("" or NULL:
+ * none, the same as ss_keyservice_expect_stage). */
+int ss_keyservice_expect_stage_out(ss_keyservice *ks, const char *stage,
+                                   const char *program, const char *script,
+                                   size_t mem_limit,
+                                   uint64_t max_instructions,
+                                   const char *output, int encrypted,
+                                   char *err, size_t errlen);
+
 /* Reads / writes a manifest file. */
 int ss_keyservice_load_manifest(ss_keyservice *ks, const char *path,
                                 char *err, size_t errlen);

@@ -7,6 +7,7 @@
 #include "crypto/ss_keys.h"
 #include "enclave/ss_enclave_int.h"
 #include "securestreams.h"
+#include "wire/ss_partition.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -71,7 +72,7 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
 {
     char cfg[512];
     if (ss_attest_config(cfg, sizeof cfg, e->stage, e->o.mem_limit,
-                         e->o.max_instructions, e->o.encrypted,
+                         e->o.max_instructions, e->output, e->o.encrypted,
                          e->o.echo) < 0) {
         snprintf(err, errlen, "bad stage name '%s'", e->stage);
         return SS_EINVAL;
@@ -113,6 +114,7 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     }
     e->core_ready = 1;
     ss_ecore_set_run(&e->core, e->o.run, e->name);
+    ss_ecore_set_output(&e->core, e->partition_by, e->o.broadcast);
     ss_ecore_set_key(&e->core, k);
     /* informational here: nothing is attested in this process */
     char *prog = NULL;
@@ -216,6 +218,15 @@ int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
     e->script = dup_or_null(o->script_path, &fail);
     e->key_dir = dup_or_null(o->key_dir, &fail);
     e->program = dup_or_null(o->program ? o->program : deflt, &fail);
+    e->partition_by = dup_or_null(o->partition_by, &fail);
+    e->o.partition_by = e->partition_by;
+    if (!fail && ss_partition_spec(e->output, sizeof e->output,
+                                   e->partition_by, o->broadcast)) {
+        snprintf(err, errlen, "bad partition_by field '%s' (or with "
+                 "broadcast)", o->partition_by ? o->partition_by : "");
+        ss_enclave_close(&e);
+        return SS_EINVAL;
+    }
     e->o.name = e->name;
     e->o.stage = e->stage;
     e->o.script_path = e->script;
@@ -257,6 +268,7 @@ void ss_enclave_close(ss_enclave **p)
     free(e->script);
     free(e->key_dir);
     free(e->program);
+    free(e->partition_by);
     ss_buf_release(&e->store);
     free(e);
     *p = NULL;

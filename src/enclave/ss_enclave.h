@@ -78,6 +78,12 @@ typedef struct ss_enclave_opts {
                             inputs of another run are refused */
     int echo;            /* test/bench: no script; the output message is
                             the input message (transport only) */
+    const char *partition_by; /* cut each output by the key group of this
+                                 field (the next stage is partitioned) */
+    uint32_t broadcast;  /* N > 0: each output as N copies (the next
+                            stage is broadcast). Both are measured, and
+                            res->msg then holds one or more messages back
+                            to back (ss_psplit_cut) */
 } ss_enclave_opts;
 
 /* What one call produced. Embedded by value: ss_enclave_result_init /

@@ -13,6 +13,7 @@
 #include "crypto/ss_keys.h"
 #include "enclave/ss_enclave_chan.h"
 #include "enclave/ss_enclave_core.h"
+#include "wire/ss_partition.h"
 #include "securestreams.h"
 
 #include <errno.h>
@@ -313,7 +314,8 @@ int ss_enclave_child_main(int argc, char **argv)
     ss_buf_init(&c.priv[0]);
     ss_buf_init(&c.priv[1]);
     const char *name = "enclave", *stage = NULL, *script = NULL;
-    const char *keys = NULL, *shm_path = NULL;
+    const char *keys = NULL, *shm_path = NULL, *partition_by = NULL;
+    uint64_t broadcast = 0;
     uint64_t fd = SS_CHAN_FD, mem = SS_ENCLAVE_CORE_DEFAULT_MEM,
              spin_us = 50, max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS,
              run = 0;
@@ -348,6 +350,10 @@ int ss_enclave_child_main(int argc, char **argv)
             script = v;
         else if (!strcmp(a, "--keys"))
             keys = v;
+        else if (!strcmp(a, "--partition-by"))
+            bad = !ss_partition_field_ok(partition_by = v);
+        else if (!strcmp(a, "--broadcast"))
+            bad = ss_parse_u64(v, 1, 64, 0, &broadcast);
         else if (!strcmp(a, "--mem-limit"))
             bad = ss_parse_u64(v, 1 << 20, (uint64_t)1 << 40, 1, &mem);
         else if (!strcmp(a, "--spin-us"))
@@ -392,9 +398,13 @@ int ss_enclave_child_main(int argc, char **argv)
         return child_fail(&c, SS_ENOMEM, "libsodium failed to start");
 
     /* measure: this program, the script as read once, the config */
-    char cfg[512], err[1024] = "";
+    char cfg[512], err[1024] = "", output[80];
+    if (ss_partition_spec(output, sizeof output, partition_by,
+                          (uint32_t)broadcast))
+        return child_fail(&c, SS_EINVAL, "--partition-by and --broadcast "
+                                         "exclude each other");
     if (!stage || ss_attest_config(cfg, sizeof cfg, stage, (size_t)mem,
-                                   max_insns, encrypted, echo) < 0)
+                                   max_insns, output, encrypted, echo) < 0)
         return child_fail(&c, SS_EINVAL, "bad or missing --stage");
     char *prog = NULL;
     size_t np = 0;
@@ -440,6 +450,7 @@ int ss_enclave_child_main(int argc, char **argv)
     if (rc)
         return child_fail(&c, rc, err);
     ss_ecore_set_run(&c.core, run, name);
+    ss_ecore_set_output(&c.core, partition_by, (uint32_t)broadcast);
     int stateful = 0, sgx = 0;
     ss_ecore_info(&c.core, c.ctl->from, c.ctl->to, sizeof c.ctl->from,
                   &stateful, &sgx);

@@ -20,6 +20,7 @@ int ss_ecore_init(ss_ecore *c, const ss_stage_opts *so, int encrypted,
                   int echo, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
+    ss_psplit_init(&c->split);
     c->encrypted = encrypted;
     c->echo = echo;
     ss_buf_init(&c->pt);
@@ -64,6 +65,14 @@ void ss_ecore_set_run(ss_ecore *c, uint64_t run, const char *name)
 }
 
 /* See ss_enclave_core.h. */
+void ss_ecore_set_output(ss_ecore *c, const char *field, uint32_t copies)
+{
+    snprintf(c->partition_by, sizeof c->partition_by, "%s",
+             field ? field : "");
+    c->broadcast = copies;
+}
+
+/* See ss_enclave_core.h. */
 void ss_ecore_set_key(ss_ecore *c, ss_key *k)
 {
     ss_key_destroy(&c->key);
@@ -84,6 +93,11 @@ void ss_ecore_release(ss_ecore *c)
     if (c->pt.data)
         sodium_memzero(c->pt.data, c->pt.cap);
     ss_buf_release(&c->pt);
+    for (size_t i = 0; i < c->split.capg; i++)
+        if (c->split.g[i].events.data)
+            sodium_memzero(c->split.g[i].events.data,
+                           c->split.g[i].events.cap);
+    ss_psplit_release(&c->split);
     ss_key_destroy(&c->key);
 }
 
@@ -113,6 +127,58 @@ static int emit(ss_ecore *c, ss_hdr *h, int which, const void *p, size_t n,
     return 0;
 }
 
+/* Writes the stage output under header oh through rs: one message, or,
+ * when the next stage is partitioned or broadcast, the pieces of
+ * ss_psplit_cut back to back, each sealed on its own (its own header is
+ * its associated data). */
+static int emit_out(ss_ecore *c, const ss_hdr *oh, ss_ecore_reserve rs,
+                    void *rctx, size_t *outlen, char *err, size_t errlen)
+{
+    const char *why = "";
+    int rc = ss_psplit_cut(&c->split, oh, c->out.events.data,
+                           c->out.events.len, c->out.count,
+                           c->partition_by[0] ? c->partition_by : NULL,
+                           c->broadcast, &why);
+    if (rc) {
+        snprintf(err, errlen, "batch %llu: %s", (unsigned long long)oh->seq,
+                 why);
+        return rc;
+    }
+    size_t ov = c->encrypted ? ss_aead_overhead(c->key) : 0, total = 0;
+    for (size_t i = 0; i < c->split.npc; i++) {
+        if (c->split.pc[i].n > SS_BATCH_MAX_SIZE - ov)
+            return SS_ETOOBIG;
+        total += SS_HDR_SIZE + c->split.pc[i].n + ov;
+    }
+    uint8_t *dst = rs(rctx, 0, total);
+    if (!dst)
+        return SS_ETOOBIG;
+    size_t off = 0;
+    for (size_t i = 0; i < c->split.npc; i++) {
+        ss_piece *pc = &c->split.pc[i];
+        size_t one = 0;
+        if (c->encrypted) {
+            rc = ss_aead_seal_to(c->key, &pc->h, pc->p, pc->n, dst + off,
+                                 total - off, &one);
+            if (rc)
+                return rc;
+        } else {
+            pc->h.len = (uint32_t)pc->n;
+            ss_hdr_encode(&pc->h, dst + off);
+            if (pc->n)
+                memcpy(dst + off + SS_HDR_SIZE, pc->p, pc->n);
+            one = SS_HDR_SIZE + pc->n;
+        }
+        off += one;
+    }
+    for (size_t i = 0; i < c->split.ng; i++) /* plaintext copies */
+        if (c->split.g[i].events.data)
+            sodium_memzero(c->split.g[i].events.data,
+                           c->split.g[i].events.len);
+    *outlen = off;
+    return 0;
+}
+
 /* Emits the stage output under out_hdr, and the rejects with in_hdr's
  * lineage. */
 static int emit_all(ss_ecore *c, ss_hdr *oh, const ss_hdr *in,
@@ -126,8 +192,7 @@ static int emit_all(ss_ecore *c, ss_hdr *oh, const ss_hdr *in,
         oh->span = 0;
     if (!(oh->flags & SS_BF_PARTITIONED))
         oh->partition = 0;
-    int rc = emit(c, oh, 0, c->out.events.data, c->out.events.len, rs,
-                  rctx, &res->msg_len);
+    int rc = emit_out(c, oh, rs, rctx, &res->msg_len, err, errlen);
     if (rc == 0 && c->out.nrejects) {
         ss_hdr rh = *in;
         rh.run = c->run;

@@ -12,6 +12,7 @@
 #include "crypto/ss_keys.h"
 #include "lua/ss_stage.h"
 #include "wire/ss_batch.h"
+#include "wire/ss_partition.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,10 @@ typedef struct ss_ecore {
     ss_stage_out out;   /* the stage's output */
     int out_ready;      /* out was initialised */
     int completed;      /* completion ran: the stream is over */
+    char partition_by[SS_PARTITION_FIELD_MAX + 1]; /* "" or the field the
+                           output is cut by (ss_ecore_set_output) */
+    uint32_t broadcast; /* N > 0: the output goes as N copies */
+    ss_psplit split;    /* the output cut for the next stage */
     /* Test hook (SS_ENCLAVE_TEST_SYSCALL=TEXT): in a test build of the
      * sandbox child (SS_TEST_HOOKS), die() is called when a batch's
      * plaintext contains die_on. Never set, nor read, otherwise (the
@@ -62,6 +67,12 @@ int ss_ecore_init(ss_ecore *c, const ss_stage_opts *so, int encrypted,
  * ss_name_id(name), and it refuses an input of another run (an input
  * with run 0 only when sealed at rest, ss_hdr_at_rest). Can't fail. */
 void ss_ecore_set_run(ss_ecore *c, uint64_t run, const char *name);
+/* How outputs are cut for the next stage (ss_psplit_cut): by the key
+ * group of field (partitioned), as copies copies (broadcast), or not
+ * (NULL, 0). The output message of a call or a completion is then one or
+ * more messages back to back, each sealed on its own. The caller has
+ * checked field (ss_partition_field_ok). Can't fail. */
+void ss_ecore_set_output(ss_ecore *c, const char *field, uint32_t copies);
 /* Takes ownership of k (destroys any previous key). */
 void ss_ecore_set_key(ss_ecore *c, ss_key *k);
 void ss_ecore_release(ss_ecore *c);

@@ -15,7 +15,8 @@ enum { SS_BACKEND_NONE = 0, SS_BACKEND_SANDBOX = 1 };
 
 struct ss_enclave {
     ss_enclave_opts o; /* strings point into the copies below */
-    char *name, *stage, *script, *key_dir, *program;
+    char *name, *stage, *script, *key_dir, *program, *partition_by;
+    char output[80]; /* ss_partition_spec of o, measured */
     int backend;
     uint8_t measurement[SS_MEASUREMENT_BYTES];
     char from[256], to[256];

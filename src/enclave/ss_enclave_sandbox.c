@@ -175,7 +175,7 @@ int ss_sandbox_request(ss_enclave *e, uint32_t op, const void *in,
 }
 
 /* Builds the child's argv into args (strings owned by e or buf). */
-static void build_argv(ss_enclave *e, char **args, char bufs[4][32])
+static void build_argv(ss_enclave *e, char **args, char bufs[5][32])
 {
     int i = 0;
     args[i++] = e->program;
@@ -205,6 +205,15 @@ static void build_argv(ss_enclave *e, char **args, char bufs[4][32])
         snprintf(bufs[3], 32, "%016llx", (unsigned long long)e->o.run);
         args[i++] = "--run";
         args[i++] = bufs[3];
+    }
+    if (e->partition_by) {
+        args[i++] = "--partition-by";
+        args[i++] = e->partition_by;
+    }
+    if (e->o.broadcast) {
+        snprintf(bufs[4], 32, "%u", e->o.broadcast);
+        args[i++] = "--broadcast";
+        args[i++] = bufs[4];
     }
     if (e->o.encrypted)
         args[i++] = "--encrypted";
@@ -281,7 +290,7 @@ int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen)
     e->seq = 1;
     e->dead = 0;
 
-    char *args[24], bufs[4][32], *env[8];
+    char *args[32], bufs[5][32], *env[8];
     build_argv(e, args, bufs);
     build_env(env, sizeof env / sizeof env[0]);
     pid_t parent = getpid();

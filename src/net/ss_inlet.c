@@ -28,7 +28,8 @@ int ss_inlet_new(void *zctx, const ss_inlet_opts *o, ss_inlet **out,
     *out = NULL;
     ss_hello h = {.credits = o->credits ? o->credits : DEFAULT_CREDITS,
                   .stateful = o->stateful != 0,
-                  .members = 1};
+                  .members = 1,
+                  .index = o->index};
     const char *role = o->role ? o->role : "worker";
     const char *stage = o->stage ? o->stage : role;
     if (!o->name || !*o->name || strlen(o->name) >= sizeof h.name ||

@@ -42,6 +42,8 @@ typedef struct ss_inlet_opts {
     const struct ss_curve *curve; /* CURVE client keys, or NULL */
     unsigned ack_batch;   /* acks sent together (default credits/2, >= 1) */
     uint64_t run;         /* the run id every message it sends carries */
+    uint32_t index;       /* its slot 1..N in a partitioned or broadcast
+                             stage (HELLO `index`); 0: none */
 } ss_inlet_opts;
 
 /*

@@ -77,7 +77,8 @@ int ss_proto_hello(ss_buf *out, const ss_hello *he)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int e = msgpack_pack_map(&pk, 7) || pack_kv_str(&pk, "name", he->name) ||
+    int e = msgpack_pack_map(&pk, he->index ? 8 : 7) ||
+            pack_kv_str(&pk, "name", he->name) ||
             pack_kv_str(&pk, "role", he->role) ||
             pack_kv_str(&pk, "stage", he->stage) ||
             pack_kv_u64(&pk, "credits", he->credits) ||
@@ -85,7 +86,8 @@ int ss_proto_hello(ss_buf *out, const ss_hello *he)
             (he->stateful ? msgpack_pack_true(&pk)
                           : msgpack_pack_false(&pk)) ||
             pack_kv_str(&pk, "group", he->group) ||
-            pack_kv_u64(&pk, "members", he->members);
+            pack_kv_u64(&pk, "members", he->members) ||
+            (he->index && pack_kv_u64(&pk, "index", he->index));
     return finish(out, &h, &sb, e);
 }
 
@@ -384,6 +386,8 @@ int ss_proto_hello_parse(const void *p, size_t n, ss_hello *h,
             rc = get_u32(v, SS_PROTO_CREDITS_MAX, &h->credits, why);
         } else if (key_is(k, "members")) {
             rc = get_u32(v, SS_PROTO_ROSTER_MAX, &h->members, why);
+        } else if (key_is(k, "index")) {
+            rc = get_u32(v, SS_PROTO_ROSTER_MAX, &h->index, why);
         } else if (key_is(k, "stateful")) {
             if (v->type != MSGPACK_OBJECT_BOOLEAN) {
                 *why = "hello field 'stateful' is not a boolean";

@@ -71,6 +71,9 @@ typedef struct ss_hello {
     uint32_t credits;              /* consumers: batches it may hold */
     uint32_t members;              /* size of its group */
     int stateful;                  /* its death cannot be retried */
+    uint32_t index;                /* workers: slot 1..N in a partitioned
+                                      or broadcast stage; 0: none (the
+                                      key is sent only when set) */
 } ss_hello;
 
 /* The router's answer to HELLO: its name and its timing. */

@@ -37,6 +37,7 @@
 #include "net/ss_transport.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
+#include "wire/ss_partition.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -77,6 +78,7 @@ typedef struct peer {
     uint64_t batches;
     ss_lineage *acks; /* producers: batches to confirm (one RECEIVED) */
     size_t nacks, capacks;
+    uint32_t slot; /* workers of a keyed router: slot 1..N (HELLO index) */
     int eos;  /* producers: sent their EOS */
     int refused; /* producers: sent on a stream they do not own; every
                     later message is dropped and they count for nothing */
@@ -134,6 +136,10 @@ struct ss_router {
     void *tick_arg;
     peers prod, work;
     size_t rr; /* round-robin cursor among workers */
+    unsigned nslots;    /* --partitions: keyed routing over slots 1..N */
+    uint8_t *slot_lost; /* per slot: its worker was lost (stateless), its
+                           key groups moved on until it comes back */
+    uint64_t *kg_events; /* per key group: events accepted (hot report) */
     queue q;
     strack *streams; /* sorted by id */
     size_t nstreams, capstreams;
@@ -230,6 +236,25 @@ static void q_pop(queue *q, item *out)
     q->bytes -= SS_HDR_SIZE + (uint64_t)q->v[q->head].h.len;
     item_move(out, &q->v[q->head]);
     zmq_msg_close(&q->v[q->head].msg);
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+}
+
+/* Moves the item at position i from the head out of q (a keyed router
+ * takes the first batch whose worker has credit, not always the head).
+ * The items before it shift by one: O(i), and i < --queue. */
+static void q_take(queue *q, size_t i, item *out)
+{
+    size_t at = (q->head + i) % q->cap;
+    q->bytes -= SS_HDR_SIZE + (uint64_t)q->v[at].h.len;
+    item_move(out, &q->v[at]);
+    zmq_msg_close(&q->v[at].msg);
+    for (size_t k = i; k > 0; k--) {
+        size_t dst = (q->head + k) % q->cap;
+        size_t src = (q->head + k - 1) % q->cap;
+        item_move(&q->v[dst], &q->v[src]);
+        zmq_msg_close(&q->v[src].msg);
+    }
     q->head = (q->head + 1) % q->cap;
     q->n--;
 }
@@ -849,6 +874,12 @@ static int worker_lost(ss_router *r, peer *w, const char *why)
         r->st.redelivered++;
     }
     r->st.workers_lost++;
+    if (r->nslots && w->slot) {
+        r->slot_lost[w->slot - 1] = 1;
+        ss_warn("router %s: the key groups of slot %u move to the next "
+                "live worker until a worker says hello for it again",
+                r->name, w->slot);
+    }
     peers_remove(&r->work, w);
     if (r->rr >= r->work.n)
         r->rr = 0;
@@ -895,55 +926,202 @@ static peer *pick(ss_router *r)
 }
 
 /* Deals queued batches to workers with credit. */
+/* Sends batch it (taken from the queue) to worker w, which has credit,
+ * and records it in flight. Returns DEAL_SENT, DEAL_FULL (w's pipe is
+ * full: the batch is back at the head of the queue), DEAL_LOST (w was
+ * disconnected and is lost: the batch is back in the queue) or
+ * DEAL_FAILED (the run failed). */
+enum { DEAL_SENT, DEAL_FULL, DEAL_LOST, DEAL_FAILED };
+
+static int deal(ss_router *r, peer *w, item *itp)
+{
+    item it;
+    item_move(&it, itp);
+    zmq_msg_close(&itp->msg);
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, &it.msg);
+    int rc = 0;
+    if (zmq_send(r->back, w->id, w->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(&copy, r->back, ZMQ_DONTWAIT) < 0)
+        rc = -errno;
+    zmq_msg_close(&copy); /* no-op after a successful send */
+    if (rc) {
+        int pushed = q_push(&r->q, &it, 1);
+        zmq_msg_close(&it.msg);
+        if (pushed) {
+            fail(r, SS_ENOMEM, "out of memory requeueing a batch");
+            return DEAL_FAILED;
+        }
+        if (rc == -EHOSTUNREACH) {
+            worker_lost(r, w, "disconnected");
+            return r->rc ? DEAL_FAILED : DEAL_LOST;
+        }
+        return DEAL_FULL; /* its pipe is full: try again next turn */
+    }
+    w->last_sent = ss_now_ms();
+    r->st.out_batches++;
+    r->st.out_bytes += SS_HDR_SIZE + (uint64_t)it.h.len;
+    r->st.out_events += it.h.count;
+    w->batches++;
+    w->credits--;
+    if (w->ninflight == 0) /* its clock starts with its first batch */
+        w->last_progress = w->last_sent;
+    if (inflight_push(w, &it)) {
+        zmq_msg_close(&it.msg);
+        fail(r, SS_ENOMEM, "out of memory recording a batch in flight");
+        return DEAL_FAILED;
+    }
+    zmq_msg_close(&it.msg);
+    ss_debug_rate(r->st.out_batches, "router %s: batch %u/%llu/%u to '%s'",
+                  r->name, it.h.stream, (unsigned long long)it.h.seq,
+                  it.h.part, w->label);
+    return DEAL_SENT;
+}
+
+static void dispatch_keyed(ss_router *r);
+
+/* Deals queued batches to workers with credit. */
 static void dispatch(ss_router *r)
 {
+    if (r->nslots) {
+        dispatch_keyed(r);
+        return;
+    }
     while (r->q.n > 0 && !r->rc) {
         peer *w = pick(r);
         if (!w)
             return;
         item it;
         q_pop(&r->q, &it);
-        zmq_msg_t copy;
-        zmq_msg_init(&copy);
-        zmq_msg_copy(&copy, &it.msg);
-        int rc = 0;
-        if (zmq_send(r->back, w->id, w->idlen,
-                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-            zmq_msg_send(&copy, r->back, ZMQ_DONTWAIT) < 0)
-            rc = -errno;
-        zmq_msg_close(&copy); /* no-op after a successful send */
-        if (rc) {
-            int pushed = q_push(&r->q, &it, 1);
-            zmq_msg_close(&it.msg);
-            if (pushed) {
-                fail(r, SS_ENOMEM, "out of memory requeueing a batch");
-                return;
-            }
-            if (rc == -EHOSTUNREACH) {
-                worker_lost(r, w, "disconnected");
-                continue;
-            }
-            return; /* its pipe is full: try again next turn */
-        }
-        w->last_sent = ss_now_ms();
-        r->st.out_batches++;
-        r->st.out_bytes += SS_HDR_SIZE + (uint64_t)it.h.len;
-        r->st.out_events += it.h.count;
-        w->batches++;
-        w->credits--;
-        if (w->ninflight == 0) /* its clock starts with its first batch */
-            w->last_progress = w->last_sent;
-        if (inflight_push(w, &it)) {
-            zmq_msg_close(&it.msg);
-            fail(r, SS_ENOMEM, "out of memory recording a batch in flight");
+        int rc = deal(r, w, &it);
+        if (rc == DEAL_FULL || rc == DEAL_FAILED)
             return;
-        }
-        zmq_msg_close(&it.msg);
-        ss_debug_rate(r->st.out_batches, "router %s: batch %u/%llu/%u to "
-                                         "'%s'",
-                      r->name, it.h.stream, (unsigned long long)it.h.seq,
-                      it.h.part, w->label);
     }
+}
+
+/* ---- keyed routing (partitioned and broadcast stages) -----------------
+ *
+ * With --partitions N, the stage's workers are slots 1..N, each named in
+ * its HELLO (index). A batch flagged PARTITIONED goes to the slot owning
+ * its key group (ss_partition_slot: contiguous ranges of the 4096 key
+ * groups, Flink's scheme), a BROADCAST copy to slot part % N + 1, and
+ * any other batch (an empty output, not cut) by credit, as without
+ * --partitions. The router reads only these header fields.
+ *
+ * Where a batch goes never depends on who joined first: a slot whose
+ * worker has not said HELLO yet keeps its batches waiting in the queue.
+ * A slot whose worker was lost (a stateless stage: a stateful one aborts
+ * the run) hands its key groups to the next live slot (s+1, s+2, ...
+ * mod N) until a worker says HELLO for it again; its in-flight batches
+ * are redelivered there. The queue is scanned from its head for a batch
+ * whose worker has credit, so that one busy worker does not hold up the
+ * others (the queue is bounded by --queue, so is the scan).
+ */
+
+/* The live worker of slot (1..N), or NULL. */
+static peer *slot_worker(const ss_router *r, uint32_t slot)
+{
+    for (size_t i = 0; i < r->work.n; i++)
+        if (r->work.v[i]->slot == slot)
+            return r->work.v[i];
+    return NULL;
+}
+
+/* Where batch h must go: its worker, or NULL to wait (its slot's worker
+ * has not joined yet). *any is set when any worker may take it. */
+static peer *keyed_target(const ss_router *r, const ss_hdr *h, int *any)
+{
+    *any = 0;
+    uint32_t s;
+    if (h->flags & SS_BF_PARTITIONED)
+        s = ss_partition_slot(h->partition, r->nslots) + 1;
+    else if (h->flags & SS_BF_BROADCAST)
+        s = h->part % r->nslots + 1;
+    else {
+        *any = 1;
+        return NULL;
+    }
+    for (unsigned k = 0; k < r->nslots; k++) {
+        uint32_t t = (s - 1 + k) % r->nslots + 1;
+        peer *w = slot_worker(r, t);
+        if (w)
+            return w;
+        if (!r->slot_lost[t - 1])
+            return NULL; /* not joined yet: its batches wait for it */
+    }
+    return NULL;
+}
+
+static void dispatch_keyed(ss_router *r)
+{
+    size_t i = 0;
+    while (i < r->q.n && !r->rc) {
+        const item *head = &r->q.v[(r->q.head + i) % r->q.cap];
+        int any;
+        peer *w = keyed_target(r, &head->h, &any);
+        if (any)
+            w = pick(r);
+        if (!w || !w->credits) {
+            i++;
+            continue;
+        }
+        item it;
+        q_take(&r->q, i, &it);
+        int rc = deal(r, w, &it);
+        if (rc == DEAL_FAILED)
+            return;
+        if (rc == DEAL_LOST)
+            i = 0; /* key groups moved: look again from the head */
+        else if (rc == DEAL_FULL)
+            i++; /* back at the head: skip it for this turn */
+    }
+}
+
+/* A worker said HELLO to a keyed router: checks its slot. Returns 1 if it
+ * may join, 0 if it was refused (an ABORT tells it why). */
+static int keyed_hello(ss_router *r, const uint8_t *id, size_t idlen,
+                       const ss_hello *he, const char *label)
+{
+    char why[400];
+    if (!he->index || he->index > r->nslots) {
+        snprintf(why, sizeof why,
+                 "stage %s is partitioned over %u workers: a worker must "
+                 "say which of them it is (sstream worker --index 1..%u), "
+                 "and '%s' says %u",
+                 he->stage, r->nslots, r->nslots, label, he->index);
+    } else {
+        const peer *o = slot_worker(r, he->index);
+        if (!o || (o->idlen == idlen && memcmp(o->id, id, idlen) == 0))
+            return 1;
+        snprintf(why, sizeof why,
+                 "slot %u of stage %s is taken by '%s'", he->index,
+                 he->stage, o->label);
+    }
+    refuse(r, r->back, id, idlen, label, "hello message", why);
+    return 0;
+}
+
+/* Counts the events of an accepted PARTITIONED batch in its key group,
+ * for the hot partition report. */
+static void keyed_count(ss_router *r, const ss_hdr *h)
+{
+    if (!(h->flags & SS_BF_PARTITIONED) || !r->kg_events)
+        return;
+    uint64_t n = r->kg_events[h->partition] += h->count;
+    r->st.keyed_events += h->count;
+    if (n > r->st.hot_events) {
+        r->st.hot_events = n;
+        r->st.hot_partition = h->partition;
+        r->st.hot_slot = ss_partition_slot(h->partition, r->nslots) + 1;
+    }
+}
+
+/* See ss_router.h. */
+int ss_router_hot(const ss_router_stats *st, unsigned n)
+{
+    return n >= 2 && st->keyed_events >= 100 &&
+           st->hot_events * n > st->keyed_events;
 }
 
 /* ---- FRONT: producers ------------------------------------------------- */
@@ -1031,6 +1209,7 @@ static void front_data(ss_router *r, peer *p, const ss_hdr *h,
         r->st.in_batches++;
         r->st.in_bytes += SS_HDR_SIZE + (uint64_t)h->len;
         r->st.in_events += h->count;
+        keyed_count(r, h);
         p->batches++;
         ss_debug_rate(r->st.in_batches, "router %s: batch %s from '%s'",
                       r->name, lineage_str(h, lin, sizeof lin), p->label);
@@ -1324,6 +1503,8 @@ static void back_hello(ss_router *r, const uint8_t *id, size_t idlen,
                "too many workers (the limit is 4096)");
         return;
     }
+    if (r->nslots && !keyed_hello(r, id, idlen, &he, label))
+        return;
     int quiet = 0; /* a peer repeating HELLO must not flood the log */
     if (w) {
         int fresh = w->ninflight == 0 && !w->hello.stateful;
@@ -1348,6 +1529,10 @@ static void back_hello(ss_router *r, const uint8_t *id, size_t idlen,
         return;
     }
     w->hello = he;
+    if (r->nslots) {
+        w->slot = he.index;
+        r->slot_lost[he.index - 1] = 0; /* its key groups come back */
+    }
     w->max_credits = he.credits ? he.credits : 1;
     w->credits = w->max_credits;
     w->last_seen = w->last_sent = ss_now_ms();
@@ -1872,6 +2057,23 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
     r->stall = o->stall_ms > 0 ? (uint64_t)o->stall_ms
                                : 6 * (uint64_t)r->ptimeout;
     int linger = o->linger_ms > 0 ? o->linger_ms : 1000;
+    if (o->partitions > SS_PARTITIONS) {
+        ss_errf(err, errlen, "router %s: --partitions takes 1 to %u, not %u",
+                name, SS_PARTITIONS, o->partitions);
+        free(r);
+        return SS_EINVAL;
+    }
+    if ((r->nslots = o->partitions)) {
+        r->slot_lost = calloc(r->nslots, 1);
+        r->kg_events = calloc(SS_PARTITIONS, sizeof *r->kg_events);
+        if (!r->slot_lost || !r->kg_events) {
+            free(r->slot_lost);
+            free(r->kg_events);
+            free(r);
+            ss_errf(err, errlen, "out of memory");
+            return SS_ENOMEM;
+        }
+    }
     ss_eos_init(&r->merged);
     ss_buf_init(&r->out);
     atomic_init(&r->stop, 0);
@@ -1980,6 +2182,8 @@ void ss_router_destroy(ss_router **p)
     ss_eos_release(&r->merged);
     free(r->allow);
     ss_buf_release(&r->out);
+    free(r->slot_lost);
+    free(r->kg_events);
     free(r);
     *p = NULL;
 }

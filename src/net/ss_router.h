@@ -52,6 +52,11 @@ typedef struct ss_router_opts {
     uint64_t run;         /* the run id; 0: learnt from the first HELLO */
     const char *peers;    /* comma-separated names that may say hello on
                              either side (copied), or NULL: anyone */
+    unsigned partitions;  /* N > 0: the stage's workers are slots 1..N
+                             (HELLO index): a PARTITIONED batch goes to
+                             the slot owning its key group, a BROADCAST
+                             copy to the slot its part names; 0: credit
+                             balancing only (docs/PROTOCOL.md) */
     const struct ss_curve *curve; /* CURVE server keys and the allowed
                                      peers (a ZAP handler runs in zctx),
                                      or NULL: no CURVE (ss_curve.h) */
@@ -78,7 +83,20 @@ typedef struct ss_router_stats {
     uint32_t credits;      /* credits the live workers have left */
     uint32_t workers;      /* live workers */
     uint32_t producers;    /* producers that said HELLO */
+    /* keyed streams: events of the PARTITIONED batches accepted, and the
+     * key group with the most of them (hot_events); see
+     * ss_router_hot() */
+    uint64_t keyed_events, hot_events;
+    uint32_t hot_partition;
+    uint32_t hot_slot; /* the slot 1..N owning it (0: not partitioned) */
 } ss_router_stats;
+
+/* 1 if st shows a hot partition: with n slots (n >= 2), one key group
+ * holds more than a worker's fair share of the keyed events
+ * (hot_events * n > keyed_events, at least 100 keyed events): a key
+ * group is never split, so its worker does more than any balance would
+ * give it and the stage waits for it. Can't fail. */
+int ss_router_hot(const ss_router_stats *st, unsigned n);
 
 /*
  * Creates the router and binds both endpoints in zctx (which must outlive

@@ -22,10 +22,27 @@ typedef struct istream {
     uint64_t nstreams; /* aux of the END batch (source streams) */
 } istream;
 
+/* A batch split in parts (cut for a partitioned or broadcast stage)
+ * whose parts are still arriving: it counts as seen once parts 0..last
+ * all did. */
+typedef struct ipart {
+    uint32_t stream;
+    uint64_t seq;
+    uint8_t *seen; /* bitmap by part */
+    size_t cap;    /* bytes of seen */
+    uint32_t have;
+    int64_t last;  /* index of the LAST_PART part, or -1 */
+    uint32_t maxpart;
+} ipart;
+
+#define PART_MAX 65536u /* as the routers' limit */
+
 struct ss_integrity {
     int ordered;
     istream *s;
     size_t n, cap;
+    ipart *parts;
+    size_t nparts, capparts;
     char **finals; /* workers whose result must arrive */
     size_t nfinals;
 };
@@ -47,6 +64,9 @@ void ss_integrity_destroy(ss_integrity **p)
         return;
     for (size_t i = 0; i < (*p)->n; i++)
         free((*p)->s[i].seen);
+    for (size_t i = 0; i < (*p)->nparts; i++)
+        free((*p)->parts[i].seen);
+    free((*p)->parts);
     for (size_t i = 0; i < (*p)->nfinals; i++)
         free((*p)->finals[i]);
     free((*p)->finals);
@@ -86,6 +106,81 @@ static istream *get(ss_integrity *ig, uint32_t id)
 static int has(const istream *st, uint64_t seq)
 {
     return seq / 8 < st->cap && (st->seen[seq / 8] >> (seq % 8)) & 1;
+}
+
+static ipart *part_find(ss_integrity *ig, uint32_t stream, uint64_t seq)
+{
+    for (size_t i = 0; i < ig->nparts; i++)
+        if (ig->parts[i].stream == stream && ig->parts[i].seq == seq)
+            return &ig->parts[i];
+    return NULL;
+}
+
+/* Records part h->part of a split batch. Returns 1 when the batch is now
+ * whole, 0 when parts are still missing, or SS_EINTEGRITY / SS_ENOMEM
+ * (reason in err). */
+static int part_seen(ss_integrity *ig, const ss_hdr *h, char *err,
+                     size_t errlen)
+{
+    unsigned long long seq = (unsigned long long)h->seq;
+    int last = (h->flags & SS_BF_LAST_PART) != 0;
+    if (h->part >= PART_MAX) {
+        snprintf(err, errlen, "integrity: stream %u batch %llu: part %u "
+                 "out of range", h->stream, seq, h->part);
+        return SS_EINTEGRITY;
+    }
+    ipart *ip = part_find(ig, h->stream, h->seq);
+    if (!ip) {
+        if (ig->nparts == ig->capparts) {
+            size_t cap = ig->capparts ? 2 * ig->capparts : 8;
+            ipart *v = realloc(ig->parts, cap * sizeof *v);
+            if (!v)
+                return SS_ENOMEM;
+            ig->parts = v;
+            ig->capparts = cap;
+        }
+        ip = &ig->parts[ig->nparts++];
+        memset(ip, 0, sizeof *ip);
+        ip->stream = h->stream;
+        ip->seq = h->seq;
+        ip->last = -1;
+    }
+    if (h->part / 8 < ip->cap && (ip->seen[h->part / 8] >> (h->part % 8)) & 1) {
+        snprintf(err, errlen, "integrity: stream %u batch %llu part %u was "
+                 "received twice (duplicated or replayed)", h->stream, seq,
+                 h->part);
+        return SS_EINTEGRITY;
+    }
+    if ((last && ip->last >= 0) || (last && ip->maxpart > h->part) ||
+        (ip->last >= 0 && h->part > (uint64_t)ip->last)) {
+        snprintf(err, errlen, "integrity: stream %u batch %llu: part %u "
+                 "does not fit its other parts (two last parts, or a part "
+                 "beyond the last)", h->stream, seq, h->part);
+        return SS_EINTEGRITY;
+    }
+    size_t need = h->part / 8 + 1;
+    if (need > ip->cap) {
+        size_t cap = ip->cap ? ip->cap : 8;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *v = realloc(ip->seen, cap);
+        if (!v)
+            return SS_ENOMEM;
+        memset(v + ip->cap, 0, cap - ip->cap);
+        ip->seen = v;
+        ip->cap = cap;
+    }
+    ip->seen[h->part / 8] |= (uint8_t)(1u << (h->part % 8));
+    ip->have++;
+    if (h->part > ip->maxpart)
+        ip->maxpart = h->part;
+    if (last)
+        ip->last = h->part;
+    if (ip->last < 0 || ip->have != (uint64_t)ip->last + 1)
+        return 0;
+    free(ip->seen);
+    *ip = ig->parts[--ig->nparts];
+    return 1;
 }
 
 /* See ss_integrity.h. */
@@ -145,6 +240,28 @@ int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,
                  (unsigned long long)st->max_seq);
         return SS_EINTEGRITY;
     }
+    if (!(h->part == 0 && (h->flags & SS_BF_LAST_PART))) {
+        /* one part of a split batch: the seq counts once all arrived */
+        int rc = part_seen(ig, h, err, errlen);
+        if (rc < 0)
+            return rc;
+        if (!st->nseen || h->seq > st->max_seq)
+            st->max_seq = h->seq;
+        st->nseen++;
+        if (rc == 0)
+            return 0;
+        goto whole_seq;
+    }
+    if (part_find(ig, h->stream, h->seq)) {
+        snprintf(err, errlen, "integrity: stream %u batch %llu arrived "
+                 "whole after some of its parts (duplicated or replayed)",
+                 h->stream, seq);
+        return SS_EINTEGRITY;
+    }
+    if (!st->nseen || h->seq > st->max_seq)
+        st->max_seq = h->seq;
+    st->nseen++;
+whole_seq:;
     size_t need = (size_t)(h->seq / 8 + 1);
     if (need > st->cap) {
         size_t cap = st->cap ? st->cap : 64;
@@ -158,14 +275,12 @@ int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,
         st->cap = cap;
     }
     st->seen[h->seq / 8] |= (uint8_t)(1u << (h->seq % 8));
-    if (!st->nseen || h->seq > st->max_seq)
-        st->max_seq = h->seq;
-    st->nseen++;
     return 0;
 }
 
 /* Checks one stream is whole: an end, and every batch up to it. */
-static int whole(const istream *st, char *err, size_t errlen)
+static int whole(ss_integrity *ig, const istream *st, char *err,
+                 size_t errlen)
 {
     if (st->end == NO_END) {
         snprintf(err, errlen, "integrity: stream %u has no end: its last "
@@ -176,8 +291,10 @@ static int whole(const istream *st, char *err, size_t errlen)
     for (uint64_t q = 0; q <= st->end; q++)
         if (!has(st, q)) {
             snprintf(err, errlen, "integrity: stream %u batch %llu is "
-                     "missing (dropped on the way)", st->id,
-                     (unsigned long long)q);
+                     "missing (%sdropped on the way)", st->id,
+                     (unsigned long long)q,
+                     part_find(ig, st->id, q) ? "some of its parts were "
+                                                : "");
             return SS_EINTEGRITY;
         }
     return 0;
@@ -190,7 +307,7 @@ int ss_integrity_finish(ss_integrity *ig, const ss_eos *eos, char *err,
     uint64_t declared = 0, ended = 0;
     for (size_t i = 0; i < ig->n; i++) {
         const istream *st = &ig->s[i];
-        int rc = whole(st, err, errlen);
+        int rc = whole(ig, st, err, errlen);
         if (rc)
             return rc;
         if (st->final)

@@ -29,6 +29,7 @@
 #include "node/ss_integrity.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
+#include "wire/ss_partition.h"
 
 #include <errno.h>
 #include "lua/ss_lua_api.h"
@@ -58,6 +59,7 @@ struct ss_node {
     FILE *rejects;
     ss_stage_out out;
     ss_buf msg;
+    ss_psplit split; /* plain worker: its output cut for the next stage */
     slot slots[NSLOTS];
     unsigned busy;
     uint32_t own_stream;
@@ -287,10 +289,67 @@ static int free_flush(void *arg, ss_stage_out *out, int final)
     return rc;
 }
 
-/* Sends msg[0..len), the output of input batch h, in a free slot: h is
- * acknowledged upstream once the next router confirms it (on_received). */
-static int send_output(node *n, const ss_hdr *h, const void *msg, size_t len)
+/* Sends the output of input batch h: msgs[0..len) holds one or more
+ * DATA messages back to back (several when the output was cut by key
+ * group or broadcast, ss_psplit_cut). They share a slot: h is
+ * acknowledged upstream once the next router confirmed every one of them
+ * (on_received). Each message is checked before anything is sent (an
+ * enclave's output is not trusted to be well formed). */
+static int count_msgs(node *n, const ss_hdr *h, const void *msgs,
+                      size_t len, unsigned *count)
 {
+    const uint8_t *m = msgs;
+    unsigned k = 0;
+    for (size_t off = 0; off < len; k++) {
+        ss_hdr oh;
+        const char *why = "truncated";
+        size_t one = len - off >= SS_HDR_SIZE
+                         ? SS_HDR_SIZE + (size_t)ss_get_u32(m + off + 28)
+                         : 0;
+        if (!one || one > len - off ||
+            ss_hdr_decode(m + off, one, &oh, &why) != 0) {
+            snprintf(n->err, sizeof n->err, "the output of stream %u batch "
+                     "%llu is malformed: %s", h->stream,
+                     (unsigned long long)h->seq, why);
+            return SS_EPROTO;
+        }
+        off += one;
+    }
+    if (!k) {
+        snprintf(n->err, sizeof n->err, "stream %u batch %llu has no output",
+                 h->stream, (unsigned long long)h->seq);
+        return SS_EPROTO;
+    }
+    *count = k;
+    return 0;
+}
+
+/* Sends the checked messages msgs[0..len) (count_msgs) under tag. */
+static int send_msgs(node *n, const void *msgs, size_t len, uint64_t tag)
+{
+    const uint8_t *m = msgs;
+    for (size_t off = 0; off < len;) {
+        size_t one = SS_HDR_SIZE + (size_t)ss_get_u32(m + off + 28);
+        int rc = ss_link_send(n->link, m + off, one, tag);
+        if (rc) {
+            snprintf(n->err, sizeof n->err, "cannot send to %s: %s", n->to,
+                     rc == SS_EPEER ? ss_link_error(n->link)
+                                    : ss_strerror(rc));
+            return rc;
+        }
+        n->batches_out++;
+        off += one;
+    }
+    return 0;
+}
+
+static int send_output(node *n, const ss_hdr *h, const void *msgs,
+                       size_t len)
+{
+    unsigned k;
+    int rc = count_msgs(n, h, msgs, len, &k);
+    if (rc)
+        return rc;
     int s = 0;
     while (s < NSLOTS && n->slots[s].used)
         s++;
@@ -300,16 +359,9 @@ static int send_output(node *n, const ss_hdr *h, const void *msg, size_t len)
     }
     n->slots[s].used = 1;
     n->slots[s].hdr = *h;
-    n->slots[s].pending = 1;
+    n->slots[s].pending = k;
     n->busy++;
-    int rc = ss_link_send(n->link, msg, len, (uint64_t)s);
-    if (rc) {
-        snprintf(n->err, sizeof n->err, "cannot send to %s: %s", n->to,
-                 rc == SS_EPEER ? ss_link_error(n->link) : ss_strerror(rc));
-        return rc;
-    }
-    n->batches_out++;
-    return 0;
+    return send_msgs(n, msgs, len, (uint64_t)s);
 }
 
 /* Writes the REJECT message of an enclave call to the rejects file: its
@@ -461,6 +513,43 @@ static int open_input(node *n, const ss_hdr *h, const char *payload,
     return ss_integrity_batch(n->ig, ph, n->err, sizeof n->err);
 }
 
+/* Sends the output of input batch h (in n->out), cut for the next stage
+ * when it is partitioned or broadcast (ss_psplit_cut), as one or more
+ * messages built back to back in n->msg. */
+static int cut(node *n, const ss_hdr *h)
+{
+    ss_hdr base = *h;
+    base.run = n->o->run;
+    base.producer = ss_name_id(n->o->name);
+    const char *why = "";
+    int rc = ss_psplit_cut(&n->split, &base, n->out.events.data,
+                           n->out.events.len, n->out.count,
+                           n->o->partition_by, n->o->broadcast, &why);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "stream %u batch %llu: %s",
+                 h->stream, (unsigned long long)h->seq, why);
+        return rc;
+    }
+    ss_buf_reset(&n->msg);
+    for (size_t i = 0; i < n->split.npc; i++) {
+        const ss_piece *pc = &n->split.pc[i];
+        size_t at = n->msg.len;
+        if (ss_buf_grow(&n->msg, SS_HDR_SIZE + pc->n))
+            return SS_ENOMEM;
+        ss_hdr_encode(&pc->h, (uint8_t *)n->msg.data + at);
+        n->msg.len = at + SS_HDR_SIZE;
+        if (pc->n)
+            ss_buf_put(&n->msg, pc->p, pc->n);
+    }
+    return 0;
+}
+
+static int send_cut(node *n, const ss_hdr *h)
+{
+    int rc = cut(n, h);
+    return rc ? rc : send_output(n, h, n->msg.data, n->msg.len);
+}
+
 /* Processes one DATA batch and sends its output. */
 static int handle_data(node *n, const ss_hdr *h, const char *payload)
 {
@@ -501,8 +590,7 @@ static int handle_data(node *n, const ss_hdr *h, const char *payload)
             ss_inlet_ack(n->inlet, h);
         return 0;
     }
-    build_msg(n, h, h->flags & (SS_BF_LAST_PART | SS_BF_FINAL), &n->out);
-    return send_output(n, h, n->msg.data, n->msg.len);
+    return send_cut(n, h);
 }
 
 /* Runs every few thousand Lua instructions of a long event: the router
@@ -573,22 +661,26 @@ static int complete_enclave(node *n)
         return rc;
     ss_stage_counts_add(&n->totals, &n->res.delta);
     enclave_rejects(n);
+    /* one message, or several when cut for a partitioned or broadcast
+     * next stage */
+    unsigned k;
+    rc = count_msgs(n, &fin, n->res.msg.data, n->res.msg.len, &k);
+    if (rc)
+        return rc;
     ss_hdr oh;
     const char *why;
-    if (ss_hdr_decode(n->res.msg.data, n->res.msg.len, &oh, &why) != 0) {
-        snprintf(n->err, sizeof n->err, "the enclave's final output is "
-                 "malformed: %s", why);
-        return SS_EPROTO;
-    }
+    ss_hdr_decode(n->res.msg.data,
+                  SS_HDR_SIZE + (size_t)ss_get_u32((const uint8_t *)
+                                                   n->res.msg.data + 28),
+                  &oh, &why); /* checked by count_msgs */
     /* a stateful worker always ends its own stream, even with nothing in
      * it, so that the sink can tell a missing result from an empty one */
-    if ((!oh.count && !node_stateful(n)) || !n->link)
+    if ((k == 1 && !oh.count && !node_stateful(n)) || !n->link)
         return 0;
-    rc = ss_link_send(n->link, n->res.msg.data, n->res.msg.len, UINT64_MAX);
+    rc = send_msgs(n, n->res.msg.data, n->res.msg.len, UINT64_MAX);
     if (rc)
         return rc;
     n->own_seq++;
-    n->batches_out++;
     return 0;
 }
 
@@ -635,11 +727,14 @@ static int handle_eos(node *n, const char *payload, size_t len)
             lin.stream = n->own_stream;
             lin.seq = n->own_seq++;
             lin.aux = SS_AUX_END;
-            build_msg(n, &lin, SS_BF_LAST_PART | SS_BF_FINAL, &n->out);
-            rc = ss_link_send(n->link, n->msg.data, n->msg.len, UINT64_MAX);
-            if (rc)
+            lin.kind = SS_MSG_DATA;
+            lin.flags = SS_BF_LAST_PART | SS_BF_FINAL;
+            lin.first_row = 0;
+            unsigned k;
+            if ((rc = cut(n, &lin)) ||
+                (rc = count_msgs(n, &lin, n->msg.data, n->msg.len, &k)) ||
+                (rc = send_msgs(n, n->msg.data, n->msg.len, UINT64_MAX)))
                 goto out;
-            n->batches_out++;
         }
     }
 eos:
@@ -683,6 +778,7 @@ static int run_input_loop(node *n)
     io.role = strcmp(n->o->role, "sink") == 0 ? "sink" : "worker";
     io.curve = n->have_curve ? &n->curve : NULL;
     io.run = n->o->run;
+    io.index = n->o->index;
     int rc = ss_inlet_new(n->zctx, &io, &n->inlet, n->err, sizeof n->err);
     if (rc)
         return rc;
@@ -769,6 +865,8 @@ static int run_enclave_worker(node *n)
     eo.encrypted = 1;
     eo.run = o->run;
     eo.key_dir = o->keys;
+    eo.partition_by = o->partition_by;
+    eo.broadcast = o->broadcast;
     if (enclave && strcmp(eo.backend, "none") != 0) {
         if (!o->keyservice) {
             ss_error("%s: security 'enclave' needs the key service "
@@ -866,6 +964,7 @@ int ss_node_new(const ss_node_opts *o, ss_node **out)
     n->o = o;
     ss_stage_out_init(&n->out);
     ss_buf_init(&n->msg);
+    ss_psplit_init(&n->split);
     ss_buf_init(&n->pt);
     ss_enclave_result_init(&n->res);
     /* a worker's results go out on its FINAL stream; `sstream lua` sending
@@ -1041,6 +1140,7 @@ void ss_node_destroy(ss_node **pp)
     ss_buf_release(&n->pt);
     ss_stage_out_release(&n->out);
     ss_buf_release(&n->msg);
+    ss_psplit_release(&n->split);
     if (n->rejects)
         fclose(n->rejects);
     zmq_ctx_term(n->zctx);

@@ -46,6 +46,14 @@ typedef struct ss_node_opts {
     const char *finals;     /* sink: comma-separated names of the stateful
                                workers whose result must arrive (checked
                                in encrypted and enclave modes) */
+    const char *partition_by; /* worker: cut each output batch by the key
+                                 group of this field (the next stage is
+                                 partitioned; docs/PROTOCOL.md) */
+    uint32_t broadcast;     /* worker: N > 0: send each output batch as N
+                               copies, one per worker of the next stage */
+    uint32_t index;         /* worker: its slot in its stage, 1..N (the
+                               router of a partitioned or broadcast stage
+                               routes by it); 0: none */
     int argc;               /* script arguments (the `arg` table) */
     char **argv;
 } ss_node_opts;

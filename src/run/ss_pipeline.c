@@ -6,6 +6,7 @@
 #include "core/ss_util.h"
 #include "lua/ss_lua.h"
 #include "lua/ss_stage.h"
+#include "wire/ss_partition.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
@@ -286,7 +287,9 @@ static int parse_source(pctx *c, yaml_node_t *n)
 static int parse_stage(pctx *c, yaml_node_t *n, size_t idx, char *what,
                        size_t whatlen)
 {
-    static const char *const keys[] = {"name", "script", "workers", NULL};
+    static const char *const keys[] = {"name",         "script",
+                                       "workers",      "partition_by",
+                                       "broadcast",    NULL};
     ss_stage_conf *s = &c->p->stages[idx];
     s->workers = 1;
     s->line = line_of(n);
@@ -314,6 +317,31 @@ static int parse_stage(pctx *c, yaml_node_t *n, size_t idx, char *what,
         (rc = get_int(c, "workers", v, 1, SS_PIPELINE_MAX_WORKERS,
                       &s->workers)))
         return rc;
+    yaml_node_t *pv = lookup(c, n, "partition_by", NULL);
+    yaml_node_t *bv = lookup(c, n, "broadcast", NULL);
+    if (pv) {
+        if ((rc = get_string(c, "partition_by", pv, &s->partition_by)))
+            return rc;
+        if (!ss_partition_field_ok(s->partition_by))
+            return fail(c, pv, "partition_by must be a field name of 1 to "
+                        "%d of A-Z a-z 0-9 _ - .", SS_PARTITION_FIELD_MAX);
+    }
+    if (bv && (rc = get_bool(c, "broadcast", bv, &s->broadcast)))
+        return rc;
+    if (s->partition_by && s->broadcast)
+        return fail(c, bv, "a stage is either partitioned (partition_by) or "
+                    "broadcast, not both");
+    if ((s->partition_by || s->broadcast) && idx == 0)
+        return fail(c, pv ? pv : bv, "the first stage cannot be %s: the "
+                    "source does not cut its batches (put a stage before "
+                    "it, e.g. the map that reads the fields)",
+                    s->partition_by ? "partitioned" : "broadcast");
+    if ((s->partition_by || s->broadcast) && idx > 0 &&
+        (c->p->stages[idx - 1].partition_by ||
+         c->p->stages[idx - 1].broadcast))
+        return fail(c, pv ? pv : bv, "two partitioned or broadcast stages "
+                    "cannot follow each other (the stage before, '%s', "
+                    "gets batches already cut)", c->p->stages[idx - 1].name);
     if (!(v = lookup(c, n, "script", NULL)))
         return fail(c, n, "script is missing");
     return get_script(c, "script", v, &s->script);
@@ -711,6 +739,7 @@ void ss_pipeline_destroy(ss_pipeline **pp)
     for (size_t i = 0; i < p->nstages; i++) {
         free(p->stages[i].name);
         free(p->stages[i].script);
+        free(p->stages[i].partition_by);
     }
     free(p->stages);
     free(p->sink.script);

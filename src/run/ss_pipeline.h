@@ -26,6 +26,10 @@ typedef struct ss_stage_conf {
     char *script; /* resolved path */
     int workers;  /* 1..64 */
     int line;     /* line of the stage's entry in the file */
+    char *partition_by; /* NULL, or the field its input is keyed by: the
+                           stage before cuts its output by key group and
+                           the router routes by it (docs/PIPELINE.md) */
+    int broadcast;      /* 1: every batch goes to every worker */
 } ss_stage_conf;
 
 /* A parsed pipeline. Create with ss_pipeline_load / ss_pipeline_parse,

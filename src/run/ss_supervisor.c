@@ -11,6 +11,7 @@
 #include "run/ss_supervisor.h"
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
+#include "net/ss_router.h"
 #include "run/ss_accounting.h"
 #include "run/ss_monitor.h"
 #include "run/ss_plan.h"
@@ -924,6 +925,34 @@ static int balance(ss_supervisor *sv)
     return ok ? 0 : -1;
 }
 
+/* Reports the hot partitions: for each router in front of a partitioned
+ * stage, a key group that holds more than a worker's fair share of the
+ * keyed events (ss_router_hot), with the worker that owns it. */
+static void hot_partitions(ss_supervisor *sv)
+{
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const ss_stats *st = stats_of(sv, i);
+        size_t r = 0;
+        if (!st || !st->keyed ||
+            sscanf(sv->kids[i].name, "router-%zu", &r) != 1 || r < 1 ||
+            r > sv->p->nstages)
+            continue;
+        const ss_stage_conf *sc = &sv->p->stages[r - 1];
+        ss_router_stats rs = {.keyed_events = st->keyed,
+                              .hot_events = st->hot_events};
+        if (!ss_router_hot(&rs, (unsigned)sc->workers))
+            continue;
+        out(sv, "  hot partition: stage %s: key group %llu holds %.0f%% of "
+                "the keyed events (%llu of %llu), all on worker %s-%llu; a "
+                "fair share is %.0f%%: its key is skewed\n",
+            sc->name, (unsigned long long)st->hot_partition,
+            100.0 * (double)st->hot_events / (double)st->keyed,
+            (unsigned long long)st->hot_events,
+            (unsigned long long)st->keyed, sc->name,
+            (unsigned long long)st->hot_slot, 100.0 / sc->workers);
+    }
+}
+
 /* Prints the summary; returns 0, or -1 if the counts do not balance
  * (something was lost or counted twice: the run must not pass). */
 static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
@@ -974,6 +1003,7 @@ static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
         wall, (double)bytes / 1e6, wall > 0 ? (double)bytes / 1e6 / wall : 0,
         (double)peak / 1024.0, peak_c ? " (" : "",
         peak_c ? peak_c->name : "", peak_c ? ")" : "");
+    hot_partitions(sv);
     int bal = balance(sv);
     const ss_stats *snk = stats_of(sv, (size_t)sv->sink);
     if (nrejects >= 0 && snk && snk->rejected)

@@ -57,7 +57,15 @@
     X(enclave_ns, "sstream_enclave_seconds_total", 'c', 1e-9,                \
       "Time spent inside enclave calls.")                                    \
     X(total_bytes, "sstream_input_size_bytes", 'g', 1,                       \
-      "Size of the input (source only).")
+      "Size of the input (source only).")                                   \
+    X(keyed, "sstream_keyed_events_total", 'c', 1,                           \
+      "Router of a partitioned stage: events of keyed batches.")             \
+    X(hot_events, "sstream_hot_partition_events_total", 'c', 1,              \
+      "Router of a partitioned stage: events of its busiest key group.")    \
+    X(hot_partition, "sstream_hot_partition", 'g', 1,                        \
+      "Router of a partitioned stage: its busiest key group (0..4095).")    \
+    X(hot_slot, "sstream_hot_partition_worker", 'g', 1,                      \
+      "Router of a partitioned stage: the worker slot (1..N) owning it.")
 
 /* One sample of a component's counters; plain value, no ownership.
  * Events are counted in rows (events), bytes in payload bytes. */

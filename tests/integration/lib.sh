@@ -53,3 +53,35 @@ wait_max() {
 finish() { echo "$_pass passed, $_fail failed"; [ "$_fail" -eq 0 ]; }
 # expected DelayedFlights answer for a CSV file
 reference() { mawk -F, -f "$ROOT/tests/reference/delayed_flights.awk" "$1"; }
+
+# run_and_kill PIPELINE WORKER TAG WHEN: runs `sstream run PIPELINE` in the
+# background (output-dir out-TAG, metrics metrics-TAG, stdout res-TAG,
+# stderr err-TAG, exit status in rc-TAG, at most RUN_TIMEOUT seconds, in
+# the current folder), waits until the shell test WHEN holds, then kills
+# WORKER (one of this run's children) with SIGKILL. Fails if there was no
+# worker to kill. Used by the worker-loss tests.
+RUN_TIMEOUT=${RUN_TIMEOUT:-180}
+run_and_kill() { # $1 pipeline, $2 worker to kill, $3 tag, $4 when
+    timeout -k 10 "$RUN_TIMEOUT" "$SS" run "$1" --output-dir "out-$3" \
+        --metrics "metrics-$3" > "res-$3" 2> "err-$3" &
+    local run=$!
+    _pids+=($run)
+    local victim=""
+    for _ in $(seq 1 100); do
+        # only this run's children: other runs may share the machine
+        local sup
+        sup=$(pgrep -P "$run" | head -1) # sstream run, under timeout
+        [ -n "$sup" ] &&
+            victim=$(pgrep -P "$sup" -f "sstream worker .*--name $2( |$)" | head -1)
+        [ -n "$victim" ] && break
+        sleep 0.05
+    done
+    # wait for the moment ($4, a shell test), then a little more
+    for _ in $(seq 1 600); do eval "$4" && break; sleep 0.1; done
+    sleep 0.5
+    local killed=1 # only if it was still there to kill
+    [ -n "$victim" ] && kill -KILL "$victim" 2> /dev/null && killed=0
+    wait_max $((RUN_TIMEOUT + 20)) $run
+    echo $? > "rc-$3"
+    return $killed
+}

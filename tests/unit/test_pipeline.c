@@ -160,6 +160,8 @@ static void defaults_and_paths(void **state)
     char want[PATH_MAX + 16];
     snprintf(want, sizeof want, "%s/map.lua", tmpdir);
     assert_string_equal(p->stages[0].script, want);
+    assert_null(p->stages[0].partition_by);
+    assert_int_equal(p->stages[0].broadcast, 0);
     assert_string_equal(p->dir, "/nowhere");
     snprintf(want, sizeof want, "%s/data.csv", tmpdir);
     assert_string_equal(p->source.file, want);
@@ -324,7 +326,28 @@ static void errors_stages(void **state)
                 "stage 'map': workers must be a number from 1 to 64");
     expect_edit(13, "    worker: 2\n", 13,
                 "stage 'map': unknown key 'worker' in a stage (expected "
-                "name, script, workers)");
+                "name, script, workers, partition_by, broadcast)");
+    /* keyed stages */
+    expect_edit(15, "    script: filter.lua\n    partition_by: 'a b'\n", 16,
+                "stage 'filter': partition_by must be a field name of 1 "
+                "to 63 of A-Z a-z 0-9 _ - .");
+    expect_edit(15, "    script: filter.lua\n    partition_by: k\n"
+                    "    broadcast: true\n", 17,
+                "stage 'filter': a stage is either partitioned "
+                "(partition_by) or broadcast, not both");
+    expect_edit(15, "    script: filter.lua\n    broadcast: 2\n", 16,
+                "stage 'filter': broadcast must be true or false");
+    expect_edit(13, "    partition_by: carrier\n", 13,
+                "stage 'map': the first stage cannot be partitioned: the "
+                "source does not cut its batches (put a stage before it, "
+                "e.g. the map that reads the fields)");
+    expect_text("sink: {script: print.lua}\nstages:\n"
+                "  - {name: a, script: map.lua}\n"
+                "  - {name: b, script: map.lua, partition_by: k}\n"
+                "  - {name: c, script: map.lua, broadcast: yes}\n",
+                "p.yml:5: stage 'c': two partitioned or broadcast stages "
+                "cannot follow each other (the stage before, 'b', gets "
+                "batches already cut)");
     expect_edit(12, "    script: nope.lua\n", 12,
                 "stage 'map': script 'nope.lua' not found");
     expect_edit(12, "    script: adir.lua\n", 12,
