@@ -115,6 +115,9 @@ typedef struct group {
     uint32_t members;
     char (*names)[SS_PROTO_NAME_MAX]; /* producers that sent EOS */
     size_t n;
+    char (*roster)[SS_PROTO_NAME_MAX]; /* its members, from the first
+                                          EOS (none: not known) */
+    size_t nroster;
 } group;
 
 struct ss_router {
@@ -1287,6 +1290,13 @@ static void front_eos(ss_router *r, peer *p, const ss_hdr *h,
         memset(g, 0, sizeof *g);
         snprintf(g->name, sizeof g->name, "%s", gname);
         g->members = members;
+        if (e.nroster &&
+            (g->roster = calloc(e.nroster, sizeof *g->roster))) {
+            for (size_t k = 0; k < e.nroster; k++)
+                snprintf(g->roster[k], SS_PROTO_NAME_MAX, "%s",
+                         e.roster[k]);
+            g->nroster = e.nroster;
+        }
     } else if (g->members != members) {
         fail(r, SS_EPROTO,
              "producers of group '%s' disagree on its size: %u, but '%s' "
@@ -1816,6 +1826,22 @@ static void update_gauges(ss_router *r)
 
 /* Whether every producer group has ended: each member sent its EOS or,
  * for stateless workers, went away (producer_lost). */
+/* Whether name is a member of g: in the roster its first EOS carried
+ * (the live workers of its stage when the router upstream completed), or
+ * any name when none was given. A worker lost before that EOS is not in
+ * the roster, so its members count leaves it out already: it must not
+ * count as an ended member too (the group would complete before a live
+ * member's EOS). */
+static int in_roster(const group *g, const char *name)
+{
+    if (!g->nroster)
+        return 1;
+    for (size_t i = 0; i < g->nroster; i++)
+        if (strcmp(g->roster[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 static int all_eos(const ss_router *r)
 {
     if (r->ngroups != r->producers)
@@ -1825,7 +1851,8 @@ static int all_eos(const ss_router *r)
         size_t ended = g->n;
         for (size_t j = 0; j < r->prod.n && ended < g->members; j++) {
             const peer *p = r->prod.v[j];
-            if (p->lost && strcmp(producer_group(p), g->name) == 0)
+            if (p->lost && strcmp(producer_group(p), g->name) == 0 &&
+                in_roster(g, p->label))
                 ended++;
         }
         if (ended < g->members)
@@ -2176,8 +2203,10 @@ void ss_router_destroy(ss_router **p)
     for (size_t i = 0; i < r->nsplits; i++)
         free(r->splits[i].bits);
     free(r->splits);
-    for (size_t i = 0; i < r->ngroups; i++)
+    for (size_t i = 0; i < r->ngroups; i++) {
         free(r->groups[i].names);
+        free(r->groups[i].roster);
+    }
     free(r->groups);
     ss_eos_release(&r->merged);
     free(r->allow);

@@ -279,6 +279,8 @@ typedef struct fprod {
     uint64_t declared; /* count in the EOS (0: n) */
     const ss_hdr *items; /* explicit lineages to send instead */
     size_t nitems;
+    const char *const *roster; /* names in its EOS's roster (NULL-ended) */
+    int wait_ms; /* connected, waits this long before sending */
     pthread_t t;
     int rc;
     char err[600];
@@ -328,6 +330,8 @@ static void *prod_main(void *arg)
     ss_link_on_received(l, on_received, p);
     ss_buf b = SS_BUF_INIT;
     int rc = 0;
+    for (int i = 0; i < p->wait_ms / 10 && !rc; i++)
+        rc = ss_link_service(l, 10) < 0 ? SS_EPEER : 0;
     if (p->items) {
         for (size_t i = 0; i < p->nitems && !rc; i++)
             rc = send_batch(l, p->name, &b, &p->items[i]);
@@ -354,6 +358,8 @@ static void *prod_main(void *arg)
         ss_eos e;
         ss_eos_init(&e);
         ss_eos_add_stream(&e, p->stream, p->declared ? p->declared : p->n);
+        for (size_t i = 0; p->roster && p->roster[i]; i++)
+            ss_eos_add_roster(&e, p->roster[i]);
         rc = ss_link_send_eos(l, &e, 2 * idle_ms);
         ss_eos_release(&e);
     }
@@ -815,6 +821,54 @@ static void test_stateless_producer_vanishes(void **state)
     uint32_t streams[] = {1};
     check_exactly_once(&w, 1, streams, 1, 20);
     check_eos(&w, streams, 1, 20, 1);
+    assert_int_equal(rt.st.producers_lost, 1);
+    worker_free(&w);
+    test_done = 1;
+}
+
+/* Three stateless producers; map-2 vanishes before the router upstream
+ * ended, so the roster of the EOS the others pass on (map-1, map-3) and
+ * their members count (2) leave it out already. It must not count as an
+ * ended member as well: the group would complete with map-1's EOS alone,
+ * before map-3's batches and EOS (the run failed, "stream 1 is
+ * incomplete", or map-3 could not deliver its end of stream). */
+static void test_lost_producer_not_in_roster(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w = {.name = "filter-1", .credits = 4, .stage = "filter"};
+    worker_start(&w);
+    ss_hdr lin[15];
+    for (int i = 0; i < 15; i++)
+        lin[i] = (ss_hdr){.stream = 1, .seq = (uint64_t)i,
+                          .flags = SS_BF_LAST_PART};
+    static const char *const roster[] = {"map-1", "map-3", NULL};
+    fprod p[3] = {{.name = "map-2", .group = "map", .members = 2,
+                   .stream = 1, .items = lin, .nitems = 5, .no_eos = 1,
+                   .skip = -1, .dup = -1},
+                  {.name = "map-1", .group = "map", .members = 2,
+                   .stream = 1, .items = lin + 5, .nitems = 5,
+                   .declared = 15, .roster = roster, .skip = -1, .dup = -1},
+                  {.name = "map-3", .group = "map", .members = 2,
+                   .stream = 1, .items = lin + 10, .nitems = 5,
+                   .declared = 15, .roster = roster, .skip = -1, .dup = -1,
+                   /* connected, sends once map-2 was counted as lost */
+                   .wait_ms = 2 * peer_timeout_ms + 1500}};
+    prod_start(&p[2]);
+    for (int i = 0; i < 2; i++) {
+        prod_start(&p[i]);
+        prod_join(&p[i]);
+        assert_int_equal(p[i].rc, 0);
+    }
+    prod_join(&p[2]);
+    if (p[2].rc)
+        fail_msg("map-3: %s", p[2].err);
+    worker_join(&w);
+    if (router_join(&rt))
+        fail_msg("router: %s", rt.err);
+    uint32_t streams[] = {1};
+    check_exactly_once(&w, 1, streams, 1, 15);
     assert_int_equal(rt.st.producers_lost, 1);
     worker_free(&w);
     test_done = 1;
@@ -1713,6 +1767,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_late_joiner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_vanishes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_lost_producer_not_in_roster,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_stateless_producer_vanishes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_vanishes, setup,
