@@ -2,7 +2,8 @@
 # The other Lua engine (docs/LUA.md, "Engines"): builds bin/sstream-luajit
 # (`make LUA=luajit`, into build-luajit/) and runs on it the Lua tests,
 # the seed's listings, the unit tests of the stage runtime (sandbox,
-# memory cap) and of the pipeline file, DelayedFlights in the three
+# memory cap) and of the pipeline file, the script budget
+# (test_script_limits), DelayedFlights in the three
 # security modes against awk, and the engine's own checks: a pipeline
 # file's `lua:` key refused by the other binary, a Lua 5.3 script failing
 # at start with a reason. The enclave run also checks that the enclave's
@@ -45,6 +46,14 @@ done
 SS=$LJ timeout -k 10 600 bash tests/integration/test_listings.sh \
     > "$T/listings.log" 2>&1
 summary "the seed's listings on LuaJIT" "$T/listings.log"
+
+# the script budget on LuaJIT: endless events, completion and main chunk
+# end as rejects / failures naming the stage, plain and enclave (a plain
+# worker's stage used to run the JIT, whose compiled loops never look at
+# hooks: the run hung until --timeout)
+SS=$LJ timeout -k 10 900 bash tests/integration/test_script_limits.sh \
+    > "$T/limits.log" 2>&1
+summary "the script budget on LuaJIT (test_script_limits)" "$T/limits.log"
 
 "$LJ" gen flights --rows 20000 --seed 5 -o "$T/f.csv"
 reference "$T/f.csv" > "$T/expected"
