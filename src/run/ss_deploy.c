@@ -385,7 +385,12 @@ static void compose_secrets(gen *g, const char *role)
     }
 }
 
-static void compose_deploy(gen *g, int replicas, const char *constraint)
+/* Routers get endpoint_mode dnsrr on Swarm: their name resolves to the
+ * task's own address, not to a virtual IP behind IPVS (which drops a
+ * ZeroMQ connection idle for 15 minutes, and which some kernels lack:
+ * then nothing reaches the router at all). */
+static void compose_deploy(gen *g, int replicas, const char *constraint,
+                           int dnsrr)
 {
     FILE *f = g->f;
     if (g->o->target == SS_DEPLOY_COMPOSE) {
@@ -397,6 +402,8 @@ static void compose_deploy(gen *g, int replicas, const char *constraint)
     fprintf(f, "    deploy:\n      replicas: %d\n"
                "      restart_policy:\n        condition: on-failure\n",
             replicas);
+    if (dnsrr)
+        fputs("      endpoint_mode: dnsrr\n", f);
     if (constraint)
         fprintf(f, "      placement:\n        constraints:\n"
                    "          - %s\n",
@@ -464,7 +471,7 @@ static int write_compose(gen *g)
             fprintf(f, "    ports:\n      - target: %d\n        published: "
                        "%d\n        mode: host\n",
                     back_port(k), back_port(k));
-        compose_deploy(g, 1, NULL);
+        compose_deploy(g, 1, NULL, 1);
     }
     for (size_t s = 0; s < p->nstages; s++) {
         const ss_stage_conf *sc = &p->stages[s];
@@ -489,7 +496,7 @@ static int write_compose(gen *g)
                   "      - /dev/sgx_provision\n",
                   f);
         compose_deploy(g, swarm ? sc->workers : 1,
-                       g->enclave ? "node.labels.sgx == true" : NULL);
+                       g->enclave ? "node.labels.sgx == true" : NULL, 0);
     }
     {
         words w = {0};
@@ -502,7 +509,8 @@ static int write_compose(gen *g)
         fputs("\n        target: /data\n        read_only: true\n", f);
         compose_deploy(g, 1,
                        swarm ? "node.labels.securestreams.data == true"
-                             : NULL);
+                             : NULL,
+                       0);
     }
     if (!swarm) {
         words w = {0};
@@ -515,7 +523,7 @@ static int write_compose(gen *g)
         fprintf(f, "      - source: ss-script-sink\n        target: %s/%s\n",
                 SCRIPTS_IN, base(p->sink.script));
         compose_secrets(g, "sink");
-        compose_deploy(g, 1, NULL);
+        compose_deploy(g, 1, NULL, 0);
         if (g->enclave) {
             fprintf(f, "  keyservice:\n    image: ");
             yq(f, g->o->image);
@@ -535,7 +543,7 @@ static int write_compose(gen *g)
                            "%s/%s\n",
                         s + 1, SCRIPTS_IN, base(p->stages[s].script));
             compose_secrets(g, "keyservice");
-            compose_deploy(g, 1, NULL);
+            compose_deploy(g, 1, NULL, 0);
         }
     }
 

@@ -220,6 +220,8 @@ static void test_swarm_enclave(void **state)
     assert_non_null(strstr(t, "\"tcp://router-1:5556\", \"--to\", "
                               "\"tcp://router-2:5557\""));
     assert_non_null(strstr(t, "driver: overlay"));
+    /* routers by their tasks' own addresses, not a virtual IP */
+    assert_int_equal(count(t, "endpoint_mode: dnsrr"), 3);
     assert_non_null(strstr(t, "published: 5560"));
     free(t);
     ss_pipeline_destroy(&p);

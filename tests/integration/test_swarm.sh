@@ -1,0 +1,90 @@
+#!/bin/bash
+# A real Docker Swarm on this machine: starts dockerd when none runs,
+# `docker swarm init --advertise-addr 127.0.0.1` when no swarm is active
+# (and leaves it again at the end: only what the test started), builds
+# the image (make image), labels the node, deploys the stack that
+# `sstream deploy --target swarm` writes for DelayedFlights (plain mode),
+# runs the sink on this machine against the published port of the last
+# router, and compares with awk. Then an enclave stack on a node without
+# the sgx label: its stages stay unscheduled, and Swarm says why.
+# SKIPPED with the reason when no engine or no swarm can be had.
+# SS_TEST_IMAGE=0 skips it (the first image build takes minutes).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/docker_lib.sh"
+[ "${SS_TEST_IMAGE:-1}" = 0 ] && docker_skip "SS_TEST_IMAGE=0"
+STACK=sst$$
+_swarm_mine=0
+swarm_down() {
+    "$DOCKER" stack rm "$STACK" > /dev/null 2>&1
+    "$DOCKER" stack rm "${STACK}e" > /dev/null 2>&1
+    local i
+    for ((i = 0; i < 60; i++)); do # the stack's network goes last
+        "$DOCKER" network ls --format '{{.Name}}' 2> /dev/null | grep -q "^$STACK" || break
+        sleep 0.5
+    done
+    [ $_swarm_mine = 1 ] && "$DOCKER" swarm leave --force > /dev/null 2>&1
+    docker_down
+}
+trap 'swarm_down; cleanup' EXIT
+docker_up
+state=$("$DOCKER" info --format '{{.Swarm.LocalNodeState}}' 2> /dev/null)
+if [ "$state" = active ]; then
+    docker_skip "a swarm is already active on this engine: the test leaves other people's swarms alone"
+fi
+"$DOCKER" swarm init --advertise-addr 127.0.0.1 > "$T/init.log" 2>&1 ||
+    docker_skip "docker swarm init failed: $(tail -1 "$T/init.log")"
+_swarm_mine=1
+NODE=$("$DOCKER" node ls -q | head -1)
+"$DOCKER" node update --label-add securestreams.data=true "$NODE" > /dev/null
+
+start=$SECONDS
+out=$("$ROOT/scripts/build-image.sh" 2>&1)
+check "the image builds ($((SECONDS - start)) s)" [ $? -eq 0 ] || { echo "$out" | tail -5; finish; exit; }
+IMG=$(printf '%s\n' "$out" | sed -n 's/^\(securestreams:[^:]*\): .*/\1/p' | tail -1)
+
+mkdir -p "$T/data"
+"$SS" gen flights --rows 20000 -o "$T/data/flights.csv"
+reference "$T/data/flights.csv" > "$T/expected.txt"
+chmod 755 "$T" "$T/data"
+chmod 644 "$T/data/flights.csv"
+RUN=$(printf '%016x' $((0x5a000000 + $$)))
+P=$ROOT/examples/delayed-flights/pipeline.yml
+"$SS" deploy "$P" --target swarm --image "$IMG" --data-dir "$T/data" \
+    --run "$RUN" -o "$T/plain" > /dev/null
+check "sstream deploy writes the stack" [ -s "$T/plain/stack.yml" ]
+"$DOCKER" stack deploy -c "$T/plain/stack.yml" "$STACK" > "$T/deploy.log" 2>&1
+check "docker stack deploy takes it" [ $? -eq 0 ]
+# the sink runs here, on the owner's machine, against the published port
+t0=$SECONDS
+SS_RUN=$RUN OUTPUT=$T/output.log "$SS" sink "$ROOT/examples/delayed-flights/print-results.lua" \
+    --from tcp://127.0.0.1:5562 --connect-timeout-ms 120000 > "$T/result.txt" 2> "$T/sink.log" &
+sink=$!
+_pids+=($sink)
+wait_max 180 $sink
+st=$?
+check "the sink ends (status $st, $((SECONDS - t0)) s)" [ $st -eq 0 ]
+same "DelayedFlights as a Swarm stack equals awk" "$T/expected.txt" "$T/result.txt"
+if [ $st -ne 0 ]; then
+    "$DOCKER" service ls
+    for s in $("$DOCKER" stack services -q "$STACK"); do "$DOCKER" service logs --tail 3 "$s" 2>&1; done | head -40
+fi
+"$DOCKER" stack rm "$STACK" > /dev/null 2>&1
+
+# an enclave stage needs a node labelled sgx=true: none is, so its tasks
+# stay pending and Swarm names the unmet constraint
+"$SS" keygen "$T/keys" > /dev/null
+"$SS" deploy "$P" --target swarm --image "$IMG" --data-dir "$T/data" \
+    --security enclave --keys "$T/keys" --keyservice tcp://127.0.0.1:5599 \
+    -o "$T/enclave" > /dev/null
+"$DOCKER" stack deploy -c "$T/enclave/stack.yml" "${STACK}e" > "$T/deploy-e.log" 2>&1
+check "the enclave stack deploys" [ $? -eq 0 ] || cat "$T/deploy-e.log"
+why=""
+for ((i = 0; i < 60; i++)); do
+    why=$("$DOCKER" service ps --no-trunc --format '{{.CurrentState}} {{.Error}}' "${STACK}e_stage-map" 2> /dev/null | head -1)
+    case $why in *"no suitable node"*) break ;; esac
+    sleep 0.5
+done
+echo "    (stage-map: $why)"
+check "an enclave stage without an SGX node stays pending, Swarm naming the constraint" \
+    grep -q "Pending.*no suitable node" <<< "$why"
+finish
