@@ -13,6 +13,10 @@ for p in $PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$st" = "installed" ] || missing="$missing $p"
 done
+# the users that keep the roles of `sstream run` apart (as root only)
+if [ "$(id -u)" -eq 0 ]; then
+    "$(dirname "$0")/install-users.sh"
+fi
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing" >&2

@@ -335,6 +335,8 @@ static int keyserver_prepare(keyserver *k, ss_pipeline *p, const char *keys,
         k->tmp[0] = '\0';
         return SS_EIO;
     }
+    /* worker hosts of another uid reach the socket (CURVE decides) */
+    chmod(k->tmp, 0711);
     snprintf(k->endpoint, sizeof k->endpoint, "ipc://%s/ks", k->tmp);
     return 0;
 }

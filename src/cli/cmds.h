@@ -20,6 +20,7 @@ int cmd_encrypt(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
 int cmd_keyservice(int argc, char **argv);
 int cmd_enclave(int argc, char **argv);
+int cmd_spawner(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
 

@@ -39,6 +39,8 @@ static const struct cmd commands[] = {
     {"keyservice", cmd_keyservice, "release keys to attested enclaves", 0},
     {"bench", cmd_bench, "run the benchmark suites", 0},
     {"enclave", cmd_enclave, "(internal) the sandbox enclave process", 1},
+    {"enclave-spawner", cmd_spawner,
+     "(internal) starts enclaves under their own uid", 1},
     {"version", cmd_version, "print the version", 0},
     {"help", cmd_help, "list the commands, or show one's help", 0},
 };

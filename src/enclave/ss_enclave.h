@@ -76,6 +76,9 @@ typedef struct ss_enclave_opts {
                             50 us; 0 keeps the default) */
     uint64_t run;        /* the run it serves (0: none): outputs carry it,
                             inputs of another run are refused */
+    int spawner_fd;      /* sandbox: > 0: a socket to an enclave spawner
+                            (ss_spawner.h) that starts the child under the
+                            enclave's own uid; 0: fork/exec here */
     int echo;            /* test/bench: no script; the output message is
                             the input message (transport only) */
     const char *partition_by; /* cut each output by the key group of this

@@ -36,6 +36,11 @@ struct ss_enclave {
     ss_buf store; /* none: what ss_enclave_push appended */
 };
 
+/* The enclave's environment: the few names it may see, taken from
+ * environ (borrowed strings; env ends with NULL, at most max slots). Used
+ * by the sandbox host and the spawner (ss_spawner.h). */
+void ss_sandbox_child_env(char **env, size_t max);
+
 /* Sandbox backend entry points (ss_enclave_sandbox.c). */
 int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen);
 void ss_sandbox_stop(ss_enclave *e);

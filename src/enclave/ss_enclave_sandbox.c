@@ -7,6 +7,7 @@
 #include "core/ss_log.h"
 #include "core/ss_util.h"
 #include "enclave/ss_enclave_int.h"
+#include "enclave/ss_spawner.h"
 #include "securestreams.h"
 
 #include <errno.h>
@@ -70,6 +71,14 @@ static int check_child(ss_enclave *e, char *err, size_t errlen)
     if (!e->pid)
         return 1;
     int st = 0;
+    if (e->o.spawner_fd > 0) { /* a child of the spawner, not ours */
+        if (ss_spawner_poll(e->o.spawner_fd, e->pid, &st) == 0)
+            return 0;
+        describe_death(e, st, err, errlen);
+        e->pid = 0;
+        e->dead = 1;
+        return 1;
+    }
     pid_t r = waitpid(e->pid, &st, WNOHANG);
     if (r == 0)
         return 0;
@@ -123,6 +132,11 @@ static void kill_child(ss_enclave *e)
 {
     if (!e->pid)
         return;
+    if (e->o.spawner_fd > 0) {
+        ss_spawner_kill(e->o.spawner_fd, e->pid);
+        e->pid = 0;
+        return;
+    }
     kill(e->pid, SIGKILL);
     while (waitpid(e->pid, NULL, 0) < 0 && errno == EINTR)
         ;
@@ -231,7 +245,8 @@ static void build_argv(ss_enclave *e, char **args, char bufs[5][32])
  * that execs it itself with LD_PRELOAD gets nothing either; a host that
  * execs another program gets another measurement, and no key.) Test
  * builds also pass their test hooks. */
-static void build_env(char **env, size_t max)
+/* See ss_enclave_int.h. */
+void ss_sandbox_child_env(char **env, size_t max)
 {
     static const char *const keep[] = {
         "LOG_LEVEL", "LOG_RATE",
@@ -292,10 +307,20 @@ int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen)
 
     char *args[32], bufs[5][32], *env[8];
     build_argv(e, args, bufs);
-    build_env(env, sizeof env / sizeof env[0]);
+    ss_sandbox_child_env(env, sizeof env / sizeof env[0]);
     pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
+    pid_t pid;
+    if (e->o.spawner_fd > 0) {
+        /* separate uids: the spawner starts it as the enclave's user */
+        char why[512];
+        rc = ss_spawner_spawn(e->o.spawner_fd, e->memfd, args, &pid, why,
+                              sizeof why);
+        if (rc) {
+            snprintf(err, errlen, "cannot start the enclave of worker %s: "
+                                  "%s", e->name, why);
+            return rc;
+        }
+    } else if ((pid = fork()) < 0) {
         snprintf(err, errlen, "cannot start the enclave: fork: %s",
                  strerror(errno));
         return SS_EIO;
@@ -388,7 +413,9 @@ void ss_sandbox_stop(ss_enclave *e)
         if (await(e, seq, 1000, err, sizeof err) == 0) {
             for (int i = 0; i < 100 && e->pid; i++) {
                 int st;
-                if (waitpid(e->pid, &st, WNOHANG) == e->pid)
+                if (e->o.spawner_fd > 0
+                        ? ss_spawner_poll(e->o.spawner_fd, e->pid, &st) != 0
+                        : waitpid(e->pid, &st, WNOHANG) == e->pid)
                     e->pid = 0;
                 else
                     usleep(1000);

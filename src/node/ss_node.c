@@ -877,6 +877,12 @@ static int run_enclave_worker(node *n)
          * its CURVE keys to reach the key service */
         if (o->enclave_keys)
             eo.key_dir = o->enclave_keys;
+        /* separate uids: a spawner of the enclave's uid starts the child
+         * (sstream run sets it; ss_spawner.h) */
+        uint64_t sfd = 0;
+        const char *sp = getenv("SS_ENCLAVE_SPAWNER");
+        if (sp && *sp && ss_parse_u64(sp, 3, 1 << 20, 0, &sfd) == 0)
+            eo.spawner_fd = (int)sfd;
         int krc = ss_keyserver_client_load(&n->ksc, o->keyservice, o->keys,
                                            n->err, sizeof n->err);
         if (krc) {

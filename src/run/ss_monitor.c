@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -82,6 +83,10 @@ int ss_monitor_new(const char *endpoint, const char *metrics_path,
                  endpoint, zmq_strerror(errno));
         goto fail;
     }
+    /* with auth, who may talk is decided by CURVE keys, not by the file
+     * mode: components of other uids must be able to connect */
+    if (auth && strncmp(endpoint, "ipc://", 6) == 0)
+        chmod(endpoint + 6, 0666);
     if (strncmp(endpoint, "tcp://", 6) == 0) { /* the port the system chose */
         char ep[256];
         size_t n = sizeof ep;

@@ -21,6 +21,9 @@
 #include "securestreams.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -60,6 +63,8 @@ typedef struct child {
     double cpu_s; /* user + system time once exited (its children too) */
     int lost;   /* a worker that died while its stage went on */
     int err_fd, out_fd; /* read ends of stderr / relayed stdout, or -1 */
+    int as_worker;      /* separate uids: runs as sstream-worker */
+    int spawner;        /* ... with an enclave spawner (sstream-enclave) */
     int log_fd;         /* its log file (stdout goes there too), or -1 */
     ss_buf err_line, out_line;
     char first_error[512]; /* its first "error:" line, for the cause */
@@ -74,6 +79,11 @@ struct ss_supervisor {
     int out_lock; /* <outdir>/.lock, flock'ed while the run lives, or -1 */
     ss_plan *plan;
     ss_runkeys *rk;  /* the components' key folders (tmpdir/keys) */
+    int sep;         /* separate uids (root, users present) */
+    uid_t w_uid, e_uid; /* sstream-worker, sstream-enclave */
+    gid_t w_gid, e_gid;
+    char *self;      /* this program, for the enclave spawners */
+    char uid_warning[512]; /* what protection is lost, said at start */
     const char **names, **pubs; /* each kid's name and CURVE key */
     const char **ks_allow, **ks_names; /* the key service's allow list */
     size_t ks_n;
@@ -270,6 +280,101 @@ static int make_keys(ss_supervisor *sv, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- separate uids (docs/SECURITY.md) ---------------------------------- */
+
+/* Gives path to uid/gid with mode; SS_EIO with a reason in err. */
+static int give(const char *path, uid_t uid, gid_t gid, mode_t mode,
+                char *err, size_t errlen)
+{
+    if (chown(path, uid, gid) == 0 && chmod(path, mode) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot give %s to uid %ld: %s", path, (long)uid,
+             strerror(errno));
+    return SS_EIO;
+}
+
+/* As root, with the users sstream-worker and sstream-enclave: routers and
+ * sandbox enclave workers run as sstream-worker, their enclaves as
+ * sstream-enclave (through a spawner), each key folder belongs to the uid
+ * that uses it. The run folder becomes 01771 root:sstream-worker (routers
+ * make their ipc sockets there; nobody but root removes what is not
+ * theirs). Otherwise says in uid_warning what is lost. */
+static int setup_uids(ss_supervisor *sv, char *err, size_t errlen)
+{
+    const ss_plan *pl = sv->plan;
+    int secure = strcmp(sv->p->security, "plain") != 0;
+    struct passwd *pw;
+    if (geteuid() != 0) {
+        if (secure)
+            snprintf(sv->uid_warning, sizeof sv->uid_warning,
+                     "warning: not root: every component runs as uid %ld, "
+                     "so a compromised router or worker process can read "
+                     "the other key folders of the run (data.key, "
+                     "platform.key: forged reports get the data key); "
+                     "separate uids need root (docs/SECURITY.md)",
+                     (long)geteuid());
+        return 0;
+    }
+    if (!(pw = getpwnam("sstream-worker")))
+        goto missing;
+    sv->w_uid = pw->pw_uid;
+    sv->w_gid = pw->pw_gid;
+    if (!(pw = getpwnam("sstream-enclave")))
+        goto missing;
+    sv->e_uid = pw->pw_uid;
+    sv->e_gid = pw->pw_gid;
+    if (sv->w_uid == 0 || sv->e_uid == 0 || sv->w_uid == sv->e_uid) {
+        snprintf(err, errlen, "the users sstream-worker and sstream-enclave "
+                              "must be two different users, not root");
+        return SS_EINVAL;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return SS_EIO;
+    self[n] = '\0';
+    if (!(sv->self = strdup(self)))
+        return SS_ENOMEM;
+    sv->sep = 1;
+    char keys[PATH_MAX];
+    snprintf(keys, sizeof keys, "%s/keys", pl->tmpdir);
+    int rc = give(pl->tmpdir, 0, sv->w_gid, 01771, err, errlen);
+    if (!rc)
+        rc = give(keys, 0, 0, 0711, err, errlen);
+    for (size_t i = 0; !rc && i < pl->ncomps; i++) {
+        const ss_plan_comp *pc = &pl->comps[i];
+        child *c = &sv->kids[i];
+        c->as_worker = !strcmp(pc->role, "router") || pc->enclave_keydir;
+        c->spawner = pc->enclave_keydir != NULL;
+        if (!c->as_worker)
+            continue;
+        rc = ss_runkeys_chown(sv->rk, pc->name, 0, sv->w_uid, sv->w_gid, err,
+                              errlen);
+        if (!rc && c->spawner)
+            rc = ss_runkeys_chown(sv->rk, pc->name, 1, sv->e_uid, sv->e_gid,
+                                  err, errlen);
+        if (!rc && pc->rejects) { /* it appends to it */
+            int fd = open(pc->rejects, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            if (fd < 0 || fchown(fd, sv->w_uid, sv->w_gid) != 0) {
+                snprintf(err, errlen, "%s: %s", pc->rejects,
+                         strerror(errno));
+                rc = SS_EIO;
+            }
+            if (fd >= 0)
+                close(fd);
+        }
+    }
+    return rc;
+missing:
+    if (secure)
+        snprintf(sv->uid_warning, sizeof sv->uid_warning,
+                 "warning: the users sstream-worker and sstream-enclave do "
+                 "not exist (scripts/install-users.sh makes them): every "
+                 "component runs as root, so a compromised router or worker "
+                 "process can read every key of the run (docs/SECURITY.md)");
+    return 0;
+}
+
 /* See ss_supervisor.h. */
 int ss_supervisor_keyservice_auth(ss_supervisor *sv, ss_keyserver_auth *a)
 {
@@ -408,7 +513,8 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     }
     sv->sink = sv->plan->sink;
     sv->source = sv->plan->source;
-    if ((rc = make_keys(sv, err, errlen)))
+    if ((rc = make_keys(sv, err, errlen)) ||
+        (rc = setup_uids(sv, err, errlen)))
         goto fail_noerr;
     *outp = sv;
     return 0;
@@ -440,7 +546,7 @@ static int overridden(const char *kv)
  * the array is owned by the caller, the strings are borrowed except the
  * last one (control), freed by the caller too. */
 static char **child_env(const ss_supervisor *sv, const child *c,
-                        char **control)
+                        char **control, const char *extra)
 {
     static char quiet_logs[] = "LOG_LEVEL=warn";
     size_t n = 0, k = 0;
@@ -449,7 +555,7 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     char **env = sv->plan->comps[index_of(sv, c)].env;
     for (size_t i = 0; env && env[i]; i++)
         k++;
-    char **v = calloc(n + k + 4, sizeof *v);
+    char **v = calloc(n + k + 5, sizeof *v);
     if (!v)
         return NULL;
     size_t j = 0;
@@ -467,16 +573,25 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     }
     v[j++] = *control;
     v[j++] = (char *)sv->run_env;
+    if (extra)
+        v[j++] = (char *)extra;
     v[j] = NULL;
     return v;
 }
 
 /* Runs in the child between fork and exec: async-signal-safe calls only. */
 static void exec_child(const char *exe, char **argv, char **envp, int in,
-                       int outfd, int errfd, pid_t parent)
+                       int outfd, int errfd, pid_t parent, pid_t pgid,
+                       uid_t uid, gid_t gid, int keep3, int keep4)
 {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    setpgid(0, pgid);
+    if (uid) { /* separate uids: no way back */
+        if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+            setresuid(uid, uid, uid) != 0)
+            _exit(127);
+    }
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* after the uid change, which
+                                         clears it */
     if (getppid() != parent)
         _exit(127);
     struct sigaction sa;
@@ -492,8 +607,18 @@ static void exec_child(const char *exe, char **argv, char **envp, int in,
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (dup2(in, 0) < 0 || dup2(outfd, 1) < 0 || dup2(errfd, 2) < 0)
         _exit(127);
+    /* fds 3 and 4 when given: kept open across exec */
+    if (keep4 == 3 && (keep4 = fcntl(3, F_DUPFD_CLOEXEC, 5)) < 0)
+        _exit(127);
+    if (keep3 == 3 ? fcntl(3, F_SETFD, 0) < 0
+                   : keep3 >= 0 && dup2(keep3, 3) < 0)
+        _exit(127);
+    if (keep4 == 4 ? fcntl(4, F_SETFD, 0) < 0
+                   : keep4 >= 0 && dup2(keep4, 4) < 0)
+        _exit(127);
 #ifdef CLOSE_RANGE_CLOEXEC
-    close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+    close_range(keep4 >= 0 ? 5 : keep3 >= 0 ? 4 : 3, ~0u,
+                CLOSE_RANGE_CLOEXEC);
 #endif
     execve(exe, argv, envp);
     static const char msg[] = "sstream run: cannot execute ";
@@ -509,18 +634,91 @@ static int set_nonblock(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* Starts the enclave spawner of worker pc (pid, in its process group)
+ * as sstream-enclave, on its end of the socket; its output goes where the
+ * worker's does. Returns 0 or SS_EIO. */
+static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
+                         pid_t worker, int sock, int devnull, int outfd,
+                         int errfd)
+{
+    char *argv[16];
+    int i = 0;
+    argv[i++] = sv->self;
+    argv[i++] = "enclave-spawner";
+    argv[i++] = "--fd";
+    argv[i++] = "3";
+    argv[i++] = "--keys";
+    argv[i++] = pc->enclave_keydir;
+    argv[i++] = "--name";
+    argv[i++] = (char *)pc->name;
+    argv[i++] = "--stage";
+    argv[i++] = (char *)sv->p->stages[pc->stage].name;
+    argv[i++] = "--script";
+    argv[i++] = sv->p->stages[pc->stage].script;
+    argv[i++] = "--script-fd"; /* the script, for a uid that may not */
+    argv[i++] = "4";           /* reach its folder */
+    argv[i] = NULL;
+    int sfd = open(sv->p->stages[pc->stage].script, O_RDONLY | O_CLOEXEC);
+    if (sfd < 0)
+        return SS_EIO;
+    /* the spawner is trusted: it gets the run's environment and cuts it
+     * down for the enclaves itself (ss_sandbox_child_env) */
+    char **envp = environ;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_child(sv->self, argv, envp, devnull, outfd, errfd, parent,
+                   worker, sv->e_uid, sv->e_gid, sock, sfd);
+    close(sfd);
+    if (pid < 0)
+        return SS_EIO;
+    setpgid(pid, worker); /* stopped with its worker's group */
+    return 0;
+}
+
 /* Starts c. Returns 0, or SS_EIO/SS_ENOMEM (reason printed). */
 static int start_child(ss_supervisor *sv, child *c, int devnull)
 {
     const ss_plan_comp *pc = &sv->plan->comps[index_of(sv, c)];
     int errp[2] = {-1, -1}, outp[2] = {-1, -1}, logfd = -1;
     char *control = NULL;
-    char **envp = child_env(sv, c, &control);
+    static char spawner_env[] = "SS_ENCLAVE_SPAWNER=3";
+    char **envp = child_env(sv, c, &control, c->spawner && sv->sep
+                                                  ? spawner_env
+                                                  : NULL);
+    int sp[2] = {-1, -1}, rfd = -1;
+    char **argv = NULL;
     if (!envp)
         return SS_ENOMEM;
     int rc = SS_EIO;
     if (pipe2(errp, O_CLOEXEC) != 0)
         goto out;
+    if (sv->sep && c->spawner &&
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
+        say(sv, "cannot start %s: socketpair: %s", c->name, strerror(errno));
+        goto out;
+    }
+    /* separate uids: the rejects file is opened here and handed over as
+     * fd 4, so that the output folder need not be reachable by
+     * sstream-worker */
+    static char fd4[] = "/dev/fd/4";
+    if (sv->sep && c->as_worker && pc->rejects) {
+        rfd = open(pc->rejects, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                   0644);
+        size_t n = 0;
+        while (pc->argv[n])
+            n++;
+        argv = calloc(n + 1, sizeof *argv);
+        if (rfd < 0 || !argv) {
+            say(sv, "cannot start %s: %s: %s", c->name, pc->rejects,
+                strerror(errno));
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            argv[i] = i && !strcmp(pc->argv[i - 1], "--rejects")
+                          ? fd4
+                          : pc->argv[i];
+    }
     int outfd = STDOUT_FILENO;
     if (pc->log_path) {
         logfd = open(pc->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
@@ -543,8 +741,16 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
         goto out;
     }
     if (pid == 0)
-        exec_child(sv->exe, pc->argv, envp, devnull, outfd, errp[1], parent);
+        exec_child(sv->exe, argv ? argv : pc->argv, envp, devnull, outfd,
+                   errp[1], parent, 0,
+                   c->as_worker && sv->sep ? sv->w_uid : 0, sv->w_gid,
+                   sp[0], rfd);
     setpgid(pid, pid); /* also done by the child: no race either way */
+    if (sp[1] >= 0 && start_spawner(sv, pc, pid, sp[1], devnull, outfd,
+                                    errp[1]) != 0) {
+        kill(pid, SIGKILL); /* reaped and reported as a failure */
+        say(sv, "cannot start the enclave spawner of %s", c->name);
+    }
     c->pid = pid;
     ss_monitor_set_pid(sv->mon, index_of(sv, c), pid);
     c->running = 1;
@@ -568,6 +774,13 @@ out:
         close(outp[1]);
     if (logfd >= 0)
         close(logfd);
+    if (sp[0] >= 0)
+        close(sp[0]);
+    if (sp[1] >= 0)
+        close(sp[1]);
+    if (rfd >= 0)
+        close(rfd);
+    free(argv);
     free(envp);
     free(control);
     return rc;
@@ -1168,6 +1381,8 @@ int ss_supervisor_run(ss_supervisor *sv)
         return SS_RUN_FAILED;
     sv->ran = 1;
     sv->result = SS_RUN_OK;
+    if (sv->uid_warning[0] && !sv->o.quiet)
+        say(sv, "%s", sv->uid_warning);
     sv->progress = !sv->o.quiet && !sv->o.no_progress && isatty(2);
     /* a child in its own process group must not write to the terminal
      * itself (SIGTTOU with `stty tostop`): relay the sink's results */
@@ -1356,6 +1571,7 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     free(sv->stage_names);
     ss_monitor_destroy(&sv->mon);
     ss_runkeys_destroy(&sv->rk);
+    free(sv->self);
     free(sv->names);
     free(sv->pubs);
     free(sv->ks_allow);

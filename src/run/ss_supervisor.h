@@ -11,6 +11,12 @@
  * and the monitor admits only those; counters count only under the
  * sender's own name, and only the sink's DONE completes the run.
  *
+ * As root, with the users sstream-worker and sstream-enclave, routers and
+ * enclave-mode worker hosts run as sstream-worker and their enclaves as
+ * sstream-enclave, through one enclave spawner per worker (ss_spawner.h);
+ * otherwise the run warns at start that every component shares a uid
+ * (docs/SECURITY.md, "Separate uids").
+ *
  * Start order: routers (router-1 between source and stage 1, router-k+1
  * after stage k, the last one feeding the sink), the sink, the workers,
  * the source. The run ends when the sink sent DONE (or exited) and every

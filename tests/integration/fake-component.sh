@@ -49,9 +49,14 @@ if logdir:
                   'SS_CONTROL_KEYS'):
             f.write('%s=%s\n' % (k, env.get(k, '')))
         f.write('pgid_is_own=%d\n' % (os.getpgid(0) == os.getpid()))
+        f.write('uid=%d\n' % os.getuid())
         for opt in ('keys', 'enclave-keys'):
             if opts.get(opt):  # what the key folders hold (keys by role)
-                f.write('%s-files=%s\n' % (opt, ' '.join(sorted(os.listdir(opts[opt])))))
+                try:
+                    files = ' '.join(sorted(os.listdir(opts[opt])))
+                except OSError as e:  # another uid's (separate uids)
+                    files = 'unreadable: ' + e.strerror
+                f.write('%s-files=%s\n' % (opt, files))
 
 import msgpack, zmq
 

@@ -1,5 +1,6 @@
 """Looks at the processes of one `sstream run` while it runs (helper of
-test_keys.sh): every router, worker and enclave below RUN_PID, what its
+test_keys.sh): every router, worker and enclave below RUN_PID (its
+descendants), what its
 --keys folder holds and which files it has open.
 
     proc_keys.py RUN_PID OUT
@@ -43,8 +44,14 @@ while time.time() - t0 < 120 and os.path.exists('/proc/%d' % run):
             continue
         p = int(d)
         try:
-            pp = ppid_of(p)
-            if pp != run and ppid_of(pp) != run:
+            a, below = p, False
+            for _ in range(5):  # an ancestor is the run
+                a = ppid_of(a)
+                if a == run:
+                    below = True
+                if a <= 1 or below:
+                    break
+            if not below:
                 continue
             line = look(p)
         except (OSError, IndexError, ValueError):

@@ -9,8 +9,16 @@
 #  - in a real enclave-mode run no router or worker process has data.key
 #    or platform.key in its key folder or open, and the enclave child's
 #    folder holds platform.key alone;
+#  - with separate uids (as root, scripts/install-users.sh): routers and
+#    worker hosts run as sstream-worker, enclaves as sstream-enclave; a
+#    hand-written key service client (forge_report.py) run as the worker's
+#    uid cannot read platform.key, so it cannot forge a report, while the
+#    same tool run as root gets the data key (what root can still do);
+#    the worker's uid cannot read data.key either.
 # Last line: "N passed, M failed".
 source "$(dirname "$0")/lib.sh"
+# the fakes write their .args files as sstream-worker (separate uids)
+chmod 711 "$T"
 FAKE=$T/fake-component.sh
 cleanup_fakes() {
     local p
@@ -56,6 +64,7 @@ intrude() { # intrude NAME MODE TRANSPORT-OPTION...
     shift 2
     local A=$T/args-$name
     mkdir -p "$A"
+    chmod 777 "$A" # fakes may run as sstream-worker
     SS_RUN_EXEC=$FAKE FAKE_LOG_DIR=$A FAKE_SECONDS=13 FAKE_NO_DONE=1 \
         "$SS" run "$P/pipeline.yml" --no-progress "$@" \
         --output-dir "$T/o-$name" --metrics "$T/$name.jsonl" \
@@ -91,6 +100,60 @@ contains "the supervisor says it refused them" "$T/ipc-foreign.err" \
 # report its own counters, and only the sink completes the run
 intrude tcp-stolen-worker-key stolen --tcp
 
+# --- separate uids: the worker's uid cannot forge a report ----------------
+W=$(id -u sstream-worker 2>/dev/null) E=$(id -u sstream-enclave 2>/dev/null)
+SEP=0
+[ "$(id -u)" -eq 0 ] && [ -n "$W" ] && [ -n "$E" ] && SEP=1
+if [ $SEP -eq 1 ]; then
+    "$SS" keygen "$T/ukeys" > /dev/null 2>&1
+    A=$T/args-uids
+    mkdir -p "$A"
+    chmod 777 "$A"
+    SS_RUN_EXEC=$FAKE FAKE_LOG_DIR=$A FAKE_SECONDS=8 \
+        "$SS" run "$P/pipeline.yml" --security enclave --keys "$T/ukeys" \
+        --no-progress --output-dir "$T/o-uids" > "$T/uids.out" 2> "$T/uids.err" &
+    run=$!
+    _pids+=($run)
+    wait_file "$A/map-1.args"
+    wait_file "$A/router-1.args"
+    wait_file "$A/sink.args"
+    argv=$(sed -n 's/^argv //p' "$A/map-1.args")
+    wu=$(sed -n 's/^uid=//p' "$A/map-1.args") # the worker host's uid
+    opt() { printf '%s\n' "$argv" | tr ' ' '\n' | sed -n "/^$1\$/{n;p;}"; }
+    wk=$(opt --keys) ek=$(opt --enclave-keys) ks=$(opt --keyservice)
+    m=$("$SS" keyservice --keys "$T/ukeys" --stage "map=$P/map.lua" \
+        --print-manifest | sed -n 's/^map //p')
+    contains "uids: the worker host runs as sstream-worker" "$A/map-1.args" "^uid=$W$"
+    contains "uids: ... and so do the routers" "$A/router-1.args" "^uid=$W$"
+    contains "uids: the sink is the owner's (root)" "$A/sink.args" "^uid=0$"
+    check "uids: the enclave's folder belongs to sstream-enclave, 0700" \
+        test "$(stat -c '%u %a' "$ek")" = "$E 700" -a \
+        "$(stat -c '%u %a' "$ek/platform.key")" = "$E 600"
+    setpriv --reuid="$wu" --regid="$wu" --clear-groups $PY \
+        "$ROOT/tests/integration/forge_report.py" "$ks" "$wk" "$ek" map-1 map "$m" \
+        > "$T/forge-w.out" 2>&1
+    rc=$?
+    check "uids: the forger as the worker's uid cannot read platform.key ($(cat "$T/forge-w.out"))" \
+        test $rc -eq 3
+    contains "... permission denied" "$T/forge-w.out" "^cannot read platform.key: Permission denied"
+    $PY "$ROOT/tests/integration/forge_report.py" "$ks" "$wk" "$ek" map-1 map "$m" \
+        > "$T/forge-root.out" 2>&1
+    contains "uids: the same forger as root gets the data key (no hardware: root can)" \
+        "$T/forge-root.out" "^GOT THE DATA KEY \(36 bytes\)"
+    sinkdir=$(dirname "$wk")/sink
+    for f in "$sinkdir/data.key" "$T/ukeys/data.key" "$T/ukeys/platform.key"; do
+        if setpriv --reuid="$wu" --regid="$wu" --clear-groups cat "$f" > /dev/null 2>&1; then
+            notok "uids: the worker's uid cannot read $f"
+        else
+            ok "uids: the worker's uid cannot read $f"
+        fi
+    done
+    wait_max 60 $run
+    check "uids: the run ends well" test $? -eq 0
+else
+    ok "# SKIP separate uids: needs root and the users (scripts/install-users.sh)"
+fi
+
 # --- a real enclave-mode run: what routers and workers hold ---------------
 EX=$ROOT/examples/delayed-flights
 "$SS" gen flights --rows 200000 --seed 5 -o "$T/f.csv" > /dev/null 2>&1
@@ -120,6 +183,12 @@ lacks "no router, worker or enclave has a key file of the pipeline open" \
     "$T/procs" "open=.*$T/keys"
 lacks "no router, worker or enclave has data.key open" "$T/procs" \
     "open=.*data.key"
+if [ $SEP -eq 1 ]; then
+    check "real run: routers and workers run as sstream-worker" \
+        test "$(grep '^[0-9]* \(router\|worker\) ' "$T/procs" | grep -vc "^[0-9]* [a-z]* $W ")" -eq 0
+    check "real run: enclaves run as sstream-enclave" \
+        test "$(grep '^[0-9]* enclave ' "$T/procs" | grep -vc "^[0-9]* enclave $E ")" -eq 0
+fi
 check "each enclave's folder holds platform.key alone" \
     test "$(grep -c '^[0-9]* enclave [0-9]* keys=platform.key open=' "$T/procs")" -ge 3 \
     -a "$(grep '^[0-9]* enclave ' "$T/procs" | grep -vc ' keys=platform.key ')" -eq 0
