@@ -40,6 +40,16 @@ int ss_accounting_balance(const ss_acct_part *parts, size_t n,
                           const char *const *stage_names, size_t nstages,
                           size_t lost, ss_balance *b)
 {
+    return ss_accounting_balance_copies(parts, n, stage_names, NULL,
+                                        nstages, lost, b);
+}
+
+/* See ss_accounting.h. */
+int ss_accounting_balance_copies(const ss_acct_part *parts, size_t n,
+                                 const char *const *stage_names,
+                                 const unsigned *copies, size_t nstages,
+                                 size_t lost, ss_balance *b)
+{
     memset(b, 0, sizeof *b);
     const ss_stats *src = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -76,6 +86,7 @@ int ss_accounting_balance(const ss_acct_part *parts, size_t n,
         ss_acct_stage a;
         ss_accounting_stage(parts, n, (int)s, &a);
         const char *name = stage_names[s];
+        uint64_t k = copies && copies[s] > 1 ? copies[s] : 1;
         if (!bad && a.in != a.passed + a.dropped + a.rejected) {
             bad = 1;
             snprintf(b->why, sizeof b->why, "stage '%s': in %llu != passed "
@@ -84,13 +95,18 @@ int ss_accounting_balance(const ss_acct_part *parts, size_t n,
                      (unsigned long long)a.dropped,
                      (unsigned long long)a.rejected);
         }
-        if (!bad && a.in != upstream) {
+        if (!bad && a.in != k * upstream) {
             bad = 1;
             snprintf(b->why, sizeof b->why, "stage '%s': received %llu "
-                     "events but %s sent %llu", name,
+                     "events but %s sent %llu%s", name,
                      (unsigned long long)a.in, upname,
-                     (unsigned long long)upstream);
+                     (unsigned long long)upstream,
+                     k > 1 ? " (times its copies: broadcast)" : "");
         }
+        /* a broadcast stage's workers each saw every row: count once */
+        a.passed /= k;
+        a.dropped /= k;
+        a.rejected /= k;
         /* rule 5 of ss_accounting.h */
         if (!folded) {
             rejected += a.rejected;

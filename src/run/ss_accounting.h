@@ -72,6 +72,16 @@ int ss_accounting_balance(const ss_acct_part *parts, size_t n,
                           const char *const *stage_names, size_t nstages,
                           size_t lost, ss_balance *out);
 
+/* The same for a pipeline where stage s gets copies[s] copies of every
+ * event (a broadcast stage: its N workers each get every batch; 1
+ * otherwise; copies NULL: 1 everywhere). Such a stage must receive
+ * copies[s] times what the stage before sent, and counts once in the rows
+ * equation (its passed, dropped and rejected divided by copies[s]). */
+int ss_accounting_balance_copies(const ss_acct_part *parts, size_t n,
+                                 const char *const *stage_names,
+                                 const unsigned *copies, size_t nstages,
+                                 size_t lost, ss_balance *out);
+
 /* Past this share of the rows in, a run that balances still warns. */
 #define SS_ACCT_REJECT_WARN 0.01
 

@@ -1108,9 +1108,15 @@ static int balance(ss_supervisor *sv)
     for (size_t i = 0; i < sv->nkids; i++)
         parts[i] = (ss_acct_part){sv->kids[i].name, sv->kids[i].role,
                                   sv->kids[i].stage, stats_of(sv, i)};
+    /* a broadcast stage's workers each get every event */
+    unsigned copies[SS_PIPELINE_MAX_STAGES];
+    for (size_t s = 0; s < sv->p->nstages && s < SS_PIPELINE_MAX_STAGES; s++)
+        copies[s] = sv->p->stages[s].broadcast
+                        ? (unsigned)sv->p->stages[s].workers
+                        : 1;
     ss_balance b;
-    ss_accounting_balance(parts, sv->nkids, sv->stage_names,
-                          sv->p->nstages, sv->lost, &b);
+    ss_accounting_balance_copies(parts, sv->nkids, sv->stage_names, copies,
+                                 sv->p->nstages, sv->lost, &b);
     free(parts);
     sv->books = b;
     switch (b.verdict) {

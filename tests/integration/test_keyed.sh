@@ -8,7 +8,9 @@
 # whatever the parallelism upstream (partition stability); a worker of a
 # partitioned stateless stage killed mid-run hands its key groups on and
 # the answer is still awk's; a carrier with half the rows is reported as
-# a hot partition in the summary and the metrics.
+# a hot partition in the summary and the metrics. The broadcast example
+# (each of 3 workers gets every batch) gives awk's count from each worker
+# in the three modes, and the books balance with the copies.
 source "$(dirname "$0")/lib.sh"
 EX=$ROOT/examples/delayed-flights
 cd "$T"
@@ -124,5 +126,24 @@ same "the answer is still awk's after losing filter-2" got-loss expected-small
 contains "the router says the key groups moved" \
     <(cat err-loss out-loss/logs/router-2.log 2>/dev/null) \
     "key groups of slot 2 move to the next live worker"
+# broadcast: every worker of stage count gets every batch
+mkdir -p bc/broadcast bc/delayed-flights
+cp "$ROOT"/examples/broadcast/* bc/broadcast/
+cp "$EX"/map-csv-to-event.lua bc/delayed-flights/
+awk -F, 'NR > 1 && $15 ~ /^-?[0-9]+$/ && $15 + 0 > 0 { n++; t += $15 }
+    END { printf "delayed flights: %d, total delay: %d minutes (from each of 3 workers)\n", n, t }' \
+    flights.csv > expected-bc
+for mode in plain encrypted enclave; do
+    timeout -k 10 300 "$SS" run bc/broadcast/pipeline.yml --data flights.csv \
+        --security "$mode" --output-dir "ob-$mode" --no-progress \
+        > "rb-$mode" 2> "eb-$mode"
+    check "$mode: the broadcast run exits 0" test $? -eq 0
+    same "$mode: each of the 3 workers counted every row, as awk" \
+        "rb-$mode" expected-bc
+    contains "$mode: the books balance with 3 copies of each row" \
+        "eb-$mode" "rows in = .*: $rows = $rows \+ 0 \+ 0: balanced"
+    contains "$mode: router-2 dealt every row to each worker" "eb-$mode" \
+        "router-2 +router +$((3 * rows)) +$((3 * rows))"
+done
 [ -n "${KEYED_DEBUG:-}" ] && cp -r "$T" /tmp/keyed/debug
 finish

@@ -81,6 +81,36 @@ static void test_balanced(void **state)
     assert_string_equal(r.why, "");
 }
 
+/* filter broadcast over 2 workers: it receives every event twice and
+ * counts once in the rows equation; without the copies it mismatches. */
+static void test_broadcast_stage(void **state)
+{
+    (void)state;
+    books b;
+    good_books(&b);
+    counts(&b.st[FILT], 1970, 1168, 1168, 800, 2);
+    ss_balance r;
+    static const unsigned copies[] = {1, 2};
+    assert_int_equal(ss_accounting_balance_copies(b.parts, NPARTS,
+                                                  stage_names, copies, 2, 0,
+                                                  &r),
+                     SS_ACCT_BALANCED);
+    assert_int_equal(r.rows_out, 584);
+    assert_int_equal(r.filtered, 400);
+    assert_int_equal(r.rejected, 16);
+    assert_int_equal(verdict(&b, 0, &r), SS_ACCT_MISMATCH);
+    assert_string_equal(r.why, "stage 'filter': received 1970 events but "
+                               "map sent 985");
+    counts(&b.st[FILT], 1971, 1168, 1169, 800, 2); /* one copy too many */
+    assert_int_equal(ss_accounting_balance_copies(b.parts, NPARTS,
+                                                  stage_names, copies, 2, 0,
+                                                  &r),
+                     SS_ACCT_MISMATCH);
+    assert_string_equal(r.why, "stage 'filter': received 1971 events but "
+                               "map sent 985 (times its copies: "
+                               "broadcast)");
+}
+
 static void test_stage_sums_its_workers(void **state)
 {
     (void)state;
@@ -284,6 +314,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_balanced),
+        cmocka_unit_test(test_broadcast_stage),
         cmocka_unit_test(test_stage_sums_its_workers),
         cmocka_unit_test(test_source_unbalanced),
         cmocka_unit_test(test_stage_own_sum_unbalanced),
