@@ -309,6 +309,7 @@ static int co_resume(lua_State *L)
 {
     ss_stage *s = lua_touserdata(L, lua_upvalueindex(1));
     lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "thread"); /* worded as the library does */
     lua_State *prev = s->running;
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_insert(L, 1);
@@ -343,6 +344,7 @@ static int co_wrapped(lua_State *L)
 static int co_wrap(lua_State *L)
 {
     ss_stage *s = lua_touserdata(L, lua_upvalueindex(1));
+    luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushvalue(L, 1);
     lua_call(L, 1, 1); /* the library's wrapper, whose upvalue is co */
