@@ -176,18 +176,19 @@ static int timer_ready(void)
     return 0;
 }
 
-/* Arms (on) or disarms this thread's timer; no-op without one. */
-static void timer_arm(int on)
+/* Arms (on) or disarms this thread's timer; 0, or -1 if it cannot (no
+ * timer; a forked child, whose copy of our thread has none). */
+static int timer_arm(int on)
 {
     if (tl_timer_state != 1)
-        return;
+        return -1;
     struct itimerspec it;
     memset(&it, 0, sizeof it);
     if (on) {
         it.it_value.tv_nsec = BUDGET_TICK_NS;
         it.it_interval.tv_nsec = BUDGET_TICK_NS;
     }
-    timer_settime(tl_timer, 0, &it, NULL);
+    return timer_settime(tl_timer, 0, &it, NULL) == 0 ? 0 : -1;
 }
 
 /* Calls fn(arg) with the budget's signal blocked: host work that may wait
@@ -284,14 +285,8 @@ static void meter_stop(ss_stage *s)
  * chunk): the timer runs only then, on the thread doing it. */
 static void budget_begin(ss_stage *s)
 {
-    if (s->timed) {
-        if (timer_ready() == 0) {
-            timer_arm(1);
-            return;
-        }
-        /* a thread without a timer: count exactly instead */
-        s->timed = 0;
-    }
+    if (s->timed && (timer_ready() != 0 || timer_arm(1) != 0))
+        s->timed = 0; /* a thread without a timer: count exactly instead */
 }
 
 static void budget_end(ss_stage *s)
