@@ -842,6 +842,19 @@ int ss_deploy_write(const ss_pipeline *p, const ss_deploy_opts *o, FILE *f,
         ss_errf(err, errlen, "no container image given");
         return SS_EINVAL;
     }
+    for (size_t s = 0; s < p->nstages; s++)
+        if (p->stages[s].partition_by || p->stages[s].broadcast) {
+            /* each worker of a keyed stage needs its own slot (--index),
+             * which identical replicas do not have */
+            ss_errf(err, errlen,
+                    "stage '%s' is %s: sstream deploy does not support "
+                    "keyed stages yet (each worker needs its own slot, "
+                    "sstream worker --index, and replicas are identical); "
+                    "run it with sstream run",
+                    p->stages[s].name,
+                    p->stages[s].partition_by ? "partitioned" : "broadcast");
+            return SS_EINVAL;
+        }
     if (cluster && strcmp(g.sec, "encrypted") == 0) {
         ss_errf(err, errlen,
                 "security encrypted puts the data key on every worker, and "

@@ -185,6 +185,11 @@ static void test_refusals(void **state)
     assert_null(gen(p, &o, &rc, err, sizeof err));
     assert_non_null(strstr(err, "unknown enclave backend 'tdx'"));
     o.enclave = NULL;
+    p->stages[1].broadcast = 1; /* keyed stages: not yet */
+    assert_null(gen(p, &o, &rc, err, sizeof err));
+    assert_non_null(strstr(err, "stage 'reduce' is broadcast: sstream "
+                                "deploy does not support keyed stages"));
+    p->stages[1].broadcast = 0;
     o.keys = "no-such-dir";
     assert_null(gen(p, &o, &rc, err, sizeof err));
     assert_int_equal(rc, SS_EIO);
