@@ -104,8 +104,11 @@ static ssize_t sp_recv(int sock, char *buf, size_t cap, int *fd, int flags)
 static int sp_check(const ss_spawner_conf *c, char **req, size_t n,
                     char **out, char *why, size_t wlen)
 {
+    /* the host may choose these: each is measured (the key service
+     * refuses a value the pipeline does not have) or harmless */
     static const char *const free_opts[] = {"--mem-limit", "--spin-us",
                                             "--max-instructions", "--run",
+                                            "--partition-by", "--broadcast",
                                             NULL};
     size_t k = 0;
     out[k++] = (char *)c->program;
