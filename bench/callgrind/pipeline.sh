@@ -4,11 +4,14 @@
 # by hand as `sstream run` would start them (valgrind cannot follow its
 # exec of /proc/self/exe). Counts do not depend on the machine's load.
 #
-#   bench/callgrind/pipeline.sh BIN FILE.csv OUTDIR [chained]
+#   bench/callgrind/pipeline.sh BIN FILE.csv OUTDIR [chained|chain]
 #
 # "chained" runs map, filter and reduce as one stage script
 # (bench/callgrind/chained.lua: the three stages' functions in one Rx
 # chain), i.e. what chaining the stages into one process can save at most.
+# "chain" runs the three scripts unchanged in one worker with operator
+# chaining (`sstream worker map.lua --chain filter=... --chain reduce=...`,
+# what `chain: true` starts).
 # Prints one line per component: name, instructions (Ir).
 set -u
 bin=$(realpath "$1") data=$(realpath "$2") out=$3 mode=${4:-}
@@ -25,6 +28,12 @@ else
     stages=("map:$ex/map-csv-to-event.lua" "filter:$ex/filter-event.lua"
             "reduce:$ex/reduce-events.lua")
 fi
+chainopts=()
+if [ "$mode" = chain ]; then
+    stages=("map:$ex/map-csv-to-event.lua")
+    chainopts=(--chain "filter=$ex/filter-event.lua"
+               --chain "reduce=$ex/reduce-events.lua")
+fi
 n=${#stages[@]} pids=()
 for ((i = 1; i <= n + 1; i++)); do
     vg "router-$i" "$bin" router --from "ipc://$ipc/r$i-in" \
@@ -35,7 +44,7 @@ for ((i = 1; i <= n; i++)); do
     st=${stages[i - 1]%%:*} script=${stages[i - 1]#*:}
     vg "$st" "$bin" worker "$script" --from "ipc://$ipc/r$i-out" \
         --to "ipc://$ipc/r$((i + 1))-in" --name "$st-1" --stage "$st" \
-        --security plain &
+        --security plain "${chainopts[@]}" &
     pids+=($!)
 done
 vg sink "$bin" sink "$ex/print-results.lua" --from "ipc://$ipc/r$((n + 1))-out" \

@@ -75,7 +75,18 @@ static void usage(FILE *f, const char *cmd)
             "                       may use; past it the event is "
             "rejected (default\n"
             "                       200000000)\n"
-            "  --rejects FILE       append rejected events as JSON lines\n"
+            "  --rejects FILE       append rejected events as JSON lines\n");
+    if (!sink)
+        fprintf(f,
+            "  --chain STAGE=SCRIPT  run SCRIPT after this stage in this "
+            "process, as stage\n"
+            "                       STAGE (repeatable, in order; plain "
+            "mode): no router\n"
+            "                       between them; its counters go as "
+            "STAGE-N, N this\n"
+            "                       worker's index (`chain: true` in a "
+            "pipeline)\n");
+    fprintf(f,
             "  --security MODE      plain | encrypted | enclave (default "
             "plain)\n"
             "  --keys DIR           the pipeline's keys (encrypted, "
@@ -142,6 +153,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
 {
     const char *cmd = argv[0];
     static char name_buf[96], stage_buf[64];
+    static const char *chain[32];
     static const struct option longopts[] = {
         {"from", required_argument, 0, 'f'},
         {"to", required_argument, 0, 't'},
@@ -165,6 +177,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"partition-by", required_argument, 0, 'P'},
         {"broadcast", required_argument, 0, 'B'},
         {"index", required_argument, 0, 'x'},
+        {"chain", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ss_node_opts_default(o);
@@ -208,6 +221,14 @@ int cli_node_parse(int argc, char **argv, const char *role,
             if (ss_parse_u64(optarg, 1, 64, 0, &v))
                 return bad(cmd, "--index takes 1 to 64, not", optarg);
             o->index = (uint32_t)v;
+            break;
+        case 'C':
+            if (is_lua || strcmp(role, "worker") != 0 || o->nchain >= 32)
+                return bad(cmd, o->nchain >= 32 ? "more than 32 --chain"
+                                                : "--chain is for workers",
+                           optarg);
+            chain[o->nchain++] = optarg;
+            o->chain = chain;
             break;
         case 'S':
             if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&

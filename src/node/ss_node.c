@@ -19,6 +19,7 @@
 #include "crypto/ss_keyservice.h"
 #include "net/ss_keyserver.h"
 #include "enclave/ss_enclave.h"
+#include "lua/ss_chain.h"
 #include "lua/ss_stage.h"
 #include "net/ss_inlet.h"
 #include "net/ss_link.h"
@@ -52,7 +53,8 @@ struct ss_node {
     const ss_node_opts *o;
     volatile sig_atomic_t stop; /* ss_node_stop was called */
     void *zctx;
-    ss_stage *stage;
+    ss_stage *stage; /* the stage, or the chain's first (borrowed) */
+    ss_chain *chain; /* chained stages (opts chain), else NULL */
     ss_link *link;
     ss_inlet *inlet;
     ss_stats_reporter *stats;
@@ -111,8 +113,54 @@ static uint32_t own_stream_id(const char *name)
 static int node_stateful(const node *n)
 {
     return n->enc     ? ss_enclave_stateful(n->enc)
+           : n->chain ? ss_chain_stateful(n->chain)
            : n->stage ? ss_stage_stateful(n->stage)
                       : 0;
+}
+
+/* The name stage k of the chain reports under: the worker's own for the
+ * first, else STAGE-N with N this worker's index (see ss_node.h). */
+static void chained_name(const node *n, size_t k, char *buf, size_t len)
+{
+    if (k == 0) {
+        snprintf(buf, len, "%s", n->o->name);
+        return;
+    }
+    const char *dash = strrchr(n->o->name, '-');
+    snprintf(buf, len, "%s-%s", ss_stage_name(ss_chain_stage(n->chain, k)),
+             dash ? dash + 1 : "1");
+}
+
+/* One STATS record for each chained stage after the first, under its
+ * own name (chained_name) and stage, without the process's pid, CPU and
+ * memory (those are the first stage's record's): the books see one
+ * component per stage, as without chaining (docs/PIPELINE.md). Its
+ * bytes and batches in are what the stage before it handed it. */
+static void report_chained(node *n, int final)
+{
+    for (size_t k = 1; k < ss_chain_len(n->chain); k++) {
+        ss_stage *sk = ss_chain_stage(n->chain, k);
+        const ss_stage_counts *t = ss_stage_totals(sk);
+        const ss_stage_counts *prev =
+            ss_stage_totals(ss_chain_stage(n->chain, k - 1));
+        char name[2 * SS_STATS_NAME_MAX];
+        chained_name(n, k, name, sizeof name);
+        ss_stats st;
+        ss_stats_init(&st);
+        ss_stats_set_names(&st, name, n->o->role, ss_stage_name(sk));
+        st.in = t->in;
+        st.out = t->out;
+        st.out_bytes = t->out_bytes;
+        st.passed = t->passed;
+        st.dropped = t->dropped;
+        st.rejected = t->rejected;
+        st.in_bytes = prev->out_bytes;
+        st.batches_in = n->batches_in;
+        st.batches_out = n->batches_out;
+        st.final = final;
+        st.stateful = ss_stage_stateful(sk);
+        ss_stats_report(n->stats, &st);
+    }
 }
 
 static void report(node *n, int final)
@@ -142,8 +190,10 @@ static void report(node *n, int final)
     st.enclave_calls = n->enclave_calls;
     st.enclave_ns = n->enclave_ns;
     st.final = final;
-    st.stateful = node_stateful(n);
+    st.stateful = n->chain ? ss_stage_stateful(n->stage) : node_stateful(n);
     ss_stats_report(n->stats, &st);
+    if (n->chain)
+        report_chained(n, final);
     n->last_stats_ms = ss_now_ms();
 }
 
@@ -578,7 +628,9 @@ static int handle_data(node *n, const ss_hdr *h, const char *payload)
     n->batches_in++;
     n->bytes_in += h->len;
     ss_stage_out_reset(&n->out);
-    int rc = ss_stage_process(n->stage, h, payload, h->len, &n->out);
+    int rc = n->chain
+                 ? ss_chain_process(n->chain, h, payload, h->len, &n->out)
+                 : ss_stage_process(n->stage, h, payload, h->len, &n->out);
     if (rc) {
         snprintf(n->err, sizeof n->err, "stage failed: %s",
                  ss_strerror(rc));
@@ -712,12 +764,23 @@ static int handle_eos(node *n, const char *payload, size_t len)
         goto eos;
     }
     ss_stage_out_reset(&n->out);
-    rc = ss_stage_complete(n->stage, &n->out);
-    if (rc) {
-        snprintf(n->err, sizeof n->err, "completion of stage '%s' "
-                 "failed: %s", n->o->stage ? n->o->stage : n->o->name,
-                 ss_stage_error(n->stage));
-        goto out;
+    if (n->chain) {
+        ss_stage *failed = NULL;
+        rc = ss_chain_complete(n->chain, &n->out, &failed);
+        if (rc) {
+            snprintf(n->err, sizeof n->err, "completion of stage '%s' "
+                     "failed: %s", failed ? ss_stage_name(failed) : "?",
+                     failed ? ss_stage_error(failed) : ss_strerror(rc));
+            goto out;
+        }
+    } else {
+        rc = ss_stage_complete(n->stage, &n->out);
+        if (rc) {
+            snprintf(n->err, sizeof n->err, "completion of stage '%s' "
+                     "failed: %s", n->o->stage ? n->o->stage : n->o->name,
+                     ss_stage_error(n->stage));
+            goto out;
+        }
     }
     flush_rejects(n, &n->out);
     if (n->link) {
@@ -992,6 +1055,65 @@ int ss_node_new(const ss_node_opts *o, ss_node **out)
 /* See ss_node.h. */
 void ss_node_stop(ss_node *n) { n->stop = 1; }
 
+/* Loads the stages chained after n->stage (opts chain) with the options
+ * of the first, each in its own Lua state, and makes n->chain of them. */
+static int load_chain(node *n, const ss_stage_opts *first)
+{
+    const ss_node_opts *o = n->o;
+    size_t len = (size_t)o->nchain + 1;
+    ss_stage **st = calloc(len, sizeof *st);
+    if (!st)
+        return SS_ENOMEM;
+    st[0] = n->stage;
+    n->stage = NULL;
+    int rc = 0;
+    for (size_t k = 1; k < len && !rc; k++) {
+        const char *spec = o->chain[k - 1];
+        const char *eq = strchr(spec, '=');
+        if (!eq || eq == spec || !eq[1] ||
+            (size_t)(eq - spec) >= SS_STATS_NAME_MAX - 8) {
+            ss_error("%s: --chain '%s': expected STAGE=SCRIPT", o->name,
+                     spec);
+            rc = SS_EINVAL;
+            break;
+        }
+        char stage[SS_STATS_NAME_MAX], name[2 * SS_STATS_NAME_MAX];
+        snprintf(stage, sizeof stage, "%.*s", (int)(eq - spec), spec);
+        const char *dash = strrchr(o->name, '-');
+        snprintf(name, sizeof name, "%s-%s", stage, dash ? dash + 1 : "1");
+        ss_stage_opts so = *first;
+        so.name = name;
+        so.stage = stage;
+        so.script_path = eq + 1;
+        so.script_src = NULL;
+        rc = ss_stage_new(&so, &st[k], n->err, sizeof n->err);
+        if (rc) {
+            ss_error("%s: %s", eq + 1, n->err);
+            break;
+        }
+        ss_stage_set_tick(st[k], node_tick, n);
+        if (!ss_stage_has_input(st[k]) || !ss_stage_to(st[k])) {
+            ss_error("%s: a chained stage's script must start with "
+                     "fromZmqSocket(...) and end with "
+                     ":subscribeToSocket(...), as any stage", eq + 1);
+            rc = SS_EINVAL;
+        }
+    }
+    if (rc) {
+        n->stage = st[0];
+        for (size_t k = 1; k < len; k++)
+            ss_stage_destroy(&st[k]);
+        free(st);
+        return rc;
+    }
+    rc = ss_chain_new(st, len, &n->chain);
+    free(st);
+    if (rc)
+        return rc;
+    n->stage = ss_chain_stage(n->chain, 0);
+    return 0;
+}
+
 /* Everything ss_node_run does but the final report. */
 static int node_run(node *n)
 {
@@ -1021,6 +1143,12 @@ static int node_run(node *n)
             return rc;
         }
         n->have_curve = 1;
+    }
+    if (o->nchain && (secure || strcmp(o->role, "worker") != 0)) {
+        ss_error("%s: chained stages (--chain) run only in a worker in "
+                 "plain mode, not in a %s in %s mode", o->name, o->role,
+                 o->security);
+        return SS_EINVAL;
     }
     if (secure && strcmp(o->role, "worker") == 0)
         return run_enclave_worker(n);
@@ -1074,6 +1202,8 @@ static int node_run(node *n)
                  ":subscribeToSocket(os.getenv('TO'))", o->script);
         return SS_EINVAL;
     }
+    if (o->nchain && (rc = load_chain(n, &so)))
+        return rc;
     if (ss_stage_uses_sgx(n->stage) && strcmp(o->security, "enclave") != 0 &&
         !is_lua)
         ss_warn("%s uses mapSGX/filterSGX/reduceSGX but security is '%s':"
@@ -1134,7 +1264,10 @@ void ss_node_destroy(ss_node **pp)
     ss_link_destroy(&n->link);
     ss_inlet_destroy(&n->inlet);
     ss_stats_reporter_destroy(&n->stats);
-    ss_stage_destroy(&n->stage);
+    if (n->chain) /* n->stage is its first */
+        ss_chain_destroy(&n->chain);
+    else
+        ss_stage_destroy(&n->stage);
     ss_enclave_close(&n->enc);
     ss_enclave_result_release(&n->res);
     ss_key_destroy(&n->key);

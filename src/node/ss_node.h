@@ -54,6 +54,13 @@ typedef struct ss_node_opts {
     uint32_t index;         /* worker: its slot in its stage, 1..N (the
                                router of a partitioned or broadcast stage
                                routes by it); 0: none */
+    const char *const *chain; /* worker, plain mode: the stages chained
+                                 after this one, "STAGE=SCRIPT" each, run
+                                 in this process (ss_chain.h); stage
+                                 STAGE's counters are reported under the
+                                 name STAGE-N, N this worker's index (the
+                                 number after the last '-' of name) */
+    int nchain;
     int argc;               /* script arguments (the `arg` table) */
     char **argv;
 } ss_node_opts;

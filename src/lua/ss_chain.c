@@ -1,0 +1,165 @@
+/*
+ * ss_chain.c - several stage scripts in one process (see ss_chain.h).
+ *
+ * Between two stages an event is encoded once (stage k's output) and
+ * decoded once (stage k+1's input), as it would be between two
+ * processes; what chaining saves is everything else: the router, the
+ * sockets and the kernel's wake-ups, the copies into and out of ZeroMQ
+ * messages, the framing, and a process on the CPU. The intermediate
+ * buffers are kept and reused from batch to batch.
+ */
+#include "lua/ss_chain.h"
+#include "securestreams.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ss_chain {
+    size_t n;
+    ss_stage **st;
+    ss_stage_out *mid; /* n - 1 buffers: the output of stage k < n - 1 */
+};
+
+/* See ss_chain.h. */
+int ss_chain_new(ss_stage **stages, size_t n, ss_chain **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return SS_EINVAL;
+    ss_chain *c = calloc(1, sizeof *c);
+    if (c) {
+        c->st = calloc(n, sizeof *c->st);
+        c->mid = n > 1 ? calloc(n - 1, sizeof *c->mid) : NULL;
+    }
+    if (!c || !c->st || (n > 1 && !c->mid)) {
+        for (size_t i = 0; i < n; i++)
+            ss_stage_destroy(&stages[i]);
+        if (c) {
+            free(c->st);
+            free(c->mid);
+            free(c);
+        }
+        return SS_ENOMEM;
+    }
+    c->n = n;
+    for (size_t i = 0; i < n; i++) {
+        c->st[i] = stages[i];
+        stages[i] = NULL;
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        ss_stage_out_init(&c->mid[i]);
+    *out = c;
+    return 0;
+}
+
+/* See ss_chain.h. */
+void ss_chain_destroy(ss_chain **p)
+{
+    if (!p || !*p)
+        return;
+    ss_chain *c = *p;
+    for (size_t i = 0; i < c->n; i++)
+        ss_stage_destroy(&c->st[i]);
+    for (size_t i = 0; i + 1 < c->n; i++)
+        ss_stage_out_release(&c->mid[i]);
+    free(c->st);
+    free(c->mid);
+    free(c);
+    *p = NULL;
+}
+
+size_t ss_chain_len(const ss_chain *c) { return c->n; }
+ss_stage *ss_chain_stage(ss_chain *c, size_t i) { return c->st[i]; }
+
+/* See ss_chain.h. */
+int ss_chain_stateful(const ss_chain *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (ss_stage_stateful(c->st[i]))
+            return 1;
+    return 0;
+}
+
+/* Moves the rejects of `from` to the end of `to`. */
+static int move_rejects(ss_stage_out *from, ss_stage_out *to)
+{
+    if (!from->nrejects)
+        return 0;
+    if (ss_buf_append(&to->rejects, from->rejects.data, from->rejects.len))
+        return SS_ENOMEM;
+    to->nrejects += from->nrejects;
+    ss_buf_reset(&from->rejects);
+    from->nrejects = 0;
+    return 0;
+}
+
+/* Where stage k writes: the next stage's input, or the chain's output. */
+static ss_stage_out *dest(ss_chain *c, size_t k, ss_stage_out *out)
+{
+    return k + 1 < c->n ? &c->mid[k] : out;
+}
+
+/* Feeds stage k (k >= 1) the output stage k-1 left in mid[k-1], under
+ * the lineage of hdr (NULL: a completion's output, which has none). */
+static int feed(ss_chain *c, size_t k, const ss_hdr *hdr, ss_stage_out *out)
+{
+    ss_stage_out *in = &c->mid[k - 1];
+    ss_hdr h;
+    if (hdr)
+        h = *hdr;
+    else
+        memset(&h, 0, sizeof h);
+    h.count = in->count;
+    h.len = (uint32_t)in->events.len;
+    int rc = 0;
+    if (in->count || in->events.len)
+        rc = ss_stage_process(c->st[k], &h, in->events.data
+                                                ? in->events.data
+                                                : "",
+                              in->events.len, dest(c, k, out));
+    ss_buf_reset(&in->events);
+    in->count = 0;
+    return rc;
+}
+
+/* See ss_chain.h. */
+int ss_chain_process(ss_chain *c, const ss_hdr *hdr, const char *payload,
+                     size_t len, ss_stage_out *out)
+{
+    if (c->n == 1)
+        return ss_stage_process(c->st[0], hdr, payload, len, out);
+    for (size_t k = 0; k + 1 < c->n; k++)
+        ss_stage_out_reset(&c->mid[k]);
+    int rc = ss_stage_process(c->st[0], hdr, payload, len, &c->mid[0]);
+    for (size_t k = 1; !rc && k < c->n; k++) {
+        if ((rc = move_rejects(&c->mid[k - 1], out)))
+            break;
+        rc = feed(c, k, hdr, out);
+    }
+    return rc;
+}
+
+/* See ss_chain.h. */
+int ss_chain_complete(ss_chain *c, ss_stage_out *out, ss_stage **failed)
+{
+    if (failed)
+        *failed = NULL;
+    for (size_t k = 0; k + 1 < c->n; k++)
+        ss_stage_out_reset(&c->mid[k]);
+    for (size_t k = 0; k < c->n; k++) {
+        int rc = 0;
+        if (k > 0) {
+            rc = feed(c, k, NULL, out);
+            if (!rc)
+                rc = move_rejects(&c->mid[k - 1], out);
+        }
+        if (!rc)
+            rc = ss_stage_complete(c->st[k], dest(c, k, out));
+        if (rc) {
+            if (failed)
+                *failed = c->st[k];
+            return rc;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * ss_chain.h - operator chaining: consecutive stage scripts run in one
+ * process, the output of stage k fed to stage k+1 without a router, a
+ * socket or a copy (docs/PIPELINE.md, "Chaining").
+ *
+ * A chain owns n >= 1 loaded stages (ss_stage), each in its own Lua
+ * state: scripts do not see each other's globals, and each keeps its own
+ * memory cap and instruction budget. Stage k's output buffer (its events,
+ * MessagePack, back to back) is stage k+1's input batch, under the input
+ * batch's lineage; the last stage's output is the chain's. Every stage
+ * keeps its own counters (ss_stage_totals), so a chained worker still
+ * reports in = passed + dropped + rejected per stage, and stage k+1's in
+ * equals stage k's out. Rejects name the stage where they happened.
+ *
+ * Completion flows through the chain in order: stage k's onCompleted
+ * output is processed by stage k+1 before stage k+1 completes. The chain
+ * keeps state if any of its stages does.
+ */
+#ifndef SS_CHAIN_H
+#define SS_CHAIN_H
+
+#include "lua/ss_stage.h"
+
+#include <stddef.h>
+
+typedef struct ss_chain ss_chain;
+
+/* Takes ownership of stages[0..n) (loaded; the array itself is borrowed)
+ * and sets every entry to NULL. Returns 0 and *out (caller destroys), or
+ * SS_ENOMEM (the stages are destroyed) or SS_EINVAL (n == 0). */
+int ss_chain_new(ss_stage **stages, size_t n, ss_chain **out);
+
+/* Destroys the chain and its stages; sets *p to NULL. Safe on NULL. */
+void ss_chain_destroy(ss_chain **p);
+
+/* Number of stages, and stage i (borrowed; 0 <= i < n). */
+size_t ss_chain_len(const ss_chain *c);
+ss_stage *ss_chain_stage(ss_chain *c, size_t i);
+
+/* 1 if any stage keeps state (see ss_stage_stateful). */
+int ss_chain_stateful(const ss_chain *c);
+
+/* Runs the batch hdr/payload through every stage in order; the last
+ * stage's events are appended to out, and the rejects of every stage
+ * (each naming its own stage). out->delta gets the last stage's counts
+ * only; every stage's are in its ss_stage_totals. Returns
+ * 0, or the negative code of the stage that broke (ss_stage_process). */
+int ss_chain_process(ss_chain *c, const ss_hdr *hdr, const char *payload,
+                     size_t len, ss_stage_out *out);
+
+/* Completes the stages in order (see above) and appends to out what the
+ * last one emits, and the rejects of any. On an error returns SS_ELUA
+ * and *failed (if given) is the stage that failed, whose
+ * ss_stage_error() says why. */
+int ss_chain_complete(ss_chain *c, ss_stage_out *out, ss_stage **failed);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * test_chain.c - operator chaining (ss_chain): stages in one process,
+ * stage k's output fed to stage k+1, counters per stage, rejects named
+ * with the stage where they happened, completion in order through a
+ * stateful stage in the middle of the chain.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lua/ss_chain.h"
+#include "lua/ss_stage.h"
+#include "securestreams.h"
+#include "lua/ss_lua_msgpack.h"
+#include "wire/ss_msgpack.h"
+
+#include "lua/ss_lua_api.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A stage named `stage` (worker stage-1) whose chain is body, between
+ * fromZmqSocket and subscribeToSocket. */
+static ss_stage *load(const char *stage, const char *body)
+{
+    char src[1024], name[64];
+    snprintf(src, sizeof src,
+             "local Rx = require 'zmq-rx'\n"
+             "Rx.Subject.fromZmqSocket('in')\n%s\n"
+             "  :subscribeToSocket('out')\n",
+             body);
+    snprintf(name, sizeof name, "%s-1", stage);
+    ss_stage_opts o;
+    memset(&o, 0, sizeof o);
+    o.script_src = src;
+    o.script_len = strlen(src);
+    o.script_path = "=test";
+    o.name = name;
+    o.stage = stage;
+    o.host_errors = 1;
+    o.sandboxed = 1;
+    o.mem_limit = 16u << 20;
+    ss_stage *s = NULL;
+    char err[512] = "";
+    int rc = ss_stage_new(&o, &s, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "load failed: %s\n", err);
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+static ss_chain *chain3(const char *a, const char *b, const char *c)
+{
+    ss_stage *st[3] = {load("a", a), load("b", b), load("c", c)};
+    ss_chain *ch = NULL;
+    assert_int_equal(ss_chain_new(st, 3, &ch), 0);
+    assert_null(st[0]);
+    return ch;
+}
+
+/* Runs the batch of the Lua values exprs through ch into out. */
+static void run_batch(ss_chain *ch, const char *exprs, ss_stage_out *out)
+{
+    lua_State *L = luaL_newstate();
+    char chunk[512], err[256];
+    snprintf(chunk, sizeof chunk, "return %s", exprs);
+    assert_int_equal(luaL_dostring(L, chunk), 0);
+    ss_buf b = SS_BUF_INIT;
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++)
+        assert_int_equal(ss_mp_encode_lua(L, i, &b, err, sizeof err), 0);
+    lua_close(L);
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.count = (uint32_t)n;
+    h.len = (uint32_t)b.len;
+    h.stream = 3;
+    h.seq = 9;
+    h.first_row = 100;
+    assert_int_equal(ss_chain_process(ch, &h, b.data, b.len, out), 0);
+    ss_buf_release(&b);
+}
+
+/* Output event i as text (numbers, or "k=v" of a table's field k). */
+static void out_event(const ss_stage_out *o, int want, char *txt, size_t n)
+{
+    lua_State *L = luaL_newstate();
+    size_t off = 0;
+    char err[256];
+    for (int i = 0; i <= want; i++) {
+        lua_settop(L, 0);
+        assert_int_equal(ss_mp_decode_lua(L, o->events.data, o->events.len,
+                                          &off, err, sizeof err),
+                         0);
+    }
+    if (lua_istable(L, 1)) {
+        lua_getfield(L, 1, "k");
+        snprintf(txt, n, "k=%s", lua_tostring(L, -1));
+    } else {
+        snprintf(txt, n, "%s", luaL_tolstring(L, 1, NULL));
+    }
+    lua_close(L);
+}
+
+static void expect_counts(ss_chain *ch, size_t k, uint64_t in,
+                          uint64_t passed, uint64_t dropped,
+                          uint64_t rejected, uint64_t out)
+{
+    const ss_stage_counts *t = ss_stage_totals(ss_chain_stage(ch, k));
+    assert_int_equal(t->in, in);
+    assert_int_equal(t->passed, passed);
+    assert_int_equal(t->dropped, dropped);
+    assert_int_equal(t->rejected, rejected);
+    assert_int_equal(t->out, out);
+}
+
+static void test_map_filter_map(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3("  :map(function(x) return x * 10 end)",
+                          "  :filter(function(x) return x > 15 end)",
+                          "  :map(function(x) return x + 1 end)");
+    assert_int_equal(ss_chain_len(ch), 3);
+    assert_int_equal(ss_chain_stateful(ch), 0);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1, 2, 3", &out);
+    assert_int_equal(out.count, 2);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "21");
+    out_event(&out, 1, txt, sizeof txt);
+    assert_string_equal(txt, "31");
+    ss_stage_out_reset(&out);
+    run_batch(ch, "1", &out); /* all filtered out in b: c sees nothing */
+    assert_int_equal(out.count, 0);
+    expect_counts(ch, 0, 4, 4, 0, 0, 4);
+    expect_counts(ch, 1, 4, 2, 2, 0, 2);
+    expect_counts(ch, 2, 2, 2, 0, 0, 2);
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_chain_complete(ch, &out, NULL), 0);
+    assert_int_equal(out.count, 0);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+    assert_null(ch);
+    ss_chain_destroy(&ch); /* safe twice */
+}
+
+static void test_reject_in_second_stage_names_it(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3("  :map(function(x) return x end)",
+                          "  :map(function(x) return x + 1 end)",
+                          "  :map(function(x) return x * 2 end)");
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1, 'oops', 3", &out); /* 'oops' + 1 fails in b */
+    assert_int_equal(out.count, 2);
+    assert_int_equal(out.nrejects, 1);
+    char *rej = strndup(out.rejects.data, out.rejects.len);
+    assert_non_null(strstr(rej, "\"stage\":\"b\""));
+    assert_non_null(strstr(rej, "\"worker\":\"b-1\""));
+    assert_null(strstr(rej, "\"stage\":\"a\""));
+    assert_non_null(strstr(rej, "\"event\":\"oops\""));
+    free(rej);
+    expect_counts(ch, 0, 3, 3, 0, 0, 3);
+    expect_counts(ch, 1, 3, 2, 0, 1, 2);
+    expect_counts(ch, 2, 2, 2, 0, 0, 2);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+}
+
+/* b sums (stateful); c counts what reaches it and adds its own total at
+ * completion: c sees b's result only if b completes (and its output is
+ * fed to c) before c completes. */
+static void test_stateful_stage_in_the_middle(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3(
+        "  :map(function(x) return x * 10 end)",
+        "  :reduce(function(a, x) a.k = (a.k or 0) + x return a end, {})",
+        "  :map(function(t) return {k = 'sum ' .. t.k} end)");
+    assert_int_equal(ss_chain_stateful(ch), 1);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1, 2", &out);
+    run_batch(ch, "3", &out);
+    assert_int_equal(out.count, 0);
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_chain_complete(ch, &out, NULL), 0);
+    assert_int_equal(out.count, 1);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "k=sum 60");
+    expect_counts(ch, 0, 3, 3, 0, 0, 3);
+    expect_counts(ch, 1, 3, 0, 3, 0, 1);
+    expect_counts(ch, 2, 1, 1, 0, 0, 1);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+}
+
+/* A completion that fails is reported with its stage. */
+static void test_completion_failure_names_stage(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3(
+        "  :map(function(x) return x end)",
+        "  :reduce(function(a, x) a.k = (a.k or 0) + x return a end, {})",
+        "  :reduce(function(a, t) error('boom at c') end, {})");
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1", &out);
+    ss_stage *failed = NULL;
+    /* c rejects b's result (counted), then completes with its seed */
+    assert_int_equal(ss_chain_complete(ch, &out, &failed), 0);
+    assert_null(failed);
+    assert_int_equal(out.nrejects, 1);
+    char *rej = strndup(out.rejects.data, out.rejects.len);
+    assert_non_null(strstr(rej, "\"stage\":\"c\""));
+    assert_non_null(strstr(rej, "boom at c"));
+    free(rej);
+    expect_counts(ch, 2, 1, 0, 0, 1, 1);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_map_filter_map),
+        cmocka_unit_test(test_reject_in_second_stage_names_it),
+        cmocka_unit_test(test_stateful_stage_in_the_middle),
+        cmocka_unit_test(test_completion_failure_names_stage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
