@@ -141,6 +141,28 @@ int ss_monitor_add(ss_monitor *m, const char *name)
 }
 
 /* See ss_monitor.h. */
+int ss_monitor_add_hosted(ss_monitor *m, const char *name, const char *host)
+{
+    int i = ss_monitor_add(m, name);
+    if (i >= 0)
+        snprintf(m->comps[i].host, sizeof m->comps[i].host, "%s", host);
+    return i;
+}
+
+/* A sample named s->name may come from `from` (the key's name): its own,
+ * or, for a chained stage, its host worker's. */
+static int may_report(const ss_monitor *m, const ss_stats *s,
+                      const char *from)
+{
+    if (strcmp(s->name, from) == 0)
+        return 1;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->comps[i].host[0] && strcmp(m->comps[i].name, s->name) == 0)
+            return strcmp(m->comps[i].host, from) == 0;
+    return 0;
+}
+
+/* See ss_monitor.h. */
 void ss_monitor_set_pid(ss_monitor *m, size_t i, pid_t pid)
 {
     if (i < m->n)
@@ -270,7 +292,7 @@ void ss_monitor_read(ss_monitor *m)
                 ss_stats s;
                 if (ss_stats_decode(data, n, &s) != 0)
                     ;
-                else if (m->authed && strcmp(s.name, from) != 0)
+                else if (m->authed && !may_report(m, &s, from))
                     m->dropped++;
                 else
                     on_stats(m, &s, now);

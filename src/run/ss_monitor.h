@@ -37,6 +37,8 @@
 typedef struct ss_monitor_comp {
     char name[SS_STATS_NAME_MAX];
     pid_t pid;       /* 0 until ss_monitor_set_pid */
+    char host[SS_STATS_NAME_MAX]; /* a chained stage's: the worker that
+                                     reports for it ("" if none) */
     ss_stats st;     /* the last sample, valid if have_st */
     int have_st;
     uint64_t st_ns;  /* ss_now_ns() when st arrived */
@@ -75,6 +77,13 @@ void *ss_monitor_socket(const ss_monitor *m);
 /* Adds a component named name; returns its index (from 0, in the order
  * of the calls) or SS_ENOMEM. */
 int ss_monitor_add(ss_monitor *m, const char *name);
+
+/* Adds a stage chained into the worker host (docs/PIPELINE.md,
+ * Chaining): host reports its counters under name, and with
+ * authentication its samples under name are taken from host's key only.
+ * Returns its index, or SS_ENOMEM. */
+int ss_monitor_add_hosted(ss_monitor *m, const char *name,
+                          const char *host);
 
 /* Records the pid of component i (samples whose name is unknown are
  * matched by pid). */

@@ -289,9 +289,11 @@ static int parse_stage(pctx *c, yaml_node_t *n, size_t idx, char *what,
 {
     static const char *const keys[] = {"name",         "script",
                                        "workers",      "partition_by",
-                                       "broadcast",    NULL};
+                                       "broadcast",    "chain",
+                                       NULL};
     ss_stage_conf *s = &c->p->stages[idx];
     s->workers = 1;
+    s->chain = -1;
     s->line = line_of(n);
     snprintf(what, whatlen, "stage %zu: ", idx + 1);
     c->what = what;
@@ -342,6 +344,9 @@ static int parse_stage(pctx *c, yaml_node_t *n, size_t idx, char *what,
         return fail(c, pv ? pv : bv, "two partitioned or broadcast stages "
                     "cannot follow each other (the stage before, '%s', "
                     "gets batches already cut)", c->p->stages[idx - 1].name);
+    if ((v = lookup(c, n, "chain", NULL)) &&
+        (rc = get_bool(c, "chain", v, &s->chain)))
+        return rc;
     if (!(v = lookup(c, n, "script", NULL)))
         return fail(c, n, "script is missing");
     return get_script(c, "script", v, &s->script);
@@ -395,7 +400,7 @@ static int parse_root(pctx *c, yaml_node_t *root)
     static const char *const keys[] = {"name", "security", "batch_size",
                                        "max_instructions",
                                        "max_reject_ratio", "lua", "source",
-                                       "stages", "sink", NULL};
+                                       "stages", "sink", "chain", NULL};
     static const char *const engines[] = {"5.4", "luajit", NULL};
     static const char *const modes[] = {"plain", "encrypted", "enclave",
                                         NULL};
@@ -441,6 +446,9 @@ static int parse_root(pctx *c, yaml_node_t *root)
                               "10000 to 1000000000000 (Lua instructions "
                               "per event)");
     }
+    if ((v = lookup(c, root, "chain", NULL)) &&
+        (rc = get_bool(c, "chain", v, &p->chain)))
+        return rc;
     if ((v = lookup(c, root, "max_reject_ratio", NULL))) {
         char *end = NULL;
         const char *t = is_plain(v) ? scalar(v) : "";
@@ -712,6 +720,19 @@ int ss_pipeline_check(const ss_pipeline *p, char *err, size_t errlen)
         return SS_EIO;
     }
     return 0;
+}
+
+/* See ss_pipeline.h. */
+int ss_pipeline_chained(const ss_pipeline *p, size_t s)
+{
+    if (s == 0 || s >= p->nstages || strcmp(p->security, "plain") != 0)
+        return 0;
+    const ss_stage_conf *a = &p->stages[s - 1], *b = &p->stages[s];
+    if (b->partition_by || b->broadcast) /* its router deals by key */
+        return 0;
+    int ca = a->chain >= 0 ? a->chain : p->chain;
+    int cb = b->chain >= 0 ? b->chain : p->chain;
+    return ca && cb && a->workers == b->workers;
 }
 
 /* See ss_pipeline.h. */

@@ -25,6 +25,7 @@ typedef struct ss_stage_conf {
     char *name;   /* [A-Za-z0-9_.-]+, unique, not "router" */
     char *script; /* resolved path */
     int workers;  /* 1..64 */
+    int chain;    /* chain: true (1) / false (0); -1: the pipeline's */
     int line;     /* line of the stage's entry in the file */
     char *partition_by; /* NULL, or the field its input is keyed by: the
                            stage before cuts its output by key group and
@@ -43,6 +44,8 @@ typedef struct ss_pipeline {
                        the binary built with it loads the file) or NULL */
     uint64_t batch_size; /* bytes; default SS_BATCH_DEFAULT_SIZE */
     uint64_t max_instructions; /* per event and completion; 0: default */
+    int chain; /* chain: true: consecutive stages with equal worker
+                  counts run in one process (ss_pipeline_chained) */
     double max_reject_ratio;   /* 0..1: more rejected rows fail the run;
                                   < 0 (default): no limit */
     struct {
@@ -95,6 +98,14 @@ int ss_pipeline_apply(ss_pipeline *p, const ss_pipeline_overrides *o,
  * SS_ENOTFOUND / SS_EIO / SS_EINVAL with a reason such as
  * "stage 'map': map.lua:3: syntax error near 'end'" in err. */
 int ss_pipeline_check(const ss_pipeline *p, char *err, size_t errlen);
+
+/* 1 if stage s (s >= 1) runs in the same worker processes as stage
+ * s - 1 (operator chaining, docs/PIPELINE.md): both allow it (their own
+ * `chain:`, else the pipeline's), they have as many workers, stage s is
+ * neither partitioned nor broadcast (its router must deal), and the
+ * security mode is plain (chaining is not implemented in the encrypted
+ * and enclave modes yet). */
+int ss_pipeline_chained(const ss_pipeline *p, size_t s);
 
 /* Total number of workers over all stages. */
 int ss_pipeline_total_workers(const ss_pipeline *p);

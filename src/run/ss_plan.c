@@ -206,6 +206,7 @@ static ss_plan_comp *add_child(plan_ctx *cx, const char *name,
     snprintf(c->name, sizeof c->name, "%s", name);
     c->role = role;
     c->stage = stage;
+    c->hop = -1;
     return c;
 }
 
@@ -326,9 +327,11 @@ static int add_name(ss_buf *b, const char *fmt, const char *a, int i)
 }
 
 /* *out = the names that may join router r (1-based), comma-separated
- * (its --peers): on FRONT the source's parts or the previous stage's
- * workers, on BACK the next stage's workers or the sink. Caller frees. */
-static int router_peers(const ss_pipeline *p, size_t r, char **out)
+ * (its --peers): on FRONT the source's parts or the previous hop's
+ * workers, on BACK the next hop's workers or the sink (heads[h]: the
+ * first stage of hop h). Caller frees. */
+static int router_peers(const ss_pipeline *p, const size_t *heads,
+                        size_t nhops, size_t r, char **out)
 {
     ss_buf b = SS_BUF_INIT;
     int rc = 0;
@@ -336,13 +339,13 @@ static int router_peers(const ss_pipeline *p, size_t r, char **out)
         for (int i = 0; i < p->source.parts && !rc; i++)
             rc = add_name(&b, "%s-%d", "source", i);
     else
-        for (int w = 1; w <= p->stages[r - 2].workers && !rc; w++)
-            rc = add_name(&b, "%s-%d", p->stages[r - 2].name, w);
-    if (r == p->nstages + 1)
+        for (int w = 1; w <= p->stages[heads[r - 2]].workers && !rc; w++)
+            rc = add_name(&b, "%s-%d", p->stages[heads[r - 2]].name, w);
+    if (r == nhops + 1)
         rc = rc ? rc : add_name(&b, "%s", "sink", 0);
     else
-        for (int w = 1; w <= p->stages[r - 1].workers && !rc; w++)
-            rc = add_name(&b, "%s-%d", p->stages[r - 1].name, w);
+        for (int w = 1; w <= p->stages[heads[r - 1]].workers && !rc; w++)
+            rc = add_name(&b, "%s-%d", p->stages[heads[r - 1]].name, w);
     if (!rc && b.len)
         b.data[b.len - 1] = '\0'; /* the last comma */
     if (rc || !b.len) {
@@ -452,10 +455,18 @@ static int control_keys(plan_ctx *cx)
 static int plan(plan_ctx *cx)
 {
     const ss_pipeline *p = cx->p;
-    size_t nrouters = p->nstages + 1;
+    /* hops: heads[h] is the first stage of hop h, the stages up to the
+     * next head are chained into its workers */
+    size_t heads[SS_PIPELINE_MAX_STAGES], nhops = 0;
+    for (size_t s = 0; s < p->nstages && s < SS_PIPELINE_MAX_STAGES; s++)
+        if (!ss_pipeline_chained(p, s))
+            heads[nhops++] = s;
+    cx->pl->nhops = nhops;
+    size_t nrouters = nhops + 1;
     size_t total = nrouters + 2 + (size_t)ss_pipeline_total_workers(p);
     cx->pl->comps = calloc(total, sizeof *cx->pl->comps);
-    if (!cx->pl->comps)
+    cx->pl->virt = calloc(total, sizeof *cx->pl->virt);
+    if (!cx->pl->comps || !cx->pl->virt)
         return SS_ENOMEM;
     int rc = make_endpoints(cx, nrouters);
     if (rc)
@@ -490,7 +501,7 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&e, "FROM=%s", ep_from(cx, r))) ||
             (rc = strv_push(&e, "TO=%s", ep_to(cx, r))) ||
             /* only the components of this run may join (--peers) */
-            (rc = router_peers(p, r, &allow)) ||
+            (rc = router_peers(p, heads, nhops, r, &allow)) ||
             (allow && ((rc = strv_push(&a, "--peers")) ||
                        (rc = strv_push(&a, "%s", allow)))))
             goto fail;
@@ -556,15 +567,25 @@ static int plan(plan_ctx *cx)
     sink_ok:;
     }
 
-    for (size_t s = 0; s < p->nstages; s++) {
+    for (size_t hop = 0; hop < nhops; hop++) {
+        size_t s = heads[hop];
+        size_t end = hop + 1 < nhops ? heads[hop + 1] : p->nstages;
         const ss_stage_conf *sc = &p->stages[s];
         for (int w = 1; w <= sc->workers; w++) {
             snprintf(name, sizeof name, "%s-%d", sc->name, w);
             ss_plan_comp *c = add_child(cx, name, "worker", (int)s);
+            c->hop = (int)hop;
             if ((rc = child_files(cx, c, 1, 1)) || (rc = comp_keys(cx, c)))
                 return rc;
             strv a = {0}, e = {0};
-            const char *from = ep_to(cx, s + 1), *to = ep_from(cx, s + 2);
+            const char *from = ep_to(cx, hop + 1), *to = ep_from(cx, hop + 2);
+            for (size_t k = s + 1; k < end; k++) {
+                ss_plan_virt *v = &cx->pl->virt[cx->pl->nvirt++];
+                snprintf(v->name, sizeof v->name, "%s-%d",
+                         p->stages[k].name, w);
+                v->stage = (int)k;
+                v->host = (int)(c - cx->pl->comps);
+            }
             if ((rc = strv_push(&a, "%s", cx->o->argv0)) ||
                 (rc = strv_push(&a, "worker")) ||
                 (rc = strv_push(&a, "%s", sc->script)) ||
@@ -583,6 +604,15 @@ static int plan(plan_ctx *cx)
                 (rc = push_keyed(cx, &a, s, w)) ||
                 (rc = strv_push(&e, "FROM=%s", from)) ||
                 (rc = strv_push(&e, "TO=%s", to))) {
+                strv_free(a.v);
+                strv_free(e.v);
+                return rc;
+            }
+            for (size_t k = s + 1; k < end && !rc; k++)
+                if (!(rc = strv_push(&a, "--chain")))
+                    rc = strv_push(&a, "%s=%s", p->stages[k].name,
+                                   p->stages[k].script);
+            if (rc) {
                 strv_free(a.v);
                 strv_free(e.v);
                 return rc;
@@ -633,12 +663,12 @@ size_t ss_plan_flow_order(const ss_plan *pl, size_t k)
     if (k == pl->ncomps - 1)
         return (size_t)pl->sink;
     size_t n = 1;
-    size_t nrouters = pl->nstages + 1;
+    size_t nrouters = pl->nhops + 1;
     for (size_t r = 0; r < nrouters; r++) {
         if (n++ == k)
             return r; /* routers come first in comps */
         for (size_t i = 0; i < pl->ncomps; i++)
-            if (pl->comps[i].stage == (int)r && n++ == k)
+            if (pl->comps[i].hop == (int)r && n++ == k)
                 return i;
     }
     return (size_t)pl->sink;
@@ -706,6 +736,7 @@ void ss_plan_destroy(ss_plan **pp)
         free(c->enclave_keydir);
     }
     free(pl->comps);
+    free(pl->virt);
     if (pl->tmpdir)
         remove_tmpdir(pl->tmpdir, 2);
     if (pl->tmpdir_lock >= 0)

@@ -6,6 +6,9 @@
  * Components, in this order (ss_plan.comps): the routers (router-1
  * between the source and stage 1, router-k+1 after stage k, the last one
  * feeding the sink), the sink, the workers stage by stage, the source.
+ * With chaining (ss_pipeline_chained), a hop is a group of chained
+ * stages run by one set of workers: the routers are between hops, and
+ * the workers of the later stages of a group are only names (virt).
  * Router r listens on endpoints[2(r-1)] for its producers and on
  * endpoints[2(r-1)+1] for its consumers: ipc sockets in the run's private
  * folder (tmpdir, made with tcp too), or free loopback tcp ports. Each
@@ -42,7 +45,11 @@ typedef struct ss_plan_opts {
 typedef struct ss_plan_comp {
     char name[SS_STATS_NAME_MAX]; /* "router-1", "map-2", "source", "sink" */
     const char *role; /* static: "router", "source", "worker", "sink" */
-    int stage;        /* stage index for workers, else -1 */
+    int stage;        /* stage index for workers, else -1 (a chained
+                         worker: the first stage it runs) */
+    int hop;          /* workers: their hop, between router-(hop+1) and
+                         router-(hop+2) (= stage without chaining), else
+                         -1 */
     char **argv;      /* NULL-terminated; argv[0] is opts.argv0 */
     char **env;       /* NULL-terminated "KEY=value" to add */
     char *log_path;   /* stdout goes there; NULL: the sink's stdout */
@@ -53,10 +60,23 @@ typedef struct ss_plan_comp {
     int keys;         /* what keydir must hold: SS_RK_* flags */
 } ss_plan_comp;
 
+/* A stage chained into the workers of an earlier one (docs/PIPELINE.md,
+ * Chaining): no process of its own, but its own counters, which its
+ * host worker reports under this name (ss_node.h). */
+typedef struct ss_plan_virt {
+    char name[SS_STATS_NAME_MAX]; /* "filter-1" */
+    int stage;                    /* its stage index */
+    int host;                     /* index in comps of the worker */
+} ss_plan_virt;
+
 typedef struct ss_plan {
     ss_plan_comp *comps;
     size_t ncomps;
     size_t nstages;
+    size_t nhops;       /* groups of chained stages (nstages without
+                           chaining): nhops + 1 routers */
+    ss_plan_virt *virt; /* the chained stages' workers */
+    size_t nvirt;
     int source, sink; /* indices in comps */
     char **endpoints; /* 2 per router, NULL-terminated */
     char *tmpdir;     /* the run folder: ipc endpoints, tmpdir/keys */

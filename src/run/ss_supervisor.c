@@ -186,6 +186,13 @@ static const ss_stats *stats_of(const ss_supervisor *sv, size_t i)
     return m && m->have_st ? &m->st : NULL;
 }
 
+/* The counters of the chained stage plan->virt[v] (reported by its host
+ * worker under its own name), NULL if none arrived yet. */
+static const ss_stats *vstats_of(const ss_supervisor *sv, size_t v)
+{
+    return stats_of(sv, sv->nkids + v); /* added after the kids */
+}
+
 static size_t index_of(const ss_supervisor *sv, const child *c)
 {
     return (size_t)(c - sv->kids);
@@ -263,15 +270,15 @@ static int make_keys(ss_supervisor *sv, char *err, size_t errlen)
     /* each router admits its neighbours only: router r's producers (the
      * source, or stage r-1's workers) and consumers (stage r's workers,
      * or the sink) */
-    size_t nrouters = pl->nstages + 1;
+    size_t nrouters = pl->nhops + 1;
     for (size_t r = 1; r <= nrouters; r++) {
         const char *rname = pl->comps[r - 1].name; /* routers come first */
         for (size_t i = 0; i < pl->ncomps; i++) {
             const ss_plan_comp *c = &pl->comps[i];
             int prod = r == 1 ? (int)i == pl->source
-                              : c->stage == (int)r - 2;
+                              : c->hop == (int)r - 2;
             int cons = r == nrouters ? (int)i == pl->sink
-                                     : c->stage == (int)r - 1;
+                                     : c->hop == (int)r - 1;
             if ((prod || cons) &&
                 (rc = ss_runkeys_admit(sv->rk, rname, c->name, err, errlen)))
                 return rc;
@@ -513,6 +520,15 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     }
     sv->sink = sv->plan->sink;
     sv->source = sv->plan->source;
+    if (strcmp(p->security, "plain") != 0) {
+        int wants = p->chain;
+        for (size_t s = 0; s < p->nstages; s++)
+            wants |= p->stages[s].chain == 1;
+        if (wants)
+            say(sv, "chain: true is not implemented in security mode "
+                    "'%s' yet: every stage runs in its own processes",
+                p->security);
+    }
     if ((rc = make_keys(sv, err, errlen)) ||
         (rc = setup_uids(sv, err, errlen)))
         goto fail_noerr;
@@ -925,6 +941,11 @@ static void draw_progress(ss_supervisor *sv, uint64_t now)
                 strcmp(sv->kids[i].role, "worker") == 0)
                 ss_monitor_rates(ss_monitor_get(sv->mon, i), now, STALE_NS,
                                  &st[s].ev_rate, &st[s].byte_rate);
+        for (size_t v = 0; v < sv->plan->nvirt; v++)
+            if (sv->plan->virt[v].stage == (int)s)
+                ss_monitor_rates(ss_monitor_get(sv->mon, sv->nkids + v),
+                                 now, STALE_NS, &st[s].ev_rate,
+                                 &st[s].byte_rate);
     }
     const ss_monitor_comp *srcc = ss_monitor_get(sv->mon,
                                                  (size_t)sv->source);
@@ -945,12 +966,19 @@ static void draw_progress(ss_supervisor *sv, uint64_t now)
 
 /* ---- children exits ----------------------------------------------------- */
 
-/* Is stage s stateful, as its workers reported (a reduce, ...)? */
+/* Is stage s stateful, as its workers reported (a reduce, ...)? With
+ * chaining, so is it if a stage chained into its workers is. */
 static int stage_stateful(const ss_supervisor *sv, int s)
 {
     for (size_t i = 0; i < sv->nkids; i++) {
         const ss_monitor_comp *m = ss_monitor_get(sv->mon, i);
         if (sv->kids[i].stage == s && m && m->have_st && m->st.stateful)
+            return 1;
+    }
+    for (size_t v = 0; v < sv->plan->nvirt; v++) {
+        const ss_stats *st = vstats_of(sv, v);
+        if (sv->kids[sv->plan->virt[v].host].stage == s && st &&
+            st->stateful)
             return 1;
     }
     return 0;
@@ -1100,7 +1128,8 @@ static void fmt_count(char *buf, size_t n, const ss_stats *st, uint64_t v)
  * -1 if they do not balance. */
 static int balance(ss_supervisor *sv)
 {
-    ss_acct_part *parts = calloc(sv->nkids ? sv->nkids : 1, sizeof *parts);
+    size_t nparts = sv->nkids + sv->plan->nvirt;
+    ss_acct_part *parts = calloc(nparts ? nparts : 1, sizeof *parts);
     if (!parts) {
         say(sv, "cannot check the balance: out of memory");
         return -1;
@@ -1108,6 +1137,11 @@ static int balance(ss_supervisor *sv)
     for (size_t i = 0; i < sv->nkids; i++)
         parts[i] = (ss_acct_part){sv->kids[i].name, sv->kids[i].role,
                                   sv->kids[i].stage, stats_of(sv, i)};
+    /* a chained stage's workers are counted as if they were processes */
+    for (size_t v = 0; v < sv->plan->nvirt; v++)
+        parts[sv->nkids + v] = (ss_acct_part){
+            sv->plan->virt[v].name, "worker", sv->plan->virt[v].stage,
+            vstats_of(sv, v)};
     /* a broadcast stage's workers each get every event */
     unsigned copies[SS_PIPELINE_MAX_STAGES];
     for (size_t s = 0; s < sv->p->nstages && s < SS_PIPELINE_MAX_STAGES; s++)
@@ -1115,7 +1149,7 @@ static int balance(ss_supervisor *sv)
                         ? (unsigned)sv->p->stages[s].workers
                         : 1;
     ss_balance b;
-    ss_accounting_balance_copies(parts, sv->nkids, sv->stage_names, copies,
+    ss_accounting_balance_copies(parts, nparts, sv->stage_names, copies,
                                  sv->p->nstages, sv->lost, &b);
     free(parts);
     sv->books = b;
@@ -1208,6 +1242,22 @@ static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
             snprintf(cpu, sizeof cpu, "-");
         out(sv, "  %-16s %-6s %12s %12s %12s %12s %10s %9s %9s\n", c->name,
             c->role, in, o, pa, dr, rj, cpu, rss);
+        /* the stages chained into this worker: their own rows, their CPU
+         * and memory in the worker's */
+        for (size_t vi = 0; vi < sv->plan->nvirt; vi++) {
+            if (sv->plan->virt[vi].host != (int)i)
+                continue;
+            const ss_stats *vs = vstats_of(sv, vi);
+            const ss_stats *vv = vs ? vs : &zero;
+            fmt_count(in, sizeof in, vs, vv->in);
+            fmt_count(o, sizeof o, vs, vv->out);
+            fmt_count(pa, sizeof pa, vs, vv->passed);
+            fmt_count(dr, sizeof dr, vs, vv->dropped);
+            fmt_count(rj, sizeof rj, vs, vv->rejected);
+            out(sv, "  %-16s %-6s %12s %12s %12s %12s %10s %9s %9s\n",
+                sv->plan->virt[vi].name, "chain", in, o, pa, dr, rj, "-",
+                "-");
+        }
         if (st && st->peak_rss_kb > peak) {
             peak = st->peak_rss_kb;
             peak_c = c;
@@ -1297,7 +1347,7 @@ static int pipes_open(const ss_supervisor *sv)
 
 static int finals_missing(const ss_supervisor *sv)
 {
-    for (size_t i = 0; i < sv->nkids; i++)
+    for (size_t i = 0; i < sv->nkids + sv->plan->nvirt; i++)
         if (stats_of(sv, i) && !stats_of(sv, i)->final)
             return 1;
     return 0;
@@ -1419,6 +1469,14 @@ int ss_supervisor_run(ss_supervisor *sv)
                               &sv->mon, err, sizeof err))) {
         for (size_t i = 0; i < sv->nkids && !rc; i++)
             if (ss_monitor_add(sv->mon, sv->kids[i].name) < 0) {
+                snprintf(err, sizeof err, "out of memory");
+                rc = SS_ENOMEM;
+            }
+        /* the chained stages' names, after the kids (vstats_of) */
+        for (size_t v = 0; v < sv->plan->nvirt && !rc; v++)
+            if (ss_monitor_add_hosted(
+                    sv->mon, sv->plan->virt[v].name,
+                    sv->kids[sv->plan->virt[v].host].name) < 0) {
                 snprintf(err, sizeof err, "out of memory");
                 rc = SS_ENOMEM;
             }

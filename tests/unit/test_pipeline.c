@@ -214,7 +214,7 @@ static void errors_top_level(void **state)
                 "unknown key 'nmae' in the pipeline (expected name, "
                 "security, batch_size, max_instructions, max_reject_ratio, lua, "
                 "source, stages, "
-                "sink)");
+                "sink, chain)");
     expect_edit(2, "name: [a]\n", 2,
                 "name must be 1 to 48 letters, digits, '_', '-' or '.'");
     expect_edit(2, "name: a/b\n", 2,
@@ -246,7 +246,7 @@ static void errors_top_level(void **state)
                 "unknown key 'stagez' in the pipeline (expected name, "
                 "security, batch_size, max_instructions, max_reject_ratio, lua, "
                 "source, stages, "
-                "sink)");
+                "sink, chain)");
     expect_text("source: data.csv\n", "p.yml:1: source must be a mapping "
                 "(key: value lines)");
     expect_text("stages: [{name: a, script: map.lua}]\nsink: print.lua\n",
@@ -326,7 +326,7 @@ static void errors_stages(void **state)
                 "stage 'map': workers must be a number from 1 to 64");
     expect_edit(13, "    worker: 2\n", 13,
                 "stage 'map': unknown key 'worker' in a stage (expected "
-                "name, script, workers, partition_by, broadcast)");
+                "name, script, workers, partition_by, broadcast, chain)");
     /* keyed stages */
     expect_edit(15, "    script: filter.lua\n    partition_by: 'a b'\n", 16,
                 "stage 'filter': partition_by must be a field name of 1 "
@@ -469,6 +469,51 @@ static void reject_ratio(void **state)
     }
 }
 
+/* chain: which stages run in the same workers as the one before them. */
+static void chain_keys(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "chain: true\n"
+        "source: {file: data.csv}\n"
+        "stages:\n"
+        "  - {name: a, script: map.lua}\n"
+        "  - {name: b, script: map.lua}\n"
+        "  - {name: c, script: map.lua, chain: false}\n"
+        "  - {name: d, script: map.lua}\n"
+        "  - {name: e, script: map.lua, workers: 2}\n"
+        "  - {name: f, script: map.lua, workers: 2}\n"
+        "sink: {script: print.lua}\n";
+    ss_pipeline *p = parse_ok("p.yml", text);
+    assert_int_equal(p->chain, 1);
+    assert_int_equal(p->stages[0].chain, -1);
+    assert_int_equal(p->stages[2].chain, 0);
+    assert_int_equal(ss_pipeline_chained(p, 0), 0); /* the first: never */
+    assert_int_equal(ss_pipeline_chained(p, 1), 1); /* b after a */
+    assert_int_equal(ss_pipeline_chained(p, 2), 0); /* c: chain: false */
+    assert_int_equal(ss_pipeline_chained(p, 3), 0); /* d: after c */
+    assert_int_equal(ss_pipeline_chained(p, 4), 0); /* e: 2 workers, d 1 */
+    assert_int_equal(ss_pipeline_chained(p, 5), 1); /* f after e */
+    assert_int_equal(ss_pipeline_chained(p, 6), 0); /* out of range */
+    free(p->security); /* not in plain mode: nothing is chained (yet) */
+    p->security = strdup("enclave");
+    assert_int_equal(ss_pipeline_chained(p, 1), 0);
+    ss_pipeline_destroy(&p);
+    /* off by default; a stage may opt in with its neighbour */
+    p = parse_ok("p.yml", good);
+    assert_int_equal(p->chain, 0);
+    free(p->security);
+    p->security = strdup("plain");
+    assert_int_equal(ss_pipeline_chained(p, 1), 0);
+    p->stages[0].chain = p->stages[1].chain = 1;
+    p->stages[1].workers = 3;
+    assert_int_equal(ss_pipeline_chained(p, 1), 1);
+    ss_pipeline_destroy(&p);
+    expect_text("chain: maybe\nsource: {file: data.csv}\nstages:\n"
+                "  - {name: a, script: map.lua}\nsink: {script: print.lua}\n",
+                "p.yml:1: chain must be true or false");
+}
+
 static void overrides(void **state)
 {
     (void)state;
@@ -566,6 +611,7 @@ int main(void)
         cmocka_unit_test(too_many_stages),
         cmocka_unit_test(yaml_and_file_errors),
         cmocka_unit_test(reject_ratio),
+        cmocka_unit_test(chain_keys),
         cmocka_unit_test(overrides),
         cmocka_unit_test(checks),
     };
