@@ -357,14 +357,17 @@ static int router_peers(const ss_pipeline *p, const size_t *heads,
     return 0;
 }
 
-/* Appends the keyed options of worker w (1..) of stage s: --index when
- * its stage is partitioned or broadcast (its router routes by slot), and
- * --partition-by / --broadcast when the next stage is. */
-static int push_keyed(const plan_ctx *cx, strv *a, size_t s, int w)
+/* Appends the keyed options of worker w (1..) of stage s, which runs
+ * the stages s..last chained: --index when its stage is partitioned or
+ * broadcast (its router routes by slot), and --partition-by /
+ * --broadcast when the stage after last is. */
+static int push_keyed(const plan_ctx *cx, strv *a, size_t s, size_t last,
+                      int w)
 {
     const ss_pipeline *p = cx->p;
     const ss_stage_conf *sc = &p->stages[s];
-    const ss_stage_conf *next = s + 1 < p->nstages ? &p->stages[s + 1] : NULL;
+    const ss_stage_conf *next =
+        last + 1 < p->nstages ? &p->stages[last + 1] : NULL;
     int rc = 0;
     if ((sc->partition_by || sc->broadcast) &&
         ((rc = strv_push(a, "--index")) || (rc = strv_push(a, "%d", w))))
@@ -490,10 +493,11 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&a, "1")) || (rc = strv_push(&a, "--name")) ||
             (rc = strv_push(&a, "%s", name)) ||
             /* in front of a partitioned or broadcast stage: its slots */
-            (r <= p->nstages &&
-             (p->stages[r - 1].partition_by || p->stages[r - 1].broadcast) &&
+            (r <= nhops &&
+             (p->stages[heads[r - 1]].partition_by ||
+              p->stages[heads[r - 1]].broadcast) &&
              ((rc = strv_push(&a, "--partitions")) ||
-              (rc = strv_push(&a, "%d", p->stages[r - 1].workers)))) ||
+              (rc = strv_push(&a, "%d", p->stages[heads[r - 1]].workers)))) ||
             /* CurveZMQ: the routers' pair and the allowed peers only */
             (strcmp(p->security, "plain") != 0 &&
              ((rc = strv_push(&a, "--keys")) ||
@@ -601,7 +605,7 @@ static int plan(plan_ctx *cx)
                 (rc = strv_push(&a, "%s", c->rejects)) ||
                 (rc = push_security(cx, c, &a, "worker")) ||
                 (rc = push_limits(cx, &a)) ||
-                (rc = push_keyed(cx, &a, s, w)) ||
+                (rc = push_keyed(cx, &a, s, end - 1, w)) ||
                 (rc = strv_push(&e, "FROM=%s", from)) ||
                 (rc = strv_push(&e, "TO=%s", to))) {
                 strv_free(a.v);

@@ -1188,9 +1188,16 @@ static void hot_partitions(ss_supervisor *sv)
         size_t r = 0;
         if (!st || !st->keyed ||
             sscanf(sv->kids[i].name, "router-%zu", &r) != 1 || r < 1 ||
-            r > sv->p->nstages)
+            r > sv->plan->nhops)
             continue;
-        const ss_stage_conf *sc = &sv->p->stages[r - 1];
+        /* router-r deals to hop r-1: its first stage's workers */
+        int s = -1;
+        for (size_t k = 0; k < sv->plan->ncomps && s < 0; k++)
+            if (sv->plan->comps[k].hop == (int)r - 1)
+                s = sv->plan->comps[k].stage;
+        if (s < 0)
+            continue;
+        const ss_stage_conf *sc = &sv->p->stages[s];
         ss_router_stats rs = {.keyed_events = st->keyed,
                               .hot_events = st->hot_events};
         if (!ss_router_hot(&rs, (unsigned)sc->workers))

@@ -509,6 +509,18 @@ static void chain_keys(void **state)
     p->stages[1].workers = 3;
     assert_int_equal(ss_pipeline_chained(p, 1), 1);
     ss_pipeline_destroy(&p);
+    /* a partitioned or broadcast stage is dealt to by its router */
+    p = parse_ok("p.yml",
+                 "chain: true\nsource: {file: data.csv}\nstages:\n"
+                 "  - {name: a, script: map.lua, workers: 2}\n"
+                 "  - {name: b, script: map.lua, workers: 2, partition_by: k}\n"
+                 "  - {name: c, script: map.lua, workers: 2}\n"
+                 "  - {name: d, script: map.lua, workers: 2, broadcast: true}\n"
+                 "sink: {script: print.lua}\n");
+    assert_int_equal(ss_pipeline_chained(p, 1), 0);
+    assert_int_equal(ss_pipeline_chained(p, 2), 1); /* after b: dealt once */
+    assert_int_equal(ss_pipeline_chained(p, 3), 0);
+    ss_pipeline_destroy(&p);
     expect_text("chain: maybe\nsource: {file: data.csv}\nstages:\n"
                 "  - {name: a, script: map.lua}\nsink: {script: print.lua}\n",
                 "p.yml:1: chain must be true or false");
