@@ -97,6 +97,7 @@ static void *router_main(void *arg)
 }
 
 static const char *router_peers; /* --peers of the next router_start */
+static unsigned router_partitions; /* --partitions of the next one */
 
 static void router_start(rthread *rt, unsigned producers, unsigned queue)
 {
@@ -110,7 +111,8 @@ static void router_start(rthread *rt, unsigned producers, unsigned queue)
                         .heartbeat_ms = hb_ms,
                         .peer_timeout_ms = peer_timeout_ms,
                         .linger_ms = 100,
-                        .peers = router_peers};
+                        .peers = router_peers,
+                        .partitions = router_partitions};
     char err[600];
     int rc = ss_router_new(zctx, &o, &rt->r, err, sizeof err);
     if (rc)
@@ -143,6 +145,7 @@ typedef struct fworker {
     int sleep_ms;  /* per batch */
     int die_after; /* vanish without acking at this batch (0: never) */
     int hold;      /* keep up to `credits` batches before acking them */
+    uint32_t index; /* its slot in a keyed stage (HELLO index), 0: none */
     pthread_t t;
     /* results */
     uint64_t *keys; /* lineages acknowledged, as key() */
@@ -174,7 +177,8 @@ static void *worker_main(void *arg)
                        .stage = w->stage ? w->stage : "map",
                        .credits = w->credits,
                        .stateful = w->stateful,
-                       .connect_timeout_ms = connect_ms};
+                       .connect_timeout_ms = connect_ms,
+                       .index = w->index};
     ss_eos_init(&w->eos);
     w->rc = ss_inlet_new(zctx, &o, &in, w->err, sizeof w->err);
     if (w->rc)
@@ -306,7 +310,8 @@ static int send_batch(ss_link *l, const char *name, ss_buf *b,
                 .part = lin->part,
                 .count = 1,
                 .first_row = lin->seq,
-                .producer = ss_name_id(name)};
+                .producer = ss_name_id(name),
+                .partition = lin->partition};
     int rc = ss_proto_build(b, &h, payload, (size_t)n);
     return rc ? rc : ss_link_send(l, b->data, b->len, lin->seq);
 }
@@ -871,6 +876,63 @@ static void test_lost_producer_not_in_roster(void **state)
     check_exactly_once(&w, 1, streams, 1, 15);
     assert_int_equal(rt.st.producers_lost, 1);
     worker_free(&w);
+    test_done = 1;
+}
+
+/* A keyed router (--partitions 2): every batch is cut in two parts, key
+ * group 10 (slot 1) and 3000 (slot 2). The worker of slot 2 joins first
+ * and gets only its parts while slot 1's wait in the queue for their own
+ * worker, which gets them all when it joins late; a worker that does not
+ * say its slot is refused. */
+static void test_keyed_routing(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_partitions = 2;
+    router_start(&rt, 1, 64);
+    router_partitions = 0;
+    fworker stray = {.name = "reduce-x", .credits = 4, .stage = "reduce"};
+    worker_start(&stray);
+    worker_join(&stray);
+    assert_int_not_equal(stray.rc, 0);
+    assert_non_null(strstr(stray.err, "must say which of them it is"));
+    fworker w[2] = {{.name = "reduce-1", .credits = 4, .stage = "reduce",
+                     .index = 1},
+                    {.name = "reduce-2", .credits = 4, .stage = "reduce",
+                     .index = 2}};
+    worker_start(&w[1]);
+    ss_hdr lin[20];
+    for (int i = 0; i < 20; i++)
+        lin[i] = (ss_hdr){.stream = 1, .seq = (uint64_t)i / 2,
+                          .part = (uint32_t)i % 2,
+                          .partition = i % 2 ? 3000 : 10,
+                          .flags = SS_BF_PARTITIONED |
+                                   (i % 2 ? SS_BF_LAST_PART : 0)};
+    fprod p = {.name = "filter-1", .group = "filter", .members = 1,
+               .stream = 1, .items = lin, .nitems = 20, .declared = 10,
+               .skip = -1, .dup = -1};
+    prod_start(&p);
+    for (int i = 0; i < 300 && atomic_load(&w[1].received) < 10; i++)
+        sleep_ms(10);
+    sleep_ms(100);
+    assert_int_equal(atomic_load(&w[1].received), 10); /* not one more */
+    worker_start(&w[0]);
+    prod_join(&p);
+    assert_int_equal(p.rc, 0);
+    worker_join(&w[0]);
+    worker_join(&w[1]);
+    if (router_join(&rt))
+        fail_msg("router: %s", rt.err);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(w[k].nkeys, 10);
+        for (size_t i = 0; i < w[k].nkeys; i++)
+            assert_int_equal(w[k].keys[i] & 0xff, (uint64_t)k); /* part */
+        assert_int_equal(w[k].eos_count, 1);
+        worker_free(&w[k]);
+    }
+    worker_free(&stray);
+    assert_int_equal(rt.st.keyed_events, 20);
+    assert_int_equal(rt.st.hot_events, 10);
     test_done = 1;
 }
 
@@ -1767,6 +1829,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_late_joiner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_vanishes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_keyed_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_producer_not_in_roster,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_stateless_producer_vanishes,
