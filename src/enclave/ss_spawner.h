@@ -21,7 +21,9 @@
  * the key folder, the worker and stage names and the script are its own
  * (from its command line, written by the launcher); a request naming
  * others, or any option it does not know (--shm-path would make the
- * enclave open a file as sstream-enclave), is refused. So the worker can
+ * enclave open a file as sstream-enclave), is refused: a new enclave
+ * option must be added to its list (ss_spawner.c, free_opts) if its value
+ * names no file. So the worker can
  * start enclaves of its own stage only, which read platform.key
  * themselves and sign their own measurement: a changed script still gets
  * no key. The worker can still starve or kill its enclaves (it could stop

@@ -311,6 +311,8 @@ static int setup_uids(ss_supervisor *sv, char *err, size_t errlen)
     const ss_plan *pl = sv->plan;
     int secure = strcmp(sv->p->security, "plain") != 0;
     struct passwd *pw;
+    if (!secure)
+        return 0; /* plain: no key to keep apart, everyone sees all */
     if (geteuid() != 0) {
         if (secure)
             snprintf(sv->uid_warning, sizeof sv->uid_warning,
@@ -342,6 +344,22 @@ static int setup_uids(ss_supervisor *sv, char *err, size_t errlen)
     self[n] = '\0';
     if (!(sv->self = strdup(self)))
         return SS_ENOMEM;
+    /* every folder above the run folder must let sstream-worker and
+     * sstream-enclave through */
+    char up[PATH_MAX];
+    snprintf(up, sizeof up, "%s", pl->tmpdir);
+    for (char *sl = strrchr(up, '/'); sl && sl != up; sl = strrchr(up, '/')) {
+        *sl = '\0';
+        struct stat st;
+        if (stat(up, &st) != 0 || !(st.st_mode & S_IXOTH)) {
+            snprintf(err, errlen, "the run folder %s is not reachable by "
+                                  "sstream-worker and sstream-enclave (%s "
+                                  "is closed to others): set TMPDIR to a "
+                                  "folder they can pass through",
+                     pl->tmpdir, up);
+            return SS_EINVAL;
+        }
+    }
     sv->sep = 1;
     char keys[PATH_MAX];
     snprintf(keys, sizeof keys, "%s/keys", pl->tmpdir);
