@@ -473,30 +473,38 @@ static int write_compose(gen *g)
                     back_port(k), back_port(k));
         compose_deploy(g, 1, NULL, 1);
     }
+    /* Swarm: one service per stage, replicas named by task slot.
+     * Compose has no task slots: one service per worker, named. */
     for (size_t s = 0; s < p->nstages; s++) {
         const ss_stage_conf *sc = &p->stages[s];
-        words w = {0};
-        stage_words(g, &w, s);
-        char svc[SS_PIPELINE_NAME_MAX + 8], tmpl[SS_PIPELINE_NAME_MAX + 24];
-        snprintf(svc, sizeof svc, "stage-%s", sc->name);
-        dns_name(svc, sizeof svc, svc);
-        snprintf(tmpl, sizeof tmpl, "%s-{{.Task.Slot}}", sc->name);
-        compose_service(g, svc, &w);
-        /* Compose has no task slots: its replicas take STAGE-PID names,
-         * which differ as long as their containers' PIDs differ (they
-         * do not: use one replica per service there, or swarm) */
-        compose_env(g, swarm ? tmpl : NULL);
-        fputs("    configs:\n", f);
-        fprintf(f, "      - source: ss-script-%zu\n        target: %s/%s\n",
-                s + 1, SCRIPTS_IN, base(sc->script));
-        compose_secrets(g, "worker");
-        if (g->enclave && g->o->target == SS_DEPLOY_COMPOSE &&
-            g->o->enclave && strcmp(g->o->enclave, "gramine") == 0)
-            fputs("    devices:\n      - /dev/sgx_enclave\n"
-                  "      - /dev/sgx_provision\n",
-                  f);
-        compose_deploy(g, swarm ? sc->workers : 1,
-                       g->enclave ? "node.labels.sgx == true" : NULL, 0);
+        for (int wk = 1; wk <= (swarm ? 1 : sc->workers); wk++) {
+            words w = {0};
+            stage_words(g, &w, s);
+            char svc[SS_PIPELINE_NAME_MAX + 16];
+            char tmpl[SS_PIPELINE_NAME_MAX + 24];
+            if (swarm) {
+                snprintf(svc, sizeof svc, "stage-%s", sc->name);
+                snprintf(tmpl, sizeof tmpl, "%s-{{.Task.Slot}}", sc->name);
+            } else {
+                snprintf(svc, sizeof svc, "stage-%s-%d", sc->name, wk);
+                snprintf(tmpl, sizeof tmpl, "%s-%d", sc->name, wk);
+            }
+            dns_name(svc, sizeof svc, svc);
+            compose_service(g, svc, &w);
+            compose_env(g, tmpl);
+            fputs("    configs:\n", f);
+            fprintf(f, "      - source: ss-script-%zu\n        target: "
+                       "%s/%s\n",
+                    s + 1, SCRIPTS_IN, base(sc->script));
+            compose_secrets(g, "worker");
+            if (g->enclave && !swarm && g->o->enclave &&
+                strcmp(g->o->enclave, "gramine") == 0)
+                fputs("    devices:\n      - /dev/sgx_enclave\n"
+                      "      - /dev/sgx_provision\n",
+                      f);
+            compose_deploy(g, swarm ? sc->workers : 1,
+                           g->enclave ? "node.labels.sgx == true" : NULL, 0);
+        }
     }
     {
         words w = {0};

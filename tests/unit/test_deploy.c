@@ -279,6 +279,18 @@ static void test_hostile_names(void **state)
     assert_non_null(strstr(t, "  sink:\n"));
     free(t);
     ss_pipeline_destroy(&p);
+    /* Compose: one named service per worker (no task slots there) */
+    p = load("plain", 2);
+    o.image = "img";
+    t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_non_null(strstr(t, "  stage-map-1:\n"));
+    assert_non_null(strstr(t, "  stage-map-2:\n"));
+    assert_non_null(strstr(t, "SS_NAME: \"map-2\""));
+    assert_null(strstr(t, "  stage-map-3:\n"));
+    free(t);
+    ss_pipeline_destroy(&p);
 }
 
 int main(void)
