@@ -227,6 +227,80 @@ static void test_completion_failure_names_stage(void **state)
     ss_chain_destroy(&ch);
 }
 
+/* An event of a that emits and then fails hands nothing on: b never sees
+ * the value emitted before the failure (as if it had been encoded into a
+ * batch that the failure rolled back). */
+static void test_failed_event_hands_nothing_on(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3(
+        "  :flatMap(function(x) return Rx.Observable.create(function(o)\n"
+        "      o:onNext(x); if x == 2 then error('late') end\n"
+        "      o:onCompleted() end) end)",
+        "  :map(function(x) return x * 10 end)",
+        "  :reduce(function(a, x) a.k = (a.k or 0) + x return a end, {})");
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1, 2, 3", &out);
+    assert_int_equal(out.nrejects, 1);
+    char *rej = strndup(out.rejects.data, out.rejects.len);
+    assert_non_null(strstr(rej, "\"stage\":\"a\""));
+    assert_non_null(strstr(rej, "late"));
+    free(rej);
+    expect_counts(ch, 0, 3, 2, 0, 1, 2);
+    expect_counts(ch, 1, 2, 2, 0, 0, 2);
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_chain_complete(ch, &out, NULL), 0);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "k=40"); /* 10 + 30: nothing of event 2 */
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+}
+
+/* Values of every kind reach the next stage (nested tables, a lazy CSV
+ * row); a value that cannot be sent is rejected where it was emitted;
+ * a reject in b carries b's stage and worker and the input batch's
+ * lineage. */
+static void test_values_between_states(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3(
+        "  :map(function(x)\n"
+        "      if x == 'fn' then return function() end end\n"
+        "      if x == 'bad' then return {k = 'bad'} end\n"
+        "      return {k = require('csv').parse(x), n = {1, 2, {3}}} end)",
+        "  :map(function(e)\n"
+        "      if e.k == 'bad' then error('bad in b') end\n"
+        "      return {k = e.k[2] .. e.n[3][1] .. #e.n} end)",
+        "  :map(function(e) return e end)");
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "'a,b,c', 'fn', 'bad', 'x,y'", &out);
+    assert_int_equal(out.count, 2);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "k=b33");
+    out_event(&out, 1, txt, sizeof txt);
+    assert_string_equal(txt, "k=y33");
+    assert_int_equal(out.nrejects, 2);
+    char *rej = strndup(out.rejects.data, out.rejects.len);
+    assert_non_null(strstr(rej, "\"stage\":\"a\",\"worker\":\"a-1\""));
+    assert_non_null(strstr(rej, "function"));
+    /* under the input batch's lineage; its index is the event's in what
+     * a handed on (as it would be in a's output batch, unchained) */
+    assert_non_null(strstr(rej, "\"stage\":\"b\",\"worker\":\"b-1\","
+                                "\"stream\":3,\"seq\":9,\"part\":0,"
+                                "\"index\":1,"));
+    assert_non_null(strstr(rej, "\"event\":{\"k\":\"bad\"}"));
+    free(rej);
+    expect_counts(ch, 0, 4, 3, 0, 1, 3);
+    expect_counts(ch, 1, 3, 2, 0, 1, 2);
+    expect_counts(ch, 2, 2, 2, 0, 0, 2);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +308,8 @@ int main(void)
         cmocka_unit_test(test_reject_in_second_stage_names_it),
         cmocka_unit_test(test_stateful_stage_in_the_middle),
         cmocka_unit_test(test_completion_failure_names_stage),
+        cmocka_unit_test(test_failed_event_hands_nothing_on),
+        cmocka_unit_test(test_values_between_states),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
