@@ -13,6 +13,11 @@
 #
 #   bench/run.sh [ROWS]        (default 28000000; SS_BENCH_NO_DOC=1: do
 #                               not touch docs/PERFORMANCE.md)
+#
+# SS_BENCH_PIPELINE=pipeline-chained.yml runs the stages chained into one
+# process (chain: true, docs/PIPELINE.md) and SS_BENCH_WORKERS=N runs N
+# workers per stage (default 1): the chained DelayedFlights on 2 cores is
+#   SS_BENCH_PIPELINE=pipeline-chained.yml SS_BENCH_WORKERS=2 bench/run.sh
 set -eu
 cd "$(dirname "$0")/.."
 ROWS=${1:-28000000}
@@ -28,7 +33,9 @@ if [ ! -s "$DATA" ]; then
 fi
 MB=$(awk -v b="$(stat -c %s "$DATA")" 'BEGIN { printf "%.1f", b / 1e6 }')
 
-CMD="$SS run examples/delayed-flights/pipeline.yml --data $DATA --workers 1 --security plain --no-progress --output-dir $RUN"
+PIPE=${SS_BENCH_PIPELINE:-pipeline.yml}
+WORKERS=${SS_BENCH_WORKERS:-1}
+CMD="$SS run examples/delayed-flights/$PIPE --data $DATA --workers $WORKERS --security plain --no-progress --output-dir $RUN"
 echo "bench: $CMD"
 start=$(date +%s.%N)
 $CMD >"$RUN/stdout" 2>"$RUN/summary"
@@ -49,12 +56,13 @@ fi
 MBS=$(awk -v m="$MB" -v w="$WALL" 'BEGIN { printf "%.1f", m / w }')
 AWK_MBS=$(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }')
 
-# per-process CPU time and peak RSS from the run's summary table
+# per-process CPU time and peak RSS from the run's summary table (not
+# the chained stages: theirs are in their worker's line)
 TABLE=$(awk '/^  component/ { on = 1; next } on && /^  wall time/ { on = 0 }
-    on && NF >= 8 { printf "| %s | %s | %s %s | %s %s |\n", $1, $2, $(NF - 3), $(NF - 2), $(NF - 1), $NF }' "$RUN/summary")
+    on && NF >= 8 && $2 != "chain" { printf "| %s | %s | %s %s | %s %s |\n", $1, $2, $(NF - 3), $(NF - 2), $(NF - 1), $NF }' "$RUN/summary")
 
 echo
-echo "DelayedFlights, $ROWS rows ($MB MB), 1 worker per stage:"
+echo "DelayedFlights ($PIPE), $ROWS rows ($MB MB), $WORKERS worker(s) per stage:"
 echo "  pipeline  wall $WALL s   $MBS MB/s"
 echo "  awk       wall $AWK_WALL s   $AWK_MBS MB/s   peak RSS $((AWK_RSS / 1024)) MB"
 echo "  same answer: $SAME"
@@ -72,13 +80,13 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ]; then
         echo "Machine: $(nproc) cores, $CPU, $MEM, $(uname -sr)."
         echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
         echo
-        echo "    bench/run.sh $ROWS"
+        echo "    SS_BENCH_PIPELINE=$PIPE SS_BENCH_WORKERS=$WORKERS bench/run.sh $ROWS"
         echo "    # = $CMD"
         echo "    # awk: mawk -F, '<one-liner in bench/run.sh>' $DATA"
         echo
         echo "| | wall time | throughput | peak RSS |"
         echo "|---|---:|---:|---:|"
-        echo "| pipeline (9 processes) | $WALL s | $MBS MB/s | see below |"
+        echo "| pipeline ($(printf '%s\n' "$TABLE" | grep -c '^| ') processes) | $WALL s | $MBS MB/s | see below |"
         echo "| awk one-liner | $AWK_WALL s | $AWK_MBS MB/s | $((AWK_RSS / 1024)) MB |"
         echo
         echo "Same answer as awk: $SAME."
