@@ -34,7 +34,7 @@ static void keyservice_usage(FILE *f)
             "[--stage S=SCRIPT]...\n"
             "                          [--program PATH] [--mem-limit SIZE]"
             "\n"
-            "                          [--max-instructions N]\n"
+            "                          [--max-instructions N] [--run HEX]\n"
             "                          [--bind ENDPOINT | "
             "--print-manifest]\n\n"
             "Releases the data key of DIR only to enclaves whose signed "
@@ -63,6 +63,11 @@ static void keyservice_usage(FILE *f)
             "   --max-instructions N  the enclaves' Lua instructions per "
             "event\n"
             "                      (default 200000000; measured)\n"
+            "   --run HEX          release the key only to enclaves of this "
+            "run (the\n"
+            "                      run id the components were given; "
+            "default: SS_RUN,\n"
+            "                      else any run)\n"
             "   --bind ENDPOINT    where to serve (default "
             "tcp://*:5599)\n"
             "   --print-manifest   print the manifest and exit\n"
@@ -82,6 +87,7 @@ int cmd_keyservice(int argc, char **argv)
     uint64_t mem = SS_ENCLAVE_DEFAULT_MEM;
     uint64_t max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
     int print = 0;
+    const char *run_opt = NULL;
     const char *stages[64];
     int nstages = 0;
     for (int i = 1; i < argc; i++) {
@@ -108,6 +114,8 @@ int cmd_keyservice(int argc, char **argv)
             program = v;
         } else if (!strcmp(a, "--bind")) {
             bind = v;
+        } else if (!strcmp(a, "--run")) {
+            run_opt = v;
         } else if (!strcmp(a, "--mem-limit")) {
             if (ss_parse_u64(v, 1 << 20, (uint64_t)1 << 40, 1, &mem)) {
                 fprintf(stderr, "sstream keyservice: bad --mem-limit '%s'\n",
@@ -143,8 +151,15 @@ int cmd_keyservice(int argc, char **argv)
         program = deflt;
     }
     char err[1024];
+    uint64_t run = 0;
+    if (ss_run_get(run_opt, &run, err, sizeof err) != 0) {
+        fprintf(stderr, "sstream keyservice: %s\n", err);
+        return 2;
+    }
     ss_keyservice *ks = NULL;
     int rc = ss_keyservice_new(keys, &ks, err, sizeof err);
+    if (!rc)
+        ss_keyservice_set_run(ks, run);
     if (!rc && manifest)
         rc = ss_keyservice_load_manifest(ks, manifest, err, sizeof err);
     for (int i = 0; !rc && i < nstages; i++) {

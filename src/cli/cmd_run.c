@@ -350,6 +350,8 @@ static int keyserver_start(keyserver *k, ss_supervisor *sv, char *err,
         snprintf(err, errlen, "no keys for the key service");
         return SS_EINVAL;
     }
+    /* the key goes to enclaves of this run only */
+    ss_keyservice_set_run(k->ks, ss_supervisor_run_id(sv));
     if (pthread_create(&k->th, NULL, keyserver_main, k) != 0) {
         snprintf(err, errlen, "cannot start the key service");
         return SS_EIO;

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #define NAME_MAX_LEN 128
+#define MAGIC "\0SSBUNDLE1\n"
+#define MAGIC_LEN 11
 
 typedef struct module {
     char *name;
@@ -186,6 +188,70 @@ static int add_requires(ss_bundle *b, const char *dir, const char *src,
     return 0;
 }
 
+/* Reads a u64le at *p (of end) into *v; 0 when fewer than 8 bytes are
+ * left. */
+static int get_u64(const char **p, const char *end, uint64_t *v)
+{
+    if (end - *p < 8)
+        return 0;
+    *v = 0;
+    for (int i = 7; i >= 0; i--)
+        *v = (*v << 8) | (unsigned char)(*p)[i];
+    *p += 8;
+    return 1;
+}
+
+/* Copies n bytes at *p (of end) into a NUL-terminated malloc'd string;
+ * NULL when fewer are left or out of memory. */
+static char *take(const char **p, const char *end, uint64_t n)
+{
+    if ((uint64_t)(end - *p) < n)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, *p, (size_t)n);
+    s[n] = '\0';
+    *p += n;
+    return s;
+}
+
+/* Reads the file form (ss_bundle_serialize) of buf[0..len) into b: the
+ * script, then modules with safe names, sorted and unique, nothing
+ * after them. */
+static int parse_file_form(ss_bundle *b, const char *buf, size_t len,
+                           const char *path, char *err, size_t errlen)
+{
+    const char *p = buf + MAGIC_LEN, *end = buf + len;
+    uint64_t n, nm;
+    if (!get_u64(&p, end, &n) || !(b->script = take(&p, end, n)))
+        goto bad;
+    b->script_len = (size_t)n;
+    if (!get_u64(&p, end, &nm) || nm > SS_BUNDLE_MAX_MODULES)
+        goto bad;
+    for (uint64_t i = 0; i < nm; i++) {
+        module *m = &b->mods[b->nmods];
+        if (!get_u64(&p, end, &n) || n >= NAME_MAX_LEN ||
+            !(m->name = take(&p, end, n)))
+            goto bad;
+        if (!safe_name(m->name, (size_t)n) || !get_u64(&p, end, &n) ||
+            !(m->src = take(&p, end, n))) {
+            free(m->name);
+            goto bad;
+        }
+        m->len = (size_t)n;
+        b->nmods++;
+        if (b->nmods > 1 && strcmp(b->mods[b->nmods - 2].name, m->name) >= 0)
+            goto bad;
+    }
+    if (p != end)
+        goto bad;
+    return 0;
+bad:
+    snprintf(err, errlen, "%s: a damaged script bundle", path);
+    return SS_EINVAL;
+}
+
 static int by_name(const void *a, const void *b)
 {
     return strcmp(((const module *)a)->name, ((const module *)b)->name);
@@ -208,6 +274,21 @@ int ss_bundle_load(const char *script_path, ss_bundle **out, char *err,
         return rc;
     }
     b->total = b->script_len;
+    if (b->script_len >= MAGIC_LEN &&
+        memcmp(b->script, MAGIC, MAGIC_LEN) == 0) {
+        char *file = b->script;
+        size_t flen = b->script_len;
+        b->script = NULL;
+        b->script_len = 0;
+        rc = parse_file_form(b, file, flen, script_path, err, errlen);
+        free(file);
+        if (rc) {
+            ss_bundle_destroy(&b);
+            return rc;
+        }
+        *out = b;
+        return 0;
+    }
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", script_path);
     char *slash = strrchr(dir, '/');
@@ -281,6 +362,23 @@ static int put_u64(ss_buf *out, uint64_t v)
     for (int i = 0; i < 8; i++)
         le[i] = (uint8_t)(v >> (8 * i));
     return ss_buf_append(out, le, sizeof le);
+}
+
+/* See ss_bundle.h. */
+int ss_bundle_serialize(const ss_bundle *b, ss_buf *out)
+{
+    if (ss_buf_append(out, MAGIC, MAGIC_LEN) || put_u64(out, b->script_len) ||
+        ss_buf_append(out, b->script, b->script_len) ||
+        put_u64(out, b->nmods))
+        return SS_ENOMEM;
+    for (size_t i = 0; i < b->nmods; i++) {
+        const module *m = &b->mods[i];
+        size_t nl = strlen(m->name);
+        if (put_u64(out, nl) || ss_buf_append(out, m->name, nl) ||
+            put_u64(out, m->len) || ss_buf_append(out, m->src, m->len))
+            return SS_ENOMEM;
+    }
+    return 0;
 }
 
 /* See ss_bundle.h. */

@@ -16,6 +16,13 @@
  * name computed at run time is not found (in an enclave: "module not
  * found").
  *
+ * A bundle can also travel as one file (ss_bundle_serialize): when the
+ * enclave may not reach the script's folder (separate uids), whoever
+ * may opens the script, bundles it and hands the enclave that file;
+ * ss_bundle_load recognises it by its first bytes ("\0SSBUNDLE1\n": a
+ * Lua text script never starts with a NUL byte) and reads the script and
+ * modules from it instead of from the folder.
+ *
  * The measured form (ss_bundle_measured) is the script's bytes alone when
  * no module was found, so a script without modules measures as before;
  * otherwise the script, then "\0sstream-modules-v1\0", then for each
@@ -56,6 +63,9 @@ const char *ss_bundle_script(const ss_bundle *b, size_t *len);
 size_t ss_bundle_nmodules(const ss_bundle *b);
 void ss_bundle_module(const ss_bundle *b, size_t i, const char **name,
                       const char **src, size_t *len);
+
+/* Appends b as one file (above) to out. Returns 0 or SS_ENOMEM. */
+int ss_bundle_serialize(const ss_bundle *b, ss_buf *out);
 
 /* Appends the measured form of b (above) to out. Returns 0 or
  * SS_ENOMEM. */

@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define REPORT_MAGIC "SSRPT1\0\0"
-#define REPORT_SIGNED 200
+#define REPORT_MAGIC "SSRPT2\0\0"
+#define REPORT_SIGNED 208
 #define MEASURE_TAG "sstream-measurement-v1"
 
 /* 1 if s is a non-empty name of [A-Za-z0-9._-] shorter than max. */
@@ -180,6 +180,8 @@ void ss_report_sign(const ss_report *r, const uint8_t *sk,
     memcpy(out + 40, r->pubkey, 32);
     memcpy(out + 72, r->stage, strnlen(r->stage, SS_REPORT_NAME_MAX - 1));
     memcpy(out + 136, r->name, strnlen(r->name, SS_REPORT_NAME_MAX - 1));
+    for (int i = 0; i < 8; i++)
+        out[200 + i] = (uint8_t)(r->run >> (8 * i));
     crypto_sign_detached(out + REPORT_SIGNED, NULL, out, REPORT_SIGNED, sk);
 }
 
@@ -210,6 +212,9 @@ int ss_report_verify(const void *buf, size_t n, const uint8_t pk[32],
     memcpy(r->pubkey, b + 40, 32);
     if (!get_name(b + 72, r->stage) || !get_name(b + 136, r->name))
         return SS_EPROTO;
+    r->run = 0;
+    for (int i = 7; i >= 0; i--)
+        r->run = (r->run << 8) | b[200 + i];
     return 0;
 }
 

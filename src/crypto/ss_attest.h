@@ -13,12 +13,16 @@
  * Report (SS_REPORT_BYTES, fixed layout, signed by the platform key):
  *
  *     off  size
- *       0     8  magic "SSRPT1\0\0"
+ *       0     8  magic "SSRPT2\0\0"
  *       8    32  measurement
  *      40    32  X25519 public key the enclave made at start (crypto_box)
  *      72    64  stage name, NUL-padded (measured through the config)
- *     136    64  worker name, NUL-padded (informational)
- *     200    64  ed25519 signature over bytes 0..199
+ *     136    64  worker name, NUL-padded (the key service checks it
+ *                 against the connection it came from)
+ *     200     8  run id, little-endian: the run the enclave serves (it
+ *                 refuses batches of any other); the key service of a
+ *                 run releases the key to reports of that run only
+ *     208    64  ed25519 signature over bytes 0..207
  *
  * With the sandbox backend the enclave process computes its own
  * measurement (reading /proc/self/exe) and signs with platform.key: this
@@ -33,7 +37,7 @@
 #include <stdint.h>
 
 #define SS_MEASUREMENT_BYTES 32
-#define SS_REPORT_BYTES 264
+#define SS_REPORT_BYTES 272
 #define SS_REPORT_NAME_MAX 64 /* with the NUL */
 
 typedef struct ss_report {
@@ -41,6 +45,7 @@ typedef struct ss_report {
     uint8_t pubkey[32];
     char stage[SS_REPORT_NAME_MAX];
     char name[SS_REPORT_NAME_MAX];
+    uint64_t run; /* the run id the enclave was started for; 0: none */
 } ss_report;
 
 /* Writes the canonical configuration text measured with an enclave into

@@ -24,7 +24,11 @@ struct ss_keyservice {
     uint8_t platform_pk[32];
     ks_expect *exp;
     size_t nexp;
+    uint64_t run; /* 0: releases are not bound to a run */
 };
+
+/* See ss_keyservice.h. */
+void ss_keyservice_set_run(ss_keyservice *ks, uint64_t run) { ks->run = run; }
 
 /* See ss_keyservice.h. */
 int ss_keyservice_new(const char *key_dir, ss_keyservice **out, char *err,
@@ -198,6 +202,14 @@ int ss_keyservice_request_as(ss_keyservice *ks, const void *report,
         snprintf(err, errlen, "key service: a report of worker '%s' came "
                               "from the connection of '%s': refusing key",
                  r.name, peer);
+        ss_warn("%s", err);
+        return SS_EDENIED;
+    }
+    if (ks->run && r.run != ks->run) {
+        snprintf(err, errlen, "key service: the report of worker '%s' is "
+                              "for run %016llx, not for this run %016llx: "
+                              "refusing key", r.name,
+                 (unsigned long long)r.run, (unsigned long long)ks->run);
         ss_warn("%s", err);
         return SS_EDENIED;
     }

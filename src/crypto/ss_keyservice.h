@@ -36,6 +36,12 @@ int ss_keyservice_new(const char *key_dir, ss_keyservice **out, char *err,
 /* Zeroes the key and frees everything; sets *p to NULL. Safe twice. */
 void ss_keyservice_destroy(ss_keyservice **p);
 
+/* Binds key releases to one run: from then on a report whose run id is
+ * not run is refused ("the report is for run ..."), so an enclave started
+ * for another run (or with none) gets no key. 0: any run (a standalone
+ * key service serving components started by hand without --run). */
+void ss_keyservice_set_run(ss_keyservice *ks, uint64_t run);
+
 /* Adds (or replaces) the expected measurement of stage. 0, SS_EINVAL (bad
  * name) or SS_ENOMEM. */
 int ss_keyservice_expect(ss_keyservice *ks, const char *stage,

@@ -474,6 +474,7 @@ int ss_enclave_child_main(int argc, char **argv)
         memcpy(r.pubkey, c.box_pk, 32);
         snprintf(r.stage, sizeof r.stage, "%s", stage);
         snprintf(r.name, sizeof r.name, "%s", name);
+        r.run = run; /* the key is released for this run only */
         ss_report_sign(&r, psk, c.ctl->report);
         sodium_free(psk);
         c.ctl->has_report = 1;

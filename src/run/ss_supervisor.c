@@ -9,6 +9,7 @@
  * lifecycle and the terminal.
  */
 #include "run/ss_supervisor.h"
+#include "core/ss_bundle.h"
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
 #include "net/ss_router.h"
@@ -33,6 +34,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -401,6 +403,9 @@ missing:
 }
 
 /* See ss_supervisor.h. */
+uint64_t ss_supervisor_run_id(const ss_supervisor *sv) { return sv->run; }
+
+/* See ss_supervisor.h. */
 int ss_supervisor_keyservice_auth(ss_supervisor *sv, ss_keyserver_auth *a)
 {
     memset(a, 0, sizeof *a);
@@ -668,6 +673,43 @@ static int set_nonblock(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* A sealed-off memory file holding the bundle of script (the script and
+ * its local modules), positioned at its start; -1 on failure (said). */
+static int bundle_fd(const char *script)
+{
+    char err[512];
+    ss_bundle *b = NULL;
+    ss_buf buf;
+    ss_buf_init(&buf);
+    int fd = -1;
+    if (ss_bundle_load(script, &b, err, sizeof err) != 0) {
+        fprintf(stderr, "sstream run: %s\n", err);
+        return -1;
+    }
+    if (ss_bundle_serialize(b, &buf) == 0 &&
+        (fd = memfd_create("sstream-bundle", MFD_CLOEXEC |
+                                                 MFD_ALLOW_SEALING)) >= 0) {
+        size_t off = 0;
+        while (off < buf.len) {
+            ssize_t w = write(fd, buf.data + off, buf.len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        if (off != buf.len || lseek(fd, 0, SEEK_SET) != 0 ||
+            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+                                       F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    ss_buf_release(&buf);
+    ss_bundle_destroy(&b);
+    return fd;
+}
+
 /* Starts the enclave spawner of worker pc (pid, in its process group)
  * as sstream-enclave, on its end of the socket; its output goes where the
  * worker's does. Returns 0 or SS_EIO. */
@@ -692,7 +734,9 @@ static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
     argv[i++] = "--script-fd"; /* the script, for a uid that may not */
     argv[i++] = "4";           /* reach its folder */
     argv[i] = NULL;
-    int sfd = open(sv->p->stages[pc->stage].script, O_RDONLY | O_CLOEXEC);
+    /* the script with the local modules it requires (ss_bundle.h), as
+     * one file: the enclave's uid cannot reach their folder */
+    int sfd = bundle_fd(sv->p->stages[pc->stage].script);
     if (sfd < 0)
         return SS_EIO;
     /* the spawner is trusted: it gets the run's environment and cuts it

@@ -64,6 +64,9 @@ typedef struct ss_supervisor ss_supervisor;
 int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
                       ss_supervisor **out, char *err, size_t errlen);
 
+/* This run's id (drawn by ss_supervisor_new; never 0). */
+uint64_t ss_supervisor_run_id(const ss_supervisor *sv);
+
 /* The key service's CURVE keys for this run (enclave mode): its pair and
  * the enclave workers' keys, each named after its worker (borrowed from
  * sv; valid until destroy). Returns 0 or SS_EINVAL. */

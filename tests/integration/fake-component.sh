@@ -46,7 +46,7 @@ if logdir:
     with open(os.path.join(logdir, name + '.args'), 'w') as f:
         f.write('argv ' + ' '.join(args) + '\n')
         for k in ('FROM', 'TO', 'DATA_FILE', 'OUTPUT', 'SS_CONTROL',
-                  'SS_CONTROL_KEYS'):
+                  'SS_CONTROL_KEYS', 'SS_RUN'):
             f.write('%s=%s\n' % (k, env.get(k, '')))
         f.write('pgid_is_own=%d\n' % (os.getpgid(0) == os.getpid()))
         f.write('uid=%d\n' % os.getuid())

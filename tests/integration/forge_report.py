@@ -2,11 +2,12 @@
 item 2): a hand-written client of the key service protocol, run as a
 worker host's uid with that worker's own key folder.
 
-    forge_report.py KEYSERVICE WORKER_KEYS ENCLAVE_KEYS NAME STAGE MEASUREMENT
+    forge_report.py KEYSERVICE WORKER_KEYS ENCLAVE_KEYS NAME STAGE MEASUREMENT [RUN]
 
 It reads platform.key from ENCLAVE_KEYS (the worker's enclave's folder),
 signs a report {MEASUREMENT (hex, the manifest's), a public key of its
-own, STAGE, NAME} with it, asks the key service at KEYSERVICE with the
+own, STAGE, NAME, RUN (hex; the key service of a run releases the key
+to reports of that run only)} with it, asks the key service at KEYSERVICE with the
 worker's CURVE keys, and opens what comes back. Prints one line:
   "cannot read platform.key: ..."   (exit 3) the uid cannot forge;
   "GOT THE DATA KEY (N bytes)"      (exit 0) the forge worked;
@@ -17,6 +18,7 @@ import ctypes, ctypes.util, os, sys
 import zmq
 
 ep, wkeys, ekeys, name, stage, mhex = sys.argv[1:7]
+run = int(sys.argv[7], 16) if len(sys.argv) > 7 else 0
 try:
     with open(os.path.join(ekeys, 'platform.key'), 'rb') as f:
         psk = f.read()
@@ -30,8 +32,9 @@ na = ctypes.CDLL(ctypes.util.find_library('sodium'))
 na.sodium_init()
 pk, sk = ctypes.create_string_buffer(32), ctypes.create_string_buffer(32)
 na.crypto_box_keypair(pk, sk)
-body = (b'SSRPT1\0\0' + bytes.fromhex(mhex) + pk.raw +
-        stage.encode().ljust(64, b'\0') + name.encode().ljust(64, b'\0'))
+body = (b'SSRPT2\0\0' + bytes.fromhex(mhex) + pk.raw +
+        stage.encode().ljust(64, b'\0') + name.encode().ljust(64, b'\0') +
+        run.to_bytes(8, 'little'))
 sig = ctypes.create_string_buffer(64)
 na.crypto_sign_detached(sig, None, body, ctypes.c_ulonglong(len(body)),
                         psk[8:])

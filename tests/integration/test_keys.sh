@@ -121,6 +121,7 @@ if [ $SEP -eq 1 ]; then
     wu=$(sed -n 's/^uid=//p' "$A/map-1.args") # the worker host's uid
     opt() { printf '%s\n' "$argv" | tr ' ' '\n' | sed -n "/^$1\$/{n;p;}"; }
     wk=$(opt --keys) ek=$(opt --enclave-keys) ks=$(opt --keyservice)
+    runid=$(sed -n 's/^SS_RUN=//p' "$A/map-1.args")
     m=$("$SS" keyservice --keys "$T/ukeys" --stage "map=$P/map.lua" \
         --print-manifest | sed -n 's/^map //p')
     contains "uids: the worker host runs as sstream-worker" "$A/map-1.args" "^uid=$W$"
@@ -136,7 +137,11 @@ if [ $SEP -eq 1 ]; then
     check "uids: the forger as the worker's uid cannot read platform.key ($(cat "$T/forge-w.out"))" \
         test $rc -eq 3
     contains "... permission denied" "$T/forge-w.out" "^cannot read platform.key: Permission denied"
-    $PY "$ROOT/tests/integration/forge_report.py" "$ks" "$wk" "$ek" map-1 map "$m" \
+    $PY "$ROOT/tests/integration/forge_report.py" "$ks" "$wk" "$ek" map-1 map "$m" 0123456789abcdef \
+        > "$T/forge-stale.out" 2>&1
+    contains "run: a report for another run gets no key, even signed right" \
+        "$T/forge-stale.out" "^refused: .*for run 0123456789abcdef, not for this run $runid"
+    $PY "$ROOT/tests/integration/forge_report.py" "$ks" "$wk" "$ek" map-1 map "$m" "$runid" \
         > "$T/forge-root.out" 2>&1
     contains "uids: the same forger as root gets the data key (no hardware: root can)" \
         "$T/forge-root.out" "^GOT THE DATA KEY \(36 bytes\)"

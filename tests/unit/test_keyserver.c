@@ -57,9 +57,20 @@ static void *serve_main(void *arg)
 
 /* A report for worker name of stage "map" (expected measurement m),
  * signed with the pipeline's platform key; *box_sk gets its secret. */
+static void make_report_run(const char *name, const uint8_t m[32],
+                            uint64_t run, uint8_t out[SS_REPORT_BYTES],
+                            uint8_t box_pk[32], uint8_t box_sk[32]);
 static void make_report(const char *name, const uint8_t m[32],
                         uint8_t out[SS_REPORT_BYTES], uint8_t box_pk[32],
                         uint8_t box_sk[32])
+{
+    make_report_run(name, m, 0, out, box_pk, box_sk);
+}
+
+/* The same, for run id run. */
+static void make_report_run(const char *name, const uint8_t m[32],
+                            uint64_t run, uint8_t out[SS_REPORT_BYTES],
+                            uint8_t box_pk[32], uint8_t box_sk[32])
 {
     uint8_t psk[64];
     char err[256];
@@ -72,6 +83,7 @@ static void make_report(const char *name, const uint8_t m[32],
     memcpy(r.pubkey, box_pk, 32);
     snprintf(r.stage, sizeof r.stage, "map");
     snprintf(r.name, sizeof r.name, "%s", name);
+    r.run = run;
     ss_report_sign(&r, psk, out);
     sodium_memzero(psk, sizeof psk);
 }
@@ -170,6 +182,44 @@ static void run_on(const char *endpoint)
     ss_keyservice_destroy(&sv.ks);
 }
 
+/* A key service bound to a run releases the key to that run's reports
+ * only: a report signed right but for another run (an enclave started
+ * with a stale or forged --run) gets nothing, named; 0 (unbound) takes
+ * any run. */
+static void test_run_bound(void **state)
+{
+    (void)state;
+    char err[512];
+    ss_keyservice *ks = NULL;
+    assert_int_equal(ss_keyservice_new(dir, &ks, err, sizeof err), 0);
+    uint8_t m[32], rep_a[SS_REPORT_BYTES], rep_b[SS_REPORT_BYTES];
+    uint8_t pk[32], sk[32];
+    randombytes_buf(m, sizeof m);
+    assert_int_equal(ss_keyservice_expect(ks, "map", m), 0);
+    make_report_run("map-1", m, 0xa1a1, rep_a, pk, sk);
+    make_report_run("map-1", m, 0xb2b2, rep_b, pk, sk);
+    ss_buf sealed = SS_BUF_INIT;
+    ss_keyservice_set_run(ks, 0xa1a1);
+    assert_int_equal(ss_keyservice_request(ks, rep_b, sizeof rep_b, &sealed,
+                                           err, sizeof err),
+                     SS_EDENIED);
+    assert_string_equal(err, "key service: the report of worker 'map-1' is "
+                             "for run 000000000000b2b2, not for this run "
+                             "000000000000a1a1: refusing key");
+    assert_int_equal(sealed.len, 0);
+    assert_int_equal(ss_keyservice_request(ks, rep_a, sizeof rep_a, &sealed,
+                                           err, sizeof err),
+                     0);
+    assert_true(sealed.len > 0);
+    ss_buf_reset(&sealed);
+    ss_keyservice_set_run(ks, 0);
+    assert_int_equal(ss_keyservice_request(ks, rep_b, sizeof rep_b, &sealed,
+                                           err, sizeof err),
+                     0);
+    ss_buf_release(&sealed);
+    ss_keyservice_destroy(&ks);
+}
+
 static void test_ipc(void **state)
 {
     (void)state;
@@ -199,6 +249,7 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_bound),
         cmocka_unit_test(test_ipc),
         cmocka_unit_test(test_tcp),
     };
