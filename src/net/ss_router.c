@@ -159,6 +159,8 @@ struct ss_router {
     int rc;   /* nonzero once failed */
     int done; /* EOS sent */
     uint64_t orphaned; /* when no producer was left to end (0: not) */
+    uint64_t workerless; /* since when no worker is left (0: one is) */
+    char last_lost[SS_PROTO_NAME_MAX]; /* the last worker lost */
     char last_abort[SS_PROTO_REASON_MAX]; /* a stateless producer's */
     char err[SS_PROTO_REASON_MAX];
 };
@@ -883,6 +885,7 @@ static int worker_lost(ss_router *r, peer *w, const char *why)
                 "live worker until a worker says hello for it again",
                 r->name, w->slot);
     }
+    snprintf(r->last_lost, sizeof r->last_lost, "%s", w->label);
     peers_remove(&r->work, w);
     if (r->rr >= r->work.n)
         r->rr = 0;
@@ -1726,6 +1729,35 @@ static int drain(ss_router *r, void *sock, int back)
 static void check_orphaned(ss_router *r, uint64_t now);
 
 /*
+ * Fails the run when batches wait and no worker is left, for the stall
+ * limit, after at least one was lost (before any loss, workers may still
+ * be starting: components start in any order). The producers would
+ * otherwise wait forever behind a full queue.
+ */
+static void check_workerless(ss_router *r, uint64_t now)
+{
+    if (r->work.n > 0 || r->st.workers_lost == 0 || r->q.n == 0) {
+        r->workerless = 0;
+        return;
+    }
+    if (!r->workerless) {
+        r->workerless = now ? now : 1;
+        ss_warn("router %s: no worker is left (the last, '%s', was lost) "
+                "and %zu batch%s wait; waiting %llu ms for one to join",
+                r->name, r->last_lost, r->q.n, r->q.n == 1 ? "" : "es",
+                (unsigned long long)r->stall);
+        return;
+    }
+    if (now - r->workerless < r->stall)
+        return;
+    fail(r, SS_EPEER,
+         "no worker left: the last, '%s', was lost, and none joined within "
+         "%llu ms (--stall-ms) while %zu batch%s waited",
+         r->last_lost, (unsigned long long)r->stall, r->q.n,
+         r->q.n == 1 ? "" : "es");
+}
+
+/*
  * A worker that holds batches and acknowledges none for the stall limit
  * (stall_ms, default 6 peer timeouts), while it keeps heartbeating, is
  * treated as lost: it may have taken every batch with a large credit and
@@ -1806,6 +1838,8 @@ static void housekeeping(ss_router *r, uint64_t now)
     }
     if (!r->rc)
         check_orphaned(r, now);
+    if (!r->rc)
+        check_workerless(r, now);
 }
 
 static void update_gauges(ss_router *r)

@@ -8,7 +8,8 @@
 #   2. every worker of a stateless stage is killed at once: the next
 #      router, whose producer group can never complete, ends with an
 #      error naming them (it used to wait forever: a group exists only
-#      once an EOS arrived).
+#      once an EOS arrived), and so does the router before them, whose
+#      queue waits with no worker left (after --stall-ms).
 source "$(dirname "$0")/lib.sh"
 cd "$T"
 PT=1500 # --peer-timeout-ms of every router: failures show in seconds
@@ -30,12 +31,13 @@ ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
              function() print('events ' .. n); sendZmqCompleted() end)
 LUA
 seq 1 3000 > part1
+seq 1 40000 > part2 # more than a batch (64 KiB): sent before its end
 
 # start PREFIX: r1, two map workers, r2, a sink; their pids in $pids
 start() {
     pids=()
     "$SS" router --from "$(ep 0)" --to "$(ep 1)" --name r1 \
-        --peer-timeout-ms $PT 2> "$1-r1.err" & pids+=($!); _pids+=($!)
+        --peer-timeout-ms $PT --stall-ms 5000 2> "$1-r1.err" & pids+=($!); _pids+=($!)
     "$SS" router --from "$(ep 2)" --to "$(ep 3)" --name r2 \
         --peer-timeout-ms $PT 2> "$1-r2.err" & pids+=($!); _pids+=($!)
     sleep 0.3
@@ -78,14 +80,18 @@ lacks "1: the sink prints no result" a-sink.out "^events"
 # 2. every worker of the stateless stage dies at once
 port=$((port + 10))
 start b
-( cat part1; sleep 60 ) | "$SS" source --to "$(ep 0)" --name src \
-    2> b-src.err & src=$!; _pids+=($src)
+# more input comes after the kill: it waits in r1's queue, with no worker
+( cat part1; sleep 4; cat part2; sleep 60 ) | "$SS" source --to "$(ep 0)" \
+    --name src 2> b-src.err & src=$!; _pids+=($src)
 for _ in $(seq 1 50); do grep -q "joined" b-r2.err && break; sleep 0.1; done
 sleep 1
 kill -KILL "${pids[2]}" "${pids[3]}"
-pids=("${pids[1]}" "${pids[4]}") # r2 and the sink
-check "2: r2 and the sink end within $LIMIT s of losing every producer" all_end b
+# (not the source: it waits on its input, and hears r1's ABORT only when
+# it next sends)
+pids=("${pids[0]}" "${pids[1]}" "${pids[4]}") # r1, r2, the sink
+check "2: r1, r2 and the sink end within $LIMIT s of losing every map worker" all_end b
 contains "2: r2 says its end of stream can never come, naming the workers" b-r2.err "end of stream can never come: .*'map-[12]'.*'map-[12]'"
 contains "2: the sink reports it" b-sink.err "end of stream can never come"
-kill -KILL $src "${pids[0]}" 2>/dev/null
+contains "2: r1, its queue full and no worker left, says so" b-r1.err "no worker left: the last, 'map-[12]', was lost"
+kill -KILL $src 2>/dev/null
 finish
