@@ -1,7 +1,7 @@
 """An intruder on the control channel of `sstream run` (attack tool of
 test_keys.sh).
 
-    control_intruder.py ENDPOINT MODE [KEYDIR]
+    control_intruder.py ENDPOINT MODE [KEYDIR [NAMES]]
 
 It knows ENDPOINT (SS_CONTROL, read from a component's environment) and
 tries to stop or fool the run: it sends the sink's DONE and counters
@@ -15,23 +15,30 @@ what it sent on stdout. MODE:
            that holds its own key folder)
 
 The monitor must refuse the first two at the handshake and, for the third,
-count nothing that is not the worker's own counters.
+count nothing that is not the worker's own counters. NAMES (comma-
+separated) are more components to forge counters for, e.g. a chained
+stage's worker (test_chain.sh): only its host worker may report them.
 """
 import os, struct, sys, time
 import msgpack, zmq
 
 ep, mode = sys.argv[1], sys.argv[2]
 keydir = sys.argv[3] if len(sys.argv) > 3 else None
+names = sys.argv[4].split(',') if len(sys.argv) > 4 else []
 
 def z85(name):
     with open(os.path.join(keydir, name)) as f:
         return f.read().strip().encode()
 
 def header(kind, n):
-    return b'SSB1' + bytes([1, kind]) + b'\0' * 22 + struct.pack('<I', n) + b'\0' * 16
+    # the 72-byte header of wire version 2 (src/wire/ss_batch.h): magic,
+    # version, kind, flags, stream, part, seq, count, len, first_row, aux,
+    # run, producer, epoch, partition, span, reserved
+    return struct.pack('<4sBBHIIQIIQQQIIHHI', b'SSB1', 2, kind, 0, 0, 0, 0,
+                       0, n, 0, 0, 0, 0, 0, 0, 0, 0)
 
-def stats(name, role):
-    m = {'name': name, 'role': role, 'stage': '', 'pid': os.getpid(),
+def stats(name, role, stage=''):
+    m = {'name': name, 'role': role, 'stage': stage, 'pid': os.getpid(),
          'in': 999999, 'out': 999999, 'final': False}
     p = msgpack.packb(m, use_bin_type=True)
     return header(9, len(p)) + p
@@ -50,7 +57,9 @@ elif mode == 'stolen':
     s.curve_secretkey = z85('curve-client.key')
 s.connect(ep)
 for _ in range(5):
-    for m in (header(10, 0), stats('intruder', 'sink'), stats('sink', 'sink')):
+    forged = [stats(n, 'worker', n.rsplit('-', 1)[0]) for n in names]
+    for m in [header(10, 0), stats('intruder', 'sink'),
+              stats('sink', 'sink')] + forged:
         try:
             s.send(m, zmq.DONTWAIT)
         except zmq.Again:

@@ -87,6 +87,35 @@ contains "unequal workers: filter is a process" "$T/e.uneq" "filter-1 +worker "
 contains "unequal workers: reduce chained into filter" "$T/e.uneq" "reduce-1 +chain "
 contains "unequal workers: balanced" "$T/e.uneq" "balanced"
 
+# attack: a chained stage's counters come from its host worker only. An
+# intruder holding the sink's keys (its key folder, as a compromised sink
+# host would) forges filter-1's counters on the control channel while a
+# chained run goes on: they are refused, and the books use filter-1's own.
+"$SS" gen flights --rows 1500000 --seed 12 -o "$T/big.csv"
+pipe atk true 1 1 "$EX/filter-event.lua"
+mkdir -p "$T/tmp"
+TMPDIR=$T/tmp timeout -k 10 300 "$SS" run "$T/atk.yml" --data "$T/big.csv" \
+    --no-progress --output-dir "$T/o.atk" --metrics "$T/atk.jsonl" \
+    > "$T/r.atk" 2> "$T/e.atk" &
+run=$!
+_pids+=($run)
+for i in $(seq 200); do
+    d=$(ls -d "$T"/tmp/sstream-run-* 2>/dev/null | head -1)
+    [ -n "$d" ] && [ -S "$d/control" ] && [ -s "$d/keys/sink/curve-client.key" ] && break
+    sleep 0.05
+done
+timeout 20 $PY "$ROOT/tests/integration/control_intruder.py" "ipc://$d/control" \
+    stolen "$d/keys/sink" filter-1 > "$T/atk.intr" 2>&1
+wait_max 120 $run
+check "attack: the run exits 0" test $? -eq 0
+contains "attack: the intruder did send ($(cat "$T/atk.intr"))" "$T/atk.intr" "^sent DONE"
+lacks "attack: no forged counters of filter-1 in the metrics" "$T/atk.jsonl" \
+    '"name":"filter-1"[^}]*"in":999999'
+contains "attack: filter-1's real counters are in the metrics" "$T/atk.jsonl" \
+    '"name":"filter-1".*"in":1500000,'
+contains "attack: the books use them" "$T/e.atk" "filter-1 +chain +1500000 "
+contains "attack: balanced" "$T/e.atk" "balanced"
+
 # encrypted and enclave: not chained (yet), same answer
 for mode in encrypted enclave; do
     run c1 --security $mode
