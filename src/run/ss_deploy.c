@@ -49,10 +49,13 @@ static const char *const k_client[] = {"curve-client.key", "curve-client.pub",
 static const char *const k_client_data[] = {
     "data.key", "curve-client.key", "curve-client.pub", "curve-server.pub",
     NULL};
+/* an enclave worker also reaches the key service, a CURVE server too */
 static const char *const k_enclave_worker[] = {
     "platform.key", "curve-client.key", "curve-client.pub",
-    "curve-server.pub", NULL};
-static const char *const k_keyservice[] = {"data.key", "platform.pub", NULL};
+    "curve-server.pub", "curve-keyservice.pub", NULL};
+static const char *const k_keyservice[] = {
+    "data.key", "platform.pub", "curve-keyservice.key",
+    "curve-keyservice.pub", "curve-client.pub", NULL};
 
 /* See ss_deploy.h. */
 const char *const *ss_deploy_role_keys(ss_deploy_target t, const char *sec,
@@ -576,10 +579,11 @@ static int write_compose(gen *g)
     if (g->plain)
         return 0;
     /* every key file some service of this target needs, once */
-    static const char *const all[] = {"curve-server.key", "curve-server.pub",
-                                      "curve-client.key", "curve-client.pub",
-                                      "data.key",         "platform.key",
-                                      "platform.pub",     NULL};
+    static const char *const all[] = {
+        "curve-server.key",     "curve-server.pub",     "curve-client.key",
+        "curve-client.pub",     "curve-keyservice.key", "curve-keyservice.pub",
+        "data.key",             "platform.key",         "platform.pub",
+        NULL};
     static const char *const roles[] = {"router", "worker", "source", "sink",
                                         "keyservice", NULL};
     fputs("secrets:\n", f);

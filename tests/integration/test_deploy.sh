@@ -62,7 +62,7 @@ check "swarm: 4 routers, 3 stages, the source" [ "$(wc -l < swarm.facts)" -eq 8 
 contains "swarm: a router holds only the routers' keys" swarm.facts \
     "^router-1\|curve-client.pub curve-server.key curve-server.pub\|1\|$"
 contains "swarm: an enclave stage: its client keys, the platform key, 2 replicas, SGX nodes" \
-    swarm.facts "^stage-map\|curve-client.key curve-client.pub curve-server.pub platform.key\|2\|node.labels.sgx == true$"
+    swarm.facts "^stage-map\|curve-client.key curve-client.pub curve-keyservice.pub curve-server.pub platform.key\|2\|node.labels.sgx == true$"
 contains "swarm: the source (sealed input) holds no data key, on the data node" \
     swarm.facts "^source\|curve-client.key curve-client.pub curve-server.pub\|1\|node.labels.securestreams.data == true$"
 lacks "swarm: no service holds the data key" swarm.facts "data.key"
@@ -89,7 +89,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
               "limits:", spec["containers"][0].get("resources", {}).get("limits", {}))
 EOF
 contains "k8s: the routers' Secret" k8s.facts "^delayed-flights-router-keys keys: curve-client.pub curve-server.key curve-server.pub$"
-contains "k8s: the workers' Secret has no data key" k8s.facts "^delayed-flights-node-keys keys: curve-client.key curve-client.pub curve-server.pub platform.key$"
+contains "k8s: the workers' Secret has no data key" k8s.facts "^delayed-flights-node-keys keys: curve-client.key curve-client.pub curve-keyservice.pub curve-server.pub platform.key$"
 contains "k8s: a stage's Deployment: replicas, SGX node selector, SGX device plugin resources" \
     k8s.facts "^delayed-flights-stage-map replicas: 2 nodeSelector: \{'securestreams.io/sgx': 'true'\} limits: \{.*'sgx.intel.com/enclave': 1"
 NPMDIR=${SS_K8S_VALIDATOR:-$ROOT/build/k8s-validate}

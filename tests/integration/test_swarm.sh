@@ -5,8 +5,9 @@
 # the image (make image), labels the node, deploys the stack that
 # `sstream deploy --target swarm` writes for DelayedFlights (plain mode),
 # runs the sink on this machine against the published port of the last
-# router, and compares with awk. Then an enclave stack on a node without
-# the sgx label: its stages stay unscheduled, and Swarm says why.
+# router, and compares with awk. Then the same in enclave mode, with the
+# key service and the sink on this machine and sealed input; its stages
+# stay unscheduled (Swarm says why) until the node is labelled sgx=true.
 # SKIPPED with the reason when no engine or no swarm can be had.
 # SS_TEST_IMAGE=0 skips it (the first image build takes minutes).
 . "$(dirname "$0")/lib.sh"
@@ -70,12 +71,32 @@ if [ $st -ne 0 ]; then
 fi
 "$DOCKER" stack rm "$STACK" > /dev/null 2>&1
 
-# an enclave stage needs a node labelled sgx=true: none is, so its tasks
-# stay pending and Swarm names the unmet constraint
+# enclave mode: the data key stays on this machine (the key service and
+# the sink run here), the source forwards sealed input, and the enclave
+# stages need a node labelled sgx=true. None is at first: their tasks stay
+# pending and Swarm names the unmet constraint; once the node is
+# labelled they run, get the data key after attestation, and the result
+# equals awk's.
 "$SS" keygen "$T/keys" > /dev/null
+tail -n +2 "$T/data/flights.csv" | "$SS" encrypt --keys "$T/keys" - "$T/data/flights.csv.sealed" 2> /dev/null
+chmod 644 "$T/data/flights.csv.sealed"
+# the key service measures the enclave program that runs in the image
+cid=$("$DOCKER" create "$IMG")
+mkdir -p "$T/img"
+"$DOCKER" cp "$cid:/usr/local/bin/sstream-enclave" "$T/img/sstream-enclave" > /dev/null
+"$DOCKER" rm "$cid" > /dev/null
+GW=$("$DOCKER" network inspect docker_gwbridge -f '{{(index .IPAM.Config 0).Gateway}}' 2> /dev/null)
+check "the containers' gateway to this machine is known ($GW)" [ -n "$GW" ]
+E=$ROOT/examples/delayed-flights
+"$SS" keyservice --keys "$T/keys" --stage map=$E/map-csv-to-event.lua \
+    --stage filter=$E/filter-event.lua --stage reduce=$E/reduce-events.lua \
+    --program "$T/img/sstream-enclave" --bind "tcp://$GW:5599" 2> "$T/keyservice.log" &
+_pids+=($!)
+RUN=$(printf '%016x' $((0x5b000000 + $$)))
 "$SS" deploy "$P" --target swarm --image "$IMG" --data-dir "$T/data" \
-    --security enclave --keys "$T/keys" --keyservice tcp://127.0.0.1:5599 \
-    -o "$T/enclave" > /dev/null
+    --security enclave --keys "$T/keys" --keyservice "tcp://$GW:5599" \
+    --run "$RUN" -o "$T/enclave" > /dev/null
+lacks "the enclave stack holds no data key" "$T/enclave/stack.yml" "data\.key"
 "$DOCKER" stack deploy -c "$T/enclave/stack.yml" "${STACK}e" > "$T/deploy-e.log" 2>&1
 check "the enclave stack deploys" [ $? -eq 0 ] || cat "$T/deploy-e.log"
 why=""
@@ -87,4 +108,21 @@ done
 echo "    (stage-map: $why)"
 check "an enclave stage without an SGX node stays pending, Swarm naming the constraint" \
     grep -q "Pending.*no suitable node" <<< "$why"
+"$DOCKER" node update --label-add sgx=true "$NODE" > /dev/null
+t0=$SECONDS
+SS_RUN=$RUN "$SS" sink "$E/print-results.lua" --from tcp://127.0.0.1:5562 \
+    --security enclave --keys "$T/keys" --finals reduce-1 \
+    --connect-timeout-ms 120000 > "$T/result-e.txt" 2> "$T/sink-e.log" &
+sink=$!
+_pids+=($sink)
+wait_max 180 $sink
+st=$?
+check "once the node is labelled, the enclave run ends (status $st, $((SECONDS - t0)) s)" [ $st -eq 0 ]
+same "DelayedFlights in enclave mode on Swarm equals awk" "$T/expected.txt" "$T/result-e.txt"
+contains "the key service released the data key to attested enclaves only" \
+    "$T/keyservice.log" "released the data key to worker map-1 of stage 'map'"
+if [ $st -ne 0 ]; then
+    tail -5 "$T/sink-e.log" "$T/keyservice.log"
+    for s in $("$DOCKER" stack services -q "${STACK}e"); do "$DOCKER" service logs --tail 3 "$s" 2>&1; done | head -40
+fi
 finish

@@ -50,7 +50,8 @@ static int setup(void **state)
     mkdir("keys", 0700);
     static const char *const files[] = {
         "data.key", "platform.key", "platform.pub", "curve-server.key",
-        "curve-server.pub", "curve-client.key", "curve-client.pub"};
+        "curve-server.pub", "curve-client.key", "curve-client.pub",
+        "curve-keyservice.key", "curve-keyservice.pub"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char path[64];
         snprintf(path, sizeof path, "keys/%s", files[i]);
@@ -132,6 +133,9 @@ static void test_role_keys(void **state)
                     /* the data key never reaches a cluster */
                     if (t != SS_DEPLOY_COMPOSE)
                         assert_string_not_equal(*k, "data.key");
+                    /* only the key service holds its secret */
+                    if (strcmp(roles[r], "keyservice") != 0)
+                        assert_string_not_equal(*k, "curve-keyservice.key");
                     /* only routers hold the CURVE server secret */
                     if (strcmp(roles[r], "router") != 0)
                         assert_string_not_equal(*k, "curve-server.key");
