@@ -10,6 +10,7 @@
  */
 #include "run/ss_supervisor.h"
 #include "core/ss_bundle.h"
+#include "core/ss_log.h"
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
 #include "net/ss_router.h"
@@ -21,6 +22,7 @@
 #include "wire/ss_stats.h"
 #include "securestreams.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -464,6 +466,32 @@ static int lock_outdir(ss_supervisor *sv, char *err, size_t errlen)
     return 0;
 }
 
+/* A run killed by SIGKILL leaves its components' rejects files in
+ * <outdir>/rejects/ (merged into rejects.jsonl only at the end). The
+ * folder is ours once locked: what is in it is a dead run's, and would
+ * be merged into this run's rejects.jsonl. */
+static void clear_stale_rejects(ss_supervisor *sv)
+{
+    DIR *d = opendir(sv->rejdir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[PATH_MAX];
+    size_t n = 0;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 7 || strcmp(e->d_name + l - 6, ".jsonl") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", sv->rejdir, e->d_name);
+        if (unlink(path) == 0)
+            n++;
+    }
+    closedir(d);
+    if (n)
+        ss_info("removed %zu rejects file(s) a killed run left in %s", n,
+                sv->rejdir);
+}
+
 /* See ss_supervisor.h. */
 int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
                       ss_supervisor **outp, char *err, size_t errlen)
@@ -510,6 +538,7 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     }
     if ((rc = lock_outdir(sv, err, errlen)))
         goto fail_noerr;
+    clear_stale_rejects(sv);
     rc = SS_ENOMEM;
     ss_plan_opts po = {sv->argv0,       sv->outdir,       sv->logdir,
                        sv->rejdir,      sv->o.tcp,        sv->o.keys,

@@ -119,13 +119,20 @@ line = open(sys.argv[2], 'rb').read().split(b'\n')[1]
 print("same" if base64.b64decode(r["event_base64"]) == line else "differs")
 PY
 contains "... and event_base64 gives back its exact bytes" ok.txt "^same$"
-# --- kill -9 of sstream run: its endpoint folder is swept by the next run
+# --- kill -9 of sstream run: its endpoint folder is swept by the next run,
+# and its rejects files by the next run into its output folder
 mkdir -p tmp
-"$SS" gen flights --rows 300000 --seed 4 -o big.csv
-TMPDIR=$T/tmp "$SS" run p.yml --data big.csv --output-dir out10 > /dev/null 2>&1 &
+sed 's/local array = csv.parse(value)/for _ = 1, 20000 do end\n      local array = csv.parse(value)/' \
+    map-csv-to-event.lua > slow-map.lua
+grep -q 'for _ = 1, 20000' slow-map.lua || echo "fixture: slow-map.lua not slowed" >&2
+sed 's/map-csv-to-event.lua/slow-map.lua/' p.yml > slow.yml
+"$SS" gen flights --rows 60000 --seed 4 -o big.csv
+{ head -1 big.csv; for i in $(seq 1 20); do echo "broken,$i"; done; tail -n +2 big.csv; } > bigbad.csv
+TMPDIR=$T/tmp "$SS" run slow.yml --data bigbad.csv --output-dir out10 > /dev/null 2>&1 &
 runpid=$!
-for _ in $(seq 1 100); do ls tmp | grep -q sstream-run- && break; sleep 0.1; done
-sleep 0.5
+for _ in $(seq 1 150); do # until the source has written its rejects
+    [ -n "$(cat out10/rejects/*.jsonl 2> /dev/null)" ] && break; sleep 0.1
+done
 kill -KILL $runpid 2> /dev/null; wait $runpid 2> /dev/null
 sleep 1 # its children follow it (parent-death signal)
 left=$(ls tmp | grep -c sstream-run-)
@@ -134,6 +141,12 @@ TMPDIR=$T/tmp timeout 60 "$SS" run p.yml --output-dir out11 > /dev/null 2>&1; rc
 check "the next run succeeds" test $rc -eq 0
 left=$(ls tmp | grep -c sstream-run-)
 check "... and removes the dead run's folder, then its own ($left left)" test "$left" -eq 0
+stale=$(ls out10/rejects/*.jsonl 2> /dev/null | wc -l)
+check "the killed run left its rejects files behind ($stale)" test "$stale" -ge 1
+TMPDIR=$T/tmp timeout 60 "$SS" run p.yml --output-dir out10 > /dev/null 2>&1
+check "the next run into its folder removes them" test -z "$(ls out10/rejects 2> /dev/null)"
+n=$(grep -c broken out10/rejects.jsonl)
+check "... and its rejects.jsonl holds none of the dead run's rejects ($n)" test "$n" -eq 0
 # --- a sink whose script fails on results: said, not hidden in the books
 cat > ns.yml <<'YML'
 name: ns
