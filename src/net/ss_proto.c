@@ -279,6 +279,16 @@ static int get_str(const msgpack_object *o, char *dst, size_t cap,
         *why = "a string field holds a NUL byte";
         return SS_EPROTO;
     }
+    /* names reach log lines and file names: no newline, no escape
+     * sequence, no other control character */
+    for (uint32_t i = 0; i < o->via.str.size; i++) {
+        unsigned char c = (unsigned char)o->via.str.ptr[i];
+        if (c < 0x20 || c == 0x7f) {
+            *why = "a string field holds a control character (a newline, "
+                   "a tab, an escape...)";
+            return SS_EPROTO;
+        }
+    }
     memcpy(dst, o->via.str.ptr, o->via.str.size);
     dst[o->via.str.size] = 0;
     return 0;

@@ -1271,6 +1271,19 @@ static void test_proto_limits(void **state)
     free(big);
     assert_int_equal(ss_proto_payload_max(SS_MSG_HELLO), 64 << 10);
     assert_int_equal(ss_proto_payload_max(SS_MSG_DATA), SS_BATCH_MAX_SIZE);
+    /* a name with a newline would forge a log line: refused, said */
+    static const char nl[] = "\x82\xa4name\xa5map\n1\xa4role\xa6worker";
+    assert_int_equal(ss_proto_hello_parse(nl, sizeof nl - 1, &he, &why),
+                     SS_EPROTO);
+    assert_non_null(strstr(why, "control character"));
+    static const char esc[] = "\x82\xa4name\xa5map-1\xa4role\xa5w\x1b[2J";
+    assert_int_equal(ss_proto_hello_parse(esc, sizeof esc - 1, &he, &why),
+                     SS_EPROTO);
+    assert_non_null(strstr(why, "control character"));
+    static const char ok[] = "\x82\xa4name\xa5map-1\xa4role\xa6worker";
+    assert_int_equal(ss_proto_hello_parse(ok, sizeof ok - 1, &he, &why), 0);
+    assert_string_equal(he.name, "map-1");
+    assert_int_equal(he.credits, 0); /* missing: the router takes 1 */
 }
 
 /* Issue 10, defect 5: a known producer's DATA whose count is larger than
