@@ -364,13 +364,10 @@ static int put_u64(ss_buf *out, uint64_t v)
     return ss_buf_append(out, le, sizeof le);
 }
 
-/* See ss_bundle.h. */
-int ss_bundle_serialize(const ss_bundle *b, ss_buf *out)
+/* Appends every module as u64le(len(name)) name u64le(len(src)) src, in
+ * order: the common tail of the file form and the measured form. */
+static int put_modules(const ss_bundle *b, ss_buf *out)
 {
-    if (ss_buf_append(out, MAGIC, MAGIC_LEN) || put_u64(out, b->script_len) ||
-        ss_buf_append(out, b->script, b->script_len) ||
-        put_u64(out, b->nmods))
-        return SS_ENOMEM;
     for (size_t i = 0; i < b->nmods; i++) {
         const module *m = &b->mods[i];
         size_t nl = strlen(m->name);
@@ -379,6 +376,16 @@ int ss_bundle_serialize(const ss_bundle *b, ss_buf *out)
             return SS_ENOMEM;
     }
     return 0;
+}
+
+/* See ss_bundle.h. */
+int ss_bundle_serialize(const ss_bundle *b, ss_buf *out)
+{
+    if (ss_buf_append(out, MAGIC, MAGIC_LEN) || put_u64(out, b->script_len) ||
+        ss_buf_append(out, b->script, b->script_len) ||
+        put_u64(out, b->nmods))
+        return SS_ENOMEM;
+    return put_modules(b, out);
 }
 
 /* See ss_bundle.h. */
@@ -391,12 +398,5 @@ int ss_bundle_measured(const ss_bundle *b, ss_buf *out)
         return 0;
     if (ss_buf_append(out, tag, sizeof tag - 1))
         return SS_ENOMEM;
-    for (size_t i = 0; i < b->nmods; i++) {
-        const module *m = &b->mods[i];
-        size_t nl = strlen(m->name);
-        if (put_u64(out, nl) || ss_buf_append(out, m->name, nl) ||
-            put_u64(out, m->len) || ss_buf_append(out, m->src, m->len))
-            return SS_ENOMEM;
-    }
-    return 0;
+    return put_modules(b, out);
 }
