@@ -193,3 +193,16 @@ long ss_rss_kb(void)
         return -1;
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
+
+/* See ss_util.h. */
+int ss_name_safe(const char *s, size_t max)
+{
+    if (!s || !*s || strlen(s) >= max || s[0] == '.')
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
+              *s == '.'))
+            return 0;
+    return 1;
+}

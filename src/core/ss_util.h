@@ -12,6 +12,11 @@
 uint64_t ss_now_ns(void);
 uint64_t ss_now_ms(void);
 
+/* A name that can become a file name: 1 to max-1 bytes of letters,
+ * digits, '-', '_' and '.', not starting with '.' (so never "." or "..",
+ * never a path). Returns 1 or 0. */
+int ss_name_safe(const char *s, size_t max);
+
 /* Parses a run id: 1 to 16 hex digits, not all zero (the run id 0 means
  * "no run"). Returns 0 and *out, or SS_EINVAL. */
 int ss_parse_run(const char *s, uint64_t *out);

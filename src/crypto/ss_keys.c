@@ -374,18 +374,6 @@ int ss_keys_load_curve(const char *dir, const char *name, char pub[41],
     return read_z85(path, 1, sec, err, errlen);
 }
 
-/* Checks a CURVE pair name: letters, digits, '-', '_', '.', no "..". */
-static int curve_name_ok(const char *s)
-{
-    if (!s || !*s || strlen(s) > 64 || s[0] == '.')
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
-              *s == '.'))
-            return 0;
-    return 1;
-}
 
 /* Creates curve-<name>.{pub,key} in dir. */
 static int make_curve(const char *dir, const char *name, int force,
@@ -430,7 +418,7 @@ int ss_keys_create_dir(const char *dir, int alg, const char *const *curve,
         ncurve = 3;
     }
     for (size_t i = 0; i < ncurve; i++)
-        if (!curve_name_ok(curve[i])) {
+        if (!ss_name_safe(curve[i], 65)) { /* up to 64 bytes */
             ss_errf(err, errlen, "bad CURVE key name '%s'", curve[i]);
             return SS_EINVAL;
         }

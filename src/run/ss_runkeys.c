@@ -3,6 +3,7 @@
  * ss_runkeys.h).
  */
 #include "run/ss_runkeys.h"
+#include "core/ss_util.h"
 #include "crypto/ss_keys.h"
 #include "securestreams.h"
 
@@ -154,24 +155,12 @@ static rk_comp *find(const ss_runkeys *rk, const char *name)
     return NULL;
 }
 
-/* Checks a component name: it becomes a file name. */
-static int name_ok(const char *s)
-{
-    if (!s || !*s || strlen(s) >= RK_NAME_MAX || s[0] == '.')
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
-              *s == '.'))
-            return 0;
-    return 1;
-}
 
 /* See ss_runkeys.h. */
 const char *ss_runkeys_component(ss_runkeys *rk, const char *name,
                                  int flags, char *err, size_t errlen)
 {
-    if (!name_ok(name) || find(rk, name)) {
+    if (!ss_name_safe(name, RK_NAME_MAX) || find(rk, name)) {
         snprintf(err, errlen, "bad or repeated component name '%s'", name);
         return NULL;
     }
