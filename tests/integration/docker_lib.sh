@@ -18,6 +18,11 @@ docker_down() {
 }
 docker_up() {
     command -v "$DOCKER" > /dev/null || docker_skip "no docker client (scripts/deploy-deps.sh installs docker.io)"
+    # One Docker test at a time on this machine: the engine is shared, and
+    # a test stops the dockerd it started (another worktree's test may be
+    # using it). The lock goes with this shell; waits at most 15 min.
+    exec 9> "${SS_DOCKER_LOCK:-/tmp/securestreams-docker.lock}"
+    flock -w 900 9 || docker_skip "another Docker test held the lock for 15 min"
     if timeout 20 "$DOCKER" info > /dev/null 2>&1; then return 0; fi
     [ "$(id -u)" -eq 0 ] || docker_skip "no Docker engine runs and starting dockerd needs root"
     command -v dockerd > /dev/null || docker_skip "no dockerd (scripts/deploy-deps.sh installs docker.io)"
