@@ -33,6 +33,19 @@ static void usage(FILE *f)
             "  --header             the first line is a header: skip it "
             "(csv: it sets the\n"
             "                       expected field count)\n"
+            "  --follow             after the end of FILE, keep reading "
+            "what is appended,\n"
+            "                       reopening it when replaced or "
+            "truncated (like tail -F),\n"
+            "                       until SIGINT or SIGTERM, which end "
+            "the stream cleanly\n"
+            "                       (1 part; on stdin: the end of the "
+            "pipe ends it too)\n"
+            "  --linger-ms N        stdin, a pipe or a followed file: "
+            "send a partial batch\n"
+            "                       once no byte arrived for N ms "
+            "(default 200; 0: only\n"
+            "                       full batches and the last one)\n"
             "  --batch-size BYTES   bytes per batch (default 64K)\n"
             "  --window N           batches in flight per part (default "
             "16)\n"
@@ -76,6 +89,8 @@ int cmd_source(int argc, char **argv)
         {"parts", required_argument, 0, 'p'},
         {"format", required_argument, 0, 'F'},
         {"header", no_argument, 0, 'H'},
+        {"follow", no_argument, 0, 'L'},
+        {"linger-ms", required_argument, 0, 'l'},
         {"batch-size", required_argument, 0, 'b'},
         {"window", required_argument, 0, 'w'},
         {"name", required_argument, 0, 'n'},
@@ -104,6 +119,12 @@ int cmd_source(int argc, char **argv)
         case 'k': o.keys = optarg; break;
         case 'H': o.header = 1; break;
         case 'R': run = optarg; break;
+        case 'L': o.follow = 1; break;
+        case 'l':
+            if (ss_parse_u64(optarg, 0, 3600000, 0, &v))
+                return bad("--linger-ms takes 0 to 3600000, not", optarg);
+            o.linger_ms = (int)v;
+            break;
         case 'S':
             if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&
                 strcmp(optarg, "enclave"))

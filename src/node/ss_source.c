@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include "lua/ss_lua_api.h"
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -87,6 +88,7 @@ void ss_source_opts_default(ss_source_opts *o)
     o->security = "plain";
     o->window = 16;
     o->connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
+    o->linger_ms = 200;
 }
 
 static void reject(part *p, uint64_t line, const char *why, const char *l,
@@ -463,10 +465,54 @@ static void report(source *s, ss_stats_reporter *r, uint64_t total,
     ss_stats_report(r, &st);
 }
 
-/* Reads a non-seekable input (stdin, a pipe) in one part. */
-static int run_stream(source *s, int fd, const char *skip_header)
+/* Following a file (--follow): after its end, what is appended is read
+ * too. Checks, at the end of what was read, whether the file at the path
+ * was replaced (another inode: reopens it, like tail -F) or truncated
+ * (smaller than what was read: reads it again from its start). Returns 1
+ * when the reading starts over (*fd and *pos changed), 0 otherwise. */
+static int follow_check(source *s, int *fd, uint64_t *pos)
+{
+    const char *path = s->o->file;
+    struct stat cur, now;
+    if (fstat(*fd, &cur) != 0)
+        return 0;
+    int use_path = path && strcmp(path, "-") != 0;
+    if (use_path && stat(path, &now) == 0 &&
+        (now.st_ino != cur.st_ino || now.st_dev != cur.st_dev)) {
+        int nfd = open(path, O_RDONLY);
+        if (nfd < 0)
+            return 0; /* not there yet: try again on the next poll */
+        ss_info("%s was replaced (rotated): following the new file from "
+                "its start", path);
+        if (*fd > 0)
+            close(*fd);
+        *fd = nfd;
+        *pos = 0;
+        return 1;
+    }
+    if (S_ISREG(cur.st_mode) && (uint64_t)cur.st_size < *pos) {
+        ss_info("%s was truncated (%llu bytes, %llu were read): following "
+                "it again from its start", use_path ? path : "the input",
+                (unsigned long long)cur.st_size, (unsigned long long)*pos);
+        if (lseek(*fd, 0, SEEK_SET) != 0)
+            return 0;
+        *pos = 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* Reads an input in one part as a stream: stdin, a pipe, or a followed
+ * file (o->follow). A partial batch is sent once no byte arrived for
+ * o->linger_ms (0: only full batches and the last one). Following, the
+ * end of the file is no end: the stream ends, cleanly, at
+ * ss_source_stop. *fd may change (a rotated file is reopened). */
+static int run_stream(source *s, int *fdp, const char *skip_header,
+                      ss_stats_reporter *rep)
 {
     part *p = &s->parts[0];
+    const ss_source_opts *o = s->o;
+    int follow = o->follow, linger = o->linger_ms;
     int rc = part_setup(p);
     if (rc)
         return rc;
@@ -474,8 +520,12 @@ static int run_stream(source *s, int fd, const char *skip_header)
     char *buf = malloc(cap);
     if (!buf)
         return SS_ENOMEM;
-    uint64_t line = 1;
+    uint64_t line = 1, pos = 0, last_data = ss_now_ms(), last_rep = last_data;
     int header_pending = skip_header != NULL;
+    int wait_ms = linger > 0 && linger < 100 ? linger : 100;
+    struct stat st;
+    /* a pipe or terminal ends at its end; a regular file, followed, not */
+    int is_pipe = fstat(*fdp, &st) != 0 || !S_ISREG(st.st_mode);
     batch_start(p, 1);
     for (;;) {
         if (len == cap) { /* a line longer than the buffer */
@@ -488,19 +538,73 @@ static int run_stream(source *s, int fd, const char *skip_header)
             buf = nb;
             cap = ncap;
         }
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR && !atomic_load(&s->stop))
-            continue;
-        if (r < 0) {
-            rc = atomic_load(&s->stop) ? SS_EINTR : SS_EIO;
-            snprintf(p->err, sizeof p->err, "cannot read input: %s",
-                     strerror(errno));
+        uint64_t now = ss_now_ms();
+        if (rep && now - last_rep >= 1000) {
+            report(s, rep, 0, 0);
+            last_rep = now;
+        }
+        /* a partial batch waits no longer than the linger */
+        if (linger > 0 && p->count && now - last_data >= (uint64_t)linger) {
+            if ((rc = batch_send(p)) != 0)
+                break;
+            batch_start(p, line);
+        }
+        ssize_t r;
+        int final = 0; /* no more input: the rest of buf is a last line */
+        int end = 0;   /* the stream ends after that */
+        int restarted = 0; /* a new file (or the same from its start) */
+        if (atomic_load(&s->stop) && !follow) {
+            rc = SS_EINTR;
+            snprintf(p->err, sizeof p->err, "stopped by a signal");
             break;
         }
-        size_t have = len + (size_t)r, off = 0;
+        if (follow && atomic_load(&s->stop)) {
+            r = 0;
+            final = end = 1;
+        } else {
+            if (linger > 0 || follow) {
+                struct pollfd pf = {.fd = *fdp, .events = POLLIN};
+                int n = poll(&pf, 1, wait_ms);
+                if (n == 0 || (n < 0 && errno == EINTR))
+                    continue; /* nothing yet: linger, stop: at the top */
+            }
+            r = read(*fdp, buf + len, cap - len);
+            if (r < 0 && errno == EINTR && !atomic_load(&s->stop))
+                continue;
+            if (r < 0 && errno == EINTR && follow)
+                continue; /* stopped: ends cleanly at the top */
+            if (r < 0) {
+                rc = atomic_load(&s->stop) ? SS_EINTR : SS_EIO;
+                snprintf(p->err, sizeof p->err, "cannot read input: %s",
+                         strerror(errno));
+                break;
+            }
+            if (r > 0) {
+                last_data = ss_now_ms();
+                pos += (uint64_t)r;
+            } else if (follow && !is_pipe) {
+                /* the end for now: more may be appended, the file may be
+                 * replaced or truncated; an unfinished last line waits,
+                 * unless the file it ends was replaced */
+                if (!follow_check(s, fdp, &pos)) {
+                    poll(NULL, 0, wait_ms);
+                    continue;
+                }
+                /* its first line is a header again (after the old file's
+                 * unfinished line, if any, is taken as a line) */
+                header_pending = skip_header != NULL && len == 0;
+                restarted = skip_header != NULL && len > 0;
+                if (len == 0)
+                    continue;
+                final = 1;
+            } else {
+                final = end = 1; /* a pipe's end is the stream's end */
+            }
+        }
+        size_t have = len + (size_t)(r > 0 ? r : 0), off = 0;
         for (;;) {
             char *nl = memchr(buf + off, '\n', have - off);
-            if (!nl && r > 0)
+            if (!nl && !final)
                 break;
             if (!nl && off == have)
                 break;
@@ -524,7 +628,9 @@ static int run_stream(source *s, int fd, const char *skip_header)
         }
         memmove(buf, buf + off, have - off);
         len = have - off;
-        if (r == 0)
+        if (restarted)
+            header_pending = 1;
+        if (end)
             break;
     }
     if (!rc)
@@ -838,10 +944,12 @@ int ss_source_run(ss_source *s)
             goto out;
         }
     }
-    s->nparts = seekable ? o->parts : 1;
-    if (!seekable && o->parts > 1)
-        ss_warn("input is not a regular file: injecting it as 1 part, "
-                "not %u", o->parts);
+    int streamed = !seekable || o->follow;
+    s->nparts = streamed ? 1 : o->parts;
+    if (streamed && o->parts > 1)
+        ss_warn("%s: injecting it as 1 part, not %u",
+                seekable ? "a followed file is read as it grows"
+                         : "input is not a regular file", o->parts);
     s->parts = calloc(s->nparts, sizeof *s->parts);
     if (!s->parts)
         goto out;
@@ -849,8 +957,12 @@ int ss_source_run(ss_source *s)
         s->parts[i].src = s;
         s->parts[i].index = i;
     }
-    if (!seekable) {
-        int rc = run_stream(s, fd, o->header ? "" : NULL);
+    if (streamed) {
+        if (o->follow)
+            ss_info("%s: following %s until stopped (SIGINT or SIGTERM "
+                    "ends the stream cleanly)", o->name,
+                    use_stdin ? "stdin" : o->file);
+        int rc = run_stream(s, &fd, o->header ? "" : NULL, rep);
         report(s, rep, 0, 1);
         if (rc) {
             ss_error("%s", s->parts[0].err[0] ? s->parts[0].err

@@ -36,6 +36,13 @@ typedef struct ss_source_opts {
     unsigned window;     /* batches in flight per part (default 16) */
     uint64_t run;        /* the run id (--run / SS_RUN), 0: none */
     int connect_timeout_ms;
+    int follow;    /* after the end of the file, read what is appended,
+                      reopen it when replaced (like tail -F), until
+                      ss_source_stop, which then ends the stream cleanly;
+                      the file is read in 1 part */
+    int linger_ms; /* stdin, a pipe or a followed file: a partial batch
+                      leaves once no byte arrived for this long (default
+                      200; 0: only full batches and the last one) */
 } ss_source_opts;
 
 /* Fills o with the defaults. */
@@ -52,10 +59,13 @@ int ss_source_new(const ss_source_opts *o, ss_source **out);
 
 /* Injects the whole input, then end-of-stream. Returns 0 (even with
  * rejected lines, which are reported), or a negative code whose reason
- * was logged (SS_EINTR after ss_source_stop). Call once. */
+ * was logged (SS_EINTR after ss_source_stop). With follow, the input has
+ * no end: ss_source_stop ends the stream as the end of the file would
+ * (the rest is sent, then end-of-stream) and the result is 0. Call once. */
 int ss_source_run(ss_source *s);
 
-/* Makes ss_source_run stop sending and return SS_EINTR soon.
+/* Makes ss_source_run stop sending and return SS_EINTR soon (with
+ * follow: end the stream cleanly and return 0 soon).
  * Async-signal-safe (a lock-free atomic store). */
 void ss_source_stop(ss_source *s);
 

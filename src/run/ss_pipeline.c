@@ -246,7 +246,8 @@ static yaml_node_t *lookup(pctx *c, yaml_node_t *n, const char *key,
 
 static int parse_source(pctx *c, yaml_node_t *n)
 {
-    static const char *const keys[] = {"file", "parts", "format", "header",
+    static const char *const keys[] = {"file",   "parts",     "format",
+                                       "header", "follow",    "linger_ms",
                                        NULL};
     static const char *const formats[] = {"lines", "csv", "jsonl", "sealed",
                                           NULL};
@@ -281,6 +282,15 @@ static int parse_source(pctx *c, yaml_node_t *n)
         return fail(c, v, "header: a sealed file's header line cannot be "
                     "skipped without the data key (leave header off: the "
                     "stages see it)");
+    if ((v = lookup(c, n, "follow", NULL)) &&
+        (rc = get_bool(c, "follow", v, &p->source.follow)))
+        return rc;
+    if (v && p->source.follow && !strcmp(p->source.format, "sealed"))
+        return fail(c, v, "follow: a sealed file is complete (sstream "
+                    "encrypt wrote it): it cannot be followed");
+    if ((v = lookup(c, n, "linger_ms", NULL)) &&
+        (rc = get_int(c, "linger_ms", v, 0, 3600000, &p->source.linger_ms)))
+        return rc;
     return 0;
 }
 
@@ -515,6 +525,7 @@ int ss_pipeline_parse(const char *path, const char *text, size_t len,
     p->batch_size = SS_BATCH_DEFAULT_SIZE;
     p->max_reject_ratio = -1;
     p->source.parts = 1;
+    p->source.linger_ms = -1;
     int rc = set_path(p, path);
     if (rc) {
         ss_pipeline_destroy(&p);

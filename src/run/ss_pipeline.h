@@ -53,6 +53,9 @@ typedef struct ss_pipeline {
         int parts;    /* 1..64, default 1 */
         char *format; /* "lines" (default), "csv" or "jsonl" */
         int header;   /* 0/1, default 0 */
+        int follow;   /* 0/1, default 0: read what is appended, until
+                         stopped (sstream source --follow) */
+        int linger_ms; /* -1 (default: the source's), or 0..3600000 */
         int line;     /* line of "file:" (or of "source:") */
     } source;
     ss_stage_conf *stages;

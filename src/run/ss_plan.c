@@ -643,6 +643,10 @@ static int plan(plan_ctx *cx)
         (rc = strv_push(&a, "--format")) ||
         (rc = strv_push(&a, "%s", p->source.format)) ||
         (p->source.header && (rc = strv_push(&a, "--header"))) ||
+        (p->source.follow && (rc = strv_push(&a, "--follow"))) ||
+        (p->source.linger_ms >= 0 &&
+         ((rc = strv_push(&a, "--linger-ms")) ||
+          (rc = strv_push(&a, "%d", p->source.linger_ms)))) ||
         (rc = strv_push(&a, "--batch-size")) ||
         (rc = strv_push(&a, "%llu", (unsigned long long)p->batch_size)) ||
         (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "source")) ||

@@ -102,6 +102,7 @@ struct ss_supervisor {
     uint64_t t0, finish_ns, stop_ns;
     int done, stopping, killed, result, failed;
     int ran, source_started, devnull;
+    int source_stopped; /* the followed source was asked to end (signal) */
     uint64_t ready_ns;
     uint64_t run;       /* this run's id, drawn at ss_supervisor_new */
     char run_env[32];   /* "SS_RUN=<16 hex digits>" for every child */
@@ -1475,7 +1476,18 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
         reap(sv);
         uint64_t now = ss_now_ns();
         if (sig_stop_count != seen) {
-            if (!sv->stopping) {
+            child *src = sv->source >= 0 ? &sv->kids[sv->source] : NULL;
+            if (!sv->stopping && !sv->source_stopped && sv->p->source.follow &&
+                src && src->running && src->pid > 0) {
+                /* an unbounded input ends when asked: the source ends its
+                 * stream cleanly and the run finishes with what it read */
+                say(sv, "interrupted; ending the followed input: the run "
+                        "finishes with what was read (interrupt again to "
+                        "abort)");
+                sv->source_stopped = 1;
+                if (kill(-src->pid, SIGTERM) != 0)
+                    kill(src->pid, SIGTERM);
+            } else if (!sv->stopping) {
                 say(sv, "interrupted; stopping every component");
                 set_cause(sv, "interrupted (Ctrl-C, or a signal)");
                 sv->result = SS_RUN_INTERRUPTED;

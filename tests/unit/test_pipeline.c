@@ -144,6 +144,8 @@ static void defaults_and_paths(void **state)
     assert_int_equal(p->source.parts, 1);
     assert_string_equal(p->source.format, "lines");
     assert_int_equal(p->source.header, 0);
+    assert_int_equal(p->source.follow, 0);
+    assert_int_equal(p->source.linger_ms, -1); /* the source's default */
     assert_string_equal(p->stages[0].script, "sub/map.lua");
     assert_string_equal(p->sink.script, "sub/print.lua");
     assert_null(p->sink.output);
@@ -308,7 +310,15 @@ static void errors_source(void **state)
     expect_edit(6, "  file: ''\n", 6, "file must be a non-empty string");
     expect_edit(6, "  fiel: data.csv\n", 6,
                 "unknown key 'fiel' in source (expected file, parts, "
-                "format, header)");
+                "format, header, follow, linger_ms)");
+    expect_edit(9, "  follow: maybe\n", 9, "follow must be true or false");
+    expect_edit(9, "  linger_ms: -1\n", 9,
+                "linger_ms must be a number from 0 to 3600000");
+    expect_text("source:\n  format: sealed\n  follow: true\n"
+                "stages:\n  - name: map\n    script: map.lua\n"
+                "sink:\n  script: print.lua\n",
+                "p.yml:3: follow: a sealed file is complete (sstream "
+                "encrypt wrote it): it cannot be followed");
 }
 
 static void errors_stages(void **state)
