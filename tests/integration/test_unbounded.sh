@@ -7,7 +7,9 @@
 # the feeder is done, one SIGINT ends the followed input: the run must
 # finish normally (exit 0, balanced) and the whole per-window result must
 # equal sqlite3 on the whole file. Then `sstream source --follow` alone:
-# truncation and replacement (rotation) of the followed file are logged.
+# truncation and replacement (rotation) of the followed file are logged,
+# stdin with the linger, and a foreign producer (Python) feeding a window
+# stage whose first result is printed before the producer ends.
 source "$(dirname "$0")/lib.sh"
 EX=$ROOT/examples/carrier-delays
 rows=${ROWS:-20000} chunk=400
@@ -146,4 +148,52 @@ wait_max 30 "$SRC"
 check "stdin: the end of the pipe ends the stream, exit 0" test $? -eq 0
 wait_max 30 "$SINK"
 contains "stdin: every line once" out-stdin "^events 3$"
+# a foreign producer (tests/python/sstream_client.py, written from
+# docs/PROTOCOL.md) feeds a window stage without end in sight: it sends
+# two batches, then waits until the sink printed the first window (closed
+# by the second batch) before it sends more and ends its stream
+cat > win.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :tumblingWindow({
+    size = 10,
+    time = function(e) return e.t end,
+    seed = function() return 0 end,
+    reduce = function(acc, e) return acc + 1 end,
+  })
+  :map(function(w) return 'window ' .. w.from .. ' ' .. w.value end)
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+bg "$SS" router --from ipc://$T/p-in --to ipc://$T/p-mid --name rp 2> rp.err
+bg "$SS" router --from ipc://$T/p-mid2 --to ipc://$T/p-out --name rq 2> rq.err
+sleep 0.3
+bg "$SS" worker win.lua --from ipc://$T/p-mid --to ipc://$T/p-mid2 --name win-1 2> win.err
+"$SS" sink live.lua --from ipc://$T/p-out --name sink-p > out-p 2> err-p &
+SINK=$!; _pids+=($SINK)
+PYTHONPATH=$ROOT/tests/python timeout -k 5 60 $PY - "$T" > pyp.out 2> pyp.err <<'PY'
+import sys, time
+import zmq
+from sstream_client import Producer, stream_of, DATA, LAST_PART
+t = sys.argv[1]
+ctx = zmq.Context()
+p = Producer(ctx, "ipc://%s/p-in" % t, "py-src", "py")
+S = stream_of("py-src")
+p.send_batch(S, 0, [{"t": i} for i in range(10)], first_row=1)
+p.send_batch(S, 1, [{"t": 10 + i} for i in range(10)], first_row=11)
+seen, t0 = False, time.time()
+while time.time() - t0 < 20 and not seen:
+    with open("%s/out-p" % t) as f:
+        seen = any(l.startswith("window 0 ") for l in f)
+    time.sleep(0.05)
+print("first window before the end", seen, round(time.time() - t0, 2))
+p.send_batch(S, 2, [{"t": 20 + i} for i in range(5)], first_row=21)
+p.end([(S, 3)])
+ctx.destroy(linger=500)
+PY
+check "python producer: ran to the end" test $? -eq 0
+sed 's/^/    /' pyp.out
+contains "python producer: the first window was printed before its stream ended" pyp.out "^first window before the end True"
+wait_max 30 "$SINK"
+check "python producer: the sink completes" test $? -eq 0
+same "python producer: every window once" <(grep '^window' out-p) <(printf 'window 0 10\nwindow 10 10\nwindow 20 5\n')
 finish
