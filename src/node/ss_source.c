@@ -890,6 +890,11 @@ int ss_source_run(ss_source *s)
         ss_error("sealed input needs security encrypted or enclave");
         goto out;
     }
+    if (s->sealed && o->follow) {
+        ss_error("a sealed file is complete (sstream encrypt wrote it): it "
+                 "cannot be followed (leave --follow off)");
+        goto out;
+    }
     if (s->sealed && o->header) {
         ss_error("a sealed file's header line cannot be skipped without "
                  "the data key: leave header off (the stages see it)");

@@ -136,6 +136,11 @@ contains "follow: every line once, then the end" out-follow "^events 8$"
 lacks "follow: each file's header is skipped (new file, truncated one)" out-follow "^h$"
 same "follow: the lines in order" <(head -8 out-follow) <(printf 'a1\na2\na3\na4\nb1\nc1\nc2\nc34\n')
 
+timeout 30 "$SS" source --to ipc://$T/none --format sealed --security encrypted \
+    --follow grow.txt 2> sealed.err
+check "follow: a sealed file is refused (exit 1)" test $? -eq 1
+contains "follow: ... saying why" sealed.err "a sealed file is complete .*: it cannot be followed"
+
 # stdin: a pipe that stays open; its first line arrives before its end
 mkfifo in.fifo
 SRC_IN=in.fifo wire stdin --linger-ms 200 -
