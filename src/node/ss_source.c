@@ -902,6 +902,22 @@ int ss_source_run(ss_source *s)
     }
     int use_stdin = !o->file || strcmp(o->file, "-") == 0;
     fd = s->sealed ? -1 : use_stdin ? 0 : open(o->file, O_RDONLY);
+    if (!s->sealed && fd < 0 && errno == ENOENT && o->follow) {
+        /* like tail -F: a followed file may not be there yet */
+        ss_info("%s: waiting for %s to appear", o->name, o->file);
+        for (;;) {
+            if (atomic_load(&s->stop)) {
+                ss_info("%s: stopped before %s appeared: the stream ends "
+                        "empty", o->name, o->file);
+                fd = open("/dev/null", O_RDONLY);
+                break;
+            }
+            poll(NULL, 0, 100);
+            fd = open(o->file, O_RDONLY);
+            if (fd >= 0 || errno != ENOENT)
+                break;
+        }
+    }
     if (!s->sealed && fd < 0) {
         ss_error("cannot open input '%s': %s", o->file, strerror(errno));
         return SS_EIO;

@@ -716,6 +716,8 @@ int ss_pipeline_check(const ss_pipeline *p, char *err, size_t errlen)
     struct stat st;
     if (stat(p->source.file, &st) != 0) {
         int e = errno;
+        if (e == ENOENT && p->source.follow)
+            return 0; /* the source waits for it to appear (tail -F) */
         ss_errf(err, errlen, "data file '%s': %s", p->source.file,
                 strerror(e));
         return e == ENOENT ? SS_ENOTFOUND : SS_EIO;

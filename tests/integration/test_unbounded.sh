@@ -136,6 +136,24 @@ contains "follow: every line once, then the end" out-follow "^events 8$"
 lacks "follow: each file's header is skipped (new file, truncated one)" out-follow "^h$"
 same "follow: the lines in order" <(head -8 out-follow) <(printf 'a1\na2\na3\na4\nb1\nc1\nc2\nc34\n')
 
+# a followed file that is not there yet is waited for (tail -F); a stop
+# before it appears ends an empty stream
+wire later --follow later.txt
+sleep 0.5
+printf 'e1\n' > later.txt
+check "follow: a file that appears later is followed" arrived out-later e1
+contains "follow: the wait is logged" src-later.err "waiting for later.txt to appear"
+kill -INT "$SRC"
+wait_max 30 "$SRC"
+check "follow: ... SIGINT ends it, exit 0" test $? -eq 0
+wire never --follow never.txt
+sleep 0.5
+kill -INT "$SRC"
+wait_max 30 "$SRC"
+check "follow: stopped before the file appeared: exit 0" test $? -eq 0
+wait_max 30 "$SINK"
+contains "follow: ... an empty stream, completed" out-never "^events 0$"
+
 timeout 30 "$SS" source --to ipc://$T/none --format sealed --security encrypted \
     --follow grow.txt 2> sealed.err
 check "follow: a sealed file is refused (exit 1)" test $? -eq 1

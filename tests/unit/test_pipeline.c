@@ -607,6 +607,9 @@ static void checks(void **state)
     assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_ENOTFOUND);
     assert_string_equal(err, "data file 'nothere.csv': No such file or "
                              "directory");
+    p->source.follow = 1; /* followed: the source waits for it */
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), 0);
+    p->source.follow = 0;
     o.data = "sub";
     assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
     assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_EINVAL);
