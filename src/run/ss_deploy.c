@@ -326,6 +326,12 @@ static void source_words(gen *g, words *w)
         w_add(w, p->source.format);
         if (p->source.header)
             w_add(w, "--header");
+        if (p->source.follow) /* stopping the source ends its stream */
+            w_add(w, "--follow");
+        if (p->source.linger_ms >= 0) {
+            w_add(w, "--linger-ms");
+            w_add(w, w_fmt(w, "%d", p->source.linger_ms));
+        }
         w_add(w, "--parts");
         w_add(w, w_fmt(w, "%d", p->source.parts));
     }
@@ -867,6 +873,14 @@ int ss_deploy_write(const ss_pipeline *p, const ss_deploy_opts *o, FILE *f,
                     p->stages[s].partition_by ? "partitioned" : "broadcast");
             return SS_EINVAL;
         }
+    if (p->source.follow && sealed_source(&g)) {
+        ss_errf(err, errlen,
+                "source follow: an enclave pipeline on %s injects a sealed "
+                "file (sstream encrypt), which is complete and cannot be "
+                "followed: use --target compose, or sstream run",
+                o->target == SS_DEPLOY_SWARM ? "swarm" : "k8s");
+        return SS_EINVAL;
+    }
     if (cluster && strcmp(g.sec, "encrypted") == 0) {
         ss_errf(err, errlen,
                 "security encrypted puts the data key on every worker, and "

@@ -173,7 +173,16 @@ static void test_refusals(void **state)
     o.target = SS_DEPLOY_COMPOSE; /* the owner's own host: fine */
     char *t = gen(p, &o, &rc, err, sizeof err);
     assert_non_null(t);
+    assert_null(strstr(t, "--follow"));
     free(t);
+    p->source.follow = 1; /* an unbounded input: passed on */
+    p->source.linger_ms = 50;
+    t = gen(p, &o, &rc, err, sizeof err);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "\"--follow\", \"--linger-ms\", \"50\""));
+    free(t);
+    p->source.follow = 0;
+    p->source.linger_ms = -1;
     o.keys = NULL;
     assert_null(gen(p, &o, &rc, err, sizeof err));
     assert_non_null(strstr(err, "needs the pipeline's keys (--keys DIR"));
@@ -194,6 +203,11 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err, "stage 'reduce' is broadcast: sstream "
                                 "deploy does not support keyed stages"));
     p->stages[1].broadcast = 0;
+    p->source.follow = 1; /* a sealed file cannot be followed */
+    assert_null(gen(p, &o, &rc, err, sizeof err));
+    assert_non_null(strstr(err, "source follow: an enclave pipeline on k8s "
+                                "injects a sealed file"));
+    p->source.follow = 0;
     o.keys = "no-such-dir";
     assert_null(gen(p, &o, &rc, err, sizeof err));
     assert_int_equal(rc, SS_EIO);
