@@ -68,6 +68,43 @@ contains "the window stage saw no late event" "$T/o/logs/window-1.log" "window: 
 sed -E 's/^([^ ]+ [^ ]+ [^ ]+ [^ ]+) [^ ]+ /\1 /' "$T/run.out" | LC_ALL=C sort > "$T/got"
 same "the whole per-window result equals sqlite3 on the whole file" "$T/got" "$T/expected"
 
+# the first signal may be SIGTERM too; a second one aborts: a sink whose
+# completion takes 20 s is killed, the run exits 130 at once
+cat > "$T/live/slow.lua" <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :subscribe(function(e) end, print,
+    function()
+      print('completing')
+      io.stdout:flush()
+      os.execute('sleep 20')
+      ZmqRx.sendZmqCompleted()
+    end)
+LUA
+cat > "$T/live/slow.yml" <<YML
+name: slow
+source: { file: $T/live/f.csv, format: csv, header: true, follow: true }
+stages:
+  - { name: events, script: $EX/events.lua }
+sink: { script: slow.lua }
+YML
+"$SS" run "$T/live/slow.yml" --output-dir "$T/o2" --timeout 120 \
+    --no-progress > "$T/slow.out" 2> "$T/slow.err" &
+RUN=$!
+_pids+=("$RUN")
+for ((i = 0; i < 300; i++)); do # the source follows: then SIGTERM
+    grep -qs "following" "$T/o2/logs/source.log" && break; sleep 0.1; done
+kill -TERM "$RUN"
+for ((i = 0; i < 300; i++)); do
+    grep -q completing "$T/slow.out" && break; sleep 0.1; done
+check "SIGTERM ends the followed input: the sink completes" grep -q completing "$T/slow.out"
+t0=$(date +%s)
+kill -INT "$RUN"
+wait_max 30 "$RUN"
+rc=$?
+check "a second signal aborts the run (exit 130)" test $rc -eq 130
+check "... at once, not after the sink's 20 s" test $(($(date +%s) - t0)) -le 10
+
 # sstream source --follow alone, into a router and a sink that prints
 # each line as it comes: a few lines (far less than a batch) arrive while
 # the source still runs (the linger sends the partial batch); truncation
