@@ -56,7 +56,7 @@ start=$(date +%s.%N)
 feed
 fed=$(date +%s.%N)
 seen=$(cat "$T/seen")
-echo "    fed $rows rows in $(echo "$fed - $start" | bc) s; $seen result lines out before the last chunk"
+echo "    fed $rows rows in $(awk "BEGIN { printf \"%.1f\", $fed - $start }") s; $seen result lines out before the last chunk"
 check "window results were printed while the feeder was still appending" test "$seen" -ge 20
 sleep 2 # the last rows travel; the last month is still open
 kill -INT "$RUN"
