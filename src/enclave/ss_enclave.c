@@ -103,6 +103,7 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
             return rc;
         }
         so.script_src = ss_bundle_script(bundle, &so.script_len);
+        so.script_path = e->script; /* its name, in this trusted process */
         so.bundle = bundle;
     }
     rc = ss_ecore_init(&e->core, &so, e->o.encrypted, e->o.echo, err,

@@ -697,12 +697,20 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
         budget_begin(s);
         meter_start(s, "loading the script");
     }
-    if (o->script_src)
-        rc = ss_lua_dostring(s->lua, o->script_src, o->script_len,
-                             o->script_path ? o->script_path : "=script",
+    if (o->script_src && o->script_path) {
+        /* text read already (a bundle), from this file: named like a
+         * file chunk, so that messages name it and debug.getinfo's
+         * source finds the script's folder */
+        char chunk[4096 + 2];
+        snprintf(chunk, sizeof chunk, "@%s", o->script_path);
+        rc = ss_lua_dostring(s->lua, o->script_src, o->script_len, chunk,
                              err, errlen);
-    else
+    } else if (o->script_src) {
+        rc = ss_lua_dostring(s->lua, o->script_src, o->script_len,
+                             "=script", err, errlen);
+    } else {
         rc = ss_lua_dofile(s->lua, o->script_path, err, errlen);
+    }
     if (s->host_errors)
         budget_end(s);
     if (rc)
