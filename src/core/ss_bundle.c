@@ -2,6 +2,7 @@
  * ss_bundle.c - a stage script and its local modules (ss_bundle.h).
  */
 #include "core/ss_bundle.h"
+#include "core/ss_util.h"
 #include "securestreams.h"
 
 #include <errno.h>
@@ -31,43 +32,6 @@ struct ss_bundle {
     size_t nmods;
     size_t total; /* bytes read so far, script included */
 };
-
-/* Reads a regular file into a NUL-terminated malloc'd buffer, at most
- * max bytes. */
-static int read_all(const char *path, size_t max, char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? SS_ENOTFOUND : SS_EIO;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return SS_EIO;
-    }
-    if ((uint64_t)st.st_size > max) {
-        close(fd);
-        return SS_ETOOBIG;
-    }
-    char *b = malloc((size_t)st.st_size + 1);
-    if (!b) {
-        close(fd);
-        return SS_ENOMEM;
-    }
-    size_t n = 0;
-    while (n < (size_t)st.st_size) {
-        ssize_t r = read(fd, b + n, (size_t)st.st_size - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    b[n] = '\0';
-    *out = b;
-    *len = n;
-    return 0;
-}
 
 static int is_name_char(int c)
 {
@@ -128,7 +92,7 @@ static int add_module(ss_bundle *b, const char *dir, const char *name,
         return SS_ETOOBIG;
     }
     module *m = &b->mods[b->nmods];
-    int rc = read_all(path, SS_BUNDLE_MAX_BYTES - b->total, &m->src,
+    int rc = ss_read_file(path, SS_BUNDLE_MAX_BYTES - b->total, &m->src,
                       &m->len);
     if (rc) {
         snprintf(err, errlen, "cannot read module %s: %s", path,
@@ -265,7 +229,7 @@ int ss_bundle_load(const char *script_path, ss_bundle **out, char *err,
     ss_bundle *b = calloc(1, sizeof *b);
     if (!b)
         return SS_ENOMEM;
-    int rc = read_all(script_path, SS_BUNDLE_MAX_BYTES, &b->script,
+    int rc = ss_read_file(script_path, SS_BUNDLE_MAX_BYTES, &b->script,
                       &b->script_len);
     if (rc) {
         snprintf(err, errlen, "cannot read stage script %s: %s", script_path,

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,4 +206,51 @@ int ss_name_safe(const char *s, size_t max)
               *s == '.'))
             return 0;
     return 1;
+}
+
+/* See ss_util.h. */
+int ss_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? SS_ENOTFOUND : SS_EIO;
+    size_t cap = 64 * 1024, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b) {
+        close(fd);
+        return SS_ENOMEM;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                free(b);
+                close(fd);
+                return SS_ETOOBIG;
+            }
+            cap = cap * 2 > max ? max : cap * 2;
+            char *nb = realloc(b, cap + 1);
+            if (!nb) {
+                free(b);
+                close(fd);
+                return SS_ENOMEM;
+            }
+            b = nb;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(b);
+            close(fd);
+            return SS_EIO;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    b[n] = '\0';
+    *out = b;
+    *len = n;
+    return 0;
 }

@@ -17,6 +17,12 @@ uint64_t ss_now_ms(void);
  * never a path). Returns 1 or 0. */
 int ss_name_safe(const char *s, size_t max);
 
+/* Reads a whole file (or pipe, or /dev/fd/N) into a NUL-terminated
+ * malloc'd buffer (*out, caller frees) of *len bytes. Returns 0,
+ * SS_ENOTFOUND, SS_EIO (a read failed: nothing partial is returned),
+ * SS_ETOOBIG (over max bytes) or SS_ENOMEM. */
+int ss_read_file(const char *path, size_t max, char **out, size_t *len);
+
 /* Parses a run id: 1 to 16 hex digits, not all zero (the run id 0 means
  * "no run"). Returns 0 and *out, or SS_EINVAL. */
 int ss_parse_run(const char *s, uint64_t *out);

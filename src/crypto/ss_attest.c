@@ -5,6 +5,7 @@
 #include "crypto/ss_attest.h"
 #include "core/ss_buf.h"
 #include "core/ss_bundle.h"
+#include "core/ss_util.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
@@ -85,54 +86,6 @@ void ss_measure(const void *program, size_t nprogram, const void *script,
 }
 
 /* See ss_attest.h. */
-int ss_attest_read_file(const char *path, size_t max, char **out,
-                        size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? SS_ENOTFOUND : SS_EIO;
-    size_t cap = 64 * 1024, n = 0;
-    char *b = malloc(cap + 1);
-    if (!b) {
-        close(fd);
-        return SS_ENOMEM;
-    }
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max) {
-                free(b);
-                close(fd);
-                return SS_ETOOBIG;
-            }
-            cap = cap * 2 > max ? max : cap * 2;
-            char *nb = realloc(b, cap + 1);
-            if (!nb) {
-                free(b);
-                close(fd);
-                return SS_ENOMEM;
-            }
-            b = nb;
-        }
-        ssize_t r = read(fd, b + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            free(b);
-            close(fd);
-            return SS_EIO;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    b[n] = '\0';
-    *out = b;
-    *len = n;
-    return 0;
-}
-
-/* See ss_attest.h. */
 int ss_measure_files(const char *program, const char *script,
                      const char *config, uint8_t out[SS_MEASUREMENT_BYTES],
                      char *err, size_t errlen)
@@ -140,7 +93,7 @@ int ss_measure_files(const char *program, const char *script,
     char *prog = NULL;
     const char *src = NULL;
     size_t np = 0, ns = 0;
-    int rc = ss_attest_read_file(program, 1u << 30, &prog, &np);
+    int rc = ss_read_file(program, 1u << 30, &prog, &np);
     if (rc) {
         snprintf(err, errlen, "cannot read enclave program %s: %s",
                  program, ss_strerror(rc));

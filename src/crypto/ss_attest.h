@@ -73,10 +73,6 @@ int ss_measure_files(const char *program, const char *script,
                      const char *config, uint8_t out[SS_MEASUREMENT_BYTES],
                      char *err, size_t errlen);
 
-/* Reads a whole file into a malloc'd buffer (*out, free()). Returns 0,
- * SS_ENOTFOUND, SS_EIO, SS_ETOOBIG (over max) or SS_ENOMEM. */
-int ss_attest_read_file(const char *path, size_t max, char **out,
-                        size_t *len);
 
 /* Encodes and signs r with the ed25519 secret key sk (64 bytes). */
 void ss_report_sign(const ss_report *r, const uint8_t *sk,
