@@ -254,3 +254,22 @@ int ss_read_file(const char *path, size_t max, char **out, size_t *len)
     *len = n;
     return 0;
 }
+
+/* See ss_util.h. */
+int ss_write_all(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, b + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    return 0;
+}

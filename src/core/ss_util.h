@@ -23,6 +23,10 @@ int ss_name_safe(const char *s, size_t max);
  * SS_ETOOBIG (over max bytes) or SS_ENOMEM. */
 int ss_read_file(const char *path, size_t max, char **out, size_t *len);
 
+/* Writes all n bytes of p to fd, going on after EINTR and short writes.
+ * Returns 0, or -1 with errno set. */
+int ss_write_all(int fd, const void *p, size_t n);
+
 /* Parses a run id: 1 to 16 hex digits, not all zero (the run id 0 means
  * "no run"). Returns 0 and *out, or SS_EINVAL. */
 int ss_parse_run(const char *s, uint64_t *out);

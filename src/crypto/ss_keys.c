@@ -137,17 +137,7 @@ int ss_keys_write_file(const char *path, const void *p, size_t n, int mode,
     }
     if (fchmod(fd, (mode_t)mode) < 0)
         goto fail;
-    const uint8_t *b = p;
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, b + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            goto fail;
-        off += (size_t)w;
-    }
-    if (fsync(fd) < 0)
+    if (ss_write_all(fd, p, n) < 0 || fsync(fd) < 0)
         goto fail;
     if (close(fd) < 0) {
         fd = -1;

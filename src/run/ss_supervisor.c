@@ -719,16 +719,8 @@ static int bundle_fd(const char *script)
     if (ss_bundle_serialize(b, &buf) == 0 &&
         (fd = memfd_create("sstream-bundle", MFD_CLOEXEC |
                                                  MFD_ALLOW_SEALING)) >= 0) {
-        size_t off = 0;
-        while (off < buf.len) {
-            ssize_t w = write(fd, buf.data + off, buf.len - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                break;
-            off += (size_t)w;
-        }
-        if (off != buf.len || lseek(fd, 0, SEEK_SET) != 0 ||
+        if (ss_write_all(fd, buf.data, buf.len) < 0 ||
+            lseek(fd, 0, SEEK_SET) != 0 ||
             fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
                                        F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
             close(fd);
