@@ -136,6 +136,17 @@ static void chained_name(const node *n, size_t k, char *buf, size_t len)
  * memory (those are the first stage's record's): the books see one
  * component per stage, as without chaining (docs/PIPELINE.md). Its
  * bytes and batches in are what the stage before it handed it. */
+/* Copies a stage's event counters into a STATS record. */
+static void put_counts(ss_stats *st, const ss_stage_counts *t)
+{
+    st->in = t->in;
+    st->out = t->out;
+    st->out_bytes = t->out_bytes;
+    st->passed = t->passed;
+    st->dropped = t->dropped;
+    st->rejected = t->rejected;
+}
+
 static void report_chained(node *n, int final)
 {
     for (size_t k = 1; k < ss_chain_len(n->chain); k++) {
@@ -148,12 +159,7 @@ static void report_chained(node *n, int final)
         ss_stats st;
         ss_stats_init(&st);
         ss_stats_set_names(&st, name, n->o->role, ss_stage_name(sk));
-        st.in = t->in;
-        st.out = t->out;
-        st.out_bytes = t->out_bytes;
-        st.passed = t->passed;
-        st.dropped = t->dropped;
-        st.rejected = t->rejected;
+        put_counts(&st, t);
         st.in_bytes = prev->out_bytes;
         st.batches_in = n->batches_in;
         st.batches_out = n->batches_out;
@@ -174,14 +180,8 @@ static void report(node *n, int final)
     ss_stats_init(&st);
     ss_stats_set_names(&st, n->o->name, n->o->role, n->o->stage);
     ss_stats_fill_self(&st);
-    if (t) {
-        st.in = t->in;
-        st.out = t->out;
-        st.out_bytes = t->out_bytes;
-        st.passed = t->passed;
-        st.dropped = t->dropped;
-        st.rejected = t->rejected;
-    }
+    if (t)
+        put_counts(&st, t);
     st.in_bytes = n->bytes_in;
     st.batches_in = n->batches_in;
     st.batches_out = n->batches_out;
