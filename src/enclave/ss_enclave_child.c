@@ -443,6 +443,7 @@ int ss_enclave_child_main(int argc, char **argv)
     so.max_instructions = max_insns;
     so.sandboxed = 1;
     so.in_enclave = 1;
+    so.rejects_sealed = encrypted; /* the core seals them (REJECT) */
     so.host_errors = 1; /* a failing event is rejected, the rest goes on */
     tzset(); /* os.date must not open /etc/localtime later */
     rc = ss_ecore_init(&c.core, &so, encrypted, echo, err, sizeof err);

@@ -43,6 +43,7 @@ struct ss_stage {
     char *from, *to;
     char name[64], stage[64];
     int done_called, uses_sgx, stateful, in_enclave, outputs, host_errors;
+    int rejects_sealed; /* in_enclave, and the records leave sealed */
     int output_done;   /* the socket subscriber saw onCompleted */
     ss_stage_out *cur; /* where emit() writes (NULL: free-running) */
     ss_stage_out free_out;
@@ -402,7 +403,7 @@ void ss_stage_out_release(ss_stage_out *o)
 
 /* Records one rejected event (or `n` events of a broken batch). The event
  * itself is included as JSON when ev is given, except inside an enclave
- * where the reject log is outside the trust boundary. */
+ * whose records would leave in clear (outside the trust boundary). */
 static void add_reject(ss_stage *s, ss_stage_out *o, uint32_t n,
                        const char *reason, const char *ev, size_t evlen)
 {
@@ -423,7 +424,7 @@ static void add_reject(ss_stage *s, ss_stage_out *o, uint32_t n,
         ss_buf_printf(b, ",\"events\":%u", n);
     ss_buf_printf(b, ",\"error\":");
     ss_buf_json_str(b, reason, strlen(reason));
-    if (ev && !s->in_enclave) {
+    if (ev && (!s->in_enclave || s->rejects_sealed)) {
         size_t off = 0;
         ss_buf_printf(b, ",\"event\":");
         size_t mark = b->len;
@@ -596,6 +597,7 @@ int ss_stage_new(const ss_stage_opts *o, ss_stage **out, char *err,
     snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "worker");
     snprintf(s->stage, sizeof s->stage, "%s", o->stage ? o->stage : "");
     s->in_enclave = o->in_enclave;
+    s->rejects_sealed = o->in_enclave && o->rejects_sealed;
     s->host_errors = o->host_errors;
     s->flush_size = SS_BATCH_DEFAULT_SIZE;
     ss_stage_out_init(&s->free_out);

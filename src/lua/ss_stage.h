@@ -39,6 +39,8 @@ typedef struct ss_stage_opts {
     size_t mem_limit;  /* Lua memory cap in bytes (0: none) */
     int sandboxed;     /* restricted library set (enclave) */
     int in_enclave;    /* 1: running inside an enclave */
+    int rejects_sealed; /* in an enclave: its reject records leave sealed
+                           for the owner, so they may quote the event */
     int host_errors;   /* 1: an error in a user function rejects that
                           event and the stream goes on (workers); 0: RxLua
                           semantics, routed to onError (sstream lua) */

@@ -85,6 +85,8 @@ check "sstream decrypt opens the rejects file of an enclave run" test $rc -eq 0
 n=$(grep -c '"error":".*carrier AA refused at row' plain.jsonl)
 check "... and gives every rejected row with its reason ($n of $naa)" test "$n" -eq "$naa" -a "$naa" -gt 0
 contains "... in the plain-mode form (stage, worker, row)" plain.jsonl '"stage":"map","worker":"map-1"'
+contains "... with the rejected event itself, as in plain mode" plain.jsonl '"error":".*carrier AA refused at row.*","event":"[0-9]+,[^"]*,AA,'
+lacks "... which the host's rejects file never shows" out5/rejects.jsonl '"event"'
 sed 's/"sealed":"\(.\{20\}\)A/"sealed":"\1B/' out5/rejects.jsonl > tampered.jsonl
 "$SS" decrypt --keys out5/keys tampered.jsonl t.out 2> e; rc=$?
 check "a changed sealed reason fails to open" test $rc -ne 0
