@@ -462,13 +462,6 @@ static int run_loaded(ss_lua *s, int st, char *err, size_t errlen)
 }
 
 /* See ss_lua.h. */
-int ss_lua_dofile(ss_lua *s, const char *path, char *err, size_t errlen)
-{
-    int st = luaL_loadfilex(s->L, path, "t");
-    return run_loaded(s, st, err, errlen);
-}
-
-/* See ss_lua.h. */
 int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
                     const char *chunkname, char *err, size_t errlen)
 {

@@ -41,11 +41,10 @@ lua_State *ss_lua_state(ss_lua *s);
 /* The most bytes the state has had allocated at once so far. */
 size_t ss_lua_mem_peak(const ss_lua *s);
 
-/* Loads a text chunk (binary chunks are refused) from path or from
- * (src, len) named chunkname, and runs it under lua_pcall with a
- * traceback. On failure returns SS_ELUA (or SS_EIO / SS_ENOMEM) and
- * writes a one-line reason naming the file and line into err. */
-int ss_lua_dofile(ss_lua *s, const char *path, char *err, size_t errlen);
+/* Loads a text chunk (binary chunks are refused) from (src, len) named
+ * chunkname ("@path" for a file's text), and runs it under lua_pcall
+ * with a traceback. On failure returns SS_ELUA (or SS_ENOMEM) and writes
+ * a one-line reason naming the file and line into err. */
 int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
                     const char *chunkname, char *err, size_t errlen);
 

@@ -690,6 +690,20 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
                   size_t errlen)
 {
     int rc;
+    /* a script read from its file comes with the local modules it
+     * requires, as in an enclave: `require 'helpers'` finds the file
+     * beside the script whatever the working folder (ss_bundle.h) */
+    ss_bundle *own = NULL;
+    ss_stage_opts from_file;
+    if (o->script_path && !o->script_src && !o->bundle) {
+        rc = ss_bundle_load(o->script_path, &own, err, errlen);
+        if (rc)
+            return rc;
+        from_file = *o;
+        from_file.script_src = ss_bundle_script(own, &from_file.script_len);
+        from_file.bundle = own;
+        o = &from_file;
+    }
     if (o->bundle)
         register_bundle(s->L, o->bundle);
     /* a stage's main chunk only builds its chain: metered like an event
@@ -707,12 +721,11 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
         snprintf(chunk, sizeof chunk, "@%s", o->script_path);
         rc = ss_lua_dostring(s->lua, o->script_src, o->script_len, chunk,
                              err, errlen);
-    } else if (o->script_src) {
+    } else {
         rc = ss_lua_dostring(s->lua, o->script_src, o->script_len,
                              "=script", err, errlen);
-    } else {
-        rc = ss_lua_dofile(s->lua, o->script_path, err, errlen);
     }
+    ss_bundle_destroy(&own);
     if (s->host_errors)
         budget_end(s);
     if (rc)

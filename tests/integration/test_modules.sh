@@ -48,6 +48,13 @@ for m in plain encrypted enclave; do
     same "... and gives awk's answer ($m)" "sorted-$m" expected
 done
 
+# the modules are found beside the script, not in the working folder
+(cd / && timeout 120 "$SS" run "$T/p.yml" --output-dir "$T/out-cwd" \
+    --no-progress > "$T/got-cwd" 2> "$T/err-cwd")
+check "plain mode run from another folder finds helpers.lua beside the script" test $? -eq 0
+sort "$T/got-cwd" | grep '^Delays' > sorted-cwd
+same "... and gives awk's answer" sorted-cwd expected
+
 # the same script bytes, beside a changed helpers.lua: the enclave loads
 # that module, so its measurement differs and the key service refuses
 mkdir -p evil/util
