@@ -398,6 +398,25 @@ lua_State *ss_lua_state(ss_lua *s) { return s->L; }
 size_t ss_lua_mem_peak(const ss_lua *s) { return s->peak; }
 
 /* See ss_lua.h. */
+int ss_lua_is_sequence(lua_State *L, int t, lua_Unsigned len)
+{
+    if (len == 0)
+        return 0;
+    lua_Unsigned count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_Integer k;
+        if (!lua_isinteger(L, -2) || (k = lua_tointeger(L, -2)) < 1 ||
+            (lua_Unsigned)k > len) {
+            lua_pop(L, 2);
+            return 0;
+        }
+        count++;
+        lua_pop(L, 1);
+    }
+    return count == len;
+}
+
 int ss_lua_traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);

@@ -67,6 +67,11 @@ void ss_lua_syntax_hint(char *err, size_t errlen);
 /* Message handler for lua_pcall: appends a traceback to the error. */
 int ss_lua_traceback(lua_State *L);
 
+/* 1 if the keys of the table at stack index t (absolute) are exactly the
+ * integers 1..len with len >= 1; the JSON and MessagePack codecs write such a
+ * table as an array. Leaves the stack as it found it. */
+int ss_lua_is_sequence(lua_State *L, int t, lua_Unsigned len);
+
 /* Registers the C modules csv, json and log in package.preload of L
  * (called by ss_lua_new; exposed for tests). */
 void ss_lua_preload_builtins(lua_State *L);

@@ -173,26 +173,6 @@ static int key_cmp(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-/* 1 if the keys of t are exactly 1..len (len >= 1). */
-static int is_sequence(lua_State *L, int t, lua_Unsigned len)
-{
-    if (len == 0)
-        return 0;
-    lua_Unsigned count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_Integer k;
-        if (!lua_isinteger(L, -2) || (k = lua_tointeger(L, -2)) < 1 ||
-            (lua_Unsigned)k > len) {
-            lua_pop(L, 2);
-            return 0;
-        }
-        count++;
-        lua_pop(L, 1);
-    }
-    return count == len;
-}
-
 static int enc_object(jenc *e, int t, int depth)
 {
     lua_State *L = e->L;
@@ -342,7 +322,7 @@ static int enc_table(jenc *e, int t, int depth)
     if (row)
         return enc_row(e, t, depth, line, ln, sep);
     lua_Unsigned len = lua_rawlen(L, t);
-    if (!is_sequence(L, t, len))
+    if (!ss_lua_is_sequence(L, t, len))
         return enc_object(e, t, depth);
     if (jput(e, "[", 1))
         return -1;

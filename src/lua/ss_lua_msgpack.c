@@ -14,6 +14,7 @@
  * straight from its line, without Lua strings.
  */
 #include "lua/ss_lua_msgpack.h"
+#include "lua/ss_lua.h"
 #include "core/ss_util.h"
 #include "lua/ss_lua_csv.h"
 #include "securestreams.h"
@@ -122,24 +123,6 @@ static int enc_typed(mp_enc *e, int idx, int type, int depth);
 static inline int enc_value(mp_enc *e, int idx, int depth)
 {
     return enc_typed(e, idx, lua_type(e->L, idx), depth);
-}
-
-/* 1 if the keys of table t are exactly the integers 1..len. */
-static int is_sequence(lua_State *L, int t, lua_Unsigned len)
-{
-    lua_Unsigned count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_Integer k;
-        if (!lua_isinteger(L, -2) || (k = lua_tointeger(L, -2)) < 1 ||
-            (lua_Unsigned)k > len) {
-            lua_pop(L, 2);
-            return 0;
-        }
-        count++;
-        lua_pop(L, 1);
-    }
-    return count == len;
 }
 
 /* Writes the elements 1..len of sequence t (header reserved at start). */
@@ -301,7 +284,7 @@ static int enc_table(mp_enc *e, int t, int depth)
         if (isint) {
             lua_Integer k = lua_tointeger(L, top - 1);
             lua_Unsigned len = lua_rawlen(L, t);
-            if (k >= 1 && (lua_Unsigned)k <= len && is_sequence(L, t, len)) {
+            if (k >= 1 && (lua_Unsigned)k <= len && ss_lua_is_sequence(L, t, len)) {
                 lua_pop(L, 2);
                 b->len = start + 1;
                 return enc_array_indexed(e, t, depth, start, len);
