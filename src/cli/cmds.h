@@ -23,5 +23,6 @@ int cmd_enclave(int argc, char **argv);
 int cmd_spawner(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
 
 #endif

@@ -27,6 +27,7 @@ static int cmd_help(int argc, char **argv);
 static const struct cmd commands[] = {
     {"run", cmd_run, "run a whole pipeline on this machine", 0},
     {"deploy", cmd_deploy, "write Compose, Swarm or Kubernetes files", 0},
+    {"cluster", cmd_cluster, "check what a Docker Swarm needs for a run", 0},
     {"source", cmd_source, "inject a file (or stdin) into a pipeline", 0},
     {"router", cmd_router, "dispatch batches between two stages", 0},
     {"worker", cmd_worker, "run a stage script on batches", 0},

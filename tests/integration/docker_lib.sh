@@ -39,3 +39,31 @@ docker_up() {
     docker_down
     docker_skip "dockerd did not start: ${why:-no answer in 30 s}"
 }
+
+# swarm_mine: makes this engine the single node of a swarm of the test's
+# own (`docker swarm init --advertise-addr 127.0.0.1`), leaving first a
+# swarm that an earlier test made and could not leave (its node carries
+# the label securestreams.test); swarm_leave leaves it again. SKIPPED when
+# someone else's swarm is active. Sets NODE to the node's id.
+_swarm_mine=0
+swarm_leave() {
+    [ $_swarm_mine = 1 ] && "$DOCKER" swarm leave --force > /dev/null 2>&1
+    _swarm_mine=0
+}
+swarm_leave_stale() {
+    local state mark
+    state=$("$DOCKER" info --format '{{.Swarm.LocalNodeState}}' 2> /dev/null)
+    [ "$state" = active ] || return 0
+    mark=$("$DOCKER" node inspect self --format '{{index .Spec.Labels "securestreams.test"}}' 2> /dev/null)
+    [ -n "$mark" ] ||
+        docker_skip "a swarm is already active on this engine: the test leaves other people's swarms alone"
+    "$DOCKER" swarm leave --force > /dev/null 2>&1
+}
+swarm_mine() {
+    swarm_leave_stale
+    "$DOCKER" swarm init --advertise-addr 127.0.0.1 > "$T/init.log" 2>&1 ||
+        docker_skip "docker swarm init failed: $(tail -1 "$T/init.log")"
+    _swarm_mine=1
+    NODE=$("$DOCKER" node ls -q | head -1)
+    "$DOCKER" node update --label-add securestreams.test=1 "$NODE" > /dev/null
+}
