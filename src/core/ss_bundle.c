@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define NAME_MAX_LEN 128
-#define MAGIC "\0SSBUNDLE1\n"
+#define MAGIC "\0SSBUNDLE2\n"
 #define MAGIC_LEN 11
 
 typedef struct module {
@@ -30,6 +30,8 @@ struct ss_bundle {
     size_t script_len;
     module mods[SS_BUNDLE_MAX_MODULES];
     size_t nmods;
+    module files[SS_BUNDLE_MAX_FILES]; /* data files: name, bytes */
+    size_t nfiles;
     size_t total; /* bytes read so far, script included */
 };
 
@@ -68,8 +70,26 @@ static int have_module(const ss_bundle *b, const char *name)
     return 0;
 }
 
-static int add_requires(ss_bundle *b, const char *dir, const char *src,
-                        size_t len, int depth, char *err, size_t errlen);
+/* A data file's name: a relative path below the script's folder, parts
+ * of letters, digits, '_', '-' and '.' separated by '/', none empty or
+ * starting with '.' (so no "..", no hidden file, no absolute path). */
+static int safe_path(const char *s, size_t n)
+{
+    if (!n || n >= NAME_MAX_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        int start = i == 0 || s[i - 1] == '/';
+        if (start && (s[i] == '.' || s[i] == '/'))
+            return 0;
+        if (s[i] != '/' && !is_name_char((unsigned char)s[i]))
+            return 0;
+    }
+    return s[n - 1] != '/';
+}
+
+static int scan(ss_bundle *b, const char *dir, const char *where,
+                const char *src, size_t len, int depth, char *err,
+                size_t errlen);
 
 /* Bundles module `name` if <dir>/<name as path>.lua exists. */
 static int add_module(ss_bundle *b, const char *dir, const char *name,
@@ -108,46 +128,125 @@ static int add_module(ss_bundle *b, const char *dir, const char *name,
     }
     b->nmods++;
     b->total += m->len;
-    return add_requires(b, dir, m->src, m->len, depth + 1, err, errlen);
+    return scan(b, dir, path, m->src, m->len, depth + 1, err, errlen);
 }
 
-/* Finds require of a string literal in src[0..len) and bundles each. */
-static int add_requires(ss_bundle *b, const char *dir, const char *src,
-                        size_t len, int depth, char *err, size_t errlen)
+/* Bundles the data file <dir>/<name>, named by files.read or files.lines
+ * in `where`: it must exist and fit the limits. */
+static int add_file(ss_bundle *b, const char *dir, const char *name,
+                    const char *where, char *err, size_t errlen)
 {
-    static const char kw[] = "require";
-    const size_t kl = sizeof kw - 1;
-    if (depth > SS_BUNDLE_MAX_MODULES)
-        return 0;
-    for (size_t i = 0; i + kl < len; i++) {
-        if (memcmp(src + i, kw, kl) != 0 ||
-            (i > 0 && (is_ident_char((unsigned char)src[i - 1]) ||
-                       src[i - 1] == '.' || src[i - 1] == ':')) ||
-            is_ident_char((unsigned char)src[i + kl]))
-            continue;
-        size_t j = i + kl;
+    for (size_t i = 0; i < b->nfiles; i++)
+        if (strcmp(b->files[i].name, name) == 0)
+            return 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "data file %s (named by %s) %s", path, where,
+                 errno == ENOENT ? "does not exist" : "is not a regular file");
+        return SS_ENOTFOUND;
+    }
+    if (st.st_size > (off_t)SS_BUNDLE_MAX_FILE_BYTES) {
+        snprintf(err, errlen, "data file %s (named by %s) is %lld bytes: "
+                 "a file bundled with a stage script may have at most "
+                 "%u MiB", path, where, (long long)st.st_size,
+                 SS_BUNDLE_MAX_FILE_BYTES >> 20);
+        return SS_ETOOBIG;
+    }
+    if (b->nfiles == SS_BUNDLE_MAX_FILES) {
+        snprintf(err, errlen, "data file %s (named by %s): more than %d "
+                 "data files", path, where, SS_BUNDLE_MAX_FILES);
+        return SS_ETOOBIG;
+    }
+    module *f = &b->files[b->nfiles];
+    int rc = ss_read_file(path, SS_BUNDLE_MAX_BYTES - b->total, &f->src,
+                          &f->len);
+    if (rc) {
+        snprintf(err, errlen, "cannot read data file %s (named by %s): %s",
+                 path, where,
+                 rc == SS_ETOOBIG ? "the script, its modules and data "
+                                    "files are over 64 MiB"
+                                  : ss_strerror(rc));
+        return rc;
+    }
+    if (!(f->name = strdup(name))) {
+        free(f->src);
+        return SS_ENOMEM;
+    }
+    b->nfiles++;
+    b->total += f->len;
+    return 0;
+}
+
+/* If src[j..len) is `(`? then a string literal (spaces allowed around
+ * the parenthesis), sets [*s, *e) to the literal's text and returns 1. */
+static int literal_at(const char *src, size_t len, size_t j, size_t *s,
+                      size_t *e)
+{
+    while (j < len && (src[j] == ' ' || src[j] == '\t'))
+        j++;
+    if (j < len && src[j] == '(') {
+        j++;
         while (j < len && (src[j] == ' ' || src[j] == '\t'))
             j++;
-        if (j < len && src[j] == '(') {
-            j++;
-            while (j < len && (src[j] == ' ' || src[j] == '\t'))
-                j++;
+    }
+    if (j >= len || (src[j] != '\'' && src[j] != '"'))
+        return 0;
+    char q = src[j++];
+    *s = j;
+    while (j < len && src[j] != q && src[j] != '\n')
+        j++;
+    if (j >= len || src[j] != q)
+        return 0;
+    *e = j;
+    return 1;
+}
+
+/* Finds, in src[0..len) (the text of `where`), each require of a string
+ * literal and bundles the module, and each files.read / files.lines of a
+ * string literal and bundles the data file. */
+static int scan(ss_bundle *b, const char *dir, const char *where,
+                const char *src, size_t len, int depth, char *err,
+                size_t errlen)
+{
+    static const char *const kws[] = {"require", "files.read",
+                                      "files.lines"};
+    if (depth > SS_BUNDLE_MAX_MODULES)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (i > 0 && (is_ident_char((unsigned char)src[i - 1]) ||
+                      src[i - 1] == '.' || src[i - 1] == ':'))
+            continue;
+        for (size_t k = 0; k < sizeof kws / sizeof kws[0]; k++) {
+            size_t kl = strlen(kws[k]), s, e;
+            if (i + kl >= len || memcmp(src + i, kws[k], kl) != 0 ||
+                is_ident_char((unsigned char)src[i + kl]) ||
+                !literal_at(src, len, i + kl, &s, &e))
+                continue;
+            char name[NAME_MAX_LEN];
+            int rc = 0;
+            if (k == 0 && safe_name(src + s, e - s)) {
+                memcpy(name, src + s, e - s);
+                name[e - s] = '\0';
+                rc = add_module(b, dir, name, depth, err, errlen);
+            } else if (k > 0 && safe_path(src + s, e - s)) {
+                memcpy(name, src + s, e - s);
+                name[e - s] = '\0';
+                rc = add_file(b, dir, name, where, err, errlen);
+            } else if (k > 0) {
+                snprintf(err, errlen, "%s: %s '%.*s': a data file is named "
+                         "by a relative path below the script's folder "
+                         "(letters, digits, _ - . and /, no part starting "
+                         "with '.')", where, kws[k],
+                         (int)(e - s > 80 ? 80 : e - s), src + s);
+                return SS_EINVAL;
+            }
+            if (rc)
+                return rc;
+            i = e;
+            break;
         }
-        if (j >= len || (src[j] != '\'' && src[j] != '"'))
-            continue;
-        char q = src[j++];
-        size_t s = j;
-        while (j < len && src[j] != q && src[j] != '\n')
-            j++;
-        if (j >= len || src[j] != q || !safe_name(src + s, j - s))
-            continue;
-        char name[NAME_MAX_LEN];
-        memcpy(name, src + s, j - s);
-        name[j - s] = '\0';
-        int rc = add_module(b, dir, name, depth, err, errlen);
-        if (rc)
-            return rc;
-        i = j;
     }
     return 0;
 }
@@ -181,8 +280,8 @@ static char *take(const char **p, const char *end, uint64_t n)
 }
 
 /* Reads the file form (ss_bundle_serialize) of buf[0..len) into b: the
- * script, then modules with safe names, sorted and unique, nothing
- * after them. */
+ * script, then modules with safe names, then data files with safe paths,
+ * each sorted and unique, nothing after them. */
 static int parse_file_form(ss_bundle *b, const char *buf, size_t len,
                            const char *path, char *err, size_t errlen)
 {
@@ -208,6 +307,24 @@ static int parse_file_form(ss_bundle *b, const char *buf, size_t len,
         if (b->nmods > 1 && strcmp(b->mods[b->nmods - 2].name, m->name) >= 0)
             goto bad;
     }
+    if (!get_u64(&p, end, &nm) || nm > SS_BUNDLE_MAX_FILES)
+        goto bad;
+    for (uint64_t i = 0; i < nm; i++) {
+        module *f = &b->files[b->nfiles];
+        if (!get_u64(&p, end, &n) || n >= NAME_MAX_LEN ||
+            !(f->name = take(&p, end, n)))
+            goto bad;
+        if (!safe_path(f->name, (size_t)n) || !get_u64(&p, end, &n) ||
+            n > SS_BUNDLE_MAX_FILE_BYTES || !(f->src = take(&p, end, n))) {
+            free(f->name);
+            goto bad;
+        }
+        f->len = (size_t)n;
+        b->nfiles++;
+        if (b->nfiles > 1 &&
+            strcmp(b->files[b->nfiles - 2].name, f->name) >= 0)
+            goto bad;
+    }
     if (p != end)
         goto bad;
     return 0;
@@ -229,8 +346,15 @@ int ss_bundle_load(const char *script_path, ss_bundle **out, char *err,
     ss_bundle *b = calloc(1, sizeof *b);
     if (!b)
         return SS_ENOMEM;
-    int rc = ss_read_file(script_path, SS_BUNDLE_MAX_BYTES, &b->script,
-                      &b->script_len);
+    /* the file form adds its framing (names, lengths) to the 64 MiB */
+    int rc = ss_read_file(script_path, SS_BUNDLE_MAX_BYTES + (1u << 20),
+                          &b->script, &b->script_len);
+    if (!rc && b->script_len > SS_BUNDLE_MAX_BYTES &&
+        (b->script_len < MAGIC_LEN ||
+         memcmp(b->script, MAGIC, MAGIC_LEN) != 0)) {
+        free(b->script);
+        rc = SS_ETOOBIG;
+    }
     if (rc) {
         snprintf(err, errlen, "cannot read stage script %s: %s", script_path,
                  ss_strerror(rc));
@@ -260,12 +384,13 @@ int ss_bundle_load(const char *script_path, ss_bundle **out, char *err,
         *(slash == dir ? slash + 1 : slash) = '\0';
     else
         snprintf(dir, sizeof dir, ".");
-    rc = add_requires(b, dir, b->script, b->script_len, 0, err, errlen);
+    rc = scan(b, dir, script_path, b->script, b->script_len, 0, err, errlen);
     if (rc) {
         ss_bundle_destroy(&b);
         return rc;
     }
     qsort(b->mods, b->nmods, sizeof b->mods[0], by_name);
+    qsort(b->files, b->nfiles, sizeof b->files[0], by_name);
     *out = b;
     return 0;
 }
@@ -296,6 +421,10 @@ void ss_bundle_destroy(ss_bundle **pb)
         free(b->mods[i].name);
         free(b->mods[i].src);
     }
+    for (size_t i = 0; i < b->nfiles; i++) {
+        free(b->files[i].name);
+        free(b->files[i].src);
+    }
     free(b->script);
     free(b);
     *pb = NULL;
@@ -320,6 +449,18 @@ void ss_bundle_module(const ss_bundle *b, size_t i, const char **name,
     *len = b->mods[i].len;
 }
 
+/* See ss_bundle.h. */
+size_t ss_bundle_nfiles(const ss_bundle *b) { return b->nfiles; }
+
+/* See ss_bundle.h. */
+void ss_bundle_file(const ss_bundle *b, size_t i, const char **name,
+                    const char **data, size_t *len)
+{
+    *name = b->files[i].name;
+    *data = b->files[i].src;
+    *len = b->files[i].len;
+}
+
 static int put_u64(ss_buf *out, uint64_t v)
 {
     uint8_t le[8];
@@ -328,12 +469,13 @@ static int put_u64(ss_buf *out, uint64_t v)
     return ss_buf_append(out, le, sizeof le);
 }
 
-/* Appends every module as u64le(len(name)) name u64le(len(src)) src, in
- * order: the common tail of the file form and the measured form. */
-static int put_modules(const ss_bundle *b, ss_buf *out)
+/* Appends each of the n entries as u64le(len(name)) name u64le(len(src))
+ * src, in order: modules and data files, in the file form and the
+ * measured form. */
+static int put_modules(const module *mods, size_t n, ss_buf *out)
 {
-    for (size_t i = 0; i < b->nmods; i++) {
-        const module *m = &b->mods[i];
+    for (size_t i = 0; i < n; i++) {
+        const module *m = &mods[i];
         size_t nl = strlen(m->name);
         if (put_u64(out, nl) || ss_buf_append(out, m->name, nl) ||
             put_u64(out, m->len) || ss_buf_append(out, m->src, m->len))
@@ -347,20 +489,28 @@ int ss_bundle_serialize(const ss_bundle *b, ss_buf *out)
 {
     if (ss_buf_append(out, MAGIC, MAGIC_LEN) || put_u64(out, b->script_len) ||
         ss_buf_append(out, b->script, b->script_len) ||
-        put_u64(out, b->nmods))
+        put_u64(out, b->nmods) || put_modules(b->mods, b->nmods, out) ||
+        put_u64(out, b->nfiles))
         return SS_ENOMEM;
-    return put_modules(b, out);
+    return put_modules(b->files, b->nfiles, out);
 }
 
 /* See ss_bundle.h. */
 int ss_bundle_measured(const ss_bundle *b, ss_buf *out)
 {
     static const char tag[] = "\0sstream-modules-v1\0";
+    static const char ftag[] = "\0sstream-files-v1\0";
     if (ss_buf_append(out, b->script, b->script_len))
         return SS_ENOMEM;
-    if (!b->nmods)
+    if (!b->nmods && !b->nfiles)
         return 0;
-    if (ss_buf_append(out, tag, sizeof tag - 1))
+    if (ss_buf_append(out, tag, sizeof tag - 1) ||
+        put_modules(b->mods, b->nmods, out))
         return SS_ENOMEM;
-    return put_modules(b, out);
+    if (!b->nfiles)
+        return 0;
+    if (ss_buf_append(out, ftag, sizeof ftag - 1) ||
+        put_modules(b->files, b->nfiles, out))
+        return SS_ENOMEM;
+    return 0;
 }

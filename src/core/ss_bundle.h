@@ -1,6 +1,7 @@
 /*
  * ss_bundle.h - a stage script together with the local Lua modules it
- * requires: what an enclave loads, and so what its measurement covers.
+ * requires and the data files it reads: what an enclave loads, and so
+ * what its measurement covers.
  *
  * A worker process finds `require 'helpers'` through the file system; an
  * enclave cannot (no io, no open(2) once locked down), and what it loads
@@ -16,17 +17,33 @@
  * name computed at run time is not found (in an enclave: "module not
  * found").
  *
+ * Data files travel the same way: for each `files.read` or `files.lines`
+ * (the built-in `files` module, docs/LUA.md) of a string literal in the
+ * script or a bundled module, the file `<script folder>/<literal>` is
+ * read into the bundle (a relative path: parts of letters, digits, '_',
+ * '-', '.' separated by '/', none starting with '.'; anything else is
+ * an error naming the file that wrote it). It must exist (or the load
+ * fails naming it and who named it) and hold at most 16 MiB; at most 64
+ * files, and 64 MiB for the script, modules and files together. So a
+ * lookup table reaches an enclave, which has no io, and is part of its
+ * measurement.
+ *
  * A bundle can also travel as one file (ss_bundle_serialize): when the
  * enclave may not reach the script's folder (separate uids), whoever
  * may opens the script, bundles it and hands the enclave that file;
- * ss_bundle_load recognises it by its first bytes ("\0SSBUNDLE1\n": a
- * Lua text script never starts with a NUL byte) and reads the script and
- * modules from it instead of from the folder.
+ * ss_bundle_load recognises it by its first bytes ("\0SSBUNDLE2\n": a
+ * Lua text script never starts with a NUL byte) and reads the script,
+ * modules and files from it instead of from the folder: the magic, then
+ * u64le(len) script, u64le(count) and the modules, u64le(count) and the
+ * files, each as u64le(len(name)) name u64le(len(bytes)) bytes.
  *
  * The measured form (ss_bundle_measured) is the script's bytes alone when
- * no module was found, so a script without modules measures as before;
+ * no module and no data file was found, so a script without them
+ * measures as before;
  * otherwise the script, then "\0sstream-modules-v1\0", then for each
  * module sorted by name: u64le(len(name)) name u64le(len(src)) src.
+ * With data files, the modules' part is there even without modules, and
+ * then "\0sstream-files-v1\0" and each file sorted by name the same way.
  * The owner (key service manifest) and the enclave compute it with the
  * same function, from the same files.
  */
@@ -38,7 +55,9 @@
 #include <stddef.h>
 
 #define SS_BUNDLE_MAX_MODULES 64
-#define SS_BUNDLE_MAX_BYTES (64u << 20) /* script and modules together */
+#define SS_BUNDLE_MAX_FILES 64
+#define SS_BUNDLE_MAX_FILE_BYTES (16u << 20) /* one data file */
+#define SS_BUNDLE_MAX_BYTES (64u << 20) /* script, modules and files */
 
 typedef struct ss_bundle ss_bundle;
 
@@ -63,6 +82,13 @@ const char *ss_bundle_script(const ss_bundle *b, size_t *len);
 size_t ss_bundle_nmodules(const ss_bundle *b);
 void ss_bundle_module(const ss_bundle *b, size_t i, const char **name,
                       const char **src, size_t *len);
+
+/* Number of data files, and file i: its name as the script wrote it
+ * ("carriers.csv", "tables/codes.csv"), its bytes (NUL-terminated) and
+ * length, all owned by b. Files are sorted by name. */
+size_t ss_bundle_nfiles(const ss_bundle *b);
+void ss_bundle_file(const ss_bundle *b, size_t i, const char **name,
+                    const char **data, size_t *len);
 
 /* Appends b as one file (above) to out. Returns 0 or SS_ENOMEM. */
 int ss_bundle_serialize(const ss_bundle *b, ss_buf *out);

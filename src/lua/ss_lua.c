@@ -96,6 +96,8 @@ void ss_lua_preload_builtins(lua_State *L)
     lua_setfield(L, -2, "json");
     lua_pushcfunction(L, luaopen_ss_log);
     lua_setfield(L, -2, "log");
+    lua_pushcfunction(L, luaopen_ss_files);
+    lua_setfield(L, -2, "files");
     lua_pop(L, 1);
 }
 

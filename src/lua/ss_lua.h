@@ -72,7 +72,7 @@ int ss_lua_traceback(lua_State *L);
  * table as an array. Leaves the stack as it found it. */
 int ss_lua_is_sequence(lua_State *L, int t, lua_Unsigned len);
 
-/* Registers the C modules csv, json and log in package.preload of L
+/* Registers the C modules csv, json, log and files in package.preload of L
  * (called by ss_lua_new; exposed for tests). */
 void ss_lua_preload_builtins(lua_State *L);
 
@@ -80,5 +80,13 @@ void ss_lua_preload_builtins(lua_State *L);
 int luaopen_ss_csv(lua_State *L);
 int luaopen_ss_json(lua_State *L);
 int luaopen_ss_log(lua_State *L);
+int luaopen_ss_files(lua_State *L);
+
+/* Makes a data file bundled with the stage's script (core/ss_bundle.h)
+ * readable by the `files` module of L: files.read(name) returns a copy
+ * of data[0..len), owned by L. Raises (a Lua memory error) only when L
+ * is out of memory: call it protected or before the memory cap counts. */
+void ss_lua_files_add(lua_State *L, const char *name, const char *data,
+                      size_t len);
 
 #endif

@@ -685,6 +685,20 @@ static void register_bundle(lua_State *L, const ss_bundle *b)
     lua_pop(L, 1);
 }
 
+/* lua_pcall'd: copies the bundle's data files (light userdata 1) into
+ * the state's `files` module. */
+static int add_files(lua_State *L)
+{
+    const ss_bundle *b = lua_touserdata(L, 1);
+    for (size_t i = 0; i < ss_bundle_nfiles(b); i++) {
+        const char *name, *data;
+        size_t len;
+        ss_bundle_file(b, i, &name, &data, &len);
+        ss_lua_files_add(L, name, data, len);
+    }
+    return 0;
+}
+
 /* See ss_stage.h. */
 int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
                   size_t errlen)
@@ -704,8 +718,28 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
         from_file.bundle = own;
         o = &from_file;
     }
-    if (o->bundle)
+    if (o->bundle) {
         register_bundle(s->L, o->bundle);
+        /* the data files count against the memory cap, like the rest */
+        lua_pushcfunction(s->L, add_files);
+        lua_pushlightuserdata(s->L, (void *)o->bundle);
+        if (lua_pcall(s->L, 1, 0, 0) != LUA_OK) {
+            size_t total = 0;
+            for (size_t i = 0; i < ss_bundle_nfiles(o->bundle); i++) {
+                const char *name, *data;
+                size_t len;
+                ss_bundle_file(o->bundle, i, &name, &data, &len);
+                total += len;
+            }
+            snprintf(err, errlen, "cannot load the script's %zu data "
+                     "file(s), %zu bytes: %s (the stage's memory cap: "
+                     "--mem-limit)", ss_bundle_nfiles(o->bundle), total,
+                     lua_tostring(s->L, -1) ? lua_tostring(s->L, -1) : "?");
+            lua_pop(s->L, 1);
+            ss_bundle_destroy(&own);
+            return SS_ENOMEM;
+        }
+    }
     /* a stage's main chunk only builds its chain: metered like an event
      * (not so with RxLua semantics, `sstream lua`, where the main chunk
      * is the whole program) */

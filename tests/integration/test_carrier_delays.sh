@@ -2,9 +2,9 @@
 # examples/carrier-delays end to end: a tumbling event-time window (one
 # month per carrier) and a join with a static table (carriers.csv), run by
 # `sstream run`, must give what sqlite3 computes with GROUP BY and a LEFT
-# JOIN on the same file, in plain and encrypted modes. Then the window
-# stage alone inside the enclave (security: enclave), checked the same way:
-# the join reads carriers.csv with io, which an enclave does not have.
+# JOIN on the same file, in the three security modes: in enclave mode the
+# join stage runs in an enclave too, carriers.csv bundled with its script
+# (files.lines); a join reading it with io fails there.
 source "$(dirname "$0")/lib.sh"
 EX=$ROOT/examples/carrier-delays
 rows=${ROWS:-20000}
@@ -25,12 +25,6 @@ SELECT printf('%04d-%02d', f.Year, f.Month), f.UniqueCarrier, COUNT(*),
  WHERE f.ArrDelay <> 'NA'
  GROUP BY f.Year, f.Month, f.UniqueCarrier
  ORDER BY CAST(f.Year AS INTEGER), CAST(f.Month AS INTEGER), f.UniqueCarrier;
-.output $T/expected-noname
-SELECT printf('%04d-%02d', Year, Month), UniqueCarrier, COUNT(*),
-       SUM(CAST(ArrDelay AS INTEGER)), '-'
-  FROM flights WHERE ArrDelay <> 'NA'
- GROUP BY Year, Month, UniqueCarrier ORDER BY CAST(Year AS INTEGER), CAST(Month AS INTEGER),
-          UniqueCarrier;
 SQL
 check "sqlite3 has about 48 months x 20 carriers" test "$(wc -l < "$T/expected")" -ge 900
 contains "sqlite3 sees the carrier missing from carriers.csv" "$T/expected" " AQ .*\(unknown\)$"
@@ -65,27 +59,39 @@ strip_avg "$T/encrypted.out" > "$T/encrypted.got"
 same "encrypted: per carrier and month, with names, equals sqlite3" "$T/encrypted.got" "$T/expected"
 contains "encrypted: balanced" "$T/encrypted.err" "balanced"
 
-# the window stage inside the enclave: its state lives in the enclave
-mkdir -p "$T/enc"
-cat > "$T/enc/pipeline.yml" <<YML
-name: carrier-delays-enclave
-security: enclave
-source:
-  file: f.csv
-  parts: 1
-  format: csv
-  header: true
-stages:
-  - name: events
-    script: $EX/events.lua
-  - name: window
-    script: $EX/window.lua
-sink:
-  script: $EX/print-delays.lua
-YML
-run enclave "$T/enc/pipeline.yml"
+# enclave mode: every stage in an enclave, the join too: names.lua reads
+# carriers.csv with files.lines, so the file travels in the stage's bundle
+# (and its measurement); the window state lives in the enclave
+LOG_LEVEL=info run enclave "$EX/pipeline.yml" --security enclave
 check "enclave: exits 0" test $? -eq 0
 strip_avg "$T/enclave.out" > "$T/enclave.got"
-same "enclave: per carrier and month equals sqlite3" "$T/enclave.got" "$T/expected-noname"
+same "enclave: per carrier and month, with names, equals sqlite3" "$T/enclave.got" "$T/expected"
 contains "enclave: balanced" "$T/enclave.err" "balanced"
+contains "enclave: the join ran in an enclave" "$T/enclave.err" "stage 'names' runs in enclave"
+contains "... which the key service vouched for" "$T/enclave.err" "released the data key to worker names-1"
+
+# the same names.lua beside a changed carriers.csv: the enclave loads that
+# file, so its measurement differs and the key service refuses the enclave
+mkdir -p "$T/evil"
+cp "$EX/names.lua" "$T/evil/"
+sed 's/^AA,American Airlines$/AA,Evil Airlines/' "$EX/carriers.csv" > "$T/evil/carriers.csv"
+SS="$ROOT/bin/sstream-test" SS_RUN_TEST_SWAP_SCRIPT="names=$T/evil/names.lua" \
+    run evil "$EX/pipeline.yml" --security enclave
+check "enclave: a changed carriers.csv: the run fails" test $? -ne 0
+contains "... because the key service refuses the enclave" "$T/evil.err" \
+    "measurement of stage 'names' does not match the manifest"
+lacks "... and no name from the changed file is printed" "$T/evil.out" "Evil"
+
+# the sandbox still has no io: the old names.lua (io.lines) fails there
+mkdir -p "$T/io"
+cp "$EX"/*.lua "$EX"/carriers.csv "$EX"/pipeline.yml "$T/io/"
+cat > "$T/io/names.lua" <<'LUA'
+local ZmqRx = require 'zmq-rx'
+local names = {}
+for line in io.lines('carriers.csv') do names[#names + 1] = line end
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM')):subscribeToSocket(os.getenv('TO'))
+LUA
+run io "$T/io/pipeline.yml" --security enclave
+check "enclave: a join stage reading its table with io fails" test $? -ne 0
+contains "... because io does not exist in the enclave" "$T/io.err" "attempt to index a nil value \(global 'io'\)"
 finish

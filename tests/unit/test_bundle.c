@@ -2,7 +2,8 @@
  * test_bundle.c - a stage script and the local modules it requires
  * (src/core/ss_bundle.c): which requires are found, nested modules,
  * names that are not files (built-ins) or could leave the folder, the
- * measured form with and without modules, and errors naming the file.
+ * measured form with and without modules, and errors naming the file;
+ * data files named by files.read / files.lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -220,6 +221,133 @@ static void file_form_round_trip(void **state)
     ss_buf_release(&m2);
 }
 
+static const char *file_of(const ss_bundle *b, size_t i, const char **data,
+                           size_t *len)
+{
+    const char *name;
+    ss_bundle_file(b, i, &name, data, len);
+    return name;
+}
+
+/* Data files: files.read / files.lines of a literal, in the script and in
+ * its modules, in a subfolder, each once, sorted; they travel in the file
+ * form and change the measured form; a module-less script with a file
+ * has the modules' tag too. */
+static void data_files(void **state)
+{
+    (void)state;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/tables", dir);
+    mkdir(sub, 0700);
+    put("codes.csv", "AA,American\n");
+    put("tables/w.txt", "x\ny");
+    put("fh.lua", "local files = require 'files'\n"
+                  "return files.read \"tables/w.txt\"\n");
+    put("fs.lua", "local files = require 'files'\n"
+                  "local h = require 'fh'\n"
+                  "for l in files.lines('codes.csv') do end\n"
+                  "local again = files.read ( 'codes.csv' )\n"
+                  "local x = myfiles.read('nope.csv')\n"
+                  "local y = files.reader('nope.csv')\n");
+    ss_bundle *b = load("fs.lua");
+    assert_int_equal(ss_bundle_nmodules(b), 1);
+    assert_int_equal(ss_bundle_nfiles(b), 2);
+    const char *data;
+    size_t len;
+    assert_string_equal(file_of(b, 0, &data, &len), "codes.csv");
+    assert_int_equal(len, 12);
+    assert_memory_equal(data, "AA,American\n", 12);
+    assert_string_equal(file_of(b, 1, &data, &len), "tables/w.txt");
+    assert_string_equal(data, "x\ny");
+    ss_buf file, m1, m2, m3;
+    ss_buf_init(&file);
+    ss_buf_init(&m1);
+    ss_buf_init(&m2);
+    ss_buf_init(&m3);
+    assert_int_equal(ss_bundle_serialize(b, &file), 0);
+    assert_int_equal(ss_bundle_measured(b, &m1), 0);
+    assert_non_null(memmem(m1.data, m1.len, "sstream-files-v1", 16));
+    ss_bundle_destroy(&b);
+    char path[512], err[512] = "";
+    snprintf(path, sizeof path, "%s/fbundle.bin", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(file.data, 1, file.len, f);
+    fclose(f);
+    assert_int_equal(ss_bundle_load(path, &b, err, sizeof err), 0);
+    assert_int_equal(ss_bundle_nfiles(b), 2);
+    assert_string_equal(file_of(b, 1, &data, &len), "tables/w.txt");
+    assert_int_equal(ss_bundle_measured(b, &m2), 0);
+    assert_int_equal(m1.len, m2.len);
+    assert_memory_equal(m1.data, m2.data, m1.len);
+    ss_bundle_destroy(&b);
+    /* one byte of a data file changed: another measured form */
+    put("codes.csv", "AA,Americon\n");
+    b = load("fs.lua");
+    assert_int_equal(ss_bundle_measured(b, &m3), 0);
+    assert_int_equal(m1.len, m3.len);
+    assert_true(memcmp(m1.data, m3.data, m1.len) != 0);
+    ss_bundle_destroy(&b);
+    /* a script with a file and no module */
+    put("only.lua", "local t = require('files').read('codes.csv')\n"
+                    "return files.read('codes.csv')\n");
+    b = load("only.lua");
+    assert_int_equal(ss_bundle_nmodules(b), 0);
+    assert_int_equal(ss_bundle_nfiles(b), 1);
+    ss_buf_release(&m1);
+    ss_buf_init(&m1);
+    assert_int_equal(ss_bundle_measured(b, &m1), 0);
+    assert_non_null(memmem(m1.data, m1.len, "sstream-modules-v1", 18));
+    assert_non_null(memmem(m1.data, m1.len, "sstream-files-v1", 16));
+    ss_bundle_destroy(&b);
+    ss_buf_release(&file);
+    ss_buf_release(&m1);
+    ss_buf_release(&m2);
+    ss_buf_release(&m3);
+}
+
+/* A data file that is missing, outside the folder, or too big is an
+ * error naming the file and the script that named it. */
+static void data_file_errors(void **state)
+{
+    (void)state;
+    char path[512], err[512] = "";
+    ss_bundle *b = NULL;
+    put("fm.lua", "local files = require 'files'\n"
+                  "return files.read('absent.csv')\n");
+    snprintf(path, sizeof path, "%s/fm.lua", dir);
+    assert_int_equal(ss_bundle_load(path, &b, err, sizeof err),
+                     SS_ENOTFOUND);
+    assert_null(b);
+    assert_non_null(strstr(err, "absent.csv (named by "));
+    assert_non_null(strstr(err, "fm.lua) does not exist"));
+    static const char *const bad[] = {"../x.csv", "/etc/passwd", ".hidden",
+                                      "a//b", "a/../b", "a/", "a b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "return files.lines('%s')\n", bad[i]);
+        put("fb.lua", text);
+        snprintf(path, sizeof path, "%s/fb.lua", dir);
+        err[0] = '\0';
+        assert_int_equal(ss_bundle_load(path, &b, err, sizeof err),
+                         SS_EINVAL);
+        assert_non_null(strstr(err, "a data file is named by a relative "
+                                    "path below the script's folder"));
+        assert_non_null(strstr(err, bad[i]));
+    }
+    /* over the per-file limit */
+    snprintf(path, sizeof path, "%s/big.bin", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), SS_BUNDLE_MAX_FILE_BYTES + 1), 0);
+    fclose(f);
+    put("fbig.lua", "return files.read('big.bin')\n");
+    snprintf(path, sizeof path, "%s/fbig.lua", dir);
+    assert_int_equal(ss_bundle_load(path, &b, err, sizeof err), SS_ETOOBIG);
+    assert_non_null(strstr(err, "may have at most 16 MiB"));
+    assert_non_null(strstr(err, "big.bin"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +356,8 @@ int main(void)
         cmocka_unit_test(measured_form),
         cmocka_unit_test(errors_name_the_file),
         cmocka_unit_test(file_form_round_trip),
+        cmocka_unit_test(data_files),
+        cmocka_unit_test(data_file_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
