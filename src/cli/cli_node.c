@@ -125,7 +125,9 @@ static void usage(FILE *f, const char *cmd)
             "  --index I            worker: its slot 1..N in its stage, "
             "for a partitioned\n"
             "                       or broadcast stage's router (sstream "
-            "run sets it)\n"
+            "run sets it;\n"
+            "                       default: SS_INDEX, else SS_POD_INDEX "
+            "+ 1)\n"
             "  --run HEX            the run id (default: SS_RUN): every "
             "message carries it,\n"
             "                       and messages of another run are "
@@ -138,7 +140,7 @@ static void usage(FILE *f, const char *cmd)
             "  --help               show this help\n\n"
             "Environment: FROM, TO, SS_RUN, SS_NAME, LOG_LEVEL, LOG_RATE, "
             "SS_CONTROL,\n"
-            "SS_CONTROL_KEYS.\n");
+            "SS_CONTROL_KEYS, SS_INDEX, SS_POD_INDEX.\n");
 }
 
 static int bad(const char *cmd, const char *what, const char *val)
@@ -328,6 +330,21 @@ int cli_node_parse(int argc, char **argv, const char *role,
             *dot = '\0';
         snprintf(stage_buf, sizeof stage_buf, "%s", b);
         o->stage = stage_buf;
+    }
+    /* a container engine's replica slot: Swarm's {{.Task.Slot}} (from
+     * 1) or a Kubernetes StatefulSet's pod index (from 0) */
+    const char *slot = ss_env("SS_INDEX", NULL);
+    const char *pod = ss_env("SS_POD_INDEX", NULL);
+    if (!o->index && strcmp(role, "worker") == 0 && (slot || pod)) {
+        uint64_t iv;
+        if (slot ? ss_parse_u64(slot, 1, 64, 0, &iv)
+                 : ss_parse_u64(pod, 0, 63, 0, &iv)) {
+            fprintf(stderr, "sstream %s: %s takes %s, not '%s'\n", cmd,
+                    slot ? "SS_INDEX" : "SS_POD_INDEX",
+                    slot ? "1 to 64" : "0 to 63", slot ? slot : pod);
+            return 2;
+        }
+        o->index = (uint32_t)(slot ? iv : iv + 1);
     }
     if (!o->name && getenv("SS_NAME") && *getenv("SS_NAME"))
         o->name = getenv("SS_NAME"); /* a container engine's replica name */

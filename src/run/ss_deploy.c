@@ -2,11 +2,13 @@
  * ss_deploy.c - Compose, Swarm and Kubernetes descriptions of a pipeline
  * (ss_deploy.h).
  *
- * Layout of what is written, for a pipeline of N stages:
+ * Layout of what is written, for a pipeline of N hops (N stages, fewer
+ * when stages are chained: a hop is a stage and those chained into it):
  *
  *   router-k (k = 1..N+1)   binds port 5553+2k (any address) for producers
- *                           and port 5554+2k for workers
- *   stage s (s = 1..N)      replicas = workers; reads router-s's back,
+ *                           and port 5554+2k for workers; --partitions W
+ *                           in front of a keyed stage of W workers
+ *   hop s (s = 1..N)        replicas = workers; reads router-s's back,
  *                           writes router-(s+1)'s front; SS_NAME gives
  *                           each replica its own name (Swarm: task slot,
  *                           Kubernetes: pod name)
@@ -111,6 +113,11 @@ typedef struct gen {
     const char *sec;
     int plain, enclave;
     char name[SS_PIPELINE_NAME_MAX + 1]; /* DNS-1123 form of p->name */
+    /* hops (ss_pipeline_chained): heads[h] is the first stage of hop h;
+     * the stages up to the next head run chained in its workers, and
+     * router h+1 is in front of it (nhops + 1 routers) */
+    size_t heads[SS_PIPELINE_MAX_STAGES];
+    size_t nhops;
     char *err;
     size_t errlen;
 } gen;
@@ -221,11 +228,12 @@ static void cmd_list(FILE *f, const char *const *w, size_t n)
 
 /* ---- the components' command lines ------------------------------------ */
 
-#define MAXW 40
+#define MAXW 120
+#define MAXBUFS 48
 typedef struct words {
     const char *v[MAXW];
     size_t n;
-    char bufs[8][PATH_MAX + 64];
+    char bufs[MAXBUFS][512]; /* a name (48) and a script's base name */
     size_t nbufs;
 } words;
 
@@ -239,7 +247,7 @@ static const char *w_fmt(words *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static const char *w_fmt(words *w, const char *fmt, ...)
 {
-    if (w->nbufs == 8)
+    if (w->nbufs == MAXBUFS)
         return "";
     char *b = w->bufs[w->nbufs++];
     va_list ap;
@@ -254,6 +262,23 @@ static const char *keys_dir(const gen *g)
     return g->o->target == SS_DEPLOY_K8S ? K8S_KEYS : KEYS_IN;
 }
 
+static int keyed(const ss_stage_conf *sc)
+{
+    return sc->partition_by != NULL || sc->broadcast;
+}
+
+/* The stage after the last one of hop h, or NULL. */
+static const ss_stage_conf *hop_next(const gen *g, size_t h)
+{
+    return h + 1 < g->nhops ? &g->p->stages[g->heads[h + 1]] : NULL;
+}
+
+/* One past the last stage of hop h. */
+static size_t hop_end(const gen *g, size_t h)
+{
+    return h + 1 < g->nhops ? g->heads[h + 1] : g->p->nstages;
+}
+
 static void router_words(gen *g, words *w, size_t k)
 {
     w_add(w, "router");
@@ -263,6 +288,11 @@ static void router_words(gen *g, words *w, size_t k)
     w_add(w, w_fmt(w, "tcp://*:%d", back_port(k)));
     w_add(w, "--name");
     w_add(w, w_fmt(w, "router-%zu", k));
+    /* in front of a partitioned or broadcast stage: one slot per worker */
+    if (k <= g->nhops && keyed(&g->p->stages[g->heads[k - 1]])) {
+        w_add(w, "--partitions");
+        w_add(w, w_fmt(w, "%d", g->p->stages[g->heads[k - 1]].workers));
+    }
     if (!g->plain) {
         w_add(w, "--keys");
         w_add(w, keys_dir(g));
@@ -287,17 +317,40 @@ static void security_words(gen *g, words *w, const char *role)
     }
 }
 
-static void stage_words(gen *g, words *w, size_t s)
+/* The command of a worker of hop h: its head stage's script, the
+ * stages chained after it (--chain), the keyed options (--partition-by
+ * or --broadcast for the stage after the hop; --index I for a keyed
+ * head when index > 0: Compose, where each worker is a service of its
+ * own; on Swarm and Kubernetes the replica's slot comes from SS_INDEX or
+ * SS_POD_INDEX instead). */
+static void stage_words(gen *g, words *w, size_t h, int index)
 {
-    const ss_stage_conf *sc = &g->p->stages[s];
+    const ss_stage_conf *sc = &g->p->stages[g->heads[h]];
     w_add(w, "worker");
     w_add(w, w_fmt(w, "%s/%s", SCRIPTS_IN, base(sc->script)));
     w_add(w, "--from");
-    w_add(w, w_fmt(w, "tcp://router-%zu:%d", s + 1, back_port(s + 1)));
+    w_add(w, w_fmt(w, "tcp://router-%zu:%d", h + 1, back_port(h + 1)));
     w_add(w, "--to");
-    w_add(w, w_fmt(w, "tcp://router-%zu:%d", s + 2, front_port(s + 2)));
+    w_add(w, w_fmt(w, "tcp://router-%zu:%d", h + 2, front_port(h + 2)));
     w_add(w, "--stage");
     w_add(w, sc->name);
+    for (size_t k = g->heads[h] + 1; k < hop_end(g, h); k++) {
+        w_add(w, "--chain");
+        w_add(w, w_fmt(w, "%s=%s/%s", g->p->stages[k].name, SCRIPTS_IN,
+                       base(g->p->stages[k].script)));
+    }
+    if (keyed(sc) && index > 0) {
+        w_add(w, "--index");
+        w_add(w, w_fmt(w, "%d", index));
+    }
+    const ss_stage_conf *next = hop_next(g, h);
+    if (next && next->partition_by) {
+        w_add(w, "--partition-by");
+        w_add(w, next->partition_by);
+    } else if (next && next->broadcast) {
+        w_add(w, "--broadcast");
+        w_add(w, w_fmt(w, "%d", next->workers));
+    }
     security_words(g, w, "worker");
 }
 
@@ -347,7 +400,7 @@ static void source_words(gen *g, words *w)
  * none: see docs/DEPLOY.md. */
 static void sink_words(gen *g, words *w, const char *router_host)
 {
-    size_t last = g->p->nstages + 1;
+    size_t last = g->nhops + 1;
     w_add(w, "sink");
     w_add(w, w_fmt(w, "%s/%s", SCRIPTS_IN, base(g->p->sink.script)));
     w_add(w, "--from");
@@ -359,10 +412,10 @@ static void sink_words(gen *g, words *w, const char *router_host)
 
 /* ---- Compose and Swarm ------------------------------------------------ */
 
-static void compose_env(gen *g, const char *name_tmpl)
+static void compose_env(gen *g, const char *name_tmpl, const char *index)
 {
     FILE *f = g->f;
-    if (!g->o->run && !name_tmpl)
+    if (!g->o->run && !name_tmpl && !index)
         return;
     fputs("    environment:\n", f);
     if (g->o->run) {
@@ -373,6 +426,11 @@ static void compose_env(gen *g, const char *name_tmpl)
     if (name_tmpl) {
         fputs("      SS_NAME: ", f);
         yq(f, name_tmpl);
+        fputc('\n', f);
+    }
+    if (index) {
+        fputs("      SS_INDEX: ", f);
+        yq(f, index);
         fputc('\n', f);
     }
 }
@@ -434,7 +492,7 @@ static int write_compose(gen *g)
     const ss_pipeline *p = g->p;
     FILE *f = g->f;
     int swarm = g->o->target == SS_DEPLOY_SWARM;
-    size_t nrouters = p->nstages + 1;
+    size_t nrouters = g->nhops + 1;
     char path[PATH_MAX];
 
     fprintf(f, "# %s of pipeline '%s' (security %s), written by `sstream "
@@ -474,7 +532,7 @@ static int write_compose(gen *g)
         char svc[32];
         snprintf(svc, sizeof svc, "router-%zu", k);
         compose_service(g, svc, &w);
-        compose_env(g, NULL);
+        compose_env(g, NULL, NULL);
         compose_secrets(g, "router");
         if (swarm && k == nrouters)
             fprintf(f, "    ports:\n      - target: %d\n        published: "
@@ -482,13 +540,17 @@ static int write_compose(gen *g)
                     back_port(k), back_port(k));
         compose_deploy(g, 1, NULL, 1);
     }
-    /* Swarm: one service per stage, replicas named by task slot.
-     * Compose has no task slots: one service per worker, named. */
-    for (size_t s = 0; s < p->nstages; s++) {
+    /* Swarm: one service per hop (a stage and those chained into it),
+     * replicas named by task slot; a keyed stage's replica also takes
+     * its slot as its index (SS_INDEX), which is why such a stage must
+     * not be rescaled (its router has one slot per worker). Compose has
+     * no task slots: one service per worker, named and indexed. */
+    for (size_t h = 0; h < g->nhops; h++) {
+        size_t s = g->heads[h];
         const ss_stage_conf *sc = &p->stages[s];
         for (int wk = 1; wk <= (swarm ? 1 : sc->workers); wk++) {
             words w = {0};
-            stage_words(g, &w, s);
+            stage_words(g, &w, h, swarm ? 0 : wk);
             char svc[SS_PIPELINE_NAME_MAX + 16];
             char tmpl[SS_PIPELINE_NAME_MAX + 24];
             if (swarm) {
@@ -500,11 +562,13 @@ static int write_compose(gen *g)
             }
             dns_name(svc, sizeof svc, svc);
             compose_service(g, svc, &w);
-            compose_env(g, tmpl);
+            compose_env(g, tmpl,
+                        swarm && keyed(sc) ? "{{.Task.Slot}}" : NULL);
             fputs("    configs:\n", f);
-            fprintf(f, "      - source: ss-script-%zu\n        target: "
-                       "%s/%s\n",
-                    s + 1, SCRIPTS_IN, base(sc->script));
+            for (size_t k = s; k < hop_end(g, h); k++)
+                fprintf(f, "      - source: ss-script-%zu\n        target: "
+                           "%s/%s\n",
+                        k + 1, SCRIPTS_IN, base(p->stages[k].script));
             compose_secrets(g, "worker");
             if (g->enclave && !swarm && g->o->enclave &&
                 strcmp(g->o->enclave, "gramine") == 0)
@@ -519,7 +583,7 @@ static int write_compose(gen *g)
         words w = {0};
         source_words(g, &w);
         compose_service(g, "source", &w);
-        compose_env(g, NULL);
+        compose_env(g, NULL, NULL);
         compose_secrets(g, "source");
         fputs("    volumes:\n      - type: bind\n        source: ", f);
         yq(f, g->o->data_dir ? g->o->data_dir : DEFAULT_DATA_DIR);
@@ -535,7 +599,7 @@ static int write_compose(gen *g)
         snprintf(host, sizeof host, "router-%zu", nrouters);
         sink_words(g, &w, host);
         compose_service(g, "sink", &w);
-        compose_env(g, NULL);
+        compose_env(g, NULL, NULL);
         fputs("    configs:\n", f);
         fprintf(f, "      - source: ss-script-sink\n        target: %s/%s\n",
                 SCRIPTS_IN, base(p->sink.script));
@@ -663,7 +727,7 @@ static int k8s_secret(gen *g, const char *role, const char *const *files)
  * Secret volume's files belong to root; the keys must be the user's and
  * private, ss_keys checks). */
 static void k8s_pod(gen *g, const char *component, const char *role,
-                    const words *w, int sgx, int data)
+                    const words *w, int sgx, int data, int indexed)
 {
     FILE *f = g->f;
     int keys = !g->plain && ss_deploy_role_keys(g->o->target, g->sec,
@@ -712,6 +776,11 @@ static void k8s_pod(gen *g, const char *component, const char *role,
         yq(f, g->o->run);
         fputc('\n', f);
     }
+    if (indexed) /* a StatefulSet's pods are numbered from 0 */
+        fputs("            - name: SS_POD_INDEX\n              valueFrom:\n"
+              "                fieldRef:\n                  fieldPath: "
+              "metadata.labels['apps.kubernetes.io/pod-index']\n",
+              f);
     if (sgx && g->o->enclave && strcmp(g->o->enclave, "gramine") == 0)
         fputs("          resources:\n            limits:\n"
               "              sgx.intel.com/epc: \"64Mi\"\n"
@@ -746,25 +815,40 @@ static void k8s_pod(gen *g, const char *component, const char *role,
     }
 }
 
+/* A Deployment of identical replicas, or, for a keyed stage (indexed),
+ * a StatefulSet, whose pods are numbered (SS_POD_INDEX) and started all
+ * at once, with the headless Service a StatefulSet names. */
 static void k8s_deployment(gen *g, const char *component, const char *role,
-                           int replicas, const words *w, int sgx)
+                           int replicas, const words *w, int sgx,
+                           int indexed)
 {
     FILE *f = g->f;
-    fprintf(f, "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+    if (indexed) {
+        fprintf(f, "---\napiVersion: v1\nkind: Service\nmetadata:\n"
+                   "  name: %s-%s\n  labels:\n",
+                g->name, component);
+        k8s_labels(g, component, 4);
+        fputs("spec:\n  clusterIP: None\n  selector:\n", f);
+        k8s_labels(g, component, 4);
+    }
+    fprintf(f, "---\napiVersion: apps/v1\nkind: %s\nmetadata:\n"
                "  name: %s-%s\n  labels:\n",
-            g->name, component);
+            indexed ? "StatefulSet" : "Deployment", g->name, component);
     k8s_labels(g, component, 4);
-    fprintf(f, "spec:\n  replicas: %d\n  selector:\n    matchLabels:\n",
-            replicas);
+    fprintf(f, "spec:\n  replicas: %d\n", replicas);
+    if (indexed)
+        fprintf(f, "  serviceName: %s-%s\n  podManagementPolicy: Parallel\n",
+                g->name, component);
+    fputs("  selector:\n    matchLabels:\n", f);
     k8s_labels(g, component, 6);
-    k8s_pod(g, component, role, w, sgx, 0);
+    k8s_pod(g, component, role, w, sgx, 0, indexed);
 }
 
 static int write_k8s(gen *g)
 {
     const ss_pipeline *p = g->p;
     FILE *f = g->f;
-    size_t nrouters = p->nstages + 1;
+    size_t nrouters = g->nhops + 1;
     fprintf(f,
             "# Kubernetes manifests of pipeline '%s' (security %s), written "
             "by `sstream deploy`\n# (validated against the Kubernetes API "
@@ -811,7 +895,7 @@ static int write_k8s(gen *g)
         router_words(g, &w, k);
         char comp[32];
         snprintf(comp, sizeof comp, "router-%zu", k);
-        k8s_deployment(g, comp, "router", 1, &w, 0);
+        k8s_deployment(g, comp, "router", 1, &w, 0, 0);
         /* the Service: peers reach tcp://router-k:PORT */
         fprintf(f, "---\napiVersion: v1\nkind: Service\nmetadata:\n"
                    "  name: %s\n  labels:\n",
@@ -825,14 +909,15 @@ static int write_k8s(gen *g)
                    "%d\n      targetPort: %d\n",
                 front_port(k), front_port(k), back_port(k), back_port(k));
     }
-    for (size_t s = 0; s < p->nstages; s++) {
+    for (size_t h = 0; h < g->nhops; h++) {
+        const ss_stage_conf *sc = &p->stages[g->heads[h]];
         words w = {0};
-        stage_words(g, &w, s);
+        stage_words(g, &w, h, 0);
         char comp[SS_PIPELINE_NAME_MAX + 8];
-        snprintf(comp, sizeof comp, "stage-%s", p->stages[s].name);
+        snprintf(comp, sizeof comp, "stage-%s", sc->name);
         dns_name(comp, sizeof comp, comp);
-        k8s_deployment(g, comp, "worker", p->stages[s].workers, &w,
-                       g->enclave);
+        k8s_deployment(g, comp, "worker", sc->workers, &w, g->enclave,
+                       keyed(sc));
     }
     /* the source runs to completion: a Job */
     words w = {0};
@@ -842,7 +927,7 @@ static int write_k8s(gen *g)
             g->name);
     k8s_labels(g, "source", 4);
     fputs("spec:\n  backoffLimit: 3\n", f);
-    k8s_pod(g, "source", "source", &w, 0, 1);
+    k8s_pod(g, "source", "source", &w, 0, 1, 0);
     return 0;
 }
 
@@ -860,19 +945,9 @@ int ss_deploy_write(const ss_pipeline *p, const ss_deploy_opts *o, FILE *f,
         ss_errf(err, errlen, "no container image given");
         return SS_EINVAL;
     }
-    for (size_t s = 0; s < p->nstages; s++)
-        if (p->stages[s].partition_by || p->stages[s].broadcast) {
-            /* each worker of a keyed stage needs its own slot (--index),
-             * which identical replicas do not have */
-            ss_errf(err, errlen,
-                    "stage '%s' is %s: sstream deploy does not support "
-                    "keyed stages yet (each worker needs its own slot, "
-                    "sstream worker --index, and replicas are identical); "
-                    "run it with sstream run",
-                    p->stages[s].name,
-                    p->stages[s].partition_by ? "partitioned" : "broadcast");
-            return SS_EINVAL;
-        }
+    for (size_t s = 0; s < p->nstages && s < SS_PIPELINE_MAX_STAGES; s++)
+        if (!ss_pipeline_chained(p, s))
+            g.heads[g.nhops++] = s;
     if (p->source.follow && sealed_source(&g)) {
         ss_errf(err, errlen,
                 "source follow: an enclave pipeline on %s injects a sealed "

@@ -13,6 +13,10 @@
  * the data key) is refused, and an enclave-mode source forwards sealed
  * input (`sstream encrypt`). Enclave stages are placed on nodes labelled
  * for SGX. Compose runs on the owner's own host and may hold it.
+ * Chained stages (ss_pipeline_chained) run in the workers of the first
+ * of their group, with no router between them; a keyed stage's workers
+ * each get their slot (Compose --index, Swarm SS_INDEX from the task
+ * slot, Kubernetes a StatefulSet's pod index as SS_POD_INDEX).
  */
 #ifndef SS_DEPLOY_H
 #define SS_DEPLOY_H

@@ -43,6 +43,26 @@ check "k8s, enclave: written" [ $? -eq 0 ]
 check "k8s.yml (it holds keys) is private" [ "$(stat -c %a k8s/k8s.yml)" = 600 ]
 "$SS" deploy "$P" --target k8s -o k8s-plain > out 2> err
 check "k8s, plain: written" [ $? -eq 0 ]
+# keyed (partition_by, broadcast) and chained pipelines
+E=$ROOT/examples
+for t in k8s swarm compose; do
+    "$SS" deploy $E/delayed-flights/pipeline-keyed.yml --target $t -o keyed-$t > out 2> err
+    check "keyed pipeline, $t: written" [ $? -eq 0 ] || cat err
+    "$SS" deploy $E/broadcast/pipeline.yml --target $t -o bcast-$t > out 2> err
+    check "broadcast pipeline, $t: written" [ $? -eq 0 ] || cat err
+    "$SS" deploy $E/delayed-flights/pipeline-chained.yml --target $t --workers 2 -o chain-$t > out 2> err
+    check "chained pipeline, $t: written" [ $? -eq 0 ] || cat err
+done
+
+# a replica's slot from the engine: SS_INDEX (Swarm, from 1) or
+# SS_POD_INDEX (Kubernetes, from 0); a bad one is refused by name
+M=$ROOT/examples/delayed-flights/map-csv-to-event.lua
+SS_INDEX=0 "$SS" worker "$M" --from tcp://127.0.0.1:1 --to tcp://127.0.0.1:2 2> err; st=$?
+check "SS_INDEX=0 is refused (2)" [ $st -eq 2 ]
+contains "... naming the variable" err "SS_INDEX takes 1 to 64, not '0'"
+SS_POD_INDEX=64 "$SS" worker "$M" --from tcp://127.0.0.1:1 --to tcp://127.0.0.1:2 2> err; st=$?
+check "SS_POD_INDEX=64 is refused (2)" [ $st -eq 2 ]
+contains "... naming the variable" err "SS_POD_INDEX takes 0 to 63, not '64'"
 
 # per-service facts, read with a YAML parser
 facts() { # facts FILE: one line per service: NAME|secrets|replicas|constraints
@@ -66,6 +86,23 @@ contains "swarm: an enclave stage: its client keys, the platform key, 2 replicas
 contains "swarm: the source (sealed input) holds no data key, on the data node" \
     swarm.facts "^source\|curve-client.key curve-client.pub curve-server.pub\|1\|node.labels.securestreams.data == true$"
 lacks "swarm: no service holds the data key" swarm.facts "data.key"
+facts keyed-swarm/stack.yml > keyed.facts || notok "keyed stack.yml parses as YAML"
+check "keyed swarm: 4 routers, 3 stages, the source" [ "$(wc -l < keyed.facts)" -eq 8 ]
+contains "keyed swarm: the partitioned stage has its 4 replicas" keyed.facts "^stage-reduce\|\|4\|$"
+contains "keyed swarm: its router has one slot per worker" keyed-swarm/stack.yml \
+    '"--name", "router-3", "--partitions", "4"\]'
+contains "keyed swarm: the stage before cuts by the key" keyed-swarm/stack.yml \
+    '"--stage", "filter", "--partition-by", "uniquecarrier"\]'
+contains "keyed swarm: a replica's index is its task slot" keyed-swarm/stack.yml \
+    'SS_INDEX: "\{\{\.Task\.Slot\}\}"'
+contains "broadcast compose: the map sends 3 copies" bcast-compose/compose.yml '"--broadcast", "3"'
+contains "broadcast compose: each count worker its index" bcast-compose/compose.yml \
+    '"--stage", "count", "--index", "3"\]'
+facts chain-swarm/stack.yml > chain.facts || notok "chained stack.yml parses as YAML"
+check "chained swarm: 2 routers, 1 stage service, the source" [ "$(wc -l < chain.facts)" -eq 4 ]
+contains "chained swarm: the map workers run filter and reduce too" chain-swarm/stack.yml \
+    '"--chain", "filter=/pipeline/filter-event.lua", "--chain", "reduce=/pipeline/reduce-events.lua"\]'
+contains "chained swarm: 2 replicas" chain.facts "^stage-map\|\|2\|$"
 lacks "swarm: no sink and no key service in the cluster" swarm.facts "^(sink|keyservice)\|"
 lacks "swarm: the stack file names no data key file" swarm/stack.yml "data\.key"
 contains "swarm: the source reads sealed input" swarm/stack.yml '"--format", "sealed"'
@@ -101,7 +138,7 @@ elif ! [ -d "$NPMDIR/node_modules/kubernetes-models" ] &&
      ! (cd "$NPMDIR" && timeout 300 npm install --no-audit --no-fund --silent > npm.log 2>&1); then
     echo "SKIPPED: k8s schema validation: npm install failed: $(tail -1 "$NPMDIR/npm.log")"
 else
-    for f in k8s/k8s.yml k8s-plain/k8s.yml; do
+    for f in k8s/k8s.yml k8s-plain/k8s.yml keyed-k8s/k8s.yml bcast-k8s/k8s.yml chain-k8s/k8s.yml; do
         node "$NPMDIR/k8s-validate.mjs" "$f" > val.out 2>&1
         check "$f validates against the Kubernetes API schemas ($(tail -1 val.out))" [ $? -eq 0 ]
         grep '^not ok' val.out | head -5

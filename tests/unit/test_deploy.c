@@ -198,11 +198,6 @@ static void test_refusals(void **state)
     assert_null(gen(p, &o, &rc, err, sizeof err));
     assert_non_null(strstr(err, "unknown enclave backend 'tdx'"));
     o.enclave = NULL;
-    p->stages[1].broadcast = 1; /* keyed stages: not yet */
-    assert_null(gen(p, &o, &rc, err, sizeof err));
-    assert_non_null(strstr(err, "stage 'reduce' is broadcast: sstream "
-                                "deploy does not support keyed stages"));
-    p->stages[1].broadcast = 0;
     p->source.follow = 1; /* a sealed file cannot be followed */
     assert_null(gen(p, &o, &rc, err, sizeof err));
     assert_non_null(strstr(err, "source follow: an enclave pipeline on k8s "
@@ -311,6 +306,106 @@ static void test_hostile_names(void **state)
     ss_pipeline_destroy(&p);
 }
 
+/* Keyed stages: the router in front has one slot per worker
+ * (--partitions), the stage before cuts its output (--partition-by or
+ * --broadcast N), and each worker knows its slot: Compose --index I per
+ * service, Swarm SS_INDEX from the task slot, Kubernetes a StatefulSet
+ * whose pod index becomes SS_POD_INDEX. */
+static void test_keyed(void **state)
+{
+    (void)state;
+    ss_pipeline *p = load("plain", 2);
+    p->stages[1].workers = 3;
+    p->stages[1].partition_by = strdup("carrier");
+    ss_deploy_opts o = {.target = SS_DEPLOY_COMPOSE, .image = "img"};
+    int rc;
+    char err[512];
+    char *t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_non_null(strstr(t, "\"--name\", \"router-2\", \"--partitions\", "
+                              "\"3\"]"));
+    assert_null(strstr(t, "\"router-1\", \"--partitions\""));
+    assert_int_equal(count(t, "\"--partition-by\", \"carrier\""), 2);
+    assert_non_null(strstr(t, "\"--stage\", \"reduce\", \"--index\", "
+                              "\"3\"]"));
+    assert_int_equal(count(t, "\"--index\""), 3);
+    free(t);
+    o.target = SS_DEPLOY_SWARM;
+    t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_null(strstr(t, "\"--index\""));
+    assert_int_equal(count(t, "SS_INDEX: \"{{.Task.Slot}}\""), 1);
+    assert_non_null(strstr(t, "SS_NAME: \"reduce-{{.Task.Slot}}\"\n"
+                              "      SS_INDEX: \"{{.Task.Slot}}\""));
+    assert_non_null(strstr(t, "\"--partitions\", \"3\""));
+    free(t);
+    free(p->stages[1].partition_by);
+    p->stages[1].partition_by = NULL;
+    p->stages[1].broadcast = 1;
+    o.target = SS_DEPLOY_K8S;
+    t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_non_null(strstr(t, "\"--broadcast\", \"3\""));
+    assert_int_equal(count(t, "kind: StatefulSet"), 1);
+    assert_non_null(strstr(t, "serviceName: demo-stage-reduce\n"));
+    assert_non_null(strstr(t, "clusterIP: None"));
+    assert_non_null(strstr(t, "name: SS_POD_INDEX"));
+    assert_non_null(strstr(t, "metadata.labels['apps.kubernetes.io/pod-index']"));
+    assert_int_equal(count(t, "kind: Deployment"), 4); /* 3 routers, map */
+    free(t);
+    ss_pipeline_destroy(&p);
+}
+
+/* chain: true (plain mode): one hop, so two routers; the worker runs
+ * the next stage with --chain and has both scripts mounted. */
+static void test_chain(void **state)
+{
+    (void)state;
+    ss_pipeline *p = load("plain", 2);
+    p->stages[1].workers = 2;
+    p->chain = 1;
+    ss_deploy_opts o = {.target = SS_DEPLOY_SWARM, .image = "img"};
+    int rc;
+    char err[512];
+    char *t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_non_null(strstr(t, "  router-2:\n"));
+    assert_null(strstr(t, "  router-3:\n"));
+    assert_null(strstr(t, "  stage-reduce:\n"));
+    assert_non_null(strstr(t, "\"--to\", \"tcp://router-2:5557\", "
+                              "\"--stage\", \"map\", \"--chain\", "
+                              "\"reduce=/pipeline/red.lua\"]"));
+    assert_non_null(strstr(t, "target: /pipeline/map.lua\n      - source: "
+                              "ss-script-2\n        target: "
+                              "/pipeline/red.lua\n"));
+    assert_non_null(strstr(t, "published: 5558"));
+    free(t);
+    o.target = SS_DEPLOY_K8S;
+    t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_int_equal(count(t, "kind: Deployment"), 3); /* 2 routers, map */
+    assert_non_null(strstr(t, "\"--chain\", \"reduce=/pipeline/red.lua\"]"));
+    free(t);
+    /* chaining is plain mode only: enclave stages keep their routers */
+    p->chain = 1;
+    free(p->security);
+    p->security = strdup("enclave");
+    o = (ss_deploy_opts){.target = SS_DEPLOY_SWARM, .image = "img",
+                         .keys = "keys", .keyservice = "tcp://o:5599"};
+    t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_non_null(strstr(t, "  router-3:\n"));
+    assert_null(strstr(t, "\"--chain\""));
+    free(t);
+    ss_pipeline_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +414,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_swarm_enclave, setup, teardown),
         cmocka_unit_test_setup_teardown(test_k8s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
