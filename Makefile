@@ -208,9 +208,12 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
+# `make bench`: the DelayedFlights matrix (awk, plain, encrypted, enclave,
+# each unchained and chained) at BENCH_ROWS rows (bench/run.sh)
+BENCH_ROWS ?= 28000000
 bench: deps
 	@$(MAKE) --no-print-directory all unit-bins
-	@bench/run.sh
+	@bench/run.sh $(BENCH_ROWS)
 
 # `make format`: clang-format (.clang-format) on the C files changed
 # against main, committed or not; FILES="a.c b.h" for others, FILES=all

@@ -1,29 +1,36 @@
 #!/bin/bash
-# bench/run.sh - `make bench`: DelayedFlights on a generated 28M-row file
-# (the size of the seed's 2005-2008 dataset, ~2.7 GB; generated once into
-# out/bench/) in the seed's topology, 1 worker per stage:
+# bench/run.sh - `make bench`: DelayedFlights on a generated file (by
+# default 28M rows, the size of the seed's 2005-2008 dataset, ~2.7 GB;
+# generated once into out/bench/) in the seed's topology,
 #
 #   source (4 parts) -> router -> map -> router -> filter -> router ->
 #   reduce -> router -> printer
 #
-# Prints the wall time, MB/s, and the CPU time and peak RSS of every
-# process, runs an awk one-liner computing the same answer in the same run
-# (its time and peak RSS beside), checks both answers agree, and appends
-# the figures with the command to docs/PERFORMANCE.md.
+# as a matrix, one after the other in the same run: the awk one-liner
+# computing the same answer, then the pipeline in plain, encrypted and
+# enclave modes, unchained (pipeline.yml) and chained (chain: true,
+# pipeline-chained.yml: map, filter and reduce in one worker process, and
+# in one enclave per worker outside plain mode). For each: wall time,
+# MB/s, CPU time of all its processes (user + system, enclaves included),
+# the ratios to plain and to awk, the same-answer check against awk, and
+# the peak RSS of every worker process. Then appends the figures with the
+# command to docs/PERFORMANCE.md.
 #
-#   bench/run.sh [ROWS]        (default 28000000; SS_BENCH_NO_DOC=1: do
-#                               not touch docs/PERFORMANCE.md)
+#   bench/run.sh [ROWS]   or   make bench BENCH_ROWS=N
 #
-# SS_BENCH_PIPELINE=pipeline-chained.yml runs the stages chained into one
-# process (chain: true, docs/PIPELINE.md) and SS_BENCH_WORKERS=N runs N
-# workers per stage (default 1): the chained DelayedFlights on 2 cores is
-#   SS_BENCH_PIPELINE=pipeline-chained.yml SS_BENCH_WORKERS=2 bench/run.sh
+# Environment: SS_BENCH_WORKERS=N workers per stage (default 1);
+# SS_BENCH_MODES="plain enclave" (default: plain encrypted enclave);
+# SS_BENCH_CHAIN="0 1" (0: unchained, 1: chained; default both);
+# SS_BENCH_NO_DOC=1: do not touch docs/PERFORMANCE.md.
 set -eu
 cd "$(dirname "$0")/.."
 ROWS=${1:-28000000}
 SS=${SS:-bin/sstream}
 DATA=out/bench/flights-$ROWS.csv
 RUN=out/bench/run-$(date +%Y%m%d-%H%M%S)
+WORKERS=${SS_BENCH_WORKERS:-1}
+MODES=${SS_BENCH_MODES:-plain encrypted enclave}
+CHAINS=${SS_BENCH_CHAIN:-0 1}
 mkdir -p out/bench "$RUN"
 
 if [ ! -s "$DATA" ]; then
@@ -33,67 +40,88 @@ if [ ! -s "$DATA" ]; then
 fi
 MB=$(awk -v b="$(stat -c %s "$DATA")" 'BEGIN { printf "%.1f", b / 1e6 }')
 
-PIPE=${SS_BENCH_PIPELINE:-pipeline.yml}
-WORKERS=${SS_BENCH_WORKERS:-1}
-CMD="$SS run examples/delayed-flights/$PIPE --data $DATA --workers $WORKERS --security plain --no-progress --output-dir $RUN"
-echo "bench: $CMD"
-start=$(date +%s.%N)
-$CMD >"$RUN/stdout" 2>"$RUN/summary"
-end=$(date +%s.%N)
-WALL=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
-grep '^Delays for carrier' "$RUN/stdout" | sort >"$RUN/pipeline.txt"
-
-# the same answer, one line of awk
+# the same answer, one line of awk: the floor for this job on one core
 AWK='NR > 1 && $15 ~ /^-?[0-9]+$/ && $15 > 0 { n[$9]++; s[$9] += $15 } END { for (c in n) printf "Delays for carrier %s -> %.2f average mins - %d delayed flights\n", c, s[c] / n[c], n[c] }'
-/usr/bin/time -f '%e %M' -o "$RUN/awk.time" mawk -F, "$AWK" "$DATA" | sort >"$RUN/awk.txt"
-read -r AWK_WALL AWK_RSS <"$RUN/awk.time"
+/usr/bin/time -f '%e %U %S %M' -o "$RUN/awk.time" mawk -F, "$AWK" "$DATA" \
+    | sort >"$RUN/awk.txt"
+read -r AWK_WALL AWK_U AWK_S AWK_RSS <"$RUN/awk.time"
+AWK_CPU=$(awk -v u="$AWK_U" -v s="$AWK_S" 'BEGIN { printf "%.2f", u + s }')
 
-if cmp -s "$RUN/pipeline.txt" "$RUN/awk.txt" && [ -s "$RUN/awk.txt" ]; then
-    SAME="yes ($(wc -l <"$RUN/awk.txt") carriers)"
-else
-    SAME="NO: see $RUN/pipeline.txt and $RUN/awk.txt"
-fi
-MBS=$(awk -v m="$MB" -v w="$WALL" 'BEGIN { printf "%.1f", m / w }')
-AWK_MBS=$(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }')
-
-# per-process CPU time and peak RSS from the run's summary table (not
-# the chained stages: theirs are in their worker's line)
-TABLE=$(awk '/^  component/ { on = 1; next } on && /^  wall time/ { on = 0 }
-    on && NF >= 8 && $2 != "chain" { printf "| %s | %s | %s %s | %s %s |\n", $1, $2, $(NF - 3), $(NF - 2), $(NF - 1), $NF }' "$RUN/summary")
-
-echo
-echo "DelayedFlights ($PIPE), $ROWS rows ($MB MB), $WORKERS worker(s) per stage:"
-echo "  pipeline  wall $WALL s   $MBS MB/s"
-echo "  awk       wall $AWK_WALL s   $AWK_MBS MB/s   peak RSS $((AWK_RSS / 1024)) MB"
-echo "  same answer: $SAME"
-echo "  CPU time and peak RSS per process:"
-printf '%s\n' "$TABLE" | sed 's/^/    /'
+ROWS_MD=""   # one table row per configuration
+RSS_MD=""    # one table row per worker process
+PLAIN_CPU="" PLAIN_WALL=""
+echo "bench: DelayedFlights, $ROWS rows ($MB MB), $WORKERS worker(s) per stage"
+printf '  %-22s %9s %9s %9s %8s %8s  %s\n' config wall MB/s cpu cpu/awk \
+    cpu/plain "same answer"
+printf '  %-22s %8ss %9s %8ss %8s %8s  %s\n' awk "$AWK_WALL" \
+    "$(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }')" \
+    "$AWK_CPU" 1.00 - "(reference, peak RSS $((AWK_RSS / 1024)) MB)"
+for chained in $CHAINS; do
+    PIPE=pipeline.yml
+    [ "$chained" = 1 ] && PIPE=pipeline-chained.yml
+    for mode in $MODES; do
+        name=$mode
+        [ "$chained" = 1 ] && name="$mode, chained"
+        dir=$RUN/$mode-$chained
+        CMD="$SS run examples/delayed-flights/$PIPE --data $DATA --workers $WORKERS --security $mode --no-progress --output-dir $dir"
+        mkdir -p "$dir"
+        rc=0
+        /usr/bin/time -f '%e %U %S' -o "$dir.time" $CMD >"$dir.stdout" \
+            2>"$dir.summary" || rc=$?
+        read -r WALL U S <"$dir.time" || true
+        CPU=$(awk -v u="${U:-0}" -v s="${S:-0}" 'BEGIN { printf "%.2f", u + s }')
+        grep '^Delays for carrier' "$dir.stdout" | sort >"$dir.txt" || true
+        if [ "$rc" != 0 ]; then
+            SAME="FAILED (exit $rc, see $dir.summary)"
+        elif cmp -s "$dir.txt" "$RUN/awk.txt" && [ -s "$RUN/awk.txt" ]; then
+            SAME="yes ($(wc -l <"$RUN/awk.txt") carriers)"
+        else
+            SAME="NO: see $dir.txt and $RUN/awk.txt"
+        fi
+        if [ "$mode" = plain ] && [ "$chained" = 0 ]; then
+            PLAIN_CPU=$CPU PLAIN_WALL=$WALL
+        fi
+        MBS=$(awk -v m="$MB" -v w="$WALL" 'BEGIN { printf "%.1f", w > 0 ? m / w : 0 }')
+        VS_AWK=$(awk -v c="$CPU" -v a="$AWK_CPU" 'BEGIN { printf "%.2f", a > 0 ? c / a : 0 }')
+        VS_PLAIN=$(awk -v c="$CPU" -v p="$PLAIN_CPU" 'BEGIN { if (p > 0) printf "%.2f", c / p; else printf "-" }')
+        printf '  %-22s %8ss %9s %8ss %8s %8s  %s\n' "$name" "$WALL" "$MBS" \
+            "$CPU" "$VS_AWK" "$VS_PLAIN" "$SAME"
+        ROWS_MD="$ROWS_MD| $name | $WALL s | $MBS MB/s | $CPU s | ${VS_AWK}x | ${VS_PLAIN}x | $SAME |
+"
+        # the workers' peak RSS (the chained stages' are their worker's)
+        RSS=$(awk '/^  component/ { on = 1; next } on && /^  wall time/ { on = 0 }
+            on && $2 == "worker" { printf "%s %s s %s %s, ", $1, $(NF - 3), $(NF - 1), $NF }' \
+            "$dir.summary" | sed 's/, $//')
+        RSS_MD="$RSS_MD| $name | ${RSS:-?} |
+"
+    done
+done
+echo "  peak RSS of the workers:"
+printf '%s' "$RSS_MD" | sed 's/^| \(.*\) | \(.*\) |$/    \1: \2/'
 
 if [ "${SS_BENCH_NO_DOC:-0}" != 1 ]; then
     DOC=docs/PERFORMANCE.md
-    CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
+    CPUNAME=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
     MEM=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
     {
         echo
-        echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), $ROWS rows"
+        echo "### $(date -u '+%Y-%m-%d %H:%M UTC'), $ROWS rows, $WORKERS worker(s) per stage"
         echo
-        echo "Machine: $(nproc) cores, $CPU, $MEM, $(uname -sr)."
+        echo "Machine: $(nproc) cores, $CPUNAME, $MEM, $(uname -sr); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
         echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
         echo
-        echo "    SS_BENCH_PIPELINE=$PIPE SS_BENCH_WORKERS=$WORKERS bench/run.sh $ROWS"
-        echo "    # = $CMD"
+        echo "    SS_BENCH_WORKERS=$WORKERS bench/run.sh $ROWS"
+        echo "    # each: $SS run examples/delayed-flights/{pipeline,pipeline-chained}.yml --data $DATA --workers $WORKERS --security MODE --no-progress"
         echo "    # awk: mawk -F, '<one-liner in bench/run.sh>' $DATA"
         echo
-        echo "| | wall time | throughput | peak RSS |"
-        echo "|---|---:|---:|---:|"
-        echo "| pipeline ($(printf '%s\n' "$TABLE" | grep -c '^| ') processes) | $WALL s | $MBS MB/s | see below |"
-        echo "| awk one-liner | $AWK_WALL s | $AWK_MBS MB/s | $((AWK_RSS / 1024)) MB |"
+        echo "| configuration | wall time | throughput | CPU (user + sys, all processes) | CPU vs awk | CPU vs plain | same answer as awk |"
+        echo "|---|---:|---:|---:|---:|---:|---|"
+        echo "| awk one-liner | $AWK_WALL s | $(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }') MB/s | $AWK_CPU s | 1.00x | | (reference; peak RSS $((AWK_RSS / 1024)) MB) |"
+        printf '%s' "$ROWS_MD"
         echo
-        echo "Same answer as awk: $SAME."
-        echo
-        echo "| process | role | CPU time | peak RSS |"
-        echo "|---|---|---:|---:|"
-        printf '%s\n' "$TABLE"
+        echo "| configuration | workers: CPU time, peak RSS |"
+        echo "|---|---|"
+        printf '%s' "$RSS_MD"
     } >>"$DOC"
     echo "bench: appended to $DOC"
 fi

@@ -80,12 +80,13 @@ static void usage(FILE *f, const char *cmd)
         fprintf(f,
             "  --chain STAGE=SCRIPT  run SCRIPT after this stage in this "
             "process, as stage\n"
-            "                       STAGE (repeatable, in order; plain "
-            "mode): no router\n"
-            "                       between them; its counters go as "
-            "STAGE-N, N this\n"
-            "                       worker's index (`chain: true` in a "
-            "pipeline)\n");
+            "                       STAGE (repeatable, in order; in "
+            "encrypted and enclave\n"
+            "                       modes in the same enclave): no router "
+            "between them;\n"
+            "                       its counters go as STAGE-N, N this "
+            "worker's index\n"
+            "                       (`chain: true` in a pipeline)\n");
     fprintf(f,
             "  --security MODE      plain | encrypted | enclave (default "
             "plain)\n"

@@ -8,6 +8,7 @@
  *   sstream enclave --stage S (--script F | --echo) [--name N]
  *                   [--mem-limit BYTES] [--encrypted --keys DIR]
  *                   [--shm-fd FD | --shm-path FILE] [--spin-us US]
+ *                   [--chain STAGE=SCRIPT]...
  *
  * The sandbox backend starts the static program bin/sstream-enclave
  * (sstream_enclave.c) with the same command line; this subcommand is
@@ -40,13 +41,15 @@ int cmd_enclave(int argc, char **argv)
                    "[--name N]\n"
                    "       [--mem-limit BYTES] [--encrypted --keys DIR] "
                    "[--shm-fd FD]\n"
-                   "       [--spin-us US]\n\n"
+                   "       [--spin-us US] [--chain STAGE=SCRIPT]...\n\n"
                    "(internal) The sandbox enclave process of a worker: "
                    "runs the stage\n"
-                   "script under a seccomp filter and serves batches over "
-                   "the shared\n"
-                   "memory channel on FD (default 3). Started by the "
-                   "worker.\n");
+                   "script (and the stages chained after it, in order, "
+                   "each in its own\n"
+                   "Lua state; all measured) under a seccomp filter and "
+                   "serves batches\n"
+                   "over the shared memory channel on FD (default 3). "
+                   "Started by the worker.\n");
             return 0;
         }
     return ss_enclave_child_main(argc, argv);

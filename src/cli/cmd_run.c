@@ -291,9 +291,17 @@ static int keyserver_prepare(keyserver *k, ss_pipeline *p, const char *keys,
         return SS_EINVAL;
     }
     for (size_t i = 0; i < p->nstages; i++) {
-        /* how the stage cuts its output for the next one is measured */
+        /* a stage chained into the workers of the one before it has no
+         * enclave of its own: it is measured with its chain's first */
+        if (ss_pipeline_chained(p, i))
+            continue;
+        size_t end = i + 1;
+        while (end < p->nstages && ss_pipeline_chained(p, end))
+            end++;
+        /* how the chain's last stage cuts its output for the next one is
+         * measured */
         const ss_stage_conf *next =
-            i + 1 < p->nstages ? &p->stages[i + 1] : NULL;
+            end < p->nstages ? &p->stages[end] : NULL;
         char output[80];
         if (ss_partition_spec(output, sizeof output,
                               next ? next->partition_by : NULL,
@@ -304,9 +312,14 @@ static int keyserver_prepare(keyserver *k, ss_pipeline *p, const char *keys,
                      next ? next->name : "");
             return SS_EINVAL;
         }
-        rc = ss_keyservice_expect_stage_out(
-            k->ks, p->stages[i].name, exe, p->stages[i].script,
-            SS_ENCLAVE_DEFAULT_MEM,
+        const char *scripts[SS_CHAIN_MAX], *names[SS_CHAIN_MAX];
+        size_t n = 0;
+        for (size_t j = i; j < end && n < SS_CHAIN_MAX; j++, n++) {
+            scripts[n] = p->stages[j].script;
+            names[n] = p->stages[j].name;
+        }
+        rc = ss_keyservice_expect_chain(
+            k->ks, exe, scripts, names, n, SS_ENCLAVE_DEFAULT_MEM,
             p->max_instructions ? p->max_instructions
                                 : SS_STAGE_DEFAULT_MAX_INSTRUCTIONS,
             output, 1, err, errlen);

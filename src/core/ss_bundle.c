@@ -496,6 +496,35 @@ int ss_bundle_serialize(const ss_bundle *b, ss_buf *out)
 }
 
 /* See ss_bundle.h. */
+int ss_bundle_measured_chain(const ss_bundle *const *b,
+                             const char *const *stages, size_t n,
+                             ss_buf *out)
+{
+    static const char tag[] = "\0sstream-chain-v1\0";
+    if (n == 0)
+        return SS_EINVAL;
+    if (ss_bundle_measured(b[0], out))
+        return SS_ENOMEM;
+    if (n == 1)
+        return 0;
+    if (ss_buf_append(out, tag, sizeof tag - 1))
+        return SS_ENOMEM;
+    ss_buf one;
+    ss_buf_init(&one);
+    int rc = 0;
+    for (size_t k = 1; k < n && !rc; k++) {
+        size_t nl = strlen(stages[k]);
+        ss_buf_reset(&one);
+        if (ss_bundle_measured(b[k], &one) || put_u64(out, nl) ||
+            ss_buf_append(out, stages[k], nl) || put_u64(out, one.len) ||
+            ss_buf_append(out, one.data ? one.data : "", one.len))
+            rc = SS_ENOMEM;
+    }
+    ss_buf_release(&one);
+    return rc;
+}
+
+/* See ss_bundle.h. */
 int ss_bundle_measured(const ss_bundle *b, ss_buf *out)
 {
     static const char tag[] = "\0sstream-modules-v1\0";

@@ -97,4 +97,16 @@ int ss_bundle_serialize(const ss_bundle *b, ss_buf *out);
  * SS_ENOMEM. */
 int ss_bundle_measured(const ss_bundle *b, ss_buf *out);
 
+/* Appends the measured form of a chain (docs/PIPELINE.md, Chaining): the
+ * stages b[0..n) that run in one enclave, stage k named stages[k]. For
+ * n == 1 it is ss_bundle_measured(b[0]) (an unchained stage measures as
+ * before); otherwise b[0]'s measured form, then "\0sstream-chain-v1\0",
+ * then for each k >= 1: u64le(len(stages[k])) stages[k] u64le(len(m))
+ * m, m the measured form of b[k]. So the names and order of the chained
+ * stages are measured with their scripts. Returns 0, SS_EINVAL (n == 0)
+ * or SS_ENOMEM. */
+int ss_bundle_measured_chain(const ss_bundle *const *b,
+                             const char *const *stages, size_t n,
+                             ss_buf *out);
+
 #endif

@@ -90,9 +90,21 @@ int ss_measure_files(const char *program, const char *script,
                      const char *config, uint8_t out[SS_MEASUREMENT_BYTES],
                      char *err, size_t errlen)
 {
+    const char *stage = "";
+    return ss_measure_chain_files(program, script ? &script : NULL,
+                                  script ? &stage : NULL, script ? 1 : 0,
+                                  config, out, err, errlen);
+}
+
+/* See ss_attest.h. */
+int ss_measure_chain_files(const char *program, const char *const *scripts,
+                           const char *const *stages, size_t n,
+                           const char *config,
+                           uint8_t out[SS_MEASUREMENT_BYTES], char *err,
+                           size_t errlen)
+{
     char *prog = NULL;
-    const char *src = NULL;
-    size_t np = 0, ns = 0;
+    size_t np = 0;
     int rc = ss_read_file(program, 1u << 30, &prog, &np);
     if (rc) {
         snprintf(err, errlen, "cannot read enclave program %s: %s",
@@ -101,26 +113,24 @@ int ss_measure_files(const char *program, const char *script,
     }
     ss_buf m;
     ss_buf_init(&m);
-    if (script) {
-        /* the script and the local modules it requires, as the enclave
-         * loads them (ss_bundle.h) */
-        ss_bundle *b = NULL;
-        rc = ss_bundle_load(script, &b, err, errlen);
-        if (!rc && ss_bundle_measured(b, &m))
-            rc = SS_ENOMEM;
-        ss_bundle_destroy(&b);
-        if (rc) {
-            free(prog);
-            ss_buf_release(&m);
-            return rc;
-        }
-        src = m.data;
-        ns = m.len;
-    }
-    ss_measure(prog, np, src, ns, config, out);
+    ss_bundle **b = n ? calloc(n, sizeof *b) : NULL;
+    if (n && !b)
+        rc = SS_ENOMEM;
+    /* each script with the local modules it requires, as the enclave
+     * loads them (ss_bundle.h) */
+    for (size_t k = 0; !rc && k < n; k++)
+        rc = ss_bundle_load(scripts[k], &b[k], err, errlen);
+    if (!rc && n &&
+        ss_bundle_measured_chain((const ss_bundle *const *)b, stages, n, &m))
+        rc = SS_ENOMEM;
+    for (size_t k = 0; b && k < n; k++)
+        ss_bundle_destroy(&b[k]);
+    free(b);
+    if (!rc)
+        ss_measure(prog, np, m.data, m.len, config, out);
     free(prog);
     ss_buf_release(&m);
-    return 0;
+    return rc;
 }
 
 /* See ss_attest.h. */

@@ -73,6 +73,15 @@ int ss_measure_files(const char *program, const char *script,
                      const char *config, uint8_t out[SS_MEASUREMENT_BYTES],
                      char *err, size_t errlen);
 
+/* Same for a chain (docs/PIPELINE.md, Chaining): the stages
+ * stages[0..n) with scripts scripts[0..n), run in one enclave, measured
+ * as ss_bundle_measured_chain (n == 1: as ss_measure_files; n == 0: no
+ * script). Same errors. */
+int ss_measure_chain_files(const char *program, const char *const *scripts,
+                           const char *const *stages, size_t n,
+                           const char *config,
+                           uint8_t out[SS_MEASUREMENT_BYTES], char *err,
+                           size_t errlen);
 
 /* Encodes and signs r with the ed25519 secret key sk (64 bytes). */
 void ss_report_sign(const ss_report *r, const uint8_t *sk,

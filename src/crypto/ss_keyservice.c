@@ -125,6 +125,27 @@ int ss_keyservice_expect_stage_out(ss_keyservice *ks, const char *stage,
 }
 
 /* See ss_keyservice.h. */
+int ss_keyservice_expect_chain(ss_keyservice *ks, const char *program,
+                               const char *const *scripts,
+                               const char *const *stages, size_t n,
+                               size_t mem_limit, uint64_t max_instructions,
+                               const char *output, int encrypted, char *err,
+                               size_t errlen)
+{
+    char cfg[512];
+    if (n == 0 || ss_attest_config(cfg, sizeof cfg, stages[0], mem_limit,
+                                   max_instructions, output, encrypted,
+                                   0) < 0) {
+        snprintf(err, errlen, "bad stage name '%s'", n ? stages[0] : "");
+        return SS_EINVAL;
+    }
+    uint8_t m[SS_MEASUREMENT_BYTES];
+    int rc = ss_measure_chain_files(program, scripts, stages, n, cfg, m, err,
+                                    errlen);
+    return rc ? rc : ss_keyservice_expect(ks, stages[0], m);
+}
+
+/* See ss_keyservice.h. */
 int ss_keyservice_load_manifest(ss_keyservice *ks, const char *path,
                                 char *err, size_t errlen)
 {

@@ -65,6 +65,18 @@ int ss_keyservice_expect_stage_out(ss_keyservice *ks, const char *stage,
                                    const char *output, int encrypted,
                                    char *err, size_t errlen);
 
+/* The same for the stages stages[0..n) chained into one enclave
+ * (docs/PIPELINE.md, Chaining), scripts[k] stage k's script: the
+ * enclave of stage stages[0] is expected to measure them all
+ * (ss_measure_chain_files); output is how the last one cuts its output.
+ * n == 1 is ss_keyservice_expect_stage_out. */
+int ss_keyservice_expect_chain(ss_keyservice *ks, const char *program,
+                               const char *const *scripts,
+                               const char *const *stages, size_t n,
+                               size_t mem_limit, uint64_t max_instructions,
+                               const char *output, int encrypted, char *err,
+                               size_t errlen);
+
 /* Reads / writes a manifest file. */
 int ss_keyservice_load_manifest(ss_keyservice *ks, const char *path,
                                 char *err, size_t errlen);

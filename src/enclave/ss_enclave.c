@@ -42,6 +42,8 @@ static void result_reset(ss_enclave_result *r)
     ss_buf_reset(&r->rejects);
     r->nrejects = 0;
     memset(&r->delta, 0, sizeof r->delta);
+    r->nstages = 0;
+    memset(r->stages, 0, sizeof r->stages);
 }
 
 static char *dup_or_null(const char *s, int *fail)
@@ -95,21 +97,21 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     so.mem_limit = e->o.mem_limit;
     so.max_instructions = e->o.max_instructions;
     so.host_errors = 1;
-    ss_bundle *bundle = NULL; /* the script and its local modules */
-    if (!e->o.echo) {
-        rc = ss_bundle_load(e->script, &bundle, err, errlen);
-        if (rc) {
-            ss_key_destroy(&k);
-            return rc;
-        }
-        so.script_src = ss_bundle_script(bundle, &so.script_len);
-        so.script_path = e->script; /* its name, in this trusted process */
-        so.bundle = bundle;
+    ss_ecore_scripts sc; /* the scripts and their local modules */
+    memset(&sc, 0, sizeof sc);
+    if (e->o.echo) {
+        rc = ss_ecore_init(&e->core, &so, e->o.encrypted, 1, err, errlen);
+    } else {
+        rc = ss_ecore_scripts_load(&sc, e->stage, e->script,
+                                   (const char *const *)e->chain,
+                                   (size_t)e->o.nchain, err, errlen);
+        so.script_path = e->script; /* names, in this trusted process */
+        if (!rc)
+            rc = ss_ecore_init_chain(&e->core, &so, &sc, e->o.encrypted,
+                                     err, errlen);
     }
-    rc = ss_ecore_init(&e->core, &so, e->o.encrypted, e->o.echo, err,
-                       errlen);
     if (rc) {
-        ss_bundle_destroy(&bundle);
+        ss_ecore_scripts_release(&sc);
         ss_key_destroy(&k);
         return rc;
     }
@@ -122,14 +124,19 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     size_t np = 0;
     ss_buf measured;
     ss_buf_init(&measured);
-    if (bundle)
-        (void)ss_bundle_measured(bundle, &measured);
+    if (sc.n)
+        (void)ss_ecore_scripts_measured(&sc, &measured);
     if (ss_read_file("/proc/self/exe", 1u << 30, &prog, &np) == 0)
         ss_measure(prog, np, measured.data, measured.len, cfg,
                    e->measurement);
     free(prog);
     ss_buf_release(&measured);
-    ss_bundle_destroy(&bundle);
+    ss_ecore_scripts_release(&sc);
+    e->nstages = ss_ecore_nstages(&e->core);
+    e->stateful_bits = 0;
+    for (size_t i = 0; i < e->nstages; i++)
+        if (ss_ecore_stage_stateful(&e->core, i))
+            e->stateful_bits |= (uint64_t)1 << i;
     ss_ecore_info(&e->core, e->from, e->to, sizeof e->from, &e->stateful,
                   &e->uses_sgx);
     return 0;
@@ -189,6 +196,12 @@ int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
         snprintf(err, errlen, "an enclave needs a stage name and a script");
         return SS_EINVAL;
     }
+    if (o->nchain < 0 || o->nchain >= SS_CHAIN_MAX ||
+        (o->nchain && (o->echo || !o->chain))) {
+        snprintf(err, errlen, "an enclave chains 0 to %d stages after its "
+                 "own, with scripts", SS_CHAIN_MAX - 1);
+        return SS_EINVAL;
+    }
     if (backend == SS_BACKEND_SANDBOX && o->encrypted &&
         (!o->get_key || !o->key_dir)) {
         snprintf(err, errlen, "an encrypted sandbox enclave needs the key "
@@ -221,6 +234,14 @@ int ss_enclave_open(const ss_enclave_opts *o, ss_enclave **out, char *err,
     e->program = dup_or_null(o->program ? o->program : deflt, &fail);
     e->partition_by = dup_or_null(o->partition_by, &fail);
     e->o.partition_by = e->partition_by;
+    if (o->nchain && !fail) {
+        e->chain = calloc((size_t)o->nchain, sizeof *e->chain);
+        fail = !e->chain;
+        for (int i = 0; !fail && i < o->nchain; i++)
+            e->chain[i] = dup_or_null(o->chain[i], &fail);
+    }
+    e->o.chain = (const char *const *)e->chain;
+    e->nstages = o->echo ? 0 : 1 + (size_t)o->nchain;
     if (!fail && ss_partition_spec(e->output, sizeof e->output,
                                    e->partition_by, o->broadcast)) {
         snprintf(err, errlen, "bad partition_by field '%s' (or with "
@@ -270,6 +291,9 @@ void ss_enclave_close(ss_enclave **p)
     free(e->key_dir);
     free(e->program);
     free(e->partition_by);
+    for (int i = 0; e->chain && i < e->o.nchain; i++)
+        free(e->chain[i]);
+    free(e->chain);
     ss_buf_release(&e->store);
     free(e);
     *p = NULL;
@@ -299,6 +323,13 @@ const char *ss_enclave_to(const ss_enclave *e)
 int ss_enclave_stateful(const ss_enclave *e) { return e->stateful; }
 /* See ss_enclave.h. */
 int ss_enclave_uses_sgx(const ss_enclave *e) { return e->uses_sgx; }
+/* See ss_enclave.h. */
+size_t ss_enclave_nstages(const ss_enclave *e) { return e->nstages; }
+/* See ss_enclave.h. */
+int ss_enclave_stage_stateful(const ss_enclave *e, size_t k)
+{
+    return k < e->nstages && k < 64 && (e->stateful_bits >> k & 1);
+}
 /* See ss_enclave.h. */
 pid_t ss_enclave_pid(const ss_enclave *e) { return e->pid; }
 /* See ss_enclave.h. */
@@ -330,6 +361,18 @@ static int sandbox_collect(ss_enclave *e, ss_enclave_result *res, char *err,
     res->delta.out = ctl->counts[4];
     res->delta.out_bytes = ctl->counts[5];
     res->mem_peak = ctl->mem_peak;
+    res->nstages = e->nstages;
+    res->stages[0] = res->delta;
+    for (size_t k = 1; k < e->nstages; k++) {
+        const uint64_t *c = ctl->chain_counts[k - 1];
+        ss_stage_counts *d = &res->stages[k];
+        d->in = c[0];
+        d->passed = c[1];
+        d->dropped = c[2];
+        d->rejected = c[3];
+        d->out = c[4];
+        d->out_bytes = c[5];
+    }
     return 0;
 }
 
@@ -341,6 +384,8 @@ static void none_collect(ss_enclave_result *res, const ss_ecore_res *cr)
     res->nrejects = cr->nrejects;
     res->delta = cr->delta;
     res->mem_peak = cr->mem_peak;
+    res->nstages = cr->nstages;
+    memcpy(res->stages, cr->stages, sizeof res->stages);
 }
 
 /* One batch in (op SS_CHAN_CALL or SS_CHAN_REJECT), results in res. */

@@ -37,6 +37,7 @@
 
 #include "core/ss_buf.h"
 #include "crypto/ss_attest.h"
+#include "lua/ss_chain.h"
 #include "lua/ss_stage.h"
 #include "wire/ss_batch.h"
 
@@ -87,6 +88,15 @@ typedef struct ss_enclave_opts {
                             stage is broadcast). Both are measured, and
                             res->msg then holds one or more messages back
                             to back (ss_psplit_cut) */
+    const char *const *chain; /* the stages chained after this one,
+                                 "STAGE=SCRIPT" each (nchain of them, at
+                                 most SS_CHAIN_MAX - 1): they run in the
+                                 same enclave, in order, on the batch
+                                 opened once (docs/PIPELINE.md,
+                                 Chaining); measured with the first
+                                 (ss_bundle_measured_chain). Borrowed
+                                 until open returns */
+    int nchain;
 } ss_enclave_opts;
 
 /* What one call produced. Embedded by value: ss_enclave_result_init /
@@ -95,7 +105,10 @@ typedef struct ss_enclave_result {
     ss_buf msg;     /* output wire message (header + payload) */
     ss_buf rejects; /* see above; empty when nrejects is 0 */
     uint32_t nrejects;
-    ss_stage_counts delta; /* this call's counts */
+    ss_stage_counts delta; /* this call's counts (the first stage's) */
+    size_t nstages;        /* stages run (1 + nchain; 0: echo) */
+    ss_stage_counts stages[SS_CHAIN_MAX]; /* each stage's counts of this
+                                             call; [0] is delta */
     uint64_t mem_peak;     /* Lua memory peak so far, bytes */
 } ss_enclave_result;
 
@@ -131,6 +144,10 @@ const char *ss_enclave_from(const ss_enclave *e);
 const char *ss_enclave_to(const ss_enclave *e);
 int ss_enclave_stateful(const ss_enclave *e);
 int ss_enclave_uses_sgx(const ss_enclave *e);
+/* The number of stages it runs (1 + nchain) and whether stage k keeps
+ * state (0 past the end). */
+size_t ss_enclave_nstages(const ss_enclave *e);
+int ss_enclave_stage_stateful(const ss_enclave *e, size_t k);
 /* The child's pid (sandbox) or 0. */
 pid_t ss_enclave_pid(const ss_enclave *e);
 

@@ -30,13 +30,14 @@
 #define SS_ENCLAVE_CHAN_H
 
 #include "crypto/ss_attest.h"
+#include "lua/ss_chain.h"
 #include "wire/ss_batch.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
 
 #define SS_CHAN_MAGIC 0x48435353u /* "SSCH" */
-#define SS_CHAN_VERSION 1
+#define SS_CHAN_VERSION 2 /* 2: chained stages */
 #define SS_CHAN_CTL_SIZE 8192u
 #define SS_CHAN_IN_CAP                                                       \
     ((SS_HDR_SIZE + SS_BATCH_MAX_SIZE + 4095u) & ~(size_t)4095u)
@@ -78,7 +79,11 @@ typedef struct ss_chan_ctl {
     uint32_t uses_sgx;
     uint32_t has_report;
     uint64_t counts[6]; /* in passed dropped rejected out out_bytes */
-    uint64_t mem_peak;  /* Lua peak, bytes */
+    uint64_t mem_peak;  /* Lua peak, bytes (all stages) */
+    uint32_t nstages;   /* start-up: the stages loaded (1 + chained) */
+    uint64_t stateful_bits; /* start-up: bit k, stage k keeps state */
+    uint64_t chain_counts[SS_CHAIN_MAX - 1][6]; /* stage k + 1's counts,
+                                                   as counts[] */
     int64_t peak_rss_kb;
     uint8_t measurement[SS_MEASUREMENT_BYTES];
     uint8_t report[SS_REPORT_BYTES];

@@ -282,6 +282,16 @@ static int child_handle(child *c, uint32_t seq)
         ctl->counts[3] = res.delta.rejected;
         ctl->counts[4] = res.delta.out;
         ctl->counts[5] = res.delta.out_bytes;
+        for (size_t k = 1; k < res.nstages && k < SS_CHAIN_MAX; k++) {
+            const ss_stage_counts *d = &res.stages[k];
+            uint64_t *cc = ctl->chain_counts[k - 1];
+            cc[0] = d->in;
+            cc[1] = d->passed;
+            cc[2] = d->dropped;
+            cc[3] = d->rejected;
+            cc[4] = d->out;
+            cc[5] = d->out_bytes;
+        }
         ctl->mem_peak = res.mem_peak;
         break;
     default:
@@ -316,6 +326,8 @@ int ss_enclave_child_main(int argc, char **argv)
     const char *name = "enclave", *stage = NULL, *script = NULL;
     const char *keys = NULL, *shm_path = NULL, *partition_by = NULL;
     uint64_t broadcast = 0;
+    const char *chain[SS_CHAIN_MAX];
+    size_t nchain = 0;
     uint64_t fd = SS_CHAN_FD, mem = SS_ENCLAVE_CORE_DEFAULT_MEM,
              spin_us = 50, max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS,
              run = 0;
@@ -350,6 +362,8 @@ int ss_enclave_child_main(int argc, char **argv)
             script = v;
         else if (!strcmp(a, "--keys"))
             keys = v;
+        else if (!strcmp(a, "--chain"))
+            bad = nchain >= SS_CHAIN_MAX - 1 || !(chain[nchain++] = v);
         else if (!strcmp(a, "--partition-by"))
             bad = !ss_partition_field_ok(partition_by = v);
         else if (!strcmp(a, "--broadcast"))
@@ -408,7 +422,8 @@ int ss_enclave_child_main(int argc, char **argv)
         return child_fail(&c, SS_EINVAL, "bad or missing --stage");
     char *prog = NULL;
     size_t np = 0;
-    ss_bundle *bundle = NULL; /* the script and its local modules */
+    ss_ecore_scripts sc; /* the scripts and their local modules */
+    memset(&sc, 0, sizeof sc);
     ss_buf measured;
     ss_buf_init(&measured);
     int rc = ss_read_file("/proc/self/exe", 1u << 30, &prog, &np);
@@ -417,26 +432,24 @@ int ss_enclave_child_main(int argc, char **argv)
     if (!echo) {
         if (!script)
             return child_fail(&c, SS_EINVAL, "missing --script");
-        rc = ss_bundle_load(script, &bundle, err, sizeof err);
+        rc = ss_ecore_scripts_load(&sc, stage, script, chain, nchain, err,
+                                   sizeof err);
         if (rc)
             return child_fail(&c, rc, err);
-        if (ss_bundle_measured(bundle, &measured))
+        if (ss_ecore_scripts_measured(&sc, &measured))
             return child_fail(&c, SS_ENOMEM, "out of memory");
+    } else if (nchain) {
+        return child_fail(&c, SS_EINVAL, "--echo runs no stage to chain");
     }
     ss_measure(prog, np, measured.data, measured.len, cfg,
                c.ctl->measurement);
     free(prog);
     ss_buf_release(&measured);
 
-    /* the stage, from exactly the measured bytes */
+    /* the stages, from exactly the measured bytes */
     ss_stage_opts so;
     memset(&so, 0, sizeof so);
     so.script_path = NULL;
-    so.script_src = "";
-    if (bundle) {
-        so.script_src = ss_bundle_script(bundle, &so.script_len);
-        so.bundle = bundle;
-    }
     so.name = name;
     so.stage = stage;
     so.mem_limit = (size_t)mem;
@@ -446,10 +459,21 @@ int ss_enclave_child_main(int argc, char **argv)
     so.rejects_sealed = encrypted; /* the core seals them (REJECT) */
     so.host_errors = 1; /* a failing event is rejected, the rest goes on */
     tzset(); /* os.date must not open /etc/localtime later */
-    rc = ss_ecore_init(&c.core, &so, encrypted, echo, err, sizeof err);
-    ss_bundle_destroy(&bundle);
+    if (echo) {
+        so.script_src = "";
+        rc = ss_ecore_init(&c.core, &so, encrypted, echo, err, sizeof err);
+    } else {
+        rc = ss_ecore_init_chain(&c.core, &so, &sc, encrypted, err,
+                                 sizeof err);
+    }
+    ss_ecore_scripts_release(&sc);
     if (rc)
         return child_fail(&c, rc, err);
+    c.ctl->nstages = (uint32_t)ss_ecore_nstages(&c.core);
+    c.ctl->stateful_bits = 0;
+    for (size_t k = 0; k < ss_ecore_nstages(&c.core) && k < 64; k++)
+        if (ss_ecore_stage_stateful(&c.core, k))
+            c.ctl->stateful_bits |= (uint64_t)1 << k;
     ss_ecore_set_run(&c.core, run, name);
     ss_ecore_set_output(&c.core, partition_by, (uint32_t)broadcast);
     int stateful = 0, sgx = 0;

@@ -33,12 +33,144 @@ int ss_ecore_init(ss_ecore *c, const ss_stage_opts *so, int encrypted,
     }
     ss_stage_out_init(&c->out);
     c->out_ready = 1;
-    int rc = ss_stage_new(so, &c->stage, err, errlen);
+    ss_stage *st = NULL;
+    int rc = ss_stage_new(so, &st, err, errlen);
+    if (!rc)
+        rc = ss_chain_new(&st, 1, &c->chain);
     if (rc) {
         ss_stage_out_release(&c->out);
         c->out_ready = 0;
+        return rc;
     }
-    return rc;
+    c->stage = ss_chain_stage(c->chain, 0);
+    return 0;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_scripts_load(ss_ecore_scripts *sc, const char *stage,
+                          const char *script, const char *const *chain,
+                          size_t nchain, char *err, size_t errlen)
+{
+    memset(sc, 0, sizeof *sc);
+    if (nchain >= SS_CHAIN_MAX) {
+        snprintf(err, errlen, "more than %d chained stages",
+                 SS_CHAIN_MAX - 1);
+        return SS_EINVAL;
+    }
+    for (size_t k = 0; k <= nchain; k++) {
+        const char *name = stage, *path = script;
+        size_t nl = strlen(stage ? stage : "");
+        if (k > 0) {
+            const char *eq = strchr(chain[k - 1], '=');
+            if (!eq || eq == chain[k - 1] || !eq[1]) {
+                snprintf(err, errlen, "chained stage '%.200s': expected "
+                         "STAGE=SCRIPT", chain[k - 1]);
+                return SS_EINVAL;
+            }
+            name = chain[k - 1];
+            nl = (size_t)(eq - name);
+            path = eq + 1;
+        }
+        if (!name || nl == 0 || nl >= sizeof sc->stage[k]) {
+            snprintf(err, errlen, "bad stage name (1 to %zu bytes)",
+                     sizeof sc->stage[k] - 1);
+            return SS_EINVAL;
+        }
+        memcpy(sc->stage[k], name, nl);
+        sc->stage[k][nl] = '\0';
+        sc->path[k] = path;
+        int rc = ss_bundle_load(path, &sc->b[k], err, errlen);
+        sc->n = k + 1;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_scripts_measured(const ss_ecore_scripts *sc, ss_buf *out)
+{
+    const char *names[SS_CHAIN_MAX];
+    for (size_t k = 0; k < sc->n; k++)
+        names[k] = sc->stage[k];
+    return ss_bundle_measured_chain((const ss_bundle *const *)sc->b, names,
+                                    sc->n, out);
+}
+
+/* See ss_enclave_core.h. */
+void ss_ecore_scripts_release(ss_ecore_scripts *sc)
+{
+    for (size_t k = 0; k < sc->n; k++)
+        ss_bundle_destroy(&sc->b[k]);
+    sc->n = 0;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_init_chain(ss_ecore *c, const ss_stage_opts *so,
+                        const ss_ecore_scripts *sc, int encrypted,
+                        char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    ss_psplit_init(&c->split);
+    c->encrypted = encrypted;
+    ss_buf_init(&c->pt);
+    if (sc->n == 0 || sc->n > SS_CHAIN_MAX) {
+        snprintf(err, errlen, "no stage to run");
+        return SS_EINVAL;
+    }
+    ss_stage *st[SS_CHAIN_MAX] = {0};
+    int rc = 0;
+    for (size_t k = 0; k < sc->n && !rc; k++) {
+        ss_stage_opts o = *so;
+        char name[160];
+        o.stage = sc->stage[k];
+        if (k > 0) {
+            const char *dash = so->name ? strrchr(so->name, '-') : NULL;
+            snprintf(name, sizeof name, "%s-%s", sc->stage[k],
+                     dash ? dash + 1 : "1");
+            o.name = name;
+        }
+        o.script_src = ss_bundle_script(sc->b[k], &o.script_len);
+        o.bundle = sc->b[k];
+        o.script_path = so->script_path ? sc->path[k] : NULL;
+        rc = ss_stage_new(&o, &st[k], err, errlen);
+        if (rc && k > 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", err);
+            snprintf(err, errlen, "chained stage '%s': %s", sc->stage[k],
+                     why);
+        } else if (!rc && k > 0 &&
+                   (!ss_stage_has_input(st[k]) || !ss_stage_to(st[k]))) {
+            snprintf(err, errlen, "chained stage '%s': its script must "
+                     "start with fromZmqSocket(...) and end with "
+                     ":subscribeToSocket(...), as any stage", sc->stage[k]);
+            rc = SS_EINVAL;
+        }
+    }
+    if (!rc)
+        rc = ss_chain_new(st, sc->n, &c->chain); /* takes them all */
+    for (size_t k = 0; k < sc->n; k++)
+        ss_stage_destroy(&st[k]);
+    if (rc)
+        return rc;
+    ss_stage_out_init(&c->out);
+    c->out_ready = 1;
+    c->stage = ss_chain_stage(c->chain, 0);
+    return 0;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_stage_stateful(const ss_ecore *c, size_t k)
+{
+    if (!c->chain || k >= ss_chain_len(c->chain))
+        return 0;
+    return ss_stage_stateful(ss_chain_stage(c->chain, k));
+}
+
+/* See ss_enclave_core.h. */
+size_t ss_ecore_nstages(const ss_ecore *c)
+{
+    return c->chain ? ss_chain_len(c->chain) : 0;
 }
 
 /* See ss_enclave_core.h. */
@@ -53,8 +185,11 @@ void ss_ecore_info(const ss_ecore *c, char *from, char *to, size_t len,
     const char *t = ss_stage_to(c->stage);
     snprintf(from, len, "%s", f ? f : "");
     snprintf(to, len, "%s", t ? t : "");
-    *stateful = ss_stage_stateful(c->stage);
-    *uses_sgx = ss_stage_uses_sgx(c->stage);
+    /* the chain's: stateful if any stage is, and the enclave is where
+     * the SGX operators of any of its scripts run */
+    *stateful = ss_chain_stateful(c->chain);
+    for (size_t k = 0; k < ss_chain_len(c->chain); k++)
+        *uses_sgx |= ss_stage_uses_sgx(ss_chain_stage(c->chain, k));
 }
 
 /* See ss_enclave_core.h. */
@@ -82,8 +217,9 @@ void ss_ecore_set_key(ss_ecore *c, ss_key *k)
 /* See ss_enclave_core.h. */
 void ss_ecore_release(ss_ecore *c)
 {
-    if (c->stage)
-        ss_stage_destroy(&c->stage);
+    if (c->chain)
+        ss_chain_destroy(&c->chain); /* and c->stage, its first */
+    c->stage = NULL;
     if (c->out_ready) {
         if (c->out.events.data)
             sodium_memzero(c->out.events.data, c->out.events.cap);
@@ -99,6 +235,13 @@ void ss_ecore_release(ss_ecore *c)
                            c->split.g[i].events.cap);
     ss_psplit_release(&c->split);
     ss_key_destroy(&c->key);
+}
+
+/* Remembers every stage's totals before a call (see emit_all). */
+static void snapshot(ss_ecore *c)
+{
+    for (size_t k = 0; k < ss_chain_len(c->chain); k++)
+        c->before[k] = *ss_stage_totals(ss_chain_stage(c->chain, k));
 }
 
 /* Writes header h + payload p[0..n) (sealed when encrypted) through rs. */
@@ -210,8 +353,25 @@ static int emit_all(ss_ecore *c, ss_hdr *oh, const ss_hdr *in,
         snprintf(err, errlen, "the output of batch %llu is larger than a "
                               "batch may be",
                  (unsigned long long)in->seq);
-    res->delta = c->out.delta;
-    res->mem_peak = ss_stage_mem_peak(c->stage);
+    /* every stage's counts of this call: what its totals grew by */
+    size_t ns = ss_chain_len(c->chain);
+    res->nstages = ns;
+    res->mem_peak = 0;
+    for (size_t k = 0; k < ns; k++) {
+        ss_stage *sk = ss_chain_stage(c->chain, k);
+        const ss_stage_counts *t = ss_stage_totals(sk), *b = &c->before[k];
+        ss_stage_counts *d = &res->stages[k];
+        d->in = t->in - b->in;
+        d->passed = t->passed - b->passed;
+        d->dropped = t->dropped - b->dropped;
+        d->rejected = t->rejected - b->rejected;
+        d->out = t->out - b->out;
+        d->out_bytes = t->out_bytes - b->out_bytes;
+        res->mem_peak += ss_stage_mem_peak(sk);
+    }
+    /* unchained: the output's own counts, as always */
+    res->delta = ns == 1 ? c->out.delta : res->stages[0];
+    res->stages[0] = res->delta;
     if (c->out.events.data)
         sodium_memzero(c->out.events.data, c->out.events.len);
     if (c->out.rejects.data)
@@ -305,7 +465,10 @@ int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
         c->die(); /* test hook, see ss_enclave_core.h */
 #endif
     ss_stage_out_reset(&c->out);
-    rc = ss_stage_process(c->stage, &h, payload, len, &c->out);
+    snapshot(c);
+    /* the whole chain on the opened batch: one open and one seal per
+     * batch however many stages run here */
+    rc = ss_chain_process(c->chain, &h, payload, len, &c->out);
     if (c->encrypted)
         sodium_memzero(c->pt.data, c->pt.len);
     if (rc) {
@@ -329,7 +492,7 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
         snprintf(err, errlen, "an echo enclave has no stage to reject for");
         return SS_EINVAL;
     }
-    if (ss_stage_stateful(c->stage) || c->completed) {
+    if (ss_chain_stateful(c->chain) || c->completed) {
         snprintf(err, errlen, "stage '%s' keeps state: refusing to reject "
                               "a batch whole on the host's word (every "
                               "batch must reach the state)",
@@ -345,6 +508,7 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
     if (rc)
         return rc;
     ss_stage_out_reset(&c->out);
+    snapshot(c);
     ss_stage_reject_batch(c->stage, &h,
                           "the enclave died each time it processed this "
                           "batch: all its events are rejected",
@@ -359,12 +523,15 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
  * leaves like a per-event reason, as a REJECT message under the final
  * header's lineage with count 0, sealed when encrypted; err names the
  * stage and quotes the reason only in clear mode. */
-static void completion_failed(ss_ecore *c, const ss_hdr *final, int rc,
+static void completion_failed(ss_ecore *c, ss_stage *failed,
+                              const ss_hdr *final, int rc,
                               ss_ecore_reserve rs, void *rctx,
                               ss_ecore_res *res, char *err, size_t errlen)
 {
-    const char *stage = ss_stage_name(c->stage);
-    const char *why = ss_stage_error(c->stage);
+    if (!failed)
+        failed = c->stage;
+    const char *stage = ss_stage_name(failed);
+    const char *why = ss_stage_error(failed);
     ss_buf line = SS_BUF_INIT;
     ss_buf_printf(&line, "{\"stage\":");
     ss_buf_json_str(&line, stage, strlen(stage));
@@ -409,9 +576,11 @@ int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
     }
     c->completed = 1;
     ss_stage_out_reset(&c->out);
-    int rc = ss_stage_complete(c->stage, &c->out);
+    snapshot(c);
+    ss_stage *failed = NULL;
+    int rc = ss_chain_complete(c->chain, &c->out, &failed);
     if (rc) {
-        completion_failed(c, final, rc, rs, rctx, res, err, errlen);
+        completion_failed(c, failed, final, rc, rs, rctx, res, err, errlen);
         return rc;
     }
     ss_hdr oh = *final;

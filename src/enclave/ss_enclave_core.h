@@ -9,7 +9,9 @@
 #define SS_ENCLAVE_CORE_H
 
 #include "core/ss_buf.h"
+#include "core/ss_bundle.h"
 #include "crypto/ss_keys.h"
+#include "lua/ss_chain.h"
 #include "lua/ss_stage.h"
 #include "wire/ss_batch.h"
 #include "wire/ss_partition.h"
@@ -24,7 +26,10 @@
 typedef void *(*ss_ecore_reserve)(void *ctx, int which, size_t n);
 
 typedef struct ss_ecore {
-    ss_stage *stage; /* NULL with echo */
+    ss_stage *stage; /* the first stage of chain (borrowed); NULL: echo */
+    ss_chain *chain; /* the stages run here, in order (one unless chained,
+                        docs/PIPELINE.md, Chaining); NULL with echo */
+    ss_stage_counts before[SS_CHAIN_MAX]; /* totals before a call */
     ss_key *key;     /* the data key (encrypted), owned */
     int encrypted;
     int echo;
@@ -52,14 +57,54 @@ typedef struct ss_ecore_res {
     size_t msg_len;
     size_t rej_len;
     uint32_t nrejects;
-    ss_stage_counts delta;
-    uint64_t mem_peak;
+    ss_stage_counts delta; /* the first stage's counts (as unchained) */
+    size_t nstages;        /* stages in the chain (0 with echo) */
+    ss_stage_counts stages[SS_CHAIN_MAX]; /* each stage's counts; [0] is
+                                             delta */
+    uint64_t mem_peak;     /* the Lua peaks of all stages, summed */
 } ss_ecore_res;
+
+/* The scripts of an enclave's stages: stage k's name and bundle (its
+ * script and local modules), read once; what the enclave runs and what
+ * its measurement covers (ss_bundle_measured_chain). */
+typedef struct ss_ecore_scripts {
+    size_t n;
+    char stage[SS_CHAIN_MAX][64];
+    const char *path[SS_CHAIN_MAX]; /* borrowed from the caller */
+    ss_bundle *b[SS_CHAIN_MAX];
+} ss_ecore_scripts;
+
+/* Loads stage's script and those of the stages chained after it, each
+ * given as "STAGE=SCRIPT" (chain[0..nchain), nchain < SS_CHAIN_MAX).
+ * Strings are borrowed. Returns 0 (release sc after), or SS_EINVAL (a
+ * bad spec) or a bundle error, with a reason naming the file in err. */
+int ss_ecore_scripts_load(ss_ecore_scripts *sc, const char *stage,
+                          const char *script, const char *const *chain,
+                          size_t nchain, char *err, size_t errlen);
+/* Appends what the measurement covers (ss_bundle_measured_chain). */
+int ss_ecore_scripts_measured(const ss_ecore_scripts *sc, ss_buf *out);
+void ss_ecore_scripts_release(ss_ecore_scripts *sc);
+
+/* Loads the stages of sc as one chain (ss_chain.h): stage k gets so with
+ * stage sc->stage[k], its script and modules from sc->b[k] (and the
+ * path sc->path[k] as its chunk name when so->script_path is set), and
+ * for k >= 1 the worker name STAGE-N, N what follows the last '-' of
+ * so->name (as a chained plain worker reports, ss_node.h). Returns like
+ * ss_ecore_init; sc is not needed afterwards. */
+int ss_ecore_init_chain(ss_ecore *c, const ss_stage_opts *so,
+                        const ss_ecore_scripts *sc, int encrypted,
+                        char *err, size_t errlen);
+
+/* Whether stage k of the chain keeps state; 0 past its end. */
+int ss_ecore_stage_stateful(const ss_ecore *c, size_t k);
+/* The number of stages (0 with echo) and the name of stage k. */
+size_t ss_ecore_nstages(const ss_ecore *c);
 
 /* 1 if the stage runner is linked into this program. */
 int ss_ecore_have_stage(void);
 
-/* Loads the stage (unless echo). The key is given later (set_key).
+/* Loads the stage (unless echo): a chain of one. The key is given later
+ * (set_key).
  * Returns 0, or a negative code with a one-line reason in err. */
 int ss_ecore_init(ss_ecore *c, const ss_stage_opts *so, int encrypted,
                   int echo, char *err, size_t errlen);

@@ -21,6 +21,9 @@ struct ss_enclave {
     uint8_t measurement[SS_MEASUREMENT_BYTES];
     char from[256], to[256];
     int stateful, uses_sgx;
+    char **chain;       /* copies of o.chain (o.chain points here) */
+    size_t nstages;     /* 1 + o.nchain */
+    uint64_t stateful_bits; /* bit k: stage k keeps state */
     /* none */
     ss_ecore core;
     int core_ready;

@@ -229,6 +229,10 @@ static void build_argv(ss_enclave *e, char **args, char bufs[5][32])
         args[i++] = "--broadcast";
         args[i++] = bufs[4];
     }
+    for (int k = 0; k < e->o.nchain; k++) { /* after the first, in order */
+        args[i++] = "--chain";
+        args[i++] = e->chain[k];
+    }
     if (e->o.encrypted)
         args[i++] = "--encrypted";
     if (e->key_dir) {
@@ -305,7 +309,7 @@ int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen)
     e->seq = 1;
     e->dead = 0;
 
-    char *args[32], bufs[5][32], *env[8];
+    char *args[32 + 2 * SS_CHAIN_MAX], bufs[5][32], *env[8];
     build_argv(e, args, bufs);
     ss_sandbox_child_env(env, sizeof env / sizeof env[0]);
     pid_t parent = getpid();
@@ -372,6 +376,14 @@ int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen)
     e->stateful = ctl->stateful != 0;
     e->uses_sgx = ctl->uses_sgx != 0;
     e->peak_rss_kb = (long)ctl->peak_rss_kb;
+    if (ctl->nstages != e->nstages) {
+        snprintf(err, errlen, "enclave of worker %s loaded %u stages, not "
+                 "the %zu asked for", e->name, ctl->nstages, e->nstages);
+        kill_child(e);
+        e->dead = 1;
+        return SS_EPROTO;
+    }
+    e->stateful_bits = ctl->stateful_bits;
     if (!e->o.encrypted)
         return 0;
 

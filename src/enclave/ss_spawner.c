@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define SP_MSG_MAX 8192
-#define SP_ARGS_MAX 32
+#define SP_ARGS_MAX 104 /* 32 and two per chained stage */
 #define SP_KIDS_MAX 16
 #define SP_SPAWN 'S'
 #define SP_PID 'P'
@@ -117,7 +117,7 @@ static int sp_check(const ss_spawner_conf *c, char **req, size_t n,
         return SS_EDENIED;
     }
     out[k++] = "enclave";
-    int have_keys = 0;
+    int have_keys = 0, nchain = 0;
     for (size_t i = 2; i < n; i++) {
         const char *a = req[i];
         if (!strcmp(a, "--encrypted") || !strcmp(a, "--echo")) {
@@ -141,7 +141,15 @@ static int sp_check(const ss_spawner_conf *c, char **req, size_t n,
             must = c->stage;
         else if (!strcmp(a, "--script"))
             must = c->script ? c->script : "";
-        else if (!strcmp(a, "--keys")) {
+        else if (!strcmp(a, "--chain")) {
+            /* this worker's chained stages only, in order */
+            if (nchain >= c->nchain) {
+                snprintf(why, wlen, "--chain '%.200s' is not this "
+                         "worker's", v);
+                return SS_EDENIED;
+            }
+            must = c->chain[nchain];
+        } else if (!strcmp(a, "--keys")) {
             if (!c->keys) {
                 snprintf(why, wlen, "no --keys for this worker");
                 return SS_EDENIED;
@@ -158,9 +166,19 @@ static int sp_check(const ss_spawner_conf *c, char **req, size_t n,
             return SS_EDENIED;
         }
         out[k++] = req[i - 1];
-        out[k++] = !strcmp(a, "--script") && c->script_fd > 0
-                       ? "/dev/fd/4"
-                       : req[i];
+        if (!strcmp(a, "--chain")) {
+            out[k++] = c->script_fd > 0 ? (char *)c->chain_at[nchain]
+                                        : req[i];
+            nchain++;
+        } else
+            out[k++] = !strcmp(a, "--script") && c->script_fd > 0
+                           ? "/dev/fd/4"
+                           : req[i];
+    }
+    if (nchain != c->nchain) {
+        snprintf(why, wlen, "the enclave must run this worker's %d "
+                 "chained stage(s), not %d", c->nchain, nchain);
+        return SS_EDENIED;
     }
     if (!have_keys && c->keys && k + 2 < SP_ARGS_MAX) {
         out[k++] = "--keys";
@@ -191,6 +209,13 @@ static pid_t sp_fork(const ss_spawner_conf *c, char **argv, int memfd)
     if (c->script_fd > 0 && (c->script_fd == 4 ? fcntl(4, F_SETFD, 0)
                                                : dup2(c->script_fd, 4)) < 0)
         _exit(126);
+    /* the chained scripts on 5.. (the launcher put them there: see
+     * ss_spawner_conf) */
+    for (int k = 0; c->script_fd > 0 && k < c->nchain; k++) {
+        int from = c->script_fd + 1 + k, to = 5 + k;
+        if ((from == to ? fcntl(to, F_SETFD, 0) : dup2(from, to)) < 0)
+            _exit(126);
+    }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(126);

@@ -47,6 +47,15 @@ typedef struct ss_spawner_conf {
     int script_fd;       /* > 0: the script, open: the enclave reads it as
                             /dev/fd/4 (its folder may be closed to this
                             uid); the worker still names `script` */
+    const char *const *chain; /* the stages chained after this one in
+                                 its enclave, "STAGE=SCRIPT" each: the
+                                 worker must ask for exactly these, in
+                                 order (--chain); with script_fd, chained
+                                 stage k's script is open on fd
+                                 script_fd + 1 + k and the enclave reads
+                                 it as /dev/fd/(5 + k) (chain_at[k]) */
+    const char *const *chain_at; /* "STAGE=/dev/fd/N" for each */
+    int nchain;
 } ss_spawner_conf;
 
 /* Serves one worker on sock until it closes the socket (then kills the

@@ -26,6 +26,11 @@ int ss_chain_new(ss_stage **stages, size_t n, ss_chain **out)
     *out = NULL;
     if (n == 0)
         return SS_EINVAL;
+    if (n > SS_CHAIN_MAX) {
+        for (size_t i = 0; i < n; i++)
+            ss_stage_destroy(&stages[i]);
+        return SS_EINVAL;
+    }
     ss_chain *c = calloc(1, sizeof *c);
     if (c) {
         c->st = calloc(n, sizeof *c->st);

@@ -23,11 +23,15 @@
 
 #include <stddef.h>
 
+/* At most this many stages in a chain: a worker and its 32 --chain. */
+#define SS_CHAIN_MAX 33
+
 typedef struct ss_chain ss_chain;
 
 /* Takes ownership of stages[0..n) (loaded; the array itself is borrowed)
  * and sets every entry to NULL. Returns 0 and *out (caller destroys), or
- * SS_ENOMEM (the stages are destroyed) or SS_EINVAL (n == 0). */
+ * SS_ENOMEM (the stages are destroyed) or SS_EINVAL (n == 0, or more
+ * than SS_CHAIN_MAX; the stages are destroyed too). */
 int ss_chain_new(ss_stage **stages, size_t n, ss_chain **out);
 
 /* Destroys the chain and its stages; sets *p to NULL. Safe on NULL. */

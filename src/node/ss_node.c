@@ -75,6 +75,8 @@ struct ss_node {
     ss_enclave *enc;        /* worker: where the stage runs (none/sandbox) */
     ss_enclave_result res;
     ss_stage_counts totals; /* worker: the enclave's deltas, summed */
+    ss_stage_counts ctotals[SS_CHAIN_MAX]; /* the same for each stage
+                                              chained in the enclave */
     uint64_t enclave_calls, enclave_ns;
     ss_key *key;      /* sink: opens its input; encrypted worker: rejects */
     ss_buf pt;        /* sink: the opened payload */
@@ -119,16 +121,19 @@ static int node_stateful(const node *n)
 }
 
 /* The name stage k of the chain reports under: the worker's own for the
- * first, else STAGE-N with N this worker's index (see ss_node.h). */
-static void chained_name(const node *n, size_t k, char *buf, size_t len)
+ * first, else STAGE-N with N this worker's index (see ss_node.h); its
+ * stage's name into stage. */
+static void chained_name(const node *n, size_t k, char *buf, size_t len,
+                         char *stage, size_t slen)
 {
     if (k == 0) {
         snprintf(buf, len, "%s", n->o->name);
         return;
     }
+    const char *spec = n->o->chain[k - 1];
     const char *dash = strrchr(n->o->name, '-');
-    snprintf(buf, len, "%s-%s", ss_stage_name(ss_chain_stage(n->chain, k)),
-             dash ? dash + 1 : "1");
+    snprintf(stage, slen, "%.*s", (int)strcspn(spec, "="), spec);
+    snprintf(buf, len, "%s-%s", stage, dash ? dash + 1 : "1");
 }
 
 /* One STATS record for each chained stage after the first, under its
@@ -147,24 +152,37 @@ static void put_counts(ss_stats *st, const ss_stage_counts *t)
     st->rejected = t->rejected;
 }
 
+/* Stage k's counters and whether it keeps state, wherever it runs: in
+ * this process (n->chain) or in the enclave (summed from its results). */
+static const ss_stage_counts *chained_totals(const node *n, size_t k,
+                                             int *stateful)
+{
+    if (n->enc) {
+        *stateful = ss_enclave_stage_stateful(n->enc, k);
+        return k ? &n->ctotals[k] : &n->totals;
+    }
+    ss_stage *sk = ss_chain_stage(n->chain, k);
+    *stateful = ss_stage_stateful(sk);
+    return ss_stage_totals(sk);
+}
+
 static void report_chained(node *n, int final)
 {
-    for (size_t k = 1; k < ss_chain_len(n->chain); k++) {
-        ss_stage *sk = ss_chain_stage(n->chain, k);
-        const ss_stage_counts *t = ss_stage_totals(sk);
-        const ss_stage_counts *prev =
-            ss_stage_totals(ss_chain_stage(n->chain, k - 1));
-        char name[2 * SS_STATS_NAME_MAX];
-        chained_name(n, k, name, sizeof name);
+    for (size_t k = 1; k <= (size_t)n->o->nchain; k++) {
+        int stateful, ignored;
+        const ss_stage_counts *t = chained_totals(n, k, &stateful);
+        const ss_stage_counts *prev = chained_totals(n, k - 1, &ignored);
+        char name[2 * SS_STATS_NAME_MAX], stage[SS_STATS_NAME_MAX];
+        chained_name(n, k, name, sizeof name, stage, sizeof stage);
         ss_stats st;
         ss_stats_init(&st);
-        ss_stats_set_names(&st, name, n->o->role, ss_stage_name(sk));
+        ss_stats_set_names(&st, name, n->o->role, stage);
         put_counts(&st, t);
         st.in_bytes = prev->out_bytes;
         st.batches_in = n->batches_in;
         st.batches_out = n->batches_out;
         st.final = final;
-        st.stateful = ss_stage_stateful(sk);
+        st.stateful = stateful;
         ss_stats_report(n->stats, &st);
     }
 }
@@ -190,9 +208,12 @@ static void report(node *n, int final)
     st.enclave_calls = n->enclave_calls;
     st.enclave_ns = n->enclave_ns;
     st.final = final;
-    st.stateful = n->chain ? ss_stage_stateful(n->stage) : node_stateful(n);
+    if (n->o->nchain && (n->chain || n->enc))
+        (void)chained_totals(n, 0, &st.stateful);
+    else
+        st.stateful = node_stateful(n);
     ss_stats_report(n->stats, &st);
-    if (n->chain)
+    if (n->o->nchain && (n->chain || n->enc))
         report_chained(n, final);
     n->last_stats_ms = ss_now_ms();
 }
@@ -508,6 +529,15 @@ static int enclave_died(node *n, const ss_hdr *h, const char *msg,
     return rc;
 }
 
+/* Adds an enclave call's counts: the first stage's, and each chained
+ * stage's (n->res.nstages is checked against what was asked at start). */
+static void add_enclave_counts(node *n)
+{
+    ss_stage_counts_add(&n->totals, &n->res.delta);
+    for (size_t k = 1; k < n->res.nstages && k < SS_CHAIN_MAX; k++)
+        ss_stage_counts_add(&n->ctotals[k], &n->res.stages[k]);
+}
+
 /* Encrypted / enclave worker: the (sealed) batch goes through the
  * enclave as it is; its sealed output goes on as it is. */
 static int handle_data_enclave(node *n, const ss_hdr *h, const char *msg,
@@ -531,7 +561,7 @@ static int handle_data_enclave(node *n, const ss_hdr *h, const char *msg,
         }
         return rc;
     }
-    ss_stage_counts_add(&n->totals, &n->res.delta);
+    add_enclave_counts(n);
     enclave_rejects(n);
     return send_output(n, h, n->res.msg.data, n->res.msg.len);
 }
@@ -711,7 +741,7 @@ static int complete_enclave(node *n)
         enclave_rejects(n);
     if (rc)
         return rc;
-    ss_stage_counts_add(&n->totals, &n->res.delta);
+    add_enclave_counts(n);
     enclave_rejects(n);
     /* one message, or several when cut for a partitioned or broadcast
      * next stage */
@@ -930,6 +960,8 @@ static int run_enclave_worker(node *n)
     eo.key_dir = o->keys;
     eo.partition_by = o->partition_by;
     eo.broadcast = o->broadcast;
+    eo.chain = o->chain; /* chained stages run in the same enclave */
+    eo.nchain = o->nchain;
     if (enclave && strcmp(eo.backend, "none") != 0) {
         if (!o->keyservice) {
             ss_error("%s: security 'enclave' needs the key service "
@@ -1144,10 +1176,9 @@ static int node_run(node *n)
         }
         n->have_curve = 1;
     }
-    if (o->nchain && (secure || strcmp(o->role, "worker") != 0)) {
-        ss_error("%s: chained stages (--chain) run only in a worker in "
-                 "plain mode, not in a %s in %s mode", o->name, o->role,
-                 o->security);
+    if (o->nchain && strcmp(o->role, "worker") != 0) {
+        ss_error("%s: chained stages (--chain) run only in a worker, not "
+                 "in a %s", o->name, o->role);
         return SS_EINVAL;
     }
     if (secure && strcmp(o->role, "worker") == 0)

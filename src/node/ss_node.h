@@ -54,9 +54,10 @@ typedef struct ss_node_opts {
     uint32_t index;         /* worker: its slot in its stage, 1..N (the
                                router of a partitioned or broadcast stage
                                routes by it); 0: none */
-    const char *const *chain; /* worker, plain mode: the stages chained
+    const char *const *chain; /* worker: the stages chained
                                  after this one, "STAGE=SCRIPT" each, run
-                                 in this process (ss_chain.h); stage
+                                 in this process (ss_chain.h), or in
+                                 its enclave outside plain mode; stage
                                  STAGE's counters are reported under the
                                  name STAGE-N, N this worker's index (the
                                  number after the last '-' of name) */

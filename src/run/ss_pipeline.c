@@ -738,7 +738,7 @@ int ss_pipeline_check(const ss_pipeline *p, char *err, size_t errlen)
 /* See ss_pipeline.h. */
 int ss_pipeline_chained(const ss_pipeline *p, size_t s)
 {
-    if (s == 0 || s >= p->nstages || strcmp(p->security, "plain") != 0)
+    if (s == 0 || s >= p->nstages)
         return 0;
     const ss_stage_conf *a = &p->stages[s - 1], *b = &p->stages[s];
     if (b->partition_by || b->broadcast) /* its router deals by key */

@@ -105,9 +105,9 @@ int ss_pipeline_check(const ss_pipeline *p, char *err, size_t errlen);
 /* 1 if stage s (s >= 1) runs in the same worker processes as stage
  * s - 1 (operator chaining, docs/PIPELINE.md): both allow it (their own
  * `chain:`, else the pipeline's), they have as many workers, stage s is
- * neither partitioned nor broadcast (its router must deal), and the
- * security mode is plain (chaining is not implemented in the encrypted
- * and enclave modes yet). */
+ * neither partitioned nor broadcast (its router must deal). In every
+ * security mode: in encrypted and enclave modes the chained stages run
+ * in the same enclave (ss_enclave.h). */
 int ss_pipeline_chained(const ss_pipeline *p, size_t s);
 
 /* Total number of workers over all stages. */

@@ -407,19 +407,28 @@ static int stage_stateful(const ss_stage_conf *sc)
 }
 
 /* *out = the names of the workers of every stateful stage, comma-
- * separated (the sink's --finals), or NULL if there is none. */
+ * separated (the sink's --finals), or NULL if there is none. A stage
+ * chained into the workers of an earlier one has its result sent by
+ * them: their names (once per chain). */
 static int stateful_workers(const ss_pipeline *p, char **out)
 {
     *out = NULL;
     ss_buf b = SS_BUF_INIT;
+    size_t done = SIZE_MAX; /* the chain whose workers are listed */
     for (size_t s = 0; s < p->nstages; s++) {
         const ss_stage_conf *sc = &p->stages[s];
         if (stage_stateful(sc) != 1)
             continue;
+        size_t head = s;
+        while (head > 0 && ss_pipeline_chained(p, head))
+            head--;
+        if (head == done)
+            continue;
+        done = head;
         for (int w = 1; w <= sc->workers; w++) {
             char name[SS_STATS_NAME_MAX + 8];
             int n = snprintf(name, sizeof name, "%s%s-%d",
-                             b.len ? "," : "", sc->name, w);
+                             b.len ? "," : "", p->stages[head].name, w);
             if (ss_buf_append(&b, name, (size_t)n)) {
                 ss_buf_release(&b);
                 return SS_ENOMEM;

@@ -13,6 +13,7 @@
 #include "core/ss_log.h"
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
+#include "lua/ss_chain.h"
 #include "net/ss_router.h"
 #include "run/ss_accounting.h"
 #include "run/ss_monitor.h"
@@ -573,15 +574,6 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     }
     sv->sink = sv->plan->sink;
     sv->source = sv->plan->source;
-    if (strcmp(p->security, "plain") != 0) {
-        int wants = p->chain;
-        for (size_t s = 0; s < p->nstages; s++)
-            wants |= p->stages[s].chain == 1;
-        if (wants)
-            say(sv, "chain: true is not implemented in security mode "
-                    "'%s' yet: every stage runs in its own processes",
-                p->security);
-    }
     if ((rc = make_keys(sv, err, errlen)) ||
         (rc = setup_uids(sv, err, errlen)))
         goto fail_noerr;
@@ -651,7 +643,8 @@ static char **child_env(const ss_supervisor *sv, const child *c,
 /* Runs in the child between fork and exec: async-signal-safe calls only. */
 static void exec_child(const char *exe, char **argv, char **envp, int in,
                        int outfd, int errfd, pid_t parent, pid_t pgid,
-                       uid_t uid, gid_t gid, int keep3, int keep4)
+                       uid_t uid, gid_t gid, int keep3, int keep4,
+                       int *more, int nmore)
 {
     setpgid(0, pgid);
     if (uid) { /* separate uids: no way back */
@@ -676,6 +669,11 @@ static void exec_child(const char *exe, char **argv, char **envp, int in,
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (dup2(in, 0) < 0 || dup2(outfd, 1) < 0 || dup2(errfd, 2) < 0)
         _exit(127);
+    /* more[0..nmore) go to 5.. (with keep4 only): first out of the way
+     * of 3, 4 and each other */
+    for (int i = 0; i < nmore; i++)
+        if ((more[i] = fcntl(more[i], F_DUPFD_CLOEXEC, 200)) < 0)
+            _exit(127);
     /* fds 3 and 4 when given: kept open across exec */
     if (keep4 == 3 && (keep4 = fcntl(3, F_DUPFD_CLOEXEC, 5)) < 0)
         _exit(127);
@@ -685,8 +683,11 @@ static void exec_child(const char *exe, char **argv, char **envp, int in,
     if (keep4 == 4 ? fcntl(4, F_SETFD, 0) < 0
                    : keep4 >= 0 && dup2(keep4, 4) < 0)
         _exit(127);
+    for (int i = 0; keep4 >= 0 && i < nmore; i++)
+        if (dup2(more[i], 5 + i) < 0)
+            _exit(127);
 #ifdef CLOSE_RANGE_CLOEXEC
-    close_range(keep4 >= 0 ? 5 : keep3 >= 0 ? 4 : 3, ~0u,
+    close_range(keep4 >= 0 ? 5 + (unsigned)nmore : keep3 >= 0 ? 4 : 3, ~0u,
                 CLOSE_RANGE_CLOEXEC);
 #endif
     execve(exe, argv, envp);
@@ -739,7 +740,9 @@ static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
                          pid_t worker, int sock, int devnull, int outfd,
                          int errfd)
 {
-    char *argv[16];
+    char *argv[16 + 2 * SS_CHAIN_MAX];
+    char specs[SS_CHAIN_MAX][512];
+    int cfd[SS_CHAIN_MAX], nc = 0;
     int i = 0;
     argv[i++] = sv->self;
     argv[i++] = "enclave-spawner";
@@ -755,10 +758,30 @@ static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
     argv[i++] = sv->p->stages[pc->stage].script;
     argv[i++] = "--script-fd"; /* the script, for a uid that may not */
     argv[i++] = "4";           /* reach its folder */
+    /* the stages chained into this worker run in its enclave: their
+     * scripts on fds 5, 6, ... (ss_spawner_conf) */
+    for (size_t k = (size_t)pc->stage + 1;
+         k < sv->p->nstages && ss_pipeline_chained(sv->p, k) &&
+         nc < SS_CHAIN_MAX - 1;
+         k++, nc++) {
+        snprintf(specs[nc], sizeof specs[nc], "%s=%s", sv->p->stages[k].name,
+                 sv->p->stages[k].script);
+        argv[i++] = "--chain";
+        argv[i++] = specs[nc];
+        cfd[nc] = -1;
+    }
     argv[i] = NULL;
     /* the script with the local modules it requires (ss_bundle.h), as
      * one file: the enclave's uid cannot reach their folder */
     int sfd = bundle_fd(sv->p->stages[pc->stage].script);
+    for (int k = 0; sfd >= 0 && k < nc; k++)
+        if ((cfd[k] = bundle_fd(sv->p->stages[pc->stage + 1 + k].script)) <
+            0) {
+            while (k-- > 0)
+                close(cfd[k]);
+            close(sfd);
+            sfd = -1;
+        }
     if (sfd < 0)
         return SS_EIO;
     /* the spawner is trusted: it gets the run's environment and cuts it
@@ -768,8 +791,10 @@ static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
     pid_t pid = fork();
     if (pid == 0)
         exec_child(sv->self, argv, envp, devnull, outfd, errfd, parent,
-                   worker, sv->e_uid, sv->e_gid, sock, sfd);
+                   worker, sv->e_uid, sv->e_gid, sock, sfd, cfd, nc);
     close(sfd);
+    for (int k = 0; k < nc; k++)
+        close(cfd[k]);
     if (pid < 0)
         return SS_EIO;
     setpgid(pid, worker); /* stopped with its worker's group */
@@ -844,7 +869,7 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
         exec_child(sv->exe, argv ? argv : pc->argv, envp, devnull, outfd,
                    errp[1], parent, 0,
                    c->as_worker && sv->sep ? sv->w_uid : 0, sv->w_gid,
-                   sp[0], rfd);
+                   sp[0], rfd, NULL, 0);
     setpgid(pid, pid); /* also done by the child: no race either way */
     if (sp[1] >= 0 && start_spawner(sv, pc, pid, sp[1], devnull, outfd,
                                     errp[1]) != 0) {

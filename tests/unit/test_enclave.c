@@ -870,6 +870,145 @@ static void test_none_backend(void **state)
     ss_enclave_close(&e);
 }
 
+/* Chaining in an enclave (docs/PIPELINE.md, Chaining): map, filter and
+ * reduce run in one enclave on a sealed batch opened once and sealed once;
+ * each stage's counts come back on their own; the measurement covers the
+ * chained scripts and their names (a changed chained script gets no key);
+ * the none backend (encrypted mode) gives the same. */
+#define FILTER_SCRIPT                                                        \
+    "local ZmqRx = require 'sgx-rx'\n"                                       \
+    "ZmqRx.Subject.fromZmqSocket('tcp://x:1')\n"                             \
+    ":filterSGX(function(v) return v ~= 'DROP' end)\n"                       \
+    ":subscribeToSocket('tcp://x:2')\n"
+#define COUNT_SCRIPT                                                         \
+    "local ZmqRx = require 'sgx-rx'\n"                                       \
+    "ZmqRx.Subject.fromZmqSocket('tcp://x:1')\n"                             \
+    ":reduceSGX(function(acc, v)\n"                                          \
+    "  acc.n = acc.n + #v return acc end, {n = 0})\n"                        \
+    ":subscribeToSocket('tcp://x:2')\n"
+
+static int open_chain(const char *backend, const char *keys,
+                      const char *map, const char *const *chain, int nchain,
+                      ss_keyservice *ks, ss_enclave **e, char *err,
+                      size_t errlen)
+{
+    ss_enclave_opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = backend;
+    o.name = "map-3";
+    o.stage = "map";
+    o.script_path = map;
+    o.program = prog;
+    o.encrypted = 1;
+    o.key_dir = keys;
+    o.get_key = ss_keyservice_keyfn;
+    o.key_ctx = ks;
+    o.chain = chain;
+    o.nchain = nchain;
+    return ss_enclave_open(&o, e, err, errlen);
+}
+
+static void test_chained_enclave(void **state)
+{
+    (void)state;
+    char keys[600], err[1024], fspec[700], rspec[700], evil[700];
+    snprintf(keys, sizeof keys, "%s/keys-chain", tmpdir);
+    assert_int_equal(ss_keys_create_dir(keys, 0, NULL, 0, 0, err,
+                                        sizeof err), 0);
+    const char *map = script("cmap", MAP_SCRIPT("  return string.upper(v)"));
+    snprintf(fspec, sizeof fspec, "filter=%s",
+             script("cfilter", FILTER_SCRIPT));
+    snprintf(rspec, sizeof rspec, "reduce=%s", script("ccount", COUNT_SCRIPT));
+    snprintf(evil, sizeof evil, "filter=%s",
+             script("cevil", "local ZmqRx = require 'sgx-rx'\n"
+                             "ZmqRx.Subject.fromZmqSocket('tcp://x:1')\n"
+                             ":filterSGX(function(v) return true end)\n"
+                             ":subscribeToSocket('tcp://x:2')\n"));
+    const char *chain[] = {fspec, rspec};
+    const char *scripts[] = {map, fspec + 7, rspec + 7};
+    const char *names[] = {"map", "filter", "reduce"};
+    ss_keyservice *ks = NULL;
+    assert_int_equal(ss_keyservice_new(keys, &ks, err, sizeof err), 0);
+    assert_int_equal(ss_keyservice_expect_chain(
+                         ks, prog, scripts, names, 3, SS_ENCLAVE_DEFAULT_MEM,
+                         SS_STAGE_DEFAULT_MAX_INSTRUCTIONS, NULL, 1, err,
+                         sizeof err), 0);
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    const char *backends[] = {"sandbox", "none"};
+    for (size_t b = 0; b < 2; b++) {
+        ss_enclave *e = NULL;
+        if (open_chain(backends[b], keys, map, chain, 2, ks, &e, err,
+                       sizeof err))
+            fail_msg("open (%s): %s", backends[b], err);
+        assert_int_equal(ss_enclave_nstages(e), 3);
+        assert_true(ss_enclave_stateful(e)); /* its reduce is */
+        assert_false(ss_enclave_stage_stateful(e, 0));
+        assert_false(ss_enclave_stage_stateful(e, 1));
+        assert_true(ss_enclave_stage_stateful(e, 2));
+        ss_buf plain = SS_BUF_INIT, sealed = SS_BUF_INIT, back = SS_BUF_INIT;
+        const char *ev[] = {"ab", "drop", "cde"};
+        ss_enclave_result r;
+        ss_enclave_result_init(&r);
+        ss_hdr h, o;
+        const char *why;
+        batch(&plain, 1, ev, 3);
+        assert_int_equal(ss_hdr_decode(plain.data, plain.len, &h, &why), 0);
+        assert_int_equal(ss_aead_seal(k, &h, plain.data + SS_HDR_SIZE, h.len,
+                                      &sealed), 0);
+        if (ss_enclave_call(e, sealed.data, sealed.len, &r, err, sizeof err))
+            fail_msg("call (%s): %s", backends[b], err);
+        assert_int_equal(r.nstages, 3);
+        assert_int_equal(r.stages[0].in, 3); /* map */
+        assert_int_equal(r.stages[0].out, 3);
+        assert_int_equal(r.delta.in, 3);
+        assert_int_equal(r.stages[1].in, 3); /* filter: DROP goes */
+        assert_int_equal(r.stages[1].passed, 2);
+        assert_int_equal(r.stages[1].dropped, 1);
+        assert_int_equal(r.stages[2].in, 2); /* reduce folds them */
+        assert_int_equal(r.stages[2].out, 0);
+        /* one sealed output: the last stage's (nothing yet) */
+        assert_int_equal(ss_aead_open(k, r.msg.data, r.msg.len, &o, &back),
+                         0);
+        assert_int_equal(o.count, 0);
+        memset(&h, 0, sizeof h);
+        h.stream = 7;
+        if (ss_enclave_complete(e, &h, &r, err, sizeof err))
+            fail_msg("complete (%s): %s", backends[b], err);
+        ss_buf_reset(&back);
+        assert_int_equal(ss_aead_open(k, r.msg.data, r.msg.len, &o, &back),
+                         0);
+        assert_int_equal(o.count, 1);
+        assert_int_equal(r.stages[2].out, 1);
+        /* {n = 5}: "AB" and "CDE" */
+        assert_non_null(memmem(back.data, back.len, "\xa1n\x05", 3));
+        ss_enclave_close(&e);
+        ss_enclave_result_release(&r);
+        ss_buf_release(&plain);
+        ss_buf_release(&sealed);
+        ss_buf_release(&back);
+    }
+    /* the chained scripts are measured: another filter, or the same one
+     * chained under another name, or left out, gets no key */
+    const char *bad1[] = {evil, rspec};
+    char renamed[700];
+    snprintf(renamed, sizeof renamed, "filtre=%s", fspec + 7);
+    const char *bad2[] = {renamed, rspec};
+    const char *const *bads[] = {bad1, bad2, chain};
+    int nbad[] = {2, 2, 1};
+    for (size_t i = 0; i < 3; i++) {
+        ss_enclave *e = NULL;
+        err[0] = '\0';
+        int rc = open_chain("sandbox", keys, map, bads[i], nbad[i], ks, &e,
+                            err, sizeof err);
+        assert_int_not_equal(rc, 0);
+        assert_non_null(strstr(err, "measurement"));
+        ss_enclave_close(&e);
+    }
+    ss_key_destroy(&k);
+    ss_keyservice_destroy(&ks);
+}
+
 /* An enclave serves one run (issue 8, 6b): a batch of another run is
  * refused, naming both; its outputs carry the run and its worker's id. */
 static void test_run_bound(void **state)
@@ -925,6 +1064,7 @@ int main(void)
         cmocka_unit_test(test_completion_error_sealed),
         cmocka_unit_test(test_none_backend),
         cmocka_unit_test(test_run_bound),
+        cmocka_unit_test(test_chained_enclave),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -505,9 +505,10 @@ static void chain_keys(void **state)
     assert_int_equal(ss_pipeline_chained(p, 4), 0); /* e: 2 workers, d 1 */
     assert_int_equal(ss_pipeline_chained(p, 5), 1); /* f after e */
     assert_int_equal(ss_pipeline_chained(p, 6), 0); /* out of range */
-    free(p->security); /* not in plain mode: nothing is chained (yet) */
+    free(p->security); /* every mode chains (in one enclave outside plain) */
     p->security = strdup("enclave");
-    assert_int_equal(ss_pipeline_chained(p, 1), 0);
+    assert_int_equal(ss_pipeline_chained(p, 1), 1);
+    assert_int_equal(ss_pipeline_chained(p, 5), 1);
     ss_pipeline_destroy(&p);
     /* off by default; a stage may opt in with its neighbour */
     p = parse_ok("p.yml", good);
