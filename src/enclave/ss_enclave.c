@@ -543,3 +543,65 @@ int ss_enclave_echo(ss_enclave *e, const void *p, size_t n, ss_buf *out,
         return SS_EPEER;
     return ss_buf_append(out, ss_chan_out(e->base, 0), ml);
 }
+
+/* Output placement into one ss_buf (a snapshot blob). */
+static void *buf_reserve(void *ctx, int which, size_t n)
+{
+    ss_buf *b = ctx;
+    (void)which;
+    ss_buf_reset(b);
+    if (ss_buf_grow(b, n))
+        return NULL;
+    b->len = n;
+    b->data[n] = '\0';
+    return b->data;
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_snapshot(ss_enclave *e, uint32_t epoch, ss_buf *sealed,
+                        char *err, size_t errlen)
+{
+    ss_buf_reset(sealed);
+    if (e->backend == SS_BACKEND_NONE) {
+        size_t len = 0;
+        int rc = ss_ecore_snapshot(&e->core, epoch, buf_reserve, sealed, &len,
+                                   err, errlen);
+        if (rc)
+            ss_buf_reset(sealed);
+        return rc;
+    }
+    uint8_t in[4];
+    ss_put_u32(in, epoch);
+    int rc = ss_sandbox_request(e, SS_CHAN_SNAPSHOT, in, sizeof in, err,
+                                errlen);
+    if (rc)
+        return rc;
+    uint64_t ml = e->ctl->msg_len;
+    if (ml > SS_CHAN_OUT_CAP / 2) {
+        snprintf(err, errlen, "enclave of worker %s returned bad lengths",
+                 e->name);
+        return SS_EPEER;
+    }
+    return ss_buf_append(sealed, ss_chan_out(e->base, 0), ml);
+}
+
+/* See ss_enclave.h. */
+int ss_enclave_restore(ss_enclave *e, uint32_t epoch, const void *blob,
+                       size_t n, char *err, size_t errlen)
+{
+    if (e->backend == SS_BACKEND_NONE)
+        return ss_ecore_restore(&e->core, epoch, blob, n, err, errlen);
+    if (n > SS_CHAN_IN_CAP - 4) {
+        snprintf(err, errlen, "snapshot larger than the enclave channel");
+        return SS_ETOOBIG;
+    }
+    uint8_t *in = malloc(n + 4);
+    if (!in)
+        return SS_ENOMEM;
+    ss_put_u32(in, epoch);
+    if (n)
+        memcpy(in + 4, blob, n);
+    int rc = ss_sandbox_request(e, SS_CHAN_RESTORE, in, n + 4, err, errlen);
+    free(in);
+    return rc;
+}

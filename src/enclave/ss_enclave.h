@@ -178,6 +178,37 @@ int ss_enclave_reject(ss_enclave *e, const void *msg, size_t n,
 int ss_enclave_complete(ss_enclave *e, const ss_hdr *final,
                         ss_enclave_result *res, char *err, size_t errlen);
 
+/* Checkpoint: takes the stage's state between batches (at a barrier)
+ * and seals it as the state of `epoch` of this run, stage and worker
+ * (crypto/ss_snapshot.h), into sealed (reset first). The snapshot is
+ * taken AND sealed where the stage runs: inside the sandbox enclave,
+ * with the data key, so the host gets only ciphertext; with backend none
+ * in this process (encrypted: with the data key; plain: the plain form,
+ * a checksum against accidents only). The run is the one the enclave was
+ * opened for (o->run). Epochs must go up from one snapshot to the next.
+ * Returns 0, or a negative code with the reason in err: SS_EENCODE (a
+ * state value that cannot be checkpointed: err names the operator; the
+ * path of the value only outside an enclave), SS_EDENIED (after
+ * completion, epoch not above the last one), SS_ELUA, SS_ETOOBIG,
+ * SS_EPEER (the enclave died). The caller stores the blob; it needs no
+ * other protection for confidentiality (sealed modes) or integrity. */
+int ss_enclave_snapshot(ss_enclave *e, uint32_t epoch, ss_buf *sealed,
+                        char *err, size_t errlen);
+
+/* Restores blob[0..n) (untrusted) into a freshly opened (or restarted)
+ * enclave, before its first batch. Inside the enclave it is opened and
+ * refused unless it is a snapshot of this enclave's run, of this stage
+ * and worker, of exactly `epoch`, unmodified and sealed with the data
+ * key (a plain blob is refused in encrypted mode): err says what
+ * differs (SS_EDENIED: other run, epoch, stage or worker; SS_ECRYPTO:
+ * modified or another key; SS_EPROTO: not a snapshot). Once restored,
+ * the enclave refuses input batches of an epoch below `epoch` (their
+ * effect is in the state already): batches replayed after a restore
+ * must carry the new epoch. After a failure, restart the enclave before
+ * using it. */
+int ss_enclave_restore(ss_enclave *e, uint32_t epoch, const void *blob,
+                       size_t n, char *err, size_t errlen);
+
 /* 1 if the runner is up (a sandbox child that died makes it 0). */
 int ss_enclave_alive(ss_enclave *e);
 

@@ -60,6 +60,10 @@ enum ss_chan_op {
     SS_CHAN_REJECT = 10,   /* in: one wire message, authenticated but not
                               run: all its events rejected (see
                               ss_enclave_reject) */
+    SS_CHAN_SNAPSHOT = 11, /* in: the epoch (u32 LE); out: the sealed
+                              snapshot blob (ss_enclave_snapshot) */
+    SS_CHAN_RESTORE = 12,  /* in: the epoch (u32 LE), then the blob
+                              (ss_enclave_restore) */
 };
 
 typedef struct ss_chan_ctl {

@@ -294,6 +294,36 @@ static int child_handle(child *c, uint32_t seq)
         }
         ctl->mem_peak = res.mem_peak;
         break;
+    case SS_CHAN_SNAPSHOT:
+    case SS_CHAN_RESTORE: {
+        /* the state is taken and sealed here, with the data key; a
+         * restored blob is opened and checked here too */
+        if (c->core.encrypted && !c->core.key) {
+            rc = SS_EDENIED;
+            snprintf(err, sizeof err, "no data key: the enclave was not "
+                                      "provisioned");
+            break;
+        }
+        if (n < 4) {
+            rc = SS_EPROTO;
+            snprintf(err, sizeof err, "bad checkpoint request");
+            break;
+        }
+        uint32_t epoch = ss_get_u32((const uint8_t *)c->in.data);
+        if (op == SS_CHAN_SNAPSHOT) {
+            size_t len = 0;
+            rc = ss_ecore_snapshot(&c->core, epoch, child_reserve, c, &len,
+                                   err, sizeof err);
+            if (rc == 0) {
+                copy_out(c, 0, len);
+                ctl->msg_len = len;
+            }
+        } else {
+            rc = ss_ecore_restore(&c->core, epoch, c->in.data + 4, n - 4,
+                                  err, sizeof err);
+        }
+        break;
+    }
     default:
         rc = SS_EINVAL;
         snprintf(err, sizeof err, "unknown request %u", op);

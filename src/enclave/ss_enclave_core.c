@@ -3,6 +3,7 @@
  */
 #include "enclave/ss_enclave_core.h"
 #include "crypto/ss_aead.h"
+#include "crypto/ss_snapshot.h"
 #include "securestreams.h"
 
 #include <sodium.h>
@@ -197,6 +198,7 @@ void ss_ecore_set_run(ss_ecore *c, uint64_t run, const char *name)
 {
     c->run = run;
     c->producer = ss_name_id(name ? name : "");
+    snprintf(c->worker, sizeof c->worker, "%s", name ? name : "");
 }
 
 /* See ss_enclave_core.h. */
@@ -402,6 +404,15 @@ static int open_input(ss_ecore *c, const void *msg, size_t n, ss_hdr *h,
                  (unsigned long long)h->run, (unsigned long long)c->run);
         return SS_EDENIED;
     }
+    if (c->restored && h->epoch < c->restored_epoch) {
+        /* the header is authenticated below when encrypted; a plain one
+         * is refused as well, it can only be a mistake */
+        snprintf(err, errlen, "refusing batch %u/%llu of epoch %u: this "
+                 "enclave restored the checkpoint of epoch %u, which holds "
+                 "it already (a stale replay)", h->stream,
+                 (unsigned long long)h->seq, h->epoch, c->restored_epoch);
+        return SS_EDENIED;
+    }
     if (!c->encrypted) {
         if (h->flags & SS_BF_ENCRYPTED) {
             snprintf(err, errlen, "batch %llu is sealed but this stage "
@@ -588,4 +599,84 @@ int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
     oh.flags = (uint16_t)((final->flags & (SS_BF_LAST_PART | SS_BF_FINAL)) |
                           SS_BF_FINAL);
     return emit_all(c, &oh, final, rs, rctx, res, err, errlen);
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
+                      void *rctx, size_t *len, char *err, size_t errlen)
+{
+    *len = 0;
+    if (c->echo) {
+        snprintf(err, errlen, "an echo enclave has no state");
+        return SS_EINVAL;
+    }
+    const char *stage = ss_stage_name(c->stage);
+    if (c->completed) {
+        snprintf(err, errlen, "stage '%s' already completed: no snapshot "
+                 "after its end", stage);
+        return SS_EDENIED;
+    }
+    if ((c->snapped && epoch <= c->snap_epoch) ||
+        (c->restored && epoch < c->restored_epoch)) {
+        snprintf(err, errlen, "stage '%s': refusing a snapshot of epoch %u: "
+                 "this enclave already %s epoch %u (epochs only go up)",
+                 stage, epoch, c->snapped ? "took a snapshot of" : "restored",
+                 c->snapped ? c->snap_epoch : c->restored_epoch);
+        return SS_EDENIED;
+    }
+    ss_buf pt = SS_BUF_INIT, blob = SS_BUF_INIT;
+    int rc = ss_stage_snapshot(c->stage, &pt, err, errlen);
+    if (rc == 0) {
+        ss_snapshot_id id = {c->run, epoch, stage, c->worker};
+        rc = ss_snapshot_seal(c->encrypted ? c->key : NULL, &id, pt.data,
+                              pt.len, &blob, err, errlen);
+    }
+    if (pt.data)
+        sodium_memzero(pt.data, pt.cap);
+    ss_buf_release(&pt);
+    if (rc == 0) {
+        void *dst = rs(rctx, 0, blob.len);
+        if (!dst) {
+            snprintf(err, errlen, "stage '%s': the snapshot (%zu bytes) "
+                     "does not fit the output area", stage, blob.len);
+            rc = SS_ETOOBIG;
+        } else {
+            memcpy(dst, blob.data, blob.len);
+            *len = blob.len;
+            c->snapped = 1;
+            c->snap_epoch = epoch;
+        }
+    }
+    ss_buf_release(&blob);
+    return rc;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
+                     size_t n, char *err, size_t errlen)
+{
+    if (c->echo) {
+        snprintf(err, errlen, "an echo enclave has no state");
+        return SS_EINVAL;
+    }
+    const char *stage = ss_stage_name(c->stage);
+    if (c->restored || c->snapped || c->completed) {
+        snprintf(err, errlen, "stage '%s': a snapshot is restored once, "
+                 "before anything else", stage);
+        return SS_EDENIED;
+    }
+    ss_snapshot_id want = {c->run, epoch, stage, c->worker};
+    ss_buf pt = SS_BUF_INIT;
+    int rc = ss_snapshot_open(c->encrypted ? c->key : NULL, blob, n, &want,
+                              &pt, err, errlen);
+    if (rc == 0)
+        rc = ss_stage_restore(c->stage, pt.data, pt.len, err, errlen);
+    if (pt.data)
+        sodium_memzero(pt.data, pt.cap);
+    ss_buf_release(&pt);
+    if (rc == 0) {
+        c->restored = 1;
+        c->restored_epoch = epoch;
+    }
+    return rc;
 }

@@ -36,6 +36,11 @@ typedef struct ss_ecore {
     uint64_t run;       /* the run it serves: input of another run is
                            refused, outputs carry it (ss_ecore_set_run) */
     uint32_t producer;  /* ss_name_id of the worker: outputs carry it */
+    char worker[64];    /* the worker's name: snapshots are bound to it */
+    int restored;       /* a snapshot was restored ... */
+    uint32_t restored_epoch; /* ... of this epoch: older inputs refused */
+    int snapped;        /* a snapshot was taken ... */
+    uint32_t snap_epoch; /* ... of this epoch: the next must be later */
     ss_buf pt;          /* plaintext of the input */
     ss_stage_out out;   /* the stage's output */
     int out_ready;      /* out was initialised */
@@ -144,6 +149,30 @@ int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
 int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
                     ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
                     char *err, size_t errlen);
+
+/* Takes the stage's state at a barrier and seals it (ss_snapshot.h) as
+ * the state of epoch: with the data key when encrypted (the plaintext
+ * never leaves the core: it is built and zeroed in private memory), with
+ * the plain checksum otherwise; bound to the core's run (set_run), the
+ * stage and the worker name. The blob is written through rs (which 0);
+ * *len gets its length. Epochs go up: an epoch not above the last
+ * snapshot's, or below a restored one, is refused (SS_EDENIED). Errors:
+ * those of ss_stage_snapshot and ss_snapshot_seal, SS_EDENIED after
+ * completion, SS_ETOOBIG when rs cannot hold the blob. */
+int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
+                      void *rctx, size_t *len, char *err, size_t errlen);
+
+/* Opens the untrusted blob[0..n) as the state of this run, stage and
+ * worker at epoch (ss_snapshot_open: another run, epoch, stage or worker,
+ * a modified blob, a plain blob where the core holds a key are refused
+ * with the reason in err) and restores it into the stage (before its
+ * first batch). From then on an input batch of an epoch below `epoch` is
+ * refused: its effect is in the restored state already. Errors: those
+ * of ss_snapshot_open and ss_stage_restore; SS_EDENIED after a batch. On
+ * a failure after the blob opened the stage is unusable: the caller
+ * starts a fresh enclave. */
+int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
+                     size_t n, char *err, size_t errlen);
 
 /* Completion, output under header final. Once only: a second
  * completion, and any batch after it, is refused (SS_EDENIED). If the

@@ -18,6 +18,7 @@
 #include "lua/ss_stage.h"
 #include "core/ss_log.h"
 #include "lua/ss_lua.h"
+#include "lua/ss_lua_canon.h"
 #include "securestreams.h"
 #include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
@@ -45,6 +46,7 @@ struct ss_stage {
     int done_called, uses_sgx, stateful, in_enclave, outputs, host_errors;
     int rejects_sealed; /* in_enclave, and the records leave sealed */
     int output_done;   /* the socket subscriber saw onCompleted */
+    int started;       /* a batch or the completion ran (no restore) */
     ss_stage_out *cur; /* where emit() writes (NULL: free-running) */
     ss_stage_out free_out;
     ss_stage_flush_fn flush;
@@ -699,6 +701,39 @@ static int add_files(lua_State *L)
     return 0;
 }
 
+/* Pushes rx.checkpoint[fn] of the rx module table at idx and returns 1,
+ * or pushes nothing and returns 0 (no such function: an rx module that
+ * is not ours). */
+static int checkpoint_fn(lua_State *L, int idx, const char *fn)
+{
+    idx = lua_absindex(L, idx);
+    lua_getfield(L, idx, "checkpoint");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, fn);
+        if (lua_isfunction(L, -1)) {
+            lua_remove(L, -2);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Loads the rx module and opens its checkpoint list (rx.lua), so that
+ * the stateful operators the script's main chunk subscribes register.
+ * A stage without the module simply has no state to checkpoint. */
+static void checkpoint_open(lua_State *L)
+{
+    int top = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "rx");
+    if (lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == LUA_OK &&
+        lua_istable(L, -1) && checkpoint_fn(L, -1, "open"))
+        (void)lua_pcall(L, 0, 0, 0);
+    lua_settop(L, top);
+}
+
 /* See ss_stage.h. */
 int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
                   size_t errlen)
@@ -740,6 +775,8 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
             return SS_ENOMEM;
         }
     }
+    if (s->host_errors)
+        checkpoint_open(s->L);
     /* a stage's main chunk only builds its chain: metered like an event
      * (not so with RxLua semantics, `sstream lua`, where the main chunk
      * is the whole program) */
@@ -769,7 +806,8 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
                  ss_strerror(s->flush_rc));
         return s->flush_rc;
     }
-    /* Rx.stateful, when the rx module was loaded */
+    /* Rx.stateful, when the rx module was loaded; and the list of the
+     * operators whose state a checkpoint holds is complete now */
     lua_State *L = s->L;
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     lua_getfield(L, -1, "rx");
@@ -777,6 +815,10 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
         lua_getfield(L, -1, "stateful");
         s->stateful = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        if (checkpoint_fn(L, -1, "freeze")) {
+            if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+                lua_pop(L, 1); /* a plain assignment: cannot fail */
+        }
     }
     lua_pop(L, 2);
     return 0;
@@ -915,6 +957,7 @@ void ss_stage_reject_batch(ss_stage *s, const ss_hdr *hdr,
                            const char *reason, ss_stage_out *out)
 {
     ss_stage_counts d = {.in = hdr->count, .rejected = hdr->count};
+    s->started = 1;
     s->hdr = hdr;
     s->index = 0;
     if (hdr->count)
@@ -931,6 +974,7 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
     lua_State *L = s->L;
     ss_stage_counts before = out->delta;
     size_t bytes_before = out->events.len;
+    s->started = 1;
     s->hdr = hdr;
     s->index = 0;
     if (s->ref_subject == LUA_NOREF) {
@@ -1021,6 +1065,7 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
         return 0;
     size_t bytes_before = out->events.len;
     uint64_t outs = out->delta.out;
+    s->started = 1;
     s->cur = out;
     s->hdr = NULL;
     lua_pushcfunction(L, ss_lua_traceback);
@@ -1055,3 +1100,224 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
 
 /* See ss_stage.h. */
 const char *ss_stage_error(const ss_stage *s) { return s->err; }
+
+/* --- checkpoints ----------------------------------------------------------
+ *
+ * The operators' get and set functions live in rx.lua (Rx.checkpoint);
+ * here we call them under lua_pcall, metered like an event, and turn the
+ * list into canonical MessagePack and back. */
+
+typedef struct snap_ctx {
+    ss_stage *s;
+    ss_buf *out;       /* snapshot: where the bytes go */
+    const char *data;  /* restore: the bytes */
+    size_t len;
+    int rc;            /* an error found without raising */
+    char why[640];
+} snap_ctx;
+
+/* Pushes package.loaded.rx.checkpoint[fn] and returns 1, or returns 0
+ * with nothing pushed (no rx module, or not ours). */
+static int rx_checkpoint_fn(lua_State *L, const char *fn)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "rx");
+    int have = lua_istable(L, -1) && checkpoint_fn(L, -1, fn);
+    if (have) {
+        lua_insert(L, -3);
+        lua_pop(L, 2);
+        return 1;
+    }
+    lua_pop(L, 2);
+    return 0;
+}
+
+/* lua_pcall'ed: rx.checkpoint.capture(), then the canonical encoding of
+ * [version, [[name, state], ...]] into x->out. */
+static int snapshot_step(lua_State *L)
+{
+    snap_ctx *x = lua_touserdata(L, 1);
+    ss_buf *b = x->out;
+    lua_Integer n = 0;
+    int list = 0;
+    if (rx_checkpoint_fn(L, "capture")) {
+        lua_call(L, 0, 1);
+        if (!lua_istable(L, -1))
+            return luaL_error(L, "rx.checkpoint.capture() returned a %s, "
+                                 "not a list", luaL_typename(L, -1));
+        list = lua_gettop(L);
+        n = (lua_Integer)lua_rawlen(L, list);
+    }
+    int rc = ss_mp_put_array(b, 2);
+    if (!rc)
+        rc = ss_mp_put_int(b, SS_STAGE_SNAPSHOT_VERSION);
+    if (!rc)
+        rc = ss_mp_put_array(b, (uint32_t)n);
+    for (lua_Integer i = 1; !rc && i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        int e = lua_gettop(L);
+        lua_rawgeti(L, e, 1);
+        lua_rawgeti(L, e, 2);
+        size_t nl = 0;
+        const char *name = lua_tolstring(L, e + 1, &nl);
+        if (!lua_istable(L, e) || !name)
+            return luaL_error(L, "rx.checkpoint.capture(): entry %d is not "
+                                 "{name, state}", (int)i);
+        char root[80];
+        snprintf(root, sizeof root, "%s", name);
+        rc = ss_mp_put_array(b, 2);
+        if (!rc)
+            rc = ss_mp_put_str(b, name, nl);
+        char why[400] = "";
+        if (!rc)
+            rc = ss_lua_canon_encode(L, e + 2, b, root, why, sizeof why);
+        if (rc == SS_EENCODE && x->s->in_enclave) {
+            /* the path may hold keys taken from the data, and the
+             * reason leaves the enclave in clear: the kind of value and
+             * the operator only */
+            char *at = strstr(why, " (at ");
+            if (at)
+                snprintf(at, sizeof why - (size_t)(at - why),
+                         " (its place is not told outside the enclave)");
+        }
+        if (rc == SS_EENCODE)
+            snprintf(x->why, sizeof x->why,
+                     "stage '%s': cannot checkpoint the state of operator "
+                     "%d of %d (%s): %s", x->s->stage, (int)i, (int)n, root,
+                     why);
+        if (!rc && b->len > SS_STAGE_SNAPSHOT_MAX) {
+            rc = SS_ETOOBIG;
+            snprintf(x->why, sizeof x->why,
+                     "stage '%s': the snapshot is larger than %zu MiB (at "
+                     "operator %d of %d, %s)", x->s->stage,
+                     SS_STAGE_SNAPSHOT_MAX >> 20, (int)i, (int)n, root);
+        }
+        lua_settop(L, e - 1);
+    }
+    if (rc == SS_ENOMEM && !x->why[0])
+        snprintf(x->why, sizeof x->why, "stage '%s': out of memory for the "
+                 "snapshot", x->s->stage);
+    x->rc = rc;
+    return 0;
+}
+
+/* Runs fn(L) with x under lua_pcall, metered as `what`; fills err. */
+static int run_checkpoint(ss_stage *s, lua_CFunction fn, snap_ctx *x,
+                          const char *what, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    int top = lua_gettop(L);
+    budget_begin(s);
+    meter_start(s, what);
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, x);
+    int st = lua_pcall(L, 1, 0, 0);
+    budget_end(s);
+    if (st != LUA_OK) {
+        const char *m = lua_tostring(L, -1);
+        snprintf(x->why, sizeof x->why, "stage '%s': %s failed: %s",
+                 s->stage, what, m ? m : "(error object is not a string)");
+        x->rc = SS_ELUA;
+        if (st == LUA_ERRMEM)
+            lua_gc(L, LUA_GCCOLLECT, 0);
+    }
+    lua_settop(L, top);
+    if (x->rc)
+        snprintf(err, errlen, "%s", x->why);
+    return x->rc;
+}
+
+/* See ss_stage.h. */
+int ss_stage_snapshot(ss_stage *s, ss_buf *out, char *err, size_t errlen)
+{
+    if (s->cur) {
+        snprintf(err, errlen, "stage '%s': a snapshot is taken between "
+                 "events, not while one runs", s->stage);
+        return SS_EINVAL;
+    }
+    size_t mark = out->len;
+    snap_ctx x;
+    memset(&x, 0, sizeof x);
+    x.s = s;
+    x.out = out;
+    int rc = run_checkpoint(s, snapshot_step, &x, "taking a snapshot", err,
+                            errlen);
+    if (rc) {
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+    }
+    return rc;
+}
+
+/* lua_pcall'ed: decodes x->data and hands the list to
+ * rx.checkpoint.restore(). */
+static int restore_step(lua_State *L)
+{
+    snap_ctx *x = lua_touserdata(L, 1);
+    const char *stage = x->s->stage;
+    size_t off = 0;
+    char why[256] = "";
+    if (ss_mp_decode_lua(L, x->data, x->len, &off, why, sizeof why) != 0) {
+        x->rc = SS_EDECODE;
+        snprintf(x->why, sizeof x->why, "stage '%s': not a snapshot: %s",
+                 stage, why);
+        return 0;
+    }
+    if (off != x->len) {
+        x->rc = SS_EDECODE;
+        snprintf(x->why, sizeof x->why, "stage '%s': not a snapshot: %zu "
+                 "bytes after its value (at offset %zu)", stage,
+                 x->len - off, off);
+        return 0;
+    }
+    int v = lua_gettop(L);
+    int ok = lua_istable(L, v);
+    if (ok) {
+        lua_rawgeti(L, v, 1);
+        ok = lua_isinteger(L, -1) &&
+             lua_tointeger(L, -1) == SS_STAGE_SNAPSHOT_VERSION;
+        lua_pop(L, 1);
+        lua_rawgeti(L, v, 2);
+        ok = ok && lua_istable(L, -1);
+    }
+    if (!ok) {
+        x->rc = SS_EDECODE;
+        snprintf(x->why, sizeof x->why, "stage '%s': not a snapshot of "
+                 "version %d ([%d, [[name, state], ...]])", stage,
+                 SS_STAGE_SNAPSHOT_VERSION, SS_STAGE_SNAPSHOT_VERSION);
+        return 0;
+    }
+    int list = lua_gettop(L);
+    if (rx_checkpoint_fn(L, "restore")) {
+        lua_pushvalue(L, list);
+        lua_call(L, 1, 0);
+        return 0;
+    }
+    size_t n = lua_rawlen(L, list);
+    if (n)
+        return luaL_error(L, "snapshot: it holds the state of %d "
+                             "operator(s) but the script uses no Rx "
+                             "operators: not a snapshot of this script",
+                          (int)n);
+    return 0;
+}
+
+/* See ss_stage.h. */
+int ss_stage_restore(ss_stage *s, const char *data, size_t len, char *err,
+                     size_t errlen)
+{
+    if (s->cur || s->started) {
+        snprintf(err, errlen, "stage '%s': a snapshot is restored before "
+                 "the first event, and this stage has processed events",
+                 s->stage);
+        return SS_EINVAL;
+    }
+    snap_ctx x;
+    memset(&x, 0, sizeof x);
+    x.s = s;
+    x.data = data ? data : "";
+    x.len = data ? len : 0;
+    return run_checkpoint(s, restore_step, &x, "restoring a snapshot", err,
+                          errlen);
+}

@@ -127,6 +127,64 @@ void ss_stage_reject_batch(ss_stage *s, const ss_hdr *hdr,
  * the host's and the reason may quote data: the caller seals it). */
 int ss_stage_complete(ss_stage *s, ss_stage_out *out);
 
+/* --- checkpoints -----------------------------------------------------------
+ *
+ * The state of a stage is the state of the Rx operators its script built
+ * (rx.lua, "Rx.checkpoint"): each operator that keeps state across
+ * events (reduce, scan, count, sum, min, max, average, distinct,
+ * distinctUntilChanged, take/first, skip, last, takeLast, skipLast,
+ * skipWhile, takeWhile, elementAt, find, all, contains, defaultIfEmpty,
+ * buffer, window, combineLatest, zip, with, sample, tumblingWindow,
+ * slidingWindow, joinWindow) registers, when the main chunk subscribes
+ * it, in creation order. State kept elsewhere (a script's own local
+ * counter, a Subject's buffer, operators subscribed while events run,
+ * e.g. inside flatMap) is NOT captured (docs/LUA.md, "Checkpoints").
+ *
+ * Snapshot bytes (what ss_stage_snapshot appends, what ss_stage_restore
+ * takes): one canonical MessagePack value (ss_lua_canon.h), the same
+ * bytes for the same state,
+ *
+ *     [SS_STAGE_SNAPSHOT_VERSION, [[name, state], ...]]
+ *
+ * one [name, state] per registered operator, in registration order
+ * (name: "reduce", "tumblingWindow", ...). A script without the rx module
+ * or without stateful operators gives [1, []]. The bytes are plaintext
+ * state: seal them (crypto/ss_snapshot.h) before they leave a trusted
+ * place. */
+#define SS_STAGE_SNAPSHOT_VERSION 1
+
+/* Appends the snapshot of s's state to out (out is not reset). Call it
+ * between events (never from inside ss_stage_process, e.g. from a tick):
+ * at a barrier, after the batches before it were processed. Runs the
+ * operators' get functions under lua_pcall within the memory cap and the
+ * instruction budget; the stage is unchanged by it. Returns 0, or on
+ * failure out->len restored and:
+ *   SS_EENCODE  a value cannot be checkpointed: err names the operator,
+ *               its place and the path of the value ("stage 'reduce':
+ *               cannot checkpoint the state of operator 1 (reduce): a
+ *               function value (at reduce.acc.cb)");
+ *   SS_ELUA     a get function raised (or the memory cap was hit);
+ *   SS_EINVAL   called while an event runs;
+ *   SS_ETOOBIG  the snapshot is over SS_STAGE_SNAPSHOT_MAX bytes;
+ *   SS_ENOMEM. */
+#define SS_STAGE_SNAPSHOT_MAX ((size_t)64 << 20)
+int ss_stage_snapshot(ss_stage *s, ss_buf *out, char *err, size_t errlen);
+
+/* Puts back the state data[0..len) that ss_stage_snapshot gave for a
+ * stage loaded from the same script: after ss_stage_new (the main chunk
+ * has built the chain) and before the first event. data is untrusted
+ * (decoded with the event decoder's checks, within the memory cap).
+ * Returns 0, or:
+ *   SS_EDECODE  not a snapshot: bad MessagePack, another version, bytes
+ *               after the value (err says which and where);
+ *   SS_ELUA     the snapshot does not fit the script (another number or
+ *               order of stateful operators: err names both lists), an
+ *               operator refused its state, or the memory cap was hit;
+ *   SS_EINVAL   called after the first event (or while one runs).
+ * On failure the stage's state is unspecified: discard the stage. */
+int ss_stage_restore(ss_stage *s, const char *data, size_t len, char *err,
+                     size_t errlen);
+
 /* Called when a script emits outside ss_stage_process (a source script
  * built on fromFileByLine): with the collected output once it holds
  * batch_size bytes, and with final=1 when the output completes. The

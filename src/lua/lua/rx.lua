@@ -47,6 +47,20 @@ RUNTIME HOOKS FOR THE C HOST
    The host reads it after running a stage script to tell routers that the stage cannot be transparently retried; it may reset it
    to false before loading a script.
 
+3. Rx.checkpoint (checkpoints of the stage's state)
+
+   open() / freeze(): the host opens the list of stateful operators
+   before it runs a stage script and freezes it after the main chunk;
+   every operator that keeps state across events (the ones above, and
+   take/first, skip, skipWhile, takeWhile, with, sample) registers a get
+   and a set function when it is subscribed in between. capture() returns
+   { {name, state}, ... } in registration order, restore(list) puts such a
+   list back into the same chain built afresh, refusing another number or
+   order of operators. The states are plain data (no functions, cycles or
+   metatables); the host encodes them (src/lua/ss_lua_canon.h) and seals
+   them (src/crypto/ss_snapshot.h). State kept outside the operators (a
+   script's own upvalue, a Subject's value or buffer) is not captured.
+
 The module needs no io (fromFileByLine reports an error through onError
 when io is absent, as in the enclave's sandbox).
 ]]
@@ -89,6 +103,79 @@ Rx.stateful = false
 
 local function markStateful()
   Rx.stateful = true
+end
+
+-- Checkpoint registry (3. in the notes above). Every operator that keeps
+-- state across events registers, when it is subscribed, a name and two
+-- functions: get() returns its state as plain data (nil, booleans,
+-- numbers, strings and tables of those, no cycles, no metatables), set(v)
+-- puts such a state back. The chain a script builds is the same each
+-- time it runs, so the registrations come in the same order: the host
+-- saves the list at a barrier and gives it back to the same script,
+-- freshly loaded, before its first event. The list is open only while the
+-- host runs a stage script's main chunk (open() before, freeze() after):
+-- an operator subscribed later (inside flatMap, switch, retry, catch) is
+-- not captured, and plain Lua programs, which never open it, keep no list.
+local stateList, stateOpen, stateFrozen = {}, false, false
+
+local function keepState(name, get, set)
+  if not stateOpen then return end
+  stateList[#stateList + 1] = { name = name, get = get, set = set }
+end
+
+Rx.checkpoint = {}
+
+-- Opens the list (the host, before a stage script runs); once frozen it
+-- stays closed.
+function Rx.checkpoint.open() stateOpen = not stateFrozen end
+
+-- Closes the list for good: operators subscribed from now on are not
+-- registered.
+function Rx.checkpoint.freeze() stateOpen, stateFrozen = false, true end
+
+-- The names of the registered operators, in order.
+function Rx.checkpoint.names()
+  local t = {}
+  for i = 1, #stateList do t[i] = stateList[i].name end
+  return t
+end
+
+-- { {name, state}, ... } in registration order.
+function Rx.checkpoint.capture()
+  local t = {}
+  for i = 1, #stateList do
+    local e = stateList[i]
+    t[i] = { e.name, e.get() }
+  end
+  return t
+end
+
+-- Puts back what capture() returned (decoded again), checking that the
+-- script registered the same operators in the same order.
+function Rx.checkpoint.restore(list)
+  if type(list) ~= 'table' then
+    error('snapshot: the state list is a ' .. type(list) .. ', not a table', 0)
+  end
+  local n = #stateList
+  local names = tconcat(Rx.checkpoint.names(), ', ')
+  if #list ~= n then
+    local theirs = {}
+    for i = 1, #list do
+      theirs[i] = type(list[i]) == 'table' and tostring(list[i][1]) or '?'
+    end
+    error('snapshot: it holds the state of ' .. #list .. ' operator(s) ('
+      .. tconcat(theirs, ', ') .. ') but the script registered ' .. n
+      .. ' (' .. names .. '): not a snapshot of this script', 0)
+  end
+  for i = 1, n do
+    local e, s = stateList[i], list[i]
+    if type(s) ~= 'table' or s[1] ~= e.name then
+      error('snapshot: stateful operator ' .. i .. ' is '
+        .. tostring(type(s) == 'table' and s[1]) .. ' in the snapshot but '
+        .. e.name .. ' in the script: not a snapshot of this script', 0)
+    end
+  end
+  for i = 1, n do stateList[i].set(list[i][2]) end
 end
 
 -------------------------------------------------------------------------------
@@ -187,6 +274,15 @@ function Queue:shift()
   self.p[i], self.v[i] = nil, nil
   if p then return tunpack(p, 1, p.n) end
   return v
+end
+
+-- A queue's state for a checkpoint, and back.
+local function queueState(q)
+  return { head = q.head, tail = q.tail, v = q.v, p = q.p }
+end
+
+local function setQueueState(q, s)
+  q.head, q.tail, q.v, q.p = s.head, s.tail, s.v or {}, s.p or {}
 end
 
 -------------------------------------------------------------------------------
@@ -551,6 +647,8 @@ function Observable:reduce(accumulator, seed)
   local source = self
   return Observable.create(function(observer)
     local acc, has = seed, seed ~= nil
+    keepState('reduce', function() return { acc = acc, has = has } end,
+      function(v) acc, has = v.acc, v.has end)
     return source:subscribe(Sink(observer, function(_, ...)
       if has then
         if HOST then
@@ -577,6 +675,8 @@ function Observable:scan(accumulator, seed)
   local source = self
   return Observable.create(function(observer)
     local acc, has = seed, seed ~= nil
+    keepState('scan', function() return { acc = acc, has = has } end,
+      function(v) acc, has = v.acc, v.has end)
     return source:subscribe(Sink(observer, function(_, ...)
       if has then
         if HOST then
@@ -682,6 +782,8 @@ function Observable:defaultIfEmpty(...)
   local source = self
   return Observable.create(function(observer)
     local empty = true
+    keepState('defaultIfEmpty', function() return empty end,
+      function(v) empty = v end)
     return source:subscribe(Sink(observer, function(_, ...)
       empty = false
       return observer:onNext(...)
@@ -699,6 +801,7 @@ function Observable:count(predicate)
   local source = self
   return Observable.create(function(observer)
     local n = 0
+    keepState('count', function() return n end, function(v) n = v end)
     return source:subscribe(Sink(observer, function(_, ...)
       if not predicate then
         n = n + 1
@@ -739,6 +842,8 @@ function Observable:average()
   local source = self
   return Observable.create(function(observer)
     local sum, n = 0, 0
+    keepState('average', function() return { sum = sum, n = n } end,
+      function(v) sum, n = v.sum, v.n end)
     return source:subscribe(Sink(observer, function(_, value)
       if HOST then
         sum = sum + value
@@ -762,6 +867,7 @@ function Observable:all(predicate)
   return Observable.create(function(observer)
     local done = false
     local link = newLink()
+    keepState('all', function() return done end, function(v) done = v end)
     return link.attach(source:subscribe(Sink(observer, function(_, ...)
       if done then return end
       local ok, r = try(predicate, ...)
@@ -790,6 +896,8 @@ function Observable:contains(value)
   return Observable.create(function(observer)
     local done = false
     local link = newLink()
+    keepState('contains', function() return done end,
+      function(v) done = v end)
     return link.attach(source:subscribe(Sink(observer, function(_, ...)
       if done then return end
       local n = select('#', ...)
@@ -821,6 +929,9 @@ function Observable:distinct()
   local source = self
   return Observable.create(function(observer)
     local seen, seenNil = {}, false
+    keepState('distinct', function()
+      return { seen = seen, seenNil = seenNil }
+    end, function(v) seen, seenNil = v.seen or {}, v.seenNil end)
     return source:subscribe(Sink(observer, function(_, ...)
       local v = ...
       if v == nil then
@@ -841,6 +952,9 @@ function Observable:distinctUntilChanged(comparator)
   local source = self
   return Observable.create(function(observer)
     local first, current = true, nil
+    keepState('distinctUntilChanged', function()
+      return { first = first, current = current }
+    end, function(v) first, current = v.first, v.current end)
     return source:subscribe(Sink(observer, function(_, ...)
       local v = ...
       if not first then
@@ -861,6 +975,8 @@ function Observable:elementAt(index)
   return Observable.create(function(observer)
     local i, done = 0, false
     local link = newLink()
+    keepState('elementAt', function() return { i = i, done = done } end,
+      function(v) i, done = v.i, v.done end)
     return link.attach(source:subscribe(Sink(observer, function(_, ...)
       if done then return end
       i = i + 1
@@ -886,6 +1002,7 @@ function Observable:find(predicate)
   return Observable.create(function(observer)
     local done = false
     local link = newLink()
+    keepState('find', function() return done end, function(v) done = v end)
     return link.attach(source:subscribe(Sink(observer, function(_, ...)
       if done then return end
       local ok, r = try(predicate, ...)
@@ -912,6 +1029,8 @@ local function take(source, n)
     end
     local i, done = 0, false
     local link = newLink()
+    keepState('take', function() return { i = i, done = done } end,
+      function(v) i, done = v.i, v.done end)
     return link.attach(source:subscribe(Sink(observer, function(_, ...)
       if done then return end
       i = i + 1
@@ -944,6 +1063,9 @@ function Observable:last()
   local source = self
   return Observable.create(function(observer)
     local has, value, packed = false, nil, nil
+    keepState('last', function()
+      return { has = has, value = value, packed = packed }
+    end, function(v) has, value, packed = v.has, v.value, v.packed end)
     return source:subscribe(Sink(observer, function(_, ...)
       has = true
       if select('#', ...) == 1 then
@@ -969,6 +1091,7 @@ function Observable:skip(n)
   local source = self
   return Observable.create(function(observer)
     local i = 0
+    keepState('skip', function() return i end, function(v) i = v end)
     return source:subscribe(Sink(observer, function(_, ...)
       if i >= n then return observer:onNext(...) end
       i = i + 1
@@ -982,6 +1105,8 @@ function Observable:skipLast(count)
   local source = self
   return Observable.create(function(observer)
     local q = newQueue()
+    keepState('skipLast', function() return queueState(q) end,
+      function(v) setQueueState(q, v) end)
     return source:subscribe(Sink(observer, function(_, ...)
       q:push(...)
       if q:size() > count then return observer:onNext(q:shift()) end
@@ -995,6 +1120,8 @@ function Observable:takeLast(count)
   local source = self
   return Observable.create(function(observer)
     local q = newQueue()
+    keepState('takeLast', function() return queueState(q) end,
+      function(v) setQueueState(q, v) end)
     return source:subscribe(Sink(observer, function(_, ...)
       q:push(...)
       if q:size() > count then q:shift() end
@@ -1010,6 +1137,8 @@ function Observable:skipWhile(predicate)
   local source = self
   return Observable.create(function(observer)
     local skipping = true
+    keepState('skipWhile', function() return skipping end,
+      function(v) skipping = v end)
     return source:subscribe(Sink(observer, function(_, ...)
       if skipping then
         local ok, r = try(predicate, ...)
@@ -1028,6 +1157,8 @@ function Observable:takeWhile(predicate)
   return Observable.create(function(observer)
     local done = false
     local link = newLink()
+    keepState('takeWhile', function() return done end,
+      function(v) done = v end)
     return link.attach(source:subscribe(Sink(observer, function(_, ...)
       if done then return end
       local ok, r = try(predicate, ...)
@@ -1110,6 +1241,8 @@ function Observable:buffer(size)
   local source = self
   return Observable.create(function(observer)
     local buf, n = {}, 0
+    keepState('buffer', function() return { buf = buf, n = n } end,
+      function(v) buf, n = v.buf or {}, v.n end)
     local function flush()
       if n > 0 then
         local b, k = buf, n
@@ -1141,6 +1274,8 @@ function Observable:window(size)
   local source = self
   return Observable.create(function(observer)
     local w, n = {}, 0
+    keepState('window', function() return { w = w, n = n } end,
+      function(v) w, n = v.w or {}, v.n end)
     return source:subscribe(Sink(observer, function(_, value)
       if n == size then
         for i = 1, n - 1 do w[i] = w[i + 1] end
@@ -1233,6 +1368,13 @@ function Observable:combineLatest(...)
     local missing, active = n, n
     local subs = {}
     local done = false
+    keepState('combineLatest', function()
+      return { latest = latest, has = has, missing = missing,
+               active = active, done = done }
+    end, function(v)
+      latest, has, missing = v.latest or {}, v.has or {}, v.missing
+      active, done = v.active, v.done
+    end)
     for i = 1, n do
       subs[i] = sources[i]:subscribe(Sink(observer, function(_, value)
         if done then return end
@@ -1265,6 +1407,11 @@ function Observable.zip(...)
     local queues, completed, subs = {}, {}, {}
     local done = false
     for i = 1, n do queues[i] = { head = 1, tail = 0 } end
+    keepState('zip', function()
+      return { queues = queues, completed = completed, done = done }
+    end, function(v)
+      queues, completed, done = v.queues, v.completed or {}, v.done
+    end)
     local function finish()
       if done then return end
       done = true
@@ -1323,6 +1470,8 @@ function Observable:with(...)
   return Observable.create(function(observer)
     local n = others.n
     local latest, subs = {}, {}
+    keepState('with', function() return latest end,
+      function(v) latest = v or {} end)
     for i = 1, n do
       subs[i] = others[i]:subscribe(Sink(observer, function(_, value)
         latest[i] = value
@@ -1342,6 +1491,9 @@ function Observable:sample(sampler)
   local source = self
   return Observable.create(function(observer)
     local has, value, packed = false, nil, nil
+    keepState('sample', function()
+      return { has = has, value = value, packed = packed }
+    end, function(v) has, value, packed = v.has, v.value, v.packed end)
     local sourceSub = source:subscribe(Sink(observer, function(_, ...)
       has = true
       if select('#', ...) == 1 then value, packed = ..., nil else packed = tpack(...) end
@@ -1627,6 +1779,47 @@ local function eventWindows(source, name, opts)
     local starts, accs = {}, {} -- scratch, reused by every event
     stats.late, stats.windows, stats.events = 0, 0, 0
     stats.open, stats.watermark = 0, wm
+
+    -- checkpoint: the open windows as a list in creation order (the
+    -- private NOKEY becomes nokey = true), the clocks and the counters
+    keepState(name, function()
+      local wins = {}
+      for _, byFrom in pairs(index) do
+        for _, win in pairs(byFrom) do
+          local w = { from = win.from, to = win.to, seq = win.seq,
+                      count = win.count, acc = win.acc, events = win.events }
+          if win.key == NOKEY then w.nokey = true else w.key = win.key end
+          wins[#wins + 1] = w
+        end
+      end
+      table.sort(wins, function(a, b) return a.seq < b.seq end)
+      return { windows = wins, nextEnd = nextEnd, wm = wm,
+               maxTime = maxTime, seq = seq, dead = dead,
+               stats = { late = stats.late, windows = stats.windows,
+                         events = stats.events, open = stats.open } }
+    end, function(v)
+      index = {}
+      local wins = v.windows or {}
+      for i = 1, #wins do
+        local w = wins[i]
+        local key = w.key
+        if w.nokey then key = NOKEY end
+        if key == nil then
+          error('snapshot: ' .. name .. ': window ' .. i .. ' has no key', 0)
+        end
+        local byFrom = index[key]
+        if not byFrom then byFrom = {} index[key] = byFrom end
+        byFrom[w.from] = { from = w.from, to = w.to, key = key, seq = w.seq,
+                           count = w.count, acc = w.acc, events = w.events }
+        if not accumulator and not w.events then byFrom[w.from].events = {} end
+      end
+      nextEnd, wm, maxTime = v.nextEnd, v.wm, v.maxTime
+      seq, dead = v.seq, v.dead
+      local st = v.stats or {}
+      stats.late, stats.windows = st.late or 0, st.windows or 0
+      stats.events, stats.open = st.events or 0, st.open or 0
+      stats.watermark = wm
+    end)
 
     -- Emits every open window whose end is <= w (all for math.huge). A
     -- window leaves the state just before it is emitted: if a downstream
@@ -1918,6 +2111,49 @@ function Observable:joinWindow(right, opts)
     local subs = {}
     stats.late, stats.matches, stats.missLeft, stats.missRight = 0, 0, 0, 0
     stats.buffered, stats.watermark = 0, wm
+
+    -- checkpoint: the buffered events in arrival order (each one's list
+    -- is rebuilt from its side and key), the clocks and the counters
+    keepState('joinWindow', function()
+      local entries = {}
+      for i = head, tail do
+        local e = fifo[i]
+        entries[#entries + 1] = { t = e.t, v = e.v, side = e.side,
+                                  key = e.key, matched = e.matched }
+      end
+      return { entries = entries, wm = wm, maxTime = maxTime,
+               completed = completed, dead = dead,
+               stats = { late = stats.late, matches = stats.matches,
+                         missLeft = stats.missLeft,
+                         missRight = stats.missRight } }
+    end, function(v)
+      buffers, fifo, head, tail = { left = {}, right = {} }, {}, 1, 0
+      local entries = v.entries or {}
+      for i = 1, #entries do
+        local x = entries[i]
+        local side = x.side
+        if (side ~= 'left' and side ~= 'right') or x.key == nil then
+          error('snapshot: joinWindow: buffered event ' .. i
+            .. ' has no side or no key', 0)
+        end
+        local mine = buffers[side][x.key]
+        if not mine then
+          mine = { live = 0, gone = 0 }
+          buffers[side][x.key] = mine
+        end
+        local entry = { t = x.t, v = x.v, side = side, key = x.key,
+                        list = mine, matched = x.matched }
+        mine[#mine + 1] = entry
+        mine.live = mine.live + 1
+        tail = tail + 1
+        fifo[tail] = entry
+      end
+      wm, maxTime, completed, dead = v.wm, v.maxTime, v.completed, v.dead
+      local st = v.stats or {}
+      stats.late, stats.matches = st.late or 0, st.matches or 0
+      stats.missLeft, stats.missRight = st.missLeft or 0, st.missRight or 0
+      stats.buffered, stats.watermark = tail, wm
+    end)
 
     local function miss(side, entry, key)
       if side == 'left' then stats.missLeft = stats.missLeft + 1
