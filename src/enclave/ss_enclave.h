@@ -178,7 +178,8 @@ int ss_enclave_reject(ss_enclave *e, const void *msg, size_t n,
 int ss_enclave_complete(ss_enclave *e, const ss_hdr *final,
                         ss_enclave_result *res, char *err, size_t errlen);
 
-/* Checkpoint: takes the stage's state between batches (at a barrier)
+/* Checkpoint: takes the state of the stage (of each stage of a chained
+ * worker: ss_chain_snapshot) between batches (at a barrier)
  * and seals it as the state of `epoch` of this run, stage and worker
  * (crypto/ss_snapshot.h), into sealed (reset first). The snapshot is
  * taken AND sealed where the stage runs: inside the sandbox enclave,

@@ -625,7 +625,7 @@ int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
         return SS_EDENIED;
     }
     ss_buf pt = SS_BUF_INIT, blob = SS_BUF_INIT;
-    int rc = ss_stage_snapshot(c->stage, &pt, err, errlen);
+    int rc = ss_chain_snapshot(c->chain, &pt, err, errlen);
     if (rc == 0) {
         ss_snapshot_id id = {c->run, epoch, stage, c->worker};
         rc = ss_snapshot_seal(c->encrypted ? c->key : NULL, &id, pt.data,
@@ -670,7 +670,7 @@ int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
     int rc = ss_snapshot_open(c->encrypted ? c->key : NULL, blob, n, &want,
                               &pt, err, errlen);
     if (rc == 0)
-        rc = ss_stage_restore(c->stage, pt.data, pt.len, err, errlen);
+        rc = ss_chain_restore(c->chain, pt.data, pt.len, err, errlen);
     if (pt.data)
         sodium_memzero(pt.data, pt.cap);
     ss_buf_release(&pt);

@@ -157,7 +157,7 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
  * stage and the worker name. The blob is written through rs (which 0);
  * *len gets its length. Epochs go up: an epoch not above the last
  * snapshot's, or below a restored one, is refused (SS_EDENIED). Errors:
- * those of ss_stage_snapshot and ss_snapshot_seal, SS_EDENIED after
+ * those of ss_chain_snapshot and ss_snapshot_seal, SS_EDENIED after
  * completion, SS_ETOOBIG when rs cannot hold the blob. */
 int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
                       void *rctx, size_t *len, char *err, size_t errlen);
@@ -168,7 +168,7 @@ int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
  * with the reason in err) and restores it into the stage (before its
  * first batch). From then on an input batch of an epoch below `epoch` is
  * refused: its effect is in the restored state already. Errors: those
- * of ss_snapshot_open and ss_stage_restore; SS_EDENIED after a batch. On
+ * of ss_snapshot_open and ss_chain_restore; SS_EDENIED after a batch. On
  * a failure after the blob opened the stage is unusable: the caller
  * starts a fresh enclave. */
 int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,

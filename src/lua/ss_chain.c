@@ -10,7 +10,9 @@
  */
 #include "lua/ss_chain.h"
 #include "securestreams.h"
+#include "wire/ss_msgpack.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,6 +167,89 @@ int ss_chain_complete(ss_chain *c, ss_stage_out *out, ss_stage **failed)
                 *failed = c->st[k];
             return rc;
         }
+    }
+    return 0;
+}
+
+/* See ss_chain.h. */
+int ss_chain_snapshot(ss_chain *c, ss_buf *out, char *err, size_t errlen)
+{
+    size_t mark = out->len;
+    ss_buf one = SS_BUF_INIT;
+    int rc = ss_mp_put_array(out, (uint32_t)c->n);
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        ss_buf_reset(&one);
+        rc = ss_stage_snapshot(c->st[i], &one, err, errlen);
+        if (rc == 0)
+            rc = ss_mp_put_bin(out, one.data ? one.data : "", one.len);
+    }
+    if (one.data) /* plaintext state */
+        memset(one.data, 0, one.cap);
+    ss_buf_release(&one);
+    if (rc) {
+        if (rc == SS_ENOMEM)
+            snprintf(err, errlen, "out of memory for the snapshot");
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+    }
+    return rc;
+}
+
+/* Reads a MessagePack array header at p[*off..n) into *count. */
+static int get_array(const char *p, size_t n, size_t *off, uint32_t *count)
+{
+    const unsigned char *u = (const unsigned char *)p + *off;
+    size_t left = n - *off;
+    if (left < 1)
+        return SS_EDECODE;
+    if ((u[0] & 0xf0) == 0x90) {
+        *count = u[0] & 0x0f;
+        *off += 1;
+    } else if (u[0] == 0xdc && left >= 3) {
+        *count = (uint32_t)u[1] << 8 | u[2];
+        *off += 3;
+    } else if (u[0] == 0xdd && left >= 5) {
+        *count = (uint32_t)u[1] << 24 | (uint32_t)u[2] << 16 |
+                 (uint32_t)u[3] << 8 | u[4];
+        *off += 5;
+    } else {
+        return SS_EDECODE;
+    }
+    return 0;
+}
+
+/* See ss_chain.h. */
+int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
+                     size_t errlen)
+{
+    size_t off = 0;
+    uint32_t n = 0;
+    if (!data || get_array(data, len, &off, &n) != 0) {
+        snprintf(err, errlen, "not a snapshot of a worker's stages (an "
+                 "array of one snapshot per stage)");
+        return SS_EDECODE;
+    }
+    if (n != c->n) {
+        snprintf(err, errlen, "the snapshot holds %u stage(s), this worker "
+                 "runs %zu: not a snapshot of this worker", n, c->n);
+        return SS_EDECODE;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        const char *s;
+        size_t sl;
+        if (ss_mp_get_str(data, len, &off, &s, &sl) != 0) {
+            snprintf(err, errlen, "snapshot of stage %zu of %zu is not a "
+                     "byte string (truncated?)", i + 1, c->n);
+            return SS_EDECODE;
+        }
+        int rc = ss_stage_restore(c->st[i], s, sl, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (off != len) {
+        snprintf(err, errlen, "%zu bytes after the snapshot", len - off);
+        return SS_EDECODE;
     }
     return 0;
 }

@@ -58,4 +58,17 @@ int ss_chain_process(ss_chain *c, const ss_hdr *hdr, const char *payload,
  * ss_stage_error() says why. */
 int ss_chain_complete(ss_chain *c, ss_stage_out *out, ss_stage **failed);
 
+/* Checkpoint of every stage (ss_stage_snapshot), appended to out as one
+ * MessagePack array of n bin values, stage k's snapshot bytes at k (a
+ * chain of one stage too: [bin]). Same rules and errors as
+ * ss_stage_snapshot; err names the stage that failed. */
+int ss_chain_snapshot(ss_chain *c, ss_buf *out, char *err, size_t errlen);
+
+/* Restores what ss_chain_snapshot gave into a chain of the same scripts,
+ * before its first batch (untrusted bytes: SS_EDECODE when they are not
+ * such an array, or hold another number of stages than the chain). Same
+ * errors as ss_stage_restore otherwise. */
+int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
+                     size_t errlen);
+
 #endif

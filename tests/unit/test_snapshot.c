@@ -16,6 +16,7 @@
 #include "crypto/ss_keys.h"
 #include "crypto/ss_snapshot.h"
 #include "enclave/ss_enclave.h"
+#include "lua/ss_chain.h"
 #include "lua/ss_lua_canon.h"
 #include "lua/ss_lua_msgpack.h"
 #include "lua/ss_stage.h"
@@ -364,6 +365,71 @@ static void test_restore_refusals(void **state)
     ss_buf_release(&snap);
 }
 
+/* A chained worker: every stage's state, in order. */
+static ss_chain *two_stages(void)
+{
+    ss_stage *st[2];
+    st[0] = load("local Rx = require 'zmq-rx'\n"
+                 "Rx.Subject.fromZmqSocket('ipc://in')\n"
+                 "  :scan(function(a, x) return a + x end, 0)\n"
+                 "  :subscribeToSocket('ipc://out')\n");
+    st[1] = load("local Rx = require 'zmq-rx'\n"
+                 "Rx.Subject.fromZmqSocket('ipc://in'):max()\n"
+                 "  :map(function(m) return 'max ' .. m end)\n"
+                 "  :subscribeToSocket('ipc://out')\n");
+    ss_chain *c = NULL;
+    assert_int_equal(ss_chain_new(st, 2, &c), 0);
+    return c;
+}
+
+static void chain_feed(ss_chain *c, const char *events, uint32_t n,
+                       ss_stage_out *out)
+{
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.count = n;
+    h.len = (uint32_t)strlen(events);
+    assert_int_equal(ss_chain_process(c, &h, events, h.len, out), 0);
+}
+
+static void test_chain_round_trip(void **state)
+{
+    (void)state;
+    char err[512] = "", txt[256];
+    ss_buf snap = SS_BUF_INIT;
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    ss_chain *a = two_stages();
+    chain_feed(a, "\x05\x01", 2, &out); /* scan: 5, 6 */
+    assert_int_equal(ss_chain_snapshot(a, &snap, err, sizeof err), 0);
+    ss_chain_destroy(&a);
+    ss_chain *b = two_stages();
+    int rc = ss_chain_restore(b, snap.data, snap.len, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "restore: %s\n", err);
+    assert_int_equal(rc, 0);
+    ss_stage_out_reset(&out);
+    chain_feed(b, "\x02", 1, &out); /* scan: 8, max 8 */
+    assert_int_equal(ss_chain_complete(b, &out, NULL), 0);
+    outputs(&out, txt, sizeof txt);
+    assert_string_equal(txt, "max 8\n");
+    ss_chain_destroy(&b);
+    /* one stage's snapshot is not a chain's */
+    ss_stage *one = load("local Rx = require 'zmq-rx'\n"
+                         "Rx.Subject.fromZmqSocket('ipc://in'):count()\n"
+                         "  :subscribeToSocket('ipc://out')\n");
+    ss_chain *c1 = NULL;
+    assert_int_equal(ss_chain_new(&one, 1, &c1), 0);
+    assert_int_equal(ss_chain_restore(c1, snap.data, snap.len, err,
+                                      sizeof err),
+                     SS_EDECODE);
+    assert_non_null(strstr(err, "holds 2 stage(s), this worker runs 1"));
+    ss_chain_destroy(&c1);
+    ss_stage_out_release(&out);
+    ss_buf_release(&snap);
+}
+
 /* --- the sealed format ---------------------------------------------------- */
 
 static void seal_or_die(const ss_key *k, const ss_snapshot_id *id,
@@ -706,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_is_deterministic),
         cmocka_unit_test(test_unserializable_state_named),
         cmocka_unit_test(test_restore_refusals),
+        cmocka_unit_test(test_chain_round_trip),
         cmocka_unit_test(test_format_plain),
         cmocka_unit_test(test_format_sealed),
         cmocka_unit_test(test_no_downgrade_no_foreign_key),
