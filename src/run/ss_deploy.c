@@ -945,8 +945,11 @@ int ss_deploy_write(const ss_pipeline *p, const ss_deploy_opts *o, FILE *f,
         ss_errf(err, errlen, "no container image given");
         return SS_EINVAL;
     }
+    /* chained in plain mode only: an enclave running a chain measures
+     * every chained script, and the key service deploy starts expects
+     * one script per stage (sstream keyservice --stage) */
     for (size_t s = 0; s < p->nstages && s < SS_PIPELINE_MAX_STAGES; s++)
-        if (!ss_pipeline_chained(p, s))
+        if (!g.plain || !ss_pipeline_chained(p, s))
             g.heads[g.nhops++] = s;
     if (p->source.follow && sealed_source(&g)) {
         ss_errf(err, errlen,
