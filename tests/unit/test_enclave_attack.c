@@ -13,6 +13,10 @@
  *    would drop those batches from the result without a trace: refused;
  *  - it asks a reduce enclave to complete twice (a second result from a
  *    state that already left): refused;
+ *  - it swaps the snapshot a restarted reduce enclave restores
+ *    (tests/attack/swap_snapshot.py: an older epoch's, another run's,
+ *    another worker's, one relabelled, one flipped, a forged plain one):
+ *    each is refused inside the enclave, and the honest one restores;
  *  - it starts the enclave itself with LD_PRELOAD=tests/attack/preload_key
  *    (built as build/tests/attack/preload_key.so), a library that turns
  *    seccomp off and prints the data key as it is opened: the static
@@ -33,6 +37,8 @@
 #include "crypto/ss_keys.h"
 #include "crypto/ss_sealfile.h"
 #include "enclave/ss_enclave_int.h"
+#include "lua/ss_chain.h"
+#include "lua/ss_lua_msgpack.h"
 #include "securestreams.h"
 #include "wire/ss_msgpack.h"
 
@@ -42,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/ss_test_attack_XXXXXX";
@@ -101,9 +108,11 @@ static const char *script(const char *name, const char *body)
     " {n = 0})\n"                                                            \
     ":subscribeToSocket('tcp://x:2')\n"
 
-/* An attested encrypted sandbox enclave for stage `stage` running path. */
-static ss_enclave *open_attested(const char *stage, const char *path,
-                                 ss_keyservice **ks)
+/* An attested encrypted sandbox enclave for stage `stage` running path,
+ * as worker name for run (0: none). */
+static ss_enclave *open_attested_as(const char *stage, const char *path,
+                                    const char *name, uint64_t run,
+                                    ss_keyservice **ks)
 {
     char err[1024];
     assert_int_equal(ss_keyservice_new(keys, ks, err, sizeof err), 0);
@@ -114,7 +123,7 @@ static ss_enclave *open_attested(const char *stage, const char *path,
     ss_enclave_opts o;
     memset(&o, 0, sizeof o);
     o.backend = "sandbox";
-    o.name = "victim-1";
+    o.name = name;
     o.stage = stage;
     o.script_path = path;
     o.program = prog;
@@ -122,10 +131,17 @@ static ss_enclave *open_attested(const char *stage, const char *path,
     o.key_dir = keys;
     o.get_key = ss_keyservice_keyfn;
     o.key_ctx = *ks;
+    o.run = run;
     ss_enclave *e = NULL;
     if (ss_enclave_open(&o, &e, err, sizeof err))
         fail_msg("open: %s", err);
     return e;
+}
+
+static ss_enclave *open_attested(const char *stage, const char *path,
+                                 ss_keyservice **ks)
+{
+    return open_attested_as(stage, path, "victim-1", 0, ks);
 }
 
 /* A sealed DATA batch seq of n events of `size` bytes each. */
@@ -394,12 +410,268 @@ static void test_preload_gets_no_key(void **state)
     ss_keyservice_destroy(&ks);
 }
 
+/* --- snapshots ------------------------------------------------------------ */
+
+#define SUM_SCRIPT                                                           \
+    "local ZmqRx = require 'sgx-rx'\n"                                       \
+    "ZmqRx.Subject.fromZmqSocket('tcp://x:1')\n"                             \
+    ":reduceSGX(function(acc, v) return acc + v end, 0)\n"                   \
+    ":subscribeToSocket('tcp://x:2')\n"
+
+/* A sealed batch of run, epoch, seq holding the integers vals[0..n). */
+static void sealed_ints(const ss_key *k, ss_buf *out, uint64_t run,
+                        uint32_t epoch, uint64_t seq, const int *vals,
+                        uint32_t n)
+{
+    ss_buf pl = SS_BUF_INIT;
+    for (uint32_t i = 0; i < n; i++)
+        assert_int_equal(ss_mp_put_int(&pl, vals[i]), 0);
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.flags = SS_BF_LAST_PART;
+    h.stream = 7;
+    h.seq = seq;
+    h.count = n;
+    h.run = run;
+    h.epoch = epoch;
+    ss_buf_reset(out);
+    assert_int_equal(ss_aead_seal(k, &h, pl.data, pl.len, out), 0);
+    ss_buf_release(&pl);
+}
+
+static void save(const char *dir, const char *worker, uint32_t epoch,
+                 const ss_buf *b)
+{
+    char p[900];
+    snprintf(p, sizeof p, "%s/%s-%u.snap", dir, worker, epoch);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b->data, 1, b->len, f), b->len);
+    fclose(f);
+}
+
+static void load_file(const char *dir, const char *worker, uint32_t epoch,
+                      ss_buf *b)
+{
+    char p[900];
+    snprintf(p, sizeof p, "%s/%s-%u.snap", dir, worker, epoch);
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    ss_buf_reset(b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        assert_int_equal(ss_buf_append(b, chunk, n), 0);
+    fclose(f);
+}
+
+/* Runs the attacker's tool; returns its exit status. */
+static int attacker(const char *args)
+{
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "python3 tests/attack/swap_snapshot.py %s",
+             args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A reduce (sum) enclave of run `run` as worker `name`: batches of
+ * epochs 0, 1, 2 with a snapshot after each of epochs 1 and 2 (after
+ * the barriers of epochs 1 and 2), saved in dir. Sums (scale 1): 6 at
+ * epoch 1, 6 + 15 = 21 at epoch 2. */
+static void take_snapshots(const char *path, const char *name, uint64_t run,
+                           const char *dir, const ss_key *k, int scale)
+{
+    ss_keyservice *ks = NULL;
+    ss_enclave *e = open_attested_as("sum", path, name, run, &ks);
+    char err[1024];
+    ss_buf in = SS_BUF_INIT, blob = SS_BUF_INIT;
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    const int a[] = {1 * scale, 2 * scale, 3 * scale},
+              b[] = {4 * scale, 5 * scale, 6 * scale};
+    sealed_ints(k, &in, run, 0, 0, a, 3);
+    if (ss_enclave_call(e, in.data, in.len, &r, err, sizeof err))
+        fail_msg("call: %s", err);
+    if (ss_enclave_snapshot(e, 1, &blob, err, sizeof err))
+        fail_msg("snapshot 1: %s", err);
+    save(dir, name, 1, &blob);
+    /* the host stores ciphertext only: not even the operator's state
+     * fields are in clear (they are in a plain snapshot) */
+    assert_null(memmem(blob.data, blob.len, "\xa3" "acc", 4));
+    sealed_ints(k, &in, run, 1, 1, b, 3);
+    if (ss_enclave_call(e, in.data, in.len, &r, err, sizeof err))
+        fail_msg("call: %s", err);
+    if (ss_enclave_snapshot(e, 2, &blob, err, sizeof err))
+        fail_msg("snapshot 2: %s", err);
+    save(dir, name, 2, &blob);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&in);
+    ss_buf_release(&blob);
+    ss_enclave_close(&e);
+    ss_keyservice_destroy(&ks);
+}
+
+/* Restores STORE/victim-1-2.snap into a fresh enclave of run; returns
+ * the code, err the reason. On success, feeds one batch of epoch 3
+ * (value 100) and completes: *got is the sum. */
+static int restore_from(const char *path, const char *store, uint64_t run,
+                        const ss_key *k, long *got, char *err, size_t errlen)
+{
+    ss_keyservice *ks = NULL;
+    ss_enclave *e = open_attested_as("sum", path, "victim-1", run, &ks);
+    ss_buf blob = SS_BUF_INIT, in = SS_BUF_INIT, pt = SS_BUF_INIT;
+    load_file(store, "victim-1", 2, &blob);
+    int rc = ss_enclave_restore(e, 2, blob.data, blob.len, err, errlen);
+    if (rc == 0) {
+        ss_enclave_result r;
+        ss_enclave_result_init(&r);
+        static const int c[] = {100};
+        char cerr[1024];
+        /* a batch of epoch 1 is in the restored state: refused */
+        sealed_ints(k, &in, run, 1, 1, c, 1);
+        assert_int_equal(ss_enclave_call(e, in.data, in.len, &r, cerr,
+                                         sizeof cerr),
+                         SS_EDENIED);
+        sealed_ints(k, &in, run, 3, 2, c, 1);
+        if (ss_enclave_call(e, in.data, in.len, &r, cerr, sizeof cerr))
+            fail_msg("call after restore: %s", cerr);
+        ss_hdr fin;
+        memset(&fin, 0, sizeof fin);
+        fin.kind = SS_MSG_DATA;
+        fin.stream = 0x80000009u;
+        fin.run = run;
+        if (ss_enclave_complete(e, &fin, &r, cerr, sizeof cerr))
+            fail_msg("complete: %s", cerr);
+        ss_hdr oh;
+        assert_int_equal(ss_aead_open(k, r.msg.data, r.msg.len, &oh, &pt),
+                         0);
+        lua_State *L = luaL_newstate();
+        size_t off = 0;
+        assert_int_equal(ss_mp_decode_lua(L, pt.data, pt.len, &off, cerr,
+                                          sizeof cerr),
+                         0);
+        *got = (long)lua_tointeger(L, -1);
+        lua_close(L);
+        ss_enclave_result_release(&r);
+    }
+    ss_buf_release(&blob);
+    ss_buf_release(&in);
+    ss_buf_release(&pt);
+    ss_enclave_close(&e);
+    ss_keyservice_destroy(&ks);
+    return rc;
+}
+
+/* Issue 13: a host (or whoever writes its snapshot folder) swaps the
+ * snapshot a restarted reduce enclave restores. Each swap is refused
+ * inside the enclave; the honest snapshot gives 21 + 100. Without the
+ * checks (ss_snapshot_open's identity checks, the header as associated
+ * data, the refusal of a plain blob) the swaps restore and the sum is
+ * wrong: 6 + 100 (older), another run's or worker's total, or the
+ * forger's number. */
+static void test_swapped_snapshots_refused(void **state)
+{
+    (void)state;
+    const char *path = script("sum", SUM_SCRIPT);
+    char err[1024], store[700], other[700], args[2200], st[800];
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    const uint64_t run = 0x5eed0001, run2 = 0x5eed0002;
+    snprintf(store, sizeof store, "%s/store", tmpdir);
+    snprintf(other, sizeof other, "%s/store-run2", tmpdir);
+    assert_int_equal(mkdir(store, 0700), 0);
+    assert_int_equal(mkdir(other, 0700), 0);
+    take_snapshots(path, "victim-1", run, store, k, 1);
+    take_snapshots(path, "victim-2", run, store, k, 10);
+    take_snapshots(path, "victim-1", run2, other, k, 100);
+    ss_buf honest = SS_BUF_INIT;
+    load_file(store, "victim-1", 2, &honest);
+
+    /* a state the forger chose: the same chain with 1000000 folded in */
+    snprintf(st, sizeof st, "%s/forged-state", tmpdir);
+    {
+        ss_stage_opts so;
+        memset(&so, 0, sizeof so);
+        so.script_path = path;
+        so.name = "victim-1";
+        so.stage = "sum";
+        so.host_errors = 1;
+        ss_stage *sg = NULL;
+        assert_int_equal(ss_stage_new(&so, &sg, err, sizeof err), 0);
+        ss_chain *ch = NULL;
+        assert_int_equal(ss_chain_new(&sg, 1, &ch), 0);
+        ss_hdr h;
+        memset(&h, 0, sizeof h);
+        h.kind = SS_MSG_DATA;
+        h.count = 1;
+        ss_stage_out o;
+        ss_stage_out_init(&o);
+        ss_buf ev = SS_BUF_INIT, bytes = SS_BUF_INIT;
+        ss_mp_put_int(&ev, 1000000);
+        assert_int_equal(ss_chain_process(ch, &h, ev.data, ev.len, &o), 0);
+        assert_int_equal(ss_chain_snapshot(ch, &bytes, err, sizeof err), 0);
+        FILE *f = fopen(st, "wb");
+        assert_non_null(f);
+        fwrite(bytes.data, 1, bytes.len, f);
+        fclose(f);
+        ss_buf_release(&ev);
+        ss_buf_release(&bytes);
+        ss_stage_out_release(&o);
+        ss_chain_destroy(&ch);
+    }
+
+    struct {
+        const char *mode, *extra, *want;
+    } attacks[] = {
+        {"older", "", "not of epoch 2: an older snapshot (rollback "
+                      "refused)"},
+        {"foreign", other, "a snapshot of another run"},
+        {"worker", "victim-2", "not of worker 'victim-1'"},
+        {"relabel", "", "does not authenticate"},
+        {"flip", "", "does not authenticate"},
+        {"forge", st, "a plain one is refused"},
+    };
+    char won[2048] = "";
+    long got = 0;
+    for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
+        save(store, "victim-1", 2, &honest);
+        snprintf(args, sizeof args, "%s '%s' victim-1 2 %s%s%s",
+                 attacks[i].mode, store, attacks[i].extra[0] ? "'" : "",
+                 attacks[i].extra, attacks[i].extra[0] ? "'" : "");
+        assert_int_equal(attacker(args), 0);
+        err[0] = '\0';
+        int rc = restore_from(path, store, run, k, &got, err, sizeof err);
+        if (rc == 0) {
+            size_t w = strlen(won);
+            snprintf(won + w, sizeof won - w, "\n  %s: restored, the sum is "
+                     "%ld (honest: 121)", attacks[i].mode, got);
+            continue;
+        }
+        if (!strstr(err, attacks[i].want))
+            fail_msg("attack '%s': refused, but unclearly: %s",
+                     attacks[i].mode, err);
+        fprintf(stderr, "attack %-7s refused: %s\n", attacks[i].mode, err);
+    }
+    if (won[0])
+        fail_msg("swapped snapshots the enclave restored:%s", won);
+    /* the honest snapshot restores: 1+2+3+4+5+6, then 100 */
+    save(store, "victim-1", 2, &honest);
+    if (restore_from(path, store, run, k, &got, err, sizeof err))
+        fail_msg("honest restore: %s", err);
+    assert_int_equal(got, 121);
+    ss_buf_release(&honest);
+    ss_key_destroy(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_host_cannot_choose_the_nonce),
         cmocka_unit_test(test_stateful_refuses_reject_and_second_completion),
         cmocka_unit_test(test_preload_gets_no_key),
+        cmocka_unit_test(test_swapped_snapshots_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
