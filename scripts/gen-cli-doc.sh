@@ -26,7 +26,7 @@ echo
 echo '```'
 "$ss" help
 echo '```'
-for c in run deploy cluster source router worker sink lua gen keygen encrypt decrypt keyservice bench; do
+for c in run deploy cluster status logs stop scale source router worker sink lua gen keygen encrypt decrypt keyservice bench; do
     echo
     echo "## sstream $c"
     echo

@@ -10,6 +10,7 @@
 #include "net/ss_keyserver.h"
 #include "enclave/ss_enclave.h"
 #include "lua/ss_stage.h"
+#include "run/ss_swarmrun.h"
 #include "run/ss_pipeline.h"
 #include "run/ss_supervisor.h"
 #include "wire/ss_partition.h"
@@ -60,6 +61,29 @@ static void usage(FILE *f)
         "  --quiet             errors only\n"
         "  --help              this help\n"
         "\n"
+        "on a cluster (docs/DEPLOY.md):\n"
+        "  --on swarm          deploy the pipeline as a stack on this Docker\n"
+        "                      engine's swarm (it must be a manager), run the\n"
+        "                      monitor, the key service and the sink here,\n"
+        "                      remove the stack at the end (or on Ctrl-C)\n"
+        "  --name NAME         the run's and stack's name (default: the\n"
+        "                      pipeline's); sstream status|logs|stop|scale\n"
+        "                      NAME follow it\n"
+        "  --detach            return once the stack is up; a background\n"
+        "                      process follows the run (results.txt and\n"
+        "                      run.log in the output folder)\n"
+        "  --image IMAGE       container image (default securestreams:"
+        SS_VERSION_STRING ")\n"
+        "  --advertise ADDR    this machine's address as the swarm's nodes\n"
+        "                      reach it (default: docker_gwbridge's gateway)\n"
+        "  --node ADDR         a swarm node the sink connects to (default\n"
+        "                      127.0.0.1)\n"
+        "  --data-dir DIR      the data node's folder with the input\n"
+        "                      (default: the input's folder here; enclave\n"
+        "                      mode seals it into the output folder)\n"
+        "  --schedule-timeout S  fail when a task stays unscheduled for S\n"
+        "                      seconds (default 60)\n"
+        "\n"
         "exit status: 0 done, 1 failed, 2 bad usage, 124 timed out,\n"
         "130 interrupted.\n");
 }
@@ -69,6 +93,8 @@ typedef struct run_args {
     const char *file;
     ss_pipeline_overrides ov;
     ss_run_opts ro;
+    const char *on;     /* --on: "swarm", or NULL (this machine) */
+    ss_swarmrun_opts co; /* with --on */
 } run_args;
 
 /* Parses argv into a. Returns 0, 1 for --help, or 2 for bad usage
@@ -77,7 +103,8 @@ static int parse_args(int argc, char **argv, run_args *a)
 {
     enum { O_DATA = 256, O_WORKERS, O_SECURITY, O_BATCH, O_OUTDIR,
            O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP, O_KEYS,
-           O_ENCLAVE, O_MAXINSNS };
+           O_ENCLAVE, O_MAXINSNS, O_ON, O_NAME, O_DETACH, O_IMAGE,
+           O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -92,6 +119,14 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"tcp", no_argument, NULL, O_TCP},
         {"keys", required_argument, NULL, O_KEYS},
         {"enclave", required_argument, NULL, O_ENCLAVE},
+        {"on", required_argument, NULL, O_ON},
+        {"name", required_argument, NULL, O_NAME},
+        {"detach", no_argument, NULL, O_DETACH},
+        {"image", required_argument, NULL, O_IMAGE},
+        {"advertise", required_argument, NULL, O_ADVERTISE},
+        {"node", required_argument, NULL, O_NODE},
+        {"data-dir", required_argument, NULL, O_DATADIR},
+        {"schedule-timeout", required_argument, NULL, O_SCHED},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -170,6 +205,56 @@ static int parse_args(int argc, char **argv, run_args *a)
         case O_ENCLAVE:
             a->ro.enclave = optarg;
             break;
+        case O_ON:
+            if (strcmp(optarg, "swarm") != 0) {
+                fprintf(stderr, "sstream run: --on takes swarm%s, not "
+                                "'%s'\n",
+                        strcmp(optarg, "compose") == 0
+                            ? " (compose is not supported yet: no docker "
+                              "compose here to test it; use a one-node "
+                              "swarm, docker swarm init, or sstream deploy "
+                              "--target compose)"
+                            : "",
+                        optarg);
+                return 2;
+            }
+            a->on = optarg;
+            break;
+        case O_NAME:
+            if (!ss_name_safe(optarg, 63)) {
+                fprintf(stderr, "sstream run: --name takes letters, digits, "
+                                "'-', '_' and '.', at most 62, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            a->co.name = optarg;
+            break;
+        case O_DETACH:
+            a->co.detach = 1;
+            break;
+        case O_IMAGE:
+            a->co.image = optarg;
+            break;
+        case O_ADVERTISE:
+            a->co.advertise = optarg;
+            break;
+        case O_NODE:
+            a->co.node = optarg;
+            break;
+        case O_DATADIR:
+            a->co.data_dir = optarg;
+            break;
+        case O_SCHED: {
+            char *end;
+            double t = strtod(optarg, &end);
+            if (end == optarg || *end || !(t > 0) || t > 1e6) {
+                fprintf(stderr, "sstream run: --schedule-timeout must be a "
+                                "number of seconds above 0\n");
+                return 2;
+            }
+            a->co.schedule_s = t;
+            break;
+        }
         case O_HELP:
         case 'h':
             return 1;
@@ -194,6 +279,21 @@ static int parse_args(int argc, char **argv, run_args *a)
     if (!a->file) {
         fprintf(stderr, "sstream run: no pipeline file; see 'sstream run "
                         "--help'\n");
+        return 2;
+    }
+    if (!a->on && (a->co.name || a->co.detach || a->co.image ||
+                   a->co.advertise || a->co.node || a->co.data_dir ||
+                   a->co.schedule_s > 0)) {
+        fprintf(stderr, "sstream run: --name, --detach, --image, "
+                        "--advertise, --node, --data-dir and "
+                        "--schedule-timeout go with --on swarm\n");
+        return 2;
+    }
+    if (a->on && (a->ro.tcp || a->ro.metrics || a->ro.enclave)) {
+        fprintf(stderr, "sstream run: --tcp, --metrics and --enclave do not "
+                        "go with --on (the cluster's links are TCP; the "
+                        "counters are in the output folder's "
+                        "metrics.jsonl; the backend is sandbox)\n");
         return 2;
     }
     return 0;
@@ -411,6 +511,34 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "sstream run: %s\n", err);
         ss_pipeline_destroy(&p);
         return 1;
+    }
+    if (a.on) {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0) {
+            fprintf(stderr, "sstream run: cannot find this program\n");
+            ss_pipeline_destroy(&p);
+            return 1;
+        }
+        exe[n] = '\0';
+        a.co.pipeline_file = a.file;
+        a.co.output_dir = a.ro.output_dir;
+        a.co.keys = a.ro.keys;
+        a.co.exe = exe;
+        a.co.timeout_s = a.ro.timeout_s;
+        a.co.quiet = a.ro.quiet;
+        a.co.no_progress = a.ro.no_progress;
+        char keys[PATH_MAX];
+        if (strcmp(p->security, "plain") != 0 &&
+            prepare_keys(p, &a, keys, sizeof keys, err, sizeof err)) {
+            fprintf(stderr, "sstream run: %s\n", err);
+            ss_pipeline_destroy(&p);
+            return 1;
+        }
+        a.co.keys = a.ro.keys;
+        rc = ss_swarmrun_run(p, &a.co);
+        ss_pipeline_destroy(&p);
+        return rc;
     }
     char keys[PATH_MAX];
     keyserver ksrv;

@@ -24,5 +24,9 @@ int cmd_spawner(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_scale(int argc, char **argv);
 
 #endif

@@ -412,10 +412,34 @@ static void sink_words(gen *g, words *w, const char *router_host)
 
 /* ---- Compose and Swarm ------------------------------------------------ */
 
-static void compose_env(gen *g, const char *name_tmpl, const char *index)
+/* The control channel's files, as shipped to each reporting service. */
+static const char *const ctl_files[] = {"curve-client.key", "curve-client.pub",
+                                        "monitor.pub", NULL};
+#define CTL_IN KEYS_IN "/control"
+
+static int has_control(const gen *g)
+{
+    return g->o->target == SS_DEPLOY_SWARM && g->o->control &&
+           g->o->control_keys;
+}
+
+/* The secret of control file `file` of reporting name ctl. */
+static void ctl_secret_name(char *out, size_t n, const char *ctl,
+                            const char *file)
+{
+    char tmp[SS_PIPELINE_NAME_MAX + 64];
+    snprintf(tmp, sizeof tmp, "ss-ctl-%s-%s", ctl, file);
+    dns_name(out, n, tmp);
+}
+
+/* index: SS_INDEX (a keyed stage's slot), or NULL; ctl: the name the
+ * service reports under (its key's name), or NULL. */
+static void compose_env(gen *g, const char *name_tmpl, const char *index,
+                        const char *ctl)
 {
     FILE *f = g->f;
-    if (!g->o->run && !name_tmpl && !index)
+    int control = ctl && has_control(g);
+    if (!g->o->run && !name_tmpl && !index && !control)
         return;
     fputs("    environment:\n", f);
     if (g->o->run) {
@@ -433,12 +457,18 @@ static void compose_env(gen *g, const char *name_tmpl, const char *index)
         yq(f, index);
         fputc('\n', f);
     }
+    if (control) {
+        fputs("      SS_CONTROL: ", f);
+        yq(f, g->o->control);
+        fputs("\n      SS_CONTROL_KEYS: \"" CTL_IN "\"\n", f);
+    }
 }
 
-static void compose_secrets(gen *g, const char *role)
+static void compose_secrets(gen *g, const char *role, const char *ctl)
 {
     const char *const *k = ss_deploy_role_keys(g->o->target, g->sec, role);
-    if (!k[0])
+    int control = ctl && has_control(g);
+    if (!k[0] && !control)
         return;
     FILE *f = g->f;
     fputs("    secrets:\n", f);
@@ -449,6 +479,14 @@ static void compose_secrets(gen *g, const char *role)
         if (g->o->target == SS_DEPLOY_SWARM)
             fprintf(f, "        uid: \"10001\"\n        gid: \"10001\"\n"
                        "        mode: 0400\n");
+    }
+    for (k = ctl_files; control && *k; k++) {
+        char sn[64];
+        ctl_secret_name(sn, sizeof sn, ctl, *k);
+        fprintf(f, "      - source: %s\n        target: " CTL_IN "/%s\n"
+                   "        uid: \"10001\"\n        gid: \"10001\"\n"
+                   "        mode: 0400\n",
+                sn, *k);
     }
 }
 
@@ -532,8 +570,8 @@ static int write_compose(gen *g)
         char svc[32];
         snprintf(svc, sizeof svc, "router-%zu", k);
         compose_service(g, svc, &w);
-        compose_env(g, NULL, NULL);
-        compose_secrets(g, "router");
+        compose_env(g, NULL, NULL, svc);
+        compose_secrets(g, "router", svc);
         if (swarm && k == nrouters)
             fprintf(f, "    ports:\n      - target: %d\n        published: "
                        "%d\n        mode: host\n",
@@ -562,14 +600,14 @@ static int write_compose(gen *g)
             }
             dns_name(svc, sizeof svc, svc);
             compose_service(g, svc, &w);
-            compose_env(g, tmpl,
-                        swarm && keyed(sc) ? "{{.Task.Slot}}" : NULL);
+            compose_env(g, tmpl, swarm && keyed(sc) ? "{{.Task.Slot}}" : NULL,
+                        sc->name);
             fputs("    configs:\n", f);
             for (size_t k = s; k < hop_end(g, h); k++)
                 fprintf(f, "      - source: ss-script-%zu\n        target: "
                            "%s/%s\n",
                         k + 1, SCRIPTS_IN, base(p->stages[k].script));
-            compose_secrets(g, "worker");
+            compose_secrets(g, "worker", sc->name);
             if (g->enclave && !swarm && g->o->enclave &&
                 strcmp(g->o->enclave, "gramine") == 0)
                 fputs("    devices:\n      - /dev/sgx_enclave\n"
@@ -583,8 +621,8 @@ static int write_compose(gen *g)
         words w = {0};
         source_words(g, &w);
         compose_service(g, "source", &w);
-        compose_env(g, NULL, NULL);
-        compose_secrets(g, "source");
+        compose_env(g, NULL, NULL, "source");
+        compose_secrets(g, "source", "source");
         fputs("    volumes:\n      - type: bind\n        source: ", f);
         yq(f, g->o->data_dir ? g->o->data_dir : DEFAULT_DATA_DIR);
         fputs("\n        target: /data\n        read_only: true\n", f);
@@ -599,11 +637,11 @@ static int write_compose(gen *g)
         snprintf(host, sizeof host, "router-%zu", nrouters);
         sink_words(g, &w, host);
         compose_service(g, "sink", &w);
-        compose_env(g, NULL, NULL);
+        compose_env(g, NULL, NULL, NULL);
         fputs("    configs:\n", f);
         fprintf(f, "      - source: ss-script-sink\n        target: %s/%s\n",
                 SCRIPTS_IN, base(p->sink.script));
-        compose_secrets(g, "sink");
+        compose_secrets(g, "sink", NULL);
         compose_deploy(g, 1, NULL, 0);
         if (g->enclave) {
             fprintf(f, "  keyservice:\n    image: ");
@@ -623,7 +661,7 @@ static int write_compose(gen *g)
                 fprintf(f, "      - source: ss-script-%zu\n        target: "
                            "%s/%s\n",
                         s + 1, SCRIPTS_IN, base(p->stages[s].script));
-            compose_secrets(g, "keyservice");
+            compose_secrets(g, "keyservice", NULL);
             compose_deploy(g, 1, NULL, 0);
         }
     }
@@ -646,6 +684,34 @@ static int write_compose(gen *g)
         yq(f, path);
         fputc('\n', f);
     }
+    if (g->plain && !has_control(g))
+        return 0;
+    fputs("secrets:\n", f);
+    if (has_control(g)) {
+        /* the control channel's pairs: one per reporting name */
+        size_t nctl = nrouters + 1 + g->nhops;
+        for (size_t i = 0; i < nctl; i++) {
+            char ctl[SS_PIPELINE_NAME_MAX + 16];
+            if (i < nrouters)
+                snprintf(ctl, sizeof ctl, "router-%zu", i + 1);
+            else if (i == nrouters)
+                snprintf(ctl, sizeof ctl, "source");
+            else
+                snprintf(ctl, sizeof ctl, "%s",
+                         p->stages[g->heads[i - nrouters - 1]].name);
+            for (const char *const *k = ctl_files; *k; k++) {
+                char sn[64], file[PATH_MAX + 128];
+                ctl_secret_name(sn, sizeof sn, ctl, *k);
+                snprintf(file, sizeof file, "%s/%s/%s", g->o->control_keys,
+                         ctl, *k);
+                if (abspath(g, file, path))
+                    return SS_EIO;
+                fprintf(f, "  %s:\n    file: ", sn);
+                yq(f, path);
+                fputc('\n', f);
+            }
+        }
+    }
     if (g->plain)
         return 0;
     /* every key file some service of this target needs, once */
@@ -656,7 +722,6 @@ static int write_compose(gen *g)
         NULL};
     static const char *const roles[] = {"router", "worker", "source", "sink",
                                         "keyservice", NULL};
-    fputs("secrets:\n", f);
     for (const char *const *k = all; *k; k++) {
         int used = 0;
         for (const char *const *r = roles; *r && !used; r++)

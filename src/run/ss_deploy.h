@@ -43,6 +43,16 @@ typedef struct ss_deploy_opts {
     const char *run;        /* run id (16 hex digits) or NULL */
     const char *data_dir;   /* the nodes' folder holding the input
                                (default /srv/securestreams/data) */
+    /* Swarm only (what `sstream run --on swarm` sets): every service
+     * reports its counters to the run's monitor on the owner's machine.
+     * control is its endpoint (SS_CONTROL, tcp://OWNER:PORT);
+     * control_keys a folder with one subfolder per reporting name
+     * (router-K, source, and each stage's name, shared by its replicas)
+     * holding curve-client.key, curve-client.pub and monitor.pub, shipped
+     * as Docker secrets into /run/secrets/control (SS_CONTROL_KEYS). Both
+     * NULL: no monitor. */
+    const char *control;
+    const char *control_keys;
 } ss_deploy_opts;
 
 /* Parses "compose", "swarm" or "k8s". Returns 0, or SS_EINVAL. */

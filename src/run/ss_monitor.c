@@ -27,6 +27,8 @@ struct ss_monitor {
     ss_buf line; /* one line of the metrics file */
     ss_monitor_comp *comps;
     size_t n, cap;
+    char **groups; /* keys that report for GROUP-N (replicas) */
+    size_t ngroups;
     uint64_t t0, done_ns;
     double epoch0;
 };
@@ -149,12 +151,46 @@ int ss_monitor_add_hosted(ss_monitor *m, const char *name, const char *host)
     return i;
 }
 
+/* See ss_monitor.h. */
+int ss_monitor_allow_replicas(ss_monitor *m, const char *group)
+{
+    char **g = realloc(m->groups, (m->ngroups + 1) * sizeof *g);
+    if (!g)
+        return SS_ENOMEM;
+    m->groups = g;
+    if (!(g[m->ngroups] = strdup(group)))
+        return SS_ENOMEM;
+    m->ngroups++;
+    return 0;
+}
+
+/* The replica group of name (GROUP-N, N digits from 1), or NULL. */
+static const char *replica_group(const ss_monitor *m, const char *name)
+{
+    for (size_t i = 0; i < m->ngroups; i++) {
+        size_t l = strlen(m->groups[i]);
+        const char *d = name + l + 1;
+        if (strncmp(name, m->groups[i], l) != 0 || name[l] != '-' ||
+            *d < '1' || *d > '9')
+            continue;
+        while (*d >= '0' && *d <= '9')
+            d++;
+        if (!*d)
+            return m->groups[i];
+    }
+    return NULL;
+}
+
 /* A sample named s->name may come from `from` (the key's name): its own,
- * or, for a chained stage, its host worker's. */
+ * for a replica its service's, or, for a chained stage, its host
+ * worker's. */
 static int may_report(const ss_monitor *m, const ss_stats *s,
                       const char *from)
 {
     if (strcmp(s->name, from) == 0)
+        return 1;
+    const char *grp = replica_group(m, s->name);
+    if (grp && strcmp(grp, from) == 0)
         return 1;
     for (size_t i = 0; i < m->n; i++)
         if (m->comps[i].host[0] && strcmp(m->comps[i].name, s->name) == 0)
@@ -244,6 +280,9 @@ static void on_stats(ss_monitor *m, const ss_stats *s, uint64_t now)
     if (m->metrics)
         write_metrics(m, s, now);
     ss_monitor_comp *c = find_comp(m, s);
+    if (!c && replica_group(m, s->name) && m->n < 4096 &&
+        ss_monitor_add(m, s->name) >= 0) /* a replica added by a rescale */
+        c = &m->comps[m->n - 1];
     if (!c)
         return;
     if (c->have_st && now > c->st_ns) {
@@ -335,6 +374,9 @@ void ss_monitor_destroy(ss_monitor **pp)
         fclose(m->metrics);
     ss_buf_release(&m->line);
     free(m->comps);
+    for (size_t i = 0; i < m->ngroups; i++)
+        free(m->groups[i]);
+    free(m->groups);
     free(m->endpoint);
     free(m);
     *pp = NULL;

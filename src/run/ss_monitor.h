@@ -85,6 +85,13 @@ int ss_monitor_add(ss_monitor *m, const char *name);
 int ss_monitor_add_hosted(ss_monitor *m, const char *name,
                           const char *host);
 
+/* Lets the key named group report for components named GROUP-N (N a
+ * number from 1): on a container engine the replicas of a stage share
+ * their service's key. A replica not added yet (one a rescale started)
+ * is added when its first sample arrives, after the others (at most 4096
+ * components in all). Returns 0 or SS_ENOMEM. */
+int ss_monitor_allow_replicas(ss_monitor *m, const char *group);
+
 /* Records the pid of component i (samples whose name is unknown are
  * matched by pid). */
 void ss_monitor_set_pid(ss_monitor *m, size_t i, pid_t pid);

@@ -387,7 +387,7 @@ static int push_keyed(const plan_ctx *cx, strv *a, size_t s, size_t last,
  * script is loaded once in a sandboxed, capped Lua state, as an enclave
  * would. 1, 0, or -1 if it does not load that way (then nothing is
  * expected of it: the worker reports its own failure). */
-static int stage_stateful(const ss_stage_conf *sc)
+int ss_plan_stage_stateful(const ss_stage_conf *sc)
 {
     ss_stage_opts so;
     memset(&so, 0, sizeof so);
@@ -406,18 +406,15 @@ static int stage_stateful(const ss_stage_conf *sc)
     return stateful;
 }
 
-/* *out = the names of the workers of every stateful stage, comma-
- * separated (the sink's --finals), or NULL if there is none. A stage
- * chained into the workers of an earlier one has its result sent by
- * them: their names (once per chain). */
-static int stateful_workers(const ss_pipeline *p, char **out)
+/* See ss_plan.h. */
+int ss_plan_finals(const ss_pipeline *p, char **out)
 {
     *out = NULL;
     ss_buf b = SS_BUF_INIT;
     size_t done = SIZE_MAX; /* the chain whose workers are listed */
     for (size_t s = 0; s < p->nstages; s++) {
         const ss_stage_conf *sc = &p->stages[s];
-        if (stage_stateful(sc) != 1)
+        if (ss_plan_stage_stateful(sc) != 1)
             continue;
         size_t head = s;
         while (head > 0 && ss_pipeline_chained(p, head))
@@ -535,7 +532,7 @@ static int plan(plan_ctx *cx)
      * so that it fails the run if one of their results does not arrive */
     char *finals = NULL;
     if (strcmp(p->security, "plain") != 0 &&
-        (rc = stateful_workers(p, &finals)))
+        (rc = ss_plan_finals(p, &finals)))
         return rc;
     {
         cx->pl->sink = (int)cx->pl->ncomps;

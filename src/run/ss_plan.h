@@ -90,6 +90,19 @@ typedef struct ss_plan {
  * when the endpoints cannot be made (errno tells why). */
 int ss_plan_new(const ss_pipeline *p, const ss_plan_opts *o, ss_plan **out);
 
+/* *out = the names of the workers of every stateful stage of p (a
+ * reduce: STAGE-1..STAGE-W), comma-separated, for the sink's --finals;
+ * NULL if there is none (caller frees). A stage chained into the workers
+ * of an earlier one has its result sent by them: their names (once per
+ * chain). Loads each script once in a
+ * sandboxed, capped Lua state to ask. Returns 0 or SS_ENOMEM. */
+int ss_plan_finals(const ss_pipeline *p, char **out);
+
+/* 1 if stage sc keeps state across events (its script loaded once in a
+ * sandboxed, capped Lua state, as an enclave would), 0 if not, -1 if it
+ * does not load. */
+int ss_plan_stage_stateful(const ss_stage_conf *sc);
+
 /* Index in comps of the k-th component (0 <= k < ncomps) in the order of
  * the flow: source, router-1, workers of stage 1, router-2, ..., sink. */
 size_t ss_plan_flow_order(const ss_plan *pl, size_t k);

@@ -406,6 +406,62 @@ static void test_chain(void **state)
     ss_pipeline_destroy(&p);
 }
 
+/* What `sstream run --on swarm` adds: every service reports to the
+ * monitor (SS_CONTROL), with its own control pair as secrets in
+ * /run/secrets/control; a stage's replicas share their stage's. */
+static void test_swarm_control(void **state)
+{
+    (void)state;
+    ss_pipeline *p = load("plain", 2);
+    static const char *const who[] = {"router-1", "router-2", "router-3",
+                                      "source", "map", "reduce"};
+    for (size_t i = 0; i < sizeof who / sizeof *who; i++) {
+        char d[64];
+        snprintf(d, sizeof d, "ctl/%s", who[i]);
+        mkdir("ctl", 0700);
+        mkdir(d, 0700);
+        static const char *const files[] = {"curve-client.key",
+                                            "curve-client.pub",
+                                            "monitor.pub"};
+        for (size_t k = 0; k < 3; k++) {
+            char path[128];
+            snprintf(path, sizeof path, "%s/%s", d, files[k]);
+            write_file(path, files[k], 0600);
+        }
+    }
+    ss_deploy_opts o = {.target = SS_DEPLOY_SWARM, .image = "img:1",
+                        .control = "tcp://10.1.2.3:40000",
+                        .control_keys = "ctl"};
+    int rc;
+    char err[512];
+    char *y = gen(p, &o, &rc, err, sizeof err);
+    assert_non_null(y);
+    /* 3 routers, 2 stages, the source */
+    assert_int_equal(count(y, "SS_CONTROL: \"tcp://10.1.2.3:40000\""), 6);
+    assert_int_equal(count(y, "SS_CONTROL_KEYS: \"/run/secrets/control\""),
+                     6);
+    assert_int_equal(count(y, "target: /run/secrets/control/curve-client.key"),
+                     6);
+    assert_non_null(strstr(y, "  ss-ctl-map-curve-client-key:\n    file: "));
+    assert_non_null(strstr(y, "ctl/map/curve-client.key\""));
+    assert_non_null(strstr(y, "  ss-ctl-router-3-monitor-pub:\n"));
+    assert_null(strstr(y, "ss-ctl-sink")); /* the sink stays home */
+    free(y);
+    /* a missing control file is named */
+    unlink("ctl/source/monitor.pub");
+    y = gen(p, &o, &rc, err, sizeof err);
+    assert_null(y);
+    assert_non_null(strstr(err, "ctl/source/monitor.pub"));
+    /* without a monitor, nothing of it */
+    o.control = o.control_keys = NULL;
+    y = gen(p, &o, &rc, err, sizeof err);
+    assert_non_null(y);
+    assert_null(strstr(y, "SS_CONTROL"));
+    assert_null(strstr(y, "secrets:"));
+    free(y);
+    ss_pipeline_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +472,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swarm_control, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,6 +199,84 @@ static void metrics_file_is_json(void **state)
     assert_non_null(strstr(line, ",\"final\":true}\n")); /* last */
 }
 
+/* One sample of name from a CURVE client holding pub/sec, to a monitor
+ * at ep whose public key is server. */
+static void push_curve(const char *ep, const char *server, const char *pub,
+                       const char *sec, const char *name, uint64_t in)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_PUSH);
+    int linger = 2000;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+    assert_int_equal(zmq_connect(s, ep), 0);
+    ss_stats st;
+    ss_stats_init(&st);
+    ss_stats_set_names(&st, name, "worker", "map");
+    st.in = in;
+    ss_buf b;
+    ss_buf_init(&b);
+    assert_int_equal(ss_stats_encode(&st, &b), 0);
+    assert_int_equal(zmq_send(s, b.data, b.len, 0), (int)b.len);
+    ss_buf_release(&b);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+}
+
+/* The replicas of a stage on a swarm share their service's key: the key
+ * named "map" may report for map-1, and for map-3 that a rescale started
+ * (added when it first reports), but not for another stage's worker, nor
+ * for a name that only looks like a replica. */
+static void replicas_share_their_stage_key(void **state)
+{
+    (void)state;
+    char mpub[41], msec[41], kpub[41], ksec[41], opub[41], osec[41];
+    assert_int_equal(zmq_curve_keypair(mpub, msec), 0);
+    assert_int_equal(zmq_curve_keypair(kpub, ksec), 0);
+    assert_int_equal(zmq_curve_keypair(opub, osec), 0);
+    const char *allow[] = {kpub, opub};
+    const char *names[] = {"map", "filter"};
+    ss_monitor_auth auth = {{mpub, msec, allow, names, 2}, "sink"};
+    ss_monitor *m = NULL;
+    char err[256];
+    assert_int_equal(ss_monitor_new("tcp://127.0.0.1:*", NULL, &auth, &m,
+                                    err, sizeof err),
+                     0);
+    assert_int_equal(ss_monitor_add(m, "map-1"), 0);
+    assert_int_equal(ss_monitor_add(m, "filter-1"), 1);
+    assert_int_equal(ss_monitor_allow_replicas(m, "map"), 0);
+    assert_int_equal(ss_monitor_allow_replicas(m, "filter"), 0);
+    const char *ep = ss_monitor_endpoint(m);
+    push_curve(ep, mpub, kpub, ksec, "map-1", 5);    /* its own */
+    push_curve(ep, mpub, kpub, ksec, "map-3", 7);    /* a new replica */
+    push_curve(ep, mpub, kpub, ksec, "filter-1", 9); /* another's: no */
+    push_curve(ep, mpub, kpub, ksec, "map-0", 9);    /* not a slot */
+    push_curve(ep, mpub, kpub, ksec, "map-2x", 9);   /* not a slot */
+    push_curve(ep, mpub, opub, osec, "filter-1", 11);
+    uint64_t t0 = ss_now_ms();
+    for (;;) {
+        ss_monitor_read(m);
+        const ss_monitor_comp *f1 = ss_monitor_get(m, 1);
+        if (f1->have_st && f1->st.in == 11 && ss_monitor_get(m, 2) &&
+            ss_monitor_refused(m) >= 3)
+            break;
+        assert_true(ss_now_ms() - t0 < 5000);
+        usleep(2000);
+    }
+    usleep(50000);
+    ss_monitor_read(m);
+    assert_int_equal(ss_monitor_get(m, 0)->st.in, 5);
+    const ss_monitor_comp *c = ss_monitor_get(m, 2);
+    assert_string_equal(c->name, "map-3");
+    assert_int_equal(c->st.in, 7);
+    assert_null(ss_monitor_get(m, 3)); /* map-0, map-2x not added */
+    assert_int_equal(ss_monitor_get(m, 1)->st.in, 11);
+    assert_int_equal(ss_monitor_refused(m), 3);
+    ss_monitor_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +285,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(done_and_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(metrics_file_is_json, setup,
                                         teardown),
+        cmocka_unit_test(replicas_share_their_stage_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

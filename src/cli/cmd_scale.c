@@ -1,0 +1,134 @@
+/*
+ * cmd_scale.c - `sstream scale NAME STAGE N`: the one way to rescale a
+ * stage of a running pipeline. On a swarm run it drives `docker service
+ * scale`; a stateless stage's new workers join their routers mid-run and
+ * the result does not change. A stateful stage (a reduce) is refused:
+ * its state would have to be handed over, which needs checkpoints (not
+ * there yet).
+ */
+#include "cmds.h"
+#include "run/ss_engine.h"
+#include "run/ss_pipeline.h"
+#include "run/ss_plan.h"
+#include "run/ss_runrec.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sstream scale NAME STAGE N\n\n"
+            "Gives stage STAGE of run NAME (started with sstream run --on "
+            "swarm) N\nworkers (1-64): docker service scale on its stage's "
+            "service. Only a\nstateless stage (map, filter) may be rescaled "
+            "while it runs; a stateful\none (a reduce) is refused until "
+            "checkpoints can hand its state over. A\nrun on this machine "
+            "(sstream run without --on) cannot be rescaled yet.\n\n"
+            "exit status: 0 rescaled, 1 refused or failed, 2 bad usage.\n");
+}
+
+/* See cmds.h. */
+int cmd_scale(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
+    char *end;
+    long n = argc == 4 ? strtol(argv[3], &end, 10) : 0;
+    if (argc != 4 || argv[1][0] == '-' || *end || n < 1 ||
+        n > SS_PIPELINE_MAX_WORKERS) {
+        if (argc == 4)
+            fprintf(stderr, "sstream scale: N must be a number from 1 to "
+                            "%d, not '%s'\n",
+                    SS_PIPELINE_MAX_WORKERS, argv[3]);
+        else
+            usage(stderr);
+        return 2;
+    }
+    ss_runrec r;
+    char err[PATH_MAX + 256];
+    if (ss_runrec_read(argv[1], &r, err, sizeof err)) {
+        fprintf(stderr, "sstream scale: %s (a run on this machine, sstream "
+                        "run without --on, cannot be rescaled yet)\n",
+                err);
+        return 1;
+    }
+    char path[PATH_MAX + 16], line[256], state[64] = "";
+    snprintf(path, sizeof path, "%s/status", r.outdir);
+    FILE *f = fopen(path, "r");
+    if (f && fgets(line, sizeof line, f))
+        sscanf(line, "state: %63[^\n]", state);
+    if (f)
+        fclose(f);
+    if (strcmp(state, "running") != 0 || ss_runrec_alive(&r) == 0) {
+        fprintf(stderr, "sstream scale: run %s is not running (%s)\n",
+                r.name, state[0] ? state : "no status");
+        return 1;
+    }
+    ss_pipeline *p = NULL;
+    if (ss_pipeline_load(r.pipeline, &p, err, sizeof err)) {
+        fprintf(stderr, "sstream scale: %s\n", err);
+        return 1;
+    }
+    const ss_stage_conf *sc = NULL;
+    for (size_t s = 0; s < p->nstages; s++)
+        if (!strcmp(p->stages[s].name, argv[2]))
+            sc = &p->stages[s];
+    int rc = 1;
+    if (!sc) {
+        fprintf(stderr, "sstream scale: run %s has no stage '%s' (", r.name,
+                argv[2]);
+        for (size_t s = 0; s < p->nstages; s++)
+            fprintf(stderr, "%s%s", s ? ", " : "", p->stages[s].name);
+        fprintf(stderr, ")\n");
+        goto out;
+    }
+    if (sc->partition_by || sc->broadcast) {
+        fprintf(stderr, "sstream scale: stage '%s' is %s: its router has "
+                        "one slot per worker, fixed at the start; it cannot "
+                        "be rescaled while it runs\n",
+                sc->name, sc->partition_by ? "partitioned" : "broadcast");
+        goto out;
+    }
+    int stateful = ss_plan_stage_stateful(sc);
+    if (stateful != 0) {
+        fprintf(stderr,
+                stateful > 0
+                    ? "sstream scale: stage '%s' keeps state across events "
+                      "(its script folds them, as a reduce does): its "
+                      "workers' state would be lost or split, and handing "
+                      "it over needs checkpoints, which do not exist yet; "
+                      "only stateless stages can be rescaled mid-run\n"
+                    : "sstream scale: stage '%s': its script does not load "
+                      "here, so it cannot be known to be stateless\n",
+                sc->name);
+        goto out;
+    }
+    char svc[72], tgt[200];
+    size_t i = 0;
+    for (const char *c = sc->name; *c && i < 64; c++)
+        svc[i++] = isalnum((unsigned char)*c)
+                       ? (char)tolower((unsigned char)*c)
+                       : '-';
+    svc[i] = '\0';
+    snprintf(tgt, sizeof tgt, "%s_stage-%s=%ld", r.name, svc, n);
+    const char *argv2[] = {"service", "scale", "--detach", tgt, NULL};
+    char buf[4096];
+    if (ss_engine_cmd(argv2, buf, sizeof buf, 60000) != 0) {
+        fprintf(stderr, "sstream scale: docker service scale %s: %s", tgt,
+                buf);
+        goto out;
+    }
+    ss_runrec_set_workers(&r, sc->name, (int)n);
+    if (ss_runrec_write(&r, err, sizeof err))
+        fprintf(stderr, "sstream scale: %s\n", err);
+    printf("stage %s of %s: %ld workers\n", sc->name, r.name, n);
+    rc = 0;
+out:
+    ss_pipeline_destroy(&p);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/*
+ * cmd_stop.c - `sstream stop NAME`: ends a run started with `sstream run
+ * --on swarm`. The process that follows it, when it runs on this host,
+ * gets SIGTERM and removes the stack itself (as Ctrl-C would); otherwise
+ * the stack is removed here.
+ */
+#include "cmds.h"
+#include "core/ss_util.h"
+#include "run/ss_engine.h"
+#include "run/ss_runrec.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sstream stop NAME\n\n"
+            "Stops a run started with sstream run --on swarm: the process "
+            "that follows\nit (on this host) removes the stack and ends "
+            "with status 130; without\nthat process, docker stack rm NAME "
+            "runs here. Waits at most 120 s.\n\n"
+            "exit status: 0 stopped, 1 failed, 2 bad usage.\n");
+}
+
+/* See cmds.h. */
+int cmd_stop(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        usage(stderr);
+        return 2;
+    }
+    ss_runrec r;
+    char err[PATH_MAX + 256];
+    if (ss_runrec_read(argv[1], &r, err, sizeof err)) {
+        fprintf(stderr, "sstream stop: %s\n", err);
+        return 1;
+    }
+    if (ss_runrec_alive(&r) > 0) {
+        if (kill((pid_t)r.pid, SIGTERM) != 0) {
+            perror("sstream stop: kill");
+            return 1;
+        }
+        uint64_t end = ss_now_ns() + 120ull * 1000000000ull;
+        while (ss_runrec_alive(&r) > 0 && ss_now_ns() < end)
+            usleep(200000);
+        if (ss_runrec_alive(&r) > 0) {
+            fprintf(stderr, "sstream stop: process %ld still runs after "
+                            "120 s\n",
+                    r.pid);
+            return 1;
+        }
+        printf("stopped %s\n", r.name);
+        return 0;
+    }
+    const char *rm[] = {"stack", "rm", r.name, NULL};
+    char buf[4096];
+    int st = ss_engine_cmd(rm, buf, sizeof buf, 60000);
+    if (st != 0) {
+        fprintf(stderr, "sstream stop: docker stack rm %s: %s", r.name, buf);
+        return 1;
+    }
+    printf("stopped %s (stack removed)\n", r.name);
+    return 0;
+}

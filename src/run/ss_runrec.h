@@ -1,0 +1,55 @@
+/*
+ * ss_runrec.h - the record of a run started on a container engine
+ * (`sstream run --on swarm`), which `sstream status`, `logs`, `stop` and
+ * `scale` read to follow it by its name.
+ *
+ * One small text file per run, NAME.run (mode 0600, lines KEY=VALUE), in
+ * the state folder: SS_STATE_DIR, else $XDG_STATE_HOME/securestreams,
+ * else ~/.local/state/securestreams. It holds no key: only where the run
+ * keeps its files (its output folder: logs, results, the live status
+ * line) and which process on which host drives it.
+ */
+#ifndef SS_RUNREC_H
+#define SS_RUNREC_H
+
+#include <limits.h>
+#include <stddef.h>
+
+typedef struct ss_runrec {
+    char name[64];          /* the run's name = the stack's name */
+    char on[16];            /* "swarm" */
+    char pipeline[PATH_MAX]; /* the pipeline file, absolute */
+    char outdir[PATH_MAX];  /* its output folder, absolute */
+    char security[16];
+    char host[256];         /* the host whose process drives the run */
+    long pid;               /* that process */
+    long long started;      /* time(NULL) at start */
+    char workers[256];      /* STAGE=N,... as deployed (or rescaled) */
+} ss_runrec;
+
+/* Writes r as NAME.run in the state folder (made if missing), replacing
+ * an older record of that name at once (rename). Returns 0, or SS_EIO
+ * with a reason in err. */
+int ss_runrec_write(const ss_runrec *r, char *err, size_t errlen);
+
+/* Reads the record of run name. Returns 0, SS_EINVAL for a name that is
+ * not a run name, or SS_EIO when there is no such record (err says where
+ * it looked). */
+int ss_runrec_read(const char *name, ss_runrec *r, char *err,
+                   size_t errlen);
+
+/* Removes the record of run name (none: fine). */
+void ss_runrec_remove(const char *name);
+
+/* 1 if the process that drives r runs on this host and is alive, 0 if it
+ * ended, -1 if it runs on another host (unknown from here). */
+int ss_runrec_alive(const ss_runrec *r);
+
+/* The workers of stage in r->workers, or -1 if it is not there. */
+int ss_runrec_workers(const ss_runrec *r, const char *stage);
+
+/* Sets the workers of stage in r->workers (added if missing). Returns 0
+ * or SS_EINVAL when it does not fit. */
+int ss_runrec_set_workers(ss_runrec *r, const char *stage, int n);
+
+#endif

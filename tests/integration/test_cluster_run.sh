@@ -1,0 +1,174 @@
+#!/bin/bash
+# `sstream run --on swarm` for real, on one Docker Swarm made here (as
+# test_swarm.sh: dockerd started when none runs, `docker swarm init
+# --advertise-addr 127.0.0.1`, the image built; all stopped or left at
+# the end, only what the test started). One swarm, one image, for every
+# case:
+#   - DelayedFlights --on swarm equals awk, plain mode, with the balanced
+#     summary (the services report to the monitor here over TCP+CURVE),
+#     and the stack is gone afterwards;
+#   - enclave mode without a node labelled sgx=true: the run fails within
+#     its --schedule-timeout, naming the service and Swarm's reason;
+#   - enclave mode once the node is labelled: equals awk (the key service
+#     and the sink here; no data key in the stack);
+#   - --detach, status, `sstream scale NAME map 3` mid-run (the result
+#     does not change, the new workers worked), a reduce refused;
+#   - --detach then stop: the stack is removed.
+# SKIPPED with the reason when no engine or no swarm can be had;
+# SS_TEST_IMAGE=0 skips it (the first image build takes minutes).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/docker_lib.sh"
+[ "${SS_TEST_IMAGE:-1}" = 0 ] && docker_skip "SS_TEST_IMAGE=0"
+_swarm_mine=0
+NAMES="ssc$$a ssc$$b ssc$$c ssc$$d ssc$$e"
+swarm_down() {
+    local n i
+    for n in $NAMES; do "$DOCKER" stack rm "$n" > /dev/null 2>&1; done
+    for ((i = 0; i < 60; i++)); do
+        "$DOCKER" network ls --format '{{.Name}}' 2> /dev/null | grep -q "^ssc$$" || break
+        sleep 0.5
+    done
+    [ $_swarm_mine = 1 ] && "$DOCKER" swarm leave --force > /dev/null 2>&1
+    docker_down
+}
+trap 'swarm_down; cleanup' EXIT
+docker_up
+state=$("$DOCKER" info --format '{{.Swarm.LocalNodeState}}' 2> /dev/null)
+if [ "$state" = active ]; then
+    mark=$("$DOCKER" node inspect self --format '{{index .Spec.Labels "securestreams.test"}}' 2> /dev/null)
+    [ -n "$mark" ] ||
+        docker_skip "a swarm is already active on this engine: the test leaves other people's swarms alone"
+    "$DOCKER" swarm leave --force > /dev/null 2>&1
+fi
+"$DOCKER" swarm init --advertise-addr 127.0.0.1 > "$T/init.log" 2>&1 ||
+    docker_skip "docker swarm init failed: $(tail -1 "$T/init.log")"
+_swarm_mine=1
+NODE=$("$DOCKER" node ls -q | head -1)
+"$DOCKER" node update --label-add securestreams.test=1 \
+    --label-add securestreams.data=true "$NODE" > /dev/null
+
+start=$SECONDS
+out=$("$ROOT/scripts/build-image.sh" 2>&1)
+st=$?
+check "the image builds ($((SECONDS - start)) s)" [ $st -eq 0 ]
+if [ $st -ne 0 ]; then
+    printf '%s\n' "$out" | tail -5 | sed 's/^/    /'
+    finish
+    exit
+fi
+IMG=$(printf '%s\n' "$out" | sed -n 's/^\(securestreams:[^:]*\): .*/\1/p' | tail -1)
+
+export SS_STATE_DIR=$T/state
+chmod 755 "$T"
+mkdir -p "$T/data"
+"$SS" gen flights --rows 20000 -o "$T/data/flights.csv"
+reference "$T/data/flights.csv" > "$T/expected.txt"
+chmod 755 "$T/data"
+chmod 644 "$T/data/flights.csv"
+P=$ROOT/examples/delayed-flights/pipeline.yml
+set -- $NAMES
+A=$1 B=$2 C=$3 D=$4 F=$5
+stack_gone() { ! "$DOCKER" stack ls --format '{{.Name}}' | grep -qx "$1"; }
+
+# 1. plain mode, in the foreground
+t0=$SECONDS
+timeout 300 "$SS" run "$P" --on swarm --image "$IMG" --name "$A" \
+    --data "$T/data/flights.csv" --output-dir "$T/o-a" \
+    > "$T/result-a.txt" 2> "$T/run-a.log"
+st=$?
+check "run --on swarm (plain) ends with 0 (status $st, $((SECONDS - t0)) s)" [ $st -eq 0 ] ||
+    tail -20 "$T/run-a.log"
+same "DelayedFlights --on swarm (plain) equals awk" "$T/expected.txt" "$T/result-a.txt"
+contains "its summary balances, counted by the services' reports" "$T/run-a.log" \
+    "rows in = rows out \+ rows filtered \+ rows rejected: 20000 = .*: balanced"
+contains "the summary lists the map workers of the swarm" "$T/run-a.log" "^  map-1 +worker +[0-9]"
+check "the stack is removed at the end" stack_gone "$A"
+lacks "no service key or data key stays in the output folder" <(ls -R "$T/o-a") "\.key$"
+
+# 2. enclave mode, no node labelled sgx=true: a clear failure, no hang
+"$SS" keygen "$T/keys" > /dev/null
+t0=$SECONDS
+timeout 300 "$SS" run "$P" --on swarm --image "$IMG" --name "$B" \
+    --security enclave --keys "$T/keys" --data "$T/data/flights.csv" \
+    --output-dir "$T/o-b" --schedule-timeout 15 > "$T/result-b.txt" 2> "$T/run-b.log"
+st=$?
+took=$((SECONDS - t0))
+check "an enclave run without an SGX node fails (status $st, $took s)" [ $st -eq 1 ]
+check "... within its schedule timeout and the set-up (under 120 s)" [ $took -lt 120 ]
+contains "... naming the service and Swarm's reason" "$T/run-b.log" \
+    "service stage-[a-z]+ cannot be placed: .*no suitable node.*sgx=true"
+check "... and removes its stack" stack_gone "$B"
+lacks "the enclave stack file holds no data key" "$T/o-b/stack.yml" "data\.key"
+
+# 3. enclave mode on a labelled node
+"$DOCKER" node update --label-add sgx=true "$NODE" > /dev/null
+t0=$SECONDS
+timeout 300 "$SS" run "$P" --on swarm --image "$IMG" --name "$C" \
+    --security enclave --keys "$T/keys" --data "$T/data/flights.csv" \
+    --output-dir "$T/o-c" > "$T/result-c.txt" 2> "$T/run-c.log"
+st=$?
+check "run --on swarm (enclave) ends with 0 (status $st, $((SECONDS - t0)) s)" [ $st -eq 0 ] ||
+    tail -20 "$T/run-c.log"
+same "DelayedFlights --on swarm (enclave) equals awk" "$T/expected.txt" "$T/result-c.txt"
+contains "its summary balances" "$T/run-c.log" "rows in = .*: balanced"
+contains "the key service here released the data key to attested enclaves" \
+    "$T/o-c/logs/keyservice.log" "released the data key to worker map-1"
+
+# 4. detached, rescaled mid-run: a map stage made slow (a busy loop per
+# event, about 10 s for the input on one worker), so that the rescale
+# comes while it has work
+mkdir -p "$T/slow"
+E=$ROOT/examples/delayed-flights
+sed 's/^      if not value then return {} end/      for _ = 1, 50000 do end\n&/' \
+    "$E/map-csv-to-event.lua" > "$T/slow/map-slow.lua"
+cp "$E/filter-event.lua" "$E/reduce-events.lua" "$E/print-results.lua" "$T/slow/"
+sed 's/map-csv-to-event.lua/map-slow.lua/' "$P" > "$T/slow/pipeline.yml"
+check "the slow map has its busy loop" grep -q "for _ = 1, 50000" "$T/slow/map-slow.lua"
+gone() { ! kill -0 "$1" 2> /dev/null; }
+"$SS" run "$T/slow/pipeline.yml" --on swarm --image "$IMG" --name "$D" --detach \
+    --data "$T/data/flights.csv" --output-dir "$T/o-d" > "$T/detach-d.txt" 2> "$T/detach-d.log"
+check "run --detach returns once deployed, printing the name" grep -qx "$D" "$T/detach-d.txt" ||
+    cat "$T/detach-d.log"
+rows=""
+for ((i = 0; i < 240; i++)); do # until the source reported rows
+    rows=$(sed -n 's/^progress: .*source \([0-9.]*[kM]*\) rows.*/\1/p' "$T/o-d/status" 2> /dev/null)
+    [ -n "$rows" ] && [ "$rows" != 0 ] && break
+    sleep 0.5
+done
+"$SS" status "$D" > "$T/status-d.txt"
+check "sstream status says it runs" grep -q "^state: running" "$T/status-d.txt"
+contains "... with its services and replicas" "$T/status-d.txt" "${D}_stage-map"
+"$SS" scale "$D" reduce 2 > /dev/null 2> "$T/scale-r.txt"
+check "sstream scale refuses a stateful stage" [ $? -eq 1 ]
+contains "... saying why" "$T/scale-r.txt" "stage 'reduce' keeps state.*checkpoints"
+"$SS" scale "$D" map 3 > "$T/scale-m.txt" 2>&1
+st=$?
+check "sstream scale $D map 3 mid-run (the source had sent $rows rows)" [ $st -eq 0 ]
+[ $st -eq 0 ] || cat "$T/scale-m.txt"
+reps=$("$DOCKER" service ls --filter "name=${D}_stage-map" --format '{{.Replicas}}')
+echo "    (stage-map replicas: $reps)"
+check "the swarm runs 3 map workers" grep -q "/3" <<< "$reps"
+pid=$(sed -n 's/^pid=//p' "$SS_STATE_DIR/$D.run")
+for ((i = 0; i < 600; i++)); do gone "$pid" && break; sleep 0.5; done
+check "the detached run ends" gone "$pid"
+check "status says done" grep -q "^state: done" "$T/o-d/status" || cat "$T/o-d/run.log"
+same "rescaled mid-run, the result equals awk" "$T/expected.txt" "$T/o-d/results.txt"
+contains "... and balances" "$T/o-d/run.log" "rows in = .*: balanced"
+contains "... and the third map worker took part" "$T/o-d/run.log" "^  map-3 +worker +[1-9]"
+check "... and its stack is gone" stack_gone "$D"
+
+# 5. detached, then stopped (the slow pipeline again: it is still running)
+"$SS" run "$T/slow/pipeline.yml" --on swarm --image "$IMG" --name "$F" --detach \
+    --data "$T/data/flights.csv" --output-dir "$T/o-e" > /dev/null 2> "$T/detach-e.log"
+"$SS" status "$F" > "$T/status-e.txt"
+check "a second detached run runs" grep -q "^state: running" "$T/status-e.txt"
+"$SS" logs "$F" router-1 > "$T/logs-e.txt" 2>&1
+check "sstream logs NAME router-1 shows its router's log" grep -q "== router-1" "$T/logs-e.txt"
+t0=$SECONDS
+timeout 150 "$SS" stop "$F" > "$T/stop-e.txt" 2>&1
+check "sstream stop ends it ($((SECONDS - t0)) s)" [ $? -eq 0 ]
+check "... its stack is removed" stack_gone "$F"
+check "... and status says stopped" grep -q "^state: stopped" "$T/o-e/status"
+"$SS" status "$F" > /dev/null
+check "status of a stopped run exits 1" [ $? -eq 1 ]
+finish
