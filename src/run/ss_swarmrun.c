@@ -723,7 +723,7 @@ static void check_tasks(cl *c, uint64_t now)
         return; /* a slow engine: next time */
     double limit = c->o->schedule_s > 0 ? c->o->schedule_s : 60;
     size_t npend = 0;
-    pending seen[MAX_PENDING];
+    pending seen[MAX_PENDING] = {{"", 0}};
     char *save = NULL;
     for (char *l = strtok_r(buf, "\n", &save); l;
          l = strtok_r(NULL, "\n", &save)) {
