@@ -135,10 +135,11 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out);
  * distinctUntilChanged, take/first, skip, last, takeLast, skipLast,
  * skipWhile, takeWhile, elementAt, find, all, contains, defaultIfEmpty,
  * buffer, window, combineLatest, zip, with, sample, tumblingWindow,
- * slidingWindow, joinWindow) registers, when the main chunk subscribes
- * it, in creation order. State kept elsewhere (a script's own local
- * counter, a Subject's buffer, operators subscribed while events run,
- * e.g. inside flatMap) is NOT captured (docs/LUA.md, "Checkpoints").
+ * slidingWindow, joinWindow; Behavior, Replay and Async subjects)
+ * registers, when the main chunk subscribes (creates) it, in that order.
+ * State kept elsewhere (a script's own local counter, operators
+ * subscribed while events run, e.g. inside flatMap) is NOT captured
+ * (docs/LUA.md, "Checkpoints").
  *
  * Snapshot bytes (what ss_stage_snapshot appends, what ss_stage_restore
  * takes): one canonical MessagePack value (ss_lua_canon.h), the same

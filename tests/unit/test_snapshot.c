@@ -145,7 +145,9 @@ static void test_reduce_round_trip_keeps_integers_and_floats(void **state)
 {
     (void)state;
     ss_buf snap = SS_BUF_INIT;
+    /* LuaJIT has no integer subtype (docs/LUA.md, "Engines") */
     round_trip("local Rx = require 'zmq-rx'\n"
+               "local mtype = math.type or function() return 'number' end\n"
                "Rx.Subject.fromZmqSocket('ipc://in')\n"
                "  :reduce(function(a, x)\n"
                "     a.n = a.n + 1; a.sum = a.sum + x; a.half = a.half + x / 2\n"
@@ -153,11 +155,16 @@ static void test_reduce_round_trip_keeps_integers_and_floats(void **state)
                "       and 'even' or 'odd'] or 0) + 1\n"
                "     return a end, {n = 0, sum = 0, half = 0.0, by = {}, one = 1.0})\n"
                "  :map(function(a) return string.format('%d %s %s %s %s %s %d',\n"
-               "     a.n, math.type(a.sum), a.half, math.type(a.half),\n"
-               "     math.type(a.one), a.one, a.by.even) end)\n"
+               "     a.n, mtype(a.sum), a.half, mtype(a.half),\n"
+               "     mtype(a.one), a.one, a.by.even) end)\n"
                "  :subscribeToSocket('ipc://out')\n",
                "1, 2, 3", "4, 5",
-               "5 integer 7.5 float float 1.0 2\n", &snap);
+#ifdef SS_LUAJIT
+               "5 number 7.5 number number 1 2\n",
+#else
+               "5 integer 7.5 float float 1.0 2\n",
+#endif
+               &snap);
     ss_buf_release(&snap);
 }
 

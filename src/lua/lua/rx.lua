@@ -53,13 +53,15 @@ RUNTIME HOOKS FOR THE C HOST
    before it runs a stage script and freezes it after the main chunk;
    every operator that keeps state across events (the ones above, and
    take/first, skip, skipWhile, takeWhile, with, sample) registers a get
-   and a set function when it is subscribed in between. capture() returns
+   and a set function when it is subscribed in between (a
+   BehaviorSubject, ReplaySubject or AsyncSubject when it is created
+   there). capture() returns
    { {name, state}, ... } in registration order, restore(list) puts such a
    list back into the same chain built afresh, refusing another number or
    order of operators. The states are plain data (no functions, cycles or
    metatables); the host encodes them (src/lua/ss_lua_canon.h) and seals
-   them (src/crypto/ss_snapshot.h). State kept outside the operators (a
-   script's own upvalue, a Subject's value or buffer) is not captured.
+   them (src/crypto/ss_snapshot.h). State kept outside them (a script's
+   own upvalue or table) is not captured.
 
 The module needs no io (fromFileByLine reports an error through onError
 when io is absent, as in the enclave's sandbox).
@@ -2538,10 +2540,21 @@ local function storeValue(self, ...)
   end
 end
 
+-- The latest value of a Behavior or Async subject, for a checkpoint.
+local function keepValue(name, self)
+  keepState(name, function()
+    return { hasValue = self.hasValue, value = self._value,
+             packed = self._packed }
+  end, function(v)
+    self.hasValue, self._value, self._packed = v.hasValue, v.value, v.packed
+  end)
+end
+
 function BehaviorSubject.create(...)
   local self = setmetatable({ observers = {}, stopped = false, hasValue = false },
     BehaviorSubject)
   if select('#', ...) > 0 then storeValue(self, ...) end
+  keepValue('BehaviorSubject', self)
   return self
 end
 
@@ -2579,8 +2592,11 @@ ReplaySubject.__tostring = function() return 'ReplaySubject' end
 Rx.ReplaySubject = ReplaySubject
 
 function ReplaySubject.create(bufferSize)
-  return setmetatable({ observers = {}, stopped = false, buffer = newQueue(),
-    bufferSize = bufferSize }, ReplaySubject)
+  local self = setmetatable({ observers = {}, stopped = false,
+    buffer = newQueue(), bufferSize = bufferSize }, ReplaySubject)
+  keepState('ReplaySubject', function() return queueState(self.buffer) end,
+    function(v) setQueueState(self.buffer, v) end)
+  return self
 end
 
 function ReplaySubject:subscribe(onNext, onError, onCompleted)
@@ -2609,8 +2625,10 @@ AsyncSubject.__tostring = function() return 'AsyncSubject' end
 Rx.AsyncSubject = AsyncSubject
 
 function AsyncSubject.create()
-  return setmetatable({ observers = {}, stopped = false, hasValue = false },
-    AsyncSubject)
+  local self = setmetatable({ observers = {}, stopped = false,
+    hasValue = false }, AsyncSubject)
+  keepValue('AsyncSubject', self)
+  return self
 end
 
 function AsyncSubject:subscribe(onNext, onError, onCompleted)
