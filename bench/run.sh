@@ -12,8 +12,10 @@
 # pipeline-chained.yml: map, filter and reduce in one worker process, and
 # in one enclave per worker outside plain mode). For each: wall time,
 # MB/s, CPU time of all its processes (user + system, enclaves included),
-# the ratios to plain and to awk, the same-answer check against awk, and
-# the peak RSS of every worker process. Then appends the figures with the
+# the ratios to plain and to awk, the end-to-end latency per batch (p50
+# and p99, from the batch leaving the source to its output reaching the
+# sink: SS_LATENCY_DIR, src/node/ss_latlog.h), the same-answer check
+# against awk, and the CPU time and peak RSS of every worker process. Then appends the figures with the
 # command to docs/PERFORMANCE.md.
 #
 #   bench/run.sh [ROWS]   or   make bench BENCH_ROWS=N
@@ -47,15 +49,54 @@ AWK='NR > 1 && $15 ~ /^-?[0-9]+$/ && $15 > 0 { n[$9]++; s[$9] += $15 } END { for
 read -r AWK_WALL AWK_U AWK_S AWK_RSS <"$RUN/awk.time"
 AWK_CPU=$(awk -v u="$AWK_U" -v s="$AWK_S" 'BEGIN { printf "%.2f", u + s }')
 
+# timed DIR CMD...: runs CMD (stdout DIR.stdout, stderr DIR.summary);
+# sets WALL and CPU (seconds, user + system of every process it started).
+# CPU from a cpuacct cgroup of its own when this user may make one: it
+# counts every descendant, also an enclave whose spawner was stopped
+# before it reaped it (rusage misses those); else from rusage (time(1)).
+CPU_HOW="rusage of the waited-for processes (time(1))"
+CGROOT=/sys/fs/cgroup/cpuacct
+timed() {
+    local dir=$1 cg="" rc=0
+    shift
+    if [ -w "$CGROOT" ] && mkdir "$CGROOT/ss-bench-$$-${dir##*/}" 2>/dev/null; then
+        cg="$CGROOT/ss-bench-$$-${dir##*/}"
+        CPU_HOW="a cpuacct cgroup of the run (every descendant)"
+    fi
+    mkdir -p "$dir.lat" && chmod 1777 "$dir.lat"
+    ( [ -z "$cg" ] || echo "$BASHPID" >"$cg/cgroup.procs"
+      export SS_LATENCY_DIR=$dir.lat
+      exec /usr/bin/time -f '%e %U %S' -o "$dir.time" "$@" ) \
+        >"$dir.stdout" 2>"$dir.summary" || rc=$?
+    # latency per batch: source -> sink, the last piece of each lineage
+    LAT=$(awk 'FNR == NR { t[$1 " " $2] = $3; next }
+               ($1 " " $2) in t && $3 > last[$1 " " $2] { last[$1 " " $2] = $3 }
+               END { for (k in last) printf "%.3f\n", (last[k] - t[k]) / 1e6 }' \
+               "$dir.lat/source.lat" "$dir.lat/sink.lat" 2>/dev/null | sort -n |
+          awk '{ v[NR] = $1 }
+               END { if (!NR) { printf "-"; exit }
+                     a = int(NR * 0.50 + 0.5); if (a < 1) a = 1
+                     b = int(NR * 0.99 + 0.5); if (b < 1) b = 1
+                     printf "%.0f / %.0f ms", v[a], v[b] }')
+    read -r WALL U S <"$dir.time" || true
+    CPU=$(awk -v u="${U:-0}" -v s="${S:-0}" 'BEGIN { printf "%.2f", u + s }')
+    if [ -n "$cg" ]; then
+        sleep 0.2 # an enclave still on its way out
+        CPU=$(awk '{ printf "%.2f", $1 / 1e9 }' "$cg/cpuacct.usage")
+        rmdir "$cg" 2>/dev/null || true
+    fi
+    return $rc
+}
+
 ROWS_MD=""   # one table row per configuration
 RSS_MD=""    # one table row per worker process
 PLAIN_CPU="" PLAIN_WALL=""
 echo "bench: DelayedFlights, $ROWS rows ($MB MB), $WORKERS worker(s) per stage"
-printf '  %-22s %9s %9s %9s %8s %8s  %s\n' config wall MB/s cpu cpu/awk \
-    cpu/plain "same answer"
+printf '  %-22s %9s %9s %9s %8s %8s  %-17s %s\n' config wall MB/s cpu cpu/awk \
+    cpu/plain "latency p50/p99" "same answer"
 printf '  %-22s %8ss %9s %8ss %8s %8s  %s\n' awk "$AWK_WALL" \
     "$(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }')" \
-    "$AWK_CPU" 1.00 - "(reference, peak RSS $((AWK_RSS / 1024)) MB)"
+    "$AWK_CPU" 1.00 - "-                 (reference, peak RSS $((AWK_RSS / 1024)) MB)"
 for chained in $CHAINS; do
     PIPE=pipeline.yml
     [ "$chained" = 1 ] && PIPE=pipeline-chained.yml
@@ -66,10 +107,7 @@ for chained in $CHAINS; do
         CMD="$SS run examples/delayed-flights/$PIPE --data $DATA --workers $WORKERS --security $mode --no-progress --output-dir $dir"
         mkdir -p "$dir"
         rc=0
-        /usr/bin/time -f '%e %U %S' -o "$dir.time" $CMD >"$dir.stdout" \
-            2>"$dir.summary" || rc=$?
-        read -r WALL U S <"$dir.time" || true
-        CPU=$(awk -v u="${U:-0}" -v s="${S:-0}" 'BEGIN { printf "%.2f", u + s }')
+        timed "$dir" $CMD || rc=$?
         grep '^Delays for carrier' "$dir.stdout" | sort >"$dir.txt" || true
         if [ "$rc" != 0 ]; then
             SAME="FAILED (exit $rc, see $dir.summary)"
@@ -81,12 +119,12 @@ for chained in $CHAINS; do
         if [ "$mode" = plain ] && [ "$chained" = 0 ]; then
             PLAIN_CPU=$CPU PLAIN_WALL=$WALL
         fi
-        MBS=$(awk -v m="$MB" -v w="$WALL" 'BEGIN { printf "%.1f", w > 0 ? m / w : 0 }')
-        VS_AWK=$(awk -v c="$CPU" -v a="$AWK_CPU" 'BEGIN { printf "%.2f", a > 0 ? c / a : 0 }')
+        MBS=$(awk -v m="$MB" -v w="$WALL" 'BEGIN { printf "%.1f", (w > 0 ? m / w : 0) }')
+        VS_AWK=$(awk -v c="$CPU" -v a="$AWK_CPU" 'BEGIN { printf "%.2f", (a > 0 ? c / a : 0) }')
         VS_PLAIN=$(awk -v c="$CPU" -v p="$PLAIN_CPU" 'BEGIN { if (p > 0) printf "%.2f", c / p; else printf "-" }')
-        printf '  %-22s %8ss %9s %8ss %8s %8s  %s\n' "$name" "$WALL" "$MBS" \
-            "$CPU" "$VS_AWK" "$VS_PLAIN" "$SAME"
-        ROWS_MD="$ROWS_MD| $name | $WALL s | $MBS MB/s | $CPU s | ${VS_AWK}x | ${VS_PLAIN}x | $SAME |
+        printf '  %-22s %8ss %9s %8ss %8s %8s  %-17s %s\n' "$name" "$WALL" \
+            "$MBS" "$CPU" "$VS_AWK" "$VS_PLAIN" "$LAT" "$SAME"
+        ROWS_MD="$ROWS_MD| $name | $WALL s | $MBS MB/s | $CPU s | ${VS_AWK}x | ${VS_PLAIN}x | $LAT | $SAME |
 "
         # the workers' peak RSS (the chained stages' are their worker's)
         RSS=$(awk '/^  component/ { on = 1; next } on && /^  wall time/ { on = 0 }
@@ -96,7 +134,8 @@ for chained in $CHAINS; do
 "
     done
 done
-echo "  peak RSS of the workers:"
+echo "  CPU: $CPU_HOW"
+echo "  CPU time and peak RSS of the workers (an enclave's are not in its worker's):"
 printf '%s' "$RSS_MD" | sed 's/^| \(.*\) | \(.*\) |$/    \1: \2/'
 
 if [ "${SS_BENCH_NO_DOC:-0}" != 1 ]; then
@@ -114,12 +153,14 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ]; then
         echo "    # each: $SS run examples/delayed-flights/{pipeline,pipeline-chained}.yml --data $DATA --workers $WORKERS --security MODE --no-progress"
         echo "    # awk: mawk -F, '<one-liner in bench/run.sh>' $DATA"
         echo
-        echo "| configuration | wall time | throughput | CPU (user + sys, all processes) | CPU vs awk | CPU vs plain | same answer as awk |"
-        echo "|---|---:|---:|---:|---:|---:|---|"
-        echo "| awk one-liner | $AWK_WALL s | $(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }') MB/s | $AWK_CPU s | 1.00x | | (reference; peak RSS $((AWK_RSS / 1024)) MB) |"
+        echo "| configuration | wall time | throughput | CPU (user + sys, all processes) | CPU vs awk | CPU vs plain | latency per batch p50 / p99 | same answer as awk |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---|"
+        echo "| awk one-liner | $AWK_WALL s | $(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }') MB/s | $AWK_CPU s | 1.00x | | | (reference; peak RSS $((AWK_RSS / 1024)) MB) |"
         printf '%s' "$ROWS_MD"
         echo
-        echo "| configuration | workers: CPU time, peak RSS |"
+        echo "CPU: $CPU_HOW."
+        echo
+        echo "| configuration | workers: CPU time, peak RSS (an enclave's are not in its worker's) |"
         echo "|---|---|"
         printf '%s' "$RSS_MD"
     } >>"$DOC"

@@ -67,6 +67,9 @@ static void usage(FILE *f)
         "\n"
         "Runs the evaluation of the SecureStreams deliverable's chapter 6\n"
         "on this machine; writes raw CSV, SVG charts and a report.\n"
+        "The throughput suite also gives the end-to-end latency per batch\n"
+        "(p50, p99: latency.csv) from the source and sink logs of each run\n"
+        "(SS_LATENCY_DIR, docs/PERFORMANCE.md).\n"
         "`report` only rebuilds the report from the sections in DIR.\n"
         "Run it from the source tree (it uses examples/delayed-flights and\n"
         "bench/lua).\n"
@@ -907,6 +910,115 @@ static int mode_works(const char *mode, const char *tiny)
     return run_pipeline(yml, tiny, 1, mode, NULL, tag, &secs) == 0;
 }
 
+/* ---- latency ---------------------------------------------------------- */
+
+typedef struct lat_rec {
+    uint32_t stream;
+    uint64_t seq, ns;
+} lat_rec;
+
+static int cmp_lat(const void *a, const void *b)
+{
+    const lat_rec *x = a, *y = b;
+    if (x->stream != y->stream)
+        return x->stream < y->stream ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return x->ns < y->ns ? -1 : x->ns > y->ns;
+}
+
+/* Reads a latency log (ss_latlog.h) into *v (malloc'd, sorted by
+ * lineage, then time); returns the count, or -1. */
+static long lat_read(const char *path, lat_rec **v)
+{
+    *v = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = 0, cap = 0;
+    unsigned s;
+    unsigned long long q, t;
+    while (fscanf(f, "%u %llu %llu", &s, &q, &t) == 3) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            lat_rec *nv = realloc(*v, cap * sizeof *nv);
+            if (!nv) {
+                fclose(f);
+                free(*v);
+                *v = NULL;
+                return -1;
+            }
+            *v = nv;
+        }
+        (*v)[n++] = (lat_rec){s, q, t};
+    }
+    fclose(f);
+    if (n)
+        qsort(*v, n, sizeof **v, cmp_lat);
+    return (long)n;
+}
+
+/* End-to-end latency per batch from the logs in dir (SS_LATENCY_DIR of
+ * a run): from the batch leaving the source to the last message of its
+ * lineage reaching the sink. *n batches matched; p50, p99 and max in
+ * ms. Returns 0, or -1 when there is nothing to measure. */
+static int lat_pcts(const char *dir, long *n, double *p50, double *p99,
+                    double *max)
+{
+    char ps[PATH_MAX + 16], pk[PATH_MAX + 16];
+    snprintf(ps, sizeof ps, "%s/source.lat", dir);
+    snprintf(pk, sizeof pk, "%s/sink.lat", dir);
+    lat_rec *src = NULL, *snk = NULL;
+    long ns = lat_read(ps, &src), nk = lat_read(pk, &snk);
+    double *d = ns > 0 ? malloc((size_t)ns * sizeof *d) : NULL;
+    long m = 0;
+    for (long i = 0, j = 0; d && i < ns && j < nk;) {
+        int c = cmp_lat(&(lat_rec){src[i].stream, src[i].seq, 0},
+                        &(lat_rec){snk[j].stream, snk[j].seq, 0});
+        if (c < 0) {
+            i++;
+        } else if (c > 0) {
+            j++;
+        } else {
+            while (j + 1 < nk && snk[j + 1].stream == snk[j].stream &&
+                   snk[j + 1].seq == snk[j].seq)
+                j++; /* the last piece of that lineage */
+            if (snk[j].ns >= src[i].ns)
+                d[m++] = (double)(snk[j].ns - src[i].ns) / 1e6;
+            i++;
+            j++;
+        }
+    }
+    free(src);
+    free(snk);
+    *n = m;
+    if (m == 0) {
+        free(d);
+        return -1;
+    }
+    qsort(d, (size_t)m, sizeof *d, cmp_d);
+    *p50 = pctl(d, (int)m, 0.50);
+    *p99 = pctl(d, (int)m, 0.99);
+    *max = d[m - 1];
+    free(d);
+    return 0;
+}
+
+/* A fresh folder for a run's latency logs, writable by the run's
+ * components whatever their uid; 0 or -1. */
+static int lat_dir(const char *tag, char *dir, size_t n)
+{
+    snprintf(dir, n, "out/bench/runs/%s.lat", tag);
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/source.lat", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/sink.lat", dir);
+    unlink(p);
+    if (mkdirs(dir) || chmod(dir, 01777))
+        return -1;
+    return 0;
+}
+
 static int suite_throughput(const bench_opts *o)
 {
     char data[PATH_MAX], tiny[PATH_MAX], yml[PATH_MAX];
@@ -921,16 +1033,21 @@ static int suite_throughput(const bench_opts *o)
     FILE *fs = open_csv(o, "throughput_series.csv",
                         "mode,workers,t_s,min_mb_s,p25_mb_s,median_mb_s,"
                         "p75_mb_s,max_mb_s");
+    FILE *fl = open_csv(o, "latency.csv",
+                        "mode,workers,batches,p50_ms,p99_ms,max_ms");
     FILE *md = open_section(o, "throughput");
-    if (!fc || !fs || !md) {
+    if (!fc || !fs || !fl || !md) {
         if (fc)
             fclose(fc);
         if (fs)
             fclose(fs);
+        if (fl)
+            fclose(fl);
         if (md)
             fclose(md);
         return -1;
     }
+    double lat[3][3][2]; /* mode, workers: p50, p99 (NAN: none) */
     static double rates[MAX_SECS][MAX_COMPS];
     static const int wk[3] = {1, 2, 4};
     char modes[256];
@@ -967,8 +1084,23 @@ static int suite_throughput(const bench_opts *o)
             mkdirs("out/bench/runs");
             say("throughput: %s, %d worker(s) per stage ...", m, wk[w]);
             double secs;
+            char ldir[PATH_MAX];
+            int lok = lat_dir(tag, ldir, sizeof ldir) == 0 &&
+                      setenv("SS_LATENCY_DIR", ldir, 1) == 0;
             int st2 = run_pipeline(yml, data, wk[w], m, met, tag, &secs);
+            unsetenv("SS_LATENCY_DIR");
             done[nm][w] = st2 == 0 ? secs : NAN;
+            long nb = 0;
+            double p50 = NAN, p99 = NAN, pmax = NAN;
+            if (st2 == 0 && lok &&
+                lat_pcts(ldir, &nb, &p50, &p99, &pmax) == 0) {
+                say("  latency per batch: p50 %.1f ms, p99 %.1f ms "
+                    "(%ld batches)", p50, p99, nb);
+                fprintf(fl, "%s,%d,%ld,%.3f,%.3f,%.3f\n", m, wk[w], nb, p50,
+                        p99, pmax);
+            }
+            lat[nm][w][0] = p50;
+            lat[nm][w][1] = p99;
             if (st2) {
                 say("run failed (status %d): see out/bench/runs/%s.log", st2,
                     tag);
@@ -1050,6 +1182,21 @@ static int suite_throughput(const bench_opts *o)
                 "| enclave (seed) | longer, see its Figure 6.3 | | |\n",
             seedrow[0], seedrow[1], seedrow[2], seedenc[0], seedenc[1],
             seedenc[2]);
+    fprintf(md, "\nEnd-to-end latency per batch, from the batch leaving "
+                "the source (its\nrows read) to its output reaching the sink "
+                "(`SS_LATENCY_DIR`, see\ndocs/PERFORMANCE.md), at full speed: "
+                "p50 / p99. Raw data: `latency.csv`.\n\n"
+                "| mode | 1 worker/stage | 2 workers/stage | 4 workers/stage "
+                "|\n|---|---:|---:|---:|\n");
+    for (int i = 0; i < nm; i++) {
+        fprintf(md, "| %s |", mname[i]);
+        for (int w = 0; w < 3; w++)
+            if (isnan(lat[i][w][0]))
+                fprintf(md, " - |");
+            else
+                fprintf(md, " %.0f / %.0f ms |", lat[i][w][0], lat[i][w][1]);
+        fprintf(md, "\n");
+    }
     if (notrun[0])
         fprintf(md, "\nNot run (the mode is refused by `sstream run` on "
                     "this build): %s.\n", notrun);
@@ -1060,6 +1207,7 @@ static int suite_throughput(const bench_opts *o)
             sysconf(_SC_NPROCESSORS_ONLN), 9);
     fclose(fc);
     fclose(fs);
+    fclose(fl);
     close_section(md);
     return rc;
 }

@@ -28,6 +28,7 @@
 #include "net/ss_transport.h"
 #include "net/ss_stats_reporter.h"
 #include "node/ss_integrity.h"
+#include "node/ss_latlog.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 #include "wire/ss_partition.h"
@@ -85,6 +86,7 @@ struct ss_node {
     int have_curve;
     int ran;
     ss_keyserver_client ksc; /* enclave worker: how to ask the key service */
+    ss_latlog *lat; /* sink, SS_LATENCY_DIR: when each batch arrived */
     char err[512];
 };
 typedef struct ss_node node;
@@ -668,6 +670,7 @@ static int handle_data(node *n, const ss_hdr *h, const char *payload)
     }
     flush_rejects(n, &n->out);
     if (!n->link) { /* a sink: done with it */
+        ss_latlog_batch(n->lat, h->stream, h->seq);
         if (n->inlet)
             ss_inlet_ack(n->inlet, h);
         return 0;
@@ -1186,6 +1189,8 @@ static int node_run(node *n)
     if (secure && strcmp(o->role, "sink") == 0 &&
         (rc = setup_sink_security(n)))
         return rc;
+    if (strcmp(o->role, "sink") == 0)
+        n->lat = ss_latlog_open("sink");
     ss_stage_opts so;
     memset(&so, 0, sizeof so);
     so.name = o->name;
@@ -1303,6 +1308,7 @@ void ss_node_destroy(ss_node **pp)
     ss_enclave_result_release(&n->res);
     ss_key_destroy(&n->key);
     ss_integrity_destroy(&n->ig);
+    ss_latlog_close(&n->lat);
     ss_curve_wipe(&n->curve);
     ss_curve_wipe(&n->ksc.curve);
     if (n->pt.data)

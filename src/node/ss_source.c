@@ -2,6 +2,7 @@
  * ss_source.c - file and stdin injection (ss_source.h).
  */
 #include "node/ss_source.h"
+#include "node/ss_latlog.h"
 #include "core/ss_buf.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
@@ -74,6 +75,7 @@ struct ss_source {
     pthread_barrier_t counted;
     part *parts;
     unsigned nparts;
+    ss_latlog *lat; /* SS_LATENCY_DIR: when each batch left (ss_latlog.h) */
 };
 
 
@@ -182,6 +184,7 @@ static int batch_send_end(part *p, int end)
     } else {
         ss_hdr_encode(&h, (uint8_t *)p->batch.data);
     }
+    ss_latlog_batch(s->lat, h.stream, h.seq);
     rc = ss_link_send(p->link, msg, mlen, p->seq);
     if (rc) {
         snprintf(p->err, sizeof p->err, "cannot send batch %llu of part "
@@ -857,6 +860,7 @@ int ss_source_new(const ss_source_opts *o, ss_source **out)
     s->expected_fields = -1;
     atomic_init(&s->stop, 0);
     pthread_mutex_init(&s->lock, NULL);
+    s->lat = ss_latlog_open("source");
     *out = s;
     return 0;
 }
@@ -870,6 +874,7 @@ void ss_source_destroy(ss_source **pp)
     if (!pp || !*pp)
         return;
     pthread_mutex_destroy(&(*pp)->lock);
+    ss_latlog_close(&(*pp)->lat);
     free(*pp);
     *pp = NULL;
 }

@@ -2,7 +2,7 @@
 # `sstream bench all --quick` into a temporary folder: it succeeds, every
 # CSV has the expected header and number of rows, every measured value is
 # a positive number (throughput percentiles: >= 0, an idle component
-# counts as 0 MB/s), the SVGs are well-formed XML, and the report embeds
+# counts as 0 MB/s), every run has its latency percentiles, the SVGs are well-formed XML, and the report embeds
 # charts that exist.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
@@ -56,6 +56,11 @@ csv micro_lua.csv "bench,param,runs,native_mean_s,native_sd_s,enclave_mean_s,enc
 modes=$(cut -d, -f1 "$OUT/throughput.csv" 2>/dev/null | tail -n +2 | sort -u | wc -l)
 csv throughput.csv "mode,workers,completion_s,input_mb,mb_per_s" 3 9 2
 if grep -q '^plain,' "$OUT/throughput.csv" 2>/dev/null; then ok "plain mode ran"; else notok "plain mode ran"; fi
+# end-to-end latency per batch (SS_LATENCY_DIR): one row per run
+csv latency.csv "mode,workers,batches,p50_ms,p99_ms,max_ms" 3 9 2
+awk -F, 'NR > 1 && !($4 <= $5 && $5 <= $6) { bad = 1 } END { exit bad }' "$OUT/latency.csv" 2>/dev/null
+check "latency.csv: p50 <= p99 <= max" test $? -eq 0
+contains "report shows the latency percentiles" "$OUT/EVALUATION.md" "End-to-end latency per batch"
 csv throughput_series.csv "mode,workers,t_s,min_mb_s,p25_mb_s,median_mb_s,p75_mb_s,max_mb_s" $((3 * modes)) 100000 2 4
 # workers 1..2 in every stage, mappers 1..4; 2 runs each
 csv scalability.csv "experiment,workers,run,seconds" 12 12 2
