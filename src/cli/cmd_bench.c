@@ -519,8 +519,9 @@ static int micro_copy(const bench_opts *o, FILE *md)
     svg_plot pl;
     if (!svg_open(&pl, p, "Copying data into the enclave", sub,
                   "chunk size (bytes)", "time to copy all data (s)", cmin,
-                  cmax, pow(10, floor(log10(ymin))),
-                  pow(10, ceil(log10(ymax))), 2, 10, NULL, 0)) {
+                  cmax, pow(10, floor(log10(ymin > 0 ? ymin : 1e-9))),
+                  pow(10, ceil(log10(ymax > 0 ? ymax : 1))), 2, 10, NULL,
+                  0)) {
         static const char *const col[] = {"#1f77b4", "#6baed6", "#d62728",
                                           "#ff9896"};
         for (int v = 0; v < C_VARIANTS; v++) {
@@ -1286,7 +1287,7 @@ static int suite_scalability(const bench_opts *o)
         return -1;
     }
     int all[4] = {1, 2, 3, 4}, nall = o->quick ? 2 : 4;
-    int map[16], nmap = 0;
+    int map[16] = {0}, nmap = 0;
     int maxm = o->quick ? 4 : 16;
     for (int k = 1; k <= maxm; k = k < 4 ? k + 1 : k + 2)
         map[nmap++] = k;
