@@ -23,17 +23,19 @@
 # Environment: SS_BENCH_WORKERS=N workers per stage (default 1);
 # SS_BENCH_MODES="plain enclave" (default: plain encrypted enclave);
 # SS_BENCH_CHAIN="0 1" (0: unchained, 1: chained; default both);
-# SS_BENCH_NO_DOC=1: do not touch docs/PERFORMANCE.md.
+# SS_BENCH_NO_DOC=1: do not touch docs/PERFORMANCE.md; SS_BENCH_OUT=DIR:
+# the data and the runs' folders (default out/bench).
 set -eu
 cd "$(dirname "$0")/.."
 ROWS=${1:-28000000}
 SS=${SS:-bin/sstream}
-DATA=out/bench/flights-$ROWS.csv
-RUN=out/bench/run-$(date +%Y%m%d-%H%M%S)
+OUTD=${SS_BENCH_OUT:-out/bench}
+DATA=$OUTD/flights-$ROWS.csv
+RUN=$OUTD/run-$(date +%Y%m%d-%H%M%S)
 WORKERS=${SS_BENCH_WORKERS:-1}
 MODES=${SS_BENCH_MODES:-plain encrypted enclave}
 CHAINS=${SS_BENCH_CHAIN:-0 1}
-mkdir -p out/bench "$RUN"
+mkdir -p "$OUTD" "$RUN"
 
 if [ ! -s "$DATA" ]; then
     echo "bench: generating $DATA ($ROWS rows, once)"

@@ -164,6 +164,22 @@ grep '^Delays' "$T/r.rej" > "$T/d.rej.enc"
 same "encrypted, reject in a chained stage: the other carriers equal awk" \
     "$T/d.rej.enc" "$T/expected-noha"
 
+# a chain followed by a partitioned stage, in enclave mode: the chain's
+# enclave cuts its output by key for the next router (measured with the
+# chain), and the answer is plain mode's
+sed -e "s#script: #script: $EX/#" -e 's/^batch_size: 64K/batch_size: 64K\nchain: true/' \
+    "$EX/pipeline-keyed.yml" > "$T/keyed.yml"
+for mode in plain enclave; do
+    run keyed --security $mode
+    check "keyed after a chain, $mode: exits 0" test $? -eq 0
+    grep '^Delays' "$T/r.keyed" | sort > "$T/d.keyed.$mode"
+    contains "keyed after a chain, $mode: filter-2 chained" "$T/e.keyed" "filter-2 +chain "
+    contains "keyed after a chain, $mode: reduce-4 is a process" "$T/e.keyed" "reduce-4 +worker "
+    contains "keyed after a chain, $mode: balanced" "$T/e.keyed" "balanced"
+done
+same "keyed after a chain: enclave gives plain's answer" "$T/d.keyed.enclave" "$T/d.keyed.plain"
+check "keyed after a chain: 20 carriers or so" test "$(wc -l < "$T/d.keyed.plain")" -ge 15
+
 # attack: the chained scripts are measured with the first one. A filter
 # script changed after the key service's manifest was made (the test
 # build's hook gives the workers that file) makes map-1's enclave, which

@@ -1,0 +1,28 @@
+#!/bin/bash
+# `make bench` (bench/run.sh) on a small file: the whole matrix runs in one
+# go - awk, then plain, encrypted and enclave, unchained and chained - and
+# every configuration gives awk's answer, has its CPU time, its latency
+# percentiles, and the CPU time and peak RSS of its workers; the Makefile
+# passes BENCH_ROWS. (The figures themselves are for a quiet machine.)
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT" || exit 1
+SS_BENCH_NO_DOC=1 SS_BENCH_OUT=$T/bench timeout -k 10 900 bench/run.sh 20000 \
+    > "$T/out" 2> "$T/err"
+check "bench/run.sh 20000 exits 0 ($(tail -3 "$T/err" | tr '\n' ' '))" test $? -eq 0
+contains "awk is the reference" "$T/out" "^  awk .*reference"
+for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "enclave, chained"; do
+    line=$(grep -E "^  $c +[0-9]" "$T/out")
+    check "$c: runs and gives awk's answer ($line)" \
+        bash -c "grep -q 'yes (20 carriers)' <<< \"\$1\"" _ "$line"
+    check "$c: CPU time and latency p50 / p99" \
+        bash -c "grep -Eq '[0-9.]+s +[0-9.]+ +([0-9.]+|-) +[0-9]+ / [0-9]+ ms' <<< \"\$1\"" _ "$line"
+done
+contains "workers' CPU and peak RSS, unchained" "$T/out" \
+    "^    enclave: map-1 [0-9.]+ s [0-9.]+ MB, filter-1 [0-9.]+ s [0-9.]+ MB, reduce-1"
+contains "workers' CPU and peak RSS, chained: one worker" "$T/out" \
+    "^    enclave, chained: map-1 [0-9.]+ s [0-9.]+ MB$"
+check "the data went to SS_BENCH_OUT" test -s "$T/bench/flights-20000.csv"
+# the Makefile's variable reaches the script
+make -n bench BENCH_ROWS=1234 > "$T/make-n" 2>&1
+contains "make bench BENCH_ROWS=N runs bench/run.sh N" "$T/make-n" "bench/run.sh 1234"
+finish
