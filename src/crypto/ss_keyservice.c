@@ -6,6 +6,7 @@
 #include "core/ss_log.h"
 #include "crypto/ss_keys.h"
 #include "securestreams.h"
+#include "wire/ss_batch.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -13,6 +14,12 @@
 #include <string.h>
 
 #define KS_MAX_STAGES 256
+#define KS_MAX_GRANTS 4096
+
+typedef struct ks_grant {
+    char worker[SS_REPORT_NAME_MAX];
+    uint32_t epoch;
+} ks_grant;
 
 typedef struct ks_expect {
     char stage[SS_REPORT_NAME_MAX];
@@ -25,7 +32,42 @@ struct ss_keyservice {
     ks_expect *exp;
     size_t nexp;
     uint64_t run; /* 0: releases are not bound to a run */
+    ks_grant *grants; /* restore grants by worker (ss_keyservice_set_restore) */
+    size_t ngrants;
 };
+
+/* See ss_keyservice.h. */
+int ss_keyservice_set_restore(ss_keyservice *ks, const char *worker,
+                              uint32_t epoch)
+{
+    if (!worker || !worker[0] || strlen(worker) >= SS_REPORT_NAME_MAX)
+        return SS_EINVAL;
+    for (size_t i = 0; i < ks->ngrants; i++)
+        if (!strcmp(ks->grants[i].worker, worker)) {
+            ks->grants[i].epoch = epoch;
+            return 0;
+        }
+    if (ks->ngrants == KS_MAX_GRANTS)
+        return SS_ENOMEM;
+    if (!ks->grants) {
+        ks->grants = calloc(KS_MAX_GRANTS, sizeof *ks->grants);
+        if (!ks->grants)
+            return SS_ENOMEM;
+    }
+    ks_grant *g = &ks->grants[ks->ngrants++];
+    snprintf(g->worker, sizeof g->worker, "%s", worker);
+    g->epoch = epoch;
+    return 0;
+}
+
+/* The restore grant of worker (0: none). */
+static uint32_t grant_of(const ss_keyservice *ks, const char *worker)
+{
+    for (size_t i = 0; i < ks->ngrants; i++)
+        if (!strcmp(ks->grants[i].worker, worker))
+            return ks->grants[i].epoch;
+    return 0;
+}
 
 /* See ss_keyservice.h. */
 void ss_keyservice_set_run(ss_keyservice *ks, uint64_t run) { ks->run = run; }
@@ -63,6 +105,7 @@ void ss_keyservice_destroy(ss_keyservice **p)
         return;
     ss_key_destroy(&(*p)->key);
     free((*p)->exp);
+    free((*p)->grants);
     free(*p);
     *p = NULL;
 }
@@ -248,19 +291,26 @@ int ss_keyservice_request_as(ss_keyservice *ks, const void *report,
         ss_warn("%s (worker %s, measurement %.16s...)", err, r.name, hex);
         return SS_EDENIED;
     }
-    uint8_t *blob = sodium_malloc(SS_KEY_BLOB_BYTES);
+    uint8_t *blob = sodium_malloc(SS_KEYSERVICE_RELEASE_BYTES);
     if (!blob)
         return SS_ENOMEM;
     ss_key_export(ks->key, blob);
-    rc = ss_buf_grow(sealed, crypto_box_SEALBYTES + SS_KEY_BLOB_BYTES);
+    uint32_t grant = grant_of(ks, r.name);
+    ss_put_u32(blob + SS_KEY_BLOB_BYTES, grant);
+    rc = ss_buf_grow(sealed, crypto_box_SEALBYTES +
+                                 SS_KEYSERVICE_RELEASE_BYTES);
     if (!rc) {
         crypto_box_seal((uint8_t *)sealed->data + sealed->len, blob,
-                        SS_KEY_BLOB_BYTES, r.pubkey);
-        sealed->len += crypto_box_SEALBYTES + SS_KEY_BLOB_BYTES;
+                        SS_KEYSERVICE_RELEASE_BYTES, r.pubkey);
+        sealed->len += crypto_box_SEALBYTES + SS_KEYSERVICE_RELEASE_BYTES;
         sealed->data[sealed->len] = '\0';
     }
     sodium_free(blob);
-    if (!rc)
+    if (!rc && grant)
+        ss_info("key service: released the data key to worker %s of stage "
+                "'%s' (measurement %.16s...), with the restore of epoch %u",
+                r.name, r.stage, hex, grant);
+    else if (!rc)
         ss_info("key service: released the data key to worker %s of stage "
                 "'%s' (measurement %.16s...)", r.name, r.stage, hex);
     return rc;

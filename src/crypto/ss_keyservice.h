@@ -10,6 +10,14 @@
  * to the report's public key (crypto_box_seal): nobody but that enclave
  * can open it, so the worker host relaying it learns nothing.
  *
+ * What is sealed to the enclave (SS_KEYSERVICE_RELEASE_BYTES): the data
+ * key's blob (ss_key_export), then the restore grant, 4 bytes
+ * little-endian: the checkpoint epoch this enclave may restore (0: none,
+ * it starts fresh; see ss_keyservice_set_restore). Sealed to the
+ * enclave's one-time key, it cannot be replayed to another enclave, so
+ * the host cannot make an enclave restore an epoch the key service did
+ * not grant it.
+ *
  * In-process: ss_keyservice_keyfn as the enclave's get_key. Over the
  * network (`sstream keyservice`, and `sstream run`'s own service):
  * net/ss_keyserver.h, under CURVE with an allow list.
@@ -22,6 +30,7 @@
 
 #include "core/ss_buf.h"
 #include "crypto/ss_attest.h"
+#include "crypto/ss_keys.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +50,17 @@ void ss_keyservice_destroy(ss_keyservice **p);
  * for another run (or with none) gets no key. 0: any run (a standalone
  * key service serving components started by hand without --run). */
 void ss_keyservice_set_run(ss_keyservice *ks, uint64_t run);
+
+/* The plaintext of a key release: the key blob and the restore grant. */
+#define SS_KEYSERVICE_RELEASE_BYTES (SS_KEY_BLOB_BYTES + 4)
+
+/* From now on, key releases to worker (the name in its report) grant the
+ * restore of the checkpoint of epoch (0: no restore, the default): the
+ * run's coordinator calls it with the last complete checkpoint before it
+ * restarts a worker that is to restore it (ss_enclave_restore, enclave
+ * mode). Returns 0, SS_EINVAL (bad name) or SS_ENOMEM. */
+int ss_keyservice_set_restore(ss_keyservice *ks, const char *worker,
+                              uint32_t epoch);
 
 /* Adds (or replaces) the expected measurement of stage. 0, SS_EINVAL (bad
  * name) or SS_ENOMEM. */

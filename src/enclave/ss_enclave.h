@@ -202,11 +202,18 @@ int ss_enclave_snapshot(ss_enclave *e, uint32_t epoch, ss_buf *sealed,
  * and worker, of exactly `epoch`, unmodified and sealed with the data
  * key (a plain blob is refused in encrypted mode): err says what
  * differs (SS_EDENIED: other run, epoch, stage or worker; SS_ECRYPTO:
- * modified or another key; SS_EPROTO: not a snapshot). Once restored,
- * the enclave refuses input batches of an epoch below `epoch` (their
- * effect is in the state already): batches replayed after a restore
- * must carry the new epoch. After a failure, restart the enclave before
- * using it. */
+ * modified or another key; SS_EPROTO: not a snapshot). An attested
+ * (sandbox, encrypted) enclave restores only the epoch the key service
+ * granted it with the data key (ss_keyservice_set_restore, called by the
+ * run's coordinator before it restarts the worker): another epoch, or
+ * any restore without a grant, is refused (SS_EDENIED), so that a host
+ * cannot choose an older checkpoint. The components that resume must
+ * serve the run id that took the snapshot (a snapshot of another run is
+ * refused): a restart from a checkpoint keeps the run's id and moves the
+ * epochs on. Once restored, the enclave refuses input batches of an
+ * epoch below `epoch` (their effect is in the state already): batches
+ * replayed after a restore must carry the new epoch. After a failure,
+ * restart the enclave before using it. */
 int ss_enclave_restore(ss_enclave *e, uint32_t epoch, const void *blob,
                        size_t n, char *err, size_t errlen);
 

@@ -11,6 +11,7 @@
 #include "core/ss_util.h"
 #include "crypto/ss_attest.h"
 #include "crypto/ss_keys.h"
+#include "crypto/ss_keyservice.h"
 #include "enclave/ss_enclave_chan.h"
 #include "enclave/ss_enclave_core.h"
 #include "wire/ss_partition.h"
@@ -142,20 +143,23 @@ static int child_provision(child *c, const uint8_t *in, size_t n, char *err,
         snprintf(err, errlen, "no key expected (or already provisioned)");
         return SS_EINVAL;
     }
-    if (n != crypto_box_SEALBYTES + SS_KEY_BLOB_BYTES) {
+    if (n != crypto_box_SEALBYTES + SS_KEYSERVICE_RELEASE_BYTES) {
         snprintf(err, errlen, "sealed key has the wrong size");
         return SS_ECRYPTO;
     }
-    uint8_t *blob = sodium_malloc(SS_KEY_BLOB_BYTES);
+    uint8_t *blob = sodium_malloc(SS_KEYSERVICE_RELEASE_BYTES);
     if (!blob)
         return SS_ENOMEM;
     int rc = SS_ECRYPTO;
     if (crypto_box_seal_open(blob, in, n, c->box_pk, c->box_sk) == 0) {
         ss_key *k = NULL;
         rc = ss_key_import(blob, SS_KEY_BLOB_BYTES, &k);
-        if (!rc)
+        if (!rc) {
             ss_ecore_set_key(&c->core, k);
-        else
+            /* the only restore this enclave may do: the key service's */
+            ss_ecore_set_grant(&c->core,
+                               ss_get_u32(blob + SS_KEY_BLOB_BYTES));
+        } else
             snprintf(err, errlen, "provisioned key is not usable here");
     } else {
         snprintf(err, errlen, "sealed key does not open with this "

@@ -652,6 +652,13 @@ int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
 }
 
 /* See ss_enclave_core.h. */
+void ss_ecore_set_grant(ss_ecore *c, uint32_t epoch)
+{
+    c->granted = 1;
+    c->grant = epoch;
+}
+
+/* See ss_enclave_core.h. */
 int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
                      size_t n, char *err, size_t errlen)
 {
@@ -663,6 +670,20 @@ int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
     if (c->restored || c->snapped || c->completed) {
         snprintf(err, errlen, "stage '%s': a snapshot is restored once, "
                  "before anything else", stage);
+        return SS_EDENIED;
+    }
+    if (c->granted && c->grant == 0) {
+        snprintf(err, errlen, "stage '%s': the key service granted this "
+                 "enclave no restore (it starts fresh): refusing the "
+                 "snapshot of epoch %u", stage, epoch);
+        return SS_EDENIED;
+    }
+    if (c->granted && epoch != c->grant) {
+        snprintf(err, errlen, "stage '%s': the key service granted the "
+                 "restore of epoch %u, not of epoch %u: %s", stage,
+                 c->grant, epoch,
+                 epoch < c->grant ? "an older checkpoint (rollback refused)"
+                                  : "a checkpoint it did not grant");
         return SS_EDENIED;
     }
     ss_snapshot_id want = {c->run, epoch, stage, c->worker};

@@ -39,6 +39,8 @@ typedef struct ss_ecore {
     char worker[64];    /* the worker's name: snapshots are bound to it */
     int restored;       /* a snapshot was restored ... */
     uint32_t restored_epoch; /* ... of this epoch: older inputs refused */
+    int granted;        /* attested: restores need the key service's grant */
+    uint32_t grant;     /* the epoch granted (0: no restore) */
     int snapped;        /* a snapshot was taken ... */
     uint32_t snap_epoch; /* ... of this epoch: the next must be later */
     ss_buf pt;          /* plaintext of the input */
@@ -150,6 +152,12 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
                     ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
                     char *err, size_t errlen);
 
+/* Makes restores depend on the key service (an attested enclave: the
+ * grant came sealed with the data key, SS_KEYSERVICE_RELEASE_BYTES):
+ * only the checkpoint of epoch `epoch` may be restored, none when 0.
+ * Can't fail. */
+void ss_ecore_set_grant(ss_ecore *c, uint32_t epoch);
+
 /* Takes the stage's state at a barrier and seals it (ss_snapshot.h) as
  * the state of epoch: with the data key when encrypted (the plaintext
  * never leaves the core: it is built and zeroed in private memory), with
@@ -166,7 +174,11 @@ int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
  * worker at epoch (ss_snapshot_open: another run, epoch, stage or worker,
  * a modified blob, a plain blob where the core holds a key are refused
  * with the reason in err) and restores it into the stage (before its
- * first batch). From then on an input batch of an epoch below `epoch` is
+ * first batch). An attested core (ss_ecore_set_grant) restores only the
+ * epoch the key service granted it: another epoch, or any when none was
+ * granted, is refused (SS_EDENIED), so its host cannot pick an older
+ * checkpoint even with a matching blob. From then on an input batch of
+ * an epoch below `epoch` is
  * refused: its effect is in the restored state already. Errors: those
  * of ss_snapshot_open and ss_chain_restore; SS_EDENIED after a batch. On
  * a failure after the blob opened the stage is unusable: the caller

@@ -673,7 +673,7 @@ static void test_report_forgery(void **state)
     assert_int_equal(ss_keyservice_request(ks, raw, sizeof raw, &sealed, err,
                                            sizeof err), 0);
     /* only the report's key opens the sealed data key */
-    uint8_t blob[SS_KEY_BLOB_BYTES];
+    uint8_t blob[SS_KEYSERVICE_RELEASE_BYTES];
     assert_int_equal(crypto_box_seal_open(blob, (uint8_t *)sealed.data,
                                           sealed.len, rep.pubkey, bsk), 0);
     /* swap in an attacker's public key after signing: refused */

@@ -112,10 +112,12 @@ static const char *script(const char *name, const char *body)
  * as worker name for run (0: none). */
 static ss_enclave *open_attested_as(const char *stage, const char *path,
                                     const char *name, uint64_t run,
-                                    ss_keyservice **ks)
+                                    uint32_t grant, ss_keyservice **ks)
 {
     char err[1024];
     assert_int_equal(ss_keyservice_new(keys, ks, err, sizeof err), 0);
+    if (grant) /* the coordinator's word: restore this epoch */
+        assert_int_equal(ss_keyservice_set_restore(*ks, name, grant), 0);
     assert_int_equal(ss_keyservice_expect_stage(*ks, stage, prog, path,
                                                 SS_ENCLAVE_DEFAULT_MEM,
                                                 SS_STAGE_DEFAULT_MAX_INSTRUCTIONS, 1,
@@ -141,7 +143,7 @@ static ss_enclave *open_attested_as(const char *stage, const char *path,
 static ss_enclave *open_attested(const char *stage, const char *path,
                                  ss_keyservice **ks)
 {
-    return open_attested_as(stage, path, "victim-1", 0, ks);
+    return open_attested_as(stage, path, "victim-1", 0, 0, ks);
 }
 
 /* A sealed DATA batch seq of n events of `size` bytes each. */
@@ -484,7 +486,7 @@ static void take_snapshots(const char *path, const char *name, uint64_t run,
                            const char *dir, const ss_key *k, int scale)
 {
     ss_keyservice *ks = NULL;
-    ss_enclave *e = open_attested_as("sum", path, name, run, &ks);
+    ss_enclave *e = open_attested_as("sum", path, name, run, 0, &ks);
     char err[1024];
     ss_buf in = SS_BUF_INIT, blob = SS_BUF_INIT;
     ss_enclave_result r;
@@ -513,17 +515,20 @@ static void take_snapshots(const char *path, const char *name, uint64_t run,
     ss_keyservice_destroy(&ks);
 }
 
-/* Restores STORE/victim-1-2.snap into a fresh enclave of run; returns
- * the code, err the reason. On success, feeds one batch of epoch 3
- * (value 100) and completes: *got is the sum. */
-static int restore_from(const char *path, const char *store, uint64_t run,
-                        const ss_key *k, long *got, char *err, size_t errlen)
+/* Restores STORE/victim-1-<epoch>.snap, asking for epoch, into a fresh
+ * enclave of run to which the key service granted the restore of epoch
+ * grant (0: none); returns the code, err the reason. On success, feeds
+ * one batch of epoch 3 (value 100) and completes: *got is the sum. */
+static int restore_epoch(const char *path, const char *store, uint64_t run,
+                         uint32_t grant, uint32_t epoch, const ss_key *k,
+                         long *got, char *err, size_t errlen)
 {
     ss_keyservice *ks = NULL;
-    ss_enclave *e = open_attested_as("sum", path, "victim-1", run, &ks);
+    ss_enclave *e =
+        open_attested_as("sum", path, "victim-1", run, grant, &ks);
     ss_buf blob = SS_BUF_INIT, in = SS_BUF_INIT, pt = SS_BUF_INIT;
-    load_file(store, "victim-1", 2, &blob);
-    int rc = ss_enclave_restore(e, 2, blob.data, blob.len, err, errlen);
+    load_file(store, "victim-1", epoch, &blob);
+    int rc = ss_enclave_restore(e, epoch, blob.data, blob.len, err, errlen);
     if (rc == 0) {
         ss_enclave_result r;
         ss_enclave_result_init(&r);
@@ -564,12 +569,21 @@ static int restore_from(const char *path, const char *store, uint64_t run,
     return rc;
 }
 
+/* The run's coordinator granted epoch 2: STORE/victim-1-2.snap. */
+static int restore_from(const char *path, const char *store, uint64_t run,
+                        const ss_key *k, long *got, char *err, size_t errlen)
+{
+    return restore_epoch(path, store, run, 2, 2, k, got, err, errlen);
+}
+
 /* Issue 13: a host (or whoever writes its snapshot folder) swaps the
  * snapshot a restarted reduce enclave restores. Each swap is refused
- * inside the enclave; the honest snapshot gives 21 + 100. Without the
- * checks (ss_snapshot_open's identity checks, the header as associated
- * data, the refusal of a plain blob) the swaps restore and the sum is
- * wrong: 6 + 100 (older), another run's or worker's total, or the
+ * inside the enclave; so is a host that asks for epoch 1 with epoch 1's
+ * own snapshot when the key service granted epoch 2, or restores when it
+ * granted none. The honest snapshot gives 21 + 100. Without the checks
+ * (ss_snapshot_open's identity checks, the header as associated data,
+ * the refusal of a plain blob, the grant) the swaps restore and the sum
+ * is wrong: 6 + 100 (older), another run's or worker's total, or the
  * forger's number. */
 static void test_swapped_snapshots_refused(void **state)
 {
@@ -635,6 +649,7 @@ static void test_swapped_snapshots_refused(void **state)
     };
     char won[2048] = "";
     long got = 0;
+    int rc_lie;
     for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
         save(store, "victim-1", 2, &honest);
         snprintf(args, sizeof args, "%s '%s' victim-1 2 %s%s%s",
@@ -653,6 +668,30 @@ static void test_swapped_snapshots_refused(void **state)
             fail_msg("attack '%s': refused, but unclearly: %s",
                      attacks[i].mode, err);
         fprintf(stderr, "attack %-7s refused: %s\n", attacks[i].mode, err);
+    }
+    /* a host that lies consistently: asks for epoch 1 and gives epoch
+     * 1's own, untouched snapshot, while the key service granted 2; or
+     * restores when the key service granted nothing */
+    rc_lie = restore_epoch(path, store, run, 2, 1, k, &got, err, sizeof err);
+    if (rc_lie == 0) {
+        size_t w = strlen(won);
+        snprintf(won + w, sizeof won - w, "\n  epoch 1 asked for: restored, "
+                 "the sum is %ld (honest: 121)", got);
+    } else if (!strstr(err, "granted the restore of epoch 2, not of epoch "
+                            "1: an older checkpoint (rollback refused)")) {
+        fail_msg("the rollback lie was refused, but unclearly: %s", err);
+    } else {
+        fprintf(stderr, "attack lie     refused: %s\n", err);
+    }
+    save(store, "victim-1", 2, &honest);
+    rc_lie = restore_epoch(path, store, run, 0, 2, k, &got, err, sizeof err);
+    if (rc_lie == 0) {
+        size_t w = strlen(won);
+        snprintf(won + w, sizeof won - w, "\n  no grant: restored, the sum "
+                 "is %ld", got);
+    } else if (!strstr(err, "granted this enclave no restore")) {
+        fail_msg("the ungranted restore was refused, but unclearly: %s",
+                 err);
     }
     if (won[0])
         fail_msg("swapped snapshots the enclave restored:%s", won);

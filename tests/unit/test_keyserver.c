@@ -165,14 +165,17 @@ static void run_on(const char *endpoint)
                             sizeof err);
     if (rc)
         fail_msg("refused: %s", err);
-    assert_int_equal(sealed.len, crypto_box_SEALBYTES + SS_KEY_BLOB_BYTES);
-    uint8_t blob[SS_KEY_BLOB_BYTES], want[SS_KEY_BLOB_BYTES];
+    assert_int_equal(sealed.len,
+                     crypto_box_SEALBYTES + SS_KEYSERVICE_RELEASE_BYTES);
+    uint8_t blob[SS_KEYSERVICE_RELEASE_BYTES], want[SS_KEY_BLOB_BYTES];
     assert_int_equal(crypto_box_seal_open(blob, (uint8_t *)sealed.data,
                                           sealed.len, bpk, bsk), 0);
     ss_key *k = NULL;
     assert_int_equal(ss_keys_load_data(dir, &k, err, sizeof err), 0);
     ss_key_export(k, want);
-    assert_memory_equal(blob, want, sizeof blob);
+    assert_memory_equal(blob, want, sizeof want);
+    /* no restore granted: the grant is epoch 0 */
+    assert_memory_equal(blob + SS_KEY_BLOB_BYTES, "\0\0\0\0", 4);
     ss_key_destroy(&k);
     ss_buf_release(&sealed);
 
