@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -111,7 +112,8 @@ static void on_signal(int sig)
     errno = e;
 }
 
-static void say(cl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(cl *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void say(cl *c, const char *fmt, ...)
 {
     ss_progress_clear(&c->pg);
@@ -124,7 +126,8 @@ static void say(cl *c, const char *fmt, ...)
     fflush(stderr);
 }
 
-static void out(cl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(cl *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void out(cl *c, const char *fmt, ...)
 {
     if (c->o->quiet)
@@ -137,7 +140,8 @@ static void out(cl *c, const char *fmt, ...)
 }
 
 /* Records the first cause of failure. */
-static void fail(cl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(cl *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void fail(cl *c, const char *fmt, ...)
 {
     if (c->cause[0])
@@ -206,7 +210,7 @@ static void chomp(char *s)
         s[--n] = '\0';
 }
 
-/* ---- the engine ---------------------------------------------------------- */
+/* ---- the engine --------------------------------------------------------- */
 
 /* Checks that the engine is a swarm manager with the image and no stack
  * called c->name, and finds the address the services reach us at. */
@@ -532,7 +536,7 @@ static int start_sink(cl *c, int out_fd)
     return 0;
 }
 
-/* ---- keys, monitor, stack ------------------------------------------------ */
+/* ---- keys, monitor, stack ----------------------------------------------- */
 
 /* The control pairs (one per reporting name) and the monitor. */
 static int make_monitor(cl *c)
@@ -682,7 +686,7 @@ static void undeploy(cl *c)
     c->deployed = 0;
 }
 
-/* ---- watching the stack --------------------------------------------------- */
+/* ---- watching the stack ------------------------------------------------- */
 
 /* What a service needs to be placed, for the message. */
 static const char *placement_hint(const cl *c, const char *svc)
@@ -872,7 +876,7 @@ static int finals_in(const cl *c)
     }
 }
 
-/* ---- the summary ------------------------------------------------------------- */
+/* ---- the summary -------------------------------------------------------- */
 
 static void fmt_count(char *buf, size_t n, const ss_stats *st, uint64_t v)
 {
@@ -992,7 +996,7 @@ static int summary(cl *c)
     return ok ? 0 : -1;
 }
 
-/* ---- the run ------------------------------------------------------------------ */
+/* ---- the run ------------------------------------------------------------ */
 
 static void signals(struct sigaction *old, int install)
 {
@@ -1188,20 +1192,37 @@ int ss_swarmrun_run(const ss_pipeline *p, const ss_swarmrun_opts *o)
         free(c);
         return SS_RUN_FAILED;
     }
+    /* one run at a time in an output folder, as a local run (the lock
+     * goes with the process that follows the run, detached or not) */
+    char lk[PATH_MAX + 16];
+    snprintf(lk, sizeof lk, "%s/.lock", c->outdir);
+    int lock = open(lk, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+        say(c, "output folder '%s' is in use by another run (%s): wait for "
+               "it to end, or give this run its own --output-dir",
+            c->outdir, lock < 0 ? strerror(errno) : "locked");
+        if (lock >= 0)
+            close(lock);
+        free(c);
+        return SS_RUN_FAILED;
+    }
     if (o->detach) {
         int d = detach(c, &notify);
         if (d == 1 || d == 2) {
+            close(lock); /* the child holds it */
             free(c);
             return d == 1 ? SS_RUN_OK : SS_RUN_FAILED;
         }
         if (d < 0) {
             say(c, "cannot detach: %s", strerror(errno));
+            close(lock);
             free(c);
             return SS_RUN_FAILED;
         }
     }
     struct sigaction old[3];
     if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        close(lock);
         free(c);
         return SS_RUN_FAILED;
     }
@@ -1318,6 +1339,7 @@ out:
     close(sig_pipe[1]);
     sig_pipe[0] = sig_pipe[1] = -1;
     sig_count = 0;
+    close(lock);
     free(c);
     return status;
 }

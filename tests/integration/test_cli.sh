@@ -26,4 +26,35 @@ contains "a bad option value is named" "$T/e" "credits takes 1 to 128, not '0'"
 FROM=localhost:5999 timeout 20 "$SS" worker "$ROOT/examples/delayed-flights/filter-event.lua" 2> "$T/e"; rc=$?
 check "an endpoint without tcp:// fails" test $rc -ne 0
 contains "... with a hint on how to write it" "$T/e" "cannot connect to localhost:5999: .*an endpoint names its transport: tcp://HOST:PORT"
+# run --on: what goes with it, and the commands that follow a cluster run
+P=$ROOT/examples/delayed-flights/pipeline.yml
+"$SS" run "$P" --on compose 2> "$T/e"; rc=$?
+check "run --on compose exits 2" test $rc -eq 2
+contains "... saying it is not supported and what to use" "$T/e" "compose is not supported yet.*docker swarm init"
+"$SS" run "$P" --detach 2> "$T/e"; rc=$?
+check "run --detach without --on exits 2" test $rc -eq 2
+contains "... saying it goes with --on swarm" "$T/e" "go with --on swarm"
+mkdir -p "$T/busy"
+"$SS" gen flights --rows 10 -o "$T/f.csv"
+(exec 8> "$T/busy/.lock"; flock 8; sleep 30) &
+lockpid=$!
+_pids+=($lockpid)
+sleep 0.5
+DOCKER=/bin/false "$SS" run "$P" --data "$T/f.csv" --on swarm --output-dir "$T/busy" 2> "$T/e"; rc=$?
+check "run --on swarm into a folder in use fails" test $rc -eq 1
+contains "... naming the folder" "$T/e" "output folder '.*busy' is in use by another run"
+kill $lockpid 2> /dev/null
+DOCKER=/bin/false "$SS" run "$P" --data "$T/f.csv" --on swarm --output-dir "$T/nodocker" 2> "$T/e"; rc=$?
+check "run --on swarm without an engine fails" test $rc -eq 1
+contains "... saying it cannot reach it" "$T/e" "cannot reach the Docker engine"
+for c in status logs stop; do
+    SS_STATE_DIR=$T/state "$SS" $c nosuchrun 2> "$T/e"; rc=$?
+    check "$c of an unknown run exits 1" test $rc -eq 1
+    contains "... saying where it looked" "$T/e" "no run 'nosuchrun' here \($T/state/nosuchrun.run"
+done
+SS_STATE_DIR=$T/state "$SS" scale nosuchrun map 3 2> "$T/e"; rc=$?
+check "scale of an unknown run exits 1" test $rc -eq 1
+contains "... and says a local run cannot be rescaled yet" "$T/e" "a run on this machine.*cannot be rescaled yet"
+"$SS" scale nosuchrun map 0 2> "$T/e"; rc=$?
+check "scale to 0 workers exits 2" test $rc -eq 2
 finish

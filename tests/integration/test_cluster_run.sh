@@ -13,14 +13,16 @@
 #     and the sink here; no data key in the stack);
 #   - --detach, status, `sstream scale NAME map 3` mid-run (the result
 #     does not change, the new workers worked), a reduce refused;
-#   - --detach then stop: the stack is removed.
+#   - --detach then stop: the stack is removed;
+#   - Ctrl-C (SIGINT) on a foreground run: exit 130, the stack removed;
+#   - a stage that fails in its containers: the run fails naming it.
 # SKIPPED with the reason when no engine or no swarm can be had;
 # SS_TEST_IMAGE=0 skips it (the first image build takes minutes).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/docker_lib.sh"
 [ "${SS_TEST_IMAGE:-1}" = 0 ] && docker_skip "SS_TEST_IMAGE=0"
 _swarm_mine=0
-NAMES="ssc$$a ssc$$b ssc$$c ssc$$d ssc$$e"
+NAMES="ssc$$a ssc$$b ssc$$c ssc$$d ssc$$e ssc$$f ssc$$g"
 swarm_down() {
     local n i
     for n in $NAMES; do "$DOCKER" stack rm "$n" > /dev/null 2>&1; done
@@ -67,7 +69,7 @@ chmod 755 "$T/data"
 chmod 644 "$T/data/flights.csv"
 P=$ROOT/examples/delayed-flights/pipeline.yml
 set -- $NAMES
-A=$1 B=$2 C=$3 D=$4 F=$5
+A=$1 B=$2 C=$3 D=$4 F=$5 G=$6 H=$7
 stack_gone() { ! "$DOCKER" stack ls --format '{{.Name}}' | grep -qx "$1"; }
 
 # 1. plain mode, in the foreground
@@ -171,4 +173,39 @@ check "... its stack is removed" stack_gone "$F"
 check "... and status says stopped" grep -q "^state: stopped" "$T/o-e/status"
 "$SS" status "$F" > /dev/null
 check "status of a stopped run exits 1" [ $? -eq 1 ]
+
+# 6. Ctrl-C on a run in the foreground
+"$SS" run "$T/slow/pipeline.yml" --on swarm --image "$IMG" --name "$G" \
+    --data "$T/data/flights.csv" --output-dir "$T/o-g" > /dev/null 2> "$T/run-g.log" &
+pid=$!
+_pids+=($pid)
+for ((i = 0; i < 240; i++)); do
+    grep -q "^state: running" "$T/o-g/status" 2> /dev/null && break
+    sleep 0.5
+done
+sleep 2
+kill -INT $pid
+t0=$SECONDS
+wait_max 120 $pid
+st=$?
+check "Ctrl-C ends the run with 130 (status $st, $((SECONDS - t0)) s)" [ $st -eq 130 ]
+contains "... saying it removes the stack" "$T/run-g.log" "interrupted: removing the stack $G"
+check "... and the stack is gone" stack_gone "$G"
+
+# 7. a stage that fails in its containers (its script raises where SS_NAME
+# is set, i.e. not in the run's own check here)
+mkdir -p "$T/bad"
+cp "$E/"*.lua "$T/bad/"
+{ echo "if os.getenv('SS_NAME') then error('filter fails on purpose') end"
+  cat "$E/filter-event.lua"; } > "$T/bad/filter-event.lua"
+cp "$P" "$T/bad/pipeline.yml"
+t0=$SECONDS
+timeout 300 "$SS" run "$T/bad/pipeline.yml" --on swarm --image "$IMG" --name "$H" \
+    --data "$T/data/flights.csv" --output-dir "$T/o-h" > /dev/null 2> "$T/run-h.log"
+st=$?
+check "a run whose filter fails in its containers fails (status $st, $((SECONDS - t0)) s)" [ $st -eq 1 ]
+contains "... naming the service and the task's error" "$T/run-h.log" \
+    "service stage-filter failed \(task .*stage-filter\.1: Failed.*non-zero exit"
+contains "... with its last log lines" "$T/run-h.log" "filter fails on purpose"
+check "... and removes its stack" stack_gone "$H"
 finish
