@@ -4,6 +4,7 @@
  *
  *   sstream keyservice --keys DIR [--manifest FILE] [--stage S=SCRIPT]...
  *                      [--program PATH] [--mem-limit SIZE]
+ *                      [--restore WORKER=EPOCH]...
  *                      [--bind ENDPOINT | --print-manifest]
  */
 #include "cli/cmds.h"
@@ -35,6 +36,7 @@ static void keyservice_usage(FILE *f)
             "                          [--program PATH] [--mem-limit SIZE]"
             "\n"
             "                          [--max-instructions N] [--run HEX]\n"
+            "                          [--restore WORKER=EPOCH]...\n"
             "                          [--bind ENDPOINT | "
             "--print-manifest]\n\n"
             "Releases the data key of DIR only to enclaves whose signed "
@@ -68,6 +70,12 @@ static void keyservice_usage(FILE *f)
             "                      run id the components were given; "
             "default: SS_RUN,\n"
             "                      else any run)\n"
+            "   --restore WORKER=EPOCH  let the enclave of WORKER restore "
+            "the\n"
+            "                      checkpoint of EPOCH (sent sealed with the "
+            "key; an\n"
+            "                      enclave restores nothing it was not "
+            "granted)\n"
             "   --bind ENDPOINT    where to serve (default "
             "tcp://*:5599)\n"
             "   --print-manifest   print the manifest and exit\n"
@@ -88,8 +96,8 @@ int cmd_keyservice(int argc, char **argv)
     uint64_t max_insns = SS_STAGE_DEFAULT_MAX_INSTRUCTIONS;
     int print = 0;
     const char *run_opt = NULL;
-    const char *stages[64];
-    int nstages = 0;
+    const char *stages[64], *restores[64];
+    int nstages = 0, nrestores = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -131,6 +139,9 @@ int cmd_keyservice(int argc, char **argv)
             }
         } else if (!strcmp(a, "--stage") && nstages < 64 && strchr(v, '=')) {
             stages[nstages++] = v;
+        } else if (!strcmp(a, "--restore") && nrestores < 64 &&
+                   strchr(v, '=')) {
+            restores[nrestores++] = v;
         } else {
             fprintf(stderr, "sstream keyservice: bad argument '%s %s'\n", a,
                     v);
@@ -170,6 +181,21 @@ int cmd_keyservice(int argc, char **argv)
         rc = ss_keyservice_expect_stage(ks, stage, program, eq + 1,
                                         (size_t)mem, max_insns, 1, err,
                                         sizeof err);
+    }
+    for (int i = 0; !rc && i < nrestores; i++) {
+        char worker[128];
+        const char *eq = strchr(restores[i], '=');
+        uint64_t epoch = 0;
+        snprintf(worker, sizeof worker, "%.*s", (int)(eq - restores[i]),
+                 restores[i]);
+        if (ss_parse_u64(eq + 1, 1, UINT32_MAX, 0, &epoch) ||
+            ss_keyservice_set_restore(ks, worker, (uint32_t)epoch)) {
+            fprintf(stderr, "sstream keyservice: bad --restore '%s' "
+                            "(WORKER=EPOCH, epoch 1 or more)\n",
+                    restores[i]);
+            ss_keyservice_destroy(&ks);
+            return 2;
+        }
     }
     if (rc) {
         fprintf(stderr, "sstream keyservice: %s\n", err);

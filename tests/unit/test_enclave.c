@@ -676,6 +676,17 @@ static void test_report_forgery(void **state)
     uint8_t blob[SS_KEYSERVICE_RELEASE_BYTES];
     assert_int_equal(crypto_box_seal_open(blob, (uint8_t *)sealed.data,
                                           sealed.len, rep.pubkey, bsk), 0);
+    assert_int_equal(ss_get_u32(blob + SS_KEY_BLOB_BYTES), 0); /* fresh */
+    /* a restore grant travels sealed with the key, for that worker only */
+    assert_int_equal(ss_keyservice_set_restore(ks, "map-1", 7), 0);
+    assert_int_equal(ss_keyservice_set_restore(ks, "map-2", 9), 0);
+    ss_buf_reset(&sealed);
+    assert_int_equal(ss_keyservice_request(ks, raw, sizeof raw, &sealed, err,
+                                           sizeof err), 0);
+    assert_int_equal(crypto_box_seal_open(blob, (uint8_t *)sealed.data,
+                                          sealed.len, rep.pubkey, bsk), 0);
+    assert_int_equal(ss_get_u32(blob + SS_KEY_BLOB_BYTES), 7);
+    assert_int_equal(ss_keyservice_set_restore(ks, "", 7), SS_EINVAL);
     /* swap in an attacker's public key after signing: refused */
     for (size_t i = 0; i < SS_REPORT_BYTES; i++) {
         raw[i] ^= 0x01;
