@@ -181,6 +181,11 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) $(LDFLAGS) -o $@
 
+# the soak's charts use the SVG plotter of `sstream bench`
+$(BUILD)/bench/soak_plot: bench/soak_plot.c $(BUILD)/src/cli/bench_svg.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/src/cli/bench_svg.o -lm $(LDFLAGS) -o $@
+
 # Every test. This is the command the README gives and .ci/run calls.
 test: deps
 	@$(MAKE) --no-print-directory all unit-bins

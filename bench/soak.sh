@@ -10,6 +10,10 @@
 #
 #   bench/soak.sh [MINUTES]          (SOAK_RATE: sink events/s, 2000)
 #
+# SOAK_SCENARIOS="steady kill-restart" (the default) chooses the scenarios
+# and their order: two copies with one scenario each can run side by side
+# (each run picks its own free ports; give each its own SOAK_OUT).
+#
 # Output in out/soak/<scenario>/ (metrics.jsonl, stderr, answer) and a
 # summary on stdout.
 set -u
@@ -66,7 +70,7 @@ scenario() {
     (cd "$W" && exec "$SS" run pipeline.yml --no-progress --output-dir \
         "$d/run" --metrics "$d/metrics.jsonl" --timeout $((MIN * 60 * 3)) \
         > "$d/answer" 2> "$d/stderr") &
-    local run=$! start=$SECONDS next=60 kills=0
+    local run=$! start=$SECONDS next=60 kills=0 again=
     : > "$d/supervisor-rss"
     while kill -0 $run 2> /dev/null; do
         sleep 5
@@ -75,9 +79,14 @@ scenario() {
         [ -n "$kb" ] && echo "$((SECONDS - start)) $kb" >> "$d/supervisor-rss"
         if [ "$kill" = 1 ] && [ $((SECONDS - start)) -ge $next ]; then
             next=$((next + 60))
-            local v
-            v=$(pgrep -P $run -f "sstream worker .*--name map-1( |$)" | head -1)
-            [ -z "$v" ] && v=$(pgrep -f "sstream worker .*--name map-1( |$)" | head -1)
+            # map-1 is the run's child until it is first killed, then the
+            # one this script started again (never another run's map-1)
+            local v=
+            if [ -n "$again" ] && kill -0 "$again" 2> /dev/null; then
+                v=$again
+            else
+                v=$(pgrep -P $run -f "sstream worker .*--name map-1( |$)" | head -1)
+            fi
             [ -n "$v" ] || continue
             tr '\0' '\n' < /proc/$v/cmdline > "$W/cmd" 2> /dev/null
             tr '\0' '\n' < /proc/$v/environ > "$W/env" 2> /dev/null
@@ -87,6 +96,7 @@ scenario() {
             sleep 1
             (cd "$cwd" && mapfile -t a < "$W/cmd" && mapfile -t e < "$W/env" &&
              exec env -i "${e[@]}" "${a[@]}" >> "$d/restarted.log" 2>&1) &
+            again=$!
         fi
     done
     wait $run
@@ -121,5 +131,10 @@ scenario() {
         "$d/supervisor-rss"
 }
 
-scenario steady 0
-scenario kill-restart 1
+for s in ${SOAK_SCENARIOS:-steady kill-restart}; do
+    case $s in
+        steady) scenario steady 0 ;;
+        kill-restart) scenario kill-restart 1 ;;
+        *) echo "soak: unknown scenario '$s' (steady, kill-restart)" >&2; exit 2 ;;
+    esac
+done

@@ -62,8 +62,10 @@ void ss_link_on_received(ss_link *l, ss_link_received_fn fn, void *arg);
  * remembers tag until the router confirms its lineage. First waits,
  * servicing RECEIVED messages, while `window` batches are unconfirmed.
  * Returns 0; SS_EINVAL if msg is not a valid DATA message; SS_EPEER if the
- * router aborted or went silent (ss_link_error says why); SS_EINTR if a
- * signal interrupted the wait; SS_EIO.
+ * router aborted or went silent (ss_link_error says why); SS_ETOOBIG if
+ * msg is larger than the router takes (its WELCOME's max_frame: it would
+ * drop the connection; nothing is sent, ss_link_error names the limit);
+ * SS_EINTR if a signal interrupted the wait; SS_EIO.
  */
 int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag);
 

@@ -124,6 +124,8 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
                               : w.heartbeat_ms ? (int)w.heartbeat_ms
                                                : DEFAULT_HEARTBEAT_MS;
             p->peer_timeout_ms = (int)w.peer_timeout_ms;
+            p->max_frame = w.max_frame ? w.max_frame
+                                       : (uint64_t)SS_PROTO_MSG_MAX;
             zmq_msg_close(&m);
             p->last_recv_ms = ss_now_ms();
             return 0;
@@ -242,6 +244,15 @@ int ss_peer_send(ss_peer *p, const void *msg, size_t len)
 {
     if (p->failed)
         return SS_EPEER;
+    if (p->max_frame && len > p->max_frame) {
+        snprintf(p->err, sizeof p->err,
+                 "'%s' cannot send a message of %zu bytes: router %s at %s "
+                 "takes at most %llu (its --max-frame; smaller batches, or "
+                 "a larger --max-frame on the router)",
+                 p->name, len, p->router, p->endpoint,
+                 (unsigned long long)p->max_frame);
+        return SS_ETOOBIG;
+    }
     int limit = p->peer_timeout_ms > 0 ? p->peer_timeout_ms : 5000;
     int rc = send_until(p, msg, len, ss_now_ms() + (uint64_t)limit);
     if (rc == SS_ETIMEOUT) {

@@ -36,6 +36,8 @@ typedef struct ss_peer {
     ss_buf out;                     /* scratch for control messages */
     int heartbeat_ms;               /* 0: never */
     int peer_timeout_ms;            /* router silence limit, 0: none */
+    uint64_t max_frame; /* the largest message the router takes (its
+                           WELCOME; SS_PROTO_MSG_MAX if it says none) */
     uint64_t last_recv_ms, last_send_ms;
     int failed;                          /* sticky: SS_PEER_ABORTED... */
     char err[SS_PROTO_REASON_MAX + 128]; /* why, when failed */
@@ -70,7 +72,8 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
 void ss_peer_close(ss_peer *p);
 
 /* Sends one whole message, blocking at most a peer timeout. Returns 0,
- * SS_EPEER (p->err says why) or SS_EIO. */
+ * SS_EPEER (p->err says why), SS_ETOOBIG (larger than the router's
+ * max_frame: it would drop the connection; p->err says so) or SS_EIO. */
 int ss_peer_send(ss_peer *p, const void *msg, size_t len);
 /* Stamps the control message in b (just built by ss_proto) with p's run
  * and producer id, then sends it like ss_peer_send. */

@@ -101,10 +101,11 @@ int ss_proto_welcome(ss_buf *out, const ss_welcome *w)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int e = msgpack_pack_map(&pk, 3) ||
+    int e = msgpack_pack_map(&pk, w->max_frame ? 4 : 3) ||
             pack_kv_str(&pk, "router", w->router) ||
             pack_kv_u64(&pk, "heartbeat_ms", w->heartbeat_ms) ||
-            pack_kv_u64(&pk, "peer_timeout_ms", w->peer_timeout_ms);
+            pack_kv_u64(&pk, "peer_timeout_ms", w->peer_timeout_ms) ||
+            (w->max_frame && pack_kv_u64(&pk, "max_frame", w->max_frame));
     return finish(out, &h, &sb, e);
 }
 
@@ -436,6 +437,8 @@ int ss_proto_welcome_parse(const void *p, size_t n, ss_welcome *w,
             rc = get_u32(v, 3600000, &w->heartbeat_ms, why);
         else if (key_is(k, "peer_timeout_ms"))
             rc = get_u32(v, 3600000, &w->peer_timeout_ms, why);
+        else if (key_is(k, "max_frame"))
+            rc = get_u64(v, (uint64_t)SS_PROTO_MSG_MAX, &w->max_frame, why);
     }
     msgpack_unpacked_destroy(&u);
     return rc;

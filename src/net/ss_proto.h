@@ -81,6 +81,9 @@ typedef struct ss_welcome {
     char router[SS_PROTO_NAME_MAX];
     uint32_t heartbeat_ms;    /* send something at least this often */
     uint32_t peer_timeout_ms; /* silence after which a peer is lost */
+    uint64_t max_frame;       /* the largest message (header + payload)
+                                 the router takes from this peer; 0: not
+                                 said (an older router: SS_PROTO_MSG_MAX) */
 } ss_welcome;
 
 /* One row of a stream table: stream `stream` has batches 0..count-1. */

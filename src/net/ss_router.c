@@ -51,6 +51,7 @@
 #define SEQ_LIMIT (1ull << 32)      /* bitmaps stay below 512 MiB */
 #define PART_LIMIT (1u << 16)
 #define WARN_FIRST 20               /* rejects logged before sampling */
+#define LOST_KEPT 64 /* lost producers of a group remembered at least */
 
 typedef struct item {
     ss_hdr h;      /* the batch's header: lineage, flags, len */
@@ -132,6 +133,7 @@ struct ss_router {
     char from[256], to[256];
     unsigned producers, qmax;
     uint64_t qbytes_max; /* FRONT is not read above this (q.bytes) */
+    uint64_t max_frame;  /* largest frame FRONT takes (WELCOME says so) */
     uint64_t rehellos;           /* HELLOs from known workers (log rate) */
     int hb, ptimeout;
     uint64_t stall; /* a worker holding batches without progress: lost */
@@ -1170,7 +1172,8 @@ static void front_hello(ss_router *r, const uint8_t *id, size_t idlen,
     p->hello = he;
     p->gone = 0;
     ss_welcome w = {.heartbeat_ms = (uint32_t)r->hb,
-                    .peer_timeout_ms = (uint32_t)r->ptimeout};
+                    .peer_timeout_ms = (uint32_t)r->ptimeout,
+                    .max_frame = r->max_frame};
     snprintf(w.router, sizeof w.router, "%s", r->name);
     if (ss_proto_welcome(&r->out, &w) == 0)
         send_out(r, r->front, p);
@@ -1798,6 +1801,45 @@ static void check_stalled(ss_router *r, peer *w, uint64_t now)
     worker_lost(r, w, why);
 }
 
+/*
+ * Frees the records of producers that are gone (disconnected and silent
+ * for a peer timeout) and count for nothing any more, so that a churn of
+ * producer names (restarted containers get new ones) keeps the router's
+ * memory flat and never reaches SS_ROUTER_PEERS_MAX: one that sent its EOS
+ * (its group keeps its name), one refused for the rest of the run, and a
+ * lost one (gone before its EOS) when its group has LOST_KEPT lost
+ * members seen more recently, or as many as the group has members if
+ * that is more: all_eos counts at most that many, and check_orphaned
+ * names the last ones. If a forgotten producer talks again, it is a
+ * stranger: it must say HELLO first.
+ */
+static void forget_gone(ss_router *r, uint64_t now)
+{
+    for (size_t i = r->prod.n; i-- > 0;) {
+        peer *p = r->prod.v[i];
+        if (!p->gone || p->nacks ||
+            now - p->last_seen <= (uint64_t)r->ptimeout)
+            continue;
+        int forget = p->eos || p->refused;
+        if (!forget && p->lost) {
+            uint32_t newer = 0, keep = p->hello.members > LOST_KEPT
+                                           ? p->hello.members
+                                           : LOST_KEPT;
+            for (size_t j = r->prod.n; j-- > 0 && newer < keep;) {
+                const peer *q = r->prod.v[j]; /* the newest first */
+                newer += q != p && q->lost && q->last_seen >= p->last_seen &&
+                         strcmp(producer_group(q), producer_group(p)) == 0;
+            }
+            forget = newer >= keep;
+        }
+        if (forget) {
+            ss_debug("router %s: forgot producer '%s' (gone)", r->name,
+                     p->label);
+            peers_remove(&r->prod, p);
+        }
+    }
+}
+
 /* Declares silent workers lost and heartbeats idle peers. */
 static void housekeeping(ss_router *r, uint64_t now)
 {
@@ -1836,6 +1878,8 @@ static void housekeeping(ss_router *r, uint64_t now)
             now - p->last_seen > (uint64_t)r->ptimeout)
             producer_lost(r, p, now - p->last_seen);
     }
+    if (!r->rc)
+        forget_gone(r, now);
     if (!r->rc)
         check_orphaned(r, now);
     if (!r->rc)
@@ -2044,8 +2088,8 @@ static int maybe_complete(ss_router *r)
  * busy worker may wait on a full window for long, and silent workers are
  * timed out anyway. */
 static void *open_router(void *zctx, const char *ep, int linger,
-                         int maxrt_ms, int64_t maxmsg, const ss_curve *curve,
-                         char *err, size_t errlen)
+                         int maxrt_ms, int64_t maxmsg, int hwm,
+                         const ss_curve *curve, char *err, size_t errlen)
 {
     void *s = zmq_socket(zctx, ZMQ_ROUTER);
     if (!s) {
@@ -2057,6 +2101,11 @@ static void *open_router(void *zctx, const char *ep, int linger,
     /* libzmq drops the connection of a peer whose message is larger:
      * no frame can make the router allocate more than this */
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    /* ... and holds at most hwm of them per peer, unread (0: libzmq's
+     * default): a peer sending faster than the router reads is held by
+     * TCP, not in memory */
+    if (hwm > 0)
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
@@ -2143,14 +2192,17 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
         ss_router_destroy(&r);
         return SS_EIO;
     }
-    int64_t maxmsg = o->max_frame > 0 && o->max_frame < SS_PROTO_MSG_MAX
-                         ? (int64_t)o->max_frame
-                         : SS_PROTO_MSG_MAX;
-    r->front = open_router(zctx, o->from, linger, r->ptimeout, maxmsg,
+    r->max_frame = o->max_frame > 0 && o->max_frame < SS_PROTO_MSG_MAX
+                       ? o->max_frame
+                       : o->max_frame ? (uint64_t)SS_PROTO_MSG_MAX
+                                      : SS_ROUTER_FRAME_DEFAULT;
+    r->front = open_router(zctx, o->from, linger, r->ptimeout,
+                           (int64_t)r->max_frame, SS_ROUTER_FRONT_HWM,
                            o->curve, err, errlen);
-    if (r->front)
-        r->back = open_router(zctx, o->to, linger, 0, SS_PROTO_MSG_MAX,
-                              o->curve, err, errlen);
+    if (r->front) /* workers send control messages only */
+        r->back = open_router(zctx, o->to, linger, 0,
+                              SS_HDR_SIZE + SS_PROTO_CTRL_MAX, 0, o->curve,
+                              err, errlen);
     if (!r->back) {
         ss_router_destroy(&r);
         return SS_EIO;

@@ -23,13 +23,26 @@
 #ifndef SS_ROUTER_H
 #define SS_ROUTER_H
 
+#include "wire/ss_batch.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct ss_router ss_router;
 struct ss_router_stats;
 
-#define SS_ROUTER_QUEUE_BYTES (256ull << 20) /* default queue_bytes */
+/*
+ * What a router holds, bounded with default options (docs/PROTOCOL.md,
+ * "Limits"): its queue (queue_bytes, plus the one batch that takes it
+ * past) and, for each producer connection, what libzmq reads before the
+ * router takes it: at most SS_ROUTER_FRONT_HWM whole frames and the one
+ * being read, each at most max_frame (SS_ROUTER_FRAME_DEFAULT: 64 times
+ * the default batch, header included; a larger frame costs its sender
+ * the connection, and WELCOME tells producers the limit beforehand).
+ */
+#define SS_ROUTER_QUEUE_BYTES (64ull << 20) /* default queue_bytes */
+#define SS_ROUTER_FRAME_DEFAULT (64ull * SS_BATCH_DEFAULT_SIZE)
+#define SS_ROUTER_FRONT_HWM 16   /* frames libzmq holds per producer */
 #define SS_ROUTER_PEERS_MAX 4096 /* producers, and workers, at once */
 
 typedef struct ss_router_opts {
@@ -41,8 +54,9 @@ typedef struct ss_router_opts {
     uint64_t queue_bytes; /* ... or above this many bytes queued
                              (default SS_ROUTER_QUEUE_BYTES) */
     uint64_t max_frame;   /* largest frame taken from producers (header +
-                             payload; default and at most header + 64 MiB):
-                             libzmq drops the connection of a larger one */
+                             payload; default SS_ROUTER_FRAME_DEFAULT, at
+                             most header + 64 MiB): libzmq drops the
+                             connection of a larger one */
     int heartbeat_ms;     /* peers' heartbeat interval (default 500) */
     int peer_timeout_ms;  /* a silent worker is lost (default 5000) */
     int stall_ms;         /* a worker holding batches that acknowledges

@@ -5,13 +5,16 @@ router's FRONT with large frames and reports the router's resident size.
   flood_router.py ENDPOINT ROUTER_PID MODE [N] [MB]
 
 MODE data:  says HELLO as source 'flood', then sends N DATA frames of MB
-            megabytes each (no worker: nothing drains the queue).
+            megabytes each (no worker: nothing drains the queue); MB may
+            be a fraction (3.9: just under a 4 MiB frame limit).
 MODE hello: sends N HELLO frames of MB megabytes from peers that never
             said HELLO before (each a new routing id).
 MODE big:   sends one frame of MB megabytes (above the frame limit, the
             router's libzmq drops the connection).
 Prints the router's VmRSS (and VmHWM, its peak) every second for 5 s
-after the last frame, then the largest values seen."""
+after the last frame (or until it ends), then the largest values seen,
+in MB:
+    largest: rss R MB, peak P MB"""
 import sys
 import time
 
@@ -23,7 +26,11 @@ import sstream_client as sc  # noqa: E402
 
 def rss(pid):
     v = {}
-    with open("/proc/%d/status" % pid) as f:
+    try:
+        f = open("/proc/%d/status" % pid)
+    except OSError:
+        return None  # the router ended (e.g. it aborted the run)
+    with f:
         for line in f:
             k, _, rest = line.partition(":")
             if k in ("VmRSS", "VmHWM"):
@@ -34,9 +41,9 @@ def rss(pid):
 def main():
     ep, pid, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 12
-    mb = int(sys.argv[5]) if len(sys.argv) > 5 else 50
+    mb = float(sys.argv[5]) if len(sys.argv) > 5 else 50
     ctx = zmq.Context()
-    blob = b"\xa1x" * (mb << 19)  # mb MiB of 1-byte-string events
+    blob = b"\xa1x" * int(mb * (1 << 19))  # mb MiB of 1-byte-string events
     socks = []
     if mode == "data":
         p = sc.Producer(ctx, ep, "flood", "src")
@@ -57,6 +64,9 @@ def main():
     for _ in range(5):
         time.sleep(1)
         v = rss(pid)
+        if v is None:
+            print("router ended")
+            break
         print("router rss %d MB (peak so far %d MB)" % (v["VmRSS"], v["VmHWM"]))
         for k in peak:
             peak[k] = max(peak[k], v[k])

@@ -1467,6 +1467,68 @@ static void test_max_frame(void **state)
     test_done = 1;
 }
 
+/* Issue 10: the router's WELCOME says its frame limit, and a producer
+ * refuses a batch above it with an error naming the limit (before, the
+ * batch cost it the connection and it waited for a RECEIVED that could
+ * never come); a batch under the limit still goes. Without --max-frame
+ * the limit is SS_ROUTER_FRAME_DEFAULT. */
+static void test_max_frame_told(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        uint64_t limit = round == 0 ? 64 << 10 : SS_ROUTER_FRAME_DEFAULT;
+        rthread rt;
+        memset(&rt, 0, sizeof rt);
+        atomic_init(&rt.finished, 0);
+        ss_router_opts o = {.from = front_ep, .to = back_ep, .name = "r1",
+                            .producers = 1, .queue = 64,
+                            .max_frame = round == 0 ? limit : 0,
+                            .heartbeat_ms = hb_ms,
+                            .peer_timeout_ms = 10 * peer_timeout_ms,
+                            .linger_ms = 100};
+        char err[600];
+        if (ss_router_new(zctx, &o, &rt.r, err, sizeof err))
+            fail_msg("router_new: %s", err);
+        assert_int_equal(pthread_create(&rt.t, NULL, router_main, &rt), 0);
+        ss_link *l = NULL;
+        ss_link_opts lo = {.endpoint = front_ep, .name = "big-src",
+                           .role = "source", .stage = "src", .window = 4,
+                           .connect_timeout_ms = connect_ms};
+        if (ss_link_new(zctx, &lo, &l, err, sizeof err))
+            fail_msg("link_new: %s", err);
+        size_t big = (size_t)limit; /* header + this: over the limit */
+        char *payload = calloc(1, big);
+        assert_non_null(payload);
+        ss_buf b = SS_BUF_INIT;
+        ss_hdr d = {.kind = SS_MSG_DATA, .stream = own("big-src"),
+                    .seq = 0, .count = 1, .flags = SS_BF_LAST_PART};
+        assert_int_equal(ss_proto_build(&b, &d, payload, big), 0);
+        ss_hdr_stamp(b.data, 0, ss_name_id("big-src"));
+        assert_int_equal(ss_link_send(l, b.data, b.len, 0), SS_ETOOBIG);
+        print_message("link: %s\n", ss_link_error(l));
+        char want[64];
+        snprintf(want, sizeof want, "takes at most %llu",
+                 (unsigned long long)limit);
+        assert_non_null(strstr(ss_link_error(l), want));
+        assert_non_null(strstr(ss_link_error(l), "--max-frame"));
+        d.seq = 0; /* the same batch, small enough, goes */
+        assert_int_equal(ss_proto_build(&b, &d, payload, big / 2), 0);
+        ss_hdr_stamp(b.data, 0, ss_name_id("big-src"));
+        assert_int_equal(ss_link_send(l, b.data, b.len, 0), 0);
+        int got = 0;
+        for (int i = 0; i < 300 && got == 0; i++)
+            got = ss_link_service(l, 10);
+        assert_int_equal(got, 1);
+        free(payload);
+        ss_buf_release(&b);
+        ss_link_destroy(&l);
+        ss_router_stop(rt.r);
+        assert_int_equal(router_join(&rt), SS_EINTR);
+        assert_int_equal(rt.st.in_batches, 1);
+    }
+    test_done = 1;
+}
+
 /* Issue 10, defect 3: with no worker, a producer sending large batches
  * fills the queue up to queue_bytes, not up to --queue batches (12
  * frames of 50 MB took a router to 606 MB): the router stops reading
@@ -1865,6 +1927,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_credit_hoarder, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_data_answered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_max_frame_told, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_ownership, setup,
