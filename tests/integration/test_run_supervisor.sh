@@ -145,6 +145,20 @@ contains "--tcp gives loopback endpoints" "$A/map-1.args" "^FROM=tcp://127\.0\.0
 contains "--tcp control endpoint" "$A/map-1.args" "^SS_CONTROL=tcp://127\.0\.0\.1:[0-9]+$"
 check "--quiet prints nothing on success" test ! -s "$T/err2"
 
+# batches larger than a router takes by default (4 MiB frames): the
+# routers get a --max-frame for a whole batch, its last event and its
+# sealing (72 + 8 MiB + 64 KiB + 256)
+rm -f "$A"/*
+FAKE_LOG_DIR=$A FAKE_WORKERS_map=2 FAKE_ROWS=2001 FAKE_REJECTS=3 \
+FAKE_DROP=filter "$SS" run "$P/pipeline.yml" \
+    --data "$P/data.csv" --batch-size 8M --quiet --output-dir "$T/o2b" \
+    > "$T/out2b" 2> "$T/err2b"
+rc=$?
+check "run with --batch-size 8M exits 0" test $rc -eq 0
+[ $rc -eq 0 ] || { echo "rc=$rc"; cat "$T/err2b" "$T/out2b"; }
+contains "--batch-size 8M gives the routers --max-frame 8454472" \
+    "$A/router-2.args" "^argv router .* --max-frame 8454472 "
+
 # DATA_FILE overrides the file's source.file
 rm -f "$A"/*
 cp "$P/data.csv" "$T/other.csv"
