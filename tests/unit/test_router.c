@@ -1477,10 +1477,14 @@ static void test_max_frame_told(void **state)
     (void)state;
     for (int round = 0; round < 2; round++) {
         uint64_t limit = round == 0 ? 64 << 10 : SS_ROUTER_FRAME_DEFAULT;
+        /* each round its own endpoints: inproc names are freed late */
+        char fe[80], be[80];
+        snprintf(fe, sizeof fe, "%s-%d", front_ep, round);
+        snprintf(be, sizeof be, "%s-%d", back_ep, round);
         rthread rt;
         memset(&rt, 0, sizeof rt);
         atomic_init(&rt.finished, 0);
-        ss_router_opts o = {.from = front_ep, .to = back_ep, .name = "r1",
+        ss_router_opts o = {.from = fe, .to = be, .name = "r1",
                             .producers = 1, .queue = 64,
                             .max_frame = round == 0 ? limit : 0,
                             .heartbeat_ms = hb_ms,
@@ -1491,7 +1495,7 @@ static void test_max_frame_told(void **state)
             fail_msg("router_new: %s", err);
         assert_int_equal(pthread_create(&rt.t, NULL, router_main, &rt), 0);
         ss_link *l = NULL;
-        ss_link_opts lo = {.endpoint = front_ep, .name = "big-src",
+        ss_link_opts lo = {.endpoint = fe, .name = "big-src",
                            .role = "source", .stage = "src", .window = 4,
                            .connect_timeout_ms = connect_ms};
         if (ss_link_new(zctx, &lo, &l, err, sizeof err))
