@@ -157,7 +157,7 @@ static int jstring(jenc *e, const char *s, size_t n)
 
 static int enc_value(jenc *e, int idx, int depth);
 
-/* The key's text (numbers: in the struct itself, which qsort moves). */
+/* The key's text (numbers: in the struct itself, which the sort moves). */
 static inline const char *key_text(const jkey *k)
 {
     return k->type == LUA_TNUMBER ? k->num : k->s;
@@ -221,7 +221,7 @@ static int enc_object(jenc *e, int t, int depth)
     }
     /* string keys point into t's key strings, which t keeps alive (and
      * Lua never moves) while no Lua code runs */
-    qsort(keys, count, sizeof *keys, key_cmp);
+    ss_sort(keys, count, sizeof *keys, key_cmp);
     for (size_t j = 1; j < count; j++)
         if (key_cmp(&keys[j - 1], &keys[j]) == 0) {
             char what[96];

@@ -2,6 +2,7 @@
  * ss_partition.c - key groups of events (see ss_partition.h).
  */
 #include "wire/ss_partition.h"
+#include "core/ss_util.h"
 #include "securestreams.h"
 #include "wire/ss_msgpack.h"
 
@@ -200,7 +201,7 @@ int ss_psplit_run(ss_psplit *s, const char *p, size_t n, uint32_t count,
         s->ng = 0;
         return rc;
     }
-    qsort(s->g, s->ng, sizeof *s->g, cmp_group);
+    ss_sort(s->g, s->ng, sizeof *s->g, cmp_group);
     return 0;
 }
 
