@@ -476,4 +476,154 @@ test('joinWindow: two filtered views of one stage input (the pipeline case)', fu
   eq(r.completed, true)
 end)
 
+-------------------------------------------------------------------------------
+-- keyedWatermark: the state of a keyed stage split over workers
+-------------------------------------------------------------------------------
+
+-- A partitioned stage's worker sees each key's events in their order but
+-- the keys regrouped (the stage before cuts every batch by key group). A
+-- deterministic shuffle that keeps each key's order: keys take turns in a
+-- random order, each giving a random run of its next events.
+local function regroup(events, keyOf, seed)
+  local queues, order = {}, {}
+  for _, e in ipairs(events) do
+    local k = keyOf(e)
+    if not queues[k] then queues[k] = { i = 1 } order[#order + 1] = k end
+    local q = queues[k]
+    q[#q + 1] = e
+  end
+  local x, out = seed, {}
+  local function rnd(n) x = (x * 1103515245 + 12345) % 2147483648 return (x // 65536) % n + 1 end
+  while #out < #events do
+    local j = rnd(#order)
+    while queues[order[j]].i > #queues[order[j]] do j = j % #order + 1 end
+    local q = queues[order[j]]
+    for _ = 1, rnd(20) do
+      if q.i > #q then break end
+      out[#out + 1] = q[q.i]
+      q.i = q.i + 1
+    end
+  end
+  return out
+end
+
+-- events of 12 keys, times about i / 3 with a disorder of up to 4
+local function disordered(n, seed)
+  local x, events = seed, {}
+  for i = 1, n do
+    x = (x * 1103515245 + 12345) % 2147483648
+    local r = x // 65536
+    events[i] = { id = i, k = 'k' .. (r % 12), t = i // 3 + (r // 12) % 5 - 2,
+                  side = (r // 60) % 2 == 0 and 'L' or 'R', v = 1 }
+  end
+  return events
+end
+
+local function sorted(list)
+  local t = {}
+  for i, v in ipairs(list) do t[i] = v end
+  table.sort(t)
+  return t
+end
+
+local function windowsOf(events, opts)
+  local s = Subject.create()
+  opts.key, opts.time, opts.reduce, opts.seed = key, t, sum, 0
+  local out = {}
+  s:slidingWindow(opts):subscribe(function(w)
+    out[#out + 1] = w.key .. '@' .. w.from .. ':' .. w.count .. ':' .. w.value
+  end)
+  for _, e in ipairs(events) do s:onNext(e) end
+  s:onCompleted()
+  return sorted(out)
+end
+
+test('keyedWatermark: windows are the same whatever the order across keys (the partitioned case)', function()
+  local events = disordered(3000, 7)
+  local stats1, stats2 = {}, {}
+  local one = windowsOf(events, { size = 6, slide = 3, lateness = 2,
+    keyedWatermark = true, stats = stats1 })
+  local other = windowsOf(regroup(events, key, 99), { size = 6, slide = 3,
+    lateness = 2, keyedWatermark = true, stats = stats2 })
+  ok(#one > 500, #one .. ' windows')
+  ok(stats1.late > 0, 'some events are late (' .. stats1.late .. ')')
+  eq(other, one)
+  eq(stats2.late, stats1.late)
+  -- with one watermark for all keys, the regrouping makes more events late
+  local stats3 = {}
+  windowsOf(regroup(events, key, 99), { size = 6, slide = 3, lateness = 2, stats = stats3 })
+  ok(stats3.late > stats1.late, 'shared W: ' .. stats3.late .. ' late, keyed: ' .. stats1.late)
+end)
+
+test("keyedWatermark: a key's windows close on its own events only", function()
+  local s = Subject.create()
+  local late = {}
+  local r = collect(s:tumblingWindow({ size = 10, time = t, key = key, keyedWatermark = true,
+    onLate = function(e, time, w) late[#late + 1] = e.k .. ':' .. time .. '<' .. w end }))
+  s:onNext({ k = 'a', t = 1 })
+  s:onNext({ k = 'b', t = 25 })  -- b's W = 25; a's stays 1
+  eq(r.n, 0)
+  s:onNext({ k = 'a', t = 5 })   -- not late: a's W is 1
+  s:onNext({ k = 'b', t = 3 })   -- late for b
+  eq(late, { 'b:3<25' })
+  s:onNext({ k = 'a', t = 10 })  -- a's W = 10: a@0-10 out
+  eq(shape(r.values), { 'a@0-10:2' })
+  s:onCompleted()
+  eq(shape(r.values), { 'a@0-10:2', 'a@10-20:1', 'b@20-30:1' }) -- oldest end first
+end)
+
+test('keyedWatermark: options', function()
+  raises(function() Observable.empty():tumblingWindow({ size = 1, time = t, keyedWatermark = true }) end,
+    'tumblingWindow: option keyedWatermark needs the key option and no watermark function')
+  raises(function() Observable.empty():tumblingWindow({ size = 1, time = t, key = key,
+    watermark = t, keyedWatermark = true }) end, 'no watermark function')
+  raises(function() Observable.empty():slidingWindow({ size = 2, slide = 1, time = t, key = key,
+    keyedWatermark = 1 }) end, 'option keyedWatermark must be a boolean, got number')
+  raises(function() Observable.empty():joinWindow(Observable.empty(), { key = key, time = t,
+    within = 1, keyedWatermark = 'yes' }) end, 'joinWindow: option keyedWatermark must be a boolean')
+end)
+
+local function joinOf(events, opts)
+  local input = Subject.create()
+  local isL = function(e) return e.side == 'L' end
+  local isR = function(e) return e.side == 'R' end
+  opts.key, opts.time, opts.combine = key, t, function(l, r) return l.id .. '+' .. r.id end
+  local missed = {}
+  opts.onMiss = function(side, e) missed[#missed + 1] = side .. e.id end
+  local out = {}
+  input:filter(isL):joinWindow(input:filter(isR), opts):subscribe(function(m) out[#out + 1] = m end)
+  for _, e in ipairs(events) do input:onNext(e) end
+  input:onCompleted()
+  return sorted(out), sorted(missed)
+end
+
+test('keyedWatermark: joinWindow matches and misses are the same whatever the order across keys', function()
+  local events = disordered(3000, 11)
+  local s1, s2, s3 = {}, {}, {}
+  local m1, x1 = joinOf(events, { within = 1, lateness = 2, keyedWatermark = true, stats = s1 })
+  local m2, x2 = joinOf(regroup(events, key, 5), { within = 1, lateness = 2,
+    keyedWatermark = true, stats = s2 })
+  ok(#m1 > 300, #m1 .. ' matches')
+  ok(s1.late > 0, 'some events are late (' .. s1.late .. ')')
+  eq(m2, m1)
+  eq(x2, x1)
+  eq(s2.late, s1.late)
+  eq(s1.buffered, 0)
+  -- buffers stay small: each key forgets by its own watermark
+  local most, s4 = 0, {}
+  local input = Subject.create()
+  input:filter(function(e) return e.side == 'L' end):joinWindow(
+    input:filter(function(e) return e.side == 'R' end),
+    { key = key, time = t, within = 1, lateness = 2, keyedWatermark = true, stats = s4 })
+    :subscribe(function() end)
+  for _, e in ipairs(regroup(events, key, 5)) do
+    input:onNext(e)
+    if s4.buffered > most then most = s4.buffered end
+  end
+  ok(most < 200, 'at most ' .. most .. ' events buffered')
+  -- one shared W: the regrouping makes events late
+  joinOf(regroup(events, key, 5), { within = 1, lateness = 2, stats = s3 })
+  ok(s3.late > s1.late, 'shared W: ' .. s3.late .. ' late, keyed: ' .. s1.late)
+end)
+
 tap.done()

@@ -1659,7 +1659,9 @@ Watermark. Each operator keeps a watermark W: the claim "no event older
 than W is still to come". By default W = (largest event time seen so far)
 - lateness; with a `watermark` function, W = (largest value it returned
 for a watermark event) - lateness, and event times do not move W. W
-never goes back, and starts at -infinity.
+never goes back, and starts at -infinity. With keyedWatermark, each key
+has its own W (from its own events' times): what a stage partitioned by
+key over several workers needs to decide as one worker would.
 
   event time t:      t >= W: accepted            t < W: late
   window [from, to): open while W < to           emitted when W >= to
@@ -1747,7 +1749,7 @@ end
 local windowOptions = {
   size = 'number', slide = 'number', time = 'function', key = 'function',
   lateness = 'number', watermark = 'function', reduce = 'function',
-  seed = 'any', onLate = 'function', stats = 'table',
+  seed = 'any', onLate = 'function', stats = 'table', keyedWatermark = 'any',
 }
 
 local function eventWindows(source, name, opts)
@@ -1768,6 +1770,14 @@ local function eventWindows(source, name, opts)
   local lateness = opts.lateness or 0
   if lateness < 0 then error(name .. ': option lateness must be >= 0', 3) end
   local timeOf, keyOf, watermarkOf = opts.time, opts.key, opts.watermark
+  local keyed = opts.keyedWatermark
+  if keyed ~= nil and type(keyed) ~= 'boolean' then
+    error(name .. ': option keyedWatermark must be a boolean, got ' .. type(keyed), 3)
+  end
+  if keyed and (watermarkOf or not keyOf) then
+    error(name .. ': option keyedWatermark needs the key option and no '
+      .. 'watermark function (a watermark event has no key)', 3)
+  end
   local accumulator, seed, onLate = opts.reduce, opts.seed, opts.onLate
   local stats = opts.stats or {}
   local hasSeed = seed ~= nil
@@ -1827,6 +1837,15 @@ local function eventWindows(source, name, opts)
     -- window leaves the state just before it is emitted: if a downstream
     -- callback raises (host mode), the windows not yet emitted stay open
     -- and go out with the next event.
+    -- Emits one window that just left the state.
+    local function emitWindow(win)
+      local out = { from = win.from, to = win.to, count = win.count }
+      if win.key ~= NOKEY then out.key = win.key end
+      if accumulator then out.value = win.acc else out.events = win.events end
+      stats.windows = stats.windows + 1
+      return observer:onNext(out)
+    end
+
     local function closeUpTo(w)
       if w < nextEnd then return end
       local ready, rest = {}, math.huge
@@ -1848,11 +1867,28 @@ local function eventWindows(source, name, opts)
         if next(byFrom) == nil then index[win.key] = nil end
         stats.open = stats.open - 1
         if i < #ready then nextEnd = mmin(rest, ready[i + 1].to) else nextEnd = rest end
-        local out = { from = win.from, to = win.to, count = win.count }
-        if win.key ~= NOKEY then out.key = win.key end
-        if accumulator then out.value = win.acc else out.events = win.events end
-        stats.windows = stats.windows + 1
-        observer:onNext(out)
+        emitWindow(win)
+      end
+    end
+
+    -- keyedWatermark: W per key (key -> W, key -> largest time); a key's
+    -- windows close when its own W passes their end. nextEnd stays a
+    -- lower bound of the open windows' ends (it only skips scans).
+    local keyWm, keyMax = {}, {}
+    local function closeKey(key, w)
+      local byFrom = index[key]
+      if not byFrom then return end
+      local ready = {}
+      for _, win in pairs(byFrom) do
+        if win.to <= w then ready[#ready + 1] = win end
+      end
+      table.sort(ready, byEnd)
+      for i = 1, #ready do
+        local win = ready[i]
+        byFrom[win.from] = nil
+        if next(byFrom) == nil then index[key] = nil end
+        stats.open = stats.open - 1
+        emitWindow(win)
       end
     end
 
@@ -1892,9 +1928,11 @@ local function eventWindows(source, name, opts)
           key = r
         end
       end
-      if t < wm then
+      local w = wm
+      if keyed then w = keyWm[key] or -math.huge end
+      if t < w then
         if onLate then
-          ok, r = try(onLate, (...), t, wm)
+          ok, r = try(onLate, (...), t, w)
           if not ok then dead = true return observer:onError(r) end
         end
         stats.late = stats.late + 1
@@ -1957,6 +1995,12 @@ local function eventWindows(source, name, opts)
         end
       end
       stats.events = stats.events + 1
+      if keyed then
+        if t <= (keyMax[key] or -math.huge) then return end
+        keyMax[key], keyWm[key] = t, t - lateness
+        if t - lateness > wm then wm = t - lateness stats.watermark = wm end
+        return closeKey(key, t - lateness)
+      end
       if t > maxTime then maxTime = t end
       if not watermarkOf then return advance(maxTime - lateness) end
     end
@@ -2080,7 +2124,7 @@ function Observable:joinWindow(right, opts)
     rightKey = 'function', time = 'function', leftTime = 'function',
     rightTime = 'function', within = 'number', lateness = 'number',
     combine = 'function', onLate = 'function', onMiss = 'function',
-    stats = 'table' })
+    stats = 'table', keyedWatermark = 'any' })
   local keyOf = { left = opts.leftKey or opts.key, right = opts.rightKey or opts.key }
   local timeOf = { left = opts.leftTime or opts.time, right = opts.rightTime or opts.time }
   for _, side in ipairs({ 'left', 'right' }) do
@@ -2096,6 +2140,10 @@ function Observable:joinWindow(right, opts)
     error('joinWindow: option within must be a finite number >= 0', 2)
   end
   if lateness < 0 then error('joinWindow: option lateness must be >= 0', 2) end
+  local keyed = opts.keyedWatermark
+  if keyed ~= nil and type(keyed) ~= 'boolean' then
+    error('joinWindow: option keyedWatermark must be a boolean, got ' .. type(keyed), 2)
+  end
   local combine, onLate, onMiss = opts.combine, opts.onLate, opts.onMiss
   local stats = opts.stats or {}
   local other = { left = 'right', right = 'left' }
@@ -2204,6 +2252,33 @@ function Observable:joinWindow(right, opts)
       end
     end
 
+    -- keyedWatermark: W per key (both sides share it), and per key the
+    -- buffered events in arrival order (instead of the one fifo), so that
+    -- a quiet key holds back nobody else's.
+    local keyWm, keyMax, keyFifo = {}, {}, {}
+    local function evictKey(key, flush)
+      local q = keyFifo[key]
+      local w = keyWm[key]
+      while q and q.head <= q.tail do
+        local e = q[q.head]
+        if not flush and e.t + within >= w then return end
+        q[q.head] = nil
+        q.head = q.head + 1
+        if q.head > q.tail then keyFifo[key] = nil end
+        e.gone = true
+        stats.buffered = stats.buffered - 1
+        local list = e.list
+        list.live, list.gone = list.live - 1, list.gone + 1
+        if list.live == 0 and buffers[e.side][e.key] == list then
+          buffers[e.side][e.key] = nil
+        end
+        if not e.matched then
+          miss(e.side, e, e.key)
+          if dead then return end
+        end
+      end
+    end
+
     local function onSide(side)
       return function(_, ...)
         if dead then return end
@@ -2218,9 +2293,11 @@ function Observable:joinWindow(right, opts)
         if key == nil or key ~= key then -- cannot match anything
           return miss(side, { v = v }, key)
         end
-        if t < wm then
+        local w = wm
+        if keyed then w = keyWm[key] or -math.huge end
+        if t < w then
           if onLate then
-            ok, bad = try(onLate, side, v, t, wm)
+            ok, bad = try(onLate, side, v, t, w)
             if not ok then dead = true return observer:onError(bad) end
           end
           stats.late = stats.late + 1
@@ -2260,10 +2337,28 @@ function Observable:joinWindow(right, opts)
                         matched = #hits > 0 }
         mine[#mine + 1] = entry
         mine.live = mine.live + 1
-        tail = tail + 1
-        fifo[tail] = entry
+        if keyed then
+          local q = keyFifo[key]
+          if not q then q = { head = 1, tail = 0 } keyFifo[key] = q end
+          q.tail = q.tail + 1
+          q[q.tail] = entry
+          if t > (keyMax[key] or -math.huge) then
+            keyMax[key], keyWm[key] = t, t - lateness
+            if t - lateness > wm then wm = t - lateness stats.watermark = wm end
+          end
+        else
+          tail = tail + 1
+          fifo[tail] = entry
+        end
         stats.buffered = stats.buffered + 1
         for i = 1, #hits do hits[i].matched = true end
+        if keyed then
+          for i = 1, #outs do
+            stats.matches = stats.matches + 1
+            observer:onNext(tunpack(outs[i], 2, outs[i].n))
+          end
+          return evictKey(key, false)
+        end
         if t > maxTime then
           maxTime = t
           if maxTime - lateness > wm then
@@ -2291,6 +2386,14 @@ function Observable:joinWindow(right, opts)
       if completed < 2 then return end
       evict(true)
       if dead then return end
+      if keyed then
+        local keys = {}
+        for k in pairs(keyFifo) do keys[#keys + 1] = k end
+        for i = 1, #keys do
+          evictKey(keys[i], true)
+          if dead then return end
+        end
+      end
       dead = true
       return observer:onCompleted()
     end
