@@ -1789,6 +1789,8 @@ local function eventWindows(source, name, opts)
     local wm, maxTime = -math.huge, -math.huge
     local seq, dead = 0, false
     local starts, accs = {}, {} -- scratch, reused by every event
+    -- keyedWatermark: W per key (key -> W, key -> largest time)
+    local keyWm, keyMax = {}, {}
     stats.late, stats.windows, stats.events = 0, 0, 0
     stats.open, stats.watermark = 0, wm
 
@@ -1805,7 +1807,12 @@ local function eventWindows(source, name, opts)
         end
       end
       table.sort(wins, function(a, b) return a.seq < b.seq end)
-      return { windows = wins, nextEnd = nextEnd, wm = wm,
+      local kw = {}
+      for k, w in pairs(keyWm) do
+        kw[#kw + 1] = { key = k ~= NOKEY and k or nil, nokey = k == NOKEY or nil,
+                        wm = w, max = keyMax[k] }
+      end
+      return { windows = wins, nextEnd = nextEnd, wm = wm, keyed = kw,
                maxTime = maxTime, seq = seq, dead = dead,
                stats = { late = stats.late, windows = stats.windows,
                          events = stats.events, open = stats.open } }
@@ -1827,16 +1834,19 @@ local function eventWindows(source, name, opts)
       end
       nextEnd, wm, maxTime = v.nextEnd, v.wm, v.maxTime
       seq, dead = v.seq, v.dead
+      keyWm, keyMax = {}, {}
+      for _, x in ipairs(v.keyed or {}) do
+        local k = x.key
+        if x.nokey then k = NOKEY end
+        if k == nil then error('snapshot: ' .. name .. ': a key watermark has no key', 0) end
+        keyWm[k], keyMax[k] = x.wm, x.max
+      end
       local st = v.stats or {}
       stats.late, stats.windows = st.late or 0, st.windows or 0
       stats.events, stats.open = st.events or 0, st.open or 0
       stats.watermark = wm
     end)
 
-    -- Emits every open window whose end is <= w (all for math.huge). A
-    -- window leaves the state just before it is emitted: if a downstream
-    -- callback raises (host mode), the windows not yet emitted stay open
-    -- and go out with the next event.
     -- Emits one window that just left the state.
     local function emitWindow(win)
       local out = { from = win.from, to = win.to, count = win.count }
@@ -1846,6 +1856,10 @@ local function eventWindows(source, name, opts)
       return observer:onNext(out)
     end
 
+    -- Emits every open window whose end is <= w (all for math.huge). A
+    -- window leaves the state just before it is emitted: if a downstream
+    -- callback raises (host mode), the windows not yet emitted stay open
+    -- and go out with the next event.
     local function closeUpTo(w)
       if w < nextEnd then return end
       local ready, rest = {}, math.huge
@@ -1871,10 +1885,9 @@ local function eventWindows(source, name, opts)
       end
     end
 
-    -- keyedWatermark: W per key (key -> W, key -> largest time); a key's
-    -- windows close when its own W passes their end. nextEnd stays a
-    -- lower bound of the open windows' ends (it only skips scans).
-    local keyWm, keyMax = {}, {}
+    -- keyedWatermark: a key's windows close when its own W passes their
+    -- end. nextEnd stays a lower bound of the open windows' ends (it only
+    -- skips scans).
     local function closeKey(key, w)
       local byFrom = index[key]
       if not byFrom then return end
@@ -2159,6 +2172,10 @@ function Observable:joinWindow(right, opts)
     local wm, maxTime = -math.huge, -math.huge
     local completed, dead = 0, false
     local subs = {}
+    -- keyedWatermark: W per key (both sides share it), and per key the
+    -- buffered events in arrival order (instead of the one fifo), so that
+    -- a quiet key holds back nobody else's.
+    local keyWm, keyMax, keyFifo = {}, {}, {}
     stats.late, stats.matches, stats.missLeft, stats.missRight = 0, 0, 0, 0
     stats.buffered, stats.watermark = 0, wm
 
@@ -2171,7 +2188,16 @@ function Observable:joinWindow(right, opts)
         entries[#entries + 1] = { t = e.t, v = e.v, side = e.side,
                                   key = e.key, matched = e.matched }
       end
-      return { entries = entries, wm = wm, maxTime = maxTime,
+      local kw = {} -- keyed: per key, its W and its events in order
+      for k, w in pairs(keyWm) do
+        local q, evs = keyFifo[k], {}
+        for i = q and q.head or 1, q and q.tail or 0 do
+          local e = q[i]
+          evs[#evs + 1] = { t = e.t, v = e.v, side = e.side, matched = e.matched }
+        end
+        kw[#kw + 1] = { key = k, wm = w, max = keyMax[k], events = evs }
+      end
+      return { entries = entries, wm = wm, maxTime = maxTime, keyed = kw,
                completed = completed, dead = dead,
                stats = { late = stats.late, matches = stats.matches,
                          missLeft = stats.missLeft,
@@ -2199,10 +2225,35 @@ function Observable:joinWindow(right, opts)
         fifo[tail] = entry
       end
       wm, maxTime, completed, dead = v.wm, v.maxTime, v.completed, v.dead
+      keyWm, keyMax, keyFifo = {}, {}, {}
+      local nkeyed = 0
+      for _, x in ipairs(v.keyed or {}) do
+        local k = x.key
+        if k == nil then error('snapshot: joinWindow: a key watermark has no key', 0) end
+        keyWm[k], keyMax[k] = x.wm, x.max
+        local evs = x.events or {}
+        if #evs > 0 then keyFifo[k] = { head = 1, tail = 0 } end
+        for i = 1, #evs do
+          local e = evs[i]
+          if e.side ~= 'left' and e.side ~= 'right' then
+            error('snapshot: joinWindow: buffered event ' .. i .. ' of a key has no side', 0)
+          end
+          local mine = buffers[e.side][k]
+          if not mine then mine = { live = 0, gone = 0 } buffers[e.side][k] = mine end
+          local entry = { t = e.t, v = e.v, side = e.side, key = k, list = mine,
+                          matched = e.matched }
+          mine[#mine + 1] = entry
+          mine.live = mine.live + 1
+          local q = keyFifo[k]
+          q.tail = q.tail + 1
+          q[q.tail] = entry
+          nkeyed = nkeyed + 1
+        end
+      end
       local st = v.stats or {}
       stats.late, stats.matches = st.late or 0, st.matches or 0
       stats.missLeft, stats.missRight = st.missLeft or 0, st.missRight or 0
-      stats.buffered, stats.watermark = tail, wm
+      stats.buffered, stats.watermark = tail + nkeyed, wm
     end)
 
     local function miss(side, entry, key)
@@ -2252,10 +2303,7 @@ function Observable:joinWindow(right, opts)
       end
     end
 
-    -- keyedWatermark: W per key (both sides share it), and per key the
-    -- buffered events in arrival order (instead of the one fifo), so that
-    -- a quiet key holds back nobody else's.
-    local keyWm, keyMax, keyFifo = {}, {}, {}
+    -- keyedWatermark: forgets the events of one key, by its own W.
     local function evictKey(key, flush)
       local q = keyFifo[key]
       local w = keyWm[key]
