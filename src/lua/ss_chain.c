@@ -18,6 +18,7 @@
 
 struct ss_chain {
     size_t n;
+    int shared; /* the stages share st[0]'s Lua state (ss_stage_new_shared) */
     ss_stage **st;
     ss_stage_out *mid; /* n - 1 buffers: the output of stage k < n - 1 */
 };
@@ -55,6 +56,7 @@ int ss_chain_new(ss_stage **stages, size_t n, ss_chain **out)
     }
     for (size_t i = 0; i + 1 < n; i++)
         ss_stage_out_init(&c->mid[i]);
+    c->shared = n > 1 && ss_stage_shared(c->st[1]);
     *out = c;
     return 0;
 }
@@ -133,7 +135,7 @@ static int feed(ss_chain *c, size_t k, const ss_hdr *hdr, ss_stage_out *out)
 int ss_chain_process(ss_chain *c, const ss_hdr *hdr, const char *payload,
                      size_t len, ss_stage_out *out)
 {
-    if (c->n == 1)
+    if (c->n == 1 || c->shared) /* st[0] runs them all */
         return ss_stage_process(c->st[0], hdr, payload, len, out);
     for (size_t k = 0; k + 1 < c->n; k++)
         ss_stage_out_reset(&c->mid[k]);
@@ -151,6 +153,17 @@ int ss_chain_complete(ss_chain *c, ss_stage_out *out, ss_stage **failed)
 {
     if (failed)
         *failed = NULL;
+    if (c->shared) { /* what stage k emits goes through the rest now */
+        for (size_t k = 0; k < c->n; k++) {
+            int rc = ss_stage_complete(c->st[k], out);
+            if (rc) {
+                if (failed)
+                    *failed = c->st[k];
+                return rc;
+            }
+        }
+        return 0;
+    }
     for (size_t k = 0; k + 1 < c->n; k++)
         ss_stage_out_reset(&c->mid[k]);
     for (size_t k = 0; k < c->n; k++) {
@@ -174,6 +187,11 @@ int ss_chain_complete(ss_chain *c, ss_stage_out *out, ss_stage **failed)
 /* See ss_chain.h. */
 int ss_chain_snapshot(ss_chain *c, ss_buf *out, char *err, size_t errlen)
 {
+    if (c->shared) {
+        snprintf(err, errlen, "a chain sharing one Lua state "
+                 "(SS_CHAIN_SHARED) takes no snapshot");
+        return SS_EINVAL;
+    }
     size_t mark = out->len;
     ss_buf one = SS_BUF_INIT;
     int rc = ss_mp_put_array(out, (uint32_t)c->n);
@@ -223,6 +241,11 @@ static int get_array(const char *p, size_t n, size_t *off, uint32_t *count)
 int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
                      size_t errlen)
 {
+    if (c->shared) {
+        snprintf(err, errlen, "a chain sharing one Lua state "
+                 "(SS_CHAIN_SHARED) takes no snapshot");
+        return SS_EINVAL;
+    }
     size_t off = 0;
     uint32_t n = 0;
     if (!data || get_array(data, len, &off, &n) != 0) {

@@ -459,9 +459,8 @@ static void first_line(lua_State *L, char *err, size_t errlen)
     err[n] = '\0';
 }
 
-static int run_loaded(ss_lua *s, int st, char *err, size_t errlen)
+static int run_loaded(lua_State *L, int st, char *err, size_t errlen)
 {
-    lua_State *L = s->L;
     if (st == LUA_OK) {
         lua_pushcfunction(L, ss_lua_traceback);
         lua_insert(L, -2);
@@ -487,5 +486,32 @@ int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
                     const char *chunkname, char *err, size_t errlen)
 {
     int st = luaL_loadbufferx(s->L, src, len, chunkname, "t");
-    return run_loaded(s, st, err, errlen);
+    return run_loaded(s->L, st, err, errlen);
+}
+
+/* See ss_lua.h. */
+int ss_lua_dostring_env(lua_State *L, const char *src, size_t len,
+                        const char *chunkname, char *err, size_t errlen)
+{
+    int st = luaL_loadbufferx(L, src, len, chunkname, "t");
+    if (st == LUA_OK) {
+        /* its own globals; reads fall back to the state's as they were
+         * before any script ran (SS_LUA_PRISTINE), else as they are */
+        lua_createtable(L, 0, 8);
+        lua_createtable(L, 0, 1);
+        lua_getfield(L, LUA_REGISTRYINDEX, SS_LUA_PRISTINE);
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushglobaltable(L);
+        }
+        lua_setfield(L, -2, "__index");
+        lua_setmetatable(L, -2);
+#ifdef SS_LUAJIT
+        lua_setfenv(L, -2);
+#else
+        if (!lua_setupvalue(L, -2, 1)) /* a main chunk's first is _ENV */
+            lua_pop(L, 1);
+#endif
+    }
+    return run_loaded(L, st, err, errlen);
 }

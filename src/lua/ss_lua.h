@@ -48,6 +48,18 @@ size_t ss_lua_mem_peak(const ss_lua *s);
 int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
                     const char *chunkname, char *err, size_t errlen);
 
+/* The same on the state L, the chunk with a global table of its own
+ * whose reads fall back to the state's globals as they were before any
+ * stage script ran (SS_LUA_PRISTINE; else as they are): what it assigns
+ * to globals stays its own, and it does not see the other scripts'
+ * (a script of a chain sharing one state, ss_stage_new_shared). */
+int ss_lua_dostring_env(lua_State *L, const char *src, size_t len,
+                        const char *chunkname, char *err, size_t errlen);
+
+/* Registry field: a copy of the global table taken before a stage's
+ * script ran (ss_stage.c), the fallback of ss_lua_dostring_env. */
+#define SS_LUA_PRISTINE "ss.pristine_globals"
+
 /* Checks that a script file compiles, without running it. Returns 0 or
  * SS_ELUA/SS_EIO with the reason in err. */
 int ss_lua_check_file(const char *path, char *err, size_t errlen);

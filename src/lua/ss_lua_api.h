@@ -65,6 +65,7 @@ static inline int lua_absindex(lua_State *L, int idx)
                                                  : lua_gettop(L) + idx + 1;
 }
 
+#define lua_pushglobaltable(L) lua_pushvalue(L, LUA_GLOBALSINDEX)
 #define lua_rawlen(L, i) lua_objlen(L, i)
 #define luaL_len(L, i) ((lua_Integer)lua_objlen(L, i))
 

@@ -77,6 +77,16 @@ struct ss_stage {
     const char *metering; /* "an event", "the completion", ... */
     ss_stage_tick_fn tick; /* host duties during long user code */
     void *tick_arg;
+    /* a chain sharing one Lua state (ss_stage_new_shared): the first
+     * stage owns the state and runs every event; its output goes to the
+     * next stage's subject, in Lua, without encoding */
+    ss_stage *head;    /* the chain's first stage; NULL for that one */
+    ss_stage *next;    /* the stage this one's output feeds, or NULL */
+    ss_stage *loading; /* head: the stage whose script is loading */
+    ss_stage *at;      /* head: the stage whose Lua runs (rejects) */
+    ss_stage *reject_as; /* head: name a reject after this stage */
+    ss_stage_counts fc;    /* not the head: this stage's counters */
+    ss_stage_counts ev_fc; /* ... when the current event started */
     char err[512];
 };
 
@@ -411,10 +421,11 @@ static void add_reject(ss_stage *s, ss_stage_out *o, uint32_t n,
 {
     ss_buf *b = &o->rejects;
     const ss_hdr *h = s->hdr;
+    const ss_stage *w = s->reject_as ? s->reject_as : s; /* its names */
     ss_buf_printf(b, "{\"stage\":");
-    ss_buf_json_str(b, s->stage, strlen(s->stage));
+    ss_buf_json_str(b, w->stage, strlen(w->stage));
     ss_buf_printf(b, ",\"worker\":");
-    ss_buf_json_str(b, s->name, strlen(s->name));
+    ss_buf_json_str(b, w->name, strlen(w->name));
     if (h)
         ss_buf_printf(b,
                       ",\"stream\":%u,\"seq\":%llu,\"part\":%u,"
@@ -447,9 +458,17 @@ static ss_stage *host_stage(lua_State *L)
     return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-static int host_input(lua_State *L)
+/* The stage a host call made while a script loads is for: the one
+ * loading into a shared state, else the state's own. */
+static ss_stage *host_target(lua_State *L)
 {
     ss_stage *s = host_stage(L);
+    return s->loading ? s->loading : s;
+}
+
+static int host_input(lua_State *L)
+{
+    ss_stage *s = host_target(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *addr = luaL_optstring(L, 2, "");
     if (s->ref_subject != LUA_NOREF)
@@ -491,19 +510,94 @@ static void maybe_flush(ss_stage *s, int final)
     ss_stage_out_reset(o);
 }
 
+/* Stage t emits value 1 into the next stage of its shared state: that
+ * stage's subject gets it as its input event, now, in Lua (no encoding);
+ * the counters are kept as if it had crossed a socket. */
+static int bridge(lua_State *L, ss_stage *t)
+{
+    ss_stage *h = t->head ? t->head : t, *n = t->next;
+    int ty = lua_type(L, 1);
+    if (ty == LUA_TFUNCTION || ty == LUA_TTHREAD || ty == LUA_TUSERDATA ||
+        ty == LUA_TLIGHTUSERDATA) {
+        /* what could not cross a socket does not cross here: the
+         * encoder's own refusal, raised in the stage that emitted it */
+        ss_buf scratch = SS_BUF_INIT;
+        int rc = ss_mp_encode_lua(L, 1, &scratch, h->err, sizeof h->err);
+        ss_buf_release(&scratch);
+        if (rc) {
+            lua_pushstring(L, h->err);
+            return lua_error(L);
+        }
+    }
+    if (t == h) {
+        ss_stage_out *o = h->cur ? h->cur : &h->free_out;
+        o->delta.out++;
+    } else {
+        t->fc.out++;
+    }
+    n->fc.in++;
+    uint64_t outs = n->fc.out;
+    ss_stage *prev = h->at;
+    h->at = n;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, n->ref_onnext);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, n->ref_subject);
+    lua_pushvalue(L, 1);
+    if (!h->hdr && h->cur) {
+        /* the completion: no input event to reject as a whole, so the
+         * event that fails in stage n is rejected there, as it would be
+         * in its own process */
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+            const char *m = lua_tostring(L, -1);
+            char why[512];
+            snprintf(why, sizeof why, "%s", m ? m : "(error object is not "
+                                                   "a string)");
+            lua_pop(L, 1);
+            ss_buf ev = SS_BUF_INIT;
+            char ignored[128];
+            int enc = ss_mp_encode_lua(L, 1, &ev, ignored, sizeof ignored);
+            h->reject_as = n;
+            add_reject(h, h->cur, 1, why, enc ? NULL : ev.data,
+                       enc ? 0 : ev.len);
+            h->reject_as = NULL;
+            h->cur->delta.rejected--; /* n's */
+            ss_buf_release(&ev);
+            n->fc.rejected++;
+            h->at = prev;
+            return 0;
+        }
+    } else {
+        lua_call(L, 2, 0);
+    }
+    h->at = prev;
+    if (n->fc.out > outs)
+        n->fc.passed++;
+    else
+        n->fc.dropped++;
+    return 0;
+}
+
 static int host_emit(lua_State *L)
 {
-    ss_stage *s = host_stage(L);
-    ss_stage_out *o = s->cur ? s->cur : &s->free_out;
+    ss_stage *t = host_stage(L);
     if (lua_gettop(L) < 1)
         lua_pushnil(L);
+    if (t->next)
+        return bridge(L, t);
+    ss_stage *s = t->head ? t->head : t; /* whose buffers */
+    ss_stage_out *o = s->cur ? s->cur : &s->free_out;
+    size_t before = o->events.len;
     int rc = ss_mp_encode_lua(L, 1, &o->events, s->err, sizeof s->err);
     if (rc) { /* no position prefix: the reason names the value */
         lua_pushstring(L, s->err);
         return lua_error(L);
     }
     o->count++;
-    o->delta.out++;
+    if (t->head) { /* the last stage of a shared state */
+        t->fc.out++;
+        t->fc.out_bytes += o->events.len - before;
+    } else {
+        o->delta.out++;
+    }
     if (!s->cur)
         maybe_flush(s, 0);
     return 0;
@@ -525,8 +619,11 @@ static int host_fail(lua_State *L)
 
 static int host_output_done(lua_State *L)
 {
-    ss_stage *s = host_stage(L);
-    s->output_done = 1;
+    ss_stage *t = host_stage(L);
+    t->output_done = 1;
+    ss_stage *s = t->head ? t->head : t;
+    if (t->next) /* the chain completes the next stage after this one */
+        return 0;
     if (!s->cur)
         maybe_flush(s, 1);
     return 0;
@@ -534,7 +631,7 @@ static int host_output_done(lua_State *L)
 
 static int host_output(lua_State *L)
 {
-    ss_stage *s = host_stage(L);
+    ss_stage *s = host_target(L);
     const char *addr = luaL_optstring(L, 1, "");
     if (s->outputs++)
         return luaL_error(L, "subscribeToSocket: a stage has one output "
@@ -553,13 +650,13 @@ static int host_output(lua_State *L)
 
 static int host_done(lua_State *L)
 {
-    host_stage(L)->done_called = 1;
+    host_target(L)->done_called = 1;
     return 0;
 }
 
 static int host_sgx(lua_State *L)
 {
-    host_stage(L)->uses_sgx = 1;
+    host_target(L)->uses_sgx = 1;
     return 0;
 }
 
@@ -775,8 +872,22 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
             return SS_ENOMEM;
         }
     }
-    if (s->host_errors)
+    if (s->host_errors) {
         checkpoint_open(s->L);
+        /* the globals before the script: what the scripts of a chain
+         * sharing this state fall back to (ss_lua_dostring_env) */
+        lua_State *L = s->L;
+        lua_newtable(L);
+        lua_pushglobaltable(L);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        }
+        lua_pop(L, 1);
+        lua_setfield(L, LUA_REGISTRYINDEX, SS_LUA_PRISTINE);
+    }
     /* a stage's main chunk only builds its chain: metered like an event
      * (not so with RxLua semantics, `sstream lua`, where the main chunk
      * is the whole program) */
@@ -832,7 +943,7 @@ void ss_stage_destroy(ss_stage **p)
     ss_stage *s = *p;
     if (tl_cur == s)
         tl_cur = NULL;
-    ss_lua_destroy(&s->lua);
+    ss_lua_destroy(&s->lua); /* NULL in a shared state's later stages */
     ss_stage_out_release(&s->free_out);
     free(s->from);
     free(s->to);
@@ -857,12 +968,13 @@ int ss_stage_has_input(const ss_stage *s)
 int ss_stage_output_done(const ss_stage *s) { return s->output_done; }
 const ss_stage_counts *ss_stage_totals(const ss_stage *s)
 {
-    return &s->totals;
+    return s->head ? &s->fc : &s->totals;
 }
 size_t ss_stage_mem_peak(const ss_stage *s)
 {
-    return ss_lua_mem_peak(s->lua);
+    return ss_lua_mem_peak(s->head ? s->head->lua : s->lua);
 }
+int ss_stage_shared(const ss_stage *s) { return s->head != NULL; }
 lua_State *ss_stage_lua(ss_stage *s) { return s->L; }
 
 /* See ss_stage.h. */
@@ -896,6 +1008,9 @@ static int batch_step(lua_State *L)
         s->ev_cnt = out->count;
         s->ev_outs = out->delta.out;
         s->decoded = 0;
+        for (ss_stage *t = s->next; t; t = t->next)
+            t->ev_fc = t->fc;
+        s->at = s;
         meter_start(s, "an event");
         lua_pushvalue(L, 2);
         lua_pushvalue(L, 3);
@@ -908,7 +1023,7 @@ static int batch_step(lua_State *L)
         lua_call(L, 2, 0);
         meter_stop(s);
         out->delta.in++;
-        if (out->count > s->ev_cnt)
+        if (s->next ? out->delta.out > s->ev_outs : out->count > s->ev_cnt)
             out->delta.passed++;
         else
             out->delta.dropped++;
@@ -1026,8 +1141,31 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
             }
         }
         out->delta.in++;
+        ss_stage *f = s->next && s->at ? s->at : s;
+        if (f != s) {
+            /* failed in a later stage of the shared state: the stages
+             * before it passed the event on, it rejected it (its other
+             * outputs of this event are rolled back with the rest) */
+            for (ss_stage *t = s->next; t; t = t->next)
+                t->fc = t->ev_fc;
+            out->delta.passed++;
+            out->delta.out++;
+            for (ss_stage *t = s->next; t != f; t = t->next) {
+                t->fc.in++;
+                t->fc.passed++;
+                t->fc.out++;
+            }
+            f->fc.in++;
+            f->fc.rejected++;
+            s->reject_as = f;
+        }
         add_reject(s, out, 1, s->err, payload + s->ev_start,
                    s->off - s->ev_start);
+        if (f != s) {
+            out->delta.rejected--; /* f's, counted above */
+            s->reject_as = NULL;
+        }
+        s->at = s;
         s->index++;
     }
     if (!s->malformed && s->index == s->count && s->off < len)
@@ -1035,7 +1173,8 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
     budget_end(s);
     s->cur = NULL;
 done:
-    out->delta.out_bytes += out->events.len - bytes_before;
+    if (!s->next) /* shared state: the bytes are the last stage's */
+        out->delta.out_bytes += out->events.len - bytes_before;
     {
         ss_stage_counts d = out->delta;
         d.in -= before.in;
@@ -1060,22 +1199,26 @@ void ss_stage_set_tick(ss_stage *s, ss_stage_tick_fn fn, void *arg)
 /* See ss_stage.h. */
 int ss_stage_complete(ss_stage *s, ss_stage_out *out)
 {
+    ss_stage *h = s->head ? s->head : s; /* the state's owner: buffers,
+                                            budget */
     lua_State *L = s->L;
     if (s->ref_subject == LUA_NOREF)
         return 0;
     size_t bytes_before = out->events.len;
     uint64_t outs = out->delta.out;
-    s->started = 1;
-    s->cur = out;
-    s->hdr = NULL;
+    h->started = 1;
+    h->cur = out;
+    h->hdr = NULL;
+    h->at = s;
     lua_pushcfunction(L, ss_lua_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_complete);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
-    budget_begin(s);
-    meter_start(s, "the completion");
+    budget_begin(h);
+    meter_start(h, "the completion");
     int rc = lua_pcall(L, 1, 0, -3);
-    budget_end(s);
-    s->cur = NULL;
+    budget_end(h);
+    h->cur = NULL;
+    h->at = h;
     if (rc != LUA_OK) {
         /* the message is the first line; the traceback is for debugging
          * (LOG_LEVEL=debug), and the caller reports the message once */
@@ -1092,9 +1235,13 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
         return SS_ELUA;
     }
     lua_pop(L, 1);
-    out->delta.out_bytes += out->events.len - bytes_before;
+    if (s->head) /* a later stage of a shared state: its own counters */
+        return 0;
     s->totals.out += out->delta.out - outs;
-    s->totals.out_bytes += out->events.len - bytes_before;
+    if (!s->next) { /* shared state: the bytes are the last stage's */
+        out->delta.out_bytes += out->events.len - bytes_before;
+        s->totals.out_bytes += out->events.len - bytes_before;
+    }
     return 0;
 }
 
@@ -1320,4 +1467,100 @@ int ss_stage_restore(ss_stage *s, const char *data, size_t len, char *err,
     x.len = data ? len : 0;
     return run_checkpoint(s, restore_step, &x, "restoring a snapshot", err,
                           errlen);
+}
+
+/* --- a chain sharing one Lua state ------------------------------------- */
+
+/* See ss_stage.h. */
+int ss_stage_new_shared(ss_stage *head, const ss_stage_opts *o,
+                        ss_stage **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (head->head || !head->host_errors) {
+        snprintf(err, errlen, "a shared Lua state is a stage's own, with "
+                              "host errors");
+        return SS_EINVAL;
+    }
+    ss_bundle *own = NULL;
+    const char *src = o->script_src;
+    size_t slen = o->script_len;
+    const ss_bundle *b = o->bundle;
+    if (o->script_path && !src && !b) {
+        int rc = ss_bundle_load(o->script_path, &own, err, errlen);
+        if (rc)
+            return rc;
+        b = own;
+    }
+    if (b) {
+        if (ss_bundle_nmodules(b) || ss_bundle_nfiles(b)) {
+            snprintf(err, errlen, "stage '%s': a script with local modules "
+                     "or data files keeps a Lua state of its own (one "
+                     "package.loaded per state)", o->stage ? o->stage : "");
+            ss_bundle_destroy(&own);
+            return SS_EINVAL;
+        }
+        src = ss_bundle_script(b, &slen);
+    }
+    ss_stage *t = calloc(1, sizeof *t);
+    if (!t) {
+        ss_bundle_destroy(&own);
+        return SS_ENOMEM;
+    }
+    t->ref_subject = t->ref_onnext = t->ref_complete = LUA_NOREF;
+    snprintf(t->name, sizeof t->name, "%s", o->name ? o->name : "worker");
+    snprintf(t->stage, sizeof t->stage, "%s", o->stage ? o->stage : "");
+    t->head = head;
+    t->L = head->L;
+    t->in_enclave = head->in_enclave;
+    t->rejects_sealed = head->rejects_sealed;
+    t->host_errors = 1;
+    t->max_insns = head->max_insns;
+    t->timed = head->timed;
+    ss_stage_out_init(&t->free_out);
+    lua_State *L = head->L;
+    /* Rx.stateful of this script alone */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "rx");
+    if (lua_istable(L, -1)) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "stateful");
+    }
+    lua_pop(L, 2);
+    char chunk[4096 + 2];
+    if (o->script_path)
+        snprintf(chunk, sizeof chunk, "@%s", o->script_path);
+    else
+        snprintf(chunk, sizeof chunk, "=script");
+    head->loading = t;
+    budget_begin(head);
+    meter_start(head, "loading the script");
+    int rc = ss_lua_dostring_env(L, src ? src : "", slen, chunk, err,
+                                 errlen);
+    budget_end(head);
+    head->loading = NULL;
+    ss_bundle_destroy(&own);
+    if (!rc && (t->ref_subject == LUA_NOREF || !t->to)) {
+        snprintf(err, errlen, "stage '%s': a chained stage's script must "
+                 "start with fromZmqSocket(...) and end with "
+                 ":subscribeToSocket(...), as any stage", t->stage);
+        rc = SS_EINVAL;
+    }
+    if (rc) {
+        ss_stage_destroy(&t);
+        return rc;
+    }
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "rx");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "stateful");
+        t->stateful = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    ss_stage *tail = head;
+    while (tail->next)
+        tail = tail->next;
+    tail->next = t;
+    *out = t;
+    return 0;
 }

@@ -223,4 +223,23 @@ struct lua_State *ss_stage_lua(ss_stage *s);
 const ss_stage_counts *ss_stage_totals(const ss_stage *s);
 size_t ss_stage_mem_peak(const ss_stage *s);
 
+/* A chain sharing one Lua state (a measuring switch for now,
+ * SS_CHAIN_SHARED=1: docs/PERFORMANCE.md): loads script o into head's
+ * Lua state as the stage after the last one so loaded, its globals its
+ * own (ss_lua_dostring_env), its output wired to the next one's input
+ * in Lua, with no encoding between them. head (loaded, host errors, not
+ * itself shared) owns the state and runs every event of the whole chain
+ * (ss_stage_process on head only); each stage is completed in order
+ * (ss_stage_complete, what it emits then goes through the rest); *out
+ * keeps this stage's names, counters (ss_stage_totals) and stateful
+ * flag, and is destroyed after head. The stages share head's memory cap
+ * and instruction budget; an event rejected in a later stage is rejected
+ * as a whole (named after that stage). A script with local modules or
+ * data files is refused (SS_EINVAL: one package.loaded per state).
+ * Returns 0 or a negative code with the reason in err. */
+int ss_stage_new_shared(ss_stage *head, const ss_stage_opts *o,
+                        ss_stage **out, char *err, size_t errlen);
+/* 1 if s is a later stage of a shared state. */
+int ss_stage_shared(const ss_stage *s);
+
 #endif

@@ -1121,7 +1121,13 @@ static int load_chain(node *n, const ss_stage_opts *first)
         so.stage = stage;
         so.script_path = eq + 1;
         so.script_src = NULL;
-        rc = ss_stage_new(&so, &st[k], n->err, sizeof n->err);
+        /* SS_CHAIN_SHARED=1: one Lua state for the chain (a measuring
+         * switch, docs/PERFORMANCE.md) */
+        const char *sh = getenv("SS_CHAIN_SHARED");
+        rc = sh && !strcmp(sh, "1")
+                 ? ss_stage_new_shared(st[0], &so, &st[k], n->err,
+                                       sizeof n->err)
+                 : ss_stage_new(&so, &st[k], n->err, sizeof n->err);
         if (rc) {
             ss_error("%s: %s", eq + 1, n->err);
             break;
