@@ -143,14 +143,14 @@ case('joinWindow', function(_, s)
   { { s = 'a', v = 1 }, { s = 'b', v = 12 }, { s = 'a', v = 3 },
     { s = 'b', v = 23 } }, 2)
 case('tumblingWindow, keyedWatermark', function(_, s)
-  return s:tumblingWindow{ size = 4, time = function(x) return x // 2 end,
+  return s:tumblingWindow{ size = 4, time = function(x) return math.floor(x / 2) end,
     key = function(x) return x % 2 end, keyedWatermark = true,
     seed = 0, reduce = function(a, x) return a + x end,
     onLate = function() end }
     :map(function(w) return w.from .. ':' .. w.key .. ':' .. w.value end) end,
   { 2, 1, 4, 20, 3, 6, 5, 22, 7, 8, 9, 24, 11, 30, 13 }, 5)
 case('joinWindow, keyedWatermark', function(_, s)
-  return side(s, 'a'):joinWindow(side(s, 'b'), { key = function(v) return v // 100 end,
+  return side(s, 'a'):joinWindow(side(s, 'b'), { key = function(v) return math.floor(v / 100) end,
     time = function(v) return v % 100 end, within = 1, keyedWatermark = true,
     combine = function(l, r) return l .. '+' .. r end }) end,
   { { s = 'a', v = 101 }, { s = 'b', v = 210 }, { s = 'a', v = 209 },

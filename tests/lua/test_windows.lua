@@ -493,7 +493,7 @@ local function regroup(events, keyOf, seed)
     q[#q + 1] = e
   end
   local x, out = seed, {}
-  local function rnd(n) x = (x * 1103515245 + 12345) % 2147483648 return (x // 65536) % n + 1 end
+  local function rnd(n) x = (x * 16807) % 2147483647 return math.floor(x / 256) % n + 1 end
   while #out < #events do
     local j = rnd(#order)
     while queues[order[j]].i > #queues[order[j]] do j = j % #order + 1 end
@@ -511,10 +511,10 @@ end
 local function disordered(n, seed)
   local x, events = seed, {}
   for i = 1, n do
-    x = (x * 1103515245 + 12345) % 2147483648
-    local r = x // 65536
-    events[i] = { id = i, k = 'k' .. (r % 12), t = i // 3 + (r // 12) % 5 - 2,
-                  side = (r // 60) % 2 == 0 and 'L' or 'R', v = 1 }
+    x = (x * 16807) % 2147483647 -- exact in doubles too (LuaJIT)
+    local r = math.floor(x / 256)
+    events[i] = { id = i, k = 'k' .. (r % 12), t = math.floor(i / 3) + math.floor(r / 12) % 5 - 2,
+                  side = math.floor(r / 60) % 2 == 0 and 'L' or 'R', v = 1 }
   end
   return events
 end
