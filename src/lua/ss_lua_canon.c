@@ -183,7 +183,8 @@ static int enc_table(canon *c, int t, int depth)
         free(keys);
         return fail(c, depth - 1, "a table with too many keys");
     }
-    qsort(keys, n, sizeof *keys, key_cmp);
+    if (n > 1) /* (keys is NULL for an empty table) */
+        qsort(keys, n, sizeof *keys, key_cmp);
     /* keys exactly 1..n: sorted, the last one is n */
     if (n == 0 || (array && keys[n - 1].i != (lua_Integer)n))
         array = 0;
