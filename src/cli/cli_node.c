@@ -123,6 +123,16 @@ static void usage(FILE *f, const char *cmd)
             "copies, one per\n"
             "                       worker of the next stage (sstream run "
             "sets it)\n"
+            "  --user USER, --enclave-user EUSER  worker, enclave mode "
+            "(sandbox), started\n"
+            "                       as root: starts its enclave spawner "
+            "as EUSER, then\n"
+            "                       becomes USER for good (all "
+            "capabilities gone) before\n"
+            "                       it connects: the enclave's key "
+            "folder is EUSER's\n"
+            "                       alone (the container image: sstream, "
+            "sstream-enclave)\n"
             "  --index I            worker: its slot 1..N in its stage, "
             "for a partitioned\n"
             "                       or broadcast stage's router (sstream "
@@ -152,7 +162,7 @@ static int bad(const char *cmd, const char *what, const char *val)
 
 /* See cli_node.h. */
 int cli_node_parse(int argc, char **argv, const char *role,
-                   ss_node_opts *o)
+                   ss_node_opts *o, cli_node_users *u)
 {
     const char *cmd = argv[0];
     static char name_buf[96], stage_buf[64];
@@ -181,6 +191,8 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"broadcast", required_argument, 0, 'B'},
         {"index", required_argument, 0, 'x'},
         {"chain", required_argument, 0, 'C'},
+        {"user", required_argument, 0, 'u'},
+        {"enclave-user", required_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ss_node_opts_default(o);
@@ -199,6 +211,13 @@ int cli_node_parse(int argc, char **argv, const char *role,
         case 'f': o->from = optarg; break;
         case 't': o->to = optarg; break;
         case 'n': o->name = optarg; break;
+        case 'u':
+        case 'U':
+            if (!u)
+                return bad(cmd, "--user and --enclave-user are for workers:",
+                           argv[optind - 1]);
+            *(c == 'u' ? &u->user : &u->enclave_user) = optarg;
+            break;
         case 's': o->stage = optarg; break;
         case 'r': o->rejects = optarg; break;
         case 'k': o->keys = optarg; break;
@@ -293,6 +312,21 @@ int cli_node_parse(int argc, char **argv, const char *role,
         strcmp(role, "worker") != 0) {
         fprintf(stderr, "sstream %s: --partition-by, --broadcast and "
                         "--index are for workers\n", cmd);
+        return 2;
+    }
+    if (u && (!u->user != !u->enclave_user ||
+              (u->user && (!o->security || strcmp(o->security, "enclave") ||
+                           (o->enclave && strcmp(o->enclave, "sandbox")))))) {
+        fprintf(stderr, "sstream %s: --user and --enclave-user go together, "
+                        "with --security enclave and the sandbox backend\n",
+                cmd);
+        return 2;
+    }
+    if (u && u->user && o->nchain) {
+        fprintf(stderr, "sstream %s: --user with --chain is not supported "
+                        "yet (start a chained enclave worker with sstream "
+                        "run, or unchained)\n",
+                cmd);
         return 2;
     }
     if (optind >= argc) {

@@ -7,11 +7,19 @@
 
 #include "node/ss_node.h"
 
-/* Parses argv (argv[0] is the subcommand) into o for role. Returns -1 to
- * go on, or an exit status (0 after --help, 2 on bad usage, reported as
- * "sstream <cmd>: <what>"). */
+/* Worker options that are not the node's: who runs it (separate uids
+ * in a container, ss_spawner_launch_as). Borrowed from argv. */
+typedef struct cli_node_users {
+    const char *user;         /* --user: the worker's own user */
+    const char *enclave_user; /* --enclave-user: its enclaves' user */
+} cli_node_users;
+
+/* Parses argv (argv[0] is the subcommand) into o for role, and into u
+ * (may be NULL: then --user and --enclave-user are refused). Returns -1
+ * to go on, or an exit status (0 after --help, 2 on bad usage, reported
+ * as "sstream <cmd>: <what>"). */
 int cli_node_parse(int argc, char **argv, const char *role,
-                   ss_node_opts *o);
+                   ss_node_opts *o, cli_node_users *u);
 
 /* Runs the component o describes: SIGINT and SIGTERM stop it (they are
  * back to their defaults on return). Returns the process exit status:

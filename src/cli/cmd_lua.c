@@ -9,7 +9,7 @@
 int cmd_lua(int argc, char **argv)
 {
     ss_node_opts o;
-    int rc = cli_node_parse(argc, argv, "lua", &o);
+    int rc = cli_node_parse(argc, argv, "lua", &o, NULL);
     if (rc >= 0)
         return rc;
     ss_log_set_component(o.name);

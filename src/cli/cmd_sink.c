@@ -9,7 +9,7 @@
 int cmd_sink(int argc, char **argv)
 {
     ss_node_opts o;
-    int rc = cli_node_parse(argc, argv, "sink", &o);
+    int rc = cli_node_parse(argc, argv, "sink", &o, NULL);
     if (rc >= 0)
         return rc;
     ss_log_set_component(o.name);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -542,4 +543,36 @@ int ss_bundle_measured(const ss_bundle *b, ss_buf *out)
         put_modules(b->files, b->nfiles, out))
         return SS_ENOMEM;
     return 0;
+}
+
+/* See ss_bundle.h. */
+int ss_bundle_memfd(const char *script_path, char *err, size_t errlen)
+{
+    ss_bundle *b = NULL;
+    int rc = ss_bundle_load(script_path, &b, err, errlen);
+    if (rc)
+        return rc;
+    ss_buf buf;
+    ss_buf_init(&buf);
+    int fd = -1;
+    rc = ss_bundle_serialize(b, &buf);
+    if (!rc) {
+        fd = memfd_create("sstream-bundle", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0 || ss_write_all(fd, buf.data, buf.len) < 0 ||
+            lseek(fd, 0, SEEK_SET) != 0 ||
+            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+                                       F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+            ss_errf(err, errlen, "cannot make the memory file of '%s': %s",
+                    script_path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            fd = -1;
+            rc = SS_EIO;
+        }
+    } else {
+        ss_errf(err, errlen, "out of memory bundling '%s'", script_path);
+    }
+    ss_buf_release(&buf);
+    ss_bundle_destroy(&b);
+    return rc ? rc : fd;
 }

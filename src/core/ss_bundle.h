@@ -109,4 +109,11 @@ int ss_bundle_measured_chain(const ss_bundle *const *b,
                              const char *const *stages, size_t n,
                              ss_buf *out);
 
+/* Loads the bundle of script_path and writes its serialized form into a
+ * sealed memory file (memfd: no more writes, no size change), positioned
+ * at its start, close-on-exec: what an enclave of another uid reads as
+ * its script (ss_spawner.h). Returns the fd (caller closes), or a
+ * negative SS_E* code with the reason in err. */
+int ss_bundle_memfd(const char *script_path, char *err, size_t errlen);
+
 #endif

@@ -3,12 +3,14 @@
  * ss_spawner.h).
  */
 #include "enclave/ss_spawner.h"
+#include "core/ss_bundle.h"
 #include "core/ss_util.h"
 #include "enclave/ss_enclave_chan.h"
 #include "enclave/ss_enclave_int.h"
 #include "securestreams.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -411,4 +413,91 @@ void ss_spawner_kill(int sock, pid_t pid)
             return;
         usleep(2000);
     }
+}
+
+/* Drops to (uid, gid) for good; 0 or -1. */
+static int drop_to(uid_t uid, gid_t gid)
+{
+    if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(uid, uid, uid) != 0)
+        return -1;
+    uid_t r, e, sv;
+    /* no way back: a saved uid of 0 would let it regain root */
+    if (getresuid(&r, &e, &sv) != 0 || r != uid || e != uid || sv != uid ||
+        setresuid(0, 0, 0) == 0)
+        return -1;
+    return 0;
+}
+
+/* See ss_spawner.h. */
+int ss_spawner_launch_as(const ss_spawner_launch *l, char *err,
+                         size_t errlen)
+{
+    if (geteuid() != 0) {
+        ss_errf(err, errlen, "separate uids need root to start (with "
+                             "CAP_SETUID and CAP_SETGID), and this is uid "
+                             "%u",
+                (unsigned)geteuid());
+        return SS_EDENIED;
+    }
+    if (!l->w_uid || !l->e_uid || l->w_uid == l->e_uid) {
+        ss_errf(err, errlen, "the worker's and the enclave's users must be "
+                             "two users other than root");
+        return SS_EINVAL;
+    }
+    int sfd = ss_bundle_memfd(l->script, err, errlen);
+    if (sfd < 0)
+        return sfd;
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
+        ss_errf(err, errlen, "socketpair: %s", strerror(errno));
+        close(sfd);
+        return SS_EIO;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* the spawner: its socket on fd 3, the bundle on fd 4 */
+        if (drop_to(l->e_uid, l->e_gid) != 0 ||
+            prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            _exit(126);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* after the uid change */
+        if (getppid() != parent)
+            _exit(127);
+        int s3 = sp[1], b4 = sfd;
+        if (b4 == 3 && (b4 = fcntl(3, F_DUPFD_CLOEXEC, 5)) < 0)
+            _exit(127);
+        /* dup2 onto itself keeps close-on-exec: clear it then */
+        if ((s3 == 3 ? fcntl(3, F_SETFD, 0) : dup2(s3, 3)) < 0 ||
+            (b4 == 4 ? fcntl(4, F_SETFD, 0) : dup2(b4, 4)) < 0)
+            _exit(127);
+        const char *argv[] = {l->self, "enclave-spawner", "--fd", "3",
+                              "--keys", l->keys, "--name", l->name,
+                              "--stage", l->stage, "--script", l->script,
+                              "--script-fd", "4", NULL};
+        execv(l->self, (char *const *)argv);
+        dprintf(2, "sstream: cannot execute %s: %s\n", l->self,
+                strerror(errno));
+        _exit(127);
+    }
+    int e = errno;
+    close(sp[1]);
+    close(sfd);
+    if (pid < 0) {
+        close(sp[0]);
+        ss_errf(err, errlen, "fork: %s", strerror(e));
+        return SS_EIO;
+    }
+    /* no exec from here on can gain a privilege (a setuid file) */
+    if (drop_to(l->w_uid, l->w_gid) != 0 ||
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        e = errno;
+        close(sp[0]);
+        kill(pid, SIGKILL);
+        ss_errf(err, errlen, "cannot become uid %u: %s", (unsigned)l->w_uid,
+                strerror(e));
+        return SS_EDENIED;
+    }
+    /* the worker keeps its end open across nothing: no exec follows */
+    return sp[0];
 }

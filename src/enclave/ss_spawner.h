@@ -77,4 +77,31 @@ int ss_spawner_poll(int sock, pid_t pid, int *status);
 /* Asks for pid's SIGKILL and waits (at most 5 s) for its end. */
 void ss_spawner_kill(int sock, pid_t pid);
 
+/* Separate uids where no `sstream run` starts the processes (a
+ * container: `sstream worker --user U --enclave-user E`, started as root
+ * with no capability but CAP_SETUID and CAP_SETGID). Every string
+ * borrowed. */
+typedef struct ss_spawner_launch {
+    const char *self;    /* this program (runs `enclave-spawner`) */
+    const char *keys;    /* the enclave's key folder (platform.key) */
+    const char *name;    /* worker name */
+    const char *stage;
+    const char *script;  /* the stage script (bundled into a memfd) */
+    uid_t w_uid, e_uid;  /* worker and enclave uids: non-zero, distinct */
+    gid_t w_gid, e_gid;
+} ss_spawner_launch;
+
+/*
+ * Starts `self enclave-spawner` as (e_uid, e_gid), no supplementary
+ * groups, joined to this process by a socketpair and given the script's
+ * bundle; then drops this process to (w_uid, w_gid) for good
+ * (setgroups, setresgid, setresuid: with every uid non-zero the kernel
+ * clears all capabilities, and it is done before this process opens any
+ * connection). Returns the fd of this end of the socket (for
+ * SS_ENCLAVE_SPAWNER), or SS_EDENIED (not root, or a uid switch failed:
+ * the process must then not go on) / SS_EIO with the reason in err.
+ */
+int ss_spawner_launch_as(const ss_spawner_launch *l, char *err,
+                         size_t errlen);
+
 #endif

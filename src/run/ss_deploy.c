@@ -40,6 +40,11 @@
 #define KEYS_IN "/run/secrets"   /* Swarm and Compose secrets */
 #define K8S_KEYS "/keys"         /* Kubernetes: copied here, mode 0600 */
 #define SCRIPTS_IN "/pipeline"
+/* the image's users (deploy/docker/Dockerfile) */
+#define WORKER_USER "sstream"
+#define WORKER_UID "10001"
+#define ENCLAVE_USER "sstream-enclave"
+#define ENCLAVE_UID "10002"
 
 /* ---- keys per role ---------------------------------------------------- */
 
@@ -299,6 +304,16 @@ static void router_words(gen *g, words *w, size_t k)
     }
 }
 
+/* An enclave worker of the sandbox backend runs its enclaves under a
+ * uid of their own (sstream worker --user/--enclave-user): the image's
+ * sstream and sstream-enclave users. The gramine backend's enclave is
+ * the SGX hardware's to protect, and runs as the worker. */
+static int split_uids(const gen *g)
+{
+    return g->enclave &&
+           (!g->o->enclave || strcmp(g->o->enclave, "sandbox") == 0);
+}
+
 static void security_words(gen *g, words *w, const char *role)
 {
     if (g->plain)
@@ -314,6 +329,12 @@ static void security_words(gen *g, words *w, const char *role)
         w_add(w, g->o->target == SS_DEPLOY_COMPOSE
                      ? "tcp://keyservice:5599"
                      : g->o->keyservice);
+        if (split_uids(g)) {
+            w_add(w, "--user");
+            w_add(w, WORKER_USER);
+            w_add(w, "--enclave-user");
+            w_add(w, ENCLAVE_USER);
+        }
     }
 }
 
@@ -476,9 +497,14 @@ static void compose_secrets(gen *g, const char *role, const char *ctl)
         char sn[64];
         secret_name(sn, sizeof sn, *k);
         fprintf(f, "      - source: %s\n        target: %s\n", sn, *k);
+        /* the platform key is the enclave's alone when uids are split */
+        int enc = strcmp(role, "worker") == 0 && split_uids(g) &&
+                  strcmp(*k, "platform.key") == 0;
         if (g->o->target == SS_DEPLOY_SWARM)
-            fprintf(f, "        uid: \"10001\"\n        gid: \"10001\"\n"
-                       "        mode: 0400\n");
+            fprintf(f, "        uid: \"%s\"\n        gid: \"%s\"\n"
+                       "        mode: 0400\n",
+                    enc ? ENCLAVE_UID : WORKER_UID,
+                    enc ? ENCLAVE_UID : WORKER_UID);
     }
     for (k = ctl_files; control && *k; k++) {
         char sn[64];
@@ -515,7 +541,24 @@ static void compose_deploy(gen *g, int replicas, const char *constraint,
                 constraint);
 }
 
-static void compose_service(gen *g, const char *svc, const words *w)
+/* What a container may do: no capability at all, except for an
+ * enclave worker that splits uids (split_uids), which starts as root
+ * with CAP_SETUID and CAP_SETGID only and drops them before it connects;
+ * no-new-privileges on Compose (Swarm services have no security_opt:
+ * there the image has no setuid file and a splitting worker sets
+ * no_new_privs itself). */
+static void compose_privileges(gen *g, int split)
+{
+    FILE *f = g->f;
+    if (split)
+        fputs("    user: \"0\"\n    cap_add: [SETUID, SETGID]\n", f);
+    fputs("    cap_drop: [ALL]\n", f);
+    if (g->o->target == SS_DEPLOY_COMPOSE)
+        fputs("    security_opt: [\"no-new-privileges:true\"]\n", f);
+}
+
+static void compose_service(gen *g, const char *svc, const words *w,
+                            int split)
 {
     FILE *f = g->f;
     fprintf(f, "  %s:\n    image: ", svc);
@@ -523,6 +566,7 @@ static void compose_service(gen *g, const char *svc, const words *w)
     fputs("\n    command: ", f);
     cmd_list(f, w->v, w->n);
     fputs("\n    networks: [sstream]\n", f);
+    compose_privileges(g, split);
 }
 
 static int write_compose(gen *g)
@@ -569,7 +613,7 @@ static int write_compose(gen *g)
         router_words(g, &w, k);
         char svc[32];
         snprintf(svc, sizeof svc, "router-%zu", k);
-        compose_service(g, svc, &w);
+        compose_service(g, svc, &w, 0);
         compose_env(g, NULL, NULL, svc);
         compose_secrets(g, "router", svc);
         if (swarm && k == nrouters)
@@ -599,7 +643,7 @@ static int write_compose(gen *g)
                 snprintf(tmpl, sizeof tmpl, "%s-%d", sc->name, wk);
             }
             dns_name(svc, sizeof svc, svc);
-            compose_service(g, svc, &w);
+            compose_service(g, svc, &w, split_uids(g));
             compose_env(g, tmpl, swarm && keyed(sc) ? "{{.Task.Slot}}" : NULL,
                         sc->name);
             fputs("    configs:\n", f);
@@ -620,7 +664,7 @@ static int write_compose(gen *g)
     {
         words w = {0};
         source_words(g, &w);
-        compose_service(g, "source", &w);
+        compose_service(g, "source", &w, 0);
         compose_env(g, NULL, NULL, "source");
         compose_secrets(g, "source", "source");
         fputs("    volumes:\n      - type: bind\n        source: ", f);
@@ -636,7 +680,7 @@ static int write_compose(gen *g)
         char host[32];
         snprintf(host, sizeof host, "router-%zu", nrouters);
         sink_words(g, &w, host);
-        compose_service(g, "sink", &w);
+        compose_service(g, "sink", &w, 0);
         compose_env(g, NULL, NULL, NULL);
         fputs("    configs:\n", f);
         fprintf(f, "      - source: ss-script-sink\n        target: %s/%s\n",
@@ -656,7 +700,9 @@ static int write_compose(gen *g)
                 fputs(", \"--stage\", ", f);
                 yq(f, st);
             }
-            fputs("]\n    networks: [sstream]\n    configs:\n", f);
+            fputs("]\n    networks: [sstream]\n", f);
+            compose_privileges(g, 0);
+            fputs("    configs:\n", f);
             for (size_t s = 0; s < p->nstages; s++)
                 fprintf(f, "      - source: ss-script-%zu\n        target: "
                            "%s/%s\n",
@@ -797,14 +843,23 @@ static void k8s_pod(gen *g, const char *component, const char *role,
     FILE *f = g->f;
     int keys = !g->plain && ss_deploy_role_keys(g->o->target, g->sec,
                                                 role)[0] != NULL;
+    /* an enclave worker splitting uids starts as root (see
+     * compose_privileges); everything else runs as the image's user */
+    int split = strcmp(role, "worker") == 0 && split_uids(g);
     fputs("  template:\n    metadata:\n      labels:\n", f);
     k8s_labels(g, component, 8);
     fputs("    spec:\n", f);
     if (strcmp(role, "source") == 0)
         fputs("      restartPolicy: OnFailure\n", f);
-    fputs("      securityContext:\n        runAsNonRoot: true\n"
-          "        runAsUser: 10001\n        runAsGroup: 10001\n",
-          f);
+    if (split)
+        fputs("      securityContext:\n        runAsUser: 0\n"
+              "        runAsGroup: 0\n",
+              f);
+    else
+        fputs("      securityContext:\n        runAsNonRoot: true\n"
+              "        runAsUser: " WORKER_UID "\n        runAsGroup: "
+              WORKER_UID "\n",
+              f);
     if (sgx || data) {
         fputs("      nodeSelector:\n", f);
         if (sgx)
@@ -816,9 +871,25 @@ static void k8s_pod(gen *g, const char *component, const char *role,
         fputs("      initContainers:\n        - name: keys\n          image: ",
               f);
         yq(f, g->o->image);
-        fputs("\n          command: [\"/bin/sh\", \"-c\", \"cp /secret/* " K8S_KEYS
-              "/ && chmod 600 " K8S_KEYS "/*\"]\n"
-              "          volumeMounts:\n"
+        if (split) /* each key its owner's: platform.key the enclave's */
+            fputs("\n          command: [\"/bin/sh\", \"-c\", \"cp /secret/* "
+                  K8S_KEYS "/ && chmod 600 " K8S_KEYS "/* && chown "
+                  WORKER_UID ":" WORKER_UID " " K8S_KEYS "/* && chown "
+                  ENCLAVE_UID ":" ENCLAVE_UID " " K8S_KEYS
+                  "/platform.key\"]\n"
+                  "          securityContext:\n"
+                  "            allowPrivilegeEscalation: false\n"
+                  "            capabilities:\n              drop: [\"ALL\"]\n"
+                  "              add: [\"CHOWN\"]\n",
+                  f);
+        else
+            fputs("\n          command: [\"/bin/sh\", \"-c\", \"cp /secret/* "
+                  K8S_KEYS "/ && chmod 600 " K8S_KEYS "/*\"]\n"
+                  "          securityContext:\n"
+                  "            allowPrivilegeEscalation: false\n"
+                  "            capabilities:\n              drop: [\"ALL\"]\n",
+                  f);
+        fputs("          volumeMounts:\n"
               "            - {name: secret, mountPath: /secret, readOnly: true}\n"
               "            - {name: keys, mountPath: " K8S_KEYS "}\n",
               f);
@@ -832,6 +903,8 @@ static void k8s_pod(gen *g, const char *component, const char *role,
           "            allowPrivilegeEscalation: false\n"
           "            capabilities:\n              drop: [\"ALL\"]\n",
           f);
+    if (split)
+        fputs("              add: [\"SETUID\", \"SETGID\"]\n", f);
     fputs("          env:\n            - name: SS_NAME\n              "
           "valueFrom:\n                fieldRef:\n                  "
           "fieldPath: metadata.name\n",

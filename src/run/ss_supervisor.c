@@ -709,28 +709,10 @@ static int set_nonblock(int fd)
 static int bundle_fd(const char *script)
 {
     char err[512];
-    ss_bundle *b = NULL;
-    ss_buf buf;
-    ss_buf_init(&buf);
-    int fd = -1;
-    if (ss_bundle_load(script, &b, err, sizeof err) != 0) {
+    int fd = ss_bundle_memfd(script, err, sizeof err);
+    if (fd < 0)
         fprintf(stderr, "sstream run: %s\n", err);
-        return -1;
-    }
-    if (ss_bundle_serialize(b, &buf) == 0 &&
-        (fd = memfd_create("sstream-bundle", MFD_CLOEXEC |
-                                                 MFD_ALLOW_SEALING)) >= 0) {
-        if (ss_write_all(fd, buf.data, buf.len) < 0 ||
-            lseek(fd, 0, SEEK_SET) != 0 ||
-            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
-                                       F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    ss_buf_release(&buf);
-    ss_bundle_destroy(&b);
-    return fd;
+    return fd < 0 ? -1 : fd;
 }
 
 /* Starts the enclave spawner of worker pc (pid, in its process group)

@@ -43,4 +43,40 @@ for mode in plain enclave; do
     check "DelayedFlights in the container ($mode) exits 0" [ $? -eq 0 ]
     same "... and equals awk ($mode)" "$T/expected.txt" "$T/$mode.txt"
 done
+
+# separate uids in the container, as the deploy files start an enclave
+# worker: root with only CAP_SETUID and CAP_SETGID, no-new-privileges;
+# the worker becomes sstream and its enclave runs as sstream-enclave,
+# both with no capability once rows flow (image_uids.sh reads their
+# /proc/PID/status mid-run), and the run still equals awk
+K=$T/k
+mkdir -p "$K"
+"$SS" keygen "$K/root" > /dev/null
+mkdir -p "$K/w" "$K/e"
+cp "$K/root/curve-client.key" "$K/root/curve-client.pub" "$K/root/curve-server.pub" \
+    "$K/root/curve-keyservice.pub" "$K/w/"
+cp "$K/root/platform.key" "$K/e/"
+chown -R 10001:10001 "$K/w"
+chown -R 10002:10002 "$K/e"
+chmod 700 "$K/w" "$K/e"
+chmod 755 "$K"
+run --user 0 --cap-drop ALL --cap-add SETUID --cap-add SETGID \
+    --security-opt no-new-privileges \
+    -v "$K:/k:ro" -v "$T/flights.csv:/data/flights.csv:ro" \
+    -v "$ROOT/tests/integration/image_uids.sh:/image_uids.sh:ro" \
+    --entrypoint /bin/sh "$IMG" /image_uids.sh > "$T/uids.txt" 2> "$T/uids.err"
+check "the split-uid container run ends (status $?)" [ -s "$T/uids.txt" ]
+sed -n '1,/^---$/p' "$T/uids.txt" | sed 's/^/    /'
+contains "the worker runs as sstream (10001), its enclave as sstream-enclave (10002)" \
+    "$T/uids.txt" "^uids 10001,10001,10001,10001 10002,10002,10002,10002$"
+contains "... its spawner as sstream-enclave" "$T/uids.txt" "^spawner-uid 10002$"
+contains "worker and enclave have no effective capability while rows flow" \
+    "$T/uids.txt" "^capeff 0000000000000000 0000000000000000$"
+contains "... nor a permitted one" "$T/uids.txt" "^capprm 0000000000000000 0000000000000000$"
+contains "... and cannot gain one by exec (no_new_privs)" "$T/uids.txt" "^nonewprivs 1 1$"
+sed -n '/^---$/,$p' "$T/uids.txt" | tail -n +2 > "$T/uids-result.txt"
+same "... and the run equals awk" "$T/expected.txt" "$T/uids-result.txt"
+[ $_fail -gt 0 ] && tail -20 "$T/uids.err"
+check "no setuid or setgid file in the image" \
+    [ -z "$(run --entrypoint sh "$IMG" -c 'find / -xdev -type f -perm /6000 2> /dev/null')" ]
 finish
