@@ -113,6 +113,40 @@ contains "compose: the sink on the owner's host opens the results" compose.facts
 contains "compose: routers still hold no data key" compose.facts \
     "^router-4\|curve-client.pub curve-server.key curve-server.pub\|"
 
+# privileges: no capability anywhere but SETUID/SETGID for a worker
+# that splits uids (the sandbox enclave's own user)
+contains "swarm: the enclave worker starts as root with SETUID and SETGID only" swarm/stack.yml \
+    '"--user", "sstream", "--enclave-user", "sstream-enclave"\]'
+check "swarm: every service drops every capability" \
+    [ "$(grep -c '^    cap_drop: \[ALL\]$' swarm/stack.yml)" = "$(grep -c '^    image: ' swarm/stack.yml)" ]
+check "swarm: only the 3 enclave stages add SETUID and SETGID" \
+    [ "$(grep -c '^    cap_add: \[SETUID, SETGID\]$' swarm/stack.yml)" = 3 ]
+contains "swarm: platform.key belongs to the enclave's uid" swarm/stack.yml \
+    'target: platform.key
+        uid: "10002"'
+check "compose: every service has no-new-privileges" \
+    [ "$(grep -c 'no-new-privileges:true' compose/compose.yml)" = "$(grep -c '^    image: ' compose/compose.yml)" ]
+lacks "compose (encrypted): no service starts as root" compose/compose.yml '^    user: "0"'
+lacks "k8s gramine: the worker does not split uids (the SGX hardware guards it)" k8s/k8s.yml 'enclave-user'
+"$SS" deploy "$P" --target k8s --security enclave --keys keys --keyservice $KS -o k8s-sandbox > out 2> err
+check "k8s, enclave (sandbox): written" [ $? -eq 0 ]
+$PY - k8s-sandbox/k8s.yml > k8s-sandbox.facts << 'EOF'
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d["kind"] != "Deployment":
+        continue
+    spec = d["spec"]["template"]["spec"]
+    c = spec["containers"][0]["securityContext"]
+    ic = [i["securityContext"]["capabilities"].get("add", []) for i in spec.get("initContainers", [])]
+    print(d["metadata"]["name"], "user:", spec["securityContext"].get("runAsUser"),
+          "add:", c["capabilities"].get("add", []), "drop:", c["capabilities"]["drop"],
+          "init-add:", ic, "chown-platform:", any("chown 10002:10002 /keys/platform.key" in " ".join(i["command"]) for i in spec.get("initContainers", [])))
+EOF
+contains "k8s sandbox: the worker starts as root with SETUID and SETGID only; its init container chowns platform.key with CHOWN only" \
+    k8s-sandbox.facts "^delayed-flights-stage-map user: 0 add: \['SETUID', 'SETGID'\] drop: \['ALL'\] init-add: \[\['CHOWN'\]\] chown-platform: True$"
+contains "k8s sandbox: a router runs as 10001 with no capability" \
+    k8s-sandbox.facts "^delayed-flights-router-1 user: 10001 add: \[\] drop: \['ALL'\] init-add: \[\[\]\] chown-platform: False$"
+
 # --- Kubernetes manifests against the API schemas
 $PY - k8s/k8s.yml > k8s.facts << 'EOF'
 import sys, yaml
@@ -138,7 +172,7 @@ elif ! [ -d "$NPMDIR/node_modules/kubernetes-models" ] &&
      ! (cd "$NPMDIR" && timeout 300 npm install --no-audit --no-fund --silent > npm.log 2>&1); then
     echo "SKIPPED: k8s schema validation: npm install failed: $(tail -1 "$NPMDIR/npm.log")"
 else
-    for f in k8s/k8s.yml k8s-plain/k8s.yml keyed-k8s/k8s.yml bcast-k8s/k8s.yml chain-k8s/k8s.yml; do
+    for f in k8s/k8s.yml k8s-sandbox/k8s.yml k8s-plain/k8s.yml keyed-k8s/k8s.yml bcast-k8s/k8s.yml chain-k8s/k8s.yml; do
         node "$NPMDIR/k8s-validate.mjs" "$f" > val.out 2>&1
         check "$f validates against the Kubernetes API schemas ($(tail -1 val.out))" [ $? -eq 0 ]
         grep '^not ok' val.out | head -5

@@ -120,7 +120,34 @@ done
 echo "    (stage-map: $why)"
 check "an enclave stage without an SGX node stays pending, Swarm naming the constraint" \
     grep -q "Pending.*no suitable node" <<< "$why"
+lacks "docker stack deploy ignores none of the stack's options (cap_add, cap_drop, user)" \
+    "$T/deploy-e.log" "[Ii]gnoring unsupported"
+caps=$("$DOCKER" service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.User}} {{.Spec.TaskTemplate.ContainerSpec.CapabilityDrop}} {{.Spec.TaskTemplate.ContainerSpec.CapabilityAdd}}' "${STACK}e_stage-map")
+check "the enclave workers' service starts as root and drops every capability but SETUID and SETGID ($caps)" \
+    grep -qE "^0 \[(CAP_)?ALL\] \[(CAP_)?SET[UG]ID (CAP_)?SET[UG]ID\]$" <<< "$caps"
+caps=$("$DOCKER" service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.User}} {{.Spec.TaskTemplate.ContainerSpec.CapabilityDrop}} {{.Spec.TaskTemplate.ContainerSpec.CapabilityAdd}}' "${STACK}e_router-1")
+check "a router's service runs as the image's user and drops every capability ($caps)" \
+    grep -qE "^ \[(CAP_)?ALL\] \[\]$" <<< "$caps"
 "$DOCKER" node update --label-add sgx=true "$NODE" > /dev/null
+# in the running map task: the worker (pid 1, started as root) became
+# sstream with no capability, its enclave runs as sstream-enclave
+st=""
+for ((i = 0; i < 60; i++)); do
+    cid=$("$DOCKER" ps -q --filter "name=${STACK}e_stage-map" | head -1)
+    [ -n "$cid" ] && st=$("$DOCKER" exec -u 65534 "$cid" sh -c 'for p in /proc/[0-9]*; do
+        u=$(sed -n "s/^Uid:[[:space:]]*\([0-9]*\).*/\1/p" $p/status)
+        c=$(sed -n "s/^CapEff:[[:space:]]*//p" $p/status)
+        echo "${p#/proc/} $u $c"; done' 2> /dev/null)
+    case $st in *" 10002 "*) break ;; esac
+    sleep 0.5
+done
+echo "$st" | sed 's/^/    (pid uid CapEff) /'
+check "in the map task, pid 1 (the worker) runs as sstream with CapEff 0" \
+    grep -q "^1 10001 0000000000000000$" <<< "$st"
+check "... its enclave processes as sstream-enclave with CapEff 0" \
+    grep -q "^[0-9]* 10002 0000000000000000$" <<< "$st"
+check "... and no process of the task has a capability (the reader: nobody)" \
+    [ -z "$(grep -v ' 0000000000000000$' <<< "$st")" ]
 t0=$SECONDS
 SS_RUN=$RUN "$SS" sink "$E/print-results.lua" --from tcp://127.0.0.1:5562 \
     --security enclave --keys "$T/keys" --finals reduce-1 \
