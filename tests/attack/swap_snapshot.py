@@ -4,9 +4,10 @@
 Whoever can write the folder where a worker host keeps its snapshots
 (the host itself in enclave mode, or anyone with access to that storage)
 tries to make a restarted worker resume from a state of its choosing. The
-store is a folder of blobs named WORKER-EPOCH.snap (src/crypto/ss_snapshot.h
-describes a blob; the test harness lays them out this way). Each mode
-rewrites STORE/WORKER-EPOCH.snap, the file the victim will restore:
+store is a folder of blobs named WORKER-eEPOCH.snap, as workers write them
+into their checkpoint folder (src/crypto/ss_snapshot.h describes a blob).
+Each mode rewrites STORE/WORKER-eEPOCH.snap, the file the victim will
+restore:
 
   older   STORE WORKER EPOCH          the same worker's snapshot of an older
                                       epoch (rollback: undo what came after)
@@ -50,7 +51,7 @@ def parse(blob):
 
 
 def path(store, worker, epoch):
-    return os.path.join(store, "%s-%d.snap" % (worker, epoch))
+    return os.path.join(store, "%s-e%d.snap" % (worker, epoch))
 
 
 def read(p):
@@ -67,8 +68,8 @@ def write(p, data):
 
 def epochs(store, worker):
     out = []
-    for p in glob.glob(os.path.join(store, "%s-*.snap" % worker)):
-        m = re.search(r"-(\d+)\.snap$", p)
+    for p in glob.glob(os.path.join(store, "%s-e*.snap" % worker)):
+        m = re.search(r"-e(\d+)\.snap$", p)
         if m:
             out.append(int(m.group(1)))
     return sorted(out)

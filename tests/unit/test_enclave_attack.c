@@ -446,7 +446,7 @@ static void save(const char *dir, const char *worker, uint32_t epoch,
                  const ss_buf *b)
 {
     char p[900];
-    snprintf(p, sizeof p, "%s/%s-%u.snap", dir, worker, epoch);
+    snprintf(p, sizeof p, "%s/%s-e%u.snap", dir, worker, epoch);
     FILE *f = fopen(p, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(b->data, 1, b->len, f), b->len);
@@ -457,7 +457,7 @@ static void load_file(const char *dir, const char *worker, uint32_t epoch,
                       ss_buf *b)
 {
     char p[900];
-    snprintf(p, sizeof p, "%s/%s-%u.snap", dir, worker, epoch);
+    snprintf(p, sizeof p, "%s/%s-e%u.snap", dir, worker, epoch);
     FILE *f = fopen(p, "rb");
     assert_non_null(f);
     ss_buf_reset(b);
