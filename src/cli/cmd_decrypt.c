@@ -1,7 +1,8 @@
 /*
  * cmd_decrypt.c - `sstream decrypt`: gives back the dataset (or result)
  * sealed in a sealed stream file (format in crypto/ss_sealfile.h), or
- * the reasons an enclave sealed in a rejects file (rejects.jsonl).
+ * the reasons an enclave sealed in a rejects file (rejects.jsonl), or
+ * the state in a checkpoint snapshot (crypto/ss_snapshot.h).
  *
  *   sstream decrypt --keys DIR IN OUT
  */
@@ -11,6 +12,7 @@
 #include "crypto/ss_aead.h"
 #include "crypto/ss_keys.h"
 #include "crypto/ss_sealfile.h"
+#include "crypto/ss_snapshot.h"
 #include "securestreams.h"
 #include "wire/ss_msgpack.h"
 
@@ -42,6 +44,13 @@ static void decrypt_usage(FILE *f)
             "written in the plain-mode form (stage, worker, stream, seq, "
             "row, error,\n"
             "event), the other lines as they are.\n\n"
+            "IN may also be a checkpoint snapshot (a worker's NAME-eEPOCH.snap):"
+            " OUT gets\n"
+            "a line with its run, epoch, stage and worker, then the state of "
+            "each\n"
+            "stage as JSON, one line per stage ([1, [[operator, state], "
+            "...]]).\n"
+            "A snapshot that does not authenticate is an error.\n\n"
             "options:\n"
             "   --keys DIR   key directory (sstream keygen)\n"
             "   --help       show this help\n");
@@ -306,6 +315,89 @@ static int decrypt_rejects(decrypt_ctx *c, FILE *in, const char *inname)
     return rc;
 }
 
+/* Reads all of in (at most max bytes) into b. */
+static int read_all(FILE *in, ss_buf *b, size_t max)
+{
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, in)) > 0) {
+        if (b->len + n > max)
+            return SS_ETOOBIG;
+        if (ss_buf_append(b, chunk, n))
+            return SS_ENOMEM;
+    }
+    return ferror(in) ? SS_EIO : 0;
+}
+
+/* Writes one stage's state bytes as a JSON line. */
+static int state_json(decrypt_ctx *c, const char *p, size_t n)
+{
+    size_t off = 0;
+    ss_buf_reset(&c->tmp);
+    if (ss_mp_to_json(p, n, &off, &c->tmp) != 0 || off != n)
+        return SS_EDECODE;
+    if (fwrite(c->tmp.data, 1, c->tmp.len, c->out) != c->tmp.len ||
+        fputc('\n', c->out) == EOF)
+        return SS_EIO;
+    return 0;
+}
+
+/* A checkpoint snapshot (msg holds the whole file): its header line,
+ * then the state of each stage (a worker's snapshot is an array of one
+ * snapshot per chained stage, ss_chain_snapshot, or one stage's). */
+static int decrypt_snapshot(decrypt_ctx *c, const char *inname)
+{
+    char err[512];
+    ss_snapshot_info info;
+    int rc = ss_snapshot_peek(c->msg.data, c->msg.len, &info, err,
+                              sizeof err);
+    if (!rc) {
+        ss_snapshot_id id = {info.run, info.epoch, info.stage, info.worker};
+        rc = ss_snapshot_open(info.protection ? c->key : NULL, c->msg.data,
+                              c->msg.len, &id, &c->pt, err, sizeof err);
+    }
+    if (rc) {
+        fprintf(stderr, "sstream decrypt: %s: %s\n", inname, err);
+        c->reported = 1;
+        return rc;
+    }
+    ss_buf_reset(&c->tmp);
+    ss_buf_printf(&c->tmp, "{\"snapshot\":{\"run\":\"%016llx\",\"epoch\":%u,"
+                  "\"stage\":", (unsigned long long)info.run, info.epoch);
+    ss_buf_json_str(&c->tmp, info.stage, strlen(info.stage));
+    ss_buf_printf(&c->tmp, ",\"worker\":");
+    ss_buf_json_str(&c->tmp, info.worker, strlen(info.worker));
+    ss_buf_printf(&c->tmp, ",\"protection\":\"%s\"}}\n",
+                  info.protection ? ss_aead_alg_name(info.protection)
+                                  : "plain");
+    if (fwrite(c->tmp.data, 1, c->tmp.len, c->out) != c->tmp.len)
+        return SS_EIO;
+    const unsigned char *u = (const unsigned char *)c->pt.data;
+    size_t n = c->pt.len, off = 0;
+    uint32_t count = 0;
+    /* an array of bin (0xc4-0xc6): one snapshot per chained stage */
+    if (n >= 2 && (u[0] & 0xf0) == 0x90 && u[1] >= 0xc4 && u[1] <= 0xc6) {
+        count = u[0] & 0x0f;
+        off = 1;
+        for (uint32_t i = 0; rc == 0 && i < count; i++) {
+            const char *s;
+            size_t sl;
+            rc = ss_mp_get_str(c->pt.data, n, &off, &s, &sl);
+            if (!rc)
+                rc = state_json(c, s, sl);
+        }
+    } else {
+        rc = state_json(c, c->pt.data, n);
+    }
+    sodium_memzero(c->pt.data, c->pt.len);
+    if (rc == SS_EDECODE) {
+        fprintf(stderr, "sstream decrypt: %s: the snapshot opens but its "
+                        "state is not MessagePack\n", inname);
+        c->reported = 1;
+    }
+    return rc;
+}
+
 /*
  * The `decrypt` subcommand. Writes OUT through a temporary file renamed
  * once the end record verified, so a tampered IN leaves no OUT. Returns 0,
@@ -348,10 +440,28 @@ int cmd_decrypt(int argc, char **argv)
     int ch = getc(files.in); /* a rejects file is JSON lines */
     if (ch != EOF)
         ungetc(ch, files.in);
-    if (ch == '{')
+    if (ch == '{') {
         rc = decrypt_rejects(&c, files.in, inname);
-    else
+    } else if (ch == 'S') {
+        /* "SSSN" (a snapshot) read as a record length is over the limit
+         * of a sealed stream: it cannot start one. Anything else is read
+         * as a stream again (from the start, or from memory) */
+        rc = read_all(files.in, &c.msg,
+                      SS_SNAPSHOT_MAX_STATE + SS_SEALFILE_MAX_RECORD);
+        if (rc == 0 && c.msg.len >= 4 && !memcmp(c.msg.data, "SSSN", 4)) {
+            rc = decrypt_snapshot(&c, inname);
+        } else if (rc == 0) {
+            FILE *mem = fmemopen(c.msg.data, c.msg.len, "rb");
+            ss_buf held = c.msg; /* decrypt_stream reuses c.msg */
+            ss_buf_init(&c.msg);
+            rc = mem ? decrypt_stream(&c, mem, inname) : SS_ENOMEM;
+            if (mem)
+                fclose(mem);
+            ss_buf_release(&held);
+        }
+    } else {
         rc = decrypt_stream(&c, files.in, inname);
+    }
     rc = cli_files_close(&files, rc);
     if (rc == SS_EIO && !c.reported)
         fprintf(stderr, "sstream decrypt: cannot write %s: %s\n", outname,

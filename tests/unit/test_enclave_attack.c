@@ -700,6 +700,24 @@ static void test_swapped_snapshots_refused(void **state)
     if (restore_from(path, store, run, k, &got, err, sizeof err))
         fail_msg("honest restore: %s", err);
     assert_int_equal(got, 121);
+    /* the owner (data key) reads the state; the host cannot */
+    char dyn[4200], cmd[9000], out[800];
+    snprintf(dyn, sizeof dyn, "%s", prog);
+    *strrchr(dyn, '/') = '\0';
+    snprintf(out, sizeof out, "%s/state.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s/sstream' decrypt --keys '%s' "
+             "'%s/victim-1-e2.snap' '%s'", dyn, keys, store, out);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char text[2048] = "";
+    size_t tn = fread(text, 1, sizeof text - 1, f);
+    text[tn] = '\0';
+    fclose(f);
+    if (!strstr(text, "\"epoch\":2,\"stage\":\"sum\",\"worker\":"
+                      "\"victim-1\"") ||
+        !strstr(text, "[1,[[\"reduce\",{\"acc\":21,\"has\":true}]]]"))
+        fail_msg("sstream decrypt of the snapshot gave:\n%s", text);
     ss_buf_release(&honest);
     ss_key_destroy(&k);
 }
