@@ -19,6 +19,7 @@
 #include "net/ss_curve.h"
 #include "net/ss_proto.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,10 @@ typedef struct ss_link_opts {
                      router fails the run if it vanishes before its EOS */
     uint64_t run; /* the run id: every message carries it, and a DATA
                      batch must carry it and ss_name_id(name) already */
+    const atomic_int *stop; /* or NULL: while waiting for WELCOME, its
+                               becoming nonzero ends the wait (SS_EINTR,
+                               err says where it waited); nonzero
+                               already when the wait starts: ignored */
 } ss_link_opts;
 
 typedef void (*ss_link_received_fn)(uint64_t tag, void *arg);

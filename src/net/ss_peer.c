@@ -27,8 +27,11 @@ static int left_ms(uint64_t deadline)
     return d > 1000000 ? 1000000 : (int)d;
 }
 
-/* Sends without blocking past deadline. 0, SS_ETIMEOUT or SS_EIO. */
-static int send_until(ss_peer *p, const void *m, size_t n, uint64_t deadline)
+/* Sends without blocking past deadline. 0, SS_ETIMEOUT or SS_EIO; with
+ * intr, SS_EINTR when a signal interrupts the wait (else it goes on: a
+ * stopping component still sends what it has). */
+static int send_until(ss_peer *p, const void *m, size_t n, uint64_t deadline,
+                      int intr)
 {
     for (;;) {
         if (zmq_send(p->sock, m, n, ZMQ_DONTWAIT) >= 0) {
@@ -40,10 +43,15 @@ static int send_until(ss_peer *p, const void *m, size_t n, uint64_t deadline)
         int left = left_ms(deadline);
         if (left == 0)
             return SS_ETIMEOUT;
+        if (intr && p->stop && atomic_load(p->stop))
+            return SS_EINTR;
         zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLOUT, 0};
-        if (zmq_poll(&it, 1, left < 0 || left > 100 ? 100 : left) < 0 &&
-            errno != EINTR)
-            return SS_EIO;
+        if (zmq_poll(&it, 1, left < 0 || left > 100 ? 100 : left) < 0) {
+            if (errno != EINTR)
+                return SS_EIO;
+            if (intr)
+                return SS_EINTR;
+        }
     }
 }
 
@@ -70,11 +78,19 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
                          uint64_t start, uint64_t *note)
 {
     for (;;) {
+        if (p->stop && atomic_load(p->stop))
+            return SS_EINTR; /* the caller says why (ss_peer_open) */
         int left = left_ms(slice_end(deadline, *note));
         zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLIN, 0};
-        int rc = left == 0 ? 0 : zmq_poll(&it, 1, left);
+        int rc = left == 0 ? 0
+                           : zmq_poll(&it, 1,
+                                      p->stop && (left < 0 || left > 100)
+                                          ? 100
+                                          : left);
         if (rc < 0 && errno == EINTR)
-            return SS_EINTR;
+            return SS_EINTR; /* the caller says why (ss_peer_open) */
+        if (rc == 0 && p->stop && left_ms(slice_end(deadline, *note)) > 0)
+            continue; /* a 100 ms slice: look at stop again */
         if (rc < 0) {
             ss_errf(err, errlen, "cannot poll router at %s: %s",
                     p->endpoint, zmq_strerror(errno));
@@ -146,10 +162,13 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
 /* See ss_peer.h. */
 int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
                  const ss_hello *hello, uint64_t run, int connect_timeout_ms,
-                 int heartbeat_ms, const ss_curve *curve, char *err,
-                 size_t errlen)
+                 int heartbeat_ms, const ss_curve *curve,
+                 const atomic_int *stop, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
+    /* a stop that came before is not for this wait: a followed source
+     * that was stopped still delivers its (empty) stream */
+    p->stop = stop && !atomic_load(stop) ? stop : NULL;
     ss_buf_init(&p->out);
     if (!endpoint || !*endpoint || strlen(endpoint) >= sizeof p->endpoint) {
         ss_errf(err, errlen, "bad router endpoint '%s'",
@@ -206,7 +225,7 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
     uint64_t deadline = start + (uint64_t)connect_timeout_ms;
     uint64_t note = start + SS_PEER_WAIT_NOTE_MS;
     while ((rc = send_until(p, p->out.data, p->out.len,
-                            slice_end(deadline, note))) == SS_ETIMEOUT &&
+                            slice_end(deadline, note), 1)) == SS_ETIMEOUT &&
            left_ms(deadline) > 0) {
         note_waiting(p, start, connect_timeout_ms);
         note += SS_PEER_WAIT_NOTE_MS;
@@ -217,15 +236,23 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
     else if (rc == SS_ETIMEOUT)
         ss_errf(err, errlen, "cannot reach router at %s: no answer in %d ms",
                 endpoint, connect_timeout_ms);
-    else
+    else if (rc != SS_EINTR)
         ss_errf(err, errlen, "cannot send hello to %s: %s", endpoint,
                 zmq_strerror(errno));
+    if (rc == SS_EINTR)
+        ss_errf(err, errlen,
+                "stopped while waiting for router at %s (no answer in "
+                "%llu ms): start the router first (components may start "
+                "in any order and wait up to their connect timeout), or "
+                "check the endpoint",
+                endpoint, (unsigned long long)(ss_now_ms() - start));
     if (rc) {
         int zero = 0; /* nothing queued here is worth waiting for */
         zmq_setsockopt(p->sock, ZMQ_LINGER, &zero, sizeof zero);
         ss_peer_close(p);
         return rc;
     }
+    p->stop = NULL; /* only the wait for WELCOME looks at it */
     ss_debug("'%s' joined router %s at %s", p->name, p->router, endpoint);
     return 0;
 }
@@ -254,7 +281,7 @@ int ss_peer_send(ss_peer *p, const void *msg, size_t len)
         return SS_ETOOBIG;
     }
     int limit = p->peer_timeout_ms > 0 ? p->peer_timeout_ms : 5000;
-    int rc = send_until(p, msg, len, ss_now_ms() + (uint64_t)limit);
+    int rc = send_until(p, msg, len, ss_now_ms() + (uint64_t)limit, 0);
     if (rc == SS_ETIMEOUT) {
         snprintf(p->err, sizeof p->err,
                  "router at %s took no message from '%s' for %d ms",

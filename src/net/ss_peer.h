@@ -15,6 +15,7 @@
 #include "net/ss_proto.h"
 #include "wire/ss_batch.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -39,6 +40,7 @@ typedef struct ss_peer {
     uint64_t max_frame; /* the largest message the router takes (its
                            WELCOME; SS_PROTO_MSG_MAX if it says none) */
     uint64_t last_recv_ms, last_send_ms;
+    const atomic_int *stop; /* while opening: nonzero ends the wait */
     int failed;                          /* sticky: SS_PEER_ABORTED... */
     char err[SS_PROTO_REASON_MAX + 128]; /* why, when failed */
 } ss_peer;
@@ -61,12 +63,16 @@ typedef struct ss_peer {
  * SS_PEER_WAIT_NOTE_MS while there is no answer. heartbeat_ms
  * 0 means "as the router says". Returns 0; SS_ETIMEOUT with err "cannot
  * reach router at EP: no answer in N ms"; SS_EPEER with the router's ABORT
- * reason; SS_EINVAL / SS_EIO / SS_ENOMEM. On error p holds nothing.
+ * reason; SS_EINTR when a signal interrupted the wait, or *stop (if stop
+ * is not NULL; checked every 100 ms) became nonzero during the wait (a
+ * stop set before it is ignored) (err: "stopped while
+ * waiting for router at EP (no answer in N ms): start the router first
+ * ..."); SS_EINVAL / SS_EIO / SS_ENOMEM. On error p holds nothing.
  */
 int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
                  const ss_hello *hello, uint64_t run, int connect_timeout_ms,
-                 int heartbeat_ms, const ss_curve *curve, char *err,
-                 size_t errlen);
+                 int heartbeat_ms, const ss_curve *curve,
+                 const atomic_int *stop, char *err, size_t errlen);
 
 /* Closes the socket and frees p's memory. Safe twice. */
 void ss_peer_close(ss_peer *p);

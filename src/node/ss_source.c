@@ -304,6 +304,7 @@ static int open_part_link(part *p)
     lo.connect_timeout_ms = s->o->connect_timeout_ms;
     lo.curve = s->key || s->sealed ? &s->curve : NULL;
     lo.run = s->o->run;
+    lo.stop = &s->stop; /* Ctrl-C while no router answers: end at once */
     p->id = ss_name_id(name);
     p->stream = p->id & 0x7fffffffu; /* routers check it is ours */
     return ss_link_new(s->zctx, &lo, &p->link, p->err, sizeof p->err);

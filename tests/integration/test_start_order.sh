@@ -57,4 +57,24 @@ check "a worker whose router never comes exits 1" [ $? -eq 1 ]
 check "... after its connect timeout, not before" [ $((SECONDS - start_s)) -ge 1 ]
 contains "... naming the router" lonely.log \
     "cannot reach router at ipc://.*/nobody: no answer in 1500 ms"
+
+# Ctrl-C on a source whose router never came: it ends at once and says
+# what it waited for (it said only "interrupted" with --follow, and
+# without --follow it went on waiting for its whole connect timeout)
+echo "a,b" > lines.txt
+for mode in follow plain; do
+    flag=; [ $mode = follow ] && flag=--follow
+    "$SS" source $flag --file lines.txt --to "$(ep nobody3)" \
+        --name src-$mode 2> src-$mode.log &
+    s=$!
+    _pids+=($s)
+    sleep 1.5
+    kill -INT $s
+    start_s=$SECONDS
+    wait_max 20 $s
+    check "$mode source stopped while no router answers exits 1" [ $? -eq 1 ]
+    check "... within 3 s of Ctrl-C" [ $((SECONDS - start_s)) -le 3 ]
+    contains "... saying what it waited for and what to do" src-$mode.log \
+        "stopped while waiting for router at ipc://.*/nobody3 \(no answer in [0-9]+ ms\): start the router first"
+done
 finish
