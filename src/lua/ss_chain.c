@@ -248,6 +248,12 @@ int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
     }
     size_t off = 0;
     uint32_t n = 0;
+    /* one stage's own snapshot ([version, [...]], ss_stage_snapshot) for
+     * a chain of one: what a worker that is not chained may have saved */
+    if (c->n == 1 && data && len >= 2 &&
+        ((unsigned char)data[0] & 0xf0) == 0x90 &&
+        !((unsigned char)data[1] >= 0xc4 && (unsigned char)data[1] <= 0xc6))
+        return ss_stage_restore(c->st[0], data, len, err, errlen);
     if (!data || get_array(data, len, &off, &n) != 0) {
         snprintf(err, errlen, "not a snapshot of a worker's stages (an "
                  "array of one snapshot per stage)");

@@ -66,8 +66,9 @@ int ss_chain_snapshot(ss_chain *c, ss_buf *out, char *err, size_t errlen);
 
 /* Restores what ss_chain_snapshot gave into a chain of the same scripts,
  * before its first batch (untrusted bytes: SS_EDECODE when they are not
- * such an array, or hold another number of stages than the chain). Same
- * errors as ss_stage_restore otherwise. */
+ * such an array, or hold another number of stages than the chain). A
+ * chain of one stage also takes that stage's own ss_stage_snapshot bytes.
+ * Same errors as ss_stage_restore otherwise. */
 int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
                      size_t errlen);
 

@@ -442,6 +442,35 @@ static void test_chain_round_trip(void **state)
                                       sizeof err),
                      SS_EDECODE);
     assert_non_null(strstr(err, "holds 2 stage(s), this worker runs 1"));
+    /* a chain of one takes its stage's own snapshot too */
+    ss_stage *lone = load("local Rx = require 'zmq-rx'\n"
+                          "Rx.Subject.fromZmqSocket('ipc://in'):count()\n"
+                          "  :subscribeToSocket('ipc://out')\n");
+    ss_chain_destroy(&c1); /* a failed restore: a fresh chain */
+    one = load("local Rx = require 'zmq-rx'\n"
+               "Rx.Subject.fromZmqSocket('ipc://in'):count()\n"
+               "  :subscribeToSocket('ipc://out')\n");
+    assert_int_equal(ss_chain_new(&one, 1, &c1), 0);
+    ss_stage_out lo;
+    ss_stage_out_init(&lo);
+    ss_hdr lh;
+    memset(&lh, 0, sizeof lh);
+    lh.kind = SS_MSG_DATA;
+    lh.count = 3;
+    lh.len = 3;
+    assert_int_equal(ss_stage_process(lone, &lh, "\x01\x02\x03", 3, &lo), 0);
+    ss_buf_reset(&snap);
+    assert_int_equal(ss_stage_snapshot(lone, &snap, err, sizeof err), 0);
+    assert_int_equal(ss_chain_restore(c1, snap.data, snap.len, err,
+                                      sizeof err),
+                     0);
+    ss_stage_out_reset(&out);
+    chain_feed(c1, "\x04", 1, &out);
+    assert_int_equal(ss_chain_complete(c1, &out, NULL), 0);
+    outputs(&out, txt, sizeof txt);
+    assert_string_equal(txt, "4\n");
+    ss_stage_out_release(&lo);
+    ss_stage_destroy(&lone);
     ss_chain_destroy(&c1);
     ss_stage_out_release(&out);
     ss_buf_release(&snap);
