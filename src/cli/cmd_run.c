@@ -56,6 +56,11 @@ static void usage(FILE *f)
         "  --metrics-port N    serve every component's counters in the\n"
         "                      Prometheus format on 127.0.0.1:N/metrics\n"
         "  --timeout S         stop and exit 124 after S seconds\n"
+        "  --restarts N        when a component is killed (kill -9, OOM)\n"
+        "                      and the run cannot go on without it, start\n"
+        "                      the whole pipeline again, at most N times\n"
+        "                      (default 0: the run fails); the sink's\n"
+        "                      output shows once, when it completes\n"
         "  --tcp               loopback tcp endpoints instead of ipc\n"
         "  --no-progress       no live progress line\n"
         "  --quiet             errors only\n"
@@ -104,7 +109,7 @@ static int parse_args(int argc, char **argv, run_args *a)
     enum { O_DATA = 256, O_WORKERS, O_SECURITY, O_BATCH, O_OUTDIR,
            O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP, O_KEYS,
            O_ENCLAVE, O_MAXINSNS, O_ON, O_NAME, O_DETACH, O_IMAGE,
-           O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED };
+           O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED, O_RESTARTS };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -117,6 +122,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"metrics", required_argument, NULL, O_METRICS},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"tcp", no_argument, NULL, O_TCP},
+        {"restarts", required_argument, NULL, O_RESTARTS},
         {"keys", required_argument, NULL, O_KEYS},
         {"enclave", required_argument, NULL, O_ENCLAVE},
         {"on", required_argument, NULL, O_ON},
@@ -198,6 +204,14 @@ static int parse_args(int argc, char **argv, run_args *a)
         }
         case O_TCP:
             a->ro.tcp = 1;
+            break;
+        case O_RESTARTS:
+            if (ss_parse_u64(optarg, 0, 100, 0, &v)) {
+                fprintf(stderr, "sstream run: --restarts must be a number "
+                                "from 0 to 100\n");
+                return 2;
+            }
+            a->ro.max_restarts = (unsigned)v;
             break;
         case O_KEYS:
             a->ro.keys = optarg;
@@ -294,6 +308,11 @@ static int parse_args(int argc, char **argv, run_args *a)
                         "go with --on (the cluster's links are TCP; the "
                         "counters are in the output folder's "
                         "metrics.jsonl; the backend is sandbox)\n");
+        return 2;
+    }
+    if (a->on && a->ro.max_restarts) {
+        fprintf(stderr, "sstream run: --restarts does not go with --on yet "
+                        "(it restarts the processes of this machine)\n");
         return 2;
     }
     return 0;

@@ -52,6 +52,7 @@
 #define PART_LIMIT (1u << 16)
 #define WARN_FIRST 20               /* rejects logged before sampling */
 #define LOST_KEPT 64 /* lost producers of a group remembered at least */
+#define HELD_MAX 4096 /* messages one producer may send past its barrier */
 
 typedef struct item {
     ss_hdr h;      /* the batch's header: lineage, flags, len */
@@ -88,6 +89,13 @@ typedef struct peer {
     int rest_set;
     int gone; /* unreachable: skip heartbeats until it talks again */
     int lost; /* producers: gone before their EOS (see producer_lost) */
+    /* checkpoint barriers (see "barrier alignment" below). Producers:
+     * the highest epoch of a barrier it sent; while above the router's
+     * epoch it is blocked and what it sends waits in `held`, in order.
+     * Workers: the highest epoch forwarded to it. */
+    uint32_t barrier;
+    item *held;
+    size_t nheld, capheld;
 } peer;
 
 typedef struct peers {
@@ -153,6 +161,8 @@ struct ss_router {
     group *groups;
     size_t ngroups;
     ss_eos merged;
+    uint32_t epoch; /* the last barrier epoch aligned and queued (0: none) */
+    int aligning;   /* align() runs: front_barrier does not call it */
     ss_buf out; /* scratch for control messages */
     ss_lineage acks[SS_PROTO_ACKS_MAX]; /* scratch: what a CREDIT names */
     ss_router_stats st;
@@ -309,6 +319,9 @@ static void peer_free(peer *p)
     for (size_t i = 0; i < p->ninflight; i++)
         zmq_msg_close(&p->inflight[i].msg);
     free(p->inflight);
+    for (size_t i = 0; i < p->nheld; i++)
+        zmq_msg_close(&p->held[i].msg);
+    free(p->held);
     free(p->acks);
     free(p);
 }
@@ -989,6 +1002,51 @@ static int deal(ss_router *r, peer *w, item *itp)
 
 static void dispatch_keyed(ss_router *r);
 
+/* The barrier at the head of the queue (every batch queued before it was
+ * dealt) goes to every live worker that has not had it yet; no credit is
+ * needed, it is not held in flight. Returns 1 when every live worker has
+ * it (the caller drops it from the queue), 0 to try again next turn (a
+ * full pipe, a worker lost on the way, or no worker yet). */
+static int send_barrier(ss_router *r, const item *b)
+{
+    if (r->work.n == 0)
+        return 0;
+    for (size_t i = 0; i < r->work.n; i++) {
+        peer *w = r->work.v[i];
+        if (w->barrier >= b->h.epoch)
+            continue;
+        int rc = send_to(r->back, w, zmq_msg_data((zmq_msg_t *)&b->msg),
+                         zmq_msg_size((zmq_msg_t *)&b->msg));
+        if (rc == -EHOSTUNREACH) {
+            worker_lost(r, w, "disconnected");
+            return 0; /* its batches went back to the queue: look again */
+        }
+        if (rc)
+            return 0;
+        w->barrier = b->h.epoch;
+    }
+    r->st.barriers_out++;
+    ss_debug("router %s: barrier %u sent to %zu worker(s)", r->name,
+             b->h.epoch, r->work.n);
+    return 1;
+}
+
+/* Drops the barrier at the head of the queue once every worker has it.
+ * Returns 1 if the head is no barrier or it was dropped, 0 if it must
+ * wait. */
+static int barrier_head(ss_router *r)
+{
+    const item *head = &r->q.v[r->q.head];
+    if (head->h.kind != SS_MSG_BARRIER)
+        return 1;
+    if (!send_barrier(r, head))
+        return 0;
+    item it;
+    q_pop(&r->q, &it);
+    zmq_msg_close(&it.msg);
+    return 1;
+}
+
 /* Deals queued batches to workers with credit. */
 static void dispatch(ss_router *r)
 {
@@ -997,6 +1055,11 @@ static void dispatch(ss_router *r)
         return;
     }
     while (r->q.n > 0 && !r->rc) {
+        if (r->q.v[r->q.head].h.kind == SS_MSG_BARRIER) {
+            if (!barrier_head(r))
+                return;
+            continue;
+        }
         peer *w = pick(r);
         if (!w)
             return;
@@ -1066,6 +1129,13 @@ static void dispatch_keyed(ss_router *r)
     size_t i = 0;
     while (i < r->q.n && !r->rc) {
         const item *head = &r->q.v[(r->q.head + i) % r->q.cap];
+        if (head->h.kind == SS_MSG_BARRIER) {
+            /* nothing behind a barrier passes it; it leaves once every
+             * batch before it was dealt */
+            if (i > 0 || !barrier_head(r))
+                return;
+            continue;
+        }
         int any;
         peer *w = keyed_target(r, &head->h, &any);
         if (any)
@@ -1358,6 +1428,180 @@ out:
  * the ABORT goes on to every peer, so that it travels downstream. On
  * BACK, a stateless worker's end is a loss like any other (its batches
  * go to its siblings); a stateful worker's ends the run. */
+/* ---- barrier alignment (checkpoints) ------------------------------------
+ *
+ * Flink's aligned checkpoints. A producer sends BARRIER (epoch e) between
+ * two batches: what it sent before belongs to the checkpoint, what it
+ * sends after does not. From then on the producer is blocked: its DATA,
+ * EOS and later barriers wait in its `held` list (not confirmed with
+ * RECEIVED, so its window pushes back), until every producer that can
+ * still send has sent a barrier of epoch >= e (its barrier reached the
+ * router, or it ended, or it was lost). The router then queues one
+ * BARRIER of epoch e behind every batch accepted before, which leaves to
+ * every live worker once those batches were dealt, and takes the held
+ * messages in their order. Epochs of one producer must grow; a barrier of
+ * an epoch already aligned is refused. Alignment waits until each group
+ * a producer announced in its HELLO has all its members: a source part
+ * that did not say HELLO yet may still send batches before the barrier.
+ */
+
+static int producer_blocked(const ss_router *r, const peer *p)
+{
+    return p->barrier > r->epoch;
+}
+
+/* Do the producers that said HELLO make up every group, each with all of
+ * its members (their HELLO's `members`), and --producers groups? */
+static int groups_joined(const ss_router *r)
+{
+    unsigned ngroups = 0;
+    for (size_t i = 0; i < r->prod.n; i++) {
+        const peer *p = r->prod.v[i];
+        const char *g = producer_group(p);
+        size_t first = i, have = 0;
+        for (size_t k = 0; k < r->prod.n; k++)
+            if (strcmp(producer_group(r->prod.v[k]), g) == 0) {
+                if (k < first)
+                    first = k;
+                have++;
+            }
+        if (first != i)
+            continue; /* the group was counted at its first member */
+        ngroups++;
+        if (have < (p->hello.members ? p->hello.members : 1))
+            return 0;
+    }
+    return ngroups >= (r->producers ? r->producers : 1);
+}
+
+static void front_data(ss_router *r, peer *p, const ss_hdr *h,
+                       zmq_msg_t *body);
+static void front_eos(ss_router *r, peer *p, const ss_hdr *h,
+                      const uint8_t *payload);
+static void front_barrier(ss_router *r, peer *p, const ss_hdr *h);
+
+/* Keeps a message of blocked producer p for after the alignment. */
+static void hold(ss_router *r, peer *p, const ss_hdr *h, zmq_msg_t *body)
+{
+    if (p->nheld >= HELD_MAX) {
+        fail(r, SS_EPEER, "producer '%s' sent %d messages after its "
+             "barrier %u without waiting for them to be confirmed (its "
+             "window)", p->label, HELD_MAX, p->barrier);
+        return;
+    }
+    if (p->nheld == p->capheld) {
+        size_t cap = p->capheld ? 2 * p->capheld : 16;
+        item *v = malloc(cap * sizeof *v);
+        if (!v) {
+            fail(r, SS_ENOMEM, "out of memory holding a batch of '%s'",
+                 p->label);
+            return;
+        }
+        for (size_t i = 0; i < p->nheld; i++) {
+            item_move(&v[i], &p->held[i]);
+            zmq_msg_close(&p->held[i].msg);
+        }
+        free(p->held);
+        p->held = v;
+        p->capheld = cap;
+    }
+    item *it = &p->held[p->nheld++];
+    it->h = *h;
+    zmq_msg_init(&it->msg);
+    zmq_msg_move(&it->msg, body);
+}
+
+/* Takes p's held messages in order, until it is blocked again. */
+static void release_held(ss_router *r, peer *p)
+{
+    size_t i = 0;
+    for (; i < p->nheld && !r->rc && !producer_blocked(r, p); i++) {
+        item *it = &p->held[i];
+        if (it->h.kind == SS_MSG_DATA)
+            front_data(r, p, &it->h, &it->msg);
+        else if (it->h.kind == SS_MSG_EOS)
+            front_eos(r, p, &it->h,
+                      (const uint8_t *)zmq_msg_data(&it->msg) + SS_HDR_SIZE);
+        else
+            front_barrier(r, p, &it->h);
+        zmq_msg_close(&it->msg);
+    }
+    for (size_t k = i; k < p->nheld; k++) {
+        item_move(&p->held[k - i], &p->held[k]);
+        zmq_msg_close(&p->held[k].msg);
+    }
+    p->nheld -= i;
+}
+
+/* Aligns every epoch whose barrier came from each producer that can
+ * still send (see above): queues its BARRIER and releases what waited. */
+static void align(ss_router *r)
+{
+    if (r->aligning)
+        return;
+    r->aligning = 1;
+    while (!r->rc) {
+        uint32_t next = 0;
+        int ready = 1;
+        for (size_t i = 0; i < r->prod.n && ready; i++) {
+            const peer *p = r->prod.v[i];
+            if (p->refused || p->lost || (p->eos && !producer_blocked(r, p)))
+                continue;
+            if (!producer_blocked(r, p))
+                ready = 0;
+            else if (!next || p->barrier < next)
+                next = p->barrier;
+        }
+        if (!ready || !next || !groups_joined(r))
+            break;
+        ss_hdr b = {.kind = SS_MSG_BARRIER, .epoch = next};
+        item it = {.h = b};
+        if (ss_proto_build(&r->out, &b, NULL, 0) != 0) {
+            fail(r, SS_ENOMEM, "out of memory building barrier %u", next);
+            break;
+        }
+        stamp_out(r);
+        zmq_msg_init_size(&it.msg, r->out.len);
+        memcpy(zmq_msg_data(&it.msg), r->out.data, r->out.len);
+        int pushed = q_push(&r->q, &it, 0);
+        zmq_msg_close(&it.msg);
+        if (pushed) {
+            fail(r, SS_ENOMEM, "out of memory queueing barrier %u", next);
+            break;
+        }
+        r->epoch = next;
+        r->st.epoch = next;
+        ss_debug("router %s: barrier %u aligned", r->name, next);
+        for (size_t i = 0; i < r->prod.n && !r->rc; i++)
+            release_held(r, r->prod.v[i]);
+    }
+    r->aligning = 0;
+}
+
+/* BARRIER from producer p (not blocked): see "barrier alignment". */
+static void front_barrier(ss_router *r, peer *p, const ss_hdr *h)
+{
+    char why[160];
+    if (h->len != 0 || h->epoch == 0)
+        snprintf(why, sizeof why, "a barrier has epoch 1 or more and no "
+                 "payload");
+    else if (p->eos)
+        snprintf(why, sizeof why, "a barrier after its end of stream");
+    else if (h->epoch <= p->barrier || h->epoch <= r->epoch)
+        snprintf(why, sizeof why, "barrier epoch %u is not above the last "
+                 "one (%u; aligned here: %u): stale or replayed", h->epoch,
+                 p->barrier, r->epoch);
+    else
+        why[0] = '\0';
+    if (why[0]) {
+        reject(r, p->label, "barrier message", why);
+        return;
+    }
+    p->barrier = h->epoch;
+    r->st.barriers_in++;
+    align(r);
+}
+
 static void peer_aborted(ss_router *r, peer *p, const ss_hdr *h,
                          const uint8_t *payload, int back)
 {
@@ -1435,12 +1679,23 @@ static void on_front(ss_router *r, const uint8_t *id, size_t idlen,
         r->st.producers_lost--;
         ss_info("router %s: producer '%s' is back", r->name, p->label);
     }
+    if (p && producer_blocked(r, p) &&
+        (h.kind == SS_MSG_DATA || h.kind == SS_MSG_EOS ||
+         h.kind == SS_MSG_BARRIER)) {
+        hold(r, p, &h, body); /* after the alignment of its barrier */
+        p->last_seen = ss_now_ms();
+        p->gone = 0;
+        return;
+    }
     switch (h.kind) {
     case SS_MSG_HELLO:
         front_hello(r, id, idlen, p, &h, d + SS_HDR_SIZE, label);
         break;
     case SS_MSG_DATA:
         front_data(r, p, &h, body);
+        break;
+    case SS_MSG_BARRIER:
+        front_barrier(r, p, &h);
         break;
     case SS_MSG_EOS:
         front_eos(r, p, &h, d + SS_HDR_SIZE);
@@ -2225,6 +2480,7 @@ int ss_router_run(ss_router *r, char *err, size_t errlen)
             fail(r, SS_EINTR, "router %s was stopped by a signal", r->name);
             break;
         }
+        align(r); /* a producer that ended or was lost may complete one */
         dispatch(r);
         update_gauges(r);
         if (r->rc || maybe_complete(r))

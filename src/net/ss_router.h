@@ -103,6 +103,10 @@ typedef struct ss_router_stats {
     uint64_t keyed_events, hot_events;
     uint32_t hot_partition;
     uint32_t hot_slot; /* the slot 1..N owning it (0: not partitioned) */
+    /* checkpoints: barriers accepted from producers, barriers forwarded
+     * (one per epoch, to every worker), the last epoch aligned */
+    uint64_t barriers_in, barriers_out;
+    uint32_t epoch;
 } ss_router_stats;
 
 /* 1 if st shows a hot partition: with n slots (n >= 2), one key group

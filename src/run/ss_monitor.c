@@ -359,6 +359,20 @@ int ss_monitor_close_metrics(ss_monitor *m)
 }
 
 /* See ss_monitor.h. */
+void ss_monitor_reset(ss_monitor *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        ss_monitor_comp *c = &m->comps[i];
+        memset(&c->st, 0, sizeof c->st);
+        c->have_st = 0;
+        c->st_ns = 0;
+        c->pid = 0;
+        c->ev_rate = c->byte_rate = 0;
+    }
+    m->done_ns = 0;
+}
+
+/* See ss_monitor.h. */
 void ss_monitor_destroy(ss_monitor **pp)
 {
     if (!pp || !*pp)

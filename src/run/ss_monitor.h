@@ -123,6 +123,13 @@ void ss_monitor_flush(ss_monitor *m);
  * it could not be written completely. Safe twice. */
 int ss_monitor_close_metrics(ss_monitor *m);
 
+/* Forgets every component's sample, rates and pid and the sink's DONE,
+ * keeping the components (names, order, hosts): a restarted pipeline
+ * (ss_supervisor.h, max_restarts) reports from scratch. Read the socket
+ * first: what the dead incarnation had sent is forgotten with it. Can't
+ * fail. */
+void ss_monitor_reset(ss_monitor *m);
+
 /* Closes the socket and the metrics file, frees *p, sets it to NULL.
  * Safe on NULL. */
 void ss_monitor_destroy(ss_monitor **p);

@@ -71,6 +71,7 @@ typedef struct child {
     int as_worker;      /* separate uids: runs as sstream-worker */
     int spawner;        /* ... with an enclave spawner (sstream-enclave) */
     int log_fd;         /* its log file (stdout goes there too), or -1 */
+    unsigned starts;    /* times started (restarts append to its log) */
     ss_buf err_line, out_line;
     char first_error[512]; /* its first "error:" line, for the cause */
 } child;
@@ -111,6 +112,14 @@ struct ss_supervisor {
     char cause[1024]; /* why the run failed: the first cause, "" if none */
     const struct child *cause_child; /* whose exit caused it, or NULL */
     size_t muted;     /* stderr lines kept to the logs while stopping */
+    /* recovery (ss_run_opts.max_restarts) */
+    int restarting;     /* every child is being killed for a restart */
+    unsigned restarts;  /* restarts begun so far */
+    uint64_t start_ns;  /* when the current incarnation started */
+    int spool_fd;       /* the sink's stdout until it completes, or -1 */
+    char *spool_path;
+    char *output_path;  /* the sink's OUTPUT, or NULL */
+    off_t output_len0;  /* its length before the run, -1: it did not exist */
 };
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
@@ -472,7 +481,7 @@ static int lock_outdir(ss_supervisor *sv, char *err, size_t errlen)
  * <outdir>/rejects/ (merged into rejects.jsonl only at the end). The
  * folder is ours once locked: what is in it is a dead run's, and would
  * be merged into this run's rejects.jsonl. */
-static void clear_stale_rejects(ss_supervisor *sv)
+static void clear_stale_rejects(ss_supervisor *sv, int keep)
 {
     DIR *d = opendir(sv->rejdir);
     if (!d)
@@ -485,13 +494,43 @@ static void clear_stale_rejects(ss_supervisor *sv)
         if (l < 7 || strcmp(e->d_name + l - 6, ".jsonl") != 0)
             continue;
         snprintf(path, sizeof path, "%s/%s", sv->rejdir, e->d_name);
-        if (unlink(path) == 0)
+        if (keep ? truncate(path, 0) == 0 : unlink(path) == 0)
             n++;
     }
     closedir(d);
-    if (n)
+    if (n && !keep)
         ss_info("removed %zu rejects file(s) a killed run left in %s", n,
                 sv->rejdir);
+}
+
+/* Recovery: the sink's stdout goes to a spool file in the output folder
+ * until the sink completes (then it is copied to the run's stdout), and
+ * the length of its OUTPUT file is noted, so that a restart cuts both
+ * back to what was committed (nothing, until checkpoints commit more). */
+static int prepare_commit(ss_supervisor *sv, char *err, size_t errlen)
+{
+    if (asprintf(&sv->spool_path, "%s/.sink-stdout", sv->outdir) < 0) {
+        sv->spool_path = NULL;
+        snprintf(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
+    sv->spool_fd = open(sv->spool_path,
+                        O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (sv->spool_fd < 0) {
+        snprintf(err, errlen, "%s: %s", sv->spool_path, strerror(errno));
+        return SS_EIO;
+    }
+    const char *o = sv->p->sink.output;
+    if (o && asprintf(&sv->output_path, o[0] == '/' ? "%s%s" : "%s/%s",
+                      o[0] == '/' ? "" : sv->outdir, o) < 0) {
+        sv->output_path = NULL;
+        snprintf(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
+    struct stat st;
+    if (sv->output_path && stat(sv->output_path, &st) == 0)
+        sv->output_len0 = st.st_size;
+    return 0;
 }
 
 /* See ss_supervisor.h. */
@@ -504,6 +543,8 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
         return SS_ENOMEM;
     sv->p = p;
     sv->out_lock = -1;
+    sv->spool_fd = -1;
+    sv->output_len0 = -1;
     if (o)
         sv->o = *o;
     sv->sink = sv->source = -1;
@@ -540,7 +581,7 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     }
     if ((rc = lock_outdir(sv, err, errlen)))
         goto fail_noerr;
-    clear_stale_rejects(sv);
+    clear_stale_rejects(sv, 0);
     rc = SS_ENOMEM;
     ss_plan_opts po = {sv->argv0,       sv->outdir,       sv->logdir,
                        sv->rejdir,      sv->o.tcp,        sv->o.keys,
@@ -575,7 +616,8 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     sv->sink = sv->plan->sink;
     sv->source = sv->plan->source;
     if ((rc = make_keys(sv, err, errlen)) ||
-        (rc = setup_uids(sv, err, errlen)))
+        (rc = setup_uids(sv, err, errlen)) ||
+        (sv->o.max_restarts && (rc = prepare_commit(sv, err, errlen))))
         goto fail_noerr;
     *outp = sv;
     return 0;
@@ -828,7 +870,9 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
     }
     int outfd = STDOUT_FILENO;
     if (pc->log_path) {
-        logfd = open(pc->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+        logfd = open(pc->log_path,
+                     O_WRONLY | O_CREAT | O_CLOEXEC |
+                         (c->starts ? O_APPEND : O_TRUNC),
                      0644);
         if (logfd < 0) {
             say(sv, "%s: %s", pc->log_path, strerror(errno));
@@ -836,7 +880,7 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
         }
         outfd = logfd;
         c->log_fd = fcntl(logfd, F_DUPFD_CLOEXEC, 3);
-    } else if (sv->relay_stdout) {
+    } else if (sv->relay_stdout || sv->spool_fd >= 0) {
         if (pipe2(outp, O_CLOEXEC) != 0)
             goto out;
         outfd = outp[1];
@@ -859,6 +903,7 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
         say(sv, "cannot start the enclave spawner of %s", c->name);
     }
     c->pid = pid;
+    c->starts++;
     ss_monitor_set_pid(sv->mon, index_of(sv, c), pid);
     c->running = 1;
     c->err_fd = errp[0];
@@ -945,13 +990,20 @@ static void relay_line(ss_supervisor *sv, child *c, int is_err,
         /* once a failure stops the run, what the others say as they stop
          * (their router went away, ...) is an effect, not news: it goes
          * to their logs only */
-        if (sv->stopping && sv->result != SS_RUN_OK && c != sv->cause_child) {
+        if (sv->stopping && (sv->result != SS_RUN_OK || sv->restarting) &&
+            c != sv->cause_child) {
             sv->muted++;
             return;
         }
         clear_progress(sv);
         fprintf(stderr, "[%s] %.*s\n", c->name, (int)n, s);
         fflush(stderr);
+    } else if (sv->spool_fd >= 0 && c == &sv->kids[sv->sink]) {
+        /* recovery: held until the sink completes (commit_output) */
+        if (ss_write_all(sv->spool_fd, s, n) != 0 ||
+            ss_write_all(sv->spool_fd, "\n", 1) != 0)
+            say(sv, "warning: %s: %s: a result line is lost",
+                sv->spool_path, strerror(errno));
     } else {
         clear_progress(sv);
         fwrite(s, 1, n, stdout);
@@ -1077,6 +1129,46 @@ static int stage_stateful(const ss_supervisor *sv, int s)
 
 static void read_pipe(ss_supervisor *sv, child *c, int is_err);
 
+/* Recovery: c was killed by a signal and the run cannot go on without
+ * it. With restarts left (max_restarts), every component is killed and
+ * watch() starts the pipeline again once all are gone (restart());
+ * without, the run fails saying how many restarts it had. Returns 1 when
+ * it handled the death (either way), 0 when restarts are off. */
+static int try_restart(ss_supervisor *sv, child *c, int status)
+{
+    const child *snk = &sv->kids[sv->sink];
+    if (!sv->o.max_restarts || !WIFSIGNALED(status) ||
+        (snk->exited && WIFEXITED(snk->status) &&
+         WEXITSTATUS(snk->status) == 0))
+        return 0; /* after the sink completed, its output is final */
+    char w[SS_STATS_NAME_MAX + 16];
+    who(c, w, sizeof w);
+    int sig = WTERMSIG(status);
+    if (sv->restarts >= sv->o.max_restarts) {
+        sv->cause_child = c;
+        set_cause(sv, "%s was killed by signal %d (%s) after %u restart(s) "
+                  "of the pipeline, the most allowed (--restarts %u)", w,
+                  sig, strsignal(sig), sv->restarts, sv->o.max_restarts);
+        say(sv, "%s", sv->cause);
+        sv->result = SS_RUN_FAILED;
+        sv->failed = 1;
+        begin_stop(sv);
+        return 1;
+    }
+    sv->restarts++;
+    say(sv, "%s was killed by signal %d (%s); restarting the whole "
+        "pipeline from the start (restart %u of at most %u): no checkpoint "
+        "to resume from, so every row is read again; results are "
+        "committed only when the sink completes, so none shows twice", w,
+        sig, strsignal(sig), sv->restarts, sv->o.max_restarts);
+    sv->restarting = 1;
+    sv->stopping = 1;
+    sv->stop_ns = ss_now_ns();
+    signal_all(sv, SIGKILL);
+    sv->killed = 1;
+    return 1;
+}
+
 static void on_exit_status(ss_supervisor *sv, child *c, int status)
 {
     c->running = 0;
@@ -1112,6 +1204,8 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
                 "had not acknowledged", w, WTERMSIG(status), stage, alive);
             return;
         }
+        if (alive > 0 && try_restart(sv, c, status))
+            return;
         if (alive > 0) {
             sv->cause_child = c;
             set_cause(sv, "%s was killed by signal %d (%s), and stage '%s' "
@@ -1126,6 +1220,8 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
             return;
         }
     }
+    if (try_restart(sv, c, status))
+        return;
     sv->cause_child = c;
     if (WIFSIGNALED(status)) {
         set_cause(sv, "%s was killed by signal %d (%s)", w, WTERMSIG(status),
@@ -1149,22 +1245,39 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
     begin_stop(sv);
 }
 
+/* Reaps the children that exited. Those killed by a signal are handled
+ * first: when a kill -9 and the failures it caused (a peer reporting its
+ * router gone) are reaped together, the kill is the cause. */
 static void reap(ss_supervisor *sv)
 {
+    enum { BATCH = 64 };
     for (;;) {
-        int st;
-        struct rusage ru;
-        pid_t pid = wait4(-1, &st, WNOHANG, &ru);
-        if (pid <= 0)
-            return;
-        for (size_t i = 0; i < sv->nkids; i++)
-            if (sv->kids[i].running && sv->kids[i].pid == pid) {
-                sv->kids[i].cpu_s =
-                    (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-                on_exit_status(sv, &sv->kids[i], st);
+        int sts[BATCH];
+        size_t kid[BATCH], n = 0;
+        while (n < BATCH) {
+            int st;
+            struct rusage ru;
+            pid_t pid = wait4(-1, &st, WNOHANG, &ru);
+            if (pid <= 0)
                 break;
-            }
+            for (size_t i = 0; i < sv->nkids; i++)
+                if (sv->kids[i].running && sv->kids[i].pid == pid) {
+                    sv->kids[i].cpu_s +=
+                        (double)ru.ru_utime.tv_sec +
+                        ru.ru_utime.tv_usec / 1e6 +
+                        (double)ru.ru_stime.tv_sec +
+                        ru.ru_stime.tv_usec / 1e6;
+                    sts[n] = st;
+                    kid[n++] = i;
+                    break;
+                }
+        }
+        if (!n)
+            return;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t k = 0; k < n; k++)
+                if ((WIFSIGNALED(sts[k]) ? 0 : 1) == pass)
+                    on_exit_status(sv, &sv->kids[kid[k]], sts[k]);
     }
 }
 
@@ -1464,6 +1577,91 @@ static int consumers_ready(const ss_supervisor *sv)
     return 1;
 }
 
+/* Starts every component but the source (watch() starts it when they
+ * are ready); a failure to start one stops the run. */
+static void start_consumers(ss_supervisor *sv)
+{
+    sv->start_ns = ss_now_ns();
+    for (size_t i = 0; i < sv->nkids && !sv->stopping; i++) {
+        if (sig_stop_count)
+            break;
+        if ((int)i == sv->source)
+            continue;
+        if (start_child(sv, &sv->kids[i], sv->devnull)) {
+            set_cause(sv, "cannot start %s", sv->kids[i].name);
+            sv->result = SS_RUN_FAILED;
+            sv->failed = 1;
+            begin_stop(sv);
+        }
+    }
+}
+
+/* Recovery, once every child of the killed incarnation is gone: cuts
+ * the sink's outputs back to what was committed, forgets every counter
+ * and rejects file of the dead incarnation (they are counted again from
+ * the start), and starts the pipeline again, under the same run id and
+ * keys. */
+static void restart(ss_supervisor *sv)
+{
+    ss_monitor_read(sv->mon); /* what the dead sent: dropped below */
+    ss_monitor_reset(sv->mon);
+    for (size_t i = 0; i < sv->nkids; i++) {
+        child *c = &sv->kids[i];
+        if (c->err_fd >= 0) /* the rest of what it said, to its log */
+            read_pipe(sv, c, 1);
+        if (c->out_fd >= 0)
+            read_pipe(sv, c, 0);
+        if (c->err_fd >= 0)
+            close(c->err_fd);
+        if (c->out_fd >= 0)
+            close(c->out_fd);
+        c->err_fd = c->out_fd = -1;
+        if (c->log_fd >= 0)
+            close(c->log_fd);
+        c->log_fd = -1;
+        ss_buf_reset(&c->err_line);
+        ss_buf_reset(&c->out_line);
+        c->pid = 0;
+        c->exited = c->status = c->lost = 0;
+        c->first_error[0] = '\0';
+    }
+    if (sv->spool_fd >= 0 &&
+        (ftruncate(sv->spool_fd, 0) != 0 ||
+         lseek(sv->spool_fd, 0, SEEK_SET) != 0))
+        say(sv, "warning: cannot empty %s: %s", sv->spool_path,
+            strerror(errno));
+    if (sv->output_path) {
+        int r = sv->output_len0 < 0
+                    ? unlink(sv->output_path)
+                    : truncate(sv->output_path, sv->output_len0);
+        if (r != 0 && errno != ENOENT)
+            say(sv, "warning: cannot cut %s back to its committed length: "
+                    "%s", sv->output_path, strerror(errno));
+    }
+    clear_stale_rejects(sv, 1); /* emptied: their owners and modes stay */
+    sv->lost = 0;
+    sv->done = 0;
+    sv->finish_ns = 0;
+    sv->stopping = sv->killed = sv->restarting = 0;
+    sv->source_started = 0;
+    sv->cause_child = NULL;
+    start_consumers(sv);
+}
+
+/* The sink completed (exit 0): what it printed, held while a restart
+ * could still undo it, goes to the run's stdout. */
+static void commit_output(ss_supervisor *sv)
+{
+    if (sv->spool_fd < 0 || lseek(sv->spool_fd, 0, SEEK_SET) != 0)
+        return;
+    clear_progress(sv);
+    char buf[16384];
+    ssize_t r;
+    while ((r = read(sv->spool_fd, buf, sizeof buf)) > 0)
+        fwrite(buf, 1, (size_t)r, stdout);
+    fflush(stdout);
+}
+
 /* The main loop: starts the source once the consumers are ready, and
  * runs until every child exited. */
 static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
@@ -1486,7 +1684,8 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
                 sv->source_stopped = 1;
                 if (kill(-src->pid, SIGTERM) != 0)
                     kill(src->pid, SIGTERM);
-            } else if (!sv->stopping) {
+            } else if (!sv->stopping || sv->restarting) {
+                sv->restarting = 0; /* no restart after an interrupt */
                 say(sv, "interrupted; stopping every component");
                 set_cause(sv, "interrupted (Ctrl-C, or a signal)");
                 sv->result = SS_RUN_INTERRUPTED;
@@ -1497,17 +1696,18 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
             }
             seen = sig_stop_count;
         }
-        if (sv->o.timeout_s > 0 && !sv->stopping &&
+        if (sv->o.timeout_s > 0 && (!sv->stopping || sv->restarting) &&
             (double)(now - sv->t0) / 1e9 >= sv->o.timeout_s) {
             say(sv, "timed out after %g s; stopping every component",
                 sv->o.timeout_s);
             set_cause(sv, "timed out after %g s (--timeout)",
                       sv->o.timeout_s);
             sv->result = SS_RUN_TIMEOUT;
+            sv->restarting = 0;
             begin_stop(sv);
         }
         if (!sv->source_started && !sv->stopping &&
-            (consumers_ready(sv) || now - sv->t0 >= sv->ready_ns)) {
+            (consumers_ready(sv) || now - sv->start_ns >= sv->ready_ns)) {
             sv->source_started = 1;
             if (start_child(sv, &sv->kids[sv->source], sv->devnull)) {
                 set_cause(sv, "cannot start the source");
@@ -1517,6 +1717,10 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
             }
         }
         size_t alive = running_count(sv);
+        if (!alive && sv->restarting) {
+            restart(sv);
+            continue;
+        }
         if (!alive)
             return;
         if (sv->finish_ns && !sv->stopping && now > sv->finish_ns &&
@@ -1626,18 +1830,7 @@ int ss_supervisor_run(ss_supervisor *sv)
         ready_ms = READY_MS;
     sv->ready_ns = ready_ms * 1000000ull;
     /* everything but the source; watch() starts it when they are ready */
-    for (size_t i = 0; i < sv->nkids && !sv->stopping; i++) {
-        if (sig_stop_count)
-            break;
-        if ((int)i == sv->source)
-            continue;
-        if (start_child(sv, &sv->kids[i], devnull)) {
-            set_cause(sv, "cannot start %s", sv->kids[i].name);
-            sv->result = SS_RUN_FAILED;
-            sv->failed = 1;
-            begin_stop(sv);
-        }
-    }
+    start_consumers(sv);
     watch(sv, items, owner);
 
     /* drain what the children left in their pipes and final samples */
@@ -1658,6 +1851,12 @@ int ss_supervisor_run(ss_supervisor *sv)
         }
     }
     clear_progress(sv);
+    const child *sk = &sv->kids[sv->sink];
+    if (sk->exited && WIFEXITED(sk->status) && WEXITSTATUS(sk->status) == 0)
+        commit_output(sv);
+    else if (sv->spool_fd >= 0 && lseek(sv->spool_fd, 0, SEEK_END) > 0)
+        say(sv, "the sink did not complete: what it printed was not "
+                "committed, and is not shown");
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -1742,6 +1941,13 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     }
     free(sv->kids);
     free(sv->stage_names);
+    if (sv->spool_fd >= 0) {
+        close(sv->spool_fd);
+        if (sv->spool_path)
+            unlink(sv->spool_path); /* committed, or reported */
+    }
+    free(sv->spool_path);
+    free(sv->output_path);
     ss_monitor_destroy(&sv->mon);
     ss_runkeys_destroy(&sv->rk);
     free(sv->self);

@@ -21,7 +21,8 @@
  * after stage k, the last one feeding the sink), the sink, the workers,
  * the source. The run ends when the sink sent DONE (or exited) and every
  * child exited; a child exiting non-zero or by a signal fails the run and
- * every other child is stopped (SIGTERM, SIGKILL 2 s later).
+ * every other child is stopped (SIGTERM, SIGKILL 2 s later), unless
+ * max_restarts allows a restart of the whole pipeline (see there).
  */
 #ifndef SS_SUPERVISOR_H
 #define SS_SUPERVISOR_H
@@ -53,6 +54,15 @@ typedef struct ss_run_opts {
                                role needs only (ss_runkeys.h) */
     const char *keyservice; /* enclave: the key service's endpoint */
     const char *enclave;    /* enclave: backend (NULL: sandbox) */
+    /* recovery: when a component is killed by a signal (kill -9, the
+     * OOM killer) and the run cannot go on without it (a stateful
+     * worker, a stage's last worker, a router, the sink, the source),
+     * stop every component and start the whole pipeline again from the
+     * start, at most this many times (0: fail the run, as before). The
+     * sink's standard output and its OUTPUT file are committed only when
+     * the sink completes, so each result shows once. A component that
+     * exits with an error status is never restarted: it said why. */
+    unsigned max_restarts;
 } ss_run_opts;
 
 typedef struct ss_supervisor ss_supervisor;

@@ -56,7 +56,7 @@ typedef enum ss_msg_kind {
     SS_MSG_STATS = 9,     /* component -> supervisor: counters */
     SS_MSG_DONE = 10,     /* sink -> supervisor: sendZmqCompleted() */
     SS_MSG_REJECT = 11,   /* component -> supervisor: one rejected event */
-    SS_MSG_BARRIER = 12,  /* reserved for checkpoint barriers */
+    SS_MSG_BARRIER = 12,  /* checkpoint barrier (epoch); routers align */
     SS_MSG_KIND_MAX = 12
 } ss_msg_kind;
 

@@ -1775,6 +1775,151 @@ static void test_stream_ownership(void **state)
     test_done = 1;
 }
 
+/* Next message on a raw DEALER other than HEARTBEAT within ms: its kind
+ * (h filled), or 0 when none came. It heartbeats as `name` meanwhile (a
+ * silent worker would be lost). */
+static int raw_next_as(void *s, const char *name, ss_hdr *h, int ms)
+{
+    uint8_t buf[1024];
+    int slice = hb_ms;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &slice, sizeof slice);
+    for (int waited = 0; waited < ms;) {
+        if (name) {
+            ss_buf b = SS_BUF_INIT;
+            ss_hdr hb = {.kind = SS_MSG_HEARTBEAT,
+                         .producer = ss_name_id(name)};
+            ss_proto_build(&b, &hb, NULL, 0);
+            raw_send(s, b.data, b.len);
+            ss_buf_release(&b);
+        }
+        int n = zmq_recv(s, buf, sizeof buf, 0);
+        if (n < 0) {
+            waited += slice;
+            continue;
+        }
+        const char *why;
+        assert_int_equal(ss_hdr_decode(buf, (size_t)n, h, &why), 0);
+        if (h->kind != SS_MSG_HEARTBEAT)
+            return h->kind;
+    }
+    return 0;
+}
+
+static int raw_next(void *s, ss_hdr *h, int ms)
+{
+    return raw_next_as(s, NULL, h, ms);
+}
+
+static void raw_hello(void *s, const char *name, const char *role,
+                      const char *stage, uint32_t members)
+{
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+    ss_hello he = {.credits = 64, .members = members};
+    snprintf(he.name, sizeof he.name, "%s", name);
+    snprintf(he.role, sizeof he.role, "%s", role);
+    snprintf(he.stage, sizeof he.stage, "%s", stage);
+    snprintf(he.group, sizeof he.group, "%s", stage);
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id(name));
+    raw_send(s, b.data, b.len);
+    assert_int_equal(raw_next(s, &h, connect_ms), SS_MSG_WELCOME);
+    ss_buf_release(&b);
+}
+
+static void raw_data(void *s, const char *src, uint64_t seq)
+{
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr d = {.kind = SS_MSG_DATA, .stream = own(src), .seq = seq,
+                .count = 1, .flags = SS_BF_LAST_PART,
+                .producer = ss_name_id(src)};
+    ss_proto_build(&b, &d, "\xa1x", 2);
+    raw_send(s, b.data, b.len);
+    ss_buf_release(&b);
+}
+
+static void raw_barrier(void *s, const char *src, uint32_t epoch)
+{
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr d = {.kind = SS_MSG_BARRIER, .epoch = epoch,
+                .producer = ss_name_id(src)};
+    ss_proto_build(&b, &d, NULL, 0);
+    raw_send(s, b.data, b.len);
+    ss_buf_release(&b);
+}
+
+/* Aligned checkpoint barriers (docs/PROTOCOL.md, "BARRIER"): after
+ * src-1's barrier 1, its later batch waits until src-2's barrier 1 came;
+ * then the worker gets one BARRIER (epoch 1, from the router) after every
+ * batch sent before the barriers and before every batch sent after them.
+ * A barrier of an epoch already aligned is refused (stale or replayed). */
+static void test_barrier_alignment(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    void *s1 = raw_dealer(front_ep, "src-1");
+    void *s2 = raw_dealer(front_ep, "src-2");
+    void *w = raw_dealer(back_ep, "map-1");
+    raw_hello(s1, "src-1", "source", "source", 2);
+    raw_hello(w, "map-1", "worker", "map", 1);
+    ss_hdr h;
+
+    /* src-2 has not said HELLO: its group is not whole, so src-1's
+     * barrier cannot be aligned without it, and its batch 1 waits */
+    raw_data(s1, "src-1", 0);
+    raw_barrier(s1, "src-1", 1);
+    raw_data(s1, "src-1", 1);
+    assert_int_equal(raw_next_as(w, "map-1", &h, connect_ms), SS_MSG_DATA);
+    assert_int_equal(h.stream, own("src-1"));
+    assert_int_equal(h.seq, 0);
+    raw_hello(s2, "src-2", "source", "source", 2);
+    raw_data(s2, "src-2", 0);
+    assert_int_equal(raw_next_as(w, "map-1", &h, connect_ms), SS_MSG_DATA);
+    assert_int_equal(h.stream, own("src-2"));
+    assert_int_equal(h.seq, 0);
+    /* src-1's batch 1 is held: nothing more comes */
+    assert_int_equal(raw_next_as(w, "map-1", &h, 300), 0);
+
+    raw_barrier(s2, "src-2", 1);
+    raw_data(s2, "src-2", 1);
+    assert_int_equal(raw_next_as(w, "map-1", &h, connect_ms), SS_MSG_BARRIER);
+    assert_int_equal(h.epoch, 1);
+    assert_int_equal(h.producer, ss_name_id("r1"));
+    assert_int_equal(h.len, 0);
+    int got1 = 0, got2 = 0;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(raw_next_as(w, "map-1", &h, connect_ms), SS_MSG_DATA);
+        assert_int_equal(h.seq, 1);
+        got1 += h.stream == own("src-1");
+        got2 += h.stream == own("src-2");
+    }
+    assert_int_equal(got1, 1);
+    assert_int_equal(got2, 1);
+
+    /* stale: epoch 1 again (refused, nothing forwarded); 0 is no epoch */
+    raw_barrier(s2, "src-2", 1);
+    raw_barrier(s1, "src-1", 0);
+    /* epoch 3 from both (2 skipped): aligned at 3 */
+    raw_barrier(s1, "src-1", 3);
+    raw_barrier(s2, "src-2", 3);
+    assert_int_equal(raw_next_as(w, "map-1", &h, connect_ms), SS_MSG_BARRIER);
+    assert_int_equal(h.epoch, 3);
+    assert_int_equal(raw_next_as(w, "map-1", &h, 200), 0);
+
+    ss_router_stop(rt.r);
+    assert_int_equal(router_join(&rt), SS_EINTR);
+    assert_int_equal(rt.st.barriers_in, 4);
+    assert_int_equal(rt.st.barriers_out, 2);
+    assert_int_equal(rt.st.epoch, 3);
+    assert_int_equal(rt.st.rejected, 2);
+    assert_int_equal(rt.st.in_batches, 4);
+    zmq_close(s1);
+    zmq_close(s2);
+    zmq_close(w);
+    test_done = 1;
+}
+
 /* A router of another wire version (a raw ROUTER answering in version
  * 1): the peer fails at once, naming both versions. */
 static void *old_router_main(void *arg)
@@ -1903,6 +2048,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proto),
         cmocka_unit_test_setup_teardown(test_one_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_alignment, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_three_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_joiner, setup, teardown),

@@ -1,0 +1,136 @@
+#!/bin/bash
+# Recovery (issue 13, first step: no checkpoints yet): with `sstream run
+# --restarts N`, a kill -9 of a stateful worker (the reduce), of a router
+# or of the sink mid-run of DelayedFlights stops every component and
+# starts the whole pipeline again from the start; the answer is exactly
+# awk's, printed once, and the summary balances with the counters of the
+# run that completed; in plain, encrypted and enclave modes. The number
+# of restarts is bounded: a component killed once more than allowed fails
+# the run saying so, and no partial result is shown.
+source "$(dirname "$0")/lib.sh"
+EX=$ROOT/examples/delayed-flights
+cd "$T"
+cp "$EX"/*.lua .
+RUN_TIMEOUT=${RUN_TIMEOUT:-240}
+# a mapper slowed down on purpose, so that the run is still going when
+# the victim is killed, even on a fast machine
+sed 's/if not value then return {} end/for _ = 1, 100000 do end\n      if not value then return {} end/' \
+    map-csv-to-event.lua > slow-map.lua
+grep -q 'for _ = 1, 100000' slow-map.lua || echo "fixture: slow-map.lua not slowed" >&2
+"$SS" gen flights --rows 20000 --seed 7 -o data.csv
+reference data.csv > expected
+
+# small batches: a slowed batch never keeps a worker from heartbeating
+# for its peer timeout, even in encrypted mode on a loaded machine
+cat > p.yml <<'YML'
+name: recovery
+batch_size: 8K
+source: { file: data.csv, parts: 2, format: csv, header: true }
+stages:
+  - { name: map, script: slow-map.lua, workers: 1 }
+  - { name: filter, script: filter-event.lua, workers: 1 }
+  - { name: reduce, script: reduce-events.lua, workers: 1 }
+sink: { script: print-results.lua, output: output.log }
+YML
+
+# kill_run TAG VICTIM KILLS RESTARTS [run options...]: runs the pipeline
+# with --restarts RESTARTS (stdout res-TAG, stderr err-TAG, status rc-TAG),
+# and KILLS times: waits until the reduce worker of the current
+# incarnation received rows (mid-stream), then kills VICTIM (a component
+# name: reduce-1, router-3, sink) with SIGKILL. Fails if a victim was not
+# found.
+kill_run() {
+    local tag=$1 victim=$2 kills=$3 restarts=$4
+    shift 4
+    timeout -k 10 "$RUN_TIMEOUT" "$SS" run p.yml --output-dir "out-$tag" \
+        --restarts "$restarts" --metrics "metrics-$tag" "$@" \
+        > "res-$tag" 2> "err-$tag" &
+    local run=$! found=0 k
+    _pids+=($run)
+    for ((k = 1; k <= kills; k++)); do
+        local pid="" sup="" seen
+        # the k-th incarnation: k-1 restarts said so before it started
+        for _ in $(seq 1 1200); do
+            seen=$(grep -c "restarting the whole pipeline" "err-$tag" 2> /dev/null)
+            [ "${seen:-0}" -ge $((k - 1)) ] && break
+            sleep 0.1
+        done
+        # mid-stream: reduce-1 of this incarnation has received rows (its
+        # metrics line names its pid)
+        for _ in $(seq 1 1200); do
+            sup=$(pgrep -P "$run" | head -1)
+            [ -n "$sup" ] &&
+                pid=$(pgrep -P "$sup" -f -- "--name $victim( |$)" | head -1)
+            local rpid
+            rpid=$([ -n "$sup" ] && pgrep -P "$sup" -f -- "--name reduce-1( |$)" | head -1)
+            if [ -n "$pid" ] && [ -n "$rpid" ] &&
+                grep -q "\"name\":\"reduce-1\",.*\"pid\":$rpid,.*\"in\":[1-9]" \
+                    "metrics-$tag" 2> /dev/null; then
+                break
+            fi
+            pid=""
+            sleep 0.1
+        done
+        [ -n "$pid" ] && kill -KILL "$pid" 2> /dev/null && found=$((found + 1))
+    done
+    wait_max $((RUN_TIMEOUT + 20)) $run
+    echo $? > "rc-$tag"
+    [ "$found" -eq "$kills" ]
+}
+
+# the metrics line must name the pid for the moment above
+"$SS" run p.yml --output-dir out-probe --metrics metrics-probe --restarts 1 \
+    > res-probe 2> err-probe
+check "fixture: the pipeline runs (exit 0) with --restarts" test $? -eq 0
+contains "fixture: a metrics line carries its component's pid" metrics-probe \
+    '"name":"reduce-1",.*"pid":[0-9]+,'
+grep '^Delays' res-probe > got-probe
+same "without a kill, the answer is awk's" got-probe expected
+
+case_ok() { # TAG WHAT
+    check "$2: the run recovers and exits 0" test "$(cat "rc-$1")" -eq 0
+    grep '^Delays' "res-$1" > "got-$1"
+    same "$2: the answer is exactly awk's, each line once" "got-$1" expected
+    contains "$2: the restart is said, naming the killed component" "err-$1" \
+        "was killed by signal 9 .*restarting the whole pipeline from the start \\(restart 1 of at most 2\\)"
+    contains "$2: the summary balances (counters of the completed run)" \
+        "err-$1" "balanced"
+    check "$2: OUTPUT was written once by the completed run" \
+        test "$(wc -l < "out-$1/output.log")" -eq 1
+}
+
+check "plain: reduce-1 (stateful) was killed mid-stream" \
+    kill_run reduce reduce-1 1 2
+case_ok reduce "plain, kill -9 of the reduce worker"
+check "plain: router-3 (in front of the reduce) was killed mid-stream" \
+    kill_run router router-3 1 2
+case_ok router "plain, kill -9 of a router"
+check "plain: the sink was killed mid-stream" kill_run sink sink 1 2
+case_ok sink "plain, kill -9 of the sink"
+
+check "encrypted: reduce-1 was killed mid-stream" \
+    kill_run enc reduce-1 1 2 --security encrypted
+case_ok enc "encrypted, kill -9 of the reduce worker"
+check "enclave: reduce-1 was killed mid-stream" \
+    kill_run encl reduce-1 1 2 --security enclave
+case_ok encl "enclave, kill -9 of the reduce worker (its enclave's state)"
+check "enclave: router-4 (before the sink) was killed mid-stream" \
+    kill_run enclr router-4 1 2 --security enclave
+case_ok enclr "enclave, kill -9 of the last router"
+
+# bounded: one restart allowed, the sink killed in both incarnations
+check "bound: the sink was killed twice" kill_run bound sink 2 1
+check "bound: the run fails (non-zero exit)" test "$(cat rc-bound)" -ne 0
+contains "bound: the first kill restarted the run" err-bound \
+    "restarting the whole pipeline from the start \\(restart 1 of at most 1\\)"
+contains "bound: the last line says the restarts ran out" <(tail -1 err-bound) \
+    "failed because sink was killed by signal 9 .* after 1 restart\\(s\\) of the pipeline, the most allowed \\(--restarts 1\\)"
+lacks "bound: no result is shown" res-bound "^Delays"
+
+# without --restarts the loss of state still fails the run (as before)
+check "no restarts: reduce-1 was killed mid-stream" kill_run none reduce-1 1 0
+check "no restarts: the run fails" test "$(cat rc-none)" -ne 0
+contains "no restarts: the failure names the lost stateful worker" err-none \
+    "failed because worker reduce-1 was killed by signal 9"
+lacks "no restarts: nothing restarted" err-none "restarting the whole pipeline"
+finish
