@@ -1526,6 +1526,8 @@ static void release_held(ss_router *r, peer *p)
             front_barrier(r, p, &it->h);
         zmq_msg_close(&it->msg);
     }
+    if (i == 0)
+        return; /* nothing taken (moving an item onto itself empties it) */
     for (size_t k = i; k < p->nheld; k++) {
         item_move(&p->held[k - i], &p->held[k]);
         zmq_msg_close(&p->held[k].msg);

@@ -1900,20 +1900,31 @@ static void test_barrier_alignment(void **state)
     /* stale: epoch 1 again (refused, nothing forwarded); 0 is no epoch */
     raw_barrier(s2, "src-2", 1);
     raw_barrier(s1, "src-1", 0);
-    /* epoch 3 from both (2 skipped): aligned at 3 */
+    /* src-1 skips to 3 and sends batch 2 (held); src-2's 2 aligns epoch
+     * 2 while src-1 stays blocked with its batch held, intact; src-2's 3
+     * aligns 3 and releases it */
     raw_barrier(s1, "src-1", 3);
+    raw_data(s1, "src-1", 2);
+    sleep_ms(150); /* the router has them (held) before src-2's 2 */
+    raw_barrier(s2, "src-2", 2);
+    assert_int_equal(raw_next_as(w, "map-1", &h, connect_ms), SS_MSG_BARRIER);
+    assert_int_equal(h.epoch, 2);
+    assert_int_equal(raw_next_as(w, "map-1", &h, 300), 0);
     raw_barrier(s2, "src-2", 3);
     assert_int_equal(raw_next_as(w, "map-1", &h, connect_ms), SS_MSG_BARRIER);
     assert_int_equal(h.epoch, 3);
+    assert_int_equal(raw_next_as(w, "map-1", &h, connect_ms), SS_MSG_DATA);
+    assert_int_equal(h.stream, own("src-1"));
+    assert_int_equal(h.seq, 2);
     assert_int_equal(raw_next_as(w, "map-1", &h, 200), 0);
 
     ss_router_stop(rt.r);
     assert_int_equal(router_join(&rt), SS_EINTR);
-    assert_int_equal(rt.st.barriers_in, 4);
-    assert_int_equal(rt.st.barriers_out, 2);
+    assert_int_equal(rt.st.barriers_in, 5);
+    assert_int_equal(rt.st.barriers_out, 3);
     assert_int_equal(rt.st.epoch, 3);
     assert_int_equal(rt.st.rejected, 2);
-    assert_int_equal(rt.st.in_batches, 4);
+    assert_int_equal(rt.st.in_batches, 5);
     zmq_close(s1);
     zmq_close(s2);
     zmq_close(w);
