@@ -56,6 +56,10 @@ static void usage(FILE *f)
         "  --metrics-port N    serve every component's counters in the\n"
         "                      Prometheus format on 127.0.0.1:N/metrics\n"
         "  --timeout S         stop and exit 124 after S seconds\n"
+        "  --checkpoint-interval MS  checkpoint barriers every MS ms "
+        "(0: none;\n"
+        "                      default: the file's checkpoint_ms, else "
+        "none)\n"
         "  --restarts N        when a component is killed (kill -9, OOM)\n"
         "                      and the run cannot go on without it, start\n"
         "                      the whole pipeline again, at most N times\n"
@@ -109,7 +113,7 @@ static int parse_args(int argc, char **argv, run_args *a)
     enum { O_DATA = 256, O_WORKERS, O_SECURITY, O_BATCH, O_OUTDIR,
            O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP, O_KEYS,
            O_ENCLAVE, O_MAXINSNS, O_ON, O_NAME, O_DETACH, O_IMAGE,
-           O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED, O_RESTARTS };
+           O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED, O_RESTARTS, O_CKPT };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -123,6 +127,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"tcp", no_argument, NULL, O_TCP},
         {"restarts", required_argument, NULL, O_RESTARTS},
+        {"checkpoint-interval", required_argument, NULL, O_CKPT},
         {"keys", required_argument, NULL, O_KEYS},
         {"enclave", required_argument, NULL, O_ENCLAVE},
         {"on", required_argument, NULL, O_ON},
@@ -204,6 +209,14 @@ static int parse_args(int argc, char **argv, run_args *a)
         }
         case O_TCP:
             a->ro.tcp = 1;
+            break;
+        case O_CKPT:
+            if (ss_parse_u64(optarg, 0, 86400000, 0, &v)) {
+                fprintf(stderr, "sstream run: --checkpoint-interval must be "
+                                "a number of ms from 0 to 86400000\n");
+                return 2;
+            }
+            a->ov.checkpoint_ms = v ? (int)v : -1;
             break;
         case O_RESTARTS:
             if (ss_parse_u64(optarg, 0, 100, 0, &v)) {
@@ -310,9 +323,10 @@ static int parse_args(int argc, char **argv, run_args *a)
                         "metrics.jsonl; the backend is sandbox)\n");
         return 2;
     }
-    if (a->on && a->ro.max_restarts) {
-        fprintf(stderr, "sstream run: --restarts does not go with --on yet "
-                        "(it restarts the processes of this machine)\n");
+    if (a->on && (a->ro.max_restarts || a->ov.checkpoint_ms > 0)) {
+        fprintf(stderr, "sstream run: --restarts and --checkpoint-interval "
+                        "do not go with --on yet (they work for the "
+                        "processes of this machine)\n");
         return 2;
     }
     return 0;

@@ -47,6 +47,15 @@ static void usage(FILE *f)
             "                       once no byte arrived for N ms "
             "(default 200; 0: only\n"
             "                       full batches and the last one)\n"
+            "  --checkpoint-interval MS  a file: each part sends a "
+            "checkpoint barrier\n"
+            "                       between two batches every MS ms and "
+            "the source\n"
+            "                       acknowledges each epoch to the "
+            "supervisor (default 0:\n"
+            "                       none; docs/PROTOCOL.md, BARRIER)\n"
+            "  --checkpoint-dir DIR  where each epoch's resume points go "
+            "(NAME-eN.json)\n"
             "  --batch-size BYTES   bytes per batch (default 64K)\n"
             "  --window N           batches in flight per part (default "
             "16)\n"
@@ -92,6 +101,8 @@ int cmd_source(int argc, char **argv)
         {"header", no_argument, 0, 'H'},
         {"follow", no_argument, 0, 'L'},
         {"linger-ms", required_argument, 0, 'l'},
+        {"checkpoint-interval", required_argument, 0, 'C'},
+        {"checkpoint-dir", required_argument, 0, 'D'},
         {"batch-size", required_argument, 0, 'b'},
         {"window", required_argument, 0, 'w'},
         {"name", required_argument, 0, 'n'},
@@ -110,6 +121,10 @@ int cmd_source(int argc, char **argv)
     opterr = 0;
     int c;
     uint64_t v;
+    /* set by sstream run for a restarted run: its epochs stay above */
+    const char *base = ss_env("SS_CHECKPOINT_BASE", NULL);
+    if (base && ss_parse_u64(base, 0, UINT32_MAX / 2, 0, &v) == 0)
+        o.checkpoint_base = (uint32_t)v;
     const char *run = NULL;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -121,6 +136,13 @@ int cmd_source(int argc, char **argv)
         case 'H': o.header = 1; break;
         case 'R': run = optarg; break;
         case 'L': o.follow = 1; break;
+        case 'C':
+            if (ss_parse_u64(optarg, 0, 86400000, 0, &v))
+                return bad("--checkpoint-interval takes 0 to 86400000 ms, "
+                           "not", optarg);
+            o.checkpoint_ms = (unsigned)v;
+            break;
+        case 'D': o.checkpoint_dir = optarg; break;
         case 'l':
             if (ss_parse_u64(optarg, 0, 3600000, 0, &v))
                 return bad("--linger-ms takes 0 to 3600000, not", optarg);

@@ -115,7 +115,8 @@ int ss_inlet_recv(ss_inlet *in, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms,
         }
         if (rc == 0)
             return 0;
-        if (hdr->kind == SS_MSG_DATA || hdr->kind == SS_MSG_EOS) {
+        if (hdr->kind == SS_MSG_DATA || hdr->kind == SS_MSG_EOS ||
+            hdr->kind == SS_MSG_BARRIER) {
             if (hdr->kind == SS_MSG_EOS)
                 in->eos_seen = 1;
             return 1;

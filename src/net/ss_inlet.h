@@ -56,7 +56,8 @@ int ss_inlet_new(void *zctx, const ss_inlet_opts *o, ss_inlet **out,
                  char *err, size_t errlen);
 
 /*
- * Waits up to timeout_ms (-1: forever) for the next DATA or EOS message.
+ * Waits up to timeout_ms (-1: forever) for the next DATA, EOS or BARRIER
+ * (a checkpoint barrier: the caller passes it on; no CREDIT answers it).
  * Returns 1 with *msg (initialised here; the caller owns it and calls
  * zmq_msg_close) and *hdr filled; 0 on timeout; SS_EPEER with err = the
  * router's ABORT reason, or saying the router went silent; SS_EINTR if a

@@ -245,6 +245,22 @@ timeout:
 }
 
 /* See ss_link.h. */
+int ss_link_send_barrier(ss_link *l, uint32_t epoch)
+{
+    if (epoch == 0)
+        return SS_EINVAL;
+    if (l->peer.failed)
+        return SS_EPEER;
+    ss_hdr h = {.kind = SS_MSG_BARRIER, .epoch = epoch};
+    ss_buf b = SS_BUF_INIT;
+    int rc = ss_proto_build(&b, &h, NULL, 0);
+    if (rc == 0)
+        rc = ss_peer_send_ctl(&l->peer, &b);
+    ss_buf_release(&b);
+    return rc;
+}
+
+/* See ss_link.h. */
 const char *ss_link_error(const ss_link *l) { return l->peer.err; }
 
 /* See ss_link.h. */

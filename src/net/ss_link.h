@@ -87,6 +87,12 @@ int ss_link_service(ss_link *l, int timeout_ms);
  */
 int ss_link_send_eos(ss_link *l, const ss_eos *eos, int timeout_ms);
 
+/* Sends a checkpoint BARRIER of epoch (1 or more) now, behind every
+ * batch sent before it (docs/PROTOCOL.md, "BARRIER"); it takes no slot of
+ * the window and is not confirmed. Returns 0, SS_EINVAL (epoch 0), or the
+ * errors of ss_link_send. */
+int ss_link_send_barrier(ss_link *l, uint32_t epoch);
+
 /* Why the last call failed (the router's ABORT reason...); never NULL. */
 const char *ss_link_error(const ss_link *l);
 

@@ -180,6 +180,16 @@ int ss_stats_report_done(ss_stats_reporter *r)
 }
 
 /* See ss_stats_reporter.h. */
+int ss_stats_report_barrier(ss_stats_reporter *r, const ss_stats *s,
+                            uint32_t epoch)
+{
+    if (!r || !r->sock)
+        return 0;
+    int rc = ss_stats_encode_barrier(s, epoch, &r->buf);
+    return rc ? rc : send_buf(r);
+}
+
+/* See ss_stats_reporter.h. */
 void ss_stats_reporter_destroy(ss_stats_reporter **p)
 {
     if (!p || !*p)

@@ -57,6 +57,12 @@ int ss_stats_report(ss_stats_reporter *r, const ss_stats *s);
 /* Sends the sink's DONE message. Same returns as ss_stats_report. */
 int ss_stats_report_done(ss_stats_reporter *r);
 
+/* Acknowledges checkpoint barrier epoch to the run's coordinator, with
+ * the counters s at the barrier (ss_stats_encode_barrier). Returns 0
+ * (also without a control endpoint) or the errors of ss_stats_report. */
+int ss_stats_report_barrier(ss_stats_reporter *r, const ss_stats *s,
+                            uint32_t epoch);
+
 /* Closes the socket, waiting at most 1 s for queued messages to leave,
  * frees r and sets *p to NULL. Safe on NULL and twice. */
 void ss_stats_reporter_destroy(ss_stats_reporter **p);

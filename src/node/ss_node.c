@@ -71,6 +71,7 @@ struct ss_node {
     uint64_t rejects_logged;
     uint64_t last_tick_ms; /* node_tick's last look at the clock */
     uint64_t last_stats_ms;
+    uint32_t epoch; /* the last checkpoint barrier passed on (0: none) */
     const char *to;
     /* security encrypted / enclave */
     ss_enclave *enc;        /* worker: where the stage runs (none/sandbox) */
@@ -189,10 +190,23 @@ static void report_chained(node *n, int final)
     }
 }
 
+/* This component's STATS record now. */
+static void node_stats(node *n, int final, ss_stats *st);
+
 static void report(node *n, int final)
 {
     if (!n->stats)
         return;
+    ss_stats st;
+    node_stats(n, final, &st);
+    ss_stats_report(n->stats, &st);
+    if (n->o->nchain && (n->chain || n->enc))
+        report_chained(n, final);
+    n->last_stats_ms = ss_now_ms();
+}
+
+static void node_stats(node *n, int final, ss_stats *stp)
+{
     const ss_stage_counts *t = n->enc     ? &n->totals
                                : n->stage ? ss_stage_totals(n->stage)
                                           : NULL;
@@ -214,10 +228,7 @@ static void report(node *n, int final)
         (void)chained_totals(n, 0, &st.stateful);
     else
         st.stateful = node_stateful(n);
-    ss_stats_report(n->stats, &st);
-    if (n->o->nchain && (n->chain || n->enc))
-        report_chained(n, final);
-    n->last_stats_ms = ss_now_ms();
+    *stp = st;
 }
 
 static void maybe_report(node *n)
@@ -702,6 +713,36 @@ static void link_failed(node *n, int rc)
              why && *why ? why : ss_strerror(rc));
 }
 
+/* A checkpoint barrier from the input router (docs/PROTOCOL.md,
+ * "BARRIER"). This loop handles one batch at a time and sends its output
+ * before it takes the next, so every output of the batches before the
+ * barrier left already: the barrier goes on downstream now, behind them,
+ * and the run's coordinator hears that this component passed it, with
+ * its counters at the barrier. (Not done yet: a stateful stage's
+ * snapshot here.) A barrier not above the last one is ignored. */
+static int handle_barrier(node *n, const ss_hdr *h)
+{
+    if (h->epoch <= n->epoch) {
+        ss_warn("%s: ignored barrier %u: not above the last one (%u)",
+                n->o->name, h->epoch, n->epoch);
+        return 0;
+    }
+    n->epoch = h->epoch;
+    if (n->link) {
+        int rc = ss_link_send_barrier(n->link, h->epoch);
+        if (rc) {
+            link_failed(n, rc);
+            return rc;
+        }
+    }
+    if (n->stats) {
+        ss_stats st;
+        node_stats(n, 0, &st);
+        ss_stats_report_barrier(n->stats, &st, h->epoch);
+    }
+    return 0;
+}
+
 /* Waits until every output was RECEIVED (so every input is acknowledged). */
 static int drain(node *n)
 {
@@ -923,6 +964,8 @@ static int run_input_loop(node *n)
             const char *body = (const char *)zmq_msg_data(&m) + SS_HDR_SIZE;
             if (h.kind == SS_MSG_DATA)
                 rc = handle_data(n, &h, body);
+            else if (h.kind == SS_MSG_BARRIER)
+                rc = handle_barrier(n, &h);
             else if (h.kind == SS_MSG_EOS) {
                 rc = handle_eos(n, body, h.len);
                 zmq_msg_close(&m);

@@ -37,6 +37,17 @@
 
 typedef struct ss_source source;
 
+/* Where a part stood when it sent a checkpoint barrier: what a restore
+ * needs to resume it, and its own counters then (the acknowledgement
+ * sums them over the parts). epoch UINT32_MAX: the part ended. */
+typedef struct ckpt_mark {
+    uint32_t epoch;
+    uint64_t offset; /* byte of the next line, from the file's start */
+    uint64_t row;    /* its line number */
+    uint64_t seq;    /* the next batch's seq */
+    uint64_t lines, bytes, events, out_bytes, batches, rejected;
+} ckpt_mark;
+
 typedef struct part {
     source *src;
     unsigned index;
@@ -56,6 +67,13 @@ typedef struct part {
     ss_buf rejects;
     int rc;
     char err[512];
+    /* checkpoints (o->checkpoint_ms): this part's own counters, the last
+     * barrier it sent, and its marks (under src->lock) */
+    uint64_t n_lines, n_bytes, n_events, n_out_bytes, n_batches, n_rejected;
+    uint32_t epoch;
+    unsigned since_check; /* lines since the clock was last read */
+    ckpt_mark *marks;
+    size_t nmarks, capmarks;
 } part;
 
 struct ss_source {
@@ -76,6 +94,11 @@ struct ss_source {
     part *parts;
     unsigned nparts;
     ss_latlog *lat; /* SS_LATENCY_DIR: when each batch left (ss_latlog.h) */
+    /* checkpoints: the file's first byte (offsets count from it), the
+     * clock's start, the last epoch acknowledged to the supervisor */
+    const char *base;
+    uint64_t t0_ms;
+    uint32_t acked;
 };
 
 
@@ -98,6 +121,7 @@ static void reject(part *p, uint64_t line, const char *why, const char *l,
 {
     source *s = p->src;
     atomic_fetch_add(&s->rejected, 1);
+    p->n_rejected++;
     ss_buf *b = &p->rejects;
     ss_buf_reset(b);
     ss_buf_printf(b, "{\"stage\":\"source\",\"worker\":");
@@ -196,7 +220,78 @@ static int batch_send_end(part *p, int end)
     atomic_fetch_add(&s->batches, 1);
     atomic_fetch_add(&s->out_bytes, h.len);
     atomic_fetch_add(&s->events, p->count);
+    p->n_batches++;
+    p->n_out_bytes += h.len;
+    p->n_events += p->count;
     return 0;
+}
+
+static int batch_send(part *p);
+
+/* Records m as p's latest mark (under the source's lock: the main thread
+ * reads the marks). Returns 0 or SS_ENOMEM. */
+static int add_mark(part *p, const ckpt_mark *m)
+{
+    source *s = p->src;
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (p->nmarks == p->capmarks) {
+        size_t cap = p->capmarks ? 2 * p->capmarks : 8;
+        ckpt_mark *v = realloc(p->marks, cap * sizeof *v);
+        if (!v)
+            rc = SS_ENOMEM;
+        else {
+            p->marks = v;
+            p->capmarks = cap;
+        }
+    }
+    if (!rc)
+        p->marks[p->nmarks++] = *m;
+    pthread_mutex_unlock(&s->lock);
+    if (rc)
+        snprintf(p->err, sizeof p->err, "out of memory recording a "
+                 "checkpoint of part %u", p->index);
+    return rc;
+}
+
+static ckpt_mark part_mark(const part *p, uint32_t epoch, const char *next,
+                      uint64_t row)
+{
+    ckpt_mark m = {epoch,          (uint64_t)(next - p->src->base),
+              row,            p->seq,
+              p->n_lines,     p->n_bytes,
+              p->n_events,    p->n_out_bytes,
+              p->n_batches,   p->n_rejected};
+    return m;
+}
+
+/* Checkpoints (docs/PROTOCOL.md, "BARRIER"): once an interval passed
+ * since the last barrier, before line `row` (at l) is taken, the batch
+ * being built leaves, then a BARRIER of the current epoch (the intervals
+ * since the source started: every part injects the same epochs), and the
+ * part's mark records where the next batch starts. Returns 0 or the
+ * error of a send. */
+static int maybe_barrier(part *p, uint64_t row, const char *l)
+{
+    source *s = p->src;
+    uint64_t now = ss_now_ms();
+    uint32_t e = s->o->checkpoint_base +
+                 (uint32_t)((now - s->t0_ms) / s->o->checkpoint_ms);
+    if (e <= p->epoch)
+        return 0;
+    int rc = batch_send(p);
+    if (rc)
+        return rc;
+    batch_start(p, row);
+    rc = ss_link_send_barrier(p->link, e);
+    if (rc) {
+        snprintf(p->err, sizeof p->err, "cannot send barrier %u of part "
+                 "%u: %s", e, p->index, ss_link_error(p->link));
+        return rc;
+    }
+    p->epoch = e;
+    ckpt_mark m = part_mark(p, e, l, row);
+    return add_mark(p, &m);
 }
 
 static int batch_send(part *p) { return batch_send_end(p, 0); }
@@ -207,8 +302,16 @@ static int take_line(part *p, uint64_t line, const char *l, size_t n)
 {
     source *s = p->src;
     char why[600];
+    if (s->o->checkpoint_ms && s->base && ++p->since_check >= 64) {
+        p->since_check = 0;
+        int rc = maybe_barrier(p, line, l);
+        if (rc)
+            return rc;
+    }
     atomic_fetch_add(&s->lines, 1);
     atomic_fetch_add(&s->bytes, n + 1);
+    p->n_lines++;
+    p->n_bytes += n + 1;
     if (n && l[n - 1] == '\r')
         n--;
     size_t need = n + 5;
@@ -334,6 +437,9 @@ static int part_setup(part *p)
 
 static void part_cleanup(part *p)
 {
+    free(p->marks);
+    p->marks = NULL;
+    p->nmarks = p->capmarks = 0;
     if (p->L) {
         lua_getfield(p->L, LUA_REGISTRYINDEX, "ss.self");
         ss_lua *lua = lua_touserdata(p->L, -1);
@@ -371,6 +477,11 @@ static int part_finish(part *p)
     if (rc)
         snprintf(p->err, sizeof p->err, "cannot deliver end of stream of "
                  "part %u: %s", p->index, ss_strerror(rc));
+    if (!rc && p->src->o->checkpoint_ms && p->src->base) {
+        /* ended: it takes part in no later checkpoint */
+        ckpt_mark m = part_mark(p, UINT32_MAX, p->end, p->first_line + p->nlines);
+        rc = add_mark(p, &m);
+    }
     return rc;
 }
 
@@ -467,6 +578,105 @@ static void report(source *s, ss_stats_reporter *r, uint64_t total,
     st.total_bytes = total;
     st.final = final;
     ss_stats_report(r, &st);
+}
+
+/* The first mark of p at or after epoch e (its end mark at worst), or
+ * NULL. Under s->lock. */
+static const ckpt_mark *mark_for(const part *p, uint32_t e)
+{
+    for (size_t i = 0; i < p->nmarks; i++)
+        if (p->marks[i].epoch >= e)
+            return &p->marks[i];
+    return NULL;
+}
+
+/* Writes the source's state at checkpoint e (every part's resume point)
+ * as <checkpoint_dir>/<name>-e<epoch>.json, atomically (a temporary file
+ * renamed). Returns 0 or SS_EIO (logged). */
+static int write_offsets(source *s, uint32_t e, const ckpt_mark *const *ms)
+{
+    const ss_source_opts *o = s->o;
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s-e%u.json", o->checkpoint_dir,
+             o->name, e);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        ss_error("checkpoint %u: cannot write %s: %s", e, tmp,
+                 strerror(errno));
+        return SS_EIO;
+    }
+    fprintf(f, "{\"run\":\"%016llx\",\"epoch\":%u,\"component\":",
+            (unsigned long long)o->run, e);
+    ss_buf b = SS_BUF_INIT;
+    ss_buf_json_str(&b, o->name, strlen(o->name));
+    fwrite(b.data, 1, b.len, f);
+    ss_buf_release(&b);
+    fprintf(f, ",\"parts\":[");
+    for (unsigned i = 0; i < s->nparts; i++)
+        fprintf(f, "%s{\"part\":%u,\"offset\":%llu,\"row\":%llu,"
+                "\"seq\":%llu,\"ended\":%s}", i ? "," : "", i,
+                (unsigned long long)ms[i]->offset,
+                (unsigned long long)ms[i]->row,
+                (unsigned long long)ms[i]->seq,
+                ms[i]->epoch == UINT32_MAX ? "true" : "false");
+    fprintf(f, "]}\n");
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        ss_error("checkpoint %u: cannot write %s: %s", e, path,
+                 strerror(errno));
+        unlink(tmp);
+        return SS_EIO;
+    }
+    return 0;
+}
+
+/* Acknowledges to the supervisor every checkpoint the parts passed: the
+ * epochs the first router aligns (the smallest epoch above the last one
+ * that every part that has not ended reached, as the router computes
+ * it), each with the parts' offsets written to the checkpoint folder and
+ * the sum of their counters at their barriers. */
+static void ack_epochs(source *s, ss_stats_reporter *rep)
+{
+    if (!s->o->checkpoint_ms || !s->base)
+        return;
+    const ckpt_mark **ms = calloc(s->nparts, sizeof *ms);
+    if (!ms)
+        return;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        uint32_t next = UINT32_MAX;
+        int all = 1;
+        for (unsigned i = 0; i < s->nparts && all; i++) {
+            const ckpt_mark *m = mark_for(&s->parts[i], s->acked + 1);
+            if (!m)
+                all = 0;
+            else if (m->epoch < next)
+                next = m->epoch;
+        }
+        if (!all || next == UINT32_MAX)
+            break; /* a part has not reached it yet, or all ended */
+        ss_stats st;
+        ss_stats_init(&st);
+        ss_stats_set_names(&st, s->o->name, "source", "source");
+        for (unsigned i = 0; i < s->nparts; i++) {
+            ms[i] = mark_for(&s->parts[i], next);
+            st.in += ms[i]->lines;
+            st.in_bytes += ms[i]->bytes;
+            st.out += ms[i]->events;
+            st.out_bytes += ms[i]->out_bytes;
+            st.batches_out += ms[i]->batches;
+            st.rejected += ms[i]->rejected;
+        }
+        st.passed = st.out;
+        s->acked = next;
+        if (s->o->checkpoint_dir && write_offsets(s, next, ms) != 0)
+            continue; /* not acknowledged: the checkpoint cannot complete */
+        ss_stats_report_barrier(rep, &st, next);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(ms);
 }
 
 /* Following a file (--follow): after its end, what is appended is read
@@ -1049,6 +1259,11 @@ int ss_source_run(ss_source *s)
         p->end = e;
         cut = e;
     }
+    s->base = map ? map : data;
+    s->t0_ms = ss_now_ms();
+    s->acked = o->checkpoint_base;
+    for (unsigned i = 0; i < s->nparts; i++)
+        s->parts[i].epoch = o->checkpoint_base;
     pthread_barrier_init(&s->counted, NULL, s->nparts + 1);
     pthread_t *th = calloc(s->nparts, sizeof *th);
     for (unsigned i = 0; i < s->nparts; i++)
@@ -1071,6 +1286,7 @@ int ss_source_run(ss_source *s)
         if (!running)
             break;
         usleep(20000);
+        ack_epochs(s, rep);
         if (ss_now_ms() - last >= 1000) {
             report(s, rep, size, 0);
             last = ss_now_ms();
@@ -1079,6 +1295,7 @@ int ss_source_run(ss_source *s)
     free(joined);
     free(th);
     pthread_barrier_destroy(&s->counted);
+    ack_epochs(s, rep);
     report(s, rep, size, 1);
     status = 0;
     for (unsigned i = 0; i < s->nparts; i++) {

@@ -43,6 +43,16 @@ typedef struct ss_source_opts {
     int linger_ms; /* stdin, a pipe or a followed file: a partial batch
                       leaves once no byte arrived for this long (default
                       200; 0: only full batches and the last one) */
+    unsigned checkpoint_ms; /* a file read in parts: every part sends a
+                      checkpoint BARRIER between two batches each time
+                      this interval passed (epoch = intervals since the
+                      start), and the source acknowledges each aligned
+                      epoch to the supervisor with its counters at the
+                      barriers (0: none; stdin and --follow: none) */
+    const char *checkpoint_dir; /* with checkpoint_ms: the parts' resume
+                      points at each epoch go to <dir>/<name>-e<N>.json */
+    uint32_t checkpoint_base; /* epochs start above it (a restarted run's
+                      epochs stay above those issued before) */
 } ss_source_opts;
 
 /* Fills o with the defaults. */

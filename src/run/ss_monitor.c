@@ -301,6 +301,31 @@ static void on_stats(ss_monitor *m, const ss_stats *s, uint64_t now)
     c->st_ns = now;
 }
 
+/* A checkpoint acknowledgement: kept in the component's ring. */
+static void on_ack(ss_monitor *m, const ss_stats *s, uint32_t epoch)
+{
+    ss_monitor_comp *c = find_comp(m, s);
+    if (!c)
+        return;
+    unsigned k = c->nacks++ % SS_MONITOR_ACKS;
+    c->ack_epoch[k] = epoch;
+    c->ack_st[k] = *s;
+}
+
+/* See ss_monitor.h. */
+const ss_stats *ss_monitor_ack(const ss_monitor *m, size_t i,
+                               uint32_t epoch)
+{
+    if (i >= m->n || !epoch)
+        return NULL;
+    const ss_monitor_comp *c = &m->comps[i];
+    unsigned have = c->nacks < SS_MONITOR_ACKS ? c->nacks : SS_MONITOR_ACKS;
+    for (unsigned k = 0; k < have; k++)
+        if (c->ack_epoch[k] == epoch)
+            return &c->ack_st[k];
+    return NULL;
+}
+
 /* See ss_monitor.h. */
 void ss_monitor_read(ss_monitor *m)
 {
@@ -335,6 +360,15 @@ void ss_monitor_read(ss_monitor *m)
                     m->dropped++;
                 else
                     on_stats(m, &s, now);
+            } else if (h.kind == SS_MSG_BARRIER) {
+                ss_stats s;
+                uint32_t epoch;
+                if (ss_stats_decode_barrier(data, n, &s, &epoch) != 0)
+                    ;
+                else if (m->authed && !may_report(m, &s, from))
+                    m->dropped++;
+                else
+                    on_ack(m, &s, epoch);
             }
         }
         zmq_msg_close(&msg);
@@ -368,6 +402,7 @@ void ss_monitor_reset(ss_monitor *m)
         c->st_ns = 0;
         c->pid = 0;
         c->ev_rate = c->byte_rate = 0;
+        c->nacks = 0;
     }
     m->done_ns = 0;
 }

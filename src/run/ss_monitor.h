@@ -33,6 +33,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define SS_MONITOR_ACKS 64 /* checkpoint acknowledgements kept: epochs
+                              between the source and the sink */
+
 /* What the monitor knows of one component. */
 typedef struct ss_monitor_comp {
     char name[SS_STATS_NAME_MAX];
@@ -43,6 +46,11 @@ typedef struct ss_monitor_comp {
     int have_st;
     uint64_t st_ns;  /* ss_now_ns() when st arrived */
     double ev_rate, byte_rate; /* events, bytes in per second */
+    /* checkpoint acknowledgements (BARRIER on the control channel): the
+     * last SS_MONITOR_ACKS epochs it passed, with its counters there */
+    uint32_t ack_epoch[SS_MONITOR_ACKS];
+    ss_stats ack_st[SS_MONITOR_ACKS];
+    unsigned nacks; /* acknowledgements received (ring position) */
 } ss_monitor_comp;
 
 typedef struct ss_monitor ss_monitor;
@@ -122,6 +130,12 @@ void ss_monitor_flush(ss_monitor *m);
 /* Closes the metrics file. Returns 0, or SS_EIO (errno tells why) when
  * it could not be written completely. Safe twice. */
 int ss_monitor_close_metrics(ss_monitor *m);
+
+/* The counters component i acknowledged at checkpoint epoch, or NULL if
+ * it has not (or that acknowledgement is older than the last
+ * SS_MONITOR_ACKS). */
+const ss_stats *ss_monitor_ack(const ss_monitor *m, size_t i,
+                               uint32_t epoch);
 
 /* Forgets every component's sample, rates and pid and the sink's DONE,
  * keeping the components (names, order, hosts): a restarted pipeline

@@ -410,7 +410,8 @@ static int parse_root(pctx *c, yaml_node_t *root)
     static const char *const keys[] = {"name", "security", "batch_size",
                                        "max_instructions",
                                        "max_reject_ratio", "lua", "source",
-                                       "stages", "sink", "chain", NULL};
+                                       "stages", "sink", "chain",
+                                       "checkpoint_ms", NULL};
     static const char *const engines[] = {"5.4", "luajit", NULL};
     static const char *const modes[] = {"plain", "encrypted", "enclave",
                                         NULL};
@@ -471,6 +472,12 @@ static int parse_root(pctx *c, yaml_node_t *root)
             return fail(c, v, "max_reject_ratio must be a share of the rows "
                               "in from 0 to 1 (such as 0.05 or 5%%)");
         p->max_reject_ratio = r;
+    }
+    if ((v = lookup(c, root, "checkpoint_ms", NULL))) {
+        int ms = 0;
+        if ((rc = get_int(c, "checkpoint_ms", v, 0, 86400000, &ms)))
+            return rc;
+        p->checkpoint_ms = (unsigned)ms;
     }
     if ((v = lookup(c, root, "source", NULL)) && (rc = parse_source(c, v)))
         return rc;
@@ -668,6 +675,8 @@ int ss_pipeline_apply(ss_pipeline *p, const ss_pipeline_overrides *o,
         if (replace(&p->security, o->security))
             return SS_ENOMEM;
     }
+    if (o->checkpoint_ms)
+        p->checkpoint_ms = o->checkpoint_ms < 0 ? 0 : (unsigned)o->checkpoint_ms;
     if (o->max_instructions)
         p->max_instructions = o->max_instructions;
     if (o->batch_size) {

@@ -48,6 +48,8 @@ typedef struct ss_pipeline {
                   counts run in one process (ss_pipeline_chained) */
     double max_reject_ratio;   /* 0..1: more rejected rows fail the run;
                                   < 0 (default): no limit */
+    unsigned checkpoint_ms; /* checkpoint barriers every this many ms
+                               (0, the default: none); docs/PIPELINE.md */
     struct {
         char *file;   /* resolved; NULL if the file names none */
         int parts;    /* 1..64, default 1 */
@@ -75,6 +77,8 @@ typedef struct ss_pipeline_overrides {
     const char *security; /* --security */
     uint64_t batch_size;  /* --batch-size */
     uint64_t max_instructions; /* --max-instructions */
+    int checkpoint_ms;    /* --checkpoint-interval: 0 the file's, -1 none,
+                             else ms */
 } ss_pipeline_overrides;
 
 /* Reads, parses and validates the pipeline file at path. Returns 0 and

@@ -658,6 +658,10 @@ static int plan(plan_ctx *cx)
     strv a = {0}, e = {0};
     const char *to = ep_from(cx, 1);
     const char *file = p->source.file ? p->source.file : "";
+    /* checkpoints: a file read in parts (a followed file or a sealed one
+     * is not replayed from an offset: no barriers) */
+    int ckpt = p->checkpoint_ms && !p->source.follow &&
+               strcmp(p->source.format, "sealed") != 0;
     if ((rc = strv_push(&a, "%s", cx->o->argv0)) ||
         (rc = strv_push(&a, "source")) || (rc = strv_push(&a, "--to")) ||
         (rc = strv_push(&a, "%s", to)) || (rc = strv_push(&a, "--file")) ||
@@ -671,6 +675,10 @@ static int plan(plan_ctx *cx)
         (p->source.linger_ms >= 0 &&
          ((rc = strv_push(&a, "--linger-ms")) ||
           (rc = strv_push(&a, "%d", p->source.linger_ms)))) ||
+        (ckpt && ((rc = strv_push(&a, "--checkpoint-interval")) ||
+                  (rc = strv_push(&a, "%u", p->checkpoint_ms)) ||
+                  (rc = strv_push(&a, "--checkpoint-dir")) ||
+                  (rc = strv_push(&a, "%s/checkpoints", cx->o->outdir)))) ||
         (rc = strv_push(&a, "--batch-size")) ||
         (rc = strv_push(&a, "%llu", (unsigned long long)p->batch_size)) ||
         (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "source")) ||

@@ -24,6 +24,7 @@
 #include "securestreams.h"
 
 #include <dirent.h>
+#include <sodium.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -120,6 +121,12 @@ struct ss_supervisor {
     char *spool_path;
     char *output_path;  /* the sink's OUTPUT, or NULL */
     off_t output_len0;  /* its length before the run, -1: it did not exist */
+    /* checkpoints (pipeline checkpoint_ms): the coordinator */
+    char *ckptdir;      /* <outdir>/checkpoints, or NULL */
+    uint32_t ckpt_epoch; /* the last complete epoch (0: none) */
+    uint32_t ckpt_max;   /* the highest epoch acknowledged by anyone */
+    unsigned ckpt_done;  /* epochs completed, this incarnation */
+    char epoch_env[48];  /* "SS_CHECKPOINT_BASE=N" for the source */
 };
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
@@ -503,6 +510,33 @@ static void clear_stale_rejects(ss_supervisor *sv, int keep)
                 sv->rejdir);
 }
 
+/* Removes the files of epochs below `below` from the checkpoint folder
+ * (NAME-eN.json; UINT32_MAX: all of them, and the manifest: a new run's
+ * folder holds only its own). Returns 0, or -1 when the folder cannot be
+ * read (errno). */
+static int clear_checkpoints(ss_supervisor *sv, uint32_t below)
+{
+    DIR *d = opendir(sv->ckptdir);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    char path[PATH_MAX];
+    while ((e = readdir(d))) {
+        const char *dash = strrchr(e->d_name, '-');
+        unsigned long ep = 0;
+        char tail[16] = "";
+        int is_epoch = dash && sscanf(dash, "-e%lu%15s", &ep, tail) == 2 &&
+                       (!strcmp(tail, ".json") || !strcmp(tail, ".json.tmp"));
+        int is_manifest = !strncmp(e->d_name, "manifest.json", 13);
+        if ((is_epoch && ep < below) || (is_manifest && below == UINT32_MAX)) {
+            snprintf(path, sizeof path, "%s/%s", sv->ckptdir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
 /* Recovery: the sink's stdout goes to a spool file in the output folder
  * until the sink completes (then it is copied to the run's stdout), and
  * the length of its OUTPUT file is noted, so that a restart cuts both
@@ -582,6 +616,18 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     if ((rc = lock_outdir(sv, err, errlen)))
         goto fail_noerr;
     clear_stale_rejects(sv, 0);
+    if (p->checkpoint_ms) {
+        if (asprintf(&sv->ckptdir, "%s/checkpoints", sv->outdir) < 0) {
+            sv->ckptdir = NULL;
+            goto fail;
+        }
+        if (mkdir_p(sv->ckptdir) || clear_checkpoints(sv, UINT32_MAX)) {
+            rc = SS_EIO;
+            snprintf(err, errlen, "checkpoint folder '%s': %s", sv->ckptdir,
+                     strerror(errno));
+            goto fail_noerr;
+        }
+    }
     rc = SS_ENOMEM;
     ss_plan_opts po = {sv->argv0,       sv->outdir,       sv->logdir,
                        sv->rejdir,      sv->o.tcp,        sv->o.keys,
@@ -636,7 +682,7 @@ static int overridden(const char *kv)
     static const char *const names[] = {"FROM=", "TO=", "DATA_FILE=",
                                         "OUTPUT=", "SS_CONTROL=",
                                         "SS_RUN=", "SS_CONTROL_KEYS=",
-                                        NULL};
+                                        "SS_CHECKPOINT_BASE=", NULL};
     for (size_t i = 0; names[i]; i++)
         if (strncmp(kv, names[i], strlen(names[i])) == 0)
             return 1;
@@ -658,7 +704,7 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     char **env = sv->plan->comps[index_of(sv, c)].env;
     for (size_t i = 0; env && env[i]; i++)
         k++;
-    char **v = calloc(n + k + 5, sizeof *v);
+    char **v = calloc(n + k + 6, sizeof *v);
     if (!v)
         return NULL;
     size_t j = 0;
@@ -676,6 +722,8 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     }
     v[j++] = *control;
     v[j++] = (char *)sv->run_env;
+    if (sv->epoch_env[0] && c == &sv->kids[sv->source])
+        v[j++] = (char *)sv->epoch_env;
     if (extra)
         v[j++] = (char *)extra;
     v[j] = NULL;
@@ -1484,6 +1532,10 @@ static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
         (double)peak / 1024.0, peak_c ? " (" : "",
         peak_c ? peak_c->name : "", peak_c ? ")" : "");
     hot_partitions(sv);
+    if (sv->ckptdir)
+        out(sv, "  checkpoints: %u complete every %u ms, the last epoch %u "
+                "(%s/manifest.json)\n", sv->ckpt_done, sv->p->checkpoint_ms,
+            sv->ckpt_epoch, sv->ckptdir);
     int bal = balance(sv);
     const ss_stats *snk = stats_of(sv, (size_t)sv->sink);
     if (nrejects >= 0 && snk && snk->rejected)
@@ -1577,6 +1629,137 @@ static int consumers_ready(const ss_supervisor *sv)
     return 1;
 }
 
+/* ---- checkpoints: the coordinator --------------------------------------
+ *
+ * Epoch e is complete when the source (after writing its parts' resume
+ * points), every worker still in the run and the sink acknowledged
+ * barrier e on the control channel (ss_monitor_ack): everything the
+ * source sent before its barriers was then processed by every stage and
+ * reached the sink. The coordinator writes the manifest of the newest
+ * complete epoch atomically (a temporary file renamed):
+ * <outdir>/checkpoints/manifest.json with the run id, the epoch, each
+ * component file of the epoch and its BLAKE2b-256, and every component's
+ * counters at the barrier, and removes the files of older epochs.
+ */
+
+/* Is epoch e acknowledged by every component that takes part? */
+static int epoch_complete(const ss_supervisor *sv, uint32_t e)
+{
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const child *c = &sv->kids[i];
+        if (!strcmp(c->role, "router") || c->lost)
+            continue;
+        if (!ss_monitor_ack(sv->mon, i, e))
+            return 0;
+    }
+    return 1;
+}
+
+static void put_counters(ss_buf *b, const char *name, const ss_stats *st)
+{
+    ss_buf_json_str(b, name, strlen(name));
+    ss_buf_printf(b, ":{\"in\":%llu,\"out\":%llu,\"passed\":%llu,"
+                  "\"dropped\":%llu,\"rejected\":%llu,\"batches_in\":%llu,"
+                  "\"batches_out\":%llu}",
+                  (unsigned long long)st->in, (unsigned long long)st->out,
+                  (unsigned long long)st->passed,
+                  (unsigned long long)st->dropped,
+                  (unsigned long long)st->rejected,
+                  (unsigned long long)st->batches_in,
+                  (unsigned long long)st->batches_out);
+}
+
+/* Writes the manifest of complete epoch e. Returns 0 or -1 (said). */
+static int write_manifest(ss_supervisor *sv, uint32_t e)
+{
+    ss_buf b = SS_BUF_INIT;
+    ss_buf_printf(&b, "{\"run\":\"%016llx\",\"epoch\":%u,"
+                  "\"interval_ms\":%u,\"files\":[",
+                  (unsigned long long)sv->run, e, sv->p->checkpoint_ms);
+    DIR *d = opendir(sv->ckptdir);
+    struct dirent *de;
+    char suffix[32], path[PATH_MAX];
+    snprintf(suffix, sizeof suffix, "-e%u.json", e);
+    int nfiles = 0, bad = !d;
+    while (d && (de = readdir(d))) {
+        size_t l = strlen(de->d_name), sl = strlen(suffix);
+        if (l <= sl || strcmp(de->d_name + l - sl, suffix) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", sv->ckptdir, de->d_name);
+        char *data = NULL;
+        size_t len = 0;
+        unsigned char h[crypto_generichash_BYTES];
+        char hex[2 * crypto_generichash_BYTES + 1];
+        if (ss_read_file(path, 64u << 20, &data, &len) != 0) {
+            bad = 1;
+            break;
+        }
+        crypto_generichash(h, sizeof h, (const unsigned char *)data, len,
+                           NULL, 0);
+        free(data);
+        sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+        ss_buf_printf(&b, "%s{\"name\":", nfiles++ ? "," : "");
+        ss_buf_json_str(&b, de->d_name, l);
+        ss_buf_printf(&b, ",\"blake2b_256\":\"%s\"}", hex);
+    }
+    if (d)
+        closedir(d);
+    ss_buf_printf(&b, "],\"counters\":{");
+    int first = 1;
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const ss_stats *st = ss_monitor_ack(sv->mon, i, e);
+        if (!st || !strcmp(sv->kids[i].role, "router"))
+            continue;
+        if (!first)
+            ss_buf_printf(&b, ",");
+        first = 0;
+        put_counters(&b, sv->kids[i].name, st);
+    }
+    ss_buf_printf(&b, "}}\n");
+    char tmp[PATH_MAX], fin[PATH_MAX];
+    snprintf(fin, sizeof fin, "%s/manifest.json", sv->ckptdir);
+    snprintf(tmp, sizeof tmp, "%s/manifest.json.tmp", sv->ckptdir);
+    int fd = bad ? -1
+                 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || ss_write_all(fd, b.data, b.len) != 0 || fsync(fd) != 0 ||
+        close(fd) != 0 || (fd = -1, rename(tmp, fin) != 0)) {
+        say(sv, "warning: checkpoint %u: cannot write %s: %s", e, fin,
+            strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+        ss_buf_release(&b);
+        return -1;
+    }
+    ss_buf_release(&b);
+    return 0;
+}
+
+/* Completes the newest epoch every component acknowledged (see above). */
+static void coordinate(ss_supervisor *sv)
+{
+    if (!sv->ckptdir || sv->restarting || sv->result != SS_RUN_OK)
+        return;
+    const ss_monitor_comp *sk = ss_monitor_get(sv->mon, (size_t)sv->sink);
+    if (!sk)
+        return;
+    uint32_t best = 0;
+    unsigned have = sk->nacks < SS_MONITOR_ACKS ? sk->nacks : SS_MONITOR_ACKS;
+    for (unsigned k = 0; k < have; k++) {
+        uint32_t e = sk->ack_epoch[k];
+        if (e > sv->ckpt_max)
+            sv->ckpt_max = e;
+        if (e > sv->ckpt_epoch && e > best && epoch_complete(sv, e))
+            best = e;
+    }
+    if (!best || write_manifest(sv, best) != 0)
+        return;
+    sv->ckpt_epoch = best;
+    sv->ckpt_done++;
+    clear_checkpoints(sv, best);
+    ss_debug("checkpoint %u complete", best);
+}
+
 /* Starts every component but the source (watch() starts it when they
  * are ready); a failure to start one stops the run. */
 static void start_consumers(ss_supervisor *sv)
@@ -1639,6 +1822,14 @@ static void restart(ss_supervisor *sv)
                     "%s", sv->output_path, strerror(errno));
     }
     clear_stale_rejects(sv, 1); /* emptied: their owners and modes stay */
+    /* checkpoints of the new incarnation have epochs above any issued
+     * before (its source starts counting from there) */
+    if (sv->ckptdir)
+        snprintf(sv->epoch_env, sizeof sv->epoch_env,
+                 "SS_CHECKPOINT_BASE=%u",
+                 sv->ckpt_max > sv->ckpt_epoch ? sv->ckpt_max
+                                               : sv->ckpt_epoch);
+    sv->ckpt_done = 0;
     sv->lost = 0;
     sv->done = 0;
     sv->finish_ns = 0;
@@ -1670,6 +1861,7 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
     for (;;) {
         poll_once(sv, items, owner, POLL_MS);
         read_control(sv);
+        coordinate(sv);
         reap(sv);
         uint64_t now = ss_now_ns();
         if (sig_stop_count != seen) {
@@ -1839,6 +2031,7 @@ int ss_supervisor_run(ss_supervisor *sv)
            ss_now_ns() - end < 1000ull * 1000000ull)
         poll_once(sv, items, owner, 50);
     read_control(sv);
+    coordinate(sv); /* the sink's last acknowledgement */
     for (size_t i = 0; i < sv->nkids; i++) {
         child *c = &sv->kids[i];
         if (c->err_fd >= 0) {
@@ -1948,6 +2141,7 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     }
     free(sv->spool_path);
     free(sv->output_path);
+    free(sv->ckptdir);
     ss_monitor_destroy(&sv->mon);
     ss_runkeys_destroy(&sv->rk);
     free(sv->self);

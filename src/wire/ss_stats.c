@@ -119,6 +119,17 @@ int ss_stats_encode(const ss_stats *s, ss_buf *out)
 }
 
 /* See ss_stats.h. */
+int ss_stats_encode_barrier(const ss_stats *s, uint32_t epoch, ss_buf *out)
+{
+    int rc = ss_stats_encode(s, out);
+    if (rc)
+        return rc;
+    ((uint8_t *)out->data)[5] = SS_MSG_BARRIER;
+    ss_put_u32((uint8_t *)out->data + 60, epoch);
+    return 0;
+}
+
+/* See ss_stats.h. */
 int ss_stats_encode_done(ss_buf *out)
 {
     ss_buf_reset(out);
@@ -187,13 +198,32 @@ static int decode_pair(const msgpack_object *k, const msgpack_object *v,
     return 0;
 }
 
+static int decode_kind(const void *msg, size_t n, ss_stats *s, int kind,
+                       uint32_t *epoch);
+
 /* See ss_stats.h. */
 int ss_stats_decode(const void *msg, size_t n, ss_stats *s)
 {
+    return decode_kind(msg, n, s, SS_MSG_STATS, NULL);
+}
+
+/* See ss_stats.h. */
+int ss_stats_decode_barrier(const void *msg, size_t n, ss_stats *s,
+                            uint32_t *epoch)
+{
+    return decode_kind(msg, n, s, SS_MSG_BARRIER, epoch);
+}
+
+static int decode_kind(const void *msg, size_t n, ss_stats *s, int kind,
+                       uint32_t *epoch)
+{
     ss_hdr h;
     const char *why;
-    if (!msg || ss_hdr_decode(msg, n, &h, &why) || h.kind != SS_MSG_STATS)
+    if (!msg || ss_hdr_decode(msg, n, &h, &why) || h.kind != kind ||
+        (kind == SS_MSG_BARRIER && h.epoch == 0))
         return SS_EPROTO;
+    if (epoch)
+        *epoch = h.epoch;
     ss_stats_init(s);
 
     const char *payload = (const char *)msg + SS_HDR_SIZE;

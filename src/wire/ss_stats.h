@@ -97,6 +97,17 @@ int ss_stats_encode(const ss_stats *s, ss_buf *out);
  * Returns 0 or SS_ENOMEM. */
 int ss_stats_encode_done(ss_buf *out);
 
+/* A checkpoint acknowledgement (docs/PROTOCOL.md, "BARRIER"): s's
+ * counters as ss_stats_encode writes them, in a message of kind BARRIER
+ * whose header carries epoch (1 or more). Returns 0 or SS_ENOMEM. */
+int ss_stats_encode_barrier(const ss_stats *s, uint32_t epoch, ss_buf *out);
+
+/* Parses a whole BARRIER acknowledgement into s and *epoch, with the
+ * checks of ss_stats_decode (kind BARRIER, epoch 1 or more instead of
+ * kind STATS). Returns 0 or SS_EPROTO. */
+int ss_stats_decode_barrier(const void *msg, size_t n, ss_stats *s,
+                            uint32_t *epoch);
+
 /* Parses a whole STATS message of n bytes (header included) into s.
  * Never trusts msg: checks the header (magic, version, kind STATS, len),
  * that the payload is exactly one map, and the type of every known key;

@@ -216,7 +216,7 @@ static void errors_top_level(void **state)
                 "unknown key 'nmae' in the pipeline (expected name, "
                 "security, batch_size, max_instructions, max_reject_ratio, lua, "
                 "source, stages, "
-                "sink, chain)");
+                "sink, chain, checkpoint_ms)");
     expect_edit(2, "name: [a]\n", 2,
                 "name must be 1 to 48 letters, digits, '_', '-' or '.'");
     expect_edit(2, "name: a/b\n", 2,
@@ -248,7 +248,7 @@ static void errors_top_level(void **state)
                 "unknown key 'stagez' in the pipeline (expected name, "
                 "security, batch_size, max_instructions, max_reject_ratio, lua, "
                 "source, stages, "
-                "sink, chain)");
+                "sink, chain, checkpoint_ms)");
     expect_text("source: data.csv\n", "p.yml:1: source must be a mapping "
                 "(key: value lines)");
     expect_text("stages: [{name: a, script: map.lua}]\nsink: print.lua\n",

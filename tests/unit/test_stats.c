@@ -77,6 +77,35 @@ static void round_trip(void **state)
     ss_buf_release(&buf);
 }
 
+/* A checkpoint acknowledgement: the STATS map under kind BARRIER with
+ * the epoch in the header; each decoder takes only its own kind, and
+ * epoch 0 is refused. */
+static void barrier_ack(void **state)
+{
+    (void)state;
+    ss_stats a, b;
+    sample(&a);
+    ss_buf buf = SS_BUF_INIT;
+    uint32_t e = 0;
+    assert_int_equal(ss_stats_encode_barrier(&a, 7, &buf), 0);
+    ss_hdr h;
+    const char *why;
+    assert_int_equal(ss_hdr_decode(buf.data, buf.len, &h, &why), 0);
+    assert_int_equal(h.kind, SS_MSG_BARRIER);
+    assert_int_equal(h.epoch, 7);
+    assert_int_equal(ss_stats_decode_barrier(buf.data, buf.len, &b, &e), 0);
+    assert_int_equal(e, 7);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_int_equal(ss_stats_decode(buf.data, buf.len, &b), SS_EPROTO);
+    ss_put_u32((uint8_t *)buf.data + 60, 0); /* no epoch */
+    assert_int_equal(ss_stats_decode_barrier(buf.data, buf.len, &b, &e),
+                     SS_EPROTO);
+    assert_int_equal(ss_stats_encode(&a, &buf), 0);
+    assert_int_equal(ss_stats_decode_barrier(buf.data, buf.len, &b, &e),
+                     SS_EPROTO);
+    ss_buf_release(&buf);
+}
+
 static void long_names_truncated(void **state)
 {
     (void)state;
@@ -300,6 +329,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
+        cmocka_unit_test(barrier_ack),
         cmocka_unit_test(long_names_truncated),
         cmocka_unit_test(truncated_rejected),
         cmocka_unit_test(trailing_bytes_rejected),
