@@ -75,7 +75,11 @@ static void usage(FILE *f, const char *cmd)
             "                       may use; past it the event is "
             "rejected (default\n"
             "                       200000000)\n"
-            "  --rejects FILE       append rejected events as JSON lines\n");
+            "  --rejects FILE       append rejected events as JSON lines\n"
+            "  --checkpoint-dir DIR  at each checkpoint barrier, write the "
+            "sealed state\n"
+            "                       (a stateful stage, the sink) to "
+            "DIR/NAME-eN.snap\n");
     if (!sink)
         fprintf(f,
             "  --chain STAGE=SCRIPT  run SCRIPT after this stage in this "
@@ -177,6 +181,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"mem-limit", required_argument, 0, 'm'},
         {"max-instructions", required_argument, 0, 'I'},
         {"rejects", required_argument, 0, 'r'},
+        {"checkpoint-dir", required_argument, 0, 'D'},
         {"security", required_argument, 0, 'S'},
         {"keys", required_argument, 0, 'k'},
         {"enclave", required_argument, 0, 'e'},
@@ -220,6 +225,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
             break;
         case 's': o->stage = optarg; break;
         case 'r': o->rejects = optarg; break;
+        case 'D': o->checkpoint_dir = optarg; break;
         case 'k': o->keys = optarg; break;
         case 'e': o->enclave = optarg; break;
         case 'K': o->keyservice = optarg; break;

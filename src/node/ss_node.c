@@ -17,6 +17,7 @@
 #include "crypto/ss_aead.h"
 #include "crypto/ss_keys.h"
 #include "crypto/ss_keyservice.h"
+#include "crypto/ss_snapshot.h"
 #include "net/ss_keyserver.h"
 #include "enclave/ss_enclave.h"
 #include "lua/ss_chain.h"
@@ -34,6 +35,7 @@
 #include "wire/ss_partition.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include "lua/ss_lua_api.h"
 #include <signal.h>
 #include <stdio.h>
@@ -72,6 +74,7 @@ struct ss_node {
     uint64_t last_tick_ms; /* node_tick's last look at the clock */
     uint64_t last_stats_ms;
     uint32_t epoch; /* the last checkpoint barrier passed on (0: none) */
+    int snap_warned; /* a snapshot failed: said once */
     const char *to;
     /* security encrypted / enclave */
     ss_enclave *enc;        /* worker: where the stage runs (none/sandbox) */
@@ -713,13 +716,83 @@ static void link_failed(node *n, int rc)
              why && *why ? why : ss_strerror(rc));
 }
 
+/* Writes data[0..n) to path atomically (a temporary file beside it,
+ * synced, renamed). Returns 0 or -1 (errno). */
+static int write_atomic(const char *path, const void *data, size_t n)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    if (ss_write_all(fd, data, n) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* At checkpoint barrier epoch: the sealed snapshot of a stateful
+ * worker's state (every chained stage's), or of the sink's, into
+ * <checkpoint_dir>/<name>-e<epoch>.snap (crypto/ss_snapshot.h: bound to
+ * the run, epoch, stage and worker; sealed with the data key where it
+ * runs, inside the enclave in enclave mode; the plain form in plain
+ * mode). Returns 0 when written or when there is nothing to write, -1
+ * when it failed (said once: the checkpoint cannot complete without it,
+ * the run goes on). */
+static int snapshot(node *n, uint32_t epoch)
+{
+    int sink = strcmp(n->o->role, "sink") == 0;
+    if (!n->o->checkpoint_dir || (!sink && !node_stateful(n)))
+        return 0;
+    ss_buf blob = SS_BUF_INIT, state = SS_BUF_INIT;
+    char err[512] = "";
+    int rc;
+    if (n->enc) {
+        rc = ss_enclave_snapshot(n->enc, epoch, &blob, err, sizeof err);
+    } else {
+        rc = n->chain   ? ss_chain_snapshot(n->chain, &state, err, sizeof err)
+             : n->stage ? ss_stage_snapshot(n->stage, &state, err, sizeof err)
+                        : SS_EINVAL;
+        if (!rc) {
+            ss_snapshot_id id = {n->o->run, epoch, n->o->stage, n->o->name};
+            rc = ss_snapshot_seal(n->key, &id, state.data, state.len, &blob,
+                                  err, sizeof err);
+        }
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s-e%u.snap", n->o->checkpoint_dir,
+             n->o->name, epoch);
+    if (!rc && write_atomic(path, blob.data, blob.len) != 0) {
+        snprintf(err, sizeof err, "%.400s: %s", path, strerror(errno));
+        rc = SS_EIO;
+    }
+    ss_buf_release(&blob);
+    ss_buf_release(&state);
+    if (rc && !n->snap_warned++)
+        ss_warn("%s: no snapshot at checkpoint %u, so no checkpoint can "
+                "complete: %s", n->o->name, epoch,
+                err[0] ? err : ss_strerror(rc));
+    return rc ? -1 : 0;
+}
+
 /* A checkpoint barrier from the input router (docs/PROTOCOL.md,
  * "BARRIER"). This loop handles one batch at a time and sends its output
  * before it takes the next, so every output of the batches before the
- * barrier left already: the barrier goes on downstream now, behind them,
- * and the run's coordinator hears that this component passed it, with
- * its counters at the barrier. (Not done yet: a stateful stage's
- * snapshot here.) A barrier not above the last one is ignored. */
+ * barrier left already: the barrier goes on downstream now, behind them;
+ * a stateful worker and the sink write their snapshot (snapshot()), and
+ * the run's coordinator hears that this component passed it, with its
+ * counters at the barrier. A barrier not above the last one is
+ * ignored. */
 static int handle_barrier(node *n, const ss_hdr *h)
 {
     if (h->epoch <= n->epoch) {
@@ -735,6 +808,8 @@ static int handle_barrier(node *n, const ss_hdr *h)
             return rc;
         }
     }
+    if (snapshot(n, h->epoch) != 0)
+        return 0; /* not acknowledged: this checkpoint cannot complete */
     if (n->stats) {
         ss_stats st;
         node_stats(n, 0, &st);

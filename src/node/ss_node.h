@@ -25,6 +25,10 @@ typedef struct ss_node_opts {
     const char *from;       /* input endpoint override (NULL: FROM/script) */
     const char *to;         /* output endpoint override (NULL: TO/script) */
     const char *rejects;    /* rejects file (JSON lines), NULL: none */
+    const char *checkpoint_dir; /* worker (stateful) and sink: at each
+                               checkpoint barrier, the sealed snapshot of
+                               the state goes to <dir>/<name>-e<N>.snap
+                               before the acknowledgement; NULL: none */
     const char *security;   /* plain | encrypted | enclave */
     const char *keys;       /* key directory (encrypted, enclave) */
     const char *enclave;    /* enclave backend: sandbox | gramine | none */

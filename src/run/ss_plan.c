@@ -223,6 +223,18 @@ static ss_plan_comp *add_child(plan_ctx *cx, const char *name,
     return c;
 }
 
+/* Checkpoints (checkpoint_ms): where the source, the workers and the
+ * sink write their part of a checkpoint (resume points, snapshots): the
+ * run folder's ckpt/, which the workers can reach whatever their uid;
+ * the supervisor copies a complete epoch into the output folder. */
+static int push_checkpoints(plan_ctx *cx, strv *a)
+{
+    if (!cx->p->checkpoint_ms)
+        return 0;
+    int rc = strv_push(a, "--checkpoint-dir");
+    return rc ? rc : strv_push(a, "%s/ckpt", cx->pl->tmpdir);
+}
+
 /* Sets the log and rejects paths of c; removes stale files. */
 static int child_files(plan_ctx *cx, ss_plan_comp *c, int log, int rejects)
 {
@@ -567,6 +579,7 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "sink")) ||
             (rc = strv_push(&a, "--rejects")) ||
             (rc = strv_push(&a, "%s", c->rejects)) ||
+            (rc = push_checkpoints(cx, &a)) ||
             (rc = push_security(cx, c, &a, "sink")) ||
             (rc = push_limits(cx, &a)) ||
             (finals && ((rc = strv_push(&a, "--finals")) ||
@@ -627,6 +640,7 @@ static int plan(plan_ctx *cx)
                 (rc = strv_push(&a, "%s", sc->name)) ||
                 (rc = strv_push(&a, "--rejects")) ||
                 (rc = strv_push(&a, "%s", c->rejects)) ||
+                (rc = push_checkpoints(cx, &a)) ||
                 (rc = push_security(cx, c, &a, "worker")) ||
                 (rc = push_limits(cx, &a)) ||
                 (rc = push_keyed(cx, &a, s, end - 1, w)) ||
@@ -677,8 +691,7 @@ static int plan(plan_ctx *cx)
           (rc = strv_push(&a, "%d", p->source.linger_ms)))) ||
         (ckpt && ((rc = strv_push(&a, "--checkpoint-interval")) ||
                   (rc = strv_push(&a, "%u", p->checkpoint_ms)) ||
-                  (rc = strv_push(&a, "--checkpoint-dir")) ||
-                  (rc = strv_push(&a, "%s/checkpoints", cx->o->outdir)))) ||
+                  (rc = push_checkpoints(cx, &a)))) ||
         (rc = strv_push(&a, "--batch-size")) ||
         (rc = strv_push(&a, "%llu", (unsigned long long)p->batch_size)) ||
         (rc = strv_push(&a, "--name")) || (rc = strv_push(&a, "source")) ||

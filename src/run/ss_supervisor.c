@@ -123,6 +123,7 @@ struct ss_supervisor {
     off_t output_len0;  /* its length before the run, -1: it did not exist */
     /* checkpoints (pipeline checkpoint_ms): the coordinator */
     char *ckptdir;      /* <outdir>/checkpoints, or NULL */
+    char *stagedir;     /* <run folder>/ckpt: what the components write */
     uint32_t ckpt_epoch; /* the last complete epoch (0: none) */
     uint32_t ckpt_max;   /* the highest epoch acknowledged by anyone */
     unsigned ckpt_done;  /* epochs completed, this incarnation */
@@ -514,9 +515,9 @@ static void clear_stale_rejects(ss_supervisor *sv, int keep)
  * (NAME-eN.json; UINT32_MAX: all of them, and the manifest: a new run's
  * folder holds only its own). Returns 0, or -1 when the folder cannot be
  * read (errno). */
-static int clear_checkpoints(ss_supervisor *sv, uint32_t below)
+static int clear_checkpoints(const char *dir, uint32_t below)
 {
-    DIR *d = opendir(sv->ckptdir);
+    DIR *d = opendir(dir);
     if (!d)
         return -1;
     struct dirent *e;
@@ -526,15 +527,30 @@ static int clear_checkpoints(ss_supervisor *sv, uint32_t below)
         unsigned long ep = 0;
         char tail[16] = "";
         int is_epoch = dash && sscanf(dash, "-e%lu%15s", &ep, tail) == 2 &&
-                       (!strcmp(tail, ".json") || !strcmp(tail, ".json.tmp"));
+                       (!strcmp(tail, ".json") || !strcmp(tail, ".json.tmp") ||
+                        !strcmp(tail, ".snap") || !strcmp(tail, ".snap.tmp"));
         int is_manifest = !strncmp(e->d_name, "manifest.json", 13);
         if ((is_epoch && ep < below) || (is_manifest && below == UINT32_MAX)) {
-            snprintf(path, sizeof path, "%s/%s", sv->ckptdir, e->d_name);
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             unlink(path);
         }
     }
     closedir(d);
     return 0;
+}
+
+/* The folder the components write their part of a checkpoint to (in
+ * the run folder, which workers of another uid reach): theirs to write
+ * (separate uids: sstream-worker's), nobody else's. */
+static int make_stagedir(ss_supervisor *sv, char *err, size_t errlen)
+{
+    if (mkdir(sv->stagedir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: %s", sv->stagedir, strerror(errno));
+        return SS_EIO;
+    }
+    return sv->sep ? give(sv->stagedir, sv->w_uid, sv->w_gid, 0770, err,
+                          errlen)
+                   : 0;
 }
 
 /* Recovery: the sink's stdout goes to a spool file in the output folder
@@ -621,7 +637,8 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
             sv->ckptdir = NULL;
             goto fail;
         }
-        if (mkdir_p(sv->ckptdir) || clear_checkpoints(sv, UINT32_MAX)) {
+        if (mkdir_p(sv->ckptdir) ||
+            clear_checkpoints(sv->ckptdir, UINT32_MAX)) {
             rc = SS_EIO;
             snprintf(err, errlen, "checkpoint folder '%s': %s", sv->ckptdir,
                      strerror(errno));
@@ -641,6 +658,11 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
         goto fail_noerr;
     }
     rc = SS_ENOMEM;
+    if (sv->ckptdir &&
+        asprintf(&sv->stagedir, "%s/ckpt", sv->plan->tmpdir) < 0) {
+        sv->stagedir = NULL;
+        goto fail;
+    }
     sv->nkids = sv->plan->ncomps;
     sv->kids = calloc(sv->nkids ? sv->nkids : 1, sizeof *sv->kids);
     sv->stage_names = calloc(p->nstages ? p->nstages : 1,
@@ -663,6 +685,7 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     sv->source = sv->plan->source;
     if ((rc = make_keys(sv, err, errlen)) ||
         (rc = setup_uids(sv, err, errlen)) ||
+        (sv->stagedir && (rc = make_stagedir(sv, err, errlen))) ||
         (sv->o.max_restarts && (rc = prepare_commit(sv, err, errlen))))
         goto fail_noerr;
     *outp = sv;
@@ -1632,11 +1655,15 @@ static int consumers_ready(const ss_supervisor *sv)
 /* ---- checkpoints: the coordinator --------------------------------------
  *
  * Epoch e is complete when the source (after writing its parts' resume
- * points), every worker still in the run and the sink acknowledged
- * barrier e on the control channel (ss_monitor_ack): everything the
- * source sent before its barriers was then processed by every stage and
- * reached the sink. The coordinator writes the manifest of the newest
- * complete epoch atomically (a temporary file renamed):
+ * points), every worker still in the run and the sink (the stateful ones
+ * and the sink after writing their sealed snapshots, NAME-eN.snap)
+ * acknowledged barrier e on the control channel (ss_monitor_ack):
+ * everything the source sent before its barriers was then processed by
+ * every stage and reached the sink. The components write their files
+ * into the run folder's ckpt/ (stagedir: workers of another uid reach
+ * it, not the output folder); the coordinator copies the newest complete
+ * epoch's files into the output folder and writes its manifest, each
+ * atomically (a temporary file renamed):
  * <outdir>/checkpoints/manifest.json with the run id, the epoch, each
  * component file of the epoch and its BLAKE2b-256, and every component's
  * counters at the barrier, and removes the files of older epochs.
@@ -1669,28 +1696,57 @@ static void put_counters(ss_buf *b, const char *name, const ss_stats *st)
                   (unsigned long long)st->batches_out);
 }
 
-/* Writes the manifest of complete epoch e. Returns 0 or -1 (said). */
+/* Writes data[0..n) to path through a temporary file beside it, synced
+ * and renamed. Returns 0 or -1 (errno). */
+static int write_file_atomic(const char *path, const void *data, size_t n)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int bad = ss_write_all(fd, data, n) != 0 || fsync(fd) != 0;
+    int e = errno;
+    bad |= close(fd) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        e = bad ? e : errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the manifest of complete epoch e: copies the epoch's files
+ * from the components' folder into the output folder's checkpoints/,
+ * hashing them. Returns 0 or -1 (said). */
 static int write_manifest(ss_supervisor *sv, uint32_t e)
 {
     ss_buf b = SS_BUF_INIT;
     ss_buf_printf(&b, "{\"run\":\"%016llx\",\"epoch\":%u,"
                   "\"interval_ms\":%u,\"files\":[",
                   (unsigned long long)sv->run, e, sv->p->checkpoint_ms);
-    DIR *d = opendir(sv->ckptdir);
+    DIR *d = opendir(sv->stagedir);
     struct dirent *de;
-    char suffix[32], path[PATH_MAX];
-    snprintf(suffix, sizeof suffix, "-e%u.json", e);
+    char json[32], snap[32], path[PATH_MAX];
+    snprintf(json, sizeof json, "-e%u.json", e);
+    snprintf(snap, sizeof snap, "-e%u.snap", e);
     int nfiles = 0, bad = !d;
     while (d && (de = readdir(d))) {
-        size_t l = strlen(de->d_name), sl = strlen(suffix);
-        if (l <= sl || strcmp(de->d_name + l - sl, suffix) != 0)
+        size_t l = strlen(de->d_name), sl = strlen(json);
+        if (l <= sl || (strcmp(de->d_name + l - sl, json) != 0 &&
+                        strcmp(de->d_name + l - sl, snap) != 0))
             continue;
-        snprintf(path, sizeof path, "%s/%s", sv->ckptdir, de->d_name);
+        snprintf(path, sizeof path, "%s/%s", sv->stagedir, de->d_name);
         char *data = NULL;
         size_t len = 0;
         unsigned char h[crypto_generichash_BYTES];
         char hex[2 * crypto_generichash_BYTES + 1];
-        if (ss_read_file(path, 64u << 20, &data, &len) != 0) {
+        /* the staged file, copied into the output folder (atomically) */
+        if (ss_read_file(path, (64u << 20) + 65536, &data, &len) != 0 ||
+            (snprintf(path, sizeof path, "%s/%s", sv->ckptdir, de->d_name),
+             write_file_atomic(path, data, len) != 0)) {
+            free(data);
             bad = 1;
             break;
         }
@@ -1716,18 +1772,11 @@ static int write_manifest(ss_supervisor *sv, uint32_t e)
         put_counters(&b, sv->kids[i].name, st);
     }
     ss_buf_printf(&b, "}}\n");
-    char tmp[PATH_MAX], fin[PATH_MAX];
+    char fin[PATH_MAX];
     snprintf(fin, sizeof fin, "%s/manifest.json", sv->ckptdir);
-    snprintf(tmp, sizeof tmp, "%s/manifest.json.tmp", sv->ckptdir);
-    int fd = bad ? -1
-                 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || ss_write_all(fd, b.data, b.len) != 0 || fsync(fd) != 0 ||
-        close(fd) != 0 || (fd = -1, rename(tmp, fin) != 0)) {
-        say(sv, "warning: checkpoint %u: cannot write %s: %s", e, fin,
-            strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        unlink(tmp);
+    if (bad || write_file_atomic(fin, b.data, b.len) != 0) {
+        say(sv, "warning: checkpoint %u: cannot write %s: %s", e,
+            bad ? path : fin, strerror(errno));
         ss_buf_release(&b);
         return -1;
     }
@@ -1756,7 +1805,8 @@ static void coordinate(ss_supervisor *sv)
         return;
     sv->ckpt_epoch = best;
     sv->ckpt_done++;
-    clear_checkpoints(sv, best);
+    clear_checkpoints(sv->ckptdir, best);
+    clear_checkpoints(sv->stagedir, best + 1); /* copied, or older */
     ss_debug("checkpoint %u complete", best);
 }
 
@@ -2142,6 +2192,7 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     free(sv->spool_path);
     free(sv->output_path);
     free(sv->ckptdir);
+    free(sv->stagedir);
     ss_monitor_destroy(&sv->mon);
     ss_runkeys_destroy(&sv->rk);
     free(sv->self);

@@ -3,7 +3,9 @@
 # with checkpoint_ms, the source parts inject BARRIERs, the routers align
 # them, the workers pass them on and the sink acknowledges; the
 # supervisor completes epochs and writes checkpoints/manifest.json. The
-# answer is unchanged (awk's), the manifest's counters are a consistent
+# answer is unchanged (awk's), the stateful worker and the sink write
+# snapshots (sealed outside plain mode), the manifest's counters are a
+# consistent
 # cut (each stage received exactly what the stage before sent before the
 # barrier), the source's resume points are exact line boundaries, the
 # hashes match the files, and after a restart epochs stay above those
@@ -32,24 +34,43 @@ stages:
 sink: { script: print-results.lua }
 YML
 
-# manifest_ok DIR: the manifest's checks (python3, prints what is wrong)
+# manifest_ok DIR [sealed]: the manifest's checks (python3, prints what
+# is wrong); sealed: the snapshots must be sealed (not the plain form)
 manifest_ok() {
-    $PY - "$1" data.csv <<'PY'
-import hashlib, json, os, sys
+    $PY - "$1" data.csv "${2:-plain}" <<'PY'
+import hashlib, json, os, struct, sys
 d, data = sys.argv[1], open(sys.argv[2], 'rb').read()
+sealed = sys.argv[3] == 'sealed'
 m = json.load(open(os.path.join(d, 'manifest.json')))
 bad = []
 e = m['epoch']
 if not (isinstance(m['run'], str) and len(m['run']) == 16): bad.append('run id')
 if e < 1: bad.append('epoch %r' % e)
-names = [f['name'] for f in m['files']]
-if names != ['source-e%d.json' % e]: bad.append('files %r' % names)
+names = sorted(f['name'] for f in m['files'])
+want_files = sorted(['source-e%d.json' % e, 'reduce-1-e%d.snap' % e,
+                     'sink-e%d.snap' % e])
+if names != want_files: bad.append('files %r' % names)
+# the snapshots: of this run, epoch and worker, sealed outside plain mode
+# (crypto/ss_snapshot.h: magic, version, protection, lengths, run, epoch)
+for w in ('reduce-1', 'sink'):
+    p = os.path.join(d, '%s-e%d.snap' % (w, e))
+    if not os.path.exists(p): continue
+    b = open(p, 'rb').read()
+    magic, ver, prot, ls, lw, run, ep = struct.unpack_from('<4sBBBBQI', b)
+    name = b[32 + ls:32 + ls + lw].decode()
+    if magic != b'SSSN' or run != int(m['run'], 16) or ep != e or name != w:
+        bad.append('snapshot header of ' + w)
+    if (prot != 0) != sealed: bad.append('snapshot protection of %s: %d' % (w, prot))
+    # the reduce's state holds its key "count": in clear only in plain mode
+    if w == 'reduce-1' and (b'count' in b) == sealed:
+        bad.append('state of reduce-1 %s' % ('in clear' if sealed else
+                                              'not found in the plain form'))
 for f in m['files']:
     h = hashlib.blake2b(open(os.path.join(d, f['name']), 'rb').read(),
                         digest_size=32).hexdigest()
     if h != f['blake2b_256']: bad.append('hash of ' + f['name'])
 left = sorted(x for x in os.listdir(d) if x != 'manifest.json')
-if left != ['source-e%d.json' % e]: bad.append('older files left: %r' % left)
+if left != want_files: bad.append('older files left: %r' % left)
 c = m['counters']
 want = {'source', 'map-1', 'map-2', 'filter-1', 'reduce-1', 'sink'}
 if set(c) != want: bad.append('components %r' % sorted(c))
@@ -109,7 +130,8 @@ check "encrypted: exits 0" test $? -eq 0
 grep '^Delays' res-e > got-e
 same "encrypted: the answer is still awk's" got-e expected
 contains "encrypted: checkpoints completed" err-e "checkpoints: [1-9][0-9]* complete"
-check "encrypted: the manifest holds" manifest_ok out-e/checkpoints
+check "encrypted: the manifest holds (snapshots sealed)" \
+    manifest_ok out-e/checkpoints sealed
 
 timeout -k 10 "$RUN_TIMEOUT" "$SS" run p.yml --output-dir out-n \
     --security enclave > res-n 2> err-n
@@ -117,7 +139,8 @@ check "enclave: exits 0" test $? -eq 0
 grep '^Delays' res-n > got-n
 same "enclave: the answer is still awk's" got-n expected
 contains "enclave: checkpoints completed" err-n "checkpoints: [1-9][0-9]* complete"
-check "enclave: the manifest holds" manifest_ok out-n/checkpoints
+check "enclave: the manifest holds (snapshots sealed in the enclave)" \
+    manifest_ok out-n/checkpoints sealed
 
 # a restart: the killed incarnation completed epoch E; the new one's
 # epochs are above it (its source counts from there)
