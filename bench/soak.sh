@@ -13,6 +13,7 @@
 # SOAK_SCENARIOS="steady kill-restart" (the default) chooses the scenarios
 # and their order: two copies with one scenario each can run side by side
 # (each run picks its own free ports; give each its own SOAK_OUT).
+# SOAK_KILL_EVERY: seconds between two kills of map-1 (default 60).
 #
 # Output in out/soak/<scenario>/ (metrics.jsonl, stderr, answer) and a
 # summary on stdout.
@@ -22,6 +23,7 @@ ROOT=$PWD
 SS=${SS:-$ROOT/bin/sstream}
 MIN=${1:-20}
 RATE=${SOAK_RATE:-2000}
+EVERY=${SOAK_KILL_EVERY:-60}
 OUT=${SOAK_OUT:-$ROOT/out/soak}
 ROWS=$((MIN * 60 * RATE))
 mkdir -p "$OUT"
@@ -62,7 +64,7 @@ echo "soak: $MIN min per scenario, $ROWS rows, sink at $RATE events/s"
 mawk -F, 'NR > 1 { n[$9]++ } END { for (k in n) print k, n[k] }' \
     "$W/data.csv" | sort > "$W/expected"
 
-# scenario NAME KILL: one run; KILL=1 kills map-1 every 60 s and starts it
+# scenario NAME KILL: one run; KILL=1 kills map-1 every EVERY s and starts it
 # again with the same command line and environment
 scenario() {
     local d=$OUT/$1 kill=$2
@@ -70,7 +72,7 @@ scenario() {
     (cd "$W" && exec "$SS" run pipeline.yml --no-progress --output-dir \
         "$d/run" --metrics "$d/metrics.jsonl" --timeout $((MIN * 60 * 3)) \
         > "$d/answer" 2> "$d/stderr") &
-    local run=$! start=$SECONDS next=60 kills=0 again=
+    local run=$! start=$SECONDS next=$EVERY kills=0 again=
     : > "$d/supervisor-rss"
     while kill -0 $run 2> /dev/null; do
         sleep 5
@@ -78,7 +80,7 @@ scenario() {
         kb=$(awk '/VmRSS/ { print $2 }' /proc/$run/status 2> /dev/null)
         [ -n "$kb" ] && echo "$((SECONDS - start)) $kb" >> "$d/supervisor-rss"
         if [ "$kill" = 1 ] && [ $((SECONDS - start)) -ge $next ]; then
-            next=$((next + 60))
+            next=$((next + EVERY))
             # map-1 is the run's child until it is first killed, then the
             # one this script started again (never another run's map-1)
             local v=

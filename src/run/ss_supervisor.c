@@ -1354,10 +1354,24 @@ static void reap(ss_supervisor *sv)
 
 /* ---- summary ------------------------------------------------------------- */
 
-/* Concatenates the components' rejects files; returns the line count or
- * -1 if rejects.jsonl cannot be written. */
-static long merge_rejects(ss_supervisor *sv, char **path)
+/* How many rejects one rejects.jsonl line stands for: an enclave's
+ * sealed line holds its batch's ("events":N, at least 1: a failure of
+ * the stage itself), any other line one. */
+static long line_rejects(const char *line)
 {
+    const char *e = strstr(line, "\"events\":");
+    if (!strstr(line, "\"sealed\":\"") || !e)
+        return 1;
+    long n = strtol(e + 9, NULL, 10);
+    return n > 0 ? n : 1;
+}
+
+/* Concatenates the components' rejects files; returns how many rejects
+ * they hold (a sealed line holds a batch's) and sets *lines, or -1 if
+ * rejects.jsonl cannot be written. */
+static long merge_rejects(ss_supervisor *sv, char **path, long *lines)
+{
+    *lines = 0;
     if (asprintf(path, "%s/rejects.jsonl", sv->outdir) < 0) {
         *path = NULL;
         return -1;
@@ -1365,30 +1379,28 @@ static long merge_rejects(ss_supervisor *sv, char **path)
     FILE *o = fopen(*path, "w");
     if (!o)
         return -1;
-    long lines = 0;
+    long rejects = 0;
+    char *line = NULL;
+    size_t cap = 0;
     for (size_t i = 0; i < sv->nkids; i++) {
         const char *r = sv->plan->comps[i].rejects;
         FILE *f = r ? fopen(r, "r") : NULL;
         if (!f)
             continue;
-        char buf[16384];
-        size_t n;
-        int last = '\n';
-        while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-            fwrite(buf, 1, n, o);
-            for (size_t k = 0; k < n; k++)
-                lines += buf[k] == '\n';
-            last = buf[n - 1];
-        }
-        if (last != '\n') {
-            fputc('\n', o);
-            lines++;
+        ssize_t n;
+        while ((n = getline(&line, &cap, f)) > 0) {
+            fwrite(line, 1, (size_t)n, o);
+            if (line[n - 1] != '\n')
+                fputc('\n', o);
+            (*lines)++;
+            rejects += line_rejects(line);
         }
         fclose(f);
         unlink(r);
     }
+    free(line);
     rmdir(sv->rejdir);
-    return fclose(o) == 0 ? lines : -1;
+    return fclose(o) == 0 ? rejects : -1;
 }
 
 static void fmt_count(char *buf, size_t n, const ss_stats *st, uint64_t v)
@@ -1490,7 +1502,8 @@ static void hot_partitions(ss_supervisor *sv)
 
 /* Prints the summary; returns 0, or -1 if the counts do not balance
  * (something was lost or counted twice: the run must not pass). */
-static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
+static int summary(ss_supervisor *sv, long nrejects, long nlines,
+                   const char *rpath)
 {
     uint64_t now = ss_now_ns();
     double wall = (double)(now - sv->t0) / 1e9;
@@ -1567,6 +1580,10 @@ static int summary(ss_supervisor *sv, long nrejects, const char *rpath)
         out(sv, "  rejects: %ld in %s (%llu of them by the sink: results "
                 "its script failed on, not counted as rows)\n",
             nrejects, rpath, (unsigned long long)snk->rejected);
+    else if (nrejects >= 0 && nlines != nrejects)
+        out(sv, "  rejects: %ld in %s (%ld line%s: one sealed line per "
+                "batch, for the owner: sstream decrypt)\n",
+            nrejects, rpath, nlines, nlines == 1 ? "" : "s");
     else if (nrejects >= 0)
         out(sv, "  rejects: %ld in %s\n", nrejects, rpath);
     if (!sv->o.quiet)
@@ -2113,13 +2130,14 @@ int ss_supervisor_run(ss_supervisor *sv)
     free(owner);
 
     char *rpath = NULL;
-    long nrej = merge_rejects(sv, &rpath);
+    long nlines = 0;
+    long nrej = merge_rejects(sv, &rpath, &nlines);
     if (nrej < 0)
         say(sv, "cannot write %s", rpath ? rpath : "rejects.jsonl");
     if (sv->result == SS_RUN_OK) {
         if (!sv->done)
             say(sv, "warning: the sink never called sendZmqCompleted()");
-        if (summary(sv, nrej, rpath) != 0) {
+        if (summary(sv, nrej, nlines, rpath) != 0) {
             say(sv, "the counts do not balance: failing the run");
             set_cause(sv, "the counts do not balance (see the summary)");
             sv->result = SS_RUN_FAILED;

@@ -230,6 +230,9 @@ rejecting_run "forbidden Lua" fb "$T/fb/pipeline.yml" "$T/fb.csv" 2006 6
 n=$(grep '"stage":"map"' "$T/fbo/rejects.jsonl" 2> /dev/null |
     sed -n 's/.*"events":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
 check "forbidden Lua: 6 rejects in rejects.jsonl ($n)" test "$n" -eq 6
+# the summary counts rejects, not lines (it said how many sealed lines)
+contains "forbidden Lua: the summary says 6 rejects" "$T/fb.err" \
+    "rejects: 6 in $T/fbo/rejects.jsonl( \\([0-9]+ lines?: one sealed line per batch|$)"
 contains "forbidden Lua: their reasons sealed for the owner" \
     "$T/fbo/rejects.jsonl" '"sealed":"[A-Za-z0-9+/=]{40,}"'
 
