@@ -23,6 +23,7 @@
  * change the document's structure.
  */
 #include "run/ss_deploy.h"
+#include "core/ss_bundle.h"
 #include "core/ss_util.h"
 #include "securestreams.h"
 
@@ -123,6 +124,9 @@ typedef struct gen {
      * router h+1 is in front of it (nhops + 1 routers) */
     size_t heads[SS_PIPELINE_MAX_STAGES];
     size_t nhops;
+    /* each stage's bundle (ss_bundle.h): the local modules and data
+     * files its script reads from its folder travel next to it */
+    ss_bundle *bundles[SS_PIPELINE_MAX_STAGES];
     char *err;
     size_t errlen;
 } gen;
@@ -161,6 +165,33 @@ static const char *base(const char *path)
 {
     const char *b = strrchr(path, '/');
     return b ? b + 1 : path;
+}
+
+/* The local modules and data files of stage s, each a file the worker
+ * (and the key service) reads next to the script. */
+static size_t n_extras(const gen *g, size_t s)
+{
+    return ss_bundle_nmodules(g->bundles[s]) + ss_bundle_nfiles(g->bundles[s]);
+}
+
+/* Extra i of stage s: its path relative to the script's folder
+ * ("util/strings.lua" for the module util.strings, "carriers.csv") into
+ * rel, and its bytes. */
+static void extra(const gen *g, size_t s, size_t i, char *rel, size_t n,
+                  const char **data, size_t *len)
+{
+    size_t nm = ss_bundle_nmodules(g->bundles[s]);
+    const char *name;
+    if (i < nm) {
+        ss_bundle_module(g->bundles[s], i, &name, data, len);
+        size_t k = 0;
+        for (; name[k] && k + 5 < n; k++)
+            rel[k] = name[k] == '.' ? '/' : name[k];
+        snprintf(rel + k, n - k, ".lua");
+    } else {
+        ss_bundle_file(g->bundles[s], i - nm, &name, data, len);
+        snprintf(rel, n, "%s", name);
+    }
 }
 
 static int front_port(size_t k) { return PORT0 + 2 * (int)k; }
@@ -557,6 +588,26 @@ static void compose_privileges(gen *g, int split)
         fputs("    security_opt: [\"no-new-privileges:true\"]\n", f);
 }
 
+/* A service's configs entries for stage k: its script and its extras. */
+static void compose_stage_configs(gen *g, size_t k)
+{
+    FILE *f = g->f;
+    fprintf(f, "      - source: ss-script-%zu\n        target: %s/%s\n",
+            k + 1, SCRIPTS_IN, base(g->p->stages[k].script));
+    for (size_t i = 0; i < n_extras(g, k); i++) {
+        char rel[PATH_MAX];
+        const char *d;
+        size_t n;
+        extra(g, k, i, rel, sizeof rel, &d, &n);
+        fprintf(f, "      - source: ss-file-%zu-%zu\n        target: ",
+                k + 1, i + 1);
+        char t[PATH_MAX + 16];
+        snprintf(t, sizeof t, "%s/%s", SCRIPTS_IN, rel);
+        yq(f, t);
+        fputc('\n', f);
+    }
+}
+
 static void compose_service(gen *g, const char *svc, const words *w,
                             int split)
 {
@@ -648,9 +699,7 @@ static int write_compose(gen *g)
                         sc->name);
             fputs("    configs:\n", f);
             for (size_t k = s; k < hop_end(g, h); k++)
-                fprintf(f, "      - source: ss-script-%zu\n        target: "
-                           "%s/%s\n",
-                        k + 1, SCRIPTS_IN, base(p->stages[k].script));
+                compose_stage_configs(g, k);
             compose_secrets(g, "worker", sc->name);
             if (g->enclave && !swarm && g->o->enclave &&
                 strcmp(g->o->enclave, "gramine") == 0)
@@ -704,9 +753,7 @@ static int write_compose(gen *g)
             compose_privileges(g, 0);
             fputs("    configs:\n", f);
             for (size_t s = 0; s < p->nstages; s++)
-                fprintf(f, "      - source: ss-script-%zu\n        target: "
-                           "%s/%s\n",
-                        s + 1, SCRIPTS_IN, base(p->stages[s].script));
+                compose_stage_configs(g, s);
             compose_secrets(g, "keyservice", NULL);
             compose_deploy(g, 1, NULL, 0);
         }
@@ -722,6 +769,20 @@ static int write_compose(gen *g)
         fprintf(f, "  ss-script-%zu:\n    file: ", s + 1);
         yq(f, path);
         fputc('\n', f);
+        /* its extras, next to it */
+        char *slash = strrchr(path, '/');
+        if (slash)
+            *slash = '\0';
+        for (size_t i = 0; i < n_extras(g, s); i++) {
+            char rel[PATH_MAX], full[2 * PATH_MAX + 2];
+            const char *d;
+            size_t n;
+            extra(g, s, i, rel, sizeof rel, &d, &n);
+            snprintf(full, sizeof full, "%s/%s", path, rel);
+            fprintf(f, "  ss-file-%zu-%zu:\n    file: ", s + 1, i + 1);
+            yq(f, full);
+            fputc('\n', f);
+        }
     }
     if (!swarm) {
         if (abspath(g, p->sink.script, path))
@@ -833,6 +894,37 @@ static int k8s_secret(gen *g, const char *role, const char *const *files)
     return 0;
 }
 
+/* The scripts volume's items when a stage has modules or data files:
+ * every key and the path it takes under SCRIPTS_IN. */
+static void k8s_items(gen *g)
+{
+    const ss_pipeline *p = g->p;
+    size_t total = 0;
+    for (size_t s = 0; s < p->nstages; s++)
+        total += n_extras(g, s);
+    if (!total)
+        return;
+    FILE *f = g->f;
+    fputs("            items:\n", f);
+    for (size_t s = 0; s < p->nstages; s++) {
+        fputs("              - {key: ", f);
+        yq(f, base(p->stages[s].script));
+        fputs(", path: ", f);
+        yq(f, base(p->stages[s].script));
+        fputs("}\n", f);
+        for (size_t i = 0; i < n_extras(g, s); i++) {
+            char rel[PATH_MAX];
+            const char *d;
+            size_t n;
+            extra(g, s, i, rel, sizeof rel, &d, &n);
+            fprintf(f, "              - {key: \"x%zu-%zu\", path: ", s + 1,
+                    i + 1);
+            yq(f, rel);
+            fputs("}\n", f);
+        }
+    }
+}
+
 /* The pod template of a component: one container, the scripts, its
  * role's keys copied by an init container into memory with mode 0600 (a
  * Secret volume's files belong to root; the keys must be the user's and
@@ -939,6 +1031,7 @@ static void k8s_pod(gen *g, const char *component, const char *role,
     fprintf(f, "      volumes:\n        - name: scripts\n          "
                "configMap:\n            name: %s-scripts\n",
             g->name);
+    k8s_items(g);
     if (keys)
         fprintf(f, "        - name: secret\n          secret:\n            "
                    "secretName: %s-%s-keys\n            defaultMode: 0444\n"
@@ -1020,6 +1113,26 @@ static int write_k8s(gen *g)
         fputc('\n', f);
         free(b);
     }
+    /* the modules and data files, as bytes (a data file need not be
+     * text); keys cannot hold '/': the volume's items place them */
+    int any = 0;
+    for (size_t s = 0; s < p->nstages; s++)
+        for (size_t i = 0; i < n_extras(g, s); i++) {
+            char rel[PATH_MAX];
+            const char *d;
+            size_t n;
+            extra(g, s, i, rel, sizeof rel, &d, &n);
+            size_t cap = sodium_base64_encoded_len(
+                n, sodium_base64_VARIANT_ORIGINAL);
+            char *b64 = malloc(cap);
+            if (!b64)
+                return SS_ENOMEM;
+            sodium_bin2base64(b64, cap, (const unsigned char *)d, n,
+                              sodium_base64_VARIANT_ORIGINAL);
+            fprintf(f, "%s  x%zu-%zu: %s\n", any++ ? "" : "binaryData:\n",
+                    s + 1, i + 1, b64);
+            free(b64);
+        }
     if (!g->plain) {
         int rc = k8s_secret(g, "router", k_router);
         if (!rc)
@@ -1126,7 +1239,14 @@ int ss_deploy_write(const ss_pipeline *p, const ss_deploy_opts *o, FILE *f,
                 o->enclave);
         return SS_EINVAL;
     }
-    int rc = o->target == SS_DEPLOY_K8S ? write_k8s(&g) : write_compose(&g);
+    int rc = 0;
+    for (size_t s = 0; s < p->nstages && s < SS_PIPELINE_MAX_STAGES && !rc;
+         s++)
+        rc = ss_bundle_load(p->stages[s].script, &g.bundles[s], err, errlen);
+    if (!rc)
+        rc = o->target == SS_DEPLOY_K8S ? write_k8s(&g) : write_compose(&g);
+    for (size_t s = 0; s < p->nstages && s < SS_PIPELINE_MAX_STAGES; s++)
+        ss_bundle_destroy(&g.bundles[s]);
     if (!rc && (fflush(f) || ferror(f))) {
         ss_errf(err, errlen, "cannot write: %s", strerror(errno));
         rc = SS_EIO;

@@ -64,6 +64,27 @@ SS_POD_INDEX=64 "$SS" worker "$M" --from tcp://127.0.0.1:1 --to tcp://127.0.0.1:
 check "SS_POD_INDEX=64 is refused (2)" [ $st -eq 2 ]
 contains "... naming the variable" err "SS_POD_INDEX takes 0 to 63, not '64'"
 
+# a stage that reads a data file (carrier-delays' names.lua reads
+# carriers.csv) or requires a local module gets it next to its script
+"$SS" deploy $E/carrier-delays/pipeline.yml --target swarm -o cd-swarm > out 2> err
+check "carrier-delays, swarm: written" [ $? -eq 0 ] || cat err
+contains "swarm: the data file a script reads travels as a config, next to the script" cd-swarm/stack.yml \
+    'source: ss-file-3-1
+        target: "/pipeline/carriers.csv"'
+contains "... from the script's folder" cd-swarm/stack.yml "ss-file-3-1:
+    file: \".*/examples/carrier-delays/carriers.csv\""
+mkdir -p mods/util
+printf 'local h = require "util.helpers"\nreturn h\n' > mods/map.lua
+printf 'return {}\n' > mods/util/helpers.lua
+printf 'return function() end\n' > mods/sink.lua
+printf 'name: mods\nsource: { file: in.txt }\nstages:\n  - { name: map, script: map.lua }\nsink: { script: sink.lua }\n' > mods/p.yml
+"$SS" deploy mods/p.yml --target k8s -o mods-k8s > out 2> err
+check "a module-requiring pipeline, k8s: written" [ $? -eq 0 ] || cat err
+contains "k8s: the module is in the ConfigMap (bytes) and placed by the volume's items" mods-k8s/k8s.yml \
+    '\{key: "x1-1", path: "util/helpers.lua"\}'
+"$SS" deploy $E/carrier-delays/pipeline.yml --target k8s -o cd-k8s > out 2> err
+check "carrier-delays, k8s: written" [ $? -eq 0 ] || cat err
+
 # per-service facts, read with a YAML parser
 facts() { # facts FILE: one line per service: NAME|secrets|replicas|constraints
     $PY - "$1" << 'EOF'
@@ -172,7 +193,7 @@ elif ! [ -d "$NPMDIR/node_modules/kubernetes-models" ] &&
      ! (cd "$NPMDIR" && timeout 300 npm install --no-audit --no-fund --silent > npm.log 2>&1); then
     echo "SKIPPED: k8s schema validation: npm install failed: $(tail -1 "$NPMDIR/npm.log")"
 else
-    for f in k8s/k8s.yml k8s-sandbox/k8s.yml k8s-plain/k8s.yml keyed-k8s/k8s.yml bcast-k8s/k8s.yml chain-k8s/k8s.yml; do
+    for f in k8s/k8s.yml k8s-sandbox/k8s.yml k8s-plain/k8s.yml keyed-k8s/k8s.yml bcast-k8s/k8s.yml chain-k8s/k8s.yml cd-k8s/k8s.yml mods-k8s/k8s.yml; do
         node "$NPMDIR/k8s-validate.mjs" "$f" > val.out 2>&1
         check "$f validates against the Kubernetes API schemas ($(tail -1 val.out))" [ $? -eq 0 ]
         grep '^not ok' val.out | head -5

@@ -7,7 +7,9 @@
 # (map, filter and reduce in one worker service, 2 routers) runs, the
 # sink on this machine against the published port, and both answers
 # equal awk's (the keyed printer fails the run if a carrier comes from two
-# reducers, i.e. if the partitioning did not hold). Builds the image
+# reducers, i.e. if the partitioning did not hold); and carrier-delays,
+# whose names stage reads carriers.csv next to its script, equals `sstream
+# run`. Builds the image
 # (make image; seconds when test_image.sh or test_swarm.sh built it).
 # SKIPPED with the reason when no engine or no swarm can be had;
 # SS_TEST_IMAGE=0 skips it.
@@ -17,7 +19,7 @@
 STACK=sstk$$
 stacks_down() {
     local s i
-    for s in "${STACK}k" "${STACK}c"; do "$DOCKER" stack rm "$s" > /dev/null 2>&1; done
+    for s in "${STACK}k" "${STACK}c" "${STACK}d"; do "$DOCKER" stack rm "$s" > /dev/null 2>&1; done
     for ((i = 0; i < 60; i++)); do # the stack's network goes last
         "$DOCKER" network ls --format '{{.Name}}' 2> /dev/null | grep -q "^$STACK" || break
         sleep 0.5
@@ -78,4 +80,24 @@ run_stack() {
 run_stack k "$E/pipeline-keyed.yml" 5562 "$E/print-keyed.lua" --workers 2
 contains "keyed: router-3 has one slot per reduce replica" "$T/k/stack.yml" '"router-3", "--partitions", "2"'
 run_stack c "$E/pipeline-chained.yml" 5558 "$E/print-results.lua"
+# a stage that reads a data file: carrier-delays' names.lua joins with
+# carriers.csv, which must reach its container next to the script; the
+# answer equals `sstream run`'s here
+CD=$ROOT/examples/carrier-delays
+"$SS" run "$CD/pipeline.yml" --data "$T/data/flights.csv" --output-dir "$T/o-cd" \
+    --no-progress > "$T/cd-local.txt" 2> /dev/null
+run=$(printf '%016x' $((0x5d000000 + $$)))
+"$SS" deploy "$CD/pipeline.yml" --target swarm --image "$IMG" --data-dir "$T/data" \
+    --run "$run" -o "$T/cd" > /dev/null
+"$DOCKER" stack deploy -c "$T/cd/stack.yml" "${STACK}d" > "$T/deploy-d.log" 2>&1
+check "carrier-delays: docker stack deploy takes it" [ $? -eq 0 ] || cat "$T/deploy-d.log"
+SS_RUN=$run "$SS" sink "$CD/print-delays.lua" --from tcp://127.0.0.1:5562 \
+    --connect-timeout-ms 120000 > "$T/cd-swarm.txt" 2> "$T/sink-d.log" &
+sink_pid=$!
+_pids+=($sink_pid)
+wait_max 180 $sink_pid
+check "carrier-delays: the sink ends (status $?)" [ -s "$T/cd-swarm.txt" ]
+check "carrier-delays: names joined from carriers.csv in the container" grep -q "American" "$T/cd-swarm.txt"
+same "carrier-delays on Swarm equals sstream run's answer" "$T/cd-local.txt" "$T/cd-swarm.txt"
+"$DOCKER" stack rm "${STACK}d" > /dev/null 2>&1
 finish
