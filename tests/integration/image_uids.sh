@@ -56,6 +56,23 @@ echo "capeff $(field $MAP CapEff) $(field "$ENC" CapEff)"
 echo "capprm $(field $MAP CapPrm) $(field "$ENC" CapPrm)"
 echo "spawner-uid $(field "$SP" Uid | cut -d' ' -f1)"
 echo "nonewprivs $(field $MAP NoNewPrivs) $(field "$ENC" NoNewPrivs)"
+# an attacker with the worker's uid (what a compromised worker can do):
+# it cannot read the enclave's platform.key, nor become root again
+if command -v setpriv > /dev/null; then
+    if setpriv --reuid 10001 --regid 10001 --clear-groups cat /k/e/platform.key > /dev/null 2>&1; then
+        echo "attack-read-platform-key: read"
+    else
+        echo "attack-read-platform-key: denied"
+    fi
+    if setpriv --reuid 10001 --regid 10001 --clear-groups setpriv --reuid 0 true > /dev/null 2>&1; then
+        echo "attack-back-to-root: became root"
+    else
+        echo "attack-back-to-root: denied"
+    fi
+    # the same command as root reads it: the check above can fail
+    setpriv --reuid 10002 --regid 10002 --clear-groups cat /k/e/platform.key > /dev/null 2>&1 &&
+        echo "enclave-reads-platform-key: yes"
+fi
 # the rest of the rows, then the end of the stream
 tail -n +10002 /data/flights.csv >> in.csv
 sleep 1

@@ -74,6 +74,10 @@ contains "worker and enclave have no effective capability while rows flow" \
     "$T/uids.txt" "^capeff 0000000000000000 0000000000000000$"
 contains "... nor a permitted one" "$T/uids.txt" "^capprm 0000000000000000 0000000000000000$"
 contains "... and cannot gain one by exec (no_new_privs)" "$T/uids.txt" "^nonewprivs 1 1$"
+contains "attack: the worker's uid cannot read the enclave's platform.key (the enclave's can)" \
+    "$T/uids.txt" "^attack-read-platform-key: denied$"
+contains "... (the enclave's uid can: the check can fail)" "$T/uids.txt" "^enclave-reads-platform-key: yes$"
+contains "attack: the worker's uid cannot become root again" "$T/uids.txt" "^attack-back-to-root: denied$"
 sed -n '/^---$/,$p' "$T/uids.txt" | tail -n +2 > "$T/uids-result.txt"
 same "... and the run equals awk" "$T/expected.txt" "$T/uids-result.txt"
 [ $_fail -gt 0 ] && tail -20 "$T/uids.err"
