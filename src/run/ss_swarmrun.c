@@ -97,6 +97,8 @@ typedef struct cl {
     size_t npend;
     char stopped[MAX_PENDING][32]; /* stage tasks the engine stopped */
     size_t nstopped;
+    int workers[SS_PIPELINE_MAX_STAGES]; /* as the run record says now */
+    size_t scaled_down; /* workers taken away by sstream scale */
     ss_runrec rec;
 } cl;
 
@@ -730,6 +732,31 @@ static void note_stopped(cl *c, const char *id)
                  id);
 }
 
+/* Follows `sstream scale`, which writes each stage's workers into the run
+ * record: workers it took away count as stopped (docker stack ps may no
+ * longer list a removed replica's task when it is polled). */
+static void check_record(cl *c)
+{
+    ss_runrec r;
+    char err[256];
+    if (ss_runrec_read(c->name, &r, err, sizeof err) != 0)
+        return;
+    for (size_t s = 0; s < c->p->nstages && s < SS_PIPELINE_MAX_STAGES;
+         s++) {
+        int n = ss_runrec_workers(&r, c->p->stages[s].name);
+        if (n > 0 && n < c->workers[s])
+            c->scaled_down += (size_t)(c->workers[s] - n);
+        if (n > 0)
+            c->workers[s] = n;
+    }
+}
+
+/* Workers stopped during the run: by sstream scale, or seen shut down. */
+static size_t stopped_workers(const cl *c)
+{
+    return c->scaled_down > c->nstopped ? c->scaled_down : c->nstopped;
+}
+
 /* Reads the state of every task (docker stack ps) and fails the run on a
  * failed task or one unscheduled for longer than the limit. */
 static void check_tasks(cl *c, uint64_t now)
@@ -996,7 +1023,7 @@ static int summary(cl *c)
                         : 1;
     ss_balance b;
     ss_accounting_balance_copies(parts, n, names, copies, c->p->nstages,
-                                 c->nstopped, &b);
+                                 stopped_workers(c), &b);
     free(parts);
     if (b.verdict == SS_ACCT_NO_COUNTERS) {
         say(c, "cannot check the balance: %s", b.why);
@@ -1008,7 +1035,7 @@ static int summary(cl *c)
                "(a rescale down), and the events they had processed but "
                "not acknowledged were processed again by others (their "
                "routers checked that no batch was lost or duplicated)\n",
-            c->nstopped);
+            stopped_workers(c));
         fflush(stderr);
         return 0;
     }
@@ -1105,6 +1132,7 @@ static int watch(cl *c)
         if (!c->sink_exited && now - last_tasks > TASKS_EVERY_NS) {
             last_tasks = now;
             check_tasks(c, now);
+            check_record(c);
         }
         if (c->cause[0]) {
             status = SS_RUN_FAILED;
@@ -1313,9 +1341,12 @@ int ss_swarmrun_run(const ss_pipeline *p, const ss_swarmrun_opts *o)
     gethostname(c->rec.host, sizeof c->rec.host - 1);
     c->rec.pid = (long)getpid();
     c->rec.started = (long long)time(NULL);
-    for (size_t s = 0; s < p->nstages; s++)
+    for (size_t s = 0; s < p->nstages; s++) {
         ss_runrec_set_workers(&c->rec, p->stages[s].name,
                               p->stages[s].workers);
+        if (s < SS_PIPELINE_MAX_STAGES)
+            c->workers[s] = p->stages[s].workers;
+    }
     char err[512];
     if (ss_runrec_write(&c->rec, err, sizeof err) != 0)
         say(c, "warning: %s (sstream status cannot follow this run)", err);
@@ -1341,6 +1372,7 @@ out:
         if (c->sink_exited && WIFEXITED(c->sink_status) &&
             WEXITSTATUS(c->sink_status) == 0) {
             ss_monitor_read(c->mon);
+            check_record(c); /* a rescale in the last poll's interval */
             if (summary(c) != 0)
                 status = SS_RUN_FAILED;
         } else {
