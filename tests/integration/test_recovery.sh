@@ -6,7 +6,8 @@
 # awk's, printed once, and the summary balances with the counters of the
 # run that completed; in plain, encrypted and enclave modes. The number
 # of restarts is bounded: a component killed once more than allowed fails
-# the run saying so, and no partial result is shown.
+# the run saying so, and no partial result is shown; a poison batch (an
+# enclave that dies on it) is rejected, never a restart loop.
 source "$(dirname "$0")/lib.sh"
 EX=$ROOT/examples/delayed-flights
 cd "$T"
@@ -126,6 +127,31 @@ contains "bound: the first kill restarted the run" err-bound \
 contains "bound: the last line says the restarts ran out" <(tail -1 err-bound) \
     "failed because sink was killed by signal 9 .* after 1 restart\\(s\\) of the pipeline, the most allowed \\(--restarts 1\\)"
 lacks "bound: no result is shown" res-bound "^Delays"
+
+# a poison batch is no restart loop: a batch whose enclave dies on it
+# every time (test hook of the test build: a forbidden system call) is
+# rejected whole by the worker, as without --restarts; the worker process
+# itself is not killed, so nothing is restarted
+SST=$ROOT/bin/sstream-test
+head -1 data.csv > po.csv
+tail -n +2 data.csv | head -1000 >> po.csv
+tail -n +2 data.csv | sed -n 1p |
+    awk -F, -v OFS=, '{ $11 = sprintf("POISON-ROW%080d", 0) } 1' >> po.csv
+tail -n +1002 data.csv | head -1000 >> po.csv
+{ head -1 data.csv; tail -n +2 data.csv | head -1000
+  tail -n +1002 data.csv | head -1000; } > po-good.csv
+reference po-good.csv > po-expected
+SS_ENCLAVE_TEST_SYSCALL=POISON-ROW timeout -k 10 "$RUN_TIMEOUT" "$SST" run \
+    p.yml --data po.csv --security enclave --batch-size 256 --restarts 2 \
+    --output-dir out-po > res-po 2> err-po
+check "poison: the run goes on and exits 0" test $? -eq 0
+grep '^Delays' res-po > got-po
+same "poison: the other rows give awk's answer" got-po po-expected
+contains "poison: the enclave was killed twice, then the batch rejected" err-po \
+    "killed by signal 31 \(SIGSYS\).* again .*rejecting the batch's 1 events"
+contains "poison: the reject is counted" err-po \
+    "rows in = rows out \+ rows filtered \+ rows rejected: 2001 = .* \+ 1: balanced"
+lacks "poison: no restart of the pipeline" err-po "restarting the whole pipeline"
 
 # without --restarts the loss of state still fails the run (as before)
 check "no restarts: reduce-1 was killed mid-stream" kill_run none reduce-1 1 0

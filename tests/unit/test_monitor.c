@@ -134,6 +134,45 @@ static void matches_by_name_then_pid(void **state)
     assert_int_equal(ss_monitor_done_ns(f->m), 0);
 }
 
+/* Checkpoint acknowledgements: kept per component and per epoch, the
+ * last SS_MONITOR_ACKS of them, so that a worker running 20 epochs ahead
+ * of the sink still has the counters of the epoch the sink acknowledges
+ * next (with a ring of 8 they were overwritten and such an epoch never
+ * completed); reset forgets them. */
+static void barrier_acks(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(ss_monitor_add(f->m, "map-1"), 0);
+    assert_int_equal(ss_monitor_add(f->m, "sink"), 1);
+    ss_monitor_start(f->m, ss_now_ns());
+    ss_stats s;
+    ss_stats_init(&s);
+    ss_stats_set_names(&s, "map-1", "worker", "map");
+    ss_buf b;
+    ss_buf_init(&b);
+    for (uint32_t e = 1; e <= 20; e++) {
+        s.in = 100 * e;
+        assert_int_equal(ss_stats_encode_barrier(&s, e, &b), 0);
+        push(f, b.data, b.len);
+    }
+    ss_buf_release(&b);
+    s.in = 2000; /* a sample after them: all were read */
+    push_stats(f, &s);
+    wait_samples(f, 0, 2000);
+    for (uint32_t e = 1; e <= 20; e++) {
+        const ss_stats *a = ss_monitor_ack(f->m, 0, e);
+        assert_non_null(a);
+        assert_int_equal(a->in, 100 * e);
+    }
+    assert_null(ss_monitor_ack(f->m, 0, 21));
+    assert_null(ss_monitor_ack(f->m, 0, 0));
+    assert_null(ss_monitor_ack(f->m, 1, 5)); /* the sink did not */
+    assert_null(ss_monitor_ack(f->m, 2, 5)); /* no such component */
+    ss_monitor_reset(f->m);
+    assert_null(ss_monitor_ack(f->m, 0, 5));
+    assert_false(ss_monitor_get(f->m, 0)->have_st);
+}
+
 static void done_and_garbage(void **state)
 {
     fixture *f = *state;
@@ -283,6 +322,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(matches_by_name_then_pid, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(done_and_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(barrier_acks, setup, teardown),
         cmocka_unit_test_setup_teardown(metrics_file_is_json, setup,
                                         teardown),
         cmocka_unit_test(replicas_share_their_stage_key),
