@@ -116,6 +116,14 @@ int ss_accounting_balance_copies(const ss_acct_part *parts, size_t n,
             } else {
                 filtered += a.dropped;
                 rows_out = a.passed;
+                /* a stage that emits other than one event per event it
+                 * passes (a flatMap: words of a line) ends the rows too:
+                 * its rows passed are rows out, its events are not rows */
+                if (a.out != a.passed * k) {
+                    folded = 1;
+                    if (!b->split_stage)
+                        b->split_stage = name;
+                }
             }
         }
         upstream = a.out;

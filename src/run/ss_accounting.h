@@ -17,7 +17,11 @@
  *   5. rows: until the first stateful stage (a reduce...), what a stage
  *      drops was filtered out; what the first stateful stage drops or
  *      passes was folded into its results and counts as rows out; after
- *      it, events are results, not rows. rows in (the source's) must equal
+ *      it, events are results, not rows. The same goes for a stateless
+ *      stage that emits another number of events than it passes (a
+ *      flatMap that splits a line into words): the rows it passed are rows
+ *      out, what it dropped filtered, and after it events are not rows.
+ *      rows in (the source's) must equal
  *      rows out + filtered + rejected (rejected summed up to that stage).
  * The first rule broken gives MISMATCH and a reason naming the component
  * or stage; else BALANCED.
@@ -57,6 +61,9 @@ typedef struct ss_balance {
     int verdict; /* SS_ACCT_* */
     uint64_t rows_in, rows_out, filtered, rejected;
     char why[256]; /* "" when BALANCED or UNCHECKED */
+    /* the stateless stage after which events are not rows (rule 5), a
+     * name borrowed from stage_names; NULL if none */
+    const char *split_stage;
 } ss_balance;
 
 /* Sums the counters of the workers of stage `stage` among parts[0..n).

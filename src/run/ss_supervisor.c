@@ -1460,6 +1460,11 @@ static int balance(ss_supervisor *sv)
         (unsigned long long)b.rows_in, (unsigned long long)b.rows_out,
         (unsigned long long)b.filtered, (unsigned long long)b.rejected,
         ok ? "balanced" : "MISMATCH");
+    if (b.split_stage)
+        out(sv, "  (rows out: the rows stage '%s' passed; it emits another "
+               "number of events than it passes, as a flatMap does, and "
+               "the stages after it count events, not rows)\n",
+            b.split_stage);
     if (!ok)
         say(sv, "the counts do not add up: %s", b.why);
     return ok ? 0 : -1;

@@ -1045,6 +1045,11 @@ static int summary(cl *c)
         (unsigned long long)b.rows_in, (unsigned long long)b.rows_out,
         (unsigned long long)b.filtered, (unsigned long long)b.rejected,
         ok ? "balanced" : "MISMATCH");
+    if (b.split_stage)
+        out(c, "  (rows out: the rows stage '%s' passed; it emits another "
+               "number of events than it passes, as a flatMap does, and "
+               "the stages after it count events, not rows)\n",
+            b.split_stage);
     if (!ok)
         say(c, "the counts do not add up: %s", b.why);
     char msg[256];

@@ -160,4 +160,49 @@ YML
 timeout 60 "$SS" run ns.yml --output-dir out12 > o 2> e
 contains "a sink failing on every result is warned about" e "warning: the sink's script failed on 500 of the 500 results it received"
 contains "... and the rejects line says which rejects are the sink's" e "rejects: 500 in out12/rejects.jsonl \(500 of them by the sink"
+# --- a word count: a flatMap stage emits several events per row; the
+# run balances (rows out are the rows it passed) instead of failing
+printf 'the quick brown fox\njumps over the lazy dog\nthe dog barks\n' > words.txt
+cat > split.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :flatMap(function(line)
+    local words = {}
+    for w in line:gmatch('%a+') do words[#words + 1] = { word = w } end
+    return ZmqRx.Observable.fromTable(words)
+  end)
+  :filter(function(e) return e.word ~= 'barks' end)
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+cat > count.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :reduce(function(acc, e) acc[e.word] = (acc[e.word] or 0) + 1; return acc end, {})
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+cat > wcprint.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :subscribe(function(t)
+    local keys = {}
+    for k in pairs(t) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do print(k, t[k]) end
+  end, nil, function() ZmqRx.sendZmqCompleted() end)
+LUA
+cat > wc.yml <<'YML'
+name: wc
+source: { file: words.txt }
+stages:
+  - { name: split, script: split.lua, workers: 2 }
+  - { name: count, script: count.lua }
+sink: { script: wcprint.lua }
+YML
+for mode in plain encrypted; do
+    timeout 60 "$SS" run wc.yml --security $mode --output-dir wc-$mode > o 2> e; rc=$?
+    check "a word count (flatMap then reduce) succeeds in $mode mode" test $rc -eq 0
+    contains "... with its counts" o "^the	3$"
+    contains "... balanced on the 3 rows the split stage passed" e "rows in = rows out \+ rows filtered \+ rows rejected: 3 = 3 \+ 0 \+ 0: balanced"
+    contains "... saying why its 11 words are not rows" e "rows out: the rows stage 'split' passed; it emits another number of events than it passes"
+done
 finish
