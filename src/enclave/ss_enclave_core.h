@@ -47,6 +47,15 @@ typedef struct ss_ecore {
     ss_stage_out out;   /* the stage's output */
     int out_ready;      /* out was initialised */
     int completed;      /* completion ran: the stream is over */
+    /* A stateful chain's inputs so far, by lineage (stream, seq, part):
+     * each may reach the state once (ss_ecore_call). Open addressing;
+     * a slot with used 0 is free. */
+    struct ss_ecore_seen {
+        uint64_t seq;
+        uint32_t stream, part;
+        uint32_t used;
+    } *seen;
+    size_t nseen, capseen;
     char partition_by[SS_PARTITION_FIELD_MAX + 1]; /* "" or the field the
                            output is cut by (ss_ecore_set_output) */
     uint32_t broadcast; /* N > 0: the output goes as N copies */
@@ -136,7 +145,11 @@ void ss_ecore_info(const ss_ecore *c, char *from, char *to, size_t len,
 
 /* Processes one untrusted input message (which must not change while
  * this runs: the sandbox child passes a private copy). See ss_enclave.h
- * for the output rules and errors. */
+ * for the output rules and errors. A stateful chain takes each input
+ * lineage (stream, seq, part) once: a batch its host sends again (the
+ * state would fold it twice) is refused with SS_EDENIED, once it
+ * authenticated (a refused or failed first call does not count: it
+ * folded nothing, or the run fails). */
 int ss_ecore_call(ss_ecore *c, const void *msg, size_t n,
                   ss_ecore_reserve rs, void *rctx, ss_ecore_res *res,
                   char *err, size_t errlen);

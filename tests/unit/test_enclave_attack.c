@@ -722,6 +722,111 @@ static void test_swapped_snapshots_refused(void **state)
     ss_key_destroy(&k);
 }
 
+/* The final sum of a "sum" enclave of run, as its host completes it. */
+static long complete_sum(ss_enclave *e, const ss_key *k, uint64_t run)
+{
+    char err[1024];
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    ss_hdr fin;
+    memset(&fin, 0, sizeof fin);
+    fin.kind = SS_MSG_DATA;
+    fin.stream = 0x80000009u;
+    fin.run = run;
+    if (ss_enclave_complete(e, &fin, &r, err, sizeof err))
+        fail_msg("complete: %s", err);
+    ss_buf pt = SS_BUF_INIT;
+    ss_hdr oh;
+    assert_int_equal(ss_aead_open(k, r.msg.data, r.msg.len, &oh, &pt), 0);
+    lua_State *L = luaL_newstate();
+    size_t off = 0;
+    assert_int_equal(ss_mp_decode_lua(L, pt.data, pt.len, &off, err,
+                                      sizeof err), 0);
+    long got = (long)lua_tointeger(L, -1);
+    lua_close(L);
+    ss_buf_release(&pt);
+    ss_enclave_result_release(&r);
+    return got;
+}
+
+/* A reduce host that sends one of its (authentic) batches twice: the
+ * enclave folded it twice and sealed a wrong total (1+2+3+10 counted as
+ * 1+2+3+10+1+2+3 = 22, and 32 with batch 1 again), which the sink could
+ * not tell: the host forwards one of the two identical empty outputs. A
+ * stateful enclave takes each lineage once; another part of the same
+ * batch is another input (a partitioned stage gets parts). */
+static void test_stateful_takes_each_batch_once(void **state)
+{
+    (void)state;
+    const uint64_t run = 0x1234abcdull;
+    ss_keyservice *ks = NULL;
+    ss_enclave *e = open_attested_as("sum", script("sum", SUM_SCRIPT),
+                                     "victim-1", run, 0, &ks);
+    assert_true(ss_enclave_stateful(e));
+    char err[1024];
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    ss_buf b0 = SS_BUF_INIT, b1 = SS_BUF_INIT;
+    static const int v0[] = {1, 2, 3}, v1[] = {10};
+    sealed_ints(k, &b0, run, 0, 0, v0, 3);
+    sealed_ints(k, &b1, run, 0, 1, v1, 1);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    assert_int_equal(ss_enclave_call(e, b0.data, b0.len, &r, err,
+                                     sizeof err), 0);
+    assert_int_equal(ss_enclave_call(e, b1.data, b1.len, &r, err,
+                                     sizeof err), 0);
+    int twice = 0;
+    for (int i = 0; i < 2; i++) { /* the attack: batches 0 and 1 again */
+        const ss_buf *b = i ? &b1 : &b0;
+        int rc = ss_enclave_call(e, b->data, b->len, &r, err, sizeof err);
+        if (rc == 0) {
+            twice++;
+            continue;
+        }
+        assert_int_equal(rc, SS_EDENIED);
+        if (!strstr(err, "already") || !strstr(err, "twice"))
+            fail_msg("unclear refusal: %s", err);
+    }
+    assert_true(ss_enclave_alive(e));
+    long got = complete_sum(e, k, run);
+    fprintf(stderr, "batches folded twice: %d, total %ld (honest: 16)\n",
+            twice, got);
+    assert_int_equal(twice, 0);
+    assert_int_equal(got, 16);
+    ss_enclave_close(&e);
+    ss_keyservice_destroy(&ks);
+
+    /* parts of one batch are distinct inputs */
+    e = open_attested_as("sum", script("sum", SUM_SCRIPT), "victim-1", run,
+                         0, &ks);
+    for (uint32_t part = 0; part < 3; part++) {
+        ss_buf pl = SS_BUF_INIT;
+        assert_int_equal(ss_mp_put_int(&pl, 5), 0);
+        ss_hdr h;
+        memset(&h, 0, sizeof h);
+        h.kind = SS_MSG_DATA;
+        h.flags = part == 2 ? SS_BF_LAST_PART : 0;
+        h.stream = 7;
+        h.seq = 4;
+        h.part = part;
+        h.count = 1;
+        h.run = run;
+        ss_buf_reset(&b0);
+        assert_int_equal(ss_aead_seal(k, &h, pl.data, pl.len, &b0), 0);
+        ss_buf_release(&pl);
+        if (ss_enclave_call(e, b0.data, b0.len, &r, err, sizeof err))
+            fail_msg("part %u: %s", part, err);
+    }
+    assert_int_equal(complete_sum(e, k, run), 15);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&b0);
+    ss_buf_release(&b1);
+    ss_key_destroy(&k);
+    ss_enclave_close(&e);
+    ss_keyservice_destroy(&ks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -729,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_stateful_refuses_reject_and_second_completion),
         cmocka_unit_test(test_preload_gets_no_key),
         cmocka_unit_test(test_swapped_snapshots_refused),
+        cmocka_unit_test(test_stateful_takes_each_batch_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
