@@ -10,7 +10,8 @@ own, STAGE, NAME, RUN (hex; the key service of a run releases the key
 to reports of that run only)} with it, asks the key service at KEYSERVICE with the
 worker's CURVE keys, and opens what comes back. Prints one line:
   "cannot read platform.key: ..."   (exit 3) the uid cannot forge;
-  "GOT THE DATA KEY (N bytes)"      (exit 0) the forge worked;
+  "GOT THE DATA KEY (N bytes)"      (exit 0) the forge worked (N: the
+                                    key blob and the 4-byte restore grant);
   "refused: ..." / "no answer"      (exit 1).
 Uses libsodium through ctypes (ed25519, sealed boxes) and pyzmq.
 """
