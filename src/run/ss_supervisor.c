@@ -21,6 +21,7 @@
 #include "run/ss_progress.h"
 #include "run/ss_runkeys.h"
 #include "wire/ss_stats.h"
+#include "wire/ss_partition.h"
 #include "securestreams.h"
 
 #include <dirent.h>
@@ -1492,6 +1493,21 @@ static void hot_partitions(ss_supervisor *sv)
         const ss_stage_conf *sc = &sv->p->stages[s];
         ss_router_stats rs = {.keyed_events = st->keyed,
                               .hot_events = st->hot_events};
+        /* the key group of a nil key: events without the field */
+        static const char nil_key = (char)0xc0;
+        int nil = sc->partition_by &&
+                  st->hot_partition == ss_partition_of(&nil_key, 1);
+        if (nil && sc->workers >= 2 && st->keyed &&
+            st->hot_events == st->keyed) {
+            out(sv, "  hot partition: stage %s: every keyed event (%llu) "
+                    "went to worker %s-%llu: none had a field '%s' (or "
+                    "each had it nil), so all have one key; is "
+                    "partition_by spelled as the stage before names the "
+                    "field?\n",
+                sc->name, (unsigned long long)st->keyed, sc->name,
+                (unsigned long long)st->hot_slot, sc->partition_by);
+            continue;
+        }
         if (!ss_router_hot(&rs, (unsigned)sc->workers))
             continue;
         out(sv, "  hot partition: stage %s: key group %llu holds %.0f%% of "

@@ -205,4 +205,40 @@ for mode in plain encrypted; do
     contains "... balanced on the 3 rows the split stage passed" e "rows in = rows out \+ rows filtered \+ rows rejected: 3 = 3 \+ 0 \+ 0: balanced"
     contains "... saying why its 11 words are not rows" e "rows out: the rows stage 'split' passed; it emits another number of events than it passes"
 done
+# --- a misspelt partition_by field: every event has the nil key and goes
+# to one worker; the summary says so instead of nothing
+printf 'ts,shop,amount\n1,A,10\n2,B,20\n3,A,30\n5,C,5\n11,A,4\n12,B,6\n' > sales.csv
+cat > parse.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+local csv = require 'csv'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :map(function(line)
+    local r = csv.parse(line)
+    return { ts = tonumber(r[1]), shop = r[2], amount = tonumber(r[3]) }
+  end)
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+cat > sum.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :reduce(function(acc, e) acc[e.shop] = (acc[e.shop] or 0) + e.amount; return acc end, {})
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+for field in shop shp; do
+cat > key-$field.yml <<YML
+name: key
+source: { file: sales.csv, format: csv, header: true }
+stages:
+  - { name: parse, script: parse.lua }
+  - { name: sum, script: sum.lua, workers: 2, partition_by: $field }
+sink: { script: wcprint.lua }
+YML
+done
+for mode in plain enclave; do
+    timeout 90 "$SS" run key-shp.yml --security $mode --output-dir key-$mode > o 2> e; rc=$?
+    check "partition_by naming a field the events lack still runs ($mode)" test $rc -eq 0
+    contains "... and the summary says every event went to one worker, naming the field" e "hot partition: stage sum: every keyed event \(6\) went to worker sum-[12]: none had a field 'shp' \(or each had it nil\), so all have one key; is partition_by spelled"
+done
+timeout 60 "$SS" run key-shop.yml --output-dir key-ok > o 2> e
+lacks "a well-spelt partition_by says nothing of the kind" e "hot partition"
 finish
