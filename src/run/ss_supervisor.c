@@ -1228,11 +1228,15 @@ static int try_restart(ss_supervisor *sv, child *c, int status)
         return 1;
     }
     sv->restarts++;
+    char why[96] = "no checkpoint to resume from";
+    if (sv->ckpt_epoch)
+        snprintf(why, sizeof why, "resuming from a checkpoint is not built "
+                 "yet (the last complete one is epoch %u)", sv->ckpt_epoch);
     say(sv, "%s was killed by signal %d (%s); restarting the whole "
-        "pipeline from the start (restart %u of at most %u): no checkpoint "
-        "to resume from, so every row is read again; results are "
-        "committed only when the sink completes, so none shows twice", w,
-        sig, strsignal(sig), sv->restarts, sv->o.max_restarts);
+        "pipeline from the start (restart %u of at most %u): %s, so every "
+        "row is read again; results are committed only when the sink "
+        "completes, so none shows twice", w, sig, strsignal(sig),
+        sv->restarts, sv->o.max_restarts, why);
     sv->restarting = 1;
     sv->stopping = 1;
     sv->stop_ns = ss_now_ns();

@@ -160,6 +160,8 @@ check "restart: a checkpoint completed before the kill (epoch ${e1:-none})" test
 check "restart: reduce-1 was killed" kill -KILL "${victim:-0}"
 wait_max $((RUN_TIMEOUT + 20)) $run
 check "restart: the run recovers and exits 0" test $? -eq 0
+contains "restart: it says the checkpoint is not used yet" err-r \
+    "restarting the whole pipeline from the start .*resuming from a checkpoint is not built yet \(the last complete one is epoch [1-9]"
 grep '^Delays' res-r > got-r
 same "restart: the answer is still awk's" got-r expected
 e2=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' \
