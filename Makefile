@@ -214,10 +214,13 @@ demo: deps
 	@scripts/demo.sh
 
 # `make bench`: the DelayedFlights matrix (awk, plain, encrypted, enclave,
-# each unchained and chained) at BENCH_ROWS rows (bench/run.sh)
+# each unchained and chained, on Lua 5.4 and, when LuaJIT is installed,
+# on bin/sstream-luajit) at BENCH_ROWS rows (bench/run.sh)
 BENCH_ROWS ?= 28000000
 bench: deps
 	@$(MAKE) --no-print-directory all unit-bins
+	@if pkg-config --exists luajit; then \
+	    $(MAKE) --no-print-directory LUA=luajit all; fi
 	@bench/run.sh $(BENCH_ROWS)
 
 # `make format`: clang-format (.clang-format) on the C files changed

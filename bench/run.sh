@@ -16,13 +16,21 @@
 # and p99, from the batch leaving the source to its output reaching the
 # sink: SS_LATENCY_DIR, src/node/ss_latlog.h), the same-answer check
 # against awk, and the CPU time and peak RSS of every worker process. Then appends the figures with the
-# command to docs/PERFORMANCE.md.
+# command to docs/PERFORMANCE.md. Each configuration runs on each Lua
+# engine, one after the other: Lua 5.4 (bin/sstream), and when
+# bin/sstream-luajit is built (`make LUA=luajit`), LuaJIT as the stages
+# run it (interpreter only: its JIT is off in every metered stage and in
+# every enclave) and LuaJIT with the JIT on in the stages (SS_LUAJIT=on,
+# a measuring switch; not in enclave mode, where no JIT can run); the
+# column cpu/5.4 is the CPU time against the same configuration on Lua 5.4.
 #
 #   bench/run.sh [ROWS]   or   make bench BENCH_ROWS=N
 #
 # Environment: SS_BENCH_WORKERS=N workers per stage (default 1);
 # SS_BENCH_MODES="plain enclave" (default: plain encrypted enclave);
 # SS_BENCH_CHAIN="0 1" (0: unchained, 1: chained; default both);
+# SS_BENCH_ENGINES="5.4 luajit luajit-jit" (default: those built);
+# SSJ=the LuaJIT binary (default: $SS-luajit);
 # SS_BENCH_NO_DOC=1: do not touch docs/PERFORMANCE.md; SS_BENCH_OUT=DIR:
 # the data and the runs' folders (default out/bench).
 set -eu
@@ -35,6 +43,19 @@ RUN=$OUTD/run-$(date +%Y%m%d-%H%M%S)
 WORKERS=${SS_BENCH_WORKERS:-1}
 MODES=${SS_BENCH_MODES:-plain encrypted enclave}
 CHAINS=${SS_BENCH_CHAIN:-0 1}
+SSJ=${SSJ:-$SS-luajit}
+ENGINES_BUILT="5.4"
+[ -x "$SSJ" ] && ENGINES_BUILT="5.4 luajit luajit-jit"
+ENGINES=${SS_BENCH_ENGINES:-$ENGINES_BUILT}
+for engine in $ENGINES; do
+    case $engine in
+        5.4) ;;
+        luajit|luajit-jit) [ -x "$SSJ" ] || {
+            echo "bench: engine '$engine' needs $SSJ (make LUA=luajit)" >&2; exit 2; } ;;
+        *) echo "bench: unknown engine '$engine' (5.4, luajit, luajit-jit)" >&2
+           exit 2 ;;
+    esac
+done
 mkdir -p "$OUTD" "$RUN"
 
 if [ ! -s "$DATA" ]; then
@@ -92,24 +113,37 @@ timed() {
 
 ROWS_MD=""   # one table row per configuration
 RSS_MD=""    # one table row per worker process
-PLAIN_CPU="" PLAIN_WALL=""
-echo "bench: DelayedFlights, $ROWS rows ($MB MB), $WORKERS worker(s) per stage"
-printf '  %-22s %9s %9s %9s %8s %8s  %-17s %s\n' config wall MB/s cpu cpu/awk \
-    cpu/plain "latency p50/p99" "same answer"
-printf '  %-22s %8ss %9s %8ss %8s %8s  %s\n' awk "$AWK_WALL" \
+declare -A PLAIN_CPU # by engine: plain, unchained
+BASE_CPU=""           # the configuration's CPU on Lua 5.4
+echo "bench: DelayedFlights, $ROWS rows ($MB MB), $WORKERS worker(s) per stage; Lua engines: $ENGINES"
+printf '  %-34s %9s %9s %9s %8s %8s %8s  %-17s %s\n' config wall MB/s cpu cpu/awk \
+    cpu/plain cpu/5.4 "latency p50/p99" "same answer"
+printf '  %-34s %8ss %9s %8ss %8s %8s %8s  %s\n' awk "$AWK_WALL" \
     "$(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }')" \
-    "$AWK_CPU" 1.00 - "-                 (reference, peak RSS $((AWK_RSS / 1024)) MB)"
+    "$AWK_CPU" 1.00 - - "-                 (reference, peak RSS $((AWK_RSS / 1024)) MB)"
 for chained in $CHAINS; do
     PIPE=pipeline.yml
     [ "$chained" = 1 ] && PIPE=pipeline-chained.yml
     for mode in $MODES; do
+      BASE_CPU=""
+      for engine in $ENGINES; do
+        # no JIT in an enclave (SGX1: no executable pages after start;
+        # the sandbox's seccomp filter kills a process that asks for one)
+        [ "$engine" = luajit-jit ] && [ "$mode" = enclave ] && continue
         name=$mode
         [ "$chained" = 1 ] && name="$mode, chained"
-        dir=$RUN/$mode-$chained
-        CMD="$SS run examples/delayed-flights/$PIPE --data $DATA --workers $WORKERS --security $mode --no-progress --output-dir $dir"
+        BIN=$SS JIT=""
+        case $engine in
+            5.4) ;;
+            luajit) BIN=$SSJ; name="$name, LuaJIT" ;;
+            luajit-jit) BIN=$SSJ JIT=on; name="$name, LuaJIT, JIT on" ;;
+        esac
+        dir=$RUN/$mode-$chained-$engine
+        CMD="$BIN run examples/delayed-flights/$PIPE --data $DATA --workers $WORKERS --security $mode --no-progress --output-dir $dir"
         mkdir -p "$dir"
         rc=0
-        timed "$dir" $CMD || rc=$?
+        if [ -n "$JIT" ]; then SS_LUAJIT=on timed "$dir" $CMD || rc=$?
+        else timed "$dir" $CMD || rc=$?; fi
         grep '^Delays for carrier' "$dir.stdout" | sort >"$dir.txt" || true
         if [ "$rc" != 0 ]; then
             SAME="FAILED (exit $rc, see $dir.summary)"
@@ -119,14 +153,16 @@ for chained in $CHAINS; do
             SAME="NO: see $dir.txt and $RUN/awk.txt"
         fi
         if [ "$mode" = plain ] && [ "$chained" = 0 ]; then
-            PLAIN_CPU=$CPU PLAIN_WALL=$WALL
+            PLAIN_CPU[$engine]=$CPU
         fi
+        [ "$engine" = 5.4 ] && BASE_CPU=$CPU
         MBS=$(awk -v m="$MB" -v w="$WALL" 'BEGIN { printf "%.1f", (w > 0 ? m / w : 0) }')
         VS_AWK=$(awk -v c="$CPU" -v a="$AWK_CPU" 'BEGIN { printf "%.2f", (a > 0 ? c / a : 0) }')
-        VS_PLAIN=$(awk -v c="$CPU" -v p="$PLAIN_CPU" 'BEGIN { if (p > 0) printf "%.2f", c / p; else printf "-" }')
-        printf '  %-22s %8ss %9s %8ss %8s %8s  %-17s %s\n' "$name" "$WALL" \
-            "$MBS" "$CPU" "$VS_AWK" "$VS_PLAIN" "$LAT" "$SAME"
-        ROWS_MD="$ROWS_MD| $name | $WALL s | $MBS MB/s | $CPU s | ${VS_AWK}x | ${VS_PLAIN}x | $LAT | $SAME |
+        VS_PLAIN=$(awk -v c="$CPU" -v p="${PLAIN_CPU[$engine]:-}" 'BEGIN { if (p > 0) printf "%.2fx", c / p; else printf "-" }')
+        VS_54=$(awk -v c="$CPU" -v p="$BASE_CPU" 'BEGIN { if (p > 0) printf "%.2fx", c / p; else printf "-" }')
+        printf '  %-34s %8ss %9s %8ss %8s %8s %8s  %-17s %s\n' "$name" "$WALL" \
+            "$MBS" "$CPU" "$VS_AWK" "$VS_PLAIN" "$VS_54" "$LAT" "$SAME"
+        ROWS_MD="$ROWS_MD| $name | $WALL s | $MBS MB/s | $CPU s | ${VS_AWK}x | $VS_PLAIN | $VS_54 | $LAT | $SAME |
 "
         # the workers' peak RSS (the chained stages' are their worker's)
         RSS=$(awk '/^  component/ { on = 1; next } on && /^  wall time/ { on = 0 }
@@ -134,6 +170,7 @@ for chained in $CHAINS; do
             "$dir.summary" | sed 's/, $//')
         RSS_MD="$RSS_MD| $name | ${RSS:-?} |
 "
+      done
     done
 done
 echo "  CPU: $CPU_HOW"
@@ -151,13 +188,13 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ]; then
         echo "Machine: $(nproc) cores, $CPUNAME, $MEM, $(uname -sr); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
         echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
         echo
-        echo "    SS_BENCH_WORKERS=$WORKERS bench/run.sh $ROWS"
-        echo "    # each: $SS run examples/delayed-flights/{pipeline,pipeline-chained}.yml --data $DATA --workers $WORKERS --security MODE --no-progress"
+        echo "    SS_BENCH_WORKERS=$WORKERS SS_BENCH_ENGINES=\"$ENGINES\" bench/run.sh $ROWS"
+        echo "    # each: $SS (LuaJIT: $SSJ, JIT on: SS_LUAJIT=on) run examples/delayed-flights/{pipeline,pipeline-chained}.yml --data $DATA --workers $WORKERS --security MODE --no-progress"
         echo "    # awk: mawk -F, '<one-liner in bench/run.sh>' $DATA"
         echo
-        echo "| configuration | wall time | throughput | CPU (user + sys, all processes) | CPU vs awk | CPU vs plain | latency per batch p50 / p99 | same answer as awk |"
-        echo "|---|---:|---:|---:|---:|---:|---:|---|"
-        echo "| awk one-liner | $AWK_WALL s | $(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }') MB/s | $AWK_CPU s | 1.00x | | | (reference; peak RSS $((AWK_RSS / 1024)) MB) |"
+        echo "| configuration | wall time | throughput | CPU (user + sys, all processes) | CPU vs awk | CPU vs plain (same engine) | CPU vs Lua 5.4 (same configuration) | latency per batch p50 / p99 | same answer as awk |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+        echo "| awk one-liner | $AWK_WALL s | $(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }') MB/s | $AWK_CPU s | 1.00x | | | | (reference; peak RSS $((AWK_RSS / 1024)) MB) |"
         printf '%s' "$ROWS_MD"
         echo
         echo "CPU: $CPU_HOW."

@@ -14,9 +14,9 @@
  *       build/bench/stage_bench f.csv
  *   grep -H -e '^desc: Trigger' -e '^summary' cg.*
  *
- * With bin/sstream-luajit's build (build-luajit/bench/stage_bench),
- * SS_LUAJIT=off runs the same with LuaJIT's interpreter only (as in an
- * enclave).
+ * With bin/sstream-luajit's build (build-luajit/bench/stage_bench) the
+ * stages run LuaJIT's interpreter, as every metered stage and every
+ * enclave does; SS_LUAJIT=on keeps its JIT on (a measuring switch).
  */
 #include "core/ss_buf.h"
 #include "core/ss_util.h"

@@ -717,8 +717,12 @@ int ss_stage_new(const ss_stage_opts *o, ss_stage **out, char *err,
      * budget could stop `while true do end` there: a metered stage runs
      * LuaJIT's interpreter, as every enclave does (the JIT compiles
      * little that matters in a stage: docs/PERFORMANCE.md). `sstream
-     * lua` (not metered) keeps it. */
-    if (o->host_errors)
+     * lua` (not metered) keeps it. SS_LUAJIT=on keeps it in a stage
+     * outside an enclave too: a measuring switch only (bench/run.sh),
+     * since then no budget can stop a compiled endless loop. */
+    const char *jit = getenv("SS_LUAJIT");
+    int jit_on = jit && strcmp(jit, "on") == 0 && !o->sandboxed;
+    if (o->host_errors && !jit_on)
         luaJIT_setmode(s->L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
 #endif
     s->timed = !getenv("SS_BUDGET_EXACT"); /* exact: the old always-on
