@@ -1593,10 +1593,20 @@ static int summary(ss_supervisor *sv, long nrejects, long nlines,
         (double)peak / 1024.0, peak_c ? " (" : "",
         peak_c ? peak_c->name : "", peak_c ? ")" : "");
     hot_partitions(sv);
-    if (sv->ckptdir)
+    if (sv->ckptdir && sv->ckpt_epoch)
         out(sv, "  checkpoints: %u complete every %u ms, the last epoch %u "
                 "(%s/manifest.json)\n", sv->ckpt_done, sv->p->checkpoint_ms,
             sv->ckpt_epoch, sv->ckptdir);
+    else if (sv->ckptdir && sv->ckpt_max)
+        /* no manifest to point at: say why instead */
+        out(sv, "  checkpoints: none complete (every %u ms): barriers "
+                "reached epoch %u but not every component acknowledged "
+                "one (see the warnings above); no manifest written\n",
+            sv->p->checkpoint_ms, sv->ckpt_max);
+    else if (sv->ckptdir)
+        out(sv, "  checkpoints: none (every %u ms): the run ended before "
+                "the first barrier; no manifest written\n",
+            sv->p->checkpoint_ms);
     int bal = balance(sv);
     const ss_stats *snk = stats_of(sv, (size_t)sv->sink);
     if (nrejects >= 0 && snk && snk->rejected)

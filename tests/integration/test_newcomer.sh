@@ -241,4 +241,36 @@ for mode in plain enclave; do
 done
 timeout 60 "$SS" run key-shop.yml --output-dir key-ok > o 2> e
 lacks "a well-spelt partition_by says nothing of the kind" e "hot partition"
+# --- checkpoints that never complete: the summary does not point at a
+# manifest that was not written, and says why
+"$SS" gen flights --rows 100000 --seed 5 -o ck.csv
+cat > fred.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :reduce(function(acc, e) acc.n = acc.n + 1; return acc end, { n = 0, f = function() end })
+  :map(function(acc) return { n = acc.n } end)
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+cat > fshow.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :subscribe(function(r) print(r.n) end, nil, function() ZmqRx.sendZmqCompleted() end)
+LUA
+cat > fck.yml <<'YML'
+name: fck
+checkpoint_ms: 20
+source: { file: ck.csv, parts: 2 }
+stages:
+  - { name: red, script: fred.lua }
+sink: { script: fshow.lua }
+YML
+timeout 90 "$SS" run fck.yml --output-dir fck > o 2> e; rc=$?
+check "a run whose reduce state cannot be checkpointed still completes" test $rc -eq 0
+contains "... warning that no checkpoint can complete" e "no snapshot at checkpoint [0-9]+, so no checkpoint can complete: stage 'red': cannot checkpoint .*a function value"
+check "... and writes no manifest" test ! -e fck/checkpoints/manifest.json
+lacks "... so the summary names none" e "manifest.json"
+contains "... but says none completed, and why" e "checkpoints: none complete \(every 20 ms\): barriers reached epoch [0-9]+ but not every component acknowledged one"
+printf 'a\nb\n' > tiny.txt
+timeout 60 "$SS" run fck.yml --data tiny.txt --output-dir fck2 > o 2> e
+contains "a run too short for a barrier says so" e "checkpoints: none \(every 20 ms\): the run ended before the first barrier; no manifest written"
 finish
