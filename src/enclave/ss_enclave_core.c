@@ -657,11 +657,21 @@ int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
         completion_failed(c, failed, final, rc, rs, rctx, res, err, errlen);
         return rc;
     }
+    /* the result's lineage is the core's, not the host's: its worker's
+     * own stream (ss_name_id(worker) | 2^31), batch 0, the end of it. A
+     * host that chose it put the results of two enclaves of one worker
+     * on batches 0 and 1 of that stream, and the sink took both (a
+     * reduce's total counted twice); now a second result is the same
+     * batch again, a duplicate */
     ss_hdr oh = *final;
     oh.kind = SS_MSG_DATA;
-    oh.flags = (uint16_t)((final->flags & (SS_BF_LAST_PART | SS_BF_FINAL)) |
-                          SS_BF_FINAL);
-    return emit_all(c, &oh, final, rs, rctx, res, err, errlen);
+    oh.flags = SS_BF_LAST_PART | SS_BF_FINAL;
+    oh.stream = c->producer | 0x80000000u;
+    oh.part = 0;
+    oh.seq = 0;
+    oh.first_row = 0;
+    oh.aux = SS_AUX_END;
+    return emit_all(c, &oh, &oh, rs, rctx, res, err, errlen);
 }
 
 /* See ss_enclave_core.h. */

@@ -199,7 +199,9 @@ int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
 int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
                      size_t n, char *err, size_t errlen);
 
-/* Completion, output under header final. Once only: a second
+/* Completion, output under header final, whose lineage the core sets
+ * itself: the worker's own stream (ss_name_id of the set_run name |
+ * 2^31), batch 0, part 0, marked as its end (SS_AUX_END). Once only: a second
  * completion, and any batch after it, is refused (SS_EDENIED). If the
  * stage fails (SS_ELUA), its reason goes out as a REJECT message with
  * count 0 (res->rej_len; sealed when encrypted) and err only names the

@@ -39,6 +39,7 @@
 #include "enclave/ss_enclave_int.h"
 #include "lua/ss_chain.h"
 #include "lua/ss_lua_msgpack.h"
+#include "node/ss_integrity.h"
 #include "securestreams.h"
 #include "wire/ss_msgpack.h"
 
@@ -827,6 +828,110 @@ static void test_stateful_takes_each_batch_once(void **state)
     ss_keyservice_destroy(&ks);
 }
 
+/* One sealed output message out[0..n) of an enclave, checked and
+ * recorded by the sink's integrity check ig; its header in *h. */
+static int sink_takes(ss_integrity *ig, const ss_key *k, const ss_buf *out,
+                      ss_hdr *h, char *err, size_t errlen)
+{
+    ss_buf pt = SS_BUF_INIT;
+    assert_int_equal(ss_aead_open(k, out->data, out->len, h, &pt), 0);
+    ss_buf_release(&pt);
+    return ss_integrity_batch(ig, h, err, errlen);
+}
+
+/* A reduce host starts two enclaves of its worker (the spawner starts as
+ * many as it is asked for, the key service releases to each), feeds both
+ * every batch, completes both, and used to choose the lineage of each
+ * result: batch 0 (no end mark) and batch 1 (the end) of its own stream.
+ * The sink took both results, one worker's total counted twice, every
+ * check passed. The core sets a result's lineage itself (the worker's own
+ * stream, batch 0, its end): the second result is the same batch again,
+ * which the sink refuses (and a router drops as a duplicate). */
+static void test_result_lineage_is_the_enclaves(void **state)
+{
+    (void)state;
+    const uint64_t run = 0x5151ull;
+    char err[1024];
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    ss_integrity *ig = NULL;
+    assert_int_equal(ss_integrity_new(0, &ig), 0);
+    assert_int_equal(ss_integrity_expect_final(ig, "victim-1"), 0);
+    static const int v0[] = {1, 2, 3}, v1[] = {10};
+    ss_buf b0 = SS_BUF_INIT, b1 = SS_BUF_INIT;
+    sealed_ints(k, &b0, run, 0, 0, v0, 3);
+    { /* batch 1 ends the source's one stream */
+        ss_buf pl = SS_BUF_INIT;
+        assert_int_equal(ss_mp_put_int(&pl, v1[0]), 0);
+        ss_hdr h;
+        memset(&h, 0, sizeof h);
+        h.kind = SS_MSG_DATA;
+        h.flags = SS_BF_LAST_PART;
+        h.stream = 7;
+        h.seq = 1;
+        h.count = 1;
+        h.run = run;
+        h.aux = SS_AUX_END | 1;
+        assert_int_equal(ss_aead_seal(k, &h, pl.data, pl.len, &b1), 0);
+        ss_buf_release(&pl);
+    }
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    int refused = 0, bad_lineage = 0;
+    uint32_t own = ss_name_id("victim-1") | 0x80000000u;
+    for (int i = 0; i < 2; i++) {
+        ss_keyservice *ks = NULL;
+        ss_enclave *e = open_attested_as("sum", script("sum", SUM_SCRIPT),
+                                         "victim-1", run, 0, &ks);
+        for (int j = 0; j < 2; j++) {
+            const ss_buf *b = j ? &b1 : &b0;
+            if (ss_enclave_call(e, b->data, b->len, &r, err, sizeof err))
+                fail_msg("call: %s", err);
+            ss_hdr oh;
+            if (i == 0) /* one enclave's empty outputs reach the sink */
+                assert_int_equal(sink_takes(ig, k, &r.msg, &oh, err,
+                                            sizeof err), 0);
+        }
+        ss_hdr fin; /* the host's choice */
+        memset(&fin, 0, sizeof fin);
+        fin.kind = SS_MSG_DATA;
+        fin.flags = SS_BF_LAST_PART | SS_BF_FINAL;
+        fin.stream = own;
+        fin.seq = (uint64_t)i;
+        fin.aux = i ? SS_AUX_END : 0;
+        fin.first_row = 99;
+        fin.run = run;
+        if (ss_enclave_complete(e, &fin, &r, err, sizeof err))
+            fail_msg("complete: %s", err);
+        ss_hdr oh;
+        char why[1024] = "";
+        if (sink_takes(ig, k, &r.msg, &oh, why, sizeof why) != 0) {
+            refused++;
+            fprintf(stderr, "result %d refused: %s\n", i, why);
+            if (!strstr(why, "twice"))
+                fail_msg("unclear refusal: %s", why);
+        }
+        fprintf(stderr, "result %d sealed as stream %u batch %llu%s\n", i,
+                oh.stream, (unsigned long long)oh.seq,
+                oh.aux & SS_AUX_END ? " (end)" : "");
+        if (oh.stream != own || oh.seq != 0 || !(oh.aux & SS_AUX_END) ||
+            !(oh.flags & SS_BF_FINAL) || oh.first_row != 0)
+            bad_lineage++;
+        ss_enclave_close(&e);
+        ss_keyservice_destroy(&ks);
+    }
+    if (refused != 1)
+        fail_msg("the sink took %d results of worker victim-1",
+                 2 - refused);
+    assert_int_equal(bad_lineage, 0);
+    assert_int_equal(ss_integrity_finish(ig, NULL, err, sizeof err), 0);
+    ss_integrity_destroy(&ig);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&b0);
+    ss_buf_release(&b1);
+    ss_key_destroy(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -835,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_preload_gets_no_key),
         cmocka_unit_test(test_swapped_snapshots_refused),
         cmocka_unit_test(test_stateful_takes_each_batch_once),
+        cmocka_unit_test(test_result_lineage_is_the_enclaves),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
