@@ -43,7 +43,7 @@ typedef struct child {
     uint8_t *box_pk; /* X25519 pair for key provisioning */
     uint8_t *box_sk; /* sodium_malloc'd; freed once provisioned */
     ss_chan_spin spin; /* waiting for requests */
-    int test_syscall;  /* test builds (SS_TEST_HOOKS) only */
+    int test_syscall;  /* test builds (SS_TEST_HOOKS) only: 1 socket(), 2 exec */
 } child;
 
 /* Output placement: private memory. Sealing reads back what it wrote
@@ -182,6 +182,21 @@ static void forbidden_call(void)
     int s = socket(AF_INET, SOCK_STREAM, 0);
     (void)s;
 }
+
+/* What a JIT does with the machine code it made (LuaJIT: a read-write
+ * mapping, then mprotect to read-execute): the filter allows the mapping
+ * and must kill the process at the mprotect (SS_ENCLAVE_TEST_SYSCALL=exec;
+ * an SGX1 enclave cannot make a page executable after start either). */
+static void jit_like_mapping(void)
+{
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    *(volatile unsigned char *)p = 0xc3; /* ret */
+    (void)mprotect(p, 4096, PROT_READ | PROT_EXEC);
+    munmap(p, 4096);
+}
 #endif
 
 /* Handles one request; returns 1 to quit. */
@@ -247,8 +262,12 @@ static int child_handle(child *c, uint32_t seq)
     case SS_CHAN_COMPLETE:
     case SS_CHAN_REJECT:
 #ifdef SS_TEST_HOOKS
-        if (c->test_syscall && op != SS_CHAN_REJECT)
-            forbidden_call(); /* test hook (SS_ENCLAVE_TEST_SYSCALL=1) */
+        if (c->test_syscall && op != SS_CHAN_REJECT) {
+            if (c->test_syscall == 2)
+                jit_like_mapping(); /* SS_ENCLAVE_TEST_SYSCALL=exec */
+            else
+                forbidden_call(); /* test hook (SS_ENCLAVE_TEST_SYSCALL=1) */
+        }
 #endif
         if (c->core.encrypted && !c->core.key) {
             rc = SS_EDENIED;
@@ -543,7 +562,7 @@ int ss_enclave_child_main(int argc, char **argv)
     }
 #ifdef SS_TEST_HOOKS
     const char *hook = ss_env("SS_ENCLAVE_TEST_SYSCALL", "0");
-    c.test_syscall = !strcmp(hook, "1");
+    c.test_syscall = !strcmp(hook, "1") ? 1 : !strcmp(hook, "exec") ? 2 : 0;
     if (!c.test_syscall && strcmp(hook, "0") != 0 && *hook) {
         c.core.die_on = hook; /* the environment outlives the loop */
         c.core.die = forbidden_call;

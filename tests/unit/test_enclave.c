@@ -14,6 +14,8 @@
  *    (SS_ENCLAVE_TEST_SYSCALL=1, test build) kills it with SIGSYS,
  *    reported clearly, and the enclave can be restarted; the production
  *    program has no such hook (not in its bytes, the variable ignored);
+ *    so does a page made executable after start (=exec: what a JIT such
+ *    as LuaJIT's does with its traces);
  *  - attestation: the right script gets the key and processes sealed
  *    batches; a changed script, an unknown stage or a foreign platform
  *    key get no key; plaintext input to an encrypted enclave is refused;
@@ -409,6 +411,32 @@ static void test_forbidden_syscall(void **state)
     assert_int_equal(ss_enclave_restart(e, err, sizeof err), 0);
     assert_int_equal(ss_enclave_call(e, msg.data, msg.len, &r, err,
                                      sizeof err), 0);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&msg);
+    ss_enclave_close(&e);
+}
+
+/* No JIT in the enclave: a page made executable after start (what
+ * LuaJIT does with each trace it compiles: mmap read-write, then
+ * mprotect read-execute; SS_ENCLAVE_TEST_SYSCALL=exec) kills the
+ * enclave by its seccomp filter, as SGX1 refuses it. */
+static void test_no_executable_pages(void **state)
+{
+    (void)state;
+    const char *p = script("plain", MAP_SCRIPT("  return v"));
+    setenv("SS_ENCLAVE_TEST_SYSCALL", "exec", 1);
+    ss_enclave *e = open_sandbox_with(prog_hooks, p, "map-1", 0);
+    unsetenv("SS_ENCLAVE_TEST_SYSCALL");
+    ss_buf msg = SS_BUF_INIT;
+    const char *ev[] = {"x"};
+    batch(&msg, 0, ev, 1);
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    char err[1024] = "";
+    int rc = ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err);
+    if (rc != SS_EPEER || !strstr(err, "killed by signal 31 (SIGSYS)"))
+        fail_msg("an executable mapping was allowed (rc %d): %s", rc, err);
+    assert_false(ss_enclave_alive(e));
     ss_enclave_result_release(&r);
     ss_buf_release(&msg);
     ss_enclave_close(&e);
@@ -1070,6 +1098,7 @@ int main(void)
         cmocka_unit_test(test_forbidden_lua),
         cmocka_unit_test(test_print_bounded),
         cmocka_unit_test(test_forbidden_syscall),
+        cmocka_unit_test(test_no_executable_pages),
         cmocka_unit_test(test_poison_batch_rejected),
         cmocka_unit_test(test_no_hooks_in_production),
         cmocka_unit_test(test_attestation),
