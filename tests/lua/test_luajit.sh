@@ -9,7 +9,8 @@
 # at start with a reason. The enclave run also checks that the enclave's
 # LuaJIT never starts its JIT: were it on, its first compiled trace would
 # map code executable and the enclave's seccomp filter would kill it (the
-# batches would be rejected, the answer would differ from awk's).
+# batches would be rejected, the answer would differ from awk's), and that
+# the measuring switch SS_LUAJIT=on turns the JIT on in a plain stage only.
 # SKIPPED (0 passed, 0 failed) when LuaJIT's development package
 # (libluajit2-5.1-dev, see scripts/deps.sh) is not installed.
 source "$(dirname "$0")/../integration/lib.sh"
@@ -100,4 +101,28 @@ lacks "... before any row went through" out3 "^n="
 timeout 60 "$SS" run p54.yml --no-progress > out4 2>&1
 lacks "Lua 5.4 accepts the 'lua: 5.4' pipeline" out4 "lua: 5.4:"
 contains "... and runs it to the end" out4 "^n=3"
+
+# SS_LUAJIT=on (bench/run.sh's measuring switch) turns the JIT on in a
+# plain stage, which otherwise runs the interpreter, and never in an
+# enclave (whose seccomp filter would kill it at its first trace)
+cat > js.lua <<'EOF'
+local ZmqRx = require 'zmq-rx'
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :map(function(x) return 'jit=' .. tostring(jit ~= nil and jit.status()) end)
+  :subscribeToSocket(os.getenv('TO'))
+EOF
+cat > jp.lua <<'EOF'
+local ZmqRx = require 'zmq-rx'
+local seen = {}
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :subscribe(function(x) seen[x] = true end, nil,
+             function() for k in pairs(seen) do print(k) end end)
+EOF
+printf 'source: {file: d.txt}\nstages:\n  - {name: js, script: js.lua}\nsink: {script: jp.lua}\n' > pj.yml
+timeout 60 "$LJ" run pj.yml --no-progress > j1 2>&1
+contains "a plain LuaJIT stage runs the interpreter" j1 "^jit=false$"
+SS_LUAJIT=on timeout 60 "$LJ" run pj.yml --no-progress > j2 2>&1
+contains "SS_LUAJIT=on: the JIT runs in a plain stage" j2 "^jit=true$"
+SS_LUAJIT=on timeout 120 "$LJ" run pj.yml --security enclave --no-progress > j3 2>&1
+contains "SS_LUAJIT=on: never in an enclave (no jit module there)" j3 "^jit=false$"
 finish
