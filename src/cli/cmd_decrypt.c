@@ -51,6 +51,8 @@ static void decrypt_usage(FILE *f)
             "stage as JSON, one line per stage ([1, [[operator, state], "
             "...]]).\n"
             "A snapshot that does not authenticate is an error.\n\n"
+            "An empty IN is an error (a sealed file is never empty; an empty\n"
+            "rejects.jsonl means the run rejected nothing).\n\n"
             "options:\n"
             "   --keys DIR   key directory (sstream keygen)\n"
             "   --help       show this help\n");
@@ -440,7 +442,15 @@ int cmd_decrypt(int argc, char **argv)
     int ch = getc(files.in); /* a rejects file is JSON lines */
     if (ch != EOF)
         ungetc(ch, files.in);
-    if (ch == '{') {
+    if (ch == EOF && !ferror(files.in)) {
+        /* not a sealed file (that ends with its end record even when
+         * empty), so an error; but say what it likely is */
+        fprintf(stderr, "sstream decrypt: %s is empty: nothing to open (a "
+                        "sealed file is never empty; an empty rejects.jsonl "
+                        "means the run rejected nothing)\n", inname);
+        c.reported = 1;
+        rc = SS_EDECODE;
+    } else if (ch == '{') {
         rc = decrypt_rejects(&c, files.in, inname);
     } else if (ch == 'S') {
         /* "SSSN" (a snapshot) read as a record length is over the limit

@@ -273,4 +273,11 @@ contains "... but says none completed, and why" e "checkpoints: none complete \(
 printf 'a\nb\n' > tiny.txt
 timeout 60 "$SS" run fck.yml --data tiny.txt --output-dir fck2 > o 2> e
 contains "a run too short for a barrier says so" e "checkpoints: none \(every 20 ms\): the run ended before the first barrier; no manifest written"
+# --- sstream decrypt of the empty rejects.jsonl of an enclave run that
+# rejected nothing: said so, not "ends after batch 0 ... (truncated?)"
+: > empty.jsonl
+"$SS" decrypt --keys out5/keys empty.jsonl empty.out 2> e; rc=$?
+check "decrypt of an empty file fails (a sealed file is never empty)" test $rc -eq 1
+contains "... saying it is empty and what an empty rejects file means" e "empty.jsonl is empty: nothing to open \(a sealed file is never empty; an empty rejects.jsonl means the run rejected nothing\)"
+check "... and writes no OUT" test ! -e empty.out
 finish
