@@ -105,6 +105,7 @@ static int confirm(ss_link *l, const ss_lineage *v)
         memmove(l->pend + i, l->pend + i + 1,
                 (l->npend - i - 1) * sizeof *l->pend);
         l->npend--;
+        l->peer.hold_heartbeats = l->npend > 0;
         if (l->fn)
             l->fn(tag, l->fn_arg);
         return 1;
@@ -195,6 +196,7 @@ int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag)
     l->pend[l->npend].lineage = h;
     l->pend[l->npend].tag = tag;
     l->npend++;
+    l->peer.hold_heartbeats = 1; /* see ss_peer.h */
     return 0;
 }
 
@@ -225,17 +227,22 @@ int ss_link_send_eos(ss_link *l, const ss_eos *eos, int timeout_ms)
     if (rc)
         return rc;
     l->eos_confirmed = 0;
+    l->peer.hold_heartbeats = 1; /* until the EOS is confirmed */
     while (!l->eos_confirmed) {
         uint64_t now = ss_now_ms();
         if (deadline != UINT64_MAX && now >= deadline)
             goto timeout;
         rc = ss_link_service(
             l, deadline == UINT64_MAX ? -1 : (int)(deadline - now));
-        if (rc < 0 && !l->eos_confirmed) /* an ABORT right after the */
-            return rc;                   /* confirmation is not ours */
+        if (rc < 0 && !l->eos_confirmed) { /* an ABORT right after */
+            l->peer.hold_heartbeats = 0;  /* the confirmation is not */
+            return rc;                    /* ours */
+        }
     }
+    l->peer.hold_heartbeats = 0;
     return 0;
 timeout:
+    l->peer.hold_heartbeats = l->npend > 0;
     snprintf(l->peer.err, sizeof l->peer.err,
              "link '%s': router %s at %s did not confirm the end of stream "
              "in %d ms (%u batches unconfirmed)",

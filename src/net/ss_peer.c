@@ -314,7 +314,7 @@ void ss_peer_abort(ss_peer *p, const char *reason)
 /* See ss_peer.h. */
 void ss_peer_tick(ss_peer *p)
 {
-    if (p->heartbeat_ms <= 0 || p->failed)
+    if (p->heartbeat_ms <= 0 || p->failed || p->hold_heartbeats)
         return;
     uint64_t now = ss_now_ms();
     if (now - p->last_send_ms < (uint64_t)p->heartbeat_ms)
@@ -338,7 +338,7 @@ int ss_peer_send_ctl(ss_peer *p, ss_buf *b)
 /* Milliseconds until the next heartbeat is due (at least 1). */
 static int until_heartbeat(const ss_peer *p)
 {
-    if (p->heartbeat_ms <= 0)
+    if (p->heartbeat_ms <= 0 || p->hold_heartbeats)
         return -1;
     uint64_t since = ss_now_ms() - p->last_send_ms;
     if (since >= (uint64_t)p->heartbeat_ms)

@@ -41,6 +41,12 @@ typedef struct ss_peer {
                            WELCOME; SS_PROTO_MSG_MAX if it says none) */
     uint64_t last_recv_ms, last_send_ms;
     const atomic_int *stop; /* while opening: nonzero ends the wait */
+    int hold_heartbeats; /* producers (ss_link): the router has our
+                            unconfirmed message, and reads FRONT only as
+                            its queue has room: a heartbeat now would
+                            wait unread behind it, fill the connection's
+                            receive limit (SS_ROUTER_FRONT_HWM) and keep
+                            libzmq from seeing us go */
     int failed;                          /* sticky: SS_PEER_ABORTED... */
     char err[SS_PROTO_REASON_MAX + 128]; /* why, when failed */
 } ss_peer;

@@ -42,7 +42,12 @@ struct ss_router_stats;
  */
 #define SS_ROUTER_QUEUE_BYTES (64ull << 20) /* default queue_bytes */
 #define SS_ROUTER_FRAME_DEFAULT (64ull * SS_BATCH_DEFAULT_SIZE)
-#define SS_ROUTER_FRONT_HWM 16   /* frames libzmq holds per producer */
+/* frames libzmq holds per producer: twice a producer's default window
+ * (16), which never sends more unconfirmed, nor heartbeats meanwhile
+ * (ss_peer.h): a full pipe stops libzmq reading the connection, and then
+ * it does not see the peer go either (its restart under the same name
+ * then leaks the old connection, libzmq issue #3238) */
+#define SS_ROUTER_FRONT_HWM 32
 #define SS_ROUTER_PEERS_MAX 4096 /* producers, and workers, at once */
 
 typedef struct ss_router_opts {
