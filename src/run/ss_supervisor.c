@@ -1440,6 +1440,21 @@ static int balance(ss_supervisor *sv)
         copies[s] = sv->p->stages[s].broadcast
                         ? (unsigned)sv->p->stages[s].workers
                         : 1;
+    /* a stateful stage dealt by credit over several workers: each
+     * worker's results cover only the events it got */
+    for (size_t s = 0; s < sv->p->nstages; s++) {
+        const ss_stage_conf *sc = &sv->p->stages[s];
+        ss_acct_stage a;
+        ss_accounting_stage(parts, nparts, (int)s, &a);
+        if (a.stateful && sc->workers >= 2 && !sc->partition_by &&
+            !sc->broadcast)
+            out(sv, "  note: stage %s keeps state (a reduce...) on %d "
+                    "workers dealt by credit, so each worker's results "
+                    "cover only the events it got: the sink must merge "
+                    "them, or give the stage partition_by: FIELD (each key "
+                    "on one worker) or workers: 1\n",
+                sc->name, sc->workers);
+    }
     ss_balance b;
     ss_accounting_balance_copies(parts, nparts, sv->stage_names, copies,
                                  sv->p->nstages, sv->lost, &b);

@@ -280,4 +280,14 @@ contains "a run too short for a barrier says so" e "checkpoints: none \(every 20
 check "decrypt of an empty file fails (a sealed file is never empty)" test $rc -eq 1
 contains "... saying it is empty and what an empty rejects file means" e "empty.jsonl is empty: nothing to open \(a sealed file is never empty; an empty rejects.jsonl means the run rejected nothing\)"
 check "... and writes no OUT" test ! -e empty.out
+# --- --workers 2 on a word count gives its reduce 2 workers dealt by
+# credit: each result is partial; the summary says so
+for i in $(seq 1 200); do echo "w$((i % 7)) w$((i % 3))"; done > many.txt
+timeout 60 "$SS" run wc.yml --data many.txt --workers 2 --output-dir wc2 > o 2> e; rc=$?
+check "a word count with --workers 2 runs" test $rc -eq 0
+contains "... and notes that its reduce's results are partial, one set per worker" e "note: stage count keeps state \(a reduce...\) on 2 workers dealt by credit, so each worker's results cover only the events it got: the sink must merge them, or give the stage partition_by: FIELD"
+timeout 60 "$SS" run key-shop.yml --output-dir key-ok2 > o 2> e
+lacks "a stateful stage partitioned by its key gets no such note" e "note: stage"
+timeout 60 "$SS" run wc.yml --data many.txt --output-dir wc1 > o 2> e
+lacks "... nor one with a single worker" e "note: stage"
 finish
