@@ -228,9 +228,21 @@ static int check_engine(cl *c)
     int st = ss_engine_cmd(info, buf, sizeof buf, 30000);
     chomp(buf);
     if (st != 0) {
-        say(c, "cannot reach the Docker engine (%s info: %s): is dockerd "
-               "running, and may you use it?",
-            ss_engine_client(), buf);
+        /* the client prints what of the format it could (" false") on
+         * stdout before its error: keep the error, its last line */
+        char *why = strrchr(buf, '\n');
+        why = why ? why + 1 : buf;
+        if (strstr(why, "cannot run "))
+            say(c, "cannot run the Docker client (%s): install it "
+                   "(scripts/deploy-deps.sh installs docker.io) or set "
+                   "DOCKER to its path",
+                why);
+        else
+            say(c, "cannot reach the Docker engine (%s info: %s): is "
+                   "dockerd running (systemctl start docker), and may you "
+                   "use it? sstream cluster check %s lists what a run on "
+                   "a swarm needs",
+                ss_engine_client(), why, c->p->path);
         return -1;
     }
     if (strncmp(buf, "active", 6) != 0) {

@@ -290,4 +290,15 @@ timeout 60 "$SS" run key-shop.yml --output-dir key-ok2 > o 2> e
 lacks "a stateful stage partitioned by its key gets no such note" e "note: stage"
 timeout 60 "$SS" run wc.yml --data many.txt --output-dir wc1 > o 2> e
 lacks "... nor one with a single worker" e "note: stage"
+# --- sstream run --on swarm without an engine, or without a client
+if command -v docker > /dev/null; then
+    DOCKER_HOST=unix://$T/no-engine.sock timeout 60 "$SS" run wc.yml --on swarm --output-dir sw1 > o 2> e; rc=$?
+    check "run --on swarm with no engine answering fails" test $rc -eq 1
+    contains "... with docker's own reason on one line" e "^sstream run: cannot reach the Docker engine \(docker info: Cannot connect to the Docker daemon"
+    lacks "... without the client's half-formatted output" e "info:  *false"
+    contains "... pointing at sstream cluster check" e "sstream cluster check wc.yml lists what a run on a swarm needs"
+fi
+DOCKER=$T/no-such-docker timeout 60 "$SS" run wc.yml --on swarm --output-dir sw2 > o 2> e; rc=$?
+check "run --on swarm without the docker client fails" test $rc -eq 1
+contains "... saying the client is missing, not the daemon" e "cannot run the Docker client \(cannot run .*no-such-docker: No such file or directory\): install it"
 finish
