@@ -717,12 +717,17 @@ static void link_failed(node *n, int rc)
 }
 
 /* Writes data[0..n) to path atomically (a temporary file beside it,
- * synced, renamed). Returns 0 or -1 (errno). */
+ * synced, renamed). The folder may be writable by another uid (the run
+ * folder's ckpt/ is the worker hosts'): the temporary file is made anew,
+ * never opened through a link planted there (a sink running as root
+ * wrote through one into any file). Returns 0 or -1 (errno). */
 static int write_atomic(const char *path, const void *data, size_t n)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    (void)unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
     if (fd < 0)
         return -1;
     if (ss_write_all(fd, data, n) != 0 || fsync(fd) != 0) {

@@ -600,8 +600,16 @@ static int write_offsets(source *s, uint32_t e, const ckpt_mark *const *ms)
     snprintf(path, sizeof path, "%s/%s-e%u.json", o->checkpoint_dir,
              o->name, e);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    /* made anew, never through a link: the folder is the worker hosts'
+     * too (the run folder's ckpt/), and a source running as root wrote
+     * through a link planted there into any file */
+    (void)unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
+        if (fd >= 0)
+            close(fd);
         ss_error("checkpoint %u: cannot write %s: %s", e, tmp,
                  strerror(errno));
         return SS_EIO;

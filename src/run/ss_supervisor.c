@@ -1784,6 +1784,72 @@ static int write_file_atomic(const char *path, const void *data, size_t n)
     return 0;
 }
 
+/* The component whose checkpoint file is name[0..l) ("<name>-eE.json"
+ * or ".snap", sl the length of the "-eE..." part), or NULL. */
+static const child *staged_writer(const ss_supervisor *sv, const char *name,
+                                  size_t l, size_t sl)
+{
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const char *k = sv->kids[i].name;
+        if (strlen(k) == l - sl && !strncmp(k, name, l - sl))
+            return &sv->kids[i];
+    }
+    return NULL;
+}
+
+/* Reads the staged file path that component c wrote into *data (heap)
+ * and *len. The folder is the worker hosts' too (separate uids): a file
+ * is taken only if it is a regular file with one link, opened without
+ * following a link, owned by the uid c runs as. Otherwise -1 and *why
+ * (the coordinator, as root, used to copy whatever a link planted there
+ * named, the owner's data.key included, into the output folder). */
+static int read_staged(const ss_supervisor *sv, const child *c,
+                       const char *path, char **data, size_t *len,
+                       const char **why)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        *why = errno == ELOOP ? "is a symbolic link" : strerror(errno);
+        return -1;
+    }
+    struct stat st;
+    uid_t want = c->as_worker && sv->sep ? sv->w_uid : geteuid();
+    const size_t max = (64u << 20) + 65536;
+    *why = NULL;
+    if (fstat(fd, &st) != 0)
+        *why = strerror(errno);
+    else if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+        *why = "is not a regular file with one link";
+    else if (st.st_uid != want)
+        *why = "belongs to another uid than its component's";
+    else if ((uint64_t)st.st_size > max)
+        *why = "is too large";
+    char *b = *why ? NULL : malloc((size_t)st.st_size + 1);
+    if (!*why && !b)
+        *why = "out of memory";
+    size_t got = 0;
+    while (b && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            *why = r < 0 ? strerror(errno) : "changed while read";
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    if (*why) {
+        free(b);
+        return -1;
+    }
+    *data = b;
+    *len = got;
+    return 0;
+}
+
 /* Writes the manifest of complete epoch e: copies the epoch's files
  * from the components' folder into the output folder's checkpoints/,
  * hashing them. Returns 0 or -1 (said). */
@@ -1809,9 +1875,16 @@ static int write_manifest(ss_supervisor *sv, uint32_t e)
         size_t len = 0;
         unsigned char h[crypto_generichash_BYTES];
         char hex[2 * crypto_generichash_BYTES + 1];
+        /* only a component's own file, never through a link */
+        const child *wr = staged_writer(sv, de->d_name, l, sl);
+        const char *why = "is not a file of a component of this run";
+        if (!wr || read_staged(sv, wr, path, &data, &len, &why) != 0) {
+            say(sv, "warning: checkpoint %u: %s %s: not copied", e, path,
+                why);
+            continue;
+        }
         /* the staged file, copied into the output folder (atomically) */
-        if (ss_read_file(path, (64u << 20) + 65536, &data, &len) != 0 ||
-            (snprintf(path, sizeof path, "%s/%s", sv->ckptdir, de->d_name),
+        if ((snprintf(path, sizeof path, "%s/%s", sv->ckptdir, de->d_name),
              write_file_atomic(path, data, len) != 0)) {
             free(data);
             bad = 1;
