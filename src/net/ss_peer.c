@@ -170,9 +170,15 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
      * that was stopped still delivers its (empty) stream */
     p->stop = stop && !atomic_load(stop) ? stop : NULL;
     ss_buf_init(&p->out);
-    if (!endpoint || !*endpoint || strlen(endpoint) >= sizeof p->endpoint) {
-        ss_errf(err, errlen, "bad router endpoint '%s'",
-                endpoint ? endpoint : "");
+    if (!endpoint || !*endpoint) {
+        ss_errf(err, errlen, "no router endpoint: none was given (a "
+                "script's os.getenv('FROM') or os.getenv('TO') with the "
+                "variable unset?): set FROM / TO, or give --from / --to");
+        return SS_EINVAL;
+    }
+    if (strlen(endpoint) >= sizeof p->endpoint) {
+        ss_errf(err, errlen, "bad router endpoint '%.64s...': longer than "
+                "%zu bytes", endpoint, sizeof p->endpoint - 1);
         return SS_EINVAL;
     }
     if (!hello->name[0]) {

@@ -301,4 +301,10 @@ fi
 DOCKER=$T/no-such-docker timeout 60 "$SS" run wc.yml --on swarm --output-dir sw2 > o 2> e; rc=$?
 check "run --on swarm without the docker client fails" test $rc -eq 1
 contains "... saying the client is missing, not the daemon" e "cannot run the Docker client \(cannot run .*no-such-docker: No such file or directory\): install it"
+# --- a stage script run by hand without FROM: said, not "bad router endpoint ''"
+(unset FROM TO; timeout 20 "$SS" lua split.lua > o 2> e); rc=$?
+check "sstream lua of a stage script without FROM fails" test $rc -eq 1
+contains "... saying no endpoint was given and how to give one" e "no router endpoint: none was given \(a script's os.getenv\('FROM'\) or os.getenv\('TO'\) with the variable unset\?\): set FROM / TO, or give --from / --to"
+"$SS" lua --help > o
+contains "sstream lua --help lists the files module" o "rx, zmq-rx, sgx-rx, sgx, csv, json, log, files"
 finish
