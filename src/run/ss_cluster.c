@@ -4,23 +4,20 @@
  *
  * Every question is one run of the docker client with a Go template
  * (--format), so that what is parsed here is a few tab-separated fields
- * and not the engine's JSON. The client runs as a child with its stdout
- * and stderr on pipes, read until it exits or SS_CLUSTER_CALL_MS passes
- * (then it is killed); at most CALL_MAX bytes are kept.
+ * and not the engine's JSON. The client runs through ss_engine_query:
+ * stdout and stderr apart, killed after SS_CLUSTER_CALL_MS, at most
+ * CALL_MAX bytes kept.
  */
 #include "run/ss_cluster.h"
+#include "run/ss_engine.h"
 #include "core/ss_util.h"
 #include "securestreams.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,132 +27,17 @@
 
 /* ---- running the docker client ---------------------------------------- */
 
-/* Reads what is ready on fd into b (at most CALL_MAX bytes kept). 0 at
- * end of file, 1 if more may come. */
-static int drain(int fd, char *b, size_t *n)
-{
-    char tmp[4096];
-    ssize_t r = read(fd, tmp, sizeof tmp);
-    if (r < 0)
-        return errno == EINTR || errno == EAGAIN ? 1 : 0;
-    if (r == 0)
-        return 0;
-    size_t take = (size_t)r;
-    if (*n + take > CALL_MAX)
-        take = CALL_MAX - *n;
-    memcpy(b + *n, tmp, take);
-    *n += take;
-    return 1;
-}
-
-/* The first line of s, without trailing blanks, into out. */
-static void first_line(const char *s, char *out, size_t n)
-{
-    while (*s == ' ' || *s == '\n')
-        s++;
-    size_t i = 0;
-    for (; s[i] && s[i] != '\n' && i + 1 < n; i++)
-        out[i] = s[i];
-    while (i > 0 && (out[i - 1] == ' ' || out[i - 1] == '\r'))
-        i--;
-    out[i] = '\0';
-}
-
 /*
  * Runs `docker ARGS...` (args NULL-terminated, args[0] ignored). Returns
  * 0 and its stdout in *out (NUL-terminated, caller frees) when it exits
  * with status 0; else SS_EIO (or SS_ETIMEOUT, SS_ENOMEM) with why: the
- * first line of its stderr, or what happened to it.
+ * first line of its stderr, or what happened to it (ss_engine_query).
  */
 static int docker(const ss_cluster_opts *o, const char **args, char **out,
                   char *why, size_t whylen)
 {
-    *out = NULL;
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC))
-        goto sys;
-    if (pipe2(pe, O_CLOEXEC)) {
-        close(po[0]);
-        close(po[1]);
-        goto sys;
-    }
-    args[0] = o->docker;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-        goto sys;
-    }
-    if (pid == 0) {
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul < 0 || dup2(nul, 0) < 0 || dup2(po[1], 1) < 0 ||
-            dup2(pe[1], 2) < 0)
-            _exit(127);
-        execvp(o->docker, (char *const *)args);
-        dprintf(2, "cannot run '%s': %s\n", o->docker, strerror(errno));
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    char *ob = malloc(CALL_MAX + 1), *eb = malloc(CALL_MAX + 1);
-    size_t on = 0, en = 0;
-    int open_o = 1, open_e = 1, timed_out = 0;
-    uint64_t end = ss_now_ms() + SS_CLUSTER_CALL_MS;
-    while (ob && eb && (open_o || open_e)) {
-        uint64_t now = ss_now_ms();
-        if (now >= end) {
-            timed_out = 1;
-            break;
-        }
-        struct pollfd pf[2] = {{open_o ? po[0] : -1, POLLIN, 0},
-                               {open_e ? pe[0] : -1, POLLIN, 0}};
-        if (poll(pf, 2, (int)(end - now)) < 0 && errno != EINTR)
-            break;
-        if (open_o && pf[0].revents)
-            open_o = drain(po[0], ob, &on);
-        if (open_e && pf[1].revents)
-            open_e = drain(pe[0], eb, &en);
-    }
-    close(po[0]);
-    close(pe[0]);
-    if (timed_out || !ob || !eb)
-        kill(pid, SIGKILL);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    if (!ob || !eb) {
-        free(ob);
-        free(eb);
-        ss_errf(why, whylen, "out of memory");
-        return SS_ENOMEM;
-    }
-    ob[on] = '\0';
-    eb[en] = '\0';
-    int rc = 0;
-    if (timed_out) {
-        ss_errf(why, whylen, "no answer in %d s", SS_CLUSTER_CALL_MS / 1000);
-        rc = SS_ETIMEOUT;
-    } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        char line[512];
-        first_line(eb, line, sizeof line);
-        if (!*line)
-            first_line(ob, line, sizeof line);
-        if (*line)
-            ss_errf(why, whylen, "%s", line);
-        else if (WIFSIGNALED(st))
-            ss_errf(why, whylen, "killed by signal %d", WTERMSIG(st));
-        else
-            ss_errf(why, whylen, "exit status %d", WEXITSTATUS(st));
-        rc = SS_EIO;
-    }
-    free(eb);
-    if (rc)
-        free(ob);
-    else
-        *out = ob;
-    return rc;
-sys:
-    ss_errf(why, whylen, "cannot start '%s': %s", o->docker, strerror(errno));
-    return SS_EIO;
+    return ss_engine_query(o->docker, args + 1, SS_CLUSTER_CALL_MS, CALL_MAX,
+                           out, why, whylen);
 }
 
 /* Splits line (modified) at tabs into at most n fields; a Go template's

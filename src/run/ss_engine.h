@@ -25,6 +25,19 @@ int ss_engine_cmd(const char *const *argv, char *out, size_t outlen,
  * stdout and stderr, e.g. a log file or 2), not captured. */
 int ss_engine_cmd_fd(const char *const *argv, int fd, long timeout_ms);
 
+/* Runs prog (NULL: ss_engine_client()) with the arguments argv
+ * (NULL-terminated, not counting the program), waits at most timeout_ms
+ * (then kills it), and keeps at most max bytes of each of its stdout and
+ * stderr. Returns 0 when it exits with status 0, with its stdout in *out
+ * (NUL-terminated; the caller frees it); else *out is NULL and the result
+ * is SS_EIO (non-zero exit, death, cannot start), SS_ETIMEOUT or
+ * SS_ENOMEM, with why (whylen bytes) holding the first line of its stderr
+ * (else of its stdout) or what happened to it. For questions whose answer
+ * is parsed: stderr never mixes into *out. */
+int ss_engine_query(const char *prog, const char *const *argv,
+                    long timeout_ms, size_t max, char **out, char *why,
+                    size_t whylen);
+
 /* The engine's client program: DOCKER, else "docker" (borrowed). */
 const char *ss_engine_client(void);
 
