@@ -25,6 +25,7 @@
 #include "run/ss_deploy.h"
 #include "core/ss_bundle.h"
 #include "core/ss_util.h"
+#include "run/ss_plan.h"
 #include "securestreams.h"
 
 #include <ctype.h>
@@ -324,6 +325,10 @@ static void router_words(gen *g, words *w, size_t k)
     w_add(w, w_fmt(w, "tcp://*:%d", back_port(k)));
     w_add(w, "--name");
     w_add(w, w_fmt(w, "router-%zu", k));
+    if (ss_plan_max_frame(g->p)) { /* batches above its default frame */
+        w_add(w, "--max-frame");
+        w_add(w, w_fmt(w, "%llu", ss_plan_max_frame(g->p)));
+    }
     /* in front of a partitioned or broadcast stage: one slot per worker */
     if (k <= g->nhops && keyed(&g->p->stages[g->heads[k - 1]])) {
         w_add(w, "--partitions");

@@ -69,13 +69,12 @@ typedef struct plan_ctx {
 
 static void remove_tmpdir(const char *dir, int depth);
 
-/* The --max-frame of a run's routers when its batches are larger than a
- * router takes by default: a whole batch, room for the last event that
- * took it past batch_size (64 KiB) and for its sealing, header included;
- * at most the wire's limit. */
-static unsigned long long plan_max_frame(const ss_pipeline *p)
+/* See ss_plan.h. */
+unsigned long long ss_plan_max_frame(const ss_pipeline *p)
 {
     uint64_t f = SS_HDR_SIZE + p->batch_size + (64u << 10) + 256u;
+    if (f <= SS_ROUTER_FRAME_DEFAULT)
+        return 0;
     return f > (uint64_t)SS_PROTO_MSG_MAX ? (unsigned long long)SS_PROTO_MSG_MAX
                                           : (unsigned long long)f;
 }
@@ -525,9 +524,9 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&a, "%s", name)) ||
             /* batches larger than a router's default frame limit: room
              * for a whole batch, its last event and its sealing */
-            (plan_max_frame(p) > SS_ROUTER_FRAME_DEFAULT &&
+            (ss_plan_max_frame(p) &&
              ((rc = strv_push(&a, "--max-frame")) ||
-              (rc = strv_push(&a, "%llu", plan_max_frame(p))))) ||
+              (rc = strv_push(&a, "%llu", ss_plan_max_frame(p))))) ||
             /* in front of a partitioned or broadcast stage: its slots */
             (r <= nhops &&
              (p->stages[heads[r - 1]].partition_by ||

@@ -111,4 +111,11 @@ size_t ss_plan_flow_order(const ss_plan *pl, size_t k);
  * included); sets *p to NULL. Safe on NULL. */
 void ss_plan_destroy(ss_plan **p);
 
+/* The --max-frame p's routers need (a whole batch, room for the last
+ * event that took it past batch_size and for its sealing, header
+ * included; at most the wire's limit), or 0 when a router's default
+ * (SS_ROUTER_FRAME_DEFAULT) is enough. Used by sstream run and deploy.
+ * Can't fail. */
+unsigned long long ss_plan_max_frame(const ss_pipeline *p);
+
 #endif

@@ -355,6 +355,15 @@ static void test_keyed(void **state)
     assert_non_null(strstr(t, "name: SS_POD_INDEX"));
     assert_non_null(strstr(t, "metadata.labels['apps.kubernetes.io/pod-index']"));
     assert_int_equal(count(t, "kind: Deployment"), 4); /* 3 routers, map */
+    assert_null(strstr(t, "--max-frame"));
+    free(t);
+    /* batches larger than a router's default frame (4 MiB): every router
+     * gets a --max-frame for a whole one (72 + 8 MiB + 64 KiB + 256) */
+    p->batch_size = 8u << 20;
+    t = gen(p, &o, &rc, err, sizeof err);
+    if (!t)
+        fail_msg("%s", err);
+    assert_int_equal(count(t, "\"--max-frame\", \"8454472\""), 3);
     free(t);
     ss_pipeline_destroy(&p);
 }
