@@ -1,7 +1,7 @@
 /*
  * cmd_keygen.c - `sstream keygen`: creates a pipeline's key directory.
  *
- *   sstream keygen [--alg A] [--curve NAME]... [--force] DIR
+ *   sstream keygen [--alg A] [--curve NAME]... [--force] DIR|-o DIR
  */
 #include "cli/cmds.h"
 #include "crypto/ss_keys.h"
@@ -17,6 +17,7 @@ static void keygen_usage(FILE *f)
     fprintf(f,
             "usage: sstream keygen [--alg A] [--curve NAME]... [--force] "
             "DIR\n\n"
+            "(-o DIR is taken for DIR, as with sstream gen and deploy.)\n\n"
             "Creates the key directory of a pipeline (mode 0700):\n"
             "   data.key            the data key sealing every batch "
             "(0600)\n"
@@ -68,6 +69,8 @@ int cmd_keygen(int argc, char **argv)
                 return 2;
             }
             curve[ncurve++] = argv[++i];
+        } else if (!strcmp(a, "-o") && i + 1 < argc && !dir) {
+            dir = argv[++i]; /* as sstream gen -o, deploy -o */
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "sstream keygen: unknown or incomplete option "
                             "'%s'\n", a);

@@ -374,6 +374,14 @@ static int prepare_keys(const ss_pipeline *p, run_args *a, char *dir,
     snprintf(data, sizeof data, "%s/%s", dir, SS_KEYS_DATA);
     if (access(data, F_OK) == 0)
         return 0; /* made by an earlier run: keep it */
+    if (p->source.format && !strcmp(p->source.format, "sealed")) {
+        /* keys made now cannot open a file sealed before */
+        snprintf(err, errlen, "the input '%.200s' is sealed (sstream "
+                 "encrypt --keys DIR): give this run the keys it was "
+                 "sealed with, --keys DIR; keys made now in %.200s could "
+                 "not open it", p->source.file ? p->source.file : "?", dir);
+        return SS_EINVAL;
+    }
     return ss_keys_create_dir(dir, SS_AEAD_AUTO, NULL, 0, 0, err, errlen);
 }
 

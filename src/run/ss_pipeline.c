@@ -717,6 +717,14 @@ int ss_pipeline_check(const ss_pipeline *p, char *err, size_t errlen)
     int rc = check_script("sink", p->sink.script, err, errlen);
     if (rc)
         return rc;
+    if (p->source.format && !strcmp(p->source.format, "sealed") &&
+        p->security && !strcmp(p->security, "plain")) {
+        ss_errf(err, errlen, "%s: source format sealed: sealed input needs "
+                "security encrypted or enclave (only the pipeline's keys "
+                "open it): set security in the file, or give --security",
+                p->path);
+        return SS_EINVAL;
+    }
     if (!p->source.file) {
         ss_errf(err, errlen, "%s: no data file: give source.file, "
                              "DATA_FILE or --data", p->path);

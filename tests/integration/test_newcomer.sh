@@ -307,4 +307,21 @@ check "sstream lua of a stage script without FROM fails" test $rc -eq 1
 contains "... saying no endpoint was given and how to give one" e "no router endpoint: none was given \(a script's os.getenv\('FROM'\) or os.getenv\('TO'\) with the variable unset\?\): set FROM / TO, or give --from / --to"
 "$SS" lua --help > o
 contains "sstream lua --help lists the files module" o "rx, zmq-rx, sgx-rx, sgx, csv, json, log, files"
+# --- keygen -o DIR (as gen -o): the keys are made; a sealed input: plain
+# mode and a run that would make new keys are refused before anything starts
+"$SS" keygen -o mykeys > o 2> e; rc=$?
+check "sstream keygen -o DIR makes the keys, as gen -o does" test $rc -eq 0 -a -f mykeys/data.key
+"$SS" encrypt --keys mykeys words.txt words.sealed 2> e
+sed 's/{ file: words.txt }/{ file: words.sealed, format: sealed }/' wc.yml > ws.yml
+timeout 60 "$SS" run ws.yml --output-dir ws1 > o 2> e; rc=$?
+check "a sealed input in plain mode fails" test $rc -eq 1
+contains "... before anything starts, naming the file and the fix" e "^sstream run: ws.yml: source format sealed: sealed input needs security encrypted or enclave .*give --security"
+check "... with no component started" test ! -d ws1/logs
+timeout 60 "$SS" run ws.yml --security enclave --output-dir ws2 > o 2> e; rc=$?
+check "a sealed input without --keys fails" test $rc -eq 1
+contains "... saying it needs the keys it was sealed with" e "the input '.*words.sealed' is sealed \(sstream encrypt --keys DIR\): give this run the keys it was sealed with, --keys DIR"
+check "... instead of making new ones" test ! -e ws2/keys/data.key
+timeout 90 "$SS" run ws.yml --security enclave --keys mykeys --output-dir ws3 > o 2> e; rc=$?
+check "with --keys it runs" test $rc -eq 0
+contains "... and counts the words" o "^the	3$"
 finish
