@@ -53,6 +53,9 @@
 #define WARN_FIRST 20               /* rejects logged before sampling */
 #define LOST_KEPT 64 /* lost producers of a group remembered at least */
 #define HELD_MAX 4096 /* messages one producer may send past its barrier */
+/* and frames' worth of bytes (of the router's max_frame): as many as
+ * libzmq may hold for one producer (twice a default window) and one */
+#define HELD_FRAMES (SS_ROUTER_FRONT_HWM + 1)
 
 typedef struct item {
     ss_hdr h;      /* the batch's header: lineage, flags, len */
@@ -96,6 +99,7 @@ typedef struct peer {
     uint32_t barrier;
     item *held;
     size_t nheld, capheld;
+    uint64_t held_bytes; /* the frames in held, headers included */
 } peer;
 
 typedef struct peers {
@@ -1489,6 +1493,18 @@ static void hold(ss_router *r, peer *p, const ss_hdr *h, zmq_msg_t *body)
              "window)", p->label, HELD_MAX, p->barrier);
         return;
     }
+    /* in bytes too: a window of frames of at most max_frame each. A
+     * producer that sent a barrier no one else would reach and then
+     * 4096 frames of 4 MiB had the router hold 16 GiB */
+    uint64_t sz = (uint64_t)zmq_msg_size(body);
+    if (p->held_bytes + sz > HELD_FRAMES * r->max_frame) {
+        fail(r, SS_EPEER, "producer '%s' sent more than %llu bytes after "
+             "its barrier %u without waiting for them to be confirmed "
+             "(its window: %d frames of at most %llu bytes)", p->label,
+             (unsigned long long)(HELD_FRAMES * r->max_frame), p->barrier,
+             HELD_FRAMES, (unsigned long long)r->max_frame);
+        return;
+    }
     if (p->nheld == p->capheld) {
         size_t cap = p->capheld ? 2 * p->capheld : 16;
         item *v = malloc(cap * sizeof *v);
@@ -1507,6 +1523,7 @@ static void hold(ss_router *r, peer *p, const ss_hdr *h, zmq_msg_t *body)
     }
     item *it = &p->held[p->nheld++];
     it->h = *h;
+    p->held_bytes += sz;
     zmq_msg_init(&it->msg);
     zmq_msg_move(&it->msg, body);
 }
@@ -1528,6 +1545,8 @@ static void release_held(ss_router *r, peer *p)
     }
     if (i == 0)
         return; /* nothing taken (moving an item onto itself empties it) */
+    for (size_t k = 0; k < i; k++)
+        p->held_bytes -= SS_HDR_SIZE + (uint64_t)p->held[k].h.len;
     for (size_t k = i; k < p->nheld; k++) {
         item_move(&p->held[k - i], &p->held[k]);
         zmq_msg_close(&p->held[k].msg);

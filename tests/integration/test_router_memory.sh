@@ -69,6 +69,21 @@ check "80 frames of 3.9 MB: the router's peak RSS stays under the bound" \
     under_bound flood-under.out
 kill "$RP" 2> /dev/null
 
+# 2b. the same after a checkpoint barrier that never aligns (the router
+# waits for a second producer group): the frames after it are held for
+# after the alignment, bounded in bytes too now (141 MB peak; it held 312 MB of them,
+# and up to 4096 frames, 16 GiB, before): the router fails the run
+# naming the producer, under the same bound
+check "router for the flood behind a barrier starts" \
+    router_up barrier $((port + 6)) --producers 2
+timeout -k 5 120 $PY "$ROOT/tests/python/flood_router.py" \
+    "tcp://127.0.0.1:$((port + 6))" "$RP" barrier 80 3.9 > flood-barrier.out 2>&1
+check "80 frames of 3.9 MB behind a barrier: the peak RSS stays under the bound" \
+    under_bound flood-barrier.out
+contains "the router names the producer that ignored its window" \
+    router-barrier.log "producer 'flood' sent more than [0-9]* bytes after its barrier 1"
+kill "$RP" 2> /dev/null
+
 # 3. a churn of 40,000 distinct names (a peer timeout of 1 s: forgotten
 # sooner; at most 2000 new peers a second)
 check "router for the churn starts" router_up churn $((port + 4)) \
