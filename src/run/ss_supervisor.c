@@ -72,6 +72,8 @@ typedef struct child {
     int err_fd, out_fd; /* read ends of stderr / relayed stdout, or -1 */
     int as_worker;      /* separate uids: runs as sstream-worker */
     int spawner;        /* ... with an enclave spawner (sstream-enclave) */
+    pid_t spawner_pid;  /* that spawner while it runs (its CPU time, with
+                           its enclaves', is added to cpu_s), else 0 */
     int log_fd;         /* its log file (stdout goes there too), or -1 */
     unsigned starts;    /* times started (restarts append to its log) */
     ss_buf err_line, out_line;
@@ -834,7 +836,7 @@ static int bundle_fd(const char *script)
  * worker's does. Returns 0 or SS_EIO. */
 static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
                          pid_t worker, int sock, int devnull, int outfd,
-                         int errfd)
+                         int errfd, pid_t *spid)
 {
     char *argv[16 + 2 * SS_CHAIN_MAX];
     char specs[SS_CHAIN_MAX][512];
@@ -894,6 +896,7 @@ static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
     if (pid < 0)
         return SS_EIO;
     setpgid(pid, worker); /* stopped with its worker's group */
+    *spid = pid;
     return 0;
 }
 
@@ -969,8 +972,9 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
                    c->as_worker && sv->sep ? sv->w_uid : 0, sv->w_gid,
                    sp[0], rfd, NULL, 0);
     setpgid(pid, pid); /* also done by the child: no race either way */
+    c->spawner_pid = 0;
     if (sp[1] >= 0 && start_spawner(sv, pc, pid, sp[1], devnull, outfd,
-                                    errp[1]) != 0) {
+                                    errp[1], &c->spawner_pid) != 0) {
         kill(pid, SIGKILL); /* reaped and reported as a failure */
         say(sv, "cannot start the enclave spawner of %s", c->name);
     }
@@ -1321,6 +1325,47 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
     begin_stop(sv);
 }
 
+/* A worker's enclave spawner pid ended: its CPU time (its enclaves'
+ * included: it reaps them) counts as its worker's. */
+static void spawner_reaped(ss_supervisor *sv, pid_t pid,
+                           const struct rusage *ru)
+{
+    for (size_t i = 0; i < sv->nkids; i++)
+        if (sv->kids[i].spawner_pid == pid) {
+            sv->kids[i].cpu_s += (double)ru->ru_utime.tv_sec +
+                                 ru->ru_utime.tv_usec / 1e6 +
+                                 (double)ru->ru_stime.tv_sec +
+                                 ru->ru_stime.tv_usec / 1e6;
+            sv->kids[i].spawner_pid = 0;
+        }
+}
+
+/* Waits at most 2 s for the spawners still running once every component
+ * exited (each ends when its worker's socket closes), for their CPU. */
+static void reap_spawners(ss_supervisor *sv)
+{
+    for (int t = 0; t < 200; t++) {
+        int left = 0;
+        for (size_t i = 0; i < sv->nkids; i++) {
+            pid_t sp = sv->kids[i].spawner_pid;
+            if (!sp)
+                continue;
+            int st;
+            struct rusage ru;
+            pid_t r = wait4(sp, &st, WNOHANG, &ru);
+            if (r == sp)
+                spawner_reaped(sv, sp, &ru);
+            else if (r < 0)
+                sv->kids[i].spawner_pid = 0; /* not ours any more */
+            else
+                left = 1;
+        }
+        if (!left)
+            return;
+        usleep(10000);
+    }
+}
+
 /* Reaps the children that exited. Those killed by a signal are handled
  * first: when a kill -9 and the failures it caused (a peer reporting its
  * router gone) are reaped together, the kill is the cause. */
@@ -1336,6 +1381,7 @@ static void reap(ss_supervisor *sv)
             pid_t pid = wait4(-1, &st, WNOHANG, &ru);
             if (pid <= 0)
                 break;
+            spawner_reaped(sv, pid, &ru);
             for (size_t i = 0; i < sv->nkids; i++)
                 if (sv->kids[i].running && sv->kids[i].pid == pid) {
                     sv->kids[i].cpu_s +=
@@ -2233,6 +2279,7 @@ int ss_supervisor_run(ss_supervisor *sv)
             c->out_fd = -1;
         }
     }
+    reap_spawners(sv);
     clear_progress(sv);
     const child *sk = &sv->kids[sv->sink];
     if (sk->exited && WIFEXITED(sk->status) && WEXITSTATUS(sk->status) == 0)
