@@ -1496,9 +1496,10 @@ static int balance(ss_supervisor *sv)
             !sc->broadcast)
             out(sv, "  note: stage %s keeps state (a reduce...) on %d "
                     "workers dealt by credit, so each worker's results "
-                    "cover only the events it got: the sink must merge "
-                    "them, or give the stage partition_by: FIELD (each key "
-                    "on one worker) or workers: 1\n",
+                    "cover only the events it got: right if the sink "
+                    "merges them (examples/delayed-flights/print-results.lua "
+                    "does); else give the stage partition_by: FIELD (each "
+                    "key on one worker) or workers: 1\n",
                 sc->name, sc->workers);
     }
     ss_balance b;

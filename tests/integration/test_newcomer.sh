@@ -285,7 +285,7 @@ check "... and writes no OUT" test ! -e empty.out
 for i in $(seq 1 200); do echo "w$((i % 7)) w$((i % 3))"; done > many.txt
 timeout 60 "$SS" run wc.yml --data many.txt --workers 2 --output-dir wc2 > o 2> e; rc=$?
 check "a word count with --workers 2 runs" test $rc -eq 0
-contains "... and notes that its reduce's results are partial, one set per worker" e "note: stage count keeps state \(a reduce...\) on 2 workers dealt by credit, so each worker's results cover only the events it got: the sink must merge them, or give the stage partition_by: FIELD"
+contains "... and notes that its reduce's results are partial, one set per worker" e "note: stage count keeps state \(a reduce...\) on 2 workers dealt by credit, so each worker's results cover only the events it got: right if the sink merges them \(examples/delayed-flights/print-results.lua does\); else give the stage partition_by: FIELD"
 timeout 60 "$SS" run key-shop.yml --output-dir key-ok2 > o 2> e
 lacks "a stateful stage partitioned by its key gets no such note" e "note: stage"
 timeout 60 "$SS" run wc.yml --data many.txt --output-dir wc1 > o 2> e
