@@ -3,6 +3,7 @@
  * libyaml's document API (see ss_pipeline.h).
  */
 #include "run/ss_pipeline.h"
+#include "core/ss_bundle.h"
 #include "core/ss_util.h"
 #include "lua/ss_lua.h"
 #include "lua/ss_stage.h"
@@ -696,6 +697,13 @@ static int check_script(const char *who, const char *path, char *err,
     char why[512];
     why[0] = '\0';
     int rc = ss_lua_check_file(path, why, sizeof why);
+    if (!rc) {
+        /* the modules and data files it names must be there too: said
+         * now, before any component starts, not by each worker */
+        ss_bundle *b = NULL;
+        rc = ss_bundle_load(path, &b, why, sizeof why);
+        ss_bundle_destroy(&b);
+    }
     if (rc) {
         ss_errf(err, errlen, "%s: %s", who,
                 why[0] ? why : ss_strerror(rc));

@@ -335,4 +335,20 @@ check "an enclave run with a CPU-heavy map completes" test $rc -eq 0
 cpu=$(awk '$1 == "map-1" { print $8 }' e)
 check "... and map-1's CPU ($cpu s) includes its enclave's (at least 0.5 s of Lua loops)" \
     awk -v c="$cpu" 'BEGIN { exit !(c + 0 >= 0.5) }'
+# --- a data file the script names (files.lines) is missing: said before
+# any component starts, not by every worker after the routers started
+cat > names.lua <<'LUA'
+local ZmqRx = require 'zmq-rx'
+local files = require 'files'
+local n = 0
+for _ in files.lines('shopz.csv') do n = n + 1 end
+ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
+  :map(function(e) e.n = n; return e end)
+  :subscribeToSocket(os.getenv('TO'))
+LUA
+sed 's/script: sum.lua, workers: 2, partition_by: shop/script: names.lua, workers: 2/' key-shop.yml > names.yml
+timeout 60 "$SS" run names.yml --output-dir names > o 2> e; rc=$?
+check "a missing data file of a stage script fails the run" test $rc -eq 1
+contains "... at once, naming the stage, the file and the script" e "^sstream run: stage 'sum': data file ./shopz.csv \(named by names.lua\) does not exist"
+check "... before any component started" test ! -d names/logs
 finish
