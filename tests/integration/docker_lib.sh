@@ -67,3 +67,20 @@ swarm_mine() {
     NODE=$("$DOCKER" node ls -q | head -1)
     "$DOCKER" node update --label-add securestreams.test=1 "$NODE" > /dev/null
 }
+
+# image_build: builds the image with scripts/build-image.sh (seconds when
+# an earlier test built it: the engine keeps its layers), checks that it
+# built and sets IMG to its name; on failure shows the end of the build's
+# output and ends the test (finish).
+image_build() {
+    local start=$SECONDS out st
+    out=$("$ROOT/scripts/build-image.sh" 2>&1)
+    st=$?
+    check "the image builds ($((SECONDS - start)) s)" [ $st -eq 0 ]
+    if [ $st -ne 0 ]; then
+        printf '%s\n' "$out" | tail -5 | sed 's/^/    /'
+        finish
+        exit
+    fi
+    IMG=$(printf '%s\n' "$out" | sed -n 's/^\(securestreams:[^:]*\): .*/\1/p' | tail -1)
+}

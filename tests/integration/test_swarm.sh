@@ -14,7 +14,6 @@
 . "$(dirname "$0")/docker_lib.sh"
 [ "${SS_TEST_IMAGE:-1}" = 0 ] && docker_skip "SS_TEST_IMAGE=0"
 STACK=sst$$
-_swarm_mine=0
 swarm_down() {
     "$DOCKER" stack rm "$STACK" > /dev/null 2>&1
     "$DOCKER" stack rm "${STACK}e" > /dev/null 2>&1
@@ -23,37 +22,15 @@ swarm_down() {
         "$DOCKER" network ls --format '{{.Name}}' 2> /dev/null | grep -q "^$STACK" || break
         sleep 0.5
     done
-    [ $_swarm_mine = 1 ] && "$DOCKER" swarm leave --force > /dev/null 2>&1
+    swarm_leave
     docker_down
 }
 trap 'swarm_down; cleanup' EXIT
 docker_up
-state=$("$DOCKER" info --format '{{.Swarm.LocalNodeState}}' 2> /dev/null)
-if [ "$state" = active ]; then
-    # a swarm this test made (its node carries securestreams.test) and
-    # could not leave, its engine stopped under it: leave it now
-    mark=$("$DOCKER" node inspect self --format '{{index .Spec.Labels "securestreams.test"}}' 2> /dev/null)
-    [ -n "$mark" ] ||
-        docker_skip "a swarm is already active on this engine: the test leaves other people's swarms alone"
-    "$DOCKER" swarm leave --force > /dev/null 2>&1
-fi
-"$DOCKER" swarm init --advertise-addr 127.0.0.1 > "$T/init.log" 2>&1 ||
-    docker_skip "docker swarm init failed: $(tail -1 "$T/init.log")"
-_swarm_mine=1
-NODE=$("$DOCKER" node ls -q | head -1)
-"$DOCKER" node update --label-add securestreams.test=1 \
-    --label-add securestreams.data=true "$NODE" > /dev/null
+swarm_mine
+"$DOCKER" node update --label-add securestreams.data=true "$NODE" > /dev/null
 
-start=$SECONDS
-out=$("$ROOT/scripts/build-image.sh" 2>&1)
-st=$?
-check "the image builds ($((SECONDS - start)) s)" [ $st -eq 0 ]
-if [ $st -ne 0 ]; then
-    printf '%s\n' "$out" | tail -5 | sed 's/^/    /'
-    finish
-    exit
-fi
-IMG=$(printf '%s\n' "$out" | sed -n 's/^\(securestreams:[^:]*\): .*/\1/p' | tail -1)
+image_build
 
 mkdir -p "$T/data"
 "$SS" gen flights --rows 20000 -o "$T/data/flights.csv"

@@ -30,16 +30,7 @@ docker_up
 swarm_mine
 "$DOCKER" node update --label-add securestreams.data=true "$NODE" > /dev/null
 
-start=$SECONDS
-out=$("$ROOT/scripts/build-image.sh" 2>&1)
-st=$?
-check "the image builds ($((SECONDS - start)) s)" [ $st -eq 0 ]
-if [ $st -ne 0 ]; then
-    printf '%s\n' "$out" | tail -5 | sed 's/^/    /'
-    finish
-    exit
-fi
-IMG=$(printf '%s\n' "$out" | sed -n 's/^\(securestreams:[^:]*\): .*/\1/p' | tail -1)
+image_build
 
 mkdir -p "$T/data"
 "$SS" gen flights --rows 20000 -o "$T/data/flights.csv"
