@@ -259,6 +259,7 @@ int cmd_router(int argc, char **argv)
         zmq_ctx_term(zctx);
         return 1;
     }
+    o.resume = getenv("SS_RESUME_STREAMS"); /* sstream run, after a restart */
     o.tick = router_tick;
     o.tick_arg = &rr;
     ss_curve curve;

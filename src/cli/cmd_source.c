@@ -125,6 +125,7 @@ int cmd_source(int argc, char **argv)
     const char *base = ss_env("SS_CHECKPOINT_BASE", NULL);
     if (base && ss_parse_u64(base, 0, UINT32_MAX / 2, 0, &v) == 0)
         o.checkpoint_base = (uint32_t)v;
+    o.resume = ss_env("SS_RESUME_PARTS", NULL); /* sstream run: resume */
     const char *run = NULL;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {

@@ -29,6 +29,7 @@
  * last part) until every part arrived, then set the seq's bit.
  */
 #include "net/ss_router.h"
+#include "wire/ss_resume.h"
 #include "core/ss_buf.h"
 #include "core/ss_log.h"
 #include "core/ss_util.h"
@@ -854,6 +855,35 @@ static int lineage_accept(ss_router *r, const ss_hdr *h, const char **why)
     if (h->seq + 1 > st->hi)
         st->hi = h->seq + 1;
     return 0;
+}
+
+/* A restart from a checkpoint (wire/ss_resume.h): the batches of each
+ * source stream below its resume seq were dealt before the checkpoint
+ * and are not sent again; they count as arrived (a copy of one is then a
+ * duplicate). Returns 0 or -1 with err. */
+static int resume_streams(ss_router *r, const char *spec, char *err,
+                          size_t errlen)
+{
+    ss_resume_stream *v = NULL;
+    size_t n = 0;
+    if (ss_resume_parse(spec, &v, &n, err, errlen))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!v[i].seq)
+            continue;
+        strack *st = strack_get(r, v[i].stream);
+        if (!st || bits_grow(&st->bits, &st->nwords, v[i].seq - 1)) {
+            ss_errf(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+        for (uint64_t q = 0; q < v[i].seq; q++)
+            bit_set(st->bits, q);
+        st->hi = v[i].seq;
+    }
+    free(v);
+    return rc;
 }
 
 /* First seq below count whose batch did not fully arrive, or count. */
@@ -2463,6 +2493,10 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
     ss_eos_init(&r->merged);
     ss_buf_init(&r->out);
     atomic_init(&r->stop, 0);
+    if (o->resume && *o->resume && resume_streams(r, o->resume, err, errlen)) {
+        ss_router_destroy(&r);
+        return SS_EINVAL;
+    }
     if (o->curve &&
         ss_zap_start(zctx, o->curve, &r->zap, err, errlen) != 0) {
         ss_router_destroy(&r);

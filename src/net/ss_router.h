@@ -82,6 +82,10 @@ typedef struct ss_router_opts {
     /* optional: called from the router's thread at every housekeeping
      * turn (every heartbeat/2) and once more when ss_router_run ends
      * (final = 1), e.g. to report the counters (cmd_router.c) */
+    const char *resume; /* after a restart from a checkpoint: the source
+                           streams and the seqs they resume at
+                           (wire/ss_resume.h; the batches below count as
+                           arrived); NULL: every stream starts at 0 */
     void (*tick)(void *arg, const struct ss_router_stats *st, int final);
     void *tick_arg;
 } ss_router_opts;

@@ -199,6 +199,32 @@ int ss_integrity_expect_final(ss_integrity *ig, const char *name)
 }
 
 /* See ss_integrity.h. */
+int ss_integrity_resume(ss_integrity *ig, uint32_t stream, uint64_t seq,
+                        uint32_t nstreams)
+{
+    if ((nstreams && !seq) || seq >= (1ull << 40) || find(ig, stream))
+        return SS_EINVAL;
+    if (!seq)
+        return 0;
+    istream *st = get(ig, stream);
+    size_t need = (size_t)((seq - 1) / 8 + 1);
+    uint8_t *v = st ? calloc(need, 1) : NULL;
+    if (!v)
+        return SS_ENOMEM;
+    for (uint64_t q = 0; q < seq; q++)
+        v[q / 8] |= (uint8_t)(1u << (q % 8));
+    st->seen = v;
+    st->cap = need;
+    st->nseen = seq;
+    st->max_seq = seq - 1;
+    if (nstreams) {
+        st->end = seq - 1;
+        st->nstreams = nstreams;
+    }
+    return 0;
+}
+
+/* See ss_integrity.h. */
 int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,
                        size_t errlen)
 {

@@ -46,6 +46,17 @@ void ss_integrity_destroy(ss_integrity **p);
  * SS_EINVAL (empty name) or SS_ENOMEM. */
 int ss_integrity_expect_final(ss_integrity *ig, const char *name);
 
+/* A restart from a checkpoint: batches 0..seq-1 of source stream
+ * `stream` were processed before it and are not sent again, so they
+ * count as arrived; nstreams > 0 says the stream had ended there (its
+ * END batch was seq-1 and declared nstreams source streams). The resume
+ * points come from whoever started the run (sstream run, from its
+ * checkpoint manifest), never from the routers. Call before the first
+ * batch. Returns 0, SS_EINVAL (seq 0 with nstreams, or a stream already
+ * seen) or SS_ENOMEM. */
+int ss_integrity_resume(ss_integrity *ig, uint32_t stream, uint64_t seq,
+                        uint32_t nstreams);
+
 /* Records one authenticated DATA batch. Returns 0, or SS_EINTEGRITY (or
  * SS_ENOMEM) with the reason in err. */
 int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,

@@ -18,6 +18,7 @@
 #include "crypto/ss_keys.h"
 #include "crypto/ss_keyservice.h"
 #include "crypto/ss_snapshot.h"
+#include "wire/ss_resume.h"
 #include "net/ss_keyserver.h"
 #include "enclave/ss_enclave.h"
 #include "lua/ss_chain.h"
@@ -790,6 +791,71 @@ static int snapshot(node *n, uint32_t epoch)
     return rc ? -1 : 0;
 }
 
+/* A restart from a checkpoint (SS_RESTORE_EPOCH=E, set by sstream run
+ * with the checkpoint's snapshot back in checkpoint_dir): a stateful
+ * worker or the sink puts the state of <checkpoint_dir>/<name>-eE.snap
+ * back before its first batch, opened and checked where the stage runs
+ * (the enclave in enclave mode, which restores only the epoch the key
+ * service granted it). A snapshot of another run, epoch, stage or worker,
+ * or one that does not authenticate, is refused: the component fails
+ * (the run with it), saying why. Returns 0 (restored, or nothing to
+ * restore) or an error code with the reason in n->err. */
+static int restore(node *n)
+{
+    const char *ev = getenv("SS_RESTORE_EPOCH");
+    int sink = strcmp(n->o->role, "sink") == 0;
+    if (!ev || !*ev || !n->o->checkpoint_dir || (!sink && !node_stateful(n)) ||
+        (!n->enc && !n->chain && !n->stage))
+        return 0;
+    uint64_t e;
+    if (ss_parse_u64(ev, 1, UINT32_MAX, 0, &e) != 0) {
+        snprintf(n->err, sizeof n->err, "SS_RESTORE_EPOCH '%.40s' is not "
+                 "an epoch (1 to %u)", ev, UINT32_MAX);
+        return SS_EINVAL;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s-e%u.snap", n->o->checkpoint_dir,
+             n->o->name, (uint32_t)e);
+    char *blob = NULL;
+    size_t len = 0;
+    char err[512] = "";
+    int rc = ss_read_file(path, (64u << 20) + 65536, &blob, &len);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "cannot restore checkpoint %u: "
+                 "cannot read %.300s: %s", (uint32_t)e, path,
+                 ss_strerror(rc));
+        return rc;
+    }
+    if (n->enc) {
+        rc = ss_enclave_restore(n->enc, (uint32_t)e, blob, len, err,
+                                sizeof err);
+    } else if (n->chain || n->stage) {
+        ss_buf state = SS_BUF_INIT;
+        ss_snapshot_id id = {n->o->run, (uint32_t)e, n->o->stage,
+                             n->o->name};
+        rc = ss_snapshot_open(n->key, blob, len, &id, &state, err,
+                              sizeof err);
+        if (!rc)
+            rc = n->chain ? ss_chain_restore(n->chain, state.data, state.len,
+                                             err, sizeof err)
+                          : ss_stage_restore(n->stage, state.data, state.len,
+                                             err, sizeof err);
+        if (state.data)
+            sodium_memzero(state.data, state.cap);
+        ss_buf_release(&state);
+    }
+    free(blob);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "refused to restore checkpoint %u "
+                 "from %.200s: %.250s", (uint32_t)e, path,
+                 err[0] ? err : ss_strerror(rc));
+        return rc;
+    }
+    ss_info("%s: restored the state of checkpoint %u (%zu bytes)",
+            n->o->name, (uint32_t)e, len);
+    return 0;
+}
+
 /* A checkpoint barrier from the input router (docs/PROTOCOL.md,
  * "BARRIER"). This loop handles one batch at a time and sends its output
  * before it takes the next, so every output of the batches before the
@@ -981,6 +1047,9 @@ static const char *node_to(node *n)
 
 static int run_input_loop(node *n)
 {
+    int rrc = restore(n);
+    if (rrc)
+        return rrc;
     const char *from = n->o->from ? n->o->from
                                   : ss_env("FROM", node_from(n));
     ss_inlet_opts io;
@@ -1175,6 +1244,19 @@ static int setup_sink_security(node *n)
         rc = ss_integrity_expect_final(n->ig, name);
         f += len + (f[len] == ',');
     }
+    /* a restart from a checkpoint: sstream run says where the source
+     * streams resume (wire/ss_resume.h) */
+    ss_resume_stream *rs = NULL;
+    size_t nrs = 0;
+    if (!rc)
+        rc = ss_resume_parse(getenv("SS_RESUME_STREAMS"), &rs, &nrs, n->err,
+                             sizeof n->err);
+    for (size_t i = 0; !rc && i < nrs; i++)
+        if ((rc = ss_integrity_resume(n->ig, rs[i].stream, rs[i].seq,
+                                      rs[i].nstreams)) == SS_EINVAL)
+            snprintf(n->err, sizeof n->err, "SS_RESUME_STREAMS: stream %u "
+                     "given twice or ended at seq 0", rs[i].stream);
+    free(rs);
     if (rc)
         ss_error("%s: %s", o->name, rc == SS_ENOMEM ? "out of memory"
                                                     : n->err);

@@ -74,6 +74,7 @@ typedef struct part {
     unsigned since_check; /* lines since the clock was last read */
     ckpt_mark *marks;
     size_t nmarks, capmarks;
+    int ended; /* resumed after its end: sends its end of stream only */
 } part;
 
 struct ss_source {
@@ -187,6 +188,7 @@ static int batch_send_end(part *p, int end)
     h.run = s->o->run;
     h.producer = p->id;
     h.seq = p->seq;
+    h.epoch = s->o->resume ? s->o->checkpoint_base : 0;
     h.count = p->count;
     h.len = (uint32_t)(p->batch.len - SS_HDR_SIZE);
     h.first_row = p->row;
@@ -517,6 +519,64 @@ static uint64_t count_lines(const char *b, const char *e)
     return n;
 }
 
+/* A restart from a checkpoint (o->resume, see ss_source.h): moves each
+ * part to its resume point, which must be a line start inside the part
+ * (the same file cut into the same parts gives the same ranges). Called
+ * once the parts' line numbers are known, before they start. Returns 0
+ * or -1 (said). */
+static int resume_parts(source *s, const char *spec)
+{
+    const char *c = spec;
+    for (unsigned i = 0; i < s->nparts; i++) {
+        part *p = &s->parts[i];
+        unsigned long long off, row, seq;
+        int used = 0;
+        if (sscanf(c, "%llu:%llu:%llu%n", &off, &row, &seq, &used) != 3) {
+            ss_error("%s: SS_RESUME_PARTS: part %u: expected "
+                     "OFFSET:ROW:SEQ[:end] at '%.40s'", s->o->name, i, c);
+            return -1;
+        }
+        c += used;
+        int ended = strncmp(c, ":end", 4) == 0;
+        if (ended)
+            c += 4;
+        const char *at = s->base + off;
+        uint64_t skipped = row - p->first_line;
+        if (off < (uint64_t)(p->begin - s->base) ||
+            off > (uint64_t)(p->end - s->base) || row < p->first_line ||
+            skipped > p->nlines || (at > s->base && at < p->end &&
+                                    at[-1] != '\n') ||
+            (ended && at != p->end)) {
+            ss_error("%s: SS_RESUME_PARTS: part %u: offset %llu (line "
+                     "%llu) is not a line start inside the part (bytes "
+                     "%llu to %llu, lines %llu to %llu): the checkpoint "
+                     "was taken on another file, or other parts",
+                     s->o->name, i, off, row,
+                     (unsigned long long)(p->begin - s->base),
+                     (unsigned long long)(p->end - s->base),
+                     (unsigned long long)p->first_line,
+                     (unsigned long long)(p->first_line + p->nlines));
+            return -1;
+        }
+        p->begin = at;
+        p->first_line = row;
+        p->nlines -= skipped;
+        p->seq = seq;
+        p->ended = ended;
+        if (*c == ',')
+            c++;
+        else if (i + 1 < s->nparts || *c) {
+            ss_error("%s: SS_RESUME_PARTS gives %s parts than the %u "
+                     "this source reads", s->o->name,
+                     *c ? "more" : "fewer", s->nparts);
+            return -1;
+        }
+    }
+    ss_info("%s: resuming each of its %u parts from the checkpoint",
+            s->o->name, s->nparts);
+    return 0;
+}
+
 /* Thread body for one part of an mmap'ed file. */
 static void *part_main(void *arg)
 {
@@ -526,9 +586,32 @@ static void *part_main(void *arg)
     pthread_barrier_wait(&s->counted);
     /* line numbers: the main thread filled first_line after the barrier */
     pthread_barrier_wait(&s->counted);
+    if (atomic_load(&s->failed)) { /* bad resume points: said */
+        p->rc = SS_EINVAL;
+        snprintf(p->err, sizeof p->err, "part %u did not start: its resume "
+                 "point is bad", p->index);
+        return NULL;
+    }
     int rc = part_setup(p);
     if (rc)
         goto out;
+    if (p->ended) { /* its batches all went before the checkpoint */
+        ss_eos eos;
+        ss_eos_init(&eos);
+        ss_eos_add_stream(&eos, p->stream, p->seq);
+        snprintf(eos.group, sizeof eos.group, "%s", s->o->name);
+        eos.members = s->nparts;
+        rc = ss_link_send_eos(p->link, &eos, 600000);
+        ss_eos_release(&eos);
+        if (rc)
+            snprintf(p->err, sizeof p->err, "cannot deliver end of stream "
+                     "of part %u: %s", p->index, ss_strerror(rc));
+        else if (s->o->checkpoint_ms && s->base) {
+            ckpt_mark m = part_mark(p, UINT32_MAX, p->end, p->first_line);
+            rc = add_mark(p, &m);
+        }
+        goto out;
+    }
     batch_start(p, p->first_line);
     const char *c = p->begin;
     const char *released = p->begin; /* pages before this were dropped */
@@ -1281,6 +1364,9 @@ int ss_source_run(ss_source *s)
         s->parts[i].first_line = first;
         first += s->parts[i].nlines;
     }
+    int bad_resume = o->resume && resume_parts(s, o->resume) != 0;
+    if (bad_resume) /* the threads stop before their first line */
+        atomic_store(&s->failed, 1);
     pthread_barrier_wait(&s->counted);
     uint64_t t0 = ss_now_ms(), last = t0;
     unsigned running = s->nparts;

@@ -53,6 +53,14 @@ typedef struct ss_source_opts {
                       points at each epoch go to <dir>/<name>-e<N>.json */
     uint32_t checkpoint_base; /* epochs start above it (a restarted run's
                       epochs stay above those issued before) */
+    const char *resume; /* a restart from a checkpoint (SS_RESUME_PARTS,
+                      set by sstream run from the checkpoint's
+                      <name>-eE.json): "OFFSET:ROW:SEQ[:end],..." for
+                      each part in order: the part starts at byte OFFSET
+                      of the file (line ROW, batch SEQ); ":end": it had
+                      ended, and sends only its end of stream. Its DATA
+                      then carries epoch checkpoint_base (above the
+                      restored one). NULL: from the start */
 } ss_source_opts;
 
 /* Fills o with the defaults. */

@@ -274,8 +274,36 @@ static ss_monitor_comp *find_comp(ss_monitor *m, const ss_stats *s)
     return NULL;
 }
 
-static void on_stats(ss_monitor *m, const ss_stats *s, uint64_t now)
+/* s plus c's base (a restart from a checkpoint), into *out. */
+static const ss_stats *based(const ss_monitor_comp *c, const ss_stats *s,
+                             ss_stats *out)
 {
+    if (!c || !c->have_base)
+        return s;
+    *out = *s;
+    out->in += c->base.in;
+    out->out += c->base.out;
+    out->passed += c->base.passed;
+    out->dropped += c->base.dropped;
+    out->rejected += c->base.rejected;
+    out->batches_in += c->base.batches_in;
+    out->batches_out += c->base.batches_out;
+    return out;
+}
+
+/* See ss_monitor.h. */
+void ss_monitor_set_base(ss_monitor *m, size_t i, const ss_stats *base)
+{
+    if (i >= m->n)
+        return;
+    m->comps[i].base = *base;
+    m->comps[i].have_base = 1;
+}
+
+static void on_stats(ss_monitor *m, const ss_stats *s0, uint64_t now)
+{
+    const ss_stats *s = s0;
+    ss_stats sb;
     ss_metrics_http_publish(ss_metrics_global(), s); /* --metrics-port */
     if (m->metrics)
         write_metrics(m, s, now);
@@ -285,6 +313,7 @@ static void on_stats(ss_monitor *m, const ss_stats *s, uint64_t now)
         c = &m->comps[m->n - 1];
     if (!c)
         return;
+    s = based(c, s0, &sb);
     if (c->have_st && now > c->st_ns) {
         double dt = (double)(now - c->st_ns) / 1e9;
         uint64_t ev = s->in >= c->st.in ? s->in - c->st.in : 0;
@@ -308,8 +337,9 @@ static void on_ack(ss_monitor *m, const ss_stats *s, uint32_t epoch)
     if (!c)
         return;
     unsigned k = c->nacks++ % SS_MONITOR_ACKS;
+    ss_stats sb;
     c->ack_epoch[k] = epoch;
-    c->ack_st[k] = *s;
+    c->ack_st[k] = *based(c, s, &sb);
 }
 
 /* See ss_monitor.h. */
@@ -403,6 +433,7 @@ void ss_monitor_reset(ss_monitor *m)
         c->pid = 0;
         c->ev_rate = c->byte_rate = 0;
         c->nacks = 0;
+        c->have_base = 0;
     }
     m->done_ns = 0;
 }

@@ -51,6 +51,10 @@ typedef struct ss_monitor_comp {
     uint32_t ack_epoch[SS_MONITOR_ACKS];
     ss_stats ack_st[SS_MONITOR_ACKS];
     unsigned nacks; /* acknowledgements received (ring position) */
+    /* a restart from a checkpoint: its counters there, added to every
+     * sample and acknowledgement it sends (ss_monitor_set_base) */
+    ss_stats base;
+    int have_base;
 } ss_monitor_comp;
 
 typedef struct ss_monitor ss_monitor;
@@ -143,6 +147,12 @@ const ss_stats *ss_monitor_ack(const ss_monitor *m, size_t i,
  * first: what the dead incarnation had sent is forgotten with it. Can't
  * fail. */
 void ss_monitor_reset(ss_monitor *m);
+
+/* A restart from a checkpoint: component i's counters at the checkpoint
+ * (in, out, passed, dropped, rejected, batches_in, batches_out; copied)
+ * are added to what it reports from now on, so that its totals continue
+ * from the checkpoint's. ss_monitor_reset forgets it. */
+void ss_monitor_set_base(ss_monitor *m, size_t i, const ss_stats *base);
 
 /* Closes the socket and the metrics file, frees *p, sets it to NULL.
  * Safe on NULL. */

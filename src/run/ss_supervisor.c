@@ -16,6 +16,7 @@
 #include "lua/ss_chain.h"
 #include "net/ss_router.h"
 #include "run/ss_accounting.h"
+#include "run/ss_ckresume.h"
 #include "run/ss_monitor.h"
 #include "run/ss_plan.h"
 #include "run/ss_progress.h"
@@ -131,6 +132,13 @@ struct ss_supervisor {
     uint32_t ckpt_max;   /* the highest epoch acknowledged by anyone */
     unsigned ckpt_done;  /* epochs completed, this incarnation */
     char epoch_env[48];  /* "SS_CHECKPOINT_BASE=N" for the source */
+    /* a restart that resumes from the last complete checkpoint: NULL or
+     * "SS_RESUME_PARTS=..." (source), "SS_RESUME_STREAMS=..." (routers,
+     * sink), "SS_RESTORE_EPOCH=E" (workers, sink) */
+    char *resume_parts_env, *resume_streams_env;
+    char restore_env[40];
+    uint32_t resumed_from; /* the epoch the current incarnation resumed
+                              from (0: from the start) */
 };
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
@@ -708,7 +716,10 @@ static int overridden(const char *kv)
     static const char *const names[] = {"FROM=", "TO=", "DATA_FILE=",
                                         "OUTPUT=", "SS_CONTROL=",
                                         "SS_RUN=", "SS_CONTROL_KEYS=",
-                                        "SS_CHECKPOINT_BASE=", NULL};
+                                        "SS_CHECKPOINT_BASE=",
+                                        "SS_RESUME_PARTS=",
+                                        "SS_RESUME_STREAMS=",
+                                        "SS_RESTORE_EPOCH=", NULL};
     for (size_t i = 0; names[i]; i++)
         if (strncmp(kv, names[i], strlen(names[i])) == 0)
             return 1;
@@ -730,7 +741,7 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     char **env = sv->plan->comps[index_of(sv, c)].env;
     for (size_t i = 0; env && env[i]; i++)
         k++;
-    char **v = calloc(n + k + 6, sizeof *v);
+    char **v = calloc(n + k + 9, sizeof *v);
     if (!v)
         return NULL;
     size_t j = 0;
@@ -750,6 +761,14 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     v[j++] = (char *)sv->run_env;
     if (sv->epoch_env[0] && c == &sv->kids[sv->source])
         v[j++] = (char *)sv->epoch_env;
+    if (sv->resume_parts_env && c == &sv->kids[sv->source])
+        v[j++] = sv->resume_parts_env;
+    else if (sv->resume_streams_env &&
+             (!strcmp(c->role, "router") || c == &sv->kids[sv->sink]))
+        v[j++] = sv->resume_streams_env;
+    if (sv->restore_env[0] && c != &sv->kids[sv->source] &&
+        strcmp(c->role, "router") != 0)
+        v[j++] = (char *)sv->restore_env;
     if (extra)
         v[j++] = (char *)extra;
     v[j] = NULL;
@@ -1205,6 +1224,18 @@ static int stage_stateful(const ss_supervisor *sv, int s)
 
 static void read_pipe(ss_supervisor *sv, child *c, int is_err);
 
+/* Why a restart cannot resume from the last complete checkpoint before
+ * the pipeline is stopped, or NULL when it can (the manifest is checked
+ * later, in restart()). */
+static const char *resume_refused(const ss_supervisor *sv)
+{
+    if (!sv->ckpt_epoch || !sv->ckptdir)
+        return "no complete checkpoint";
+    if (strcmp(sv->p->security, "plain") != 0)
+        return "resuming is built in plain mode only so far";
+    return NULL;
+}
+
 /* Recovery: c was killed by a signal and the run cannot go on without
  * it. With restarts left (max_restarts), every component is killed and
  * watch() starts the pipeline again once all are gone (restart());
@@ -1232,15 +1263,25 @@ static int try_restart(ss_supervisor *sv, child *c, int status)
         return 1;
     }
     sv->restarts++;
-    char why[96] = "no checkpoint to resume from";
-    if (sv->ckpt_epoch)
-        snprintf(why, sizeof why, "resuming from a checkpoint is not built "
-                 "yet (the last complete one is epoch %u)", sv->ckpt_epoch);
-    say(sv, "%s was killed by signal %d (%s); restarting the whole "
-        "pipeline from the start (restart %u of at most %u): %s, so every "
-        "row is read again; results are committed only when the sink "
-        "completes, so none shows twice", w, sig, strsignal(sig),
-        sv->restarts, sv->o.max_restarts, why);
+    char why[160] = "no checkpoint to resume from";
+    const char *no = resume_refused(sv);
+    if (sv->ckpt_epoch && !no)
+        say(sv, "%s was killed by signal %d (%s); restarting the whole "
+            "pipeline from checkpoint %u (restart %u of at most %u): the "
+            "source resumes at its offsets, stateful stages and the sink "
+            "restore their snapshots, counters continue from the "
+            "checkpoint's", w, sig, strsignal(sig), sv->ckpt_epoch,
+            sv->restarts, sv->o.max_restarts);
+    else {
+        if (sv->ckpt_epoch)
+            snprintf(why, sizeof why, "the last complete checkpoint (epoch "
+                     "%u) is not used: %s", sv->ckpt_epoch, no);
+        say(sv, "%s was killed by signal %d (%s); restarting the whole "
+            "pipeline from the start (restart %u of at most %u): %s, so "
+            "every row is read again; results are committed only when the "
+            "sink completes, so none shows twice", w, sig, strsignal(sig),
+            sv->restarts, sv->o.max_restarts, why);
+    }
     sv->restarting = 1;
     sv->stopping = 1;
     sv->stop_ns = ss_now_ns();
@@ -2016,6 +2057,96 @@ static void start_consumers(ss_supervisor *sv)
     }
 }
 
+static void forget_resume(ss_supervisor *sv)
+{
+    free(sv->resume_parts_env);
+    free(sv->resume_streams_env);
+    sv->resume_parts_env = sv->resume_streams_env = NULL;
+    sv->restore_env[0] = '\0';
+    sv->resumed_from = 0;
+}
+
+/* A restart from the last complete checkpoint (after ss_monitor_reset):
+ * checks the manifest (ss_ckresume_load), puts the snapshots back where
+ * the workers and the sink read them, sets the resume points of the
+ * source, routers and sink (their environment, child_env) and the
+ * counters each component continues from. The sink must have printed
+ * nothing yet (what it printed before the kill cannot be cut back to the
+ * checkpoint). Returns 0, or -1 when the restart goes from the start
+ * (said). */
+static int prepare_resume(ss_supervisor *sv)
+{
+    forget_resume(sv);
+    struct stat st;
+    const char *no = NULL;
+    if (sv->spool_fd >= 0 && fstat(sv->spool_fd, &st) == 0 && st.st_size)
+        no = "the sink had printed results already";
+    else if (sv->output_path && stat(sv->output_path, &st) == 0 &&
+             st.st_size != (sv->output_len0 < 0 ? 0 : sv->output_len0))
+        no = "the sink had written to its OUTPUT already";
+    if (no) {
+        say(sv, "checkpoint %u is not used: %s; restarting from the start "
+            "instead", sv->ckpt_epoch, no);
+        return -1;
+    }
+    ss_ckresume r;
+    char err[1024];
+    int rc = ss_ckresume_load(sv->ckptdir, sv->run, sv->ckpt_epoch, &r, err,
+                              sizeof err);
+    if (rc) {
+        say(sv, "checkpoint %u is refused: %s; restarting from the start "
+            "instead", sv->ckpt_epoch, err);
+        return -1;
+    }
+    /* the snapshots, checked against the manifest, back into the folder
+     * the components read (they check them again when they restore) */
+    for (size_t i = 0; i < r.nsnaps && !rc; i++) {
+        char from[PATH_MAX], to[PATH_MAX];
+        snprintf(from, sizeof from, "%s/%s", sv->ckptdir, r.snaps[i]);
+        snprintf(to, sizeof to, "%s/%s", sv->stagedir, r.snaps[i]);
+        char *data = NULL;
+        size_t len = 0;
+        if (ss_read_file(from, (64u << 20) + 65536, &data, &len) != 0 ||
+            write_file_atomic(to, data, len) != 0) {
+            say(sv, "checkpoint %u is not used: cannot copy %s to %s: %s; "
+                "restarting from the start instead", sv->ckpt_epoch, from,
+                to, strerror(errno));
+            rc = -1;
+        }
+        free(data);
+    }
+    if (!rc && (asprintf(&sv->resume_parts_env, "SS_RESUME_PARTS=%s",
+                         r.parts) < 0 ||
+                asprintf(&sv->resume_streams_env, "SS_RESUME_STREAMS=%s",
+                         r.streams) < 0)) {
+        sv->resume_parts_env = sv->resume_streams_env = NULL;
+        rc = -1;
+    }
+    for (size_t i = 0; !rc && i < sv->nkids; i++) {
+        ss_stats base;
+        if (!strcmp(sv->kids[i].role, "router"))
+            continue;
+        if (ss_ckresume_counters(&r, sv->kids[i].name, &base))
+            ss_monitor_set_base(sv->mon, i, &base);
+        else if (!sv->kids[i].lost) {
+            say(sv, "checkpoint %u is not used: it has no counters of %s; "
+                "restarting from the start instead", sv->ckpt_epoch,
+                sv->kids[i].name);
+            rc = -1;
+        }
+    }
+    ss_ckresume_release(&r);
+    if (rc) {
+        forget_resume(sv);
+        ss_monitor_reset(sv->mon);
+        return -1;
+    }
+    snprintf(sv->restore_env, sizeof sv->restore_env, "SS_RESTORE_EPOCH=%u",
+             sv->ckpt_epoch);
+    sv->resumed_from = sv->ckpt_epoch;
+    return 0;
+}
+
 /* Recovery, once every child of the killed incarnation is gone: cuts
  * the sink's outputs back to what was committed, forgets every counter
  * and rejects file of the dead incarnation (they are counted again from
@@ -2045,6 +2176,11 @@ static void restart(ss_supervisor *sv)
         c->exited = c->status = c->lost = 0;
         c->first_error[0] = '\0';
     }
+    /* before the sink's held output is emptied: it must be empty */
+    int resumed = sv->ckpt_epoch && !resume_refused(sv) &&
+                  prepare_resume(sv) == 0;
+    if (!resumed)
+        forget_resume(sv);
     if (sv->spool_fd >= 0 &&
         (ftruncate(sv->spool_fd, 0) != 0 ||
          lseek(sv->spool_fd, 0, SEEK_SET) != 0))
@@ -2058,7 +2194,8 @@ static void restart(ss_supervisor *sv)
             say(sv, "warning: cannot cut %s back to its committed length: "
                     "%s", sv->output_path, strerror(errno));
     }
-    clear_stale_rejects(sv, 1); /* emptied: their owners and modes stay */
+    if (!resumed)
+        clear_stale_rejects(sv, 1); /* emptied: owners and modes stay */
     /* checkpoints of the new incarnation have epochs above any issued
      * before (its source starts counting from there) */
     if (sv->ckptdir)
@@ -2382,6 +2519,7 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     free(sv->output_path);
     free(sv->ckptdir);
     free(sv->stagedir);
+    forget_resume(sv);
     ss_monitor_destroy(&sv->mon);
     ss_runkeys_destroy(&sv->rk);
     free(sv->self);

@@ -162,13 +162,20 @@ check "restart: reduce-1 was found and killed" \
     eval '[ -n "$victim" ] && kill -KILL "$victim"'
 wait_max $((RUN_TIMEOUT + 20)) $run
 check "restart: the run recovers and exits 0" test $? -eq 0
-contains "restart: it says the checkpoint is not used yet" err-r \
-    "restarting the whole pipeline from the start .*resuming from a checkpoint is not built yet \(the last complete one is epoch [1-9]"
+contains "restart: it resumes from the last complete checkpoint" err-r \
+    "restarting the whole pipeline from checkpoint [1-9][0-9]* \(restart 1 of at most 1\)"
 grep '^Delays' res-r > got-r
 same "restart: the answer is still awk's" got-r expected
 e2=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' \
     out-r/checkpoints/manifest.json 2> /dev/null)
-check "restart: the new incarnation's epochs are above ($e2 > ${e1:-?})" \
-    test "${e2:-0}" -gt "${e1:-0}"
+# (the resumed incarnation may end before its first barrier: then the
+# manifest stays the one it resumed from)
+if grep -q "checkpoints: 0 complete" err-r; then
+    check "restart: no new checkpoint, the manifest is still epoch ${e1:-?}" \
+        test "${e2:-0}" -ge "${e1:-1}"
+else
+    check "restart: the new incarnation's epochs are above ($e2 > ${e1:-?})" \
+        test "${e2:-0}" -gt "${e1:-0}"
+fi
 check "restart: its manifest holds" manifest_ok out-r/checkpoints
 finish
