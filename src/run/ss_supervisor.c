@@ -2057,6 +2057,33 @@ static void start_consumers(ss_supervisor *sv)
     }
 }
 
+/* Writes data[0..n) to path in the run folder's ckpt/, which the worker
+ * hosts (another uid) can write too: through a temporary file created
+ * anew (O_EXCL|O_NOFOLLOW: a link planted there is never followed, the
+ * write fails instead), synced, readable by the components, renamed over
+ * path (a link at path is replaced, not followed). Returns 0 or -1
+ * (errno). */
+static int write_staged_copy(const char *path, const void *data, size_t n)
+{
+    char tmp[PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.restore.tmp", path);
+    unlink(tmp); /* a leftover (or a planted link): removed, not followed */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0644);
+    if (fd < 0)
+        return -1;
+    int bad = ss_write_all(fd, data, n) != 0 || fsync(fd) != 0;
+    int e = errno;
+    bad |= close(fd) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        e = bad ? e : errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
 static void forget_resume(ss_supervisor *sv)
 {
     free(sv->resume_parts_env);
@@ -2107,7 +2134,7 @@ static int prepare_resume(ss_supervisor *sv)
         char *data = NULL;
         size_t len = 0;
         if (ss_read_file(from, (64u << 20) + 65536, &data, &len) != 0 ||
-            write_file_atomic(to, data, len) != 0) {
+            write_staged_copy(to, data, len) != 0) {
             say(sv, "checkpoint %u is not used: cannot copy %s to %s: %s; "
                 "restarting from the start instead", sv->ckpt_epoch, from,
                 to, strerror(errno));
