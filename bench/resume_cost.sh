@@ -7,8 +7,9 @@
 # from the last complete one). A benchmark, not a test.
 #   bench/resume_cost.sh [ROWS] [KILL_S]
 # Prints per mode: the wall time from start to end (kill and restart
-# included), the rows the source read after the restart, and whether the
-# answer is awk's.
+# included), the rows the source read after the restart, whether the
+# answer is awk's, and where the restart went from (a kill before the
+# first checkpoint completed restarts from the start either way).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SS=${SS:-$ROOT/bin/sstream}
@@ -32,7 +33,8 @@ stages:
   - { name: reduce, script: reduce-events.lua, workers: 1 }
 sink: { script: print-results.lua }
 YML
-printf '%-22s %8s %14s %8s\n' restart wall_s rows_after same
+printf '%-22s %8s %14s %8s  %s\n' checkpoints wall_s rows_after same \
+    'the restart'
 for iv in 0 200; do
     rm -rf out
     t0=$(date +%s.%N)
@@ -51,7 +53,10 @@ for iv in 0 200; do
     after=$(grep -o 'source: [0-9]* lines' out/logs/source.log | tail -1 | grep -o '[0-9]*')
     same=no
     [ "$rc" -eq 0 ] && grep '^Delays' res | cmp -s - expected && same=yes
+    how=$(grep -o 'restarting the whole pipeline from [a-z]* [0-9a-z]*' err |
+          head -1 | sed 's/restarting the whole pipeline //')
     awk -v iv="$iv" -v a="$t0" -v b="$t1" -v n="${after:-?}" -v s="$same" \
-        'BEGIN{printf "%-22s %8.2f %14s %8s\n",
-               (iv == 0 ? "from the start" : "from a checkpoint"), b - a, n, s}'
+        -v how="$how" \
+        'BEGIN{printf "%-22s %8.2f %14s %8s  %s\n",
+               (iv == 0 ? "off" : iv " ms"), b - a, n, s, how}'
 done
