@@ -25,7 +25,7 @@ arena of its own, whose resident size rises in steps of several MB while
 its pools warm up over the first ten thousands of peers, and when
 disconnections come in bursts (malloc keeps up to 64 MiB of freed memory:
 ss_transport.c); compare the heap's half and last. Exit 0, or 1 when a peer got no
-answer within 10 s."""
+answer within 30 s (a loaded machine answers late)."""
 import sys
 import time
 
@@ -92,11 +92,11 @@ def main():
                               aux=1))
             socks.append(s)
         for s in socks:
-            deadline = time.time() + 10
+            deadline = time.time() + 30
             while True:
                 left = deadline - time.time()
                 if left <= 0 or not s.poll(int(left * 1000)):
-                    print("churn: a peer got no answer in 10 s",
+                    print("churn: a peer got no answer in 30 s",
                           file=sys.stderr)
                     return 1
                 m = sc.parse(s.recv())
