@@ -43,7 +43,8 @@ static void usage(FILE *f)
             "environment: DOCKER (the client, default docker), DOCKER_HOST "
             "(the engine;\ndevices are looked at here only when it is "
             "local).\n\n"
-            "exit status: 0 nothing missing, 1 something missing, 2 bad "
+            "exit status: 0 nothing missing, 1 something missing (or the "
+            "pipeline file\ncannot be read, as for sstream run), 2 bad "
             "usage.\n");
 }
 
