@@ -11,6 +11,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -58,6 +59,25 @@ int cmd_stop(int argc, char **argv)
         }
         printf("stopped %s\n", r.name);
         return 0;
+    }
+    /* no process follows it: it ended, or its follower died; a stack
+     * that is gone needs nothing (and asking Docker to remove it would
+     * answer with an error about something else, e.g. no swarm) */
+    const char *ls[] = {"stack", "ls", "--format", "{{.Name}}", NULL};
+    char *names = NULL, why[512];
+    if (ss_engine_query(NULL, ls, 60000, 1u << 20, &names, why,
+                        sizeof why) == 0) {
+        int found = 0;
+        for (char *sv = NULL, *t = strtok_r(names, "\n", &sv); t && !found;
+             t = strtok_r(NULL, "\n", &sv))
+            found = strcmp(t, r.name) == 0;
+        free(names);
+        if (!found) {
+            printf("%s already ended: no process follows it and its stack "
+                   "is gone; nothing to stop\n",
+                   r.name);
+            return 0;
+        }
     }
     const char *rm[] = {"stack", "rm", r.name, NULL};
     char buf[4096];

@@ -52,6 +52,23 @@ for c in status logs stop; do
     check "$c of an unknown run exits 1" test $rc -eq 1
     contains "... saying where it looked" "$T/e" "no run 'nosuchrun' here \($T/state/nosuchrun.run"
 done
+# stop of a run that already ended (no follower, no stack): says so and
+# exits 0, instead of passing on what `docker stack rm` answers
+mkdir -p "$T/state" "$T/ended-out"
+true & deadpid=$!
+wait $deadpid
+printf 'name=ended1\non=swarm\npipeline=%s\noutdir=%s\nsecurity=plain\nhost=%s\npid=%s\nstarted=1\nworkers=map=1\n' \
+    "$P" "$T/ended-out" "$(hostname)" "$deadpid" > "$T/state/ended1.run"
+cat > "$T/fakedocker" <<'SH'
+#!/bin/sh
+[ "$1 $2" = "stack ls" ] && { echo otherstack; exit 0; }
+echo "Error response from daemon: This node is not a swarm manager." >&2
+exit 1
+SH
+chmod +x "$T/fakedocker"
+DOCKER=$T/fakedocker SS_STATE_DIR=$T/state "$SS" stop ended1 > "$T/o" 2> "$T/e"; rc=$?
+check "stop of a run that already ended exits 0" test $rc -eq 0
+contains "... saying it ended and there is nothing to stop" "$T/o" "ended1 already ended: .*nothing to stop"
 SS_STATE_DIR=$T/state "$SS" scale nosuchrun map 3 2> "$T/e"; rc=$?
 check "scale of an unknown run exits 1" test $rc -eq 1
 contains "... and says a local run cannot be rescaled yet" "$T/e" "a run on this machine.*cannot be rescaled yet"
