@@ -14,9 +14,10 @@ static int log_at(lua_State *L)
     int level = (int)lua_tointeger(L, lua_upvalueindex(1));
     if (!ss_log_enabled(level))
         return 0;
+    int n = lua_gettop(L); /* before luaL_buffinit: Lua 5.4 may push a
+                              * box for the buffer */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         if (i > 1)
             luaL_addchar(&b, ' ');

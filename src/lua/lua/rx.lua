@@ -228,6 +228,21 @@ function util.tryWithObserver(observer, fn, ...)
 end
 
 -- ok, results... of a user callback (pcall unless the host handles errors).
+-- At completion of an event-time operator: late events that no onLate
+-- saw were dropped; say how many through the stage's log (a warning that
+-- names the operator; counts only, no event content), so that a stage
+-- behind partition_by without keyedWatermark does not lose rows silently.
+local function warnLate(name, late, onLate, keyed)
+  if late == 0 or onLate then return end
+  local ok, log = pcall(require, 'log')
+  if not ok or type(log) ~= 'table' or not log.warn then return end
+  log.warn(string.format('%s: %d late event%s dropped (older than the '
+    .. 'watermark; give onLate to see them%s)', name, late,
+    late == 1 and '' or 's',
+    keyed and '' or '; behind partition_by, keyedWatermark = true '
+      .. 'gives each key its own watermark'))
+end
+
 local function try(fn, ...)
   if HOST then return true, fn(...) end
   return pcall(fn, ...)
@@ -2026,6 +2041,7 @@ local function eventWindows(source, name, opts)
       if dead then return end
       dead = true
       closeUpTo(math.huge)
+      warnLate(name, stats.late, onLate, keyed)
       return observer:onCompleted()
     end))
   end)
@@ -2443,6 +2459,7 @@ function Observable:joinWindow(right, opts)
         end
       end
       dead = true
+      warnLate('joinWindow', stats.late, onLate, keyed)
       return observer:onCompleted()
     end
     subs[1] = left:subscribe(Sink(observer, onSide('left'), onError, onCompleted))
