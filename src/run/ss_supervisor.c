@@ -1231,8 +1231,9 @@ static const char *resume_refused(const ss_supervisor *sv)
 {
     if (!sv->ckpt_epoch || !sv->ckptdir)
         return "no complete checkpoint";
-    if (strcmp(sv->p->security, "plain") != 0)
-        return "resuming is built in plain mode only so far";
+    if (strcmp(sv->p->security, "enclave") == 0)
+        return "resuming is built in plain and encrypted modes only so far "
+               "(enclave mode needs the key service's restore grant)";
     return NULL;
 }
 
@@ -1263,7 +1264,7 @@ static int try_restart(ss_supervisor *sv, child *c, int status)
         return 1;
     }
     sv->restarts++;
-    char why[160] = "no checkpoint to resume from";
+    char why[256] = "no checkpoint to resume from";
     const char *no = resume_refused(sv);
     if (sv->ckpt_epoch && !no)
         say(sv, "%s was killed by signal %d (%s); restarting the whole "
