@@ -391,13 +391,25 @@ static int emit_all(ss_ecore *c, ss_hdr *oh, const ss_hdr *in,
     oh->count = c->out.count;
     oh->run = c->run; /* sealed under this run, written by this worker */
     oh->producer = c->producer;
+    /* a stateful chain marks every output with an id only this enclave
+     * has (drawn here, not by the host): the sink checks that all of a
+     * worker's outputs carry its result's id, so that a host cannot
+     * split the batches between two enclaves of one worker and pass on
+     * one's result (docs/SECURITY.md). Never 0, so that 0 means "none". */
+    if (c->chain && ss_chain_stateful(c->chain))
+        while (!c->instance)
+            c->instance = randombytes_random();
+    oh->instance = c->instance;
     if (!(oh->flags & SS_BF_RANGE))
         oh->span = 0;
     if (!(oh->flags & SS_BF_PARTITIONED))
         oh->partition = 0;
     int rc = emit_out(c, oh, rs, rctx, &res->msg_len, err, errlen);
+    if (rc == 0)
+        c->emitted += c->split.npc;
     if (rc == 0 && c->out.nrejects) {
         ss_hdr rh = *in;
+        rh.instance = 0;
         rh.run = c->run;
         rh.producer = c->producer;
         rh.kind = SS_MSG_REJECT;
@@ -619,6 +631,7 @@ static void completion_failed(ss_ecore *c, ss_stage *failed,
     rh.kind = SS_MSG_REJECT;
     rh.flags = 0;
     rh.count = 0;
+    rh.instance = 0;
     size_t rl = 0;
     if (line.data && emit(c, &rh, 1, line.data, line.len, rs, rctx, &rl) == 0)
         res->rej_len = rl;
@@ -669,7 +682,9 @@ int ss_ecore_complete(ss_ecore *c, const ss_hdr *final, ss_ecore_reserve rs,
     oh.stream = c->producer | 0x80000000u;
     oh.part = 0;
     oh.seq = 0;
-    oh.first_row = 0;
+    /* the number of messages this enclave sealed before it: the sink
+     * checks it against those of this worker that it received */
+    oh.first_row = c->emitted;
     oh.aux = SS_AUX_END;
     return emit_all(c, &oh, &oh, rs, rctx, res, err, errlen);
 }

@@ -47,6 +47,11 @@ typedef struct ss_ecore {
     ss_stage_out out;   /* the stage's output */
     int out_ready;      /* out was initialised */
     int completed;      /* completion ran: the stream is over */
+    uint32_t instance;  /* stateful: random id drawn here, in every DATA
+                           message sealed (header offset 68); 0 before
+                           the first output and for a stateless chain */
+    uint64_t emitted;   /* stateful: DATA messages sealed before the
+                           result, which carries the count (first_row) */
     /* A stateful chain's inputs so far, by lineage (stream, seq, part):
      * each may reach the state once (ss_ecore_call). Open addressing;
      * a slot with used 0 is free. */

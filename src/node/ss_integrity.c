@@ -37,6 +37,21 @@ typedef struct ipart {
 
 #define PART_MAX 65536u /* as the routers' limit */
 
+/* What arrived from one writer (producer id): its outputs, the instance
+ * ids they carried, and its result's. A stateful enclave marks all it
+ * seals with its instance id and puts in its result how many messages it
+ * sealed before it (docs/PROTOCOL.md, instance). */
+typedef struct iprod {
+    uint32_t producer;
+    uint64_t outputs;   /* DATA messages other than its result */
+    uint32_t inst;      /* the instance of the first of them */
+    uint32_t other;     /* another instance seen among them, or 0 */
+    int has_other;
+    int has_final;
+    uint32_t final_inst; /* its result's instance (0: no enclave's) */
+    uint64_t final_count; /* messages its result says were sealed */
+} iprod;
+
 struct ss_integrity {
     int ordered;
     istream *s;
@@ -45,6 +60,8 @@ struct ss_integrity {
     size_t nparts, capparts;
     char **finals; /* workers whose result must arrive */
     size_t nfinals;
+    iprod *prods;  /* per writer: the instance ids of its outputs */
+    size_t nprods, capprods;
 };
 
 /* See ss_integrity.h. */
@@ -70,6 +87,7 @@ void ss_integrity_destroy(ss_integrity **p)
     for (size_t i = 0; i < (*p)->nfinals; i++)
         free((*p)->finals[i]);
     free((*p)->finals);
+    free((*p)->prods);
     free((*p)->s);
     free(*p);
     *p = NULL;
@@ -224,9 +242,107 @@ int ss_integrity_resume(ss_integrity *ig, uint32_t stream, uint64_t seq,
     return 0;
 }
 
+static int batch_seq(ss_integrity *ig, const ss_hdr *h, char *err,
+                     size_t errlen);
+
+/* The record of writer producer, added if new; NULL when out of memory. */
+static iprod *prod_get(ss_integrity *ig, uint32_t producer)
+{
+    for (size_t i = 0; i < ig->nprods; i++)
+        if (ig->prods[i].producer == producer)
+            return &ig->prods[i];
+    if (ig->nprods == ig->capprods) {
+        size_t cap = ig->capprods ? 2 * ig->capprods : 8;
+        iprod *v = realloc(ig->prods, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        ig->prods = v;
+        ig->capprods = cap;
+    }
+    iprod *p = &ig->prods[ig->nprods++];
+    memset(p, 0, sizeof *p);
+    p->producer = producer;
+    return p;
+}
+
+/* Records accepted batch h against its writer (see iprod). */
+static int prod_record(ss_integrity *ig, const ss_hdr *h)
+{
+    iprod *p = prod_get(ig, h->producer);
+    if (!p)
+        return SS_ENOMEM;
+    if ((h->flags & SS_BF_FINAL) &&
+        h->stream == (h->producer | 0x80000000u)) {
+        p->has_final = 1;
+        p->final_inst = h->instance;
+        p->final_count = h->first_row;
+        return 0;
+    }
+    if (p->outputs++ == 0)
+        p->inst = h->instance;
+    else if (h->instance != p->inst && !p->has_other) {
+        p->has_other = 1;
+        p->other = h->instance;
+    }
+    return 0;
+}
+
+/* The name of writer producer when it is an expected result's worker,
+ * else "" (the caller prints the id). */
+static const char *prod_name(const ss_integrity *ig, uint32_t producer)
+{
+    for (size_t i = 0; i < ig->nfinals; i++)
+        if (ss_name_id(ig->finals[i]) == producer)
+            return ig->finals[i];
+    return "";
+}
+
+/* A stateful enclave's result must come with every output of its worker
+ * marked with its instance, and as many of them as it sealed: else a
+ * host split the batches between enclaves of one worker, or dropped some
+ * outputs, and the result covers a subset. */
+static int prods_check(const ss_integrity *ig, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < ig->nprods; i++) {
+        const iprod *p = &ig->prods[i];
+        if (!p->has_final || !p->final_inst)
+            continue;
+        const char *name = prod_name(ig, p->producer);
+        uint32_t bad = p->outputs && p->inst != p->final_inst ? p->inst
+                       : p->has_other                         ? p->other
+                                                              : 0;
+        if (p->outputs && (p->inst != p->final_inst || p->has_other)) {
+            snprintf(err, errlen, "integrity: worker '%s' (id %u) sent "
+                     "outputs sealed by enclave instance %08x but its "
+                     "result by instance %08x: its host ran two enclaves "
+                     "of it and the result covers only some of the "
+                     "batches", name, p->producer, bad, p->final_inst);
+            return SS_EINTEGRITY;
+        }
+        if (p->outputs != p->final_count) {
+            snprintf(err, errlen, "integrity: worker '%s' (id %u): its "
+                     "result says its enclave sealed %llu outputs before "
+                     "it, %llu arrived: the result does not cover the "
+                     "batches that arrived", name, p->producer,
+                     (unsigned long long)p->final_count,
+                     (unsigned long long)p->outputs);
+            return SS_EINTEGRITY;
+        }
+    }
+    return 0;
+}
+
 /* See ss_integrity.h. */
 int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,
                        size_t errlen)
+{
+    int rc = batch_seq(ig, h, err, errlen);
+    return rc ? rc : prod_record(ig, h);
+}
+
+/* The stream checks of ss_integrity_batch. */
+static int batch_seq(ss_integrity *ig, const ss_hdr *h, char *err,
+                     size_t errlen)
 {
     istream *st = get(ig, h->stream);
     if (!st)
@@ -348,6 +464,9 @@ int ss_integrity_finish(ss_integrity *ig, const ss_eos *eos, char *err,
         declared = st->nstreams;
         ended++;
     }
+    int prc = prods_check(ig, err, errlen);
+    if (prc)
+        return prc;
     /* the results the run must have: a rogue router that swallows one
      * and strikes it from the end-of-stream table is caught here */
     for (size_t i = 0; i < ig->nfinals; i++) {

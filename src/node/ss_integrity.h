@@ -63,7 +63,11 @@ int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,
                        size_t errlen);
 
 /* At the end of the input: checks that every stream is complete and that
- * the (untrusted) EOS table agrees. Returns 0 or SS_EINTEGRITY with the
+ * the (untrusted) EOS table agrees, and, for each writer whose result (a
+ * FINAL batch of its own stream) carries an enclave instance id, that
+ * every other batch it sent carried the same id and that their number
+ * is the one its result states (docs/PROTOCOL.md, instance): else the
+ * error names the worker. Returns 0 or SS_EINTEGRITY with the
  * first problem in err. */
 int ss_integrity_finish(ss_integrity *ig, const ss_eos *eos, char *err,
                         size_t errlen);

@@ -25,7 +25,7 @@ void ss_hdr_encode(const ss_hdr *h, uint8_t out[SS_HDR_SIZE])
     ss_put_u32(out + 60, h->epoch);
     ss_put_u16(out + 64, h->partition);
     ss_put_u16(out + 66, h->span);
-    ss_put_u32(out + 68, 0);
+    ss_put_u32(out + 68, h->instance);
 }
 
 /* See ss_batch.h. */
@@ -92,8 +92,9 @@ int ss_hdr_decode(const void *p, size_t n, ss_hdr *h, const char **why)
         *why = "unknown flag bits set";
         return SS_EPROTO;
     }
-    if (ss_get_u32(b + 68) != 0) {
-        *why = "reserved header field is not 0";
+    h->instance = ss_get_u32(b + 68);
+    if (h->instance && h->kind != SS_MSG_DATA) {
+        *why = "instance field set on a message that is not DATA";
         return SS_EPROTO;
     }
     if ((h->span != 0) != ((h->flags & SS_BF_RANGE) != 0)) {

@@ -16,7 +16,7 @@ import zmq
 MAGIC = b"SSB1"
 VERSION = 2
 # magic version kind flags stream part seq count len first_row aux
-# run producer epoch partition span reserved
+# run producer epoch partition span instance
 HDR = struct.Struct("<4sBBHIIQIIQQQIIHHI")  # 72 bytes
 DATA, EOS, HELLO, WELCOME, CREDIT, RECEIVED, HEARTBEAT, ABORT = (
     1, 2, 3, 4, 5, 6, 7, 8)
@@ -46,14 +46,15 @@ def message(kind, payload=b"", flags=0, stream=0, part=0, seq=0, count=0,
 def parse(frame):
     (magic, version, kind, flags, stream, part, seq, count, length,
      first_row, aux, run, producer, epoch, partition, span,
-     reserved) = HDR.unpack_from(frame)
+     instance) = HDR.unpack_from(frame)
+    # instance: set only on DATA sealed by a stateful enclave
     if magic != MAGIC or version != VERSION or \
-            length != len(frame) - HDR.size or reserved:
+            length != len(frame) - HDR.size or (instance and kind != 1):
         raise ValueError("not a SecureStreams version 2 message")
     return dict(kind=kind, flags=flags, stream=stream, part=part, seq=seq,
                 count=count, first_row=first_row, aux=aux, run=run,
                 producer=producer, epoch=epoch, partition=partition,
-                span=span, payload=frame[HDR.size:])
+                span=span, instance=instance, payload=frame[HDR.size:])
 
 
 def confirmed(m):

@@ -1,7 +1,7 @@
 /*
  * test_batch.c - the wire version 2 header (src/wire/ss_batch.c): every
  * field at its documented offset, the round trip, and each check of
- * ss_hdr_decode (version, flags, reserved, span, partition, length).
+ * ss_hdr_decode (version, flags, instance, span, partition, length).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +30,7 @@ static ss_hdr sample(void)
     h.run = 0x0123456789abcdefull;
     h.producer = 0xdeadbeefu;
     h.epoch = 7;
+    h.instance = 0x5eed1234u;
     return h;
 }
 
@@ -51,7 +52,7 @@ static void test_layout(void **state)
     assert_int_equal(ss_get_u32(b + 60), 7);
     assert_int_equal(ss_get_u16(b + 64), 0);
     assert_int_equal(ss_get_u16(b + 66), 0);
-    assert_int_equal(ss_get_u32(b + 68), 0);
+    assert_int_equal(ss_get_u32(b + 68), 0x5eed1234u);
     ss_hdr back;
     const char *why = NULL;
     assert_int_equal(ss_hdr_decode(b, sizeof b, &back, &why), 0);
@@ -60,6 +61,7 @@ static void test_layout(void **state)
     assert_int_equal(back.epoch, 7);
     assert_int_equal(back.seq, h.seq);
     assert_int_equal(back.aux, h.aux);
+    assert_int_equal(back.instance, 0x5eed1234u);
 }
 
 /* Encodes h, lets edit change the bytes, and expects decode to refuse
@@ -79,7 +81,8 @@ static void refuse(ss_hdr h, void (*edit)(uint8_t *), const char *want)
 }
 
 static void set_v1(uint8_t *b) { b[4] = 1; }
-static void set_reserved(uint8_t *b) { b[70] = 1; }
+/* an instance id on a message that is not DATA (here an EOS) */
+static void set_instance_eos(uint8_t *b) { b[5] = SS_MSG_EOS; b[70] = 1; }
 static void set_flag7(uint8_t *b) { b[6] |= 0x80; }
 static void set_span(uint8_t *b) { ss_put_u16(b + 66, 3); }
 static void set_partition(uint8_t *b) { ss_put_u16(b + 64, 1); }
@@ -90,7 +93,8 @@ static void test_checks(void **state)
     (void)state;
     ss_hdr h = sample();
     refuse(h, set_v1, "unsupported wire version");
-    refuse(h, set_reserved, "reserved");
+    refuse(h, set_instance_eos, "instance field set on a message that is "
+                                "not DATA");
     refuse(h, set_flag7, "unknown flag");
     refuse(h, set_span, "span set without the RANGE flag");
     refuse(h, set_partition, "partition set without");

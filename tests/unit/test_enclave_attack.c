@@ -846,7 +846,8 @@ static int sink_takes(ss_integrity *ig, const ss_key *k, const ss_buf *out,
  * The sink took both results, one worker's total counted twice, every
  * check passed. The core sets a result's lineage itself (the worker's own
  * stream, batch 0, its end): the second result is the same batch again,
- * which the sink refuses (and a router drops as a duplicate). */
+ * which the sink refuses (and a router drops as a duplicate). Its
+ * first_row is the number of outputs the enclave sealed before it (2). */
 static void test_result_lineage_is_the_enclaves(void **state)
 {
     (void)state;
@@ -915,7 +916,7 @@ static void test_result_lineage_is_the_enclaves(void **state)
                 oh.stream, (unsigned long long)oh.seq,
                 oh.aux & SS_AUX_END ? " (end)" : "");
         if (oh.stream != own || oh.seq != 0 || !(oh.aux & SS_AUX_END) ||
-            !(oh.flags & SS_BF_FINAL) || oh.first_row != 0)
+            !(oh.flags & SS_BF_FINAL) || oh.first_row != 2)
             bad_lineage++;
         ss_enclave_close(&e);
         ss_keyservice_destroy(&ks);
@@ -932,6 +933,140 @@ static void test_result_lineage_is_the_enclaves(void **state)
     ss_key_destroy(&k);
 }
 
+/* The attacker's tool for the split fold: a reduce host starts two
+ * enclaves of its one worker (nothing limits that: the spawner starts
+ * what it is asked, the key service releases the key to each). Enclave A
+ * folds only the batches the host picks (here batch 0: 1+2+3) and
+ * completes; enclave B takes the others (batch 1, the end of the stream)
+ * and seals their empty outputs. The sink gets one authentic output per
+ * input batch, A's sealed result, every stream complete: it must refuse
+ * the run, since the result covers a subset (6, not 16). FAILS today
+ * (the hole in docs/SECURITY.md): the sink takes all of it. */
+static void test_fold_split_across_two_enclaves(void **state)
+{
+    (void)state;
+    const uint64_t run = 0x5252ull;
+    char err[1024];
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    ss_integrity *ig = NULL;
+    assert_int_equal(ss_integrity_new(0, &ig), 0);
+    assert_int_equal(ss_integrity_expect_final(ig, "victim-1"), 0);
+    static const int v0[] = {1, 2, 3}, v1[] = {10};
+    ss_buf b0 = SS_BUF_INIT, b1 = SS_BUF_INIT;
+    sealed_ints(k, &b0, run, 0, 0, v0, 3);
+    { /* batch 1 ends the source's one stream */
+        ss_buf pl = SS_BUF_INIT;
+        assert_int_equal(ss_mp_put_int(&pl, v1[0]), 0);
+        ss_hdr h;
+        memset(&h, 0, sizeof h);
+        h.kind = SS_MSG_DATA;
+        h.flags = SS_BF_LAST_PART;
+        h.stream = 7;
+        h.seq = 1;
+        h.count = 1;
+        h.run = run;
+        h.aux = SS_AUX_END | 1;
+        assert_int_equal(ss_aead_seal(k, &h, pl.data, pl.len, &b1), 0);
+        ss_buf_release(&pl);
+    }
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    ss_keyservice *ksa = NULL, *ksb = NULL;
+    ss_enclave *a = open_attested_as("sum", script("sum", SUM_SCRIPT),
+                                     "victim-1", run, 0, &ksa);
+    ss_enclave *b = open_attested_as("sum", script("sum", SUM_SCRIPT),
+                                     "victim-1", run, 0, &ksb);
+    ss_hdr oh;
+    int refused = 0;
+    char why[1024] = "";
+    /* A folds batch 0, B takes batch 1: each output reaches the sink */
+    if (ss_enclave_call(a, b0.data, b0.len, &r, err, sizeof err))
+        fail_msg("call A: %s", err);
+    if (sink_takes(ig, k, &r.msg, &oh, why, sizeof why))
+        refused++;
+    if (ss_enclave_call(b, b1.data, b1.len, &r, err, sizeof err))
+        fail_msg("call B: %s", err);
+    if (!refused && sink_takes(ig, k, &r.msg, &oh, why, sizeof why))
+        refused++;
+    ss_hdr fin;
+    memset(&fin, 0, sizeof fin);
+    fin.kind = SS_MSG_DATA;
+    fin.run = run;
+    if (ss_enclave_complete(a, &fin, &r, err, sizeof err))
+        fail_msg("complete A: %s", err);
+    if (!refused && sink_takes(ig, k, &r.msg, &oh, why, sizeof why))
+        refused++;
+    if (!refused && ss_integrity_finish(ig, NULL, why, sizeof why))
+        refused++;
+    fprintf(stderr, "split fold: the sink %s%s\n",
+            refused ? "refused the run: " : "took a result of 6 of 16",
+            why);
+    if (!refused)
+        fail_msg("the sink took a result folded from a subset of the "
+                 "batches (two enclaves of worker victim-1)");
+    if (!strstr(why, "victim-1"))
+        fail_msg("the refusal does not name the worker: %s", why);
+    ss_enclave_close(&a);
+    ss_enclave_close(&b);
+    ss_keyservice_destroy(&ksa);
+    ss_keyservice_destroy(&ksb);
+    ss_integrity_destroy(&ig);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&b0);
+    ss_buf_release(&b1);
+    ss_key_destroy(&k);
+}
+
+/* The sink's side of the instance check on headers alone: a result
+ * that says its enclave sealed 3 outputs when 2 of that worker arrived
+ * is refused naming the worker; 2 is taken; a result with no instance
+ * (plain and encrypted modes: the worker itself wrote it) is not
+ * checked; an output of another instance is refused. */
+static void test_sink_checks_a_results_outputs(void **state)
+{
+    (void)state;
+    const uint32_t w = ss_name_id("victim-1");
+    for (int c = 0; c < 4; c++) {
+        static const uint32_t inst[4][3] = {
+            {7, 7, 7}, {7, 7, 7}, {0, 0, 0}, {7, 9, 7}};
+        static const uint64_t says[4] = {3, 2, 5, 2};
+        static const int ok[4] = {0, 1, 1, 0};
+        ss_integrity *ig = NULL;
+        assert_int_equal(ss_integrity_new(0, &ig), 0);
+        assert_int_equal(ss_integrity_expect_final(ig, "victim-1"), 0);
+        char err[512] = "";
+        for (int i = 0; i < 3; i++) {
+            ss_hdr h;
+            memset(&h, 0, sizeof h);
+            h.kind = SS_MSG_DATA;
+            h.flags = SS_BF_LAST_PART;
+            h.producer = w;
+            h.instance = inst[c][i];
+            h.stream = 7;
+            h.seq = (uint64_t)i;
+            if (i == 1)
+                h.aux = SS_AUX_END | 1;
+            if (i == 2) { /* the result */
+                h.flags |= SS_BF_FINAL;
+                h.stream = w | 0x80000000u;
+                h.seq = 0;
+                h.aux = SS_AUX_END;
+                h.first_row = says[c];
+            }
+            assert_int_equal(ss_integrity_batch(ig, &h, err, sizeof err),
+                             0);
+        }
+        int rc = ss_integrity_finish(ig, NULL, err, sizeof err);
+        fprintf(stderr, "case %d: %s\n", c, rc ? err : "taken");
+        if (ok[c])
+            assert_int_equal(rc, 0);
+        else if (rc != SS_EINTEGRITY || !strstr(err, "victim-1"))
+            fail_msg("case %d: %d %s", c, rc, err);
+        ss_integrity_destroy(&ig);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -941,6 +1076,8 @@ int main(void)
         cmocka_unit_test(test_swapped_snapshots_refused),
         cmocka_unit_test(test_stateful_takes_each_batch_once),
         cmocka_unit_test(test_result_lineage_is_the_enclaves),
+        cmocka_unit_test(test_fold_split_across_two_enclaves),
+        cmocka_unit_test(test_sink_checks_a_results_outputs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
