@@ -22,8 +22,8 @@
  *    60   4  epoch      checkpoint epoch (0 until checkpoints exist)
  *    64   2  partition  key group of the batch's events (PARTITIONED)
  *    66   2  span       RANGE: seqs this message stands for, else 0
- *    68   4  instance   DATA sealed by a stateful enclave: the random id
- *                       that enclave drew at start (never 0); else 0
+ *    68   4  instance   DATA sealed by a stateful enclave core: the random
+ *                       id it drew at its first output (never 0); else 0
  *    72      payload    DATA: `count` MessagePack values back to back
  *                       (or, with SS_BF_ENCRYPTED, their AEAD sealing);
  *                       control kinds: one MessagePack map (ss_proto.h)
@@ -107,9 +107,9 @@ typedef struct ss_hdr {
 void ss_hdr_encode(const ss_hdr *h, uint8_t out[SS_HDR_SIZE]);
 
 /* Parses a message of n bytes at p into h. Checks the magic, the version,
- * the kind, that len == n - SS_HDR_SIZE, that unknown flag bits are 0 and
- * that instance is 0 unless the kind is DATA, that span is 0 unless RANGE (1.. with it) and
- * that a PARTITIONED batch's partition is below SS_PARTITIONS. Returns 0,
+ * the kind, that len == n - SS_HDR_SIZE, that unknown flag bits are 0,
+ * that instance is 0 unless the kind is DATA, that span is 0 unless
+ * RANGE (1.. with it) and that a PARTITIONED batch's partition is below SS_PARTITIONS. Returns 0,
  * or SS_EPROTO with a static reason in *why (never NULL on error). h->version
  * is set even when the version is the wrong one (after a good magic), so
  * that a router can name both versions. */

@@ -33,7 +33,7 @@ def z85(name):
 def header(kind, n):
     # the 72-byte header of wire version 2 (src/wire/ss_batch.h): magic,
     # version, kind, flags, stream, part, seq, count, len, first_row, aux,
-    # run, producer, epoch, partition, span, reserved
+    # run, producer, epoch, partition, span, instance (0 here)
     return struct.pack('<4sBBHIIQIIQQQIIHHI', b'SSB1', 2, kind, 0, 0, 0, 0,
                        0, n, 0, 0, 0, 0, 0, 0, 0, 0)
 
