@@ -531,6 +531,12 @@ static void keyserver_stop(keyserver *k)
     ss_keyservice_destroy(&k->ks);
 }
 
+/* ss_run_opts.grant_restore for the in-process key service. */
+static int grant_restore(void *ctx, const char *worker, uint32_t epoch)
+{
+    return ss_keyservice_set_restore(ctx, worker, epoch);
+}
+
 /* See cmds.h. */
 int cmd_run(int argc, char **argv)
 {
@@ -593,8 +599,12 @@ int cmd_run(int argc, char **argv)
             ss_pipeline_destroy(&p);
             return 1;
         }
-        if (ksrv.ks)
+        if (ksrv.ks) {
             a.ro.keyservice = ksrv.endpoint;
+            /* a restart from a checkpoint grants the enclaves its epoch */
+            a.ro.grant_restore = grant_restore;
+            a.ro.grant_ctx = ksrv.ks;
+        }
     }
     ss_supervisor *sv = NULL;
     if (ss_supervisor_new(p, &a.ro, &sv, err, sizeof err) ||

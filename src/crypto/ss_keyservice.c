@@ -9,6 +9,7 @@
 #include "wire/ss_batch.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,10 @@ struct ss_keyservice {
     uint64_t run; /* 0: releases are not bound to a run */
     ks_grant *grants; /* restore grants by worker (ss_keyservice_set_restore) */
     size_t ngrants;
+    /* the grants are set by the run's coordinator while the key service
+     * serves on its own thread */
+    pthread_mutex_t grants_mu;
+    int mu_ok;
 };
 
 /* See ss_keyservice.h. */
@@ -42,31 +47,42 @@ int ss_keyservice_set_restore(ss_keyservice *ks, const char *worker,
 {
     if (!worker || !worker[0] || strlen(worker) >= SS_REPORT_NAME_MAX)
         return SS_EINVAL;
-    for (size_t i = 0; i < ks->ngrants; i++)
-        if (!strcmp(ks->grants[i].worker, worker)) {
-            ks->grants[i].epoch = epoch;
-            return 0;
-        }
-    if (ks->ngrants == KS_MAX_GRANTS)
-        return SS_ENOMEM;
-    if (!ks->grants) {
-        ks->grants = calloc(KS_MAX_GRANTS, sizeof *ks->grants);
+    int rc = 0;
+    pthread_mutex_lock(&ks->grants_mu);
+    size_t i = 0;
+    while (i < ks->ngrants && strcmp(ks->grants[i].worker, worker))
+        i++;
+    if (i < ks->ngrants) {
+        ks->grants[i].epoch = epoch;
+    } else if (ks->ngrants == KS_MAX_GRANTS) {
+        rc = SS_ENOMEM;
+    } else {
         if (!ks->grants)
-            return SS_ENOMEM;
+            ks->grants = calloc(KS_MAX_GRANTS, sizeof *ks->grants);
+        if (!ks->grants) {
+            rc = SS_ENOMEM;
+        } else {
+            ks_grant *g = &ks->grants[ks->ngrants++];
+            snprintf(g->worker, sizeof g->worker, "%s", worker);
+            g->epoch = epoch;
+        }
     }
-    ks_grant *g = &ks->grants[ks->ngrants++];
-    snprintf(g->worker, sizeof g->worker, "%s", worker);
-    g->epoch = epoch;
-    return 0;
+    pthread_mutex_unlock(&ks->grants_mu);
+    return rc;
 }
 
 /* The restore grant of worker (0: none). */
-static uint32_t grant_of(const ss_keyservice *ks, const char *worker)
+static uint32_t grant_of(ss_keyservice *ks, const char *worker)
 {
+    uint32_t e = 0;
+    pthread_mutex_lock(&ks->grants_mu);
     for (size_t i = 0; i < ks->ngrants; i++)
-        if (!strcmp(ks->grants[i].worker, worker))
-            return ks->grants[i].epoch;
-    return 0;
+        if (!strcmp(ks->grants[i].worker, worker)) {
+            e = ks->grants[i].epoch;
+            break;
+        }
+    pthread_mutex_unlock(&ks->grants_mu);
+    return e;
 }
 
 /* See ss_keyservice.h. */
@@ -82,6 +98,11 @@ int ss_keyservice_new(const char *key_dir, ss_keyservice **out, char *err,
     ss_keyservice *ks = calloc(1, sizeof *ks);
     if (!ks)
         return SS_ENOMEM;
+    if (pthread_mutex_init(&ks->grants_mu, NULL) != 0) {
+        free(ks);
+        return SS_ENOMEM;
+    }
+    ks->mu_ok = 1;
     int rc = ss_keys_load_data(key_dir, &ks->key, err, errlen);
     if (!rc)
         rc = ss_keys_load_platform_pk(key_dir, ks->platform_pk, err, errlen);
@@ -106,6 +127,8 @@ void ss_keyservice_destroy(ss_keyservice **p)
     ss_key_destroy(&(*p)->key);
     free((*p)->exp);
     free((*p)->grants);
+    if ((*p)->mu_ok)
+        pthread_mutex_destroy(&(*p)->grants_mu);
     free(*p);
     *p = NULL;
 }

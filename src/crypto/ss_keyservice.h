@@ -58,7 +58,9 @@ void ss_keyservice_set_run(ss_keyservice *ks, uint64_t run);
  * restore of the checkpoint of epoch (0: no restore, the default): the
  * run's coordinator calls it with the last complete checkpoint before it
  * restarts a worker that is to restore it (ss_enclave_restore, enclave
- * mode). Returns 0, SS_EINVAL (bad name) or SS_ENOMEM. */
+ * mode). Safe to call while another thread serves requests
+ * (ss_keyserver_serve): a release sees the grant before or after, whole.
+ * Returns 0, SS_EINVAL (bad name) or SS_ENOMEM. */
 int ss_keyservice_set_restore(ss_keyservice *ks, const char *worker,
                               uint32_t epoch);
 

@@ -1231,9 +1231,9 @@ static const char *resume_refused(const ss_supervisor *sv)
 {
     if (!sv->ckpt_epoch || !sv->ckptdir)
         return "no complete checkpoint";
-    if (strcmp(sv->p->security, "enclave") == 0)
-        return "resuming is built in plain and encrypted modes only so far "
-               "(enclave mode needs the key service's restore grant)";
+    if (strcmp(sv->p->security, "enclave") == 0 && !sv->o.grant_restore)
+        return "enclave mode resumes only with a key service that grants "
+               "the restore (this run has none)";
     return NULL;
 }
 
@@ -2085,6 +2085,27 @@ static int write_staged_copy(const char *path, const void *data, size_t n)
     return 0;
 }
 
+/* Enclave mode: the key service releases the data key to every enclave
+ * worker with the restore grant of epoch (0: none, it starts fresh), so
+ * that its enclave restores exactly the checkpoint the run resumes from
+ * (docs/SECURITY.md, Snapshots). Returns 0, or -1 (said). */
+static int set_grants(ss_supervisor *sv, uint32_t epoch)
+{
+    if (!sv->o.grant_restore)
+        return 0;
+    for (size_t k = 0; k < sv->ks_n; k++) {
+        int rc = sv->o.grant_restore(sv->o.grant_ctx, sv->ks_names[k],
+                                     epoch);
+        if (rc) {
+            say(sv, "the key service cannot grant %s the restore of "
+                "checkpoint %u: %s", sv->ks_names[k], epoch,
+                ss_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void forget_resume(ss_supervisor *sv)
 {
     free(sv->resume_parts_env);
@@ -2164,6 +2185,11 @@ static int prepare_resume(ss_supervisor *sv)
         }
     }
     ss_ckresume_release(&r);
+    if (!rc && set_grants(sv, sv->ckpt_epoch) != 0) {
+        say(sv, "checkpoint %u is not used; restarting from the start "
+            "instead", sv->ckpt_epoch);
+        rc = -1;
+    }
     if (rc) {
         forget_resume(sv);
         ss_monitor_reset(sv->mon);
@@ -2207,8 +2233,13 @@ static void restart(ss_supervisor *sv)
     /* before the sink's held output is emptied: it must be empty */
     int resumed = sv->ckpt_epoch && !resume_refused(sv) &&
                   prepare_resume(sv) == 0;
-    if (!resumed)
+    if (!resumed) {
         forget_resume(sv);
+        /* from the start: no enclave may restore anything (a grant
+         * left over is harmless: nobody is told to restore, and an
+         * enclave that restored nothing takes every epoch) */
+        (void)set_grants(sv, 0);
+    }
     if (sv->spool_fd >= 0 &&
         (ftruncate(sv->spool_fd, 0) != 0 ||
          lseek(sv->spool_fd, 0, SEEK_SET) != 0))

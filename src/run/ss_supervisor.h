@@ -30,6 +30,8 @@
 #include "net/ss_keyserver.h"
 #include "run/ss_pipeline.h"
 
+#include <stdint.h>
+
 /* Exit statuses of a run, as returned by ss_supervisor_run. */
 enum {
     SS_RUN_OK = 0,
@@ -63,6 +65,17 @@ typedef struct ss_run_opts {
      * the sink completes, so each result shows once. A component that
      * exits with an error status is never restarted: it said why. */
     unsigned max_restarts;
+    /* enclave mode: before a restart from the checkpoint of epoch E,
+     * grant_restore(grant_ctx, worker, E) is called for each enclave
+     * worker (its component name), and with 0 before a restart from the
+     * start, so that the key service releases the data key with the
+     * grant the worker's enclave needs to restore exactly E (ss_keyservice_
+     * set_restore). It returns 0 or a negative code; on failure the
+     * restart goes from the start. NULL: enclave mode restarts from the
+     * start. */
+    int (*grant_restore)(void *grant_ctx, const char *worker,
+                         uint32_t epoch);
+    void *grant_ctx;
 } ss_run_opts;
 
 typedef struct ss_supervisor ss_supervisor;

@@ -3,8 +3,8 @@
 # --restarts N`, a kill -9 of a stateful worker (the reduce), of a router
 # or of the sink mid-run of DelayedFlights stops every component and
 # starts the whole pipeline again (from the start without checkpoints,
-# from the last complete checkpoint with them, in plain and encrypted
-# modes: see the
+# from the last complete checkpoint with them, in plain, encrypted and
+# enclave modes: see the
 # resume section below, with the refused stale snapshots); the answer is exactly
 # awk's, printed once, and the summary balances with the counters of the
 # run that completed; in plain, encrypted and enclave modes. The number
@@ -255,14 +255,86 @@ n=$(grep -o 'source: [0-9]* lines' out-cke/logs/source.log | tail -1 | grep -o '
 check "encrypted: the source read fewer rows after the restart (${n:-?}) than the file holds (20000)" \
     test "${n:-20000}" -lt 20000 -a "${n:-0}" -gt 0
 
-# a checkpoint that is not resumable yet (enclave mode: the supervisor
-# does not grant the restore through the key service yet) is said, and
-# the restart goes from the start, still exactly
+# enclave mode resumes too: before the restart the run's key service is
+# told to grant each enclave worker the restore of checkpoint E, released
+# sealed with the data key to the worker's attested enclave, which then
+# opens its sealed snapshot of exactly E (and refuses any other epoch)
 check "resume: enclave, reduce-1 killed after a checkpoint completed" \
     ck_run ckn --security enclave
-ck_ok ckn "resume refused (enclave)"
-contains "enclave: the restart says why the checkpoint is not used" err-ckn \
-    "restarting the whole pipeline from the start .*the last complete checkpoint \(epoch [1-9][0-9]*\) is not used: resuming is built in plain and encrypted modes only so far"
+ck_ok ckn "resume (enclave)"
+contains "enclave: the restart resumes from checkpoint E" err-ckn \
+    "was killed by signal 9 .*restarting the whole pipeline from checkpoint [1-9][0-9]* \(restart 1 of at most 2\)"
+En=$(grep -o 'from checkpoint [0-9]*' err-ckn | head -1 | grep -o '[0-9]*$')
+contains "enclave: reduce-1's enclave restored its sealed snapshot of epoch $En" \
+    out-ckn/logs/reduce-1.log "reduce-1: restored the state of checkpoint $En "
+contains "enclave: the sink restored its sealed snapshot" err-ckn \
+    "sink: restored the state of checkpoint $En "
+n=$(grep -o 'source: [0-9]* lines' out-ckn/logs/source.log | tail -1 | grep -o '[0-9]*')
+check "enclave: the source read fewer rows after the restart (${n:-?}) than the file holds (20000)" \
+    test "${n:-20000}" -lt 20000 -a "${n:-0}" -gt 0
+
+# the rollback attack end to end, in enclave mode: the host keeps an
+# older checkpoint's sealed snapshot of reduce-1 (epoch E1), and when a
+# later checkpoint E2 completed it puts it back under the name of E2's
+# (reduce-1-eE2.snap) and rewrites the manifest's hash to match (the
+# coordinator is stopped meanwhile, so the manifest stays at E2), then
+# kills reduce-1. The key service grants E2; the enclave opens the
+# snapshot, finds epoch E1 inside the sealed header and refuses it: the
+# worker exits with an error and the run fails, naming it (a component
+# that exits with an error is never restarted: no fallback to the start)
+rb_run() {
+    local tag=rb
+    LOG_LEVEL=info timeout -k 10 "$RUN_TIMEOUT" "$SS" run p-ck.yml \
+        --output-dir "out-$tag" --restarts 2 --security enclave \
+        > "res-$tag" 2> "err-$tag" &
+    local run=$! sup="" pid="" e1="" e2="" m="out-$tag/checkpoints/manifest.json"
+    _pids+=($run)
+    for _ in $(seq 1 1200); do
+        [ -s "$m" ] && e1=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$m" 2>/dev/null) &&
+            cp "out-$tag/checkpoints/reduce-1-e$e1.snap" rb-old.snap 2>/dev/null && break
+        e1=""
+        sleep 0.05
+    done
+    for _ in $(seq 1 1200); do
+        e2=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$m" 2>/dev/null)
+        [ -n "$e1" ] && [ -n "$e2" ] && [ "$e2" -gt "$e1" ] && break
+        sleep 0.05
+    done
+    sup=$(pgrep -P "$run" | head -1)
+    [ -n "$sup" ] && kill -STOP "$sup"
+    e2=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$m" 2>/dev/null)
+    echo "$e1 $e2" > rb-epochs
+    cp rb-old.snap "out-$tag/checkpoints/reduce-1-e$e2.snap"
+    $PY - "$m" "out-$tag/checkpoints/reduce-1-e$e2.snap" <<'PYEOF'
+import hashlib, json, os, sys
+m, snap = sys.argv[1], sys.argv[2]
+text = open(m).read()
+h = hashlib.blake2b(open(snap, 'rb').read(), digest_size=32).hexdigest()
+for f in json.loads(text)["files"]:
+    if f["name"] == os.path.basename(snap):
+        text = text.replace(f["blake2b_256"], h)
+open(m, 'w').write(text)
+PYEOF
+    pid=$([ -n "$sup" ] && pgrep -P "$sup" -f -- "--name reduce-1( |$)" | head -1)
+    [ -n "$pid" ] && kill -KILL "$pid"
+    local ok=$?
+    [ -n "$sup" ] && kill -CONT "$sup"
+    wait_max $((RUN_TIMEOUT + 20)) $run
+    echo $? > "rc-$tag"
+    [ -n "$e1" ] && [ "${e2:-0}" -gt "$e1" ] && [ $ok -eq 0 ]
+}
+check "rollback (enclave): an older snapshot put back under E2's name, reduce-1 killed" rb_run
+read -r E1 E2 < rb-epochs
+check "rollback: the run fails (non-zero exit)" test "$(cat rc-rb)" -ne 0
+contains "rollback: the run resumed from checkpoint $E2 (the manifest passed)" err-rb \
+    "restarting the whole pipeline from checkpoint $E2 "
+contains "rollback: the enclave refused the snapshot of epoch $E1 under E2's name" \
+    out-rb/logs/reduce-1.log \
+    "reduce-1: refused to restore checkpoint $E2 from .*reduce-1-e$E2.snap: .*epoch $E1.*$E2|reduce-1: refused to restore checkpoint $E2 from .*reduce-1-e$E2.snap: .*$E2.*epoch $E1"
+contains "rollback: the run's failure names reduce-1" err-rb "failed because .*reduce-1"
+lacks "rollback: no result is shown" res-rb "^Delays"
+lacks "rollback: reduce-1 restored nothing" out-rb/logs/reduce-1.log \
+    "reduce-1: restored the state of checkpoint"
 
 # without --restarts the loss of state still fails the run (as before)
 check "no restarts: reduce-1 was killed mid-stream" kill_run none reduce-1 1 0
