@@ -839,6 +839,27 @@ static int sink_takes(ss_integrity *ig, const ss_key *k, const ss_buf *out,
     return ss_integrity_batch(ig, h, err, errlen);
 }
 
+/* The source's one stream (7) of run, sealed with k: batch 0 holds 1, 2
+ * and 3; batch 1 holds 10 and ends the stream. */
+static void two_batches(const ss_key *k, uint64_t run, ss_buf *b0, ss_buf *b1)
+{
+    static const int v0[] = {1, 2, 3};
+    sealed_ints(k, b0, run, 0, 0, v0, 3);
+    ss_buf pl = SS_BUF_INIT;
+    assert_int_equal(ss_mp_put_int(&pl, 10), 0);
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.flags = SS_BF_LAST_PART;
+    h.stream = 7;
+    h.seq = 1;
+    h.count = 1;
+    h.run = run;
+    h.aux = SS_AUX_END | 1;
+    assert_int_equal(ss_aead_seal(k, &h, pl.data, pl.len, b1), 0);
+    ss_buf_release(&pl);
+}
+
 /* A reduce host starts two enclaves of its worker (the spawner starts as
  * many as it is asked for, the key service releases to each), feeds both
  * every batch, completes both, and used to choose the lineage of each
@@ -858,24 +879,8 @@ static void test_result_lineage_is_the_enclaves(void **state)
     ss_integrity *ig = NULL;
     assert_int_equal(ss_integrity_new(0, &ig), 0);
     assert_int_equal(ss_integrity_expect_final(ig, "victim-1"), 0);
-    static const int v0[] = {1, 2, 3}, v1[] = {10};
     ss_buf b0 = SS_BUF_INIT, b1 = SS_BUF_INIT;
-    sealed_ints(k, &b0, run, 0, 0, v0, 3);
-    { /* batch 1 ends the source's one stream */
-        ss_buf pl = SS_BUF_INIT;
-        assert_int_equal(ss_mp_put_int(&pl, v1[0]), 0);
-        ss_hdr h;
-        memset(&h, 0, sizeof h);
-        h.kind = SS_MSG_DATA;
-        h.flags = SS_BF_LAST_PART;
-        h.stream = 7;
-        h.seq = 1;
-        h.count = 1;
-        h.run = run;
-        h.aux = SS_AUX_END | 1;
-        assert_int_equal(ss_aead_seal(k, &h, pl.data, pl.len, &b1), 0);
-        ss_buf_release(&pl);
-    }
+    two_batches(k, run, &b0, &b1);
     ss_enclave_result r;
     ss_enclave_result_init(&r);
     int refused = 0, bad_lineage = 0;
@@ -952,24 +957,8 @@ static void test_fold_split_across_two_enclaves(void **state)
     ss_integrity *ig = NULL;
     assert_int_equal(ss_integrity_new(0, &ig), 0);
     assert_int_equal(ss_integrity_expect_final(ig, "victim-1"), 0);
-    static const int v0[] = {1, 2, 3}, v1[] = {10};
     ss_buf b0 = SS_BUF_INIT, b1 = SS_BUF_INIT;
-    sealed_ints(k, &b0, run, 0, 0, v0, 3);
-    { /* batch 1 ends the source's one stream */
-        ss_buf pl = SS_BUF_INIT;
-        assert_int_equal(ss_mp_put_int(&pl, v1[0]), 0);
-        ss_hdr h;
-        memset(&h, 0, sizeof h);
-        h.kind = SS_MSG_DATA;
-        h.flags = SS_BF_LAST_PART;
-        h.stream = 7;
-        h.seq = 1;
-        h.count = 1;
-        h.run = run;
-        h.aux = SS_AUX_END | 1;
-        assert_int_equal(ss_aead_seal(k, &h, pl.data, pl.len, &b1), 0);
-        ss_buf_release(&pl);
-    }
+    two_batches(k, run, &b0, &b1);
     ss_enclave_result r;
     ss_enclave_result_init(&r);
     ss_keyservice *ksa = NULL, *ksb = NULL;
