@@ -5,8 +5,8 @@
  * the detached run's own log).
  */
 #include "cmds.h"
+#include "cli/cli_runarg.h"
 #include "run/ss_engine.h"
-#include "run/ss_runrec.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -55,20 +55,10 @@ static int service(const ss_runrec *r, const char *svc)
 /* See cmds.h. */
 int cmd_logs(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc < 2 || argc > 3 || argv[1][0] == '-') {
-        usage(stderr);
-        return 2;
-    }
     ss_runrec r;
-    char err[PATH_MAX + 256];
-    if (ss_runrec_read(argv[1], &r, err, sizeof err)) {
-        fprintf(stderr, "sstream logs: %s\n", err);
-        return 1;
-    }
+    int rc = cli_runarg(argc, argv, 3, "logs", usage, &r);
+    if (rc >= 0)
+        return rc;
     if (argc == 3) {
         const char *s = argv[2];
         if (!strcmp(s, "sink") || !strcmp(s, "keyservice"))

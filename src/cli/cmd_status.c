@@ -4,8 +4,8 @@
  * stack's services as the engine sees them).
  */
 #include "cmds.h"
+#include "cli/cli_runarg.h"
 #include "run/ss_engine.h"
-#include "run/ss_runrec.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,20 +28,10 @@ static void usage(FILE *f)
 /* See cmds.h. */
 int cmd_status(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc != 2 || argv[1][0] == '-') {
-        usage(stderr);
-        return 2;
-    }
     ss_runrec r;
-    char err[PATH_MAX + 256];
-    if (ss_runrec_read(argv[1], &r, err, sizeof err)) {
-        fprintf(stderr, "sstream status: %s\n", err);
-        return 1;
-    }
+    int rc = cli_runarg(argc, argv, 2, "status", usage, &r);
+    if (rc >= 0)
+        return rc;
     char when[64] = "?";
     time_t t = (time_t)r.started;
     struct tm tm;

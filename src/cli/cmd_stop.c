@@ -5,9 +5,9 @@
  * the stack is removed here.
  */
 #include "cmds.h"
+#include "cli/cli_runarg.h"
 #include "core/ss_util.h"
 #include "run/ss_engine.h"
-#include "run/ss_runrec.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -29,20 +29,10 @@ static void usage(FILE *f)
 /* See cmds.h. */
 int cmd_stop(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc != 2 || argv[1][0] == '-') {
-        usage(stderr);
-        return 2;
-    }
     ss_runrec r;
-    char err[PATH_MAX + 256];
-    if (ss_runrec_read(argv[1], &r, err, sizeof err)) {
-        fprintf(stderr, "sstream stop: %s\n", err);
-        return 1;
-    }
+    int rc = cli_runarg(argc, argv, 2, "stop", usage, &r);
+    if (rc >= 0)
+        return rc;
     if (ss_runrec_alive(&r) > 0) {
         if (kill((pid_t)r.pid, SIGTERM) != 0) {
             perror("sstream stop: kill");
