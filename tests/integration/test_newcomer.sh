@@ -243,7 +243,9 @@ timeout 60 "$SS" run key-shop.yml --output-dir key-ok > o 2> e
 lacks "a well-spelt partition_by says nothing of the kind" e "hot partition"
 # --- checkpoints that never complete: the summary does not point at a
 # manifest that was not written, and says why
-"$SS" gen flights --rows 100000 --seed 5 -o ck.csv
+# (300,000 rows and a barrier every 2 ms: with 100,000 rows and 20 ms a
+# fast machine's source was done before the first interval had passed)
+"$SS" gen flights --rows 300000 --seed 5 -o ck.csv
 cat > fred.lua <<'LUA'
 local ZmqRx = require 'zmq-rx'
 ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
@@ -258,7 +260,7 @@ ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
 LUA
 cat > fck.yml <<'YML'
 name: fck
-checkpoint_ms: 20
+checkpoint_ms: 2
 source: { file: ck.csv, parts: 2 }
 stages:
   - { name: red, script: fred.lua }
@@ -269,10 +271,10 @@ check "a run whose reduce state cannot be checkpointed still completes" test $rc
 contains "... warning that no checkpoint can complete" e "no snapshot at checkpoint [0-9]+, so no checkpoint can complete: stage 'red': cannot checkpoint .*a function value"
 check "... and writes no manifest" test ! -e fck/checkpoints/manifest.json
 lacks "... so the summary names none" e "manifest.json"
-contains "... but says none completed, and why" e "checkpoints: none complete \(every 20 ms\): barriers reached epoch [0-9]+ but not every component acknowledged one"
+contains "... but says none completed, and why" e "checkpoints: none complete \(every 2 ms\): barriers reached epoch [0-9]+ but not every component acknowledged one"
 printf 'a\nb\n' > tiny.txt
 timeout 60 "$SS" run fck.yml --data tiny.txt --output-dir fck2 > o 2> e
-contains "a run too short for a barrier says so" e "checkpoints: none \(every 20 ms\): the run ended before the first barrier; no manifest written"
+contains "a run too short for a barrier says so" e "checkpoints: none \(every 2 ms\): the run ended before the first barrier; no manifest written"
 # --- sstream decrypt of the empty rejects.jsonl of an enclave run that
 # rejected nothing: said so, not "ends after batch 0 ... (truncated?)"
 : > empty.jsonl
