@@ -83,10 +83,22 @@ struct ss_stage {
     ss_stage *head;    /* the chain's first stage; NULL for that one */
     ss_stage *next;    /* the stage this one's output feeds, or NULL */
     ss_stage *loading; /* head: the stage whose script is loading */
-    ss_stage *at;      /* head: the stage whose Lua runs (rejects) */
+    ss_stage *at;      /* head: the stage whose Lua runs (budget) */
     ss_stage *reject_as; /* head: name a reject after this stage */
-    ss_stage_counts fc;    /* not the head: this stage's counters */
-    ss_stage_counts ev_fc; /* ... when the current event started */
+    ss_stage_counts fc;  /* not the head: this stage's counters */
+    /* a stage with a next one keeps what it emits in a Lua array (the
+     * registry's pend_ref, 1..npend) until the event that emitted it
+     * succeeded; then each value goes through the next stage under its
+     * own protection (drain): see "a chain sharing one Lua state" */
+    int pend_ref;
+    uint32_t npend, dnext, ev_pmark;
+    uint32_t in_index; /* later stages: index of the next value in what
+                          the stage before handed on (this batch) */
+    /* where this stage's output stood when its current value started */
+    uint32_t mk_pend, mk_cnt;
+    uint64_t mk_out, mk_bytes;
+    size_t mk_len;
+    int by_batch; /* head: hand values on per batch, not per event */
     char err[512];
 };
 
@@ -237,7 +249,9 @@ static void count_hook(lua_State *L, lua_Debug *ar)
         return;
     }
     s->used += (uint64_t)lua_gethookcount(L);
-    if (s->used <= s->max_insns) {
+    /* in a shared state, the stage whose Lua runs: its own budget */
+    const ss_stage *w = s->at ? s->at : s;
+    if (s->used <= w->max_insns) {
         if (lua_gethookcount(L) != HOOK_STEP) /* armed at 1 */
             lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
         int tick = s->ticked || !s->timed;
@@ -254,7 +268,7 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     s->in_hook = 0;
     luaL_error(L, "stage '%s': %s ran past max_instructions ("
                   SS_LUA_FMT_INT " Lua instructions): stopped",
-               s->stage, s->metering, SS_LUA_ARG_INT(s->max_insns));
+               w->stage, s->metering, SS_LUA_ARG_INT(w->max_insns));
 }
 
 /* Removes the hook a tick set on the running thread (the main one when
@@ -510,12 +524,13 @@ static void maybe_flush(ss_stage *s, int final)
     ss_stage_out_reset(o);
 }
 
-/* Stage t emits value 1 into the next stage of its shared state: that
- * stage's subject gets it as its input event, now, in Lua (no encoding);
- * the counters are kept as if it had crossed a socket. */
-static int bridge(lua_State *L, ss_stage *t)
+/* Stage t emits value 1 and has a next stage in its shared state: the
+ * value is kept, as it is (no encoding), in t's array until the event
+ * that emitted it has succeeded in t (drain); counted as an output of t
+ * as if it had been written into a batch. */
+static int keep(lua_State *L, ss_stage *t)
 {
-    ss_stage *h = t->head ? t->head : t, *n = t->next;
+    ss_stage *h = t->head ? t->head : t;
     int ty = lua_type(L, 1);
     if (ty == LUA_TFUNCTION || ty == LUA_TTHREAD || ty == LUA_TUSERDATA ||
         ty == LUA_TLIGHTUSERDATA) {
@@ -535,45 +550,134 @@ static int bridge(lua_State *L, ss_stage *t)
     } else {
         t->fc.out++;
     }
-    n->fc.in++;
-    uint64_t outs = n->fc.out;
-    ss_stage *prev = h->at;
-    h->at = n;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, n->ref_onnext);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, n->ref_subject);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->pend_ref);
     lua_pushvalue(L, 1);
-    if (!h->hdr && h->cur) {
-        /* the completion: no input event to reject as a whole, so the
-         * event that fails in stage n is rejected there, as it would be
-         * in its own process */
-        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-            const char *m = lua_tostring(L, -1);
-            char why[512];
-            snprintf(why, sizeof why, "%s", m ? m : "(error object is not "
-                                                   "a string)");
-            lua_pop(L, 1);
+    lua_rawseti(L, -2, (lua_Integer)++t->npend);
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Forgets t's kept values from index from + 1 on. */
+static void unkeep(lua_State *L, ss_stage *t, uint32_t from)
+{
+    if (t->npend <= from)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->pend_ref);
+    for (uint32_t i = from + 1; i <= t->npend; i++) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, (lua_Integer)i);
+    }
+    lua_pop(L, 1);
+    t->npend = from;
+}
+
+/* Notes where stage n's output stands before it takes a value. */
+static void mark(ss_stage *h, ss_stage *n)
+{
+    n->mk_pend = n->npend;
+    n->mk_out = n->fc.out;
+    n->mk_bytes = n->fc.out_bytes;
+    if (h->cur) {
+        n->mk_len = h->cur->events.len;
+        n->mk_cnt = h->cur->count;
+    }
+}
+
+static void drain(ss_stage *h, ss_stage *t);
+
+/* lua_pcall'ed: hands t's kept values, from t->dnext on, to the next
+ * stage's subject, one onNext each; per event (not by_batch), what that
+ * stage keeps goes on at once. An error unwinds to drain(), which
+ * rejects the value t->dnext in the next stage and calls us again. */
+static int drain_step(lua_State *L)
+{
+    ss_stage *t = lua_touserdata(L, 1);
+    ss_stage *h = t->head ? t->head : t, *n = t->next;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->pend_ref);    /* 2 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, n->ref_onnext);  /* 3 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, n->ref_subject); /* 4 */
+    while (t->dnext <= t->npend) {
+        mark(h, n);
+        h->at = n;
+        meter_start(h, "an event");
+        lua_pushvalue(L, 3);
+        lua_pushvalue(L, 4);
+        lua_rawgeti(L, 2, (lua_Integer)t->dnext);
+        lua_call(L, 2, 0);
+        meter_stop(h);
+        n->fc.in++;
+        if (n->fc.out > n->mk_out)
+            n->fc.passed++;
+        else
+            n->fc.dropped++;
+        t->dnext++;
+        n->in_index++;
+        if (n->next && !h->by_batch)
+            drain(h, n);
+    }
+    return 0;
+}
+
+/* Runs every value t kept through the next stage, each as that stage's
+ * input event: an error rejects that value in that stage (named after
+ * it, quoting the value, at its index in what t handed on) and rolls
+ * back what the stage emitted for it, exactly as a separate stage would
+ * (its own batch, its own process). Empties t's array. Never raises. */
+static void drain(ss_stage *h, ss_stage *t)
+{
+    lua_State *L = h->L;
+    ss_stage *n = t->next;
+    int top = lua_gettop(L);
+    t->dnext = 1;
+    while (t->dnext <= t->npend) {
+        lua_pushcfunction(L, drain_step);
+        lua_pushlightuserdata(L, t);
+        int st = lua_pcall(L, 1, 0, 0);
+        meter_stop(h);
+        h->running = NULL;
+        if (st == LUA_OK)
+            break;
+        const char *m = lua_tostring(L, -1);
+        char why[512];
+        snprintf(why, sizeof why, "%s",
+                 m ? m : "(error object is not a string)");
+        lua_settop(L, top);
+        if (st == LUA_ERRMEM)
+            lua_gc(L, LUA_GCCOLLECT, 0);
+        /* the value failed in n: roll back what n emitted for it */
+        if (n->next)
+            unkeep(L, n, n->mk_pend);
+        else if (h->cur) {
+            h->cur->events.len = n->mk_len;
+            h->cur->count = n->mk_cnt;
+        }
+        n->fc.out = n->mk_out;
+        n->fc.out_bytes = n->mk_bytes;
+        n->fc.in++;
+        n->fc.rejected++;
+        if (h->cur) {
             ss_buf ev = SS_BUF_INIT;
             char ignored[128];
-            int enc = ss_mp_encode_lua(L, 1, &ev, ignored, sizeof ignored);
+            lua_rawgeti(L, LUA_REGISTRYINDEX, t->pend_ref);
+            lua_rawgeti(L, -1, (lua_Integer)t->dnext);
+            int enc = ss_mp_encode_lua(L, -1, &ev, ignored, sizeof ignored);
+            lua_settop(L, top);
+            uint32_t index = h->index;
+            h->index = n->in_index;
             h->reject_as = n;
             add_reject(h, h->cur, 1, why, enc ? NULL : ev.data,
                        enc ? 0 : ev.len);
             h->reject_as = NULL;
-            h->cur->delta.rejected--; /* n's */
+            h->index = index;
+            h->cur->delta.rejected--; /* n's, counted above */
             ss_buf_release(&ev);
-            n->fc.rejected++;
-            h->at = prev;
-            return 0;
         }
-    } else {
-        lua_call(L, 2, 0);
+        t->dnext++;
+        n->in_index++;
     }
-    h->at = prev;
-    if (n->fc.out > outs)
-        n->fc.passed++;
-    else
-        n->fc.dropped++;
-    return 0;
+    unkeep(L, t, 0);
+    h->at = h;
+    lua_settop(L, top);
 }
 
 static int host_emit(lua_State *L)
@@ -582,7 +686,7 @@ static int host_emit(lua_State *L)
     if (lua_gettop(L) < 1)
         lua_pushnil(L);
     if (t->next)
-        return bridge(L, t);
+        return keep(L, t);
     ss_stage *s = t->head ? t->head : t; /* whose buffers */
     ss_stage_out *o = s->cur ? s->cur : &s->free_out;
     size_t before = o->events.len;
@@ -693,6 +797,7 @@ int ss_stage_new(const ss_stage_opts *o, ss_stage **out, char *err,
     if (!s)
         return SS_ENOMEM;
     s->ref_subject = s->ref_onnext = s->ref_complete = LUA_NOREF;
+    s->pend_ref = LUA_NOREF;
     snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "worker");
     snprintf(s->stage, sizeof s->stage, "%s", o->stage ? o->stage : "");
     s->in_enclave = o->in_enclave;
@@ -1012,8 +1117,7 @@ static int batch_step(lua_State *L)
         s->ev_cnt = out->count;
         s->ev_outs = out->delta.out;
         s->decoded = 0;
-        for (ss_stage *t = s->next; t; t = t->next)
-            t->ev_fc = t->fc;
+        s->ev_pmark = s->npend;
         s->at = s;
         meter_start(s, "an event");
         lua_pushvalue(L, 2);
@@ -1032,6 +1136,8 @@ static int batch_step(lua_State *L)
         else
             out->delta.dropped++;
         s->index++;
+        if (s->next && !s->by_batch)
+            drain(s, s); /* the event succeeded: on to the next stage */
     }
     return 0;
 }
@@ -1108,6 +1214,8 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
     s->off = 0;
     s->count = hdr->count;
     s->malformed = 0;
+    for (ss_stage *t = s->next; t; t = t->next)
+        t->in_index = 0;
     int top = lua_gettop(L);
     budget_begin(s);
     while (s->index < s->count) {
@@ -1145,35 +1253,21 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
             }
         }
         out->delta.in++;
-        ss_stage *f = s->next && s->at ? s->at : s;
-        if (f != s) {
-            /* failed in a later stage of the shared state: the stages
-             * before it passed the event on, it rejected it (its other
-             * outputs of this event are rolled back with the rest) */
-            for (ss_stage *t = s->next; t; t = t->next)
-                t->fc = t->ev_fc;
-            out->delta.passed++;
-            out->delta.out++;
-            for (ss_stage *t = s->next; t != f; t = t->next) {
-                t->fc.in++;
-                t->fc.passed++;
-                t->fc.out++;
-            }
-            f->fc.in++;
-            f->fc.rejected++;
-            s->reject_as = f;
-        }
+        /* what the event emitted before it failed is not handed on (the
+         * later stages run only once it succeeded: drain) */
+        if (s->next)
+            unkeep(L, s, s->ev_pmark);
         add_reject(s, out, 1, s->err, payload + s->ev_start,
                    s->off - s->ev_start);
-        if (f != s) {
-            out->delta.rejected--; /* f's, counted above */
-            s->reject_as = NULL;
-        }
         s->at = s;
         s->index++;
     }
     if (!s->malformed && s->index == s->count && s->off < len)
         reject_trailing(s, out, payload, len);
+    /* per batch: every stage takes all the values of the stage before,
+     * in order, as separate stages do with their batches */
+    for (ss_stage *t = s; t && t->next && s->by_batch; t = t->next)
+        drain(s, t);
     budget_end(s);
     s->cur = NULL;
 done:
@@ -1210,9 +1304,17 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
         return 0;
     size_t bytes_before = out->events.len;
     uint64_t outs = out->delta.out;
+    /* a shared state's completion: what the stages emit now is handed on
+     * as one batch per stage, without lineage (as ss_chain does between
+     * separate stages), so that a reject's index counts from the first
+     * value that stage takes after the head completed */
+    static const ss_hdr no_lineage;
+    if (s->next && !s->head)
+        for (ss_stage *t = s->next; t; t = t->next)
+            t->in_index = 0;
     h->started = 1;
     h->cur = out;
-    h->hdr = NULL;
+    h->hdr = s->next || s->head ? &no_lineage : NULL;
     h->at = s;
     lua_pushcfunction(L, ss_lua_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_complete);
@@ -1220,8 +1322,16 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
     budget_begin(h);
     meter_start(h, "the completion");
     int rc = lua_pcall(L, 1, 0, -3);
+    meter_stop(h);
+    if (s->next) {
+        if (rc == LUA_OK) /* on through the rest (stage s completed) */
+            drain(h, s);
+        else /* its emits are lost with the failed completion */
+            unkeep(L, s, 0);
+    }
     budget_end(h);
     h->cur = NULL;
+    h->hdr = NULL;
     h->at = h;
     if (rc != LUA_OK) {
         /* the message is the first line; the traceback is for debugging
@@ -1511,6 +1621,7 @@ int ss_stage_new_shared(ss_stage *head, const ss_stage_opts *o,
         return SS_ENOMEM;
     }
     t->ref_subject = t->ref_onnext = t->ref_complete = LUA_NOREF;
+    t->pend_ref = LUA_NOREF;
     snprintf(t->name, sizeof t->name, "%s", o->name ? o->name : "worker");
     snprintf(t->stage, sizeof t->stage, "%s", o->stage ? o->stage : "");
     t->head = head;
@@ -1564,7 +1675,13 @@ int ss_stage_new_shared(ss_stage *head, const ss_stage_opts *o,
     ss_stage *tail = head;
     while (tail->next)
         tail = tail->next;
+    lua_newtable(L); /* what tail keeps for t (keep, drain) */
+    tail->pend_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     tail->next = t;
+    /* SS_CHAIN_DEFER=batch: stage k takes its values per batch (one
+     * protected call per stage and batch), not per event of the head */
+    const char *d = getenv("SS_CHAIN_DEFER");
+    head->by_batch = d && !strcmp(d, "batch");
     *out = t;
     return 0;
 }

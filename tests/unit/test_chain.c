@@ -4,8 +4,10 @@
  * with the stage where they happened, completion in order through a
  * stateful stage in the middle of the chain. The same tests again with
  * the stages sharing one Lua state (ss_stage_new_shared), which must give
- * the same outputs, counters and rejects; and where sharing a state
- * changes what a script sees, the difference, pinned.
+ * the same outputs, counters and rejects (an event that fails in stage k
+ * hands nothing on; a reject in stage k+1 quotes the value it got, at
+ * its index in what stage k handed on), handing values on per event and
+ * per batch (SS_CHAIN_DEFER=batch).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,6 +47,7 @@ static ss_stage *load(const char *stage, const char *body)
     o.host_errors = 1;
     o.sandboxed = 1;
     o.mem_limit = 16u << 20;
+    o.max_instructions = 2000000;
     ss_stage *s = NULL;
     char err[512] = "";
     int rc = ss_stage_new(&o, &s, err, sizeof err);
@@ -75,6 +78,8 @@ static ss_stage *load_shared(ss_stage *head, const char *stage,
     o.name = name;
     o.stage = stage;
     o.host_errors = 1;
+    o.mem_limit = 16u << 20;
+    o.max_instructions = 2000000;
     ss_stage *s = NULL;
     char err[512] = "";
     int rc = ss_stage_new_shared(head, &o, &s, err, sizeof err);
@@ -289,17 +294,15 @@ static void test_failed_event_hands_nothing_on(void **state)
     assert_non_null(strstr(rej, "late"));
     free(rej);
     expect_counts(ch, 0, 3, 2, 0, 1, 2);
-    if (!shared) /* shared: b's count of the rolled back event is too */
-        expect_counts(ch, 1, 2, 2, 0, 0, 2);
+    expect_counts(ch, 1, 2, 2, 0, 0, 2);
     ss_stage_out_reset(&out);
     assert_int_equal(ss_chain_complete(ch, &out, NULL), 0);
     char txt[64];
     out_event(&out, 0, txt, sizeof txt);
-    /* separate states: 10 + 30, nothing of event 2. One shared state:
-     * the 2 that a emitted before failing reached c's state at once and
-     * stays there (20 more): the difference that keeps sharing a
-     * measuring switch (docs/PERFORMANCE.md) */
-    assert_string_equal(txt, shared ? "k=60" : "k=40");
+    /* 10 + 30, nothing of event 2, in one shared state too: what a
+     * emits is kept until its event succeeded there (no longer 60: the
+     * 2 emitted before the failure reached c's state at once) */
+    assert_string_equal(txt, "k=40");
     ss_stage_out_release(&out);
     ss_chain_destroy(&ch);
 }
@@ -334,22 +337,58 @@ static void test_values_between_states(void **state)
     assert_non_null(strstr(rej, "\"stage\":\"a\",\"worker\":\"a-1\""));
     assert_non_null(strstr(rej, "function"));
     /* under the input batch's lineage; its index is the event's in what
-     * a handed on (as it would be in a's output batch, unchained) */
-    /* one shared state: no batch between a and b, so the index is the
-     * event's in the input batch */
-    assert_non_null(strstr(rej, shared ? "\"stage\":\"b\",\"worker\":"
-                                         "\"b-1\",\"stream\":3,\"seq\":9,"
-                                         "\"part\":0,\"index\":2,"
-                                       : "\"stage\":\"b\",\"worker\":"
-                                         "\"b-1\",\"stream\":3,\"seq\":9,"
-                                         "\"part\":0,\"index\":1,"));
-    /* one shared state: the reject quotes the chain's input event */
-    assert_non_null(strstr(rej, shared ? "\"event\":\"bad\""
-                                       : "\"event\":{\"k\":\"bad\"}"));
+     * a handed on (as it would be in a's output batch, unchained), and
+     * it quotes what b got, in one shared state too (it used to give the
+     * chain's input event and its index there: index 2, "bad") */
+    assert_non_null(strstr(rej, "\"stage\":\"b\",\"worker\":"
+                                "\"b-1\",\"stream\":3,\"seq\":9,"
+                                "\"part\":0,\"index\":1,"));
+    assert_non_null(strstr(rej, "\"event\":{\"k\":\"bad\"}"));
     free(rej);
     expect_counts(ch, 0, 4, 3, 0, 1, 3);
     expect_counts(ch, 1, 3, 2, 0, 1, 2);
     expect_counts(ch, 2, 2, 2, 0, 0, 2);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+}
+
+/* A value that runs away in b is stopped by b's own instruction budget,
+ * rejected in b (the message names b), and only it: a's event passed,
+ * the other values go on; a value b emits twice for (flatMap) and c
+ * fails on once is rejected in c alone, at its index in b's output. */
+static void test_budget_and_rejects_per_stage(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3(
+        "  :map(function(x) return x end)",
+        "  :flatMap(function(x)\n"
+        "      if x == 2 then while true do end end\n"
+        "      return Rx.Observable.of(x, -x) end)",
+        "  :map(function(x) if x == -3 then error('neg3') end\n"
+        "      return x end)");
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1, 2, 3", &out);
+    assert_int_equal(out.count, 3); /* 1, -1, 3 */
+    char txt[64];
+    out_event(&out, 2, txt, sizeof txt);
+    assert_string_equal(txt, "3");
+    assert_int_equal(out.nrejects, 2);
+    char *rej = strndup(out.rejects.data, out.rejects.len);
+    assert_non_null(strstr(rej, "\"stage\":\"b\",\"worker\":\"b-1\","
+                                "\"stream\":3,\"seq\":9,\"part\":0,"
+                                "\"index\":1,"));
+    assert_non_null(strstr(rej, "stage 'b': an event ran past "
+                                "max_instructions"));
+    assert_non_null(strstr(rej, "\"stage\":\"c\",\"worker\":\"c-1\","
+                                "\"stream\":3,\"seq\":9,\"part\":0,"
+                                "\"index\":3,"));
+    assert_non_null(strstr(rej, "neg3"));
+    assert_non_null(strstr(rej, "\"event\":-3"));
+    free(rej);
+    expect_counts(ch, 0, 3, 3, 0, 0, 3);
+    expect_counts(ch, 1, 3, 2, 0, 1, 4);
+    expect_counts(ch, 2, 4, 3, 0, 1, 3);
     ss_stage_out_release(&out);
     ss_chain_destroy(&ch);
 }
@@ -383,6 +422,17 @@ static int set_shared(void **state)
 {
     (void)state;
     shared = 1;
+    unsetenv("SS_CHAIN_DEFER");
+    return 0;
+}
+
+/* The same, each stage taking the values of the one before per batch
+ * (SS_CHAIN_DEFER=batch, read when a stage joins the state). */
+static int set_shared_by_batch(void **state)
+{
+    (void)state;
+    shared = 1;
+    setenv("SS_CHAIN_DEFER", "batch", 1);
     return 0;
 }
 
@@ -395,10 +445,14 @@ int main(void)
         cmocka_unit_test(test_completion_failure_names_stage),
         cmocka_unit_test(test_failed_event_hands_nothing_on),
         cmocka_unit_test(test_values_between_states),
+        cmocka_unit_test(test_budget_and_rejects_per_stage),
         cmocka_unit_test(test_shared_globals_apart),
     };
     int rc = cmocka_run_group_tests_name("separate states", tests, NULL,
                                          NULL);
-    return rc + cmocka_run_group_tests_name("one shared state", tests,
-                                            set_shared, NULL);
+    rc += cmocka_run_group_tests_name("one shared state", tests,
+                                      set_shared, NULL);
+    return rc + cmocka_run_group_tests_name("one shared state, per batch",
+                                            tests, set_shared_by_batch,
+                                            NULL);
 }
