@@ -10,9 +10,32 @@
 
 #include <errno.h>
 #include "lua/ss_lua_api.h"
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Free lists in front of malloc for Lua 5.4's small blocks (see
+ * capped_alloc). Not under a sanitizer: ASan must see every free to find
+ * a use after it. SS_LUA_FREELIST_OFF=1 at build time turns them off too
+ * (for a valgrind run that wants the same). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SS_LUA_FREELIST_OFF 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SS_LUA_FREELIST_OFF 1
+#endif
+#endif
+#if !defined(SS_LUA_FREELIST_OFF) && !defined(SS_LUAJIT)
+#define SS_LUA_FREELIST 1
+#endif
+/* Class c holds blocks of at least 16 c + 8 usable bytes (glibc's sizes
+ * are 24, 40, 56...: 16 k + 8), c = 1..FL_CLASSES: up to 264 bytes, which
+ * covers the tables, strings, nodes and closures of an event. At most
+ * FL_MAX_BYTES are held back in all, so what the lists keep from the
+ * system is bounded and small beside the memory cap. */
+#define FL_CLASSES 16
+#define FL_MAX_BYTES (64 * 1024)
 
 struct ss_lua {
     lua_State *L;
@@ -25,11 +48,59 @@ struct ss_lua {
     size_t limit;
     int sandboxed;
     char component[64];
+    void *codec; /* ss_lua_codec_slot */
+#ifdef SS_LUA_FREELIST
+    void *fl[FL_CLASSES + 1]; /* fl[c]: a list linked through each block's first word */
+    size_t fl_bytes;          /* held in the lists, by class size */
+#endif
 };
+
+#ifdef SS_LUA_FREELIST
+/* The class whose every block fits n bytes, or 0 when n is too large. */
+static inline size_t fl_class_for(size_t n)
+{
+    size_t c = n <= 24 ? 1 : (n - 8 + 15) / 16;
+    return c <= FL_CLASSES ? c : 0;
+}
+
+/* A block Lua freed goes to the list of the largest class it fits
+ * (its usable size, not the size Lua asked for), if there is room. */
+static inline int fl_put(ss_lua *s, void *ptr)
+{
+    size_t u = malloc_usable_size(ptr);
+    if (u < 24)
+        return 0;
+    size_t c = (u - 8) / 16;
+    if (c > FL_CLASSES)
+        return 0;
+    size_t cb = 16 * c + 8;
+    if (s->fl_bytes + cb > FL_MAX_BYTES)
+        return 0;
+    *(void **)ptr = s->fl[c];
+    s->fl[c] = ptr;
+    s->fl_bytes += cb;
+    return 1;
+}
+
+static void fl_drain(ss_lua *s)
+{
+    for (size_t c = 1; c <= FL_CLASSES; c++)
+        while (s->fl[c]) {
+            void *p = s->fl[c];
+            s->fl[c] = *(void **)p;
+            free(p);
+        }
+    s->fl_bytes = 0;
+}
+#endif
 
 /* The allocator: refuses to grow past the cap so that Lua raises a
  * "not enough memory" error inside the user's pcall instead of the
- * process being killed. */
+ * process being killed. s->used counts exactly the bytes Lua holds,
+ * whatever the free lists keep (Lua 5.4): a freed small block is kept
+ * for the next allocation of its class instead of going back to malloc,
+ * which cost about 150 instructions a pair in malloc and free, and a new
+ * block is taken from malloc, not realloc(NULL, n). */
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     ss_lua *s = ud;
@@ -45,13 +116,34 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *p = s->base(s->base_ud, ptr, osize, nsize);
 #else
     if (nsize == 0) {
+#ifdef SS_LUA_FREELIST
+        if (ptr && !fl_put(s, ptr))
+            free(ptr);
+#else
         free(ptr);
+#endif
         s->used -= old;
         return NULL;
     }
     if (s->limit && nsize > old && s->used - old + nsize > s->limit)
         return NULL;
-    void *p = realloc(ptr, nsize);
+    void *p;
+    if (ptr) {
+        p = realloc(ptr, nsize);
+    } else {
+#ifdef SS_LUA_FREELIST
+        size_t c = fl_class_for(nsize);
+        if (c && s->fl[c]) {
+            p = s->fl[c];
+            s->fl[c] = *(void **)p;
+            s->fl_bytes -= 16 * c + 8;
+        } else {
+            p = malloc(nsize);
+        }
+#else
+        p = malloc(nsize);
+#endif
+    }
 #endif
     if (!p)
         return NULL;
@@ -390,6 +482,10 @@ void ss_lua_destroy(ss_lua **p)
         return;
     if ((*p)->L)
         lua_close((*p)->L);
+#ifdef SS_LUA_FREELIST
+    fl_drain(*p);
+#endif
+    free((*p)->codec);
     free(*p);
     *p = NULL;
 }
@@ -398,6 +494,17 @@ void ss_lua_destroy(ss_lua **p)
 lua_State *ss_lua_state(ss_lua *s) { return s->L; }
 /* See ss_lua.h. */
 size_t ss_lua_mem_peak(const ss_lua *s) { return s->peak; }
+/* See ss_lua.h. */
+size_t ss_lua_mem_used(const ss_lua *s) { return s->used; }
+
+/* See ss_lua.h. */
+void **ss_lua_codec_slot(lua_State *L)
+{
+    void *ud;
+    if (lua_getallocf(L, &ud) != capped_alloc)
+        return NULL;
+    return &((ss_lua *)ud)->codec;
+}
 
 /* See ss_lua.h. */
 int ss_lua_is_sequence(lua_State *L, int t, lua_Unsigned len)

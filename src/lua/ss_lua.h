@@ -41,6 +41,18 @@ lua_State *ss_lua_state(ss_lua *s);
 /* The most bytes the state has had allocated at once so far. */
 size_t ss_lua_mem_peak(const ss_lua *s);
 
+/* The bytes the state holds now: what the memory cap compares with its
+ * limit. Equal to Lua's own count (collectgarbage("count") * 1024) on
+ * Lua 5.4: small blocks the allocator keeps for reuse are not in it. */
+size_t ss_lua_mem_used(const ss_lua *s);
+
+/* A pointer-sized slot of the state of L (or of a thread of it) for the
+ * event codec's key cache (ss_lua_msgpack.c), or NULL when L was not
+ * made by ss_lua_new. What the slot points to is the codec's, allocated
+ * with malloc; ss_lua_destroy frees it with free() after closing L.
+ * Costs no Lua call (it finds the state through L's allocator). */
+void **ss_lua_codec_slot(lua_State *L);
+
 /* Loads a text chunk (binary chunks are refused) from (src, len) named
  * chunkname ("@path" for a file's text), and runs it under lua_pcall
  * with a traceback. On failure returns SS_ELUA (or SS_ENOMEM) and writes

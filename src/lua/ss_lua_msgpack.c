@@ -388,12 +388,124 @@ int ss_mp_encode_lua(lua_State *L, int idx, ss_buf *b, char *err,
 /* ------------------------------------------------------------------ */
 /* MessagePack -> Lua                                                  */
 
-static int dec_value(mp_dec *d, int depth);
+/*
+ * The key cache (Lua 5.4). An event's field names are the same on every
+ * event, and lua_pushlstring hashes a short string and looks it up in
+ * Lua's string table each time (about 190 instructions for
+ * "uniquecarrier"). So string map keys are looked up first in a small
+ * direct-mapped cache of recent keys' bytes, whose slot i holds the Lua
+ * string itself in the registry (at ref[i]): a hit costs a compare and a
+ * lua_rawgeti. The cache belongs to the state (ss_lua_codec_slot: made
+ * on first use, freed by ss_lua_destroy), so that no caller has to hold
+ * it and finding it costs no Lua call (a first version kept it in a
+ * registry userdata and lost more per event finding it than the hits
+ * saved); a state not made by ss_lua_new has none. What the decoder
+ * pushes is the same string either way (Lua 5.4 interns strings of up to
+ * 40 bytes: a cached key and a fresh one are the same object), so
+ * nothing a script can see changes. At most KC_SLOTS strings of at most
+ * KC_MAXLEN bytes are kept alive. Values are not cached: they vary, and
+ * a miss costs more than lua_pushlstring alone.
+ */
+#ifndef SS_LUAJIT
+#define SS_MP_KEYCACHE 1
+#endif
+#define KC_SLOTS 64  /* a power of 2: kc_hash keeps the top 6 bits */
+#define KC_MAXLEN 32 /* longer keys go through lua_pushlstring */
 
+typedef struct kc_slot {
+    uint32_t len1; /* the key's length + 1; 0: empty */
+    char s[KC_MAXLEN];
+} kc_slot;
 
-static int dec_container(mp_dec *d, const mp_head *h, int depth, size_t at)
+typedef struct mp_keycache {
+    int ref[KC_SLOTS]; /* registry slot of each cached string */
+    kc_slot slot[KC_SLOTS];
+} mp_keycache;
+
+typedef struct lua_dec {
+    mp_dec d;
+    lua_State *L;
+    void **kcslot; /* the state's codec slot; NULL: no cache */
+    int kctried;   /* kcslot was looked up (at the first key) */
+} lua_dec;
+
+#ifdef SS_MP_KEYCACHE
+/* The slot of a key of n bytes (1 <= n <= KC_MAXLEN): its length and
+ * first and last 8 bytes mixed. A collision only costs a miss. */
+static inline unsigned kc_hash(const char *s, size_t n)
 {
-    lua_State *L = d->user;
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else {
+        memcpy(&a, s, n);
+    }
+    uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull) ^ n) * 0xff51afd7ed558ccdull;
+    return (unsigned)(h >> 58);
+}
+
+/* The state's cache, made on first use (NULL if malloc fails: no cache
+ * this time). Raises a Lua memory error like any lua_push*. */
+static mp_keycache *kc_get(lua_dec *ld)
+{
+    mp_keycache *kc = *ld->kcslot;
+    if (kc)
+        return kc;
+    lua_State *L = ld->L;
+    if (!lua_checkstack(L, 1))
+        return NULL;
+    kc = calloc(1, sizeof *kc);
+    if (!kc)
+        return NULL;
+    for (int i = 0; i < KC_SLOTS; i++)
+        kc->ref[i] = LUA_NOREF;
+    /* freed by ss_lua_destroy, even if a ref raises (a cache whose last
+     * ref is not made is never used) */
+    *ld->kcslot = kc;
+    for (int i = 0; i < KC_SLOTS; i++) {
+        lua_pushboolean(L, 0);
+        kc->ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    return kc;
+}
+#endif
+
+/* Pushes the key string s[0..n) (through the cache when there is one). */
+static inline void push_key(lua_dec *ld, const char *s, size_t n)
+{
+    lua_State *L = ld->L;
+#ifdef SS_MP_KEYCACHE
+    mp_keycache *kc;
+    if (!ld->kctried) {
+        ld->kcslot = ss_lua_codec_slot(L);
+        ld->kctried = 1;
+    }
+    if (ld->kcslot && n - 1 < KC_MAXLEN && (kc = kc_get(ld)) &&
+        kc->ref[KC_SLOTS - 1] != LUA_NOREF) { /* 1..KC_MAXLEN bytes */
+        unsigned i = kc_hash(s, n);
+        kc_slot *sl = &kc->slot[i];
+        if (sl->len1 == n + 1 && memcmp(sl->s, s, n) == 0) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, kc->ref[i]);
+            return;
+        }
+        lua_pushlstring(L, s, n);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, LUA_REGISTRYINDEX, kc->ref[i]);
+        memcpy(sl->s, s, n);
+        sl->len1 = (uint32_t)n + 1;
+        return;
+    }
+#endif
+    lua_pushlstring(L, s, n);
+}
+
+static int dec_value(lua_dec *ld, int depth);
+
+static int dec_container(lua_dec *ld, const mp_head *h, int depth, size_t at)
+{
+    lua_State *L = ld->L;
+    mp_dec *d = &ld->d;
     if (depth > SS_MP_MAX_DEPTH)
         return too_deep(d, at);
     if (!lua_checkstack(L, 4)) {
@@ -406,7 +518,7 @@ static int dec_container(mp_dec *d, const mp_head *h, int depth, size_t at)
     if (h->kind == H_ARRAY) {
         lua_createtable(L, (int)(count > INT32_MAX ? 0 : count), 0);
         for (uint32_t i = 1; i <= count; i++) {
-            int rc = dec_value(d, depth);
+            int rc = dec_value(ld, depth);
             if (rc) {
                 lua_pop(L, 1);
                 return rc;
@@ -418,20 +530,32 @@ static int dec_container(mp_dec *d, const mp_head *h, int depth, size_t at)
     lua_createtable(L, 0, (int)(count > INT32_MAX ? 0 : count));
     for (uint32_t i = 0; i < count; i++) {
         size_t kat = d->off;
-        int rc = dec_value(d, depth);
+        mp_head kh;
+        int rc = read_head(d, &kh);
         if (rc) {
             lua_pop(L, 1);
             return rc;
         }
-        if (lua_type(L, -1) == LUA_TNIL ||
-            (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1) &&
-             isnan((double)lua_tonumber(L, -1)))) {
-            int isnil = lua_isnil(L, -1);
-            lua_pop(L, 2);
-            return dec_fail(d, "%s map key at offset %zu",
-                            isnil ? "nil" : "NaN", kat);
+        if (kh.kind == H_STR || kh.kind == H_BIN) {
+            /* the usual key: no nil or NaN check needed */
+            push_key(ld, kh.s, kh.len);
+        } else {
+            d->off = kat; /* any other key: decoded as a value */
+            rc = dec_value(ld, depth);
+            if (rc) {
+                lua_pop(L, 1);
+                return rc;
+            }
+            if (lua_type(L, -1) == LUA_TNIL ||
+                (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1) &&
+                 isnan((double)lua_tonumber(L, -1)))) {
+                int isnil = lua_isnil(L, -1);
+                lua_pop(L, 2);
+                return dec_fail(d, "%s map key at offset %zu",
+                                isnil ? "nil" : "NaN", kat);
+            }
         }
-        rc = dec_value(d, depth);
+        rc = dec_value(ld, depth);
         if (rc) {
             lua_pop(L, 2);
             return rc;
@@ -442,12 +566,12 @@ static int dec_container(mp_dec *d, const mp_head *h, int depth, size_t at)
 }
 
 /* Decodes one value and pushes it; depth = enclosing containers. */
-static int dec_value(mp_dec *d, int depth)
+static int dec_value(lua_dec *ld, int depth)
 {
-    lua_State *L = d->user;
+    lua_State *L = ld->L;
     mp_head h;
-    size_t at = d->off;
-    int rc = read_head(d, &h);
+    size_t at = ld->d.off;
+    int rc = read_head(&ld->d, &h);
     if (rc)
         return rc;
     switch (h.kind) {
@@ -471,7 +595,7 @@ static int dec_value(mp_dec *d, int depth)
         lua_pushlstring(L, h.s, h.len);
         return 0;
     default:
-        return dec_container(d, &h, depth + 1, at);
+        return dec_container(ld, &h, depth + 1, at);
     }
 }
 
@@ -479,7 +603,7 @@ static int dec_value(mp_dec *d, int depth)
 int ss_mp_decode_lua(lua_State *L, const char *p, size_t n, size_t *off,
                      char *err, size_t errlen)
 {
-    mp_dec d = {L, (const uint8_t *)p, n, *off, err, errlen};
+    lua_dec ld = {{L, (const uint8_t *)p, n, *off, err, errlen}, L, NULL, 0};
     if (err && errlen)
         err[0] = '\0';
     if (!lua_checkstack(L, 2)) {
@@ -487,8 +611,8 @@ int ss_mp_decode_lua(lua_State *L, const char *p, size_t n, size_t *off,
             snprintf(err, errlen, "Lua stack overflow");
         return SS_ENOMEM;
     }
-    int rc = dec_value(&d, 0);
+    int rc = dec_value(&ld, 0);
     if (rc == 0)
-        *off = d.off;
+        *off = ld.d.off;
     return rc;
 }

@@ -17,6 +17,7 @@
 #include "core/ss_buf.h"
 #include "core/ss_util.h"
 #include "securestreams.h"
+#include "lua/ss_lua.h"
 #include "lua/ss_lua_msgpack.h"
 #include "wire/ss_msgpack.h"
 
@@ -1134,10 +1135,9 @@ static void expect_decode_error(lua_State *L, const char *p, size_t n,
     assert_int_equal(off, 0);
 }
 
-static void test_decode_errors(void **state)
+/* Every decoding error on L; L's stack is left as it was. */
+static void decode_errors_on(lua_State *L)
 {
-    (void)state;
-    lua_State *L = new_state();
     expect_decode_error(L, "\x94\x01\x02\x03\xc1", 5,
                         "invalid type byte 0xc1 at offset 4");
     expect_decode_error(L, "\xc1", 1, "invalid type byte 0xc1 at offset 0");
@@ -1209,7 +1209,149 @@ static void test_decode_errors(void **state)
     assert_int_equal(ss_mp_decode_lua(L, "\xc1", 1, &off, NULL, 0),
                      SS_EDECODE);
     assert_int_equal(lua_gettop(L), 0);
+}
+
+static void test_decode_errors(void **state)
+{
+    (void)state;
+    lua_State *L = new_state();
+    decode_errors_on(L);
     lua_close(L);
+}
+
+/* ------------------------------------------------------------------ */
+/* the key cache (a state made by ss_lua_new, Lua 5.4)                 */
+
+/* Appends a str (bin when as_bin) of n bytes. */
+static void put_raw_str(ss_buf *b, const char *s, size_t n, int as_bin)
+{
+    uint8_t h[3];
+    if (as_bin) {
+        h[0] = 0xc4;
+        h[1] = (uint8_t)n;
+        ss_buf_append(b, h, 2);
+    } else if (n < 32) {
+        h[0] = (uint8_t)(0xa0 | n);
+        ss_buf_append(b, h, 1);
+    } else {
+        h[0] = 0xd9;
+        h[1] = (uint8_t)n;
+        ss_buf_append(b, h, 2);
+    }
+    ss_buf_append(b, s, n);
+}
+
+/* The key of index k: 1..40 bytes (past KC_MAXLEN too), with a zero
+ * byte in some, and groups that agree in their first and last 8 bytes
+ * and differ only in the middle (the cache's hash does not see it). */
+static size_t key_of(int k, char *out)
+{
+    size_t n = (size_t)(k % 40) + 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)('a' + (k * 7 + (int)i) % 26);
+    if (n >= 17) { /* same ends for every k of this length */
+        memset(out, 'E', 8);
+        memset(out + n - 8, 'E', 8);
+        out[8] = (char)('0' + k % 10);
+        out[9] = (char)('0' + (k / 10) % 10);
+    }
+    if (k % 11 == 0 && n > 2)
+        out[1] = '\0';
+    return n;
+}
+
+static void test_key_cache(void **state)
+{
+    (void)state;
+    ss_lua *S = NULL;
+    assert_int_equal(ss_lua_new(NULL, &S), 0);
+    lua_State *L = ss_lua_state(S);
+    lua_State *plain = new_state(); /* no cache: the reference */
+    /* 3000 maps of 1 to 6 keys drawn from 200 keys (three times the
+     * cache's slots: collisions and evictions all the time), keys as str
+     * or bin; every decoded map must hold exactly its own pairs, like
+     * the same bytes decoded without the cache */
+    for (int m = 0; m < 3000; m++) {
+        ss_buf b = SS_BUF_INIT;
+        int nk = 1 + m % 6;
+        uint8_t h = (uint8_t)(0x80 | nk);
+        ss_buf_append(&b, &h, 1);
+        int ks[6];
+        for (int j = 0; j < nk; j++) {
+            ks[j] = (m * 31 + j * 53) % 200;
+            for (int q = 0; q < j; q++)
+                if (ks[q] == ks[j])
+                    ks[j] = (ks[j] + 1 + q) % 200, q = -1;
+            char k[64];
+            size_t kn = key_of(ks[j], k);
+            put_raw_str(&b, k, kn, (m + j) % 5 == 0);
+            uint8_t v = (uint8_t)(ks[j] % 128); /* positive fixint */
+            ss_buf_append(&b, &v, 1);
+        }
+        decode_all(L, b.data, b.len);
+        decode_all(plain, b.data, b.len);
+        int count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            count++;
+            lua_pop(L, 1);
+        }
+        assert_int_equal(count, nk);
+        for (int j = 0; j < nk; j++) {
+            char k[64];
+            size_t kn = key_of(ks[j], k);
+            lua_pushlstring(L, k, kn);
+            assert_int_equal(lua_rawget(L, -2), LUA_TNUMBER);
+            assert_int_equal(lua_tointeger(L, -1), ks[j] % 128);
+            lua_pop(L, 1);
+            lua_pushlstring(plain, k, kn);
+            assert_int_equal(lua_rawget(plain, -2), LUA_TNUMBER);
+            assert_int_equal(lua_tointeger(plain, -1), ks[j] % 128);
+            lua_pop(plain, 1);
+        }
+        lua_pop(L, 1);
+        lua_pop(plain, 1);
+        assert_int_equal(lua_gettop(L), 0);
+        if (m % 1000 == 999) /* cached strings survive full collections */
+            lua_gc(L, LUA_GCCOLLECT, 0);
+        ss_buf_release(&b);
+    }
+    /* a cached key is the same string as one made by Lua (interned) */
+    static const char ev[] = "\x82\xadUniqueCarrier\xa2" "AA\xa8" "ArrDelay\x0e";
+    for (int i = 0; i < 3; i++) {
+        decode_all(L, ev, sizeof ev - 1);
+        lua_getfield(L, -1, "UniqueCarrier");
+        assert_string_equal(lua_tostring(L, -1), "AA");
+        lua_getfield(L, -2, "ArrDelay");
+        assert_int_equal(lua_tointeger(L, -1), 14);
+        lua_pop(L, 3);
+    }
+    /* keys that are not strings take the value path, nested maps use the
+     * cache too: {[1]=1, [-1.5]=2, [true]=3, inner={k=4}} and a round
+     * trip of every kind of key */
+    static const char mixed[] = "\x84\x01\x01\xcb\xbf\xf8\x00\x00\x00\x00"
+                                "\x00\x00\x02\xc3\x03\xa5inner\x81\xa1k\x04";
+    decode_all(L, mixed, sizeof mixed - 1);
+    lua_rawgeti(L, -1, 1);
+    assert_int_equal(lua_tointeger(L, -1), 1);
+    lua_pushnumber(L, -1.5);
+    assert_int_equal(lua_rawget(L, -3), LUA_TNUMBER);
+    lua_pushboolean(L, 1);
+    assert_int_equal(lua_rawget(L, -4), LUA_TNUMBER);
+    assert_int_equal(lua_tointeger(L, -1), 3);
+    lua_getfield(L, -4, "inner");
+    lua_getfield(L, -1, "k");
+    assert_int_equal(lua_tointeger(L, -1), 4);
+    lua_settop(L, 0);
+    assert_int_equal(luaL_dostring(L,
+        "return { [1] = 'a', [2.5] = 'b', [false] = 'c', s = 'd', "
+        "[string.rep('x', 33)] = 'e', ['a\\0b'] = 'f', [{}] = nil }"), 0);
+    round_trip(L);
+    lua_settop(L, 0);
+    /* every error is the same with the cache, nothing left pushed */
+    decode_errors_on(L);
+    lua_close(plain);
+    ss_lua_destroy(&S);
 }
 
 /* A message with every type and width, for truncation and mutation. */
@@ -1586,6 +1728,7 @@ int main(void)
         cmocka_unit_test(test_encode_errors),
         cmocka_unit_test(test_depth_and_cycles),
         cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_key_cache),
         cmocka_unit_test(test_truncation_every_offset),
         cmocka_unit_test(test_mutations_never_crash),
         cmocka_unit_test(test_random_cross_check),
