@@ -10,6 +10,10 @@ _pass=0 _fail=0
 _pids=()
 cleanup() {
     for p in "${_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+    # and every background job of this shell not in _pids, e.g. the
+    # feeder of `( cat rows; sleep 60 ) | sstream source ... &` ($! is
+    # the source): `wait` would otherwise wait out its sleep
+    for p in $(jobs -p); do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$T"
 }
