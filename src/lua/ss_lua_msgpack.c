@@ -555,17 +555,7 @@ static int dec_container(lua_dec *ld, const mp_head *h, int depth, size_t at)
                                 isnil ? "nil" : "NaN", kat);
             }
         }
-        {   /* EXPERIMENT: short string values through the cache */
-            size_t vat = d->off;
-            mp_head vh;
-            rc = read_head(d, &vh);
-            if (!rc && (vh.kind == H_STR || vh.kind == H_BIN) && vh.len <= 8) {
-                push_key(ld, vh.s, vh.len);
-            } else {
-                d->off = vat;
-                rc = dec_value(ld, depth);
-            }
-        }
+        rc = dec_value(ld, depth);
         if (rc) {
             lua_pop(L, 2);
             return rc;
