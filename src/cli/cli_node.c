@@ -145,6 +145,14 @@ static void usage(FILE *f, const char *cmd)
             "run sets it;\n"
             "                       default: SS_INDEX, else SS_POD_INDEX "
             "+ 1)\n"
+            "  --partitions N       worker: its stage is partitioned over "
+            "N workers (with\n"
+            "                       --index, the key groups it owns: a "
+            "restore from a\n"
+            "                       checkpoint taken with another worker "
+            "count takes\n"
+            "                       those, SS_RESTORE_WORKERS; sstream run "
+            "sets it)\n"
             "  --run HEX            the run id (default: SS_RUN): every "
             "message carries it,\n"
             "                       and messages of another run are "
@@ -197,6 +205,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"partition-by", required_argument, 0, 'P'},
         {"broadcast", required_argument, 0, 'B'},
         {"index", required_argument, 0, 'x'},
+        {"partitions", required_argument, 0, 'p'},
         {"chain", required_argument, 0, 'C'},
         {"user", required_argument, 0, 'u'},
         {"enclave-user", required_argument, 0, 'U'},
@@ -251,6 +260,12 @@ int cli_node_parse(int argc, char **argv, const char *role,
             if (ss_parse_u64(optarg, 1, 64, 0, &v))
                 return bad(cmd, "--index takes 1 to 64, not", optarg);
             o->index = (uint32_t)v;
+            break;
+        case 'p':
+            if (ss_parse_u64(optarg, 1, 64, 0, &v))
+                return bad(cmd, "--partitions takes 1 to 64 workers, not",
+                           optarg);
+            o->partitions = (uint32_t)v;
             break;
         case 'C':
             if (is_lua || strcmp(role, "worker") != 0 || o->nchain >= 32)
@@ -316,10 +331,16 @@ int cli_node_parse(int argc, char **argv, const char *role,
                         "partitioned or broadcast)\n", cmd);
         return 2;
     }
-    if ((o->partition_by || o->broadcast || o->index) &&
+    if ((o->partition_by || o->broadcast || o->index || o->partitions) &&
         strcmp(role, "worker") != 0) {
-        fprintf(stderr, "sstream %s: --partition-by, --broadcast and "
-                        "--index are for workers\n", cmd);
+        fprintf(stderr, "sstream %s: --partition-by, --broadcast, --index "
+                        "and --partitions are for workers\n", cmd);
+        return 2;
+    }
+    if (o->partitions && o->index > o->partitions) {
+        fprintf(stderr, "sstream %s: --index %u is not a slot of "
+                        "--partitions %u (1 to %u)\n", cmd, o->index,
+                o->partitions, o->partitions);
         return 2;
     }
     if (u && (!u->user != !u->enclave_user ||

@@ -532,9 +532,10 @@ static void keyserver_stop(keyserver *k)
 }
 
 /* ss_run_opts.grant_restore for the in-process key service. */
-static int grant_restore(void *ctx, const char *worker, uint32_t epoch)
+static int grant_restore(void *ctx, const char *worker,
+                         const ss_restore_grant *g)
 {
-    return ss_keyservice_set_restore(ctx, worker, epoch);
+    return ss_keyservice_set_grant(ctx, worker, g);
 }
 
 /* See cmds.h. */

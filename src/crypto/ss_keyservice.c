@@ -19,7 +19,7 @@
 
 typedef struct ks_grant {
     char worker[SS_REPORT_NAME_MAX];
-    uint32_t epoch;
+    ss_restore_grant g;
 } ks_grant;
 
 typedef struct ks_expect {
@@ -45,7 +45,18 @@ struct ss_keyservice {
 int ss_keyservice_set_restore(ss_keyservice *ks, const char *worker,
                               uint32_t epoch)
 {
+    ss_restore_grant g = {epoch, 0, 0, 0};
+    return ss_keyservice_set_grant(ks, worker, &g);
+}
+
+/* See ss_keyservice.h. */
+int ss_keyservice_set_grant(ss_keyservice *ks, const char *worker,
+                            const ss_restore_grant *gr)
+{
     if (!worker || !worker[0] || strlen(worker) >= SS_REPORT_NAME_MAX)
+        return SS_EINVAL;
+    if (gr->from && (gr->from > SS_PARTITIONS || gr->slots > SS_PARTITIONS ||
+                     !gr->slot || gr->slot > gr->slots || !gr->epoch))
         return SS_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&ks->grants_mu);
@@ -53,7 +64,7 @@ int ss_keyservice_set_restore(ss_keyservice *ks, const char *worker,
     while (i < ks->ngrants && strcmp(ks->grants[i].worker, worker))
         i++;
     if (i < ks->ngrants) {
-        ks->grants[i].epoch = epoch;
+        ks->grants[i].g = *gr;
     } else if (ks->ngrants == KS_MAX_GRANTS) {
         rc = SS_ENOMEM;
     } else {
@@ -64,25 +75,25 @@ int ss_keyservice_set_restore(ss_keyservice *ks, const char *worker,
         } else {
             ks_grant *g = &ks->grants[ks->ngrants++];
             snprintf(g->worker, sizeof g->worker, "%s", worker);
-            g->epoch = epoch;
+            g->g = *gr;
         }
     }
     pthread_mutex_unlock(&ks->grants_mu);
     return rc;
 }
 
-/* The restore grant of worker (0: none). */
-static uint32_t grant_of(ss_keyservice *ks, const char *worker)
+/* The restore grant of worker (all 0: none). */
+static ss_restore_grant grant_of(ss_keyservice *ks, const char *worker)
 {
-    uint32_t e = 0;
+    ss_restore_grant g = {0, 0, 0, 0};
     pthread_mutex_lock(&ks->grants_mu);
     for (size_t i = 0; i < ks->ngrants; i++)
         if (!strcmp(ks->grants[i].worker, worker)) {
-            e = ks->grants[i].epoch;
+            g = ks->grants[i].g;
             break;
         }
     pthread_mutex_unlock(&ks->grants_mu);
-    return e;
+    return g;
 }
 
 /* See ss_keyservice.h. */
@@ -318,8 +329,11 @@ int ss_keyservice_request_as(ss_keyservice *ks, const void *report,
     if (!blob)
         return SS_ENOMEM;
     ss_key_export(ks->key, blob);
-    uint32_t grant = grant_of(ks, r.name);
-    ss_put_u32(blob + SS_KEY_BLOB_BYTES, grant);
+    ss_restore_grant grant = grant_of(ks, r.name);
+    ss_put_u32(blob + SS_KEY_BLOB_BYTES, grant.epoch);
+    ss_put_u32(blob + SS_KEY_BLOB_BYTES + 4, grant.from);
+    ss_put_u32(blob + SS_KEY_BLOB_BYTES + 8, grant.slot);
+    ss_put_u32(blob + SS_KEY_BLOB_BYTES + 12, grant.slots);
     rc = ss_buf_grow(sealed, crypto_box_SEALBYTES +
                                  SS_KEYSERVICE_RELEASE_BYTES);
     if (!rc) {
@@ -329,10 +343,16 @@ int ss_keyservice_request_as(ss_keyservice *ks, const void *report,
         sealed->data[sealed->len] = '\0';
     }
     sodium_free(blob);
-    if (!rc && grant)
+    if (!rc && grant.epoch && grant.from)
+        ss_info("key service: released the data key to worker %s of stage "
+                "'%s' (measurement %.16s...), with the restore of epoch %u "
+                "from the snapshots of %u workers, as slot %u of %u", r.name,
+                r.stage, hex, grant.epoch, grant.from, grant.slot,
+                grant.slots);
+    else if (!rc && grant.epoch)
         ss_info("key service: released the data key to worker %s of stage "
                 "'%s' (measurement %.16s...), with the restore of epoch %u",
-                r.name, r.stage, hex, grant);
+                r.name, r.stage, hex, grant.epoch);
     else if (!rc)
         ss_info("key service: released the data key to worker %s of stage "
                 "'%s' (measurement %.16s...)", r.name, r.stage, hex);

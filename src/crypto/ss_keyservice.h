@@ -51,8 +51,22 @@ void ss_keyservice_destroy(ss_keyservice **p);
  * key service serving components started by hand without --run). */
 void ss_keyservice_set_run(ss_keyservice *ks, uint64_t run);
 
-/* The plaintext of a key release: the key blob and the restore grant. */
-#define SS_KEYSERVICE_RELEASE_BYTES (SS_KEY_BLOB_BYTES + 4)
+/* A restore grant: what an enclave worker may restore (see above). */
+typedef struct ss_restore_grant {
+    uint32_t epoch; /* the checkpoint (0: none, it starts fresh) */
+    uint32_t from;  /* 0: from the worker's own snapshot; N > 0: its stage
+                       (partitioned, stateful) had N workers at epoch and
+                       has another count now: from the snapshots of all N
+                       (STAGE-1 .. STAGE-N), its own key groups only */
+    uint32_t slot;  /* with from: this worker is slot 1..slots ... */
+    uint32_t slots; /* ... of the stage's slots now */
+} ss_restore_grant;
+
+/* The plaintext of a key release: the key blob and the restore grant
+ * (epoch, from, slot, slots: 4 bytes little-endian each). */
+#define SS_KEYSERVICE_GRANT_BYTES 16
+#define SS_KEYSERVICE_RELEASE_BYTES                                          \
+    (SS_KEY_BLOB_BYTES + SS_KEYSERVICE_GRANT_BYTES)
 
 /* From now on, key releases to worker (the name in its report) grant the
  * restore of the checkpoint of epoch (0: no restore, the default): the
@@ -63,6 +77,15 @@ void ss_keyservice_set_run(ss_keyservice *ks, uint64_t run);
  * Returns 0, SS_EINVAL (bad name) or SS_ENOMEM. */
 int ss_keyservice_set_restore(ss_keyservice *ks, const char *worker,
                               uint32_t epoch);
+
+/* The same with a whole grant: a worker of a partitioned stateful stage
+ * restarted with another worker count (g->from old workers, this one
+ * slot g->slot of g->slots) restores its key groups from every old
+ * worker's snapshot of g->epoch, and nothing else (ss_ecore_restore_keyed).
+ * SS_EINVAL also for a grant that does not hold together (from without
+ * a slot in 1..slots, more than SS_PARTITIONS of either). */
+int ss_keyservice_set_grant(ss_keyservice *ks, const char *worker,
+                            const ss_restore_grant *g);
 
 /* Adds (or replaces) the expected measurement of stage. 0, SS_EINVAL (bad
  * name) or SS_ENOMEM. */

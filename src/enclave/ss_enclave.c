@@ -586,6 +586,44 @@ int ss_enclave_snapshot(ss_enclave *e, uint32_t epoch, ss_buf *sealed,
 }
 
 /* See ss_enclave.h. */
+int ss_enclave_restore_keyed(ss_enclave *e, const ss_restore_grant *r,
+                             const void *const *blobs, const size_t *lens,
+                             char *err, size_t errlen)
+{
+    if (e->backend == SS_BACKEND_NONE)
+        return ss_ecore_restore_keyed(&e->core, r, blobs, lens, err,
+                                      errlen);
+    size_t n = 16;
+    for (uint32_t j = 0; j < r->from; j++) {
+        if (lens[j] > SS_CHAN_IN_CAP || n + 4 + lens[j] > SS_CHAN_IN_CAP) {
+            snprintf(err, errlen, "the %u snapshots are larger together "
+                     "than the enclave channel (%zu bytes)", r->from,
+                     (size_t)SS_CHAN_IN_CAP);
+            return SS_ETOOBIG;
+        }
+        n += 4 + lens[j];
+    }
+    uint8_t *in = malloc(n);
+    if (!in)
+        return SS_ENOMEM;
+    ss_put_u32(in, r->epoch);
+    ss_put_u32(in + 4, r->from);
+    ss_put_u32(in + 8, r->slot);
+    ss_put_u32(in + 12, r->slots);
+    size_t off = 16;
+    for (uint32_t j = 0; j < r->from; j++) {
+        ss_put_u32(in + off, (uint32_t)lens[j]);
+        if (lens[j])
+            memcpy(in + off + 4, blobs[j], lens[j]);
+        off += 4 + lens[j];
+    }
+    int rc = ss_sandbox_request(e, SS_CHAN_RESTORE_KEYED, in, n, err,
+                                errlen);
+    free(in);
+    return rc;
+}
+
+/* See ss_enclave.h. */
 int ss_enclave_restore(ss_enclave *e, uint32_t epoch, const void *blob,
                        size_t n, char *err, size_t errlen)
 {

@@ -37,6 +37,7 @@
 
 #include "core/ss_buf.h"
 #include "crypto/ss_attest.h"
+#include "crypto/ss_keyservice.h"
 #include "lua/ss_chain.h"
 #include "lua/ss_stage.h"
 #include "wire/ss_batch.h"
@@ -216,6 +217,17 @@ int ss_enclave_snapshot(ss_enclave *e, uint32_t epoch, ss_buf *sealed,
  * restart the enclave before using it. */
 int ss_enclave_restore(ss_enclave *e, uint32_t epoch, const void *blob,
                        size_t n, char *err, size_t errlen);
+
+/* The same for a worker of a partitioned stateful stage restarted with
+ * another worker count: blobs[0..r->from) are the snapshots of the
+ * stage's r->from workers at r->epoch (STAGE-1 .. STAGE-from), and the
+ * enclave restores from them the key groups of its slot r->slot of
+ * r->slots, refusing anything the key service did not grant
+ * (ss_ecore_restore_keyed). SS_ETOOBIG when they do not fit the
+ * channel together. */
+int ss_enclave_restore_keyed(ss_enclave *e, const ss_restore_grant *r,
+                             const void *const *blobs, const size_t *lens,
+                             char *err, size_t errlen);
 
 /* 1 if the runner is up (a sandbox child that died makes it 0). */
 int ss_enclave_alive(ss_enclave *e);

@@ -64,6 +64,9 @@ enum ss_chan_op {
                               snapshot blob (ss_enclave_snapshot) */
     SS_CHAN_RESTORE = 12,  /* in: the epoch (u32 LE), then the blob
                               (ss_enclave_restore) */
+    SS_CHAN_RESTORE_KEYED = 13, /* in: epoch, from, slot, slots (u32 LE
+                              each), then `from` times a length (u32 LE)
+                              and a blob (ss_enclave_restore_keyed) */
 };
 
 typedef struct ss_chan_ctl {

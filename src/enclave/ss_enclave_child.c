@@ -157,8 +157,10 @@ static int child_provision(child *c, const uint8_t *in, size_t n, char *err,
         if (!rc) {
             ss_ecore_set_key(&c->core, k);
             /* the only restore this enclave may do: the key service's */
-            ss_ecore_set_grant(&c->core,
-                               ss_get_u32(blob + SS_KEY_BLOB_BYTES));
+            const uint8_t *gb = blob + SS_KEY_BLOB_BYTES;
+            ss_restore_grant g = {ss_get_u32(gb), ss_get_u32(gb + 4),
+                                  ss_get_u32(gb + 8), ss_get_u32(gb + 12)};
+            ss_ecore_set_restore_grant(&c->core, &g);
         } else
             snprintf(err, errlen, "provisioned key is not usable here");
     } else {
@@ -317,6 +319,52 @@ static int child_handle(child *c, uint32_t seq)
         }
         ctl->mem_peak = res.mem_peak;
         break;
+    case SS_CHAN_RESTORE_KEYED: {
+        /* epoch, from, slot, slots, then from x (length, blob): every
+         * old worker's snapshot, opened and checked here */
+        const uint8_t *p = (const uint8_t *)c->in.data;
+        if (c->core.encrypted && !c->core.key) {
+            rc = SS_EDENIED;
+            snprintf(err, sizeof err, "no data key: the enclave was not "
+                                      "provisioned");
+            break;
+        }
+        ss_restore_grant r = {0, 0, 0, 0};
+        if (n >= 16)
+            r = (ss_restore_grant){ss_get_u32(p), ss_get_u32(p + 4),
+                                   ss_get_u32(p + 8), ss_get_u32(p + 12)};
+        if (n < 16 || !r.from || r.from > SS_PARTITIONS) {
+            rc = SS_EPROTO;
+            snprintf(err, sizeof err, "bad rescale restore request");
+            break;
+        }
+        const void **blobs = calloc(r.from, sizeof *blobs);
+        size_t *lens = calloc(r.from, sizeof *lens);
+        size_t off = 16;
+        rc = blobs && lens ? 0 : SS_ENOMEM;
+        for (uint32_t j = 0; !rc && j < r.from; j++) {
+            if (n - off < 4 || n - off - 4 < ss_get_u32(p + off)) {
+                rc = SS_EPROTO;
+                snprintf(err, sizeof err, "bad rescale restore request "
+                         "(snapshot %u of %u truncated)", j + 1, r.from);
+                break;
+            }
+            lens[j] = ss_get_u32(p + off);
+            blobs[j] = p + off + 4;
+            off += 4 + lens[j];
+        }
+        if (!rc && off != n) {
+            rc = SS_EPROTO;
+            snprintf(err, sizeof err, "bad rescale restore request (bytes "
+                     "after its snapshots)");
+        }
+        if (!rc)
+            rc = ss_ecore_restore_keyed(&c->core, &r, blobs, lens, err,
+                                        sizeof err);
+        free(blobs);
+        free(lens);
+        break;
+    }
     case SS_CHAN_SNAPSHOT:
     case SS_CHAN_RESTORE: {
         /* the state is taken and sealed here, with the data key; a

@@ -744,11 +744,22 @@ void ss_ecore_set_grant(ss_ecore *c, uint32_t epoch)
 {
     c->granted = 1;
     c->grant = epoch;
+    c->grant_from = c->grant_slot = c->grant_slots = 0;
 }
 
 /* See ss_enclave_core.h. */
-int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
-                     size_t n, char *err, size_t errlen)
+void ss_ecore_set_restore_grant(ss_ecore *c, const ss_restore_grant *g)
+{
+    ss_ecore_set_grant(c, g->epoch);
+    c->grant_from = g->from;
+    c->grant_slot = g->slot;
+    c->grant_slots = g->slots;
+}
+
+/* What every restore checks first: the core is fresh, and an attested
+ * one was granted this epoch. 0 or SS_EDENIED/SS_EINVAL with err. */
+static int restore_allowed(ss_ecore *c, uint32_t epoch, char *err,
+                           size_t errlen)
 {
     if (c->echo) {
         snprintf(err, errlen, "an echo enclave has no state");
@@ -772,6 +783,94 @@ int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
                  c->grant, epoch,
                  epoch < c->grant ? "an older checkpoint (rollback refused)"
                                   : "a checkpoint it did not grant");
+        return SS_EDENIED;
+    }
+    return 0;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_restore_keyed(ss_ecore *c, const ss_restore_grant *r,
+                           const void *const *blobs, const size_t *lens,
+                           char *err, size_t errlen)
+{
+    int rc = restore_allowed(c, r->epoch, err, errlen);
+    if (rc)
+        return rc;
+    const char *stage = ss_stage_name(c->stage);
+    if (!r->from || r->from > SS_PARTITIONS || !r->slots ||
+        r->slots > SS_PARTITIONS || !r->slot || r->slot > r->slots) {
+        snprintf(err, errlen, "stage '%s': a restore from %u workers as "
+                 "slot %u of %u does not hold together", stage, r->from,
+                 r->slot, r->slots);
+        return SS_EINVAL;
+    }
+    if (c->granted && (c->grant_from != r->from ||
+                       c->grant_slot != r->slot ||
+                       c->grant_slots != r->slots)) {
+        if (!c->grant_from)
+            snprintf(err, errlen, "stage '%s': the key service granted the "
+                     "restore of this worker's own snapshot of epoch %u, "
+                     "not one from %u workers' snapshots", stage, c->grant,
+                     r->from);
+        else
+            snprintf(err, errlen, "stage '%s': the key service granted the "
+                     "restore from %u workers as slot %u of %u, not from "
+                     "%u as slot %u of %u: refused", stage, c->grant_from,
+                     c->grant_slot, c->grant_slots, r->from, r->slot,
+                     r->slots);
+        return SS_EDENIED;
+    }
+    char own[80];
+    snprintf(own, sizeof own, "%s-%u", stage, r->slot);
+    if (strcmp(own, c->worker) != 0) {
+        snprintf(err, errlen, "stage '%s': worker '%s' is not slot %u (a "
+                 "slot's worker is named %s)", stage, c->worker, r->slot,
+                 own);
+        return SS_EDENIED;
+    }
+    ss_stage_groups sel;
+    ss_partition_range(r->slot - 1, r->slots, &sel.lo, &sel.hi);
+    ss_buf pt = SS_BUF_INIT;
+    for (uint32_t j = 1; j <= r->from && !rc; j++) {
+        char old[80];
+        snprintf(old, sizeof old, "%s-%u", stage, j);
+        ss_snapshot_id want = {c->run, r->epoch, stage, old};
+        ss_buf_reset(&pt);
+        char why[400] = "";
+        rc = ss_snapshot_open(c->encrypted ? c->key : NULL, blobs[j - 1],
+                              lens[j - 1], &want, &pt, why, sizeof why);
+        /* the state outside key groups moves only with its own worker,
+         * when the count did not change */
+        sel.base = r->from == r->slots && j == r->slot;
+        ss_partition_range(j - 1, r->from, &sel.own_lo, &sel.own_hi);
+        if (!rc)
+            rc = ss_chain_restore_groups(c->chain, pt.data, pt.len, &sel,
+                                         why, sizeof why);
+        if (rc)
+            snprintf(err, errlen, "the snapshot of %s: %s", old, why);
+        if (pt.data)
+            sodium_memzero(pt.data, pt.cap);
+    }
+    ss_buf_release(&pt);
+    if (rc == 0) {
+        c->restored = 1;
+        c->restored_epoch = r->epoch;
+    }
+    return rc;
+}
+
+/* See ss_enclave_core.h. */
+int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
+                     size_t n, char *err, size_t errlen)
+{
+    int rc0 = restore_allowed(c, epoch, err, errlen);
+    if (rc0)
+        return rc0;
+    const char *stage = ss_stage_name(c->stage);
+    if (c->granted && c->grant_from) {
+        snprintf(err, errlen, "stage '%s': the key service granted the "
+                 "restore from the snapshots of %u workers (another worker "
+                 "count), not from this worker's own", stage, c->grant_from);
         return SS_EDENIED;
     }
     ss_snapshot_id want = {c->run, epoch, stage, c->worker};

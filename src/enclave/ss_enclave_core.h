@@ -11,6 +11,7 @@
 #include "core/ss_buf.h"
 #include "core/ss_bundle.h"
 #include "crypto/ss_keys.h"
+#include "crypto/ss_keyservice.h"
 #include "lua/ss_chain.h"
 #include "lua/ss_stage.h"
 #include "wire/ss_batch.h"
@@ -41,6 +42,8 @@ typedef struct ss_ecore {
     uint32_t restored_epoch; /* ... of this epoch: older inputs refused */
     int granted;        /* attested: restores need the key service's grant */
     uint32_t grant;     /* the epoch granted (0: no restore) */
+    uint32_t grant_from, grant_slot, grant_slots; /* a rescale granted
+                           (ss_restore_grant; from 0: the own snapshot) */
     int snapped;        /* a snapshot was taken ... */
     uint32_t snap_epoch; /* ... of this epoch: the next must be later */
     ss_buf pt;          /* plaintext of the input */
@@ -176,6 +179,12 @@ int ss_ecore_reject(ss_ecore *c, const void *msg, size_t n,
  * Can't fail. */
 void ss_ecore_set_grant(ss_ecore *c, uint32_t epoch);
 
+/* The same with a whole grant (ss_keyservice.h): with g->from > 0 the
+ * only restore allowed is ss_ecore_restore_keyed of g->epoch from
+ * exactly g->from snapshots as slot g->slot of g->slots; with 0 only
+ * ss_ecore_restore of g->epoch. Can't fail. */
+void ss_ecore_set_restore_grant(ss_ecore *c, const ss_restore_grant *g);
+
 /* Takes the stage's state at a barrier and seals it (ss_snapshot.h) as
  * the state of epoch: with the data key when encrypted (the plaintext
  * never leaves the core: it is built and zeroed in private memory), with
@@ -203,6 +212,24 @@ int ss_ecore_snapshot(ss_ecore *c, uint32_t epoch, ss_ecore_reserve rs,
  * starts a fresh enclave. */
 int ss_ecore_restore(ss_ecore *c, uint32_t epoch, const void *blob,
                      size_t n, char *err, size_t errlen);
+
+/* A restore with another worker count (keyed state, docs/ARCHITECTURE.md
+ * "Rescaling"): the stage (partitioned, stateful) had r->from workers at
+ * checkpoint r->epoch, this core is slot r->slot of r->slots now (its
+ * worker must be named STAGE-slot). blobs[0..r->from) are the old
+ * workers' snapshots in slot order, each opened as ss_ecore_restore
+ * does but as the state of worker STAGE-j (j = 1..from), and only the
+ * key groups of this slot's range are restored from them
+ * (ss_chain_restore_groups; a group outside its old worker's range, one
+ * restored twice, state outside key groups: refused). An attested core
+ * restores only what the key service granted (ss_ecore_set_restore_grant:
+ * the same epoch, from, slot and slots), so that a host can neither
+ * leave out an old snapshot, nor hand another range, nor choose an
+ * older epoch. Errors as ss_ecore_restore, SS_EINVAL for a request that
+ * does not hold together. */
+int ss_ecore_restore_keyed(ss_ecore *c, const ss_restore_grant *r,
+                           const void *const *blobs, const size_t *lens,
+                           char *err, size_t errlen);
 
 /* Completion, output under header final, whose lineage the core sets
  * itself: the worker's own stream (ss_name_id of the set_run name |

@@ -241,6 +241,15 @@ static int get_array(const char *p, size_t n, size_t *off, uint32_t *count)
 int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
                      size_t errlen)
 {
+    ss_stage_groups all = {1, 0, SS_PARTITIONS - 1, 0, SS_PARTITIONS - 1};
+    return ss_chain_restore_groups(c, data, len, &all, err, errlen);
+}
+
+/* See ss_chain.h. */
+int ss_chain_restore_groups(ss_chain *c, const char *data, size_t len,
+                            const ss_stage_groups *sel, char *err,
+                            size_t errlen)
+{
     if (c->shared) {
         snprintf(err, errlen, "a chain sharing one Lua state "
                  "(SS_CHAIN_SHARED) takes no snapshot");
@@ -253,7 +262,8 @@ int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
     if (c->n == 1 && data && len >= 2 &&
         ((unsigned char)data[0] & 0xf0) == 0x90 &&
         !((unsigned char)data[1] >= 0xc4 && (unsigned char)data[1] <= 0xc6))
-        return ss_stage_restore(c->st[0], data, len, err, errlen);
+        return ss_stage_restore_groups(c->st[0], data, len, sel, err,
+                                       errlen);
     if (!data || get_array(data, len, &off, &n) != 0) {
         snprintf(err, errlen, "not a snapshot of a worker's stages (an "
                  "array of one snapshot per stage)");
@@ -272,7 +282,7 @@ int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
                      "byte string (truncated?)", i + 1, c->n);
             return SS_EDECODE;
         }
-        int rc = ss_stage_restore(c->st[i], s, sl, err, errlen);
+        int rc = ss_stage_restore_groups(c->st[i], s, sl, sel, err, errlen);
         if (rc)
             return rc;
     }

@@ -72,4 +72,12 @@ int ss_chain_snapshot(ss_chain *c, ss_buf *out, char *err, size_t errlen);
 int ss_chain_restore(ss_chain *c, const char *data, size_t len, char *err,
                      size_t errlen);
 
+/* The same taking only part of the key groups of each stage's snapshot
+ * (ss_stage_restore_groups with sel, for every stage): a worker of a
+ * partitioned stateful stage restarted with another worker count calls
+ * it once with the snapshot of each old worker. */
+int ss_chain_restore_groups(ss_chain *c, const char *data, size_t len,
+                            const ss_stage_groups *sel, char *err,
+                            size_t errlen);
+
 #endif

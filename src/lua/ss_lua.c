@@ -622,3 +622,22 @@ int ss_lua_dostring_env(lua_State *L, const char *src, size_t len,
     }
     return run_loaded(L, st, err, errlen);
 }
+
+/* See ss_lua.h. */
+int ss_lua_dostring_in(lua_State *L, const char *src, size_t len,
+                       const char *chunkname, int env, char *err,
+                       size_t errlen)
+{
+    env = lua_absindex(L, env);
+    int st = luaL_loadbufferx(L, src, len, chunkname, "t");
+    if (st == LUA_OK) {
+        lua_pushvalue(L, env);
+#ifdef SS_LUAJIT
+        lua_setfenv(L, -2);
+#else
+        if (!lua_setupvalue(L, -2, 1)) /* a main chunk's first is _ENV */
+            lua_pop(L, 1);
+#endif
+    }
+    return run_loaded(L, st, err, errlen);
+}

@@ -68,6 +68,15 @@ int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
 int ss_lua_dostring_env(lua_State *L, const char *src, size_t len,
                         const char *chunkname, char *err, size_t errlen);
 
+/* The same with the table at stack index env as the chunk's global
+ * table (_ENV; its environment under LuaJIT): the caller builds it,
+ * e.g. with a metatable whose __index is the state's globals. The table
+ * stays on the stack. (A partitioned stateful stage runs its main chunk
+ * once per key group this way: ss_stage.c.) */
+int ss_lua_dostring_in(lua_State *L, const char *src, size_t len,
+                       const char *chunkname, int env, char *err,
+                       size_t errlen);
+
 /* Registry field: a copy of the global table taken before a stage's
  * script ran (ss_stage.c), the fallback of ss_lua_dostring_env. */
 #define SS_LUA_PRISTINE "ss.pristine_globals"

@@ -35,6 +35,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One instance of a stage's Rx chain for one key group (see "key
+ * groups" below): the main chunk run once more, in its own globals. */
+typedef struct ss_inst {
+    int group;        /* 0..SS_PARTITIONS-1 */
+    int ref_subject;  /* its input subject ... */
+    int ref_onnext;   /* ... subject.onNext */
+    int ref_complete; /* ... subject.onCompleted */
+    int ref_reg;      /* its list of stateful operators (rx.lua) */
+    int ref_env;      /* its global table */
+} ss_inst;
+
 struct ss_stage {
     ss_lua *lua;
     lua_State *L;
@@ -99,6 +110,18 @@ struct ss_stage {
     uint64_t mk_out, mk_bytes;
     size_t mk_len;
     int by_batch; /* head: hand values on per batch, not per event */
+    /* keyed state: a stateful stage fed PARTITIONED batches keeps one
+     * instance of its chain per key group (see "key groups" below) */
+    char *src;          /* the script's text, to run it again */
+    size_t src_len;
+    char *chunk;        /* its chunk name */
+    int ref_reg;        /* the load-time instance's operator list */
+    int base_used;      /* the load-time instance got events */
+    int base_restored;  /* ... or had its state restored */
+    ss_inst *insts;     /* by increasing group */
+    size_t ninst, capinst;
+    ss_inst *loading_inst; /* the instance whose main chunk runs */
+    int act_subject, act_onnext; /* what the batch running feeds */
     char err[512];
 };
 
@@ -485,6 +508,23 @@ static int host_input(lua_State *L)
     ss_stage *s = host_target(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *addr = luaL_optstring(L, 2, "");
+    ss_inst *in = s->loading_inst;
+    if (in) { /* the main chunk again, for one key group */
+        if (in->ref_subject != LUA_NOREF)
+            return luaL_error(L, "fromZmqSocket: a stage has one input "
+                                 "socket, and this script opens a second "
+                                 "(%s)", addr);
+        lua_getfield(L, 1, "onNext");
+        lua_getfield(L, 1, "onCompleted");
+        if (!lua_isfunction(L, -1) || !lua_isfunction(L, -2))
+            return luaL_error(L, "fromZmqSocket: subject has no onNext or "
+                                 "onCompleted");
+        in->ref_complete = luaL_ref(L, LUA_REGISTRYINDEX);
+        in->ref_onnext = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pushvalue(L, 1);
+        in->ref_subject = luaL_ref(L, LUA_REGISTRYINDEX);
+        return 0;
+    }
     if (s->ref_subject != LUA_NOREF)
         return luaL_error(L, "fromZmqSocket: a stage has one input "
                              "socket, and this script opens a second (%s)",
@@ -737,6 +777,8 @@ static int host_output(lua_State *L)
 {
     ss_stage *s = host_target(L);
     const char *addr = luaL_optstring(L, 1, "");
+    if (s->loading_inst) /* one key group's instance: the same output */
+        s->outputs = 0;
     if (s->outputs++)
         return luaL_error(L, "subscribeToSocket: a stage has one output "
                              "socket, and this script opens a second (%s)",
@@ -798,6 +840,7 @@ int ss_stage_new(const ss_stage_opts *o, ss_stage **out, char *err,
         return SS_ENOMEM;
     s->ref_subject = s->ref_onnext = s->ref_complete = LUA_NOREF;
     s->pend_ref = LUA_NOREF;
+    s->ref_reg = LUA_NOREF;
     snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "worker");
     snprintf(s->stage, sizeof s->stage, "%s", o->stage ? o->stage : "");
     s->in_enclave = o->in_enclave;
@@ -1004,17 +1047,30 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
         budget_begin(s);
         meter_start(s, "loading the script");
     }
+    char chunk[4096 + 2];
     if (o->script_src && o->script_path) {
         /* text read already (a bundle), from this file: named like a
          * file chunk, so that messages name it and debug.getinfo's
          * source finds the script's folder */
-        char chunk[4096 + 2];
         snprintf(chunk, sizeof chunk, "@%s", o->script_path);
-        rc = ss_lua_dostring(s->lua, o->script_src, o->script_len, chunk,
-                             err, errlen);
     } else {
-        rc = ss_lua_dostring(s->lua, o->script_src, o->script_len,
-                             "=script", err, errlen);
+        snprintf(chunk, sizeof chunk, "=script");
+    }
+    rc = ss_lua_dostring(s->lua, o->script_src, o->script_len, chunk, err,
+                         errlen);
+    if (!rc && s->host_errors && o->script_src) {
+        /* kept to run the main chunk again per key group (keyed state) */
+        free(s->src);
+        free(s->chunk);
+        s->src = malloc(o->script_len ? o->script_len : 1);
+        s->chunk = strdup(chunk);
+        if (!s->src || !s->chunk) {
+            snprintf(err, errlen, "out of memory");
+            rc = SS_ENOMEM;
+        } else {
+            memcpy(s->src, o->script_src, o->script_len);
+            s->src_len = o->script_len;
+        }
     }
     ss_bundle_destroy(&own);
     if (s->host_errors)
@@ -1039,6 +1095,13 @@ int ss_stage_load(ss_stage *s, const ss_stage_opts *o, char *err,
             if (lua_pcall(L, 0, 0, 0) != LUA_OK)
                 lua_pop(L, 1); /* a plain assignment: cannot fail */
         }
+        /* the load-time instance's list, for keyed state */
+        if (s->host_errors && checkpoint_fn(L, -1, "current")) {
+            if (lua_pcall(L, 0, 1, 0) == LUA_OK && lua_istable(L, -1))
+                s->ref_reg = luaL_ref(L, LUA_REGISTRYINDEX);
+            else
+                lua_pop(L, 1);
+        }
     }
     lua_pop(L, 2);
     return 0;
@@ -1054,6 +1117,9 @@ void ss_stage_destroy(ss_stage **p)
         tl_cur = NULL;
     ss_lua_destroy(&s->lua); /* NULL in a shared state's later stages */
     ss_stage_out_release(&s->free_out);
+    free(s->insts);
+    free(s->src);
+    free(s->chunk);
     free(s->from);
     free(s->to);
     free(s);
@@ -1097,6 +1163,158 @@ void ss_stage_counts_add(ss_stage_counts *t, const ss_stage_counts *d)
     t->out_bytes += d->out_bytes;
 }
 
+/* --- key groups ------------------------------------------------------------
+ *
+ * A stateful stage fed PARTITIONED batches (the stage is partition_by:
+ * its router sends each key group to one worker) keeps its state per key
+ * group, as Flink's keyed state, so that the state of a group can move to
+ * another worker when the stage's worker count changes (at a checkpoint:
+ * ss_stage_restore_groups). The first batch of key group g runs the
+ * script's main chunk once more, for g: with a global table of its own
+ * whose reads fall back to the worker's globals (what the load-time run
+ * left there), its own locals, subject and operators, and its own list of
+ * stateful operators (rx.lua, Rx.checkpoint.fresh). Every batch of g then
+ * goes to that instance; at completion every instance completes, by
+ * increasing group, then the load-time instance if it got events itself
+ * (a batch not PARTITIONED) or if there is no other. Modules loaded with
+ * require are loaded once per worker and shared by every instance (their
+ * own state too), and so are data files. The instances share the stage's
+ * Lua state, memory cap and counters. */
+
+/* The instance of group g, or NULL. */
+static ss_inst *find_inst(ss_stage *s, int g)
+{
+    size_t lo = 0, hi = s->ninst;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->insts[mid].group == g)
+            return &s->insts[mid];
+        if (s->insts[mid].group < g)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void unref_inst(lua_State *L, ss_inst *in)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, in->ref_subject);
+    luaL_unref(L, LUA_REGISTRYINDEX, in->ref_onnext);
+    luaL_unref(L, LUA_REGISTRYINDEX, in->ref_complete);
+    luaL_unref(L, LUA_REGISTRYINDEX, in->ref_reg);
+    luaL_unref(L, LUA_REGISTRYINDEX, in->ref_env);
+}
+
+/* Calls rx.checkpoint[fn] with the registry value ref (LUA_NOREF: no
+ * argument) and leaves nres results; 0, or -1 (no such function, or it
+ * raised: nothing left). */
+static int call_rx_checkpoint(lua_State *L, const char *fn, int ref, int nres)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, "rx");
+    lua_remove(L, -2);
+    if (!lua_istable(L, -1) || !checkpoint_fn(L, -1, fn)) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_remove(L, -2);
+    int nargs = 0;
+    if (ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+        nargs = 1;
+    }
+    if (lua_pcall(L, nargs, nres, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* Makes the instance of key group g (not there yet): runs the main chunk
+ * for it, metered as loading the script. Returns it, or NULL with the
+ * reason in s->err (out of memory under the cap, or the main chunk
+ * failed this time). Called between batches or events, never from Lua. */
+static ss_inst *new_inst(ss_stage *s, int g)
+{
+    lua_State *L = s->L;
+    int top = lua_gettop(L);
+    if (s->ninst == s->capinst) {
+        size_t cap = s->capinst ? 2 * s->capinst : 16;
+        ss_inst *a = realloc(s->insts, cap * sizeof *a);
+        if (!a) {
+            snprintf(s->err, sizeof s->err, "stage '%s': out of memory for "
+                     "key group %d", s->stage, g);
+            return NULL;
+        }
+        s->insts = a;
+        s->capinst = cap;
+    }
+    ss_inst in = {g, LUA_NOREF, LUA_NOREF, LUA_NOREF, LUA_NOREF, LUA_NOREF};
+    if (call_rx_checkpoint(L, "fresh", LUA_NOREF, 1) != 0) {
+        snprintf(s->err, sizeof s->err, "stage '%s': cannot start the "
+                 "operator list of key group %d", s->stage, g);
+        return NULL;
+    }
+    in.ref_reg = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* its globals: its own, reads fall back to the worker's */
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 1);
+    lua_pushglobaltable(L);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    in.ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
+    s->loading_inst = &in;
+    budget_begin(s);
+    meter_start(s, "loading the script for a key group");
+    char why[400];
+    int rc = ss_lua_dostring_in(L, s->src ? s->src : "", s->src_len,
+                                s->chunk ? s->chunk : "=script", -1, why,
+                                sizeof why);
+    budget_end(s);
+    s->loading_inst = NULL;
+    (void)call_rx_checkpoint(L, "close", LUA_NOREF, 0);
+    lua_settop(L, top);
+    if (!rc && in.ref_subject == LUA_NOREF) {
+        snprintf(why, sizeof why, "it opened no input (fromZmqSocket) "
+                 "this time");
+        rc = SS_EINVAL;
+    }
+    if (rc) {
+        snprintf(s->err, sizeof s->err, "stage '%s': cannot start the "
+                 "instance of key group %d: %.300s", s->stage, g, why);
+        unref_inst(L, &in);
+        return NULL;
+    }
+    size_t i = s->ninst;
+    while (i > 0 && s->insts[i - 1].group > g) {
+        s->insts[i] = s->insts[i - 1];
+        i--;
+    }
+    s->insts[i] = in;
+    s->ninst++;
+    return &s->insts[i];
+}
+
+/* 1 if batches of s are to go to key group instances: a stateful stage
+ * of its own Lua state, run by a host, whose script can run again. */
+static int keyed_ok(const ss_stage *s)
+{
+    return s->stateful && s->host_errors && !s->head && !s->next &&
+           s->src && s->ref_reg != LUA_NOREF &&
+           s->ref_subject != LUA_NOREF;
+}
+
+/* See ss_stage.h. */
+size_t ss_stage_key_groups(const ss_stage *s) { return s->ninst; }
+
+/* See ss_stage.h. */
+int ss_stage_key_group(const ss_stage *s, size_t i)
+{
+    return i < s->ninst ? s->insts[i].group : -1;
+}
+
 /* --- processing ---------------------------------------------------------- */
 
 /* Pushes the events of the batch, from s->index on, through the chain.
@@ -1109,8 +1327,8 @@ static int batch_step(lua_State *L)
 {
     ss_stage *s = lua_touserdata(L, 1);
     ss_stage_out *out = s->cur;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_onnext);  /* 2 */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject); /* 3 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->act_onnext);  /* 2 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->act_subject); /* 3 */
     while (s->index < s->count) {
         s->ev_start = s->off;
         s->ev_mark = out->events.len;
@@ -1208,6 +1426,23 @@ int ss_stage_process(ss_stage *s, const ss_hdr *hdr, const char *payload,
         out->delta.in += hdr->count;
         goto done;
     }
+    s->act_subject = s->ref_subject;
+    s->act_onnext = s->ref_onnext;
+    if (hdr->count && (hdr->flags & SS_BF_PARTITIONED) &&
+        hdr->partition < SS_PARTITIONS && keyed_ok(s)) {
+        ss_inst *in = find_inst(s, hdr->partition);
+        if (!in)
+            in = new_inst(s, hdr->partition);
+        if (!in) { /* its main chunk failed: the batch cannot run */
+            add_reject(s, out, hdr->count, s->err, NULL, 0);
+            out->delta.in += hdr->count;
+            goto done;
+        }
+        s->act_subject = in->ref_subject;
+        s->act_onnext = in->ref_onnext;
+    } else if (hdr->count) {
+        s->base_used = 1;
+    }
     s->cur = out;
     s->payload = payload;
     s->len = len;
@@ -1294,14 +1529,14 @@ void ss_stage_set_tick(ss_stage *s, ss_stage_tick_fn fn, void *arg)
     s->tick_arg = arg;
 }
 
-/* See ss_stage.h. */
-int ss_stage_complete(ss_stage *s, ss_stage_out *out)
+/* Completes the instance whose subject and onCompleted are the
+ * registry values subject and complete (see ss_stage_complete). */
+static int complete_one(ss_stage *s, int subject, int complete,
+                        ss_stage_out *out)
 {
     ss_stage *h = s->head ? s->head : s; /* the state's owner: buffers,
                                             budget */
     lua_State *L = s->L;
-    if (s->ref_subject == LUA_NOREF)
-        return 0;
     size_t bytes_before = out->events.len;
     uint64_t outs = out->delta.out;
     /* a shared state's completion: what the stages emit now is handed on
@@ -1317,8 +1552,8 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
     h->hdr = s->next || s->head ? &no_lineage : NULL;
     h->at = s;
     lua_pushcfunction(L, ss_lua_traceback);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_complete);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_subject);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, complete);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, subject);
     budget_begin(h);
     meter_start(h, "the completion");
     int rc = lua_pcall(L, 1, 0, -3);
@@ -1360,6 +1595,23 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out)
 }
 
 /* See ss_stage.h. */
+int ss_stage_complete(ss_stage *s, ss_stage_out *out)
+{
+    if (s->ref_subject == LUA_NOREF)
+        return 0;
+    /* every key group's instance, by increasing group (keyed state) */
+    for (size_t i = 0; i < s->ninst; i++) {
+        int rc = complete_one(s, s->insts[i].ref_subject,
+                              s->insts[i].ref_complete, out);
+        if (rc)
+            return rc;
+    }
+    if (s->ninst && !s->base_used)
+        return 0;
+    return complete_one(s, s->ref_subject, s->ref_complete, out);
+}
+
+/* See ss_stage.h. */
 const char *ss_stage_error(const ss_stage *s) { return s->err; }
 
 /* --- checkpoints ----------------------------------------------------------
@@ -1375,6 +1627,13 @@ typedef struct snap_ctx {
     size_t len;
     int rc;            /* an error found without raising */
     char why[640];
+    /* restore: what to take (ss_stage_restore_groups), the decoded
+     * value's registry ref, its version and base_used flag, and the key
+     * groups it holds that are to be restored (by increasing group) */
+    const ss_stage_groups *sel;
+    int ref_val, version, base_used;
+    int *groups;
+    size_t ngroups;
 } snap_ctx;
 
 /* Pushes package.loaded.rx.checkpoint[fn] and returns 1, or returns 0
@@ -1393,11 +1652,11 @@ static int rx_checkpoint_fn(lua_State *L, const char *fn)
     return 0;
 }
 
-/* lua_pcall'ed: rx.checkpoint.capture(), then the canonical encoding of
- * [version, [[name, state], ...]] into x->out. */
-static int snapshot_step(lua_State *L)
+/* Encodes [[name, state], ...] of the operator list in use
+ * (rx.checkpoint.capture()) into x->out; group is the key group for the
+ * messages (-1: the load-time instance). Raises on a broken list. */
+static int encode_list(lua_State *L, snap_ctx *x, int group)
 {
-    snap_ctx *x = lua_touserdata(L, 1);
     ss_buf *b = x->out;
     lua_Integer n = 0;
     int list = 0;
@@ -1409,11 +1668,10 @@ static int snapshot_step(lua_State *L)
         list = lua_gettop(L);
         n = (lua_Integer)lua_rawlen(L, list);
     }
-    int rc = ss_mp_put_array(b, 2);
-    if (!rc)
-        rc = ss_mp_put_int(b, SS_STAGE_SNAPSHOT_VERSION);
-    if (!rc)
-        rc = ss_mp_put_array(b, (uint32_t)n);
+    char where[48] = "";
+    if (group >= 0)
+        snprintf(where, sizeof where, " of key group %d", group);
+    int rc = ss_mp_put_array(b, (uint32_t)n);
     for (lua_Integer i = 1; !rc && i <= n; i++) {
         lua_rawgeti(L, list, i);
         int e = lua_gettop(L);
@@ -1444,20 +1702,63 @@ static int snapshot_step(lua_State *L)
         if (rc == SS_EENCODE)
             snprintf(x->why, sizeof x->why,
                      "stage '%s': cannot checkpoint the state of operator "
-                     "%d of %d (%s): %s", x->s->stage, (int)i, (int)n, root,
-                     why);
+                     "%d of %d (%s)%s: %s", x->s->stage, (int)i, (int)n,
+                     root, where, why);
         if (!rc && b->len > SS_STAGE_SNAPSHOT_MAX) {
             rc = SS_ETOOBIG;
             snprintf(x->why, sizeof x->why,
                      "stage '%s': the snapshot is larger than %zu MiB (at "
-                     "operator %d of %d, %s)", x->s->stage,
-                     SS_STAGE_SNAPSHOT_MAX >> 20, (int)i, (int)n, root);
+                     "operator %d of %d, %s%s)", x->s->stage,
+                     SS_STAGE_SNAPSHOT_MAX >> 20, (int)i, (int)n, root,
+                     where);
         }
         lua_settop(L, e - 1);
     }
+    if (list)
+        lua_settop(L, list - 1);
+    return rc;
+}
+
+/* Makes the operator list of registry value ref the one rx.checkpoint
+ * works on (nothing when ref is LUA_NOREF: no rx module of ours). */
+static void select_list(lua_State *L, int ref)
+{
+    if (ref == LUA_NOREF || !rx_checkpoint_fn(L, "select"))
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_call(L, 1, 0);
+}
+
+/* lua_pcall'ed: the canonical encoding of
+ * [version, base_used, [[name, state], ...], [[group, [[name, state],
+ * ...]], ...]] into x->out (see ss_stage.h). */
+static int snapshot_step(lua_State *L)
+{
+    snap_ctx *x = lua_touserdata(L, 1);
+    ss_stage *s = x->s;
+    ss_buf *b = x->out;
+    int rc = ss_mp_put_array(b, 4);
+    if (!rc)
+        rc = ss_mp_put_int(b, SS_STAGE_SNAPSHOT_VERSION);
+    if (!rc)
+        rc = ss_mp_put_bool(b, s->base_used);
+    select_list(L, s->ref_reg);
+    if (!rc)
+        rc = encode_list(L, x, -1);
+    if (!rc)
+        rc = ss_mp_put_array(b, (uint32_t)s->ninst);
+    for (size_t i = 0; !rc && i < s->ninst; i++) {
+        rc = ss_mp_put_array(b, 2);
+        if (!rc)
+            rc = ss_mp_put_int(b, s->insts[i].group);
+        select_list(L, s->insts[i].ref_reg);
+        if (!rc)
+            rc = encode_list(L, x, s->insts[i].group);
+    }
+    select_list(L, s->ref_reg);
     if (rc == SS_ENOMEM && !x->why[0])
         snprintf(x->why, sizeof x->why, "stage '%s': out of memory for the "
-                 "snapshot", x->s->stage);
+                 "snapshot", s->stage);
     x->rc = rc;
     return 0;
 }
@@ -1511,12 +1812,43 @@ int ss_stage_snapshot(ss_stage *s, ss_buf *out, char *err, size_t errlen)
     return rc;
 }
 
-/* lua_pcall'ed: decodes x->data and hands the list to
- * rx.checkpoint.restore(). */
-static int restore_step(lua_State *L)
+/* Hands list (a stack index) to rx.checkpoint.restore() of the operator
+ * list of registry value reg; raises when it does not fit. */
+static void restore_list(lua_State *L, int reg, int list)
+{
+    list = lua_absindex(L, list);
+    select_list(L, reg);
+    if (rx_checkpoint_fn(L, "restore")) {
+        lua_pushvalue(L, list);
+        lua_call(L, 1, 0);
+        return;
+    }
+    size_t n = lua_istable(L, list) ? lua_rawlen(L, list) : 0;
+    if (n)
+        luaL_error(L, "snapshot: it holds the state of %d operator(s) but "
+                      "the script uses no Rx operators: not a snapshot of "
+                      "this script", (int)n);
+}
+
+/* Sets x's error (SS_EDECODE: not a snapshot) and returns 0. */
+static int not_snapshot(snap_ctx *x, const char *fmt, int a, int b)
+{
+    char what[200];
+    snprintf(what, sizeof what, fmt, a, b);
+    x->rc = SS_EDECODE;
+    snprintf(x->why, sizeof x->why, "stage '%s': not a snapshot: %s",
+             x->s->stage, what);
+    return 0;
+}
+
+/* lua_pcall'ed: decodes x->data, checks its shape and which key groups
+ * of it are to be restored (x->groups), and keeps the value (x->ref_val)
+ * for restore_apply. */
+static int restore_decode(lua_State *L)
 {
     snap_ctx *x = lua_touserdata(L, 1);
     const char *stage = x->s->stage;
+    const ss_stage_groups *sel = x->sel;
     size_t off = 0;
     char why[256] = "";
     if (ss_mp_decode_lua(L, x->data, x->len, &off, why, sizeof why) != 0) {
@@ -1533,40 +1865,138 @@ static int restore_step(lua_State *L)
         return 0;
     }
     int v = lua_gettop(L);
-    int ok = lua_istable(L, v);
-    if (ok) {
+    int version = 0;
+    if (lua_istable(L, v)) {
         lua_rawgeti(L, v, 1);
-        ok = lua_isinteger(L, -1) &&
-             lua_tointeger(L, -1) == SS_STAGE_SNAPSHOT_VERSION;
+        version = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
         lua_pop(L, 1);
+    }
+    int ok = version == 1 || version == SS_STAGE_SNAPSHOT_VERSION;
+    if (ok && version == 1) { /* [1, list]: the load-time instance only */
         lua_rawgeti(L, v, 2);
-        ok = ok && lua_istable(L, -1);
+        ok = lua_istable(L, -1) && lua_rawlen(L, v) == 2;
+        lua_pop(L, 1);
+    } else if (ok) { /* [2, base_used, list, [[group, list], ...]] */
+        lua_rawgeti(L, v, 2);
+        lua_rawgeti(L, v, 3);
+        lua_rawgeti(L, v, 4);
+        ok = lua_isboolean(L, -3) && lua_istable(L, -2) &&
+             lua_istable(L, -1) && lua_rawlen(L, v) == 4;
+        x->base_used = lua_toboolean(L, -3);
+        lua_pop(L, 3);
     }
     if (!ok) {
         x->rc = SS_EDECODE;
         snprintf(x->why, sizeof x->why, "stage '%s': not a snapshot of "
-                 "version %d ([%d, [[name, state], ...]])", stage,
+                 "version %d ([%d, base_used, [[name, state], ...], "
+                 "[[key group, [[name, state], ...]], ...]]) or 1", stage,
                  SS_STAGE_SNAPSHOT_VERSION, SS_STAGE_SNAPSHOT_VERSION);
         return 0;
     }
-    int list = lua_gettop(L);
-    if (rx_checkpoint_fn(L, "restore")) {
-        lua_pushvalue(L, list);
-        lua_call(L, 1, 0);
+    x->version = version;
+    if (!sel->base && x->base_used) {
+        x->rc = SS_EDENIED;
+        snprintf(x->why, sizeof x->why, "stage '%s': the snapshot holds "
+                 "state of events that came in no key group (batches not "
+                 "PARTITIONED): it cannot move to another worker", stage);
         return 0;
     }
-    size_t n = lua_rawlen(L, list);
-    if (n)
-        return luaL_error(L, "snapshot: it holds the state of %d "
-                             "operator(s) but the script uses no Rx "
-                             "operators: not a snapshot of this script",
-                          (int)n);
+    if (version == 2) {
+        lua_rawgeti(L, v, 4);
+        int t = lua_gettop(L);
+        size_t n = lua_rawlen(L, t);
+        if (n > SS_PARTITIONS)
+            return not_snapshot(x, "%d key groups (at most %d)", (int)n,
+                                SS_PARTITIONS);
+        x->groups = calloc(n ? n : 1, sizeof *x->groups);
+        if (!x->groups)
+            return luaL_error(L, "out of memory");
+        int last = -1;
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, t, (lua_Integer)i);
+            int e = lua_gettop(L);
+            ok = lua_istable(L, e) && lua_rawlen(L, e) == 2;
+            lua_rawgeti(L, e, 1);
+            lua_rawgeti(L, e, 2);
+            ok = ok && lua_isinteger(L, -2) && lua_istable(L, -1);
+            lua_Integer g = ok ? lua_tointeger(L, -2) : -1;
+            lua_settop(L, e - 1);
+            if (!ok || g < 0 || g >= SS_PARTITIONS || g <= last)
+                return not_snapshot(x, "entry %d of its key groups is not "
+                                    "[key group, list] by increasing key "
+                                    "group below %d", (int)i,
+                                    SS_PARTITIONS);
+            last = (int)g;
+            if (g < sel->own_lo || g > sel->own_hi) {
+                x->rc = SS_EDENIED;
+                snprintf(x->why, sizeof x->why, "stage '%s': the snapshot "
+                         "holds key group %d, which its worker did not own "
+                         "(key groups %d..%d): refused", stage, (int)g,
+                         sel->own_lo, sel->own_hi);
+                return 0;
+            }
+            if (g < sel->lo || g > sel->hi)
+                continue;
+            if (find_inst(x->s, (int)g)) {
+                x->rc = SS_EDENIED;
+                snprintf(x->why, sizeof x->why, "stage '%s': key group %d "
+                         "is restored twice (it is in two snapshots)",
+                         stage, (int)g);
+                return 0;
+            }
+            x->groups[x->ngroups++] = (int)g;
+        }
+        lua_settop(L, t - 1);
+    }
+    lua_pushvalue(L, v);
+    x->ref_val = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* lua_pcall'ed: hands each part of the value restore_decode kept to its
+ * instance's operators (the instances of x->groups exist now). */
+static int restore_apply(lua_State *L)
+{
+    snap_ctx *x = lua_touserdata(L, 1);
+    ss_stage *s = x->s;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->ref_val);
+    int v = lua_gettop(L);
+    if (x->sel->base) {
+        lua_rawgeti(L, v, x->version == 1 ? 2 : 3);
+        restore_list(L, s->ref_reg, -1);
+        lua_pop(L, 1);
+        s->base_used = s->base_used || x->base_used;
+        s->base_restored = 1;
+    }
+    if (x->version == 2) {
+        lua_rawgeti(L, v, 4);
+        int t = lua_gettop(L);
+        size_t n = lua_rawlen(L, t);
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, t, (lua_Integer)i);
+            lua_rawgeti(L, -1, 1);
+            ss_inst *in = find_inst(s, (int)lua_tointeger(L, -1));
+            lua_pop(L, 1);
+            int g = in ? in->group : -1;
+            size_t k = 0;
+            while (k < x->ngroups && x->groups[k] != g)
+                k++;
+            if (in && k < x->ngroups) {
+                lua_rawgeti(L, -1, 2);
+                restore_list(L, in->ref_reg, -1);
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    select_list(L, s->ref_reg);
     return 0;
 }
 
 /* See ss_stage.h. */
-int ss_stage_restore(ss_stage *s, const char *data, size_t len, char *err,
-                     size_t errlen)
+int ss_stage_restore_groups(ss_stage *s, const char *data, size_t len,
+                            const ss_stage_groups *sel, char *err,
+                            size_t errlen)
 {
     if (s->cur || s->started) {
         snprintf(err, errlen, "stage '%s': a snapshot is restored before "
@@ -1574,13 +2004,48 @@ int ss_stage_restore(ss_stage *s, const char *data, size_t len, char *err,
                  s->stage);
         return SS_EINVAL;
     }
+    if (sel->base && s->base_restored) {
+        snprintf(err, errlen, "stage '%s': the state outside key groups is "
+                 "restored once", s->stage);
+        return SS_EINVAL;
+    }
     snap_ctx x;
     memset(&x, 0, sizeof x);
     x.s = s;
     x.data = data ? data : "";
     x.len = data ? len : 0;
-    return run_checkpoint(s, restore_step, &x, "restoring a snapshot", err,
-                          errlen);
+    x.sel = sel;
+    x.ref_val = LUA_NOREF;
+    int rc = run_checkpoint(s, restore_decode, &x, "restoring a snapshot",
+                            err, errlen);
+    if (!rc && x.ngroups && !keyed_ok(s)) {
+        snprintf(err, errlen, "stage '%s': the snapshot holds the state of "
+                 "%zu key group(s), but this stage keeps no state per key "
+                 "group: not a snapshot of this script", s->stage,
+                 x.ngroups);
+        rc = SS_ELUA;
+    }
+    for (size_t i = 0; !rc && i < x.ngroups; i++)
+        if (!new_inst(s, x.groups[i])) {
+            snprintf(err, errlen, "%s", s->err);
+            rc = SS_ELUA;
+        }
+    if (!rc) {
+        x.rc = 0;
+        rc = run_checkpoint(s, restore_apply, &x, "restoring a snapshot",
+                            err, errlen);
+    }
+    luaL_unref(s->L, LUA_REGISTRYINDEX, x.ref_val);
+    free(x.groups);
+    return rc;
+}
+
+/* See ss_stage.h. */
+int ss_stage_restore(ss_stage *s, const char *data, size_t len, char *err,
+                     size_t errlen)
+{
+    ss_stage_groups all = {1, 0, SS_PARTITIONS - 1, 0, SS_PARTITIONS - 1};
+    return ss_stage_restore_groups(s, data, len, &all, err, errlen);
 }
 
 /* --- a chain sharing one Lua state ------------------------------------- */
@@ -1622,6 +2087,7 @@ int ss_stage_new_shared(ss_stage *head, const ss_stage_opts *o,
     }
     t->ref_subject = t->ref_onnext = t->ref_complete = LUA_NOREF;
     t->pend_ref = LUA_NOREF;
+    t->ref_reg = LUA_NOREF;
     snprintf(t->name, sizeof t->name, "%s", o->name ? o->name : "worker");
     snprintf(t->stage, sizeof t->stage, "%s", o->stage ? o->stage : "");
     t->head = head;

@@ -141,18 +141,33 @@ int ss_stage_complete(ss_stage *s, ss_stage_out *out);
  * subscribed while events run, e.g. inside flatMap) is NOT captured
  * (docs/LUA.md, "Checkpoints").
  *
+ * Keyed state: a stateful stage fed PARTITIONED batches (a partition_by
+ * stage) keeps one instance of its chain per key group it received: the
+ * first batch of key group g runs the script's main chunk again for g,
+ * with its own globals (reads fall back to the worker's), locals,
+ * subject and operators; modules loaded with require and data files are
+ * shared. A batch of group g goes to g's instance; a batch that is not
+ * PARTITIONED goes to the instance the load built (the "load-time
+ * instance"). At completion every key group's instance completes, by
+ * increasing group, then the load-time one if it got events or there is
+ * no other. The instances share the stage's memory cap (each costs what
+ * its main chunk builds: docs/LUA.md, "Keyed state").
+ *
  * Snapshot bytes (what ss_stage_snapshot appends, what ss_stage_restore
  * takes): one canonical MessagePack value (ss_lua_canon.h), the same
  * bytes for the same state,
  *
- *     [SS_STAGE_SNAPSHOT_VERSION, [[name, state], ...]]
+ *     [2, base_used, [[name, state], ...], [[group, [[name, state], ...]], ...]]
  *
- * one [name, state] per registered operator, in registration order
- * (name: "reduce", "tumblingWindow", ...). A script without the rx module
- * or without stateful operators gives [1, []]. The bytes are plaintext
- * state: seal them (crypto/ss_snapshot.h) before they leave a trusted
- * place. */
-#define SS_STAGE_SNAPSHOT_VERSION 1
+ * base_used: the load-time instance got events; then its operators, one
+ * [name, state] per registered operator in registration order (name:
+ * "reduce", "tumblingWindow", ...); then each key group's instance by
+ * increasing group. A script without the rx module or without stateful
+ * operators gives [2, false, [], []]. Version 1 ([1, [[name, state],
+ * ...]], before keyed state) is still restored, as the load-time
+ * instance's. The bytes are plaintext state: seal them
+ * (crypto/ss_snapshot.h) before they leave a trusted place. */
+#define SS_STAGE_SNAPSHOT_VERSION 2
 
 /* Appends the snapshot of s's state to out (out is not reset). Call it
  * between events (never from inside ss_stage_process, e.g. from a tick):
@@ -185,6 +200,36 @@ int ss_stage_snapshot(ss_stage *s, ss_buf *out, char *err, size_t errlen);
  * On failure the stage's state is unspecified: discard the stage. */
 int ss_stage_restore(ss_stage *s, const char *data, size_t len, char *err,
                      size_t errlen);
+
+/* What ss_stage_restore_groups takes of a snapshot. */
+typedef struct ss_stage_groups {
+    int base;   /* 1: the load-time instance's state too (a worker's own
+                   snapshot); 0: a snapshot whose load-time instance got
+                   events is refused (SS_EDENIED: that state belongs to no
+                   key group, so it cannot move) */
+    int lo, hi; /* the key groups to restore, lo..hi inclusive; the
+                   others are skipped */
+    int own_lo, own_hi; /* every key group in the snapshot must lie in
+                   own_lo..own_hi (the range of the worker that took it),
+                   else SS_EDENIED */
+} ss_stage_groups;
+
+/* Restores part of a snapshot, as ss_stage_restore (which is this with
+ * base 1 and every group): the key groups of sel's range get an instance
+ * (main chunk run for each) holding their state. May be called several
+ * times before the first event, with the snapshots of several workers (a
+ * restart with another worker count: each new worker takes its range
+ * from every old worker's snapshot); a key group restored twice is
+ * refused (SS_EDENIED), and so is the load-time state twice (SS_EINVAL).
+ * Errors as ss_stage_restore, and SS_EDENIED as said. */
+int ss_stage_restore_groups(ss_stage *s, const char *data, size_t len,
+                            const ss_stage_groups *sel, char *err,
+                            size_t errlen);
+
+/* The number of key group instances, and the group of the i-th one by
+ * increasing group (-1 when i is out of range). */
+size_t ss_stage_key_groups(const ss_stage *s);
+int ss_stage_key_group(const ss_stage *s, size_t i);
 
 /* Called when a script emits outside ss_stage_process (a source script
  * built on fromFileByLine): with the collected output once it holds

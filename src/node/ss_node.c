@@ -800,6 +800,96 @@ static int snapshot(node *n, uint32_t epoch)
  * or one that does not authenticate, is refused: the component fails
  * (the run with it), saying why. Returns 0 (restored, or nothing to
  * restore) or an error code with the reason in n->err. */
+/* A restart from checkpoint e with another worker count of this
+ * partitioned stateful stage (SS_RESTORE_WORKERS=from: the stage had
+ * `from` workers at e): the snapshots of every old worker,
+ * <checkpoint_dir>/STAGE-j-eE.snap for j = 1..from, each opened as the
+ * state of worker STAGE-j, and of each only the key groups this worker
+ * owns now (slot --index of --partitions) restored; in an enclave (and
+ * the encrypted mode's in-process core) exactly as its key service
+ * granted it. Returns 0 or an error code with the reason in n->err. */
+static int restore_rescaled(node *n, uint32_t e, uint32_t from)
+{
+    uint32_t myslot = n->o->index, slots = n->o->partitions;
+    if (!myslot || !slots || myslot > slots) {
+        snprintf(n->err, sizeof n->err, "cannot restore checkpoint %u from "
+                 "%u workers: this worker has no myslot of a partitioned "
+                 "stage (--index and --partitions), so no key groups", e,
+                 from);
+        return SS_EINVAL;
+    }
+    char **blobs = calloc(from, sizeof *blobs);
+    size_t *lens = calloc(from, sizeof *lens);
+    char path[4096] = "";
+    int rc = blobs && lens ? 0 : SS_ENOMEM;
+    for (uint32_t j = 1; !rc && j <= from; j++) {
+        snprintf(path, sizeof path, "%s/%s-%u-e%u.snap",
+                 n->o->checkpoint_dir, n->o->stage, j, e);
+        rc = ss_read_file(path, (64u << 20) + 65536, &blobs[j - 1],
+                          &lens[j - 1]);
+        if (rc)
+            snprintf(n->err, sizeof n->err, "cannot restore checkpoint %u "
+                     "from %u workers: cannot read %.300s: %s", e, from,
+                     path, ss_strerror(rc));
+    }
+    char err[512] = "";
+    if (!rc && n->enc) {
+        ss_restore_grant r = {e, from, myslot, slots};
+        rc = ss_enclave_restore_keyed(n->enc, &r,
+                                      (const void *const *)blobs, lens, err,
+                                      sizeof err);
+        path[0] = '\0';
+    } else if (!rc) {
+        ss_stage_groups sel;
+        ss_partition_range(myslot - 1, slots, &sel.lo, &sel.hi);
+        ss_buf state = SS_BUF_INIT;
+        for (uint32_t j = 1; !rc && j <= from; j++) {
+            char old[80];
+            snprintf(old, sizeof old, "%s-%u", n->o->stage, j);
+            snprintf(path, sizeof path, "%s/%s-e%u.snap",
+                     n->o->checkpoint_dir, old, e);
+            ss_snapshot_id id = {n->o->run, e, n->o->stage, old};
+            ss_buf_reset(&state);
+            rc = ss_snapshot_open(n->key, blobs[j - 1], lens[j - 1], &id,
+                                  &state, err, sizeof err);
+            /* the state outside key groups moves only with its own
+             * worker, and only when the count did not change */
+            sel.base = from == slots && j == myslot;
+            ss_partition_range(j - 1, from, &sel.own_lo, &sel.own_hi);
+            if (!rc)
+                rc = n->chain ? ss_chain_restore_groups(n->chain, state.data,
+                                                        state.len, &sel, err,
+                                                        sizeof err)
+                              : ss_stage_restore_groups(n->stage, state.data,
+                                                        state.len, &sel, err,
+                                                        sizeof err);
+            if (state.data)
+                sodium_memzero(state.data, state.cap);
+        }
+        ss_buf_release(&state);
+    }
+    for (uint32_t j = 0; blobs && j < from; j++)
+        free(blobs[j]);
+    free(blobs);
+    free(lens);
+    if (rc && err[0]) {
+        if (path[0])
+            snprintf(n->err, sizeof n->err, "refused to restore checkpoint "
+                     "%u from %.200s: %.250s", e, path, err);
+        else
+            snprintf(n->err, sizeof n->err, "refused to restore checkpoint "
+                     "%u from the snapshots of %u workers: %.250s", e, from,
+                     err);
+    }
+    if (rc)
+        return rc;
+    int lo, hi;
+    ss_partition_range(myslot - 1, slots, &lo, &hi);
+    ss_info("%s: restored the key groups %d..%d of checkpoint %u from the "
+            "snapshots of %u workers", n->o->name, lo, hi, e, from);
+    return 0;
+}
+
 static int restore(node *n)
 {
     const char *ev = getenv("SS_RESTORE_EPOCH");
@@ -812,6 +902,16 @@ static int restore(node *n)
         snprintf(n->err, sizeof n->err, "SS_RESTORE_EPOCH '%.40s' is not "
                  "an epoch (1 to %u)", ev, UINT32_MAX);
         return SS_EINVAL;
+    }
+    const char *fw = getenv("SS_RESTORE_WORKERS");
+    if (fw && *fw && !sink) {
+        uint64_t from;
+        if (ss_parse_u64(fw, 1, SS_PARTITIONS, 0, &from) != 0) {
+            snprintf(n->err, sizeof n->err, "SS_RESTORE_WORKERS '%.40s' is "
+                     "not a worker count (1 to %u)", fw, SS_PARTITIONS);
+            return SS_EINVAL;
+        }
+        return restore_rescaled(n, (uint32_t)e, (uint32_t)from);
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s-e%u.snap", n->o->checkpoint_dir,

@@ -58,6 +58,11 @@ typedef struct ss_node_opts {
     uint32_t index;         /* worker: its slot in its stage, 1..N (the
                                router of a partitioned or broadcast stage
                                routes by it); 0: none */
+    uint32_t partitions;    /* worker: its stage is partitioned over this
+                               many workers (slots 1..partitions; with
+                               index, the key groups it owns: a restore
+                               with SS_RESTORE_WORKERS takes those); 0:
+                               not partitioned */
     const char *const *chain; /* worker: the stages chained
                                  after this one, "STAGE=SCRIPT" each, run
                                  in this process (ss_chain.h), or in

@@ -283,6 +283,33 @@ int ss_ckresume_counters(const ss_ckresume *r, const char *name,
 }
 
 /* See ss_ckresume.h. */
+int ss_ckresume_stage(const ss_ckresume *r, const char *name,
+                      ss_ckresume_stage_info *info)
+{
+    memset(info, 0, sizeof *info);
+    const char *c = r->manifest ? strstr(r->manifest, "\"stages\":{")
+                                : NULL;
+    if (!c)
+        return 0;
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":{\"workers\":", name);
+    const char *p = strstr(c, pat);
+    if (!p)
+        return 0;
+    const char *lim = strchr(p + strlen(pat), '}');
+    unsigned long long w;
+    if (!lim || num_after(p + strlen(name) + 3, lim, "workers", &w) != 0 ||
+        w < 1 || w > SS_PARTITIONS)
+        return 0;
+    const char *t = strstr(p, "\"partitioned\":true");
+    info->partitioned = t && t < lim;
+    t = strstr(p, "\"stateful\":true");
+    info->stateful = t && t < lim;
+    info->workers = (unsigned)w;
+    return 1;
+}
+
+/* See ss_ckresume.h. */
 void ss_ckresume_release(ss_ckresume *r)
 {
     free(r->parts);

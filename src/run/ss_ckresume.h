@@ -47,6 +47,22 @@ int ss_ckresume_load(const char *dir, uint64_t run, uint32_t epoch,
 int ss_ckresume_counters(const ss_ckresume *r, const char *name,
                          ss_stats *st);
 
+/* A stage as the manifest's "stages" recorded it at the checkpoint. */
+typedef struct ss_ckresume_stage_info {
+    unsigned workers; /* its worker count then */
+    int partitioned;  /* partition_by: its state is per key group */
+    int stateful;     /* its workers reported state (snapshots) */
+} ss_ckresume_stage_info;
+
+/* Stage name's entry into *info. Returns 1 when the manifest has it, 0
+ * when not (a manifest written before the field: the count is taken as
+ * unchanged). A resume with another worker count than info->workers is
+ * possible only for a partitioned stage (keyed state; the workers get
+ * SS_RESTORE_WORKERS=info->workers: docs/PROTOCOL.md, "Resuming from a
+ * checkpoint"), or a stateless one. */
+int ss_ckresume_stage(const ss_ckresume *r, const char *name,
+                      ss_ckresume_stage_info *info);
+
 /* Frees what r holds. Safe twice. */
 void ss_ckresume_release(ss_ckresume *r);
 

@@ -383,7 +383,8 @@ static int router_peers(const ss_pipeline *p, const size_t *heads,
 
 /* Appends the keyed options of worker w (1..) of stage s, which runs
  * the stages s..last chained: --index when its stage is partitioned or
- * broadcast (its router routes by slot), and --partition-by /
+ * broadcast (its router routes by slot), --partitions N when it is
+ * partitioned (its key groups), and --partition-by /
  * --broadcast when the stage after last is. */
 static int push_keyed(const plan_ctx *cx, strv *a, size_t s, size_t last,
                       int w)
@@ -395,6 +396,12 @@ static int push_keyed(const plan_ctx *cx, strv *a, size_t s, size_t last,
     int rc = 0;
     if ((sc->partition_by || sc->broadcast) &&
         ((rc = strv_push(a, "--index")) || (rc = strv_push(a, "%d", w))))
+        return rc;
+    /* a partitioned stage's workers know their key groups (a restore
+     * with another worker count takes those) */
+    if (sc->partition_by &&
+        ((rc = strv_push(a, "--partitions")) ||
+         (rc = strv_push(a, "%d", sc->workers))))
         return rc;
     if (next && next->partition_by &&
         ((rc = strv_push(a, "--partition-by")) ||

@@ -137,6 +137,11 @@ struct ss_supervisor {
      * sink), "SS_RESTORE_EPOCH=E" (workers, sink) */
     char *resume_parts_env, *resume_streams_env;
     char restore_env[40];
+    /* per stage: "SS_RESTORE_WORKERS=N" when the run resumes with another
+     * worker count of that (partitioned, stateful) stage than the
+     * checkpoint's N, else "" (rescaling: docs/ARCHITECTURE.md) */
+    char (*rescale_env)[40];
+    uint32_t *rescale_from; /* per stage: that N, or 0 */
     uint32_t resumed_from; /* the epoch the current incarnation resumed
                               from (0: from the start) */
 };
@@ -678,7 +683,12 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     sv->kids = calloc(sv->nkids ? sv->nkids : 1, sizeof *sv->kids);
     sv->stage_names = calloc(p->nstages ? p->nstages : 1,
                              sizeof *sv->stage_names);
-    if (!sv->kids || !sv->stage_names)
+    sv->rescale_env = calloc(p->nstages ? p->nstages : 1,
+                             sizeof *sv->rescale_env);
+    sv->rescale_from = calloc(p->nstages ? p->nstages : 1,
+                              sizeof *sv->rescale_from);
+    if (!sv->kids || !sv->stage_names || !sv->rescale_env ||
+        !sv->rescale_from)
         goto fail;
     for (size_t s = 0; s < p->nstages; s++)
         sv->stage_names[s] = p->stages[s].name;
@@ -741,7 +751,7 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     char **env = sv->plan->comps[index_of(sv, c)].env;
     for (size_t i = 0; env && env[i]; i++)
         k++;
-    char **v = calloc(n + k + 9, sizeof *v);
+    char **v = calloc(n + k + 10, sizeof *v);
     if (!v)
         return NULL;
     size_t j = 0;
@@ -769,6 +779,10 @@ static char **child_env(const ss_supervisor *sv, const child *c,
     if (sv->restore_env[0] && c != &sv->kids[sv->source] &&
         strcmp(c->role, "router") != 0)
         v[j++] = (char *)sv->restore_env;
+    if (sv->restore_env[0] && sv->rescale_env && !strcmp(c->role, "worker") &&
+        c->stage >= 0 && (size_t)c->stage < sv->p->nstages &&
+        sv->rescale_env[c->stage][0])
+        v[j++] = sv->rescale_env[c->stage];
     if (extra)
         v[j++] = (char *)extra;
     v[j] = NULL;
@@ -2000,6 +2014,29 @@ static int write_manifest(ss_supervisor *sv, uint32_t e)
         first = 0;
         put_counters(&b, sv->kids[i].name, st);
     }
+    /* each stage's worker count and key-group ranges at this epoch: a
+     * resume with another count knows N (ss_ckresume_stage) */
+    ss_buf_printf(&b, "},\"stages\":{");
+    for (size_t s = 0; s < sv->p->nstages; s++) {
+        const ss_stage_conf *sc = &sv->p->stages[s];
+        ss_buf_printf(&b, "%s", s ? "," : "");
+        ss_buf_json_str(&b, sc->name, strlen(sc->name));
+        ss_buf_printf(&b, ":{\"workers\":%d,\"partitioned\":%s,"
+                      "\"stateful\":%s", sc->workers,
+                      sc->partition_by ? "true" : "false",
+                      stage_stateful(sv, (int)s) ? "true" : "false");
+        if (sc->partition_by) {
+            ss_buf_printf(&b, ",\"ranges\":[");
+            for (int w = 0; w < sc->workers; w++) {
+                int lo, hi;
+                ss_partition_range((uint32_t)w, (uint32_t)sc->workers, &lo,
+                                   &hi);
+                ss_buf_printf(&b, "%s[%d,%d]", w ? "," : "", lo, hi);
+            }
+            ss_buf_printf(&b, "]");
+        }
+        ss_buf_printf(&b, "}");
+    }
     ss_buf_printf(&b, "}}\n");
     char fin[PATH_MAX];
     snprintf(fin, sizeof fin, "%s/manifest.json", sv->ckptdir);
@@ -2088,14 +2125,28 @@ static int write_staged_copy(const char *path, const void *data, size_t n)
 /* Enclave mode: the key service releases the data key to every enclave
  * worker with the restore grant of epoch (0: none, it starts fresh), so
  * that its enclave restores exactly the checkpoint the run resumes from
- * (docs/SECURITY.md, Snapshots). Returns 0, or -1 (said). */
+ * (docs/SECURITY.md, Snapshots); a worker of a stage that resumes with
+ * another worker count (rescale_from) is granted the restore from every
+ * old worker's snapshot, as its slot of the new count. Returns 0, or -1
+ * (said). */
 static int set_grants(ss_supervisor *sv, uint32_t epoch)
 {
     if (!sv->o.grant_restore)
         return 0;
     for (size_t k = 0; k < sv->ks_n; k++) {
-        int rc = sv->o.grant_restore(sv->o.grant_ctx, sv->ks_names[k],
-                                     epoch);
+        ss_restore_grant g = {epoch, 0, 0, 0};
+        for (size_t i = 0; epoch && i < sv->nkids; i++) {
+            const child *c = &sv->kids[i];
+            if (strcmp(c->name, sv->ks_names[k]) != 0 || c->stage < 0 ||
+                (size_t)c->stage >= sv->p->nstages ||
+                !sv->rescale_from[c->stage])
+                continue;
+            const char *dash = strrchr(c->name, '-');
+            g.from = sv->rescale_from[c->stage];
+            g.slot = dash ? (uint32_t)strtoul(dash + 1, NULL, 10) : 0;
+            g.slots = (uint32_t)sv->p->stages[c->stage].workers;
+        }
+        int rc = sv->o.grant_restore(sv->o.grant_ctx, sv->ks_names[k], &g);
         if (rc) {
             say(sv, "the key service cannot grant %s the restore of "
                 "checkpoint %u: %s", sv->ks_names[k], epoch,
@@ -2108,6 +2159,10 @@ static int set_grants(ss_supervisor *sv, uint32_t epoch)
 
 static void forget_resume(ss_supervisor *sv)
 {
+    for (size_t s = 0; sv->rescale_env && s < sv->p->nstages; s++) {
+        sv->rescale_env[s][0] = '\0';
+        sv->rescale_from[s] = 0;
+    }
     free(sv->resume_parts_env);
     free(sv->resume_streams_env);
     sv->resume_parts_env = sv->resume_streams_env = NULL;
@@ -2147,6 +2202,33 @@ static int prepare_resume(ss_supervisor *sv)
             "instead", sv->ckpt_epoch, err);
         return -1;
     }
+    /* a stage whose worker count differs from the checkpoint's: a
+     * partitioned one moves its key groups (each new worker restores its
+     * range from every old worker's snapshot), a stateful one dealt by
+     * credit cannot (its state is not per key) */
+    for (size_t s = 0; s < sv->p->nstages && !rc; s++) {
+        const ss_stage_conf *sc = &sv->p->stages[s];
+        ss_ckresume_stage_info si;
+        if (!ss_ckresume_stage(&r, sc->name, &si) ||
+            si.workers == (unsigned)sc->workers || !si.stateful)
+            continue;
+        if (!si.partitioned || !sc->partition_by) {
+            say(sv, "checkpoint %u is not used: stage %s had %u worker(s) "
+                "at the checkpoint and has %d now, and its state is not "
+                "per key group (%s): it cannot be rescaled; restarting from "
+                "the start instead", sv->ckpt_epoch, sc->name, si.workers,
+                sc->workers, si.partitioned ? "it is not partitioned now"
+                                            : "no partition_by");
+            rc = -1;
+            break;
+        }
+        sv->rescale_from[s] = si.workers;
+        snprintf(sv->rescale_env[s], sizeof sv->rescale_env[s],
+                 "SS_RESTORE_WORKERS=%u", si.workers);
+        say(sv, "stage %s resumes on %d worker(s) from the snapshots of "
+            "its %u worker(s) at checkpoint %u: each takes its key groups",
+            sc->name, sc->workers, si.workers, sv->ckpt_epoch);
+    }
     /* the snapshots, checked against the manifest, back into the folder
      * the components read (they check them again when they restore) */
     for (size_t i = 0; i < r.nsnaps && !rc; i++) {
@@ -2173,11 +2255,20 @@ static int prepare_resume(ss_supervisor *sv)
     }
     for (size_t i = 0; !rc && i < sv->nkids; i++) {
         ss_stats base;
-        if (!strcmp(sv->kids[i].role, "router"))
+        const child *c = &sv->kids[i];
+        if (!strcmp(c->role, "router"))
             continue;
-        if (ss_ckresume_counters(&r, sv->kids[i].name, &base))
+        if (ss_ckresume_counters(&r, c->name, &base)) {
             ss_monitor_set_base(sv->mon, i, &base);
-        else if (!sv->kids[i].lost) {
+            continue;
+        }
+        /* a worker that a rescaled stage did not have at the checkpoint
+         * starts from 0 (the counters of the old workers that are gone
+         * are the rescaling coordinator's to keep in the books) */
+        if (c->stage >= 0 && (size_t)c->stage < sv->p->nstages &&
+            sv->rescale_from[c->stage] && !strcmp(c->role, "worker"))
+            continue;
+        if (!c->lost) {
             say(sv, "checkpoint %u is not used: it has no counters of %s; "
                 "restarting from the start instead", sv->ckpt_epoch,
                 sv->kids[i].name);
@@ -2579,6 +2670,8 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     free(sv->ckptdir);
     free(sv->stagedir);
     forget_resume(sv);
+    free(sv->rescale_env);
+    free(sv->rescale_from);
     ss_monitor_destroy(&sv->mon);
     ss_runkeys_destroy(&sv->rk);
     free(sv->self);

@@ -27,6 +27,7 @@
 #ifndef SS_SUPERVISOR_H
 #define SS_SUPERVISOR_H
 
+#include "crypto/ss_keyservice.h"
 #include "net/ss_keyserver.h"
 #include "run/ss_pipeline.h"
 
@@ -66,15 +67,18 @@ typedef struct ss_run_opts {
      * exits with an error status is never restarted: it said why. */
     unsigned max_restarts;
     /* enclave mode: before a restart from the checkpoint of epoch E,
-     * grant_restore(grant_ctx, worker, E) is called for each enclave
-     * worker (its component name), and with 0 before a restart from the
-     * start, so that the key service releases the data key with the
-     * grant the worker's enclave needs to restore exactly E (ss_keyservice_
-     * set_restore). It returns 0 or a negative code; on failure the
+     * grant_restore(grant_ctx, worker, grant) is called for each enclave
+     * worker (its component name) with grant->epoch E, and with epoch 0
+     * before a restart from the start, so that the key service releases
+     * the data key with the grant the worker's enclave needs to restore
+     * exactly E (ss_keyservice_set_grant). A worker of a partitioned
+     * stateful stage that resumes with another worker count than at E
+     * gets grant->from = the count at E and its slot and the new count
+     * (ss_restore_grant). It returns 0 or a negative code; on failure the
      * restart goes from the start. NULL: enclave mode restarts from the
      * start. */
     int (*grant_restore)(void *grant_ctx, const char *worker,
-                         uint32_t epoch);
+                         const ss_restore_grant *grant);
     void *grant_ctx;
 } ss_run_opts;
 

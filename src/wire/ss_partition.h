@@ -59,6 +59,22 @@ static inline uint32_t ss_partition_slot(uint16_t kg, uint32_t nslots)
     return (uint32_t)(((uint64_t)kg * nslots) / SS_PARTITIONS);
 }
 
+/* The key groups slot (0..nslots-1) owns in a stage of nslots workers
+ * (1..SS_PARTITIONS; 0 is taken as 1): *lo..*hi inclusive, the groups
+ * kg with ss_partition_slot(kg, nslots) == slot. A slot of a stage of
+ * more than SS_PARTITIONS workers may own none: then *lo > *hi. */
+static inline void ss_partition_range(uint32_t slot, uint32_t nslots,
+                                      int *lo, int *hi)
+{
+    if (!nslots)
+        nslots = 1;
+    /* the first kg with kg * nslots >= slot * SS_PARTITIONS */
+    uint64_t a = ((uint64_t)slot * SS_PARTITIONS + nslots - 1) / nslots;
+    uint64_t b = ((uint64_t)(slot + 1) * SS_PARTITIONS + nslots - 1) / nslots;
+    *lo = (int)a;
+    *hi = (int)b - 1;
+}
+
 /* One group of a split batch: its key group and its events (a copy). */
 typedef struct ss_pgroup {
     uint16_t kg;

@@ -70,7 +70,11 @@ static void checkpoint(const char *manifest_run, unsigned epoch,
              "\"dropped\":10,\"rejected\":0,\"batches_in\":4,"
              "\"batches_out\":4},\"source\":{\"in\":12,\"out\":11,"
              "\"passed\":11,\"dropped\":0,\"rejected\":1,\"batches_in\":0,"
-             "\"batches_out\":8}}}\n", manifest_run, epoch, h1, snap_name,
+             "\"batches_out\":8}},\"stages\":{\"map\":{\"workers\":2,"
+             "\"partitioned\":false,\"stateful\":false},\"reduce\":{"
+             "\"workers\":3,\"partitioned\":true,\"stateful\":true,"
+             "\"ranges\":[[0,1365],[1366,2730],[2731,4095]]}}}\n",
+             manifest_run, epoch, h1, snap_name,
              h2);
     put("manifest.json", m);
     put("source-e7.json", src_text);
@@ -124,6 +128,16 @@ static void test_good_checkpoint(void **state)
     assert_int_equal(ss_ckresume_counters(&r, "reduce-1", &st), 1);
     assert_int_equal(st.dropped, 10);
     assert_int_equal(ss_ckresume_counters(&r, "map-9", &st), 0);
+    /* each stage's worker count at the checkpoint, for a rescale */
+    ss_ckresume_stage_info si;
+    assert_int_equal(ss_ckresume_stage(&r, "reduce", &si), 1);
+    assert_int_equal(si.workers, 3);
+    assert_true(si.partitioned && si.stateful);
+    assert_int_equal(ss_ckresume_stage(&r, "map", &si), 1);
+    assert_int_equal(si.workers, 2);
+    assert_false(si.partitioned || si.stateful);
+    assert_int_equal(ss_ckresume_stage(&r, "reduce-1", &si), 0);
+    assert_int_equal(ss_ckresume_stage(&r, "sink", &si), 0);
     ss_ckresume_release(&r);
     ss_ckresume_release(&r); /* safe twice */
 }

@@ -110,15 +110,17 @@ static const char *script(const char *name, const char *body)
     ":subscribeToSocket('tcp://x:2')\n"
 
 /* An attested encrypted sandbox enclave for stage `stage` running path,
- * as worker name for run (0: none). */
-static ss_enclave *open_attested_as(const char *stage, const char *path,
-                                    const char *name, uint64_t run,
-                                    uint32_t grant, ss_keyservice **ks)
+ * as worker name for run (0: none), granted g by its key service (NULL:
+ * no restore). */
+static ss_enclave *open_attested_grant(const char *stage, const char *path,
+                                       const char *name, uint64_t run,
+                                       const ss_restore_grant *g,
+                                       ss_keyservice **ks)
 {
     char err[1024];
     assert_int_equal(ss_keyservice_new(keys, ks, err, sizeof err), 0);
-    if (grant) /* the coordinator's word: restore this epoch */
-        assert_int_equal(ss_keyservice_set_restore(*ks, name, grant), 0);
+    if (g) /* the coordinator's word: restore this */
+        assert_int_equal(ss_keyservice_set_grant(*ks, name, g), 0);
     assert_int_equal(ss_keyservice_expect_stage(*ks, stage, prog, path,
                                                 SS_ENCLAVE_DEFAULT_MEM,
                                                 SS_STAGE_DEFAULT_MAX_INSTRUCTIONS, 1,
@@ -139,6 +141,15 @@ static ss_enclave *open_attested_as(const char *stage, const char *path,
     if (ss_enclave_open(&o, &e, err, sizeof err))
         fail_msg("open: %s", err);
     return e;
+}
+
+static ss_enclave *open_attested_as(const char *stage, const char *path,
+                                    const char *name, uint64_t run,
+                                    uint32_t grant, ss_keyservice **ks)
+{
+    ss_restore_grant g = {grant, 0, 0, 0};
+    return open_attested_grant(stage, path, name, run, grant ? &g : NULL,
+                               ks);
 }
 
 static ss_enclave *open_attested(const char *stage, const char *path,
@@ -717,7 +728,8 @@ static void test_swapped_snapshots_refused(void **state)
     fclose(f);
     if (!strstr(text, "\"epoch\":2,\"stage\":\"sum\",\"worker\":"
                       "\"victim-1\"") ||
-        !strstr(text, "[1,[[\"reduce\",{\"acc\":21,\"has\":true}]]]"))
+        !strstr(text, "[2,true,[[\"reduce\",{\"acc\":21,\"has\":true}]],"
+                            "[]]"))
         fail_msg("sstream decrypt of the snapshot gave:\n%s", text);
     ss_buf_release(&honest);
     ss_key_destroy(&k);
@@ -1056,6 +1068,249 @@ static void test_sink_checks_a_results_outputs(void **state)
     }
 }
 
+
+/* --- rescaling: key groups restored from several workers' snapshots ----- */
+
+/* A sealed PARTITIONED batch of run, epoch, seq for key group g. */
+static void sealed_group(const ss_key *k, ss_buf *out, uint64_t run,
+                         uint32_t epoch, uint64_t seq, int g, const int *vals,
+                         uint32_t n)
+{
+    ss_buf pl = SS_BUF_INIT;
+    for (uint32_t i = 0; i < n; i++)
+        assert_int_equal(ss_mp_put_int(&pl, vals[i]), 0);
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.flags = SS_BF_LAST_PART | SS_BF_PARTITIONED;
+    h.partition = (uint16_t)g;
+    h.stream = 7;
+    h.seq = seq;
+    h.count = n;
+    h.run = run;
+    h.epoch = epoch;
+    ss_buf_reset(out);
+    assert_int_equal(ss_aead_seal(k, &h, pl.data, pl.len, out), 0);
+    ss_buf_release(&pl);
+}
+
+/* Worker `name` of a partitioned sum over 2 workers (slot 1: key groups
+ * 0..2047, slot 2: 2048..4095) of run: two key groups of its range get
+ * batches before the barrier of epoch 1, one more batch after it; its
+ * snapshots of epochs 1 and 2 go to dir. The sums at epoch 2: slot 1,
+ * group 10: 3, group 1500: 12; slot 2, group 2100: 300, 4000: 1000. */
+static void take_keyed(const char *stage, const char *path, const char *name,
+                       int slot, uint64_t run, const char *dir,
+                       const ss_key *k)
+{
+    ss_keyservice *ks = NULL;
+    ss_enclave *e = open_attested_grant(stage, path, name, run, NULL, &ks);
+    char err[1024];
+    ss_buf in = SS_BUF_INIT, blob = SS_BUF_INIT;
+    ss_enclave_result r;
+    ss_enclave_result_init(&r);
+    static const int v1[] = {1, 2}, v2[] = {4}, v3[] = {8}, w1[] = {100},
+                     w2[] = {1000}, w3[] = {200};
+    const int g1 = slot == 1 ? 10 : 2100, g2 = slot == 1 ? 1500 : 4000;
+    sealed_group(k, &in, run, 0, 0, g1, slot == 1 ? v1 : w1,
+                 slot == 1 ? 2 : 1);
+    if (ss_enclave_call(e, in.data, in.len, &r, err, sizeof err))
+        fail_msg("call: %s", err);
+    sealed_group(k, &in, run, 0, 1, g2, slot == 1 ? v2 : w2, 1);
+    if (ss_enclave_call(e, in.data, in.len, &r, err, sizeof err))
+        fail_msg("call: %s", err);
+    if (ss_enclave_snapshot(e, 1, &blob, err, sizeof err))
+        fail_msg("snapshot 1: %s", err);
+    save(dir, name, 1, &blob);
+    sealed_group(k, &in, run, 1, 2, slot == 1 ? g2 : g1,
+                 slot == 1 ? v3 : w3, 1);
+    if (ss_enclave_call(e, in.data, in.len, &r, err, sizeof err))
+        fail_msg("call: %s", err);
+    if (ss_enclave_snapshot(e, 2, &blob, err, sizeof err))
+        fail_msg("snapshot 2: %s", err);
+    save(dir, name, 2, &blob);
+    ss_enclave_result_release(&r);
+    ss_buf_release(&in);
+    ss_buf_release(&blob);
+    ss_enclave_close(&e);
+    ss_keyservice_destroy(&ks);
+}
+
+/* One restore attempt of the new worker sum-<slot> of 3, granted g, with
+ * the host's request r and blobs (file names in dir: "WORKER-eE"); on
+ * success one more batch (group 1500, 5, epoch 3) and the completion:
+ * got = the results, "a,b,..." by key group. */
+static int rescale_attempt(const char *path, uint64_t run,
+                           const ss_restore_grant *g,
+                           const ss_restore_grant *r, const char *dir,
+                           const char *const *files, const ss_key *k,
+                           char *got, size_t gotlen, char *err,
+                           size_t errlen)
+{
+    ss_keyservice *ks = NULL;
+    char name[32];
+    snprintf(name, sizeof name, "sum-%u", g->slot);
+    ss_enclave *e = open_attested_grant("sum", path, name, run, g, &ks);
+    ss_buf blobs[4];
+    const void *bp[4];
+    size_t bl[4];
+    for (uint32_t j = 0; j < r->from; j++) {
+        ss_buf_init(&blobs[j]);
+        char p[900];
+        snprintf(p, sizeof p, "%s/%s.snap", dir, files[j]);
+        FILE *f = fopen(p, "rb");
+        assert_non_null(f);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            assert_int_equal(ss_buf_append(&blobs[j], chunk, n), 0);
+        fclose(f);
+        bp[j] = blobs[j].data;
+        bl[j] = blobs[j].len;
+    }
+    int rc = ss_enclave_restore_keyed(e, r, bp, bl, err, errlen);
+    got[0] = '\0';
+    if (rc == 0) {
+        ss_enclave_result res;
+        ss_enclave_result_init(&res);
+        ss_buf in = SS_BUF_INIT, pt = SS_BUF_INIT;
+        static const int five[] = {5};
+        char cerr[1024];
+        sealed_group(k, &in, run, 3, 9, 1500, five, 1);
+        if (ss_enclave_call(e, in.data, in.len, &res, cerr, sizeof cerr))
+            fail_msg("call after restore: %s", cerr);
+        ss_hdr fin;
+        memset(&fin, 0, sizeof fin);
+        fin.kind = SS_MSG_DATA;
+        fin.stream = 0x80000009u;
+        fin.run = run;
+        if (ss_enclave_complete(e, &fin, &res, cerr, sizeof cerr))
+            fail_msg("complete: %s", cerr);
+        ss_hdr oh;
+        assert_int_equal(ss_aead_open(k, res.msg.data, res.msg.len, &oh,
+                                      &pt), 0);
+        lua_State *L = luaL_newstate();
+        size_t off = 0, w = 0;
+        for (uint32_t i = 0; i < oh.count; i++) {
+            assert_int_equal(ss_mp_decode_lua(L, pt.data, pt.len, &off, cerr,
+                                              sizeof cerr), 0);
+            w += (size_t)snprintf(got + w, gotlen - w, "%s%lld",
+                                  i ? "," : "",
+                                  (long long)lua_tointeger(L, -1));
+            lua_pop(L, 1);
+        }
+        lua_close(L);
+        ss_buf_release(&in);
+        ss_buf_release(&pt);
+        ss_enclave_result_release(&res);
+    }
+    for (uint32_t j = 0; j < r->from; j++)
+        ss_buf_release(&blobs[j]);
+    ss_enclave_close(&e);
+    ss_keyservice_destroy(&ks);
+    return rc;
+}
+
+/* Issue 13, rescaling: a partitioned sum goes from 2 workers to 3 at
+ * checkpoint 2; the new sum-2 (key groups 1366..2730) restores its
+ * groups from both old snapshots, inside its enclave, as the key service
+ * granted (epoch 2, from 2 workers, slot 2 of 3). A host that hands it
+ * an older epoch's snapshot, another run's, another stage's, the two in
+ * the wrong order, fewer old snapshots than the stage had, or asks for
+ * another slot, another epoch or a plain own-snapshot restore is refused
+ * inside the enclave; the honest restore gives the groups of its range
+ * only (12 + 5 and 300, not 3 or 1000). */
+static void test_rescale_restore_refused(void **state)
+{
+    (void)state;
+    const char *path = script("sum", SUM_SCRIPT);
+    char err[1024], store[700], got[256];
+    ss_key *k = NULL;
+    assert_int_equal(ss_keys_load_data(keys, &k, err, sizeof err), 0);
+    const uint64_t run = 0x5eed0011, run2 = 0x5eed0012;
+    snprintf(store, sizeof store, "%s/store-rescale", tmpdir);
+    assert_int_equal(mkdir(store, 0700), 0);
+    take_keyed("sum", path, "sum-1", 1, run, store, k);
+    take_keyed("sum", path, "sum-2", 2, run, store, k);
+    /* another run's sum-1, and another stage's worker, in other files */
+    char other[760];
+    snprintf(other, sizeof other, "%s/run2", store);
+    assert_int_equal(mkdir(other, 0700), 0);
+    take_keyed("sum", path, "sum-1", 1, run2, other, k);
+    const char *tally = script("tally", SUM_SCRIPT);
+    take_keyed("tally", tally, "tally-1", 1, run, store, k);
+
+    const ss_restore_grant g = {2, 2, 2, 3};
+    struct {
+        const char *what;
+        ss_restore_grant r;
+        const char *files[2];
+        const char *want;
+    } attacks[] = {
+        {"older", {2, 2, 2, 3}, {"sum-1-e1", "sum-2-e2"},
+         "not of epoch 2: an older snapshot (rollback refused)"},
+        {"foreign", {2, 2, 2, 3}, {"run2/sum-1-e2", "sum-2-e2"},
+         "a snapshot of another run"},
+        {"stage", {2, 2, 2, 3}, {"tally-1-e2", "sum-2-e2"},
+         "of stage 'tally', not of worker 'sum-1' of stage 'sum'"},
+        {"swapped", {2, 2, 2, 3}, {"sum-2-e2", "sum-1-e2"},
+         "not of worker 'sum-1'"},
+        {"fewer", {2, 1, 2, 3}, {"sum-1-e2", NULL},
+         "granted the restore from 2 workers as slot 2 of 3, not from 1"},
+        {"slot", {2, 2, 3, 3}, {"sum-1-e2", "sum-2-e2"},
+         "granted the restore from 2 workers as slot 2 of 3, not from 2 as "
+         "slot 3 of 3"},
+        {"epoch", {1, 2, 2, 3}, {"sum-1-e1", "sum-2-e1"},
+         "granted the restore of epoch 2, not of epoch 1"},
+    };
+    char won[2048] = "";
+    for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
+        err[0] = '\0';
+        int rc = rescale_attempt(path, run, &g, &attacks[i].r, store,
+                                 attacks[i].files, k, got, sizeof got, err,
+                                 sizeof err);
+        if (rc == 0) {
+            size_t w = strlen(won);
+            snprintf(won + w, sizeof won - w, "\n  %s: restored, results "
+                     "%s (honest: 17,300)", attacks[i].what, got);
+            continue;
+        }
+        if (!strstr(err, attacks[i].want))
+            fail_msg("attack '%s': refused, but unclearly: %s",
+                     attacks[i].what, err);
+        fprintf(stderr, "rescale attack %-8s refused: %s\n",
+                attacks[i].what, err);
+    }
+    /* the host restores the new sum-2 from the old sum-2's own snapshot
+     * alone, as if the count had not changed */
+    {
+        ss_keyservice *ks = NULL;
+        ss_enclave *e = open_attested_grant("sum", path, "sum-2", run, &g,
+                                            &ks);
+        ss_buf blob = SS_BUF_INIT;
+        load_file(store, "sum-2", 2, &blob);
+        int rc = ss_enclave_restore(e, 2, blob.data, blob.len, err,
+                                    sizeof err);
+        if (rc == 0)
+            strcat(won, "\n  own: the old sum-2's snapshot restored alone");
+        else if (!strstr(err, "not from this worker's own"))
+            fail_msg("own-snapshot restore refused, but unclearly: %s",
+                     err);
+        ss_buf_release(&blob);
+        ss_enclave_close(&e);
+        ss_keyservice_destroy(&ks);
+    }
+    if (won[0])
+        fail_msg("rescale restores the enclave accepted:%s", won);
+    /* the honest one: groups 1500 (12, then 5) and 2100 (300) */
+    const char *const honest[2] = {"sum-1-e2", "sum-2-e2"};
+    if (rescale_attempt(path, run, &g, &g, store, honest, k, got,
+                        sizeof got, err, sizeof err))
+        fail_msg("honest rescale restore: %s", err);
+    assert_string_equal(got, "17,300");
+    ss_key_destroy(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1067,6 +1322,7 @@ int main(void)
         cmocka_unit_test(test_result_lineage_is_the_enclaves),
         cmocka_unit_test(test_fold_split_across_two_enclaves),
         cmocka_unit_test(test_sink_checks_a_results_outputs),
+        cmocka_unit_test(test_rescale_restore_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

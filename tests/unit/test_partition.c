@@ -175,7 +175,25 @@ static void test_slots(void **state)
             prev = s;
         }
         assert_int_equal(changes, n - 1); /* every worker gets a range */
+        /* ss_partition_range gives exactly the groups of each slot */
+        for (uint32_t k = 0; k < n; k++) {
+            int lo, hi;
+            ss_partition_range(k, n, &lo, &hi);
+            assert_true(lo <= hi);
+            assert_int_equal(ss_partition_slot((uint16_t)lo, n), k);
+            assert_int_equal(ss_partition_slot((uint16_t)hi, n), k);
+            if (lo > 0)
+                assert_int_equal(ss_partition_slot((uint16_t)(lo - 1), n),
+                                 k - 1);
+            if (hi < (int)SS_PARTITIONS - 1)
+                assert_int_equal(ss_partition_slot((uint16_t)(hi + 1), n),
+                                 k + 1);
+        }
     }
+    int lo, hi;
+    ss_partition_range(1, 3, &lo, &hi);
+    assert_int_equal(lo, 1366);
+    assert_int_equal(hi, 2730);
     assert_int_equal(ss_partition_slot(0, 4), 0);
     assert_int_equal(ss_partition_slot(1023, 4), 0);
     assert_int_equal(ss_partition_slot(1024, 4), 1);

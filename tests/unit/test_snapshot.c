@@ -73,6 +73,32 @@ static void feed(ss_stage *s, const char *exprs, ss_stage_out *out)
     ss_buf_release(&b);
 }
 
+/* The same, the batch PARTITIONED into key group g. */
+static void feed_group(ss_stage *s, int g, const char *exprs,
+                       ss_stage_out *out)
+{
+    lua_State *L = luaL_newstate();
+    char chunk[2048];
+    snprintf(chunk, sizeof chunk, "return %s", exprs);
+    assert_int_equal(luaL_dostring(L, chunk), 0);
+    ss_buf b = SS_BUF_INIT;
+    char err[256];
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++)
+        assert_int_equal(ss_mp_encode_lua(L, i, &b, err, sizeof err), 0);
+    lua_close(L);
+    ss_hdr h;
+    memset(&h, 0, sizeof h);
+    h.kind = SS_MSG_DATA;
+    h.flags = SS_BF_PARTITIONED;
+    h.partition = (uint16_t)g;
+    h.count = (uint32_t)n;
+    h.len = (uint32_t)b.len;
+    assert_int_equal(ss_stage_process(s, &h, b.data, b.len, out), 0);
+    assert_int_equal(out->delta.rejected, 0);
+    ss_buf_release(&b);
+}
+
 /* The outputs of out as text, one per line (tostring of each value). */
 static void outputs(const ss_stage_out *o, char *txt, size_t n)
 {
@@ -262,15 +288,15 @@ static void test_snapshot_is_deterministic(void **state)
     assert_int_equal(ss_stage_snapshot(e1, &s1, err, sizeof err), 0);
     assert_non_null(memmem(s1.data, s1.len, "\x92\x80\x80", 3));
     ss_stage_destroy(&e1);
-    /* and a stage without state: [1, []] */
+    /* and a stage without state: [2, false, [], []] */
     ss_stage *c = load("local Rx = require 'zmq-rx'\n"
                        "Rx.Subject.fromZmqSocket('ipc://in')\n"
                        "  :map(function(x) return x end)\n"
                        "  :subscribeToSocket('ipc://out')\n");
     ss_buf_reset(&s1);
     assert_int_equal(ss_stage_snapshot(c, &s1, err, sizeof err), 0);
-    assert_int_equal(s1.len, 3);
-    assert_memory_equal(s1.data, "\x92\x01\x90", 3);
+    assert_int_equal(s1.len, 5);
+    assert_memory_equal(s1.data, "\x94\x02\xc2\x90\x90", 5);
     ss_stage_destroy(&a);
     ss_stage_destroy(&b);
     ss_stage_destroy(&c);
@@ -808,6 +834,173 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+
+/* A stateful stage fed PARTITIONED batches keeps an instance per key
+ * group: its own operators, globals and locals; completion goes by
+ * increasing group; a batch not PARTITIONED goes to the load-time
+ * instance, which completes only when it got events. */
+static void test_keyed_instances(void **state)
+{
+    (void)state;
+    const char *script =
+        "local Rx = require 'zmq-rx'\n"
+        "seen = 0\n"
+        "local mine = {}\n"
+        "Rx.Subject.fromZmqSocket('ipc://in')\n"
+        "  :map(function(x) seen = seen + 1; mine[#mine + 1] = x\n"
+        "                   return x * 10 + seen end)\n"
+        "  :reduce(function(a, x) return a .. x .. ',' end, '')\n"
+        "  :map(function(r) return r .. #mine end)\n"
+        "  :subscribeToSocket('ipc://out')\n";
+    char got[2048];
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    ss_stage *s = load(script);
+    feed_group(s, 900, "1, 2", &out);
+    feed_group(s, 7, "5", &out);
+    feed_group(s, 900, "3", &out);
+    assert_int_equal(ss_stage_key_groups(s), 2);
+    assert_int_equal(ss_stage_key_group(s, 0), 7);
+    assert_int_equal(ss_stage_key_group(s, 1), 900);
+    assert_int_equal(ss_stage_key_group(s, 2), -1);
+    assert_int_equal(out.count, 0);
+    assert_int_equal(ss_stage_complete(s, &out), 0);
+    outputs(&out, got, sizeof got);
+    /* group 7 first; each group counted its own `seen` and `mine` */
+    assert_string_equal(got, "51,1\n11,22,33,3\n");
+    ss_stage_destroy(&s);
+
+    /* the load-time instance: it completes when it got events */
+    ss_stage_out_reset(&out);
+    s = load(script);
+    feed_group(s, 3, "1", &out);
+    feed(s, "4", &out);
+    assert_int_equal(ss_stage_complete(s, &out), 0);
+    outputs(&out, got, sizeof got);
+    assert_string_equal(got, "11,1\n41,1\n");
+    ss_stage_destroy(&s);
+    /* and when there is no other (a stage never fed keyed batches, or a
+     * keyed worker that got none: its reduce's seed, as before) */
+    ss_stage_out_reset(&out);
+    s = load(script);
+    assert_int_equal(ss_stage_complete(s, &out), 0);
+    outputs(&out, got, sizeof got);
+    assert_string_equal(got, "0\n");
+    ss_stage_destroy(&s);
+    /* a stateless stage keeps no instances */
+    s = load("local Rx = require 'zmq-rx'\n"
+             "Rx.Subject.fromZmqSocket('ipc://in'):map(function(x)\n"
+             "  return x end):subscribeToSocket('ipc://out')\n");
+    ss_stage_out_reset(&out);
+    feed_group(s, 3, "1", &out);
+    assert_int_equal(ss_stage_key_groups(s), 0);
+    ss_stage_destroy(&s);
+    ss_stage_out_release(&out);
+}
+
+/* Snapshots carry the state per key group; a restore takes a range of
+ * them (from several snapshots: another worker count), refusing a group
+ * twice, a group outside the range of the worker that took the
+ * snapshot, and, when the load-time instance's state is not wanted, a
+ * snapshot that has some. */
+static void test_keyed_restore_subset(void **state)
+{
+    (void)state;
+    const char *script =
+        "local Rx = require 'zmq-rx'\n"
+        "Rx.Subject.fromZmqSocket('ipc://in')\n"
+        "  :reduce(function(a, x) return a + x end, 0)\n"
+        "  :subscribeToSocket('ipc://out')\n";
+    char err[512] = "", got[2048];
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    ss_buf s1 = SS_BUF_INIT, s2 = SS_BUF_INIT;
+    /* two "old workers": 0..2047 and 2048..4095 */
+    ss_stage *a = load(script), *b = load(script);
+    feed_group(a, 1, "1, 2", &out);
+    feed_group(a, 2000, "10", &out);
+    feed_group(b, 3000, "100, 200", &out);
+    feed_group(b, 4095, "1000", &out);
+    assert_int_equal(ss_stage_snapshot(a, &s1, err, sizeof err), 0);
+    assert_int_equal(ss_stage_snapshot(b, &s2, err, sizeof err), 0);
+    /* three new workers: 0..1365, 1366..2730, 2731..4095 */
+    static const int lo[3] = {0, 1366, 2731}, hi[3] = {1365, 2730, 4095};
+    static const char *want[3] = {"4\n", "15\n", "304\n1000\n"};
+    for (int w = 0; w < 3; w++) {
+        ss_stage *n = load(script);
+        ss_stage_groups ga = {0, lo[w], hi[w], 0, 2047};
+        ss_stage_groups gb = {0, lo[w], hi[w], 2048, 4095};
+        assert_int_equal(ss_stage_restore_groups(n, s1.data, s1.len, &ga, err,
+                                                 sizeof err), 0);
+        assert_int_equal(ss_stage_restore_groups(n, s2.data, s2.len, &gb, err,
+                                                 sizeof err), 0);
+        ss_stage_out_reset(&out);
+        /* and the run goes on for the groups it got */
+        if (w == 1)
+            feed_group(n, 2000, "5", &out);
+        if (w == 2)
+            feed_group(n, 3000, "4", &out);
+        assert_int_equal(ss_stage_complete(n, &out), 0);
+        outputs(&out, got, sizeof got);
+        assert_string_equal(got, w == 0 ? "3\n" : w == 1 ? want[1]
+                                                         : want[2]);
+        ss_stage_destroy(&n);
+    }
+    (void)want[0];
+    /* a key group twice */
+    ss_stage *n = load(script);
+    ss_stage_groups all = {0, 0, 4095, 0, 4095};
+    assert_int_equal(ss_stage_restore_groups(n, s1.data, s1.len, &all, err,
+                                             sizeof err), 0);
+    assert_int_equal(ss_stage_restore_groups(n, s1.data, s1.len, &all, err,
+                                             sizeof err), SS_EDENIED);
+    assert_non_null(strstr(err, "key group 1 is restored twice"));
+    ss_stage_destroy(&n);
+    /* a group the old worker did not own (a misrouted group) */
+    n = load(script);
+    ss_stage_groups narrow = {0, 0, 4095, 0, 1999};
+    assert_int_equal(ss_stage_restore_groups(n, s1.data, s1.len, &narrow,
+                                             err, sizeof err), SS_EDENIED);
+    assert_non_null(strstr(err, "holds key group 2000, which its worker "
+                                "did not own (key groups 0..1999)"));
+    ss_stage_destroy(&n);
+    /* state outside key groups does not move */
+    feed(a, "7", &out);
+    ss_buf_reset(&s1);
+    assert_int_equal(ss_stage_snapshot(a, &s1, err, sizeof err), 0);
+    n = load(script);
+    assert_int_equal(ss_stage_restore_groups(n, s1.data, s1.len, &all, err,
+                                             sizeof err), SS_EDENIED);
+    assert_non_null(strstr(err, "came in no key group"));
+    ss_stage_destroy(&n);
+    /* but a worker's own snapshot comes back whole */
+    n = load(script);
+    assert_int_equal(ss_stage_restore(n, s1.data, s1.len, err, sizeof err),
+                     0);
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_stage_complete(n, &out), 0);
+    outputs(&out, got, sizeof got);
+    assert_string_equal(got, "3\n10\n7\n");
+    ss_stage_destroy(&n);
+    /* a version 1 snapshot (before keyed state) restores the load-time
+     * instance */
+    n = load(script);
+    static const char v1[] = "\x92\x01\x91\x92\xa6reduce\x82\xa3"
+                             "acc\x05\xa3has\xc3";
+    assert_int_equal(ss_stage_restore(n, v1, sizeof v1 - 1, err,
+                                      sizeof err), 0);
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_stage_complete(n, &out), 0);
+    outputs(&out, got, sizeof got);
+    assert_string_equal(got, "5\n");
+    ss_stage_destroy(&n);
+    ss_stage_destroy(&a);
+    ss_stage_destroy(&b);
+    ss_buf_release(&s1);
+    ss_buf_release(&s2);
+    ss_stage_out_release(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +1011,8 @@ int main(void)
         cmocka_unit_test(test_snapshot_is_deterministic),
         cmocka_unit_test(test_unserializable_state_named),
         cmocka_unit_test(test_restore_refusals),
+        cmocka_unit_test(test_keyed_instances),
+        cmocka_unit_test(test_keyed_restore_subset),
         cmocka_unit_test(test_chain_round_trip),
         cmocka_unit_test(test_format_plain),
         cmocka_unit_test(test_format_sealed),

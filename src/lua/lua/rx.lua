@@ -135,6 +135,20 @@ function Rx.checkpoint.open() stateOpen = not stateFrozen end
 -- registered.
 function Rx.checkpoint.freeze() stateOpen, stateFrozen = false, true end
 
+-- Per key group instances (a worker of a partitioned stateful stage runs
+-- the script's main chunk once per key group, src/lua/ss_stage.c): the
+-- host starts each run's own list with fresh() (open, whatever freeze()
+-- did), closes it with close() after that main chunk, and chooses with
+-- select(list) the list that names/capture/restore work on; current()
+-- is the list in use.
+function Rx.checkpoint.fresh()
+  stateList, stateOpen = {}, true
+  return stateList
+end
+function Rx.checkpoint.close() stateOpen = false end
+function Rx.checkpoint.select(list) stateList = list end
+function Rx.checkpoint.current() return stateList end
+
 -- The names of the registered operators, in order.
 function Rx.checkpoint.names()
   local t = {}
