@@ -187,8 +187,11 @@ $(BUILD)/bench/soak_plot: bench/soak_plot.c $(BUILD)/src/cli/bench_svg.o
 	$(CC) $(CFLAGS) $< $(BUILD)/src/cli/bench_svg.o -lm $(LDFLAGS) -o $@
 
 # Every test. This is the command the README gives and .ci/run calls.
+# Its builds (here, and the fuzz and sanitizer builds of run-all.sh) use
+# every core: -j$(nproc), or the job server of `make -jN test`.
+JOBS    ?= $(shell nproc 2> /dev/null || echo 1)
 test: deps
-	@$(MAKE) --no-print-directory all unit-bins
+	@$(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j$(JOBS)) all unit-bins
 	@tests/run-all.sh
 
 unit-bins: $(UNIT_BIN) $(BENCH_BIN) $(TEST_BIN) $(ATTACK_SO)

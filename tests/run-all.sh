@@ -58,7 +58,7 @@ done
 
 if [ "${SS_TEST_QUICK:-0}" != 1 ]; then
     section "unit tests under ASan+UBSan"
-    make --no-print-directory SAN=1 all unit-bins >/dev/null || { echo "sanitizer build failed"; total_f=$((total_f + 1)); }
+    make --no-print-directory -j"$(nproc)" SAN=1 all unit-bins >/dev/null || { echo "sanitizer build failed"; total_f=$((total_f + 1)); }
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         tests/run-unit.sh build-san | tee "$log"; add "$log" "unit tests under ASan+UBSan"
     section "unit tests under valgrind"

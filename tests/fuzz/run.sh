@@ -13,7 +13,7 @@ if ! command -v clang > /dev/null; then
     echo "0 passed, 0 failed"
     exit 0
 fi
-if ! make --no-print-directory fuzz > /tmp/fuzz-build.$$ 2>&1; then
+if ! make --no-print-directory -j"$(nproc)" fuzz > /tmp/fuzz-build.$$ 2>&1; then
     tail -20 /tmp/fuzz-build.$$
     rm -f /tmp/fuzz-build.$$
     echo "not ok - make fuzz"
