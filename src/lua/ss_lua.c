@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include "lua/ss_lua_api.h"
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +28,14 @@
 #if !defined(SS_LUA_FREELIST_OFF) && !defined(SS_LUAJIT)
 #define SS_LUA_FREELIST 1
 #endif
-/* Class c holds blocks of at least 16 c + 8 usable bytes (glibc's sizes
- * are 24, 40, 56...: 16 k + 8), c = 1..FL_CLASSES: up to 264 bytes, which
- * covers the tables, strings, nodes and closures of an event. At most
- * FL_MAX_BYTES are held back in all, so what the lists keep from the
- * system is bounded and small beside the memory cap. */
+/* Class c holds blocks of at least 16 c + 8 usable bytes, c = 1..
+ * FL_CLASSES: up to 264 bytes, which covers the tables, strings, nodes
+ * and closures of an event. Every block Lua holds whose size n is in a
+ * class was asked of malloc/realloc as 16 class(n) + 8 bytes (glibc's
+ * chunk sizes are 16 k + 8 usable bytes: it gives that much anyway), so
+ * that a block freed with Lua's osize goes to class(osize) without asking
+ * malloc its size. At most FL_MAX_BYTES are held back in all, so what the
+ * lists keep from the system is bounded and small beside the memory cap. */
 #define FL_CLASSES 16
 #define FL_MAX_BYTES (64 * 1024)
 
@@ -63,15 +65,12 @@ static inline size_t fl_class_for(size_t n)
     return c <= FL_CLASSES ? c : 0;
 }
 
-/* A block Lua freed goes to the list of the largest class it fits
- * (its usable size, not the size Lua asked for), if there is room. */
-static inline int fl_put(ss_lua *s, void *ptr)
+/* A block Lua freed (of Lua's size osize) goes to its class's list if
+ * there is room. */
+static inline int fl_put(ss_lua *s, void *ptr, size_t osize)
 {
-    size_t u = malloc_usable_size(ptr);
-    if (u < 24)
-        return 0;
-    size_t c = (u - 8) / 16;
-    if (c > FL_CLASSES)
+    size_t c = fl_class_for(osize);
+    if (!c)
         return 0;
     size_t cb = 16 * c + 8;
     if (s->fl_bytes + cb > FL_MAX_BYTES)
@@ -117,7 +116,7 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 #else
     if (nsize == 0) {
 #ifdef SS_LUA_FREELIST
-        if (ptr && !fl_put(s, ptr))
+        if (ptr && !fl_put(s, ptr, osize))
             free(ptr);
 #else
         free(ptr);
@@ -128,22 +127,21 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (s->limit && nsize > old && s->used - old + nsize > s->limit)
         return NULL;
     void *p;
-    if (ptr) {
-        p = realloc(ptr, nsize);
-    } else {
 #ifdef SS_LUA_FREELIST
-        size_t c = fl_class_for(nsize);
-        if (c && s->fl[c]) {
-            p = s->fl[c];
-            s->fl[c] = *(void **)p;
-            s->fl_bytes -= 16 * c + 8;
-        } else {
-            p = malloc(nsize);
-        }
-#else
-        p = malloc(nsize);
-#endif
+    size_t c = fl_class_for(nsize);
+    size_t ask = c ? 16 * c + 8 : nsize; /* see FL_CLASSES */
+    if (ptr) {
+        p = realloc(ptr, ask);
+    } else if (c && s->fl[c]) {
+        p = s->fl[c];
+        s->fl[c] = *(void **)p;
+        s->fl_bytes -= 16 * c + 8;
+    } else {
+        p = malloc(ask);
     }
+#else
+    p = ptr ? realloc(ptr, nsize) : malloc(nsize);
+#endif
 #endif
     if (!p)
         return NULL;
