@@ -9,6 +9,7 @@
 
 #include <getopt.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -429,12 +430,37 @@ static void node_on_signal(int sig)
         ss_node_stop(running);
 }
 
+/* SIGUSR1 (sstream scale, a rescale down: docs/PIPELINE.md) asks a
+ * worker to leave its stage. It is blocked in every thread and taken
+ * here with sigwait, so that it never interrupts a wait of the node (an
+ * interrupted wait is a stop). Cancelled before the node is destroyed. */
+static void *leave_waiter(void *arg)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) == 0 && sig == SIGUSR1)
+            ss_node_leave(arg);
+    }
+    return NULL;
+}
+
 /* See cli_node.h. */
 int cli_node_main(const ss_node_opts *o)
 {
     ss_node *n;
-    if (ss_node_new(o, &n))
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, &old); /* before any thread */
+    if (ss_node_new(o, &n)) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         return 1;
+    }
+    pthread_t waiter;
+    int have_waiter = pthread_create(&waiter, NULL, leave_waiter, n) == 0;
     running = n;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -445,6 +471,10 @@ int cli_node_main(const ss_node_opts *o)
     int rc = ss_node_run(n);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    if (have_waiter) {
+        pthread_cancel(waiter); /* sigwait is a cancellation point */
+        pthread_join(waiter, NULL);
+    }
     running = NULL;
     ss_node_destroy(&n);
     return rc ? 1 : 0;

@@ -24,5 +24,12 @@ int cli_runarg(int argc, char **argv, int max_argc, const char *cmd,
         fprintf(stderr, "sstream %s: %s\n", cmd, err);
         return 1;
     }
+    if (strcmp(r->on, "local") == 0) {
+        fprintf(stderr, "sstream %s: run %s runs on this machine (sstream "
+                        "run, pid %ld): %s is for runs --on swarm; its logs "
+                        "are in %s/logs, and sstream scale rescales it\n",
+                cmd, r->name, r->pid, cmd, r->outdir);
+        return 1;
+    }
     return -1;
 }

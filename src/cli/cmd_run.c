@@ -65,6 +65,14 @@ static void usage(FILE *f)
         "                      the whole pipeline again, at most N times\n"
         "                      (default 0: the run fails); the sink's\n"
         "                      output shows once, when it completes\n"
+        "  --name NAME         the run's name (default: the pipeline's):\n"
+        "                      sstream scale NAME STAGE N rescales a stage\n"
+        "                      while the run goes on\n"
+        "  --scale-slots N     spare workers planned for each stage that\n"
+        "                      can be rescaled live (a stateless stage dealt\n"
+        "                      by credit), 0-64 (default 8; 0 outside plain\n"
+        "                      mode when every stage has one worker, whose\n"
+        "                      sink then checks the order of every stream)\n"
         "  --tcp               loopback tcp endpoints instead of ipc\n"
         "  --no-progress       no live progress line\n"
         "  --quiet             errors only\n"
@@ -75,9 +83,8 @@ static void usage(FILE *f)
         "                      engine's swarm (it must be a manager), run the\n"
         "                      monitor, the key service and the sink here,\n"
         "                      remove the stack at the end (or on Ctrl-C)\n"
-        "  --name NAME         the run's and stack's name (default: the\n"
-        "                      pipeline's); sstream status|logs|stop|scale\n"
-        "                      NAME follow it\n"
+        "  --name NAME         the stack's name too; sstream status|logs|\n"
+        "                      stop|scale NAME follow it\n"
         "  --detach            return once the stack is up; a background\n"
         "                      process follows the run (results.txt and\n"
         "                      run.log in the output folder)\n"
@@ -113,7 +120,8 @@ static int parse_args(int argc, char **argv, run_args *a)
     enum { O_DATA = 256, O_WORKERS, O_SECURITY, O_BATCH, O_OUTDIR,
            O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP, O_KEYS,
            O_ENCLAVE, O_MAXINSNS, O_ON, O_NAME, O_DETACH, O_IMAGE,
-           O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED, O_RESTARTS, O_CKPT };
+           O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED, O_RESTARTS, O_CKPT,
+           O_SLOTS };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -132,6 +140,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"enclave", required_argument, NULL, O_ENCLAVE},
         {"on", required_argument, NULL, O_ON},
         {"name", required_argument, NULL, O_NAME},
+        {"scale-slots", required_argument, NULL, O_SLOTS},
         {"detach", no_argument, NULL, O_DETACH},
         {"image", required_argument, NULL, O_IMAGE},
         {"advertise", required_argument, NULL, O_ADVERTISE},
@@ -142,6 +151,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
+    a->ro.scale_slots = -1; /* the default (ss_run_opts) */
     optind = 1;
     opterr = 0;
     int c;
@@ -226,6 +236,15 @@ static int parse_args(int argc, char **argv, run_args *a)
             }
             a->ro.max_restarts = (unsigned)v;
             break;
+        case O_SLOTS:
+            if (ss_parse_u64(optarg, 0, SS_PIPELINE_MAX_WORKERS, 0, &v)) {
+                fprintf(stderr, "sstream run: --scale-slots must be a "
+                                "number from 0 to %d\n",
+                        SS_PIPELINE_MAX_WORKERS);
+                return 2;
+            }
+            a->ro.scale_slots = (int)v;
+            break;
         case O_KEYS:
             a->ro.keys = optarg;
             break;
@@ -255,6 +274,7 @@ static int parse_args(int argc, char **argv, run_args *a)
                 return 2;
             }
             a->co.name = optarg;
+            a->ro.name = optarg;
             break;
         case O_DETACH:
             a->co.detach = 1;
@@ -308,12 +328,17 @@ static int parse_args(int argc, char **argv, run_args *a)
                         "--help'\n");
         return 2;
     }
-    if (!a->on && (a->co.name || a->co.detach || a->co.image ||
+    if (!a->on && (a->co.detach || a->co.image ||
                    a->co.advertise || a->co.node || a->co.data_dir ||
                    a->co.schedule_s > 0)) {
-        fprintf(stderr, "sstream run: --name, --detach, --image, "
+        fprintf(stderr, "sstream run: --detach, --image, "
                         "--advertise, --node, --data-dir and "
                         "--schedule-timeout go with --on swarm\n");
+        return 2;
+    }
+    if (a->on && a->ro.scale_slots >= 0) {
+        fprintf(stderr, "sstream run: --scale-slots is for a run on this "
+                        "machine (a swarm service scales as it is)\n");
         return 2;
     }
     if (a->on && (a->ro.tcp || a->ro.metrics || a->ro.enclave)) {
@@ -607,6 +632,8 @@ int cmd_run(int argc, char **argv)
             a.ro.grant_ctx = ksrv.ks;
         }
     }
+    if (!a.ro.name)
+        a.ro.name = p->name; /* sstream scale NAME finds the run */
     ss_supervisor *sv = NULL;
     if (ss_supervisor_new(p, &a.ro, &sv, err, sizeof err) ||
         (ksrv.ks && keyserver_start(&ksrv, sv, err, sizeof err))) {

@@ -1,12 +1,15 @@
 /*
  * cmd_scale.c - `sstream scale NAME STAGE N`: the one way to rescale a
- * stage of a running pipeline. On a swarm run it drives `docker service
- * scale`; a stateless stage's new workers join their routers mid-run and
- * the result does not change. A stateful stage (a reduce) is refused:
- * its state would have to be handed over, which needs checkpoints (not
- * there yet).
+ * stage of a running pipeline. On a run of this machine it asks the
+ * run's supervisor over its owner-only control socket (ss_ctlsock.h),
+ * which starts spare workers or makes workers leave gracefully and
+ * answers what it did; on a swarm run it drives `docker service scale`.
+ * Either way a stateless stage's new workers join their routers mid-run
+ * and the result does not change. A stateful stage (a reduce) is
+ * refused, saying what to change.
  */
 #include "cmds.h"
+#include "run/ss_ctlsock.h"
 #include "run/ss_engine.h"
 #include "run/ss_pipeline.h"
 #include "run/ss_plan.h"
@@ -21,12 +24,22 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: sstream scale NAME STAGE N\n\n"
-            "Gives stage STAGE of run NAME (started with sstream run --on "
-            "swarm) N\nworkers (1-64): docker service scale on its stage's "
-            "service. Only a\nstateless stage (map, filter) may be rescaled "
-            "while it runs; a stateful\none (a reduce) is refused until "
-            "checkpoints can hand its state over. A\nrun on this machine "
-            "(sstream run without --on) cannot be rescaled yet.\n\n"
+            "Gives stage STAGE of the running run NAME N workers (1-64) "
+            "while it goes\non. NAME is the run's --name, else its "
+            "pipeline's name.\n\n"
+            "A run on this machine (sstream run): new workers start from "
+            "the spare\nslots planned at its start (--scale-slots, default "
+            "8 per stage); workers\nthat go leave gracefully: each finishes "
+            "the batches it took, and its\nrouter deals the ones it had not "
+            "started to the others, so nothing is\nlost or counted twice "
+            "and the summary balances. Only the run's owner can\nrescale "
+            "it (a unix socket of mode 0600 in the run's private folder).\n"
+            "A run on a swarm (sstream run --on swarm): docker service scale "
+            "on the\nstage's service.\n\n"
+            "Only a stateless stage dealt by credit (a map, a filter) may be "
+            "rescaled\nwhile it runs; a stateful one (a reduce), a "
+            "partitioned, broadcast or\nchained one is refused, saying what "
+            "to change.\n\n"
             "exit status: 0 rescaled, 1 refused or failed, 2 bad usage.\n");
 }
 
@@ -52,10 +65,39 @@ int cmd_scale(int argc, char **argv)
     ss_runrec r;
     char err[PATH_MAX + 256];
     if (ss_runrec_read(argv[1], &r, err, sizeof err)) {
-        fprintf(stderr, "sstream scale: %s (a run on this machine, sstream "
-                        "run without --on, cannot be rescaled yet)\n",
+        fprintf(stderr, "sstream scale: %s: is it running, under this name "
+                        "(sstream run --name NAME, else its pipeline's "
+                        "name)?\n",
                 err);
         return 1;
+    }
+    if (strcmp(r.on, "local") == 0) {
+        if (ss_runrec_alive(&r) == 0 || !r.control[0]) {
+            fprintf(stderr, "sstream scale: run %s is not running (its "
+                            "supervisor, pid %ld, is gone)\n",
+                    r.name, r.pid);
+            return 1;
+        }
+        char req[SS_CTLSOCK_LINE_MAX], ans[4096];
+        if ((size_t)snprintf(req, sizeof req, "scale %s %ld", argv[2], n) >=
+                sizeof req ||
+            strpbrk(argv[2], " \t\r\n")) {
+            fprintf(stderr, "sstream scale: '%s' is not a stage name\n",
+                    argv[2]);
+            return 2;
+        }
+        if (ss_ctlsock_request(r.control, req, ans, sizeof ans, 30000, err,
+                               sizeof err)) {
+            fprintf(stderr, "sstream scale: run %s: %s\n", r.name, err);
+            return 1;
+        }
+        int ok = strncmp(ans, "ok:", 3) == 0;
+        fprintf(ok ? stdout : stderr, "%s%s", ok ? "" : "sstream scale: ",
+                ok ? ans + 4 : ans);
+        if (!ans[0])
+            fprintf(stderr, "sstream scale: run %s closed the connection "
+                            "without an answer\n", r.name);
+        return ok ? 0 : 1;
     }
     char path[PATH_MAX + 16], line[256], state[64] = "";
     snprintf(path, sizeof path, "%s/status", r.outdir);

@@ -56,6 +56,8 @@ typedef struct slot {
 struct ss_node {
     const ss_node_opts *o;
     volatile sig_atomic_t stop; /* ss_node_stop was called */
+    volatile sig_atomic_t leave; /* ss_node_leave was called */
+    int leave_said;              /* ... and a refusal was said */
     void *zctx;
     ss_stage *stage; /* the stage, or the chain's first (borrowed) */
     ss_chain *chain; /* chained stages (opts chain), else NULL */
@@ -1145,6 +1147,30 @@ static const char *node_to(node *n)
     return n->enc ? ss_enclave_to(n->enc) : ss_stage_to(n->stage);
 }
 
+/* A stateless worker leaves its stage (ss_node_leave): it takes no more
+ * input; once every output it sent was RECEIVED, every input it took is
+ * acknowledged (on_received), and the acknowledgements go out now. The
+ * batches its router sent that it never took are dealt again by the
+ * router once it sees this worker gone: nothing is lost, and this
+ * worker's counters hold exactly what it acknowledged. */
+static int leave_stage(node *n)
+{
+    int rc = drain(n);
+    if (rc)
+        return rc;
+    rc = ss_inlet_flush(n->inlet);
+    if (rc) {
+        snprintf(n->err, sizeof n->err, "cannot send its last "
+                 "acknowledgements as it leaves: %s", ss_strerror(rc));
+        return rc;
+    }
+    ss_info("%s: left stage '%s' (asked to): %llu batches taken, every "
+            "one acknowledged", n->o->name,
+            n->o->stage ? n->o->stage : n->o->name,
+            (unsigned long long)n->batches_in);
+    return 0;
+}
+
 static int run_input_loop(node *n)
 {
     int rrc = restore(n);
@@ -1185,6 +1211,17 @@ static int run_input_loop(node *n)
     for (;;) {
         if (n->stop)
             return SS_EINTR;
+        if (n->leave && !n->leave_said) {
+            if (strcmp(n->o->role, "worker") == 0 && !io.stateful &&
+                !n->chain && n->link)
+                return leave_stage(n);
+            ss_warn("%s: asked to leave its stage, but a %s cannot: it "
+                    "goes on", n->o->name,
+                    strcmp(n->o->role, "worker") != 0 ? n->o->role
+                    : io.stateful ? "stateful worker"
+                                  : "chained worker");
+            n->leave_said = 1;
+        }
         if (idle) { /* no poll while batches keep coming */
             void *socks[2] = {ss_inlet_socket(n->inlet),
                               n->link ? ss_link_socket(n->link) : NULL};
@@ -1394,6 +1431,9 @@ int ss_node_new(const ss_node_opts *o, ss_node **out)
 
 /* See ss_node.h. */
 void ss_node_stop(ss_node *n) { n->stop = 1; }
+
+/* See ss_node.h. */
+void ss_node_leave(ss_node *n) { n->leave = 1; }
 
 /* Loads the stages chained after n->stage (opts chain) with the options
  * of the first, each in its own Lua state, and makes n->chain of them. */

@@ -98,6 +98,16 @@ int ss_node_run(ss_node *n);
  * heartbeat later). Async-signal-safe. */
 void ss_node_stop(ss_node *n);
 
+/* Makes a stateless worker leave its stage (a rescale down, sstream
+ * scale): at its next turn it stops taking input, waits until every
+ * output it sent was RECEIVED downstream (so every input it took is
+ * acknowledged), and ss_node_run returns 0 with its final counters,
+ * which count exactly the batches it acknowledged. What its router had
+ * already sent it and it did not take goes back to the router's queue
+ * when the router sees it gone, for the others. A stateful worker, a
+ * chained one or a sink ignores it (a warning). Async-signal-safe. */
+void ss_node_leave(ss_node *n);
+
 /* Closes every socket and file, frees *p and sets it to NULL. Safe on
  * NULL. */
 void ss_node_destroy(ss_node **p);

@@ -288,7 +288,8 @@ static int comp_keys(plan_ctx *cx, ss_plan_comp *c)
 /* Appends the security options of a source, worker or sink: --security,
  * and outside plain mode its key folder, the key service, the enclave's
  * key folder and backend (workers), and --ordered (the sink, when every
- * stage has one worker, so every stream keeps its order on the way). */
+ * stage has one worker slot, so every stream keeps its order on the way;
+ * a stage with spare slots may have more). */
 static int push_security(const plan_ctx *cx, const ss_plan_comp *c,
                          strv *a, const char *role)
 {
@@ -321,7 +322,7 @@ static int push_security(const plan_ctx *cx, const ss_plan_comp *c,
     if (strcmp(role, "sink") == 0) {
         int ordered = 1;
         for (size_t s = 0; s < p->nstages; s++)
-            ordered &= p->stages[s].workers == 1;
+            ordered &= cx->pl->slots[s] == 1; /* spares: may grow */
         if (ordered)
             rc = strv_push(a, "--ordered");
     }
@@ -354,8 +355,9 @@ static int add_name(ss_buf *b, const char *fmt, const char *a, int i)
  * (its --peers): on FRONT the source's parts or the previous hop's
  * workers, on BACK the next hop's workers or the sink (heads[h]: the
  * first stage of hop h). Caller frees. */
-static int router_peers(const ss_pipeline *p, const size_t *heads,
-                        size_t nhops, size_t r, char **out)
+static int router_peers(const ss_pipeline *p, const int *slots,
+                        const size_t *heads, size_t nhops, size_t r,
+                        char **out)
 {
     ss_buf b = SS_BUF_INIT;
     int rc = 0;
@@ -363,12 +365,12 @@ static int router_peers(const ss_pipeline *p, const size_t *heads,
         for (int i = 0; i < p->source.parts && !rc; i++)
             rc = add_name(&b, "%s-%d", "source", i);
     else
-        for (int w = 1; w <= p->stages[heads[r - 2]].workers && !rc; w++)
+        for (int w = 1; w <= slots[heads[r - 2]] && !rc; w++)
             rc = add_name(&b, "%s-%d", p->stages[heads[r - 2]].name, w);
     if (r == nhops + 1)
         rc = rc ? rc : add_name(&b, "%s", "sink", 0);
     else
-        for (int w = 1; w <= p->stages[heads[r - 1]].workers && !rc; w++)
+        for (int w = 1; w <= slots[heads[r - 1]] && !rc; w++)
             rc = add_name(&b, "%s-%d", p->stages[heads[r - 1]].name, w);
     if (!rc && b.len)
         b.data[b.len - 1] = '\0'; /* the last comma */
@@ -491,6 +493,31 @@ static int control_keys(plan_ctx *cx)
     return 0;
 }
 
+/* Sets pl->slots and pl->stateful (ss_plan.h): spare worker slots for
+ * the stages a rescale may give workers while the run goes on. */
+static void plan_slots(plan_ctx *cx)
+{
+    const ss_pipeline *p = cx->p;
+    for (size_t s = 0; s < p->nstages && s < SS_PIPELINE_MAX_STAGES; s++) {
+        const ss_stage_conf *sc = &p->stages[s];
+        int chained = ss_pipeline_chained(p, s) ||
+                      (s + 1 < p->nstages && ss_pipeline_chained(p, s + 1));
+        cx->pl->slots[s] = sc->workers;
+        cx->pl->stateful[s] = cx->o->scale_slots > 0
+                                  ? ss_plan_stage_stateful(sc)
+                                  : -1;
+        if (cx->o->scale_slots <= 0 || chained || sc->partition_by ||
+            sc->broadcast || cx->pl->stateful[s] != 0)
+            continue;
+        int n = sc->workers + cx->o->scale_slots;
+        cx->pl->slots[s] = n > SS_PIPELINE_MAX_WORKERS
+                               ? (sc->workers > SS_PIPELINE_MAX_WORKERS
+                                      ? sc->workers
+                                      : SS_PIPELINE_MAX_WORKERS)
+                               : n;
+    }
+}
+
 /* Builds every component's command line and environment. */
 static int plan(plan_ctx *cx)
 {
@@ -504,6 +531,9 @@ static int plan(plan_ctx *cx)
     cx->pl->nhops = nhops;
     size_t nrouters = nhops + 1;
     size_t total = nrouters + 2 + (size_t)ss_pipeline_total_workers(p);
+    plan_slots(cx);
+    for (size_t s = 0; s < p->nstages && s < SS_PIPELINE_MAX_STAGES; s++)
+        total += (size_t)(cx->pl->slots[s] - p->stages[s].workers);
     cx->pl->comps = calloc(total, sizeof *cx->pl->comps);
     cx->pl->virt = calloc(total, sizeof *cx->pl->virt);
     if (!cx->pl->comps || !cx->pl->virt)
@@ -547,7 +577,8 @@ static int plan(plan_ctx *cx)
             (rc = strv_push(&e, "FROM=%s", ep_from(cx, r))) ||
             (rc = strv_push(&e, "TO=%s", ep_to(cx, r))) ||
             /* only the components of this run may join (--peers) */
-            (rc = router_peers(p, heads, nhops, r, &allow)) ||
+            (rc = router_peers(p, cx->pl->slots, heads, nhops, r,
+                               &allow)) ||
             (allow && ((rc = strv_push(&a, "--peers")) ||
                        (rc = strv_push(&a, "%s", allow)))))
             goto fail;
@@ -618,10 +649,11 @@ static int plan(plan_ctx *cx)
         size_t s = heads[hop];
         size_t end = hop + 1 < nhops ? heads[hop + 1] : p->nstages;
         const ss_stage_conf *sc = &p->stages[s];
-        for (int w = 1; w <= sc->workers; w++) {
+        for (int w = 1; w <= cx->pl->slots[s]; w++) {
             snprintf(name, sizeof name, "%s-%d", sc->name, w);
             ss_plan_comp *c = add_child(cx, name, "worker", (int)s);
             c->hop = (int)hop;
+            c->spare = w > sc->workers;
             if ((rc = child_files(cx, c, 1, 1)) || (rc = comp_keys(cx, c)))
                 return rc;
             strv a = {0}, e = {0};

@@ -39,6 +39,9 @@ typedef struct ss_plan_opts {
                            given to a component; see keydir */
     const char *keyservice; /* enclave workers: --keyservice */
     const char *enclave;    /* enclave workers: --enclave */
+    int scale_slots;        /* worker slots planned beyond `workers` for
+                               each stage that can be rescaled while it
+                               runs (see ss_plan.slots); 0: none */
 } ss_plan_opts;
 
 /* One component; every pointer owned by the plan except role. */
@@ -58,6 +61,9 @@ typedef struct ss_plan_comp {
     char *enclave_keydir; /* its sandbox enclave's (--enclave-keys), or
                              NULL */
     int keys;         /* what keydir must hold: SS_RK_* flags */
+    int spare;        /* a worker slot for a rescale (sstream scale): planned
+                         (name, keys, admitted by its routers and the
+                         monitor) but not started at the start */
 } ss_plan_comp;
 
 /* A stage chained into the workers of an earlier one (docs/PIPELINE.md,
@@ -82,6 +88,14 @@ typedef struct ss_plan {
     char *tmpdir;     /* the run folder: ipc endpoints, tmpdir/keys */
     int tmpdir_lock;  /* held open (flock) while the run lives; -1: none */
     char *control;    /* control endpoint to bind */
+    /* rescaling while the run goes on (sstream scale): a stage whose
+     * workers are stateless, dealt by credit (no partition_by, no
+     * broadcast) and not chained has slots[s] worker slots, its
+     * `workers` then opts.scale_slots spares (at most
+     * SS_PIPELINE_MAX_WORKERS in all); any other stage has slots[s] =
+     * workers. stateful[s]: 1, 0, or -1 (its script does not load). */
+    int slots[SS_PIPELINE_MAX_STAGES];
+    int stateful[SS_PIPELINE_MAX_STAGES];
 } ss_plan;
 
 /* Plans a run of p with o. Makes the run folder (mode 0700), picks free

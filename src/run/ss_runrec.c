@@ -72,9 +72,9 @@ int ss_runrec_write(const ss_runrec *r, char *err, size_t errlen)
     }
     fprintf(f,
             "name=%s\non=%s\npipeline=%s\noutdir=%s\nsecurity=%s\nhost=%s\n"
-            "pid=%ld\nstarted=%lld\nworkers=%s\n",
+            "pid=%ld\nstarted=%lld\nworkers=%s\ncontrol=%s\n",
             r->name, r->on, r->pipeline, r->outdir, r->security, r->host,
-            r->pid, r->started, r->workers);
+            r->pid, r->started, r->workers, r->control);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         ss_errf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
         unlink(tmp);
@@ -103,7 +103,7 @@ int ss_runrec_read(const char *name, ss_runrec *r, char *err, size_t errlen)
     FILE *f = fopen(path, "r");
     if (!f) {
         ss_errf(err, errlen, "no run '%s' here (%s: %s); a run started "
-                             "with sstream run --on swarm is recorded there",
+                             "with sstream run is recorded there while it runs",
                 name, path, strerror(errno));
         return SS_EIO;
     }
@@ -130,6 +130,8 @@ int ss_runrec_read(const char *name, ss_runrec *r, char *err, size_t errlen)
             rc = field(r->host, sizeof r->host, v);
         else if (!strcmp(k, "workers"))
             rc = field(r->workers, sizeof r->workers, v);
+        else if (!strcmp(k, "control"))
+            rc = field(r->control, sizeof r->control, v);
         else if (!strcmp(k, "pid"))
             r->pid = strtol(v, NULL, 10);
         else if (!strcmp(k, "started"))

@@ -1,7 +1,9 @@
 /*
  * ss_runrec.h - the record of a run started on a container engine
  * (`sstream run --on swarm`), which `sstream status`, `logs`, `stop` and
- * `scale` read to follow it by its name.
+ * `scale` read to follow it by its name; and of a run on this machine
+ * (`sstream run` without --on: on "local"), which `sstream scale` reads
+ * to reach its supervisor's control socket.
  *
  * One small text file per run, NAME.run (mode 0600, lines KEY=VALUE), in
  * the state folder: SS_STATE_DIR, else $XDG_STATE_HOME/securestreams,
@@ -25,6 +27,8 @@ typedef struct ss_runrec {
     long pid;               /* that process */
     long long started;      /* time(NULL) at start */
     char workers[256];      /* STAGE=N,... as deployed (or rescaled) */
+    char control[PATH_MAX]; /* on "local": the run's control socket
+                               (ss_ctlsock.h), which sstream scale uses */
 } ss_runrec;
 
 /* Writes r as NAME.run in the state folder (made if missing), replacing

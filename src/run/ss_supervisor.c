@@ -17,10 +17,12 @@
 #include "net/ss_router.h"
 #include "run/ss_accounting.h"
 #include "run/ss_ckresume.h"
+#include "run/ss_ctlsock.h"
 #include "run/ss_monitor.h"
 #include "run/ss_plan.h"
 #include "run/ss_progress.h"
 #include "run/ss_runkeys.h"
+#include "run/ss_runrec.h"
 #include "wire/ss_stats.h"
 #include "wire/ss_partition.h"
 #include "securestreams.h"
@@ -45,6 +47,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -55,6 +58,7 @@
 #define READY_MS 3000 /* longest wait for the consumers before the source */
 #define POLL_MS 100
 #define LINE_MAX_RELAY 4096
+#define SCALE_SLOTS_DEFAULT 8 /* spare workers of a stage (ss_run_opts) */
 
 extern char **environ;
 
@@ -79,6 +83,13 @@ typedef struct child {
     unsigned starts;    /* times started (restarts append to its log) */
     ss_buf err_line, out_line;
     char first_error[512]; /* its first "error:" line, for the cause */
+    /* rescaling (sstream scale): a worker is active when it belongs to
+     * its stage's current set (started at a start or restart); a spare
+     * slot is not until a rescale up starts it (scaled); a rescale down
+     * makes it leave (leaving), then it has left (no longer active; its
+     * counters stay in the books) */
+    int active, scaled, leaving, left;
+    double left_s; /* when it left, seconds into the run */
 } child;
 
 struct ss_supervisor {
@@ -144,6 +155,13 @@ struct ss_supervisor {
     uint32_t *rescale_from; /* per stage: that N, or 0 */
     uint32_t resumed_from; /* the epoch the current incarnation resumed
                               from (0: from the start) */
+    /* rescaling (sstream scale NAME STAGE N): the owner's control socket
+     * and the run's record in the state folder */
+    int ctl_fd;            /* listening, or -1 */
+    char ctl_path[PATH_MAX];
+    char rec_name[64];     /* the record written ("" none) */
+    int scale_slots;       /* spare worker slots per rescalable stage */
+    char scalelog[1024];   /* "map 1->3 at 1.2 s; ..." for the summary */
 };
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
@@ -235,6 +253,14 @@ static const ss_stats *vstats_of(const ss_supervisor *sv, size_t v)
 static size_t index_of(const ss_supervisor *sv, const child *c)
 {
     return (size_t)(c - sv->kids);
+}
+
+/* A worker slot that is not in the books: a spare never started (or one
+ * that could not join), without counters. */
+static int absent(const ss_supervisor *sv, size_t i)
+{
+    return sv->kids[i].stage >= 0 && !sv->kids[i].active &&
+           !stats_of(sv, i);
 }
 
 /* ---- preparation ------------------------------------------------------ */
@@ -609,6 +635,7 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
         return SS_ENOMEM;
     sv->p = p;
     sv->out_lock = -1;
+    sv->ctl_fd = -1;
     sv->spool_fd = -1;
     sv->output_len0 = -1;
     if (o)
@@ -662,9 +689,21 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
         }
     }
     rc = SS_ENOMEM;
+    /* spare worker slots for sstream scale; none by default when the
+     * sink checks that every stream keeps its order (outside plain
+     * mode, one worker per stage: more workers would reorder them) */
+    sv->scale_slots = sv->o.scale_slots;
+    if (sv->scale_slots < 0) {
+        int one = 1;
+        for (size_t s = 0; s < p->nstages; s++)
+            one &= p->stages[s].workers == 1;
+        sv->scale_slots =
+            one && strcmp(p->security, "plain") != 0 ? 0
+                                                     : SCALE_SLOTS_DEFAULT;
+    }
     ss_plan_opts po = {sv->argv0,       sv->outdir,       sv->logdir,
                        sv->rejdir,      sv->o.tcp,        sv->o.keys,
-                       sv->o.keyservice, sv->o.enclave};
+                       sv->o.keyservice, sv->o.enclave,   sv->scale_slots};
     if ((rc = ss_plan_new(p, &po, &sv->plan))) {
         if (rc == SS_EIO)
             snprintf(err, errlen, "cannot make the endpoints: %s",
@@ -699,6 +738,7 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
         c->role = pc->role;
         c->stage = pc->stage;
         c->err_fd = c->out_fd = c->log_fd = -1;
+        c->active = !pc->spare;
         ss_buf_init(&c->err_line);
         ss_buf_init(&c->out_line);
     }
@@ -1313,6 +1353,31 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
     int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (ok && c == &sv->kids[sv->sink] && !sv->finish_ns)
         sv->finish_ns = ss_now_ns();
+    if (c->leaving) { /* a rescale down asked it to leave its stage */
+        c->leaving = 0;
+        c->active = 0;
+        c->left = 1;
+        c->left_s = (double)(ss_now_ns() - sv->t0) / 1e9;
+        if (ok && !sv->stopping)
+            say(sv, "%s left stage '%s' (sstream scale): every batch it "
+                "took was acknowledged; its counters stay in the books",
+                c->name, sv->p->stages[c->stage].name);
+    }
+    if (!ok && c->scaled && c->active && !sv->stopping) {
+        /* started by a rescale up as the run ended: its router was gone
+         * before it could join, so it took nothing */
+        const child *up =
+            &sv->kids[sv->plan->comps[index_of(sv, c)].hop]; /* router */
+        if (up->exited && WIFEXITED(up->status) &&
+            WEXITSTATUS(up->status) == 0) {
+            c->active = 0;
+            say(sv, "warning: %s, started by sstream scale, could not join "
+                "stage '%s': its router %s had already finished (it took "
+                "no batch)", c->name, sv->p->stages[c->stage].name,
+                up->name);
+            return;
+        }
+    }
     if (ok || sv->stopping)
         return;
     /* what it said before it died comes first, whole */
@@ -1529,7 +1594,9 @@ static int balance(ss_supervisor *sv)
         return -1;
     }
     for (size_t i = 0; i < sv->nkids; i++)
-        parts[i] = (ss_acct_part){sv->kids[i].name, sv->kids[i].role,
+        parts[i] = (ss_acct_part){sv->kids[i].name,
+                                  absent(sv, i) ? "spare" /* not counted */
+                                                : sv->kids[i].role,
                                   sv->kids[i].stage, stats_of(sv, i)};
     /* a chained stage's workers are counted as if they were processes */
     for (size_t v = 0; v < sv->plan->nvirt; v++)
@@ -1661,6 +1728,8 @@ static int summary(ss_supervisor *sv, long nrejects, long nlines,
         size_t i = ss_plan_flow_order(sv->plan, k);
         const child *c = &sv->kids[i];
         const ss_stats *st = stats_of(sv, i);
+        if (absent(sv, i))
+            continue; /* a spare slot sstream scale never used */
         const ss_stats *v = st ? st : &zero;
         const ss_stats *wst = c->stage >= 0 ? st : NULL; /* workers only */
         char in[24], o[24], pa[24], dr[24], rj[24], rss[24], cpu[24];
@@ -1711,6 +1780,16 @@ static int summary(ss_supervisor *sv, long nrejects, long nlines,
         (double)peak / 1024.0, peak_c ? " (" : "",
         peak_c ? peak_c->name : "", peak_c ? ")" : "");
     hot_partitions(sv);
+    if (sv->scalelog[0]) {
+        out(sv, "  rescaled (sstream scale): %s\n", sv->scalelog);
+        size_t nleft = 0;
+        for (size_t i = 0; i < sv->nkids; i++)
+            if (sv->kids[i].left)
+                out(sv, "%s%s (at %.1f s)", nleft++ ? ", " : "  left: ",
+                    sv->kids[i].name, sv->kids[i].left_s);
+        if (nleft)
+            out(sv, "; their rows are in the table above\n");
+    }
     if (sv->ckptdir && sv->ckpt_epoch)
         out(sv, "  checkpoints: %u complete every %u ms, the last epoch %u "
                 "(%s/manifest.json)\n", sv->ckpt_done, sv->p->checkpoint_ms,
@@ -1754,6 +1833,359 @@ static void raise_nofile(void)
     }
 }
 
+/* ---- rescaling: sstream scale NAME STAGE N ------------------------------
+ *
+ * The owner's request arrives on the control socket (ss_ctlsock.h). A
+ * stateless stage dealt by credit grows at once: the next spare slots
+ * planned for it (ss_plan.slots: names, keys by role, admitted by its
+ * routers, the monitor and the key service) are started as at the start
+ * (same uid split, enclave spawner); its routers take new workers. It
+ * shrinks gracefully: the workers started last are asked to leave
+ * (SIGUSR1, ss_node_leave): each takes no more input, waits until its
+ * outputs were received downstream (so every input it took is
+ * acknowledged) and exits 0 with its final counters; its router deals
+ * what it had sent it and it never took to the others. Nothing is lost
+ * or counted twice: the books balance, the leavers' rows included. Any
+ * other stage is refused, saying what to change.
+ */
+
+static int stage_of(const ss_supervisor *sv, const char *name)
+{
+    for (size_t s = 0; s < sv->p->nstages; s++)
+        if (strcmp(sv->p->stages[s].name, name) == 0)
+            return (int)s;
+    return -1;
+}
+
+/* Workers of stage s in its current set: started, not leaving, alive. */
+static int stage_live(const ss_supervisor *sv, int s)
+{
+    int n = 0;
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const child *c = &sv->kids[i];
+        n += c->stage == s && !strcmp(c->role, "worker") && c->active &&
+             !c->leaving && !c->lost;
+    }
+    return n;
+}
+
+/* Why stage s cannot be rescaled while the run goes on, or NULL. */
+static const char *scale_refused(const ss_supervisor *sv, int s, char *why,
+                                 size_t len)
+{
+    const ss_pipeline *p = sv->p;
+    const ss_stage_conf *sc = &p->stages[s];
+    int stateful = sv->plan->stateful[s] > 0 || stage_stateful(sv, s);
+    if (ss_pipeline_chained(p, (size_t)s) ||
+        ((size_t)s + 1 < p->nstages && ss_pipeline_chained(p, (size_t)s + 1)))
+        snprintf(why, len, "stage '%s' is chained with its neighbour (chain: "
+                 "true): one set of workers runs both; give the pipeline "
+                 "chain: false to rescale it", sc->name);
+    else if (sc->broadcast)
+        snprintf(why, len, "stage '%s' is broadcast: each worker gets every "
+                 "batch and its router has one slot per worker, fixed at "
+                 "the start", sc->name);
+    else if (stateful && !p->checkpoint_ms)
+        snprintf(why, len, "stage '%s' keeps state across events (its script "
+                 "folds them, as a reduce does): it can be rescaled only at "
+                 "a checkpoint, and this run takes none; give the pipeline "
+                 "checkpoint_ms: MS (or sstream run --checkpoint-interval "
+                 "MS)%s", sc->name,
+                 sc->partition_by ? "" : ", and the stage partition_by: "
+                                         "FIELD");
+    else if (stateful && !sc->partition_by)
+        snprintf(why, len, "stage '%s' keeps state across events and its "
+                 "workers are dealt by credit, so each holds a state of "
+                 "its own that cannot be split over another number of "
+                 "workers; give stage '%s' partition_by: FIELD (each key "
+                 "on one worker)", sc->name, sc->name);
+    else if (stateful)
+        snprintf(why, len, "stage '%s' is partitioned and keeps state: "
+                 "rescaling it means moving its key groups' state to the "
+                 "new workers at a checkpoint, which is not built yet "
+                 "(issue 13); nothing was changed", sc->name);
+    else if (sc->partition_by)
+        snprintf(why, len, "stage '%s' is partitioned (partition_by): its "
+                 "router has one slot per worker, fixed at the start",
+                 sc->name);
+    else if (sv->plan->stateful[s] < 0 && sv->scale_slots > 0)
+        snprintf(why, len, "stage '%s': its script does not load here, so "
+                 "it cannot be known to be stateless", sc->name);
+    else
+        return NULL;
+    return why;
+}
+
+/* Starts n spare workers of stage s; *names gets theirs. Returns how many
+ * started. */
+static int scale_up(ss_supervisor *sv, int s, int n, char *names,
+                    size_t len)
+{
+    int started = 0;
+    size_t used = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < sv->nkids && started < n; i++) {
+        child *c = &sv->kids[i];
+        if (c->stage != s || strcmp(c->role, "worker") != 0 || c->active ||
+            c->starts)
+            continue;
+        c->active = 1;
+        c->scaled = 1;
+        if (start_child(sv, c, sv->devnull) != 0) {
+            c->active = 0;
+            break;
+        }
+        started++;
+        int w = snprintf(names + used, len - used, "%s%s", used ? ", " : "",
+                         c->name);
+        if (w > 0 && (size_t)w < len - used)
+            used += (size_t)w;
+    }
+    return started;
+}
+
+/* Spare slots of stage s never started. */
+static int stage_spares(const ss_supervisor *sv, int s)
+{
+    int n = 0;
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const child *c = &sv->kids[i];
+        n += c->stage == s && !strcmp(c->role, "worker") && !c->active &&
+             !c->starts;
+    }
+    return n;
+}
+
+/* Answers the owner's request "scale STAGE N" (anything else: an error
+ * saying what is understood). Fills ans. */
+static void scale_request(ss_supervisor *sv, const char *req, char *ans,
+                          size_t len)
+{
+    char stage[SS_CTLSOCK_LINE_MAX], extra;
+    long n = 0;
+    if (sscanf(req, "scale %255s %ld %c", stage, &n, &extra) != 2) {
+        snprintf(ans, len, "error: this run understands 'scale STAGE N', "
+                 "not '%.80s'\n", req);
+        return;
+    }
+    int s = stage_of(sv, stage);
+    if (s < 0) {
+        size_t o = (size_t)snprintf(ans, len, "refused: run %s has no stage "
+                                    "'%.63s' (it has ", sv->rec_name,
+                                    stage);
+        for (size_t k = 0; k < sv->p->nstages && o < len; k++)
+            o += (size_t)snprintf(ans + o, len - o, "%s%s", k ? ", " : "",
+                                  sv->p->stages[k].name);
+        if (o < len)
+            snprintf(ans + o, len - o, ")\n");
+        return;
+    }
+    const ss_stage_conf *sc = &sv->p->stages[s];
+    if (n < 1 || n > SS_PIPELINE_MAX_WORKERS) {
+        snprintf(ans, len, "refused: N must be a number from 1 to %d, not "
+                 "%ld\n", SS_PIPELINE_MAX_WORKERS, n);
+        return;
+    }
+    if (sv->stopping || sv->restarting || sv->done || sv->finish_ns ||
+        !sv->source_started) {
+        snprintf(ans, len, "refused: run %s is %s; nothing was changed\n",
+                 sv->rec_name,
+                 !sv->source_started && !sv->stopping ? "starting: try "
+                                                        "again in a moment"
+                 : sv->restarting                     ? "restarting"
+                                                      : "ending");
+        return;
+    }
+    char why[640];
+    if (scale_refused(sv, s, why, sizeof why)) {
+        snprintf(ans, len, "refused: %s\n", why);
+        return;
+    }
+    int live = stage_live(sv, s);
+    char names[512] = "";
+    if (n == live) {
+        snprintf(ans, len, "ok: stage %s of %s has %ld worker%s already\n",
+                 sc->name, sv->rec_name, n, n == 1 ? "" : "s");
+        return;
+    }
+    if (n > live) {
+        int spares = stage_spares(sv, s);
+        if (n - live > spares) {
+            if (sv->scale_slots == 0)
+                snprintf(ans, len, "refused: run %s was started without "
+                         "spare worker slots (%s), so no stage can grow; "
+                         "start it with sstream run --scale-slots N\n",
+                         sv->rec_name,
+                         sv->o.scale_slots == 0
+                             ? "--scale-slots 0"
+                             : "its sink checks that every stream keeps "
+                               "its order, one worker per stage outside "
+                               "plain mode; more workers would reorder "
+                               "them");
+            else
+                snprintf(ans, len, "refused: stage %s of %s can have at "
+                         "most %d workers now: %d run, and %d of the %d "
+                         "spare slots planned at the start are left "
+                         "(sstream run --scale-slots N plans more)\n",
+                         sc->name, sv->rec_name, live + spares, live,
+                         spares, sv->scale_slots);
+            return;
+        }
+        int got = scale_up(sv, s, (int)(n - live), names, sizeof names);
+        if (got < n - live) {
+            snprintf(ans, len, "error: stage %s of %s: only %d of %ld new "
+                     "workers started (%s); see the run's messages\n",
+                     sc->name, sv->rec_name, got, n - live,
+                     got ? names : "none");
+            return;
+        }
+    } else {
+        /* the workers started last leave; each must have reported once
+         * (it is connected, and takes SIGUSR1 as a request to leave) */
+        child *go[SS_PIPELINE_MAX_WORKERS];
+        int k = 0;
+        for (size_t i = sv->nkids; i-- > 0 && k < live - n;) {
+            child *c = &sv->kids[i];
+            if (c->stage != s || strcmp(c->role, "worker") != 0 ||
+                !c->active || c->leaving || c->lost)
+                continue;
+            if (!stats_of(sv, i) || c->pid <= 0) {
+                snprintf(ans, len, "refused: worker %s of %s is still "
+                         "starting: try again in a moment; nothing was "
+                         "changed\n", c->name, sv->rec_name);
+                return;
+            }
+            go[k++] = c;
+        }
+        size_t used = 0;
+        uint64_t now = ss_now_ns();
+        for (int j = 0; j < k; j++) {
+            go[j]->leaving = 1;
+            go[j]->left_s = (double)(now - sv->t0) / 1e9;
+            kill(go[j]->pid, SIGUSR1); /* the worker alone: not its group */
+            int w = snprintf(names + used, sizeof names - used, "%s%s",
+                             used ? ", " : "", go[j]->name);
+            if (w > 0 && (size_t)w < sizeof names - used)
+                used += (size_t)w;
+        }
+    }
+    double at = (double)(ss_now_ns() - sv->t0) / 1e9;
+    size_t l = strlen(sv->scalelog);
+    snprintf(sv->scalelog + l, sizeof sv->scalelog - l, "%s%s %d -> %ld at "
+             "%.1f s", l ? "; " : "", sc->name, live, n, at);
+    if (n > live) {
+        say(sv, "scale: stage %s: %d -> %ld workers: started %s", sc->name,
+            live, n, names);
+        snprintf(ans, len, "ok: stage %s of %s: %ld workers (started %s)\n",
+                 sc->name, sv->rec_name, n, names);
+    } else {
+        int one = live - n == 1;
+        say(sv, "scale: stage %s: %d -> %ld workers: %s leave%s once the "
+            "batches %s took are done; %s router deals the rest to the "
+            "others (its warning that %s lost is expected)", sc->name, live,
+            n, names, one ? "s" : "", one ? "it" : "they",
+            one ? "its" : "their", one ? "it was" : "they were");
+        snprintf(ans, len, "ok: stage %s of %s: %ld worker%s (%s leave%s "
+                 "once the batches %s took are done)\n", sc->name,
+                 sv->rec_name, n, n == 1 ? "" : "s", names,
+                 one ? "s" : "", one ? "it" : "they");
+    }
+    if (sv->rec_name[0]) {
+        ss_runrec r;
+        char err[512];
+        if (ss_runrec_read(sv->rec_name, &r, err, sizeof err) == 0 &&
+            r.pid == (long)getpid() &&
+            ss_runrec_set_workers(&r, sc->name, (int)n) == 0)
+            (void)ss_runrec_write(&r, err, sizeof err);
+    }
+}
+
+/* One request on the control socket: refused unless from the run's
+ * owner (ss_ctlsock_accept), answered, closed. */
+static void serve_control(ss_supervisor *sv)
+{
+    for (int k = 0; k < 8; k++) {
+        char req[SS_CTLSOCK_LINE_MAX], ans[2048];
+        long uid;
+        const char *why;
+        int fd = ss_ctlsock_accept(sv->ctl_fd, req, sizeof req, &uid, &why);
+        if (fd == -1)
+            return;
+        if (fd == -2) {
+            say(sv, "warning: refused a request on the control socket from "
+                "uid %ld: %s", uid, why ? why : "?");
+            continue;
+        }
+        scale_request(sv, req, ans, sizeof ans);
+        ss_ctlsock_answer(fd, ans);
+    }
+}
+
+/* Listens on the owner's control socket and records the run by name, so
+ * that sstream scale NAME finds it (ss_runrec.h, on "local"). A live
+ * run recorded under the same name keeps its record: this one is then
+ * not reachable by that name (said). */
+static void open_control(ss_supervisor *sv)
+{
+    char dir[PATH_MAX], err[PATH_MAX + 128];
+    snprintf(dir, sizeof dir, "%s/ctl", sv->plan->tmpdir);
+    sv->ctl_fd = ss_ctlsock_listen(dir, sv->ctl_path, sizeof sv->ctl_path,
+                                   err, sizeof err);
+    if (sv->ctl_fd < 0) {
+        say(sv, "warning: sstream scale cannot reach this run: %s", err);
+        return;
+    }
+    const char *name = sv->o.name ? sv->o.name : sv->p->name;
+    ss_runrec r;
+    if (ss_runrec_read(name, &r, err, sizeof err) == 0 &&
+        r.pid != (long)getpid() && ss_runrec_alive(&r) != 0) {
+        say(sv, "warning: a run named '%s' is running already (pid %ld%s%s)"
+            ": sstream scale %s reaches that one; give this run another "
+            "name (sstream run --name NAME)", name, r.pid,
+            strcmp(r.on, "local") ? " on " : "",
+            strcmp(r.on, "local") ? r.on : "", name);
+        return;
+    }
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "%s", name);
+    snprintf(r.on, sizeof r.on, "local");
+    if (!realpath(sv->p->path, r.pipeline))
+        snprintf(r.pipeline, sizeof r.pipeline, "%s", sv->p->path);
+    if (!realpath(sv->outdir, r.outdir))
+        snprintf(r.outdir, sizeof r.outdir, "%s", sv->outdir);
+    snprintf(r.security, sizeof r.security, "%s", sv->p->security);
+    gethostname(r.host, sizeof r.host - 1);
+    r.pid = (long)getpid();
+    r.started = (long long)time(NULL);
+    for (size_t s = 0; s < sv->p->nstages; s++)
+        ss_runrec_set_workers(&r, sv->p->stages[s].name,
+                              sv->p->stages[s].workers);
+    snprintf(r.control, sizeof r.control, "%s", sv->ctl_path);
+    if (ss_runrec_write(&r, err, sizeof err)) {
+        say(sv, "warning: sstream scale cannot find this run by name: %s",
+            err);
+        return;
+    }
+    snprintf(sv->rec_name, sizeof sv->rec_name, "%s", name);
+}
+
+/* Stops listening and removes the run's record (if it is still ours). */
+static void close_control(ss_supervisor *sv)
+{
+    if (sv->ctl_fd >= 0) {
+        close(sv->ctl_fd);
+        unlink(sv->ctl_path);
+        sv->ctl_fd = -1;
+    }
+    ss_runrec r;
+    char err[PATH_MAX + 128];
+    if (sv->rec_name[0] &&
+        ss_runrec_read(sv->rec_name, &r, err, sizeof err) == 0 &&
+        r.pid == (long)getpid() && !strcmp(r.on, "local"))
+        ss_runrec_remove(sv->rec_name);
+    sv->rec_name[0] = '\0';
+}
+
 /* Polls the control socket, the signal pipe and the children's pipes for
  * at most timeout_ms, and handles what arrived. */
 static void poll_once(ss_supervisor *sv, zmq_pollitem_t *items,
@@ -1764,6 +2196,10 @@ static void poll_once(ss_supervisor *sv, zmq_pollitem_t *items,
     owner[ni++] = -1;
     items[ni] = (zmq_pollitem_t){NULL, sig_pipe[0], ZMQ_POLLIN, 0};
     owner[ni++] = -2;
+    if (sv->ctl_fd >= 0) {
+        items[ni] = (zmq_pollitem_t){NULL, sv->ctl_fd, ZMQ_POLLIN, 0};
+        owner[ni++] = -3;
+    }
     for (size_t i = 0; i < sv->nkids; i++) {
         if (sv->kids[i].err_fd >= 0) {
             items[ni] =
@@ -1787,6 +2223,8 @@ static void poll_once(ss_supervisor *sv, zmq_pollitem_t *items,
             char buf[64];
             while (read(sig_pipe[0], buf, sizeof buf) > 0)
                 ;
+        } else if (owner[k] == -3) {
+            serve_control(sv);
         } else {
             read_pipe(sv, &sv->kids[owner[k] / 2], !(owner[k] % 2));
         }
@@ -1844,7 +2282,8 @@ static int epoch_complete(const ss_supervisor *sv, uint32_t e)
 {
     for (size_t i = 0; i < sv->nkids; i++) {
         const child *c = &sv->kids[i];
-        if (!strcmp(c->role, "router") || c->lost)
+        if (!strcmp(c->role, "router") || c->lost || !c->active ||
+            c->leaving)
             continue;
         if (!ss_monitor_ack(sv->mon, i, e))
             return 0;
@@ -2007,6 +2446,8 @@ static int write_manifest(ss_supervisor *sv, uint32_t e)
     int first = 1;
     for (size_t i = 0; i < sv->nkids; i++) {
         const ss_stats *st = ss_monitor_ack(sv->mon, i, e);
+        if (!st && sv->kids[i].left) /* left before: its last counters */
+            st = stats_of(sv, i);
         if (!st || !strcmp(sv->kids[i].role, "router"))
             continue;
         if (!first)
@@ -2084,8 +2525,8 @@ static void start_consumers(ss_supervisor *sv)
     for (size_t i = 0; i < sv->nkids && !sv->stopping; i++) {
         if (sig_stop_count)
             break;
-        if ((int)i == sv->source)
-            continue;
+        if ((int)i == sv->source || !sv->kids[i].active)
+            continue; /* a spare slot, or a worker that left */
         if (start_child(sv, &sv->kids[i], sv->devnull)) {
             set_cause(sv, "cannot start %s", sv->kids[i].name);
             sv->result = SS_RUN_FAILED;
@@ -2268,6 +2709,11 @@ static int prepare_resume(ss_supervisor *sv)
         if (c->stage >= 0 && (size_t)c->stage < sv->p->nstages &&
             sv->rescale_from[c->stage] && !strcmp(c->role, "worker"))
             continue;
+        /* nor has a spare slot never started, nor one started by sstream
+         * scale after the checkpoint: it had done nothing before it */
+        if (c->stage >= 0 && ((!c->active && !c->left) ||
+                              (c->scaled && c->active)))
+            continue;
         if (!c->lost) {
             say(sv, "checkpoint %u is not used: it has no counters of %s; "
                 "restarting from the start instead", sv->ckpt_epoch,
@@ -2320,6 +2766,11 @@ static void restart(ss_supervisor *sv)
         c->pid = 0;
         c->exited = c->status = c->lost = 0;
         c->first_error[0] = '\0';
+        if (c->leaving) { /* killed as it left: it stays out */
+            c->leaving = 0;
+            c->active = 0;
+            c->left = 1;
+        }
     }
     /* before the sink's held output is emptied: it must be empty */
     int resumed = sv->ckpt_epoch && !resume_refused(sv) &&
@@ -2476,8 +2927,8 @@ int ss_supervisor_run(ss_supervisor *sv)
     if (sv->progress && ioctl(2, TIOCGWINSZ, &ws) == 0)
         sv->pg.cols = ws.ws_col;
 
-    zmq_pollitem_t *items = calloc(2 + 2 * sv->nkids, sizeof *items);
-    int *owner = calloc(2 + 2 * sv->nkids, sizeof *owner);
+    zmq_pollitem_t *items = calloc(3 + 2 * sv->nkids, sizeof *items);
+    int *owner = calloc(3 + 2 * sv->nkids, sizeof *owner);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (!items || !owner || devnull < 0) {
         say(sv, "out of resources");
@@ -2545,9 +2996,12 @@ int ss_supervisor_run(ss_supervisor *sv)
     if (rm && ss_parse_u64(rm, 0, 600000, 0, &ready_ms))
         ready_ms = READY_MS;
     sv->ready_ns = ready_ms * 1000000ull;
+    if (sv->o.scale_slots != 0 || sv->o.name) /* sstream scale NAME ... */
+        open_control(sv);
     /* everything but the source; watch() starts it when they are ready */
     start_consumers(sv);
     watch(sv, items, owner);
+    close_control(sv);
 
     /* drain what the children left in their pipes and final samples */
     uint64_t end = ss_now_ns();
@@ -2658,6 +3112,7 @@ void ss_supervisor_destroy(ss_supervisor **pp)
         ss_buf_release(&c->err_line);
         ss_buf_release(&c->out_line);
     }
+    close_control(sv);
     free(sv->kids);
     free(sv->stage_names);
     if (sv->spool_fd >= 0) {

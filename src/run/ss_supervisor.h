@@ -80,6 +80,16 @@ typedef struct ss_run_opts {
     int (*grant_restore)(void *grant_ctx, const char *worker,
                          const ss_restore_grant *grant);
     void *grant_ctx;
+    /* rescaling while the run goes on (sstream scale NAME STAGE N): the
+     * run's name in the state folder's records (ss_runrec.h); NULL: the
+     * pipeline's. With scale_slots > 0 (-1: the default, 8, or 0 when
+     * the sink checks stream order: outside plain mode with one worker
+     * per stage), every stage that can be rescaled live (stateless,
+     * dealt by credit, not chained) gets that many spare worker slots,
+     * and the supervisor listens on a control socket (ss_ctlsock.h) in
+     * the run folder for the owner's requests. 0: neither. */
+    const char *name;
+    int scale_slots;
 } ss_run_opts;
 
 typedef struct ss_supervisor ss_supervisor;

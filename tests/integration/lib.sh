@@ -6,6 +6,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SS=${SS:-$ROOT/bin/sstream}
 PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/sstest.XXXXXX")
+# runs record themselves by name here (sstream scale NAME): one folder
+# per test, so that runs of other tests never answer for this one's
+export SS_STATE_DIR=$T/state
 _pass=0 _fail=0
 _pids=()
 cleanup() {

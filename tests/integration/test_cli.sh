@@ -71,7 +71,7 @@ check "stop of a run that already ended exits 0" test $rc -eq 0
 contains "... saying it ended and there is nothing to stop" "$T/o" "ended1 already ended: .*nothing to stop"
 SS_STATE_DIR=$T/state "$SS" scale nosuchrun map 3 2> "$T/e"; rc=$?
 check "scale of an unknown run exits 1" test $rc -eq 1
-contains "... and says a local run cannot be rescaled yet" "$T/e" "a run on this machine.*cannot be rescaled yet"
+contains "... and asks whether it runs under that name" "$T/e" "no run .nosuchrun. here .*is it running, under this name"
 "$SS" scale nosuchrun map 0 2> "$T/e"; rc=$?
 check "scale to 0 workers exits 2" test $rc -eq 2
 finish

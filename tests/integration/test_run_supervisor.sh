@@ -98,8 +98,9 @@ assert sum(1 for r in rows if r["final"]) == 8' "$T/o1.jsonl"
 A=$T/args
 check "8 components started" test "$(ls "$A" | wc -l)" -eq 8
 contains "router-1 command line" "$A/router-1.args" \
-    "^argv router --from ipc://[^ ]+/r1-in --to ipc://[^ ]+/r1-out --producers 1 --name router-1 --peers source-0,source-1,source-2,source-3,map-1,map-2$"
-contains "router-3 feeds the sink" "$A/router-3.args" "^argv router .*--producers 1 --name router-3 --peers filter-1,sink$"
+    "^argv router --from ipc://[^ ]+/r1-in --to ipc://[^ ]+/r1-out --producers 1 --name router-1 --peers source-0,source-1,source-2,source-3,map-1,map-2,map-3,map-4,map-5,map-6,map-7,map-8,map-9,map-10$"
+contains "router-3 feeds the sink (the filter's 8 spare slots for sstream scale admitted)" "$A/router-3.args" \
+    "^argv router .*--producers 1 --name router-3 --peers filter-1,filter-2,filter-3,filter-4,filter-5,filter-6,filter-7,filter-8,filter-9,sink$"
 contains "worker command line" "$A/map-2.args" \
     "^argv worker $P/map.lua --from ipc://[^ ]+/r1-out --to ipc://[^ ]+/r2-in --name map-2 --stage map --rejects $T/o1/rejects/map-2.jsonl --security plain$"
 contains "source command line" "$A/source.args" \
@@ -119,7 +120,7 @@ no_orphans "no component left after a good run"
 rm -f "$A"/*
 FAKE_LOG_DIR=$A FAKE_WORKERS=3 DATA_FILE=/nonexistent "$SS" run "$P/pipeline.yml" \
     --data "$P/data.csv" --workers 3 --security enclave --batch-size 1M \
-    --tcp --quiet --output-dir "$T/o2" > "$T/out2" 2> "$T/err2"
+    --tcp --quiet --scale-slots 0 --output-dir "$T/o2" > "$T/out2" 2> "$T/err2"
 check "run with overrides and --tcp exits 0" test $? -eq 0
 check "--workers 3 starts 3 workers per stage" test -e "$A/filter-3.args" -a -e "$A/map-3.args"
 contains "--security reaches the workers" "$A/filter-1.args" "--security enclave( |$)"
