@@ -140,8 +140,12 @@ check "... with their rows in the table" \
     eval '[ "$(rows_of down map-2)" -gt 0 ] && [ "$(rows_of down map-3)" -gt 0 ]'
 contains "... each left cleanly" err-down "map-3 left stage 'map' \(sstream scale\): every batch it took was acknowledged"
 
-# 3. enclave, map 1 -> 3 -> 2 (spare slots asked for: one worker per stage)
-run enc p1.yml --security enclave --scale-slots 2
+# 3. enclave, map 1 -> 3 -> 2 (spare slots asked for: one worker per
+# stage). 16 KiB batches: an enclave worker heartbeats its router only
+# between batches and acknowledges them 8 at a time, so 64 KiB batches of
+# this slow map left it silent for seconds on a loaded machine (load 18:
+# counted as lost)
+run enc p1.yml --security enclave --scale-slots 2 --batch-size 16K
 scale_when_up enc1 delayed-flights map 3
 check "enclave: scale map 3 exits 0" [ "$SRC" -eq 0 ]
 scale_when_up enc2 delayed-flights map 2 # once the new ones reported
