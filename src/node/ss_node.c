@@ -815,7 +815,7 @@ static int restore_rescaled(node *n, uint32_t e, uint32_t from)
     uint32_t myslot = n->o->index, slots = n->o->partitions;
     if (!myslot || !slots || myslot > slots) {
         snprintf(n->err, sizeof n->err, "cannot restore checkpoint %u from "
-                 "%u workers: this worker has no myslot of a partitioned "
+                 "%u workers: this worker has no slot of a partitioned "
                  "stage (--index and --partitions), so no key groups", e,
                  from);
         return SS_EINVAL;
@@ -887,8 +887,14 @@ static int restore_rescaled(node *n, uint32_t e, uint32_t from)
         return rc;
     int lo, hi;
     ss_partition_range(myslot - 1, slots, &lo, &hi);
-    ss_info("%s: restored the key groups %d..%d of checkpoint %u from the "
-            "snapshots of %u workers", n->o->name, lo, hi, e, from);
+    if (n->enc) /* how many groups it holds is the enclave's to know */
+        ss_info("%s: restored the key groups %d..%d of checkpoint %u from "
+                "the snapshots of %u workers", n->o->name, lo, hi, e, from);
+    else
+        ss_info("%s: restored the key groups %d..%d of checkpoint %u from "
+                "the snapshots of %u workers (%zu key group(s) with state)",
+                n->o->name, lo, hi, e, from,
+                ss_stage_key_groups(n->stage));
     return 0;
 }
 

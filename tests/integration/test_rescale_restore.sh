@@ -1,0 +1,123 @@
+#!/bin/bash
+# Keyed state restored on another worker count, at the worker (issue 13,
+# rescaling): DelayedFlights' reduce partitioned by carrier over 2 and
+# over 3 workers, checkpoints every 50 ms (plain mode): the last complete
+# checkpoint's snapshots hold each key group's state apart. Workers
+# started by hand as the supervisor starts them for a resume with another
+# count (SS_RESTORE_EPOCH=E, SS_RESTORE_WORKERS=N, --index I --partitions
+# N') restore, before they reach their router, the key groups of their
+# new range from every old snapshot: 2 -> 3, 2 -> 1, 3 -> 1, 3 -> 2 give
+# the same key groups in all (none lost, none twice) as the old workers
+# had, each new worker its own range; a missing, swapped or foreign
+# snapshot, and a worker with no slot, are refused (exit 1, naming the
+# file). End to end through `sstream run` and in enclave mode:
+# test_enclave_attack (test_rescale_restore_refused).
+. "$(dirname "$0")/lib.sh"
+cd "$T" || exit 1
+E=$ROOT/examples/delayed-flights
+"$SS" gen flights --rows 20000 --seed 11 -o flights.csv > /dev/null 2>&1
+reference flights.csv > expected.txt
+cp "$E"/*.lua .
+# a map slowed (a busy loop per event) so that checkpoints complete
+sed -i 's/^      if not value then return {} end/      for _ = 1, 10000 do end\n&/' \
+    map-csv-to-event.lua
+check "the map has its busy loop" grep -q "for _ = 1, 10000" map-csv-to-event.lua
+for n in 2 3; do
+    sed -e "s/workers: 4/workers: $n/" -e "s/batch_size: 64K/batch_size: 4K/" \
+        "$E/pipeline-keyed.yml" > "p$n.yml"
+    printf 'checkpoint_ms: 50\n' >> "p$n.yml"
+    timeout 120 "$SS" run "p$n.yml" --data flights.csv --output-dir "o$n" \
+        --no-progress > "res$n" 2> "err$n"
+    check "reduce on $n workers: the run ends well" test $? -eq 0
+    same "... with awk's answer" expected.txt "res$n"
+    check "... and a complete checkpoint with one snapshot per reduce worker" \
+        test -s "o$n/checkpoints/manifest.json" -a \
+        "$(ls o$n/checkpoints/reduce-*-e*.snap 2> /dev/null | wc -l)" = "$n"
+    contains "... whose manifest records the stage's workers and key-group ranges" \
+        "o$n/checkpoints/manifest.json" "\"reduce\":\{\"workers\":$n,\"partitioned\":true,\"stateful\":true,\"ranges\":\[\[0,"
+done
+field() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+
+# restore TAG FROM TO [WORKER...]: the workers of TO slots (all, or those
+# given) restore from the checkpoint of the FROM-worker run; each one's
+# stderr in w-TAG-I; prints the sum of their key groups with state
+restore() {
+    local tag=$1 from=$2 to=$3 i sum=0 k
+    shift 3
+    local run epoch
+    run=$(field "o$from/checkpoints/manifest.json" run)
+    epoch=$(field "o$from/checkpoints/manifest.json" epoch)
+    for ((i = 1; i <= to; i++)); do
+        LOG_LEVEL=info SS_RESTORE_EPOCH=$epoch SS_RESTORE_WORKERS=$from \
+            timeout 20 "$SS" worker "$E/reduce-events.lua" --name "reduce-$i" \
+            --stage reduce --index "$i" --partitions "$to" --run "$run" \
+            --checkpoint-dir "ck-$tag" --from "ipc://$T/none-in" \
+            --to "ipc://$T/none-out" --connect-timeout-ms 300 \
+            > /dev/null 2> "w-$tag-$i"
+        k=$(sed -n 's/.*restored the key groups .* (\([0-9]*\) key group(s) with state)/\1/p' "w-$tag-$i")
+        sum=$((sum + ${k:-0}))
+    done
+    echo "$sum"
+}
+# the key groups with state at the checkpoint, as the old workers hold
+# them: each old worker restoring its own range of the same count
+for n in 2 3; do
+    mkdir "ck-own$n" && cp o$n/checkpoints/*.snap "ck-own$n/"
+    restore own$n $n $n > "groups$n"
+    check "$n -> $n: every worker restores its own key groups" \
+        test "$(cat "groups$n")" -gt 0
+done
+for c in "2 3" "2 1" "3 1" "3 2"; do
+    set -- $c
+    tag=$1to$2
+    mkdir "ck-$tag" && cp o$1/checkpoints/*.snap "ck-$tag/"
+    got=$(restore "$tag" "$1" "$2")
+    check "$1 -> $2: the key groups with state are those of the $1 old workers, none lost, none twice ($got of $(cat groups$1))" \
+        test "$got" = "$(cat groups$1)"
+    ok_ranges=1
+    for ((w = 1; w <= $2; w++)); do
+        lo=$(( ((w - 1) * 4096 + $2 - 1) / $2 )) hi=$(( (w * 4096 + $2 - 1) / $2 - 1 ))
+        grep -q "reduce-$w: restored the key groups $lo\.\.$hi of checkpoint [0-9]* from the snapshots of $1 workers" \
+            "w-$tag-$w" || ok_ranges=0
+    done
+    check "$1 -> $2: each new worker took its own range of key groups from $1 snapshots" \
+        test $ok_ranges = 1
+done
+
+# refusals: the worker exits 1 before it reaches its router, naming why
+mkdir ck-bad && cp o2/checkpoints/*.snap ck-bad/
+refused() { # TAG ENV...: reduce-1 of 3 restoring from 2, with ENV
+    local tag=$1 run epoch
+    shift
+    run=$(field o2/checkpoints/manifest.json run)
+    epoch=$(field o2/checkpoints/manifest.json epoch)
+    env LOG_LEVEL=info SS_RESTORE_EPOCH=$epoch SS_RESTORE_WORKERS=2 "$@" \
+        timeout 20 "$SS" worker "$E/reduce-events.lua" --name reduce-2 \
+        --stage reduce --index 2 --partitions 3 --run "$run" \
+        --checkpoint-dir ck-bad --from "ipc://$T/none-in" \
+        --to "ipc://$T/none-out" --connect-timeout-ms 300 > /dev/null 2> "r-$tag"
+    echo $? > "rc-$tag"
+}
+refused more SS_RESTORE_WORKERS=3
+check "a missing old snapshot: refused (exit 1)" test "$(cat rc-more)" = 1
+contains "... naming the file" r-more "cannot read .*/reduce-3-e[0-9]+\.snap"
+e2=$(field o2/checkpoints/manifest.json epoch)
+cp "ck-bad/reduce-1-e$e2.snap" saved.snap
+cp "ck-bad/reduce-2-e$e2.snap" "ck-bad/reduce-1-e$e2.snap"
+refused swap
+check "reduce-2's snapshot in reduce-1's place: refused (exit 1)" test "$(cat rc-swap)" = 1
+contains "... as another worker's" r-swap "refused to restore checkpoint $e2 from .*reduce-1-e$e2\.snap: .*not of worker 'reduce-1'"
+e3=$(field o3/checkpoints/manifest.json epoch)
+cp "o3/checkpoints/reduce-1-e$e3.snap" "ck-bad/reduce-1-e$e2.snap"
+refused foreign
+check "another run's snapshot in its place: refused (exit 1)" test "$(cat rc-foreign)" = 1
+contains "... as another run's" r-foreign "refused to restore checkpoint $e2 from .*reduce-1-e$e2\.snap: .*(another run|of epoch)"
+cp saved.snap "ck-bad/reduce-1-e$e2.snap"
+run=$(field o2/checkpoints/manifest.json run)
+LOG_LEVEL=info SS_RESTORE_EPOCH=$e2 SS_RESTORE_WORKERS=2 timeout 20 "$SS" worker \
+    "$E/reduce-events.lua" --name reduce-2 --stage reduce --run "$run" \
+    --checkpoint-dir ck-bad --from "ipc://$T/none-in" --to "ipc://$T/none-out" \
+    --connect-timeout-ms 300 > /dev/null 2> r-noslot
+check "a worker with no slot (no --index/--partitions): refused (exit 1)" test $? = 1
+contains "... saying it has no key groups" r-noslot "has no slot of a partitioned stage"
+finish
