@@ -10,8 +10,10 @@
 # the same key groups in all (none lost, none twice) as the old workers
 # had, each new worker its own range; a missing, swapped or foreign
 # snapshot, and a worker with no slot, are refused (exit 1, naming the
-# file). End to end through `sstream run` and in enclave mode:
-# test_enclave_attack (test_rescale_restore_refused).
+# file). Encrypted mode too: 2 -> 3 from the sealed snapshots (the
+# worker's in-process core opens them with the run's data key), a swap
+# refused. Enclave mode (the key service's grant): test_enclave_attack
+# (test_rescale_restore_refused).
 . "$(dirname "$0")/lib.sh"
 cd "$T" || exit 1
 E=$ROOT/examples/delayed-flights
@@ -120,4 +122,37 @@ LOG_LEVEL=info SS_RESTORE_EPOCH=$e2 SS_RESTORE_WORKERS=2 timeout 20 "$SS" worker
     --connect-timeout-ms 300 > /dev/null 2> r-noslot
 check "a worker with no slot (no --index/--partitions): refused (exit 1)" test $? = 1
 contains "... saying it has no key groups" r-noslot "has no slot of a partitioned stage"
+
+# encrypted mode: the snapshots are sealed with the run's data key, and
+# the worker's in-process enclave core opens each (the worker holds the
+# key in this mode); 2 -> 3, and reduce-2's sealed snapshot in reduce-1's
+# place is refused the same way
+timeout 120 "$SS" run p2.yml --data flights.csv --security encrypted \
+    --output-dir e2 --no-progress > res-e2 2> err-e2
+check "encrypted, reduce on 2 workers: the run ends well" test $? -eq 0
+same "... with awk's answer" expected.txt res-e2
+check "... and a complete checkpoint" test -s e2/checkpoints/manifest.json
+erun=$(field e2/checkpoints/manifest.json run)
+eep=$(field e2/checkpoints/manifest.json epoch)
+mkdir ck-enc && cp e2/checkpoints/*.snap ck-enc/
+enc_worker() { # I: reduce-I of 3 restoring from the 2 sealed snapshots
+    LOG_LEVEL=info SS_RESTORE_EPOCH=$eep SS_RESTORE_WORKERS=2 timeout 20 \
+        "$SS" worker "$E/reduce-events.lua" --security encrypted --keys e2/keys \
+        --name "reduce-$1" --stage reduce --index "$1" --partitions 3 \
+        --run "$erun" --checkpoint-dir ck-enc --from "ipc://$T/none-in" \
+        --to "ipc://$T/none-out" --connect-timeout-ms 300 > /dev/null 2> "we-$1"
+}
+ok_ranges=1
+for w in 1 2 3; do
+    enc_worker $w
+    lo=$(( ((w - 1) * 4096 + 2) / 3 )) hi=$(( (w * 4096 + 2) / 3 - 1 ))
+    grep -q "reduce-$w: restored the key groups $lo\.\.$hi of checkpoint $eep from the snapshots of 2 workers" \
+        "we-$w" || ok_ranges=0
+done
+check "encrypted 2 -> 3: each new worker opened both sealed snapshots and took its range" \
+    test $ok_ranges = 1
+cp "ck-enc/reduce-2-e$eep.snap" "ck-enc/reduce-1-e$eep.snap"
+enc_worker 1
+check "encrypted: reduce-2's sealed snapshot in reduce-1's place: refused (exit 1)" test $? = 1
+contains "... as another worker's" we-1 "refused to restore checkpoint $eep from the snapshots of 2 workers: .*not of worker 'reduce-1'"
 finish
