@@ -55,31 +55,45 @@ wait_file() {
 }
 
 # --- the control channel: an intruder that knows SS_CONTROL ----------------
-# The fakes run 13 s and the sink never sends DONE: a DONE accepted from
-# the intruder at ~1 s would make the supervisor stop every component 10 s
-# later ("still running ... after the sink finished"), and would hide the
+# The four runs go at once (their components are fakes that sleep), each
+# intruder as soon as its run is up, then each run is checked. The fakes
+# run 16 s and the sink never sends DONE: a DONE accepted from the
+# intruder (sent 1 to 3 s after its run started, the four starting
+# together) would make the supervisor stop every component 10 s later
+# ("still running ... after the sink finished"), and would hide the
 # "never called sendZmqCompleted()" warning.
-intrude() { # intrude NAME MODE TRANSPORT-OPTION...
-    local name=$1 mode=$2
+declare -A RUNPID INTRPID MODE
+intrude_start() { # intrude_start NAME MODE TRANSPORT-OPTION...
+    local name=$1
+    MODE[$name]=$2
     shift 2
     local A=$T/args-$name
     mkdir -p "$A"
     chmod 777 "$A" # fakes may run as sstream-worker
-    SS_RUN_EXEC=$FAKE FAKE_LOG_DIR=$A FAKE_SECONDS=13 FAKE_NO_DONE=1 \
+    SS_RUN_EXEC=$FAKE FAKE_LOG_DIR=$A FAKE_SECONDS=16 FAKE_NO_DONE=1 \
         "$SS" run "$P/pipeline.yml" --no-progress "$@" \
         --output-dir "$T/o-$name" --metrics "$T/$name.jsonl" \
         > "$T/$name.out" 2> "$T/$name.err" &
-    local run=$!
-    _pids+=($run)
-    if ! wait_file "$A/map-1.args"; then
+    RUNPID[$name]=$!
+    _pids+=($!)
+}
+intrude_send() { # intrude_send NAME: its intruder, in the background
+    local A=$T/args-$1 ep keys
+    wait_file "$A/map-1.args" || return 0 # (intrude_check says so)
+    ep=$(sed -n 's/^SS_CONTROL=//p' "$A/map-1.args")
+    keys=$(sed -n 's/^SS_CONTROL_KEYS=//p' "$A/map-1.args")
+    timeout 20 $PY "$INTRUDER" "$ep" "${MODE[$1]}" "$keys" > "$T/$1.intr" 2>&1 &
+    INTRPID[$1]=$!
+    _pids+=($!)
+}
+intrude_check() { # intrude_check NAME
+    local name=$1
+    if [ -z "${INTRPID[$name]:-}" ]; then
         notok "$name: the run started" "$(cat "$T/$name.err")"
         return
     fi
-    local ep keys
-    ep=$(sed -n 's/^SS_CONTROL=//p' "$A/map-1.args")
-    keys=$(sed -n 's/^SS_CONTROL_KEYS=//p' "$A/map-1.args")
-    timeout 20 $PY "$INTRUDER" "$ep" "$mode" "$keys" > "$T/$name.intr" 2>&1
-    wait_max 60 $run
+    wait "${INTRPID[$name]}" # (at most its 20 s)
+    wait_max 60 "${RUNPID[$name]}"
     local rc=$?
     check "$name: the run goes to its end and exits 0 ($rc)" test $rc -eq 0
     lacks "$name: the intruder's DONE did not stop the run" "$T/$name.err" \
@@ -91,14 +105,22 @@ intrude() { # intrude NAME MODE TRANSPORT-OPTION...
     contains "$name: the intruder did send ($(cat "$T/$name.intr"))" \
         "$T/$name.intr" "^sent DONE"
 }
-intrude tcp-plain plain --tcp
-intrude tcp-foreign foreign --tcp
-intrude ipc-foreign foreign
+# a compromised worker host holds its own key (tcp-stolen-worker-key): it
+# gets in, but may only report its own counters, and only the sink
+# completes the run
+intrude_start tcp-plain plain --tcp
+intrude_start tcp-foreign foreign --tcp
+intrude_start ipc-foreign foreign
+intrude_start tcp-stolen-worker-key stolen --tcp
+for n in tcp-plain tcp-foreign ipc-foreign tcp-stolen-worker-key; do
+    intrude_send $n
+done
+intrude_check tcp-plain
+intrude_check tcp-foreign
+intrude_check ipc-foreign
 contains "the supervisor says it refused them" "$T/ipc-foreign.err" \
     "refused a connection without the pipeline's CURVE key"
-# a compromised worker host holds its own key: it gets in, but may only
-# report its own counters, and only the sink completes the run
-intrude tcp-stolen-worker-key stolen --tcp
+intrude_check tcp-stolen-worker-key
 
 # --- separate uids: the worker's uid cannot forge a report ----------------
 W=$(id -u sstream-worker 2>/dev/null) E=$(id -u sstream-enclave 2>/dev/null)
