@@ -11,7 +11,7 @@ to reports of that run only)} with it, asks the key service at KEYSERVICE with t
 worker's CURVE keys, and opens what comes back. Prints one line:
   "cannot read platform.key: ..."   (exit 3) the uid cannot forge;
   "GOT THE DATA KEY (N bytes)"      (exit 0) the forge worked (N: the
-                                    key blob and the 4-byte restore grant);
+                                    key blob and the 16-byte restore grant);
   "refused: ..." / "no answer"      (exit 1).
 Uses libsodium through ctypes (ed25519, sealed boxes) and pyzmq.
 """

@@ -166,7 +166,7 @@ if [ $SEP -eq 1 ]; then
     $PY "$ROOT/tests/integration/forge_report.py" "$ks" "$wk" "$ek" map-1 map "$m" "$runid" \
         > "$T/forge-root.out" 2>&1
     contains "uids: the same forger as root gets the data key (no hardware: root can)" \
-        "$T/forge-root.out" "^GOT THE DATA KEY \(40 bytes\)"
+        "$T/forge-root.out" "^GOT THE DATA KEY \(52 bytes\)"
     sinkdir=$(dirname "$wk")/sink
     for f in "$sinkdir/data.key" "$T/ukeys/data.key" "$T/ukeys/platform.key"; do
         if setpriv --reuid="$wu" --regid="$wu" --clear-groups cat "$f" > /dev/null 2>&1; then
