@@ -4,7 +4,7 @@
  *
  *   sstream keyservice --keys DIR [--manifest FILE] [--stage S=SCRIPT]...
  *                      [--program PATH] [--mem-limit SIZE]
- *                      [--restore WORKER=EPOCH]...
+ *                      [--restore WORKER=EPOCH[:N:I:M]]...
  *                      [--bind ENDPOINT | --print-manifest]
  */
 #include "cli/cmds.h"
@@ -36,7 +36,7 @@ static void keyservice_usage(FILE *f)
             "                          [--program PATH] [--mem-limit SIZE]"
             "\n"
             "                          [--max-instructions N] [--run HEX]\n"
-            "                          [--restore WORKER=EPOCH]...\n"
+            "                          [--restore WORKER=EPOCH[:N:I:M]]...\n"
             "                          [--bind ENDPOINT | "
             "--print-manifest]\n\n"
             "Releases the data key of DIR only to enclaves whose signed "
@@ -75,7 +75,14 @@ static void keyservice_usage(FILE *f)
             "                      checkpoint of EPOCH (sent sealed with the "
             "key; an\n"
             "                      enclave restores nothing it was not "
-            "granted)\n"
+            "granted);\n"
+            "                      WORKER=EPOCH:N:I:M: the same from the "
+            "snapshots of\n"
+            "                      the N workers its stage had at EPOCH, "
+            "as slot I of\n"
+            "                      M now (a partitioned stage resumed on "
+            "another\n"
+            "                      worker count)\n"
             "   --bind ENDPOINT    where to serve (default "
             "tcp://*:5599)\n"
             "   --print-manifest   print the manifest and exit\n"
@@ -185,13 +192,27 @@ int cmd_keyservice(int argc, char **argv)
     for (int i = 0; !rc && i < nrestores; i++) {
         char worker[128];
         const char *eq = strchr(restores[i], '=');
-        uint64_t epoch = 0;
+        uint64_t v[4] = {0, 0, 0, 0};
         snprintf(worker, sizeof worker, "%.*s", (int)(eq - restores[i]),
                  restores[i]);
-        if (ss_parse_u64(eq + 1, 1, UINT32_MAX, 0, &epoch) ||
-            ss_keyservice_set_restore(ks, worker, (uint32_t)epoch)) {
+        /* EPOCH, or EPOCH:N:I:M (a rescale: ss_restore_grant) */
+        char spec[96], *parts[4] = {NULL, NULL, NULL, NULL}, *save = NULL;
+        snprintf(spec, sizeof spec, "%s", eq + 1);
+        int np = 0;
+        for (char *t = strtok_r(spec, ":", &save); t && np < 4;
+             t = strtok_r(NULL, ":", &save))
+            parts[np++] = t;
+        int bad = strlen(eq + 1) >= sizeof spec || (np != 1 && np != 4) ||
+                  strtok_r(NULL, ":", &save) != NULL;
+        for (int k = 0; !bad && k < np; k++)
+            bad = ss_parse_u64(parts[k], 1, k ? SS_PARTITIONS : UINT32_MAX,
+                               0, &v[k]) != 0;
+        ss_restore_grant g = {(uint32_t)v[0], (uint32_t)v[1],
+                              (uint32_t)v[2], (uint32_t)v[3]};
+        if (bad || ss_keyservice_set_grant(ks, worker, &g)) {
             fprintf(stderr, "sstream keyservice: bad --restore '%s' "
-                            "(WORKER=EPOCH, epoch 1 or more)\n",
+                            "(WORKER=EPOCH or WORKER=EPOCH:N:I:M, epoch 1 "
+                            "or more, 1 <= I <= M)\n",
                     restores[i]);
             ss_keyservice_destroy(&ks);
             return 2;

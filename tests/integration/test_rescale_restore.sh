@@ -12,8 +12,11 @@
 # snapshot, and a worker with no slot, are refused (exit 1, naming the
 # file). Encrypted mode too: 2 -> 3 from the sealed snapshots (the
 # worker's in-process core opens them with the run's data key), a swap
-# refused. Enclave mode (the key service's grant): test_enclave_attack
-# (test_rescale_restore_refused).
+# refused. Enclave mode: each worker's enclave restores from the sealed
+# snapshots exactly what a standalone key service granted (--restore
+# WORKER=EPOCH:N:I:M); fewer snapshots, another slot, or its own snapshot
+# alone are refused inside the enclave (more attacks: test_enclave_attack,
+# test_rescale_restore_refused).
 . "$(dirname "$0")/lib.sh"
 cd "$T" || exit 1
 E=$ROOT/examples/delayed-flights
@@ -155,4 +158,51 @@ cp "ck-enc/reduce-2-e$eep.snap" "ck-enc/reduce-1-e$eep.snap"
 enc_worker 1
 check "encrypted: reduce-2's sealed snapshot in reduce-1's place: refused (exit 1)" test $? = 1
 contains "... as another worker's" we-1 "refused to restore checkpoint $eep from the snapshots of 2 workers: .*not of worker 'reduce-1'"
+
+# enclave mode: the snapshots are opened inside each worker's enclave,
+# which restores only what the key service granted it (a standalone one
+# here: --restore WORKER=EPOCH:N:I:M); the host's word (SS_RESTORE_WORKERS,
+# --index, --partitions) must match it
+timeout 120 "$SS" run p2.yml --data flights.csv --security enclave \
+    --output-dir n2 --no-progress > res-n2 2> err-n2
+check "enclave, reduce on 2 workers: the run ends well" test $? -eq 0
+same "... with awk's answer" expected.txt res-n2
+check "... and a complete checkpoint" test -s n2/checkpoints/manifest.json
+nrun=$(field n2/checkpoints/manifest.json run)
+nep=$(field n2/checkpoints/manifest.json epoch)
+mkdir ck-ncl && cp n2/checkpoints/*.snap ck-ncl/
+LOG_LEVEL=info timeout 120 "$SS" keyservice --keys n2/keys \
+    --stage "reduce=$E/reduce-events.lua" --run "$nrun" --bind "ipc://$T/ks" \
+    --restore "reduce-1=$nep:2:1:3" --restore "reduce-2=$nep:2:2:3" \
+    --restore "reduce-3=$nep:2:3:3" > /dev/null 2> ks.err &
+_pids+=($!)
+for ((i = 0; i < 100; i++)); do [ -S "$T/ks" ] && break; sleep 0.1; done
+check "the key service serves" test -S "$T/ks"
+ncl_worker() { # NAME INDEX FROM (empty: no SS_RESTORE_WORKERS) TAG
+    env LOG_LEVEL=info SS_RESTORE_EPOCH=$nep ${3:+SS_RESTORE_WORKERS=$3} \
+        timeout 30 "$SS" worker "$E/reduce-events.lua" --security enclave \
+        --keys n2/keys --enclave-keys n2/keys --keyservice "ipc://$T/ks" \
+        --name "$1" --stage reduce --index "$2" --partitions 3 --run "$nrun" \
+        --checkpoint-dir ck-ncl --from "ipc://$T/none-in" \
+        --to "ipc://$T/none-out" --connect-timeout-ms 300 > /dev/null 2> "wn-$4"
+}
+ok_ranges=1
+for w in 1 2 3; do
+    ncl_worker "reduce-$w" $w 2 $w
+    lo=$(( ((w - 1) * 4096 + 2) / 3 )) hi=$(( (w * 4096 + 2) / 3 - 1 ))
+    grep -q "reduce-$w: restored the key groups $lo\.\.$hi of checkpoint $nep from the snapshots of 2 workers" \
+        "wn-$w" || ok_ranges=0
+done
+check "enclave 2 -> 3: each new worker's enclave restored its range from both sealed snapshots, as granted" \
+    test $ok_ranges = 1
+ncl_worker reduce-2 2 1 fewer
+check "enclave: from 1 snapshot where 2 were granted: refused (exit 1)" test $? = 1
+contains "... inside the enclave, naming the grant" wn-fewer \
+    "granted the restore from 2 workers as slot 2 of 3, not from 1 as slot 2 of 3"
+ncl_worker reduce-2 3 2 slot
+check "enclave: reduce-2 claiming slot 3: refused (exit 1)" test $? = 1
+contains "... naming the grant" wn-slot "granted the restore from 2 workers as slot 2 of 3, not from 2 as slot 3 of 3"
+ncl_worker reduce-2 2 "" own
+check "enclave: its own snapshot alone where a rescale was granted: refused (exit 1)" test $? = 1
+contains "... saying so" wn-own "granted the restore from the snapshots of 2 workers .*not from this worker's own"
 finish
