@@ -135,7 +135,10 @@ int ss_ecore_init_chain(ss_ecore *c, const ss_stage_opts *so,
         o.script_src = ss_bundle_script(sc->b[k], &o.script_len);
         o.bundle = sc->b[k];
         o.script_path = so->script_path ? sc->path[k] : NULL;
-        rc = ss_stage_new(&o, &st[k], err, errlen);
+        /* one Lua state for the chain, as in a worker (ss_chain.h) */
+        rc = k > 0 && ss_chain_shared_wanted()
+                 ? ss_stage_new_shared(st[0], &o, &st[k], err, errlen)
+                 : ss_stage_new(&o, &st[k], err, errlen);
         if (rc && k > 0) {
             char why[512];
             snprintf(why, sizeof why, "%s", err);

@@ -254,6 +254,9 @@ void ss_sandbox_child_env(char **env, size_t max)
 {
     static const char *const keep[] = {
         "LOG_LEVEL", "LOG_RATE",
+        /* measuring switches of chaining (src/lua/ss_chain.h): the
+         * same outputs either way */
+        "SS_CHAIN_SHARED", "SS_CHAIN_DEFER",
 #ifdef SS_TEST_HOOKS
         "SS_ENCLAVE_TEST_SYSCALL",
 #endif

@@ -1,12 +1,15 @@
 /*
  * ss_chain.c - several stage scripts in one process (see ss_chain.h).
  *
- * Between two stages an event is encoded once (stage k's output) and
- * decoded once (stage k+1's input), as it would be between two
- * processes; what chaining saves is everything else: the router, the
+ * Stages sharing one Lua state (the default) hand values on in Lua
+ * (ss_stage.c, "a chain sharing one Lua state"): the first stage runs
+ * the batch through all of them. Stages in states of their own
+ * (SS_CHAIN_SHARED=0): between two stages an event is encoded once
+ * (stage k's output) and decoded once (stage k+1's input), as it would
+ * be between two processes; the intermediate buffers are kept and
+ * reused from batch to batch. Either way chaining saves the router, the
  * sockets and the kernel's wake-ups, the copies into and out of ZeroMQ
- * messages, the framing, and a process on the CPU. The intermediate
- * buffers are kept and reused from batch to batch.
+ * messages, the framing, and a process on the CPU.
  */
 #include "lua/ss_chain.h"
 #include "securestreams.h"
@@ -22,6 +25,13 @@ struct ss_chain {
     ss_stage **st;
     ss_stage_out *mid; /* n - 1 buffers: the output of stage k < n - 1 */
 };
+
+/* See ss_chain.h. */
+int ss_chain_shared_wanted(void)
+{
+    const char *v = getenv("SS_CHAIN_SHARED");
+    return !(v && !strcmp(v, "0"));
+}
 
 /* See ss_chain.h. */
 int ss_chain_new(ss_stage **stages, size_t n, ss_chain **out)
@@ -187,11 +197,6 @@ int ss_chain_complete(ss_chain *c, ss_stage_out *out, ss_stage **failed)
 /* See ss_chain.h. */
 int ss_chain_snapshot(ss_chain *c, ss_buf *out, char *err, size_t errlen)
 {
-    if (c->shared) {
-        snprintf(err, errlen, "a chain sharing one Lua state "
-                 "(SS_CHAIN_SHARED) takes no snapshot");
-        return SS_EINVAL;
-    }
     size_t mark = out->len;
     ss_buf one = SS_BUF_INIT;
     int rc = ss_mp_put_array(out, (uint32_t)c->n);
@@ -250,11 +255,6 @@ int ss_chain_restore_groups(ss_chain *c, const char *data, size_t len,
                             const ss_stage_groups *sel, char *err,
                             size_t errlen)
 {
-    if (c->shared) {
-        snprintf(err, errlen, "a chain sharing one Lua state "
-                 "(SS_CHAIN_SHARED) takes no snapshot");
-        return SS_EINVAL;
-    }
     size_t off = 0;
     uint32_t n = 0;
     /* one stage's own snapshot ([version, [...]], ss_stage_snapshot) for

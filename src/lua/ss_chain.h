@@ -3,11 +3,16 @@
  * process, the output of stage k fed to stage k+1 without a router, a
  * socket or a copy (docs/PIPELINE.md, "Chaining").
  *
- * A chain owns n >= 1 loaded stages (ss_stage), each in its own Lua
- * state: scripts do not see each other's globals, and each keeps its own
- * memory cap and instruction budget. Stage k's output buffer (its events,
- * MessagePack, back to back) is stage k+1's input batch, under the input
- * batch's lineage; the last stage's output is the chain's. Every stage
+ * A chain owns n >= 1 loaded stages (ss_stage). By default they share
+ * the first one's Lua state (ss_stage_new_shared): each script with its
+ * own globals, modules, data files, instruction budget and checkpoint,
+ * and what stage k emits for an event goes to stage k+1 as a Lua value,
+ * once the event succeeded in stage k, without encoding; the state's
+ * memory cap is the sum of the stages'. Loaded each in a state of its
+ * own (ss_stage_new; SS_CHAIN_SHARED=0), stage k's output buffer (its
+ * events, MessagePack, back to back) is stage k+1's input batch, under
+ * the input batch's lineage; the last stage's output is the chain's.
+ * Either way the outputs, counts and rejects are the same. Every stage
  * keeps its own counters (ss_stage_totals), so a chained worker still
  * reports in = passed + dropped + rejected per stage, and stage k+1's in
  * equals stage k's out. Rejects name the stage where they happened.
@@ -27,6 +32,14 @@
 #define SS_CHAIN_MAX 33
 
 typedef struct ss_chain ss_chain;
+
+/* 1 unless SS_CHAIN_SHARED=0 is in the environment: the later stages of
+ * a chain are loaded into the first one's Lua state
+ * (ss_stage_new_shared), the default; 0: each in a state of its own
+ * (ss_stage_new), the old way, kept as a measuring switch for the
+ * benchmarks (docs/PERFORMANCE.md). The two give the same outputs,
+ * counts, rejects and snapshots (tests/unit/test_chain.c). */
+int ss_chain_shared_wanted(void);
 
 /* Takes ownership of stages[0..n) (loaded; the array itself is borrowed)
  * and sets every entry to NULL. Returns 0 and *out (caller destroys), or
@@ -60,7 +73,8 @@ int ss_chain_complete(ss_chain *c, ss_stage_out *out, ss_stage **failed);
 
 /* Checkpoint of every stage (ss_stage_snapshot), appended to out as one
  * MessagePack array of n bin values, stage k's snapshot bytes at k (a
- * chain of one stage too: [bin]). Same rules and errors as
+ * chain of one stage too: [bin]); the same bytes whether the stages
+ * share a Lua state or not. Same rules and errors as
  * ss_stage_snapshot; err names the stage that failed. */
 int ss_chain_snapshot(ss_chain *c, ss_buf *out, char *err, size_t errlen);
 

@@ -595,30 +595,42 @@ int ss_lua_dostring(ss_lua *s, const char *src, size_t len,
 }
 
 /* See ss_lua.h. */
+void ss_lua_push_env(lua_State *L)
+{
+    /* reads fall back to the state's globals as they were before any
+     * script ran (SS_LUA_PRISTINE), else as they are */
+    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, SS_LUA_PRISTINE);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushglobaltable(L);
+    }
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+}
+
+/* See ss_lua.h. */
+void ss_lua_set_chunk_env(lua_State *L, int fidx, int env)
+{
+    fidx = lua_absindex(L, fidx);
+    lua_pushvalue(L, env);
+#ifdef SS_LUAJIT
+    lua_setfenv(L, fidx);
+#else
+    if (!lua_setupvalue(L, fidx, 1)) /* a main chunk's first is _ENV */
+        lua_pop(L, 1);
+#endif
+}
+
+/* See ss_lua.h. */
 int ss_lua_dostring_env(lua_State *L, const char *src, size_t len,
                         const char *chunkname, char *err, size_t errlen)
 {
-    int st = luaL_loadbufferx(L, src, len, chunkname, "t");
-    if (st == LUA_OK) {
-        /* its own globals; reads fall back to the state's as they were
-         * before any script ran (SS_LUA_PRISTINE), else as they are */
-        lua_createtable(L, 0, 8);
-        lua_createtable(L, 0, 1);
-        lua_getfield(L, LUA_REGISTRYINDEX, SS_LUA_PRISTINE);
-        if (!lua_istable(L, -1)) {
-            lua_pop(L, 1);
-            lua_pushglobaltable(L);
-        }
-        lua_setfield(L, -2, "__index");
-        lua_setmetatable(L, -2);
-#ifdef SS_LUAJIT
-        lua_setfenv(L, -2);
-#else
-        if (!lua_setupvalue(L, -2, 1)) /* a main chunk's first is _ENV */
-            lua_pop(L, 1);
-#endif
-    }
-    return run_loaded(L, st, err, errlen);
+    ss_lua_push_env(L);
+    int rc = ss_lua_dostring_in(L, src, len, chunkname, -1, err, errlen);
+    lua_pop(L, 1);
+    return rc;
 }
 
 /* See ss_lua.h. */
@@ -639,3 +651,9 @@ int ss_lua_dostring_in(lua_State *L, const char *src, size_t len,
     }
     return run_loaded(L, st, err, errlen);
 }
+
+/* See ss_lua.h. */
+size_t ss_lua_mem_limit(const ss_lua *s) { return s->limit; }
+
+/* See ss_lua.h. */
+void ss_lua_set_mem_limit(ss_lua *s, size_t limit) { s->limit = limit; }

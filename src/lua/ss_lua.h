@@ -77,6 +77,24 @@ int ss_lua_dostring_in(lua_State *L, const char *src, size_t len,
                        const char *chunkname, int env, char *err,
                        size_t errlen);
 
+/* Pushes a new global table for a script (see ss_lua_dostring_env):
+ * empty, its reads falling back to the pristine globals. */
+void ss_lua_push_env(lua_State *L);
+
+/* Makes the table at stack index env the globals of the function (a
+ * loaded chunk) at fidx. Can't fail. */
+void ss_lua_set_chunk_env(lua_State *L, int fidx, int env);
+
+/* The memory cap of s (0: none), and a new one (a chain sharing one
+ * state: the sum of its stages' caps). */
+size_t ss_lua_mem_limit(const ss_lua *s);
+void ss_lua_set_mem_limit(ss_lua *s, size_t limit);
+
+/* The registry key (light userdata) of the table of a state's bundled
+ * data files (ss_lua_files_add); the `files` module reads the table the
+ * key held when the module was opened. */
+const void *ss_lua_files_key(void);
+
 /* Registry field: a copy of the global table taken before a stage's
  * script ran (ss_stage.c), the fallback of ss_lua_dostring_env. */
 #define SS_LUA_PRISTINE "ss.pristine_globals"

@@ -46,12 +46,18 @@ void ss_lua_files_add(lua_State *L, const char *name, const char *data,
     lua_pop(L, 1);
 }
 
+/* See ss_lua.h. */
+const void *ss_lua_files_key(void) { return &files_key; }
+
 /* Pushes the bytes of the file named by argument 1, or raises naming
- * the function fn. */
+ * the function fn. The table of files is the module's upvalue: the one
+ * the registry held when the module was opened (a stage of a chain
+ * sharing one Lua state opens its own, ss_stage_new_shared). */
 static void push_file(lua_State *L, const char *fn)
 {
     const char *name = luaL_checkstring(L, 1);
-    if (push_files(L, 0)) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    {
         lua_getfield(L, -1, name);
         lua_remove(L, -2);
         if (lua_isstring(L, -1))
@@ -101,8 +107,7 @@ static int files_lines(lua_State *L)
 static int files_list(lua_State *L)
 {
     lua_newtable(L);
-    if (!push_files(L, 0))
-        return 1;
+    lua_pushvalue(L, lua_upvalueindex(1));
     lua_Integer n = 0;
     lua_pushnil(L);
     while (lua_next(L, -2)) {
@@ -129,9 +134,12 @@ int luaopen_ss_files(lua_State *L)
                                    {"list", files_list},
                                    {NULL, NULL}};
     lua_createtable(L, 0, 3);
+    push_files(L, 1); /* this state's (or stage's) files, from now on */
     for (const luaL_Reg *r = fns; r->name; r++) {
-        lua_pushcfunction(L, r->func);
-        lua_setfield(L, -2, r->name);
+        lua_pushvalue(L, -1);
+        lua_pushcclosure(L, r->func, 1);
+        lua_setfield(L, -3, r->name);
     }
+    lua_pop(L, 1);
     return 1;
 }

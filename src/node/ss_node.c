@@ -175,7 +175,7 @@ static const ss_stage_counts *chained_totals(const node *n, size_t k,
     return ss_stage_totals(sk);
 }
 
-static void report_chained(node *n, int final)
+static void report_chained(node *n, int final, uint32_t epoch)
 {
     for (size_t k = 1; k <= (size_t)n->o->nchain; k++) {
         int stateful, ignored;
@@ -192,7 +192,10 @@ static void report_chained(node *n, int final)
         st.batches_out = n->batches_out;
         st.final = final;
         st.stateful = stateful;
-        ss_stats_report(n->stats, &st);
+        if (epoch) /* its counters at checkpoint barrier `epoch` */
+            ss_stats_report_barrier(n->stats, &st, epoch);
+        else
+            ss_stats_report(n->stats, &st);
     }
 }
 
@@ -207,7 +210,7 @@ static void report(node *n, int final)
     node_stats(n, final, &st);
     ss_stats_report(n->stats, &st);
     if (n->o->nchain && (n->chain || n->enc))
-        report_chained(n, final);
+        report_chained(n, final, 0);
     n->last_stats_ms = ss_now_ms();
 }
 
@@ -993,6 +996,9 @@ static int handle_barrier(node *n, const ss_hdr *h)
         ss_stats st;
         node_stats(n, 0, &st);
         ss_stats_report_barrier(n->stats, &st, h->epoch);
+        /* and each chained stage's, which a resume continues from */
+        if (n->o->nchain && (n->chain || n->enc))
+            report_chained(n, 0, h->epoch);
     }
     return 0;
 }
@@ -1442,7 +1448,7 @@ void ss_node_stop(ss_node *n) { n->stop = 1; }
 void ss_node_leave(ss_node *n) { n->leave = 1; }
 
 /* Loads the stages chained after n->stage (opts chain) with the options
- * of the first, each in its own Lua state, and makes n->chain of them. */
+ * of the first, into its Lua state, and makes n->chain of them. */
 static int load_chain(node *n, const ss_stage_opts *first)
 {
     const ss_node_opts *o = n->o;
@@ -1472,10 +1478,10 @@ static int load_chain(node *n, const ss_stage_opts *first)
         so.stage = stage;
         so.script_path = eq + 1;
         so.script_src = NULL;
-        /* SS_CHAIN_SHARED=1: one Lua state for the chain (a measuring
-         * switch, docs/PERFORMANCE.md) */
-        const char *sh = getenv("SS_CHAIN_SHARED");
-        rc = sh && !strcmp(sh, "1")
+        /* one Lua state for the chain (ss_stage_new_shared); each
+         * stage in a state of its own with SS_CHAIN_SHARED=0 (a
+         * measuring switch, docs/PERFORMANCE.md) */
+        rc = ss_chain_shared_wanted()
                  ? ss_stage_new_shared(st[0], &so, &st[k], n->err,
                                        sizeof n->err)
                  : ss_stage_new(&so, &st[k], n->err, sizeof n->err);

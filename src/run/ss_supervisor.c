@@ -2288,6 +2288,11 @@ static int epoch_complete(const ss_supervisor *sv, uint32_t e)
         if (!ss_monitor_ack(sv->mon, i, e))
             return 0;
     }
+    /* the stages chained into a worker: their counters, reported by it */
+    for (size_t v = 0; v < sv->plan->nvirt; v++)
+        if (!sv->kids[sv->plan->virt[v].host].lost &&
+            !ss_monitor_ack(sv->mon, sv->nkids + v, e))
+            return 0;
     return 1;
 }
 
@@ -2454,6 +2459,15 @@ static int write_manifest(ss_supervisor *sv, uint32_t e)
             ss_buf_printf(&b, ",");
         first = 0;
         put_counters(&b, sv->kids[i].name, st);
+    }
+    for (size_t v = 0; v < sv->plan->nvirt; v++) {
+        const ss_stats *st = ss_monitor_ack(sv->mon, sv->nkids + v, e);
+        if (!st)
+            continue;
+        if (!first)
+            ss_buf_printf(&b, ",");
+        first = 0;
+        put_counters(&b, sv->plan->virt[v].name, st);
     }
     /* each stage's worker count and key-group ranges at this epoch: a
      * resume with another count knows N (ss_ckresume_stage) */
@@ -2718,6 +2732,18 @@ static int prepare_resume(ss_supervisor *sv)
             say(sv, "checkpoint %u is not used: it has no counters of %s; "
                 "restarting from the start instead", sv->ckpt_epoch,
                 sv->kids[i].name);
+            rc = -1;
+        }
+    }
+    for (size_t v = 0; !rc && v < sv->plan->nvirt; v++) {
+        ss_stats base;
+        const ss_plan_virt *pv = &sv->plan->virt[v];
+        if (ss_ckresume_counters(&r, pv->name, &base))
+            ss_monitor_set_base(sv->mon, sv->nkids + v, &base);
+        else if (!sv->kids[pv->host].lost) {
+            say(sv, "checkpoint %u is not used: it has no counters of the "
+                "chained stage %s; restarting from the start instead",
+                sv->ckpt_epoch, pv->name);
             rc = -1;
         }
     }

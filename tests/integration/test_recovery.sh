@@ -165,10 +165,11 @@ lacks "poison: no restart of the pipeline" err-po "restarting the whole pipeline
 sed 's/^batch_size: 8K$/batch_size: 8K\ncheckpoint_ms: 200/' p.yml > p-ck.yml
 grep -q '^checkpoint_ms: 200' p-ck.yml || echo "fixture: p-ck.yml has no checkpoint_ms" >&2
 # ck_run TAG [run options...]: kill -9 of reduce-1 once a manifest exists
+# (CK_PIPE and CK_VICTIM: another pipeline file and worker to kill)
 ck_run() {
-    local tag=$1
+    local tag=$1 victim=${CK_VICTIM:-reduce-1}
     shift
-    LOG_LEVEL=info timeout -k 10 "$RUN_TIMEOUT" "$SS" run p-ck.yml \
+    LOG_LEVEL=info timeout -k 10 "$RUN_TIMEOUT" "$SS" run "${CK_PIPE:-p-ck.yml}" \
         --output-dir "out-$tag" --restarts 2 "$@" > "res-$tag" 2> "err-$tag" &
     local run=$! sup="" pid=""
     _pids+=($run)
@@ -177,7 +178,7 @@ ck_run() {
         sleep 0.1
     done
     sup=$(pgrep -P "$run" | head -1)
-    pid=$([ -n "$sup" ] && pgrep -P "$sup" -f -- "--name reduce-1( |$)" | head -1)
+    pid=$([ -n "$sup" ] && pgrep -P "$sup" -f -- "--name $victim( |$)" | head -1)
     [ -s "out-$tag/checkpoints/manifest.json" ] && [ -n "$pid" ] &&
         kill -KILL "$pid"
     local ok=$?
@@ -208,6 +209,28 @@ contains "resume: the source resumed its parts" out-ck/logs/source.log \
 n=$(grep -o 'source: [0-9]* lines' out-ck/logs/source.log | tail -1 | grep -o '[0-9]*')
 check "resume: the source read fewer rows after the restart (${n:-?}) than the file holds (20000)" \
     test "${n:-20000}" -lt 20000 -a "${n:-0}" -gt 0
+
+# chained (chain: true): map, filter and reduce in worker map-1, in one
+# Lua state (the default): its snapshot holds one per stage, the reduce's
+# state among them; killed after a checkpoint, it restores them all and
+# the answer is exactly awk's (plain, then enclave: the chain runs in
+# map-1's enclave)
+sed 's/^checkpoint_ms: 200$/checkpoint_ms: 200\nchain: true/' p-ck.yml > p-chain-ck.yml
+grep -q '^chain: true' p-chain-ck.yml || echo "fixture: p-chain-ck.yml not chained" >&2
+ck_chain() { CK_PIPE=p-chain-ck.yml CK_VICTIM=map-1 ck_run "$@"; }
+for mode in plain enclave; do
+    check "chained resume ($mode): map-1 killed after a checkpoint completed" \
+        ck_chain "ch-$mode" --security $mode
+    ck_ok "ch-$mode" "chained resume ($mode)"
+    Ec=$(grep -o 'from checkpoint [0-9]*' "err-ch-$mode" | head -1 | grep -o '[0-9]*$')
+    check "chained resume ($mode): restarted from a checkpoint (${Ec:-none})" test -n "$Ec"
+    contains "chained resume ($mode): map-1 restored its stages' snapshot of epoch $Ec" \
+        "out-ch-$mode/logs/map-1.log" "map-1: restored the state of checkpoint $Ec "
+    lacks "chained resume ($mode): no snapshot refused" "out-ch-$mode/logs/map-1.log" \
+        "takes no snapshot|refused to restore"
+    contains "chained resume ($mode): reduce-1 is chained" "err-ch-$mode" \
+        "reduce-1 +chain "
+done
 
 # the attack: a stale snapshot under the name the restore reads (a
 # manifest rewritten to match it passes the coordinator's hash check):

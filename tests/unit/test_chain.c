@@ -6,8 +6,9 @@
  * the stages sharing one Lua state (ss_stage_new_shared), which must give
  * the same outputs, counters and rejects (an event that fails in stage k
  * hands nothing on; a reject in stage k+1 quotes the value it got, at
- * its index in what stage k handed on), handing values on per event and
- * per batch (SS_CHAIN_DEFER=batch).
+ * its index in what stage k handed on; per-stage budget, modules, data
+ * files and snapshots), handing values on per batch (the default) and
+ * per event (SS_CHAIN_DEFER=event).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* A stage named `stage` (worker stage-1) whose chain is body, between
  * fromZmqSocket and subscribeToSocket. */
@@ -393,6 +396,236 @@ static void test_budget_and_rejects_per_stage(void **state)
     ss_chain_destroy(&ch);
 }
 
+/* A checkpoint of a chain with state in two stages (b and c): the
+ * snapshot bytes are the same whether the stages share a state or not
+ * (one snapshot per stage), and restored into a fresh chain they give
+ * what the uninterrupted chain gives. */
+static const char *const sb = "  :reduce(function(a, x) a.k = (a.k or 0) "
+                              "+ x return a end, {})";
+static const char *const sc = "  :scan(function(a, t) return a + t.k end, "
+                              "0)\n  :last()";
+
+static void snapshot_of(ss_chain *ch, ss_buf *b)
+{
+    char err[256] = "";
+    int rc = ss_chain_snapshot(ch, b, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "snapshot: %s\n", err);
+    assert_int_equal(rc, 0);
+}
+
+static void test_snapshot_per_stage(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3("  :map(function(x) return x * 10 end)", sb, sc);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1, 2", &out);
+    ss_buf snap = SS_BUF_INIT;
+    snapshot_of(ch, &snap);
+    /* the same state in separate states gives the same bytes */
+    int was = shared;
+    shared = 0;
+    ss_chain *sep = chain3("  :map(function(x) return x * 10 end)", sb, sc);
+    run_batch(sep, "1, 2", &out);
+    ss_buf snap2 = SS_BUF_INIT;
+    snapshot_of(sep, &snap2);
+    shared = was;
+    assert_int_equal(snap.len, snap2.len);
+    assert_memory_equal(snap.data, snap2.data, snap.len);
+    ss_chain_destroy(&sep);
+    ss_buf_release(&snap2);
+    /* restored into a fresh chain, it goes on where the first stopped */
+    ss_chain *again = chain3("  :map(function(x) return x * 10 end)", sb,
+                             sc);
+    char err[256] = "";
+    assert_int_equal(ss_chain_restore(again, snap.data, snap.len, err,
+                                      sizeof err), 0);
+    ss_stage_out_reset(&out);
+    run_batch(again, "3", &out);
+    run_batch(ch, "3", &out);
+    ss_stage_out_reset(&out);
+    assert_int_equal(ss_chain_complete(again, &out, NULL), 0);
+    assert_int_equal(ss_chain_complete(ch, &out, NULL), 0);
+    assert_int_equal(out.count, 2);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "60");
+    out_event(&out, 1, txt, sizeof txt);
+    assert_string_equal(txt, "60");
+    /* not a snapshot of this chain: refused, naming why */
+    ss_chain *other = chain3("  :map(function(x) return x end)",
+                             "  :map(function(x) return x end)", sb);
+    assert_int_not_equal(ss_chain_restore(other, snap.data, snap.len, err,
+                                          sizeof err), 0);
+    assert_non_null(strstr(err, "not a snapshot of this script"));
+    ss_chain_destroy(&other);
+    ss_buf_release(&snap);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&again);
+    ss_chain_destroy(&ch);
+}
+
+/* Writes text into dir/name. */
+static void put_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A stage loaded from its file (with its local modules and data files),
+ * on its own or into head's state. */
+static ss_stage *load_file(ss_stage *head, const char *stage,
+                           const char *path)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s-1", stage);
+    ss_stage_opts o;
+    memset(&o, 0, sizeof o);
+    o.script_path = path;
+    o.name = name;
+    o.stage = stage;
+    o.host_errors = 1;
+    o.sandboxed = 1;
+    o.mem_limit = 16u << 20;
+    ss_stage *s = NULL;
+    char err[512] = "";
+    int rc = head ? ss_stage_new_shared(head, &o, &s, err, sizeof err)
+                  : ss_stage_new(&o, &s, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "load %s failed: %s\n", path, err);
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+/* Each stage has its own local modules (a module of the same name
+ * beside each script, each setting a global of the script) and data
+ * files, and its own rx: as in separate states. */
+static void test_local_modules_per_stage(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/test_chain.XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    char da[300], db[300], pa[400], pb[400];
+    snprintf(da, sizeof da, "%s/a", dir);
+    snprintf(db, sizeof db, "%s/b", dir);
+    assert_int_equal(mkdir(da, 0700), 0);
+    assert_int_equal(mkdir(db, 0700), 0);
+    const char *script =
+        "local Rx = require 'zmq-rx'\n"
+        "local h = require 'helpers'\n"
+        "local files = require 'files'\n"
+        "local word = files.read('word.txt')\n"
+        "Rx.seen = (Rx.seen or 0) + 1\n"
+        "Rx.Subject.fromZmqSocket('in')\n"
+        "  :map(function(x) return h.f(x) .. word .. (WHO or '?')\n"
+        "      .. Rx.seen .. tostring(require('rx') == Rx) end)\n"
+        "  :subscribeToSocket('out')\n";
+    put_file(da, "s.lua", script);
+    put_file(db, "s.lua", script);
+    put_file(da, "helpers.lua", "WHO = 'A'\nreturn {f = function(x) "
+                                "return 'a(' .. x .. ')' end}\n");
+    put_file(db, "helpers.lua", "WHO = 'B'\nreturn {f = function(x) "
+                                "return 'b(' .. x .. ')' end}\n");
+    put_file(da, "word.txt", "-one-");
+    put_file(db, "word.txt", "-two-");
+    snprintf(pa, sizeof pa, "%s/s.lua", da);
+    snprintf(pb, sizeof pb, "%s/s.lua", db);
+    ss_stage *st[2];
+    st[0] = load_file(NULL, "a", pa);
+    st[1] = load_file(shared ? st[0] : NULL, "b", pb);
+    ss_chain *ch = NULL;
+    assert_int_equal(ss_chain_new(st, 2, &ch), 0);
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "'x'", &out);
+    assert_int_equal(out.count, 1);
+    lua_State *L = luaL_newstate();
+    size_t off = 0;
+    char err[256];
+    assert_int_equal(ss_mp_decode_lua(L, out.events.data, out.events.len,
+                                      &off, err, sizeof err), 0);
+    /* each script's own helpers (and its global WHO), data file and rx
+     * (its Rx.seen counts one script: 2 if the rx were shared) */
+    assert_string_equal(lua_tostring(L, -1),
+                        "b(a(x)-one-A1true)-two-B1true");
+    lua_close(L);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+    const char *names[] = {"a/s.lua", "a/helpers.lua", "a/word.txt",
+                           "b/s.lua", "b/helpers.lua", "b/word.txt"};
+    for (size_t i = 0; i < 6; i++) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(da);
+    rmdir(db);
+    rmdir(dir);
+}
+
+/* A value that needs more memory than the cap is rejected in the stage
+ * that ran out (named), and the chain goes on with the next values.
+ * (One shared state has one cap, the sum of its stages' 16 MiB each:
+ * 40 MiB fits there and not in a separate state, so 80 MiB here.) */
+static void test_memory_cap_rejects_in_its_stage(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3(
+        "  :map(function(x) return x end)",
+        "  :map(function(x) return x end)",
+        "  :map(function(x)\n"
+        "      if x == 2 then local s = string.rep('x', 80 << 20)\n"
+        "        return #s end\n"
+        "      return x end)");
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1, 2, 3", &out);
+    assert_int_equal(out.count, 2);
+    assert_int_equal(out.nrejects, 1);
+    char *rej = strndup(out.rejects.data, out.rejects.len);
+    assert_non_null(strstr(rej, "\"stage\":\"c\""));
+    assert_non_null(strstr(rej, "not enough memory"));
+    free(rej);
+    expect_counts(ch, 2, 3, 2, 0, 1, 2);
+    ss_stage_out_reset(&out);
+    run_batch(ch, "4", &out); /* the memory came back */
+    assert_int_equal(out.count, 1);
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+}
+
+/* A stateful stage that emits the table it keeps (scan's accumulator)
+ * hands on a copy, as through a socket: b changing it does not change
+ * a's state (one shared state without the copy: 101, 203, 306). */
+static void test_kept_table_is_copied(void **state)
+{
+    (void)state;
+    ss_chain *ch = chain3(
+        "  :scan(function(acc, x) acc.n = acc.n + x return acc end, "
+        "{n = 0})",
+        "  :map(function(t) t.n = t.n + 100 return t.n end)",
+        "  :map(function(x) return x end)");
+    ss_stage_out out;
+    ss_stage_out_init(&out);
+    run_batch(ch, "1, 2, 3", &out);
+    assert_int_equal(out.count, 3);
+    char txt[64];
+    out_event(&out, 0, txt, sizeof txt);
+    assert_string_equal(txt, "101");
+    out_event(&out, 1, txt, sizeof txt);
+    assert_string_equal(txt, "103");
+    out_event(&out, 2, txt, sizeof txt);
+    assert_string_equal(txt, "106");
+    ss_stage_out_release(&out);
+    ss_chain_destroy(&ch);
+}
+
 /* Sharing a state: each script's globals are its own (a global of the
  * same name in two stages), reads fall back to the state's; a script
  * with local modules keeps a state of its own (refused here). */
@@ -426,13 +659,14 @@ static int set_shared(void **state)
     return 0;
 }
 
-/* The same, each stage taking the values of the one before per batch
- * (SS_CHAIN_DEFER=batch, read when a stage joins the state). */
-static int set_shared_by_batch(void **state)
+/* The same, each event of the head going through the whole chain before
+ * the next (SS_CHAIN_DEFER=event, read when a stage joins the state; the
+ * default hands values on per batch). */
+static int set_shared_by_event(void **state)
 {
     (void)state;
     shared = 1;
-    setenv("SS_CHAIN_DEFER", "batch", 1);
+    setenv("SS_CHAIN_DEFER", "event", 1);
     return 0;
 }
 
@@ -446,13 +680,17 @@ int main(void)
         cmocka_unit_test(test_failed_event_hands_nothing_on),
         cmocka_unit_test(test_values_between_states),
         cmocka_unit_test(test_budget_and_rejects_per_stage),
+        cmocka_unit_test(test_snapshot_per_stage),
+        cmocka_unit_test(test_local_modules_per_stage),
+        cmocka_unit_test(test_memory_cap_rejects_in_its_stage),
+        cmocka_unit_test(test_kept_table_is_copied),
         cmocka_unit_test(test_shared_globals_apart),
     };
     int rc = cmocka_run_group_tests_name("separate states", tests, NULL,
                                          NULL);
     rc += cmocka_run_group_tests_name("one shared state", tests,
                                       set_shared, NULL);
-    return rc + cmocka_run_group_tests_name("one shared state, per batch",
-                                            tests, set_shared_by_batch,
+    return rc + cmocka_run_group_tests_name("one shared state, per event",
+                                            tests, set_shared_by_event,
                                             NULL);
 }
