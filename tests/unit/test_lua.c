@@ -67,8 +67,8 @@ static void test_count_is_luas_after_churn(void **state)
         err, sizeof err), 0);
 #ifndef SS_LUAJIT
     assert_int_equal(ss_lua_mem_used(s), lua_count(L));
-#else
-    assert_true(ss_lua_mem_used(s) > 0);
+#else /* LuaJIT's count is its own allocator's, not the cap's */
+    assert_true(ss_lua_mem_used(s) > 0 && lua_count(L) > 0);
 #endif
     assert_true(ss_lua_mem_peak(s) >= ss_lua_mem_used(s));
     ss_lua_destroy(&s);
@@ -91,11 +91,13 @@ static void test_cap_refuses_then_frees(void **state)
     assert_true(ss_lua_mem_peak(s) <= cap);
     /* what the failed chunk held is garbage now: after a collection
      * (whose freed small blocks the lists may keep) the same budget is
-     * there again, to the byte as Lua counts it */
-    assert_int_equal(run(s, "collectgarbage('collect')", err, sizeof err),
-                     0);
+     * there again, to the byte as Lua counts it (collected from C: LuaJIT
+     * makes no emergency collection, so a chunk could not even load) */
+    lua_gc(L, LUA_GCCOLLECT, 0);
 #ifndef SS_LUAJIT
     assert_int_equal(ss_lua_mem_used(s), lua_count(L));
+#else
+    assert_true(lua_count(L) < cap / 4);
 #endif
     assert_true(ss_lua_mem_used(s) < cap / 4);
     assert_int_equal(run(s,
