@@ -8,11 +8,11 @@
 # N') restore, before they reach their router, the key groups of their
 # new range from every old snapshot: 2 -> 3, 2 -> 1, 3 -> 1, 3 -> 2 give
 # the same key groups in all (none lost, none twice) as the old workers
-# had, each new worker its own range; a missing, swapped or foreign
-# snapshot, and a worker with no slot, are refused (exit 1, naming the
-# file). Encrypted mode too: 2 -> 3 from the sealed snapshots (the
-# worker's in-process core opens them with the run's data key), a swap
-# refused. Enclave mode: each worker's enclave restores from the sealed
+# had, each new worker its own range; a missing, swapped, another run's
+# or another stage's snapshot, and a worker with no slot, are refused
+# (exit 1, naming the file). Encrypted mode too: 2 -> 3 from the sealed
+# snapshots (the worker's in-process core opens them with the run's data
+# key), a swap refused. Enclave mode: each worker's enclave restores from the sealed
 # snapshots exactly what a standalone key service granted (--restore
 # WORKER=EPOCH:N:I:M); fewer snapshots, another slot, or its own snapshot
 # alone are refused inside the enclave (more attacks: test_enclave_attack,
@@ -117,6 +117,10 @@ cp "o3/checkpoints/reduce-1-e$e3.snap" "ck-bad/reduce-1-e$e2.snap"
 refused foreign
 check "another run's snapshot in its place: refused (exit 1)" test "$(cat rc-foreign)" = 1
 contains "... as another run's" r-foreign "refused to restore checkpoint $e2 from .*reduce-1-e$e2\.snap: .*(another run|of epoch)"
+cp "ck-bad/sink-e$e2.snap" "ck-bad/reduce-1-e$e2.snap"
+refused stage
+check "another stage's snapshot (the sink's) in its place: refused (exit 1)" test "$(cat rc-stage)" = 1
+contains "... as another stage's" r-stage "refused to restore checkpoint $e2 from .*reduce-1-e$e2\.snap: snapshot holds the state of worker 'sink' of stage '[^']*', not of worker 'reduce-1' of stage 'reduce'"
 cp saved.snap "ck-bad/reduce-1-e$e2.snap"
 run=$(field o2/checkpoints/manifest.json run)
 LOG_LEVEL=info SS_RESTORE_EPOCH=$e2 SS_RESTORE_WORKERS=2 timeout 20 "$SS" worker \
