@@ -580,7 +580,7 @@ static void test_memory_cap_rejects_in_its_stage(void **state)
         "  :map(function(x) return x end)",
         "  :map(function(x) return x end)",
         "  :map(function(x)\n"
-        "      if x == 2 then local s = string.rep('x', 80 << 20)\n"
+        "      if x == 2 then local s = string.rep('x', 83886080)\n"
         "        return #s end\n"
         "      return x end)");
     ss_stage_out out;
