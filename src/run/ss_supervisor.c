@@ -2677,6 +2677,22 @@ static int prepare_resume(ss_supervisor *sv)
             rc = -1;
             break;
         }
+        /* stages chained after it in one Lua state: the chain keeps one
+         * state per worker (ss_stage.h, keyed state), not per group */
+        int chained = 0;
+        for (size_t v = 0; v < sv->plan->nvirt && ss_chain_shared_wanted();
+             v++)
+            chained |= sv->kids[sv->plan->virt[v].host].stage == (int)s;
+        if (chained) {
+            say(sv, "checkpoint %u is not used: stage %s had %u worker(s) "
+                "at the checkpoint and has %d now, and its workers run the "
+                "stages chained after it in one Lua state, which keeps one "
+                "state per worker, not per key group: it cannot be "
+                "rescaled; restarting from the start instead",
+                sv->ckpt_epoch, sc->name, si.workers, sc->workers);
+            rc = -1;
+            break;
+        }
         sv->rescale_from[s] = si.workers;
         snprintf(sv->rescale_env[s], sizeof sv->rescale_env[s],
                  "SS_RESTORE_WORKERS=%u", si.workers);
