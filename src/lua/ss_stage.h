@@ -268,20 +268,26 @@ struct lua_State *ss_stage_lua(ss_stage *s);
 const ss_stage_counts *ss_stage_totals(const ss_stage *s);
 size_t ss_stage_mem_peak(const ss_stage *s);
 
-/* A chain sharing one Lua state (a measuring switch for now,
- * SS_CHAIN_SHARED=1: docs/PERFORMANCE.md): loads script o into head's
- * Lua state as the stage after the last one so loaded, its globals its
- * own (ss_lua_dostring_env), its output wired to the next one's input
- * in Lua, with no encoding between them. head (loaded, host errors, not
- * itself shared) owns the state and runs every event of the whole chain
- * (ss_stage_process on head only); each stage is completed in order
- * (ss_stage_complete, what it emits then goes through the rest); *out
- * keeps this stage's names, counters (ss_stage_totals) and stateful
- * flag, and is destroyed after head. The stages share head's memory cap
- * and instruction budget; an event rejected in a later stage is rejected
- * as a whole (named after that stage). A script with local modules or
- * data files is refused (SS_EINVAL: one package.loaded per state).
- * Returns 0 or a negative code with the reason in err. */
+/* A chain sharing one Lua state (what ss_chain runs by default; see
+ * ss_chain_shared_wanted): loads script o (its bundle: local modules and
+ * data files) into head's Lua state as the stage after the last one so
+ * loaded, as if in a state of its own: its own globals
+ * (ss_lua_push_env), package.loaded/preload (its own rx, so its own
+ * checkpoint: ss_stage_snapshot/restore work on it), data files and
+ * instruction budget (o->max_instructions); head's memory cap grows by
+ * o->mem_limit (0: no cap). head (loaded, host errors, not itself
+ * shared) owns the state and runs every event of the whole chain
+ * (ss_stage_process on head only): what a stage emits for an event is
+ * kept as a Lua value until the event succeeded in it, then handed to
+ * the next stage under its own protection, so outputs, counters
+ * (ss_stage_totals of each stage) and rejects (named after the stage,
+ * quoting the value it got, at its index in what the stage before
+ * handed on) are those of separate states; a stateful stage's tables
+ * are handed on as copies. Each stage is completed in order
+ * (ss_stage_complete: what it emits then goes through the rest). *out
+ * keeps this stage's names, counters and stateful flag, and may be
+ * destroyed before or after head. Returns 0 or a negative code with the
+ * reason in err (*out NULL). */
 int ss_stage_new_shared(ss_stage *head, const ss_stage_opts *o,
                         ss_stage **out, char *err, size_t errlen);
 /* 1 if s is a later stage of a shared state. */
