@@ -36,10 +36,15 @@ static void usage(FILE *f)
             "it (a unix socket of mode 0600 in the run's private folder).\n"
             "A run on a swarm (sstream run --on swarm): docker service scale "
             "on the\nstage's service.\n\n"
-            "Only a stateless stage dealt by credit (a map, a filter) may be "
-            "rescaled\nwhile it runs; a stateful one (a reduce), a "
-            "partitioned, broadcast or\nchained one is refused, saying what "
-            "to change.\n\n"
+            "A stateless stage dealt by credit (a map, a filter) is "
+            "rescaled at once.\nA stateful stage with partition_by in a run "
+            "with checkpoints (a keyed\nreduce) is rescaled at the next "
+            "complete checkpoint: the run stops there\nand resumes from it "
+            "with the new count, each worker taking its key groups'\nstate "
+            "(not counted against --restarts). Anything else (a stateful "
+            "stage\nwithout partition_by or without checkpoints, a "
+            "broadcast or chained stage)\nis refused, saying what to "
+            "change. On a swarm, stateless stages only.\n\n"
             "exit status: 0 rescaled, 1 refused or failed, 2 bad usage.\n");
 }
 

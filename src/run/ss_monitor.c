@@ -300,6 +300,16 @@ void ss_monitor_set_base(ss_monitor *m, size_t i, const ss_stats *base)
     m->comps[i].have_base = 1;
 }
 
+/* See ss_monitor.h. */
+void ss_monitor_show_base(ss_monitor *m, size_t i)
+{
+    if (i >= m->n || !m->comps[i].have_base || m->comps[i].have_st)
+        return;
+    m->comps[i].st = m->comps[i].base;
+    m->comps[i].st.final = 1;
+    m->comps[i].have_st = 1;
+}
+
 static void on_stats(ss_monitor *m, const ss_stats *s0, uint64_t now)
 {
     const ss_stats *s = s0;

@@ -154,6 +154,11 @@ void ss_monitor_reset(ss_monitor *m);
  * from the checkpoint's. ss_monitor_reset forgets it. */
 void ss_monitor_set_base(ss_monitor *m, size_t i, const ss_stats *base);
 
+/* Makes component i's base (ss_monitor_set_base) its last counters, final,
+ * when it reported nothing since: a worker that a rescale at a checkpoint
+ * took away keeps its counters at the checkpoint in the books. */
+void ss_monitor_show_base(ss_monitor *m, size_t i);
+
 /* Closes the socket and the metrics file, frees *p, sets it to NULL.
  * Safe on NULL. */
 void ss_monitor_destroy(ss_monitor **p);

@@ -506,8 +506,14 @@ static void plan_slots(plan_ctx *cx)
         cx->pl->stateful[s] = cx->o->scale_slots > 0
                                   ? ss_plan_stage_stateful(sc)
                                   : -1;
-        if (cx->o->scale_slots <= 0 || chained || sc->partition_by ||
-            sc->broadcast || cx->pl->stateful[s] != 0)
+        /* stateless and dealt by credit: grows live; partitioned and
+         * stateful in a run with checkpoints: at a checkpoint (the run
+         * resumes from it with another count: the routers' and workers'
+         * --partitions change then) */
+        int keyed = sc->partition_by && cx->pl->stateful[s] == 1 &&
+                    p->checkpoint_ms;
+        if (cx->o->scale_slots <= 0 || chained || sc->broadcast ||
+            (!keyed && (sc->partition_by || cx->pl->stateful[s] != 0)))
             continue;
         int n = sc->workers + cx->o->scale_slots;
         cx->pl->slots[s] = n > SS_PIPELINE_MAX_WORKERS

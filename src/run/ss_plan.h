@@ -90,8 +90,9 @@ typedef struct ss_plan {
     char *control;    /* control endpoint to bind */
     /* rescaling while the run goes on (sstream scale): a stage whose
      * workers are stateless, dealt by credit (no partition_by, no
-     * broadcast) and not chained has slots[s] worker slots, its
-     * `workers` then opts.scale_slots spares (at most
+     * broadcast) and not chained, or stateful and partitioned in a run
+     * with checkpoints (rescaled at a checkpoint), has slots[s] worker
+     * slots, its `workers` then opts.scale_slots spares (at most
      * SS_PIPELINE_MAX_WORKERS in all); any other stage has slots[s] =
      * workers. stateful[s]: 1, 0, or -1 (its script does not load). */
     int slots[SS_PIPELINE_MAX_STAGES];

@@ -162,6 +162,13 @@ struct ss_supervisor {
     char rec_name[64];     /* the record written ("" none) */
     int scale_slots;       /* spare worker slots per rescalable stage */
     char scalelog[1024];   /* "map 1->3 at 1.2 s; ..." for the summary */
+    int *cur_workers;      /* each stage's worker count now (a rescale at
+                              a checkpoint changes it) */
+    int resc_stage;        /* a rescale waiting for a checkpoint: stage */
+    int resc_n;            /* ... its new count (0: none waits) */
+    uint32_t resc_after;   /* ... at a checkpoint above this epoch */
+    double resc_asked;     /* ... asked at (s into the run) */
+    unsigned long sink_lines; /* lines the sink printed, not spooled */
 };
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
@@ -253,6 +260,13 @@ static const ss_stats *vstats_of(const ss_supervisor *sv, size_t v)
 static size_t index_of(const ss_supervisor *sv, const child *c)
 {
     return (size_t)(c - sv->kids);
+}
+
+/* Stage s's worker count now (its `workers`, until a rescale at a
+ * checkpoint changes it). */
+static int workers_of(const ss_supervisor *sv, size_t s)
+{
+    return sv->cur_workers ? sv->cur_workers[s] : sv->p->stages[s].workers;
 }
 
 /* A worker slot that is not in the books: a spare never started (or one
@@ -599,6 +613,7 @@ static int make_stagedir(ss_supervisor *sv, char *err, size_t errlen)
  * until the sink completes (then it is copied to the run's stdout), and
  * the length of its OUTPUT file is noted, so that a restart cuts both
  * back to what was committed (nothing, until checkpoints commit more). */
+static int note_output(ss_supervisor *sv, char *err, size_t errlen);
 static int prepare_commit(ss_supervisor *sv, char *err, size_t errlen)
 {
     if (asprintf(&sv->spool_path, "%s/.sink-stdout", sv->outdir) < 0) {
@@ -612,6 +627,14 @@ static int prepare_commit(ss_supervisor *sv, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", sv->spool_path, strerror(errno));
         return SS_EIO;
     }
+    return note_output(sv, err, errlen);
+}
+
+/* Notes the sink's OUTPUT file and its length before the run, so that a
+ * restart (or a rescale at a checkpoint) can tell whether the sink wrote
+ * to it and cut it back. */
+static int note_output(ss_supervisor *sv, char *err, size_t errlen)
+{
     const char *o = sv->p->sink.output;
     if (o && asprintf(&sv->output_path, o[0] == '/' ? "%s%s" : "%s/%s",
                       o[0] == '/' ? "" : sv->outdir, o) < 0) {
@@ -729,8 +752,14 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     if (!sv->kids || !sv->stage_names || !sv->rescale_env ||
         !sv->rescale_from)
         goto fail;
-    for (size_t s = 0; s < p->nstages; s++)
+    sv->cur_workers = calloc(p->nstages ? p->nstages : 1,
+                             sizeof *sv->cur_workers);
+    if (!sv->cur_workers)
+        goto fail;
+    for (size_t s = 0; s < p->nstages; s++) {
         sv->stage_names[s] = p->stages[s].name;
+        sv->cur_workers[s] = p->stages[s].workers;
+    }
     for (size_t i = 0; i < sv->nkids; i++) {
         const ss_plan_comp *pc = &sv->plan->comps[i];
         child *c = &sv->kids[i];
@@ -747,7 +776,9 @@ int ss_supervisor_new(const ss_pipeline *p, const ss_run_opts *o,
     if ((rc = make_keys(sv, err, errlen)) ||
         (rc = setup_uids(sv, err, errlen)) ||
         (sv->stagedir && (rc = make_stagedir(sv, err, errlen))) ||
-        (sv->o.max_restarts && (rc = prepare_commit(sv, err, errlen))))
+        (sv->o.max_restarts && (rc = prepare_commit(sv, err, errlen))) ||
+        (!sv->o.max_restarts && p->checkpoint_ms &&
+         (rc = note_output(sv, err, errlen))))
         goto fail_noerr;
     *outp = sv;
     return 0;
@@ -1154,6 +1185,8 @@ static void relay_line(ss_supervisor *sv, child *c, int is_err,
             say(sv, "warning: %s: %s: a result line is lost",
                 sv->spool_path, strerror(errno));
     } else {
+        if (c == &sv->kids[sv->sink])
+            sv->sink_lines++; /* shown: a rescale cannot take it back */
         clear_progress(sv);
         fwrite(s, 1, n, stdout);
         fputc('\n', stdout);
@@ -1686,7 +1719,7 @@ static void hot_partitions(ss_supervisor *sv)
         static const char nil_key = (char)0xc0;
         int nil = sc->partition_by &&
                   st->hot_partition == ss_partition_of(&nil_key, 1);
-        if (nil && sc->workers >= 2 && st->keyed &&
+        if (nil && workers_of(sv, (size_t)s) >= 2 && st->keyed &&
             st->hot_events == st->keyed) {
             out(sv, "  hot partition: stage %s: every keyed event (%llu) "
                     "went to worker %s-%llu: none had a field '%s' (or "
@@ -1697,7 +1730,7 @@ static void hot_partitions(ss_supervisor *sv)
                 (unsigned long long)st->hot_slot, sc->partition_by);
             continue;
         }
-        if (!ss_router_hot(&rs, (unsigned)sc->workers))
+        if (!ss_router_hot(&rs, (unsigned)workers_of(sv, (size_t)s)))
             continue;
         out(sv, "  hot partition: stage %s: key group %llu holds %.0f%% of "
                 "the keyed events (%llu of %llu), all on worker %s-%llu; a "
@@ -1706,7 +1739,7 @@ static void hot_partitions(ss_supervisor *sv)
             100.0 * (double)st->hot_events / (double)st->keyed,
             (unsigned long long)st->hot_events,
             (unsigned long long)st->keyed, sc->name,
-            (unsigned long long)st->hot_slot, 100.0 / sc->workers);
+            (unsigned long long)st->hot_slot, 100.0 / workers_of(sv, (size_t)s));
     }
 }
 
@@ -1780,6 +1813,12 @@ static int summary(ss_supervisor *sv, long nrejects, long nlines,
         (double)peak / 1024.0, peak_c ? " (" : "",
         peak_c ? peak_c->name : "", peak_c ? ")" : "");
     hot_partitions(sv);
+    if (sv->resc_n)
+        out(sv, "  not rescaled: stage %s was to get %d workers at the next "
+                "complete checkpoint after epoch %u, and the run ended "
+                "before one\n",
+            sv->p->stages[sv->resc_stage].name, sv->resc_n,
+            sv->resc_after);
     if (sv->scalelog[0]) {
         out(sv, "  rescaled (sstream scale): %s\n", sv->scalelog);
         size_t nleft = 0;
@@ -1900,10 +1939,7 @@ static const char *scale_refused(const ss_supervisor *sv, int s, char *why,
                  "workers; give stage '%s' partition_by: FIELD (each key "
                  "on one worker)", sc->name, sc->name);
     else if (stateful)
-        snprintf(why, len, "stage '%s' is partitioned and keeps state: "
-                 "rescaling it means moving its key groups' state to the "
-                 "new workers at a checkpoint, which is not built yet "
-                 "(issue 13); nothing was changed", sc->name);
+        return NULL; /* partitioned: at the next checkpoint (keyed_scale) */
     else if (sc->partition_by)
         snprintf(why, len, "stage '%s' is partitioned (partition_by): its "
                  "router has one slot per worker, fixed at the start",
@@ -1956,6 +1992,165 @@ static int stage_spares(const ss_supervisor *sv, int s)
     return n;
 }
 
+/* Replaces the value after option opt in argv (heap strings). Returns
+ * 0, 1 if opt is not there, -1 out of memory. */
+static int set_arg(char **argv, const char *opt, const char *val)
+{
+    for (size_t i = 0; argv && argv[i]; i++)
+        if (!strcmp(argv[i], opt) && argv[i + 1]) {
+            char *v = strdup(val);
+            if (!v)
+                return -1;
+            free(argv[i + 1]);
+            argv[i + 1] = v;
+            return 0;
+        }
+    return 1;
+}
+
+/* The sink's --finals (outside plain mode: the stateful workers whose
+ * result must arrive) with stage s's workers STAGE-1..STAGE-n. */
+static int set_finals(ss_supervisor *sv, int s, int n)
+{
+    char **argv = sv->plan->comps[sv->sink].argv;
+    const char *old = NULL;
+    for (size_t i = 0; argv && argv[i]; i++)
+        if (!strcmp(argv[i], "--finals") && argv[i + 1])
+            old = argv[i + 1];
+    if (!old)
+        return 0;
+    const char *st = sv->p->stages[s].name;
+    size_t sl = strlen(st);
+    ss_buf b = SS_BUF_INIT;
+    for (const char *a = old; *a;) {
+        size_t k = strcspn(a, ",");
+        int mine = k > sl + 1 && !strncmp(a, st, sl) && a[sl] == '-' &&
+                   strspn(a + sl + 1, "0123456789") == k - sl - 1;
+        if (!mine)
+            ss_buf_printf(&b, "%s%.*s", b.len ? "," : "", (int)k, a);
+        a += k + (a[k] == ',');
+    }
+    for (int w = 1; w <= n; w++)
+        ss_buf_printf(&b, "%s%s-%d", b.len ? "," : "", st, w);
+    int rc = b.data ? set_arg(argv, "--finals", b.data) : -1;
+    ss_buf_release(&b);
+    return rc < 0 ? -1 : 0;
+}
+
+/* A rescale of partitioned stateful stage resc_stage waited for this
+ * complete checkpoint: stage s gets its new count in the plan (its
+ * router's and workers' --partitions, the sink's --finals; slots 1..N'
+ * active, the others out, their counters at the checkpoint kept), and
+ * the pipeline is stopped and resumed from the checkpoint like a
+ * restart (restart(): prepare_resume gives each worker SS_RESTORE_WORKERS
+ * and the key service's grant, so each takes its key groups from every
+ * old worker's snapshot); it does not count against --restarts. */
+static void rescale_at_checkpoint(ss_supervisor *sv)
+{
+    int s = sv->resc_stage, n = sv->resc_n, old = workers_of(sv, (size_t)s);
+    const char *name = sv->p->stages[s].name;
+    sv->resc_n = 0;
+    struct stat st;
+    const char *no = NULL;
+    if (sv->done || sv->finish_ns || sv->stopping)
+        no = "the run is ending";
+    else if (sv->sink_lines || (sv->spool_fd >= 0 &&
+                                fstat(sv->spool_fd, &st) == 0 && st.st_size))
+        no = "the sink has printed results already, which a resume from the "
+             "checkpoint cannot take back";
+    if (no) {
+        say(sv, "scale: the rescale of stage %s to %d workers is abandoned: "
+            "%s", name, n, no);
+        return;
+    }
+    char num[16];
+    snprintf(num, sizeof num, "%d", n);
+    double now = (double)(ss_now_ns() - sv->t0) / 1e9;
+    int w = 0, bad = 0;
+    for (size_t i = 0; i < sv->nkids; i++) {
+        child *c = &sv->kids[i];
+        if (c->stage != s || strcmp(c->role, "worker") != 0)
+            continue;
+        w++; /* slots come in order: STAGE-1, STAGE-2, ... */
+        if (w <= n && !c->active) {
+            c->active = 1;
+            c->left = 0;
+        } else if (w > n && c->active) {
+            c->active = 0;
+            c->left = 1;
+            c->left_s = now;
+        }
+        if (set_arg(sv->plan->comps[i].argv, "--partitions", num) < 0)
+            bad = 1;
+        if (w == 1) { /* its router: router-(hop+1), routers first */
+            int hop = sv->plan->comps[i].hop;
+            if (hop >= 0 &&
+                set_arg(sv->plan->comps[hop].argv, "--partitions", num) < 0)
+                bad = 1;
+        }
+    }
+    if (bad || set_finals(sv, s, n) != 0)
+        say(sv, "warning: out of memory rescaling stage %s", name);
+    sv->cur_workers[s] = n;
+    size_t l = strlen(sv->scalelog);
+    snprintf(sv->scalelog + l, sizeof sv->scalelog - l,
+             "%s%s %d -> %d at checkpoint %u (asked at %.1f s, done at "
+             "%.1f s)", l ? "; " : "", name, old, n, sv->ckpt_epoch,
+             sv->resc_asked, now);
+    say(sv, "scale: stage %s: %d -> %d workers at checkpoint %u: stopping "
+        "every component; the pipeline resumes from checkpoint %u with the "
+        "new count, each worker taking its key groups' state (a rescale: "
+        "not counted against --restarts)", name, old, n, sv->ckpt_epoch,
+        sv->ckpt_epoch);
+    sv->restarting = 1;
+    sv->stopping = 1;
+    sv->stop_ns = ss_now_ns();
+    signal_all(sv, SIGKILL);
+    sv->killed = 1;
+}
+
+/* A partitioned stateful stage: its rescale waits for the next complete
+ * checkpoint (rescale_at_checkpoint). Fills ans. */
+static void keyed_scale(ss_supervisor *sv, int s, long n, char *ans,
+                        size_t len)
+{
+    const ss_stage_conf *sc = &sv->p->stages[s];
+    int cur = workers_of(sv, (size_t)s);
+    const char *no = resume_refused(sv);
+    if (sv->resc_n)
+        snprintf(ans, len, "refused: a rescale of stage %s to %d workers "
+                 "waits for the next checkpoint already; nothing was "
+                 "changed\n", sv->p->stages[sv->resc_stage].name,
+                 sv->resc_n);
+    else if (n == cur)
+        snprintf(ans, len, "ok: stage %s of %s has %ld worker%s already\n",
+                 sc->name, sv->rec_name, n, n == 1 ? "" : "s");
+    else if (n > sv->plan->slots[s])
+        snprintf(ans, len, "refused: stage %s of %s can have at most %d "
+                 "workers: the worker slots planned at the start (sstream "
+                 "run --scale-slots N plans more)\n", sc->name,
+                 sv->rec_name, sv->plan->slots[s]);
+    else if (no && sv->ckpt_epoch)
+        snprintf(ans, len, "refused: stage %s keeps state, so it is "
+                 "rescaled by resuming from a checkpoint, and this run "
+                 "cannot: %s\n", sc->name, no);
+    else {
+        sv->resc_stage = s;
+        sv->resc_n = (int)n;
+        sv->resc_after = sv->ckpt_epoch;
+        sv->resc_asked = (double)(ss_now_ns() - sv->t0) / 1e9;
+        say(sv, "scale: stage %s: %d -> %ld workers at the next complete "
+            "checkpoint (after epoch %u): the pipeline is stopped there and "
+            "resumes from it with the new count", sc->name, cur, n,
+            sv->ckpt_epoch);
+        snprintf(ans, len, "ok: stage %s of %s: %ld worker%s at the next "
+                 "complete checkpoint (the run resumes from it; its stderr "
+                 "says when)\n", sc->name, sv->rec_name, n,
+                 n == 1 ? "" : "s");
+        return;
+    }
+}
+
 /* Answers the owner's request "scale STAGE N" (anything else: an error
  * saying what is understood). Fills ans. */
 static void scale_request(ss_supervisor *sv, const char *req, char *ans,
@@ -1999,6 +2194,10 @@ static void scale_request(ss_supervisor *sv, const char *req, char *ans,
     char why[640];
     if (scale_refused(sv, s, why, sizeof why)) {
         snprintf(ans, len, "refused: %s\n", why);
+        return;
+    }
+    if (sc->partition_by) { /* stateful: scale_refused let it through */
+        keyed_scale(sv, s, n, ans, len);
         return;
     }
     int live = stage_live(sv, s);
@@ -2476,16 +2675,16 @@ static int write_manifest(ss_supervisor *sv, uint32_t e)
         const ss_stage_conf *sc = &sv->p->stages[s];
         ss_buf_printf(&b, "%s", s ? "," : "");
         ss_buf_json_str(&b, sc->name, strlen(sc->name));
+        int nw = workers_of(sv, s);
         ss_buf_printf(&b, ":{\"workers\":%d,\"partitioned\":%s,"
-                      "\"stateful\":%s", sc->workers,
+                      "\"stateful\":%s", nw,
                       sc->partition_by ? "true" : "false",
                       stage_stateful(sv, (int)s) ? "true" : "false");
         if (sc->partition_by) {
             ss_buf_printf(&b, ",\"ranges\":[");
-            for (int w = 0; w < sc->workers; w++) {
+            for (int w = 0; w < nw; w++) {
                 int lo, hi;
-                ss_partition_range((uint32_t)w, (uint32_t)sc->workers, &lo,
-                                   &hi);
+                ss_partition_range((uint32_t)w, (uint32_t)nw, &lo, &hi);
                 ss_buf_printf(&b, "%s[%d,%d]", w ? "," : "", lo, hi);
             }
             ss_buf_printf(&b, "]");
@@ -2529,6 +2728,8 @@ static void coordinate(ss_supervisor *sv)
     clear_checkpoints(sv->ckptdir, best);
     clear_checkpoints(sv->stagedir, best + 1); /* copied, or older */
     ss_debug("checkpoint %u complete", best);
+    if (sv->resc_n && best > sv->resc_after)
+        rescale_at_checkpoint(sv); /* sstream scale of a keyed stage */
 }
 
 /* Starts every component but the source (watch() starts it when they
@@ -2592,6 +2793,11 @@ static int set_grants(ss_supervisor *sv, uint32_t epoch)
         ss_restore_grant g = {epoch, 0, 0, 0};
         for (size_t i = 0; epoch && i < sv->nkids; i++) {
             const child *c = &sv->kids[i];
+            if (strcmp(c->name, sv->ks_names[k]) == 0 && !c->active) {
+                g.epoch = 0; /* a spare slot, or one that left: it is not
+                                started, and restores nothing */
+                break;
+            }
             if (strcmp(c->name, sv->ks_names[k]) != 0 || c->stage < 0 ||
                 (size_t)c->stage >= sv->p->nstages ||
                 !sv->rescale_from[c->stage])
@@ -2599,7 +2805,7 @@ static int set_grants(ss_supervisor *sv, uint32_t epoch)
             const char *dash = strrchr(c->name, '-');
             g.from = sv->rescale_from[c->stage];
             g.slot = dash ? (uint32_t)strtoul(dash + 1, NULL, 10) : 0;
-            g.slots = (uint32_t)sv->p->stages[c->stage].workers;
+            g.slots = (uint32_t)workers_of(sv, (size_t)c->stage);
         }
         int rc = sv->o.grant_restore(sv->o.grant_ctx, sv->ks_names[k], &g);
         if (rc) {
@@ -2638,7 +2844,9 @@ static int prepare_resume(ss_supervisor *sv)
     forget_resume(sv);
     struct stat st;
     const char *no = NULL;
-    if (sv->spool_fd >= 0 && fstat(sv->spool_fd, &st) == 0 && st.st_size)
+    if ((sv->spool_fd >= 0 && fstat(sv->spool_fd, &st) == 0 &&
+         st.st_size) ||
+        sv->sink_lines)
         no = "the sink had printed results already";
     else if (sv->output_path && stat(sv->output_path, &st) == 0 &&
              st.st_size != (sv->output_len0 < 0 ? 0 : sv->output_len0))
@@ -2665,14 +2873,14 @@ static int prepare_resume(ss_supervisor *sv)
         const ss_stage_conf *sc = &sv->p->stages[s];
         ss_ckresume_stage_info si;
         if (!ss_ckresume_stage(&r, sc->name, &si) ||
-            si.workers == (unsigned)sc->workers || !si.stateful)
+            si.workers == (unsigned)workers_of(sv, s) || !si.stateful)
             continue;
         if (!si.partitioned || !sc->partition_by) {
             say(sv, "checkpoint %u is not used: stage %s had %u worker(s) "
                 "at the checkpoint and has %d now, and its state is not "
                 "per key group (%s): it cannot be rescaled; restarting from "
                 "the start instead", sv->ckpt_epoch, sc->name, si.workers,
-                sc->workers, si.partitioned ? "it is not partitioned now"
+                workers_of(sv, s), si.partitioned ? "it is not partitioned now"
                                             : "no partition_by");
             rc = -1;
             break;
@@ -2698,7 +2906,7 @@ static int prepare_resume(ss_supervisor *sv)
                  "SS_RESTORE_WORKERS=%u", si.workers);
         say(sv, "stage %s resumes on %d worker(s) from the snapshots of "
             "its %u worker(s) at checkpoint %u: each takes its key groups",
-            sc->name, sc->workers, si.workers, sv->ckpt_epoch);
+            sc->name, workers_of(sv, s), si.workers, sv->ckpt_epoch);
     }
     /* the snapshots, checked against the manifest, back into the folder
      * the components read (they check them again when they restore) */
@@ -2817,6 +3025,9 @@ static void restart(ss_supervisor *sv)
     /* before the sink's held output is emptied: it must be empty */
     int resumed = sv->ckpt_epoch && !resume_refused(sv) &&
                   prepare_resume(sv) == 0;
+    for (size_t i = 0; resumed && i < sv->nkids; i++)
+        if (sv->kids[i].left && !sv->kids[i].active)
+            ss_monitor_show_base(sv->mon, i); /* its rows before it */
     if (!resumed) {
         forget_resume(sv);
         /* from the start: no enclave may restore anything (a grant
@@ -3155,6 +3366,7 @@ void ss_supervisor_destroy(ss_supervisor **pp)
         ss_buf_release(&c->out_line);
     }
     close_control(sv);
+    free(sv->cur_workers);
     free(sv->kids);
     free(sv->stage_names);
     if (sv->spool_fd >= 0) {
