@@ -2897,7 +2897,7 @@ static int prepare_resume(ss_supervisor *sv)
                 "stages chained after it in one Lua state, which keeps one "
                 "state per worker, not per key group: it cannot be "
                 "rescaled; restarting from the start instead",
-                sv->ckpt_epoch, sc->name, si.workers, sc->workers);
+                sv->ckpt_epoch, sc->name, si.workers, workers_of(sv, s));
             rc = -1;
             break;
         }
