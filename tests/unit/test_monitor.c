@@ -173,6 +173,39 @@ static void barrier_acks(void **state)
     assert_false(ss_monitor_get(f->m, 0)->have_st);
 }
 
+/* A worker that a rescale at a checkpoint took away reports nothing in
+ * the new incarnation: its base (its counters at the checkpoint) becomes
+ * its last counters, final; one that reported keeps what it reported. */
+static void base_shown_for_a_worker_gone(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(ss_monitor_add(f->m, "reduce-1"), 0);
+    assert_int_equal(ss_monitor_add(f->m, "reduce-2"), 1);
+    ss_monitor_start(f->m, ss_now_ns());
+    ss_stats base;
+    ss_stats_init(&base);
+    base.in = 700;
+    base.dropped = 700;
+    ss_monitor_set_base(f->m, 0, &base);
+    ss_monitor_set_base(f->m, 1, &base);
+    ss_stats s;
+    ss_stats_init(&s);
+    ss_stats_set_names(&s, "reduce-1", "worker", "reduce");
+    s.in = 5;
+    push_stats(f, &s);
+    wait_samples(f, 0, 705); /* based: 700 + 5 */
+    assert_false(ss_monitor_get(f->m, 1)->have_st);
+    ss_monitor_show_base(f->m, 1);
+    ss_monitor_show_base(f->m, 0); /* reported: unchanged */
+    ss_monitor_show_base(f->m, 7); /* no such component: nothing */
+    const ss_monitor_comp *gone = ss_monitor_get(f->m, 1);
+    assert_true(gone->have_st);
+    assert_int_equal(gone->st.in, 700);
+    assert_int_equal(gone->st.dropped, 700);
+    assert_true(gone->st.final);
+    assert_int_equal(ss_monitor_get(f->m, 0)->st.in, 705);
+}
+
 static void done_and_garbage(void **state)
 {
     fixture *f = *state;
@@ -323,6 +356,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(done_and_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(barrier_acks, setup, teardown),
+        cmocka_unit_test_setup_teardown(base_shown_for_a_worker_gone, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(metrics_file_is_json, setup,
                                         teardown),
         cmocka_unit_test(replicas_share_their_stage_key),

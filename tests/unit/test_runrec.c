@@ -55,6 +55,7 @@ static void round_trip(void **state)
     gethostname(r.host, sizeof r.host - 1);
     r.pid = (long)getpid();
     r.started = 1700000000;
+    snprintf(r.control, sizeof r.control, "/tmp/sstream-run-x/ctl/ctl.sock");
     assert_int_equal(ss_runrec_set_workers(&r, "map", 2), 0);
     assert_int_equal(ss_runrec_set_workers(&r, "reduce", 1), 0);
     char err[512];
@@ -70,6 +71,7 @@ static void round_trip(void **state)
     assert_string_equal(b.pipeline, "/p/pipeline.yml");
     assert_string_equal(b.outdir, "/p/out");
     assert_string_equal(b.security, "enclave");
+    assert_string_equal(b.control, "/tmp/sstream-run-x/ctl/ctl.sock");
     assert_int_equal(b.pid, r.pid);
     assert_true(b.started == 1700000000);
     assert_int_equal(ss_runrec_workers(&b, "map"), 2);
