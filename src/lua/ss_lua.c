@@ -608,6 +608,8 @@ void ss_lua_push_env(lua_State *L)
     }
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1); /* its _G is itself, not the state's globals */
+    lua_setfield(L, -2, "_G");
 }
 
 /* See ss_lua.h. */

@@ -78,7 +78,7 @@ int ss_lua_dostring_in(lua_State *L, const char *src, size_t len,
                        size_t errlen);
 
 /* Pushes a new global table for a script (see ss_lua_dostring_env):
- * empty, its reads falling back to the pristine globals. */
+ * its reads falling back to the pristine globals, its _G itself. */
 void ss_lua_push_env(lua_State *L);
 
 /* Makes the table at stack index env the globals of the function (a
