@@ -1779,7 +1779,7 @@ static int encode_list(lua_State *L, snap_ctx *x, int group)
         if (rc == SS_EENCODE)
             snprintf(x->why, sizeof x->why,
                      "stage '%s': cannot checkpoint the state of operator "
-                     "%d of %d (%s)%s: %s", x->s->stage, (int)i, (int)n,
+                     "%d of %d (%s)%s: %.300s", x->s->stage, (int)i, (int)n,
                      root, where, why);
         if (!rc && b->len > SS_STAGE_SNAPSHOT_MAX) {
             rc = SS_ETOOBIG;
