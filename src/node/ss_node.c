@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -967,6 +968,41 @@ static int restore(node *n)
     return 0;
 }
 
+/* The length of the regular file open as fd, or -1 (no file, not a
+ * regular file: a pipe, a terminal). */
+static int64_t file_len(int fd)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+               ? (int64_t)st.st_size
+               : -1;
+}
+
+/* The marks of a checkpoint acknowledgement (ss_stats.h): how far this
+ * component's files go at the barrier, once flushed: its rejects file;
+ * the sink's standard output and OUTPUT file too, after every stream its
+ * script wrote to was flushed (fflush(NULL): print, io.write, a file it
+ * keeps open), so that what it wrote for the batches before the barrier
+ * is all below the marks and nothing after it is. The coordinator
+ * commits the sink's output up to them once the epoch completes, and
+ * cuts each file back to them on a resume. */
+static void barrier_marks(node *n, ss_stats *st)
+{
+    int sink = strcmp(n->o->role, "sink") == 0;
+    if (sink)
+        (void)fflush(NULL);
+    else if (n->rejects)
+        (void)fflush(n->rejects);
+    st->marks = 1;
+    st->rejects_len = n->rejects ? file_len(fileno(n->rejects)) : -1;
+    st->stdout_len = sink ? file_len(STDOUT_FILENO) : -1;
+    st->output_len = -1;
+    const char *output = sink ? getenv("OUTPUT") : NULL;
+    struct stat o;
+    if (output && *output && stat(output, &o) == 0 && S_ISREG(o.st_mode))
+        st->output_len = (int64_t)o.st_size;
+}
+
 /* A checkpoint barrier from the input router (docs/PROTOCOL.md,
  * "BARRIER"). This loop handles one batch at a time and sends its output
  * before it takes the next, so every output of the batches before the
@@ -995,6 +1031,7 @@ static int handle_barrier(node *n, const ss_hdr *h)
     if (n->stats) {
         ss_stats st;
         node_stats(n, 0, &st);
+        barrier_marks(n, &st);
         ss_stats_report_barrier(n->stats, &st, h->epoch);
         /* and each chained stage's, which a resume continues from */
         if (n->o->nchain && (n->chain || n->enc))

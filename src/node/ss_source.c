@@ -46,6 +46,7 @@ typedef struct ckpt_mark {
     uint64_t row;    /* its line number */
     uint64_t seq;    /* the next batch's seq */
     uint64_t lines, bytes, events, out_bytes, batches, rejected;
+    uint64_t held; /* the part's reject bytes before it (part.held_total) */
 } ckpt_mark;
 
 typedef struct part {
@@ -65,6 +66,11 @@ typedef struct part {
     ss_buf sealed;   /* the sealed batch (encrypted, enclave) */
     lua_State *L;    /* jsonl: json.decode */
     ss_buf rejects;
+    /* checkpoints: this part's rejects not written yet (under src->lock;
+     * see hold_reject), held_total the bytes of rejects it made, of which
+     * held_out are in the file */
+    ss_buf held;
+    uint64_t held_total, held_out;
     int rc;
     char err[512];
     /* checkpoints (o->checkpoint_ms): this part's own counters, the last
@@ -100,7 +106,13 @@ struct ss_source {
     const char *base;
     uint64_t t0_ms;
     uint32_t acked;
+    int unheld; /* held rejects outgrew HELD_MAX: written at once, and the
+                   acknowledgements carry no rejects mark any more */
 };
+
+/* The most bytes of rejects a source holds back for its checkpoints
+ * (hold_reject); beyond, they are written at once. */
+#define HELD_MAX (16u << 20)
 
 
 /* See ss_source.h. */
@@ -115,6 +127,54 @@ void ss_source_opts_default(ss_source_opts *o)
     o->window = 16;
     o->connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
     o->linger_ms = 200;
+}
+
+/* Writes p's held rejects up to byte upto of all it made (under
+ * s->lock). */
+static void write_held(part *p, uint64_t upto)
+{
+    source *s = p->src;
+    if (upto <= p->held_out)
+        return;
+    size_t k = (size_t)(upto - p->held_out);
+    if (k > p->held.len)
+        k = p->held.len;
+    if (s->rejects && k)
+        fwrite(p->held.data, 1, k, s->rejects);
+    memmove(p->held.data, p->held.data + k, p->held.len - k);
+    p->held.len -= k;
+    p->held_out += k;
+}
+
+/* With checkpoints, a part's rejects are held back until the source
+ * acknowledges the checkpoint whose barrier the part sent after them
+ * (ack_epochs writes them then), so that the rejects file at that
+ * acknowledgement holds exactly the rejects of every part before its
+ * barrier, in whatever order the parts go; its length is the mark that
+ * a resume cuts the file back to (docs/PIPELINE.md, "Restarts"). Under
+ * s->lock. Returns 1 when b is held, 0 when it is to be written now (no
+ * checkpoints, or HELD_MAX passed: then every part's held rejects are
+ * written, and no mark is given any more). */
+static int hold_reject(part *p, const ss_buf *b)
+{
+    source *s = p->src;
+    if (!s->o->checkpoint_ms || !s->base || s->unheld)
+        return 0;
+    size_t total = b->len;
+    for (unsigned i = 0; i < s->nparts; i++)
+        total += s->parts[i].held.len;
+    if (total <= HELD_MAX && ss_buf_append(&p->held, b->data, b->len) == 0) {
+        p->held_total += b->len;
+        return 1;
+    }
+    s->unheld = 1;
+    ss_warn("%s: more than %u MiB of rejected lines between two "
+            "checkpoints: they are written at once, and a resume from a "
+            "checkpoint may show some twice in the rejects file",
+            s->o->name, HELD_MAX >> 20);
+    for (unsigned i = 0; i < s->nparts; i++)
+        write_held(&s->parts[i], UINT64_MAX);
+    return 0;
 }
 
 static void reject(part *p, uint64_t line, const char *why, const char *l,
@@ -154,10 +214,11 @@ static void reject(part *p, uint64_t line, const char *why, const char *l,
         ss_warn("more rejected lines are not shown here: one in %llu is "
                 "(LOG_RATE); all of them are in the rejects file", rate);
     pthread_mutex_lock(&s->lock);
-    if (s->rejects)
+    if (!hold_reject(p, b) && s->rejects)
         fwrite(b->data, 1, b->len, s->rejects);
     pthread_mutex_unlock(&s->lock);
 }
+
 
 static void batch_start(part *p, uint64_t row)
 {
@@ -247,8 +308,10 @@ static int add_mark(part *p, const ckpt_mark *m)
             p->capmarks = cap;
         }
     }
-    if (!rc)
-        p->marks[p->nmarks++] = *m;
+    if (!rc) {
+        p->marks[p->nmarks] = *m;
+        p->marks[p->nmarks++].held = p->held_total;
+    }
     pthread_mutex_unlock(&s->lock);
     if (rc)
         snprintf(p->err, sizeof p->err, "out of memory recording a "
@@ -263,7 +326,8 @@ static ckpt_mark part_mark(const part *p, uint32_t epoch, const char *next,
               row,            p->seq,
               p->n_lines,     p->n_bytes,
               p->n_events,    p->n_out_bytes,
-              p->n_batches,   p->n_rejected};
+              p->n_batches,   p->n_rejected,
+              0};
     return m;
 }
 
@@ -439,6 +503,10 @@ static int part_setup(part *p)
 
 static void part_cleanup(part *p)
 {
+    pthread_mutex_lock(&p->src->lock);
+    write_held(p, UINT64_MAX); /* the rest, after the last acknowledgement */
+    pthread_mutex_unlock(&p->src->lock);
+    ss_buf_release(&p->held);
     free(p->marks);
     p->marks = NULL;
     p->nmarks = p->capmarks = 0;
@@ -762,6 +830,18 @@ static void ack_epochs(source *s, ss_stats_reporter *rep)
         }
         st.passed = st.out;
         s->acked = next;
+        /* the rejects of every part before its barrier, and only those */
+        for (unsigned i = 0; i < s->nparts; i++)
+            write_held(&s->parts[i], ms[i]->held);
+        if (s->rejects && !s->unheld && fflush(s->rejects) == 0) {
+            struct stat rs;
+            st.marks = 1;
+            st.rejects_len = fstat(fileno(s->rejects), &rs) == 0 &&
+                                     S_ISREG(rs.st_mode)
+                                 ? (int64_t)rs.st_size
+                                 : -1;
+            st.stdout_len = st.output_len = -1;
+        }
         if (s->o->checkpoint_dir && write_offsets(s, next, ms) != 0)
             continue; /* not acknowledged: the checkpoint cannot complete */
         ss_stats_report_barrier(rep, &st, next);

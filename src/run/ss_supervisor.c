@@ -169,6 +169,16 @@ struct ss_supervisor {
     uint32_t resc_after;   /* ... at a checkpoint above this epoch */
     double resc_asked;     /* ... asked at (s into the run) */
     unsigned long sink_lines; /* lines the sink printed, not spooled */
+    /* the sink's output committed at checkpoints (two-phase: written
+     * by the sink, committed by the coordinator; see "the sink's
+     * commit" below) */
+    uint32_t commit_epoch;   /* the epoch whose marks are committed (0:
+                                none yet: committed is what was before
+                                the run) */
+    int64_t shown;           /* bytes of the spool on the run's stdout */
+    int64_t commit_output;   /* OUTPUT's committed length, -1: no file */
+    int64_t *commit_rejects; /* per kid: its rejects file's committed
+                                length, -1: no mark (left alone) */
 };
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
@@ -645,6 +655,156 @@ static int note_output(ss_supervisor *sv, char *err, size_t errlen)
     struct stat st;
     if (sv->output_path && stat(sv->output_path, &st) == 0)
         sv->output_len0 = st.st_size;
+    sv->commit_output = sv->output_len0;
+    sv->commit_rejects = calloc(sv->nkids ? sv->nkids : 1,
+                                sizeof *sv->commit_rejects);
+    if (!sv->commit_rejects) {
+        snprintf(err, errlen, "out of memory");
+        return SS_ENOMEM;
+    }
+    for (size_t i = 0; i < sv->nkids; i++)
+        sv->commit_rejects[i] = -1;
+    return 0;
+}
+
+/* ---- the sink's commit (recovery: --restarts) -----------------------
+ *
+ * Flink's two-phase-commit sinks, with the coordinator as the committer:
+ *
+ *   sink writes ──▶ spool (<outdir>/.sink-stdout), OUTPUT, rejects files
+ *        │ barrier e: flushes, acknowledges e with marks (how far each
+ *        │ file goes: ss_stats.rejects_len/stdout_len/output_len)
+ *   epoch e complete (manifest written) ──▶ commit_marks(e): the spool up
+ *        to the sink's mark goes to the run's stdout (sv->shown), the
+ *        marks of OUTPUT and of every rejects file are kept
+ *   resume from e ──▶ cut_to_commit(): each file cut back to its mark of
+ *        e (what was written after it is written again by the replay)
+ *   the sink completes ──▶ commit_output(): the rest of the spool
+ *   the run fails ──▶ OUTPUT cut back to its committed length; the rest
+ *        of the spool is not shown
+ *
+ * So a result shows once its checkpoint completed, never before, and
+ * never twice. The sink's stdout is the spool file itself (opened for
+ * it in append mode: sink_stdout), so that its mark, taken by the sink
+ * after a flush, is a byte offset in the spool; nothing else writes
+ * there. Committed output cannot be taken back: a restart that cannot
+ * resume from the committed checkpoint fails the run instead of
+ * starting over (restart_committed).
+ */
+
+/* A new descriptor of the spool for the sink's stdout (append mode: its
+ * own offset, the coordinator reads with pread). Returns it, or -1
+ * (said). */
+static int sink_stdout(ss_supervisor *sv)
+{
+    int fd = open(sv->spool_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        say(sv, "cannot start the sink: %s: %s", sv->spool_path,
+            strerror(errno));
+    return fd;
+}
+
+/* Copies the spool's bytes [sv->shown, upto) to the run's stdout. */
+static void show_committed(ss_supervisor *sv, int64_t upto)
+{
+    char buf[16384];
+    int cleared = 0;
+    while (sv->spool_fd >= 0 && sv->shown < upto) {
+        size_t want = (size_t)(upto - sv->shown) < sizeof buf
+                          ? (size_t)(upto - sv->shown)
+                          : sizeof buf;
+        ssize_t r = pread(sv->spool_fd, buf, want, (off_t)sv->shown);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r < 0)
+                say(sv, "warning: %s: %s: results not shown",
+                    sv->spool_path, strerror(errno));
+            break;
+        }
+        if (!cleared++)
+            clear_progress(sv);
+        fwrite(buf, 1, (size_t)r, stdout);
+        sv->shown += r;
+    }
+    if (cleared)
+        fflush(stdout);
+}
+
+/* Epoch e completed (its manifest is written): commits the sink's
+ * output up to its marks of e and keeps the rejects files' marks. A
+ * component without marks in its acknowledgement of e keeps its last
+ * ones (for the sink: nothing more is committed). */
+static void commit_marks(ss_supervisor *sv, uint32_t e)
+{
+    if (sv->spool_fd < 0 || !sv->commit_rejects)
+        return;
+    const ss_stats *sk = ss_monitor_ack(sv->mon, (size_t)sv->sink, e);
+    if (!sk || !sk->marks || sk->stdout_len < sv->shown)
+        return;
+    for (size_t i = 0; i < sv->nkids; i++) {
+        const ss_stats *st = ss_monitor_ack(sv->mon, i, e);
+        if (st && st->marks)
+            sv->commit_rejects[i] = st->rejects_len;
+    }
+    sv->commit_output = sk->output_len;
+    sv->commit_epoch = e;
+    show_committed(sv, sk->stdout_len);
+}
+
+/* Truncates path to len (len -1: removes it). Returns 0, or -1 (said). */
+static int cut_file(ss_supervisor *sv, const char *path, int64_t len)
+{
+    int r = len < 0 ? unlink(path) : truncate(path, (off_t)len);
+    if (r != 0 && errno != ENOENT) {
+        say(sv, "warning: cannot cut %s back to its committed length: %s",
+            path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* A resume from the committed epoch: what the sink and every component
+ * wrote after their marks is cut away (the replay writes it again). The
+ * spool goes back to what was shown. */
+static void cut_to_commit(ss_supervisor *sv)
+{
+    if (sv->spool_fd >= 0 && ftruncate(sv->spool_fd, (off_t)sv->shown) != 0)
+        say(sv, "warning: cannot cut %s back to %lld bytes: %s",
+            sv->spool_path, (long long)sv->shown, strerror(errno));
+    if (sv->output_path)
+        (void)cut_file(sv, sv->output_path, sv->commit_output);
+    for (size_t i = 0; sv->commit_rejects && i < sv->nkids; i++) {
+        const char *r = sv->plan->comps[i].rejects;
+        if (r && sv->commit_rejects[i] >= 0)
+            (void)cut_file(sv, r, sv->commit_rejects[i]);
+    }
+}
+
+/* A restart from the start: nothing of the killed run is kept. The sink's
+ * output is emptied back to what was there before the run, unless some
+ * of it was committed already (shown: it cannot be taken back, and the
+ * run from the start would show it again): then the run fails. Returns 0,
+ * or -1 when the run must fail (cause set). */
+static int restart_committed(ss_supervisor *sv)
+{
+    if (sv->shown > 0) {
+        set_cause(sv, "the restart cannot resume from checkpoint %u (see "
+                  "above), and the results committed at it were shown "
+                  "already: a restart from the start would show them "
+                  "twice", sv->commit_epoch);
+        say(sv, "%s", sv->cause);
+        return -1;
+    }
+    if (sv->spool_fd >= 0 && ftruncate(sv->spool_fd, 0) != 0)
+        say(sv, "warning: cannot empty %s: %s", sv->spool_path,
+            strerror(errno));
+    if (sv->output_path)
+        (void)cut_file(sv, sv->output_path, sv->output_len0);
+    sv->commit_output = sv->output_len0;
+    sv->commit_epoch = 0;
+    for (size_t i = 0; sv->commit_rejects && i < sv->nkids; i++)
+        sv->commit_rejects[i] = -1;
     return 0;
 }
 
@@ -1008,7 +1168,7 @@ static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
 static int start_child(ss_supervisor *sv, child *c, int devnull)
 {
     const ss_plan_comp *pc = &sv->plan->comps[index_of(sv, c)];
-    int errp[2] = {-1, -1}, outp[2] = {-1, -1}, logfd = -1;
+    int errp[2] = {-1, -1}, outp[2] = {-1, -1}, logfd = -1, spoolw = -1;
     char *control = NULL;
     static char spawner_env[] = "SS_ENCLAVE_SPAWNER=3";
     char **envp = child_env(sv, c, &control, c->spawner && sv->sep
@@ -1059,6 +1219,10 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
         }
         outfd = logfd;
         c->log_fd = fcntl(logfd, F_DUPFD_CLOEXEC, 3);
+    } else if (c == &sv->kids[sv->sink] && sv->spool_fd >= 0) {
+        if ((spoolw = sink_stdout(sv)) < 0)
+            goto out;
+        outfd = spoolw;
     } else if (sv->relay_stdout || sv->spool_fd >= 0) {
         if (pipe2(outp, O_CLOEXEC) != 0)
             goto out;
@@ -1106,6 +1270,8 @@ out:
         close(outp[1]);
     if (logfd >= 0)
         close(logfd);
+    if (spoolw >= 0)
+        close(spoolw);
     if (sp[0] >= 0)
         close(sp[0]);
     if (sp[1] >= 0)
@@ -1178,12 +1344,6 @@ static void relay_line(ss_supervisor *sv, child *c, int is_err,
         clear_progress(sv);
         fprintf(stderr, "[%s] %.*s\n", c->name, (int)n, s);
         fflush(stderr);
-    } else if (sv->spool_fd >= 0 && c == &sv->kids[sv->sink]) {
-        /* recovery: held until the sink completes (commit_output) */
-        if (ss_write_all(sv->spool_fd, s, n) != 0 ||
-            ss_write_all(sv->spool_fd, "\n", 1) != 0)
-            say(sv, "warning: %s: %s: a result line is lost",
-                sv->spool_path, strerror(errno));
     } else {
         if (c == &sv->kids[sv->sink])
             sv->sink_lines++; /* shown: a rescale cannot take it back */
@@ -1366,8 +1526,9 @@ static int try_restart(ss_supervisor *sv, child *c, int status)
                      "%u) is not used: %s", sv->ckpt_epoch, no);
         say(sv, "%s was killed by signal %d (%s); restarting the whole "
             "pipeline from the start (restart %u of at most %u): %s, so "
-            "every row is read again; results are committed only when the "
-            "sink completes, so none shows twice", w, sig, strsignal(sig),
+            "every row is read again; results show only once committed "
+            "(at a checkpoint, or when the sink completes), so none shows "
+            "twice", w, sig, strsignal(sig),
             sv->restarts, sv->o.max_restarts, why);
     }
     sv->restarting = 1;
@@ -2050,14 +2211,17 @@ static void rescale_at_checkpoint(ss_supervisor *sv)
     int s = sv->resc_stage, n = sv->resc_n, old = workers_of(sv, (size_t)s);
     const char *name = sv->p->stages[s].name;
     sv->resc_n = 0;
-    struct stat st;
     const char *no = NULL;
     if (sv->done || sv->finish_ns || sv->stopping)
         no = "the run is ending";
-    else if (sv->sink_lines || (sv->spool_fd >= 0 &&
-                                fstat(sv->spool_fd, &st) == 0 && st.st_size))
+    else if (sv->sink_lines)
         no = "the sink has printed results already, which a resume from the "
              "checkpoint cannot take back";
+    else if (sv->spool_fd >= 0 && sv->commit_epoch != sv->ckpt_epoch)
+        /* spooled (--restarts): what it wrote after its marks of the
+         * checkpoint is cut away on the resume (the sink's commit) */
+        no = "the sink's acknowledgement of the checkpoint had no marks of "
+             "its output, which a resume from it could not cut back to";
     if (no) {
         say(sv, "scale: the rescale of stage %s to %d workers is abandoned: "
             "%s", name, n, no);
@@ -2500,13 +2664,21 @@ static void put_counters(ss_buf *b, const char *name, const ss_stats *st)
     ss_buf_json_str(b, name, strlen(name));
     ss_buf_printf(b, ":{\"in\":%llu,\"out\":%llu,\"passed\":%llu,"
                   "\"dropped\":%llu,\"rejected\":%llu,\"batches_in\":%llu,"
-                  "\"batches_out\":%llu}",
+                  "\"batches_out\":%llu",
                   (unsigned long long)st->in, (unsigned long long)st->out,
                   (unsigned long long)st->passed,
                   (unsigned long long)st->dropped,
                   (unsigned long long)st->rejected,
                   (unsigned long long)st->batches_in,
                   (unsigned long long)st->batches_out);
+    /* the marks of its files at the barrier (the sink's commit), for the
+     * record: the coordinator keeps its own */
+    if (st->marks)
+        ss_buf_printf(b, ",\"rejects_len\":%lld,\"stdout_len\":%lld,"
+                      "\"output_len\":%lld",
+                      (long long)st->rejects_len, (long long)st->stdout_len,
+                      (long long)st->output_len);
+    ss_buf_printf(b, "}");
 }
 
 /* Writes data[0..n) to path through a temporary file beside it, synced
@@ -2725,6 +2897,7 @@ static void coordinate(ss_supervisor *sv)
         return;
     sv->ckpt_epoch = best;
     sv->ckpt_done++;
+    commit_marks(sv, best);
     clear_checkpoints(sv->ckptdir, best);
     clear_checkpoints(sv->stagedir, best + 1); /* copied, or older */
     ss_debug("checkpoint %u complete", best);
@@ -2835,25 +3008,24 @@ static void forget_resume(ss_supervisor *sv)
  * checks the manifest (ss_ckresume_load), puts the snapshots back where
  * the workers and the sink read them, sets the resume points of the
  * source, routers and sink (their environment, child_env) and the
- * counters each component continues from. The sink must have printed
- * nothing yet (what it printed before the kill cannot be cut back to the
- * checkpoint). Returns 0, or -1 when the restart goes from the start
- * (said). */
+ * counters each component continues from. The sink's marks of the
+ * checkpoint must be committed (commit_marks: what it wrote after them
+ * is cut away, cut_to_commit). Returns 0, or -1 when the restart goes
+ * from the start (said). */
 static int prepare_resume(ss_supervisor *sv)
 {
     forget_resume(sv);
-    struct stat st;
-    const char *no = NULL;
-    if ((sv->spool_fd >= 0 && fstat(sv->spool_fd, &st) == 0 &&
-         st.st_size) ||
-        sv->sink_lines)
-        no = "the sink had printed results already";
-    else if (sv->output_path && stat(sv->output_path, &st) == 0 &&
-             st.st_size != (sv->output_len0 < 0 ? 0 : sv->output_len0))
-        no = "the sink had written to its OUTPUT already";
-    if (no) {
-        say(sv, "checkpoint %u is not used: %s; restarting from the start "
-            "instead", sv->ckpt_epoch, no);
+    if (sv->spool_fd < 0 && sv->sink_lines) {
+        /* not spooled (no --restarts: a rescale): shown as it came */
+        say(sv, "checkpoint %u is not used: the sink had printed results "
+            "already; restarting from the start instead", sv->ckpt_epoch);
+        return -1;
+    }
+    if (sv->spool_fd >= 0 && sv->commit_epoch != sv->ckpt_epoch) {
+        say(sv, "checkpoint %u is not used: the sink's acknowledgement of "
+            "it had no marks of its output (how far its stdout and OUTPUT "
+            "went), so what it wrote after it cannot be cut away; "
+            "restarting from the start instead", sv->ckpt_epoch);
         return -1;
     }
     ss_ckresume r;
@@ -3034,22 +3206,16 @@ static void restart(ss_supervisor *sv)
          * left over is harmless: nobody is told to restore, and an
          * enclave that restored nothing takes every epoch) */
         (void)set_grants(sv, 0);
-    }
-    if (sv->spool_fd >= 0 &&
-        (ftruncate(sv->spool_fd, 0) != 0 ||
-         lseek(sv->spool_fd, 0, SEEK_SET) != 0))
-        say(sv, "warning: cannot empty %s: %s", sv->spool_path,
-            strerror(errno));
-    if (sv->output_path) {
-        int r = sv->output_len0 < 0
-                    ? unlink(sv->output_path)
-                    : truncate(sv->output_path, sv->output_len0);
-        if (r != 0 && errno != ENOENT)
-            say(sv, "warning: cannot cut %s back to its committed length: "
-                    "%s", sv->output_path, strerror(errno));
-    }
-    if (!resumed)
+        if (restart_committed(sv) != 0) {
+            sv->result = SS_RUN_FAILED;
+            sv->failed = 1;
+            sv->restarting = 0; /* watch() ends: every child is gone */
+            return;
+        }
         clear_stale_rejects(sv, 1); /* emptied: owners and modes stay */
+    } else {
+        cut_to_commit(sv);
+    }
     /* checkpoints of the new incarnation have epochs above any issued
      * before (its source starts counting from there) */
     if (sv->ckptdir)
@@ -3067,18 +3233,14 @@ static void restart(ss_supervisor *sv)
     start_consumers(sv);
 }
 
-/* The sink completed (exit 0): what it printed, held while a restart
- * could still undo it, goes to the run's stdout. */
+/* The sink completed (exit 0): what it printed after its last committed
+ * checkpoint, held while a restart could still undo it, goes to the
+ * run's stdout. */
 static void commit_output(ss_supervisor *sv)
 {
-    if (sv->spool_fd < 0 || lseek(sv->spool_fd, 0, SEEK_SET) != 0)
-        return;
-    clear_progress(sv);
-    char buf[16384];
-    ssize_t r;
-    while ((r = read(sv->spool_fd, buf, sizeof buf)) > 0)
-        fwrite(buf, 1, (size_t)r, stdout);
-    fflush(stdout);
+    struct stat st;
+    if (sv->spool_fd >= 0 && fstat(sv->spool_fd, &st) == 0)
+        show_committed(sv, (int64_t)st.st_size);
 }
 
 /* The main loop: starts the source once the consumers are ready, and
@@ -3161,6 +3323,25 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
             draw_progress(sv, now);
         ss_monitor_flush(sv->mon); /* readable while the run goes on */
     }
+}
+
+/* The sink did not complete: what it wrote after its last committed
+ * checkpoint is not shown, and its OUTPUT goes back to its committed
+ * length. */
+static void uncommitted(ss_supervisor *sv)
+{
+    struct stat st;
+    if (fstat(sv->spool_fd, &st) == 0 && (int64_t)st.st_size > sv->shown) {
+        if (sv->commit_epoch)
+            say(sv, "the sink did not complete: what it printed after "
+                    "checkpoint %u was not committed, and is not shown",
+                sv->commit_epoch);
+        else
+            say(sv, "the sink did not complete: what it printed was not "
+                    "committed, and is not shown");
+    }
+    if (sv->output_path)
+        (void)cut_file(sv, sv->output_path, sv->commit_output);
 }
 
 /* See ss_supervisor.h. */
@@ -3279,9 +3460,8 @@ int ss_supervisor_run(ss_supervisor *sv)
     const child *sk = &sv->kids[sv->sink];
     if (sk->exited && WIFEXITED(sk->status) && WEXITSTATUS(sk->status) == 0)
         commit_output(sv);
-    else if (sv->spool_fd >= 0 && lseek(sv->spool_fd, 0, SEEK_END) > 0)
-        say(sv, "the sink did not complete: what it printed was not "
-                "committed, and is not shown");
+    else if (sv->spool_fd >= 0)
+        uncommitted(sv);
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -3376,6 +3556,7 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     }
     free(sv->spool_path);
     free(sv->output_path);
+    free(sv->commit_rejects);
     free(sv->ckptdir);
     free(sv->stagedir);
     forget_resume(sv);

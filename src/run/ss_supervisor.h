@@ -60,11 +60,15 @@ typedef struct ss_run_opts {
     /* recovery: when a component is killed by a signal (kill -9, the
      * OOM killer) and the run cannot go on without it (a stateful
      * worker, a stage's last worker, a router, the sink, the source),
-     * stop every component and start the whole pipeline again from the
-     * start, at most this many times (0: fail the run, as before). The
-     * sink's standard output and its OUTPUT file are committed only when
-     * the sink completes, so each result shows once. A component that
-     * exits with an error status is never restarted: it said why. */
+     * stop every component and start the whole pipeline again (from
+     * the last complete checkpoint, or from the start), at most this
+     * many times (0: fail the run, as before). The sink's standard
+     * output and its OUTPUT file are committed at each checkpoint (up to
+     * the sink's marks at its barrier) and when the sink completes, and
+     * cut back to the committed marks on a resume, so each result shows
+     * once, never before its checkpoint completed; so are the rejects
+     * files. A component that exits with an error status is never
+     * restarted: it said why. */
     unsigned max_restarts;
     /* enclave mode: before a restart from the checkpoint of epoch E,
      * grant_restore(grant_ctx, worker, grant) is called for each enclave

@@ -83,8 +83,16 @@ static void put_header(ss_buf *out, int kind)
     ss_hdr_encode(&h, (uint8_t *)out->data);
 }
 
+static int encode(const ss_stats *s, int marks, ss_buf *out);
+
 /* See ss_stats.h. */
 int ss_stats_encode(const ss_stats *s, ss_buf *out)
+{
+    return encode(s, 0, out);
+}
+
+/* The STATS map of s, with its marks when marks (barrier acks only). */
+static int encode(const ss_stats *s, int marks, ss_buf *out)
 {
     ss_buf_reset(out);
     if (ss_buf_grow(out, SS_HDR_SIZE + 512))
@@ -99,7 +107,7 @@ int ss_stats_encode(const ss_stats *s, ss_buf *out)
 
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, buf_write);
-    if (msgpack_pack_map(&pk, 6 + NCOUNTERS) ||
+    if (msgpack_pack_map(&pk, 6 + NCOUNTERS + (marks ? 3 : 0)) ||
         pack_str(&pk, "name", tmp.name) || pack_str(&pk, "role", tmp.role) ||
         pack_str(&pk, "stage", tmp.stage) || pack_key(&pk, "pid") ||
         msgpack_pack_int64(&pk, tmp.pid))
@@ -114,6 +122,14 @@ int ss_stats_encode(const ss_stats *s, ss_buf *out)
     if (pack_key(&pk, "stateful") ||
         (tmp.stateful ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)))
         return SS_ENOMEM;
+    if (marks &&
+        (pack_key(&pk, "rejects_len") ||
+         msgpack_pack_int64(&pk, tmp.rejects_len) ||
+         pack_key(&pk, "stdout_len") ||
+         msgpack_pack_int64(&pk, tmp.stdout_len) ||
+         pack_key(&pk, "output_len") ||
+         msgpack_pack_int64(&pk, tmp.output_len)))
+        return SS_ENOMEM;
     put_header(out, SS_MSG_STATS);
     return 0;
 }
@@ -121,7 +137,7 @@ int ss_stats_encode(const ss_stats *s, ss_buf *out)
 /* See ss_stats.h. */
 int ss_stats_encode_barrier(const ss_stats *s, uint32_t epoch, ss_buf *out)
 {
-    int rc = ss_stats_encode(s, out);
+    int rc = encode(s, s->marks, out);
     if (rc)
         return rc;
     ((uint8_t *)out->data)[5] = SS_MSG_BARRIER;
@@ -178,6 +194,22 @@ static int decode_pair(const msgpack_object *k, const msgpack_object *v,
             s->pid = v->via.i64;
         else
             return SS_EPROTO;
+        return 0;
+    }
+    if (key_is(k, "rejects_len") || key_is(k, "stdout_len") ||
+        key_is(k, "output_len")) {
+        int64_t x;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            v->via.u64 <= INT64_MAX)
+            x = (int64_t)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && v->via.i64 == -1)
+            x = -1;
+        else
+            return SS_EPROTO;
+        *(key_is(k, "rejects_len")  ? &s->rejects_len
+          : key_is(k, "stdout_len") ? &s->stdout_len
+                                    : &s->output_len) = x;
+        s->marks = 1;
         return 0;
     }
     if (key_is(k, "final") || key_is(k, "stateful")) {

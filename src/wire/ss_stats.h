@@ -79,6 +79,16 @@ typedef struct ss_stats {
 #undef SS_STATS_FIELD
     int final;    /* 1 on the last message before exit */
     int stateful; /* workers: the chain folds events (reduce...) */
+    /* Checkpoint acknowledgements only (ss_stats_encode_barrier, when
+     * marks is 1): how far the component's files went at the barrier,
+     * flushed, in bytes; -1: no such file, or not a regular file. The
+     * coordinator cuts each file back to its mark on a resume, and
+     * commits the sink's output up to its marks once the epoch completes
+     * (docs/PIPELINE.md, "Restarts"). */
+    int marks;
+    int64_t rejects_len; /* its rejects file */
+    int64_t stdout_len;  /* the sink: its standard output */
+    int64_t output_len;  /* the sink: its OUTPUT file */
 } ss_stats;
 
 /* Sets every field of s to zero / "". Can't fail. */
@@ -98,8 +108,10 @@ int ss_stats_encode(const ss_stats *s, ss_buf *out);
 int ss_stats_encode_done(ss_buf *out);
 
 /* A checkpoint acknowledgement (docs/PROTOCOL.md, "BARRIER"): s's
- * counters as ss_stats_encode writes them, in a message of kind BARRIER
- * whose header carries epoch (1 or more). Returns 0 or SS_ENOMEM. */
+ * counters as ss_stats_encode writes them, and when s->marks its marks
+ * (rejects_len, stdout_len, output_len: signed ints), in a message of
+ * kind BARRIER whose header carries epoch (1 or more). Returns 0 or
+ * SS_ENOMEM. */
 int ss_stats_encode_barrier(const ss_stats *s, uint32_t epoch, ss_buf *out);
 
 /* Parses a whole BARRIER acknowledgement into s and *epoch, with the

@@ -106,6 +106,42 @@ static void barrier_ack(void **state)
     ss_buf_release(&buf);
 }
 
+/* The marks of a barrier acknowledgement (the sink's commit): how far
+ * each file went, -1 for none, round trip; a STATS message never has
+ * them; a mark that is neither a length nor -1 is refused. */
+static void barrier_marks(void **state)
+{
+    (void)state;
+    ss_stats a, b;
+    sample(&a);
+    a.marks = 1;
+    a.rejects_len = 0;
+    a.stdout_len = 123456789012345;
+    a.output_len = -1;
+    ss_buf buf = SS_BUF_INIT;
+    uint32_t e = 0;
+    assert_int_equal(ss_stats_encode_barrier(&a, 3, &buf), 0);
+    assert_int_equal(ss_stats_decode_barrier(buf.data, buf.len, &b, &e), 0);
+    assert_memory_equal(&a, &b, sizeof a);
+    /* a STATS sample carries no marks */
+    assert_int_equal(ss_stats_encode(&a, &buf), 0);
+    assert_int_equal(ss_stats_decode(buf.data, buf.len, &b), 0);
+    assert_int_equal(b.marks, 0);
+    assert_int_equal(b.stdout_len, 0);
+    /* a barrier without marks decodes with marks 0 */
+    a.marks = 0;
+    assert_int_equal(ss_stats_encode_barrier(&a, 3, &buf), 0);
+    assert_int_equal(ss_stats_decode_barrier(buf.data, buf.len, &b, &e), 0);
+    assert_int_equal(b.marks, 0);
+    /* -2 is no length */
+    a.marks = 1;
+    a.output_len = -2;
+    assert_int_equal(ss_stats_encode_barrier(&a, 3, &buf), 0);
+    assert_int_equal(ss_stats_decode_barrier(buf.data, buf.len, &b, &e),
+                     SS_EPROTO);
+    ss_buf_release(&buf);
+}
+
 static void long_names_truncated(void **state)
 {
     (void)state;
@@ -330,6 +366,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
         cmocka_unit_test(barrier_ack),
+        cmocka_unit_test(barrier_marks),
         cmocka_unit_test(long_names_truncated),
         cmocka_unit_test(truncated_rejected),
         cmocka_unit_test(trailing_bytes_rejected),
