@@ -177,9 +177,17 @@ struct ss_supervisor {
                                 the run) */
     int64_t shown;           /* bytes of the spool on the run's stdout */
     int64_t commit_output;   /* OUTPUT's committed length, -1: no file */
-    int64_t *commit_rejects; /* per kid: its rejects file's committed
-                                length, -1: no mark (left alone) */
+    struct commit_mark *commit_rejects; /* the rejects files' committed
+                                           lengths (by path: the plan may
+                                           change between incarnations) */
+    size_t ncommit_rejects;
 };
+
+/* A rejects file and its length at the committed checkpoint. */
+typedef struct commit_mark {
+    char *path;
+    int64_t len;
+} commit_mark;
 
 /* Signal plumbing: handlers only write a byte to a pipe. */
 static int sig_pipe[2] = {-1, -1};
@@ -656,14 +664,6 @@ static int note_output(ss_supervisor *sv, char *err, size_t errlen)
     if (sv->output_path && stat(sv->output_path, &st) == 0)
         sv->output_len0 = st.st_size;
     sv->commit_output = sv->output_len0;
-    sv->commit_rejects = calloc(sv->nkids ? sv->nkids : 1,
-                                sizeof *sv->commit_rejects);
-    if (!sv->commit_rejects) {
-        snprintf(err, errlen, "out of memory");
-        return SS_ENOMEM;
-    }
-    for (size_t i = 0; i < sv->nkids; i++)
-        sv->commit_rejects[i] = -1;
     return 0;
 }
 
@@ -731,22 +731,44 @@ static void show_committed(ss_supervisor *sv, int64_t upto)
         fflush(stdout);
 }
 
+static void forget_rejects_marks(ss_supervisor *sv)
+{
+    for (size_t i = 0; i < sv->ncommit_rejects; i++)
+        free(sv->commit_rejects[i].path);
+    free(sv->commit_rejects);
+    sv->commit_rejects = NULL;
+    sv->ncommit_rejects = 0;
+}
+
 /* Epoch e completed (its manifest is written): commits the sink's
  * output up to its marks of e and keeps the rejects files' marks. A
- * component without marks in its acknowledgement of e keeps its last
- * ones (for the sink: nothing more is committed). */
+ * component without a mark in its acknowledgement of e (a router, a lost
+ * worker, a source that stopped holding its rejects back) has its
+ * rejects file left whole on a resume; a sink without marks commits
+ * nothing more (and a resume from e is refused: prepare_resume). */
 static void commit_marks(ss_supervisor *sv, uint32_t e)
 {
-    if (sv->spool_fd < 0 || !sv->commit_rejects)
+    if (sv->spool_fd < 0)
         return;
     const ss_stats *sk = ss_monitor_ack(sv->mon, (size_t)sv->sink, e);
     if (!sk || !sk->marks || sk->stdout_len < sv->shown)
         return;
-    for (size_t i = 0; i < sv->nkids; i++) {
+    forget_rejects_marks(sv);
+    sv->commit_rejects = calloc(sv->nkids ? sv->nkids : 1,
+                                sizeof *sv->commit_rejects);
+    for (size_t i = 0; sv->commit_rejects && i < sv->nkids; i++) {
         const ss_stats *st = ss_monitor_ack(sv->mon, i, e);
-        if (st && st->marks)
-            sv->commit_rejects[i] = st->rejects_len;
+        const char *r = sv->plan->comps[i].rejects;
+        commit_mark *m = &sv->commit_rejects[sv->ncommit_rejects];
+        if (!r || !st || !st->marks || st->rejects_len < 0 ||
+            !(m->path = strdup(r)))
+            continue;
+        m->len = st->rejects_len;
+        sv->ncommit_rejects++;
     }
+    if (!sv->commit_rejects)
+        say(sv, "warning: out of memory: the rejects files will not be cut "
+                "back on a resume from checkpoint %u", e);
     sv->commit_output = sk->output_len;
     sv->commit_epoch = e;
     show_committed(sv, sk->stdout_len);
@@ -774,11 +796,9 @@ static void cut_to_commit(ss_supervisor *sv)
             sv->spool_path, (long long)sv->shown, strerror(errno));
     if (sv->output_path)
         (void)cut_file(sv, sv->output_path, sv->commit_output);
-    for (size_t i = 0; sv->commit_rejects && i < sv->nkids; i++) {
-        const char *r = sv->plan->comps[i].rejects;
-        if (r && sv->commit_rejects[i] >= 0)
-            (void)cut_file(sv, r, sv->commit_rejects[i]);
-    }
+    for (size_t i = 0; i < sv->ncommit_rejects; i++)
+        (void)cut_file(sv, sv->commit_rejects[i].path,
+                       sv->commit_rejects[i].len);
 }
 
 /* A restart from the start: nothing of the killed run is kept. The sink's
@@ -803,8 +823,7 @@ static int restart_committed(ss_supervisor *sv)
         (void)cut_file(sv, sv->output_path, sv->output_len0);
     sv->commit_output = sv->output_len0;
     sv->commit_epoch = 0;
-    for (size_t i = 0; sv->commit_rejects && i < sv->nkids; i++)
-        sv->commit_rejects[i] = -1;
+    forget_rejects_marks(sv);
     return 0;
 }
 
@@ -3251,8 +3270,12 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
     for (;;) {
         poll_once(sv, items, owner, POLL_MS);
         read_control(sv);
-        coordinate(sv);
+        /* deaths first: once a component died (a restart begins), no
+         * epoch completes any more in this incarnation, also when the
+         * acknowledgements that would complete one were read in the same
+         * turn (a stopped and continued supervisor, a loaded machine) */
         reap(sv);
+        coordinate(sv);
         uint64_t now = ss_now_ns();
         if (sig_stop_count != seen) {
             child *src = sv->source >= 0 ? &sv->kids[sv->source] : NULL;
@@ -3556,7 +3579,7 @@ void ss_supervisor_destroy(ss_supervisor **pp)
     }
     free(sv->spool_path);
     free(sv->output_path);
-    free(sv->commit_rejects);
+    forget_rejects_marks(sv);
     free(sv->ckptdir);
     free(sv->stagedir);
     forget_resume(sv);
