@@ -2000,10 +2000,13 @@ static int restore_decode(lua_State *L)
             lua_rawgeti(L, t, (lua_Integer)i);
             int e = lua_gettop(L);
             ok = lua_istable(L, e) && lua_rawlen(L, e) == 2;
-            lua_rawgeti(L, e, 1);
-            lua_rawgeti(L, e, 2);
-            ok = ok && lua_isinteger(L, -2) && lua_istable(L, -1);
-            lua_Integer g = ok ? lua_tointeger(L, -2) : -1;
+            lua_Integer g = -1;
+            if (ok) { /* never index what is not a table */
+                lua_rawgeti(L, e, 1);
+                lua_rawgeti(L, e, 2);
+                ok = lua_isinteger(L, -2) && lua_istable(L, -1);
+                g = ok ? lua_tointeger(L, -2) : -1;
+            }
             lua_settop(L, e - 1);
             if (!ok || g < 0 || g >= SS_PARTITIONS || g <= last)
                 return not_snapshot(x, "entry %d of its key groups is not "
