@@ -33,6 +33,19 @@
 # SSJ=the LuaJIT binary (default: $SS-luajit);
 # SS_BENCH_NO_DOC=1: do not touch docs/PERFORMANCE.md; SS_BENCH_OUT=DIR:
 # the data and the runs' folders (default out/bench).
+#
+# Opt-in, what checkpoints cost: SS_BENCH_CHECKPOINTS="0 1000 200 50"
+# (intervals in ms, 0: off) runs DelayedFlights (pipeline.yml, Lua 5.4) on
+# the same file at each interval, alternating (one run of each interval,
+# then again), SS_BENCH_CKPT_REPEAT times (default 3), in each mode of
+# SS_BENCH_CKPT_MODES (default plain), with --restarts 1 (so the sink's
+# output is spooled and committed at checkpoints, as a run that uses its
+# checkpoints has it; no component is killed), and reports per interval the
+# median wall time, rows per second, the median CPU time from the run's
+# own accounting (the sum of the summary's cpu column: every component,
+# enclaves included) and both against off. SS_BENCH_MODES="" skips the
+# matrix (the awk reference still runs):
+#   SS_BENCH_MODES= SS_BENCH_CHECKPOINTS="0 1000 200 50" bench/run.sh 2000000
 set -eu
 cd "$(dirname "$0")/.."
 ROWS=${1:-28000000}
@@ -41,7 +54,10 @@ OUTD=${SS_BENCH_OUT:-out/bench}
 DATA=$OUTD/flights-$ROWS.csv
 RUN=$OUTD/run-$(date +%Y%m%d-%H%M%S)
 WORKERS=${SS_BENCH_WORKERS:-1}
-MODES=${SS_BENCH_MODES:-plain encrypted enclave}
+MODES=${SS_BENCH_MODES-plain encrypted enclave}
+CKPTS=${SS_BENCH_CHECKPOINTS:-}
+CKPT_REPEAT=${SS_BENCH_CKPT_REPEAT:-3}
+CKPT_MODES=${SS_BENCH_CKPT_MODES:-plain}
 CHAINS=${SS_BENCH_CHAIN:-0 1}
 SSJ=${SSJ:-$SS-luajit}
 ENGINES_BUILT="5.4"
@@ -177,7 +193,75 @@ echo "  CPU: $CPU_HOW"
 echo "  CPU time and peak RSS of the workers (an enclave's are not in its worker's):"
 printf '%s' "$RSS_MD" | sed 's/^| \(.*\) | \(.*\) |$/    \1: \2/'
 
-if [ "${SS_BENCH_NO_DOC:-0}" != 1 ]; then
+# ---- opt-in: what checkpoints cost (SS_BENCH_CHECKPOINTS) --------------
+# median N: the median of the numbers on stdin (the lower middle one)
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+CKPT_MD=""
+if [ -n "$CKPTS" ]; then
+    echo "bench: what checkpoints cost, DelayedFlights, $ROWS rows, intervals (ms, 0 off): $CKPTS; $CKPT_REPEAT runs each, alternating"
+    printf '  %-8s %-9s %9s %12s %8s %9s %8s %12s %s
+' mode interval wall rows/s "vs off" cpu "vs off" checkpoints "same answer"
+    for mode in $CKPT_MODES; do
+        declare -A CW=() CC=() CN=() CS=()
+        for ((r = 1; r <= CKPT_REPEAT; r++)); do
+            for iv in $CKPTS; do
+                dir=$RUN/ckpt-$mode-$iv-$r
+                mkdir -p "$dir"
+                rc=0
+                timed "$dir" "$SS" run examples/delayed-flights/pipeline.yml \
+                    --data "$DATA" --workers "$WORKERS" --security "$mode" \
+                    --checkpoint-interval "$iv" --restarts 1 --no-progress \
+                    --output-dir "$dir" || rc=$?
+                # CPU from the run's own accounting: its summary's cpu column
+                c=$(awk '/^  component/ { on = 1; next } on && /^  wall time/ { on = 0 }
+                    on { s += $(NF - 3) } END { printf "%.2f", s }' "$dir.summary")
+                w=$(sed -n 's/.*wall time \([0-9.]*\) s.*/\1/p' "$dir.summary")
+                n=$(sed -n 's/.*checkpoints: \([0-9]*\) complete.*/\1/p' "$dir.summary")
+                grep '^Delays for carrier' "$dir.stdout" | sort >"$dir.txt" || true
+                same=yes
+                [ "$rc" = 0 ] && cmp -s "$dir.txt" "$RUN/awk.txt" || same="NO ($dir)"
+                CW[$iv]="${CW[$iv]:-} ${w:-0}" CC[$iv]="${CC[$iv]:-} $c"
+                CN[$iv]="${CN[$iv]:-} ${n:-0}"
+                [ "$same" = yes ] || CS[$iv]=$same
+            done
+        done
+        w0="" c0=""
+        for iv in $CKPTS; do
+            w=$(printf '%s\n' ${CW[$iv]} | median)
+            c=$(printf '%s\n' ${CC[$iv]} | median)
+            n=$(printf '%s\n' ${CN[$iv]} | median)
+            [ -z "$w0" ] && w0=$w c0=$c
+            label="$iv ms"
+            [ "$iv" = 0 ] && label=off
+            rps=$(awk -v r="$ROWS" -v w="$w" 'BEGIN { printf "%.0f", (w > 0 ? r / w : 0) }')
+            dw=$(awk -v a="$w" -v b="$w0" 'BEGIN { printf "%+.0f %%", (b > 0 ? (a / b - 1) * 100 : 0) }')
+            dc=$(awk -v a="$c" -v b="$c0" 'BEGIN { printf "%+.0f %%", (b > 0 ? (a / b - 1) * 100 : 0) }')
+            printf '  %-8s %-9s %8ss %12s %8s %8ss %8s %12s %s\n' "$mode" "$label" \
+                "$w" "$rps" "$dw" "$c" "$dc" "$n" "${CS[$iv]:-yes}"
+            CKPT_MD="$CKPT_MD| $mode | $label | $w s ($(echo ${CW[$iv]} | tr ' ' '/')) | $rps | $dw | $c s ($(echo ${CC[$iv]} | tr ' ' '/')) | $dc | $n | ${CS[$iv]:-yes} |
+"
+        done
+        unset CW CC CN CS
+    done
+fi
+
+if [ "${SS_BENCH_NO_DOC:-0}" != 1 ] && [ -n "$CKPT_MD" ]; then
+    {
+        echo
+        echo "### Checkpoint cost, $(date -u '+%Y-%m-%d %H:%M UTC'), $ROWS rows"
+        echo
+        echo "Machine: $(nproc) cores, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+        echo
+        echo "    SS_BENCH_MODES=\"$MODES\" SS_BENCH_CHECKPOINTS=\"$CKPTS\" SS_BENCH_CKPT_REPEAT=$CKPT_REPEAT SS_BENCH_CKPT_MODES=\"$CKPT_MODES\" bench/run.sh $ROWS"
+        echo
+        echo "| mode | interval | median wall (each run) | rows/s | wall vs off | median CPU (each run) | CPU vs off | checkpoints | same answer as awk |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+        printf '%s' "$CKPT_MD"
+    } >>docs/PERFORMANCE.md
+    echo "bench: appended the checkpoint cost to docs/PERFORMANCE.md"
+fi
+
+if [ "${SS_BENCH_NO_DOC:-0}" != 1 ] && [ -n "$ROWS_MD" ]; then
     DOC=docs/PERFORMANCE.md
     CPUNAME=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
     MEM=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
