@@ -13,7 +13,9 @@
 # (sqlite3's answer). Poison rows rejected all along by the first stage
 # are in rejects.jsonl exactly once each after the resumes (each rejects
 # file is cut back to its length at the checkpoint), as many as the
-# summary counts. In plain and enclave modes.
+# summary counts. In plain and enclave modes. What was shown cannot be
+# taken back: a restart that cannot resume from the shown checkpoint
+# fails the run instead of starting over.
 source "$(dirname "$0")/lib.sh"
 EX=$ROOT/examples/carrier-delays
 cd "$T"
@@ -248,6 +250,45 @@ contains "rejects: the sink saw every result" res-rej "^results $(wc -l < expect
 rejects_once "rejects" out-rej/rejects.jsonl
 contains "rejects: the summary counts $R rejects and balances" err-rej \
     "rows in = rows out \+ rows filtered \+ rows rejected: $IN = .* \+ $R: balanced"
+
+# what was shown cannot be taken back: when the checkpoint whose results
+# were shown cannot be resumed from (its snapshots changed on the host
+# since: the manifest refuses them), the run fails rather than restart
+# from the start and show them twice. The supervisor is stopped while the
+# snapshots are changed and window-1 killed (so that no newer checkpoint
+# completes in between).
+LOG_LEVEL=info timeout -k 10 "$RUN_TIMEOUT" "$SS" run p.yml --output-dir out-nb \
+    --restarts 2 --no-progress > res-nb 2> err-nb &
+run=$!
+_pids+=($run)
+done_nb=1
+for _ in $(seq 1 $((RUN_TIMEOUT * 10))); do
+    kill -0 "$run" 2> /dev/null || break
+    if [ -s res-nb ]; then
+        sup=$(pgrep -P "$run" | head -1)
+        [ -n "$sup" ] && kill -STOP "$sup" && {
+            for f in out-nb/checkpoints/*.snap; do printf x >> "$f"; done
+            pid=$(pgrep -P "$sup" -f -- "--name window-1( |$)" | head -1)
+            [ -n "$pid" ] && kill -KILL "$pid" && done_nb=0
+            kill -CONT "$sup"
+        }
+        break
+    fi
+    sleep 0.05
+done
+wait_max $((RUN_TIMEOUT + 20)) $run
+rc=$?
+check "no take-back: window-1 killed after results were shown, the snapshots changed" \
+    test "$done_nb" -eq 0
+check "no take-back: the run fails" test "$rc" -ne 0
+contains "no take-back: the checkpoint is refused" err-nb \
+    "checkpoint [0-9]+ is refused: .*does not match the manifest"
+contains "no take-back: the run says why it does not start over" err-nb \
+    "failed because the restart cannot resume from checkpoint [0-9]+ .*would show them twice"
+LC_ALL=C sort res-nb > got-nb
+check "no take-back: what was shown ($(wc -l < got-nb) lines) are results, each once" \
+    test -s got-nb -a "$(LC_ALL=C comm -23 got-nb expected | wc -l)" -eq 0 -a \
+         "$(uniq -d got-nb | wc -l)" -eq 0
 
 check "enclave: the sink, then window-1 killed after results were committed" \
     commit_run encl sink window-1 -- --security enclave
