@@ -69,6 +69,19 @@ static void *none_reserve(void *ctx, int which, size_t n)
     return b->data;
 }
 
+/* none: the stages of the core tick the caller from their CPU-timer hook
+ * (ss_enclave_set_tick). */
+static void apply_tick(ss_enclave *e)
+{
+    if (!e->core_ready || !e->core.chain)
+        return;
+    for (size_t i = 0; i < ss_ecore_nstages(&e->core); i++) {
+        ss_stage *st = ss_chain_stage(e->core.chain, i);
+        if (st)
+            ss_stage_set_tick(st, e->tick, e->tick_arg);
+    }
+}
+
 /* Starts the none backend: the stage in this process. */
 static int none_start(ss_enclave *e, char *err, size_t errlen)
 {
@@ -133,6 +146,7 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     ss_buf_release(&measured);
     ss_ecore_scripts_release(&sc);
     e->nstages = ss_ecore_nstages(&e->core);
+    apply_tick(e);
     e->stateful_bits = 0;
     for (size_t i = 0; i < e->nstages; i++)
         if (ss_ecore_stage_stateful(&e->core, i))
@@ -470,6 +484,15 @@ int ss_enclave_alive(ss_enclave *e)
         return 0;
     }
     return 1;
+}
+
+/* See ss_enclave.h. */
+void ss_enclave_set_tick(ss_enclave *e, ss_stage_tick_fn fn, void *arg)
+{
+    e->tick = fn;
+    e->tick_arg = arg;
+    if (e->backend == SS_BACKEND_NONE)
+        apply_tick(e);
 }
 
 /* See ss_enclave.h. */

@@ -229,6 +229,20 @@ int ss_enclave_restore_keyed(ss_enclave *e, const ss_restore_grant *r,
                              const void *const *blobs, const size_t *lens,
                              char *err, size_t errlen);
 
+/* What the caller must keep doing while the enclave works on one
+ * request, however long it takes (a worker's heartbeats to its router,
+ * its acknowledgements, its counters): fn(arg) is called about every
+ * 10 ms that a request (call, reject, completion, snapshot, restore,
+ * and the start-up of a restarted enclave) has waited, never for one
+ * that answers sooner, so a quick batch pays nothing for it. Sandbox:
+ * from the host's wait on the channel, which sleeps in 10 ms slices;
+ * none: from the stage's CPU-timer hook inside user code
+ * (ss_stage_set_tick, whose rules apply: the timer's signal is blocked
+ * while fn runs). fn must not call back into e, and must not block for
+ * long (the enclave's answer waits meanwhile). NULL: none (the default).
+ * Kept across ss_enclave_restart. Can't fail. */
+void ss_enclave_set_tick(ss_enclave *e, ss_stage_tick_fn fn, void *arg);
+
 /* 1 if the runner is up (a sandbox child that died makes it 0). */
 int ss_enclave_alive(ss_enclave *e);
 

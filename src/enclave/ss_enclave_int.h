@@ -24,6 +24,8 @@ struct ss_enclave {
     char **chain;       /* copies of o.chain (o.chain points here) */
     size_t nstages;     /* 1 + o.nchain */
     uint64_t stateful_bits; /* bit k: stage k keeps state */
+    ss_stage_tick_fn tick;  /* the caller's duties during a long request */
+    void *tick_arg;         /* (ss_enclave_set_tick) */
     /* none */
     ss_ecore core;
     int core_ready;

@@ -97,9 +97,14 @@ static int check_child(ss_enclave *e, char *err, size_t errlen)
 }
 
 /* Waits for the response to request seq. Returns 0, SS_EPEER (dead) or
- * SS_ETIMEOUT (timeout_ms > 0 elapsed). */
-static int await(ss_enclave *e, uint32_t seq, int timeout_ms, char *err,
-                 size_t errlen)
+ * SS_ETIMEOUT (timeout_ms > 0 elapsed). A quick answer comes while it
+ * spins, or wakes the futex; a slow one is waited for in TICK_MS slices,
+ * and between two slices it checks that the child lives and, with tick,
+ * runs the caller's duties (ss_enclave_set_tick: a worker's heartbeats
+ * to its router must not wait for a long batch). So a request that
+ * answers within its first slice pays nothing for either. */
+static int await(ss_enclave *e, uint32_t seq, int timeout_ms, int tick,
+                 char *err, size_t errlen)
 {
     e->spin.limit_ns = (uint64_t)e->o.spin_us * 1000;
     uint64_t spin = ss_chan_spin_ns(&e->spin);
@@ -119,6 +124,8 @@ static int await(ss_enclave *e, uint32_t seq, int timeout_ms, char *err,
         spin = 0;
         if (check_child(e, err, errlen))
             return SS_EPEER;
+        if (tick && e->tick)
+            e->tick(e->tick_arg);
         if (deadline && ss_now_ms() > deadline) {
             snprintf(err, errlen, "enclave of worker %s does not answer",
                      e->name);
@@ -178,7 +185,7 @@ int ss_sandbox_request(ss_enclave *e, uint32_t op, const void *in,
     e->ctl->in_len = n;
     uint32_t seq = ++e->seq;
     ss_chan_ring(&e->ctl->req, &e->ctl->req_sleeping, seq);
-    int rc = await(e, seq, 0, err, errlen);
+    int rc = await(e, seq, 0, 1, err, errlen);
     if (rc)
         return rc;
     e->peak_rss_kb = (long)e->ctl->peak_rss_kb;
@@ -347,7 +354,7 @@ int ss_sandbox_start(ss_enclave *e, char *err, size_t errlen)
         _exit(127);
     }
     e->pid = pid;
-    rc = await(e, 1, START_TIMEOUT_MS, err, errlen);
+    rc = await(e, 1, START_TIMEOUT_MS, 1, err, errlen);
     if (rc == SS_EPEER && e->ctl->status < 0 && e->ctl->err[0]) {
         /* it failed to start and said why */
         char why[1100];
@@ -425,7 +432,8 @@ void ss_sandbox_stop(ss_enclave *e)
         e->ctl->in_len = 0;
         uint32_t seq = ++e->seq;
         ss_chan_ring(&e->ctl->req, &e->ctl->req_sleeping, seq);
-        if (await(e, seq, 1000, err, sizeof err) == 0) {
+        /* no tick: the caller is closing, its duties are over */
+        if (await(e, seq, 1000, 0, err, sizeof err) == 0) {
             for (int i = 0; i < 100 && e->pid; i++) {
                 int st;
                 if (e->o.spawner_fd > 0

@@ -714,6 +714,29 @@ static void node_tick(void *arg)
     ss_inlet_heartbeat(n->inlet); /* sends only when one is due */
 }
 
+/* The same while an encrypted or enclave worker's stage runs a long
+ * request behind ss_enclave (ss_enclave_set_tick: from the sandbox
+ * host's wait on the enclave channel, or from the in-process stage's
+ * hook): besides the heartbeats, the confirmations of earlier outputs
+ * are taken (RECEIVED, so their inputs are acknowledged and the router
+ * sees progress, not a stall) and the counters reported. A failure
+ * found here is sticky in the link or the inlet: the loop reports it
+ * after the request. */
+static void enclave_tick(void *arg)
+{
+    node *n = arg;
+    if (!n->inlet)
+        return;
+    uint64_t now = ss_now_ms();
+    if (now - n->last_tick_ms < 50)
+        return;
+    n->last_tick_ms = now;
+    if (n->link)
+        (void)ss_link_service(n->link, 0);
+    ss_inlet_heartbeat(n->inlet); /* sends only when one is due */
+    maybe_report(n);
+}
+
 /* Says in n->err why the output link failed: the link's own reason
  * (which names the router and its endpoint) when it has one. */
 static void link_failed(node *n, int rc)
@@ -1374,6 +1397,8 @@ static int run_enclave_worker(node *n)
         ss_error("%s: %s", o->name, n->err);
         return rc;
     }
+    /* a batch may take longer than the router's peer timeout in there */
+    ss_enclave_set_tick(n->enc, enclave_tick, n);
     if (!enclave && ss_enclave_uses_sgx(n->enc))
         ss_warn("%s uses mapSGX/filterSGX/reduceSGX but security is '%s':"
                 " its functions run outside any enclave", o->script,

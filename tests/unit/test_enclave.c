@@ -912,6 +912,72 @@ static void test_none_backend(void **state)
     ss_enclave_close(&e);
 }
 
+/* The caller's duties during a long request (ss_enclave_set_tick): a
+ * batch whose one event computes for ~300 ms of CPU runs the tick many
+ * times, in the sandbox (from the host's wait on the channel, in 10 ms
+ * slices) and with backend none (from the stage's CPU-timer hook); a
+ * restarted enclave keeps it. A worker heartbeats its router from it. */
+static void count_tick(void *arg)
+{
+    ++*(unsigned *)arg;
+}
+
+static void test_tick_while_waiting(void **state)
+{
+    (void)state;
+    const char *p =
+        script("slow", MAP_SCRIPT("  if v == 'slow' then\n"
+                                  "    local t = os.clock()\n"
+                                  "    while os.clock() - t < 0.3 do end\n"
+                                  "  end\n"
+                                  "  return v"));
+    const char *backends[] = {"sandbox", "none"};
+    for (int b = 0; b < 2; b++) {
+        ss_enclave_opts o;
+        memset(&o, 0, sizeof o);
+        o.backend = backends[b];
+        o.name = "map-1";
+        o.stage = "map";
+        o.script_path = p;
+        o.program = prog;
+        ss_enclave *e = NULL;
+        char err[1024];
+        if (ss_enclave_open(&o, &e, err, sizeof err))
+            fail_msg("open (%s): %s", backends[b], err);
+        unsigned ticks = 0;
+        ss_enclave_set_tick(e, count_tick, &ticks);
+        ss_buf msg = SS_BUF_INIT;
+        const char *ev[] = {"a", "slow", "b"};
+        batch(&msg, 0, ev, 3);
+        ss_enclave_result r;
+        ss_enclave_result_init(&r);
+        if (ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err))
+            fail_msg("call (%s): %s", backends[b], err);
+        assert_int_equal(r.delta.in, 3);
+        /* 300 ms of CPU, a tick about every 10 ms: well above 5 even if
+         * the machine is loaded (a slice lasts longer, never shorter) */
+        if (ticks < 5)
+            fail_msg("%s: %u ticks during a 300 ms batch", backends[b], ticks);
+        /* kept across a restart */
+        assert_int_equal(ss_enclave_restart(e, err, sizeof err), 0);
+        ticks = 0;
+        if (ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err))
+            fail_msg("call after restart (%s): %s", backends[b], err);
+        if (ticks < 5)
+            fail_msg("%s, restarted: %u ticks during a 300 ms batch",
+                     backends[b], ticks);
+        /* and gone when unset */
+        ss_enclave_set_tick(e, NULL, NULL);
+        ticks = 0;
+        if (ss_enclave_call(e, msg.data, msg.len, &r, err, sizeof err))
+            fail_msg("call without tick (%s): %s", backends[b], err);
+        assert_int_equal(ticks, 0);
+        ss_enclave_result_release(&r);
+        ss_buf_release(&msg);
+        ss_enclave_close(&e);
+    }
+}
+
 /* Chaining in an enclave (docs/PIPELINE.md, Chaining): map, filter and
  * reduce run in one enclave on a sealed batch opened once and sealed once;
  * each stage's counts come back on their own; the measurement covers the
@@ -1106,6 +1172,7 @@ int main(void)
         cmocka_unit_test(test_reduce_inside),
         cmocka_unit_test(test_completion_error_sealed),
         cmocka_unit_test(test_none_backend),
+        cmocka_unit_test(test_tick_while_waiting),
         cmocka_unit_test(test_run_bound),
         cmocka_unit_test(test_chained_enclave),
     };
