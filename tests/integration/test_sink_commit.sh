@@ -290,6 +290,39 @@ check "no take-back: what was shown ($(wc -l < got-nb) lines) are results, each 
     test -s got-nb -a "$(LC_ALL=C comm -23 got-nb expected | wc -l)" -eq 0 -a \
          "$(uniq -d got-nb | wc -l)" -eq 0
 
+# a rescale at a checkpoint (sstream scale of the keyed window stage,
+# 3 -> 2 workers) after results were shown, with --restarts: the resume
+# cuts the sink's output back to its marks of the checkpoint, as a
+# restart's does, so the rescale goes on and each result shows once
+sed -e 's/^name: sinkcommit$/name: sinkcommit-keyed/' \
+    -e 's/{ name: window, script: window.lua, workers: 1 }/{ name: window, script: window.lua, workers: 3, partition_by: c }/' \
+    p.yml > pk.yml
+LOG_LEVEL=info timeout -k 10 "$RUN_TIMEOUT" "$SS" run pk.yml --output-dir out-sc \
+    --restarts 1 --no-progress > res-sc 2> err-sc &
+run=$!
+_pids+=($run)
+for _ in $(seq 1 $((RUN_TIMEOUT * 10))); do
+    kill -0 "$run" 2> /dev/null || break
+    [ -s res-sc ] && break
+    sleep 0.05
+done
+shown_sc=$(wc -l < res-sc)
+timeout 30 "$SS" scale sinkcommit-keyed window 2 > scale-sc 2>&1
+wait_max $((RUN_TIMEOUT + 20)) $run
+rc=$?
+check "rescale: asked after $shown_sc results were shown" test "$shown_sc" -gt 0
+contains "rescale: accepted for the next checkpoint" scale-sc \
+    "window of sinkcommit-keyed: 2 workers at the next complete checkpoint"
+check "rescale: the run exits 0" test "$rc" -eq 0
+contains "rescale: it resumed from a checkpoint on 2 workers" err-sc \
+    "stage window resumes on 2 worker\(s\) from the snapshots of its 3 worker\(s\) at checkpoint [0-9]+"
+lacks "rescale: not abandoned" err-sc "abandoned"
+LC_ALL=C sort res-sc > got-sc
+same "rescale: the run's stdout holds each result once (sqlite3's answer)" got-sc expected
+LC_ALL=C sort out-sc/results.txt > gotout-sc
+same "rescale: OUTPUT holds each result once" gotout-sc expected
+rejects_once "rescale" out-sc/rejects.jsonl
+
 check "enclave: the sink, then window-1 killed after results were committed" \
     commit_run encl sink window-1 -- --security enclave
 commit_ok encl "enclave" 2
