@@ -305,30 +305,66 @@ check "enclave: the source read fewer rows after the restart (${n:-?}) than the 
 # snapshot, finds epoch E1 inside the sealed header and refuses it: the
 # worker exits with an error and the run fails, naming it (a component
 # that exits with an error is never restarted: no fallback to the start)
+#
+# The moment is chosen so that the restart must resume from E2: once the
+# coordinator goes on, it takes the acknowledgements that came while it
+# was stopped before it notices the kill, and a checkpoint after E2 that
+# every component had acknowledged would then complete (its files, the
+# genuine snapshot of reduce-1 among them, copied anew) and the restart
+# would resume from it (seen once at load 15). A checkpoint needs
+# reduce-1's acknowledgement, which it sends only after writing its
+# snapshot of that epoch into the run folder's ckpt/ (its
+# --checkpoint-dir); so with the coordinator and reduce-1 both stopped,
+# no reduce-1-eN.snap there with N above the manifest's epoch means that
+# no later checkpoint can complete, reduce-1 being killed before it runs
+# again. Otherwise both go on and the test tries again when the next
+# checkpoint completes (just after one completed, the next barrier has
+# seldom reached reduce-1 yet: most runs stop at the first try).
 rb_run() {
     local tag=rb
     LOG_LEVEL=info timeout -k 10 "$RUN_TIMEOUT" "$SS" run p-ck.yml \
         --output-dir "out-$tag" --restarts 2 --security enclave \
         > "res-$tag" 2> "err-$tag" &
-    local run=$! sup="" pid="" e1="" e2="" m="out-$tag/checkpoints/manifest.json"
+    local run=$! sup="" pid="" e1="" e2="" ck="" quiet=0 n tries=0 last=""
+    local m="out-$tag/checkpoints/manifest.json"
     _pids+=($run)
+    epoch_of() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$1" 2>/dev/null; }
     for _ in $(seq 1 1200); do
-        [ -s "$m" ] && e1=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$m" 2>/dev/null) &&
+        [ -s "$m" ] && e1=$(epoch_of "$m") &&
             cp "out-$tag/checkpoints/reduce-1-e$e1.snap" rb-old.snap 2>/dev/null && break
         e1=""
         sleep 0.05
     done
-    for _ in $(seq 1 1200); do
-        e2=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$m" 2>/dev/null)
-        [ -n "$e1" ] && [ -n "$e2" ] && [ "$e2" -gt "$e1" ] && break
+    sup=$(pgrep -P "$run" | head -1)
+    pid=$([ -n "$sup" ] && pgrep -P "$sup" -f -- "--name reduce-1( |$)" | head -1)
+    [ -n "$pid" ] &&
+        ck=$(tr '\0' '\n' < "/proc/$pid/cmdline" | grep -A1 -x -- --checkpoint-dir | tail -1)
+    for _ in $(seq 1 600); do
+        [ -n "$e1" ] && [ -n "$pid" ] && [ -d "$ck" ] || break
+        e2=$(epoch_of "$m")
+        if [ -n "$e2" ] && [ "$e2" -gt "$e1" ] && [ "$e2" != "$last" ]; then
+            last=$e2
+            kill -STOP "$sup" "$pid"
+            tries=$((tries + 1))
+            e2=$(epoch_of "$m")
+            quiet=1
+            for f in "$ck"/reduce-1-e*.snap; do
+                n=${f##*/reduce-1-e}
+                n=${n%.snap}
+                [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt "${e2:-0}" ] && quiet=0
+            done
+            [ $quiet -eq 1 ] && [ -n "$e2" ] && break
+            quiet=0
+            kill -CONT "$pid" "$sup"
+        fi
         sleep 0.05
     done
-    sup=$(pgrep -P "$run" | head -1)
-    [ -n "$sup" ] && kill -STOP "$sup"
-    e2=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["epoch"])' "$m" 2>/dev/null)
     echo "$e1 $e2" > rb-epochs
-    cp rb-old.snap "out-$tag/checkpoints/reduce-1-e$e2.snap"
-    $PY - "$m" "out-$tag/checkpoints/reduce-1-e$e2.snap" <<'PYEOF'
+    local ok=1
+    if [ $quiet -eq 1 ]; then
+        echo "    (rollback: E1 $e1, E2 $e2; stopped with no later checkpoint possible at try $tries)"
+        cp rb-old.snap "out-$tag/checkpoints/reduce-1-e$e2.snap"
+        $PY - "$m" "out-$tag/checkpoints/reduce-1-e$e2.snap" <<'PYEOF'
 import hashlib, json, os, sys
 m, snap = sys.argv[1], sys.argv[2]
 text = open(m).read()
@@ -338,10 +374,12 @@ for f in json.loads(text)["files"]:
         text = text.replace(f["blake2b_256"], h)
 open(m, 'w').write(text)
 PYEOF
-    pid=$([ -n "$sup" ] && pgrep -P "$sup" -f -- "--name reduce-1( |$)" | head -1)
-    [ -n "$pid" ] && kill -KILL "$pid"
-    local ok=$?
-    [ -n "$sup" ] && kill -CONT "$sup"
+        kill -KILL "$pid"
+        ok=$?
+        kill -CONT "$sup"
+    else
+        echo "    rollback: no moment found with E2 > E1 (${e1:-none}, ${e2:-none}) and no later checkpoint possible"
+    fi
     wait_max $((RUN_TIMEOUT + 20)) $run
     echo $? > "rc-$tag"
     [ -n "$e1" ] && [ "${e2:-0}" -gt "$e1" ] && [ $ok -eq 0 ]
