@@ -57,6 +57,7 @@
 #define STALE_NS (3000ull * 1000000ull)         /* a rate this old is 0 */
 #define READY_MS 3000 /* longest wait for the consumers before the source */
 #define POLL_MS 100
+#define DEFER_NS (500ull * 1000000ull) /* an error exit waits for a kill */
 #define LINE_MAX_RELAY 4096
 #define SCALE_SLOTS_DEFAULT 8 /* spare workers of a stage (ss_run_opts) */
 
@@ -74,6 +75,8 @@ typedef struct child {
     int exited;
     double cpu_s; /* user + system time once exited (its children too) */
     int lost;   /* a worker that died while its stage went on */
+    int deferred; /* exited with an error while restarts remain: failed
+                     only if no restart begins first (failure_due) */
     int err_fd, out_fd; /* read ends of stderr / relayed stdout, or -1 */
     int as_worker;      /* separate uids: runs as sstream-worker */
     int spawner;        /* ... with an enclave spawner (sstream-enclave) */
@@ -155,6 +158,7 @@ struct ss_supervisor {
     uint32_t *rescale_from; /* per stage: that N, or 0 */
     uint32_t resumed_from; /* the epoch the current incarnation resumed
                               from (0: from the start) */
+    uint64_t defer_ns;     /* a deferred failure is due then (0: none) */
     /* rescaling (sstream scale NAME STAGE N): the owner's control socket
      * and the run's record in the state folder */
     int ctl_fd;            /* listening, or -1 */
@@ -1558,6 +1562,8 @@ static int try_restart(ss_supervisor *sv, child *c, int status)
     return 1;
 }
 
+static void fail_exit(ss_supervisor *sv, child *c, int status);
+
 static void on_exit_status(ss_supervisor *sv, child *c, int status)
 {
     c->running = 0;
@@ -1636,6 +1642,27 @@ static void on_exit_status(ss_supervisor *sv, child *c, int status)
     }
     if (try_restart(sv, c, status))
         return;
+    if (!WIFSIGNALED(status) && sv->o.max_restarts &&
+        sv->restarts < sv->o.max_restarts &&
+        (!sv->defer_ns || ss_now_ns() < sv->defer_ns)) {
+        /* a component that exits with an error right after another was
+         * killed (a router that lost a stateful worker) may be reaped
+         * before it: its failure waits a moment for that death, which
+         * restarts the pipeline (failure_due) */
+        c->deferred = 1;
+        if (!sv->defer_ns)
+            sv->defer_ns = ss_now_ns() + DEFER_NS;
+        return;
+    }
+    fail_exit(sv, c, status);
+}
+
+/* c exited with an error, or was killed, and the run cannot go on: it
+ * fails, saying why. */
+static void fail_exit(ss_supervisor *sv, child *c, int status)
+{
+    char w[SS_STATS_NAME_MAX + 16];
+    who(c, w, sizeof w);
     sv->cause_child = c;
     if (WIFSIGNALED(status)) {
         set_cause(sv, "%s was killed by signal %d (%s)", w, WTERMSIG(status),
@@ -3262,6 +3289,28 @@ static void commit_output(ss_supervisor *sv)
         show_committed(sv, (int64_t)st.st_size);
 }
 
+/* A deferred failure (on_exit_status): dropped when a restart began
+ * (the error exit was an effect of the kill) or the run is stopping
+ * anyway; once due (or when nothing runs any more: force), the first
+ * deferred component fails the run. */
+static void failure_due(ss_supervisor *sv, int force)
+{
+    if (!sv->defer_ns)
+        return;
+    int drop = sv->restarting || sv->stopping;
+    if (!drop && !force && ss_now_ns() < sv->defer_ns)
+        return;
+    sv->defer_ns = 0;
+    child *first = NULL;
+    for (size_t i = 0; i < sv->nkids; i++) {
+        if (sv->kids[i].deferred && !first)
+            first = &sv->kids[i];
+        sv->kids[i].deferred = 0;
+    }
+    if (first && !drop)
+        fail_exit(sv, first, first->status);
+}
+
 /* The main loop: starts the source once the consumers are ready, and
  * runs until every child exited. */
 static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
@@ -3275,6 +3324,7 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
          * acknowledgements that would complete one were read in the same
          * turn (a stopped and continued supervisor, a loaded machine) */
         reap(sv);
+        failure_due(sv, 0);
         coordinate(sv);
         uint64_t now = ss_now_ns();
         if (sig_stop_count != seen) {
@@ -3322,6 +3372,8 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
             }
         }
         size_t alive = running_count(sv);
+        if (!alive && sv->defer_ns)
+            failure_due(sv, 1);
         if (!alive && sv->restarting) {
             restart(sv);
             continue;
