@@ -2146,7 +2146,7 @@ static const char *scale_refused(const ss_supervisor *sv, int s, char *why,
                  "workers; give stage '%s' partition_by: FIELD (each key "
                  "on one worker)", sc->name, sc->name);
     else if (stateful)
-        return NULL; /* partitioned: at the next checkpoint (keyed_scale) */
+        return NULL; /* partitioned: at the next checkpoint */
     else if (sc->partition_by)
         snprintf(why, len, "stage '%s' is partitioned (partition_by): its "
                  "router has one slot per worker, fixed at the start",
@@ -2244,6 +2244,74 @@ static int set_finals(ss_supervisor *sv, int s, int n)
     return rc < 0 ? -1 : 0;
 }
 
+/* Whether a resume from a checkpoint can still happen in this run (a
+ * restart with --restarts, a rescale of a keyed stage): it takes
+ * checkpoints, can restore them (enclave mode: the key service grants
+ * it), and its sink's output can be cut back (spooled, or nothing shown). */
+static int can_resume(const ss_supervisor *sv)
+{
+    if (!sv->ckptdir || (sv->spool_fd < 0 && sv->sink_lines))
+        return 0;
+    return strcmp(sv->p->security, "enclave") != 0 || sv->o.grant_restore;
+}
+
+/* Stateless stage s goes from its live workers to n while the run goes
+ * on: the workers started last are asked to leave (SIGUSR1); each must
+ * have reported once. Fills ans; returns 0, or -1 when it refused. */
+static int leave_now(ss_supervisor *sv, int s, int n, char *ans, size_t len)
+{
+    const ss_stage_conf *sc = &sv->p->stages[s];
+    int live = stage_live(sv, s);
+    char names[512] = "";
+    {
+        /* the workers started last leave; each must have reported once
+         * (it is connected, and takes SIGUSR1 as a request to leave) */
+        child *go[SS_PIPELINE_MAX_WORKERS];
+        int k = 0;
+        for (size_t i = sv->nkids; i-- > 0 && k < live - n;) {
+            child *c = &sv->kids[i];
+            if (c->stage != s || strcmp(c->role, "worker") != 0 ||
+                !c->active || c->leaving || c->lost)
+                continue;
+            if (!stats_of(sv, i) || c->pid <= 0) {
+                snprintf(ans, len, "refused: worker %s of %s is still "
+                         "starting: try again in a moment; nothing was "
+                         "changed\n", c->name, sv->rec_name);
+                return -1;
+            }
+            go[k++] = c;
+        }
+        size_t used = 0;
+        uint64_t now = ss_now_ns();
+        for (int j = 0; j < k; j++) {
+            go[j]->leaving = 1;
+            go[j]->left_s = (double)(now - sv->t0) / 1e9;
+            kill(go[j]->pid, SIGUSR1); /* the worker alone: not its group */
+            int w = snprintf(names + used, sizeof names - used, "%s%s",
+                             used ? ", " : "", go[j]->name);
+            if (w > 0 && (size_t)w < sizeof names - used)
+                used += (size_t)w;
+        }
+    }
+    double at = (double)(ss_now_ns() - sv->t0) / 1e9;
+    size_t l = strlen(sv->scalelog);
+    snprintf(sv->scalelog + l, sizeof sv->scalelog - l, "%s%s %d -> %d at "
+             "%.1f s", l ? "; " : "", sc->name, live, n, at);
+    if (sv->cur_workers)
+        sv->cur_workers[s] = n;
+    int one = live - n == 1;
+    say(sv, "scale: stage %s: %d -> %d workers: %s leave%s once the "
+        "batches %s took are done; %s router deals the rest to the "
+        "others (its warning that %s lost is expected)", sc->name, live,
+        n, names, one ? "s" : "", one ? "it" : "they",
+        one ? "its" : "their", one ? "it was" : "they were");
+    snprintf(ans, len, "ok: stage %s of %s: %d worker%s (%s leave%s "
+             "once the batches %s took are done)\n", sc->name,
+             sv->rec_name, n, n == 1 ? "" : "s", names,
+             one ? "s" : "", one ? "it" : "they");
+    return 0;
+}
+
 /* A rescale of partitioned stateful stage resc_stage waited for this
  * complete checkpoint: stage s gets its new count in the plan (its
  * router's and workers' --partitions, the sink's --finals; slots 1..N'
@@ -2268,6 +2336,18 @@ static void rescale_at_checkpoint(ss_supervisor *sv)
          * checkpoint is cut away on the resume (the sink's commit) */
         no = "the sink's acknowledgement of the checkpoint had no marks of "
              "its output, which a resume from it could not cut back to";
+    if (no && !sv->p->stages[s].partition_by && !sv->done &&
+        !sv->finish_ns && !sv->stopping && !can_resume(sv)) {
+        /* a stateless stage's scale-down: no resume can follow now, so
+         * its workers may leave while the run goes on */
+        char ans[1024];
+        say(sv, "scale: stage %s cannot go to %d workers at checkpoint %u: "
+            "%s; no resume from a checkpoint can follow now, so its "
+            "workers leave while the run goes on", name, n, sv->ckpt_epoch,
+            no);
+        leave_now(sv, s, n, ans, sizeof ans);
+        return;
+    }
     if (no) {
         say(sv, "scale: the rescale of stage %s to %d workers is abandoned: "
             "%s", name, n, no);
@@ -2309,9 +2389,11 @@ static void rescale_at_checkpoint(ss_supervisor *sv)
              sv->resc_asked, now);
     say(sv, "scale: stage %s: %d -> %d workers at checkpoint %u: stopping "
         "every component; the pipeline resumes from checkpoint %u with the "
-        "new count, each worker taking its key groups' state (a rescale: "
-        "not counted against --restarts)", name, old, n, sv->ckpt_epoch,
-        sv->ckpt_epoch);
+        "new count%s (a rescale: not counted against --restarts)", name,
+        old, n, sv->ckpt_epoch, sv->ckpt_epoch,
+        sv->p->stages[s].partition_by ? ", each worker taking its key "
+                                        "groups' state"
+                                      : "");
     sv->restarting = 1;
     sv->stopping = 1;
     sv->stop_ns = ss_now_ns();
@@ -2319,13 +2401,14 @@ static void rescale_at_checkpoint(ss_supervisor *sv)
     sv->killed = 1;
 }
 
-/* A partitioned stateful stage: its rescale waits for the next complete
- * checkpoint (rescale_at_checkpoint). Fills ans. */
-static void keyed_scale(ss_supervisor *sv, int s, long n, char *ans,
-                        size_t len)
+/* A partitioned stateful stage, or a stateless one going down in a run
+ * that can resume from a checkpoint: its rescale waits for the next
+ * complete checkpoint (rescale_at_checkpoint). Fills ans. */
+static void scale_at_checkpoint(ss_supervisor *sv, int s, long n,
+                                char *ans, size_t len)
 {
     const ss_stage_conf *sc = &sv->p->stages[s];
-    int cur = workers_of(sv, (size_t)s);
+    int cur = sc->partition_by ? workers_of(sv, (size_t)s) : stage_live(sv, s);
     const char *no = resume_refused(sv);
     if (sv->resc_n)
         snprintf(ans, len, "refused: a rescale of stage %s to %d workers "
@@ -2341,9 +2424,13 @@ static void keyed_scale(ss_supervisor *sv, int s, long n, char *ans,
                  "run --scale-slots N plans more)\n", sc->name,
                  sv->rec_name, sv->plan->slots[s]);
     else if (no && sv->ckpt_epoch)
-        snprintf(ans, len, "refused: stage %s keeps state, so it is "
-                 "rescaled by resuming from a checkpoint, and this run "
-                 "cannot: %s\n", sc->name, no);
+        snprintf(ans, len, "refused: stage %s is rescaled by resuming "
+                 "from a checkpoint (%s), and this run cannot: %s\n",
+                 sc->name, sc->partition_by ? "it keeps state"
+                                            : "workers that leave while "
+                                              "checkpoints go on could lose "
+                                              "rows on a later resume",
+                 no);
     else {
         sv->resc_stage = s;
         sv->resc_n = (int)n;
@@ -2407,7 +2494,11 @@ static void scale_request(ss_supervisor *sv, const char *req, char *ans,
         return;
     }
     if (sc->partition_by) { /* stateful: scale_refused let it through */
-        keyed_scale(sv, s, n, ans, len);
+        scale_at_checkpoint(sv, s, n, ans, len);
+        return;
+    }
+    if (sv->resc_n) { /* refused: one rescale waits at a time */
+        scale_at_checkpoint(sv, s, n, ans, len);
         return;
     }
     int live = stage_live(sv, s);
@@ -2448,56 +2539,26 @@ static void scale_request(ss_supervisor *sv, const char *req, char *ans,
                      got ? names : "none");
             return;
         }
-    } else {
-        /* the workers started last leave; each must have reported once
-         * (it is connected, and takes SIGUSR1 as a request to leave) */
-        child *go[SS_PIPELINE_MAX_WORKERS];
-        int k = 0;
-        for (size_t i = sv->nkids; i-- > 0 && k < live - n;) {
-            child *c = &sv->kids[i];
-            if (c->stage != s || strcmp(c->role, "worker") != 0 ||
-                !c->active || c->leaving || c->lost)
-                continue;
-            if (!stats_of(sv, i) || c->pid <= 0) {
-                snprintf(ans, len, "refused: worker %s of %s is still "
-                         "starting: try again in a moment; nothing was "
-                         "changed\n", c->name, sv->rec_name);
-                return;
-            }
-            go[k++] = c;
-        }
-        size_t used = 0;
-        uint64_t now = ss_now_ns();
-        for (int j = 0; j < k; j++) {
-            go[j]->leaving = 1;
-            go[j]->left_s = (double)(now - sv->t0) / 1e9;
-            kill(go[j]->pid, SIGUSR1); /* the worker alone: not its group */
-            int w = snprintf(names + used, sizeof names - used, "%s%s",
-                             used ? ", " : "", go[j]->name);
-            if (w > 0 && (size_t)w < sizeof names - used)
-                used += (size_t)w;
-        }
-    }
-    double at = (double)(ss_now_ns() - sv->t0) / 1e9;
-    size_t l = strlen(sv->scalelog);
-    snprintf(sv->scalelog + l, sizeof sv->scalelog - l, "%s%s %d -> %ld at "
-             "%.1f s", l ? "; " : "", sc->name, live, n, at);
+    } else if (can_resume(sv)) {
+        /* a run that can resume from a checkpoint: its workers leave at
+         * the next complete one (a live leave would let its router deal
+         * the batches they held from before a barrier to the others after
+         * they passed it, and a resume from that checkpoint lose them) */
+        scale_at_checkpoint(sv, s, n, ans, len);
+        return;
+    } else if (leave_now(sv, s, (int)n, ans, len) != 0)
+        return;
     if (n > live) {
+        double at = (double)(ss_now_ns() - sv->t0) / 1e9;
+        size_t l = strlen(sv->scalelog);
+        snprintf(sv->scalelog + l, sizeof sv->scalelog - l, "%s%s %d -> %ld "
+                 "at %.1f s", l ? "; " : "", sc->name, live, n, at);
+        if (sv->cur_workers)
+            sv->cur_workers[s] = (int)n;
         say(sv, "scale: stage %s: %d -> %ld workers: started %s", sc->name,
             live, n, names);
         snprintf(ans, len, "ok: stage %s of %s: %ld workers (started %s)\n",
                  sc->name, sv->rec_name, n, names);
-    } else {
-        int one = live - n == 1;
-        say(sv, "scale: stage %s: %d -> %ld workers: %s leave%s once the "
-            "batches %s took are done; %s router deals the rest to the "
-            "others (its warning that %s lost is expected)", sc->name, live,
-            n, names, one ? "s" : "", one ? "it" : "they",
-            one ? "its" : "their", one ? "it was" : "they were");
-        snprintf(ans, len, "ok: stage %s of %s: %ld worker%s (%s leave%s "
-                 "once the batches %s took are done)\n", sc->name,
-                 sv->rec_name, n, n == 1 ? "" : "s", names,
-                 one ? "s" : "", one ? "it" : "they");
     }
     if (sv->rec_name[0]) {
         ss_runrec r;

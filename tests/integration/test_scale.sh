@@ -5,11 +5,12 @@
 # lands while the map has work:
 #   - plain: map 1 -> 3: the result equals awk, the books balance, the new
 #     workers took rows, the summary says when it rescaled;
-#   - plain with checkpoints: map 3 -> 1: the two that leave finish the
-#     batches they took, their router deals the rest again; the result
-#     equals awk and the books balance (nothing lost, nothing counted
-#     twice), the leavers' rows are in the table; a reduce without
-#     partition_by is refused, saying so;
+#   - plain with checkpoints: map 3 -> 1 at the next complete checkpoint
+#     (the run stops there and resumes from it with 1 map worker; a live
+#     leave could lose rows on a later resume: test_scale_ckpt.sh); the
+#     result equals awk and the books balance (nothing lost, nothing
+#     counted twice), the leavers' rows up to the checkpoint are in the
+#     table; a reduce without partition_by is refused, saying so;
 #   - enclave (separate uids when root): map 1 -> 3 -> 2 with
 #     --scale-slots 2: equals awk, balances; a 4th worker is refused (a
 #     slot that a worker left is not used again);
@@ -124,10 +125,14 @@ fi
 check "... and its record is gone" test ! -e "$SS_STATE_DIR/delayed-flights.run"
 
 # 2. plain with checkpoints, map 3 -> 1
-run down p3.yml --checkpoint-interval 100
+# (8 KiB batches: the source sends batches as credit comes, so barriers
+# go out while the map works; with 64 KiB ones it had sent the whole file
+# before the first barrier and no checkpoint was ever taken)
+run down p3.yml --checkpoint-interval 100 --batch-size 8K
 scale_when_up down delayed-flights map 1
 check "scale map 1 (from 3) mid-run exits 0" [ "$SRC" -eq 0 ]
-contains "... and answers who leaves" scale-down "^stage map of delayed-flights: 1 worker \(map-3, map-2 leave once the batches they took are done\)"
+contains "... at the next complete checkpoint (a run that can resume from one)" scale-down \
+    "^stage map of delayed-flights: 1 worker at the next complete checkpoint"
 timeout 30 "$SS" scale delayed-flights reduce 2 > /dev/null 2> refuse-p
 contains "with checkpoints, a reduce dealt by credit is refused: give it partition_by" refuse-p \
     "stage 'reduce' keeps state .* give stage 'reduce' partition_by: FIELD"
@@ -138,7 +143,10 @@ contains "... the books balance (nothing lost, nothing counted twice)" err-down 
 contains "... the leavers are named" err-down "^  left: map-[23] \(at [0-9.]+ s\), map-[23] \(at [0-9.]+ s\); their rows are in the table above"
 check "... with their rows in the table" \
     eval '[ "$(rows_of down map-2)" -gt 0 ] && [ "$(rows_of down map-3)" -gt 0 ]'
-contains "... each left cleanly" err-down "map-3 left stage 'map' \(sstream scale\): every batch it took was acknowledged"
+contains "... it stopped at a checkpoint and resumed from it with 1 map worker" err-down \
+    "scale: stage map: 3 -> 1 workers at checkpoint [0-9]+: stopping every component"
+lacks "... no worker left while the run went on" err-down "left stage 'map' \(sstream scale\)"
+lacks "... and not a restart from the start" err-down "restarting from the start|not rescaled"
 
 # 3. enclave, map 1 -> 3 -> 2 (spare slots asked for: one worker per
 # stage). 16 KiB batches: an enclave worker heartbeats its router only
