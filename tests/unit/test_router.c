@@ -35,7 +35,7 @@
 
 /* Heartbeat and peer timeout: small, or larger when SS_TEST_SLOW=1
  * (tests/run-unit.sh sets it under valgrind, where threads crawl). */
-static int hb_ms = 50, peer_timeout_ms = 300;
+static int hb_ms = 100, peer_timeout_ms = 800;
 /* How long a fake worker or producer waits for the router before it gives
  * up: well above peer_timeout_ms, which it may have to sit out while the
  * router declares another worker lost. */
