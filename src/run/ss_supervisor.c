@@ -3480,6 +3480,27 @@ static void uncommitted(ss_supervisor *sv)
         (void)cut_file(sv, sv->output_path, sv->commit_output);
 }
 
+/* The counts did not balance: the results are wrong. What the sink
+ * printed and was not shown yet (its spool after the last committed
+ * checkpoint: a sink that completed) is held back; what was shown stays
+ * shown, and the run says that it is wrong too. */
+static void mismatch_output(ss_supervisor *sv, int sink_ok)
+{
+    struct stat st;
+    int held = sink_ok && sv->spool_fd >= 0 &&
+               fstat(sv->spool_fd, &st) == 0 &&
+               (int64_t)st.st_size > sv->shown;
+    if (held)
+        say(sv, "the results are wrong: what the sink printed after %s is "
+                "not shown", sv->commit_epoch ? "its last committed checkpoint"
+                                              : "the start");
+    if (sv->shown > 0 || sv->spool_fd < 0) /* not spooled: shown */
+        say(sv, "the results are wrong: what the sink printed (on the "
+                "standard output) comes from counts that do not balance");
+    else if (!held)
+        say(sv, "the results are wrong: the counts do not balance");
+}
+
 /* See ss_supervisor.h. */
 int ss_supervisor_run(ss_supervisor *sv)
 {
@@ -3594,9 +3615,11 @@ int ss_supervisor_run(ss_supervisor *sv)
     reap_spawners(sv);
     clear_progress(sv);
     const child *sk = &sv->kids[sv->sink];
-    if (sk->exited && WIFEXITED(sk->status) && WEXITSTATUS(sk->status) == 0)
-        commit_output(sv);
-    else if (sv->spool_fd >= 0)
+    /* a sink that completed: the rest of its spool is shown once the
+     * books balance (below), not before */
+    int sink_ok = sk->exited && WIFEXITED(sk->status) &&
+                  WEXITSTATUS(sk->status) == 0;
+    if (!sink_ok && sv->spool_fd >= 0)
         uncommitted(sv);
 
     sigaction(SIGINT, &old_int, NULL);
@@ -3620,7 +3643,10 @@ int ss_supervisor_run(ss_supervisor *sv)
             say(sv, "warning: the sink never called sendZmqCompleted()");
         if (summary(sv, nrej, nlines, rpath) != 0) {
             say(sv, "the counts do not balance: failing the run");
-            set_cause(sv, "the counts do not balance (see the summary)");
+            mismatch_output(sv, sink_ok);
+            sink_ok = 0;
+            set_cause(sv, "the counts do not balance (see the summary): "
+                      "the results are wrong");
             sv->result = SS_RUN_FAILED;
         } else {
             char m[512];
@@ -3643,6 +3669,8 @@ int ss_supervisor_run(ss_supervisor *sv)
         }
     }
     free(rpath);
+    if (sink_ok)
+        commit_output(sv);
     if (sv->result != SS_RUN_OK) {
         /* the last line says why, whatever scrolled by before it */
         if (sv->muted)

@@ -8,6 +8,9 @@
 #   FAKE_WORKERS=W      workers per stage: each gets its share of rows
 #   FAKE_WORKERS_STAGE  the same for one stage
 #   FAKE_DROP=STAGE     that stage drops a tenth of its events
+#   FAKE_LOSE=STAGE     that stage's workers count a tenth fewer events in
+#                       and out than they were sent (the books do not
+#                       balance)
 #   FAKE_SECONDS=S      how long a component runs (default 0.6)
 #   FAKE_MODE=hang      run until killed
 #   FAKE_IGNORE_TERM=1  ignore SIGTERM (the supervisor must SIGKILL)
@@ -92,8 +95,9 @@ elif role == 'worker':
     k = int(name.rsplit('-', 1)[1]) if '-' in name else 1
     mine = rows // nw + (rows % nw if k == 1 else 0)
     drop = mine // 10 if env.get('FAKE_DROP') == stage else 0
-    final.update({'in': mine, 'passed': mine - drop, 'dropped': drop,
-                  'out': mine - drop})
+    lose = mine // 10 if env.get('FAKE_LOSE') == stage else 0
+    final.update({'in': mine - lose, 'passed': mine - lose - drop,
+                  'dropped': drop, 'out': mine - lose - drop})
 elif role in ('sink', 'router'):
     final.update({'in': rows, 'out': rows if role == 'router' else 0})
 
