@@ -16,9 +16,13 @@
 #include "run/ss_runrec.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -51,6 +55,44 @@ static void usage(FILE *f)
             "exit status: 0 rescaled, 1 refused or failed, 2 bad usage.\n");
 }
 
+/* 0 when path is a unix socket of this uid in a folder of this uid
+ * that nobody else can write: the control socket of a run of ours, not
+ * one that a record (however it got there) points at to answer in the
+ * run's name. Else -1 with a reason in err. */
+static int socket_trusted(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *sl = strrchr(dir, '/');
+    if (!sl || sl == dir) {
+        snprintf(err, errlen, "its control socket '%s' is not in a folder "
+                 "of its own: refused", path);
+        return -1;
+    }
+    *sl = '\0';
+    if (lstat(path, &st) != 0) {
+        snprintf(err, errlen, "cannot reach its control socket %s: %s (has "
+                 "it ended?)", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+        snprintf(err, errlen, "refusing its control socket %s: %s (uid %ld)"
+                 "; the run's own socket is yours", path,
+                 S_ISSOCK(st.st_mode) ? "it belongs to another user"
+                                      : "it is not a socket",
+                 (long)st.st_uid);
+        return -1;
+    }
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+        snprintf(err, errlen, "refusing its control socket %s: its folder "
+                 "is not a folder of yours that only you can write", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* See cmds.h. */
 int cmd_scale(int argc, char **argv)
 {
@@ -81,9 +123,14 @@ int cmd_scale(int argc, char **argv)
     }
     if (strcmp(r.on, "local") == 0) {
         if (ss_runrec_alive(&r) == 0 || !r.control[0]) {
-            fprintf(stderr, "sstream scale: run %s is not running (its "
-                            "supervisor, pid %ld, is gone)\n",
+            fprintf(stderr, "sstream scale: run %s has ended (its "
+                            "supervisor, pid %ld, is gone); nothing to "
+                            "rescale\n",
                     r.name, r.pid);
+            return 1;
+        }
+        if (socket_trusted(r.control, err, sizeof err)) {
+            fprintf(stderr, "sstream scale: run %s: %s\n", r.name, err);
             return 1;
         }
         char req[SS_CTLSOCK_LINE_MAX], ans[4096];
@@ -149,10 +196,12 @@ int cmd_scale(int argc, char **argv)
         fprintf(stderr,
                 stateful > 0
                     ? "sstream scale: stage '%s' keeps state across events "
-                      "(its script folds them, as a reduce does): its "
-                      "workers' state would be lost or split, and handing "
-                      "it over needs checkpoints, which do not exist yet; "
-                      "only stateless stages can be rescaled mid-run\n"
+                      "(its script folds them, as a reduce does): on a "
+                      "swarm its workers' state would be lost or split, "
+                      "since handing it over at a checkpoint is done by "
+                      "the supervisor of a run on this machine only; on a "
+                      "swarm only stateless stages can be rescaled "
+                      "mid-run\n"
                     : "sstream scale: stage '%s': its script does not load "
                       "here, so it cannot be known to be stateless\n",
                 sc->name);

@@ -19,7 +19,8 @@ static void usage(FILE *f)
             "runs, its state\n(running, done, failed, stopped, timed out), "
             "its last progress line, and\nthe stack's services with their "
             "replicas. Works where the run's record is\n(the state folder: "
-            "SS_STATE_DIR, else ~/.local/state/securestreams) and\nthe "
+            "SS_STATE_DIR, else $XDG_STATE_HOME/securestreams, else\n"
+            "~/.local/state/securestreams; a folder of yours only) and the "
             "docker client reaches a manager of the swarm.\n\n"
             "exit status: 0 running or done, 1 failed, stopped or unknown, "
             "2 bad usage.\n");

@@ -6,6 +6,8 @@
 #include "securestreams.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,61 +15,148 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The state folder, made (mode 0700) if missing. */
-static int state_dir(char *out, size_t n, int make)
+/* The state folder's path: SS_STATE_DIR, else $XDG_STATE_HOME/
+ * securestreams, else HOME's (or, HOME unset, the passwd entry's home
+ * of this uid) .local/state/securestreams. Never a shared folder such
+ * as /tmp: with no home at all it refuses, saying what to set. */
+static int state_path(char *out, size_t n, char *err, size_t errlen)
 {
     const char *d = ss_env("SS_STATE_DIR", NULL);
+    const char *home = ss_env("HOME", NULL);
     int w;
-    if (d)
+    if (d && d[0])
         w = snprintf(out, n, "%s", d);
-    else if (ss_env("XDG_STATE_HOME", NULL))
+    else if (ss_env("XDG_STATE_HOME", NULL) && ss_env("XDG_STATE_HOME", "")[0])
         w = snprintf(out, n, "%s/securestreams",
                      ss_env("XDG_STATE_HOME", NULL));
-    else
-        w = snprintf(out, n, "%s/.local/state/securestreams",
-                     ss_env("HOME", "/tmp"));
-    if (w < 0 || (size_t)w >= n)
-        return SS_EINVAL;
-    if (!make)
-        return 0;
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", out);
-    for (char *c = tmp + 1; *c; c++)
-        if (*c == '/') {
-            *c = '\0';
-            mkdir(tmp, 0755);
-            *c = '/';
+    else {
+        if (!home || home[0] != '/') {
+            struct passwd pw, *pp = NULL;
+            char buf[4096];
+            if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &pp) == 0 && pp &&
+                pp->pw_dir && pp->pw_dir[0] == '/' &&
+                strcmp(pp->pw_dir, "/") != 0)
+                home = pp->pw_dir;
+            else
+                home = NULL;
         }
-    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? SS_EIO : 0;
+        if (!home) {
+            ss_errf(err, errlen, "no state folder for run records: HOME is "
+                    "not set and uid %ld has no home in the passwd "
+                    "database; set SS_STATE_DIR (or HOME) to a folder of "
+                    "your own", (long)geteuid());
+            return SS_EINVAL;
+        }
+        w = snprintf(out, n, "%s/.local/state/securestreams", home);
+    }
+    if (w < 0 || (size_t)w >= n) {
+        ss_errf(err, errlen, "the state folder's path is too long");
+        return SS_EINVAL;
+    }
+    return 0;
 }
 
-static int rec_path(const char *name, char *out, size_t n, int make)
+/* Opens the state folder (made mode 0700 with its missing parents when
+ * make). Returns its fd (O_DIRECTORY, close-on-exec): a folder, not a
+ * link, owned by this uid and writable by nobody else, so that nobody
+ * else can plant, swap or link a record in it. Else -1 with a reason
+ * in err naming the folder; *missing = 1 when it does not exist (and
+ * !make). */
+static int state_open(int make, char *dir, size_t n, int *missing, char *err,
+                      size_t errlen)
 {
-    char dir[PATH_MAX - 80];
+    *missing = 0;
+    if (state_path(dir, n, err, errlen))
+        return -1;
+    if (make) {
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", dir);
+        for (char *c = tmp + 1; *c; c++)
+            if (*c == '/') {
+                *c = '\0';
+                mkdir(tmp, 0700);
+                *c = '/';
+            }
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+            ss_errf(err, errlen, "cannot make the state folder '%s': %s", dir,
+                    strerror(errno));
+            return -1;
+        }
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT && !make)
+            *missing = 1;
+        ss_errf(err, errlen, "cannot open the state folder '%s': %s%s", dir,
+                strerror(errno),
+                errno == ELOOP || errno == ENOTDIR
+                    ? " (a link or not a folder: refused, set SS_STATE_DIR "
+                      "to a folder of your own)"
+                    : "");
+        return -1;
+    }
+    struct stat st;
+    const char *bad = NULL;
+    if (fstat(fd, &st) != 0)
+        bad = "it cannot be examined";
+    else if (st.st_uid != geteuid())
+        bad = "it is owned by another user";
+    else if (st.st_mode & (S_IWGRP | S_IWOTH))
+        bad = "it is writable by group or others";
+    if (bad) {
+        ss_errf(err, errlen, "refusing the state folder '%s': %s (uid %ld, "
+                "mode %03o; it must be yours, mode 0700): set SS_STATE_DIR "
+                "to a folder of your own", dir, bad, (long)st.st_uid,
+                (unsigned)(st.st_mode & 0777));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Checks name and writes "NAME.run" into out. */
+static int rec_file(const char *name, char *out, size_t n)
+{
     if (!ss_name_safe(name, 63))
         return SS_EINVAL;
-    int rc = state_dir(dir, sizeof dir, make);
-    if (rc)
-        return rc;
-    return (size_t)snprintf(out, n, "%s/%s.run", dir, name) >= n ? SS_EINVAL
-                                                                : 0;
+    return (size_t)snprintf(out, n, "%s.run", name) >= n ? SS_EINVAL : 0;
 }
 
 /* See ss_runrec.h. */
 int ss_runrec_write(const ss_runrec *r, char *err, size_t errlen)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
-    if (rec_path(r->name, path, sizeof path, 1)) {
-        ss_errf(err, errlen, "cannot make the state folder for run '%s'",
-                r->name);
+    char dir[PATH_MAX - 96], file[96], tmp[128];
+    int missing;
+    if (rec_file(r->name, file, sizeof file)) {
+        ss_errf(err, errlen, "'%s' is not a run name", r->name);
         return SS_EIO;
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    mode_t old = umask(077);
-    FILE *f = fopen(tmp, "w");
-    umask(old);
+    int dfd = state_open(1, dir, sizeof dir, &missing, err, errlen);
+    if (dfd < 0)
+        return SS_EIO;
+    /* a fresh temporary name, created here and now (O_EXCL: never an
+     * existing file, O_NOFOLLOW: never through a link), then renamed */
+    int fd = -1;
+    for (int i = 0; fd < 0 && i < 16; i++) {
+        snprintf(tmp, sizeof tmp, "%s.%ld.%d.tmp", file, (long)getpid(), i);
+        fd = openat(dfd, tmp,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                    0600);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        ss_errf(err, errlen, "cannot write '%s/%s': %s", dir, tmp,
+                strerror(errno));
+        close(dfd);
+        return SS_EIO;
+    }
+    FILE *f = fdopen(fd, "w");
     if (!f) {
-        ss_errf(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+        close(fd);
+        unlinkat(dfd, tmp, 0);
+        close(dfd);
+        ss_errf(err, errlen, "cannot write '%s/%s'", dir, tmp);
         return SS_EIO;
     }
     fprintf(f,
@@ -75,11 +164,14 @@ int ss_runrec_write(const ss_runrec *r, char *err, size_t errlen)
             "pid=%ld\nstarted=%lld\nworkers=%s\ncontrol=%s\n",
             r->name, r->on, r->pipeline, r->outdir, r->security, r->host,
             r->pid, r->started, r->workers, r->control);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        ss_errf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
-        unlink(tmp);
+    if (fclose(f) != 0 || renameat(dfd, tmp, dfd, file) != 0) {
+        ss_errf(err, errlen, "cannot write '%s/%s': %s", dir, file,
+                strerror(errno));
+        unlinkat(dfd, tmp, 0);
+        close(dfd);
         return SS_EIO;
     }
+    close(dfd);
     return 0;
 }
 
@@ -92,19 +184,42 @@ static int field(char *dst, size_t n, const char *v)
 /* See ss_runrec.h. */
 int ss_runrec_read(const char *name, ss_runrec *r, char *err, size_t errlen)
 {
-    char path[PATH_MAX];
+    char dir[PATH_MAX - 96], file[96];
+    int missing;
     memset(r, 0, sizeof *r);
-    if (rec_path(name, path, sizeof path, 0)) {
+    if (rec_file(name, file, sizeof file)) {
         ss_errf(err, errlen, "'%s' is not a run name (letters, digits, "
                              "'-', '_', '.')",
                 name);
         return SS_EINVAL;
     }
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        ss_errf(err, errlen, "no run '%s' here (%s: %s); a run started "
+    int dfd = state_open(0, dir, sizeof dir, &missing, err, errlen);
+    if (dfd < 0 && !missing)
+        return SS_EIO;
+    int fd = dfd < 0 ? -1
+                     : openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int e = dfd < 0 ? ENOENT : errno;
+    if (dfd >= 0)
+        close(dfd);
+    if (fd < 0) {
+        ss_errf(err, errlen, "no run '%s' here (%s/%s: %s); a run started "
                              "with sstream run is recorded there while it runs",
-                name, path, strerror(errno));
+                name, dir, file, e == ELOOP ? "a link, refused" : strerror(e));
+        return SS_EIO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+        ss_errf(err, errlen, "refusing the record of run '%s' (%s/%s): it "
+                "is not a file of yours writable only by you", name, dir,
+                file);
+        close(fd);
+        return SS_EIO;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        ss_errf(err, errlen, "cannot read %s/%s", dir, file);
         return SS_EIO;
     }
     char line[PATH_MAX + 32];
@@ -139,8 +254,8 @@ int ss_runrec_read(const char *name, ss_runrec *r, char *err, size_t errlen)
     }
     fclose(f);
     if (rc || strcmp(r->name, name) != 0 || !r->outdir[0]) {
-        ss_errf(err, errlen, "the record of run '%s' (%s) is damaged", name,
-                path);
+        ss_errf(err, errlen, "the record of run '%s' (%s/%s) is damaged",
+                name, dir, file);
         return SS_EIO;
     }
     return 0;
@@ -149,9 +264,15 @@ int ss_runrec_read(const char *name, ss_runrec *r, char *err, size_t errlen)
 /* See ss_runrec.h. */
 void ss_runrec_remove(const char *name)
 {
-    char path[PATH_MAX];
-    if (rec_path(name, path, sizeof path, 0) == 0)
-        unlink(path);
+    char dir[PATH_MAX - 96], file[96], err[64];
+    int missing;
+    if (rec_file(name, file, sizeof file))
+        return;
+    int dfd = state_open(0, dir, sizeof dir, &missing, err, sizeof err);
+    if (dfd < 0)
+        return;
+    unlinkat(dfd, file, 0);
+    close(dfd);
 }
 
 /* See ss_runrec.h. */

@@ -7,7 +7,13 @@
  *
  * One small text file per run, NAME.run (mode 0600, lines KEY=VALUE), in
  * the state folder: SS_STATE_DIR, else $XDG_STATE_HOME/securestreams,
- * else ~/.local/state/securestreams. It holds no key: only where the run
+ * else ~/.local/state/securestreams (HOME unset: the passwd entry's home
+ * of this uid; none: refused, never /tmp). The folder is made mode 0700;
+ * one that is a link, belongs to another uid or that group or others can
+ * write is refused (err names it and what is wrong), and so is a record
+ * that is a link, not this uid's, or writable by others: another local
+ * user can neither plant a record nor make a write follow a link. It
+ * holds no key: only where the run
  * keeps its files (its output folder: logs, results, the live status
  * line) and which process on which host drives it.
  */
@@ -32,13 +38,14 @@ typedef struct ss_runrec {
 } ss_runrec;
 
 /* Writes r as NAME.run in the state folder (made if missing), replacing
- * an older record of that name at once (rename). Returns 0, or SS_EIO
- * with a reason in err. */
+ * an older record of that name at once (a fresh temporary file made with
+ * O_EXCL|O_NOFOLLOW in the checked folder, then renamed). Returns 0, or
+ * SS_EIO with a reason in err (a refused folder: named, and why). */
 int ss_runrec_write(const ss_runrec *r, char *err, size_t errlen);
 
 /* Reads the record of run name. Returns 0, SS_EINVAL for a name that is
  * not a run name, or SS_EIO when there is no such record (err says where
- * it looked). */
+ * it looked) or the folder or the record is refused (see above). */
 int ss_runrec_read(const char *name, ss_runrec *r, char *err,
                    size_t errlen);
 

@@ -2453,9 +2453,8 @@ static void scale_at_checkpoint(ss_supervisor *sv, int s, long n,
 static void scale_request(ss_supervisor *sv, const char *req, char *ans,
                           size_t len)
 {
-    char stage[SS_CTLSOCK_LINE_MAX], extra;
-    long n = 0;
-    if (sscanf(req, "scale %255s %ld %c", stage, &n, &extra) != 2) {
+    char stage[SS_CTLSOCK_LINE_MAX], ntext[SS_CTLSOCK_LINE_MAX], extra;
+    if (sscanf(req, "scale %255s %255s %c", stage, ntext, &extra) != 2) {
         snprintf(ans, len, "error: this run understands 'scale STAGE N', "
                  "not '%.80s'\n", req);
         return;
@@ -2473,9 +2472,14 @@ static void scale_request(ss_supervisor *sv, const char *req, char *ans,
         return;
     }
     const ss_stage_conf *sc = &sv->p->stages[s];
-    if (n < 1 || n > SS_PIPELINE_MAX_WORKERS) {
+    /* quoted as typed: strtol would clamp 99999999999999999999 */
+    char *nend;
+    errno = 0;
+    long n = strtol(ntext, &nend, 10);
+    if (errno || *nend || nend == ntext || n < 1 ||
+        n > SS_PIPELINE_MAX_WORKERS) {
         snprintf(ans, len, "refused: N must be a number from 1 to %d, not "
-                 "%ld\n", SS_PIPELINE_MAX_WORKERS, n);
+                 "'%.40s'\n", SS_PIPELINE_MAX_WORKERS, ntext);
         return;
     }
     if (sv->stopping || sv->restarting || sv->done || sv->finish_ns ||

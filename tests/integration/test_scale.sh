@@ -84,7 +84,12 @@ check "the run's record names its control socket" test -S "$SOCK"
 check "... in a folder only its owner enters (0700), itself 0600" \
     eval '[ "$(stat -c %a "$(dirname "$SOCK")")" = 700 ] && [ "$(stat -c %a "$SOCK")" = 600 ]'
 timeout 30 $PY "$ROOT/tests/integration/scale_intruder.py" "$SOCK" forged > att
-contains "a forged request for 0 workers is refused" att "^request answer: refused: N must be a number from 1 to 64, not 0"
+contains "a forged request for 0 workers is refused" att "^request answer: refused: N must be a number from 1 to 64, not '0'"
+# an N beyond long is quoted as typed, not clamped (it said 9223372036854775807)
+timeout 30 $PY "$ROOT/tests/integration/scale_intruder.py" "$SOCK" request \
+    "scale map 99999999999999999999" > att2
+contains "an N out of range is quoted as typed" att2 \
+    "refused: N must be a number from 1 to 64, not '99999999999999999999'"
 contains "garbage is answered with what the run understands" att "^request answer: error: this run understands 'scale STAGE N'"
 contains "a line too long is refused" att "^long answer: error: the request was not read: its request is too long"
 contains "a control character is refused" att "^ctrl answer: error: .*control character"
