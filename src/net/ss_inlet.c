@@ -172,9 +172,14 @@ void ss_inlet_destroy(ss_inlet **p)
     ss_inlet *in = *p;
     if (in->nacks && !in->peer.failed && /* acknowledged is acknowledged */
         ss_proto_credit_n(&in->peer.out, in->acks, in->nacks,
-                          in->nacks) == 0)
+                          in->nacks) == 0 &&
+        in->peer.out.len >= SS_HDR_SIZE) {
+        /* stamped like every message of this peer (ss_peer_send_ctl):
+         * unstamped, the router dropped it as written by someone else */
+        ss_hdr_stamp(in->peer.out.data, in->peer.run, in->peer.id);
         zmq_send(in->peer.sock, in->peer.out.data, in->peer.out.len,
                  ZMQ_DONTWAIT); /* the socket lingers while it leaves */
+    }
     ss_peer_close(&in->peer);
     free(in->acks);
     free(in);

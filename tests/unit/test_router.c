@@ -144,6 +144,7 @@ typedef struct fworker {
     int stateful;
     int sleep_ms;  /* per batch */
     int die_after; /* vanish without acking at this batch (0: never) */
+    int leave_after; /* ack this batch (held back) and leave at once */
     int hold;      /* keep up to `credits` batches before acking them */
     uint32_t index; /* its slot in a keyed stage (HELLO index), 0: none */
     pthread_t t;
@@ -241,6 +242,10 @@ static void *worker_main(void *arg)
             record(w, &held[i]);
         }
         nheld = 0;
+        if (w->leave_after && n == w->leave_after) {
+            ss_inlet_destroy(&in); /* sends the ack it held back */
+            return NULL;
+        }
     }
     ss_inlet_destroy(&in);
     return NULL;
@@ -788,6 +793,37 @@ static void test_worker_vanishes(void **state)
     assert_int_equal(rt.st.workers_lost, 1);
     assert_true(rt.st.redelivered >= 1);
     assert_int_equal(rt.st.out_batches, 200 + rt.st.redelivered);
+    assert_int_equal(rt.st.acked, 200);
+    for (int i = 0; i < 2; i++)
+        worker_free(&w[i]);
+    test_done = 1;
+}
+
+/* A worker that leaves (a component torn down by a restart) with an
+ * acknowledgement still held back sends it on its way out: that last
+ * credit message carries its run and producer id like any other, so its
+ * router takes it (it used to go out unstamped and the router dropped it
+ * as "a message written by someone else"). */
+static void test_leaver_last_credit(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64);
+    fworker w[2] = {{.name = "map-1", .credits = 4, .leave_after = 5},
+                    {.name = "map-2", .credits = 4, .sleep_ms = 1}};
+    for (int i = 0; i < 2; i++)
+        worker_start(&w[i]);
+    sleep_ms(20);
+    fprod p = {.name = "src-1", .stream = 1, .n = 200, .skip = -1,
+               .dup = -1};
+    prod_start(&p);
+    prod_join(&p);
+    for (int i = 0; i < 2; i++)
+        worker_join(&w[i]);
+    assert_int_equal(router_join(&rt), 0);
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(w[0].nkeys, 5);
+    assert_int_equal(rt.st.rejected, 0);
     assert_int_equal(rt.st.acked, 200);
     for (int i = 0; i < 2; i++)
         worker_free(&w[i]);
@@ -2079,6 +2115,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stateful_producer_vanishes,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leaver_last_credit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_dropped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_split_parts, setup, teardown),
