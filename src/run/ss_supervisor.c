@@ -92,6 +92,7 @@ typedef struct child {
      * makes it leave (leaving), then it has left (no longer active; its
      * counters stay in the books) */
     int active, scaled, leaving, left;
+    int was_lost; /* lost (killed, its stage went on) before a restart */
     double left_s; /* when it left, seconds into the run */
 } child;
 
@@ -2331,13 +2332,18 @@ static void rescale_at_checkpoint(ss_supervisor *sv)
     else if (sv->sink_lines)
         no = "the sink has printed results already, which a resume from the "
              "checkpoint cannot take back";
+    else if (sv->lost)
+        no = "a worker was killed while its stage went on since it was "
+             "asked: its router dealt the batches it held to the others, "
+             "maybe after they had passed this checkpoint's barrier (rows "
+             "a resume from it would lose)";
     else if (sv->spool_fd >= 0 && sv->commit_epoch != sv->ckpt_epoch)
         /* spooled (--restarts): what it wrote after its marks of the
          * checkpoint is cut away on the resume (the sink's commit) */
         no = "the sink's acknowledgement of the checkpoint had no marks of "
              "its output, which a resume from it could not cut back to";
     if (no && !sv->p->stages[s].partition_by && !sv->done &&
-        !sv->finish_ns && !sv->stopping && !can_resume(sv)) {
+        !sv->finish_ns && !sv->stopping && (!can_resume(sv) || sv->lost)) {
         /* a stateless stage's scale-down: no resume can follow now, so
          * its workers may leave while the run goes on */
         char ans[1024];
@@ -2423,6 +2429,14 @@ static void scale_at_checkpoint(ss_supervisor *sv, int s, long n,
                  "workers: the worker slots planned at the start (sstream "
                  "run --scale-slots N plans more)\n", sc->name,
                  sv->rec_name, sv->plan->slots[s]);
+    else if (sv->lost)
+        snprintf(ans, len, "refused: stage %s is rescaled by resuming "
+                 "from a checkpoint, and a worker of this run was killed "
+                 "while its stage went on: its router dealt the batches it "
+                 "held to the others, maybe after they had passed a later "
+                 "checkpoint's barrier, so no checkpoint completed since "
+                 "can be resumed from (rows would be lost); nothing was "
+                 "changed\n", sc->name);
     else if (no && sv->ckpt_epoch)
         snprintf(ans, len, "refused: stage %s is rescaled by resuming "
                  "from a checkpoint (%s), and this run cannot: %s\n",
@@ -2543,7 +2557,7 @@ static void scale_request(ss_supervisor *sv, const char *req, char *ans,
                      got ? names : "none");
             return;
         }
-    } else if (can_resume(sv)) {
+    } else if (can_resume(sv) && !sv->lost) {
         /* a run that can resume from a checkpoint: its workers leave at
          * the next complete one (a live leave would let its router deal
          * the batches they held from before a barrier to the others after
@@ -3235,7 +3249,17 @@ static int prepare_resume(ss_supervisor *sv)
         if (c->stage >= 0 && ((!c->active && !c->left) ||
                               (c->scaled && c->active)))
             continue;
-        if (!c->lost) {
+        if (c->was_lost) {
+            /* killed while its stage went on: its router dealt the
+             * batches it held to the others, maybe after they had passed
+             * this checkpoint's barrier (its state would miss them) */
+            say(sv, "checkpoint %u is not used: %s was killed before it "
+                "took part in it, and its router dealt the batches it held "
+                "to the others, maybe after they had passed its barrier "
+                "(rows a resume from it would lose); restarting from the "
+                "start instead", sv->ckpt_epoch, c->name);
+            rc = -1;
+        } else if (!c->lost) {
             say(sv, "checkpoint %u is not used: it has no counters of %s; "
                 "restarting from the start instead", sv->ckpt_epoch,
                 sv->kids[i].name);
@@ -3297,6 +3321,7 @@ static void restart(ss_supervisor *sv)
         ss_buf_reset(&c->err_line);
         ss_buf_reset(&c->out_line);
         c->pid = 0;
+        c->was_lost = c->lost;
         c->exited = c->status = c->lost = 0;
         c->first_error[0] = '\0';
         if (c->leaving) { /* killed as it left: it stays out */

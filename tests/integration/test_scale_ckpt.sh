@@ -12,7 +12,9 @@
 # source sent: MISMATCH, wrong averages). Now the map's scale-down in a
 # run with checkpoints waits for the next complete checkpoint and
 # resumes from it with the new count, as the keyed rescale does. The
-# result must equal awk's and the books balance.
+# result must equal awk's and the books balance. Then a map worker killed
+# mid-run: a later rescale of the keyed reduce is refused (a checkpoint
+# completed after the kill may miss the rows its router dealt again).
 . "$(dirname "$0")/lib.sh"
 cd "$T" || exit 1
 E=$ROOT/examples/delayed-flights
@@ -59,4 +61,36 @@ contains "the summary says the map went down at a checkpoint" err \
 contains "... and keeps the rows of the workers that went" err "^  left: map-2 .*reduce-4"
 lacks "no live leave (no worker lost, dealt again)" err "map-2 left stage 'map'|map-2 was lost"
 lacks "no failure, no restart from the start" err "restarting from the start|failed because"
+
+# 2. map-2 killed (kill -9) while the run goes on (its stage goes on with
+# map-1, its router deals the batches it held to map-1, maybe after map-1
+# passed a later barrier), then the keyed reduce 4 -> 3: a checkpoint
+# completed since could miss those rows, so the rescale is refused,
+# saying why, and the run ends with awk's answer
+timeout -k 5 120 "$SS" run pipeline-keyed.yml --data flights.csv \
+    --checkpoint-interval 300 --output-dir o2 --no-progress > res2 2> err2 &
+run=$!
+_pids+=($run)
+victim=""
+for ((i = 0; i < 200; i++)); do
+    sup=$(pgrep -P "$run" | head -1) # sstream run, under timeout
+    [ -n "$sup" ] && victim=$(pgrep -P "$sup" -f "sstream worker .*--name map-2( |$)" | head -1)
+    [ -n "$victim" ] && break
+    sleep 0.05
+done
+# once a checkpoint completed (the manifest is written)
+for ((i = 0; i < 100; i++)); do [ -s o2/checkpoints/manifest.json ] && break; sleep 0.05; done
+check "map-2 was there to kill" kill -KILL "$victim"
+for ((i = 0; i < 100; i++)); do grep -q "map-2 was killed" err2 && break; sleep 0.1; done
+scale_retry kill reduce 3
+check "then scale reduce 3 is refused (exit 1)" [ "$SRC" -eq 1 ]
+contains "... saying a checkpoint completed since could lose rows" scale-kill \
+    "a worker of this run was killed while its stage went on: .* no checkpoint completed since can be resumed from"
+wait_max 130 $run
+check "the run ends done" [ $? -eq 0 ]
+sort res2 > sorted2
+same "... with awk's result" expected.txt sorted2
+contains "... its routers checked that no batch was lost or duplicated" err2 \
+    "rows in = .*: not checked: 1 worker\(s\) died .*no batch was lost or duplicated"
+lacks "... no restart, no resume" err2 "restarting|resumes on"
 finish
