@@ -14,6 +14,7 @@
 #   - enclave (separate uids when root): map 1 -> 3 -> 2 with
 #     --scale-slots 2: equals awk, balances; a 4th worker is refused (a
 #     slot that a worker left is not used again);
+#   - encrypted with --scale-slots 1: map 1 -> 2, equals awk, balances;
 #   - encrypted, one worker per stage, default slots: refused, saying the
 #     sink checks stream order and what to give;
 #   - refusals: a stateful stage without checkpoints, an unknown stage, N
@@ -182,4 +183,15 @@ contains "... saying why and what to give" scale-enc0 \
 wait_max 100 $RUN
 check "... and the run goes on to its end" [ $? -eq 0 ]
 same "... with awk's result" expected.txt res-enc0
+
+# 5. encrypted with a spare slot asked for: map 1 -> 2 mid-run
+run encs p1.yml --security encrypted --scale-slots 1 --batch-size 16K
+scale_when_up encs delayed-flights map 2
+check "encrypted: scale map 2 exits 0" [ "$SRC" -eq 0 ]
+wait_max 100 $RUN
+check "encrypted: the run ends done" [ $? -eq 0 ]
+same "encrypted: ... with awk's result" expected.txt res-encs
+contains "encrypted: ... the books balance" err-encs "rows in = .*: balanced"
+contains "encrypted: ... the rescale is in the summary" err-encs "map 1 -> 2 at [0-9.]+ s"
+check "encrypted: ... the added worker took rows" [ "$(rows_of encs map-2)" -gt 0 ]
 finish
