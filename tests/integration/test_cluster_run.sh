@@ -123,7 +123,7 @@ check "sstream status says it runs" grep -q "^state: running" "$T/status-d.txt"
 contains "... with its services and replicas" "$T/status-d.txt" "${D}_stage-map"
 "$SS" scale "$D" reduce 2 > /dev/null 2> "$T/scale-r.txt"
 check "sstream scale refuses a stateful stage" [ $? -eq 1 ]
-contains "... saying why" "$T/scale-r.txt" "stage 'reduce' keeps state.*checkpoints"
+contains "... saying why" "$T/scale-r.txt" "stage 'reduce' keeps state.*handing it over at a checkpoint is done by the supervisor of a run on this machine only"
 "$SS" scale "$D" map 3 > "$T/scale-m.txt" 2>&1
 st=$?
 check "sstream scale $D map 3 mid-run (the source had sent $rows rows)" [ $st -eq 0 ]
