@@ -250,27 +250,41 @@ bad:
     return rc;
 }
 
+/* The entry "name":{"first":...} of the manifest's object "section":
+ * returns where its fields start (at its '{') and sets *lim to its
+ * closing '}' (the entries hold no nested objects), or NULL when the
+ * manifest, the section or the entry is missing. */
+static const char *manifest_entry(const ss_ckresume *r, const char *section,
+                                  const char *name, const char *first,
+                                  const char **lim)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":{", section);
+    const char *c = r->manifest ? strstr(r->manifest, pat) : NULL;
+    if (!c)
+        return NULL;
+    snprintf(pat, sizeof pat, "\"%s\":{\"%s\":", name, first);
+    const char *p = strstr(c, pat);
+    if (!p || !(*lim = strchr(p + strlen(pat), '}')))
+        return NULL;
+    return p + strlen(name) + 3;
+}
+
 /* See ss_ckresume.h. */
 int ss_ckresume_counters(const ss_ckresume *r, const char *name,
                          ss_stats *st)
 {
     ss_stats_init(st);
-    const char *c = r->manifest ? strstr(r->manifest, "\"counters\":{")
-                                : NULL;
-    if (!c)
-        return 0;
-    char pat[128];
-    snprintf(pat, sizeof pat, "\"%s\":{\"in\":", name);
-    const char *p = strstr(c, pat);
+    const char *lim;
+    const char *p = manifest_entry(r, "counters", name, "in", &lim);
     if (!p)
         return 0;
-    const char *lim = strchr(p + strlen(pat), '}');
     unsigned long long v[7];
     static const char *const keys[7] = {"in",       "out",        "passed",
                                         "dropped",  "rejected",   "batches_in",
                                         "batches_out"};
     for (int k = 0; k < 7; k++)
-        if (!lim || num_after(p + strlen(name) + 3, lim, keys[k], &v[k]))
+        if (num_after(p, lim, keys[k], &v[k]))
             return 0;
     st->in = v[0];
     st->out = v[1];
@@ -287,18 +301,10 @@ int ss_ckresume_stage(const ss_ckresume *r, const char *name,
                       ss_ckresume_stage_info *info)
 {
     memset(info, 0, sizeof *info);
-    const char *c = r->manifest ? strstr(r->manifest, "\"stages\":{")
-                                : NULL;
-    if (!c)
-        return 0;
-    char pat[128];
-    snprintf(pat, sizeof pat, "\"%s\":{\"workers\":", name);
-    const char *p = strstr(c, pat);
-    if (!p)
-        return 0;
-    const char *lim = strchr(p + strlen(pat), '}');
+    const char *lim;
+    const char *p = manifest_entry(r, "stages", name, "workers", &lim);
     unsigned long long w;
-    if (!lim || num_after(p + strlen(name) + 3, lim, "workers", &w) != 0 ||
+    if (!p || num_after(p, lim, "workers", &w) != 0 ||
         w < 1 || w > SS_PARTITIONS)
         return 0;
     const char *t = strstr(p, "\"partitioned\":true");
