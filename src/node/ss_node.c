@@ -699,19 +699,27 @@ static int handle_data(node *n, const ss_hdr *h, const char *payload)
     return send_cut(n, h);
 }
 
+/* Whether a tick (node_tick, enclave_tick) has work: a worker with an
+ * inlet, at most every 50 ms; notes the time when it has. */
+static int tick_due(node *n)
+{
+    if (!n->inlet)
+        return 0;
+    uint64_t now = ss_now_ms();
+    if (now - n->last_tick_ms < 50)
+        return 0;
+    n->last_tick_ms = now;
+    return 1;
+}
+
 /* Runs every few thousand Lua instructions of a long event: the router
  * must keep hearing from this worker while its script computes, however
  * long one batch takes (a loaded machine, a slow script). */
 static void node_tick(void *arg)
 {
     node *n = arg;
-    if (!n->inlet)
-        return;
-    uint64_t now = ss_now_ms();
-    if (now - n->last_tick_ms < 50)
-        return;
-    n->last_tick_ms = now;
-    ss_inlet_heartbeat(n->inlet); /* sends only when one is due */
+    if (tick_due(n))
+        ss_inlet_heartbeat(n->inlet); /* sends only when one is due */
 }
 
 /* The same while an encrypted or enclave worker's stage runs a long
@@ -725,12 +733,8 @@ static void node_tick(void *arg)
 static void enclave_tick(void *arg)
 {
     node *n = arg;
-    if (!n->inlet)
+    if (!tick_due(n))
         return;
-    uint64_t now = ss_now_ms();
-    if (now - n->last_tick_ms < 50)
-        return;
-    n->last_tick_ms = now;
     if (n->link)
         (void)ss_link_service(n->link, 0);
     ss_inlet_heartbeat(n->inlet); /* sends only when one is due */
