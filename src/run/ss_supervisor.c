@@ -292,6 +292,19 @@ static int workers_of(const ss_supervisor *sv, size_t s)
     return sv->cur_workers ? sv->cur_workers[s] : sv->p->stages[s].workers;
 }
 
+/* Records that stage s (name) went from `from` to `to` workers: its count
+ * now (workers_of), and a line "name from -> to WHEN" of the summary's
+ * "rescaled" list (when: "at 1.2 s", "at checkpoint 3 (...)"). */
+static void note_rescale(ss_supervisor *sv, size_t s, const char *name,
+                         long from, long to, const char *when)
+{
+    if (sv->cur_workers)
+        sv->cur_workers[s] = (int)to;
+    size_t l = strlen(sv->scalelog);
+    snprintf(sv->scalelog + l, sizeof sv->scalelog - l, "%s%s %ld -> %ld %s",
+             l ? "; " : "", name, from, to, when);
+}
+
 /* A worker slot that is not in the books: a spare never started (or one
  * that could not join), without counters. */
 static int absent(const ss_supervisor *sv, size_t i)
@@ -2294,12 +2307,10 @@ static int leave_now(ss_supervisor *sv, int s, int n, char *ans, size_t len)
                 used += (size_t)w;
         }
     }
-    double at = (double)(ss_now_ns() - sv->t0) / 1e9;
-    size_t l = strlen(sv->scalelog);
-    snprintf(sv->scalelog + l, sizeof sv->scalelog - l, "%s%s %d -> %d at "
-             "%.1f s", l ? "; " : "", sc->name, live, n, at);
-    if (sv->cur_workers)
-        sv->cur_workers[s] = n;
+    char when[48];
+    snprintf(when, sizeof when, "at %.1f s",
+             (double)(ss_now_ns() - sv->t0) / 1e9);
+    note_rescale(sv, s, sc->name, live, n, when);
     int one = live - n == 1;
     say(sv, "scale: stage %s: %d -> %d workers: %s leave%s once the "
         "batches %s took are done; %s router deals the rest to the "
@@ -2387,12 +2398,10 @@ static void rescale_at_checkpoint(ss_supervisor *sv)
     }
     if (bad || set_finals(sv, s, n) != 0)
         say(sv, "warning: out of memory rescaling stage %s", name);
-    sv->cur_workers[s] = n;
-    size_t l = strlen(sv->scalelog);
-    snprintf(sv->scalelog + l, sizeof sv->scalelog - l,
-             "%s%s %d -> %d at checkpoint %u (asked at %.1f s, done at "
-             "%.1f s)", l ? "; " : "", name, old, n, sv->ckpt_epoch,
-             sv->resc_asked, now);
+    char when[96];
+    snprintf(when, sizeof when, "at checkpoint %u (asked at %.1f s, done "
+             "at %.1f s)", sv->ckpt_epoch, sv->resc_asked, now);
+    note_rescale(sv, s, name, old, n, when);
     say(sv, "scale: stage %s: %d -> %d workers at checkpoint %u: stopping "
         "every component; the pipeline resumes from checkpoint %u with the "
         "new count%s (a rescale: not counted against --restarts)", name,
@@ -2567,12 +2576,10 @@ static void scale_request(ss_supervisor *sv, const char *req, char *ans,
     } else if (leave_now(sv, s, (int)n, ans, len) != 0)
         return;
     if (n > live) {
-        double at = (double)(ss_now_ns() - sv->t0) / 1e9;
-        size_t l = strlen(sv->scalelog);
-        snprintf(sv->scalelog + l, sizeof sv->scalelog - l, "%s%s %d -> %ld "
-                 "at %.1f s", l ? "; " : "", sc->name, live, n, at);
-        if (sv->cur_workers)
-            sv->cur_workers[s] = (int)n;
+        char when[48];
+        snprintf(when, sizeof when, "at %.1f s",
+                 (double)(ss_now_ns() - sv->t0) / 1e9);
+        note_rescale(sv, s, sc->name, live, n, when);
         say(sv, "scale: stage %s: %d -> %ld workers: started %s", sc->name,
             live, n, names);
         snprintf(ans, len, "ok: stage %s of %s: %ld workers (started %s)\n",
