@@ -23,23 +23,14 @@
 #    every component ends (router-2 after its --stall-ms).
 # Needs root (ip netns); prints SKIPPED with the reason otherwise.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/netns_lib.sh"
 
 skip() { echo "SKIPPED: $*"; echo "0 passed, 0 failed"; exit 0; }
-[ "$(id -u)" -eq 0 ] || skip "ip netns needs root"
-command -v ip > /dev/null || skip "no 'ip' command (iproute2)"
+why=$(netns_why_not) || skip "$why"
 PFX=ss$$
-ip netns add "$PFX-probe" 2> /dev/null || skip "cannot create a network namespace (ip netns add failed)"
-ip netns del "$PFX-probe"
-
-BR=$PFX-br
 NET=10.213.7
-HOSTS=(none "$PFX-h1" "$PFX-h2" "$PFX-h3")
 netns_cleanup() {
-    local ns p
-    for ns in "${HOSTS[@]:1}" "$BR"; do
-        for p in $(ip netns pids "$ns" 2> /dev/null); do kill -KILL "$p" 2> /dev/null; done
-        ip netns del "$ns" 2> /dev/null
-    done
+    netns_down
     # SS_KEEP_LOGS=DIR keeps every component's log for a look afterwards
     [ -n "${SS_KEEP_LOGS:-}" ] && mkdir -p "$SS_KEEP_LOGS" && cp -r "$T"/run* "$SS_KEEP_LOGS"/ 2> /dev/null
     cleanup
@@ -47,30 +38,9 @@ netns_cleanup() {
 trap netns_cleanup EXIT
 
 # the network: a bridge in its own namespace, one veth pair per host
-ip netns add "$BR"
-ip -n "$BR" link add br0 type bridge
-ip -n "$BR" link set br0 up
-for i in 1 2 3; do
-    h=${HOSTS[$i]}
-    ip netns add "$h"
-    ip -n "$h" link add eth0 type veth peer name port$i netns "$BR"
-    ip -n "$BR" link set port$i master br0
-    ip -n "$BR" link set port$i up
-    ip -n "$h" addr add "$NET.$i/24" dev eth0
-    ip -n "$h" link set eth0 up
-    ip -n "$h" link set lo up
-done
-# the hosts see each other, bounded (10 tries)
-reach() {
-    local i
-    for ((i = 0; i < 10; i++)); do
-        ip netns exec "${HOSTS[$1]}" timeout 2 bash -c "exec 3<>/dev/tcp/$NET.$2/9" 2> /dev/null
-        # a refused connection (nothing listens on port 9) proves the route
-        ip netns exec "${HOSTS[$1]}" ip neigh show "$NET.$2" | grep -q lladdr && return 0
-        sleep 0.3
-    done
-    return 1
-}
+netns_up "$PFX" "$NET" 3 || { echo "not ok - the namespaces could not be made"; exit 1; }
+BR=$NETNS_BR
+reach() { netns_reach "$@"; }
 check "host-2 reaches host-1 over the bridge" reach 2 1
 check "host-3 reaches host-1 over the bridge" reach 3 1
 
@@ -87,7 +57,7 @@ cp keys/data.key keys/curve-client.key keys/curve-client.pub keys/curve-server.p
 check "the routers' keys hold no data key" [ ! -e keys-router/data.key ]
 check "the workers' keys hold no CURVE server secret" [ ! -e keys-node/curve-server.key ]
 
-on() { local h=${HOSTS[$1]}; shift; ip netns exec "$h" "$@"; }
+on() { netns_on "$@"; }
 H1=$NET.1
 # router-k: producers connect to 5553+2k, workers to 5554+2k (the seed's
 # ports: router-1 5555/5556 ... router-4 5561/5562)
