@@ -12,9 +12,10 @@
 # pipeline-chained.yml: map, filter and reduce in one worker process, and
 # in one enclave per worker outside plain mode). For each: wall time,
 # MB/s, CPU time of all its processes (user + system, enclaves included),
-# the ratios to plain and to awk, the end-to-end latency per batch (p50
-# and p99, from the batch leaving the source to its output reaching the
-# sink: SS_LATENCY_DIR, src/node/ss_latlog.h), the same-answer check
+# the ratios to plain and to awk, the end-to-end latency per batch at full
+# speed (p50, p99 and max, from the batch's first row read by the source
+# to its output reaching the sink: SS_LATENCY_DIR, src/node/ss_latlog.h),
+# the same-answer check
 # against awk, and the CPU time and peak RSS of every worker process. Then appends the figures with the
 # command to docs/PERFORMANCE.md. Each configuration runs on each Lua
 # engine, one after the other: Lua 5.4 (bin/sstream), and when
@@ -33,6 +34,16 @@
 # SSJ=the LuaJIT binary (default: $SS-luajit);
 # SS_BENCH_NO_DOC=1: do not touch docs/PERFORMANCE.md; SS_BENCH_OUT=DIR:
 # the data and the runs' folders (default out/bench).
+#
+# Then the latency at a fixed input rate, per mode (and chained or not,
+# Lua 5.4): the same pipeline with `--rate R` on the first
+# SS_BENCH_RATE_ROWS rows of the file (default 2000000, at most ROWS),
+# R = SS_BENCH_RATE rows/s, by default SS_BENCH_RATE_SHARE percent
+# (default 50) of the rows per second the plain unchained run of the
+# matrix reached; SS_BENCH_RATE=off skips it. For each: the rate asked,
+# the rate the source read at (its rows over the time from its first row
+# to its last), latency p50 / p99 / max, the same-answer check against awk
+# on those rows.
 #
 # Opt-in, what checkpoints cost: SS_BENCH_CHECKPOINTS="0 1000 200 50"
 # (intervals in ms, 0: off) runs DelayedFlights (pipeline.yml, Lua 5.4) on
@@ -107,8 +118,10 @@ timed() {
       export SS_LATENCY_DIR=$dir.lat
       exec /usr/bin/time -f '%e %U %S' -o "$dir.time" "$@" ) \
         >"$dir.stdout" 2>"$dir.summary" || rc=$?
-    # latency per batch: source -> sink, the last piece of each lineage
-    LAT=$(awk 'FNR == NR { t[$1 " " $2] = $3; next }
+    # latency per batch: the batch's first row read by the source ($4 of
+    # source.lat; $3, when it left, in a log without it) -> the last
+    # piece of its lineage at the sink
+    LAT=$(awk 'FNR == NR { t[$1 " " $2] = ($4 != "" ? $4 : $3); next }
                ($1 " " $2) in t && $3 > last[$1 " " $2] { last[$1 " " $2] = $3 }
                END { for (k in last) printf "%.3f\n", (last[k] - t[k]) / 1e6 }' \
                "$dir.lat/source.lat" "$dir.lat/sink.lat" 2>/dev/null | sort -n |
@@ -116,7 +129,12 @@ timed() {
                END { if (!NR) { printf "-"; exit }
                      a = int(NR * 0.50 + 0.5); if (a < 1) a = 1
                      b = int(NR * 0.99 + 0.5); if (b < 1) b = 1
-                     printf "%.0f / %.0f ms", v[a], v[b] }')
+                     printf "%.0f / %.0f / %.0f ms", v[a], v[b], v[NR] }')
+    # the rate the source read at: its rows over first row to last batch
+    SRC_RPS=$(awk '$4 != "" && $4 > 0 { if (!lo || $4 < lo) lo = $4 }
+                   $3 > hi { hi = $3 }
+                   END { printf "%.0f", (hi > lo && lo ? ROWS / ((hi - lo) / 1e9) : 0) }' \
+              ROWS="${TIMED_ROWS:-0}" "$dir.lat/source.lat" 2>/dev/null || echo 0)
     read -r WALL U S <"$dir.time" || true
     CPU=$(awk -v u="${U:-0}" -v s="${S:-0}" 'BEGIN { printf "%.2f", u + s }')
     if [ -n "$cg" ]; then
@@ -128,12 +146,13 @@ timed() {
 }
 
 ROWS_MD=""   # one table row per configuration
+PLAIN_RPS="" # rows/s of the plain unchained run on Lua 5.4
 RSS_MD=""    # one table row per worker process
 declare -A PLAIN_CPU # by engine: plain, unchained
 BASE_CPU=""           # the configuration's CPU on Lua 5.4
 echo "bench: DelayedFlights, $ROWS rows ($MB MB), $WORKERS worker(s) per stage; Lua engines: $ENGINES"
-printf '  %-34s %9s %9s %9s %8s %8s %8s  %-17s %s\n' config wall MB/s cpu cpu/awk \
-    cpu/plain cpu/5.4 "latency p50/p99" "same answer"
+printf '  %-34s %9s %9s %9s %8s %8s %8s  %-21s %s\n' config wall MB/s cpu cpu/awk \
+    cpu/plain cpu/5.4 "latency p50/p99/max" "same answer"
 printf '  %-34s %8ss %9s %8ss %8s %8s %8s  %s\n' awk "$AWK_WALL" \
     "$(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }')" \
     "$AWK_CPU" 1.00 - - "-                 (reference, peak RSS $((AWK_RSS / 1024)) MB)"
@@ -170,13 +189,15 @@ for chained in $CHAINS; do
         fi
         if [ "$mode" = plain ] && [ "$chained" = 0 ]; then
             PLAIN_CPU[$engine]=$CPU
+            [ "$engine" = 5.4 ] && [ "$rc" = 0 ] &&
+                PLAIN_RPS=$(awk -v r="$ROWS" -v w="$WALL" 'BEGIN { printf "%.0f", (w > 0 ? r / w : 0) }')
         fi
         [ "$engine" = 5.4 ] && BASE_CPU=$CPU
         MBS=$(awk -v m="$MB" -v w="$WALL" 'BEGIN { printf "%.1f", (w > 0 ? m / w : 0) }')
         VS_AWK=$(awk -v c="$CPU" -v a="$AWK_CPU" 'BEGIN { printf "%.2f", (a > 0 ? c / a : 0) }')
         VS_PLAIN=$(awk -v c="$CPU" -v p="${PLAIN_CPU[$engine]:-}" 'BEGIN { if (p > 0) printf "%.2fx", c / p; else printf "-" }')
         VS_54=$(awk -v c="$CPU" -v p="$BASE_CPU" 'BEGIN { if (p > 0) printf "%.2fx", c / p; else printf "-" }')
-        printf '  %-34s %8ss %9s %8ss %8s %8s %8s  %-17s %s\n' "$name" "$WALL" \
+        printf '  %-34s %8ss %9s %8ss %8s %8s %8s  %-21s %s\n' "$name" "$WALL" \
             "$MBS" "$CPU" "$VS_AWK" "$VS_PLAIN" "$VS_54" "$LAT" "$SAME"
         ROWS_MD="$ROWS_MD| $name | $WALL s | $MBS MB/s | $CPU s | ${VS_AWK}x | $VS_PLAIN | $VS_54 | $LAT | $SAME |
 "
@@ -192,6 +213,57 @@ done
 echo "  CPU: $CPU_HOW"
 echo "  CPU time and peak RSS of the workers (an enclave's are not in its worker's):"
 printf '%s' "$RSS_MD" | sed 's/^| \(.*\) | \(.*\) |$/    \1: \2/'
+
+# ---- latency at a fixed input rate (SS_BENCH_RATE) ---------------------
+RATE=${SS_BENCH_RATE:-}
+RATE_SHARE=${SS_BENCH_RATE_SHARE:-50}
+RATE_ROWS=${SS_BENCH_RATE_ROWS:-2000000}
+[ "$RATE_ROWS" -gt "$ROWS" ] && RATE_ROWS=$ROWS
+RATE_MD=""
+if [ "$RATE" != off ] && [ -n "$MODES" ]; then
+    if [ -z "$RATE" ] && [ -n "$PLAIN_RPS" ] && [ "$PLAIN_RPS" -gt 0 ]; then
+        RATE=$(awk -v r="$PLAIN_RPS" -v s="$RATE_SHARE" 'BEGIN { printf "%.0f", r * s / 100 }')
+        RATE_HOW="$RATE_SHARE % of the plain run's $PLAIN_RPS rows/s"
+    else
+        RATE_HOW="SS_BENCH_RATE"
+    fi
+fi
+if [ "$RATE" != off ] && [ -n "$RATE" ] && [ -n "$MODES" ]; then
+    RDATA=$DATA
+    if [ "$RATE_ROWS" -lt "$ROWS" ]; then
+        RDATA=$OUTD/flights-$ROWS-first$RATE_ROWS.csv
+        [ -s "$RDATA" ] || { head -n $((RATE_ROWS + 1)) "$DATA" >"$RDATA.tmp" && mv "$RDATA.tmp" "$RDATA"; }
+    fi
+    mawk -F, "$AWK" "$RDATA" | sort >"$RUN/awk-rate.txt"
+    echo "bench: latency at a fixed rate: $RATE rows/s ($RATE_HOW), $RATE_ROWS rows, Lua 5.4"
+    printf '  %-24s %10s %12s %9s  %-21s %s\n' config rate "source read" wall "latency p50/p99/max" "same answer"
+    for chained in $CHAINS; do
+        PIPE=pipeline.yml
+        [ "$chained" = 1 ] && PIPE=pipeline-chained.yml
+        for mode in $MODES; do
+            name=$mode
+            [ "$chained" = 1 ] && name="$mode, chained"
+            dir=$RUN/rate-$mode-$chained
+            mkdir -p "$dir"
+            rc=0
+            TIMED_ROWS=$RATE_ROWS timed "$dir" "$SS" run examples/delayed-flights/$PIPE \
+                --data "$RDATA" --workers "$WORKERS" --security "$mode" \
+                --rate "$RATE" --no-progress --output-dir "$dir" || rc=$?
+            grep '^Delays for carrier' "$dir.stdout" | sort >"$dir.txt" || true
+            if [ "$rc" != 0 ]; then
+                SAME="FAILED (exit $rc, see $dir.summary)"
+            elif cmp -s "$dir.txt" "$RUN/awk-rate.txt" && [ -s "$RUN/awk-rate.txt" ]; then
+                SAME="yes"
+            else
+                SAME="NO: see $dir.txt and $RUN/awk-rate.txt"
+            fi
+            printf '  %-24s %10s %12s %8ss  %-21s %s\n' "$name" "$RATE/s" "$SRC_RPS/s" \
+                "$WALL" "$LAT" "$SAME"
+            RATE_MD="$RATE_MD| $name | $RATE rows/s | $SRC_RPS rows/s | $WALL s | $LAT | $SAME |
+"
+        done
+    done
+fi
 
 # ---- opt-in: what checkpoints cost (SS_BENCH_CHECKPOINTS) --------------
 # median N: the median of the numbers on stdin (the lower middle one)
@@ -276,7 +348,7 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ] && [ -n "$ROWS_MD" ]; then
         echo "    # each: $SS (LuaJIT: $SSJ, JIT on: SS_LUAJIT=on) run examples/delayed-flights/{pipeline,pipeline-chained}.yml --data $DATA --workers $WORKERS --security MODE --no-progress"
         echo "    # awk: mawk -F, '<one-liner in bench/run.sh>' $DATA"
         echo
-        echo "| configuration | wall time | throughput | CPU (user + sys, all processes) | CPU vs awk | CPU vs plain (same engine) | CPU vs Lua 5.4 (same configuration) | latency per batch p50 / p99 | same answer as awk |"
+        echo "| configuration | wall time | throughput | CPU (user + sys, all processes) | CPU vs awk | CPU vs plain (same engine) | CPU vs Lua 5.4 (same configuration) | latency per batch p50 / p99 / max | same answer as awk |"
         echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
         echo "| awk one-liner | $AWK_WALL s | $(awk -v m="$MB" -v w="$AWK_WALL" 'BEGIN { printf "%.1f", m / w }') MB/s | $AWK_CPU s | 1.00x | | | | (reference; peak RSS $((AWK_RSS / 1024)) MB) |"
         printf '%s' "$ROWS_MD"
@@ -286,6 +358,14 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ] && [ -n "$ROWS_MD" ]; then
         echo "| configuration | workers: CPU time, peak RSS (an enclave's are not in its worker's) |"
         echo "|---|---|"
         printf '%s' "$RSS_MD"
+        if [ -n "$RATE_MD" ]; then
+            echo
+            echo "Latency at a fixed input rate ($RATE_HOW; the first $RATE_ROWS rows, Lua 5.4, \`--rate $RATE\`):"
+            echo
+            echo "| configuration | rate asked | source read at | wall time | latency per batch p50 / p99 / max (first row read -> sink) | same answer as awk |"
+            echo "|---|---:|---:|---:|---:|---|"
+            printf '%s' "$RATE_MD"
+        fi
     } >>"$DOC"
     echo "bench: appended to $DOC"
 fi

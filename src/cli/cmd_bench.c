@@ -929,7 +929,8 @@ static int cmp_lat(const void *a, const void *b)
 }
 
 /* Reads a latency log (ss_latlog.h) into *v (malloc'd, sorted by
- * lineage, then time); returns the count, or -1. */
+ * lineage, then time); the source's lines give the time their batch's
+ * first row was read (their fourth field). Returns the count, or -1. */
 static long lat_read(const char *path, lat_rec **v)
 {
     *v = NULL;
@@ -938,8 +939,14 @@ static long lat_read(const char *path, lat_rec **v)
         return -1;
     size_t n = 0, cap = 0;
     unsigned s;
-    unsigned long long q, t;
-    while (fscanf(f, "%u %llu %llu", &s, &q, &t) == 3) {
+    unsigned long long q, t, first;
+    char line[128];
+    while (fgets(line, sizeof line, f)) {
+        int k = sscanf(line, "%u %llu %llu %llu", &s, &q, &t, &first);
+        if (k < 3)
+            break;
+        if (k == 4 && first && first <= t)
+            t = first;
         if (n == cap) {
             cap = cap ? 2 * cap : 4096;
             lat_rec *nv = realloc(*v, cap * sizeof *nv);
@@ -960,7 +967,8 @@ static long lat_read(const char *path, lat_rec **v)
 }
 
 /* End-to-end latency per batch from the logs in dir (SS_LATENCY_DIR of
- * a run): from the batch leaving the source to the last message of its
+ * a run): from the batch's first row read by the source to the last
+ * message of its
  * lineage reaching the sink. *n batches matched; p50, p99 and max in
  * ms. Returns 0, or -1 when there is nothing to measure. */
 static int lat_pcts(const char *dir, long *n, double *p50, double *p99,

@@ -47,6 +47,10 @@ static void usage(FILE *f)
         "                      once in the output folder's keys/\n"
         "  --enclave BACKEND   enclave mode: sandbox (default)\n"
         "  --batch-size B      max bytes per batch (e.g. 65536, 64K, 1M)\n"
+        "  --rate N            the source reads N rows per second at most\n"
+        "                      (50000, 50k, 2M; k: 1000), over all its\n"
+        "                      parts; 0: as fast as the pipeline takes\n"
+        "                      them (default: the file's source.rate)\n"
         "  --max-instructions N  Lua instructions one event (or a stage's\n"
         "                      completion) may use (default 200000000)\n"
         "  --output-dir DIR    logs, rejects.jsonl, output (default "
@@ -124,12 +128,13 @@ static int parse_args(int argc, char **argv, run_args *a)
            O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP, O_KEYS,
            O_ENCLAVE, O_MAXINSNS, O_ON, O_NAME, O_DETACH, O_IMAGE,
            O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED, O_RESTARTS, O_CKPT,
-           O_SLOTS };
+           O_SLOTS, O_RATE };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"workers", required_argument, NULL, O_WORKERS},
         {"security", required_argument, NULL, O_SECURITY},
         {"batch-size", required_argument, NULL, O_BATCH},
+        {"rate", required_argument, NULL, O_RATE},
         {"max-instructions", required_argument, NULL, O_MAXINSNS},
         {"output-dir", required_argument, NULL, O_OUTDIR},
         {"quiet", no_argument, NULL, O_QUIET},
@@ -187,6 +192,16 @@ static int parse_args(int argc, char **argv, run_args *a)
                 return 2;
             }
             a->ov.batch_size = v;
+            break;
+        case O_RATE:
+            if (ss_parse_rate(optarg, &v)) {
+                fprintf(stderr, "sstream run: --rate must be a number of "
+                                "rows per second from 0 to 1000000000, "
+                                "such as 50000, 50k or 2M, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            a->ov.rate = v ? (int64_t)v : -1;
             break;
         case O_MAXINSNS:
             if (ss_parse_u64(optarg, SS_STAGE_MIN_MAX_INSTRUCTIONS,

@@ -18,8 +18,8 @@ static void usage(FILE *f)
             "usage: sstream source [options] [FILE]\n\n"
             "Injects FILE (default: DATA_FILE, else stdin; '-' is stdin) "
             "line by line into\na pipeline, as fast as the first router "
-            "takes it. Bad lines are rejected,\ncounted and logged with "
-            "their line number; the rest goes on.\n\n"
+            "takes it (or at --rate). Bad lines are\nrejected, counted and "
+            "logged with their line number; the rest goes on.\n\n"
             "  --to EP              the first router (default: TO)\n"
             "  --file FILE          the input (same as the FILE operand)\n"
             "  --parts N            inject N equal parts in parallel "
@@ -46,7 +46,18 @@ static void usage(FILE *f)
             "send a partial batch\n"
             "                       once no byte arrived for N ms "
             "(default 200; 0: only\n"
-            "                       full batches and the last one)\n"
+            "                       full batches and the last one); "
+            "with --rate: once\n"
+            "                       its first row would wait longer "
+            "than N ms for the\n"
+            "                       rows after it\n"
+            "  --rate N             read N rows per second at most "
+            "(50000, 50k, 2M; k:\n"
+            "                       1000, M: 1000000), over all parts, "
+            "catching up after\n"
+            "                       a delay by at most 1 s of rows; 0 "
+            "(default): as fast\n"
+            "                       as the first router takes them\n"
             "  --checkpoint-interval MS  a file: each part sends a "
             "checkpoint barrier\n"
             "                       between two batches every MS ms and "
@@ -101,6 +112,7 @@ int cmd_source(int argc, char **argv)
         {"header", no_argument, 0, 'H'},
         {"follow", no_argument, 0, 'L'},
         {"linger-ms", required_argument, 0, 'l'},
+        {"rate", required_argument, 0, 'Q'},
         {"checkpoint-interval", required_argument, 0, 'C'},
         {"checkpoint-dir", required_argument, 0, 'D'},
         {"batch-size", required_argument, 0, 'b'},
@@ -148,6 +160,13 @@ int cmd_source(int argc, char **argv)
             if (ss_parse_u64(optarg, 0, 3600000, 0, &v))
                 return bad("--linger-ms takes 0 to 3600000, not", optarg);
             o.linger_ms = (int)v;
+            break;
+        case 'Q':
+            if (ss_parse_rate(optarg, &v))
+                return bad("--rate takes rows per second from 0 to "
+                           "1000000000 (such as 50000, 50k or 2M), not",
+                           optarg);
+            o.rate = v;
             break;
         case 'S':
             if (strcmp(optarg, "plain") && strcmp(optarg, "encrypted") &&

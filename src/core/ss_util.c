@@ -113,6 +113,29 @@ int ss_parse_u64(const char *s, uint64_t min, uint64_t max, int allow_suffix,
 }
 
 /* See ss_util.h. */
+int ss_parse_rate(const char *s, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return SS_EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || v > SS_RATE_MAX)
+        return SS_EINVAL;
+    if (*end == 'k' || *end == 'K') {
+        v *= 1000;
+        end++;
+    } else if (*end == 'm' || *end == 'M') {
+        v *= 1000000;
+        end++;
+    }
+    if (*end || v > SS_RATE_MAX)
+        return SS_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* See ss_util.h. */
 const char *ss_env(const char *name, const char *dflt)
 {
     const char *v = getenv(name);

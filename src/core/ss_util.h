@@ -45,6 +45,15 @@ int ss_run_get(const char *opt, uint64_t *out, char *err, size_t errlen);
 int ss_parse_u64(const char *s, uint64_t min, uint64_t max, int allow_suffix,
                  uint64_t *out);
 
+/* The most rows per second a rate may say (ss_parse_rate). */
+#define SS_RATE_MAX 1000000000ull
+
+/* Parses a rate in rows per second: a whole decimal number, optionally
+ * followed by k (x 1000) or M (x 1000000), decimal unlike the sizes of
+ * ss_parse_u64: "50000", "50k", "2M". 0 means no limit. Returns 0 and
+ * *out (0..SS_RATE_MAX), or SS_EINVAL. */
+int ss_parse_rate(const char *s, uint64_t *out);
+
 /* Formats a one-line reason into err[0..errlen), truncating it, for the
  * `char *err, size_t errlen` out-parameters of the code base; does
  * nothing when err is NULL or errlen 0. Can't fail. */

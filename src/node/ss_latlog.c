@@ -54,6 +54,19 @@ void ss_latlog_batch(ss_latlog *l, uint32_t stream, uint64_t seq)
 }
 
 /* See ss_latlog.h. */
+void ss_latlog_source(ss_latlog *l, uint32_t stream, uint64_t seq,
+                      uint64_t first_ns)
+{
+    if (!l)
+        return;
+    uint64_t t = ss_now_ns();
+    pthread_mutex_lock(&l->lock);
+    fprintf(l->f, "%u %llu %llu %llu\n", stream, (unsigned long long)seq,
+            (unsigned long long)t, (unsigned long long)first_ns);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* See ss_latlog.h. */
 void ss_latlog_close(ss_latlog **l)
 {
     if (!l || !*l)

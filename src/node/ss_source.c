@@ -81,6 +81,8 @@ typedef struct part {
     ckpt_mark *marks;
     size_t nmarks, capmarks;
     int ended; /* resumed after its end: sends its end of stream only */
+    uint64_t credit;   /* o->rate: rows granted (pace) and not taken yet */
+    uint64_t first_ns; /* when the batch's first row was taken */
 } part;
 
 struct ss_source {
@@ -108,7 +110,35 @@ struct ss_source {
     uint32_t acked;
     int unheld; /* held rejects outgrew HELD_MAX: written at once, and the
                    acknowledgements carry no rejects mark any more */
+    /* pacing (o->rate, see pace): rows granted over all parts, the
+     * schedule's origin in ns (0: not started), rows per grant */
+    atomic_ullong granted;
+    atomic_ullong pace_t0;
+    uint64_t chunk;
 };
+
+/* Pacing (o->rate) is a token bucket shared by the parts:
+ *
+ *   row g (0-based, counted over all parts in the order they take rows)
+ *   is due at  t0 + g / rate  (t0: when the first part asked for a row)
+ *
+ * A part asks for `chunk` rows at a time (about 1 ms of them: one atomic
+ * add and one clock read per chunk, never a sleep per row) and takes
+ * them at once when their first is due. If it is early, it waits for
+ * that time inside ss_link_service, so that the router's confirmations
+ * and the heartbeats go on. If it is late (the router held it back, the
+ * machine was busy), it does not wait: it catches up at full speed,
+ * but by at most PACE_BURST_NS of rows: a part further behind moves t0
+ * forward so that it is exactly that far behind (the bucket's capacity).
+ * The rate is thus never exceeded over any window longer than the
+ * burst, and kept on average however the parts are scheduled.
+ *
+ * A row does not wait in a partial batch for long: before a part waits,
+ * if the row it waits for is due more than linger_ms after the batch's
+ * first row was taken, the batch leaves first (linger_ms 0: only full
+ * batches). At 10 rows/s, each row leaves alone as it is taken; at 1M
+ * rows/s a 64 KiB batch of 100-byte rows fills in 0.65 ms. */
+#define PACE_BURST_NS 1000000000ull
 
 /* The most bytes of rejects a source holds back for its checkpoints
  * (hold_reject); beyond, they are written at once. */
@@ -127,6 +157,7 @@ void ss_source_opts_default(ss_source_opts *o)
     o->window = 16;
     o->connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
     o->linger_ms = 200;
+    o->rate = 0;
 }
 
 /* Writes p's held rejects up to byte upto of all it made (under
@@ -271,7 +302,8 @@ static int batch_send_end(part *p, int end)
     } else {
         ss_hdr_encode(&h, (uint8_t *)p->batch.data);
     }
-    ss_latlog_batch(s->lat, h.stream, h.seq);
+    ss_latlog_source(s->lat, h.stream, h.seq,
+                     p->count ? p->first_ns : ss_now_ns());
     rc = ss_link_send(p->link, msg, mlen, p->seq);
     if (rc) {
         snprintf(p->err, sizeof p->err, "cannot send batch %llu of part "
@@ -362,12 +394,74 @@ static int maybe_barrier(part *p, uint64_t row, const char *l)
 
 static int batch_send(part *p) { return batch_send_end(p, 0); }
 
+/* The time row g of the schedule starting at t0 is due (see pacing). */
+static uint64_t pace_due(const source *s, uint64_t t0, uint64_t g)
+{
+    uint64_t r = s->o->rate;
+    return t0 + g / r * 1000000000ull + g % r * 1000000000ull / r;
+}
+
+/* Pacing (see the notes above): grants p the next n rows of the
+ * schedule and returns once the first of them is due, sending p's
+ * partial batch first when the wait would hold its first row back for
+ * longer than the linger (the next row is `line`: a new batch starts
+ * there). Returns at once when the source is stopped. Returns 0, or the
+ * error of a send or of the link (p->err says it). */
+static int pace(part *p, uint64_t n, uint64_t line)
+{
+    source *s = p->src;
+    uint64_t g = atomic_fetch_add(&s->granted, n);
+    uint64_t now = ss_now_ns();
+    uint64_t t0 = atomic_load(&s->pace_t0);
+    while (t0 == 0 && !atomic_compare_exchange_weak(&s->pace_t0, &t0, now))
+        ; /* the first row of the source starts the schedule */
+    if (t0 == 0)
+        t0 = now;
+    uint64_t due = pace_due(s, t0, g);
+    if (now > due + PACE_BURST_NS) {
+        /* further behind than the bucket holds: forget the excess */
+        uint64_t want = t0 + (now - due - PACE_BURST_NS);
+        while (t0 < want &&
+               !atomic_compare_exchange_weak(&s->pace_t0, &t0, want))
+            ;
+        return 0;
+    }
+    uint64_t linger = (uint64_t)s->o->linger_ms * 1000000u;
+    while (now < due && !atomic_load(&s->stop)) {
+        if (p->count && linger && due - p->first_ns > linger) {
+            int rc = batch_send(p);
+            if (rc)
+                return rc;
+            batch_start(p, line);
+        }
+        uint64_t ms = (due - now + 999999u) / 1000000u;
+        int rc = ss_link_service(p->link, ms > 100 ? 100 : (int)ms);
+        if (rc < 0 && !(rc == SS_EINTR && atomic_load(&s->stop))) {
+            snprintf(p->err, sizeof p->err, "part %u: %s", p->index,
+                     ss_link_error(p->link));
+            return rc;
+        }
+        now = ss_now_ns();
+    }
+    return 0;
+}
+
 /* Checks one line and appends it to the batch (sending a full batch
  * first). Returns 0, or a negative code if sending failed. */
 static int take_line(part *p, uint64_t line, const char *l, size_t n)
 {
     source *s = p->src;
     char why[600];
+    if (s->o->rate) {
+        if (!p->credit) {
+            int rc = pace(p, s->chunk, line);
+            if (rc)
+                return rc;
+            p->credit = s->chunk;
+            p->since_check = 63; /* it may have waited: a barrier due? */
+        }
+        p->credit--;
+    }
     if (s->o->checkpoint_ms && s->base && ++p->since_check >= 64) {
         p->since_check = 0;
         int rc = maybe_barrier(p, line, l);
@@ -419,8 +513,11 @@ static int take_line(part *p, uint64_t line, const char *l, size_t n)
             return rc;
         batch_start(p, line);
     }
-    if (p->count == 0)
+    if (p->count == 0) {
         p->row = line;
+        if (s->lat || s->o->rate)
+            p->first_ns = ss_now_ns();
+    }
     if (s->jsonl) {
         lua_State *L = p->L;
         lua_getfield(L, LUA_REGISTRYINDEX, "ss.json.decode");
@@ -1158,6 +1255,10 @@ static int sealed_send(source *s, FILE *f, const sealed_info *si,
                      "being read", s->o->file, (unsigned long long)i + 1);
             return rc < 0 ? rc : SS_EPROTO;
         }
+        if (s->o->rate && (rc = pace(p, h.count, 0)) != 0) {
+            snprintf(err, errlen, "%s", p->err);
+            return rc;
+        }
         rc = ss_link_send(p->link, msg->data, msg->len, i);
         if (rc) {
             snprintf(err, errlen, "cannot send batch %llu: %s",
@@ -1242,6 +1343,13 @@ int ss_source_new(const ss_source_opts *o, ss_source **out)
     s->expected_fields = -1;
     atomic_init(&s->stop, 0);
     pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->granted, 0);
+    atomic_init(&s->pace_t0, 0);
+    s->chunk = o->rate / 1000; /* about 1 ms of rows per grant */
+    if (s->chunk < 1)
+        s->chunk = 1;
+    if (s->chunk > 1024)
+        s->chunk = 1024;
     s->lat = ss_latlog_open("source");
     *out = s;
     return 0;
@@ -1309,6 +1417,10 @@ int ss_source_run(ss_source *s)
         ss_error("cannot open input '%s': %s", o->file, strerror(errno));
         return SS_EIO;
     }
+    if (o->rate)
+        ss_info("%s: reading at most %llu rows per second%s", o->name,
+                (unsigned long long)o->rate,
+                s->sealed ? " (a sealed file: batch by batch)" : "");
     if (strcmp(o->security, "plain") != 0) {
         char kerr[512];
         if (!o->keys) {
@@ -1480,12 +1592,15 @@ int ss_source_run(ss_source *s)
         }
         part_cleanup(&s->parts[i]);
     }
+    double secs = (double)(ss_now_ms() - t0) / 1000.0;
     ss_info("%s: %llu lines, %llu events in %llu batches, %llu rejected, "
-            "%.1f s", o->name, (unsigned long long)atomic_load(&s->lines),
+            "%.1f s (%.0f lines/s%s)", o->name,
+            (unsigned long long)atomic_load(&s->lines),
             (unsigned long long)atomic_load(&s->events),
             (unsigned long long)atomic_load(&s->batches),
-            (unsigned long long)atomic_load(&s->rejected),
-            (double)(ss_now_ms() - t0) / 1000.0);
+            (unsigned long long)atomic_load(&s->rejected), secs,
+            secs > 0 ? (double)atomic_load(&s->lines) / secs : 0.0,
+            o->rate ? ", paced" : "");
 out:
     if (map)
         munmap(map, size);

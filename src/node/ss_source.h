@@ -1,6 +1,6 @@
 /*
  * ss_source.h - injects a file (or stdin) into a pipeline as batches of
- * events, as fast as the first router takes them.
+ * events, as fast as the first router takes them or at a given rate.
  *
  * With parts = N the file is cut into N ranges of about equal size on line
  * boundaries, each injected by its own thread as its own stream (stream id
@@ -42,7 +42,16 @@ typedef struct ss_source_opts {
                       the file is read in 1 part */
     int linger_ms; /* stdin, a pipe or a followed file: a partial batch
                       leaves once no byte arrived for this long (default
-                      200; 0: only full batches and the last one) */
+                      200; 0: only full batches and the last one); with
+                      rate: once its first row would wait longer than
+                      this for the next row's turn */
+    uint64_t rate; /* rows per second over all parts (0: no limit): row
+                      number g (0-based, in the order the parts take
+                      them) is taken no earlier than g / rate seconds
+                      after the first; a source held back (by the
+                      router, the machine) catches up at full speed, by
+                      at most one second's rows. A sealed file is paced
+                      batch by batch */
     unsigned checkpoint_ms; /* a file read in parts: every part sends a
                       checkpoint BARRIER between two batches each time
                       this interval passed (epoch = intervals since the

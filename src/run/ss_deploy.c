@@ -445,6 +445,10 @@ static void source_words(gen *g, words *w)
         w_add(w, "--parts");
         w_add(w, w_fmt(w, "%d", p->source.parts));
     }
+    if (p->source.rate) { /* a sealed file too: paced batch by batch */
+        w_add(w, "--rate");
+        w_add(w, w_fmt(w, "%llu", (unsigned long long)p->source.rate));
+    }
     w_add(w, "--batch-size");
     w_add(w, w_fmt(w, "%llu", (unsigned long long)p->batch_size));
     w_add(w, "--name");

@@ -249,7 +249,7 @@ static int parse_source(pctx *c, yaml_node_t *n)
 {
     static const char *const keys[] = {"file",   "parts",     "format",
                                        "header", "follow",    "linger_ms",
-                                       NULL};
+                                       "rate",   NULL};
     static const char *const formats[] = {"lines", "csv", "jsonl", "sealed",
                                           NULL};
     ss_pipeline *p = c->p;
@@ -292,6 +292,12 @@ static int parse_source(pctx *c, yaml_node_t *n)
     if ((v = lookup(c, n, "linger_ms", NULL)) &&
         (rc = get_int(c, "linger_ms", v, 0, 3600000, &p->source.linger_ms)))
         return rc;
+    if ((v = lookup(c, n, "rate", NULL)) &&
+        (!is_plain(v) || ss_parse_rate(scalar(v), &p->source.rate)))
+        return fail(c, v, "rate must be a number of rows per second from 0 "
+                    "to 1000000000, such as 50000, 50k or 2M (k: 1000, M: "
+                    "1000000; 0: as fast as the pipeline takes them), not "
+                    "'%.40s'", v->type == YAML_SCALAR_NODE ? scalar(v) : "");
     return 0;
 }
 
@@ -676,6 +682,8 @@ int ss_pipeline_apply(ss_pipeline *p, const ss_pipeline_overrides *o,
         if (replace(&p->security, o->security))
             return SS_ENOMEM;
     }
+    if (o->rate)
+        p->source.rate = o->rate < 0 ? 0 : (uint64_t)o->rate;
     if (o->checkpoint_ms)
         p->checkpoint_ms = o->checkpoint_ms < 0 ? 0 : (unsigned)o->checkpoint_ms;
     if (o->max_instructions)

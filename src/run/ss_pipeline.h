@@ -58,6 +58,8 @@ typedef struct ss_pipeline {
         int follow;   /* 0/1, default 0: read what is appended, until
                          stopped (sstream source --follow) */
         int linger_ms; /* -1 (default: the source's), or 0..3600000 */
+        uint64_t rate; /* rows per second (sstream source --rate), 0
+                          (default): as fast as the pipeline takes them */
         int line;     /* line of "file:" (or of "source:") */
     } source;
     ss_stage_conf *stages;
@@ -79,6 +81,8 @@ typedef struct ss_pipeline_overrides {
     uint64_t max_instructions; /* --max-instructions */
     int checkpoint_ms;    /* --checkpoint-interval: 0 the file's, -1 none,
                              else ms */
+    int64_t rate;         /* --rate: 0 the file's, -1 none, else rows/s
+                             (1..SS_RATE_MAX) */
 } ss_pipeline_overrides;
 
 /* Reads, parses and validates the pipeline file at path. Returns 0 and

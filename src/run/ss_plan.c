@@ -733,6 +733,10 @@ static int plan(plan_ctx *cx)
         (p->source.linger_ms >= 0 &&
          ((rc = strv_push(&a, "--linger-ms")) ||
           (rc = strv_push(&a, "%d", p->source.linger_ms)))) ||
+        (p->source.rate &&
+         ((rc = strv_push(&a, "--rate")) ||
+          (rc = strv_push(&a, "%llu",
+                          (unsigned long long)p->source.rate)))) ||
         (ckpt && ((rc = strv_push(&a, "--checkpoint-interval")) ||
                   (rc = strv_push(&a, "%u", p->checkpoint_ms)) ||
                   (rc = push_checkpoints(cx, &a)))) ||

@@ -2,8 +2,9 @@
 # `make bench` (bench/run.sh) on a small file: the whole matrix runs in one
 # go - awk, then plain, encrypted and enclave, unchained and chained - and
 # every configuration gives awk's answer, has its CPU time, its latency
-# percentiles, and the CPU time and peak RSS of its workers, on Lua 5.4
-# and (when built) on LuaJIT; the Makefile
+# percentiles (at full speed, and at a fixed rate per mode), and the CPU
+# time and peak RSS of its workers, on Lua 5.4 and (when built) on
+# LuaJIT; the Makefile
 # passes BENCH_ROWS. (The figures themselves are for a quiet machine.)
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
@@ -15,8 +16,17 @@ for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "en
     line=$(grep -E "^  $c +[0-9]" "$T/out")
     check "$c: runs and gives awk's answer ($line)" \
         bash -c "grep -q 'yes (20 carriers)' <<< \"\$1\"" _ "$line"
-    check "$c: CPU time, against plain and Lua 5.4, latency p50 / p99" \
-        bash -c "grep -Eq '[0-9.]+s +[0-9.]+ +([0-9.]+x|-) +([0-9.]+x|-) +[0-9]+ / [0-9]+ ms' <<< \"\$1\"" _ "$line"
+    check "$c: CPU time, against plain and Lua 5.4, latency p50 / p99 / max" \
+        bash -c "grep -Eq '[0-9.]+s +[0-9.]+ +([0-9.]+x|-) +([0-9.]+x|-) +[0-9]+ / [0-9]+ / [0-9]+ ms' <<< \"\$1\"" _ "$line"
+done
+# latency at a fixed rate (half the plain run's rows/s by default), per
+# mode: the rate, the source's measured rate, p50 / p99 / max, the answer
+contains "the fixed rate is half of plain's measured rows/s" "$T/out" \
+    "latency at a fixed rate: [0-9]+ rows/s \(50 % of the plain run's [0-9]+ rows/s\), 20000 rows"
+for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "enclave, chained"; do
+    line=$(grep -E "^  $c +[0-9]+/s" "$T/out")
+    check "$c at a fixed rate: latency p50 / p99 / max and awk's answer ($line)" \
+        bash -c "grep -Eq '[0-9]+/s +[0-9]+/s +[0-9.]+s +[0-9]+ / [0-9]+ / [0-9]+ ms +yes' <<< \"\$1\"" _ "$line"
 done
 contains "workers' CPU and peak RSS, unchained" "$T/out" \
     "^    enclave: map-1 [0-9.]+ s [0-9.]+ MB, filter-1 [0-9.]+ s [0-9.]+ MB, reduce-1"
@@ -29,7 +39,7 @@ if [ -x bin/sstream-luajit ]; then
              "plain, LuaJIT, JIT on" "encrypted, chained, LuaJIT, JIT on"; do
         line=$(grep -E "^  $c +[0-9]" "$T/out")
         check "$c: runs, gives awk's answer, CPU against Lua 5.4 ($line)" \
-            bash -c "grep -Eq '[0-9.]+x +[0-9]+ / [0-9]+ ms +yes \(20 carriers\)' <<< \"\$1\"" _ "$line"
+            bash -c "grep -Eq '[0-9.]+x +[0-9]+ / [0-9]+ / [0-9]+ ms +yes \(20 carriers\)' <<< \"\$1\"" _ "$line"
     done
     check "no JIT in an enclave: no such row" \
         bash -c "! grep -q '^  enclave.*JIT on' \"\$1\"" _ "$T/out"

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/ss_util.h"
 #include "lua/ss_lua.h"
 #include "run/ss_pipeline.h"
 #include "securestreams.h"
@@ -146,6 +147,7 @@ static void defaults_and_paths(void **state)
     assert_int_equal(p->source.header, 0);
     assert_int_equal(p->source.follow, 0);
     assert_int_equal(p->source.linger_ms, -1); /* the source's default */
+    assert_int_equal(p->source.rate, 0); /* no limit */
     assert_string_equal(p->stages[0].script, "sub/map.lua");
     assert_string_equal(p->sink.script, "sub/print.lua");
     assert_null(p->sink.output);
@@ -310,10 +312,23 @@ static void errors_source(void **state)
     expect_edit(6, "  file: ''\n", 6, "file must be a non-empty string");
     expect_edit(6, "  fiel: data.csv\n", 6,
                 "unknown key 'fiel' in source (expected file, parts, "
-                "format, header, follow, linger_ms)");
+                "format, header, follow, linger_ms, rate)");
     expect_edit(9, "  follow: maybe\n", 9, "follow must be true or false");
     expect_edit(9, "  linger_ms: -1\n", 9,
                 "linger_ms must be a number from 0 to 3600000");
+    static const char *const bad_rates[] = {"fast", "-5", "1.5k", "2G",
+                                            "50kB", "1000000001", "''",
+                                            "[1]", NULL};
+    for (size_t i = 0; bad_rates[i]; i++) {
+        char edit[64], msg[256];
+        snprintf(edit, sizeof edit, "  rate: %s\n", bad_rates[i]);
+        snprintf(msg, sizeof msg, "rate must be a number of rows per second "
+                 "from 0 to 1000000000, such as 50000, 50k or 2M (k: 1000, "
+                 "M: 1000000; 0: as fast as the pipeline takes them), not "
+                 "'%s'", /* a quoted or a list value: not shown */
+                 strchr("'[", bad_rates[i][0]) ? "" : bad_rates[i]);
+        expect_edit(9, edit, 9, msg);
+    }
     expect_text("source:\n  format: sealed\n  follow: true\n"
                 "stages:\n  - name: map\n    script: map.lua\n"
                 "sink:\n  script: print.lua\n",
@@ -561,6 +576,32 @@ static void overrides(void **state)
     assert_int_equal(p->stages[1].workers, 7);
     assert_string_equal(p->security, "enclave");
     assert_int_equal(p->batch_size, 1024);
+
+    /* the rate: the file's (50k = 50000, decimal), --rate N, --rate 0 */
+    ss_pipeline_destroy(&p);
+    p = parse_ok("p.yml", "source: {file: d.csv, rate: 50k}\nstages:\n"
+                 "  - {name: a, script: map.lua}\nsink: {script: print.lua}\n");
+    assert_int_equal(p->source.rate, 50000);
+    ss_pipeline_overrides r = {0};
+    assert_int_equal(ss_pipeline_apply(p, &r, err, sizeof err), 0);
+    assert_int_equal(p->source.rate, 50000);
+    r.rate = 2000000;
+    assert_int_equal(ss_pipeline_apply(p, &r, err, sizeof err), 0);
+    assert_int_equal(p->source.rate, 2000000);
+    r.rate = -1; /* --rate 0: no limit */
+    assert_int_equal(ss_pipeline_apply(p, &r, err, sizeof err), 0);
+    assert_int_equal(p->source.rate, 0);
+    uint64_t v = 7;
+    assert_int_equal(ss_parse_rate("2M", &v), 0);
+    assert_int_equal(v, 2000000);
+    assert_int_equal(ss_parse_rate("0", &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(ss_parse_rate("1000M", &v), 0);
+    assert_int_equal(v, SS_RATE_MAX);
+    assert_int_equal(ss_parse_rate("1001M", &v), SS_EINVAL);
+    assert_int_equal(ss_parse_rate("18446744073709551615k", &v), SS_EINVAL);
+    assert_int_equal(ss_parse_rate("", &v), SS_EINVAL);
+    assert_int_equal(ss_parse_rate(" 5", &v), SS_EINVAL);
 
     ss_pipeline_overrides bad = {0};
     bad.workers = 65;
