@@ -137,9 +137,12 @@ wait_max 30 "$SINK"
 contains "follow: the sink counted 2000 events" count.out "^events 2000$"
 
 # 7. a restart from a checkpoint keeps pacing: 40000 rows at 10k/s,
-# checkpoints every 200 ms, reduce-1 killed once a checkpoint completed
+# checkpoints every 200 ms, reduce-1 killed once a checkpoint completed;
+# the resumed source's own last log line ("N lines ... T s (R lines/s,
+# paced)", LOG_LEVEL=info) must show the rate held: T >= N / 10000 - 0.1
+# (its clock starts before its first row is due) and R <= 10600
 t0=$(date +%s%N)
-timeout -k 10 180 "$SS" run p.yml --data f40k.csv --rate 10k \
+LOG_LEVEL=info timeout -k 10 180 "$SS" run p.yml --data f40k.csv --rate 10k \
     --checkpoint-interval 200 --restarts 1 --no-progress --output-dir out-r \
     > res-r 2> err-r &
 run=$!
@@ -165,4 +168,12 @@ grep '^Delays' res-r | sort > got-r
 same "restart: awk's answer" got-r expected40
 check "restart: 40000 rows at 10k/s took at least 3.6 s over both incarnations ($SECS s)" \
     atleast "$SECS" 3.6
+contains "restart: the source's last start resumed its parts from the checkpoint" \
+    out-r/logs/source.log "resuming each of its 4 parts from the checkpoint"
+last=$(grep -E "lines, .* \(([0-9]+) lines/s, paced\)" out-r/logs/source.log | tail -1)
+echo "    resumed source: $last"
+read -r n2 s2 r2 < <(sed -E 's/.*source: ([0-9]+) lines, .* ([0-9.]+) s \(([0-9]+) lines\/s, paced\).*/\1 \2 \3/' <<< "$last")
+check "restart: the resumed source read its ${n2:-?} rows at the rate (${s2:-?} s, ${r2:-?} rows/s)" \
+    awk -v n="${n2:-0}" -v s="${s2:-0}" -v r="${r2:-99999}" \
+    'BEGIN { exit !(n > 0 && s >= n / 10000 - 0.1 && r <= 10600) }'
 finish
