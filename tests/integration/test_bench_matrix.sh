@@ -13,7 +13,7 @@ SS_BENCH_NO_DOC=1 SS_BENCH_OUT=$T/bench timeout -k 10 900 bench/run.sh 20000 \
 check "bench/run.sh 20000 exits 0 ($(tail -3 "$T/err" | tr '\n' ' '))" test $? -eq 0
 contains "awk is the reference" "$T/out" "^  awk .*reference"
 for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "enclave, chained"; do
-    line=$(grep -E "^  $c +[0-9]" "$T/out")
+    line=$(grep -E "^  $c +[0-9.]+s " "$T/out") # the matrix row (wall time)
     check "$c: runs and gives awk's answer ($line)" \
         bash -c "grep -q 'yes (20 carriers)' <<< \"\$1\"" _ "$line"
     check "$c: CPU time, against plain and Lua 5.4, latency p50 / p99 / max" \
@@ -37,7 +37,7 @@ contains "workers' CPU and peak RSS, chained: one worker" "$T/out" \
 if [ -x bin/sstream-luajit ]; then
     for c in "plain, LuaJIT" "enclave, LuaJIT" "enclave, chained, LuaJIT" \
              "plain, LuaJIT, JIT on" "encrypted, chained, LuaJIT, JIT on"; do
-        line=$(grep -E "^  $c +[0-9]" "$T/out")
+        line=$(grep -E "^  $c +[0-9.]+s " "$T/out")
         check "$c: runs, gives awk's answer, CPU against Lua 5.4 ($line)" \
             bash -c "grep -Eq '[0-9.]+x +[0-9]+ / [0-9]+ / [0-9]+ ms +yes \(20 carriers\)' <<< \"\$1\"" _ "$line"
     done
