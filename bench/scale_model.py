@@ -284,8 +284,8 @@ def main():
       "average (1 min) before and after says how far from quiet it was.")
     p("")
     p("| run | mode | workers (maps) | batch | CPU measured | CPU model | error | "
-      "wall | wall bound, quiet | load before / after |")
-    p("|---|---|---|---|---:|---:|---:|---:|---:|---|")
+      "time(1) user+sys | wall | wall bound, quiet | load before / after |")
+    p("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     ncores = int(top["nproc"])
     errs = {}
     for r in runs:
@@ -306,9 +306,10 @@ def main():
             threads = min(parts, ncores) if c == "source" else 1
             busiest = max(busiest, v / n / threads)
         bound = max(pred / ncores, busiest)
-        p("| %s%s | %s | %s (%s) | %s | %.2f s | %.2f s | %+.0f %% | %.2f s | %.2f s | %s / %s |" % (
+        p("| %s%s | %s | %s (%s) | %s | %.2f s | %.2f s | %+.0f %% | %s | %.2f s | %.2f s | %s / %s |" % (
             i["where"], " (fit)" if isfit else "", mode, i["workers"], i["maps"], i["batch"],
-            meas, pred, err, r.get("wall", float("nan")), bound,
+            meas, pred, err, "%.2f s" % r["cpu_all"] if i["where"] == "local" else "-",
+            r.get("wall", float("nan")), bound,
             i["load_before"].split()[0], i["load_after"].split()[0]))
     p("")
     for (key, mode), v in sorted(errs.items()):
@@ -371,7 +372,7 @@ def main():
             u = {c: m[c]["a"] + m[c]["b"] * m[c]["bpr"].get(s, float("nan")) for c in m}
             if any(math.isnan(v) for v in u.values()):
                 continue
-            for n, cores in ((1, 2), (2, 4), (4, 8), (8, 16), (16, 32)):
+            for n, cores in ((1, 2), (2, 4), (4, 8), (8, 16)):
                 k = n * cores
                 lims = {"all cores": k / sum(u.values())}
                 for c in SINGLES:
