@@ -175,7 +175,7 @@ def main():
     out = []
     p = out.append
     p("Fitted by `bench/scale_model.py %s` from the runs of `bench/scale_model.sh`" % rd)
-    p("on %s (%s rows, %.0f MB, %.1f bytes per row), main at %s, %s UTC, %s cores (%s)."
+    p("on %s (%s rows, %.0f MB, %.1f bytes per row), commit %s, %s UTC, %s cores (%s)."
       % (top["data"], nrows, int(top["bytes"]) / 1e6, row_bytes, top["commit"],
          top["date"], top["nproc"], top["cpu"]))
     p("")
@@ -211,7 +211,9 @@ def main():
                 ys.append(e["cpu"] - e["procs"] * f)
             if not xs:
                 continue
-            a, b, full = lstsq2(xs, ys)
+            # relative errors: each run weighs the same, whatever its batch size
+            wx = [(x[0] / max(y, 1e-3), x[1] / max(y, 1e-3)) for x, y in zip(xs, ys)]
+            a, b, full = lstsq2(wx, [1.0] * len(ys))
             e0 = fit[0]["cls"][c]
             m[c] = {"f": f, "a": a, "b": b, "full": full,
                     "bytes_row": e0["bytes"] / fit[0]["rows"],
@@ -288,6 +290,7 @@ def main():
     p("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     ncores = int(top["nproc"])
     errs = {}
+    groups = {}
     for r in runs:
         i = r["info"]
         mode = i["mode"]
@@ -299,6 +302,9 @@ def main():
         isfit = i["where"] == "local" and i["workers"] == "1"
         key = "fit" if isfit else ("netns" if i["where"] == "netns" else "predicted")
         errs.setdefault((key, mode), []).append(err)
+        gname = "%s %s, %s, %s, batch %s" % (
+            i["where"], mode, "%s map worker(s), 1 filter, 1 reduce" % i["maps"] if i["where"] == "netns"
+            else "%s worker(s)/stage" % i["workers"], "fit" if isfit else "predicted", i["batch"])
         # each process's share of its class, the source's threads
         busiest = 0.0
         for c, v in per.items():
@@ -306,11 +312,29 @@ def main():
             threads = min(parts, ncores) if c == "source" else 1
             busiest = max(busiest, v / n / threads)
         bound = max(pred / ncores, busiest)
+        groups.setdefault((i["where"] != "local", gname), []).append(
+            (meas, pred, err, r.get("wall", float("nan")), bound,
+             (i["load_before"].split()[0], i["load_after"].split()[0])))
         p("| %s%s | %s | %s (%s) | %s | %.2f s | %.2f s | %+.0f %% | %s | %.2f s | %.2f s | %s / %s |" % (
             i["where"], " (fit)" if isfit else "", mode, i["workers"], i["maps"], i["batch"],
             meas, pred, err, "%.2f s" % r["cpu_all"] if i["where"] == "local" else "-",
             r.get("wall", float("nan")), bound,
             i["load_before"].split()[0], i["load_after"].split()[0]))
+    p("")
+    p("The same, by configuration (medians of the runs; error: of each run against the model, "
+      "the median and the largest):")
+    p("")
+    p("| configuration | runs | CPU measured | CPU model | error, median (largest) | wall | "
+      "wall bound, quiet | load |")
+    p("|---|---:|---:|---:|---:|---:|---:|---|")
+    for g in sorted(groups):
+        v = groups[g]
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        e = [x[2] for x in v]
+        loads = [float(l) for x in v for l in x[5]]
+        p("| %s | %d | %.2f s | %.2f s | %+.0f %% (%.0f %%) | %.2f s | %.2f s | %.0f-%.0f |" % (
+            g[1], len(v), med([x[0] for x in v]), v[0][1], med(e), max(abs(x) for x in e),
+            med([x[3] for x in v]), v[0][4], min(loads), max(loads)))
     p("")
     for (key, mode), v in sorted(errs.items()):
         p("- %s, %s: mean error %+.1f %%, largest %.1f %% (%d runs)" % (
@@ -353,6 +377,19 @@ def main():
                     cols.append("%+.0f µs" % ((e["cpu"] - per[c]) / e["batches"] * 1e6))
             p("| %s, %s maps | %s |" % (r["info"]["mode"], r["info"]["maps"], " | ".join(cols)))
         p("")
+        for mode in model:
+            rs = [r for r in nsr if r["info"]["mode"] == mode]
+            if not rs:
+                continue
+            ex = []
+            for r in rs:
+                tot, per = predict(r, model[mode])
+                meas = sum(e["cpu"] for e in r["cls"].values())
+                ex.append((meas - tot) / r["cls"]["source"]["batches"] / 8 * 1e6)
+            p("- %s: the whole pipeline over TCP between hosts minus the model (ipc), per batch "
+              "and per hop (8 hops: a message sent and received): %s µs (mean %+.1f)" % (
+                  mode, ", ".join("%+.1f" % x for x in ex), sum(ex) / len(ex)))
+        p("")
 
     # ---- predictions for N hosts x C cores ----
     link = link_gbit * 1e9 / 8
@@ -365,8 +402,8 @@ def main():
       "link / bytes per row through the busiest host); each stage then needs "
       "ceil(throughput x u(stage)) workers.")
     p("")
-    p("| mode | batch | N x C | rows/s | MB/s | 28M rows | limit | workers map / filter / reduce |")
-    p("|---|---|---|---:|---:|---:|---|---|")
+    p("| mode | batch | N x C | rows/s | MB/s | 28M rows | limit | next limit | workers map / filter / reduce |")
+    p("|---|---|---|---:|---:|---:|---|---|---|")
     for mode, m in model.items():
         for s in sizes:
             u = {c: m[c]["a"] + m[c]["b"] * m[c]["bpr"].get(s, float("nan")) for c in m}
@@ -386,11 +423,13 @@ def main():
                             hosts[j % n][0] += m[c]["bytes_row"] / 2 * (n - 1) / n
                             hosts[j % n][1] += m[c]["bytes_row"] / 2 * (n - 1) / n
                     lims["link"] = link / max(max(h) for h in hosts)
-                lim = min(lims, key=lims.get)
+                order = sorted(lims, key=lims.get)
+                lim = order[0]
                 x = lims[lim]
+                nxt = "%s (%.2fM)" % (order[1], lims[order[1]] / 1e6) if len(order) > 1 else "-"
                 w = [str(max(1, math.ceil(x * u[c] - 1e-9))) for c in STAGES if c in u]
-                p("| %s | %s | %dx%d | %.2fM | %.0f | %.1f s | %s | %s |" % (
-                    mode, s, n, cores, x / 1e6, x * row_bytes / 1e6, 28e6 / x, lim, " / ".join(w)))
+                p("| %s | %s | %dx%d | %.2fM | %.0f | %.1f s | %s | %s | %s |" % (
+                    mode, s, n, cores, x / 1e6, x * row_bytes / 1e6, 28e6 / x, lim, nxt, " / ".join(w)))
     p("")
     print("\n".join(out))
 
