@@ -108,7 +108,10 @@ static void usage(FILE *f)
         "                      seconds (default 60)\n"
         "\n"
         "exit status: 0 done, 1 failed, 2 bad usage, 124 timed out,\n"
-        "130 interrupted.\n");
+        "130 interrupted. With a followed input (source follow: true),\n"
+        "the first SIGINT or SIGTERM only ends the input, also before the\n"
+        "source or its router is up: the run finishes with what was read\n"
+        "(0 when it balances); a second one interrupts it (130).\n");
 }
 
 /* Options as given on the command line. */

@@ -41,7 +41,13 @@ static void usage(FILE *f)
             "SIGINT or SIGTERM,\n"
             "                       which end the stream cleanly (1 part;"
             " on stdin: the end\n"
-            "                       of the pipe ends it too)\n"
+            "                       of the pipe ends it too), exit 0; "
+            "stopped before its\n"
+            "                       router answers, it waits for it (up "
+            "to the connect\n"
+            "                       timeout) to end the stream there; a "
+            "second signal\n"
+            "                       gives up (exit 1)\n"
             "  --linger-ms N        stdin, a pipe or a followed file: "
             "send a partial batch\n"
             "                       once no byte arrived for N ms "
@@ -237,6 +243,14 @@ int cmd_source(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* sstream run starts a followed source with these blocked, so that a
+     * stop sent as it starts waits for this handler (a pending one is
+     * taken here) instead of killing it */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &stops, NULL);
     int rc = ss_source_run(src);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);

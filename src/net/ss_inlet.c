@@ -64,7 +64,7 @@ int ss_inlet_new(void *zctx, const ss_inlet_opts *o, ss_inlet **out,
         in->ack_batch = in->capacks;
     int rc = ss_peer_open(&in->peer, zctx, o->endpoint, &h, o->run,
                           o->connect_timeout_ms, o->heartbeat_ms, o->curve,
-                          NULL, err, errlen);
+                          NULL, NULL, err, errlen);
     if (rc) {
         free(in->acks);
         free(in);

@@ -74,8 +74,8 @@ int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
     snprintf(l->group, sizeof l->group, "%s", group);
     l->members = h.members;
     int rc = ss_peer_open(&l->peer, zctx, o->endpoint, &h, o->run,
-                          o->connect_timeout_ms, 0, o->curve, o->stop, err,
-                          errlen);
+                          o->connect_timeout_ms, 0, o->curve, o->stop,
+                          o->ending, err, errlen);
     if (rc) {
         free(l->pend);
         free(l->acks);

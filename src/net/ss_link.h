@@ -41,9 +41,14 @@ typedef struct ss_link_opts {
     uint64_t run; /* the run id: every message carries it, and a DATA
                      batch must carry it and ss_name_id(name) already */
     const atomic_int *stop; /* or NULL: while waiting for WELCOME, its
-                               becoming nonzero ends the wait (SS_EINTR,
-                               err says where it waited); nonzero
-                               already when the wait starts: ignored */
+                               being nonzero ends the wait (SS_EINTR,
+                               err says where it waited), and a signal
+                               ends it only then; NULL: any signal
+                               that interrupts the wait ends it */
+    const atomic_int *ending; /* or NULL: nonzero while waiting for
+                                 WELCOME, the waiting notes say that
+                                 the stream ends once the router
+                                 answers (ss_peer_open) */
 } ss_link_opts;
 
 typedef void (*ss_link_received_fn)(uint64_t tag, void *arg);
@@ -52,8 +57,9 @@ typedef void (*ss_link_received_fn)(uint64_t tag, void *arg);
  * Connects to o->endpoint, says HELLO and waits for WELCOME. Returns 0
  * and *out (caller destroys), or a negative code with a sentence in err:
  * SS_ETIMEOUT "cannot reach router at tcp://...: no answer in 60000 ms",
- * SS_EPEER (the router aborted), SS_EINVAL (bad options), SS_EIO,
- * SS_ENOMEM. zctx must outlive the link.
+ * SS_EPEER (the router aborted), SS_EINTR (stopped while waiting: see
+ * o->stop), SS_EINVAL (bad options), SS_EIO, SS_ENOMEM. zctx must
+ * outlive the link.
  */
 int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
                 size_t errlen);

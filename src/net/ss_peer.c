@@ -27,6 +27,15 @@ static int left_ms(uint64_t deadline)
     return d > 1000000 ? 1000000 : (int)d;
 }
 
+/* A signal interrupted a wait of ss_peer_open: with a stop to look at,
+ * only that stop ends the wait (the signal may have asked for something
+ * else: a followed source's first stop ends its stream, which needs the
+ * router); without one, any signal does. */
+static int interrupted(const ss_peer *p)
+{
+    return !p->stop || atomic_load(p->stop);
+}
+
 /* Sends without blocking past deadline. 0, SS_ETIMEOUT or SS_EIO; with
  * intr, SS_EINTR when a signal interrupts the wait (else it goes on: a
  * stopping component still sends what it has). */
@@ -49,7 +58,7 @@ static int send_until(ss_peer *p, const void *m, size_t n, uint64_t deadline,
         if (zmq_poll(&it, 1, left < 0 || left > 100 ? 100 : left) < 0) {
             if (errno != EINTR)
                 return SS_EIO;
-            if (intr)
+            if (intr && interrupted(p))
                 return SS_EINTR;
         }
     }
@@ -60,10 +69,15 @@ static int send_until(ss_peer *p, const void *m, size_t n, uint64_t deadline,
 static void note_waiting(const ss_peer *p, uint64_t start, int timeout_ms)
 {
     ss_info("'%s' is waiting for router at %s (%llu s so far, gives up "
-            "after %d s)", p->name, p->endpoint,
+            "after %d s)%s", p->name, p->endpoint,
             (unsigned long long)((ss_now_ms() - start) / 1000),
-            timeout_ms / 1000);
+            timeout_ms / 1000,
+            p->ending && atomic_load(p->ending)
+                ? ": stopped, it ends its stream once the router answers "
+                  "(stop it again to give up)"
+                : "");
 }
+
 
 /* The earlier of deadline and the next waiting note after *note. */
 static uint64_t slice_end(uint64_t deadline, uint64_t note)
@@ -87,8 +101,10 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
                                       p->stop && (left < 0 || left > 100)
                                           ? 100
                                           : left);
-        if (rc < 0 && errno == EINTR)
+        if (rc < 0 && errno == EINTR && interrupted(p))
             return SS_EINTR; /* the caller says why (ss_peer_open) */
+        if (rc < 0 && errno == EINTR)
+            continue; /* not a stop of this wait: look at it again */
         if (rc == 0 && p->stop && left_ms(slice_end(deadline, *note)) > 0)
             continue; /* a 100 ms slice: look at stop again */
         if (rc < 0) {
@@ -163,12 +179,12 @@ static int await_welcome(ss_peer *p, uint64_t deadline, int heartbeat_ms,
 int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
                  const ss_hello *hello, uint64_t run, int connect_timeout_ms,
                  int heartbeat_ms, const ss_curve *curve,
-                 const atomic_int *stop, char *err, size_t errlen)
+                 const atomic_int *stop, const atomic_int *ending,
+                 char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    /* a stop that came before is not for this wait: a followed source
-     * that was stopped still delivers its (empty) stream */
-    p->stop = stop && !atomic_load(stop) ? stop : NULL;
+    p->stop = stop; /* set already: the wait ends at once */
+    p->ending = ending;
     ss_buf_init(&p->out);
     if (!endpoint || !*endpoint) {
         ss_errf(err, errlen, "no router endpoint: none was given (a "
@@ -258,7 +274,7 @@ int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
         ss_peer_close(p);
         return rc;
     }
-    p->stop = NULL; /* only the wait for WELCOME looks at it */
+    p->stop = p->ending = NULL; /* only the wait for WELCOME looks */
     ss_debug("'%s' joined router %s at %s", p->name, p->router, endpoint);
     return 0;
 }

@@ -41,6 +41,9 @@ typedef struct ss_peer {
                            WELCOME; SS_PROTO_MSG_MAX if it says none) */
     uint64_t last_recv_ms, last_send_ms;
     const atomic_int *stop; /* while opening: nonzero ends the wait */
+    const atomic_int *ending; /* while opening: nonzero, the notes of the
+                                 wait say the owner ends its stream once
+                                 the router answers */
     int hold_heartbeats; /* producers (ss_link): the router has our
                             unconfirmed message, and reads FRONT only as
                             its queue has room: a heartbeat now would
@@ -69,16 +72,20 @@ typedef struct ss_peer {
  * SS_PEER_WAIT_NOTE_MS while there is no answer. heartbeat_ms
  * 0 means "as the router says". Returns 0; SS_ETIMEOUT with err "cannot
  * reach router at EP: no answer in N ms"; SS_EPEER with the router's ABORT
- * reason; SS_EINTR when a signal interrupted the wait, or *stop (if stop
- * is not NULL; checked every 100 ms) became nonzero during the wait (a
- * stop set before it is ignored) (err: "stopped while
- * waiting for router at EP (no answer in N ms): start the router first
- * ..."); SS_EINVAL / SS_EIO / SS_ENOMEM. On error p holds nothing.
+ * reason; SS_EINTR (err: "stopped while waiting for router at EP (no
+ * answer in N ms): start the router first ...") when *stop is nonzero
+ * (before or during the wait, checked every 100 ms and whenever a signal
+ * interrupts the wait), or, with stop NULL, when a signal interrupts the
+ * wait; SS_EINVAL / SS_EIO / SS_ENOMEM. On error p holds nothing.
+ * ending (or NULL): while *ending is nonzero the waiting notes add
+ * ": stopped, it ends its stream once the router answers (stop it again
+ * to give up)" (a followed source, ss_source.c).
  */
 int ss_peer_open(ss_peer *p, void *zctx, const char *endpoint,
                  const ss_hello *hello, uint64_t run, int connect_timeout_ms,
                  int heartbeat_ms, const ss_curve *curve,
-                 const atomic_int *stop, char *err, size_t errlen);
+                 const atomic_int *stop, const atomic_int *ending,
+                 char *err, size_t errlen);
 
 /* Closes the socket and frees p's memory. Safe twice. */
 void ss_peer_close(ss_peer *p);

@@ -87,7 +87,10 @@ typedef struct part {
 
 struct ss_source {
     const ss_source_opts *o;
-    atomic_int stop; /* ss_source_stop was called */
+    atomic_int stop; /* times ss_source_stop was called */
+    atomic_int give_up; /* followed: stopped twice (the wait for the
+                           router ends; a first stop ends the stream,
+                           which the router must still receive) */
     int ran;
     void *zctx;
     int csv, jsonl;
@@ -570,7 +573,11 @@ static int open_part_link(part *p)
     lo.connect_timeout_ms = s->o->connect_timeout_ms;
     lo.curve = s->key || s->sealed ? &s->curve : NULL;
     lo.run = s->o->run;
-    lo.stop = &s->stop; /* Ctrl-C while no router answers: end at once */
+    /* Ctrl-C while no router answers: a bounded input ends at once; a
+     * followed one ends its stream, which it delivers once the router
+     * answers, unless stopped again (docs/PIPELINE.md) */
+    lo.stop = s->o->follow ? &s->give_up : &s->stop;
+    lo.ending = s->o->follow ? &s->stop : NULL;
     p->id = ss_name_id(name);
     p->stream = p->id & 0x7fffffffu; /* routers check it is ours */
     return ss_link_new(s->zctx, &lo, &p->link, p->err, sizeof p->err);
@@ -998,6 +1005,10 @@ static int run_stream(source *s, int *fdp, const char *skip_header,
     int rc = part_setup(p);
     if (rc)
         return rc;
+    if (follow && atomic_load(&s->stop))
+        ss_info("%s: stopped before it read a line (its router at %s "
+                "answered after the stop): the stream ends empty", o->name,
+                o->to);
     size_t cap = 4u << 20, len = 0;
     char *buf = malloc(cap);
     if (!buf)
@@ -1342,6 +1353,7 @@ int ss_source_new(const ss_source_opts *o, ss_source **out)
     s->sealed = strcmp(o->format, "sealed") == 0;
     s->expected_fields = -1;
     atomic_init(&s->stop, 0);
+    atomic_init(&s->give_up, 0);
     pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->granted, 0);
     atomic_init(&s->pace_t0, 0);
@@ -1356,7 +1368,11 @@ int ss_source_new(const ss_source_opts *o, ss_source **out)
 }
 
 /* See ss_source.h. */
-void ss_source_stop(ss_source *s) { atomic_store(&s->stop, 1); }
+void ss_source_stop(ss_source *s)
+{
+    if (atomic_fetch_add(&s->stop, 1) > 0)
+        atomic_store(&s->give_up, 1);
+}
 
 /* See ss_source.h. */
 void ss_source_destroy(ss_source **pp)

@@ -92,8 +92,9 @@ int ss_source_new(const ss_source_opts *o, ss_source **out);
 int ss_source_run(ss_source *s);
 
 /* Makes ss_source_run stop sending and return SS_EINTR soon (with
- * follow: end the stream cleanly and return 0 soon).
- * Async-signal-safe (a lock-free atomic store). */
+ * follow: end the stream cleanly and return 0 soon; if its router has not
+ * answered yet, once it does, within the connect timeout: a second call
+ * gives up that wait, SS_EINTR). Async-signal-safe (lock-free atomics). */
 void ss_source_stop(ss_source *s);
 
 /* Frees *p and sets it to NULL. Safe on NULL. */

@@ -125,6 +125,7 @@ struct ss_supervisor {
     int done, stopping, killed, result, failed;
     int ran, source_started, devnull;
     int source_stopped; /* the followed source was asked to end (signal) */
+    int stop_source_at_start; /* ... before it started: when it does */
     uint64_t ready_ns;
     uint64_t run;       /* this run's id, drawn at ss_supervisor_new */
     char run_env[32];   /* "SS_RUN=<16 hex digits>" for every child */
@@ -1058,10 +1059,13 @@ static char **child_env(const ss_supervisor *sv, const child *c,
 }
 
 /* Runs in the child between fork and exec: async-signal-safe calls only. */
+/* stops_blocked: SIGINT and SIGTERM stay blocked across exec (a followed
+ * source unblocks them once its handler is in place: cmd_source.c), so
+ * that a stop sent as it starts waits for it, pending. */
 static void exec_child(const char *exe, char **argv, char **envp, int in,
                        int outfd, int errfd, pid_t parent, pid_t pgid,
                        uid_t uid, gid_t gid, int keep3, int keep4,
-                       int *more, int nmore)
+                       int *more, int nmore, int stops_blocked)
 {
     setpgid(0, pgid);
     if (uid) { /* separate uids: no way back */
@@ -1081,9 +1085,13 @@ static void exec_child(const char *exe, char **argv, char **envp, int in,
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGCHLD, &sa, NULL);
     sigaction(SIGPIPE, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    sigset_t mask;
+    sigemptyset(&mask);
+    if (stops_blocked) {
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+    }
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     if (dup2(in, 0) < 0 || dup2(outfd, 1) < 0 || dup2(errfd, 2) < 0)
         _exit(127);
     /* more[0..nmore) go to 5.. (with keep4 only): first out of the way
@@ -1190,7 +1198,7 @@ static int start_spawner(ss_supervisor *sv, const ss_plan_comp *pc,
     pid_t pid = fork();
     if (pid == 0)
         exec_child(sv->self, argv, envp, devnull, outfd, errfd, parent,
-                   worker, sv->e_uid, sv->e_gid, sock, sfd, cfd, nc);
+                   worker, sv->e_uid, sv->e_gid, sock, sfd, cfd, nc, 0);
     close(sfd);
     for (int k = 0; k < nc; k++)
         close(cfd[k]);
@@ -1266,16 +1274,28 @@ static int start_child(ss_supervisor *sv, child *c, int devnull)
         outfd = outp[1];
     }
     pid_t parent = getpid();
+    /* a followed source is born with SIGINT and SIGTERM blocked: our own
+     * handler (inherited until exec_child resets it) never takes a stop
+     * meant for it, and one sent before its handler is in place waits */
+    int soft_stop = c == &sv->kids[sv->source] && sv->p->source.follow;
+    sigset_t stops, old_mask;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (soft_stop)
+        pthread_sigmask(SIG_BLOCK, &stops, &old_mask);
     pid_t pid = fork();
-    if (pid < 0) {
-        say(sv, "cannot start %s: %s", c->name, strerror(errno));
-        goto out;
-    }
     if (pid == 0)
         exec_child(sv->exe, argv ? argv : pc->argv, envp, devnull, outfd,
                    errp[1], parent, 0,
                    c->as_worker && sv->sep ? sv->w_uid : 0, sv->w_gid,
-                   sp[0], rfd, NULL, 0);
+                   sp[0], rfd, NULL, 0, soft_stop);
+    if (soft_stop)
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    if (pid < 0) {
+        say(sv, "cannot start %s: %s", c->name, strerror(errno));
+        goto out;
+    }
     setpgid(pid, pid); /* also done by the child: no race either way */
     c->spawner_pid = 0;
     if (sp[1] >= 0 && start_spawner(sv, pc, pid, sp[1], devnull, outfd,
@@ -1333,6 +1353,13 @@ static void signal_all(ss_supervisor *sv, int sig)
         if (kill(-c->pid, sig) != 0)
             kill(c->pid, sig);
     }
+}
+
+/* Asks the (followed) source to end its stream: SIGTERM to its group. */
+static void stop_source(child *src)
+{
+    if (kill(-src->pid, SIGTERM) != 0)
+        kill(src->pid, SIGTERM);
 }
 
 static void begin_stop(ss_supervisor *sv)
@@ -3427,15 +3454,19 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
         if (sig_stop_count != seen) {
             child *src = sv->source >= 0 ? &sv->kids[sv->source] : NULL;
             if (!sv->stopping && !sv->source_stopped && sv->p->source.follow &&
-                src && src->running && src->pid > 0) {
+                src && (!sv->source_started || (src->running && src->pid > 0))) {
                 /* an unbounded input ends when asked: the source ends its
-                 * stream cleanly and the run finishes with what it read */
+                 * stream cleanly and the run finishes with what it read;
+                 * asked before the source started (the consumers still
+                 * starting), it starts stopped: an empty stream */
                 say(sv, "interrupted; ending the followed input: the run "
                         "finishes with what was read (interrupt again to "
                         "abort)");
                 sv->source_stopped = 1;
-                if (kill(-src->pid, SIGTERM) != 0)
-                    kill(src->pid, SIGTERM);
+                if (sv->source_started)
+                    stop_source(src);
+                else
+                    sv->stop_source_at_start = 1;
             } else if (!sv->stopping || sv->restarting) {
                 sv->restarting = 0; /* no restart after an interrupt */
                 say(sv, "interrupted; stopping every component");
@@ -3466,6 +3497,10 @@ static void watch(ss_supervisor *sv, zmq_pollitem_t *items, int *owner)
                 sv->result = SS_RUN_FAILED;
                 sv->failed = 1;
                 begin_stop(sv);
+            } else if (sv->stop_source_at_start) {
+                /* pending in it until its handler takes it (exec_child) */
+                sv->stop_source_at_start = 0;
+                stop_source(&sv->kids[sv->source]);
             }
         }
         size_t alive = running_count(sv);

@@ -95,7 +95,8 @@ _pids+=("$RUN")
 # rows flow (the source follows, past its router's handshake): then
 # SIGTERM. (The source's "following" line is not logged under `run`,
 # whose components log warnings only: this loop used to wait out its
-# 30 s; and a source stopped before its router's answer fails the run.)
+# 30 s. A source stopped before its router's answer ends an empty
+# stream: test_follow_stop.sh.)
 for ((i = 0; i < 300; i++)); do
     grep -qs '"name":"events-1".*"in":[1-9]' "$T/slow.jsonl" && break; sleep 0.1; done
 kill -TERM "$RUN"

@@ -1,0 +1,105 @@
+#!/bin/bash
+# A batch redelivered after a worker's loss is never counted twice.
+#
+# A stateless map worker killed with SIGKILL holds batches it processed
+# whose outputs may already have reached the next router (RECEIVED) but
+# that it had not acknowledged upstream: its router deals them again to
+# the other worker, whose outputs carry the same lineage, and the next
+# router must drop them as duplicates. Here 2 map workers, one of them
+# killed at three moments of the stream (just started, a third in, two
+# thirds in), in plain and in encrypted mode; each run must give awk's
+# answer (which prints the number of delayed flights per carrier: one
+# event counted twice shows), and every component downstream of the
+# loss must have taken exactly what it takes in a run without a loss:
+# router-2 accepts each source row once, the filter and the reduce see
+# the same events, the sink the same results.
+source "$(dirname "$0")/lib.sh"
+EX=$ROOT/examples/delayed-flights
+cd "$T"
+cp "$EX"/*.lua .
+RUN_TIMEOUT=${RUN_TIMEOUT:-240}
+# a mapper slowed down on purpose (as test_worker_loss.sh), so that batches
+# are in flight in both workers for several seconds on any machine
+sed 's/if not value then return {} end/for _ = 1, 100000 do end\n      if not value then return {} end/' \
+    map-csv-to-event.lua > slow-map.lua
+grep -q 'for _ = 1, 100000' slow-map.lua || echo "fixture: slow-map.lua not slowed" >&2
+ROWS=30000
+"$SS" gen flights --rows $ROWS --seed 11 -o data.csv
+reference data.csv > expected
+
+pipeline() { # $1 name, $2 security
+    cat <<YML
+name: $1
+security: $2
+batch_size: 16384
+source: { file: data.csv, parts: 2, format: csv, header: true }
+stages:
+  - { name: map, script: slow-map.lua, workers: 2 }
+  - { name: filter, script: filter-event.lua, workers: 1 }
+  - { name: reduce, script: reduce-events.lua, workers: 1 }
+sink: { script: print-results.lua }
+YML
+}
+
+# last "final" counter FIELD of component NAME in a metrics file
+final() { # $1 metrics, $2 name, $3 field
+    $PY - "$1" "$2" "$3" <<'PY'
+import json, sys
+path, name, field = sys.argv[1:4]
+v = "none"
+for line in open(path):
+    try:
+        s = json.loads(line)
+    except ValueError:
+        continue
+    if s.get("name") == name and s.get("final"):
+        v = s.get(field, "none")
+print(v)
+PY
+}
+# the victim has taken at least $3 events (metrics: one sample a second)
+took() { # $1 tag, $2 worker, $3 events
+    local n
+    n=$(grep -o "\"name\":\"$2\",[^}]*" "metrics-$1" 2>/dev/null | tail -1 |
+        sed -n 's/.*"in":\([0-9]*\),.*/\1/p')
+    [ -n "$n" ] && [ "$n" -ge "$3" ]
+}
+
+# the run without a loss: what each component downstream takes
+pipeline redeliv-clean plain > clean.yml
+timeout -k 10 "$RUN_TIMEOUT" "$SS" run clean.yml --output-dir out-clean \
+    --metrics metrics-clean --no-progress > res-clean 2> err-clean
+check "the run without a loss exits 0" test $? -eq 0
+grep '^Delays' res-clean > got-clean
+same "... and gives awk's answer" got-clean expected
+COUNTERS="router-2:in filter-1:in filter-1:out reduce-1:in sink:in"
+declare -A clean
+for c in $COUNTERS; do
+    clean[$c]=$(final metrics-clean ${c%:*} ${c#*:})
+done
+sent=$(final metrics-clean source out)
+check "the source sent every row ($sent of $ROWS)" test "$sent" = $ROWS
+
+n=0
+for mode in plain encrypted; do
+    # [victim, events it has taken when it is killed]
+    for moment in map-2:1 map-1:$((ROWS / 6)) map-2:$((ROWS / 3)); do
+        n=$((n + 1))
+        victim=${moment%:*} at=${moment#*:} tag=$mode-$n
+        pipeline redeliv-$tag $mode > $tag.yml
+        check "$mode: $victim killed after taking $at events" \
+            run_and_kill $tag.yml $victim $tag "took $tag $victim $at"
+        check "... the run exits 0" test "$(cat rc-$tag)" -eq 0
+        grep '^Delays' res-$tag > got-$tag
+        same "... the answer is awk's (no row counted twice)" got-$tag expected
+        contains "... the loss was reported" err-$tag \
+            "$victim was killed by signal 9; stage 'map' goes on"
+        for c in $COUNTERS; do
+            v=$(final metrics-$tag ${c%:*} ${c#*:})
+            want=${clean[$c]}
+            check "... ${c%:*} ${c#*:} = $v, as without a loss ($want)" \
+                test "$v" = "$want"
+        done
+    done
+done
+finish
