@@ -241,63 +241,52 @@ void ss_ecore_release(ss_ecore *c)
                            c->split.g[i].events.cap);
     ss_psplit_release(&c->split);
     ss_key_destroy(&c->key);
-    free(c->seen);
-    c->seen = NULL;
-    c->nseen = c->capseen = 0;
-}
-
-/* The slot of lineage (stream, seq, part) in tab[0..cap) (cap a power
- * of two, never full): its own, or the free one where it would go. */
-static struct ss_ecore_seen *seen_slot(struct ss_ecore_seen *tab,
-                                       size_t cap, uint32_t stream,
-                                       uint64_t seq, uint32_t part)
-{
-    uint64_t x = seq * 0x9e3779b97f4a7c15ull ^
-                 ((uint64_t)stream << 32 | part) * 0xc2b2ae3d27d4eb4full;
-    x ^= x >> 29;
-    for (size_t i = (size_t)x & (cap - 1);; i = (i + 1) & (cap - 1)) {
-        struct ss_ecore_seen *s = &tab[i];
-        if (!s->used || (s->stream == stream && s->seq == seq &&
-                         s->part == part))
-            return s;
-    }
+    ss_taken_destroy(&c->taken);
 }
 
 /* Records that a stateful chain took input h: 0, SS_EDENIED when it
- * took this lineage before (err says so), SS_ENOMEM. */
+ * took this lineage before, or when h is too old to tell (err says
+ * which), SS_ENOMEM. */
 static int seen_take(ss_ecore *c, const ss_hdr *h, char *err, size_t errlen)
 {
-    if (2 * (c->nseen + 1) > c->capseen) {
-        size_t cap = c->capseen ? 2 * c->capseen : 256;
-        struct ss_ecore_seen *t = calloc(cap, sizeof *t);
-        if (!t) {
-            snprintf(err, errlen, "out of memory recording the inputs of "
-                     "stage '%s'", ss_stage_name(c->stage));
-            return SS_ENOMEM;
-        }
-        for (size_t i = 0; i < c->capseen; i++)
-            if (c->seen[i].used)
-                *seen_slot(t, cap, c->seen[i].stream, c->seen[i].seq,
-                           c->seen[i].part) = c->seen[i];
-        free(c->seen);
-        c->seen = t;
-        c->capseen = cap;
+    if (!c->taken && !(c->taken = ss_taken_new())) {
+        snprintf(err, errlen, "out of memory recording the inputs of "
+                 "stage '%s'", ss_stage_name(c->stage));
+        return SS_ENOMEM;
     }
-    struct ss_ecore_seen *s =
-        seen_slot(c->seen, c->capseen, h->stream, h->seq, h->part);
-    if (s->used) {
+    uint64_t newest = 0;
+    int rc = ss_taken_take(c->taken, h->stream, h->seq, h->part, &newest);
+    switch (rc) {
+    case SS_TAKEN_NEW:
+        return 0;
+    case SS_TAKEN_AGAIN:
         snprintf(err, errlen, "stage '%s' keeps state and took batch "
                  "%u/%llu part %u already: refusing it again (its events "
                  "would be folded twice)", ss_stage_name(c->stage),
                  h->stream, (unsigned long long)h->seq, h->part);
         return SS_EDENIED;
+    case SS_TAKEN_LATE:
+        snprintf(err, errlen, "stage '%s' keeps state and took batch "
+                 "%u/%llu already: batch %llu part %u of that stream comes "
+                 "%llu batches after it, later than the last %u it "
+                 "remembers, so it may have been taken before: refusing "
+                 "it (its events could be folded twice)",
+                 ss_stage_name(c->stage), h->stream,
+                 (unsigned long long)newest, (unsigned long long)h->seq,
+                 h->part, (unsigned long long)(newest - h->seq),
+                 SS_TAKEN_WINDOW);
+        return SS_EDENIED;
+    default:
+        snprintf(err, errlen, "out of memory recording the inputs of "
+                 "stage '%s'", ss_stage_name(c->stage));
+        return SS_ENOMEM;
     }
-    s->stream = h->stream;
-    s->seq = h->seq;
-    s->part = h->part;
-    s->used = 1;
-    c->nseen++;
-    return 0;
+}
+
+/* See ss_enclave_core.h. */
+size_t ss_ecore_taken_bytes(const ss_ecore *c)
+{
+    return c->taken ? ss_taken_bytes(c->taken) : 0;
 }
 
 /* Remembers every stage's totals before a call (see emit_all). */

@@ -16,6 +16,7 @@
 #include "lua/ss_stage.h"
 #include "wire/ss_batch.h"
 #include "wire/ss_partition.h"
+#include "wire/ss_taken.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -55,15 +56,10 @@ typedef struct ss_ecore {
                            the first output and for a stateless chain */
     uint64_t emitted;   /* stateful: DATA messages sealed before the
                            result, which carries the count (first_row) */
-    /* A stateful chain's inputs so far, by lineage (stream, seq, part):
-     * each may reach the state once (ss_ecore_call). Open addressing;
-     * a slot with used 0 is free. */
-    struct ss_ecore_seen {
-        uint64_t seq;
-        uint32_t stream, part;
-        uint32_t used;
-    } *seen;
-    size_t nseen, capseen;
+    /* A stateful chain's inputs, by lineage (stream, seq, part): each
+     * may reach the state once (ss_ecore_call), in a record that does not
+     * grow with the run (ss_taken.h); NULL until the first. */
+    ss_taken *taken;
     char partition_by[SS_PARTITION_FIELD_MAX + 1]; /* "" or the field the
                            output is cut by (ss_ecore_set_output) */
     uint32_t broadcast; /* N > 0: the output goes as N copies */
@@ -145,6 +141,10 @@ void ss_ecore_set_output(ss_ecore *c, const char *field, uint32_t copies);
 /* Takes ownership of k (destroys any previous key). */
 void ss_ecore_set_key(ss_ecore *c, ss_key *k);
 void ss_ecore_release(ss_ecore *c);
+
+/* Heap bytes held by the record of a stateful chain's inputs (0 before
+ * the first); it does not grow with the number of batches (ss_taken.h). */
+size_t ss_ecore_taken_bytes(const ss_ecore *c);
 
 /* What the script declared (see ss_stage.h); from/to get "" if none.
  * Echo: nothing. */
