@@ -267,14 +267,14 @@ static int seen_take(ss_ecore *c, const ss_hdr *h, char *err, size_t errlen)
         return SS_EDENIED;
     case SS_TAKEN_LATE:
         snprintf(err, errlen, "stage '%s' keeps state and took batch "
-                 "%u/%llu already: batch %llu part %u of that stream comes "
-                 "%llu batches after it, later than the last %u it "
-                 "remembers, so it may have been taken before: refusing "
-                 "it (its events could be folded twice)",
+                 "%u/%llu already: batch %u/%llu part %u is %llu batches "
+                 "older, beyond the last %u it remembers, so it may have "
+                 "been taken before: refusing it (its events could be "
+                 "folded twice)",
                  ss_stage_name(c->stage), h->stream,
-                 (unsigned long long)newest, (unsigned long long)h->seq,
-                 h->part, (unsigned long long)(newest - h->seq),
-                 SS_TAKEN_WINDOW);
+                 (unsigned long long)newest, h->stream,
+                 (unsigned long long)h->seq, h->part,
+                 (unsigned long long)(newest - h->seq), SS_TAKEN_WINDOW);
         return SS_EDENIED;
     default:
         snprintf(err, errlen, "out of memory recording the inputs of "

@@ -189,8 +189,8 @@ static void test_core_record_is_flat(void **state)
     ss_ecore_set_run(&c, run, "sum-1");
     ss_ecore_set_output(&c, "", 0);
     ss_ecore_set_key(&c, k); /* owned by c now */
-    ss_buf pl = SS_BUF_INIT, in = SS_BUF_INIT, out[2] = {SS_BUF_INIT,
-                                                         SS_BUF_INIT};
+    ss_buf pl = SS_BUF_INIT, in = SS_BUF_INIT, first_in = SS_BUF_INIT,
+           out[2] = {SS_BUF_INIT, SS_BUF_INIT};
     assert_int_equal(ss_mp_put_int(&pl, 1), 0);
     const uint64_t n = 75000;
     size_t first = 0;
@@ -210,6 +210,8 @@ static void test_core_record_is_flat(void **state)
                            sizeof err);
         if (rc)
             fail_msg("batch %llu: %s", (unsigned long long)i, err);
+        if (i == 0)
+            assert_int_equal(ss_buf_append(&first_in, in.data, in.len), 0);
         if (i == 2000)
             first = ss_ecore_taken_bytes(&c);
         if (i % 9973 == 0) { /* the attack: the same batch again */
@@ -222,11 +224,20 @@ static void test_core_record_is_flat(void **state)
     fprintf(stderr, "input record: %zu bytes after 2000 batches, %zu after "
                     "%llu\n",
             first, ss_ecore_taken_bytes(&c), (unsigned long long)(2 * n));
+    /* the attack once the window moved on: batch 1/0 again is refused
+     * as too late (the record of it is gone), not folded a second time */
+    rc = ss_ecore_call(&c, first_in.data, first_in.len, reserve, out, &res,
+                       err, sizeof err);
+    assert_int_equal(rc, SS_EDENIED);
+    if (!strstr(err, "took batch 1/74999 already: batch 1/0 part 0 is "
+                     "74999 batches older"))
+        fail_msg("unclear refusal: %s", err);
     assert_true(first > 0);
     assert_int_equal(ss_ecore_taken_bytes(&c), first);
     assert_true(ss_ecore_taken_bytes(&c) <= flat_bound(2));
     ss_buf_release(&pl);
     ss_buf_release(&in);
+    ss_buf_release(&first_in);
     ss_buf_release(&out[0]);
     ss_buf_release(&out[1]);
     ss_ecore_release(&c);
