@@ -85,6 +85,81 @@ void ss_measure(const void *program, size_t nprogram, const void *script,
     crypto_hash_sha256_final(&st, out);
 }
 
+/* Feeds the file at path into the hash as absorb would its bytes (its
+ * length, then its bytes), reading it 64 KiB at a time: a program of a
+ * few MB read whole stayed in the heap of the worker (and of the
+ * enclave) for its life. Returns 0, SS_ENOTFOUND, SS_EIO (also when the
+ * file changed size while read), SS_ETOOBIG or SS_ENOMEM. */
+static int absorb_file(crypto_hash_sha256_state *st, const char *path,
+                       size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? SS_ENOTFOUND : SS_EIO;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return SS_EIO;
+    }
+    if ((uint64_t)sb.st_size > max) {
+        close(fd);
+        return SS_ETOOBIG;
+    }
+    enum { CHUNK = 64 * 1024 };
+    uint8_t *b = malloc(CHUNK);
+    if (!b) {
+        close(fd);
+        return SS_ENOMEM;
+    }
+    uint8_t l[8];
+    ss_put_u64(l, (uint64_t)sb.st_size);
+    crypto_hash_sha256_update(st, l, 8);
+    uint64_t n = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t r = read(fd, b, CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = SS_EIO;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (uint64_t)r;
+        if (n > (uint64_t)sb.st_size) {
+            rc = SS_EIO; /* grew while read */
+            break;
+        }
+        crypto_hash_sha256_update(st, b, (unsigned long long)r);
+    }
+    free(b);
+    close(fd);
+    if (!rc && n != (uint64_t)sb.st_size)
+        rc = SS_EIO; /* shrank while read */
+    return rc;
+}
+
+/* See ss_attest.h. */
+int ss_measure_program(const char *program, const void *script,
+                       size_t nscript, const char *config,
+                       uint8_t out[SS_MEASUREMENT_BYTES])
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const uint8_t *)MEASURE_TAG,
+                              sizeof MEASURE_TAG);
+    int rc = absorb_file(&st, program, 1u << 30);
+    if (rc) {
+        sodium_memzero(&st, sizeof st);
+        return rc;
+    }
+    absorb(&st, script, nscript);
+    absorb(&st, config, strlen(config));
+    crypto_hash_sha256_final(&st, out);
+    return 0;
+}
+
 /* See ss_attest.h. */
 int ss_measure_files(const char *program, const char *script,
                      const char *config, uint8_t out[SS_MEASUREMENT_BYTES],
@@ -103,14 +178,7 @@ int ss_measure_chain_files(const char *program, const char *const *scripts,
                            uint8_t out[SS_MEASUREMENT_BYTES], char *err,
                            size_t errlen)
 {
-    char *prog = NULL;
-    size_t np = 0;
-    int rc = ss_read_file(program, 1u << 30, &prog, &np);
-    if (rc) {
-        snprintf(err, errlen, "cannot read enclave program %s: %s",
-                 program, ss_strerror(rc));
-        return rc;
-    }
+    int rc = 0;
     ss_buf m;
     ss_buf_init(&m);
     ss_bundle **b = n ? calloc(n, sizeof *b) : NULL;
@@ -126,9 +194,12 @@ int ss_measure_chain_files(const char *program, const char *const *scripts,
     for (size_t k = 0; b && k < n; k++)
         ss_bundle_destroy(&b[k]);
     free(b);
-    if (!rc)
-        ss_measure(prog, np, m.data, m.len, config, out);
-    free(prog);
+    if (!rc) {
+        rc = ss_measure_program(program, m.data, m.len, config, out);
+        if (rc)
+            snprintf(err, errlen, "cannot read enclave program %s: %s",
+                     program, ss_strerror(rc));
+    }
     ss_buf_release(&m);
     return rc;
 }

@@ -66,6 +66,14 @@ void ss_measure(const void *program, size_t nprogram, const void *script,
                 size_t nscript, const char *config,
                 uint8_t out[SS_MEASUREMENT_BYTES]);
 
+/* Same, reading the program from its file 64 KiB at a time (never whole
+ * in memory); the same measurement as ss_measure on its bytes. Returns
+ * 0, or SS_ENOTFOUND / SS_EIO (also when it changed size while read) /
+ * SS_ETOOBIG (over 1 GiB) / SS_ENOMEM, out then unset. */
+int ss_measure_program(const char *program, const void *script,
+                       size_t nscript, const char *config,
+                       uint8_t out[SS_MEASUREMENT_BYTES]);
+
 /* Same, reading program and script (script may be NULL: empty; else the
  * script and its local modules, ss_bundle.h). Returns
  * 0 or SS_EIO / SS_ENOTFOUND / SS_ENOMEM with a reason in err. */

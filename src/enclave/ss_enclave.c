@@ -133,16 +133,12 @@ static int none_start(ss_enclave *e, char *err, size_t errlen)
     ss_ecore_set_output(&e->core, e->partition_by, e->o.broadcast);
     ss_ecore_set_key(&e->core, k);
     /* informational here: nothing is attested in this process */
-    char *prog = NULL;
-    size_t np = 0;
     ss_buf measured;
     ss_buf_init(&measured);
     if (sc.n)
         (void)ss_ecore_scripts_measured(&sc, &measured);
-    if (ss_read_file("/proc/self/exe", 1u << 30, &prog, &np) == 0)
-        ss_measure(prog, np, measured.data, measured.len, cfg,
-                   e->measurement);
-    free(prog);
+    (void)ss_measure_program("/proc/self/exe", measured.data, measured.len,
+                             cfg, e->measurement);
     ss_buf_release(&measured);
     ss_ecore_scripts_release(&sc);
     e->nstages = ss_ecore_nstages(&e->core);

@@ -521,15 +521,11 @@ int ss_enclave_child_main(int argc, char **argv)
     if (!stage || ss_attest_config(cfg, sizeof cfg, stage, (size_t)mem,
                                    max_insns, output, encrypted, echo) < 0)
         return child_fail(&c, SS_EINVAL, "bad or missing --stage");
-    char *prog = NULL;
-    size_t np = 0;
     ss_ecore_scripts sc; /* the scripts and their local modules */
     memset(&sc, 0, sizeof sc);
     ss_buf measured;
     ss_buf_init(&measured);
-    int rc = ss_read_file("/proc/self/exe", 1u << 30, &prog, &np);
-    if (rc)
-        return child_fail(&c, rc, "cannot read /proc/self/exe");
+    int rc;
     if (!echo) {
         if (!script)
             return child_fail(&c, SS_EINVAL, "missing --script");
@@ -542,10 +538,11 @@ int ss_enclave_child_main(int argc, char **argv)
     } else if (nchain) {
         return child_fail(&c, SS_EINVAL, "--echo runs no stage to chain");
     }
-    ss_measure(prog, np, measured.data, measured.len, cfg,
-               c.ctl->measurement);
-    free(prog);
+    rc = ss_measure_program("/proc/self/exe", measured.data, measured.len,
+                            cfg, c.ctl->measurement);
     ss_buf_release(&measured);
+    if (rc)
+        return child_fail(&c, rc, "cannot read /proc/self/exe");
 
     /* the stages, from exactly the measured bytes */
     ss_stage_opts so;

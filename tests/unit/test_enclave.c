@@ -28,11 +28,14 @@
 #include <cmocka.h>
 
 #include "core/ss_buf.h"
+#include "core/ss_util.h"
 #include "crypto/ss_aead.h"
+#include "crypto/ss_attest.h"
 #include "crypto/ss_keyservice.h"
 #include "crypto/ss_keys.h"
 #include "crypto/ss_sealfile.h"
 #include "enclave/ss_enclave.h"
+#include "net/ss_transport.h"
 #include "securestreams.h"
 #include "wire/ss_msgpack.h"
 
@@ -41,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/ss_test_enclave_XXXXXX";
@@ -1156,6 +1160,74 @@ static void test_run_bound(void **state)
     ss_enclave_close(&e);
 }
 
+/* The measurement hashes the program 64 KiB at a time. It used to read
+ * it whole: every encrypted worker (backend none measures itself) and
+ * every enclave read its 2.9 MB program into a buffer grown to 4 MiB,
+ * which stayed resident in the worker's heap (the workers keep freed heap
+ * up to 64 MiB, ss_transport_init): 2.3 MB of an encrypted map worker's
+ * 14.3 MB. Here a 24 MiB "program", measured in a child with the
+ * workers' malloc settings, must not raise its peak RSS by 8 MiB (it
+ * rose by 24 MiB before), and gives the same measurement as its bytes. */
+static void test_measure_streams_the_program(void **state)
+{
+    (void)state;
+    const size_t n = 24u << 20;
+    char path[600];
+    snprintf(path, sizeof path, "%s/big-program", tmpdir);
+    uint8_t *bytes = malloc(n);
+    assert_non_null(bytes);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        bytes[i] = (uint8_t)(x >> 24);
+    }
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+    uint8_t want[SS_MEASUREMENT_BYTES];
+    ss_measure(bytes, n, NULL, 0, "cfg\n", want);
+    free(bytes);
+
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        ss_transport_init(); /* as in every sstream process */
+        struct {
+            uint8_t m[SS_MEASUREMENT_BYTES];
+            long grew_kb;
+            int rc;
+        } r;
+        memset(&r, 0, sizeof r);
+        char err[256];
+        long before = ss_peak_rss_kb();
+        r.rc = ss_measure_chain_files(path, NULL, NULL, 0, "cfg\n", r.m,
+                                      err, sizeof err);
+        r.grew_kb = ss_peak_rss_kb() - before;
+        _exit(write(fd[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 1);
+    }
+    close(fd[1]);
+    struct {
+        uint8_t m[SS_MEASUREMENT_BYTES];
+        long grew_kb;
+        int rc;
+    } r;
+    ssize_t got = read(fd[0], &r, sizeof r);
+    close(fd[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(got, (ssize_t)sizeof r);
+    assert_int_equal(r.rc, 0);
+    fprintf(stderr, "measuring a 24 MiB program raised the peak RSS by "
+                    "%ld kB\n", r.grew_kb);
+    assert_memory_equal(r.m, want, SS_MEASUREMENT_BYTES);
+    assert_true(r.grew_kb < 8 * 1024);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1175,6 +1247,7 @@ int main(void)
         cmocka_unit_test(test_tick_while_waiting),
         cmocka_unit_test(test_run_bound),
         cmocka_unit_test(test_chained_enclave),
+        cmocka_unit_test(test_measure_streams_the_program),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
