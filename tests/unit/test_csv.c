@@ -434,6 +434,87 @@ static void test_cursor_offsets(void **state)
     ss_buf_release(&line);
 }
 
+/* Skipping lands where walking does, from any field and by any count,
+ * on checked lines whose separators, quotes and CR fall at every offset
+ * of a 16- and 8-byte word (ss_csv_cursor_skip reads words at a time):
+ * runs of empty fields, fields longer than a word, quoted fields holding
+ * separators, doubled quotes, CR and LF, a trailing CR; three
+ * separators. */
+static void test_cursor_skip_words(void **state)
+{
+    (void)state;
+    static const char seps[] = {',', ';', '\t'};
+    uint32_t rnd = 12345;
+    for (int round = 0; round < 600; round++) {
+        char sep = seps[round % 3];
+        ss_buf line = SS_BUF_INIT;
+        int nf = 1 + (int)((rnd = rnd * 1103515245u + 12345u) >> 16) % 40;
+        for (int i = 0; i < nf; i++) {
+            rnd = rnd * 1103515245u + 12345u;
+            uint32_t r = rnd >> 8;
+            if (i)
+                assert_int_equal(ss_buf_append(&line, &sep, 1), 0);
+            int flen = r % 4 == 0 ? 0 : (int)(r >> 4) % (r % 3 ? 5 : 24);
+            char f[32];
+            for (int j = 0; j < flen; j++) {
+                uint32_t q = (r >> (j % 16)) ^ (uint32_t)(j * 7 + i);
+                f[j] = q % 9 == 0 ? sep : q % 11 == 0 ? '"'
+                     : q % 13 == 0 ? '\r' : q % 17 == 0 ? '\n'
+                     : (char)('a' + q % 26);
+            }
+            /* put_field quotes what needs it; some fields quoted anyway */
+            if (r % 7 == 0) {
+                assert_int_equal(ss_buf_append(&line, "\"", 1), 0);
+                for (int j = 0; j < flen; j++) {
+                    if (f[j] == '"')
+                        assert_int_equal(ss_buf_append(&line, "\"", 1), 0);
+                    assert_int_equal(ss_buf_append(&line, &f[j], 1), 0);
+                }
+                assert_int_equal(ss_buf_append(&line, "\"", 1), 0);
+            } else {
+                assert_int_equal(
+                    ss_csv_put_field(&line, f, (size_t)flen, sep), 0);
+            }
+        }
+        if (round % 5 == 0)
+            assert_int_equal(ss_buf_append(&line, "\r", 1), 0);
+        const char *s = line.data ? line.data : "";
+        char err[128];
+        assert_int_equal(ss_csv_count_sep(s, line.len, sep, err, sizeof err),
+                         nf);
+        /* the fields, walked one by one */
+        const char *at[48];
+        size_t len[48], dq;
+        ss_csv_cursor c;
+        ss_csv_cursor_init(&c, s, line.len, sep);
+        int nw = 0;
+        while (nw < 48 && ss_csv_cursor_next(&c, &at[nw], &len[nw], &dq))
+            nw++;
+        assert_int_equal(nw, nf);
+        for (int j = 0; j <= nw; j++)
+            for (int k = 0; k <= nw - j + 1; k++) {
+                ss_csv_cursor_init(&c, s, line.len, sep);
+                assert_int_equal(ss_csv_cursor_skip(&c, (size_t)j), j);
+                size_t got = ss_csv_cursor_skip(&c, (size_t)k);
+                const char *f;
+                size_t fl;
+                if (j + k < nw) {
+                    assert_int_equal(got, k);
+                    assert_int_equal(ss_csv_cursor_next(&c, &f, &fl, &dq), 1);
+                    if (f != at[j + k] || fl != len[j + k])
+                        fail_msg("round %d: skip %d then %d: field at %td "
+                                 "(%zu bytes), want %td (%zu)",
+                                 round, j, k, f - s, fl, at[j + k] - s,
+                                 len[j + k]);
+                } else {
+                    assert_int_equal(got, nw - j);
+                    assert_int_equal(ss_csv_cursor_next(&c, &f, &fl, &dq), 0);
+                }
+            }
+        ss_buf_release(&line);
+    }
+}
+
 /* A cursor on a line that was not checked stays inside it (valgrind and
  * ASan see an exact-size heap copy, with no NUL after it). */
 static void test_cursor_unchecked(void **state)
@@ -996,6 +1077,7 @@ int main(void)
         cmocka_unit_test(test_count_one_pass),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_cursor_offsets),
+        cmocka_unit_test(test_cursor_skip_words),
         cmocka_unit_test(test_cursor_unchecked),
         cmocka_unit_test(test_put_field),
         cmocka_unit_test(test_lua_parse),
