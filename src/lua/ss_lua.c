@@ -124,22 +124,27 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->used -= old;
         return NULL;
     }
-    if (s->limit && nsize > old && s->used - old + nsize > s->limit)
-        return NULL;
     void *p;
 #ifdef SS_LUA_FREELIST
     size_t c = fl_class_for(nsize);
-    size_t ask = c ? 16 * c + 8 : nsize; /* see FL_CLASSES */
-    if (ptr) {
-        p = realloc(ptr, ask);
-    } else if (c && s->fl[c]) {
-        p = s->fl[c];
+    if (!ptr && c && (p = s->fl[c]) != NULL) {
+        /* the usual case: a small new block from its list */
+        if (s->limit && s->used + nsize > s->limit)
+            return NULL;
         s->fl[c] = *(void **)p;
         s->fl_bytes -= 16 * c + 8;
-    } else {
-        p = malloc(ask);
+        s->used += nsize;
+        if (s->used > s->peak)
+            s->peak = s->used;
+        return p;
     }
+    if (s->limit && nsize > old && s->used - old + nsize > s->limit)
+        return NULL;
+    size_t ask = c ? 16 * c + 8 : nsize; /* see FL_CLASSES */
+    p = ptr ? realloc(ptr, ask) : malloc(ask);
 #else
+    if (s->limit && nsize > old && s->used - old + nsize > s->limit)
+        return NULL;
     p = ptr ? realloc(ptr, nsize) : malloc(nsize);
 #endif
 #endif
