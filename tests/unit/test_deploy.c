@@ -180,7 +180,14 @@ static void test_refusals(void **state)
     t = gen(p, &o, &rc, err, sizeof err);
     assert_non_null(t);
     assert_non_null(strstr(t, "\"--follow\", \"--linger-ms\", \"50\""));
+    assert_null(strstr(t, "--rate"));
     free(t);
+    p->source.rate = 50000; /* a paced source: passed on */
+    t = gen(p, &o, &rc, err, sizeof err);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "\"--rate\", \"50000\""));
+    free(t);
+    p->source.rate = 0;
     p->source.follow = 0;
     p->source.linger_ms = -1;
     o.keys = NULL;
