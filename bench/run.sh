@@ -42,8 +42,9 @@
 # (default 50) of the rows per second the plain unchained run of the
 # matrix reached; SS_BENCH_RATE=off skips it. For each: the rate asked,
 # the rate the source read at (its rows over the time from its first row
-# to its last), latency p50 / p99 / max, the same-answer check against awk
-# on those rows.
+# to its last), latency p50 / p99 / max, of which the time a batch's first
+# row waited in the source for the batch to leave (p50 / p99), the
+# same-answer check against awk on those rows.
 #
 # Opt-in, what checkpoints cost: SS_BENCH_CHECKPOINTS="0 1000 200 50"
 # (intervals in ms, 0: off) runs DelayedFlights (pipeline.yml, Lua 5.4) on
@@ -130,6 +131,14 @@ timed() {
                      a = int(NR * 0.50 + 0.5); if (a < 1) a = 1
                      b = int(NR * 0.99 + 0.5); if (b < 1) b = 1
                      printf "%.0f / %.0f / %.0f ms", v[a], v[b], v[NR] }')
+    # of which in the source: a batch's first row read -> the batch sent
+    SRC_WAIT=$(awk '$4 != "" && $4 > 0 { printf "%.3f\n", ($3 - $4) / 1e6 }' \
+                   "$dir.lat/source.lat" 2>/dev/null | sort -n |
+               awk '{ v[NR] = $1 }
+                    END { if (!NR) { printf "-"; exit }
+                          a = int(NR * 0.50 + 0.5); if (a < 1) a = 1
+                          b = int(NR * 0.99 + 0.5); if (b < 1) b = 1
+                          printf "%.0f / %.0f ms", v[a], v[b] }')
     # the rate the source read at: its rows over first row to last batch
     SRC_RPS=$(awk '$4 != "" && $4 > 0 { if (!lo || $4 < lo) lo = $4 }
                    $3 > hi { hi = $3 }
@@ -236,7 +245,7 @@ if [ "$RATE" != off ] && [ -n "$RATE" ] && [ -n "$MODES" ]; then
     fi
     mawk -F, "$AWK" "$RDATA" | sort >"$RUN/awk-rate.txt"
     echo "bench: latency at a fixed rate: $RATE rows/s ($RATE_HOW), $RATE_ROWS rows, Lua 5.4"
-    printf '  %-24s %10s %12s %9s  %-21s %s\n' config rate "source read" wall "latency p50/p99/max" "same answer"
+    printf '  %-24s %10s %12s %9s  %-21s %-16s %s\n' config rate "source read" wall "latency p50/p99/max" "in source p50/p99" "same answer"
     for chained in $CHAINS; do
         PIPE=pipeline.yml
         [ "$chained" = 1 ] && PIPE=pipeline-chained.yml
@@ -257,9 +266,9 @@ if [ "$RATE" != off ] && [ -n "$RATE" ] && [ -n "$MODES" ]; then
             else
                 SAME="NO: see $dir.txt and $RUN/awk-rate.txt"
             fi
-            printf '  %-24s %10s %12s %8ss  %-21s %s\n' "$name" "$RATE/s" "$SRC_RPS/s" \
-                "$WALL" "$LAT" "$SAME"
-            RATE_MD="$RATE_MD| $name | $RATE rows/s | $SRC_RPS rows/s | $WALL s | $LAT | $SAME |
+            printf '  %-24s %10s %12s %8ss  %-21s %-16s %s\n' "$name" "$RATE/s" "$SRC_RPS/s" \
+                "$WALL" "$LAT" "$SRC_WAIT" "$SAME"
+            RATE_MD="$RATE_MD| $name | $RATE rows/s | $SRC_RPS rows/s | $WALL s | $LAT | $SRC_WAIT | $SAME |
 "
         done
     done
@@ -362,8 +371,8 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ] && [ -n "$ROWS_MD" ]; then
             echo
             echo "Latency at a fixed input rate ($RATE_HOW; the first $RATE_ROWS rows, Lua 5.4, \`--rate $RATE\`):"
             echo
-            echo "| configuration | rate asked | source read at | wall time | latency per batch p50 / p99 / max (first row read -> sink) | same answer as awk |"
-            echo "|---|---:|---:|---:|---:|---|"
+            echo "| configuration | rate asked | source read at | wall time | latency per batch p50 / p99 / max (first row read -> sink) | of which in the source (first row read -> batch sent) p50 / p99 | same answer as awk |"
+            echo "|---|---:|---:|---:|---:|---:|---|"
             printf '%s' "$RATE_MD"
         fi
     } >>"$DOC"

@@ -20,13 +20,14 @@ for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "en
         bash -c "grep -Eq '[0-9.]+s +[0-9.]+ +([0-9.]+x|-) +([0-9.]+x|-) +[0-9]+ / [0-9]+ / [0-9]+ ms' <<< \"\$1\"" _ "$line"
 done
 # latency at a fixed rate (half the plain run's rows/s by default), per
-# mode: the rate, the source's measured rate, p50 / p99 / max, the answer
+# mode: the rate, the source's measured rate, p50 / p99 / max, the wait
+# in the source p50 / p99, the answer
 contains "the fixed rate is half of plain's measured rows/s" "$T/out" \
     "latency at a fixed rate: [0-9]+ rows/s \(50 % of the plain run's [0-9]+ rows/s\), 20000 rows"
 for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "enclave, chained"; do
     line=$(grep -E "^  $c +[0-9]+/s" "$T/out")
     check "$c at a fixed rate: latency p50 / p99 / max and awk's answer ($line)" \
-        bash -c "grep -Eq '[0-9]+/s +[0-9]+/s +[0-9.]+s +[0-9]+ / [0-9]+ / [0-9]+ ms +yes' <<< \"\$1\"" _ "$line"
+        bash -c "grep -Eq '[0-9]+/s +[0-9]+/s +[0-9.]+s +[0-9]+ / [0-9]+ / [0-9]+ ms +[0-9]+ / [0-9]+ ms +yes' <<< \"\$1\"" _ "$line"
 done
 contains "workers' CPU and peak RSS, unchained" "$T/out" \
     "^    enclave: map-1 [0-9.]+ s [0-9.]+ MB, filter-1 [0-9.]+ s [0-9.]+ MB, reduce-1"
