@@ -158,6 +158,9 @@ int ss_inlet_heartbeat(ss_inlet *in)
 void *ss_inlet_socket(ss_inlet *in) { return in->peer.sock; }
 
 /* See ss_inlet.h. */
+int ss_inlet_drained(const ss_inlet *in) { return in->peer.drained; }
+
+/* See ss_inlet.h. */
 void ss_inlet_abort(ss_inlet *in, const char *reason)
 {
     if (in)

@@ -84,6 +84,10 @@ int ss_inlet_heartbeat(ss_inlet *in);
 /* The DEALER socket, for zmq_poll only (ZMQ_POLLIN: call _recv). */
 void *ss_inlet_socket(ss_inlet *in);
 
+/* Whether our last call on that socket was a receive that found nothing
+ * (ss_transport_wait_drained may then skip asking it for its events). */
+int ss_inlet_drained(const ss_inlet *in);
+
 /* Tells the router this consumer failed (ABORT with reason, see
  * ss_peer_abort), so that the run ends upstream too. Can't fail. */
 void ss_inlet_abort(ss_inlet *in, const char *reason);

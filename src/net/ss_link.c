@@ -182,12 +182,15 @@ int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag)
                  (unsigned long long)l->peer.run, l->peer.id);
         return SS_EINVAL;
     }
+    int serviced = 0;
     while (l->npend >= l->window) {
         int rc = ss_link_service(l, -1);
         if (rc < 0)
             return rc;
+        serviced = 1; /* it read until nothing was left */
     }
-    ss_link_service(l, 0); /* keep confirmations and heartbeats flowing */
+    if (!serviced) /* keep confirmations and heartbeats flowing */
+        ss_link_service(l, 0);
     if (l->peer.failed)
         return SS_EPEER;
     int rc = ss_peer_send(&l->peer, msg, len);
@@ -272,6 +275,9 @@ const char *ss_link_error(const ss_link *l) { return l->peer.err; }
 
 /* See ss_link.h. */
 void *ss_link_socket(ss_link *l) { return l->peer.sock; }
+
+/* See ss_link.h. */
+int ss_link_drained(const ss_link *l) { return l->peer.drained; }
 
 /* See ss_link.h. */
 void ss_link_abort(ss_link *l, const char *reason)

@@ -105,6 +105,10 @@ const char *ss_link_error(const ss_link *l);
 /* The DEALER socket, for zmq_poll only (ZMQ_POLLIN: call _service). */
 void *ss_link_socket(ss_link *l);
 
+/* Whether our last call on that socket was a receive that found nothing
+ * (ss_transport_wait_drained may then skip asking it for its events). */
+int ss_link_drained(const ss_link *l);
+
 /* Tells the router this producer failed (ABORT with reason, see
  * ss_peer_abort), so that the run ends downstream too. Can't fail. */
 void ss_link_abort(ss_link *l, const char *reason);

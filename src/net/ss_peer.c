@@ -43,6 +43,7 @@ static int send_until(ss_peer *p, const void *m, size_t n, uint64_t deadline,
                       int intr)
 {
     for (;;) {
+        p->drained = 0;
         if (zmq_send(p->sock, m, n, ZMQ_DONTWAIT) >= 0) {
             p->last_send_ms = ss_now_ms();
             return 0;
@@ -329,6 +330,7 @@ void ss_peer_abort(ss_peer *p, const char *reason)
     if (ss_proto_abort(&p->out, r))
         return;
     ss_hdr_stamp(p->out.data, p->run, p->id);
+    p->drained = 0;
     if (zmq_send(p->sock, p->out.data, p->out.len, ZMQ_DONTWAIT) >= 0)
         p->last_send_ms = ss_now_ms();
 }
@@ -344,6 +346,7 @@ void ss_peer_tick(ss_peer *p)
     if (ss_proto_heartbeat(&p->out))
         return;
     ss_hdr_stamp(p->out.data, p->run, p->id);
+    p->drained = 0;
     if (zmq_send(p->sock, p->out.data, p->out.len, ZMQ_DONTWAIT) >= 0)
         p->last_send_ms = now;
 }
@@ -392,6 +395,7 @@ int ss_peer_recv(ss_peer *p, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms)
         zmq_msg_init(msg);
         if (zmq_msg_recv(msg, p->sock, ZMQ_DONTWAIT) < 0) {
             int e = errno;
+            p->drained = e == EAGAIN;
             zmq_msg_close(msg);
             if (e != EAGAIN && e != EINTR) {
                 snprintf(p->err, sizeof p->err,
@@ -418,7 +422,9 @@ int ss_peer_recv(ss_peer *p, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms)
             int silent = until_silence(p);
             if (silent >= 0 && (wait < 0 || silent < wait))
                 wait = silent;
-            if (ss_transport_wait(&p->sock, 1, wait) < 0) {
+            /* p->drained: unless ss_peer_tick just sent */
+            if (ss_transport_wait_drained(&p->sock, &p->drained, 1,
+                                          wait) < 0) {
                 if (errno == EINTR)
                     return SS_EINTR;
                 snprintf(p->err, sizeof p->err,
@@ -428,6 +434,7 @@ int ss_peer_recv(ss_peer *p, zmq_msg_t *msg, ss_hdr *hdr, int timeout_ms)
             }
             continue;
         }
+        p->drained = 0;
         p->last_recv_ms = ss_now_ms();
         const char *why;
         const uint8_t *d = zmq_msg_data(msg);

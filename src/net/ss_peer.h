@@ -50,6 +50,10 @@ typedef struct ss_peer {
                             wait unread behind it, fill the connection's
                             receive limit (SS_ROUTER_FRONT_HWM) and keep
                             libzmq from seeing us go */
+    int drained; /* our last call on sock was a receive that found
+                    nothing (EAGAIN): a wait may skip asking ZMQ_EVENTS
+                    (ss_transport_wait_drained); every other call on
+                    sock clears it */
     int failed;                          /* sticky: SS_PEER_ABORTED... */
     char err[SS_PROTO_REASON_MAX + 128]; /* why, when failed */
 } ss_peer;

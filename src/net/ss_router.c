@@ -136,6 +136,10 @@ typedef struct group {
 
 struct ss_router {
     void *front, *back;
+    /* 1 + tl_sends when the last call on FRONT [0] or BACK [1] was a
+     * receive that found nothing (0: it was not): a wait may then skip
+     * asking that socket for its events (ss_transport_wait_drained) */
+    unsigned long drained_at[2];
     ss_zap *zap; /* CURVE: the ZAP handler of the context */
     char name[SS_PROTO_NAME_MAX];
     char *allow;  /* --peers: comma-separated names that may say hello,
@@ -353,11 +357,18 @@ static void peers_release(peers *ps)
 
 /* ---- sending ---------------------------------------------------------- */
 
+/* Sends made by this thread's router (on either socket; one router runs
+ * per thread): a send may consume the wake-up of a socket found empty
+ * before, so only a socket read empty since the last send counts as
+ * drained (ss_router.drained_at). */
+static _Thread_local unsigned long tl_sends;
+
 /* Sends one message (copied from data) to routing id on sock without
  * blocking. Returns 0 or -errno (EHOSTUNREACH: gone, EAGAIN: full). */
 static int send_id(void *sock, const uint8_t *id, size_t idlen,
                    const void *data, size_t n)
 {
+    tl_sends++;
     if (zmq_send(sock, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return -errno;
     if (zmq_send(sock, data, n, ZMQ_DONTWAIT) < 0)
@@ -997,6 +1008,7 @@ static int deal(ss_router *r, peer *w, item *itp)
     zmq_msg_init(&copy);
     zmq_msg_copy(&copy, &it.msg);
     int rc = 0;
+    tl_sends++;
     if (zmq_send(r->back, w->id, w->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_msg_send(&copy, r->back, ZMQ_DONTWAIT) < 0)
         rc = -errno;
@@ -2001,9 +2013,11 @@ static int drain(ss_router *r, void *sock, int back)
         zmq_msg_t id, body;
         zmq_msg_init(&id);
         if (zmq_msg_recv(&id, sock, ZMQ_DONTWAIT) < 0) {
+            r->drained_at[back] = errno == EAGAIN ? tl_sends + 1 : 0;
             zmq_msg_close(&id);
             break;
         }
+        r->drained_at[back] = 0;
         zmq_msg_init(&body);
         if (!zmq_msg_more(&id) || zmq_msg_recv(&body, sock, 0) < 0) {
             char label[SS_PROTO_NAME_MAX];
@@ -2546,8 +2560,11 @@ int ss_router_run(ss_router *r, char *err, size_t errlen)
              * something (FRONT not while the queue is full); no poll at all
              * while messages keep coming faster than one turn reads */
             void *socks[2] = {r->back, front_open(r) ? r->front : NULL};
+            int drained[2] = {r->drained_at[1] == tl_sends + 1,
+                              r->drained_at[0] == tl_sends + 1};
             int wait = now >= r->next_house ? 0 : (int)(r->next_house - now);
-            if (ss_transport_wait(socks, 2, wait) < 0 && errno != EINTR) {
+            if (ss_transport_wait_drained(socks, drained, 2, wait) < 0 &&
+                errno != EINTR) {
                 fail(r, SS_EIO, "cannot poll: %s", zmq_strerror(errno));
                 break;
             }

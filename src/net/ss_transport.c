@@ -63,6 +63,13 @@ void ss_transport_init(void)
 /* See ss_transport.h. */
 int ss_transport_wait(void *const *socks, int n, int timeout_ms)
 {
+    return ss_transport_wait_drained(socks, NULL, n, timeout_ms);
+}
+
+/* See ss_transport.h. */
+int ss_transport_wait_drained(void *const *socks, const int *drained, int n,
+                              int timeout_ms)
+{
     struct pollfd pfd[WAIT_MAX];
     int np = 0;
     if (n > WAIT_MAX) {
@@ -74,10 +81,12 @@ int ss_transport_wait(void *const *socks, int n, int timeout_ms)
             continue;
         int ev = 0, fd = -1;
         size_t len = sizeof ev;
-        if (zmq_getsockopt(socks[i], ZMQ_EVENTS, &ev, &len))
-            return -1;
-        if (ev & ZMQ_POLLIN)
-            return 1;
+        if (!(drained && drained[i])) { /* else it would find nothing */
+            if (zmq_getsockopt(socks[i], ZMQ_EVENTS, &ev, &len))
+                return -1;
+            if (ev & ZMQ_POLLIN)
+                return 1;
+        }
         len = sizeof fd;
         if (zmq_getsockopt(socks[i], ZMQ_FD, &fd, &len))
             return -1;

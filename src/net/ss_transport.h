@@ -34,6 +34,19 @@ void ss_transport_init(void);
 int ss_transport_wait(void *const *socks, int n, int timeout_ms);
 
 /*
+ * The same, for a caller that knows more: drained[i] nonzero says that
+ * the caller's last ZeroMQ call on socks[i] was a receive that failed
+ * with EAGAIN (ZMQ_DONTWAIT). That receive has just processed the
+ * socket's pending commands and found nothing, and libzmq signals the
+ * socket's ZMQ_FD again for anything that arrives after it, so asking
+ * ZMQ_EVENTS now would only repeat it: one poll() system call saved per
+ * such socket and wait. A send, or any other call on the socket since,
+ * may have consumed that signal: pass 0 then (drained NULL: all 0).
+ */
+int ss_transport_wait_drained(void *const *socks, const int *drained, int n,
+                              int timeout_ms);
+
+/*
  * A hint for an endpoint that ZeroMQ refused: when ep names no transport
  * ("localhost:5999" instead of "tcp://localhost:5999"), a static sentence
  * that says how to write it, starting with "; "; otherwise "". Never NULL.

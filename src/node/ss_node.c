@@ -1284,6 +1284,9 @@ static int run_input_loop(node *n)
             io.stage, from, n->link ? " to " : "", n->link ? n->to : "",
             io.stateful ? "stateful" : "stateless");
     int idle = 0; /* the last turn found no input: wait before the next */
+    int sent = 0; /* the last turn sent a batch: ss_link_send has just
+                     taken what the link had (confirmations), and looking
+                     again at once would find nothing, for a poll() */
     for (;;) {
         if (n->stop)
             return SS_EINTR;
@@ -1301,7 +1304,10 @@ static int run_input_loop(node *n)
         if (idle) { /* no poll while batches keep coming */
             void *socks[2] = {ss_inlet_socket(n->inlet),
                               n->link ? ss_link_socket(n->link) : NULL};
-            if (ss_transport_wait(socks, 2, n->o->heartbeat_ms) < 0) {
+            int drained[2] = {ss_inlet_drained(n->inlet),
+                              n->link ? ss_link_drained(n->link) : 0};
+            if (ss_transport_wait_drained(socks, drained, 2,
+                                          n->o->heartbeat_ms) < 0) {
                 if (errno == EINTR)
                     continue;
                 snprintf(n->err, sizeof n->err, "poll failed: %s",
@@ -1309,7 +1315,7 @@ static int run_input_loop(node *n)
                 return SS_EIO;
             }
         }
-        if (n->link) {
+        if (n->link && !sent) {
             rc = ss_link_service(n->link, 0);
             if (rc < 0) {
                 link_failed(n, rc);
@@ -1322,6 +1328,7 @@ static int run_input_loop(node *n)
         if (rc < 0)
             return rc;
         idle = rc == 0;
+        sent = rc == 1 && h.kind == SS_MSG_DATA && n->link;
         if (rc == 1) {
             const char *body = (const char *)zmq_msg_data(&m) + SS_HDR_SIZE;
             if (h.kind == SS_MSG_DATA)

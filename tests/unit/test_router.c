@@ -8,6 +8,7 @@
  * ZeroMQ context. Timeouts are small (heartbeat 50 ms, peer timeout
  * 300 ms) so that the whole file runs in a few seconds.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,10 +27,12 @@
 
 #include "core/ss_buf.h"
 #include "core/ss_log.h"
+#include "core/ss_util.h"
 #include "net/ss_inlet.h"
 #include "net/ss_link.h"
 #include "net/ss_proto.h"
 #include "net/ss_router.h"
+#include "net/ss_transport.h"
 #include "securestreams.h"
 #include "wire/ss_batch.h"
 
@@ -2066,6 +2069,60 @@ static void test_bind_error(void **state)
 }
 
 /* ss_router_stop aborts a waiting router and tells its peers. */
+/* ss_transport_wait_drained: a socket whose last call was a receive that
+ * found nothing is not asked for its events again, yet a message that
+ * arrives afterwards still wakes the wait (no lost wake-up); a socket
+ * passed as not drained, after a send that may have consumed the
+ * wake-up, is asked and found readable. */
+static void test_wait_drained(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *rt = zmq_socket(ctx, ZMQ_ROUTER);
+    void *dl = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(rt, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(dl, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(dl, ZMQ_ROUTING_ID, "d", 1);
+    assert_int_equal(zmq_bind(rt, "inproc://wait-drained"), 0);
+    assert_int_equal(zmq_connect(dl, "inproc://wait-drained"), 0);
+    assert_int_equal(zmq_send(dl, "hi", 2, 0), 2);
+    char buf[16];
+    assert_true(zmq_recv(rt, buf, sizeof buf, 0) > 0); /* the id */
+    assert_int_equal(zmq_recv(rt, buf, sizeof buf, 0), 2);
+    for (int round = 0; round < 20; round++) {
+        int drained = 0;
+        if (zmq_recv(dl, buf, sizeof buf, ZMQ_DONTWAIT) < 0)
+            drained = errno == EAGAIN;
+        assert_true(drained);
+        /* nothing there: a look finds nothing */
+        assert_int_equal(ss_transport_wait_drained(&dl, &drained, 1, 0),
+                         0);
+        assert_int_equal(zmq_send(rt, "d", 1, ZMQ_SNDMORE), 1);
+        assert_int_equal(zmq_send(rt, "m", 1, 0), 1);
+        if (round % 2) {
+            /* a send on the socket may take the wake-up: not drained */
+            usleep(2000);
+            assert_int_equal(zmq_send(dl, "x", 1, 0), 1);
+            drained = 0;
+        }
+        uint64_t t0 = ss_now_ms();
+        int rc = 0;
+        for (int i = 0; i < 10 && rc == 0; i++)
+            rc = ss_transport_wait_drained(&dl, &drained, 1, 500);
+        assert_int_equal(rc, 1);
+        assert_true(ss_now_ms() - t0 < 4000);
+        assert_int_equal(zmq_recv(dl, buf, sizeof buf, ZMQ_DONTWAIT), 1);
+        if (round % 2) { /* the router takes the x */
+            assert_true(zmq_recv(rt, buf, sizeof buf, 0) > 0);
+            assert_int_equal(zmq_recv(rt, buf, sizeof buf, 0), 1);
+        }
+    }
+    zmq_close(dl);
+    zmq_close(rt);
+    zmq_ctx_term(ctx);
+}
+
 static void test_stop(void **state)
 {
     (void)state;
@@ -2098,6 +2155,7 @@ int main(void)
         ss_log_level_current = SS_LOG_ERROR + 1; /* quiet unless asked */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proto),
+        cmocka_unit_test(test_wait_drained),
         cmocka_unit_test_setup_teardown(test_one_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_barrier_alignment, setup,
                                         teardown),
