@@ -109,6 +109,11 @@ static void usage(FILE *f, const char *cmd)
             "plain)\n"
             "  --keys DIR           the pipeline's keys (encrypted, "
             "enclave)\n"
+            "  --links MODE         curve (default): CurveZMQ on its "
+            "links to the routers;\n"
+            "                       sealed (encrypted, enclave): without "
+            "it, the batches'\n"
+            "                       sealing alone (docs/SECURITY.md)\n"
             "  --enclave BACKEND    sandbox | gramine (enclave mode; "
             "default sandbox)\n"
             "  --keyservice EP      the key service (enclave mode), e.g. "
@@ -195,6 +200,7 @@ int cli_node_parse(int argc, char **argv, const char *role,
         {"checkpoint-dir", required_argument, 0, 'D'},
         {"security", required_argument, 0, 'S'},
         {"keys", required_argument, 0, 'k'},
+        {"links", required_argument, 0, 'L'},
         {"enclave", required_argument, 0, 'e'},
         {"keyservice", required_argument, 0, 'K'},
         {"enclave-keys", required_argument, 0, 'E'},
@@ -239,6 +245,12 @@ int cli_node_parse(int argc, char **argv, const char *role,
         case 'r': o->rejects = optarg; break;
         case 'D': o->checkpoint_dir = optarg; break;
         case 'k': o->keys = optarg; break;
+        case 'L':
+            if (strcmp(optarg, "curve") && strcmp(optarg, "sealed"))
+                return bad(cmd, "--links must be curve or sealed, not",
+                           optarg);
+            o->links_sealed = strcmp(optarg, "sealed") == 0;
+            break;
         case 'e': o->enclave = optarg; break;
         case 'K': o->keyservice = optarg; break;
         case 'E': o->enclave_keys = optarg; break;

@@ -42,6 +42,11 @@ static void usage(FILE *f)
         "file's source.file)\n"
         "  --workers N         workers of every stage (1-64)\n"
         "  --security MODE     plain, encrypted or enclave\n"
+        "  --links MODE        curve (default): CurveZMQ on every link;\n"
+        "                      sealed (encrypted, enclave; no checkpoints):\n"
+        "                      the data links without it, protected by the\n"
+        "                      batches' sealing alone; control keeps CURVE.\n"
+        "                      What that gives up: docs/SECURITY.md\n"
         "  --keys DIR          the pipeline's keys (sstream keygen); "
         "default: made\n"
         "                      once in the output folder's keys/\n"
@@ -131,11 +136,12 @@ static int parse_args(int argc, char **argv, run_args *a)
            O_QUIET, O_NOPROG, O_METRICS, O_TIMEOUT, O_TCP, O_HELP, O_KEYS,
            O_ENCLAVE, O_MAXINSNS, O_ON, O_NAME, O_DETACH, O_IMAGE,
            O_ADVERTISE, O_NODE, O_DATADIR, O_SCHED, O_RESTARTS, O_CKPT,
-           O_SLOTS, O_RATE };
+           O_SLOTS, O_RATE, O_LINKS };
     static const struct option opts[] = {
         {"data", required_argument, NULL, O_DATA},
         {"workers", required_argument, NULL, O_WORKERS},
         {"security", required_argument, NULL, O_SECURITY},
+        {"links", required_argument, NULL, O_LINKS},
         {"batch-size", required_argument, NULL, O_BATCH},
         {"rate", required_argument, NULL, O_RATE},
         {"max-instructions", required_argument, NULL, O_MAXINSNS},
@@ -187,6 +193,14 @@ static int parse_args(int argc, char **argv, run_args *a)
                 return 2;
             }
             a->ov.security = optarg;
+            break;
+        case O_LINKS:
+            if (strcmp(optarg, "curve") && strcmp(optarg, "sealed")) {
+                fprintf(stderr, "sstream run: --links must be curve or "
+                                "sealed, not '%s'\n", optarg);
+                return 2;
+            }
+            a->ov.links = optarg;
             break;
         case O_BATCH:
             if (ss_parse_u64(optarg, 1, SS_BATCH_MAX_SIZE, 1, &v)) {

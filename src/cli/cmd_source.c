@@ -81,6 +81,11 @@ static void usage(FILE *f)
             "  --security MODE      plain | encrypted | enclave\n"
             "  --keys DIR           the pipeline's keys (encrypted, "
             "enclave)\n"
+            "  --links MODE         curve (default): CurveZMQ on its "
+            "links to the routers;\n"
+            "                       sealed (encrypted, enclave): without "
+            "it, the batches'\n"
+            "                       sealing alone (docs/SECURITY.md)\n"
             "  --run HEX            the run id (default: SS_RUN): every "
             "message carries it,\n"
             "                       and messages of another run are "
@@ -127,6 +132,7 @@ int cmd_source(int argc, char **argv)
         {"rejects", required_argument, 0, 'r'},
         {"security", required_argument, 0, 'S'},
         {"keys", required_argument, 0, 'k'},
+        {"links", required_argument, 0, 'N'},
         {"connect-timeout-ms", required_argument, 0, 'T'},
         {"run", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
@@ -152,6 +158,11 @@ int cmd_source(int argc, char **argv)
         case 'n': o.name = optarg; break;
         case 'r': o.rejects = optarg; break;
         case 'k': o.keys = optarg; break;
+        case 'N':
+            if (strcmp(optarg, "curve") && strcmp(optarg, "sealed"))
+                return bad("--links must be curve or sealed, not", optarg);
+            o.links_sealed = strcmp(optarg, "sealed") == 0;
+            break;
         case 'H': o.header = 1; break;
         case 'R': run = optarg; break;
         case 'L': o.follow = 1; break;

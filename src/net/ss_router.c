@@ -2538,9 +2538,10 @@ int ss_router_new(void *zctx, const ss_router_opts *o, ss_router **out,
 /* See ss_router.h. */
 int ss_router_run(ss_router *r, char *err, size_t errlen)
 {
-    ss_info("router %s: producers connect to %s, workers to %s; waiting "
-            "for %u producer group%s",
-            r->name, r->from, r->to, r->producers,
+    ss_info("router %s: producers connect to %s, workers to %s (%s); "
+            "waiting for %u producer group%s",
+            r->name, r->from, r->to,
+            r->zap ? "CurveZMQ" : "no CurveZMQ", r->producers,
             r->producers == 1 ? "" : "s");
     r->next_house = ss_now_ms();
     int more = 1; /* a socket may hold more than the last turn read */

@@ -1607,7 +1607,13 @@ static int node_run(node *n)
     }
     int is_lua = strcmp(o->role, "lua") == 0;
     int secure = strcmp(o->security, "plain") != 0;
-    if (secure && o->keys) { /* every link is a CurveZMQ client */
+    if (o->links_sealed && !secure) {
+        ss_error("%s: --links sealed needs --security encrypted or "
+                 "enclave (in plain mode nothing is sealed)", o->name);
+        return SS_EINVAL;
+    }
+    /* every link is a CurveZMQ client, unless links are sealed only */
+    if (secure && o->keys && !o->links_sealed) {
         if ((rc = ss_curve_load(&n->curve, o->keys, 0, n->err,
                                 sizeof n->err))) {
             ss_error("%s: %s", o->name, n->err);

@@ -31,6 +31,9 @@ typedef struct ss_node_opts {
                                before the acknowledgement; NULL: none */
     const char *security;   /* plain | encrypted | enclave */
     const char *keys;       /* key directory (encrypted, enclave) */
+    int links_sealed;       /* 1: its links to the routers without
+                               CurveZMQ (--links sealed; encrypted and
+                               enclave only: every batch is sealed) */
     const char *enclave;    /* enclave backend: sandbox | gramine | none */
     const char *keyservice; /* enclave: the key service's endpoint */
     const char *enclave_keys; /* enclave (sandbox): folder whose

@@ -571,7 +571,8 @@ static int open_part_link(part *p)
     lo.members = s->nparts;
     lo.window = s->o->window;
     lo.connect_timeout_ms = s->o->connect_timeout_ms;
-    lo.curve = s->key || s->sealed ? &s->curve : NULL;
+    lo.curve = (s->key || s->sealed) && !s->o->links_sealed ? &s->curve
+                                                           : NULL;
     lo.run = s->o->run;
     /* Ctrl-C while no router answers: a bounded input ends at once; a
      * followed one ends its stream, which it delivers once the router
@@ -1437,6 +1438,11 @@ int ss_source_run(ss_source *s)
         ss_info("%s: reading at most %llu rows per second%s", o->name,
                 (unsigned long long)o->rate,
                 s->sealed ? " (a sealed file: batch by batch)" : "");
+    if (o->links_sealed && strcmp(o->security, "plain") == 0) {
+        ss_error("--links sealed needs --security encrypted or enclave (in "
+                 "plain mode nothing is sealed)");
+        goto out;
+    }
     if (strcmp(o->security, "plain") != 0) {
         char kerr[512];
         if (!o->keys) {

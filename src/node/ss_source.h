@@ -33,6 +33,8 @@ typedef struct ss_source_opts {
     const char *rejects; /* rejects file (JSON lines), or NULL */
     const char *security;
     const char *keys;
+    int links_sealed;    /* 1: its links to router-1 without CurveZMQ
+                            (--links sealed; encrypted, enclave) */
     unsigned window;     /* batches in flight per part (default 16) */
     uint64_t run;        /* the run id (--run / SS_RUN), 0: none */
     int connect_timeout_ms;

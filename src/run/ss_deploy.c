@@ -1211,6 +1211,13 @@ int ss_deploy_write(const ss_pipeline *p, const ss_deploy_opts *o, FILE *f,
     for (size_t s = 0; s < p->nstages && s < SS_PIPELINE_MAX_STAGES; s++)
         if (!g.plain || !ss_pipeline_chained(p, s))
             g.heads[g.nhops++] = s;
+    if (ss_pipeline_links_sealed(p)) {
+        ss_errf(err, errlen,
+                "links: sealed is for sstream run on one machine for now: "
+                "the deployment files keep CurveZMQ on every link (use "
+                "links: curve)");
+        return SS_EINVAL;
+    }
     if (p->source.follow && sealed_source(&g)) {
         ss_errf(err, errlen,
                 "source follow: an enclave pipeline on %s injects a sealed "

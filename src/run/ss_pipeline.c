@@ -418,7 +418,8 @@ static int parse_root(pctx *c, yaml_node_t *root)
                                        "max_instructions",
                                        "max_reject_ratio", "lua", "source",
                                        "stages", "sink", "chain",
-                                       "checkpoint_ms", NULL};
+                                       "checkpoint_ms", "links", NULL};
+    static const char *const links[] = {"curve", "sealed", NULL};
     static const char *const engines[] = {"5.4", "luajit", NULL};
     static const char *const modes[] = {"plain", "encrypted", "enclave",
                                         NULL};
@@ -433,6 +434,10 @@ static int parse_root(pctx *c, yaml_node_t *root)
     if ((v = lookup(c, root, "security", NULL)) &&
         (rc = get_choice(c, "security", v, modes,
                          "plain, encrypted or enclave", &p->security)))
+        return rc;
+    if ((v = lookup(c, root, "links", NULL)) &&
+        (rc = get_choice(c, "links", v, links, "curve or sealed",
+                         &p->links)))
         return rc;
     if ((v = lookup(c, root, "lua", NULL))) {
         if ((rc = get_choice(c, "lua", v, engines, "5.4 or luajit",
@@ -520,8 +525,10 @@ static int set_path(ss_pipeline *p, const char *path)
     name[k] = '\0';
     p->name = strdup(k ? name : "pipeline");
     p->security = strdup("plain");
+    p->links = strdup("curve");
     p->source.format = strdup("lines");
-    if (!p->path || !p->dir || !p->name || !p->security || !p->source.format)
+    if (!p->path || !p->dir || !p->name || !p->security || !p->links ||
+        !p->source.format)
         return SS_ENOMEM;
     return 0;
 }
@@ -637,6 +644,12 @@ int ss_pipeline_load(const char *path, ss_pipeline **out, char *err,
 }
 
 /* See ss_pipeline.h. */
+int ss_pipeline_links_sealed(const ss_pipeline *p)
+{
+    return p->links && strcmp(p->links, "sealed") == 0;
+}
+
+/* See ss_pipeline.h. */
 int ss_pipeline_security_valid(const char *s)
 {
     return s && (strcmp(s, "plain") == 0 || strcmp(s, "encrypted") == 0 ||
@@ -684,6 +697,14 @@ int ss_pipeline_apply(ss_pipeline *p, const ss_pipeline_overrides *o,
     }
     if (o->rate)
         p->source.rate = o->rate < 0 ? 0 : (uint64_t)o->rate;
+    if (o->links) {
+        if (strcmp(o->links, "curve") && strcmp(o->links, "sealed")) {
+            ss_errf(err, errlen, "--links must be curve or sealed");
+            return SS_EINVAL;
+        }
+        if (replace(&p->links, o->links))
+            return SS_ENOMEM;
+    }
     if (o->checkpoint_ms)
         p->checkpoint_ms = o->checkpoint_ms < 0 ? 0 : (unsigned)o->checkpoint_ms;
     if (o->max_instructions)
@@ -739,6 +760,21 @@ int ss_pipeline_check(const ss_pipeline *p, char *err, size_t errlen)
                 "security encrypted or enclave (only the pipeline's keys "
                 "open it): set security in the file, or give --security",
                 p->path);
+        return SS_EINVAL;
+    }
+    if (ss_pipeline_links_sealed(p) && !strcmp(p->security, "plain")) {
+        ss_errf(err, errlen, "%s: links: sealed needs security encrypted or "
+                "enclave: it drops CurveZMQ from the data links and leaves "
+                "their protection to the batches' sealing, which plain mode "
+                "does not have (set security, or links: curve)", p->path);
+        return SS_EINVAL;
+    }
+    if (ss_pipeline_links_sealed(p) && p->checkpoint_ms) {
+        ss_errf(err, errlen, "%s: links: sealed does not go with "
+                "checkpoints (checkpoint_ms %u): checkpoint barriers travel "
+                "on the data links unsealed, and without CurveZMQ nothing "
+                "authenticates them there (use links: curve, or no "
+                "checkpoints)", p->path, p->checkpoint_ms);
         return SS_EINVAL;
     }
     if (!p->source.file) {
@@ -800,6 +836,7 @@ void ss_pipeline_destroy(ss_pipeline **pp)
     free(p->dir);
     free(p->name);
     free(p->security);
+    free(p->links);
     free(p->lua);
     free(p->source.file);
     free(p->source.format);

@@ -40,6 +40,11 @@ typedef struct ss_pipeline {
     char *dir;      /* its folder ("." for a bare name) */
     char *name;     /* default: file name without extension */
     char *security; /* "plain" (default), "encrypted" or "enclave" */
+    char *links;    /* "curve" (default): CurveZMQ on every link; "sealed"
+                       (encrypted, enclave; no checkpoints): the data links
+                       between routers and their peers without CurveZMQ,
+                       the batches' own sealing alone; control channels
+                       keep CURVE (docs/SECURITY.md, "Double encryption") */
     char *lua;      /* "5.4", "luajit" (the engine the scripts need; only
                        the binary built with it loads the file) or NULL */
     uint64_t batch_size; /* bytes; default SS_BATCH_DEFAULT_SIZE */
@@ -77,6 +82,7 @@ typedef struct ss_pipeline_overrides {
     const char *env_data; /* DATA_FILE from the environment (same) */
     int workers;          /* --workers, 1..64 */
     const char *security; /* --security */
+    const char *links;    /* --links */
     uint64_t batch_size;  /* --batch-size */
     uint64_t max_instructions; /* --max-instructions */
     int checkpoint_ms;    /* --checkpoint-interval: 0 the file's, -1 none,
@@ -120,6 +126,9 @@ int ss_pipeline_chained(const ss_pipeline *p, size_t s);
 
 /* Total number of workers over all stages. */
 int ss_pipeline_total_workers(const ss_pipeline *p);
+
+/* 1 if the data links of p go without CurveZMQ (links: sealed). */
+int ss_pipeline_links_sealed(const ss_pipeline *p);
 
 /* 1 if s is a valid --security mode (plain, encrypted, enclave). */
 int ss_pipeline_security_valid(const char *s);

@@ -305,6 +305,11 @@ static int push_security(const plan_ctx *cx, const ss_plan_comp *c,
     if ((rc = strv_push(a, "--keys")) ||
         (rc = strv_push(a, "%s", c->keydir)))
         return rc;
+    /* links: sealed: its links to the routers without CurveZMQ (the
+     * key service's and the monitor's keep it) */
+    if (ss_pipeline_links_sealed(p) &&
+        ((rc = strv_push(a, "--links")) || (rc = strv_push(a, "sealed"))))
+        return rc;
     if (c->enclave_keydir &&
         ((rc = strv_push(a, "--enclave-keys")) ||
          (rc = strv_push(a, "%s", c->enclave_keydir))))
@@ -576,8 +581,10 @@ static int plan(plan_ctx *cx)
               p->stages[heads[r - 1]].broadcast) &&
              ((rc = strv_push(&a, "--partitions")) ||
               (rc = strv_push(&a, "%d", p->stages[heads[r - 1]].workers)))) ||
-            /* CurveZMQ: the routers' pair and the allowed peers only */
+            /* CurveZMQ: the routers' pair and the allowed peers only
+             * (links: sealed: none on the data links) */
             (strcmp(p->security, "plain") != 0 &&
+             !ss_pipeline_links_sealed(p) &&
              ((rc = strv_push(&a, "--keys")) ||
               (rc = strv_push(&a, "%s", c->keydir)))) ||
             (rc = strv_push(&e, "FROM=%s", ep_from(cx, r))) ||

@@ -218,7 +218,7 @@ static void errors_top_level(void **state)
                 "unknown key 'nmae' in the pipeline (expected name, "
                 "security, batch_size, max_instructions, max_reject_ratio, lua, "
                 "source, stages, "
-                "sink, chain, checkpoint_ms)");
+                "sink, chain, checkpoint_ms, links)");
     expect_edit(2, "name: [a]\n", 2,
                 "name must be 1 to 48 letters, digits, '_', '-' or '.'");
     expect_edit(2, "name: a/b\n", 2,
@@ -250,7 +250,7 @@ static void errors_top_level(void **state)
                 "unknown key 'stagez' in the pipeline (expected name, "
                 "security, batch_size, max_instructions, max_reject_ratio, lua, "
                 "source, stages, "
-                "sink, chain, checkpoint_ms)");
+                "sink, chain, checkpoint_ms, links)");
     expect_text("source: data.csv\n", "p.yml:1: source must be a mapping "
                 "(key: value lines)");
     expect_text("stages: [{name: a, script: map.lua}]\nsink: print.lua\n",
@@ -666,6 +666,54 @@ static void checks(void **state)
     ss_pipeline_destroy(&p);
 }
 
+/* links: curve (default) | sealed: parsed, overridden, and refused where
+ * it protects nothing (plain) or leaves barriers unauthenticated */
+static void links_key(void **state)
+{
+    (void)state;
+    char err[512], text[sizeof good + 64];
+    ss_pipeline *p = parse_ok("p.yml", good);
+    assert_string_equal(p->links, "curve");
+    assert_false(ss_pipeline_links_sealed(p));
+    ss_pipeline_destroy(&p);
+
+    snprintf(text, sizeof text, "%slinks: sealed\n", good);
+    p = parse_ok("p.yml", text);
+    assert_true(ss_pipeline_links_sealed(p));
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), 0);
+    free(p->security);
+    p->security = strdup("plain");
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_EINVAL);
+    assert_non_null(strstr(err, "p.yml: links: sealed needs security "
+                                "encrypted or enclave"));
+    ss_pipeline_overrides o = {0};
+    o.security = "enclave";
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    p->checkpoint_ms = 200;
+    assert_int_equal(ss_pipeline_check(p, err, sizeof err), SS_EINVAL);
+    assert_non_null(strstr(err, "links: sealed does not go with "
+                                "checkpoints (checkpoint_ms 200)"));
+    p->checkpoint_ms = 0;
+    o = (ss_pipeline_overrides){0};
+    o.links = "curve";
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    assert_false(ss_pipeline_links_sealed(p));
+    o.links = "sealed";
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), 0);
+    assert_true(ss_pipeline_links_sealed(p));
+    o.links = "none";
+    assert_int_equal(ss_pipeline_apply(p, &o, err, sizeof err), SS_EINVAL);
+    assert_string_equal(err, "--links must be curve or sealed");
+    ss_pipeline_destroy(&p);
+
+    snprintf(text, sizeof text, "%slinks: tls\n", good);
+    p = NULL;
+    assert_int_equal(ss_pipeline_parse("p.yml", text, strlen(text), &p, err,
+                                       sizeof err),
+                     SS_EINVAL);
+    assert_non_null(strstr(err, "links must be one of curve or sealed"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +729,7 @@ int main(void)
         cmocka_unit_test(chain_keys),
         cmocka_unit_test(overrides),
         cmocka_unit_test(checks),
+        cmocka_unit_test(links_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
