@@ -14,8 +14,11 @@
 typedef struct istream {
     uint32_t id;
     int final;        /* emitted at completion (a stage's own stream) */
-    uint8_t *seen;    /* bitmap by seq */
+    uint8_t *seen;    /* bitmap by seq, from seq 8 * lo on */
     size_t cap;       /* bytes of seen */
+    uint64_t lo;      /* bytes dropped from seen's front: every seq below
+                         8 * lo arrived (so the bitmap spans only what
+                         arrives out of order, not the whole stream) */
     uint64_t nseen;
     uint64_t max_seq; /* highest seq seen (valid when nseen) */
     uint64_t end;     /* seq of the END batch, or NO_END */
@@ -123,7 +126,25 @@ static istream *get(ss_integrity *ig, uint32_t id)
 
 static int has(const istream *st, uint64_t seq)
 {
-    return seq / 8 < st->cap && (st->seen[seq / 8] >> (seq % 8)) & 1;
+    if (seq / 8 < st->lo)
+        return 1;
+    uint64_t i = seq / 8 - st->lo;
+    return i < st->cap && (st->seen[i] >> (seq % 8)) & 1;
+}
+
+/* Drops the full bytes at the front of st's bitmap once they are half of
+ * it: the bitmap keeps the span of seqs still arriving out of order, and
+ * each byte is moved O(1) times on average. */
+static void compact(istream *st)
+{
+    size_t k = 0;
+    while (k < st->cap && st->seen[k] == 0xff)
+        k++;
+    if (k == 0 || 2 * k < st->cap)
+        return;
+    memmove(st->seen, st->seen + k, st->cap - k);
+    memset(st->seen + st->cap - k, 0, k);
+    st->lo += k;
 }
 
 static ipart *part_find(ss_integrity *ig, uint32_t stream, uint64_t seq)
@@ -404,7 +425,8 @@ static int batch_seq(ss_integrity *ig, const ss_hdr *h, char *err,
         st->max_seq = h->seq;
     st->nseen++;
 whole_seq:;
-    size_t need = (size_t)(h->seq / 8 + 1);
+    /* h->seq / 8 >= st->lo: has() said it had not arrived */
+    size_t need = (size_t)(h->seq / 8 - st->lo + 1);
     if (need > st->cap) {
         size_t cap = st->cap ? st->cap : 64;
         while (cap < need)
@@ -416,7 +438,8 @@ whole_seq:;
         st->seen = v;
         st->cap = cap;
     }
-    st->seen[h->seq / 8] |= (uint8_t)(1u << (h->seq % 8));
+    st->seen[h->seq / 8 - st->lo] |= (uint8_t)(1u << (h->seq % 8));
+    compact(st);
     return 0;
 }
 
@@ -440,6 +463,18 @@ static int whole(ss_integrity *ig, const istream *st, char *err,
             return SS_EINTEGRITY;
         }
     return 0;
+}
+
+/* See ss_integrity.h. */
+size_t ss_integrity_bytes(const ss_integrity *ig)
+{
+    size_t n = sizeof *ig + ig->cap * sizeof *ig->s +
+               ig->capparts * sizeof *ig->parts;
+    for (size_t i = 0; i < ig->n; i++)
+        n += ig->s[i].cap;
+    for (size_t i = 0; i < ig->nparts; i++)
+        n += ig->parts[i].cap;
+    return n;
 }
 
 /* See ss_integrity.h. */

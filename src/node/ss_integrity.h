@@ -57,6 +57,12 @@ int ss_integrity_expect_final(ss_integrity *ig, const char *name);
 int ss_integrity_resume(ss_integrity *ig, uint32_t stream, uint64_t seq,
                         uint32_t nstreams);
 
+/* Heap bytes the checks hold: per stream a bitmap of the seqs arriving
+ * out of order (those below a stream's contiguous prefix are dropped),
+ * and the split batches whose parts are still arriving; it does not grow
+ * with the number of batches while they arrive nearly in order. */
+size_t ss_integrity_bytes(const ss_integrity *ig);
+
 /* Records one authenticated DATA batch. Returns 0, or SS_EINTEGRITY (or
  * SS_ENOMEM) with the reason in err. */
 int ss_integrity_batch(ss_integrity *ig, const ss_hdr *h, char *err,
