@@ -173,7 +173,9 @@ static void write_held(part *p, uint64_t upto)
     size_t k = (size_t)(upto - p->held_out);
     if (k > p->held.len)
         k = p->held.len;
-    if (s->rejects && k)
+    if (k == 0)
+        return; /* nothing held: held.data may be NULL (memmove's UB) */
+    if (s->rejects)
         fwrite(p->held.data, 1, k, s->rejects);
     memmove(p->held.data, p->held.data + k, p->held.len - k);
     p->held.len -= k;

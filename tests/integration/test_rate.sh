@@ -105,6 +105,23 @@ echo "    low rate: longest wait of a row in the source: $maxwait ms"
 check "low rate: no row waited for the batch to fill (at most 1000 ms, $maxwait ms)" \
     test "${maxwait:-99999}" -le 1000
 
+# 5b. the same under ASan+UBSan (bin/sstream-san, when `make SAN=1` built
+# it): every component of the run is that binary; a runtime error aborts
+# it (the source's write_held did memmove(NULL, NULL, 0) at every end)
+if [ -x "$ROOT/bin/sstream-san" ]; then
+    mkdir -m 1777 lat-san
+    SS_LATENCY_DIR=$T/lat-san timeout -k 10 300 "$ROOT/bin/sstream-san" run \
+        p-low.yml --data f8.csv --no-progress --output-dir out-san \
+        > res-san 2> err-san
+    check "sanitizers: the paced run exits 0" test $? -eq 0
+    lacks "sanitizers: no runtime error in any component" err-san \
+        "runtime error|AddressSanitizer"
+    grep '^Delays' res-san | sort > got-san
+    same "sanitizers: awk's answer" got-san expected8
+else
+    echo "# sanitizer case skipped: bin/sstream-san is not built (make SAN=1)"
+fi
+
 # 6. a followed file, paced: 2000 lines at 1000 rows/s reach the sink no
 # sooner than 1.8 s after the source started
 cat > count.lua <<'LUA'
