@@ -17,6 +17,7 @@
 typedef struct pending {
     ss_hdr lineage;
     uint64_t tag;
+    size_t len; /* bytes sent (header included) */
 } pending;
 
 struct ss_link {
@@ -24,6 +25,7 @@ struct ss_link {
     pending *pend; /* window slots, npend used, in send order */
     ss_lineage *acks; /* scratch: what one RECEIVED confirms */
     unsigned npend, window;
+    uint64_t pend_bytes, window_bytes; /* sum of pend[].len; its bound */
     ss_link_received_fn fn;
     void *fn_arg;
     char group[SS_PROTO_NAME_MAX];
@@ -62,6 +64,8 @@ int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
     l->window = o->window ? o->window : DEFAULT_WINDOW;
     if (l->window > MAX_WINDOW)
         l->window = MAX_WINDOW;
+    l->window_bytes = o->window_bytes ? o->window_bytes
+                                      : SS_BATCH_INFLIGHT_BYTES;
     l->pend = calloc(l->window, sizeof *l->pend);
     l->acks = calloc(SS_PROTO_ACKS_MAX, sizeof *l->acks);
     if (!l->pend || !l->acks) {
@@ -102,6 +106,7 @@ static int confirm(ss_link *l, const ss_lineage *v)
         if (!ss_proto_is_lineage(&l->pend[i].lineage, v))
             continue;
         uint64_t tag = l->pend[i].tag;
+        l->pend_bytes -= l->pend[i].len;
         memmove(l->pend + i, l->pend + i + 1,
                 (l->npend - i - 1) * sizeof *l->pend);
         l->npend--;
@@ -159,6 +164,17 @@ int ss_link_service(ss_link *l, int timeout_ms)
     }
 }
 
+/* Whether a batch of len bytes may go now: fewer than window batches
+ * and, beyond the first SS_LINK_WINDOW_MIN, window_bytes in all are
+ * unconfirmed (ss_link.h). */
+static int has_room(const ss_link *l, size_t len)
+{
+    if (l->npend >= l->window)
+        return 0;
+    return l->npend < SS_LINK_WINDOW_MIN ||
+           l->pend_bytes + len <= l->window_bytes;
+}
+
 /* See ss_link.h. */
 int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag)
 {
@@ -183,7 +199,7 @@ int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag)
         return SS_EINVAL;
     }
     int serviced = 0;
-    while (l->npend >= l->window) {
+    while (!has_room(l, len)) {
         int rc = ss_link_service(l, -1);
         if (rc < 0)
             return rc;
@@ -198,6 +214,8 @@ int ss_link_send(ss_link *l, const void *msg, size_t len, uint64_t tag)
         return rc;
     l->pend[l->npend].lineage = h;
     l->pend[l->npend].tag = tag;
+    l->pend[l->npend].len = len;
+    l->pend_bytes += len;
     l->npend++;
     l->peer.hold_heartbeats = 1; /* see ss_peer.h */
     return 0;

@@ -3,8 +3,9 @@
  * router's FRONT endpoint, used by sources and by the workers of the
  * stage before the router.
  *
- * The link sends DATA batches and keeps at most `window` of them sent but
- * not yet RECEIVED by the router (a batch is RECEIVED once the router has
+ * The link sends DATA batches and keeps at most `window` of them, and at
+ * most `window_bytes` bytes of them (beyond the first SS_LINK_WINDOW_MIN
+ * batches, which always go), sent but not yet RECEIVED by the router (a batch is RECEIVED once the router has
  * queued it: from then on the router, not the producer, answers for it).
  * Each RECEIVED fires the on_received callback with the tag given to
  * ss_link_send, which is how a worker knows when it may acknowledge the
@@ -25,6 +26,10 @@
 
 typedef struct ss_link ss_link;
 
+/* Batches a link may keep unconfirmed whatever their size, so that one
+ * is on its way while the next is built. */
+#define SS_LINK_WINDOW_MIN 2
+
 typedef struct ss_link_opts {
     const char *endpoint; /* the router's FRONT, e.g. tcp://host:5555 */
     const char *name;     /* unique peer name, also the routing id */
@@ -33,6 +38,10 @@ typedef struct ss_link_opts {
     const char *group;    /* completion group (default = stage) */
     unsigned members;     /* producers in the group (default 1) */
     unsigned window;      /* max batches sent but not RECEIVED (16) */
+    uint64_t window_bytes; /* ... and max bytes of them, headers included
+                              (0: SS_BATCH_INFLIGHT_BYTES), except that
+                              SS_LINK_WINDOW_MIN batches of any size may
+                              always be unconfirmed */
     int connect_timeout_ms; /* wait for WELCOME at most this (<= 0:
                                SS_PEER_CONNECT_TIMEOUT_MS) */
     const ss_curve *curve;  /* CURVE client keys, or NULL (ss_curve.h) */
@@ -71,7 +80,9 @@ void ss_link_on_received(ss_link *l, ss_link_received_fn fn, void *arg);
 /*
  * Sends msg (a whole DATA message, header + payload, copied) and
  * remembers tag until the router confirms its lineage. First waits,
- * servicing RECEIVED messages, while `window` batches are unconfirmed.
+ * servicing RECEIVED messages, while sending it would leave more than
+ * `window` batches, or more than `window_bytes` bytes in more than
+ * SS_LINK_WINDOW_MIN batches, unconfirmed.
  * Returns 0; SS_EINVAL if msg is not a valid DATA message; SS_EPEER if the
  * router aborted or went silent (ss_link_error says why); SS_ETOOBIG if
  * msg is larger than the router takes (its WELCOME's max_frame: it would

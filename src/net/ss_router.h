@@ -40,7 +40,9 @@ struct ss_router_stats;
  * the default batch, header included; a larger frame costs its sender
  * the connection, and WELCOME tells producers the limit beforehand).
  */
-#define SS_ROUTER_QUEUE_BYTES (64ull << 20) /* default queue_bytes */
+/* default queue_bytes: 64 default batches (about 4 MiB), so that a
+ * larger batch_size queues fewer batches, not more bytes */
+#define SS_ROUTER_QUEUE_BYTES (4ull * SS_BATCH_INFLIGHT_BYTES)
 #define SS_ROUTER_FRAME_DEFAULT (64ull * SS_BATCH_DEFAULT_SIZE)
 /* frames libzmq holds per producer: twice a producer's default window
  * (16), which never sends more unconfirmed, nor heartbeats meanwhile

@@ -107,9 +107,16 @@ void ss_node_opts_default(ss_node_opts *o)
     o->security = "plain";
     o->batch_size = SS_BATCH_DEFAULT_SIZE;
     o->mem_limit = 256u << 20;
-    o->credits = 16;
+    o->credits = 0; /* from batch_size: ss_node_credits */
     o->connect_timeout_ms = SS_PEER_CONNECT_TIMEOUT_MS;
     o->heartbeat_ms = 500;
+}
+
+/* See ss_node.h. */
+unsigned ss_node_credits(const ss_node_opts *o)
+{
+    return o->credits ? o->credits
+                      : ss_batch_credits(o->batch_size, SS_NODE_CREDITS_MAX);
 }
 
 /* FNV-1a of the name, top bit set: the stream id of what this node emits
@@ -229,7 +236,7 @@ static void node_stats(node *n, int final, ss_stats *stp)
     st.in_bytes = n->bytes_in;
     st.batches_in = n->batches_in;
     st.batches_out = n->batches_out;
-    st.credits = n->o->credits;
+    st.credits = ss_node_credits(n->o);
     st.queue = n->busy;
     st.enclave_calls = n->enclave_calls;
     st.enclave_ns = n->enclave_ns;
@@ -1259,7 +1266,7 @@ static int run_input_loop(node *n)
     io.endpoint = from;
     io.name = n->o->name;
     io.stage = n->o->stage ? n->o->stage : n->o->name;
-    io.credits = n->o->credits;
+    io.credits = ss_node_credits(n->o);
     io.stateful = node_stateful(n);
     io.connect_timeout_ms = n->o->connect_timeout_ms;
     io.heartbeat_ms = n->o->heartbeat_ms;

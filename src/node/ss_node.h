@@ -46,7 +46,11 @@ typedef struct ss_node_opts {
     uint64_t max_instructions; /* Lua instructions per event and per
                                   completion, 0: the default (see
                                   ss_stage.h) */
-    unsigned credits;       /* batches in flight towards this node */
+    unsigned credits;       /* batches in flight towards this node; 0
+                               (the default): as many as
+                               SS_BATCH_INFLIGHT_BYTES holds of
+                               batch_size, 2 to SS_NODE_CREDITS_MAX
+                               (ss_node_credits) */
     int connect_timeout_ms; /* how long to wait for a router */
     int heartbeat_ms;
     uint64_t run;           /* the run id (--run / SS_RUN), 0: none */
@@ -78,9 +82,18 @@ typedef struct ss_node_opts {
     char **argv;
 } ss_node_opts;
 
-/* Fills o with the defaults (role worker, 64 KiB batches, 4 credits,
- * 256 MiB Lua cap, 5 s connect timeout, 500 ms heartbeats). */
+/* Fills o with the defaults (role worker, 64 KiB batches, credits from
+ * the batch size, 256 MiB Lua cap, 5 s connect timeout, 500 ms
+ * heartbeats). */
 void ss_node_opts_default(ss_node_opts *o);
+
+/* The most credits a node offers by default (with 64 KiB batches). */
+#define SS_NODE_CREDITS_MAX 16
+
+/* The credits o's node offers its router: o->credits, or if 0 as many
+ * batches of o->batch_size as SS_BATCH_INFLIGHT_BYTES holds, 2 to
+ * SS_NODE_CREDITS_MAX (64 KiB: 16, 256 KiB: 4). Can't fail. */
+unsigned ss_node_credits(const ss_node_opts *o);
 
 /* A running component. Opaque: new, run once, destroy; stop from a
  * signal handler or another thread. */

@@ -334,11 +334,18 @@ static int push_security(const plan_ctx *cx, const ss_plan_comp *c,
     return rc;
 }
 
-/* Appends the script limits every stage runs with (worker, sink). */
+/* Appends the script limits every stage runs with (worker, sink), and
+ * the pipeline's batch_size when it is not the default: a worker's
+ * output batches, and the credits it offers (as many batches as
+ * SS_BATCH_INFLIGHT_BYTES holds, ss_node_credits), follow it. */
 static int push_limits(const plan_ctx *cx, strv *a)
 {
     const ss_pipeline *p = cx->p;
     int rc = 0;
+    if (p->batch_size != SS_BATCH_DEFAULT_SIZE &&
+        ((rc = strv_push(a, "--batch-size")) ||
+         (rc = strv_push(a, "%llu", (unsigned long long)p->batch_size))))
+        return rc;
     if (p->max_instructions &&
         ((rc = strv_push(a, "--max-instructions")) ||
          (rc = strv_push(a, "%llu", (unsigned long long)p->max_instructions))))

@@ -132,3 +132,14 @@ const char *ss_msg_kind_name(int kind)
         return "unknown";
     return names[kind];
 }
+
+/* See ss_batch.h. */
+unsigned ss_batch_credits(size_t batch_size, unsigned max)
+{
+    if (batch_size == 0)
+        batch_size = SS_BATCH_DEFAULT_SIZE;
+    size_t n = SS_BATCH_INFLIGHT_BYTES / (batch_size + 1024u);
+    if (max < 2)
+        max = 2;
+    return n < 2 ? 2u : n > max ? max : (unsigned)n;
+}

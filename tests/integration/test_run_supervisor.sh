@@ -142,6 +142,10 @@ lacks "no router or worker gets data.key or platform.key" \
     <(grep -h '^keys-files=' "$A"/router-*.args "$A"/map-*.args "$A"/filter-*.args) \
     "data.key|platform"
 contains "--batch-size reaches the source" "$A/source.args" "--batch-size 1048576 "
+# ... and the workers and the sink (their output batches, and the credits
+# they offer: 2 of 1 MiB, not 16; issue 9)
+contains "--batch-size reaches the workers" "$A/filter-1.args" "--batch-size 1048576( |$)"
+contains "--batch-size reaches the sink" "$A/sink.args" "--batch-size 1048576( |$)"
 contains "--tcp gives loopback endpoints" "$A/map-1.args" "^FROM=tcp://127\.0\.0\.1:[0-9]+$"
 contains "--tcp control endpoint" "$A/map-1.args" "^SS_CONTROL=tcp://127\.0\.0\.1:[0-9]+$"
 check "--quiet prints nothing on success" test ! -s "$T/err2"

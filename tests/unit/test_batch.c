@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "securestreams.h"
+#include "node/ss_node.h"
 #include "wire/ss_batch.h"
 
 static ss_hdr sample(void)
@@ -139,12 +140,40 @@ static void test_name_id(void **state)
     assert_int_equal(ss_name_id("foobar"), 0xbf9cf968u);
 }
 
+/* Memory in flight is bounded in bytes (issue 9): the defaults. 64 KiB
+ * batches keep today's 16 credits, larger ones get fewer, never fewer
+ * than 2; a worker's default credits follow its batch size, an explicit
+ * --credits wins. */
+static void test_inflight_defaults(void **state)
+{
+    (void)state;
+    assert_int_equal(SS_BATCH_DEFAULT_SIZE, 64u << 10);
+    assert_int_equal(SS_BATCH_INFLIGHT_BYTES, 16u * ((64u << 10) + 1024u));
+    assert_int_equal(ss_batch_credits(0, 16), 16);
+    assert_int_equal(ss_batch_credits(64u << 10, 16), 16);
+    assert_int_equal(ss_batch_credits(128u << 10, 16), 8);
+    assert_int_equal(ss_batch_credits(256u << 10, 16), 4);
+    assert_int_equal(ss_batch_credits(512u << 10, 16), 2);
+    assert_int_equal(ss_batch_credits(SS_BATCH_MAX_SIZE, 16), 2);
+    assert_int_equal(ss_batch_credits(256, 16), 16);   /* the cap */
+    assert_int_equal(ss_batch_credits(256, 1), 2);     /* at least 2 */
+    ss_node_opts o;
+    ss_node_opts_default(&o);
+    assert_int_equal(o.batch_size, SS_BATCH_DEFAULT_SIZE);
+    assert_int_equal(ss_node_credits(&o), 16);
+    o.batch_size = 256u << 10;
+    assert_int_equal(ss_node_credits(&o), 4);
+    o.credits = 7;
+    assert_int_equal(ss_node_credits(&o), 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_checks),
         cmocka_unit_test(test_name_id),
+        cmocka_unit_test(test_inflight_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1624,6 +1624,179 @@ static void test_queue_bytes(void **state)
     test_done = 1;
 }
 
+/* Issue 9 (batch size): with no queue_bytes given, a router queues about
+ * 4 MiB (SS_ROUTER_QUEUE_BYTES: 64 default batches), not 64 MiB: 40
+ * batches of 256 KiB from one producer that never waits, and no worker:
+ * it takes 17 (the one past 4 MiB included), and the rest waits in
+ * ZeroMQ, unread. The old default took all 40 (10 MiB). */
+static void test_queue_bytes_default(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 1, 64); /* queue 64 batches, queue_bytes default */
+    ss_buf b = SS_BUF_INIT;
+    ss_hdr h;
+    void *f = raw_dealer(front_ep, "big-src");
+    ss_hello he = {.name = "big-src", .role = "source", .stage = "src"};
+    ss_proto_hello(&b, &he);
+    ss_hdr_stamp(b.data, 0, ss_name_id("big-src"));
+    raw_send(f, b.data, b.len);
+    assert_int_equal(raw_recv(f, &h), SS_MSG_WELCOME);
+    size_t len = 256 << 10;
+    char *payload = calloc(1, len);
+    assert_non_null(payload);
+    for (uint64_t seq = 0; seq < 40; seq++) {
+        ss_hdr d = {.kind = SS_MSG_DATA, .stream = own("big-src"),
+                    .seq = seq, .count = 1, .flags = SS_BF_LAST_PART};
+        ss_proto_build(&b, &d, payload, len);
+        ss_hdr_stamp(b.data, 0, ss_name_id("big-src"));
+        raw_send(f, b.data, b.len);
+    }
+    free(payload);
+    /* RECEIVED for every batch queued; the 17th is the last one */
+    int got = 0;
+    for (int i = 0; i < 17; i++)
+        got += raw_recv(f, &h) == SS_MSG_RECEIVED;
+    sleep_ms(500 + 2 * hb_ms); /* time to take more, if it would */
+    ss_router_stop(rt.r);
+    assert_int_equal(router_join(&rt), SS_EINTR);
+    uint64_t one = SS_HDR_SIZE + len;
+    assert_int_equal(rt.st.in_batches, SS_ROUTER_QUEUE_BYTES / one + 1);
+    assert_int_equal(rt.st.in_batches, 17);
+    assert_int_equal(rt.st.queue_depth, 17);
+    zmq_close(f);
+    ss_buf_release(&b);
+    test_done = 1;
+}
+
+/* A link's window is bounded in bytes too (issue 9): a producer whose
+ * router confirms nothing has at most SS_BATCH_INFLIGHT_BYTES (16
+ * batches of 64 KiB) sent and unconfirmed, i.e. 4 batches of 256 KiB
+ * with its default window of 16 batches (the old link sent 16, 4 MiB),
+ * and always SS_LINK_WINDOW_MIN batches however large. Counted at a raw
+ * ROUTER that plays the router and confirms only when told. */
+typedef struct wprod {
+    pthread_t t;
+    size_t len;      /* payload bytes per batch */
+    int n;           /* batches to send */
+    uint64_t wbytes; /* window_bytes (0: default) */
+    const char *ep;  /* the fake router */
+    int rc;
+    char err[600];
+} wprod;
+
+static void *wprod_main(void *arg)
+{
+    wprod *p = arg;
+    ss_link *l = NULL;
+    ss_link_opts o = {.endpoint = p->ep, .name = "win-src",
+                      .role = "source", .stage = "src", .window = 16,
+                      .window_bytes = p->wbytes,
+                      .connect_timeout_ms = connect_ms};
+    p->rc = ss_link_new(zctx, &o, &l, p->err, sizeof p->err);
+    if (p->rc)
+        return NULL;
+    char *payload = calloc(1, p->len);
+    ss_buf b = SS_BUF_INIT;
+    for (int i = 0; i < p->n && payload && !p->rc; i++) {
+        ss_hdr d = {.kind = SS_MSG_DATA, .stream = own("win-src"),
+                    .seq = (uint64_t)i, .count = 1,
+                    .flags = SS_BF_LAST_PART};
+        p->rc = ss_proto_build(&b, &d, payload, p->len);
+        ss_hdr_stamp(b.data, 0, ss_name_id("win-src"));
+        if (!p->rc)
+            p->rc = ss_link_send(l, b.data, b.len, (uint64_t)i);
+    }
+    free(payload);
+    ss_buf_release(&b);
+    ss_link_destroy(&l);
+    return NULL;
+}
+
+/* Receives from the raw router r until `quiet_ms` pass without a
+ * message; counts the DATA, keeps their headers in got[*n...], answers
+ * HELLO with WELCOME. */
+static int fake_router_take(void *r, uint8_t *id, int *idn, ss_hdr *got,
+                            int *n, int cap, int quiet_ms)
+{
+    static uint8_t buf[(256 << 10) + SS_HDR_SIZE + 64];
+    int data = 0;
+    zmq_setsockopt(r, ZMQ_RCVTIMEO, &quiet_ms, sizeof quiet_ms);
+    for (int guard = 0; guard < 1000; guard++) {
+        int k = zmq_recv(r, id, 256, 0);
+        if (k < 0)
+            return data;
+        *idn = k;
+        int m = zmq_recv(r, buf, sizeof buf, 0);
+        ss_hdr h;
+        const char *why;
+        if (m < SS_HDR_SIZE ||
+            ss_hdr_decode(buf, (size_t)(m > (int)sizeof buf ? (int)sizeof buf : m),
+                          &h, &why))
+            continue;
+        if (h.kind == SS_MSG_HELLO) {
+            ss_welcome w = {.heartbeat_ms = 500, .peer_timeout_ms = 30000};
+            snprintf(w.router, sizeof w.router, "fake");
+            ss_buf b = SS_BUF_INIT;
+            assert_int_equal(ss_proto_welcome(&b, &w), 0);
+            zmq_send(r, id, (size_t)k, ZMQ_SNDMORE);
+            zmq_send(r, b.data, b.len, 0);
+            ss_buf_release(&b);
+        } else if (h.kind == SS_MSG_DATA) {
+            data++;
+            if (*n < cap)
+                got[(*n)++] = h;
+        }
+    }
+    return data;
+}
+
+static void window_bytes_case(size_t len, uint64_t wbytes, int want)
+{
+    void *r = zmq_socket(zctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(r, ZMQ_LINGER, &linger, sizeof linger);
+    char ep[80];
+    snprintf(ep, sizeof ep, "%s-w%zu-%llu", front_ep, len,
+             (unsigned long long)wbytes);
+    assert_int_equal(zmq_bind(r, ep), 0);
+    wprod p = {.len = len, .n = 20, .wbytes = wbytes, .ep = ep};
+    assert_int_equal(pthread_create(&p.t, NULL, wprod_main, &p), 0);
+    uint8_t id[256];
+    int idn = 0, n = 0;
+    ss_hdr got[32];
+    /* everything the link sends unconfirmed: a quiet second ends it */
+    int first = fake_router_take(r, id, &idn, got, &n, 32, 1000);
+    print_message("link window: %d batches of %zu bytes unconfirmed\n",
+                  first, len);
+    assert_int_equal(first, want);
+    /* confirm them one by one: each confirmation lets one more go */
+    int total = first;
+    for (int i = 0; i < n && total <= 20; i++) {
+        ss_buf b = SS_BUF_INIT;
+        assert_int_equal(ss_proto_received(&b, &got[i]), 0);
+        zmq_send(r, id, (size_t)idn, ZMQ_SNDMORE);
+        zmq_send(r, b.data, b.len, 0);
+        ss_buf_release(&b);
+        if (total < 20) /* the next one comes; then a quiet 300 ms */
+            total += fake_router_take(r, id, &idn, got, &n, 32, 300);
+    }
+    assert_int_equal(total, 20);
+    pthread_join(p.t, NULL);
+    assert_int_equal(p.rc, 0);
+    zmq_close(r);
+}
+
+static void test_link_window_bytes(void **state)
+{
+    (void)state;
+    window_bytes_case(256 << 10, 0, 4);   /* 1 MiB: 4 of 256 KiB */
+    window_bytes_case(64 << 10, 0, 16);   /* 64 KiB: the 16 of before */
+    window_bytes_case(64 << 10, 200 << 10, 3); /* 200 KiB: 3 of 64 KiB */
+    window_bytes_case(256 << 10, 1000, SS_LINK_WINDOW_MIN); /* at least */
+    test_done = 1;
+}
+
 /* A worker that stays connected but goes silent (no heartbeat, no ack)
  * is counted as lost after the peer timeout; its batches go elsewhere. */
 static void test_silent_worker_lost(void **state)
@@ -2193,6 +2366,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_frame_told, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bytes_default, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_link_window_bytes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_stream_ownership, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_silent_worker_lost, setup,
