@@ -486,19 +486,20 @@ static void enclave_rejects(node *n)
         ss_hdr ph;
         if (ss_aead_open(n->key, r->rejects.data, r->rejects.len, &ph, b))
             ss_buf_printf(b, "{\"stage\":\"%s\",\"worker\":\"%s\","
-                          "\"stream\":%u,\"seq\":%llu,\"events\":%u,"
-                          "\"error\":\"sealed rejects do not "
-                          "authenticate\"}\n", n->o->stage, n->o->name,
-                          rh.stream, (unsigned long long)rh.seq, rh.count);
+                          "\"stream\":%u,\"seq\":%llu,\"part\":%u,"
+                          "\"events\":%u,\"error\":\"sealed rejects do "
+                          "not authenticate\"}\n", n->o->stage, n->o->name,
+                          rh.stream, (unsigned long long)rh.seq, rh.part,
+                          rh.count);
     } else {
         size_t blen = sodium_base64_ENCODED_LEN(
             r->rejects.len, sodium_base64_VARIANT_ORIGINAL);
         char *b64 = malloc(blen);
         ss_buf_printf(b, "{\"stage\":\"%s\",\"worker\":\"%s\","
-                      "\"stream\":%u,\"seq\":%llu,\"row\":%llu,"
-                      "\"events\":%u,\"error\":\"%s\"",
+                      "\"stream\":%u,\"seq\":%llu,\"part\":%u,"
+                      "\"row\":%llu,\"events\":%u,\"error\":\"%s\"",
                       n->o->stage, n->o->name, rh.stream,
-                      (unsigned long long)rh.seq,
+                      (unsigned long long)rh.seq, rh.part,
                       (unsigned long long)rh.first_row, rh.count,
                       rh.count ? "rejected inside the enclave (reasons "
                                  "sealed for the owner)"

@@ -1819,9 +1819,74 @@ static long line_rejects(const char *line)
     return n > 0 ? n : 1;
 }
 
+/* The identity of the rejected event (or sealed batch) of a rejects file
+ * line: a hash of its stage and its lineage, from ",\"stream\":" to
+ * ",\"error\":" (stream, seq, part, index and row; a sealed line's
+ * stream, seq, part, row and count); 0 for a line without one (a failed
+ * completion). The lines are ours (ss_stage.c add_reject, ss_node.c
+ * enclave_rejects): these fields come first and in this order, and
+ * strings are escaped, so the first match is the field. */
+static uint64_t reject_key(const char *line)
+{
+    const char *st = strstr(line, "{\"stage\":");
+    const char *w = strstr(line, ",\"worker\":");
+    const char *s = strstr(line, ",\"stream\":");
+    const char *e = s ? strstr(s, ",\"error\":") : NULL;
+    if (!st || !w || !s || !e || w < st || s < w)
+        return 0;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (const char *p = st; p < w; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (const char *p = s; p < e; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* The reject keys merge_rejects has seen, and whose file each came from:
+ * an open-addressing set (h 0: empty slot). */
+typedef struct reject_seen {
+    struct {
+        uint64_t h;
+        size_t from;
+    } *slot;
+    size_t cap, n;
+} reject_seen;
+
+/* Finds key h; if absent, adds it as from `from`. Returns the file it
+ * came from first, `from` when new, or SIZE_MAX when out of memory. */
+static size_t reject_seen_add(reject_seen *rs, uint64_t h, size_t from)
+{
+    if (2 * (rs->n + 1) > rs->cap) {
+        size_t ncap = rs->cap ? 2 * rs->cap : 1024;
+        reject_seen g = {calloc(ncap, sizeof *g.slot), ncap, 0};
+        if (!g.slot)
+            return SIZE_MAX;
+        for (size_t i = 0; i < rs->cap; i++)
+            if (rs->slot[i].h)
+                reject_seen_add(&g, rs->slot[i].h, rs->slot[i].from);
+        free(rs->slot);
+        *rs = g;
+    }
+    size_t i = (size_t)h & (rs->cap - 1);
+    while (rs->slot[i].h && rs->slot[i].h != h)
+        i = (i + 1) & (rs->cap - 1);
+    if (!rs->slot[i].h) {
+        rs->slot[i].h = h;
+        rs->slot[i].from = from;
+        rs->n++;
+    }
+    return rs->slot[i].from;
+}
+
 /* Concatenates the components' rejects files; returns how many rejects
  * they hold (a sealed line holds a batch's) and sets *lines, or -1 if
- * rejects.jsonl cannot be written. */
+ * rejects.jsonl cannot be written. After a worker was lost (sv->lost),
+ * the batches it had not acknowledged were processed again by another
+ * worker, which rejected their bad events again: a line whose event
+ * (reject_key) another component's file holds already is a duplicate
+ * and is left out, the files of the workers still alive read first; so
+ * is a lost worker's last line cut short by its death. Each reject is
+ * then in rejects.jsonl, and counted, once (test_redelivery.sh). */
 static long merge_rejects(ss_supervisor *sv, char **path, long *lines)
 {
     *lines = 0;
@@ -1832,16 +1897,35 @@ static long merge_rejects(ss_supervisor *sv, char **path, long *lines)
     FILE *o = fopen(*path, "w");
     if (!o)
         return -1;
-    long rejects = 0;
+    long rejects = 0, dups = 0;
     char *line = NULL;
     size_t cap = 0;
-    for (size_t i = 0; i < sv->nkids; i++) {
+    reject_seen seen = {NULL, 0, 0};
+    int dedup = sv->lost > 0;
+    /* the living first: a duplicate is dropped from a lost worker's file */
+    for (size_t k = 0; k < (dedup ? 2 : 1) * sv->nkids; k++) {
+        size_t i = k % sv->nkids;
+        int lost = sv->kids[i].lost;
+        if (dedup && (k < sv->nkids) == lost)
+            continue;
         const char *r = sv->plan->comps[i].rejects;
         FILE *f = r ? fopen(r, "r") : NULL;
         if (!f)
             continue;
         ssize_t n;
         while ((n = getline(&line, &cap, f)) > 0) {
+            uint64_t key = dedup ? reject_key(line) : 0;
+            if (dedup && lost && line[n - 1] != '\n') {
+                dups++; /* cut short as it died: rejected again */
+                continue;
+            }
+            if (key) {
+                size_t first = reject_seen_add(&seen, key, i);
+                if (first != i && first != SIZE_MAX) {
+                    dups++;
+                    continue;
+                }
+            }
             fwrite(line, 1, (size_t)n, o);
             if (line[n - 1] != '\n')
                 fputc('\n', o);
@@ -1852,7 +1936,13 @@ static long merge_rejects(ss_supervisor *sv, char **path, long *lines)
         unlink(r);
     }
     free(line);
+    free(seen.slot);
     rmdir(sv->rejdir);
+    if (dups)
+        say(sv, "rejects: %ld line(s) of lost workers left out: events "
+                "they rejected in batches they never acknowledged, "
+                "rejected again by the worker that took those batches",
+            dups);
     return fclose(o) == 0 ? rejects : -1;
 }
 
