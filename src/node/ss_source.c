@@ -115,8 +115,8 @@ struct ss_source {
                    acknowledgements carry no rejects mark any more */
     /* pacing (o->rate, see pace): rows granted over all parts, the
      * schedule's origin in ns (0: not started), rows per grant */
-    atomic_ullong granted;
-    atomic_ullong pace_t0;
+    _Atomic uint64_t granted;
+    _Atomic uint64_t pace_t0;
     uint64_t chunk;
 };
 
