@@ -226,7 +226,7 @@ static int pipeline_file(int mappers, char *path, size_t n)
         return -1;
     fprintf(f,
             "# written by sstream bench: the seed's topology\n"
-            "name: bench-flights\nsecurity: plain\nbatch_size: 64K\n"
+            "name: bench-flights\nsecurity: plain\nbatch_size: 256K\n"
             "source: { parts: 4, format: csv, header: true }\n"
             "stages:\n"
             "  - { name: map, script: %s/map-csv-to-event.lua, workers: %d }\n"

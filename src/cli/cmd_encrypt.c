@@ -2,7 +2,7 @@
  * cmd_encrypt.c - `sstream encrypt`: turns a line-oriented dataset into a
  * sealed stream file (format in crypto/ss_sealfile.h).
  *
- *   sstream encrypt --keys DIR [--batch-size 64K] [--stream N] IN OUT
+ *   sstream encrypt --keys DIR [--batch-size 256K] [--stream N] IN OUT
  */
 #include "cli/cli_io.h"
 #include "cli/cmds.h"
@@ -36,7 +36,7 @@ static void encrypt_usage(FILE *f)
             "options:\n"
             "   --keys DIR         key directory (sstream keygen)\n"
             "   --batch-size SIZE  plaintext bytes per batch (default "
-            "64K)\n"
+            "256K)\n"
             "   --stream N         stream id written in each batch "
             "(default: a\n"
             "                      random id, top bit clear: the file's "

@@ -73,7 +73,7 @@ static void usage(FILE *f)
             "                       none; docs/PROTOCOL.md, BARRIER)\n"
             "  --checkpoint-dir DIR  where each epoch's resume points go "
             "(NAME-eN.json)\n"
-            "  --batch-size BYTES   bytes per batch (default 64K)\n"
+            "  --batch-size BYTES   bytes per batch (default 256K)\n"
             "  --window N           batches in flight per part (default "
             "16; beyond 2,\n"
             "                       at most 1 MiB of them: 4 of 256K)\n"

@@ -36,14 +36,15 @@ struct ss_router_stats;
  * "Limits"): its queue (queue_bytes, plus the one batch that takes it
  * past) and, for each producer connection, what libzmq reads before the
  * router takes it: at most SS_ROUTER_FRONT_HWM whole frames and the one
- * being read, each at most max_frame (SS_ROUTER_FRAME_DEFAULT: 64 times
- * the default batch, header included; a larger frame costs its sender
+ * being read, each at most max_frame (SS_ROUTER_FRAME_DEFAULT: 4 MiB, 16
+ * times the default batch, header included; a larger frame costs its sender
  * the connection, and WELCOME tells producers the limit beforehand).
  */
-/* default queue_bytes: 64 default batches (about 4 MiB), so that a
- * larger batch_size queues fewer batches, not more bytes */
+/* default queue_bytes: about 4 MiB (64 batches of 64 KiB, 16 of the
+ * default 256 KiB), so that a larger batch_size queues fewer batches,
+ * not more bytes */
 #define SS_ROUTER_QUEUE_BYTES (4ull * SS_BATCH_INFLIGHT_BYTES)
-#define SS_ROUTER_FRAME_DEFAULT (64ull * SS_BATCH_DEFAULT_SIZE)
+#define SS_ROUTER_FRAME_DEFAULT (4ull << 20) /* 16 default batches */
 /* frames libzmq holds per producer: twice a producer's default window
  * (16), which never sends more unconfirmed, nor heartbeats meanwhile
  * (ss_peer.h): a full pipe stops libzmq reading the connection, and then

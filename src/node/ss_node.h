@@ -82,17 +82,19 @@ typedef struct ss_node_opts {
     char **argv;
 } ss_node_opts;
 
-/* Fills o with the defaults (role worker, 64 KiB batches, credits from
- * the batch size, 256 MiB Lua cap, 5 s connect timeout, 500 ms
+/* Fills o with the defaults (role worker, 256 KiB batches, credits from
+ * the batch size (4), 256 MiB Lua cap, 5 s connect timeout, 500 ms
  * heartbeats). */
 void ss_node_opts_default(ss_node_opts *o);
 
-/* The most credits a node offers by default (with 64 KiB batches). */
+/* The most credits a node offers by default (with batches of 64 KiB or
+ * less). */
 #define SS_NODE_CREDITS_MAX 16
 
 /* The credits o's node offers its router: o->credits, or if 0 as many
  * batches of o->batch_size as SS_BATCH_INFLIGHT_BYTES holds, 2 to
- * SS_NODE_CREDITS_MAX (64 KiB: 16, 256 KiB: 4). Can't fail. */
+ * SS_NODE_CREDITS_MAX (64 KiB: 16, 256 KiB, the default: 4). Can't
+ * fail. */
 unsigned ss_node_credits(const ss_node_opts *o);
 
 /* A running component. Opaque: new, run once, destroy; stop from a

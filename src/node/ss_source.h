@@ -26,7 +26,7 @@ typedef struct ss_source_opts {
     const char *to;      /* first router's FRONT endpoint */
     const char *file;    /* input file; NULL or "-": stdin */
     unsigned parts;      /* 1..64; stdin: 1 */
-    size_t batch_size;   /* bytes per batch (default 64 KiB) */
+    size_t batch_size;   /* bytes per batch (default 256 KiB) */
     const char *format;  /* "lines" (default), "csv", "jsonl", "sealed" */
     int header;          /* first line is a header: skip it */
     const char *name;    /* component name (default "source") */

@@ -42,14 +42,18 @@
 #define SS_WIRE_MAGIC "SSB1"
 #define SS_WIRE_VERSION 2
 #define SS_HDR_SIZE 72
-#define SS_BATCH_DEFAULT_SIZE (64u * 1024u)
+/* 256 KiB: a quarter of the per-batch costs (system calls, wake-ups) of
+ * 64 KiB for about 1 MB more per worker (docs/PERFORMANCE.md, "Batch
+ * size") */
+#define SS_BATCH_DEFAULT_SIZE (256u * 1024u)
 #define SS_BATCH_MAX_SIZE (64u * 1024u * 1024u)
 /* Memory in flight is bounded in bytes, not in batches, so that a larger
  * batch_size means fewer batches in flight rather than more memory: a
  * producer keeps at most this many bytes of batches unconfirmed (its
  * window, ss_link.h) and a worker takes on credit about as many
- * (ss_batch_credits): 16 default batches with their header and seal. */
-#define SS_BATCH_INFLIGHT_BYTES (16u * (SS_BATCH_DEFAULT_SIZE + 1024u))
+ * (ss_batch_credits): 16 batches of 64 KiB with their header and seal
+ * (4 of the default 256 KiB). */
+#define SS_BATCH_INFLIGHT_BYTES (16u * ((64u << 10) + 1024u))
 
 typedef enum ss_msg_kind {
     SS_MSG_DATA = 1,      /* a batch of events */
@@ -151,7 +155,8 @@ const char *ss_msg_kind_name(int kind);
  * default: as many as SS_BATCH_INFLIGHT_BYTES holds (header and seal
  * included), at least 2 (one being worked on, one waiting) and at most
  * max (at least 2). batch_size 0 counts as SS_BATCH_DEFAULT_SIZE.
- * Can't fail: 64 KiB -> 16, 256 KiB -> 4, 512 KiB or more -> 2. */
+ * Can't fail: 64 KiB -> 16, 256 KiB (the default) -> 4, 512 KiB or
+ * more -> 2. */
 unsigned ss_batch_credits(size_t batch_size, unsigned max);
 
 static inline void ss_put_u16(uint8_t *p, uint16_t v)

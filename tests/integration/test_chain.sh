@@ -169,7 +169,7 @@ same "encrypted, reject in a chained stage: the other carriers equal awk" \
 # a chain followed by a partitioned stage, in enclave mode: the chain's
 # enclave cuts its output by key for the next router (measured with the
 # chain), and the answer is plain mode's
-sed -e "s#script: #script: $EX/#" -e 's/^batch_size: 64K/batch_size: 64K\nchain: true/' \
+sed -e "s#script: #script: $EX/#" -e 's/^batch_size: .*/&\nchain: true/' \
     "$EX/pipeline-keyed.yml" > "$T/keyed.yml"
 for mode in plain enclave; do
     run keyed --security $mode

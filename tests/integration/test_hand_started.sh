@@ -31,7 +31,7 @@ ZmqRx.Subject.fromZmqSocket(os.getenv('FROM'))
              function() print('events ' .. n); sendZmqCompleted() end)
 LUA
 seq 1 3000 > part1
-seq 1 40000 > part2 # more than a batch (64 KiB): sent before its end
+seq 1 80000 > part2 # more than a batch (256 KiB): sent before its end
 
 # start PREFIX: r1, two map workers, r2, a sink; their pids in $pids
 start() {

@@ -28,7 +28,7 @@ sed -i 's/^      if not value then return {} end/      for _ = 1, 10000 do end\n
     map-csv-to-event.lua
 check "the map has its busy loop" grep -q "for _ = 1, 10000" map-csv-to-event.lua
 for n in 2 3; do
-    sed -e "s/workers: 4/workers: $n/" -e "s/batch_size: 64K/batch_size: 4K/" \
+    sed -e "s/workers: 4/workers: $n/" -e "s/batch_size: [0-9]*K/batch_size: 4K/" \
         "$E/pipeline-keyed.yml" > "p$n.yml"
     printf 'checkpoint_ms: 50\n' >> "p$n.yml"
     timeout 120 "$SS" run "p$n.yml" --data flights.csv --output-dir "o$n" \

@@ -7,7 +7,8 @@
 #    frames), then 80 frames just under the default frame limit (4 MiB)
 #    to a fresh router: its peak RSS (VmHWM) stays under the documented
 #    bound, queue_bytes (64 MiB) + (SS_ROUTER_FRONT_HWM + 2) frames of
-#    4 MiB + 16 MB for the process itself = 216 MB;
+#    4 MiB + 16 MB for the process itself = 216 MB (queue_bytes is about
+#    4 MiB since issue 9, so 156 MB would do: not tightened yet);
 #  - churn_router.py: 40,000 peers with distinct names say HELLO and go
 #    away, half as producers on FRONT, half as workers on BACK: every one
 #    is welcomed (producers were never forgotten: the 4097th name was

@@ -104,7 +104,7 @@ contains "router-3 feeds the sink (the filter's 8 spare slots for sstream scale 
 contains "worker command line" "$A/map-2.args" \
     "^argv worker $P/map.lua --from ipc://[^ ]+/r1-out --to ipc://[^ ]+/r2-in --name map-2 --stage map --rejects $T/o1/rejects/map-2.jsonl --security plain$"
 contains "source command line" "$A/source.args" \
-    "^argv source --to ipc://[^ ]+/r1-in --file $P/data.csv --parts 4 --format csv --header --batch-size 65536 --name source --rejects $T/o1/rejects/source.jsonl$"
+    "^argv source --to ipc://[^ ]+/r1-in --file $P/data.csv --parts 4 --format csv --header --batch-size 262144 --name source --rejects $T/o1/rejects/source.jsonl$"
 contains "sink command line" "$A/sink.args" \
     "^argv sink $P/print.lua --from ipc://[^ ]+/r3-out --name sink --rejects $T/o1/rejects/sink.jsonl$"
 contains "sink gets OUTPUT in the output folder" "$A/sink.args" "^OUTPUT=$T/o1/results.txt$"

@@ -141,15 +141,15 @@ static void test_name_id(void **state)
 }
 
 /* Memory in flight is bounded in bytes (issue 9): the defaults. 64 KiB
- * batches keep today's 16 credits, larger ones get fewer, never fewer
- * than 2; a worker's default credits follow its batch size, an explicit
+ * batches keep their 16 credits, larger ones get fewer (the default 256
+ * KiB: 4), never fewer than 2; a worker's default credits follow its batch size, an explicit
  * --credits wins. */
 static void test_inflight_defaults(void **state)
 {
     (void)state;
-    assert_int_equal(SS_BATCH_DEFAULT_SIZE, 64u << 10);
+    assert_int_equal(SS_BATCH_DEFAULT_SIZE, 256u << 10);
     assert_int_equal(SS_BATCH_INFLIGHT_BYTES, 16u * ((64u << 10) + 1024u));
-    assert_int_equal(ss_batch_credits(0, 16), 16);
+    assert_int_equal(ss_batch_credits(0, 16), 4);
     assert_int_equal(ss_batch_credits(64u << 10, 16), 16);
     assert_int_equal(ss_batch_credits(128u << 10, 16), 8);
     assert_int_equal(ss_batch_credits(256u << 10, 16), 4);
@@ -160,9 +160,9 @@ static void test_inflight_defaults(void **state)
     ss_node_opts o;
     ss_node_opts_default(&o);
     assert_int_equal(o.batch_size, SS_BATCH_DEFAULT_SIZE);
-    assert_int_equal(ss_node_credits(&o), 16);
-    o.batch_size = 256u << 10;
     assert_int_equal(ss_node_credits(&o), 4);
+    o.batch_size = 64u << 10;
+    assert_int_equal(ss_node_credits(&o), 16);
     o.credits = 7;
     assert_int_equal(ss_node_credits(&o), 7);
 }
