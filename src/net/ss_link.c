@@ -66,6 +66,8 @@ int ss_link_new(void *zctx, const ss_link_opts *o, ss_link **out, char *err,
         l->window = MAX_WINDOW;
     l->window_bytes = o->window_bytes ? o->window_bytes
                                       : SS_BATCH_INFLIGHT_BYTES;
+    h.window = o->hold && o->hold < l->window ? o->hold : l->window;
+    h.window_bytes = l->window_bytes;
     l->pend = calloc(l->window, sizeof *l->pend);
     l->acks = calloc(SS_PROTO_ACKS_MAX, sizeof *l->acks);
     if (!l->pend || !l->acks) {

@@ -42,6 +42,12 @@ typedef struct ss_link_opts {
                               (0: SS_BATCH_INFLIGHT_BYTES), except that
                               SS_LINK_WINDOW_MIN batches of any size may
                               always be unconfirmed */
+    unsigned hold;        /* what HELLO tells the router as our window
+                             (0: window): the router holds up to half
+                             of that many RECEIVED before it sends them
+                             together. A worker gives min(window, its
+                             credits): each unconfirmed output keeps the
+                             credit of its input */
     int connect_timeout_ms; /* wait for WELCOME at most this (<= 0:
                                SS_PEER_CONNECT_TIMEOUT_MS) */
     const ss_curve *curve;  /* CURVE client keys, or NULL (ss_curve.h) */

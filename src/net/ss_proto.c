@@ -77,7 +77,9 @@ int ss_proto_hello(ss_buf *out, const ss_hello *he)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int e = msgpack_pack_map(&pk, he->index ? 8 : 7) ||
+    int e = msgpack_pack_map(&pk, 7 + (he->index != 0) +
+                                      (he->window != 0) +
+                                      (he->window_bytes != 0)) ||
             pack_kv_str(&pk, "name", he->name) ||
             pack_kv_str(&pk, "role", he->role) ||
             pack_kv_str(&pk, "stage", he->stage) ||
@@ -87,7 +89,10 @@ int ss_proto_hello(ss_buf *out, const ss_hello *he)
                           : msgpack_pack_false(&pk)) ||
             pack_kv_str(&pk, "group", he->group) ||
             pack_kv_u64(&pk, "members", he->members) ||
-            (he->index && pack_kv_u64(&pk, "index", he->index));
+            (he->index && pack_kv_u64(&pk, "index", he->index)) ||
+            (he->window && pack_kv_u64(&pk, "window", he->window)) ||
+            (he->window_bytes &&
+             pack_kv_u64(&pk, "window_bytes", he->window_bytes));
     return finish(out, &h, &sb, e);
 }
 
@@ -399,6 +404,15 @@ int ss_proto_hello_parse(const void *p, size_t n, ss_hello *h,
             rc = get_u32(v, SS_PROTO_ROSTER_MAX, &h->members, why);
         } else if (key_is(k, "index")) {
             rc = get_u32(v, SS_PROTO_ROSTER_MAX, &h->index, why);
+        } else if (key_is(k, "window")) {
+            rc = get_u32(v, SS_PROTO_WINDOW_MAX, &h->window, why);
+        } else if (key_is(k, "window_bytes")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                *why = "hello field 'window_bytes' is not a count";
+                rc = SS_EPROTO;
+            } else {
+                h->window_bytes = v->via.u64;
+            }
         } else if (key_is(k, "stateful")) {
             if (v->type != MSGPACK_OBJECT_BOOLEAN) {
                 *why = "hello field 'stateful' is not a boolean";

@@ -42,6 +42,7 @@
 #define SS_PROTO_REASON_MAX 512 /* ABORT reasons, with NUL */
 #define SS_PROTO_CREDITS_MAX 1024
 #define SS_PROTO_ROSTER_MAX 4096
+#define SS_PROTO_WINDOW_MAX 4096 /* a producer's HELLO window */
 #define SS_PROTO_STREAMS_MAX (1u << 20)
 #define SS_PROTO_ACKS_MAX 1024 /* batches one CREDIT/RECEIVED confirms */
 /* Largest payloads accepted from the network (docs/PROTOCOL.md, "Limits"):
@@ -74,6 +75,14 @@ typedef struct ss_hello {
     uint32_t index;                /* workers: slot 1..N in a partitioned
                                       or broadcast stage; 0: none (the
                                       key is sent only when set) */
+    uint32_t window;               /* producers: how many of its batches
+                                      may be unconfirmed at once without
+                                      it waiting (the router may hold up
+                                      to half of their RECEIVED); 0: not
+                                      said (sent only when set) */
+    uint64_t window_bytes;         /* producers: ... and how many bytes of
+                                      them (the router holds RECEIVED for
+                                      at most half); 0: not said */
 } ss_hello;
 
 /* The router's answer to HELLO: its name and its timing. */

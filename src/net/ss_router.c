@@ -49,6 +49,8 @@
 #include <zmq.h>
 
 #define DRAIN_MAX 256               /* messages read per socket per turn */
+#define RECEIVED_HOLD_MAX 8 /* RECEIVED held per producer, at most */
+#define RECEIVED_HOLD_MS 20 /* ... and for at most this long */
 #define SEQ_LIMIT (1ull << 32)      /* bitmaps stay below 512 MiB */
 #define PART_LIMIT (1u << 16)
 #define WARN_FIRST 20               /* rejects logged before sampling */
@@ -84,6 +86,8 @@ typedef struct peer {
     uint64_t batches;
     ss_lineage *acks; /* producers: batches to confirm (one RECEIVED) */
     size_t nacks, capacks;
+    uint64_t ack_since; /* producers: when the oldest of acks was taken */
+    uint64_t ack_bytes; /* producers: bytes of the batches in acks */
     uint32_t slot; /* workers of a keyed router: slot 1..N (HELLO index) */
     int eos;  /* producers: sent their EOS */
     int refused; /* producers: sent on a stream they do not own; every
@@ -433,14 +437,64 @@ static void queue_received(ss_router *r, peer *p, const ss_hdr *h)
         p->acks = v;
         p->capacks = cap;
     }
+    if (!p->nacks) {
+        p->ack_since = ss_now_ms();
+        p->ack_bytes = 0;
+    }
+    p->ack_bytes += SS_HDR_SIZE + (uint64_t)h->len;
     p->acks[p->nacks++] = ss_proto_lineage(h);
 }
 
-static void flush_all_received(ss_router *r)
+/* Whether the router may keep holding producer p's confirmations: fewer
+ * than half the window its HELLO gave (at most RECEIVED_HOLD_MAX), and
+ * less than half its window_bytes when it gave that; never when it gave
+ * no window (older and foreign peers). */
+static int received_hold(const peer *p)
 {
-    for (size_t i = 0; i < r->prod.n; i++)
-        if (r->prod.v[i]->nacks)
-            flush_received(r, r->prod.v[i]);
+    size_t h = p->hello.window / 2;
+    if (h > RECEIVED_HOLD_MAX)
+        h = RECEIVED_HOLD_MAX;
+    if (p->nacks >= h)
+        return 0;
+    return !p->hello.window_bytes ||
+           2 * p->ack_bytes < p->hello.window_bytes;
+}
+
+/* Sends the RECEIVED that are due: every producer's, or (due_only) those
+ * of producers with received_hold() of them waiting or the oldest
+ * RECEIVED_HOLD_MS old. Holding them saves messages and wake-ups on both
+ * sides (docs/PERFORMANCE.md, Transport); the producer's window has
+ * room for twice as many. */
+static void flush_due_received(ss_router *r, int due_only)
+{
+    uint64_t now = ss_now_ms();
+    for (size_t i = 0; i < r->prod.n; i++) {
+        peer *p = r->prod.v[i];
+        if (p->nacks &&
+            (!due_only || !received_hold(p) ||
+             now - p->ack_since >= RECEIVED_HOLD_MS))
+            flush_received(r, p);
+    }
+}
+
+static void flush_all_received(ss_router *r) { flush_due_received(r, 1); }
+
+/* Milliseconds until a held RECEIVED is due (-1: none held). */
+static int received_due_in(const ss_router *r)
+{
+    int best = -1;
+    uint64_t now = ss_now_ms();
+    for (size_t i = 0; i < r->prod.n; i++) {
+        const peer *p = r->prod.v[i];
+        if (!p->nacks)
+            continue;
+        uint64_t age = now - p->ack_since;
+        int in = age >= RECEIVED_HOLD_MS ? 0
+                                         : (int)(RECEIVED_HOLD_MS - age);
+        if (best < 0 || in < best)
+            best = in;
+    }
+    return best;
 }
 
 /* ---- failure ---------------------------------------------------------- */
@@ -2564,12 +2618,16 @@ int ss_router_run(ss_router *r, char *err, size_t errlen)
             int drained[2] = {r->drained_at[1] == tl_sends + 1,
                               r->drained_at[0] == tl_sends + 1};
             int wait = now >= r->next_house ? 0 : (int)(r->next_house - now);
+            int due = received_due_in(r);
+            if (due >= 0 && due < wait)
+                wait = due;
             if (ss_transport_wait_drained(socks, drained, 2, wait) < 0 &&
                 errno != EINTR) {
                 fail(r, SS_EIO, "cannot poll: %s", zmq_strerror(errno));
                 break;
             }
         }
+        flush_all_received(r); /* those that came due while waiting */
         more = drain(r, r->back, 1);
         if (!r->rc) {
             dispatch(r); /* credits just came back */

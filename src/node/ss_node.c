@@ -344,6 +344,10 @@ static int open_link(node *n)
     lo.group = lo.stage;
     lo.members = 1;
     lo.window = 16;
+    /* each output the router holds unconfirmed keeps its input's credit */
+    lo.hold = strcmp(lo.role, "worker") == 0
+                  ? ss_node_credits(n->o)
+                  : 0;
     lo.stateful = node_stateful(n);
     lo.connect_timeout_ms = n->o->connect_timeout_ms;
     lo.curve = n->have_curve ? &n->curve : NULL;

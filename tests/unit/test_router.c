@@ -293,6 +293,7 @@ typedef struct fprod {
     size_t nitems;
     const char *const *roster; /* names in its EOS's roster (NULL-ended) */
     int wait_ms; /* connected, waits this long before sending */
+    unsigned window; /* its link's window (0: 8) */
     pthread_t t;
     int rc;
     char err[600];
@@ -335,7 +336,7 @@ static void *prod_main(void *arg)
                       .group = p->group,
                       .members = p->members,
                       .stateful = p->stateful,
-                      .window = 8,
+                      .window = p->window ? p->window : 8,
                       .connect_timeout_ms = connect_ms};
     p->rc = ss_link_new(zctx, &o, &l, p->err, sizeof p->err);
     if (p->rc)
@@ -504,6 +505,31 @@ static void test_proto(void **state)
     assert_int_equal(back.credits, 4);
     assert_int_equal(back.members, 3);
     assert_true(back.stateful);
+    assert_int_equal(back.window, 0); /* not said */
+    he.window = 16; /* a producer's window: the key is sent */
+    assert_int_equal(ss_proto_hello(&b, &he), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(
+        ss_proto_hello_parse(b.data + SS_HDR_SIZE, h.len, &back, &why), 0);
+    assert_int_equal(back.window, 16);
+    assert_int_equal(back.window_bytes, 0);
+    assert_int_equal(back.members, 3);
+    he.window_bytes = 1 << 20;
+    assert_int_equal(ss_proto_hello(&b, &he), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(
+        ss_proto_hello_parse(b.data + SS_HDR_SIZE, h.len, &back, &why), 0);
+    assert_int_equal(back.window_bytes, 1 << 20);
+    he.window_bytes = 0;
+    he.window = SS_PROTO_WINDOW_MAX + 1;
+    assert_int_equal(ss_proto_hello(&b, &he), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
+    assert_int_equal(
+        ss_proto_hello_parse(b.data + SS_HDR_SIZE, h.len, &back, &why),
+        SS_EPROTO);
+    he.window = 0;
+    assert_int_equal(ss_proto_hello(&b, &he), 0);
+    assert_int_equal(ss_hdr_decode(b.data, b.len, &h, &why), 0);
     /* truncated payload, wrong role, garbage */
     assert_int_equal(ss_proto_hello_parse(b.data + SS_HDR_SIZE, h.len - 3,
                                           &back, &why),
@@ -1027,6 +1053,45 @@ static void test_stateful_producer_vanishes(void **state)
 }
 
 /* A batch sent twice by a producer reaches the workers once. */
+/* Held confirmations (RECEIVED_HOLD_MAX, RECEIVED_HOLD_MS): a producer
+ * whose window is 1 (its HELLO says so: nothing may be held) and one
+ * whose window is 16 (up to 8 held) both get every batch confirmed and
+ * end their streams; the window-1 producer is confirmed batch by batch
+ * (it could not send its next batch otherwise). */
+static void test_received_held(void **state)
+{
+    (void)state;
+    rthread rt;
+    router_start(&rt, 2, 64);
+    fworker w = {.name = "map-1", .credits = 4};
+    worker_start(&w);
+    fprod a = {.name = "one", .group = "one", .stream = 11, .n = 60,
+               .skip = -1, .dup = -1, .window = 1};
+    fprod b = {.name = "many", .group = "many", .stream = 12, .n = 60,
+               .skip = -1, .dup = -1, .window = 16};
+    uint64_t t0 = ss_now_ms();
+    prod_start(&a);
+    prod_start(&b);
+    prod_join(&a);
+    prod_join(&b);
+    uint64_t took = ss_now_ms() - t0;
+    worker_join(&w);
+    assert_int_equal(router_join(&rt), 0);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(a.confirmed, 60);
+    assert_int_equal(b.confirmed, 60);
+    uint32_t streams[] = {11, 12};
+    check_exactly_once(&w, 1, streams, 2, 60);
+    /* held for 20 ms each, the window-1 producer's 60 batches would
+     * take over 1.2 s; generous for a loaded machine */
+    if (took > 1100)
+        print_message("test_received_held: %llu ms (loaded machine?)\n",
+                      (unsigned long long)took);
+    worker_free(&w);
+    test_done = 1;
+}
+
 static void test_duplicate_dropped(void **state)
 {
     (void)state;
@@ -2347,6 +2412,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stateful_producer_vanishes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaver_last_credit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_received_held, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_dropped, setup,
                                         teardown),
