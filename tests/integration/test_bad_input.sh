@@ -40,7 +40,7 @@ YML
     echo '2008,1,3,4,1,1,1,1,AA,1,"N1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20'   # 3002 unterminated quote
     echo '2008,1,3,4,AA,1,2'                       # 3003 wrong field count
     printf '2008,1,3,4,1,1,1,1,AA,1,N1\xff\xfe,1,1,1,99,1,A,B,1,1,1,0,,0,NA,NA,NA,NA,NA\n'  # 3004 not UTF-8
-    printf '2008,1,3,4,1,1,1,1,AA,1,N1,1,1,1,99,1,A,B,1,1,1,0,,0,NA,NA,NA,%0200000d,NA\n' 0   # 3005 too long
+    printf '2008,1,3,4,1,1,1,1,AA,1,N1,1,1,1,99,1,A,B,1,1,1,0,,0,NA,NA,NA,%0300000d,NA\n' 0   # 3005 too long (the default batch is 256 KiB)
     echo '2008,1,3,4,1,1,1,1,XX,1,N1,1,1,1,99,1,A,B,1,1,1,0,,0,NA,NA,NA,NA,NA'            # 3006 lua error
     echo '2008,1,3,4,1,1,1,1,YY,1,N1,1,1,1,99,1,A,B,1,1,1,0,,0,NA,NA,NA,NA,NA'            # 3007 function value
     echo '2008,1,3,4,1,1,1,1,ZZ,1,N1,1,1,1,99,1,A,B,1,1,1,0,,0,NA,NA,NA,NA,NA'            # 3008 cyclic table
