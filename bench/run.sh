@@ -28,7 +28,8 @@
 #   bench/run.sh [ROWS]   or   make bench BENCH_ROWS=N
 #
 # Environment: SS_BENCH_WORKERS=N workers per stage (default 1);
-# SS_BENCH_MODES="plain enclave" (default: plain encrypted enclave);
+# SS_BENCH_MODES="plain enclave" (default: plain encrypted enclave
+# encrypted-sealed enclave-sealed; MODE-sealed adds --links sealed);
 # SS_BENCH_CHAIN="0 1" (0: unchained, 1: chained; default both);
 # SS_BENCH_ENGINES="5.4 luajit luajit-jit" (default: those built);
 # SSJ=the LuaJIT binary (default: $SS-luajit);
@@ -66,7 +67,11 @@ OUTD=${SS_BENCH_OUT:-out/bench}
 DATA=$OUTD/flights-$ROWS.csv
 RUN=$OUTD/run-$(date +%Y%m%d-%H%M%S)
 WORKERS=${SS_BENCH_WORKERS:-1}
-MODES=${SS_BENCH_MODES-plain encrypted enclave}
+MODES=${SS_BENCH_MODES-plain encrypted enclave encrypted-sealed enclave-sealed}
+# MODE-sealed: --security MODE --links sealed (batches sealed end to end,
+# no CurveZMQ on the data links; docs/SECURITY.md "Double encryption")
+mode_args() { case $1 in *-sealed) echo "--security ${1%-sealed} --links sealed" ;; *) echo "--security $1" ;; esac; }
+mode_name() { case $1 in *-sealed) echo "${1%-sealed}, sealed links" ;; *) echo "$1" ;; esac; }
 CKPTS=${SS_BENCH_CHECKPOINTS:-}
 CKPT_REPEAT=${SS_BENCH_CKPT_REPEAT:-3}
 CKPT_MODES=${SS_BENCH_CKPT_MODES:-plain}
@@ -173,9 +178,11 @@ for chained in $CHAINS; do
       for engine in $ENGINES; do
         # no JIT in an enclave (SGX1: no executable pages after start;
         # the sandbox's seccomp filter kills a process that asks for one)
-        [ "$engine" = luajit-jit ] && [ "$mode" = enclave ] && continue
-        name=$mode
-        [ "$chained" = 1 ] && name="$mode, chained"
+        [ "$engine" = luajit-jit ] && [ "${mode%-sealed}" = enclave ] && continue
+        # the links' cost is the same on every engine: Lua 5.4 only
+        [ "$engine" != 5.4 ] && [ "$mode" != "${mode%-sealed}" ] && continue
+        name=$(mode_name "$mode")
+        [ "$chained" = 1 ] && name="$name, chained"
         BIN=$SS JIT=""
         case $engine in
             5.4) ;;
@@ -183,7 +190,7 @@ for chained in $CHAINS; do
             luajit-jit) BIN=$SSJ JIT=on; name="$name, LuaJIT, JIT on" ;;
         esac
         dir=$RUN/$mode-$chained-$engine
-        CMD="$BIN run examples/delayed-flights/$PIPE --data $DATA --workers $WORKERS --security $mode --no-progress --output-dir $dir"
+        CMD="$BIN run examples/delayed-flights/$PIPE --data $DATA --workers $WORKERS $(mode_args "$mode") --no-progress --output-dir $dir"
         mkdir -p "$dir"
         rc=0
         if [ -n "$JIT" ]; then SS_LUAJIT=on timed "$dir" $CMD || rc=$?
@@ -250,13 +257,13 @@ if [ "$RATE" != off ] && [ -n "$RATE" ] && [ -n "$MODES" ]; then
         PIPE=pipeline.yml
         [ "$chained" = 1 ] && PIPE=pipeline-chained.yml
         for mode in $MODES; do
-            name=$mode
-            [ "$chained" = 1 ] && name="$mode, chained"
+            name=$(mode_name "$mode")
+            [ "$chained" = 1 ] && name="$name, chained"
             dir=$RUN/rate-$mode-$chained
             mkdir -p "$dir"
             rc=0
             TIMED_ROWS=$RATE_ROWS timed "$dir" "$SS" run examples/delayed-flights/$PIPE \
-                --data "$RDATA" --workers "$WORKERS" --security "$mode" \
+                --data "$RDATA" --workers "$WORKERS" $(mode_args "$mode") \
                 --rate "$RATE" --no-progress --output-dir "$dir" || rc=$?
             grep '^Delays for carrier' "$dir.stdout" | sort >"$dir.txt" || true
             if [ "$rc" != 0 ]; then
@@ -354,7 +361,7 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ] && [ -n "$ROWS_MD" ]; then
         echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
         echo
         echo "    SS_BENCH_WORKERS=$WORKERS SS_BENCH_ENGINES=\"$ENGINES\" bench/run.sh $ROWS"
-        echo "    # each: $SS (LuaJIT: $SSJ, JIT on: SS_LUAJIT=on) run examples/delayed-flights/{pipeline,pipeline-chained}.yml --data $DATA --workers $WORKERS --security MODE --no-progress"
+        echo "    # each: $SS (LuaJIT: $SSJ, JIT on: SS_LUAJIT=on) run examples/delayed-flights/{pipeline,pipeline-chained}.yml --data $DATA --workers $WORKERS --security MODE [--links sealed] --no-progress"
         echo "    # awk: mawk -F, '<one-liner in bench/run.sh>' $DATA"
         echo
         echo "| configuration | wall time | throughput | CPU (user + sys, all processes) | CPU vs awk | CPU vs plain (same engine) | CPU vs Lua 5.4 (same configuration) | latency per batch p50 / p99 / max | same answer as awk |"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # `make bench` (bench/run.sh) on a small file: the whole matrix runs in one
-# go - awk, then plain, encrypted and enclave, unchained and chained - and
+# go - awk, then plain, encrypted and enclave (and the last two with
+# `--links sealed`), unchained and chained - and
 # every configuration gives awk's answer, has its CPU time, its latency
 # percentiles (at full speed, and at a fixed rate per mode), and the CPU
 # time and peak RSS of its workers, on Lua 5.4 and (when built) on
@@ -12,7 +13,8 @@ SS_BENCH_NO_DOC=1 SS_BENCH_OUT=$T/bench timeout -k 10 900 bench/run.sh 20000 \
     > "$T/out" 2> "$T/err"
 check "bench/run.sh 20000 exits 0 ($(tail -3 "$T/err" | tr '\n' ' '))" test $? -eq 0
 contains "awk is the reference" "$T/out" "^  awk .*reference"
-for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "enclave, chained"; do
+for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "enclave, chained" \
+         "encrypted, sealed links" "enclave, sealed links, chained"; do
     line=$(grep -E "^  $c +[0-9.]+s " "$T/out") # the matrix row (wall time)
     check "$c: runs and gives awk's answer ($line)" \
         bash -c "grep -q 'yes (20 carriers)' <<< \"\$1\"" _ "$line"
@@ -24,7 +26,8 @@ done
 # in the source p50 / p99, the answer
 contains "the fixed rate is half of plain's measured rows/s" "$T/out" \
     "latency at a fixed rate: [0-9]+ rows/s \(50 % of the plain run's [0-9]+ rows/s\), 20000 rows"
-for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "enclave, chained"; do
+for c in "plain" "encrypted" "enclave" "plain, chained" "encrypted, chained" "enclave, chained" \
+         "encrypted, sealed links" "enclave, sealed links, chained"; do
     line=$(grep -E "^  $c +[0-9]+/s" "$T/out")
     check "$c at a fixed rate: latency p50 / p99 / max and awk's answer ($line)" \
         bash -c "grep -Eq '[0-9]+/s +[0-9]+/s +[0-9.]+s +[0-9]+ / [0-9]+ / [0-9]+ ms +[0-9]+ / [0-9]+ ms +yes' <<< \"\$1\"" _ "$line"
