@@ -16,7 +16,7 @@
 # speed (p50, p99 and max, from the batch's first row read by the source
 # to its output reaching the sink: SS_LATENCY_DIR, src/node/ss_latlog.h),
 # the same-answer check
-# against awk, and the CPU time and peak RSS of every worker process. Then appends the figures with the
+# against awk, and the CPU time and peak RSS of every process (workers first). Then appends the figures with the
 # command to docs/PERFORMANCE.md. Each configuration runs on each Lua
 # engine, one after the other: Lua 5.4 (bin/sstream), and when
 # bin/sstream-luajit is built (`make LUA=luajit`), LuaJIT as the stages
@@ -218,16 +218,22 @@ for chained in $CHAINS; do
         ROWS_MD="$ROWS_MD| $name | $WALL s | $MBS MB/s | $CPU s | ${VS_AWK}x | $VS_PLAIN | $VS_54 | $LAT | $SAME |
 "
         # the workers' peak RSS (the chained stages' are their worker's)
+        # the workers first, then every other process (source, routers,
+        # sink): "map-1 22.3 s 12.4 MB, ...; source 1.9 s 18.2 MB, ..."
         RSS=$(awk '/^  component/ { on = 1; next } on && /^  wall time/ { on = 0 }
-            on && $2 == "worker" { printf "%s %s s %s %s, ", $1, $(NF - 3), $(NF - 1), $NF }' \
-            "$dir.summary" | sed 's/, $//')
+            on && NF >= 4 && $NF == "MB" {
+                one = sprintf("%s %s s %s %s", $1, $(NF - 3), $(NF - 1), $NF)
+                if ($2 == "worker") w = w (w == "" ? "" : ", ") one
+                else o = o (o == "" ? "" : ", ") one
+            }
+            END { printf "%s", w; if (o != "") printf "; %s", o }' "$dir.summary")
         RSS_MD="$RSS_MD| $name | ${RSS:-?} |
 "
       done
     done
 done
 echo "  CPU: $CPU_HOW"
-echo "  CPU time and peak RSS of the workers (an enclave's are not in its worker's):"
+echo "  CPU time and peak RSS of every process, the workers first (an enclave's are not in its worker's):"
 printf '%s' "$RSS_MD" | sed 's/^| \(.*\) | \(.*\) |$/    \1: \2/'
 
 # ---- latency at a fixed input rate (SS_BENCH_RATE) ---------------------
@@ -371,7 +377,7 @@ if [ "${SS_BENCH_NO_DOC:-0}" != 1 ] && [ -n "$ROWS_MD" ]; then
         echo
         echo "CPU: $CPU_HOW."
         echo
-        echo "| configuration | workers: CPU time, peak RSS (an enclave's are not in its worker's) |"
+        echo "| configuration | every process: CPU time, peak RSS; the workers first, then source, routers and sink (an enclave's are not in its worker's) |"
         echo "|---|---|"
         printf '%s' "$RSS_MD"
         if [ -n "$RATE_MD" ]; then

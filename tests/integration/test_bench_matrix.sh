@@ -35,7 +35,9 @@ done
 contains "workers' CPU and peak RSS, unchained" "$T/out" \
     "^    enclave: map-1 [0-9.]+ s [0-9.]+ MB, filter-1 [0-9.]+ s [0-9.]+ MB, reduce-1"
 contains "workers' CPU and peak RSS, chained: one worker" "$T/out" \
-    "^    enclave, chained: map-1 [0-9.]+ s [0-9.]+ MB$"
+    "^    enclave, chained: map-1 [0-9.]+ s [0-9.]+ MB; source "
+contains "every other process's CPU and peak RSS: source, routers, sink" "$T/out" \
+    "^    plain: map-1 .*; source [0-9.]+ s [0-9.]+ MB, router-1 [0-9.]+ s [0-9.]+ MB, .*sink [0-9.]+ s [0-9.]+ MB$"
 # the engines: with bin/sstream-luajit built, every configuration runs on
 # LuaJIT too (interpreted, and with the JIT on outside an enclave)
 if [ -x bin/sstream-luajit ]; then
