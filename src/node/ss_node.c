@@ -1624,6 +1624,17 @@ static int node_run(node *n)
                  "enclave (in plain mode nothing is sealed)", o->name);
         return SS_EINVAL;
     }
+    /* barriers are not sealed: without CurveZMQ a stranger on a link
+     * could forge or move one (docs/SECURITY.md, "Double encryption") */
+    if (o->links_sealed &&
+        (o->checkpoint_dir || getenv("SS_RESTORE_EPOCH") ||
+         getenv("SS_RESUME_STREAMS"))) {
+        ss_error("%s: --links sealed cannot be used with checkpoints or a "
+                 "resume (--checkpoint-dir, SS_RESTORE_EPOCH, "
+                 "SS_RESUME_STREAMS): checkpoint barriers are not sealed, "
+                 "so they need CurveZMQ links", o->name);
+        return SS_EINVAL;
+    }
     /* every link is a CurveZMQ client, unless links are sealed only */
     if (secure && o->keys && !o->links_sealed) {
         if ((rc = ss_curve_load(&n->curve, o->keys, 0, n->err,

@@ -1448,6 +1448,14 @@ int ss_source_run(ss_source *s)
                  "plain mode nothing is sealed)");
         goto out;
     }
+    /* barriers are not sealed: without CurveZMQ a stranger on a link
+     * could forge or move one (docs/SECURITY.md, "Double encryption") */
+    if (o->links_sealed && (o->checkpoint_ms || o->resume)) {
+        ss_error("--links sealed cannot be used with checkpoints or a "
+                 "resume: checkpoint barriers are not sealed, so they need "
+                 "CurveZMQ links");
+        goto out;
+    }
     if (strcmp(o->security, "plain") != 0) {
         char kerr[512];
         if (!o->keys) {
