@@ -104,13 +104,19 @@ static void advance(tstream *st, uint64_t seq)
     if (seq - st->hi >= SS_TAKEN_WINDOW) {
         memset(st->bits, 0, sizeof st->bits);
     } else {
-        for (uint64_t s = st->hi + 1; s <= seq; s++) {
+        /* counted by distance, not up to seq: a seq at the top of the
+         * range must not wrap the loop around (it never ended) */
+        uint64_t s = st->hi + 1, n = seq - st->hi;
+        while (n > 0) {
             size_t b = (size_t)(s % SS_TAKEN_WINDOW);
-            if ((b & 63) == 0 && seq - s >= 63) { /* a whole word */
+            if ((b & 63) == 0 && n >= 64) { /* a whole word */
                 st->bits[b / 64] = 0;
-                s += 63;
+                s += 64;
+                n -= 64;
             } else {
                 st->bits[b / 64] &= ~(1ull << (b & 63));
+                s++;
+                n--;
             }
         }
     }

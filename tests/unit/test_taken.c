@@ -100,6 +100,30 @@ static void test_gaps_and_jumps(void **state)
 /* Parts: each (seq, part) once; part 0 of a cut batch is the same input
  * as the unsplit batch (as before); the parts of seqs that left the
  * window are dropped, so a long keyed input keeps a flat record. */
+/* The last seqs of the range: the window's advance must end (it looped
+ * for ever on a seq at UINT64_MAX; found by an outside review). */
+static void test_top_of_the_range(void **state)
+{
+    (void)state;
+    ss_taken *t = ss_taken_new();
+    assert_non_null(t);
+    assert_int_equal(ss_taken_take(t, 9, UINT64_MAX - 1, 0, NULL),
+                     SS_TAKEN_NEW);
+    assert_int_equal(ss_taken_take(t, 9, UINT64_MAX, 0, NULL), SS_TAKEN_NEW);
+    assert_int_equal(ss_taken_take(t, 9, UINT64_MAX, 0, NULL),
+                     SS_TAKEN_AGAIN);
+    assert_int_equal(ss_taken_take(t, 9, UINT64_MAX - 1, 0, NULL),
+                     SS_TAKEN_AGAIN);
+    assert_int_equal(ss_taken_take(t, 10, UINT64_MAX - 200, 0, NULL),
+                     SS_TAKEN_NEW);
+    assert_int_equal(ss_taken_take(t, 10, UINT64_MAX, 0, NULL), SS_TAKEN_NEW);
+    assert_int_equal(ss_taken_take(t, 10, UINT64_MAX - 100, 0, NULL),
+                     SS_TAKEN_NEW);
+    assert_int_equal(ss_taken_take(t, 10, UINT64_MAX - 200, 0, NULL),
+                     SS_TAKEN_AGAIN);
+    ss_taken_destroy(&t);
+}
+
 static void test_parts(void **state)
 {
     (void)state;
@@ -248,6 +272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flat_over_a_long_run),
         cmocka_unit_test(test_gaps_and_jumps),
+        cmocka_unit_test(test_top_of_the_range),
         cmocka_unit_test(test_parts),
         cmocka_unit_test(test_core_record_is_flat),
     };
