@@ -70,19 +70,33 @@ static void absorb(crypto_hash_sha256_state *st, const void *p, size_t n)
         crypto_hash_sha256_update(st, p, n);
 }
 
+/* A measurement's hash, before the program: its tag. */
+static void measure_begin(crypto_hash_sha256_state *st)
+{
+    crypto_hash_sha256_init(st);
+    crypto_hash_sha256_update(st, (const uint8_t *)MEASURE_TAG,
+                              sizeof MEASURE_TAG);
+}
+
+/* A measurement's hash, after the program: the script and the config. */
+static void measure_end(crypto_hash_sha256_state *st, const void *script,
+                        size_t nscript, const char *config,
+                        uint8_t out[SS_MEASUREMENT_BYTES])
+{
+    absorb(st, script, nscript);
+    absorb(st, config, strlen(config));
+    crypto_hash_sha256_final(st, out);
+}
+
 /* See ss_attest.h. */
 void ss_measure(const void *program, size_t nprogram, const void *script,
                 size_t nscript, const char *config,
                 uint8_t out[SS_MEASUREMENT_BYTES])
 {
     crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)MEASURE_TAG,
-                              sizeof MEASURE_TAG);
+    measure_begin(&st);
     absorb(&st, program, nprogram);
-    absorb(&st, script, nscript);
-    absorb(&st, config, strlen(config));
-    crypto_hash_sha256_final(&st, out);
+    measure_end(&st, script, nscript, config, out);
 }
 
 /* Feeds the file at path into the hash as absorb would its bytes (its
@@ -146,17 +160,13 @@ int ss_measure_program(const char *program, const void *script,
                        uint8_t out[SS_MEASUREMENT_BYTES])
 {
     crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)MEASURE_TAG,
-                              sizeof MEASURE_TAG);
+    measure_begin(&st);
     int rc = absorb_file(&st, program, 1u << 30);
     if (rc) {
         sodium_memzero(&st, sizeof st);
         return rc;
     }
-    absorb(&st, script, nscript);
-    absorb(&st, config, strlen(config));
-    crypto_hash_sha256_final(&st, out);
+    measure_end(&st, script, nscript, config, out);
     return 0;
 }
 
